@@ -1,0 +1,109 @@
+"""Choice of the compiled kernel module, thread counts and build facts.
+
+The kernels are compiled once per CPU target (``fastxent._kernels_baseline``
+everywhere, ``fastxent._kernels_avx2`` on x86-64).  At import the best target
+the CPU supports is chosen; ``FASTXENT_CPU=baseline`` (or ``avx2``) in the
+environment forces one, and :func:`cpu_path` switches temporarily.
+"""
+import contextlib
+import os
+import threading
+
+try:
+    from . import _kernels_baseline
+except ImportError as exc:  # pragma: no cover - only without a build
+    raise ImportError(
+        "fastxent's compiled kernels could not be loaded. Install the package "
+        "(`pip install .`) rather than importing it from the source tree; if it "
+        f"was installed, its OpenMP runtime may be missing. Original error: {exc}"
+    ) from exc
+
+_MODULES = {"baseline": _kernels_baseline}
+try:
+    from . import _kernels_avx2
+except ImportError:  # not built (non-x86 machine)
+    _kernels_avx2 = None
+else:
+    if _kernels_baseline.cpu_has_avx2_fma():
+        _MODULES["avx2"] = _kernels_avx2
+
+# best first
+_PREFERENCE = [p for p in ("avx2", "baseline") if p in _MODULES]
+_state = threading.local()
+
+
+def _default_path():
+    forced = os.environ.get("FASTXENT_CPU", "").strip().lower()
+    if forced:
+        if forced not in _MODULES:
+            raise ImportError(f"FASTXENT_CPU={forced!r} is not usable on this machine; "
+                              f"choose one of {sorted(_MODULES)}")
+        return forced
+    return _PREFERENCE[0]
+
+
+_DEFAULT = _default_path()
+
+
+def kernels():
+    """The kernel module in use in this thread."""
+    return _MODULES[getattr(_state, "path", _DEFAULT)]
+
+
+@contextlib.contextmanager
+def cpu_path(name):
+    """Run the enclosed calls (in this thread) on the named CPU code path.
+
+    ``name`` is one of ``get_config()['cpu_paths']``; used to check that every
+    path gives the same results.
+    """
+    if name not in _MODULES:
+        raise ValueError(f"cpu path {name!r} is not available here; "
+                         f"choose one of {list(_MODULES)}")
+    previous = getattr(_state, "path", _DEFAULT)
+    _state.path = name
+    try:
+        yield
+    finally:
+        _state.path = previous
+
+
+def resolve_threads(n_threads):
+    """The thread count for a call: n_threads, or the OpenMP default."""
+    if n_threads is None:
+        return _kernels_baseline.max_threads()
+    if isinstance(n_threads, bool) or not hasattr(n_threads, "__index__"):
+        raise TypeError(f"n_threads must be None or a positive integer, got {n_threads!r}")
+    n = int(n_threads.__index__())
+    if n < 1:
+        raise ValueError(f"n_threads must be None or a positive integer, got {n}")
+    return min(n, 1 << 16)
+
+
+def get_config():
+    """How this fastxent was built and what it runs.
+
+    Returns
+    -------
+    dict
+        ``openmp``: compiled with OpenMP (False: the kernels run serially);
+        ``cpu_path``: the code path in use; ``cpu_paths``: the paths this
+        machine can run; ``max_threads``: the default thread count
+        (``OMP_NUM_THREADS``, or threadpoolctl's limit).
+    """
+    return {
+        "openmp": _kernels_baseline.openmp_enabled(),
+        "cpu_path": kernels().CPU_PATH,
+        "cpu_paths": list(_MODULES),
+        "max_threads": _kernels_baseline.max_threads(),
+    }
+
+
+def show_config():
+    """Print :func:`get_config` and the versions of fastxent and NumPy."""
+    import numpy as np
+
+    from . import __version__
+    print(f"fastxent {__version__} (NumPy {np.__version__})")
+    for key, value in get_config().items():
+        print(f"  {key}: {value}")

@@ -1,0 +1,116 @@
+"""Views of an N-d reduction as the kernels' (outer, C, inner) problem.
+
+A reduction over some axes of an array is a reduction along the middle axis
+of a 3-d strided view -- as long as the reduced axes can be merged into one
+strided dimension and the kept axes into at most two.  Axes are ordered by
+stride (as in memory) before merging, so C-order, F-order, transposed, sliced
+and negative-stride arrays all map to a view of the caller's memory: no copy.
+
+Several arrays (input, weights, outputs) are planned together; a merge is
+taken only where it is valid for all of them, so element (o, c, i) of each
+view is the same logical element.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+__all__ = ["normalize_axes", "empty_like_layout", "plan_views"]
+
+
+def normalize_axes(axis, ndim, name="axis"):
+    """Sorted tuple of the distinct axes named by `axis` (None: all).
+
+    Raises AxisError (a ValueError and IndexError) for an axis out of range,
+    ValueError for a repeated axis and TypeError for a non-integer, as NumPy
+    reductions do.
+    """
+    if axis is None:
+        return tuple(range(ndim))
+    items = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for ax in items:
+        try:
+            ax = int(ax.__index__())
+        except (AttributeError, TypeError):
+            raise TypeError(f"{name} must be None, an integer or a tuple of integers, "
+                            f"got {axis!r}") from None
+        if not -ndim <= ax < ndim:
+            raise np.exceptions.AxisError(ax, ndim)
+        out.append(ax % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"duplicate value in '{name}': {axis!r}")
+    return tuple(sorted(out))
+
+
+def empty_like_layout(x, shape, dtype, kept):
+    """A new array of `shape` whose axes lie in memory in the order of the
+    corresponding axes `kept` of `x` (largest stride first), so that it merges
+    with `x` wherever `x` merges with itself."""
+    order = sorted(range(len(shape)), key=lambda d: -abs(x.strides[kept[d]]) if kept[d] is not None else 0)
+    out = np.empty(tuple(shape[d] for d in order), dtype=dtype)
+    return out.transpose(np.argsort(order))
+
+
+def _merge(dims):
+    """Merge runs of (size, strides) dims, outermost first, that are one
+    strided dim in every array.  Size-1 dims vanish."""
+    merged = []
+    for size, st in dims:
+        if size == 1:
+            continue
+        if merged:
+            psize, pst = merged[-1]
+            if all(p == s * size for p, s in zip(pst, st)):
+                merged[-1] = (psize * size, st)
+                continue
+        merged.append((size, st))
+    return merged
+
+
+def plan_views(shape, axes, arrays, kept_arrays):
+    """Plan 3-d views for a reduction of `shape` over `axes`.
+
+    arrays      -- arrays of the full `shape` (input, weights, full outputs)
+    kept_arrays -- arrays of the reduced shape with keepdims (row outputs)
+
+    Returns (views, kept_views): (outer, C, inner) views of `arrays` and
+    (outer, inner) views of `kept_arrays`, or None when the axes cannot be
+    merged (the caller then falls back, see split_largest).
+    """
+    ndim = len(shape)
+    red = [(shape[d], [a.strides[d] for a in arrays]) for d in axes]
+    bat = [(shape[d], [a.strides[d] for a in arrays] + [k.strides[d] for k in kept_arrays])
+           for d in range(ndim) if d not in axes]
+    red = _merge(sorted(red, key=lambda t: -abs(t[1][0])))
+    bat = _merge(sorted(bat, key=lambda t: -abs(t[1][0])))
+    if len(red) > 1 or len(bat) > 2:
+        return None
+    na = len(arrays)
+    C, sc = red[0] if red else (1, [0] * na)
+    if len(bat) == 2:
+        (O, so), (I, si) = bat
+    elif len(bat) == 1:
+        size, st = bat[0]
+        item = arrays[0].itemsize
+        # a contiguous kept axis next to a strided reduced axis is the column
+        # kernels' case; otherwise walk it as the outer axis
+        if st[0] == item and sc[0] != item:
+            O, so, I, si = 1, [0] * len(st), size, st
+        else:
+            O, so, I, si = size, st, 1, [0] * len(st)
+    else:
+        O, so, I, si = 1, [0] * (na + len(kept_arrays)), 1, [0] * (na + len(kept_arrays))
+    views = [as_strided(a, (O, C, I), (so[j], sc[j], si[j]), writeable=a.flags.writeable)
+             for j, a in enumerate(arrays)]
+    kept_views = [as_strided(k, (O, I), (so[na + j], si[na + j]))
+                  for j, k in enumerate(kept_arrays)]
+    return views, kept_views
+
+
+def split_largest(shape, axes, arrays):
+    """The kept axis with the largest stride in the first array, to loop over
+    in Python when the kept axes do not merge into two (rare: arrays sliced in
+    three or more kept axes).  None when the reduced axes are the problem."""
+    kept = [d for d in range(len(shape)) if d not in axes and shape[d] > 1]
+    if len(kept) <= 2:
+        return None
+    return max(kept, key=lambda d: abs(arrays[0].strides[d]))

@@ -1,0 +1,114 @@
+"""Build of fastxent's compiled kernels.
+
+The kernels in src/ are compiled once per CPU target -- a baseline build that
+runs everywhere and, on x86-64, an AVX2+FMA build chosen at import time on
+CPUs that have it -- so wheels never need -march=native.  OpenMP is probed with
+the compiler that will really be used; without it the kernels build serial and
+``fastxent.get_config()['openmp']`` says so.
+
+Environment switches:
+  FASTXENT_REQUIRE_OPENMP=1  fail the build when OpenMP is not available
+  FASTXENT_DEBUG=1           bounds and initialization checks on, -O0 -g
+"""
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+DEBUG = os.environ.get("FASTXENT_DEBUG", "0") == "1"
+REQUIRE_OPENMP = os.environ.get("FASTXENT_REQUIRE_OPENMP", "0") == "1"
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+# Safe for the kernels: they keep inf and NaN by explicit selects and never
+# read errno or FP exception flags.  -fno-trapping-math lets gcc if-convert the
+# clamps of the exp polynomial and vectorize it.  Never -ffast-math.
+GCC_FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fopenmp-simd"]
+TARGETS = {"baseline": []}
+if X86:
+    TARGETS["avx2"] = ["-mavx2", "-mfma", "-mf16c"]
+
+extensions = [
+    Extension(
+        f"fastxent._kernels_{name}",
+        [f"src/_kernels_{name}.pyx"],
+        include_dirs=["src", np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        depends=["src/fx_math.h", "src/fx_rows.h", "src/fx_rows_impl.h",
+                 "src/fx_platform.h", "src/fx_kernels.pxd", "src/softmax_family.pxi"],
+    )
+    for name in TARGETS
+]
+
+
+def _openmp_flags(compiler):
+    """(compile, link) flags that make OpenMP work with this compiler, or None."""
+    ctype = compiler.compiler_type
+    if ctype == "msvc":
+        candidates = [(["/openmp"], [])]
+    elif sys.platform == "darwin":
+        candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
+    else:
+        candidates = [(["-fopenmp"], ["-fopenmp"])]
+    src = "#include <omp.h>\nint main(void){int n=0;\n#pragma omp parallel reduction(+:n)\nn+=1;\nreturn n>0?0:1;}\n"
+    tmp = tempfile.mkdtemp()
+    try:
+        path = os.path.join(tmp, "omp_probe.c")
+        with open(path, "w") as f:
+            f.write(src)
+        for cflags, lflags in candidates:
+            try:
+                objs = compiler.compile([path], output_dir=tmp, extra_postargs=cflags)
+                compiler.link_executable(objs, "omp_probe", output_dir=tmp, extra_postargs=lflags)
+                subprocess.run([os.path.join(tmp, "omp_probe")], check=True, capture_output=True)
+                return cflags, lflags
+            except Exception:
+                continue
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        omp = _openmp_flags(self.compiler)
+        if omp is None:
+            if REQUIRE_OPENMP:
+                raise RuntimeError("FASTXENT_REQUIRE_OPENMP=1 but the compiler has no working OpenMP")
+            print("fastxent: OpenMP not available, building serial kernels")
+            omp = ([], [])
+        else:
+            print(f"fastxent: building with OpenMP ({' '.join(omp[0])})")
+        msvc = self.compiler.compiler_type == "msvc"
+        for ext in self.extensions:
+            target = ext.name.rsplit("_", 1)[-1]
+            if msvc:
+                flags = ["/O2", "/fp:precise"] + (["/arch:AVX2"] if target == "avx2" else [])
+            else:
+                flags = (["-O0", "-g"] if DEBUG else GCC_FLAGS) + TARGETS[target]
+            ext.extra_compile_args = flags + omp[0]
+            ext.extra_link_args = omp[1]
+            print(f"fastxent: {ext.name}: {' '.join(ext.extra_compile_args)}")
+        super().build_extensions()
+
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": False,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=directives,
+                          include_path=["src"], quiet=True),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,59 @@
+# Declarations of the C kernels (fx_rows.h) and platform helpers
+# (fx_platform.h), shared by every CPU-specific extension module.
+
+from libc.stdint cimport uint16_t
+
+cdef extern from "fx_platform.h" nogil:
+    int FX_OPENMP
+    int fx_max_threads()
+    int fx_cpu_has_avx2_fma()
+
+cdef extern from "fx_rows.h" nogil:
+    Py_ssize_t FX_CHUNK
+
+    uint16_t fx_float_to_half(float)
+    float fx_half_to_float(uint16_t)
+    double fx_lse_finish(double m, double k, double s, int want_sign, double *sgn)
+    double fx_lse_naive(double total, int want_sign, double *sgn)
+    double fx_log_softmax_offset(double m, double k, double s, double *m_eff)
+
+    # one block per storage type; W is the working type (float for float16)
+    float fx_f32_max(const float *x, Py_ssize_t n, Py_ssize_t s)
+    double fx_f32_sumexp_excl(const float *x, Py_ssize_t n, Py_ssize_t s, float m, double *k)
+    float fx_f32_naive(const float *x, Py_ssize_t n, Py_ssize_t s, const float *b, Py_ssize_t bs)
+    double fx_f32_row_lse(const float *x, Py_ssize_t n, Py_ssize_t s, const float *b, Py_ssize_t bs, int want_sign, double *sgn)
+    double fx_f32_store_exp(const float *x, Py_ssize_t n, Py_ssize_t s, float m, float *out, Py_ssize_t os)
+    void fx_f32_divide(float *out, Py_ssize_t n, Py_ssize_t os, float d)
+    void fx_f32_fill(float *out, Py_ssize_t n, Py_ssize_t os, float v)
+    void fx_f32_exp_div(const float *x, Py_ssize_t n, Py_ssize_t s, float m, float d, float *out, Py_ssize_t os)
+    void fx_f32_shift(const float *x, Py_ssize_t n, Py_ssize_t s, float m, float c, float *out, Py_ssize_t os)
+    void fx_f32_row_softmax(const float *x, Py_ssize_t n, Py_ssize_t s, float *out, Py_ssize_t os)
+    void fx_f32_row_log_softmax(const float *x, Py_ssize_t n, Py_ssize_t s, float *out, Py_ssize_t os)
+    void fx_f32_col_lse(const float *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, float *mx, double *scratch, int want_sign, double *out, double *sgn)
+    void fx_f32_col_softmax(const float *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, float *mx, double *scratch, int logarithm, float *out, Py_ssize_t osc, Py_ssize_t osi)
+
+    double fx_f64_max(const double *x, Py_ssize_t n, Py_ssize_t s)
+    double fx_f64_sumexp_excl(const double *x, Py_ssize_t n, Py_ssize_t s, double m, double *k)
+    double fx_f64_naive(const double *x, Py_ssize_t n, Py_ssize_t s, const double *b, Py_ssize_t bs)
+    double fx_f64_row_lse(const double *x, Py_ssize_t n, Py_ssize_t s, const double *b, Py_ssize_t bs, int want_sign, double *sgn)
+    double fx_f64_store_exp(const double *x, Py_ssize_t n, Py_ssize_t s, double m, double *out, Py_ssize_t os)
+    void fx_f64_divide(double *out, Py_ssize_t n, Py_ssize_t os, double d)
+    void fx_f64_fill(double *out, Py_ssize_t n, Py_ssize_t os, double v)
+    void fx_f64_exp_div(const double *x, Py_ssize_t n, Py_ssize_t s, double m, double d, double *out, Py_ssize_t os)
+    void fx_f64_shift(const double *x, Py_ssize_t n, Py_ssize_t s, double m, double c, double *out, Py_ssize_t os)
+    void fx_f64_row_softmax(const double *x, Py_ssize_t n, Py_ssize_t s, double *out, Py_ssize_t os)
+    void fx_f64_row_log_softmax(const double *x, Py_ssize_t n, Py_ssize_t s, double *out, Py_ssize_t os)
+    void fx_f64_col_lse(const double *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, double *mx, double *scratch, int want_sign, double *out, double *sgn)
+    void fx_f64_col_softmax(const double *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, double *mx, double *scratch, int logarithm, double *out, Py_ssize_t osc, Py_ssize_t osi)
+
+    float fx_f16_max(const uint16_t *x, Py_ssize_t n, Py_ssize_t s)
+    double fx_f16_sumexp_excl(const uint16_t *x, Py_ssize_t n, Py_ssize_t s, float m, double *k)
+    float fx_f16_naive(const uint16_t *x, Py_ssize_t n, Py_ssize_t s, const uint16_t *b, Py_ssize_t bs)
+    double fx_f16_row_lse(const uint16_t *x, Py_ssize_t n, Py_ssize_t s, const uint16_t *b, Py_ssize_t bs, int want_sign, double *sgn)
+    void fx_f16_fill(uint16_t *out, Py_ssize_t n, Py_ssize_t os, float v)
+    void fx_f16_exp_div(const uint16_t *x, Py_ssize_t n, Py_ssize_t s, float m, float d, uint16_t *out, Py_ssize_t os)
+    void fx_f16_shift(const uint16_t *x, Py_ssize_t n, Py_ssize_t s, float m, float c, uint16_t *out, Py_ssize_t os)
+    void fx_f16_row_softmax(const uint16_t *x, Py_ssize_t n, Py_ssize_t s, uint16_t *out, Py_ssize_t os)
+    void fx_f16_row_log_softmax(const uint16_t *x, Py_ssize_t n, Py_ssize_t s, uint16_t *out, Py_ssize_t os)
+    void fx_f16_col_lse(const uint16_t *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, float *mx, double *scratch, int want_sign, double *out, double *sgn)
+    void fx_f16_col_softmax(const uint16_t *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, float *mx, double *scratch, int logarithm, uint16_t *out, Py_ssize_t osc, Py_ssize_t osi)

@@ -1,0 +1,156 @@
+/*
+ * fx_math.h -- scalar building blocks that the compiler turns into SIMD.
+ *
+ * Every function here is branch-free straight-line code on one element, so that
+ * a loop over a fixed number of lanes calling it auto-vectorizes (check with
+ * -fopt-info-vec).  Special values are handled by explicit selects, never by
+ * -ffast-math: exp(-inf) = 0, exp(+inf) = inf, exp(NaN) = NaN, overflow gives
+ * inf and underflow gives the correctly scaled subnormal or 0.
+ *
+ * Why not libm: a scalar exp call costs ~10x a vectorized polynomial on this
+ * kind of machine (see DESIGN.md), and libmvec needs -ffast-math.
+ */
+#ifndef FX_MATH_H
+#define FX_MATH_H
+
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#if defined(_MSC_VER)
+#define FX_INLINE static __forceinline
+#else
+#define FX_INLINE static inline __attribute__((always_inline))
+#endif
+
+FX_INLINE uint32_t fx_f32_bits(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+FX_INLINE float fx_f32_from(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
+FX_INLINE uint64_t fx_f64_bits(double x) { uint64_t u; memcpy(&u, &x, 8); return u; }
+FX_INLINE double fx_f64_from(uint64_t u) { double x; memcpy(&x, &u, 8); return x; }
+
+/*
+ * expf: Cody-Waite range reduction x = n ln2 + r, |r| <= ln2/2, then the
+ * degree-7 (Cephes) polynomial, about 1 ulp.  n is rounded with the 1.5*2^23
+ * "magic number" so no float->int conversion (slow, and UB on NaN) is needed.
+ * 2^n is applied as two factors 2^n1 * 2^n2 so that results in the subnormal
+ * range get a single correct rounding instead of flushing to zero.
+ */
+#define FX_EXPF_HI 88.72283935546875f      /* largest x with finite expf(x) */
+#define FX_EXPF_LO (-103.97283935546875f)  /* below this expf(x) rounds to 0 */
+
+FX_INLINE float fx_expf(float x)
+{
+    const float magic = 12582912.0f;        /* 1.5 * 2^23 */
+    const float log2e = 1.44269504088896341f;
+    const float ln2_hi = 0.693359375f;      /* few mantissa bits: n*ln2_hi exact */
+    const float ln2_lo = -2.12194440e-4f;
+    /* no clamp: outside [LO, HI] the final selects replace whatever the
+     * arithmetic produced, and a NaN flows through every step */
+    float xc = x;
+    float t = xc * log2e + magic;
+    float n = t - magic;
+    float r = xc - n * ln2_hi;
+    r = r - n * ln2_lo;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = (p * (r * r) + r) + 1.0f;
+    /* n is in [-150, 128]; split it so both factors are normal floats */
+    int32_t ni = (int32_t)(fx_f32_bits(t) - fx_f32_bits(magic));
+    int32_t n1 = ni >> 1;
+    int32_t n2 = ni - n1;
+    float s1 = fx_f32_from((uint32_t)(n1 + 127) << 23);
+    float s2 = fx_f32_from((uint32_t)(n2 + 127) << 23);
+    y = (y * s1) * s2;
+    y = x > FX_EXPF_HI ? INFINITY : y;
+    y = x < FX_EXPF_LO ? 0.0f : y;
+    return y;
+}
+
+/*
+ * exp (double): the same scheme with a degree-13 Taylor polynomial on
+ * |r| <= ln2/2 (truncation error < 2^-57), Horner form, about 1 ulp.
+ * n is split in double arithmetic because AVX2 has no 64-bit arithmetic
+ * shift or double->int64 conversion.
+ */
+#define FX_EXP_HI 709.782712893383973096   /* largest x with finite exp(x) */
+#define FX_EXP_LO (-745.1332191019412)     /* below this exp(x) rounds to 0 */
+
+FX_INLINE double fx_exp(double x)
+{
+    const double magic = 6755399441055744.0;    /* 1.5 * 2^52 */
+    const double log2e = 1.4426950408889634074;
+    const double ln2_hi = 6.93147180369123816490e-01;   /* 32 significant bits */
+    const double ln2_lo = 1.90821492927058770002e-10;
+    double xc = x;   /* no clamp: see fx_expf */
+    double t = xc * log2e + magic;
+    double n = t - magic;
+    double r = xc - n * ln2_hi;
+    r = r - n * ln2_lo;
+    double p = 1.0 / 6227020800.0;                 /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    double y = (p * (r * r) + r) + 1.0;
+    /* n in [-1075, 1024]: n1 = round(n/2), n2 = n - n1, both in normal range */
+    double t1 = n * 0.5 + magic;
+    double n1 = t1 - magic;
+    double n2 = n - n1;
+    double t2 = n2 + magic;
+    int64_t i1 = (int64_t)(fx_f64_bits(t1) - fx_f64_bits(magic));
+    int64_t i2 = (int64_t)(fx_f64_bits(t2) - fx_f64_bits(magic));
+    double s1 = fx_f64_from((uint64_t)(i1 + 1023) << 52);
+    double s2 = fx_f64_from((uint64_t)(i2 + 1023) << 52);
+    y = (y * s1) * s2;
+    y = x > FX_EXP_HI ? INFINITY : y;
+    y = x < FX_EXP_LO ? 0.0 : y;
+    return y;
+}
+
+/*
+ * IEEE half <-> float, branch-free (so they vectorize), exact for every
+ * value: subnormal halves are rebuilt with one float multiply, inf/NaN keep
+ * their class.  float -> half rounds to nearest even.
+ */
+FX_INLINE float fx_half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t em = (uint32_t)(h & 0x7fffu);
+    /* normal and subnormal: shift into place, rescale by 2^112 */
+    float f = fx_f32_from(em << 13) * 5.192296858534828e+33f;
+    /* inf and NaN: exponent all ones */
+    uint32_t infnan = (em << 13) | 0x7f800000u;
+    uint32_t bits = em >= 0x7c00u ? infnan : fx_f32_bits(f);
+    return fx_f32_from(bits | sign);
+}
+
+FX_INLINE uint16_t fx_float_to_half(float f)
+{
+    uint32_t x = fx_f32_bits(f);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t ax = x & 0x7fffffffu;
+    /* NaN stays a (quiet) NaN, overflow becomes inf */
+    uint32_t nan_h = 0x7e00u;
+    /* normal range: rebias and round to nearest even on the dropped 13 bits */
+    uint32_t norm = ((ax - 0x38000000u) + 0x0fffu + ((ax >> 13) & 1u)) >> 13;
+    /* subnormal range: let the float adder do the rounding */
+    float sub_f = fx_f32_from(ax) + 0.5f;
+    uint32_t sub = fx_f32_bits(sub_f) - fx_f32_bits(0.5f);
+    uint32_t h = ax < 0x38800000u ? sub : norm;
+    h = ax >= 0x477ff000u ? 0x7c00u : h;          /* rounds to >= 65520 */
+    h = ax > 0x7f800000u ? nan_h : h;
+    return (uint16_t)(h | sign);
+}
+
+#endif /* FX_MATH_H */

@@ -1,0 +1,30 @@
+/*
+ * fx_platform.h -- what the build and the CPU offer, asked at run time.
+ *
+ * The same Cython source is compiled with and without OpenMP and for several
+ * instruction sets; these helpers let the Python layer report and choose.
+ */
+#ifndef FX_PLATFORM_H
+#define FX_PLATFORM_H
+
+#ifdef _OPENMP
+#include <omp.h>
+#define FX_OPENMP 1
+static inline int fx_max_threads(void) { return omp_get_max_threads(); }
+#else
+#define FX_OPENMP 0
+static inline int fx_max_threads(void) { return 1; }
+#endif
+
+/* 1 when the CPU and the OS support AVX2 and FMA (the avx2 module's code) */
+static inline int fx_cpu_has_avx2_fma(void)
+{
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+#endif /* FX_PLATFORM_H */

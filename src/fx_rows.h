@@ -1,0 +1,123 @@
+/*
+ * fx_rows.h -- the per-row kernels of the softmax family for float16, float32
+ * and float64 storage, plus the type-independent finishing formulas.
+ *
+ * This header is compiled into every CPU-specific extension module; the
+ * compiler flags of that module (baseline or AVX2+FMA) decide the SIMD code.
+ */
+#ifndef FX_ROWS_H
+#define FX_ROWS_H
+
+#include <Python.h>
+#include "fx_math.h"
+
+/* "omp simd" lets the compiler reassociate just these reductions (the only
+ * thing it needs to vectorize them); -fopenmp-simd enables it without the
+ * OpenMP runtime, and compilers without it run the same loops serially */
+#define FX_PRAGMA(x) _Pragma(#x)
+#if defined(_OPENMP) || defined(__clang__) || defined(__GNUC__)
+#define FX_SIMD_REDUCE(...) FX_PRAGMA(omp simd reduction(__VA_ARGS__))
+#else
+#define FX_SIMD_REDUCE(...)
+#endif
+
+/* elements per chunk of a long row: the unit of work when one row is split
+ * across threads, and of the ordered summation that keeps results
+ * independent of the thread count */
+#define FX_CHUNK 16384
+/* elements after which float lanes are folded into double */
+#define FX_FLUSH 2048
+
+/*
+ * SciPy's stable logsumexp from the row maximum m, the count (or summed
+ * weight) k of the elements equal to m and the sum s of b exp(x - m) over the
+ * others: log1p(s/k) + log(k) + m.  Keeping the max terms apart keeps results
+ * near zero accurate.  *sgn receives the sign of the sum.
+ */
+static inline double fx_lse_finish(double m, double k, double s, int want_sign, double *sgn)
+{
+    s = s == 0.0 ? s : s / k;
+    double t = s + 1.0;
+    double sg = (double)((t > 0) - (t < 0)) * (double)((k > 0) - (k < 0));
+    if (isnan(t) || isnan(k)) sg = NAN;
+    if (s < -1.0) s = -s - 2.0;
+    double out = log1p(s) + log(fabs(k)) + m;
+    *sgn = sg;
+    if (!want_sign && sg < 0) out = NAN;
+    return out;
+}
+
+/* the plain log(sum b exp(x)) that SciPy returns where the stable form is
+ * not finite (rows with +inf, all -inf, or cancelling weights) */
+static inline double fx_lse_naive(double total, int want_sign, double *sgn)
+{
+    *sgn = isnan(total) ? NAN : (double)((total > 0) - (total < 0));
+    return want_sign ? log(fabs(total)) : log(total);
+}
+
+/*
+ * log_softmax(x) = (x - m_eff) - c.  Finite max: m_eff = m and
+ * c = log(k) + log1p(s/k), accurate near zero.  Otherwise SciPy's rules:
+ * a non-finite max is replaced by 0 and c = log(sum exp(x)), i.e. +inf for a
+ * row with +inf (finite entries -> -inf, +inf entries -> NaN) and -inf for a
+ * row of -inf (all NaN); a NaN anywhere makes the row NaN.
+ */
+static inline double fx_log_softmax_offset(double m, double k, double s, double *m_eff)
+{
+    *m_eff = isfinite(m) ? m : 0.0;
+    if (isnan(s)) return NAN;
+    if (m == INFINITY) return INFINITY;
+    if (m == -INFINITY) return -INFINITY;
+    return log(k) + log1p(s / k);
+}
+
+#define FX_NAME(x) fx_f32_##x
+#define FX_T float
+#define FX_W float
+#define FX_LOAD(v) (v)
+#define FX_STORE(w) (w)
+#define FX_EXP fx_expf
+#define FX_STORES_EXP 1
+#include "fx_rows_impl.h"
+#undef FX_NAME
+#undef FX_T
+#undef FX_W
+#undef FX_LOAD
+#undef FX_STORE
+#undef FX_EXP
+#undef FX_STORES_EXP
+
+#define FX_NAME(x) fx_f64_##x
+#define FX_T double
+#define FX_W double
+#define FX_LOAD(v) (v)
+#define FX_STORE(w) (w)
+#define FX_EXP fx_exp
+#define FX_STORES_EXP 1
+#include "fx_rows_impl.h"
+#undef FX_NAME
+#undef FX_T
+#undef FX_W
+#undef FX_LOAD
+#undef FX_STORE
+#undef FX_EXP
+#undef FX_STORES_EXP
+
+/* float16 is read as its bits and computed in float32 */
+#define FX_NAME(x) fx_f16_##x
+#define FX_T uint16_t
+#define FX_W float
+#define FX_LOAD(v) fx_half_to_float(v)
+#define FX_STORE(w) fx_float_to_half(w)
+#define FX_EXP fx_expf
+#define FX_STORES_EXP 0
+#include "fx_rows_impl.h"
+#undef FX_NAME
+#undef FX_T
+#undef FX_W
+#undef FX_LOAD
+#undef FX_STORE
+#undef FX_EXP
+#undef FX_STORES_EXP
+
+#endif /* FX_ROWS_H */

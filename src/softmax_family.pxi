@@ -1,0 +1,448 @@
+# Parallel drivers of logsumexp, softmax and log_softmax.
+#
+# Every input arrives as a 3-d strided view (outer, C, inner) of the caller's
+# array -- C is the reduced axis -- so one driver serves every axis, layout and
+# stride without a copy.  The per-row arithmetic lives in fx_rows.h; this file
+# only chooses how rows are walked and shared among threads:
+#
+# * rows   -- one row per work item (prange over outer*inner rows); a row is
+#             read twice (max, then sum) while it is still in cache.
+# * split  -- fewer rows than threads and long rows: the rows are cut into
+#             FX_CHUNK-element chunks and the chunks are shared.  Sums are
+#             added chunk by chunk in order, exactly as the rows path does, so
+#             results do not depend on the thread count.
+# * cols   -- the reduced axis is strided and the inner axis is contiguous
+#             (axis=0 of a C-ordered matrix, PyTorch's (N, C, d1...) layout):
+#             COL_W neighbouring rows are processed side by side, vectorized
+#             across inner.
+#
+# Python validates and allocates; nothing here raises.
+
+cimport cython
+from cython.parallel cimport prange, parallel, threadid
+from libc.stdlib cimport malloc, free
+from libc.stdint cimport uint16_t
+from libc.math cimport INFINITY, NAN, isfinite
+
+from fx_kernels cimport *
+
+ctypedef fused real:
+    uint16_t      # float16, read as its bits and computed in float32
+    float
+    double
+
+# below this many elements per thread, starting a thread costs more than it saves
+DEF MIN_WORK_PER_THREAD = 32768
+# rows processed side by side by the column kernels
+DEF COL_W = 64
+
+def openmp_enabled():
+    """True when this module was compiled with OpenMP."""
+    return bool(FX_OPENMP)
+
+def max_threads():
+    """The OpenMP default thread count (1 without OpenMP)."""
+    return fx_max_threads()
+
+def cpu_has_avx2_fma():
+    """True when the CPU and the OS support AVX2 and FMA."""
+    return bool(fx_cpu_has_avx2_fma())
+
+
+cdef inline int _threads(int requested, Py_ssize_t work) noexcept nogil:
+    cdef Py_ssize_t cap = work // MIN_WORK_PER_THREAD
+    if cap <= 1:
+        return 1
+    return requested if requested < cap else <int>cap
+
+
+cdef inline void _put(real *p, double v) noexcept nogil:
+    if real is uint16_t:
+        p[0] = fx_float_to_half(<float>v)
+    else:
+        p[0] = <real>v
+
+
+# ---- fused -> C dispatch (compile-time branches) ----
+
+cdef inline double _max(const real *x, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
+    if real is float:
+        return fx_f32_max(x, n, s)
+    elif real is double:
+        return fx_f64_max(x, n, s)
+    else:
+        return fx_f16_max(x, n, s)
+
+cdef inline double _sumexp(const real *x, Py_ssize_t n, Py_ssize_t s, double m, double *k) noexcept nogil:
+    if real is float:
+        return fx_f32_sumexp_excl(x, n, s, <float>m, k)
+    elif real is double:
+        return fx_f64_sumexp_excl(x, n, s, m, k)
+    else:
+        return fx_f16_sumexp_excl(x, n, s, <float>m, k)
+
+cdef inline double _naive(const real *x, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
+    if real is float:
+        return fx_f32_naive(x, n, s, NULL, 0)
+    elif real is double:
+        return fx_f64_naive(x, n, s, NULL, 0)
+    else:
+        return fx_f16_naive(x, n, s, NULL, 0)
+
+cdef inline double _row_lse(const real *x, Py_ssize_t n, Py_ssize_t s, const real *b,
+                            Py_ssize_t bs, int want_sign, double *sgn) noexcept nogil:
+    if real is float:
+        return fx_f32_row_lse(x, n, s, b, bs, want_sign, sgn)
+    elif real is double:
+        return fx_f64_row_lse(x, n, s, b, bs, want_sign, sgn)
+    else:
+        return fx_f16_row_lse(x, n, s, b, bs, want_sign, sgn)
+
+cdef inline void _row_softmax(const real *x, Py_ssize_t n, Py_ssize_t s, real *out,
+                              Py_ssize_t os, bint logarithm) noexcept nogil:
+    if real is float:
+        if logarithm:
+            fx_f32_row_log_softmax(x, n, s, out, os)
+        else:
+            fx_f32_row_softmax(x, n, s, out, os)
+    elif real is double:
+        if logarithm:
+            fx_f64_row_log_softmax(x, n, s, out, os)
+        else:
+            fx_f64_row_softmax(x, n, s, out, os)
+    else:
+        if logarithm:
+            fx_f16_row_log_softmax(x, n, s, out, os)
+        else:
+            fx_f16_row_softmax(x, n, s, out, os)
+
+cdef inline bint _stores_exp(const real *x) noexcept nogil:
+    # float16 output is not a good place to keep unnormalized exponentials
+    if real is uint16_t:
+        return False
+    else:
+        return True
+
+cdef inline double _store_exp(const real *x, Py_ssize_t n, Py_ssize_t s, double m,
+                              real *out, Py_ssize_t os) noexcept nogil:
+    if real is float:
+        return fx_f32_store_exp(x, n, s, <float>m, out, os)
+    elif real is double:
+        return fx_f64_store_exp(x, n, s, m, out, os)
+    else:
+        return 0.0
+
+cdef inline void _divide(real *out, Py_ssize_t n, Py_ssize_t os, double d) noexcept nogil:
+    if real is float:
+        fx_f32_divide(out, n, os, <float>d)
+    elif real is double:
+        fx_f64_divide(out, n, os, d)
+
+cdef inline void _fill(real *out, Py_ssize_t n, Py_ssize_t os, double v) noexcept nogil:
+    if real is float:
+        fx_f32_fill(out, n, os, <float>v)
+    elif real is double:
+        fx_f64_fill(out, n, os, v)
+    else:
+        fx_f16_fill(out, n, os, <float>v)
+
+cdef inline void _shift(const real *x, Py_ssize_t n, Py_ssize_t s, double m, double c,
+                        real *out, Py_ssize_t os) noexcept nogil:
+    if real is float:
+        fx_f32_shift(x, n, s, <float>m, <float>c, out, os)
+    elif real is double:
+        fx_f64_shift(x, n, s, m, c, out, os)
+    else:
+        fx_f16_shift(x, n, s, <float>m, <float>c, out, os)
+
+cdef inline void _exp_div(const real *x, Py_ssize_t n, Py_ssize_t s, double m, double d,
+                          real *out, Py_ssize_t os) noexcept nogil:
+    if real is float:
+        fx_f32_exp_div(x, n, s, <float>m, <float>d, out, os)
+    elif real is double:
+        fx_f64_exp_div(x, n, s, m, d, out, os)
+    else:
+        fx_f16_exp_div(x, n, s, <float>m, <float>d, out, os)
+
+cdef inline void _col_lse(const real *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
+                          double *scratch, int want_sign, double *out, double *sgn) noexcept nogil:
+    # scratch: COL_W working-type maxima, then 3*COL_W doubles
+    if real is float:
+        fx_f32_col_lse(x, C, sc, W, <float *>scratch, scratch + COL_W, want_sign, out, sgn)
+    elif real is double:
+        fx_f64_col_lse(x, C, sc, W, scratch, scratch + COL_W, want_sign, out, sgn)
+    else:
+        fx_f16_col_lse(x, C, sc, W, <float *>scratch, scratch + COL_W, want_sign, out, sgn)
+
+cdef inline void _col_softmax(const real *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
+                              double *scratch, bint logarithm, real *out,
+                              Py_ssize_t osc, Py_ssize_t osi) noexcept nogil:
+    if real is float:
+        fx_f32_col_softmax(x, C, sc, W, <float *>scratch, scratch + COL_W, logarithm, out, osc, osi)
+    elif real is double:
+        fx_f64_col_softmax(x, C, sc, W, scratch, scratch + COL_W, logarithm, out, osc, osi)
+    else:
+        fx_f16_col_softmax(x, C, sc, W, <float *>scratch, scratch + COL_W, logarithm, out, osc, osi)
+
+
+cdef inline bint _use_split(Py_ssize_t rows, Py_ssize_t C, int nt) noexcept nogil:
+    return nt > 1 and rows < 2 * nt and C >= 2 * FX_CHUNK
+
+
+# ---- logsumexp ----
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
+              const real[:, :, :] b=None, bint want_sign=False, int n_threads=1):
+    """out[o, i] = log(sum_c b[o, c, i] exp(x[o, c, i])), SciPy's semantics.
+
+    x, b: (outer, C, inner) views, non-empty (IN); out, sgn: (outer, inner)
+    (OUT; sgn may be None).  b may be None or broadcast (zero strides).
+    """
+    cdef Py_ssize_t O = x.shape[0], C = x.shape[1], I = x.shape[2]
+    cdef Py_ssize_t so = x.strides[0] // sizeof(real), sc = x.strides[1] // sizeof(real)
+    cdef Py_ssize_t si = x.strides[2] // sizeof(real)
+    cdef Py_ssize_t oso = out.strides[0] // sizeof(real), osi = out.strides[1] // sizeof(real)
+    cdef Py_ssize_t gso = 0, gsi = 0, bso = 0, bsc = 0, bsi = 0
+    cdef const real *xp = &x[0, 0, 0]
+    cdef real *op = &out[0, 0]
+    cdef real *gp = NULL
+    cdef const real *bp = NULL
+    cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, ln, w, i0, nblk
+    cdef double v, sg, m, k, tot
+    cdef double *scratch
+    cdef int nt = _threads(n_threads, R * C)
+    if sgn is not None:
+        gp = &sgn[0, 0]
+        gso = sgn.strides[0] // sizeof(real)
+        gsi = sgn.strides[1] // sizeof(real)
+    if b is not None:
+        bp = &b[0, 0, 0]
+        bso = b.strides[0] // sizeof(real)
+        bsc = b.strides[1] // sizeof(real)
+        bsi = b.strides[2] // sizeof(real)
+
+    if bp == NULL and sc != 1 and si == 1 and I > 1:
+        # cols: blocks of COL_W rows that are neighbours along inner
+        nblk = (I + COL_W - 1) // COL_W
+        scratch = <double *>malloc(nt * 6 * COL_W * sizeof(double))
+        if scratch == NULL:
+            raise MemoryError()
+        with nogil:
+            for it in prange(O * nblk, num_threads=nt, schedule='static'):
+                o = it // nblk
+                i0 = (it - o * nblk) * COL_W
+                w = I - i0 if I - i0 < COL_W else COL_W
+                _cols_lse_block(xp + o * so + i0, C, sc, w,
+                                scratch + threadid() * 6 * COL_W, want_sign,
+                                op + o * oso + i0 * osi, osi,
+                                gp + o * gso + i0 * gsi if gp != NULL else NULL, gsi)
+        free(scratch)
+    elif bp == NULL and _use_split(R, C, nt):
+        nch = (C + FX_CHUNK - 1) // FX_CHUNK
+        scratch = <double *>malloc(R * nch * 3 * sizeof(double))
+        if scratch == NULL:
+            raise MemoryError()
+        with nogil:
+            # maxima of the chunks, then of the rows
+            for it in prange(R * nch, num_threads=nt, schedule='static'):
+                r = it // nch
+                c = (it - r * nch) * FX_CHUNK
+                ln = C - c if C - c < FX_CHUNK else FX_CHUNK
+                o = r // I
+                scratch[it] = _max(xp + o * so + (r - o * I) * si + c * sc, ln, sc)
+            for r in range(R):
+                m = -INFINITY
+                for c in range(nch):
+                    if scratch[r * nch + c] > m:
+                        m = scratch[r * nch + c]
+                scratch[R * nch * 2 + r] = m
+            # chunk sums, in the same chunks as a single-thread row
+            for it in prange(R * nch, num_threads=nt, schedule='static'):
+                r = it // nch
+                c = (it - r * nch) * FX_CHUNK
+                ln = C - c if C - c < FX_CHUNK else FX_CHUNK
+                o = r // I
+                k = 0.0
+                scratch[it] = _sumexp(xp + o * so + (r - o * I) * si + c * sc, ln, sc,
+                                      scratch[R * nch * 2 + r], &k)
+                scratch[R * nch + it] = k
+            for r in range(R):
+                tot = 0.0
+                k = 0.0
+                for c in range(nch):
+                    tot = tot + scratch[r * nch + c]
+                    k = k + scratch[R * nch + r * nch + c]
+                o = r // I
+                i = r - o * I
+                v = fx_lse_finish(scratch[R * nch * 2 + r], k, tot, want_sign, &sg)
+                if not isfinite(v):
+                    v = fx_lse_naive(_naive(xp + o * so + i * si, C, sc), want_sign, &sg)
+                _put(&op[o * oso + i * osi], v)
+                if gp != NULL:
+                    _put(&gp[o * gso + i * gsi], sg)
+        free(scratch)
+    else:
+        with nogil:
+            if nt == 1:
+                for r in range(R):
+                    _lse_row(xp, bp, r, I, so, sc, si, bso, bsc, bsi, C, want_sign,
+                             op, oso, osi, gp, gso, gsi)
+            else:
+                for r in prange(R, num_threads=nt, schedule='static'):
+                    _lse_row(xp, bp, r, I, so, sc, si, bso, bsc, bsi, C, want_sign,
+                             op, oso, osi, gp, gso, gsi)
+
+
+cdef inline void _lse_row(const real *xp, const real *bp, Py_ssize_t r, Py_ssize_t I,
+                          Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si,
+                          Py_ssize_t bso, Py_ssize_t bsc, Py_ssize_t bsi, Py_ssize_t C,
+                          bint want_sign, real *op, Py_ssize_t oso, Py_ssize_t osi,
+                          real *gp, Py_ssize_t gso, Py_ssize_t gsi) noexcept nogil:
+    cdef Py_ssize_t o = r // I
+    cdef Py_ssize_t i = r - o * I
+    cdef double sg
+    cdef double v = _row_lse(xp + o * so + i * si, C, sc,
+                             bp + o * bso + i * bsi if bp != NULL else NULL, bsc,
+                             want_sign, &sg)
+    _put(&op[o * oso + i * osi], v)
+    if gp != NULL:
+        _put(&gp[o * gso + i * gsi], sg)
+
+
+cdef inline void _cols_lse_block(const real *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t w,
+                                 double *scratch, bint want_sign, real *op, Py_ssize_t osi,
+                                 real *gp, Py_ssize_t gsi) noexcept nogil:
+    cdef double *res = scratch + 4 * COL_W
+    cdef double *sgs = scratch + 5 * COL_W
+    cdef Py_ssize_t i
+    _col_lse(x, C, sc, w, scratch, want_sign, res, sgs)
+    for i in range(w):
+        _put(&op[i * osi], res[i])
+        if gp != NULL:
+            _put(&gp[i * gsi], sgs[i])
+
+
+# ---- softmax and log_softmax ----
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int n_threads=1):
+    """out = softmax(x) (log_softmax(x) when logarithm) along axis 1.
+
+    x: (outer, C, inner) view, non-empty (IN); out: same shape (OUT).
+    """
+    cdef Py_ssize_t O = x.shape[0], C = x.shape[1], I = x.shape[2]
+    cdef Py_ssize_t so = x.strides[0] // sizeof(real), sc = x.strides[1] // sizeof(real)
+    cdef Py_ssize_t si = x.strides[2] // sizeof(real)
+    cdef Py_ssize_t oso = out.strides[0] // sizeof(real), osc = out.strides[1] // sizeof(real)
+    cdef Py_ssize_t osi = out.strides[2] // sizeof(real)
+    cdef const real *xp = &x[0, 0, 0]
+    cdef real *op = &out[0, 0, 0]
+    cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, ln, w, i0, nblk
+    cdef double m, k, tot, m_eff
+    cdef double *scratch
+    cdef double *cmax
+    cdef double *csum
+    cdef double *ck
+    cdef double *rmax
+    cdef double *rm
+    cdef double *rd
+    cdef int nt = _threads(n_threads, R * C)
+
+    if sc != 1 and si == 1 and I > 1:
+        nblk = (I + COL_W - 1) // COL_W
+        scratch = <double *>malloc(nt * 4 * COL_W * sizeof(double))
+        if scratch == NULL:
+            raise MemoryError()
+        with nogil:
+            for it in prange(O * nblk, num_threads=nt, schedule='static'):
+                o = it // nblk
+                i0 = (it - o * nblk) * COL_W
+                w = I - i0 if I - i0 < COL_W else COL_W
+                _col_softmax(xp + o * so + i0, C, sc, w, scratch + threadid() * 4 * COL_W,
+                             logarithm, op + o * oso + i0 * osi, osc, osi)
+        free(scratch)
+    elif _use_split(R, C, nt):
+        nch = (C + FX_CHUNK - 1) // FX_CHUNK
+        scratch = <double *>malloc((3 * R * nch + 3 * R) * sizeof(double))
+        if scratch == NULL:
+            raise MemoryError()
+        cmax = scratch                 # per chunk: max, sum, count of maxima
+        csum = scratch + R * nch
+        ck = scratch + 2 * R * nch
+        rmax = scratch + 3 * R * nch   # per row: max, shift, divisor/offset
+        rm = rmax + R
+        rd = rm + R
+        with nogil:
+            for it in prange(R * nch, num_threads=nt, schedule='static'):
+                r = it // nch
+                c = (it - r * nch) * FX_CHUNK
+                ln = C - c if C - c < FX_CHUNK else FX_CHUNK
+                o = r // I
+                cmax[it] = _max(xp + o * so + (r - o * I) * si + c * sc, ln, sc)
+            for r in range(R):
+                m = -INFINITY
+                for c in range(nch):
+                    if cmax[r * nch + c] > m:
+                        m = cmax[r * nch + c]
+                rmax[r] = m
+            # the same chunks, in the same order, as the single-thread rows path
+            for it in prange(R * nch, num_threads=nt, schedule='static'):
+                r = it // nch
+                c = (it - r * nch) * FX_CHUNK
+                ln = C - c if C - c < FX_CHUNK else FX_CHUNK
+                o = r // I
+                i = r - o * I
+                k = 0.0
+                if logarithm or not _stores_exp(xp):
+                    csum[it] = _sumexp(xp + o * so + i * si + c * sc, ln, sc, rmax[r], &k)
+                elif isfinite(rmax[r]):
+                    csum[it] = _store_exp(xp + o * so + i * si + c * sc, ln, sc, rmax[r],
+                                          op + o * oso + i * osi + c * osc, osc)
+                ck[it] = k
+            for r in range(R):
+                tot = 0.0
+                k = 0.0
+                for c in range(nch):
+                    tot = tot + csum[r * nch + c]
+                    k = k + ck[r * nch + c]
+                if logarithm:
+                    rd[r] = fx_log_softmax_offset(rmax[r], k, tot, &m_eff)
+                    rm[r] = m_eff
+                elif isfinite(rmax[r]):
+                    rd[r] = tot + k
+                    rm[r] = rmax[r]
+                else:
+                    rd[r] = NAN
+                    rm[r] = 0.0
+            for it in prange(R * nch, num_threads=nt, schedule='static'):
+                r = it // nch
+                c = (it - r * nch) * FX_CHUNK
+                ln = C - c if C - c < FX_CHUNK else FX_CHUNK
+                o = r // I
+                i = r - o * I
+                if logarithm:
+                    _shift(xp + o * so + i * si + c * sc, ln, sc, rm[r], rd[r],
+                           op + o * oso + i * osi + c * osc, osc)
+                elif not _stores_exp(xp):
+                    _exp_div(xp + o * so + i * si + c * sc, ln, sc, rm[r], rd[r],
+                             op + o * oso + i * osi + c * osc, osc)
+                elif isfinite(rmax[r]):
+                    _divide(op + o * oso + i * osi + c * osc, ln, osc, rd[r])
+                else:
+                    _fill(op + o * oso + i * osi + c * osc, ln, osc, NAN)
+        free(scratch)
+    else:
+        with nogil:
+            if nt == 1:
+                for r in range(R):
+                    o = r // I
+                    i = r - o * I
+                    _row_softmax(xp + o * so + i * si, C, sc, op + o * oso + i * osi, osc, logarithm)
+            else:
+                for r in prange(R, num_threads=nt, schedule='static'):
+                    o = r // I
+                    i = r - o * I
+                    _row_softmax(xp + o * so + i * si, C, sc, op + o * oso + i * osi, osc, logarithm)
