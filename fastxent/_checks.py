@@ -23,6 +23,9 @@ def as_array(x, name):
                         "(fastxent computes on real floating-point data only)")
     if kind not in "biuf":
         raise TypeError(f"{name} must be an array of real numbers, got dtype {x.dtype}")
+    if not x.dtype.isnative:
+        # the kernels read native byte order; a byte-swapped array is converted
+        x = x.astype(x.dtype.newbyteorder("="))
     if kind == "f" and x.dtype not in KERNEL_DTYPES:
         raise TypeError(f"{name} has dtype {x.dtype}; fastxent supports float16, float32 "
                         "and float64 (convert explicitly to choose the precision)")

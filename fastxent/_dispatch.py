@@ -7,7 +7,6 @@ environment forces one, and :func:`cpu_path` switches temporarily.
 """
 import contextlib
 import os
-import threading
 
 try:
     from . import _kernels_baseline
@@ -29,7 +28,6 @@ else:
 
 # best first
 _PREFERENCE = [p for p in ("avx2", "baseline") if p in _MODULES]
-_state = threading.local()
 
 
 def _default_path():
@@ -42,30 +40,34 @@ def _default_path():
     return _PREFERENCE[0]
 
 
-_DEFAULT = _default_path()
+# the module in use: a plain global, read on every call (a thread-local
+# would cost more than a small kernel call)
+active = _MODULES[_default_path()]
 
 
 def kernels():
-    """The kernel module in use in this thread."""
-    return _MODULES[getattr(_state, "path", _DEFAULT)]
+    """The kernel module in use."""
+    return active
 
 
 @contextlib.contextmanager
 def cpu_path(name):
-    """Run the enclosed calls (in this thread) on the named CPU code path.
+    """Run the enclosed calls on the named CPU code path.
 
-    ``name`` is one of ``get_config()['cpu_paths']``; used to check that every
-    path gives the same results.
+    ``name`` is one of ``get_config()['cpu_paths']``. Meant for checking that
+    every path gives the same results: the switch is process-wide, so do not
+    use it while other threads call fastxent.
     """
+    global active
     if name not in _MODULES:
         raise ValueError(f"cpu path {name!r} is not available here; "
                          f"choose one of {list(_MODULES)}")
-    previous = getattr(_state, "path", _DEFAULT)
-    _state.path = name
+    previous = active
+    active = _MODULES[name]
     try:
         yield
     finally:
-        _state.path = previous
+        active = previous
 
 
 def resolve_threads(n_threads):

@@ -11,7 +11,6 @@ taken only where it is valid for all of them, so element (o, c, i) of each
 view is the same logical element.
 """
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 __all__ = ["normalize_axes", "empty_like_layout", "plan_views"]
 
@@ -51,18 +50,18 @@ def empty_like_layout(x, shape, dtype, kept):
 
 
 def _merge(dims):
-    """Merge runs of (size, strides) dims, outermost first, that are one
-    strided dim in every array.  Size-1 dims vanish."""
+    """Merge runs of dims, outermost first, that are one strided dim in every
+    array.  Each dim is (size, strides, [original axes]); size-1 dims vanish."""
     merged = []
-    for size, st in dims:
+    for size, st, ax in dims:
         if size == 1:
             continue
         if merged:
-            psize, pst = merged[-1]
+            psize, pst, pax = merged[-1]
             if all(p == s * size for p, s in zip(pst, st)):
-                merged[-1] = (psize * size, st)
+                merged[-1] = (psize * size, st, pax + ax)
                 continue
-        merged.append((size, st))
+        merged.append((size, st, ax))
     return merged
 
 
@@ -74,35 +73,36 @@ def plan_views(shape, axes, arrays, kept_arrays):
 
     Returns (views, kept_views): (outer, C, inner) views of `arrays` and
     (outer, inner) views of `kept_arrays`, or None when the axes cannot be
-    merged (the caller then falls back, see split_largest).
+    merged (see split_largest).  The views are made by transpose and
+    reshape, which NumPy does without a copy exactly when the merged axes
+    are one strided dim -- the condition checked here.
     """
     ndim = len(shape)
-    red = [(shape[d], [a.strides[d] for a in arrays]) for d in axes]
-    bat = [(shape[d], [a.strides[d] for a in arrays] + [k.strides[d] for k in kept_arrays])
+    red = [(shape[d], [a.strides[d] for a in arrays], [d]) for d in axes]
+    bat = [(shape[d], [a.strides[d] for a in arrays] + [k.strides[d] for k in kept_arrays], [d])
            for d in range(ndim) if d not in axes]
     red = _merge(sorted(red, key=lambda t: -abs(t[1][0])))
     bat = _merge(sorted(bat, key=lambda t: -abs(t[1][0])))
     if len(red) > 1 or len(bat) > 2:
         return None
-    na = len(arrays)
-    C, sc = red[0] if red else (1, [0] * na)
+    item = arrays[0].itemsize
+    C, sc, red_axes = red[0] if red else (1, None, [])
+    outer = inner = (1, None, [])
     if len(bat) == 2:
-        (O, so), (I, si) = bat
+        outer, inner = bat
     elif len(bat) == 1:
-        size, st = bat[0]
-        item = arrays[0].itemsize
-        # a contiguous kept axis next to a strided reduced axis is the column
+        # a contiguous kept axis beside a strided reduced axis is the column
         # kernels' case; otherwise walk it as the outer axis
-        if st[0] == item and sc[0] != item:
-            O, so, I, si = 1, [0] * len(st), size, st
+        if bat[0][1][0] == item and sc is not None and sc[0] != item:
+            inner = bat[0]
         else:
-            O, so, I, si = size, st, 1, [0] * len(st)
-    else:
-        O, so, I, si = 1, [0] * (na + len(kept_arrays)), 1, [0] * (na + len(kept_arrays))
-    views = [as_strided(a, (O, C, I), (so[j], sc[j], si[j]), writeable=a.flags.writeable)
-             for j, a in enumerate(arrays)]
-    kept_views = [as_strided(k, (O, I), (so[na + j], si[na + j]))
-                  for j, k in enumerate(kept_arrays)]
+            outer = bat[0]
+    order = outer[2] + red_axes + inner[2]
+    rest = [d for d in range(ndim) if d not in order]   # the size-1 axes
+    perm = rest + order
+    O, I = outer[0], inner[0]
+    views = [a.transpose(perm).reshape(O, C, I) for a in arrays]
+    kept_views = [k.transpose(perm).reshape(O, I) for k in kept_arrays]
     return views, kept_views
 
 

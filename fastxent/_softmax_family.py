@@ -108,16 +108,20 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
         key = _FAST_DTYPES.get(a.dtype)
         if key is not None:
             res = np.empty(a.shape[0], a.dtype)
-            _dispatch.kernels().logsumexp[key](
+            _dispatch.active.logsumexp[key](
                 a.reshape(a.shape[0], a.shape[1], 1), res.reshape(-1, 1), None, None, False,
                 _dispatch.resolve_threads(n_threads))
             return res
 
     nt = _dispatch.resolve_threads(n_threads)
+    a_in, b_in = a, b
     a = as_array(a, "a")
     if b is not None:
         b = as_array(b, "b")
-        dtype = np.result_type(a.dtype, b.dtype)
+        # promote as SciPy does: Python numbers are weak (float32 a with b=2.5
+        # stays float32), integers and bools become float64
+        dtype = np.result_type(*(v if isinstance(v, (int, float)) and not isinstance(v, bool)
+                                 else arr for v, arr in ((a_in, a), (b_in, b))))
         if dtype.kind != "f":
             dtype = _F64
         try:
@@ -172,6 +176,15 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
 
 
 def _softmax_common(x, axis, out, n_threads, logarithm, name):
+    if (out is None and type(x) is np.ndarray and x.ndim == 2 and (axis == -1 or axis == 1)
+            and type(axis) is int and x.flags.c_contiguous and x.size):
+        key = _FAST_DTYPES.get(x.dtype)
+        if key is not None:  # short path, as in logsumexp
+            res = np.empty_like(x)
+            shape3 = (x.shape[0], x.shape[1], 1)
+            _dispatch.active.softmax[key](x.reshape(shape3), res.reshape(shape3), logarithm,
+                                          _dispatch.resolve_threads(n_threads))
+            return res
     nt = _dispatch.resolve_threads(n_threads)
     x = as_array(x, "x")
     if x.dtype.kind == "b":

@@ -10,6 +10,14 @@ cdef extern from "fx_platform.h" nogil:
 
 cdef extern from "fx_rows.h" nogil:
     Py_ssize_t FX_CHUNK
+    Py_ssize_t FX_SMALL_C
+    Py_ssize_t FX_BLOCK_W
+
+    ctypedef struct fx_lse_state:
+        double m
+        double k
+        double s
+    void fx_state_merge(fx_lse_state *a, double m, double k, double s)
 
     uint16_t fx_float_to_half(float)
     float fx_half_to_float(uint16_t)
@@ -19,10 +27,10 @@ cdef extern from "fx_rows.h" nogil:
 
     # one block per storage type; W is the working type (float for float16)
     float fx_f32_max(const float *x, Py_ssize_t n, Py_ssize_t s)
-    double fx_f32_sumexp_excl(const float *x, Py_ssize_t n, Py_ssize_t s, float m, double *k)
+    fx_lse_state fx_f32_chunk_state(const float *x, Py_ssize_t n, Py_ssize_t s)
     float fx_f32_naive(const float *x, Py_ssize_t n, Py_ssize_t s, const float *b, Py_ssize_t bs)
     double fx_f32_row_lse(const float *x, Py_ssize_t n, Py_ssize_t s, const float *b, Py_ssize_t bs, int want_sign, double *sgn)
-    double fx_f32_store_exp(const float *x, Py_ssize_t n, Py_ssize_t s, float m, float *out, Py_ssize_t os)
+    double fx_f32_store_exp(const float *x, Py_ssize_t n, Py_ssize_t s, float m, float *out, Py_ssize_t os, double *k)
     void fx_f32_divide(float *out, Py_ssize_t n, Py_ssize_t os, float d)
     void fx_f32_fill(float *out, Py_ssize_t n, Py_ssize_t os, float v)
     void fx_f32_exp_div(const float *x, Py_ssize_t n, Py_ssize_t s, float m, float d, float *out, Py_ssize_t os)
@@ -31,12 +39,14 @@ cdef extern from "fx_rows.h" nogil:
     void fx_f32_row_log_softmax(const float *x, Py_ssize_t n, Py_ssize_t s, float *out, Py_ssize_t os)
     void fx_f32_col_lse(const float *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, float *mx, double *scratch, int want_sign, double *out, double *sgn)
     void fx_f32_col_softmax(const float *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, float *mx, double *scratch, int logarithm, float *out, Py_ssize_t osc, Py_ssize_t osi)
+    void fx_f32_small_lse(const float *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, float *T, int want_sign, float *out, Py_ssize_t os, float *sgn, Py_ssize_t gs)
+    void fx_f32_small_softmax(const float *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, float *T, int logarithm, float *out, Py_ssize_t ors, Py_ssize_t osc)
 
     double fx_f64_max(const double *x, Py_ssize_t n, Py_ssize_t s)
-    double fx_f64_sumexp_excl(const double *x, Py_ssize_t n, Py_ssize_t s, double m, double *k)
+    fx_lse_state fx_f64_chunk_state(const double *x, Py_ssize_t n, Py_ssize_t s)
     double fx_f64_naive(const double *x, Py_ssize_t n, Py_ssize_t s, const double *b, Py_ssize_t bs)
     double fx_f64_row_lse(const double *x, Py_ssize_t n, Py_ssize_t s, const double *b, Py_ssize_t bs, int want_sign, double *sgn)
-    double fx_f64_store_exp(const double *x, Py_ssize_t n, Py_ssize_t s, double m, double *out, Py_ssize_t os)
+    double fx_f64_store_exp(const double *x, Py_ssize_t n, Py_ssize_t s, double m, double *out, Py_ssize_t os, double *k)
     void fx_f64_divide(double *out, Py_ssize_t n, Py_ssize_t os, double d)
     void fx_f64_fill(double *out, Py_ssize_t n, Py_ssize_t os, double v)
     void fx_f64_exp_div(const double *x, Py_ssize_t n, Py_ssize_t s, double m, double d, double *out, Py_ssize_t os)
@@ -45,9 +55,11 @@ cdef extern from "fx_rows.h" nogil:
     void fx_f64_row_log_softmax(const double *x, Py_ssize_t n, Py_ssize_t s, double *out, Py_ssize_t os)
     void fx_f64_col_lse(const double *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, double *mx, double *scratch, int want_sign, double *out, double *sgn)
     void fx_f64_col_softmax(const double *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, double *mx, double *scratch, int logarithm, double *out, Py_ssize_t osc, Py_ssize_t osi)
+    void fx_f64_small_lse(const double *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, double *T, int want_sign, double *out, Py_ssize_t os, double *sgn, Py_ssize_t gs)
+    void fx_f64_small_softmax(const double *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, double *T, int logarithm, double *out, Py_ssize_t ors, Py_ssize_t osc)
 
     float fx_f16_max(const uint16_t *x, Py_ssize_t n, Py_ssize_t s)
-    double fx_f16_sumexp_excl(const uint16_t *x, Py_ssize_t n, Py_ssize_t s, float m, double *k)
+    fx_lse_state fx_f16_chunk_state(const uint16_t *x, Py_ssize_t n, Py_ssize_t s)
     float fx_f16_naive(const uint16_t *x, Py_ssize_t n, Py_ssize_t s, const uint16_t *b, Py_ssize_t bs)
     double fx_f16_row_lse(const uint16_t *x, Py_ssize_t n, Py_ssize_t s, const uint16_t *b, Py_ssize_t bs, int want_sign, double *sgn)
     void fx_f16_fill(uint16_t *out, Py_ssize_t n, Py_ssize_t os, float v)
@@ -57,3 +69,5 @@ cdef extern from "fx_rows.h" nogil:
     void fx_f16_row_log_softmax(const uint16_t *x, Py_ssize_t n, Py_ssize_t s, uint16_t *out, Py_ssize_t os)
     void fx_f16_col_lse(const uint16_t *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, float *mx, double *scratch, int want_sign, double *out, double *sgn)
     void fx_f16_col_softmax(const uint16_t *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, float *mx, double *scratch, int logarithm, uint16_t *out, Py_ssize_t osc, Py_ssize_t osi)
+    void fx_f16_small_lse(const uint16_t *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, float *T, int want_sign, uint16_t *out, Py_ssize_t os, uint16_t *sgn, Py_ssize_t gs)
+    void fx_f16_small_softmax(const uint16_t *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, float *T, int logarithm, uint16_t *out, Py_ssize_t ors, Py_ssize_t osc)

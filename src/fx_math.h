@@ -119,6 +119,94 @@ FX_INLINE double fx_exp(double x)
 }
 
 /*
+ * exp of arguments <= 0 (or NaN): the only kind the kernels need, since they
+ * exponentiate x - max(x).  One scaling multiply instead of two: for
+ * n in [-150, 0], 2^(n+64) is a normal float and the final multiply by 2^-64
+ * rounds a subnormal result exactly once.  About 30% faster than fx_expf.
+ */
+FX_INLINE float fx_expf_le0(float x)
+{
+    const float magic = 12582912.0f;        /* 1.5 * 2^23 */
+    const float log2e = 1.44269504088896341f;
+    float t = x * log2e + magic;
+    float n = t - magic;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = (p * (r * r) + r) + 1.0f;
+    int32_t ni = (int32_t)(fx_f32_bits(t) - fx_f32_bits(magic));
+    y = (y * fx_f32_from((uint32_t)(ni + 127 + 64) << 23)) * 5.42101086e-20f;  /* 2^-64 */
+    return x < FX_EXPF_LO ? 0.0f : y;
+}
+
+FX_INLINE double fx_exp_le0(double x)
+{
+    const double magic = 6755399441055744.0;    /* 1.5 * 2^52 */
+    const double log2e = 1.4426950408889634074;
+    double t = x * log2e + magic;
+    double n = t - magic;
+    double r = x - n * 6.93147180369123816490e-01;
+    r = r - n * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    double y = (p * (r * r) + r) + 1.0;
+    int64_t ni = (int64_t)(fx_f64_bits(t) - fx_f64_bits(magic));
+    /* n in [-1075, 0]: 2^(n+512) is normal, then one rounding by 2^-512 */
+    y = (y * fx_f64_from((uint64_t)(ni + 1023 + 512) << 52)) * 7.458340731200207e-155;
+    return x < FX_EXP_LO ? 0.0 : y;
+}
+
+/*
+ * log(x) for x >= 1 (finite, or NaN which propagates): the only arguments the
+ * block finalization needs (log k and log(1 + s/k), k >= 1).  fdlibm's
+ * scheme -- x = 2^e (1 + f), s = f / (2 + f), a degree-14 polynomial in s --
+ * branch-free, under 1 ulp.
+ */
+FX_INLINE double fx_log_ge1(double x)
+{
+    uint64_t bits = fx_f64_bits(x);
+    /* reduce the mantissa to [sqrt(1/2), sqrt(2)) */
+    uint64_t hx = (bits >> 32) + (0x3ff00000u - 0x3fe6a09eu);
+    double e = (double)((int64_t)(hx >> 20) - 0x3ff);
+    uint64_t mbits = ((uint64_t)((hx & 0x000fffffu) + 0x3fe6a09eu) << 32) | (bits & 0xffffffffu);
+    double f = fx_f64_from(mbits) - 1.0;
+    double hfsq = 0.5 * f * f;
+    double s = f / (2.0 + f);
+    double z = s * s;
+    double w = z * z;
+    double t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
+    double t2 = z * (6.666666666666735130e-01 + w * (2.857142874366239149e-01 + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
+    double R = t2 + t1;
+    double r = s * (hfsq + R) + e * 1.90821492927058770002e-10 - hfsq + f + e * 6.93147180369123816490e-01;
+    return x == x ? r : x;
+}
+
+/* log1p(u) for u >= 0 (or NaN), accurate for tiny u: Goldberg's
+ * log(1 + u) * u / ((1 + u) - 1) cancels the rounding of 1 + u */
+FX_INLINE double fx_log1p_ge0(double u)
+{
+    double v = 1.0 + u;
+    double d = v - 1.0;
+    double r = fx_log_ge1(v) * (u / (d == 0.0 ? 1.0 : d));
+    return d == 0.0 ? u : r;
+}
+
+/*
  * IEEE half <-> float, branch-free (so they vectorize), exact for every
  * value: subnormal halves are rebuilt with one float multiply, inf/NaN keep
  * their class.  float -> half rounds to nearest even.

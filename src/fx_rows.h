@@ -25,8 +25,42 @@
  * across threads, and of the ordered summation that keeps results
  * independent of the thread count */
 #define FX_CHUNK 16384
-/* elements after which float lanes are folded into double */
+/* elements of a block: read once into L1, max taken, then exps summed;
+ * also the length after which float32 sums are folded into double */
 #define FX_FLUSH 2048
+/* elements after which SIMD partial sums are folded into double */
+#define FX_FOLD 256
+/* short rows: at most FX_SMALL_C elements, processed FX_BLOCK_W at a time */
+#define FX_SMALL_C 16
+#define FX_BLOCK_W 64
+
+/*
+ * The state of a partial logsumexp: its maximum m, the count k of the
+ * elements equal to m and the sum s of exp(x - m) over the others.  NaN
+ * elements are not counted in m but make s NaN.
+ */
+typedef struct { double m, k, s; } fx_lse_state;
+#define FX_STATE_INIT {-INFINITY, 0.0, 0.0}
+
+/* fold the state (m, k, s) of more elements into *a; the side with the
+ * smaller max is rescaled and joins the "others" sum */
+static inline void fx_state_merge(fx_lse_state *a, double m, double k, double s)
+{
+    if (a->m == -INFINITY && a->k == 0.0) {   /* empty so far: no rescaling */
+        a->m = m;
+        a->k = k;
+        a->s += s;
+    } else if (m == a->m) {
+        a->k += k;
+        a->s += s;
+    } else if (m > a->m) {
+        a->s = s + (a->s + a->k) * exp(a->m - m);
+        a->k = k;
+        a->m = m;
+    } else {
+        a->s += (s + k) * exp(m - a->m);
+    }
+}
 
 /*
  * SciPy's stable logsumexp from the row maximum m, the count (or summed
@@ -41,7 +75,8 @@ static inline double fx_lse_finish(double m, double k, double s, int want_sign, 
     double sg = (double)((t > 0) - (t < 0)) * (double)((k > 0) - (k < 0));
     if (isnan(t) || isnan(k)) sg = NAN;
     if (s < -1.0) s = -s - 2.0;
-    double out = log1p(s) + log(fabs(k)) + m;
+    /* the common k == 1 skips a log call: rows are often short */
+    double out = log1p(s) + (k == 1.0 ? 0.0 : log(fabs(k))) + m;
     *sgn = sg;
     if (!want_sign && sg < 0) out = NAN;
     return out;
@@ -76,7 +111,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_W float
 #define FX_LOAD(v) (v)
 #define FX_STORE(w) (w)
-#define FX_EXP fx_expf
+#define FX_EXP fx_expf_le0
+#define FX_EXP_ANY fx_expf
 #define FX_STORES_EXP 1
 #include "fx_rows_impl.h"
 #undef FX_NAME
@@ -85,6 +121,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_LOAD
 #undef FX_STORE
 #undef FX_EXP
+#undef FX_EXP_ANY
 #undef FX_STORES_EXP
 
 #define FX_NAME(x) fx_f64_##x
@@ -92,7 +129,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_W double
 #define FX_LOAD(v) (v)
 #define FX_STORE(w) (w)
-#define FX_EXP fx_exp
+#define FX_EXP fx_exp_le0
+#define FX_EXP_ANY fx_exp
 #define FX_STORES_EXP 1
 #include "fx_rows_impl.h"
 #undef FX_NAME
@@ -101,6 +139,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_LOAD
 #undef FX_STORE
 #undef FX_EXP
+#undef FX_EXP_ANY
 #undef FX_STORES_EXP
 
 /* float16 is read as its bits and computed in float32 */
@@ -109,7 +148,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_W float
 #define FX_LOAD(v) fx_half_to_float(v)
 #define FX_STORE(w) fx_float_to_half(w)
-#define FX_EXP fx_expf
+#define FX_EXP fx_expf_le0
+#define FX_EXP_ANY fx_expf
 #define FX_STORES_EXP 0
 #include "fx_rows_impl.h"
 #undef FX_NAME
@@ -118,6 +158,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_LOAD
 #undef FX_STORE
 #undef FX_EXP
+#undef FX_EXP_ANY
 #undef FX_STORES_EXP
 
 #endif /* FX_ROWS_H */

@@ -5,7 +5,8 @@
  *   FX_T       storage type (uint16_t for float16, float, double)
  *   FX_W       working type (float for float16/float32, double for float64)
  *   FX_LOAD(v) storage -> working,  FX_STORE(w) working -> storage
- *   FX_EXP     the vectorizable exp of FX_W
+ *   FX_EXP     the vectorizable exp of FX_W for arguments <= 0 (x - max)
+ *   FX_EXP_ANY the vectorizable exp of FX_W for any argument
  *   FX_NAME(x) the suffixed name
  *
  * A "row" is n elements at x[0], x[s], x[2s], ...  Every function is written
@@ -52,16 +53,23 @@ static FX_W FX_NAME(max_w)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
     return m;
 }
 
-/* ---- sum of exp(x - m) over the elements != m; *k += their count ---- */
+/* ---- the (m, k, s) state of a row, read once ----
+ * A row is read in blocks of FX_FLUSH elements: each block's max is taken
+ * while the block is in L1, then its sum of exp(x - max) with the max terms
+ * counted apart, and the block is merged into the running state
+ * (fx_state_merge rescales the smaller side).  So the row streams from memory
+ * once and the exp work overlaps the reads. */
 
-/* one chunk (n <= FX_CHUNK); the SIMD partial sums are folded into double
- * every FX_FLUSH elements so float32 partial sums never grow long */
-FX_INLINE double FX_NAME(sumexp_chunk)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
-                                       FX_W m, double *k)
+/* one block (n <= FX_FLUSH) merged into *st; the SIMD partial sums are
+ * folded into double every FX_FOLD elements, which keeps float32 sums of
+ * long rows as accurate as NumPy's pairwise summation */
+FX_INLINE void FX_NAME(block_state)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                    fx_lse_state *st)
 {
+    FX_W m = FX_NAME(max_body)(x, n, s);
     double tot = 0.0, totk = 0.0;
-    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
-        Py_ssize_t end = j0 + FX_FLUSH < n ? j0 + FX_FLUSH : n;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
         FX_W acc = 0, cnt = 0;
         FX_SIMD_REDUCE(+:acc,cnt)
         for (Py_ssize_t j = j0; j < end; j++) {
@@ -74,20 +82,31 @@ FX_INLINE double FX_NAME(sumexp_chunk)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
         tot += (double)acc;
         totk += (double)cnt;
     }
-    *k += totk;
-    return tot;
+    fx_state_merge(st, (double)m, totk, tot);
 }
 
-static double FX_NAME(sumexp_excl)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
-                                   FX_W m, double *k)
+/* the state of one chunk (n <= FX_CHUNK): the unit a long row is split into
+ * across threads, so that splitting does not change the result */
+static fx_lse_state FX_NAME(chunk_state)(const FX_T *x, Py_ssize_t n, Py_ssize_t s)
 {
-    double tot = 0.0;
-    for (Py_ssize_t c = 0; c < n; c += FX_CHUNK) {
-        Py_ssize_t len = n - c < FX_CHUNK ? n - c : FX_CHUNK;
-        tot += s == 1 ? FX_NAME(sumexp_chunk)(x + c, len, 1, m, k)
-                      : FX_NAME(sumexp_chunk)(x + c * s, len, s, m, k);
+    fx_lse_state st = FX_STATE_INIT;
+    for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
+        Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+        if (s == 1) FX_NAME(block_state)(x + j, len, 1, &st);
+        else FX_NAME(block_state)(x + j * s, len, s, &st);
     }
-    return tot;
+    return st;
+}
+
+/* the state of a whole row: chunk states merged in order */
+static fx_lse_state FX_NAME(row_state)(const FX_T *x, Py_ssize_t n, Py_ssize_t s)
+{
+    fx_lse_state st = FX_STATE_INIT;
+    for (Py_ssize_t c = 0; c < n; c += FX_CHUNK) {
+        fx_lse_state cs = FX_NAME(chunk_state)(x + c * s, n - c < FX_CHUNK ? n - c : FX_CHUNK, s);
+        fx_state_merge(&st, cs.m, cs.k, cs.s);
+    }
+    return st;
 }
 
 /* weighted: sum of b exp(x - m) over the elements != m; *k += sum of their b */
@@ -114,7 +133,7 @@ static FX_W FX_NAME(naive)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 {
     FX_W tot = 0;
     for (Py_ssize_t j = 0; j < n; j++) {
-        FX_W e = FX_EXP(FX_AT(x, j, s));
+        FX_W e = FX_EXP_ANY(FX_AT(x, j, s));
         tot += b ? FX_AT(b, j, bs) * e : e;
     }
     return tot;
@@ -125,16 +144,15 @@ static FX_W FX_NAME(naive)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 static double FX_NAME(row_lse)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                const FX_T *b, Py_ssize_t bs, int want_sign, double *sgn)
 {
-    double k = 0.0, sum;
-    FX_W m;
+    fx_lse_state st;
     if (b) {
-        m = FX_NAME(max_w)(x, n, s, b, bs);
-        sum = FX_NAME(sumexp_excl_w)(x, n, s, b, bs, m, &k);
+        st.m = FX_NAME(max_w)(x, n, s, b, bs);
+        st.k = 0.0;
+        st.s = FX_NAME(sumexp_excl_w)(x, n, s, b, bs, (FX_W)st.m, &st.k);
     } else {
-        m = FX_NAME(max)(x, n, s);
-        sum = FX_NAME(sumexp_excl)(x, n, s, m, &k);
+        st = FX_NAME(row_state)(x, n, s);
     }
-    double out = fx_lse_finish((double)m, k, sum, want_sign, sgn);
+    double out = fx_lse_finish(st.m, st.k, st.s, want_sign, sgn);
     if (!isfinite(out))
         out = fx_lse_naive((double)FX_NAME(naive)(x, n, s, b, bs), want_sign, sgn);
     return out;
@@ -142,34 +160,41 @@ static double FX_NAME(row_lse)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 
 /* ---- softmax: out = exp(x - m) / sum ---- */
 
-/* writes e = exp(x - m) and returns their sum (same chunking as sumexp) */
+/* writes e = exp(x - m); returns the sum of e over the elements != m and
+ * adds their count to *k.  Keeping the 1s of the max terms out of the sum
+ * keeps the divisor k + s accurate when one element dominates. */
 FX_INLINE double FX_NAME(store_exp_chunk)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
-                                          FX_W m, FX_T *out, Py_ssize_t os)
+                                          FX_W m, FX_T *out, Py_ssize_t os, double *k)
 {
-    double tot = 0.0;
-    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
-        Py_ssize_t end = j0 + FX_FLUSH < n ? j0 + FX_FLUSH : n;
-        FX_W acc = 0;
-        FX_SIMD_REDUCE(+:acc)
+    double tot = 0.0, totk = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
+        FX_W acc = 0, cnt = 0;
+        FX_SIMD_REDUCE(+:acc,cnt)
         for (Py_ssize_t j = j0; j < end; j++) {
-            FX_W e = FX_EXP(FX_AT(x, j, s) - m);
+            FX_W v = FX_AT(x, j, s);
+            int eq = v == m;
+            FX_W e = FX_EXP(v - m);
             out[j * os] = FX_STORE(e);
-            acc += e;
+            acc += eq ? (FX_W)0 : e;
+            cnt += eq ? (FX_W)1 : (FX_W)0;
         }
         tot += (double)acc;
+        totk += (double)cnt;
     }
+    *k += totk;
     return tot;
 }
 
 static double FX_NAME(store_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
-                                 FX_W m, FX_T *out, Py_ssize_t os)
+                                 FX_W m, FX_T *out, Py_ssize_t os, double *k)
 {
     double tot = 0.0;
     for (Py_ssize_t c = 0; c < n; c += FX_CHUNK) {
         Py_ssize_t len = n - c < FX_CHUNK ? n - c : FX_CHUNK;
         tot += (s == 1 && os == 1)
-            ? FX_NAME(store_exp_chunk)(x + c, len, 1, m, out + c, 1)
-            : FX_NAME(store_exp_chunk)(x + c * s, len, s, m, out + c * os, os);
+            ? FX_NAME(store_exp_chunk)(x + c, len, 1, m, out + c, 1, k)
+            : FX_NAME(store_exp_chunk)(x + c * s, len, s, m, out + c * os, os, k);
     }
     return tot;
 }
@@ -221,12 +246,12 @@ static void FX_NAME(row_softmax)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
     FX_W m = FX_NAME(max)(x, n, s);
     if (!isfinite(m)) { FX_NAME(fill)(out, n, os, NAN); return; }
     if (FX_STORES_EXP) {
-        double tot = FX_NAME(store_exp)(x, n, s, m, out, os);
-        FX_NAME(divide)(out, n, os, (FX_W)tot);
-    } else {
         double k = 0.0;
-        double tot = FX_NAME(sumexp_excl)(x, n, s, m, &k) + k;
-        FX_NAME(exp_div)(x, n, s, m, (FX_W)tot, out, os);
+        double tot = FX_NAME(store_exp)(x, n, s, m, out, os, &k);
+        FX_NAME(divide)(out, n, os, (FX_W)(tot + k));
+    } else {
+        fx_lse_state st = FX_NAME(row_state)(x, n, s);
+        FX_NAME(exp_div)(x, n, s, (FX_W)st.m, (FX_W)(st.s + st.k), out, os);
     }
 }
 
@@ -249,12 +274,9 @@ static void FX_NAME(shift)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 static void FX_NAME(row_log_softmax)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                      FX_T *out, Py_ssize_t os)
 {
-    FX_W m = FX_NAME(max)(x, n, s);
-    /* the sum is taken for a non-finite max too: it carries a NaN of the row */
-    double k = 0.0;
-    double sum = FX_NAME(sumexp_excl)(x, n, s, m, &k);
+    fx_lse_state st = FX_NAME(row_state)(x, n, s);
     double m_eff;
-    double c = fx_log_softmax_offset((double)m, k, sum, &m_eff);
+    double c = fx_log_softmax_offset(st.m, st.k, st.s, &m_eff);
     FX_NAME(shift)(x, n, s, (FX_W)m_eff, (FX_W)c, out, os);
 }
 
@@ -359,3 +381,116 @@ static void FX_NAME(col_softmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_
 }
 
 #undef FX_AT
+
+/* ---- short rows: FX_BLOCK_W rows side by side ----
+ * Rows of at most FX_SMALL_C elements are too short to vectorize along, and
+ * their per-row bookkeeping (max, sums, two logs) would cost more than the
+ * exps.  A block of rows is transposed into scratch T[c * FX_BLOCK_W + i]
+ * (rows become SIMD lanes), reduced with vector ops across rows and
+ * finalized with the vectorized logs of fx_math.h.  Rows whose result is
+ * not finite (inf, NaN, all -inf) are redone by the row kernels above, which
+ * hold SciPy's special-value rules.  Lanes past the last row hold stale
+ * values and are computed but never stored. */
+
+FX_INLINE void FX_NAME(tr_in_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
+                                   Py_ssize_t W, FX_W *T)
+{
+    for (Py_ssize_t i = 0; i < W; i++)
+        for (Py_ssize_t c = 0; c < C; c++)
+            T[c * FX_BLOCK_W + i] = FX_LOAD(x[i * rs + c]);
+}
+
+/* a compile-time C unrolls the inner loop, which is most of the cost */
+static void FX_NAME(tr_in)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W, FX_W *T)
+{
+    switch (C) {
+#define FX_TR_CASE(n) case n: FX_NAME(tr_in_body)(x, n, rs, W, T); return;
+    FX_TR_CASE(1) FX_TR_CASE(2) FX_TR_CASE(3) FX_TR_CASE(4) FX_TR_CASE(5) FX_TR_CASE(6)
+    FX_TR_CASE(7) FX_TR_CASE(8) FX_TR_CASE(9) FX_TR_CASE(10) FX_TR_CASE(11) FX_TR_CASE(12)
+    FX_TR_CASE(13) FX_TR_CASE(14) FX_TR_CASE(15) FX_TR_CASE(16)
+#undef FX_TR_CASE
+    default: FX_NAME(tr_in_body)(x, C, rs, W, T);
+    }
+}
+
+/* per lane: max mx, count k of the max, sum s of exp(x - mx) over the rest;
+ * with keep_exp, T is overwritten by exp(x - mx) (1 at the max) */
+FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX_W *k,
+                                    int keep_exp)
+{
+    for (int i = 0; i < FX_BLOCK_W; i++) { mx[i] = T[i]; s[i] = 0; k[i] = 0; }
+    for (Py_ssize_t c = 1; c < C; c++)
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            FX_W v = T[c * FX_BLOCK_W + i];
+            mx[i] = v > mx[i] ? v : mx[i];
+        }
+    for (Py_ssize_t c = 0; c < C; c++)
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            FX_W v = T[c * FX_BLOCK_W + i];
+            int eq = v == mx[i];
+            FX_W e = FX_EXP(eq ? (FX_W)-INFINITY : v - mx[i]);
+            s[i] += e;
+            k[i] += eq ? (FX_W)1 : (FX_W)0;
+            if (keep_exp) T[c * FX_BLOCK_W + i] = eq ? (FX_W)1 : e;
+        }
+}
+
+/* logsumexp of nrows short rows (row stride rs, unit element stride);
+ * T: scratch of (FX_SMALL_C + 3) * FX_BLOCK_W working-type elements */
+static void FX_NAME(small_lse)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
+                               FX_W *T, int want_sign, FX_T *out, Py_ssize_t os,
+                               FX_T *sgn, Py_ssize_t gs)
+{
+    FX_W *mx = T + FX_SMALL_C * FX_BLOCK_W, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W;
+    double res[FX_BLOCK_W];
+    for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
+        Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
+        const FX_T *xb = x + r0 * rs;
+        FX_NAME(tr_in)(xb, C, rs, W, T);
+        FX_NAME(block_stats)(T, C, mx, s, k, 0);
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            double kk = (double)k[i];
+            res[i] = fx_log1p_ge0((double)s[i] / kk) + fx_log_ge1(kk) + (double)mx[i];
+        }
+        for (Py_ssize_t i = 0; i < W; i++) {
+            double g = 1.0, r = res[i];
+            if (!isfinite(r) || !(k[i] >= 1))
+                r = FX_NAME(row_lse)(xb + i * rs, C, 1, NULL, 0, want_sign, &g);
+            out[(r0 + i) * os] = FX_STORE((FX_W)r);
+            if (sgn) sgn[(r0 + i) * gs] = FX_STORE((FX_W)g);
+        }
+    }
+}
+
+/* softmax (log_softmax with logarithm) of nrows short rows */
+static void FX_NAME(small_softmax)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
+                                   FX_W *T, int logarithm, FX_T *out, Py_ssize_t ors,
+                                   Py_ssize_t osc)
+{
+    FX_W *mx = T + FX_SMALL_C * FX_BLOCK_W, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W;
+    for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
+        Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
+        const FX_T *xb = x + r0 * rs;
+        FX_T *ob = out + r0 * ors;
+        FX_NAME(tr_in)(xb, C, rs, W, T);
+        FX_NAME(block_stats)(T, C, mx, s, k, !logarithm);
+        /* s becomes the divisor (softmax) or the offset (log_softmax) */
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            double kk = (double)k[i];
+            s[i] = logarithm ? (FX_W)(fx_log_ge1(kk) + fx_log1p_ge0((double)s[i] / kk))
+                             : s[i] + k[i];
+        }
+        for (Py_ssize_t i = 0; i < W; i++) {
+            if (!isfinite(mx[i]) || !isfinite(s[i])) {
+                if (logarithm) FX_NAME(row_log_softmax)(xb + i * rs, C, 1, ob + i * ors, osc);
+                else FX_NAME(row_softmax)(xb + i * rs, C, 1, ob + i * ors, osc);
+                continue;
+            }
+            FX_W m = mx[i], d = s[i];
+            for (Py_ssize_t c = 0; c < C; c++) {
+                FX_W t = T[c * FX_BLOCK_W + i];
+                ob[i * ors + c * osc] = FX_STORE(logarithm ? (t - m) - d : t / d);
+            }
+        }
+    }
+}

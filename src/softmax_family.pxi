@@ -20,7 +20,7 @@
 
 cimport cython
 from cython.parallel cimport prange, parallel, threadid
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport uint16_t
 from libc.math cimport INFINITY, NAN, isfinite
 
@@ -73,13 +73,13 @@ cdef inline double _max(const real *x, Py_ssize_t n, Py_ssize_t s) noexcept nogi
     else:
         return fx_f16_max(x, n, s)
 
-cdef inline double _sumexp(const real *x, Py_ssize_t n, Py_ssize_t s, double m, double *k) noexcept nogil:
+cdef inline fx_lse_state _chunk_state(const real *x, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
     if real is float:
-        return fx_f32_sumexp_excl(x, n, s, <float>m, k)
+        return fx_f32_chunk_state(x, n, s)
     elif real is double:
-        return fx_f64_sumexp_excl(x, n, s, m, k)
+        return fx_f64_chunk_state(x, n, s)
     else:
-        return fx_f16_sumexp_excl(x, n, s, <float>m, k)
+        return fx_f16_chunk_state(x, n, s)
 
 cdef inline double _naive(const real *x, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
     if real is float:
@@ -124,11 +124,11 @@ cdef inline bint _stores_exp(const real *x) noexcept nogil:
         return True
 
 cdef inline double _store_exp(const real *x, Py_ssize_t n, Py_ssize_t s, double m,
-                              real *out, Py_ssize_t os) noexcept nogil:
+                              real *out, Py_ssize_t os, double *k) noexcept nogil:
     if real is float:
-        return fx_f32_store_exp(x, n, s, <float>m, out, os)
+        return fx_f32_store_exp(x, n, s, <float>m, out, os, k)
     elif real is double:
-        return fx_f64_store_exp(x, n, s, m, out, os)
+        return fx_f64_store_exp(x, n, s, m, out, os, k)
     else:
         return 0.0
 
@@ -185,6 +185,36 @@ cdef inline void _col_softmax(const real *x, Py_ssize_t C, Py_ssize_t sc, Py_ssi
         fx_f16_col_softmax(x, C, sc, W, <float *>scratch, scratch + COL_W, logarithm, out, osc, osi)
 
 
+cdef inline void _small_lse(const real *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
+                            double *T, int want_sign, real *out, Py_ssize_t os,
+                            real *sgn, Py_ssize_t gs) noexcept nogil:
+    if real is float:
+        fx_f32_small_lse(x, nrows, C, rs, <float *>T, want_sign, out, os, sgn, gs)
+    elif real is double:
+        fx_f64_small_lse(x, nrows, C, rs, T, want_sign, out, os, sgn, gs)
+    else:
+        fx_f16_small_lse(x, nrows, C, rs, <float *>T, want_sign, out, os, sgn, gs)
+
+cdef inline void _small_softmax(const real *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
+                                double *T, bint logarithm, real *out, Py_ssize_t ors,
+                                Py_ssize_t osc) noexcept nogil:
+    if real is float:
+        fx_f32_small_softmax(x, nrows, C, rs, <float *>T, logarithm, out, ors, osc)
+    elif real is double:
+        fx_f64_small_softmax(x, nrows, C, rs, T, logarithm, out, ors, osc)
+    else:
+        fx_f16_small_softmax(x, nrows, C, rs, <float *>T, logarithm, out, ors, osc)
+
+
+cdef inline bint _use_small(Py_ssize_t C, Py_ssize_t sc, Py_ssize_t I) noexcept nogil:
+    # short contiguous rows: the transposed-block kernels
+    return sc == 1 and I == 1 and C <= FX_SMALL_C
+
+
+# scratch of the short-row kernels, per thread, in doubles
+DEF SMALL_SCRATCH = (16 + 3) * 64
+
+
 cdef inline bint _use_split(Py_ssize_t rows, Py_ssize_t C, int nt) noexcept nogil:
     return nt > 1 and rows < 2 * nt and C >= 2 * FX_CHUNK
 
@@ -210,8 +240,10 @@ def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
     cdef real *gp = NULL
     cdef const real *bp = NULL
     cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, ln, w, i0, nblk
-    cdef double v, sg, m, k, tot
+    cdef double v, sg
     cdef double *scratch
+    cdef fx_lse_state *states
+    cdef fx_lse_state st
     cdef int nt = _threads(n_threads, R * C)
     if sgn is not None:
         gp = &sgn[0, 0]
@@ -239,50 +271,45 @@ def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
                                 op + o * oso + i0 * osi, osi,
                                 gp + o * gso + i0 * gsi if gp != NULL else NULL, gsi)
         free(scratch)
-    elif bp == NULL and _use_split(R, C, nt):
-        nch = (C + FX_CHUNK - 1) // FX_CHUNK
-        scratch = <double *>malloc(R * nch * 3 * sizeof(double))
+    elif bp == NULL and _use_small(C, sc, I):
+        nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
+        scratch = <double *>calloc(nt * SMALL_SCRATCH, sizeof(double))
         if scratch == NULL:
             raise MemoryError()
         with nogil:
-            # maxima of the chunks, then of the rows
+            for it in prange(nblk, num_threads=nt, schedule='static'):
+                i0 = it * FX_BLOCK_W
+                _small_lse(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W, C, so,
+                           scratch + threadid() * SMALL_SCRATCH, want_sign, op + i0 * oso, oso,
+                           gp + i0 * gso if gp != NULL else NULL, gso)
+        free(scratch)
+    elif bp == NULL and _use_split(R, C, nt):
+        nch = (C + FX_CHUNK - 1) // FX_CHUNK
+        states = <fx_lse_state *>malloc(R * nch * sizeof(fx_lse_state))
+        if states == NULL:
+            raise MemoryError()
+        with nogil:
             for it in prange(R * nch, num_threads=nt, schedule='static'):
                 r = it // nch
                 c = (it - r * nch) * FX_CHUNK
-                ln = C - c if C - c < FX_CHUNK else FX_CHUNK
                 o = r // I
-                scratch[it] = _max(xp + o * so + (r - o * I) * si + c * sc, ln, sc)
+                states[it] = _chunk_state(xp + o * so + (r - o * I) * si + c * sc,
+                                          C - c if C - c < FX_CHUNK else FX_CHUNK, sc)
             for r in range(R):
-                m = -INFINITY
-                for c in range(nch):
-                    if scratch[r * nch + c] > m:
-                        m = scratch[r * nch + c]
-                scratch[R * nch * 2 + r] = m
-            # chunk sums, in the same chunks as a single-thread row
-            for it in prange(R * nch, num_threads=nt, schedule='static'):
-                r = it // nch
-                c = (it - r * nch) * FX_CHUNK
-                ln = C - c if C - c < FX_CHUNK else FX_CHUNK
-                o = r // I
-                k = 0.0
-                scratch[it] = _sumexp(xp + o * so + (r - o * I) * si + c * sc, ln, sc,
-                                      scratch[R * nch * 2 + r], &k)
-                scratch[R * nch + it] = k
-            for r in range(R):
-                tot = 0.0
-                k = 0.0
-                for c in range(nch):
-                    tot = tot + scratch[r * nch + c]
-                    k = k + scratch[R * nch + r * nch + c]
+                # chunk states merged in order, as a single-thread row does
+                st = states[r * nch]
+                for c in range(1, nch):
+                    fx_state_merge(&st, states[r * nch + c].m, states[r * nch + c].k,
+                                   states[r * nch + c].s)
                 o = r // I
                 i = r - o * I
-                v = fx_lse_finish(scratch[R * nch * 2 + r], k, tot, want_sign, &sg)
+                v = fx_lse_finish(st.m, st.k, st.s, want_sign, &sg)
                 if not isfinite(v):
                     v = fx_lse_naive(_naive(xp + o * so + i * si, C, sc), want_sign, &sg)
                 _put(&op[o * oso + i * osi], v)
                 if gp != NULL:
                     _put(&gp[o * gso + i * gsi], sg)
-        free(scratch)
+        free(states)
     else:
         with nogil:
             if nt == 1:
@@ -343,9 +370,9 @@ def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int 
     cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, ln, w, i0, nblk
     cdef double m, k, tot, m_eff
     cdef double *scratch
+    cdef fx_lse_state *states
+    cdef fx_lse_state st
     cdef double *cmax
-    cdef double *csum
-    cdef double *ck
     cdef double *rmax
     cdef double *rm
     cdef double *rd
@@ -364,59 +391,86 @@ def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int 
                 _col_softmax(xp + o * so + i0, C, sc, w, scratch + threadid() * 4 * COL_W,
                              logarithm, op + o * oso + i0 * osi, osc, osi)
         free(scratch)
-    elif _use_split(R, C, nt):
-        nch = (C + FX_CHUNK - 1) // FX_CHUNK
-        scratch = <double *>malloc((3 * R * nch + 3 * R) * sizeof(double))
+    elif _use_small(C, sc, I):
+        nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
+        scratch = <double *>calloc(nt * SMALL_SCRATCH, sizeof(double))
         if scratch == NULL:
             raise MemoryError()
-        cmax = scratch                 # per chunk: max, sum, count of maxima
-        csum = scratch + R * nch
-        ck = scratch + 2 * R * nch
-        rmax = scratch + 3 * R * nch   # per row: max, shift, divisor/offset
+        with nogil:
+            for it in prange(nblk, num_threads=nt, schedule='static'):
+                i0 = it * FX_BLOCK_W
+                _small_softmax(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W, C, so,
+                               scratch + threadid() * SMALL_SCRATCH, logarithm,
+                               op + i0 * oso, oso, osc)
+        free(scratch)
+    elif _use_split(R, C, nt):
+        nch = (C + FX_CHUNK - 1) // FX_CHUNK
+        states = <fx_lse_state *>malloc(R * nch * sizeof(fx_lse_state))
+        scratch = <double *>malloc((R * nch + 3 * R) * sizeof(double))
+        if states == NULL or scratch == NULL:
+            free(states)
+            free(scratch)
+            raise MemoryError()
+        cmax = scratch                 # per chunk: max
+        rmax = scratch + R * nch       # per row: max, shift, divisor or offset
         rm = rmax + R
         rd = rm + R
         with nogil:
-            for it in prange(R * nch, num_threads=nt, schedule='static'):
-                r = it // nch
-                c = (it - r * nch) * FX_CHUNK
-                ln = C - c if C - c < FX_CHUNK else FX_CHUNK
-                o = r // I
-                cmax[it] = _max(xp + o * so + (r - o * I) * si + c * sc, ln, sc)
-            for r in range(R):
-                m = -INFINITY
-                for c in range(nch):
-                    if cmax[r * nch + c] > m:
-                        m = cmax[r * nch + c]
-                rmax[r] = m
-            # the same chunks, in the same order, as the single-thread rows path
-            for it in prange(R * nch, num_threads=nt, schedule='static'):
-                r = it // nch
-                c = (it - r * nch) * FX_CHUNK
-                ln = C - c if C - c < FX_CHUNK else FX_CHUNK
-                o = r // I
-                i = r - o * I
-                k = 0.0
-                if logarithm or not _stores_exp(xp):
-                    csum[it] = _sumexp(xp + o * so + i * si + c * sc, ln, sc, rmax[r], &k)
-                elif isfinite(rmax[r]):
-                    csum[it] = _store_exp(xp + o * so + i * si + c * sc, ln, sc, rmax[r],
-                                          op + o * oso + i * osi + c * osc, osc)
-                ck[it] = k
-            for r in range(R):
-                tot = 0.0
-                k = 0.0
-                for c in range(nch):
-                    tot = tot + csum[r * nch + c]
-                    k = k + ck[r * nch + c]
-                if logarithm:
-                    rd[r] = fx_log_softmax_offset(rmax[r], k, tot, &m_eff)
-                    rm[r] = m_eff
-                elif isfinite(rmax[r]):
-                    rd[r] = tot + k
+            if logarithm or not _stores_exp(xp):
+                for it in prange(R * nch, num_threads=nt, schedule='static'):
+                    r = it // nch
+                    c = (it - r * nch) * FX_CHUNK
+                    o = r // I
+                    states[it] = _chunk_state(xp + o * so + (r - o * I) * si + c * sc,
+                                              C - c if C - c < FX_CHUNK else FX_CHUNK, sc)
+                for r in range(R):
+                    st = states[r * nch]
+                    for c in range(1, nch):
+                        fx_state_merge(&st, states[r * nch + c].m, states[r * nch + c].k,
+                                       states[r * nch + c].s)
+                    if logarithm:
+                        rd[r] = fx_log_softmax_offset(st.m, st.k, st.s, &m_eff)
+                        rm[r] = m_eff
+                    elif isfinite(st.m):
+                        rd[r] = st.s + st.k
+                        rm[r] = st.m
+                    else:
+                        rd[r] = NAN
+                        rm[r] = 0.0
+            else:
+                # as the rows path: max, keep exp(x - max) in out, divide
+                for it in prange(R * nch, num_threads=nt, schedule='static'):
+                    r = it // nch
+                    c = (it - r * nch) * FX_CHUNK
+                    o = r // I
+                    cmax[it] = _max(xp + o * so + (r - o * I) * si + c * sc,
+                                    C - c if C - c < FX_CHUNK else FX_CHUNK, sc)
+                for r in range(R):
+                    m = -INFINITY
+                    for c in range(nch):
+                        if cmax[r * nch + c] > m:
+                            m = cmax[r * nch + c]
+                    rmax[r] = m
+                for it in prange(R * nch, num_threads=nt, schedule='static'):
+                    r = it // nch
+                    c = (it - r * nch) * FX_CHUNK
+                    o = r // I
+                    i = r - o * I
+                    states[it].k = 0.0
+                    states[it].s = 0.0
+                    if isfinite(rmax[r]):
+                        states[it].s = _store_exp(xp + o * so + i * si + c * sc,
+                                                  C - c if C - c < FX_CHUNK else FX_CHUNK, sc,
+                                                  rmax[r], op + o * oso + i * osi + c * osc, osc,
+                                                  &states[it].k)
+                for r in range(R):
+                    tot = 0.0
+                    k = 0.0
+                    for c in range(nch):
+                        tot = tot + states[r * nch + c].s
+                        k = k + states[r * nch + c].k
+                    rd[r] = tot + k if isfinite(rmax[r]) else NAN
                     rm[r] = rmax[r]
-                else:
-                    rd[r] = NAN
-                    rm[r] = 0.0
             for it in prange(R * nch, num_threads=nt, schedule='static'):
                 r = it // nch
                 c = (it - r * nch) * FX_CHUNK
@@ -433,6 +487,7 @@ def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int 
                     _divide(op + o * oso + i * osi + c * osc, ln, osc, rd[r])
                 else:
                     _fill(op + o * oso + i * osi + c * osc, ln, osc, NAN)
+        free(states)
         free(scratch)
     else:
         with nogil:

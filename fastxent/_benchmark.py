@@ -1,0 +1,875 @@
+"""Speed and peak-memory comparison of fastxent with NumPy, SciPy, PyTorch and JAX.
+
+One process, one run: every implementation that can be imported is timed on the
+same seeded data, with the implementations interleaved across repeats so that
+machine noise hits all of them alike, and the median is reported. Each
+(operation, shape, dtype) row shows the time of every implementation, the ratio
+peer / fastxent, and the fraction of the roofline (the physical limit of this
+machine, from ``DESIGN.md``) that fastxent reaches. A second table gives the
+peak memory a fastxent call takes beyond its input, measured in a fresh
+subprocess per call, next to the size of the output it must return.
+
+Run it with ``python -m fastxent._benchmark --help``, ``python bench/compare.py``
+or through :func:`run` (``python -m fastxent`` uses that). Options:
+``--quick`` (smaller shapes, fewer repeats: a self-check), ``--large`` (adds
+4096 x 50257 float32), ``--ops``, ``--impls``, ``--threads``, ``--repeats``,
+``--markdown`` (a table for the README), ``--mem-impls``/``--no-mem``.
+
+What is timed, per implementation (the input conversion is done once, outside
+the timed region; every call allocates its output, as a user's call would):
+
+``fastxent``
+    ``fastxent.<op>(x, axis=-1, n_threads=threads)``; on the 1 x 10 call-overhead
+    row without ``n_threads`` (a user's small call; the kernels never start
+    threads below their size threshold).
+``fastxent_out`` (not in the default set)
+    the same with ``out=`` a preallocated, already-touched array: shows the cost
+    of faulting in fresh output pages.
+``numpy``
+    a plain numerically stable NumPy implementation: ``x - max``, ``exp``,
+    ``sum``, ``log`` (single-threaded, full-size temporaries).
+``scipy``
+    ``scipy.special.<op>(x, axis=-1)``.
+``torch``
+    ``torch.logsumexp/softmax/log_softmax(t, dim=-1)`` on
+    ``t = torch.from_numpy(x)`` (zero-copy), with ``torch.set_num_threads(threads)``.
+``jax``
+    ``jax.jit(partial(jax.nn.<op>, axis=-1))`` on ``jax.device_put(x)``, waited for
+    with ``block_until_ready``; compilation happens in the untimed warm-up call.
+    float64 needs ``jax_enable_x64``, which is switched on. JAX's CPU thread pool
+    is sized by XLA at import: with ``--threads 1`` this sets ``XLA_FLAGS`` to a
+    single-threaded Eigen pool (only if JAX was not imported yet and ``XLA_FLAGS``
+    is unset); otherwise JAX uses all cores.
+
+Roofline (``DESIGN.md``, measured on the project's 2-core machine; thread counts
+above 2 use the 2-thread figures): a row reduction (logsumexp) is bound by exp
+throughput, ``N*V / 5.4e9`` s for float32 and ``N*V / 1.6e9`` s for float64 on two
+threads (the read stream, ``N*V*itemsize / 26e9`` s, is below that); a function
+that writes a full-size output (softmax, log_softmax) is bound by
+``max(exp bound, bytes read + written / 22e9 B/s)``. The 1 x 10 row is compared
+with the floor of a Cython call (0.24 us with raw pointers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+
+__all__ = ["build_parser", "run", "main", "roofline_seconds"]
+
+OPS = ("logsumexp", "log_softmax", "softmax")
+IMPLS = ("fastxent", "numpy", "scipy", "torch", "jax")
+# Implementations that can be asked for with --impls but are not run by default.
+EXTRA_IMPLS = ("fastxent_out",)
+PEERS = ("numpy", "scipy", "torch", "jax")
+
+DEFAULT_REPEATS = 7
+QUICK_REPEATS = 3
+DEFAULT_SEED = 0
+# Calls per sample on the call-overhead row (time many calls, report the mean
+# call of each sample, then the median sample).
+OVERHEAD_CALLS = 2000
+QUICK_OVERHEAD_CALLS = 200
+
+# DESIGN.md, "The physical limits on this machine" (2 cores, Zen, AVX2 + FMA):
+# vectorized exp throughput per dtype (exp/s), streaming read and read + write
+# bandwidth with plain stores (B/s), for 1 and 2 threads.
+_LIMITS = {
+    1: {"exp": {"float32": 2.8e9, "float64": 0.9e9}, "read": 18e9, "read_write": 16e9},
+    2: {"exp": {"float32": 5.4e9, "float64": 1.6e9}, "read": 26e9, "read_write": 22e9},
+}
+# DESIGN.md, "Call overhead": a Cython function taking a (1, 10) array.
+CALL_FLOOR_US = 0.24
+
+# Environment variables that change what the run measures; they are echoed in
+# the reproduce command.
+_ENV_PREFIXES = ("OMP_", "GOMP_", "KMP_", "OPENBLAS_", "MKL_", "XLA_", "FASTXENT_", "JAX_")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input: ``rows x cols`` of ``dtype``, reduced along the last axis."""
+
+    rows: int
+    cols: int
+    dtype: str
+    overhead: bool = False  # a call-overhead row: many calls, microseconds
+
+    @property
+    def shape(self):
+        return (self.rows, self.cols)
+
+    @property
+    def label(self):
+        return f"{self.rows} x {self.cols}"
+
+    @property
+    def size(self):
+        return self.rows * self.cols
+
+
+def cases(quick=False, large=False):
+    """The shapes of a run, in the order they are timed."""
+    if quick:
+        out = [Case(64, 50257, "float32"), Case(100_000, 10, "float32"), Case(10_000, 1000, "float64")]
+        if large:
+            out.append(Case(256, 50257, "float32"))
+    else:
+        out = [Case(1024, 50257, "float32"), Case(1_000_000, 10, "float32"), Case(100_000, 1000, "float64")]
+        if large:
+            out.append(Case(4096, 50257, "float32"))
+    out.append(Case(1, 10, "float64", overhead=True))
+    return out
+
+
+def roofline_seconds(op, case, threads):
+    """Lower bound on the time of ``op`` over ``case`` with ``threads`` threads.
+
+    The DESIGN.md model: exp throughput for every element, and the memory
+    traffic (read for a reduction, read + write for a full-size output),
+    whichever is slower.
+    """
+    limits = _LIMITS[min(max(int(threads), 1), 2)]
+    itemsize = 4 if case.dtype == "float32" else 8
+    exp_bound = case.size / limits["exp"][case.dtype]
+    if op == "logsumexp":
+        return max(exp_bound, case.size * itemsize / limits["read"])
+    return max(exp_bound, 2 * case.size * itemsize / limits["read_write"])
+
+
+def make_data(case, seed=DEFAULT_SEED):
+    """Seeded standard-normal logits of ``case``'s shape and dtype (touched)."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, case.rows, case.cols])
+    return rng.standard_normal(case.shape, dtype=np.dtype(case.dtype))
+
+
+# --------------------------------------------------------------------------
+# Implementations
+# --------------------------------------------------------------------------
+
+
+class Unavailable(Exception):
+    """An implementation cannot be imported or used here."""
+
+
+_LIB_CACHE = {}
+
+
+def _load(impl, threads):
+    """Import what ``impl`` needs; raise Unavailable with the reason."""
+    key = "fastxent" if impl == "fastxent_out" else impl
+    if key in _LIB_CACHE:
+        lib = _LIB_CACHE[key]
+        if isinstance(lib, Unavailable):
+            raise lib
+        return lib
+    try:
+        lib = _IMPORTERS[key](threads)
+    except Unavailable as exc:
+        _LIB_CACHE[key] = exc
+        raise
+    except Exception as exc:  # ImportError, or a broken install raising anything
+        err = Unavailable(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        _LIB_CACHE[key] = err
+        raise err from None
+    _LIB_CACHE[key] = lib
+    return lib
+
+
+def _import_fastxent(threads):
+    import fastxent
+
+    if not hasattr(fastxent, "logsumexp"):
+        where = list(getattr(fastxent, "__path__", []))
+        raise Unavailable(f"fastxent at {where} has no logsumexp (not built?)")
+    return fastxent
+
+
+def _import_numpy(threads):
+    import numpy as np
+
+    return np
+
+
+def _import_scipy(threads):
+    import scipy.special
+
+    return scipy.special
+
+
+def _import_torch(threads):
+    import torch
+
+    torch.set_num_threads(int(threads))
+    return torch
+
+
+def _import_jax(threads):
+    if int(threads) == 1 and "jax" not in sys.modules and "XLA_FLAGS" not in os.environ:
+        os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_platforms", "cpu")
+    return jax
+
+
+_IMPORTERS = {
+    "fastxent": _import_fastxent,
+    "numpy": _import_numpy,
+    "scipy": _import_scipy,
+    "torch": _import_torch,
+    "jax": _import_jax,
+}
+
+
+def _numpy_stable_max(np, x):
+    m = x.max(axis=-1, keepdims=True)
+    # A row of -inf (or an inf) would give nan from x - m; shift by 0 there.
+    m[~np.isfinite(m)] = 0
+    return m
+
+
+def numpy_logsumexp(x):
+    """Plain stable logsumexp over the last axis: max, x - max, exp, sum, log."""
+    import numpy as np
+
+    m = _numpy_stable_max(np, x)
+    e = np.subtract(x, m)
+    np.exp(e, out=e)
+    out = np.log(e.sum(axis=-1))
+    out += m[..., 0]
+    return out
+
+
+def numpy_log_softmax(x):
+    """Plain stable log_softmax over the last axis: x - max - log(sum(exp(x - max)))."""
+    import numpy as np
+
+    shifted = x - _numpy_stable_max(np, x)
+    lse = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    shifted -= lse
+    return shifted
+
+
+def numpy_softmax(x):
+    """Plain stable softmax over the last axis: exp(x - max) / sum."""
+    import numpy as np
+
+    e = x - _numpy_stable_max(np, x)
+    np.exp(e, out=e)
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
+
+
+_NUMPY_OPS = {"logsumexp": numpy_logsumexp, "log_softmax": numpy_log_softmax, "softmax": numpy_softmax}
+
+
+def prepare(impl, op, x, threads, *, overhead=False, aot=False):
+    """Return ``(call, to_numpy)``: ``call()`` runs ``op`` on ``x`` with ``impl``.
+
+    Conversion of ``x`` to the implementation's array type happens here, outside
+    any timed region. ``aot=True`` compiles JAX ahead of time without running it
+    (used by the memory measurement, so the compile's buffers are not counted).
+    """
+    lib = _load(impl, threads)
+    if impl == "fastxent":
+        f = getattr(lib, op)
+        if overhead:
+            return (lambda: f(x, axis=-1)), _identity
+        return (lambda: f(x, axis=-1, n_threads=threads)), _identity
+    if impl == "fastxent_out":
+        import numpy as np
+
+        f = getattr(lib, op)
+        out = np.zeros(x.shape[:-1] if op == "logsumexp" else x.shape, dtype=x.dtype)
+        if overhead:
+            return (lambda: f(x, axis=-1, out=out)), _identity
+        return (lambda: f(x, axis=-1, out=out, n_threads=threads)), _identity
+    if impl == "numpy":
+        f = _NUMPY_OPS[op]
+        return (lambda: f(x)), _identity
+    if impl == "scipy":
+        f = getattr(lib, op)
+        return (lambda: f(x, axis=-1)), _identity
+    if impl == "torch":
+        t = lib.from_numpy(x)
+        f = getattr(lib, op)
+        return (lambda: f(t, dim=-1)), _torch_to_numpy
+    if impl == "jax":
+        xj = lib.device_put(x)
+        f = lib.jit(partial(getattr(lib.nn, op), axis=-1))
+        if aot:
+            f = f.lower(xj).compile()
+        return (lambda: f(xj).block_until_ready()), _jax_to_numpy
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def _identity(r):
+    return r
+
+
+def _torch_to_numpy(r):
+    return r.numpy()
+
+
+def _jax_to_numpy(r):
+    import numpy as np
+
+    return np.asarray(r)
+
+
+# --------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------
+
+
+def _check(op, case, x, result, tolerance_rows=256):
+    """Max error of ``result`` against a float64 NumPy reference, scaled.
+
+    Only the first ``tolerance_rows`` rows are checked: a sanity check that the
+    table does not compare wrong answers, not a test.
+    """
+    import numpy as np
+
+    k = min(case.rows, tolerance_rows)
+    ref = _NUMPY_OPS[op](np.asarray(x[:k], dtype=np.float64))
+    got = np.asarray(result)[:k].astype(np.float64)
+    if got.shape != ref.shape:
+        return float("inf")
+    scale = max(float(np.max(np.abs(ref))), np.finfo(np.float64).tiny)
+    return float(np.max(np.abs(got - ref))) / scale
+
+
+def _tolerance(dtype):
+    return 1e-4 if dtype == "float32" else 1e-9
+
+
+def time_case(case, op, x, impls, threads, repeats, overhead_calls, log):
+    """Time ``op`` on ``x`` for each impl; return ``{impl: seconds or Exception}``.
+
+    Each implementation is warmed up (and checked) once, then the repeats run
+    with the implementations interleaved: repeat ``r`` starts with the
+    ``r``-th implementation, so none always runs first or after the same one.
+    """
+    calls, errors, mismatch = {}, {}, {}
+    for impl in impls:
+        try:
+            call, to_numpy = prepare(impl, op, x, threads, overhead=case.overhead)
+            result = call()  # warm-up: imports, JAX compile, thread pools
+            err = _check(op, case, x, to_numpy(result))
+            del result
+            if case.overhead:
+                for _ in range(min(50, overhead_calls)):
+                    call()
+        except Unavailable as exc:
+            errors[impl] = exc
+            continue
+        except Exception as exc:  # an implementation's own failure: report, go on
+            errors[impl] = exc
+            log(f"  {impl}: {type(exc).__name__}: {exc}")
+            continue
+        if not err <= _tolerance(case.dtype):
+            mismatch[impl] = err
+            log(f"  {impl}: result differs from the float64 reference by {err:.3g} (scaled)")
+        calls[impl] = call
+
+    names = list(calls)
+    samples = {name: [] for name in names}
+    perf_counter = time.perf_counter
+    loop = range(overhead_calls)
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for r in range(repeats):
+            k = r % len(names) if names else 0
+            for name in names[k:] + names[:k]:
+                call = calls[name]
+                if case.overhead:
+                    t0 = perf_counter()
+                    for _ in loop:
+                        call()
+                    samples[name].append((perf_counter() - t0) / overhead_calls)
+                else:
+                    # The result is freed after the clock stops, for every impl alike.
+                    t0 = perf_counter()
+                    keep = [call()]
+                    samples[name].append(perf_counter() - t0)
+                    keep.clear()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    out = {name: statistics.median(s) for name, s in samples.items()}
+    out.update(errors)
+    return out, mismatch
+
+
+# --------------------------------------------------------------------------
+# Peak memory (one fresh subprocess per call)
+# --------------------------------------------------------------------------
+
+
+def _status_kib():
+    """VmRSS and VmHWM of this process in KiB, from /proc/self/status."""
+    values = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":", 1)
+                values[key] = int(value.split()[0])
+    return values
+
+
+def _reset_peak():
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False if not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return "VmHWM" in _status_kib()
+    except OSError:
+        return False
+
+
+def _maxrss_kib():
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss // 1024 if sys.platform == "darwin" else rss  # bytes on macOS
+
+
+def measure_peak_memory(impl, op, case, seed, threads):
+    """Run one call of ``op`` in this process and return its peak extra memory.
+
+    Call in a fresh process (see :func:`peak_memory_subprocess`): the input is
+    allocated and touched, the libraries are loaded and warmed up on a tiny
+    input, the high-water mark is reset, then the timed call runs once.
+    """
+    import numpy as np
+
+    x = make_data(case, seed)
+    call, _ = prepare(impl, op, x, threads, aot=True)
+    # Warm up on a tiny input: lazy imports, dispatch tables, first allocations.
+    tiny_call, _ = prepare(impl, op, np.ones((2, 3), dtype=x.dtype), threads)
+    tiny_call()
+    del tiny_call
+    gc.collect()
+    if _reset_peak():
+        method = "VmHWM"
+        base = _status_kib()["VmRSS"]
+        result = call()
+        peak = _status_kib()["VmHWM"]
+    else:
+        method = "ru_maxrss"
+        base = _maxrss_kib()
+        result = call()
+        peak = _maxrss_kib()
+    out_bytes = int(getattr(result, "nbytes", 0))
+    return {
+        "impl": impl,
+        "op": op,
+        "method": method,
+        "input_bytes": int(x.nbytes),
+        "output_bytes": out_bytes,
+        "extra_bytes": max(peak - base, 0) * 1024,
+    }
+
+
+def _mem_child_main(spec_json):
+    spec = json.loads(spec_json)
+    case = Case(spec["rows"], spec["cols"], spec["dtype"])
+    res = measure_peak_memory(spec["impl"], spec["op"], case, spec["seed"], spec["threads"])
+    sys.stdout.write("FASTXENT_MEM " + json.dumps(res) + "\n")
+
+
+def peak_memory_subprocess(impl, op, case, seed, threads, timeout=600):
+    """Measure :func:`measure_peak_memory` in a fresh Python process."""
+    spec = json.dumps(
+        {"impl": impl, "op": op, "rows": case.rows, "cols": case.cols, "dtype": case.dtype,
+         "seed": seed, "threads": threads}
+    )
+    # Load this very file (it may not be importable as fastxent._benchmark when
+    # the package is not built), and let it import fastxent as the parent did.
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('_fastxent_benchmark', {os.path.abspath(__file__)!r})\n"
+        "mod = importlib.util.module_from_spec(spec); sys.modules[spec.name] = mod\n"
+        "spec.loader.exec_module(mod)\n"
+        "mod._mem_child_main(sys.argv[1])\n"
+    )
+    env = dict(os.environ)
+    fx = sys.modules.get("fastxent")
+    fx_file = getattr(fx, "__file__", None)
+    if fx_file:  # the child imports the same fastxent as this process
+        root = os.path.dirname(os.path.dirname(os.path.abspath(fx_file)))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, spec], capture_output=True, text=True, env=env, timeout=timeout
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("FASTXENT_MEM "):
+            return json.loads(line[len("FASTXENT_MEM "):])
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    raise RuntimeError(f"memory subprocess failed (exit {proc.returncode}): {tail}")
+
+
+# --------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------
+
+
+def _fmt(v):
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    if v >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def _fmt_ratio(r):
+    return f"{r:.0f}x" if r >= 100 else f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
+
+
+def _mib(n):
+    return n / 2**20
+
+
+def _table(header, rows, markdown, text_columns=3):
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    def line(cells):
+        return "  ".join(c.ljust(w) if i < text_columns else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def speed_table(results, impls, threads, markdown=False):
+    """Rows: op, shape, dtype, each impl's time (ratio to fastxent), roofline, % reached."""
+    shown = [i for i in impls if any(isinstance(r["times"].get(i), float) for r in results)]
+    header = ["operation", "shape", "dtype"]
+    header += [f"{i} (x fastxent)" if i in PEERS and "fastxent" in shown else i for i in shown]
+    header += ["roofline", "fastxent % of roofline"]
+    rows = []
+    for r in results:
+        case, times = r["case"], r["times"]
+        unit, scale = ("us", 1e6) if case.overhead else ("ms", 1e3)
+        fx = times.get("fastxent")
+        fx = fx if isinstance(fx, float) else None
+        cells = [r["op"], f"{case.label}" + (" (call, us)" if case.overhead else ""), case.dtype]
+        for impl in shown:
+            t = times.get(impl)
+            if not isinstance(t, float):
+                cells.append("-")
+                continue
+            cell = _fmt(t * scale)
+            if impl in r.get("mismatch", {}):
+                cell += " (!)"
+            if fx and impl in PEERS:
+                cell += f" ({_fmt_ratio(t / fx)})"
+            cells.append(cell)
+        if case.overhead:
+            floor = CALL_FLOOR_US * 1e-6
+            cells.append(f"{_fmt(CALL_FLOOR_US)} us call floor")
+        else:
+            floor = roofline_seconds(r["op"], case, threads)
+            cells.append(f"{_fmt(floor * scale)} {unit}")
+        cells.append(f"{100 * floor / fx:.0f}%" if fx else "-")
+        rows.append(cells)
+    return _table(header, rows, markdown)
+
+
+def memory_table(mem_results, markdown=False):
+    header = ["impl", "operation", "shape", "dtype", "input MiB", "output MiB", "peak extra MiB",
+              "extra / output"]
+    rows = []
+    for m in mem_results:
+        case = m["case"]
+        if "error" in m:
+            rows.append([m["impl"], m["op"], case.label, case.dtype, "-", "-", m["error"], "-"])
+            continue
+        out_b, extra = m["output_bytes"], m["extra_bytes"]
+        rows.append([
+            m["impl"], m["op"], case.label, case.dtype,
+            f"{_mib(m['input_bytes']):.1f}", f"{_mib(out_b):.3f}" if out_b < 2**20 else f"{_mib(out_b):.1f}",
+            f"{_mib(extra):.2f}", f"{extra / out_b:.2f}" if out_b >= 2**20 else "(output < 1 MiB)",
+        ])
+    return _table(header, rows, markdown, text_columns=4)
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _read_first_line(path):
+    try:
+        with open(path) as f:
+            return f.readline().strip()
+    except OSError:
+        return "n/a"
+
+
+def default_threads():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def reproduce_command(ns):
+    """The exact command line (environment included) that repeats this run."""
+    env = [f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items()) if k.startswith(_ENV_PREFIXES)]
+    if __name__ in ("fastxent._benchmark", "__main__") and __package__ == "fastxent":
+        cmd = [sys.executable, "-m", "fastxent._benchmark"]
+    else:
+        cmd = [sys.executable, os.path.abspath(__file__)]
+    cmd += ["--ops", ",".join(ns.ops), "--impls", ",".join(ns.impls), "--threads", str(ns.threads),
+            "--repeats", str(ns.repeats), "--seed", str(ns.seed)]
+    if ns.no_mem:
+        cmd.append("--no-mem")
+    else:
+        cmd += ["--mem-impls", ",".join(ns.mem_impls)]
+    cmd += [flag for flag, on in (("--quick", ns.quick), ("--large", ns.large), ("--markdown", ns.markdown)) if on]
+    return " ".join(env + [shlex.join(cmd)])
+
+
+def environment_lines(ns):
+    """Versions and settings that the numbers depend on."""
+    lines = [
+        f"machine: {_cpu_model()}, {os.cpu_count()} CPUs, python {platform.python_version()}",
+        f"transparent huge pages: {_read_first_line('/sys/kernel/mm/transparent_hugepage/enabled')}",
+        f"threads: {ns.threads}; repeats: {ns.repeats} (median, implementations interleaved); seed: {ns.seed}",
+    ]
+    if hasattr(os, "getloadavg"):  # other work on the machine makes every number noisier
+        lines.append("load average at start (1, 5, 15 min): " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+    versions = []
+    wanted = {"fastxent" if i == "fastxent_out" else i for i in ns.impls} | {"numpy"}
+    for impl in (i for i in IMPLS if i in wanted):
+        try:
+            lib = _load(impl, ns.threads)
+        except Unavailable as exc:
+            versions.append(f"{impl} unavailable ({exc})")
+            continue
+        mod = sys.modules.get(impl, lib)
+        versions.append(f"{impl} {getattr(mod, '__version__', '?')}")
+    lines.append("versions: " + "; ".join(versions))
+    fx = _LIB_CACHE.get("fastxent")
+    if fx is not None and not isinstance(fx, Unavailable):
+        try:
+            lines.append(f"fastxent config: {fx.get_config()}")
+        except Exception as exc:
+            lines.append(f"fastxent config: unavailable ({type(exc).__name__}: {exc})")
+    try:
+        from threadpoolctl import threadpool_info
+
+        pools = sorted({f"{p['internal_api']} ({p.get('prefix')}, {p['num_threads']} threads)"
+                        for p in threadpool_info()})
+        lines.append("thread pools loaded: " + ", ".join(pools))
+    except Exception:
+        pass
+    if "OPENBLAS_CORETYPE" in os.environ or "OPENBLAS_L2_SIZE" in os.environ:
+        lines.append(
+            "note: OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are set; they slow OpenBLAS (numpy's BLAS), which "
+            "none of these operations use; unset both in this command to compare against a current numpy's BLAS"
+        )
+    return lines
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+
+def _csv(choices):
+    def parse(text):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if t not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(choices)} (got {text!r})")
+        return items
+    return parse
+
+
+def build_parser(parser=None):
+    """Add this harness's options to ``parser`` (a new one when None)."""
+    if parser is None:
+        parser = argparse.ArgumentParser(
+            prog="python -m fastxent._benchmark",
+            description="Time fastxent against NumPy, SciPy, PyTorch and JAX, and measure its peak memory.",
+        )
+    all_impls = IMPLS + EXTRA_IMPLS
+    parser.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats (a self-check)")
+    parser.add_argument("--large", action="store_true", help="add 4096 x 50257 float32 (256 x 50257 with --quick)")
+    parser.add_argument("--ops", type=_csv(OPS), default=list(OPS), help="comma-separated: " + ",".join(OPS))
+    parser.add_argument("--impls", type=_csv(all_impls), default=list(IMPLS),
+                        help="comma-separated: " + ",".join(all_impls) + " (default: all but fastxent_out)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for fastxent and torch (default: all CPUs)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help=f"timed calls per implementation (default {DEFAULT_REPEATS}, --quick {QUICK_REPEATS})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the data generator")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables (for the README)")
+    parser.add_argument("--mem-impls", type=_csv(all_impls), default=["fastxent"],
+                        help="implementations whose peak memory is measured (default: fastxent)")
+    parser.add_argument("--no-mem", action="store_true", help="skip the peak-memory subprocesses")
+    return parser
+
+
+def _resolve(ns):
+    if ns.threads is None:
+        ns.threads = default_threads()
+    if ns.threads < 1:
+        raise SystemExit("--threads must be at least 1")
+    if ns.repeats is None:
+        ns.repeats = QUICK_REPEATS if ns.quick else DEFAULT_REPEATS
+    if ns.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
+    return ns
+
+
+def run(argv=None, *, file=None, **options):
+    """Run the comparison and print it; return the results.
+
+    Parameters
+    ----------
+    argv : list of str or argparse.Namespace, optional
+        Command-line arguments (``sys.argv[1:]`` when None), or a namespace
+        already parsed by a parser that :func:`build_parser` filled.
+    file : file-like, optional
+        Where the tables go (``sys.stdout``); progress goes to ``sys.stderr``.
+    **options
+        Override parsed options by name, e.g. ``run([], quick=True, ops=["softmax"])``.
+
+    Returns
+    -------
+    dict
+        ``{"speed": [...], "memory": [...], "command": str}``.
+    """
+    if isinstance(argv, argparse.Namespace):
+        ns = argparse.Namespace(**vars(argv))
+    else:
+        ns = build_parser().parse_args(argv)
+    defaults = vars(build_parser().parse_args([]))
+    for key, value in defaults.items():
+        if not hasattr(ns, key):
+            setattr(ns, key, value)
+    for key, value in options.items():
+        if key not in defaults:
+            raise TypeError(f"run() got an unexpected option {key!r}")
+        setattr(ns, key, value)
+    ns = _resolve(ns)
+    out = file if file is not None else sys.stdout
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    torch_threads = None
+    if "torch" in sys.modules:
+        torch_threads = sys.modules["torch"].get_num_threads()
+    command = reproduce_command(ns)
+    header = environment_lines(ns)
+    started = time.perf_counter()
+
+    speed = []
+    try:
+        for case in cases(ns.quick, ns.large):
+            x = make_data(case, ns.seed)
+            calls = QUICK_OVERHEAD_CALLS if ns.quick else OVERHEAD_CALLS
+            for op in ns.ops:
+                log(f"timing {op} {case.label} {case.dtype} ...")
+                times, mismatch = time_case(case, op, x, ns.impls, ns.threads, ns.repeats, calls, log)
+                speed.append({"op": op, "case": case, "times": times, "mismatch": mismatch})
+            del x
+            gc.collect()
+    finally:
+        if torch_threads is not None:
+            sys.modules["torch"].set_num_threads(torch_threads)
+
+    memory = []
+    if not ns.no_mem:
+        for impl in ns.mem_impls:
+            for case in cases(ns.quick, ns.large):
+                if case.overhead:
+                    continue
+                for op in ns.ops:
+                    log(f"peak memory {impl} {op} {case.label} {case.dtype} ...")
+                    try:
+                        _load(impl, ns.threads)  # not importable here: no subprocess
+                        m = peak_memory_subprocess(impl, op, case, ns.seed, ns.threads)
+                    except Unavailable:
+                        m = {"impl": impl, "op": op, "error": "not importable"}
+                    except Exception as exc:
+                        m = {"impl": impl, "op": op, "error": "failed"}
+                        log(f"  {(str(exc).splitlines() or ['?'])[0]}")
+                    m["case"] = case
+                    memory.append(m)
+
+    elapsed = time.perf_counter() - started
+    p = partial(print, file=out)
+    if ns.markdown:
+        p("Reproduce with:\n\n```\n" + command + "\n```\n")
+        p("\n".join(f"- {line}" for line in header))
+        p()
+    else:
+        p("Reproduce with: " + command)
+        p("\n".join(header))
+        p()
+    p("Time per call, ms (median), and peer time / fastxent time:")
+    p()
+    p(speed_table(speed, ns.impls, ns.threads, ns.markdown))
+    unavailable = sorted({i for r in speed for i, t in r["times"].items() if isinstance(t, Unavailable)})
+    failed = sorted({f"{i} {r['op']}: {type(t).__name__}: {t}" for r in speed for i, t in r["times"].items()
+                     if isinstance(t, Exception) and not isinstance(t, Unavailable)})
+    if unavailable:
+        p(f"\nnot run (not importable): {', '.join(unavailable)}")
+    for line in failed:
+        p(f"failed: {line}")
+    if any(r["mismatch"] for r in speed):
+        p("(!) result differs from a float64 NumPy reference by more than "
+          f"{_tolerance('float32')} (float32) / {_tolerance('float64')} (float64), scaled by max |reference|")
+    if memory:
+        p()
+        p("Peak memory of one call beyond its input (fresh process, "
+          f"{memory[0].get('method', 'VmHWM')} after reset), against the output it returns:")
+        p()
+        p(memory_table(memory, ns.markdown))
+    p()
+    p(f"total time {elapsed:.0f} s")
+    return {"speed": speed, "memory": memory, "command": command}
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    run(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    if not __package__:
+        # Run as a file (python fastxent/_benchmark.py): import fastxent from the
+        # folder that holds the package, not modules of the package's folder.
+        here = os.path.dirname(os.path.abspath(__file__))
+        sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+        sys.path.insert(0, os.path.dirname(here))
+    sys.exit(main())

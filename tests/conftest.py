@@ -1,0 +1,75 @@
+"""Shared fixtures and the hypothesis profile of the fastxent test suite."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+# pytest runs with --import-mode=importlib, which does not put this folder on
+# sys.path; the test modules import the shared zoo as ``arrays``.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # hypothesis is optional; test_properties skips without it
+    pass
+else:
+    settings.register_profile(
+        "fastxent",
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        print_blob=True,
+    )
+    settings.register_profile("thorough", max_examples=1000, deadline=None, print_blob=True)
+    settings.load_profile(os.environ.get("FASTXENT_HYPOTHESIS_PROFILE", "fastxent"))
+
+FUNCTIONS = ("logsumexp", "softmax", "log_softmax")
+
+
+@pytest.fixture(scope="session")
+def fx():
+    """The compiled package under test."""
+    import fastxent
+
+    return fastxent
+
+
+@pytest.fixture(scope="session")
+def ref():
+    """The plain-NumPy twin shipped in the package."""
+    from fastxent import reference
+
+    return reference
+
+
+@pytest.fixture(scope="session")
+def scipy_special():
+    """scipy.special, or skip."""
+    return pytest.importorskip("scipy.special")
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, or skip."""
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture(params=FUNCTIONS)
+def func_name(request):
+    """Each public function by name."""
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def cpu_paths():
+    """The CPU code paths usable on this machine."""
+    import fastxent
+
+    return list(fastxent.get_config()["cpu_paths"])
