@@ -182,7 +182,8 @@ FX_INLINE double fx_log_ge1(double x)
     uint64_t bits = fx_f64_bits(x);
     /* reduce the mantissa to [sqrt(1/2), sqrt(2)) */
     uint64_t hx = (bits >> 32) + (0x3ff00000u - 0x3fe6a09eu);
-    double e = (double)((int64_t)(hx >> 20) - 0x3ff);
+    /* exponent to double through the 2^52 magic: AVX2 cannot convert int64 */
+    double e = fx_f64_from(0x4330000000000000ull | (hx >> 20)) - (4503599627370496.0 + 1023.0);
     uint64_t mbits = ((uint64_t)((hx & 0x000fffffu) + 0x3fe6a09eu) << 32) | (bits & 0xffffffffu);
     double f = fx_f64_from(mbits) - 1.0;
     double hfsq = 0.5 * f * f;

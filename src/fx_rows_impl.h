@@ -435,6 +435,44 @@ FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX
         }
 }
 
+FX_INLINE void FX_NAME(tr_out_body)(const FX_W *T, Py_ssize_t C, Py_ssize_t W,
+                                    FX_T *out, Py_ssize_t ors, Py_ssize_t osc)
+{
+    for (Py_ssize_t i = 0; i < W; i++)
+        for (Py_ssize_t c = 0; c < C; c++)
+            out[i * ors + c * osc] = FX_STORE(T[c * FX_BLOCK_W + i]);
+}
+
+static void FX_NAME(tr_out)(const FX_W *T, Py_ssize_t C, Py_ssize_t W,
+                            FX_T *out, Py_ssize_t ors, Py_ssize_t osc)
+{
+    if (osc != 1) { FX_NAME(tr_out_body)(T, C, W, out, ors, osc); return; }
+    switch (C) {
+#define FX_TR_CASE(n) case n: FX_NAME(tr_out_body)(T, n, W, out, ors, 1); return;
+    FX_TR_CASE(1) FX_TR_CASE(2) FX_TR_CASE(3) FX_TR_CASE(4) FX_TR_CASE(5) FX_TR_CASE(6)
+    FX_TR_CASE(7) FX_TR_CASE(8) FX_TR_CASE(9) FX_TR_CASE(10) FX_TR_CASE(11) FX_TR_CASE(12)
+    FX_TR_CASE(13) FX_TR_CASE(14) FX_TR_CASE(15) FX_TR_CASE(16)
+#undef FX_TR_CASE
+    default: FX_NAME(tr_out_body)(T, C, W, out, ors, 1);
+    }
+}
+
+/* log k + log1p(s / k) per lane, into s; log k is skipped when every k is 1
+ * (no ties at the max: the usual case) */
+FX_INLINE void FX_NAME(block_log_offset)(const FX_W *k, FX_W *s)
+{
+    int ones = 1;
+    for (int i = 0; i < FX_BLOCK_W; i++) ones &= k[i] == 1;
+    if (ones) {
+        for (int i = 0; i < FX_BLOCK_W; i++) s[i] = (FX_W)fx_log1p_ge0((double)s[i]);
+    } else {
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            double kk = (double)k[i];
+            s[i] = (FX_W)(fx_log_ge1(kk) + fx_log1p_ge0((double)s[i] / kk));
+        }
+    }
+}
+
 /* logsumexp of nrows short rows (row stride rs, unit element stride);
  * T: scratch of (FX_SMALL_C + 3) * FX_BLOCK_W working-type elements */
 static void FX_NAME(small_lse)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
@@ -442,22 +480,32 @@ static void FX_NAME(small_lse)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py
                                FX_T *sgn, Py_ssize_t gs)
 {
     FX_W *mx = T + FX_SMALL_C * FX_BLOCK_W, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W;
-    double res[FX_BLOCK_W];
     for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
         const FX_T *xb = x + r0 * rs;
         FX_NAME(tr_in)(xb, C, rs, W, T);
         FX_NAME(block_stats)(T, C, mx, s, k, 0);
+        FX_NAME(block_log_offset)(k, s);
+        /* the offset is added in the working type: for float32 rows that is
+         * SciPy's own rounding of log1p(s) + m */
+        int bad = 0;
         for (int i = 0; i < FX_BLOCK_W; i++) {
-            double kk = (double)k[i];
-            res[i] = fx_log1p_ge0((double)s[i] / kk) + fx_log_ge1(kk) + (double)mx[i];
+            s[i] = s[i] + mx[i];
+            bad |= !(s[i] - s[i] == 0) | !(k[i] >= 1);   /* inf or NaN; no max */
         }
-        for (Py_ssize_t i = 0; i < W; i++) {
-            double g = 1.0, r = res[i];
-            if (!isfinite(r) || !(k[i] >= 1))
-                r = FX_NAME(row_lse)(xb + i * rs, C, 1, NULL, 0, want_sign, &g);
-            out[(r0 + i) * os] = FX_STORE((FX_W)r);
-            if (sgn) sgn[(r0 + i) * gs] = FX_STORE((FX_W)g);
+        if (os == 1)
+            for (Py_ssize_t i = 0; i < W; i++) out[r0 + i] = FX_STORE(s[i]);
+        else
+            for (Py_ssize_t i = 0; i < W; i++) out[(r0 + i) * os] = FX_STORE(s[i]);
+        if (sgn)
+            for (Py_ssize_t i = 0; i < W; i++) sgn[(r0 + i) * gs] = FX_STORE((FX_W)1);
+        for (Py_ssize_t i = 0; bad && i < W; i++) {
+            if (!isfinite(s[i]) || !(k[i] >= 1)) {
+                double g;
+                double r = FX_NAME(row_lse)(xb + i * rs, C, 1, NULL, 0, want_sign, &g);
+                out[(r0 + i) * os] = FX_STORE((FX_W)r);
+                if (sgn) sgn[(r0 + i) * gs] = FX_STORE((FX_W)g);
+            }
         }
     }
 }
@@ -474,22 +522,25 @@ static void FX_NAME(small_softmax)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C
         FX_T *ob = out + r0 * ors;
         FX_NAME(tr_in)(xb, C, rs, W, T);
         FX_NAME(block_stats)(T, C, mx, s, k, !logarithm);
-        /* s becomes the divisor (softmax) or the offset (log_softmax) */
-        for (int i = 0; i < FX_BLOCK_W; i++) {
-            double kk = (double)k[i];
-            s[i] = logarithm ? (FX_W)(fx_log_ge1(kk) + fx_log1p_ge0((double)s[i] / kk))
-                             : s[i] + k[i];
+        /* s becomes the offset (log_softmax) or the divisor (softmax) */
+        if (logarithm) {
+            FX_NAME(block_log_offset)(k, s);
+            for (Py_ssize_t c = 0; c < C; c++)
+                for (int i = 0; i < FX_BLOCK_W; i++)
+                    T[c * FX_BLOCK_W + i] = (T[c * FX_BLOCK_W + i] - mx[i]) - s[i];
+        } else {
+            for (int i = 0; i < FX_BLOCK_W; i++) s[i] = s[i] + k[i];
+            for (Py_ssize_t c = 0; c < C; c++)
+                for (int i = 0; i < FX_BLOCK_W; i++)
+                    T[c * FX_BLOCK_W + i] = T[c * FX_BLOCK_W + i] / s[i];
         }
-        for (Py_ssize_t i = 0; i < W; i++) {
+        FX_NAME(tr_out)(T, C, W, ob, ors, osc);
+        int bad = 0;
+        for (int i = 0; i < FX_BLOCK_W; i++) bad |= !(mx[i] - mx[i] == 0) | !(s[i] - s[i] == 0);
+        for (Py_ssize_t i = 0; bad && i < W; i++) {
             if (!isfinite(mx[i]) || !isfinite(s[i])) {
                 if (logarithm) FX_NAME(row_log_softmax)(xb + i * rs, C, 1, ob + i * ors, osc);
                 else FX_NAME(row_softmax)(xb + i * rs, C, 1, ob + i * ors, osc);
-                continue;
-            }
-            FX_W m = mx[i], d = s[i];
-            for (Py_ssize_t c = 0; c < C; c++) {
-                FX_W t = T[c * FX_BLOCK_W + i];
-                ob[i * ors + c * osc] = FX_STORE(logarithm ? (t - m) - d : t / d);
             }
         }
     }

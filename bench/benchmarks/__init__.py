@@ -1,0 +1,1 @@
+"""asv benchmarks of fastxent (see ../README.md)."""
