@@ -44,6 +44,8 @@ def empty_like_layout(x, shape, dtype, kept):
     """A new array of `shape` whose axes lie in memory in the order of the
     corresponding axes `kept` of `x` (largest stride first), so that it merges
     with `x` wherever `x` merges with itself."""
+    if x.flags.c_contiguous:
+        return np.empty(shape, dtype=dtype)
     order = sorted(range(len(shape)), key=lambda d: -abs(x.strides[kept[d]]) if kept[d] is not None else 0)
     out = np.empty(tuple(shape[d] for d in order), dtype=dtype)
     return out.transpose(np.argsort(order))
@@ -78,6 +80,20 @@ def plan_views(shape, axes, arrays, kept_arrays):
     are one strided dim -- the condition checked here.
     """
     ndim = len(shape)
+    if axes and axes == tuple(range(axes[0], axes[-1] + 1)) and all(
+            a.flags.c_contiguous for a in arrays + kept_arrays):
+        # C-ordered and the axes adjacent: a plain reshape (the common case)
+        O = I = 1
+        for d in range(axes[0]):
+            O *= shape[d]
+        for d in range(axes[-1] + 1, ndim):
+            I *= shape[d]
+        C = 1
+        for d in axes:
+            C *= shape[d]
+        if I == 1 or C > 1:
+            return ([a.reshape(O, C, I) for a in arrays],
+                    [k.reshape(O, I) for k in kept_arrays])
     red = [(shape[d], [a.strides[d] for a in arrays], [d]) for d in axes]
     bat = [(shape[d], [a.strides[d] for a in arrays] + [k.strides[d] for k in kept_arrays], [d])
            for d in range(ndim) if d not in axes]

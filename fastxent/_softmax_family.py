@@ -102,12 +102,13 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     """
     # short path: the common call on a small matrix costs little more than
     # the kernel (no planning, no broadcasting)
-    if (b is None and out is None and not return_sign and not keepdims
+    if (b is None and not return_sign and not keepdims
             and type(a) is np.ndarray and a.ndim == 2 and (axis == -1 or axis == 1)
-            and type(axis) is int and a.flags.c_contiguous and a.size):
+            and type(axis) is int and a.flags.c_contiguous and a.size
+            and (out is None or _fast_out(out, a.shape[:1], a.dtype))):
         key = _FAST_DTYPES.get(a.dtype)
         if key is not None:
-            res = np.empty(a.shape[0], a.dtype)
+            res = np.empty(a.shape[0], a.dtype) if out is None else out
             _dispatch.active.logsumexp[key](
                 a.reshape(a.shape[0], a.shape[1], 1), res.reshape(-1, 1), None, None, False,
                 _dispatch.resolve_threads(n_threads))
@@ -155,11 +156,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
         if sgn is not None:
             sgn[...] = -1.0  # SciPy: sign(-inf)
     else:
-        # the result with the reduced axes as length-1 dims: always a view
-        res_k = res if keepdims else np.expand_dims(res, axes)
-        kept_outs = [kernel_view(res_k)]
+        kept_outs = [kernel_view(_with_kept_dims(res, axes, kept_shape, keepdims))]
         if sgn is not None:
-            kept_outs.append(kernel_view(sgn if keepdims else np.expand_dims(sgn, axes)))
+            kept_outs.append(kernel_view(_with_kept_dims(sgn, axes, kept_shape, keepdims)))
         ins = [kernel_view(a)] + ([kernel_view(b)] if b is not None else [])
         kern = _dispatch.kernels().logsumexp
 
@@ -175,12 +174,29 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     return (res, sgn) if return_sign else res
 
 
+def _fast_out(out, shape, dtype):
+    """An `out` the short paths can take as it is (anything else goes through
+    the full checks, which say what is wrong with it)."""
+    return (type(out) is np.ndarray and out.shape == shape and out.dtype == dtype
+            and out.flags.c_contiguous and out.flags.writeable)
+
+
+def _with_kept_dims(r, axes, kept_shape, keepdims):
+    """The result with the reduced axes as length-1 dims: always a view."""
+    if keepdims:
+        return r
+    if r.flags.c_contiguous:
+        return r.reshape(kept_shape)
+    return np.expand_dims(r, axes)
+
+
 def _softmax_common(x, axis, out, n_threads, logarithm, name):
-    if (out is None and type(x) is np.ndarray and x.ndim == 2 and (axis == -1 or axis == 1)
-            and type(axis) is int and x.flags.c_contiguous and x.size):
+    if (type(x) is np.ndarray and x.ndim == 2 and (axis == -1 or axis == 1)
+            and type(axis) is int and x.flags.c_contiguous and x.size
+            and (out is None or _fast_out(out, x.shape, x.dtype))):
         key = _FAST_DTYPES.get(x.dtype)
         if key is not None:  # short path, as in logsumexp
-            res = np.empty_like(x)
+            res = np.empty_like(x) if out is None else out
             shape3 = (x.shape[0], x.shape[1], 1)
             _dispatch.active.softmax[key](x.reshape(shape3), res.reshape(shape3), logarithm,
                                           _dispatch.resolve_threads(n_threads))

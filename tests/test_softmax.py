@@ -187,7 +187,7 @@ def test_log_softmax_near_zero_low_precision(fx, dtype):
     got = fx.log_softmax(x)
     exact = -np.log1p(np.exp(-12.0) + np.exp(-14.0))
     assert got.dtype == dtype
-    assert got[0] != 0 and got[0] == pytest.approx(exact, rel=4 * np.finfo(dtype).eps)
+    assert got[0] != 0 and got[0] == pytest.approx(exact, rel=4 * float(np.finfo(dtype).eps))
 
 
 # ---------------------------------------------------------------------------
