@@ -21,6 +21,7 @@
 cimport cython
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memset
 from libc.stdint cimport uint16_t
 from libc.math cimport INFINITY, NAN, isfinite
 
@@ -206,9 +207,10 @@ cdef inline void _small_softmax(const real *x, Py_ssize_t nrows, Py_ssize_t C, P
         fx_f16_small_softmax(x, nrows, C, rs, <float *>T, logarithm, out, ors, osc)
 
 
-cdef inline bint _use_small(Py_ssize_t C, Py_ssize_t sc, Py_ssize_t I) noexcept nogil:
-    # short contiguous rows: the transposed-block kernels
-    return sc == 1 and I == 1 and C <= FX_SMALL_C
+cdef inline bint _use_small(Py_ssize_t R, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t I) noexcept nogil:
+    # many short contiguous rows: the transposed-block kernels (a handful of
+    # rows is cheaper row by row than as a block of FX_BLOCK_W lanes)
+    return sc == 1 and I == 1 and C <= FX_SMALL_C and R >= 16
 
 
 # scratch of the short-row kernels, per thread, in doubles
@@ -244,6 +246,7 @@ def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
     cdef double *scratch
     cdef fx_lse_state *states
     cdef fx_lse_state st
+    cdef double small_scratch[SMALL_SCRATCH]
     cdef int nt = _threads(n_threads, R * C)
     if sgn is not None:
         gp = &sgn[0, 0]
@@ -271,18 +274,24 @@ def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
                                 op + o * oso + i0 * osi, osi,
                                 gp + o * gso + i0 * gsi if gp != NULL else NULL, gsi)
         free(scratch)
-    elif bp == NULL and _use_small(C, sc, I):
-        nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
-        scratch = <double *>calloc(nt * SMALL_SCRATCH, sizeof(double))
-        if scratch == NULL:
-            raise MemoryError()
-        with nogil:
-            for it in prange(nblk, num_threads=nt, schedule='static'):
-                i0 = it * FX_BLOCK_W
-                _small_lse(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W, C, so,
-                           scratch + threadid() * SMALL_SCRATCH, want_sign, op + i0 * oso, oso,
-                           gp + i0 * gso if gp != NULL else NULL, gso)
-        free(scratch)
+    elif bp == NULL and _use_small(R, C, sc, I):
+        if nt == 1:
+            # one call over all rows; no thread team, scratch on the stack
+            memset(small_scratch, 0, sizeof(small_scratch))
+            with nogil:
+                _small_lse(xp, R, C, so, small_scratch, want_sign, op, oso, gp, gso)
+        else:
+            nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
+            scratch = <double *>calloc(nt * SMALL_SCRATCH, sizeof(double))
+            if scratch == NULL:
+                raise MemoryError()
+            with nogil:
+                for it in prange(nblk, num_threads=nt, schedule='static'):
+                    i0 = it * FX_BLOCK_W
+                    _small_lse(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W, C, so,
+                               scratch + threadid() * SMALL_SCRATCH, want_sign, op + i0 * oso, oso,
+                               gp + i0 * gso if gp != NULL else NULL, gso)
+            free(scratch)
     elif bp == NULL and _use_split(R, C, nt):
         nch = (C + FX_CHUNK - 1) // FX_CHUNK
         states = <fx_lse_state *>malloc(R * nch * sizeof(fx_lse_state))
@@ -376,6 +385,7 @@ def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int 
     cdef double *rmax
     cdef double *rm
     cdef double *rd
+    cdef double small_scratch[SMALL_SCRATCH]
     cdef int nt = _threads(n_threads, R * C)
 
     if sc != 1 and si == 1 and I > 1:
@@ -391,18 +401,23 @@ def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int 
                 _col_softmax(xp + o * so + i0, C, sc, w, scratch + threadid() * 4 * COL_W,
                              logarithm, op + o * oso + i0 * osi, osc, osi)
         free(scratch)
-    elif _use_small(C, sc, I):
-        nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
-        scratch = <double *>calloc(nt * SMALL_SCRATCH, sizeof(double))
-        if scratch == NULL:
-            raise MemoryError()
-        with nogil:
-            for it in prange(nblk, num_threads=nt, schedule='static'):
-                i0 = it * FX_BLOCK_W
-                _small_softmax(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W, C, so,
-                               scratch + threadid() * SMALL_SCRATCH, logarithm,
-                               op + i0 * oso, oso, osc)
-        free(scratch)
+    elif _use_small(R, C, sc, I):
+        if nt == 1:
+            memset(small_scratch, 0, sizeof(small_scratch))
+            with nogil:
+                _small_softmax(xp, R, C, so, small_scratch, logarithm, op, oso, osc)
+        else:
+            nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
+            scratch = <double *>calloc(nt * SMALL_SCRATCH, sizeof(double))
+            if scratch == NULL:
+                raise MemoryError()
+            with nogil:
+                for it in prange(nblk, num_threads=nt, schedule='static'):
+                    i0 = it * FX_BLOCK_W
+                    _small_softmax(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W, C, so,
+                                   scratch + threadid() * SMALL_SCRATCH, logarithm,
+                                   op + i0 * oso, oso, osc)
+            free(scratch)
     elif _use_split(R, C, nt):
         nch = (C + FX_CHUNK - 1) // FX_CHUNK
         states = <fx_lse_state *>malloc(R * nch * sizeof(fx_lse_state))
