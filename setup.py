@@ -28,8 +28,11 @@ X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
 # Safe for the kernels: they keep inf and NaN by explicit selects and never
 # read errno or FP exception flags.  -fno-trapping-math lets gcc if-convert the
-# clamps of the exp polynomial and vectorize it.  Never -ffast-math.
-GCC_FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fopenmp-simd"]
+# selects of the exp polynomial and vectorize it; -fopenmp-simd honours the
+# "omp simd reduction" pragmas (reassociation of those sums only) even in a
+# build without OpenMP.  Never -ffast-math.
+GCC_FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fopenmp-simd",
+             "-Werror=implicit-function-declaration"]
 TARGETS = {"baseline": []}
 if X86:
     TARGETS["avx2"] = ["-mavx2", "-mfma", "-mf16c"]
@@ -41,7 +44,8 @@ extensions = [
         include_dirs=["src", np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         depends=["src/fx_math.h", "src/fx_rows.h", "src/fx_rows_impl.h",
-                 "src/fx_platform.h", "src/fx_kernels.pxd", "src/softmax_family.pxi"],
+                 "src/fx_xent_impl.h", "src/fx_platform.h", "src/fx_kernels.pxd",
+                 "src/softmax_family.pxi", "src/losses.pxi"],
     )
     for name in TARGETS
 ]

@@ -2,5 +2,6 @@
 # fastxent._dispatch picks one module at import time from the CPU's features.
 
 include "softmax_family.pxi"
+include "losses.pxi"
 
 CPU_PATH = "avx2"

@@ -115,6 +115,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_EXP_ANY fx_expf
 #define FX_STORES_EXP 1
 #include "fx_rows_impl.h"
+#include "fx_xent_impl.h"
 #undef FX_NAME
 #undef FX_T
 #undef FX_W
@@ -133,6 +134,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_EXP_ANY fx_exp
 #define FX_STORES_EXP 1
 #include "fx_rows_impl.h"
+#include "fx_xent_impl.h"
 #undef FX_NAME
 #undef FX_T
 #undef FX_W
@@ -152,6 +154,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_EXP_ANY fx_expf
 #define FX_STORES_EXP 0
 #include "fx_rows_impl.h"
+#include "fx_xent_impl.h"
 #undef FX_NAME
 #undef FX_T
 #undef FX_W

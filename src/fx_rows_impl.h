@@ -211,6 +211,18 @@ static void FX_NAME(divide)(FX_T *out, Py_ssize_t n, Py_ssize_t os, FX_W d)
     else FX_NAME(divide_body)(out, n, os, d);
 }
 
+FX_INLINE void FX_NAME(scale_body)(FX_T *out, Py_ssize_t n, Py_ssize_t os, FX_W f)
+{
+    for (Py_ssize_t j = 0; j < n; j++)
+        out[j * os] = FX_STORE(FX_LOAD(out[j * os]) * f);
+}
+
+static void FX_NAME(scale)(FX_T *out, Py_ssize_t n, Py_ssize_t os, FX_W f)
+{
+    if (os == 1) FX_NAME(scale_body)(out, n, 1, f);
+    else FX_NAME(scale_body)(out, n, os, f);
+}
+
 FX_INLINE void FX_NAME(fill_body)(FX_T *out, Py_ssize_t n, Py_ssize_t os, FX_W v)
 {
     for (Py_ssize_t j = 0; j < n; j++) out[j * os] = FX_STORE(v);

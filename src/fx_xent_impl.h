@@ -1,0 +1,159 @@
+/*
+ * fx_xent_impl.h -- per-row cross-entropy, one storage type (included by
+ * fx_rows.h after fx_rows_impl.h, same macros).
+ *
+ * With p = softmax(x), class weights w (all 1 without weights), smoothing e
+ * and C classes, PyTorch's loss of a row is
+ *
+ *     loss = sum_c a_c (lse - x_c) + b (lse - x_y)
+ *
+ * with, for a class-index target y:   a_c = (e / C) w_c,  b = (1 - e) w_y,
+ * and for a probability target q:     a_c = w_c ((1 - e) q_c + e / C),  b = 0.
+ * Its gradient, scaled by gscale (1 / the 'mean' denominator, or 1), is
+ *
+ *     d loss / d x_c = (sum_c a_c + b) p_c - a_c - b [c == y].
+ *
+ * The row is read once, block by block as row_state does.  The a-sum is kept
+ * per block as (lse - m_b) A_b + sum_c a_c (m_b - x_c): every term is >= 0,
+ * so nothing cancels however large the logits.  With a gradient the
+ * block's exp(x - m_b) are stored in the gradient row and rescaled by
+ * exp(m_b - lse) in a second pass over the row while it is still in cache:
+ * one exp per element for loss and gradient together.
+ */
+
+#define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
+
+/* a_c: the per-class coefficient of the row (see the top of this file) */
+#define FX_XENT_COEF(j) ((w ? FX_AT(w, j, ws) : (FX_W)1) * \
+                         (q ? qa * FX_AT(q, j, qs) + qb : qb))
+
+/* one block of the row: updates the state, returns its a-sum terms */
+FX_INLINE void FX_NAME(xent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                   const FX_T *w, Py_ssize_t ws, const FX_T *q, Py_ssize_t qs,
+                                   FX_W qa, FX_W qb, int coef,
+                                   FX_T *g, Py_ssize_t gs, fx_lse_state *st,
+                                   double *bm, double *ba, double *bd)
+{
+    FX_W m = FX_NAME(max_body)(x, n, s);
+    double tot = 0.0, totk = 0.0, tota = 0.0, totd = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
+        FX_W acc = 0, cnt = 0, sa = 0, sd = 0;
+        FX_SIMD_REDUCE(+:acc,cnt,sa,sd)
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W v = FX_AT(x, j, s);
+            int eq = v == m;
+            FX_W e = FX_EXP(eq ? (FX_W)-INFINITY : v - m);
+            acc += e;
+            cnt += eq ? (FX_W)1 : (FX_W)0;
+            if (g) g[j * gs] = FX_STORE(eq ? (FX_W)1 : e);
+            if (coef) {
+                FX_W a = FX_XENT_COEF(j);
+                /* m - x, with -inf logits giving +inf (a_c * inf, as PyTorch) */
+                FX_W d = v == -INFINITY ? (FX_W)INFINITY : m - v;
+                sa += a;
+                sd += a * d;
+            }
+        }
+        tot += (double)acc;
+        totk += (double)cnt;
+        tota += (double)sa;
+        totd += (double)sd;
+    }
+    fx_state_merge(st, (double)m, totk, tot);
+    *bm = (double)m;
+    *ba = tota;
+    *bd = totd;
+}
+
+/* g = g * f - a_c * gscale over one block */
+FX_INLINE void FX_NAME(xent_grad_block)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, FX_W f,
+                                        const FX_T *w, Py_ssize_t ws, const FX_T *q,
+                                        Py_ssize_t qs, FX_W qa, FX_W qb, FX_W gscale)
+{
+    for (Py_ssize_t j = 0; j < n; j++)
+        g[j * gs] = FX_STORE(FX_LOAD(g[j * gs]) * f - FX_XENT_COEF(j) * gscale);
+}
+
+/*
+ * Loss of one row.  Class-index target: y in [0, n), or y < 0 for an ignored
+ * row (loss 0, gradient 0), q = NULL.  Probability target: q the target row
+ * (stride qs), y < 0.  bscratch: 3 * ceil(n / FX_FLUSH) doubles; g may be
+ * NULL (no gradient).
+ */
+static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ssize_t y,
+                                const FX_T *q, Py_ssize_t qs,
+                                const FX_T *w, Py_ssize_t ws, double eps,
+                                FX_T *g, Py_ssize_t gs, double gscale, double *bscratch)
+{
+    if (y < 0 && !q) {
+        /* PyTorch: no loss; the gradient is 0, or NaN where the row's
+         * log_softmax is NaN (log_softmax's backward multiplies 0 by it) */
+        if (g) {
+            fx_lse_state st = FX_NAME(row_state)(x, n, s);
+            FX_NAME(fill)(g, n, gs, isnan(st.s) || !isfinite(st.m) ? NAN : 0);
+        }
+        return 0.0;
+    }
+    /* a_c = w_c (qa q_c + qb) */
+    /* read before the pass: g may be x itself (the caller's choice) */
+    double xy = q ? 0.0 : (double)FX_AT(x, y, s);
+    FX_W qa = (FX_W)(1.0 - eps), qb = (FX_W)(eps / (double)n);
+    int coef = q != NULL || eps > 0;
+    Py_ssize_t nb = (n + FX_FLUSH - 1) / FX_FLUSH;
+    double *bm = bscratch, *ba = bscratch + nb, *bd = bscratch + 2 * nb;
+    fx_lse_state st = FX_STATE_INIT;
+    int contig = s == 1 && (!g || gs == 1) && (!w || ws == 1) && (!q || qs == 1);
+    for (Py_ssize_t b = 0; b < nb; b++) {
+        Py_ssize_t j = b * FX_FLUSH, len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+        if (contig)
+            FX_NAME(xent_block)(x + j, len, 1, w ? w + j : NULL, 1, q ? q + j : NULL, 1,
+                                qa, qb, coef, g ? g + j : NULL, 1, &st, bm + b, ba + b, bd + b);
+        else
+            FX_NAME(xent_block)(x + j * s, len, s, w ? w + j * ws : NULL, ws,
+                                q ? q + j * qs : NULL, qs, qa, qb, coef,
+                                g ? g + j * gs : NULL, gs, &st, bm + b, ba + b, bd + b);
+    }
+    double sg;
+    double lse = fx_lse_finish(st.m, st.k, st.s, 0, &sg);
+    /* not finite only for a row with a NaN, a +inf or only -inf, where
+     * PyTorch's log_softmax -- and so the loss -- is NaN */
+    if (!isfinite(lse)) lse = NAN;
+    double bw = 0.0, loss = 0.0, asum = 0.0;
+    if (!q) {
+        bw = (1.0 - eps) * (w ? (double)FX_AT(w, y, ws) : 1.0);
+        loss = bw * (lse - xy);
+    }
+    if (coef) {
+        double sa = 0.0;
+        for (Py_ssize_t b = 0; b < nb; b++) {
+            sa += (lse - bm[b]) * ba[b] + bd[b];
+            asum += ba[b];
+        }
+        loss += sa;
+    }
+    if (g) {
+        if (!isfinite(lse)) {
+            FX_NAME(fill)(g, n, gs, NAN);   /* softmax of the row is NaN */
+        } else {
+            double W = (asum + bw) * gscale;
+            for (Py_ssize_t b = 0; b < nb; b++) {
+                Py_ssize_t j = b * FX_FLUSH, len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+                FX_W f = (FX_W)(W * exp(bm[b] - lse));
+                if (!coef)
+                    FX_NAME(scale)(g + j * gs, len, gs, f);
+                else if (contig)
+                    FX_NAME(xent_grad_block)(g + j, len, 1, f, w ? w + j : NULL, 1,
+                                             q ? q + j : NULL, 1, qa, qb, (FX_W)gscale);
+                else
+                    FX_NAME(xent_grad_block)(g + j * gs, len, gs, f, w ? w + j * ws : NULL, ws,
+                                             q ? q + j * qs : NULL, qs, qa, qb, (FX_W)gscale);
+            }
+            if (!q) g[y * gs] = FX_STORE(FX_LOAD(g[y * gs]) - (FX_W)(bw * gscale));
+        }
+    }
+    return loss;
+}
+
+#undef FX_XENT_COEF
+#undef FX_AT

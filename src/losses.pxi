@@ -1,0 +1,109 @@
+# Parallel drivers of the losses (class axis = axis 1 of the (outer, C, inner)
+# view: PyTorch's (N, C) and (N, C, d1, ...) layouts without a copy).
+#
+# Reductions never depend on the thread count: per-row losses are summed in
+# fixed blocks of ROWS_PER_PARTIAL rows, in row order, into `partial`, which
+# the caller adds up in order.  Python validates labels and weights first;
+# nothing here raises.
+
+from libc.stdint cimport int64_t
+
+# rows per partial sum of a reduced loss: O(rows / 256) memory, fixed order
+DEF ROWS_PER_PARTIAL = 256
+
+def rows_per_partial():
+    return ROWS_PER_PARTIAL
+
+
+cdef inline double _row_xent(const real *x, Py_ssize_t n, Py_ssize_t s, Py_ssize_t y,
+                             const real *q, Py_ssize_t qs, const real *w, Py_ssize_t ws,
+                             double eps, real *g, Py_ssize_t gs, double gscale,
+                             double *bscratch) noexcept nogil:
+    if real is float:
+        return fx_f32_row_xent(x, n, s, y, q, qs, w, ws, eps, g, gs, gscale, bscratch)
+    elif real is double:
+        return fx_f64_row_xent(x, n, s, y, q, qs, w, ws, eps, g, gs, gscale, bscratch)
+    else:
+        return fx_f16_row_xent(x, n, s, y, q, qs, w, ws, eps, g, gs, gscale, bscratch)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels,
+                  const real[:, :, :] probs, const real[:] weight, double eps,
+                  real[:, :, :] grad, double gscale,
+                  real[:, :] loss_rows, double[:] partial, int n_threads=1):
+    """Cross-entropy of every (outer, inner) row of x.
+
+    x: (outer, C, inner) logits (IN).  The target is either labels,
+    (outer, inner) class indices with -1 for an ignored row and all others
+    in [0, C), or probs, like x (IN; the other one None).  weight: (C,) or
+    None (IN).  grad: like x or None (OUT: the gradient times gscale).
+    loss_rows: (outer, inner) per-row losses (OUT), or None and then
+    partial: the sums of blocks of rows_per_partial() rows (OUT).
+    """
+    cdef Py_ssize_t O = x.shape[0], C = x.shape[1], I = x.shape[2]
+    cdef Py_ssize_t so = x.strides[0] // sizeof(real), sc = x.strides[1] // sizeof(real)
+    cdef Py_ssize_t si = x.strides[2] // sizeof(real)
+    cdef Py_ssize_t tso = 0, tsi = 0, qso = 0, qsc = 0, qsi = 0
+    cdef Py_ssize_t gso = 0, gsc = 0, gsi = 0, lso = 0, lsi = 0, ws = 0
+    cdef const real *xp = &x[0, 0, 0]
+    cdef const int64_t *tp = NULL
+    cdef const real *qp = NULL
+    cdef const real *wp = NULL
+    cdef real *gp = NULL
+    cdef real *lp = NULL
+    cdef double *pp = NULL
+    cdef Py_ssize_t R = O * I, nb = (C + FX_FLUSH - 1) // FX_FLUSH
+    cdef Py_ssize_t nblk = (R + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL, it, r, o, i, r1
+    cdef double acc, v
+    cdef double *bscratch
+    cdef int nt = _threads(n_threads, R * C)
+    if labels is not None:
+        tp = &labels[0, 0]
+        tso = labels.strides[0] // sizeof(int64_t)
+        tsi = labels.strides[1] // sizeof(int64_t)
+    else:
+        qp = &probs[0, 0, 0]
+        qso = probs.strides[0] // sizeof(real)
+        qsc = probs.strides[1] // sizeof(real)
+        qsi = probs.strides[2] // sizeof(real)
+    if weight is not None:
+        wp = &weight[0]
+        ws = weight.strides[0] // sizeof(real)
+    if grad is not None:
+        gp = &grad[0, 0, 0]
+        gso = grad.strides[0] // sizeof(real)
+        gsc = grad.strides[1] // sizeof(real)
+        gsi = grad.strides[2] // sizeof(real)
+    if loss_rows is not None:
+        lp = &loss_rows[0, 0]
+        lso = loss_rows.strides[0] // sizeof(real)
+        lsi = loss_rows.strides[1] // sizeof(real)
+    else:
+        pp = &partial[0]
+    bscratch = <double *>malloc(nt * 3 * nb * sizeof(double))
+    if bscratch == NULL:
+        raise MemoryError()
+    with nogil:
+        for it in prange(nblk, num_threads=nt, schedule='static'):
+            acc = 0.0
+            r1 = (it + 1) * ROWS_PER_PARTIAL
+            if r1 > R:
+                r1 = R
+            for r in range(it * ROWS_PER_PARTIAL, r1):
+                o = r // I
+                i = r - o * I
+                v = _row_xent(xp + o * so + i * si, C, sc,
+                              tp[o * tso + i * tsi] if tp != NULL else -1,
+                              qp + o * qso + i * qsi if qp != NULL else NULL, qsc,
+                              wp, ws, eps,
+                              gp + o * gso + i * gsi if gp != NULL else NULL, gsc,
+                              gscale, bscratch + threadid() * 3 * nb)
+                if lp != NULL:
+                    _put(&lp[o * lso + i * lsi], v)
+                else:
+                    acc = acc + v
+            if pp != NULL:
+                pp[it] = acc
+    free(bscratch)
