@@ -24,14 +24,17 @@
 #define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
 
 /* a_c: the per-class coefficient of the row (see the top of this file) */
-#define FX_XENT_COEF(j) ((w ? FX_AT(w, j, ws) : (FX_W)1) * \
-                         (q ? qa * FX_AT(q, j, qs) + qb : qb))
+#define FX_XENT_COEF(j) ((has_w ? FX_AT(w, j, ws) : (FX_W)1) * \
+                         (has_q ? qa * FX_AT(q, j, qs) + qb : qb))
 
-/* one block of the row: updates the state, returns its a-sum terms */
+/* one block of the row: updates the state, returns its a-sum terms.  The
+ * has_* flags are compile-time constants at every call (see xent_blocks),
+ * so each combination is its own branch-free, vectorized loop. */
 FX_INLINE void FX_NAME(xent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                    const FX_T *w, Py_ssize_t ws, const FX_T *q, Py_ssize_t qs,
-                                   FX_W qa, FX_W qb, int coef,
-                                   FX_T *g, Py_ssize_t gs, fx_lse_state *st,
+                                   FX_W qa, FX_W qb, FX_T *g, Py_ssize_t gs,
+                                   const int has_g, const int coef, const int has_w,
+                                   const int has_q, fx_lse_state *st,
                                    double *bm, double *ba, double *bd)
 {
     FX_W m = FX_NAME(max_body)(x, n, s);
@@ -46,7 +49,7 @@ FX_INLINE void FX_NAME(xent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
             FX_W e = FX_EXP(eq ? (FX_W)-INFINITY : v - m);
             acc += e;
             cnt += eq ? (FX_W)1 : (FX_W)0;
-            if (g) g[j * gs] = FX_STORE(eq ? (FX_W)1 : e);
+            if (has_g) g[j * gs] = FX_STORE(eq ? (FX_W)1 : e);
             if (coef) {
                 FX_W a = FX_XENT_COEF(j);
                 /* m - x, with -inf logits giving +inf (a_c * inf, as PyTorch) */
@@ -66,13 +69,80 @@ FX_INLINE void FX_NAME(xent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
     *bd = totd;
 }
 
+/* every block of a row, with the flags made constants */
+FX_INLINE void FX_NAME(xent_blocks_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                         const FX_T *w, Py_ssize_t ws, const FX_T *q,
+                                         Py_ssize_t qs, FX_W qa, FX_W qb, FX_T *g, Py_ssize_t gs,
+                                         const int has_g, const int coef, const int has_w,
+                                         const int has_q, fx_lse_state *st, double *bm,
+                                         double *ba, double *bd)
+{
+    for (Py_ssize_t b = 0, j = 0; j < n; b++, j += FX_FLUSH) {
+        Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+        FX_NAME(xent_block)(x + j * s, len, s, w + j * ws, ws, q + j * qs, qs, qa, qb,
+                            g + j * gs, gs, has_g, coef, has_w, has_q, st, bm + b, ba + b, bd + b);
+    }
+}
+
+#define FX_XENT_BLOCKS(S, HG, HC, HW, HQ) \
+    FX_NAME(xent_blocks_body)(x, n, S, w, HW && S == 1 ? 1 : ws, q, HQ && S == 1 ? 1 : qs, \
+                              qa, qb, g, HG && S == 1 ? 1 : gs, HG, HC, HW, HQ, st, bm, ba, bd)
+
+static void FX_NAME(xent_blocks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                 const FX_T *w, Py_ssize_t ws, const FX_T *q, Py_ssize_t qs,
+                                 FX_W qa, FX_W qb, int coef, FX_T *g, Py_ssize_t gs,
+                                 fx_lse_state *st, double *bm, double *ba, double *bd)
+{
+    int has_g = g != NULL, has_w = w != NULL, has_q = q != NULL;
+    int contig = s == 1 && (!has_g || gs == 1) && (!has_w || ws == 1) && (!has_q || qs == 1);
+    /* absent arrays point at a real place with stride 0 (never read): no
+     * arithmetic on NULL */
+    FX_T dummy;
+    if (!has_w) { w = x; ws = 0; }
+    if (!has_q) { q = x; qs = 0; }
+    if (!has_g) { g = &dummy; gs = 0; }
+    int key = has_g + 2 * (coef ? 1 + has_w + 2 * has_q : 0);
+#define FX_XENT_CASES(S) \
+    switch (key) { \
+    case 0: FX_XENT_BLOCKS(S, 0, 0, 0, 0); break; \
+    case 1: FX_XENT_BLOCKS(S, 1, 0, 0, 0); break; \
+    case 2: FX_XENT_BLOCKS(S, 0, 1, 0, 0); break; \
+    case 3: FX_XENT_BLOCKS(S, 1, 1, 0, 0); break; \
+    case 4: FX_XENT_BLOCKS(S, 0, 1, 1, 0); break; \
+    case 5: FX_XENT_BLOCKS(S, 1, 1, 1, 0); break; \
+    case 6: FX_XENT_BLOCKS(S, 0, 1, 0, 1); break; \
+    case 7: FX_XENT_BLOCKS(S, 1, 1, 0, 1); break; \
+    case 8: FX_XENT_BLOCKS(S, 0, 1, 1, 1); break; \
+    default: FX_XENT_BLOCKS(S, 1, 1, 1, 1); break; \
+    }
+    if (contig) { FX_XENT_CASES(1) } else { FX_XENT_CASES(s) }
+#undef FX_XENT_CASES
+}
+#undef FX_XENT_BLOCKS
+
 /* g = g * f - a_c * gscale over one block */
-FX_INLINE void FX_NAME(xent_grad_block)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, FX_W f,
-                                        const FX_T *w, Py_ssize_t ws, const FX_T *q,
-                                        Py_ssize_t qs, FX_W qa, FX_W qb, FX_W gscale)
+FX_INLINE void FX_NAME(xent_grad_body)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, FX_W f,
+                                       const FX_T *w, Py_ssize_t ws, const FX_T *q,
+                                       Py_ssize_t qs, FX_W qa, FX_W qb, FX_W gscale,
+                                       const int has_w, const int has_q)
 {
     for (Py_ssize_t j = 0; j < n; j++)
         g[j * gs] = FX_STORE(FX_LOAD(g[j * gs]) * f - FX_XENT_COEF(j) * gscale);
+}
+
+static void FX_NAME(xent_grad_block)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, FX_W f,
+                                     const FX_T *w, Py_ssize_t ws, const FX_T *q,
+                                     Py_ssize_t qs, FX_W qa, FX_W qb, FX_W gscale)
+{
+    int contig = gs == 1 && (!w || ws == 1) && (!q || qs == 1);
+    if (contig) {
+        if (w && q) FX_NAME(xent_grad_body)(g, n, 1, f, w, 1, q, 1, qa, qb, gscale, 1, 1);
+        else if (w) FX_NAME(xent_grad_body)(g, n, 1, f, w, 1, q, 1, qa, qb, gscale, 1, 0);
+        else if (q) FX_NAME(xent_grad_body)(g, n, 1, f, w, 1, q, 1, qa, qb, gscale, 0, 1);
+        else FX_NAME(xent_grad_body)(g, n, 1, f, w, 1, q, 1, qa, qb, gscale, 0, 0);
+    } else {
+        FX_NAME(xent_grad_body)(g, n, gs, f, w, ws, q, qs, qa, qb, gscale, w != NULL, q != NULL);
+    }
 }
 
 /*
@@ -103,17 +173,7 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
     Py_ssize_t nb = (n + FX_FLUSH - 1) / FX_FLUSH;
     double *bm = bscratch, *ba = bscratch + nb, *bd = bscratch + 2 * nb;
     fx_lse_state st = FX_STATE_INIT;
-    int contig = s == 1 && (!g || gs == 1) && (!w || ws == 1) && (!q || qs == 1);
-    for (Py_ssize_t b = 0; b < nb; b++) {
-        Py_ssize_t j = b * FX_FLUSH, len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
-        if (contig)
-            FX_NAME(xent_block)(x + j, len, 1, w ? w + j : NULL, 1, q ? q + j : NULL, 1,
-                                qa, qb, coef, g ? g + j : NULL, 1, &st, bm + b, ba + b, bd + b);
-        else
-            FX_NAME(xent_block)(x + j * s, len, s, w ? w + j * ws : NULL, ws,
-                                q ? q + j * qs : NULL, qs, qa, qb, coef,
-                                g ? g + j * gs : NULL, gs, &st, bm + b, ba + b, bd + b);
-    }
+    FX_NAME(xent_blocks)(x, n, s, w, ws, q, qs, qa, qb, coef, g, gs, &st, bm, ba, bd);
     double sg;
     double lse = fx_lse_finish(st.m, st.k, st.s, 0, &sg);
     /* not finite only for a row with a NaN, a +inf or only -inf, where
@@ -142,9 +202,6 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
                 FX_W f = (FX_W)(W * exp(bm[b] - lse));
                 if (!coef)
                     FX_NAME(scale)(g + j * gs, len, gs, f);
-                else if (contig)
-                    FX_NAME(xent_grad_block)(g + j, len, 1, f, w ? w + j : NULL, 1,
-                                             q ? q + j : NULL, 1, qa, qb, (FX_W)gscale);
                 else
                     FX_NAME(xent_grad_block)(g + j * gs, len, gs, f, w ? w + j * ws : NULL, ws,
                                              q ? q + j * qs : NULL, qs, qa, qb, (FX_W)gscale);
