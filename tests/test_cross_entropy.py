@@ -1,0 +1,281 @@
+"""fastxent.cross_entropy and nll_loss against torch.nn.functional itself.
+
+Every option combination (weights x ignore_index x label smoothing x
+reduction x target kind x K-dim layout x dtype), loss and gradient (the
+gradient against torch autograd), special values, errors, threads, layouts.
+"""
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+
+import fastxent as fx
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+SHAPES = [(7, 5), (6, 4, 3), (5, 3, 2, 2), (4,)]
+DTYPES = [np.float64, np.float32]
+
+
+def _tol(dtype):
+    return 1e-12 if dtype == np.float64 else 2e-5
+
+
+def _torch_ce(x, target, weight=None, **kw):
+    xt = torch.tensor(x, requires_grad=True)
+    w = None if weight is None else torch.tensor(weight)
+    loss = F.cross_entropy(xt, torch.tensor(target), weight=w, **kw)
+    loss.sum().backward()
+    return loss.detach().numpy(), xt.grad.numpy()
+
+
+def _targets(rng, shape, dtype):
+    C = shape[1] if len(shape) > 1 else shape[0]
+    rows = shape[:1] + shape[2:] if len(shape) > 1 else ()
+    labels = rng.integers(0, C, size=rows)
+    if labels.ndim:
+        labels.flat[0] = -100  # one ignored row
+    axis = 1 if len(shape) > 1 else 0
+    probs = rng.random(shape).astype(dtype)
+    probs /= probs.sum(axis=axis, keepdims=True)
+    return labels, probs
+
+
+def _assert_close(got, want, dtype, what):
+    tol = _tol(dtype)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol, equal_nan=True, err_msg=what)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_matches_torch_every_option(shape, dtype):
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    labels, probs = _targets(rng, shape, dtype)
+    C = shape[1] if len(shape) > 1 else shape[0]
+    weight = (rng.random(C) + 0.1).astype(dtype)
+    for target, w, red, eps in itertools.product(
+            [labels, probs], [None, weight], ["mean", "sum", "none"], [0.0, 0.2, 1.0]):
+        what = f"{'probs' if target is probs else 'labels'} weight={w is not None} {red} eps={eps}"
+        want, want_grad = _torch_ce(x, target, w, reduction=red, label_smoothing=eps)
+        got, grad = fx.cross_entropy(x, target, weight=w, reduction=red, label_smoothing=eps,
+                                     return_grad=True)
+        _assert_close(got, want, dtype, what)
+        _assert_close(grad, want_grad, dtype, what + " (grad)")
+        assert np.asarray(got).dtype == dtype and np.shape(got) == want.shape, what
+        assert grad.dtype == dtype and grad.shape == x.shape
+        assert np.array_equal(fx.cross_entropy(x, target, weight=w, reduction=red,
+                                               label_smoothing=eps), got, equal_nan=True)
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 0, 2, 7])
+def test_ignore_index_values(ignore_index):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 4))
+    t = rng.integers(0, 4, 9)
+    t[::3] = ignore_index if ignore_index not in range(4) else t[::3]
+    for red in ("mean", "sum", "none"):
+        want, want_grad = _torch_ce(x, t, ignore_index=ignore_index, reduction=red,
+                                    label_smoothing=0.1)
+        got, grad = fx.cross_entropy(x, t, ignore_index=ignore_index, reduction=red,
+                                     label_smoothing=0.1, return_grad=True)
+        _assert_close(got, want, np.float64, red)
+        _assert_close(grad, want_grad, np.float64, red)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32,
+                                   np.uint32, np.int64, np.uint64])
+def test_any_integer_target_dtype(dtype):
+    # PyTorch wants int64; fastxent takes any integer dtype (same results)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 5))
+    t = rng.integers(0, 5, 6)
+    want = fx.cross_entropy(x, t)
+    assert fx.cross_entropy(x, t.astype(dtype)) == want
+    assert fx.nll_loss(x, t.astype(dtype)) == fx.nll_loss(x, t)
+
+
+SPECIAL = [
+    ("-inf at the target", [[0.5, -np.inf, 1.0]], [1], {}),
+    ("-inf elsewhere", [[0.5, -np.inf, 1.0]], [0], {}),
+    ("-inf with smoothing", [[0.5, -np.inf, 1.0]], [0], {"label_smoothing": 0.1}),
+    ("+inf at the target", [[np.inf, 1.0, 0.0]], [0], {}),
+    ("+inf elsewhere", [[np.inf, 1.0, 0.0]], [1], {}),
+    ("row of -inf", [[-np.inf, -np.inf, -np.inf]], [0], {}),
+    ("NaN in the row", [[np.nan, 1.0, 2.0]], [1], {}),
+    ("all ignored, mean", [[1.0, 2.0, 3.0], [0.5, 0.0, 1.0]], [-100, -100], {}),
+    ("all ignored, sum", [[1.0, 2.0, 3.0], [0.5, 0.0, 1.0]], [-100, -100], {"reduction": "sum"}),
+    ("ignored rows with inf and -inf", [[np.inf, 1.0, 0.0], [-np.inf] * 3], [-100, -100],
+     {"reduction": "sum"}),
+    ("zero weight against -inf", [[0.5, -np.inf, 1.0]], [0],
+     {"weight": [1.0, 0.0, 1.0], "label_smoothing": 0.1}),
+    ("zero probability against -inf", [[0.5, -np.inf, 1.0]], [[0.5, 0.0, 0.5]], {}),
+    ("huge logits", [[1e300, 1e300 - 1e285, -1e300]], [1], {"label_smoothing": 0.3}),
+]
+
+
+@pytest.mark.parametrize("name, x, target, kw", SPECIAL, ids=[s[0] for s in SPECIAL])
+def test_special_values_as_torch(name, x, target, kw):
+    x = np.array(x)
+    target = np.array(target)
+    kw_torch = dict(kw)
+    if "weight" in kw:
+        kw = dict(kw, weight=np.array(kw["weight"]))
+        kw_torch["weight"] = kw["weight"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want, want_grad = _torch_ce(x, target, **kw_torch)
+    got, grad = fx.cross_entropy(x, target, return_grad=True, **kw)
+    np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-300, equal_nan=True)
+
+
+def test_empty_batch():
+    x = np.zeros((0, 3))
+    t = np.zeros(0, np.int64)
+    assert np.isnan(fx.cross_entropy(x, t))
+    assert fx.cross_entropy(x, t, reduction="sum") == 0
+    assert fx.cross_entropy(x, t, reduction="none").shape == (0,)
+    loss, grad = fx.cross_entropy(x, t, return_grad=True)
+    assert grad.shape == (0, 3)
+
+
+def test_errors():
+    x = np.zeros((2, 3))
+    with pytest.raises(IndexError, match="Target 3"):
+        fx.cross_entropy(x, np.array([0, 3]))
+    with pytest.raises(IndexError, match="Target -1"):
+        fx.cross_entropy(x, np.array([-1, 0]))
+    with pytest.raises(ValueError, match="reduction"):
+        fx.cross_entropy(x, np.array([0, 1]), reduction="avg")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        fx.cross_entropy(x, np.array([0, 1]), label_smoothing=1.5)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        fx.cross_entropy(x, np.array([0, 1]), label_smoothing=-0.1)
+    with pytest.raises(ValueError, match="weight"):
+        fx.cross_entropy(x, np.array([0, 1]), weight=np.ones(2))
+    with pytest.raises(ValueError, match="target"):
+        fx.cross_entropy(x, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="target"):
+        fx.cross_entropy(x, np.full((2, 4), 0.25))
+    with pytest.raises(TypeError, match="input"):
+        fx.cross_entropy(np.zeros((2, 3), np.int64), np.array([0, 1]))
+    with pytest.raises(TypeError, match="target"):
+        fx.cross_entropy(x, np.array(["a", "b"]))
+    with pytest.raises(TypeError, match="target"):
+        fx.cross_entropy(x, np.array([True, False]))
+    with pytest.raises(ValueError, match="grad_out"):
+        fx.cross_entropy(x, np.array([0, 1]), return_grad=True, grad_out=np.zeros((3, 2)))
+    with pytest.raises(IndexError, match="Target 5"):
+        fx.nll_loss(x, np.array([0, 5]))
+    with pytest.raises(TypeError, match="target"):
+        fx.nll_loss(x, np.array([0.0, 1.0]))
+
+
+def test_results_do_not_depend_on_threads():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3000, 40)).astype(np.float32)
+    t = rng.integers(0, 40, 3000)
+    w = rng.random(40).astype(np.float32)
+    one = fx.cross_entropy(x, t, weight=w, label_smoothing=0.1, return_grad=True, n_threads=1)
+    for n in (2, 3):
+        other = fx.cross_entropy(x, t, weight=w, label_smoothing=0.1, return_grad=True, n_threads=n)
+        assert one[0] == other[0]
+        assert np.array_equal(one[1], other[1])
+
+
+def test_grad_into_the_input_itself():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((50, 3000))
+    t = rng.integers(0, 3000, 50)
+    want_loss, want_grad = fx.cross_entropy(x, t, label_smoothing=0.05, return_grad=True)
+    y = x.copy()
+    loss, grad = fx.cross_entropy(y, t, label_smoothing=0.05, return_grad=True, grad_out=y)
+    assert grad is y
+    assert loss == want_loss
+    np.testing.assert_array_equal(grad, want_grad)
+
+
+def test_input_not_modified_and_layouts():
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((8, 6, 5))
+    t = rng.integers(0, 6, (8, 5))
+    want, want_grad = _torch_ce(base, t, label_smoothing=0.1)
+    for label, x in [("F order", np.asfortranarray(base)),
+                     ("strided", np.repeat(base, 2, axis=2)[:, :, ::2]),
+                     ("negative strides", base[::-1][::-1]),
+                     ("read-only", np.array(base))]:
+        if label == "read-only":
+            x.flags.writeable = False
+        before = x.copy()
+        got, grad = fx.cross_entropy(x, t, label_smoothing=0.1, return_grad=True)
+        np.testing.assert_array_equal(x, before, err_msg=label)
+        _assert_close(got, want, np.float64, label)
+        _assert_close(grad, want_grad, np.float64, label)
+
+
+def test_float16_computed_in_float32():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((20, 300)).astype(np.float16)
+    t = rng.integers(0, 300, 20)
+    got, grad = fx.cross_entropy(x, t, return_grad=True)
+    want, want_grad = _torch_ce(x.astype(np.float32), t)
+    assert got.dtype == np.float16 and grad.dtype == np.float16
+    np.testing.assert_allclose(float(got), want, rtol=1e-3)
+    np.testing.assert_allclose(grad.astype(np.float32), want_grad, atol=2e-4)
+
+
+def test_long_rows_stay_accurate():
+    # 256k classes in float32 against the float64 answer
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((4, 262144)) * 4).astype(np.float32)
+    t = rng.integers(0, 262144, 4)
+    got = fx.cross_entropy(x, t, reduction="none", label_smoothing=0.1)
+    want = fx.cross_entropy(x.astype(np.float64), t, reduction="none", label_smoothing=0.1)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_labels_equal_one_hot_probabilities():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((30, 7))
+    t = rng.integers(0, 7, 30)
+    onehot = np.eye(7)[t]
+    for eps in (0.0, 0.3):
+        a, ga = fx.cross_entropy(x, t, label_smoothing=eps, return_grad=True)
+        b, gb = fx.cross_entropy(x, onehot, label_smoothing=eps, return_grad=True)
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+        np.testing.assert_allclose(ga, gb, rtol=1e-12, atol=1e-17)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_nll_loss_matches_torch(shape, dtype):
+    rng = np.random.default_rng(sum(shape) + 1)
+    x = np.log(rng.random(shape)).astype(dtype)
+    labels, _ = _targets(rng, shape, dtype)
+    C = shape[1] if len(shape) > 1 else shape[0]
+    weight = (rng.random(C) + 0.1).astype(dtype)
+    unbatched = len(shape) == 1
+    for w, red in itertools.product([None, weight], ["mean", "sum", "none"]):
+        xt = torch.tensor(x[None] if unbatched else x, requires_grad=True)
+        tt = torch.tensor(labels[None] if unbatched else labels)
+        want = F.nll_loss(xt, tt, weight=None if w is None else torch.tensor(w), reduction=red)
+        if unbatched and red == "none":
+            want = want[0]
+        want.sum().backward()
+        want_grad = xt.grad.numpy()[0] if unbatched else xt.grad.numpy()
+        got, grad = fx.nll_loss(x, labels, weight=w, reduction=red, return_grad=True)
+        what = f"weight={w is not None} {red}"
+        _assert_close(got, want.detach().numpy(), dtype, what)
+        _assert_close(grad, want_grad, dtype, what)
+        assert np.asarray(got).dtype == dtype and np.shape(got) == tuple(want.shape)
+
+
+def test_nll_loss_all_ignored():
+    x = np.log(np.full((2, 3), 1 / 3))
+    t = np.array([-100, -100])
+    loss, grad = fx.nll_loss(x, t, return_grad=True)
+    assert np.isnan(loss)
+    np.testing.assert_array_equal(grad, 0)  # as torch
