@@ -67,7 +67,7 @@ from functools import partial
 
 __all__ = ["build_parser", "run", "main", "roofline_seconds"]
 
-OPS = ("logsumexp", "log_softmax", "softmax")
+OPS = ("logsumexp", "log_softmax", "softmax", "cross_entropy", "cross_entropy_grad")
 IMPLS = ("fastxent", "numpy", "scipy", "torch", "jax")
 # Implementations that can be asked for with --impls but are not run by default.
 EXTRA_IMPLS = ("fastxent_out",)
@@ -142,7 +142,7 @@ def roofline_seconds(op, case, threads):
     limits = _LIMITS[min(max(int(threads), 1), 2)]
     itemsize = 4 if case.dtype == "float32" else 8
     exp_bound = case.size / limits["exp"][case.dtype]
-    if op == "logsumexp":
+    if op in ("logsumexp", "cross_entropy"):
         return max(exp_bound, case.size * itemsize / limits["read"])
     return max(exp_bound, 2 * case.size * itemsize / limits["read_write"])
 
@@ -274,7 +274,33 @@ def numpy_softmax(x):
     return e
 
 
-_NUMPY_OPS = {"logsumexp": numpy_logsumexp, "log_softmax": numpy_log_softmax, "softmax": numpy_softmax}
+def labels_for(x):
+    """Class-index targets of the rows of ``x``: a fixed function of the row
+    index, so the labels of ``x[:k]`` are the first k labels of ``x``."""
+    import numpy as np
+
+    return (np.arange(x.shape[0], dtype=np.int64) * 7919 + 13) % x.shape[-1]
+
+
+def numpy_cross_entropy(x):
+    """Per-row cross-entropy against labels_for(x): logsumexp(x) - x[label]."""
+    import numpy as np
+
+    t = labels_for(x)
+    return numpy_logsumexp(x) - x[np.arange(x.shape[0]), t]
+
+
+def numpy_cross_entropy_grad(x):
+    """Gradient of the summed per-row cross-entropy: softmax(x) - one_hot."""
+    import numpy as np
+
+    g = numpy_softmax(x)
+    g[np.arange(x.shape[0]), labels_for(x)] -= 1
+    return g
+
+
+_NUMPY_OPS = {"logsumexp": numpy_logsumexp, "log_softmax": numpy_log_softmax, "softmax": numpy_softmax,
+              "cross_entropy": numpy_cross_entropy, "cross_entropy_grad": numpy_cross_entropy_grad}
 
 
 def prepare(impl, op, x, threads, *, overhead=False, aot=False):
@@ -284,6 +310,8 @@ def prepare(impl, op, x, threads, *, overhead=False, aot=False):
     any timed region. ``aot=True`` compiles JAX ahead of time without running it
     (used by the memory measurement, so the compile's buffers are not counted).
     """
+    if op.startswith("cross_entropy"):
+        return _prepare_cross_entropy(impl, op, x, threads, overhead=overhead, aot=aot)
     lib = _load(impl, threads)
     if impl == "fastxent":
         f = getattr(lib, op)
@@ -314,6 +342,53 @@ def prepare(impl, op, x, threads, *, overhead=False, aot=False):
         if aot:
             f = f.lower(xj).compile()
         return (lambda: f(xj).block_until_ready()), _jax_to_numpy
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def _prepare_cross_entropy(impl, op, x, threads, *, overhead=False, aot=False):
+    """Per-row cross-entropy against labels_for(x) (reduction 'none': scoring
+    rows), or the gradient of its sum with respect to x."""
+    lib = _load(impl, threads)
+    t = labels_for(x)
+    grad = op == "cross_entropy_grad"
+    if impl in ("fastxent", "fastxent_out"):
+        kw = {} if overhead else {"n_threads": threads}
+        if impl == "fastxent_out":
+            if not grad:
+                raise Unavailable("the per-row losses have no out=")
+            import numpy as np
+
+            kw["grad_out"] = np.zeros_like(x)
+        if grad:
+            return (lambda: lib.cross_entropy(x, t, reduction="sum", return_grad=True, **kw)[1]), _identity
+        return (lambda: lib.cross_entropy(x, t, reduction="none", **kw)), _identity
+    if impl == "numpy":
+        f = _NUMPY_OPS[op]
+        return (lambda: f(x)), _identity
+    if impl == "scipy":
+        raise Unavailable("SciPy has no cross-entropy from logits")
+    if impl == "torch":
+        F = lib.nn.functional
+        tt = lib.from_numpy(t)
+        if grad:
+            def call():
+                xt = lib.from_numpy(x).requires_grad_(True)
+                F.cross_entropy(xt, tt, reduction="sum").backward()
+                return xt.grad
+            return call, _torch_to_numpy
+        xt = lib.from_numpy(x)
+        return (lambda: F.cross_entropy(xt, tt, reduction="none")), _torch_to_numpy
+    if impl == "jax":
+        jnp = lib.numpy
+        xj, tj = lib.device_put(x), lib.device_put(t)
+
+        def rows(v, labels):
+            return -jnp.take_along_axis(lib.nn.log_softmax(v, axis=-1), labels[:, None], axis=1)[:, 0]
+
+        f = lib.jit(lib.grad(lambda v, labels: rows(v, labels).sum())) if grad else lib.jit(rows)
+        if aot:
+            f = f.lower(xj, tj).compile()
+        return (lambda: f(xj, tj).block_until_ready()), _jax_to_numpy
     raise ValueError(f"unknown implementation {impl!r}")
 
 

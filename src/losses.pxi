@@ -8,8 +8,10 @@
 
 from libc.stdint cimport int64_t
 
-# rows per partial sum of a reduced loss: O(rows / 256) memory, fixed order
-DEF ROWS_PER_PARTIAL = 256
+# rows per partial sum of a reduced loss: O(rows / 16) doubles, in a fixed
+# order (so the sum does not depend on the thread count), and small enough
+# that a few dozen rows still spread over the threads
+DEF ROWS_PER_PARTIAL = 16
 
 def rows_per_partial():
     return ROWS_PER_PARTIAL
