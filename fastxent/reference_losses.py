@@ -16,10 +16,12 @@ Conventions shared by every function here:
 
 * **Precision.**  float16 data are computed in float32 and the result is
   rounded once to float16; float32 and float64 data are computed in float64
-  and rounded once to their own dtype.  The result dtype is PyTorch's (SciPy's
-  for :func:`entropy`): the promotion of `input` and a floating `target`;
-  `weight` and `pos_weight` never change it.  Gradients have the dtype and
-  shape of `input` and are always ndarrays.
+  and rounded once to their own dtype.  The result dtype of a loss is
+  PyTorch's: the promotion of `input` and a floating `target`; `weight` and
+  `pos_weight` never change it.  Gradients have the dtype and shape of
+  `input` and are always ndarrays.  :func:`entropy` follows SciPy (integers
+  give float64) but keeps float16; the functions of logits follow
+  :func:`fastxent.softmax` (the dtype ``np.exp`` gives).
 * **0-d results** (every ``'mean'``/``'sum'`` reduction, ``'none'`` on an
   unbatched input, a single row) are returned as a NumPy scalar of the result
   dtype, where PyTorch returns a 0-d tensor.
@@ -98,7 +100,8 @@ def _check_ignore_index(ignore_index):
 
 
 def _check_label_smoothing(label_smoothing):
-    if isinstance(label_smoothing, (bool, np.bool_)) or not isinstance(label_smoothing, numbers.Real):
+    is_bool = isinstance(label_smoothing, (bool, np.bool_))
+    if is_bool or not isinstance(label_smoothing, numbers.Real):
         raise TypeError(f"label_smoothing: expected a real number, got {label_smoothing!r}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing: must be in [0, 1], got {label_smoothing!r}")
@@ -137,7 +140,7 @@ def _log_softmax_rows(x, axis):
 
     Returns the log-probabilities and a mask of those rows (the axis kept)."""
     with np.errstate(all="ignore"):
-        m = np.max(x, axis=axis, keepdims=True)
+        m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # -inf: no classes
         undefined = ~np.isfinite(m)
         m = np.where(undefined, 0, m)
         shifted = x - m
@@ -189,6 +192,13 @@ def _class_indices(target, x, ignore_index, name="target"):
             f"(valid labels are 0 to {n_classes - 1}, or ignore_index={ignore_index})"
         )
     return np.where(valid, t, 0).astype(np.intp), valid
+
+
+def _target_weight(w, idx, valid):
+    """``w[t]`` for the targets that count, 0 for the ignored ones."""
+    if w.size == 0:  # no classes: every target is ignored (any other is out of range)
+        return np.zeros(idx.shape, w.dtype)
+    return np.where(valid, w[idx], 0)
 
 
 def _reduce_rows(per_row, reduction, denominator):
@@ -279,7 +289,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     gradient of 0.
 
     Special values: a row with a NaN or a +inf logit, or of only -inf
-    logits, has a NaN loss and gradient (as in PyTorch) unless ignored.  A
+    logits, has a NaN loss and gradient (as in PyTorch) unless ignored.
+    With zero classes (every target then ignored) ``'sum'`` is 0 also with
+    label smoothing (PyTorch: NaN, from ``0 * eps / 0``).  A
     -inf logit with a nonzero coefficient gives a loss of +inf and a finite
     gradient; with a zero coefficient (a zero probability, or a class weight
     of 0, or ``eps = 1`` for the hard target) it contributes 0, where PyTorch
@@ -302,6 +314,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     eps = _check_label_smoothing(label_smoothing)
     xm = _class_layout(x, "input")
     n_classes = xm.shape[-1]
+    uniform = eps / n_classes if n_classes else 0.0  # smoothing mass per class
     t = np.asarray(target)
 
     if t.shape == x.shape:  # probabilities
@@ -319,7 +332,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         w = _class_weight(weight, n_classes, work)
         y = _class_layout(t, "target").astype(work)
         with np.errstate(all="ignore"):
-            coef = ((1 - eps) * y + eps / n_classes) * w
+            coef = ((1 - eps) * y + uniform) * w
             denominator = xm.size // n_classes if n_classes else 0
             valid = None
     else:  # class indices
@@ -328,9 +341,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         w = _class_weight(weight, n_classes, work)
         idx, valid = _class_indices(t, x, ignore_index)
         with np.errstate(all="ignore"):
-            w_target = np.where(valid, w[idx], 0)
+            w_target = _target_weight(w, idx, valid)
             onehot = np.arange(n_classes) == idx[..., None]
-            coef = (1 - eps) * w_target[..., None] * onehot + (eps / n_classes) * w
+            coef = (1 - eps) * w_target[..., None] * onehot + uniform * w
             coef = np.where(valid[..., None], coef, 0)
             denominator = np.sum(w_target)
 
@@ -339,7 +352,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         per_row = -np.sum(_times_log(coef, logp), axis=-1)
         if valid is not None:
             per_row = np.where(valid, per_row, 0)
-        loss = _finish(_reduce_rows(per_row, reduction, denominator), dtype)
+        loss = _reduce_rows(per_row, reduction, denominator)
+        if reduction == "mean" and denominator == 0:
+            # PyTorch divides the hard and the smoothing term separately by
+            # the total weight: the hard one is 0/0 even where the other is not
+            loss = np.nan
+        loss = _finish(loss, dtype)
     if not return_grad:
         return loss
     with np.errstate(all="ignore"):
@@ -425,8 +443,11 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     w = _class_weight(weight, xm.shape[-1], work)
     idx, valid = _class_indices(target, x, ignore_index)
     with np.errstate(all="ignore"):
-        w_target = np.where(valid, w[idx], 0)
-        picked = np.take_along_axis(xm.astype(work), idx[..., None], axis=-1)[..., 0]
+        w_target = _target_weight(w, idx, valid)
+        if xm.shape[-1]:
+            picked = np.take_along_axis(xm.astype(work), idx[..., None], axis=-1)[..., 0]
+        else:  # no classes: every target is ignored
+            picked = np.zeros(idx.shape, work)
         per_row = np.where(valid, -_times_log(w_target, picked), 0)
         denominator = np.sum(w_target)
         loss = _finish(_reduce_rows(per_row, reduction, denominator), x.dtype)
@@ -575,7 +596,9 @@ def _broadcastable_to(arr, shape, name):
     except ValueError:
         ok = False
     if not ok:
-        raise ValueError(f"{name}: shape {arr.shape} does not broadcast to the input's shape {shape}")
+        raise ValueError(
+            f"{name}: shape {arr.shape} does not broadcast to the input's shape {shape}"
+        )
     return np.broadcast_to(arr, shape)
 
 
@@ -803,8 +826,8 @@ def entropy(pk, qk=None, base=None, axis=0):
 # from logits
 
 def _logits(value, name):
-    """Logits as an array in its working dtype, and the result dtype (that of
-    ``np.exp``: int8 -> float16, int16 -> float32, wider ints -> float64)."""
+    """Logits as an array, and their result dtype: that of ``np.exp`` (int8 ->
+    float16, int16 -> float32, wider ints -> float64), as fastxent.softmax."""
     x = _real_array(value, name, allow_bool=False)
     dtype = np.exp(np.zeros(0, dtype=x.dtype)).dtype
     return x, dtype

@@ -11,5 +11,5 @@ MODULES = ["fastxent._softmax_family", "fastxent._losses", "fastxent.reference"]
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert tried > 0 or name == "fastxent.reference"
+    assert tried > 0
     assert failures == 0
