@@ -84,8 +84,10 @@ def _finish(total_rows, reduction, denom, dtype, rows_shape):
     """Reduced loss as a NumPy scalar of the input dtype."""
     if reduction == "sum":
         return dtype.type(total_rows)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return dtype.type(np.float64(total_rows) / np.float64(denom))
+    if denom == 0:
+        # PyTorch: the hard-target term is 0 / 0 whatever the smoothing adds
+        return dtype.type(np.nan)
+    return dtype.type(np.float64(total_rows) / np.float64(denom))
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -156,11 +158,15 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     for probabilities q. Its gradient is ``W softmax(x) - a`` with ``a`` the
     per-class coefficients above and ``W`` their sum. Each row is read once,
     in blocks kept in cache; the sum over classes is kept in non-negative
-    terms, so it does not cancel for large logits. As in PyTorch: an
-    all-ignored or empty batch under 'mean' gives NaN; a -inf logit at the
+    terms, so it does not cancel for large logits, and ``lse - x_y`` is
+    formed as ``(max - x_y) + (lse - max)`` so that a loss near zero keeps
+    its digits. As in PyTorch: an all-ignored or empty batch under 'mean'
+    gives NaN (also when the summed target weight is 0); a -inf logit at the
     target gives +inf; a row with +inf, NaN or only -inf gives NaN (its
-    gradient too); a probability or weight of 0 against a -inf logit gives
-    NaN (0 * inf).
+    gradient too). Where PyTorch computes ``0 * inf = NaN`` for a quantity
+    whose limit is defined, fastxent returns the limit: a zero weight,
+    probability or smoothing share against a -inf logit contributes 0, and
+    an ignored row has gradient 0 whatever its logits.
 
     Examples
     --------

@@ -144,7 +144,13 @@ def _log_softmax_rows(x, axis):
         undefined = ~np.isfinite(m)
         m = np.where(undefined, 0, m)
         shifted = x - m
-        lse = np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        # log(sum(exp(shifted))) = log k + log1p(s / k), with k the number of
+        # maxima and s the sum over the others: keeps the digits of a
+        # log-probability near zero (as fastxent.reference.log_softmax)
+        is_max = shifted == 0
+        k = np.sum(is_max, axis=axis, keepdims=True)
+        s = np.sum(np.where(is_max, 0, np.exp(shifted)), axis=axis, keepdims=True)
+        lse = np.log(k) + np.log1p(s / k)
         logp = np.where(undefined, np.nan, shifted - lse)
     return logp, undefined
 

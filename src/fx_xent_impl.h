@@ -52,10 +52,11 @@ FX_INLINE void FX_NAME(xent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
             if (has_g) g[j * gs] = FX_STORE(eq ? (FX_W)1 : e);
             if (coef) {
                 FX_W a = FX_XENT_COEF(j);
-                /* m - x, with -inf logits giving +inf (a_c * inf, as PyTorch) */
+                /* m - x is +inf at a -inf logit; a zero coefficient there
+                 * contributes its limit, 0 (PyTorch: 0 * inf = NaN) */
                 FX_W d = v == -INFINITY ? (FX_W)INFINITY : m - v;
                 sa += a;
-                sd += a * d;
+                sd += a == 0 ? (FX_W)0 : a * d;
             }
         }
         tot += (double)acc;
@@ -157,12 +158,9 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
                                 FX_T *g, Py_ssize_t gs, double gscale, double *bscratch)
 {
     if (y < 0 && !q) {
-        /* PyTorch: no loss; the gradient is 0, or NaN where the row's
-         * log_softmax is NaN (log_softmax's backward multiplies 0 by it) */
-        if (g) {
-            fx_lse_state st = FX_NAME(row_state)(x, n, s);
-            FX_NAME(fill)(g, n, gs, isnan(st.s) || !isfinite(st.m) ? NAN : 0);
-        }
+        /* an ignored row: no loss, gradient 0 (PyTorch's autograd gives NaN
+         * where the row's log_softmax is NaN: 0 * NaN) */
+        if (g) FX_NAME(fill)(g, n, gs, 0);
         return 0.0;
     }
     /* a_c = w_c (qa q_c + qb) */
@@ -179,15 +177,20 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
     /* not finite only for a row with a NaN, a +inf or only -inf, where
      * PyTorch's log_softmax -- and so the loss -- is NaN */
     if (!isfinite(lse)) lse = NAN;
+    /* lse - m, kept apart so that lse - x = (m - x) + off keeps the digits
+     * of a loss near zero (x the max) */
+    double off = isnan(lse) ? NAN : (st.k == 1.0 ? 0.0 : log(st.k)) + log1p(st.s / st.k);
     double bw = 0.0, loss = 0.0, asum = 0.0;
     if (!q) {
         bw = (1.0 - eps) * (w ? (double)FX_AT(w, y, ws) : 1.0);
-        loss = bw * (lse - xy);
+        double d = (st.m - xy) + off;   /* +inf at a -inf target, NaN for a NaN row */
+        loss = bw == 0 && !isnan(d) ? 0.0 : bw * d;   /* 0 * inf: the limit, 0 */
     }
     if (coef) {
         double sa = 0.0;
         for (Py_ssize_t b = 0; b < nb; b++) {
-            sa += (lse - bm[b]) * ba[b] + bd[b];
+            /* a block of -inf logits with zero coefficients: limit 0 */
+            sa += (ba[b] == 0 && !isnan(lse) ? 0.0 : ((st.m - bm[b]) + off) * ba[b]) + bd[b];
             asum += ba[b];
         }
         loss += sa;

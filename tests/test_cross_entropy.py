@@ -107,12 +107,20 @@ SPECIAL = [
     ("NaN in the row", [[np.nan, 1.0, 2.0]], [1], {}),
     ("all ignored, mean", [[1.0, 2.0, 3.0], [0.5, 0.0, 1.0]], [-100, -100], {}),
     ("all ignored, sum", [[1.0, 2.0, 3.0], [0.5, 0.0, 1.0]], [-100, -100], {"reduction": "sum"}),
+    ("huge logits", [[1e300, 1e300 - 1e285, -1e300]], [1], {"label_smoothing": 0.3}),
+]
+
+# Where PyTorch computes 0 * inf = NaN for a mathematically finite value,
+# fastxent returns the limit, as the issue asks for binary cross-entropy:
+# a zero weight or probability against a -inf logit contributes 0, and an
+# ignored row has gradient 0 whatever its logits.
+LIMITS = [
     ("ignored rows with inf and -inf", [[np.inf, 1.0, 0.0], [-np.inf] * 3], [-100, -100],
      {"reduction": "sum"}),
     ("zero weight against -inf", [[0.5, -np.inf, 1.0]], [0],
      {"weight": [1.0, 0.0, 1.0], "label_smoothing": 0.1}),
     ("zero probability against -inf", [[0.5, -np.inf, 1.0]], [[0.5, 0.0, 0.5]], {}),
-    ("huge logits", [[1e300, 1e300 - 1e285, -1e300]], [1], {"label_smoothing": 0.3}),
+    ("smoothing 1 with the target at -inf", [[0.5, -np.inf, 1.0]], [1], {"label_smoothing": 1.0}),
 ]
 
 
@@ -130,6 +138,28 @@ def test_special_values_as_torch(name, x, target, kw):
     got, grad = fx.cross_entropy(x, target, return_grad=True, **kw)
     np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-300, equal_nan=True)
+
+
+@pytest.mark.parametrize("name, x, target, kw", LIMITS, ids=[s[0] for s in LIMITS])
+def test_limits_where_torch_gives_nan(name, x, target, kw):
+    from fastxent import reference_losses
+
+    x = np.array(x)
+    target = np.array(target)
+    if "weight" in kw:
+        kw = dict(kw, weight=np.array(kw["weight"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch_loss, torch_grad = _torch_ce(x, target, **kw)
+    assert np.isnan(torch_loss).any() or np.isnan(torch_grad).any()  # the difference
+    got, grad = fx.cross_entropy(x, target, return_grad=True, **kw)
+    want, want_grad = reference_losses.cross_entropy(x, target, return_grad=True, **kw)
+    assert not np.isnan(got) and not np.isnan(grad).any()  # a limit, maybe +inf
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-14, atol=1e-300)
+    # where torch is finite, it agrees
+    finite = np.isfinite(torch_grad)
+    np.testing.assert_allclose(grad[finite], torch_grad[finite], rtol=1e-12)
 
 
 def test_empty_batch():
