@@ -309,3 +309,29 @@ def test_nll_loss_all_ignored():
     loss, grad = fx.nll_loss(x, t, return_grad=True)
     assert np.isnan(loss)
     np.testing.assert_array_equal(grad, 0)  # as torch
+
+
+ROWS = np.array([[0.5, -np.inf, 1.0], [np.inf, 1.0, 0.0], [-np.inf] * 3, [np.nan, 1.0, 2.0],
+                 [1e300, 1e300 - 1e285, -1e300], [1.0, 2.0, 3.0], [3.0, 3.0, -2.0]])
+
+
+@pytest.mark.parametrize("rows", [[0], [1], [2], [3], [4], [5], [6], list(range(7))])
+def test_special_rows_match_reference(rows):
+    from fastxent import reference_losses
+
+    x = ROWS[rows]
+    n = len(rows)
+    targets = [np.array(t) for t in itertools.product([-100, 0, 1, 2], repeat=n)] if n == 1 \
+        else [np.arange(n) % 3, np.full(n, -100)]
+    targets.append(np.full((n, 3), 1 / 3) * [1.5, 0.0, 1.5])  # probabilities with a zero
+    for t, w, eps, red in itertools.product(targets, [None, np.array([1.0, 0.0, 2.0])],
+                                            [0.0, 0.1, 1.0], ["mean", "sum", "none"]):
+        what = f"t={t.tolist()} weight={w is not None} eps={eps} {red}"
+        got, grad = fx.cross_entropy(x, t, weight=w, label_smoothing=eps, reduction=red,
+                                     return_grad=True)
+        want, want_grad = reference_losses.cross_entropy(x, t, weight=w, label_smoothing=eps,
+                                                         reduction=red, return_grad=True)
+        np.testing.assert_allclose(got, want, rtol=1e-13, equal_nan=True, err_msg=what)
+        scale = np.nanmax(np.abs(np.where(np.isfinite(want_grad), want_grad, 0)), initial=1.0)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-13, atol=1e-15 * scale,
+                                   equal_nan=True, err_msg=what)
