@@ -12,10 +12,14 @@ KERNEL_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64
 def as_array(x, name):
     """`x` as an ndarray (no copy for an ndarray), refusing non-numeric and
     complex data with a TypeError that names the argument."""
-    if not isinstance(x, np.ndarray):
+    if type(x) is not np.ndarray:
+        # subclasses (np.matrix, memmap) as plain views; masks are dropped, as
+        # SciPy does
         try:
             x = np.asarray(x)
-        except (ValueError, TypeError) as exc:
+        except ValueError as exc:  # ragged nesting: NumPy's and SciPy's error
+            raise ValueError(f"{name} is not an array: {exc}") from None
+        except TypeError as exc:
             raise TypeError(f"{name} must be an array of real numbers: {exc}") from None
     kind = x.dtype.kind
     if kind == "c":

@@ -18,12 +18,15 @@ except ImportError as exc:  # pragma: no cover - only without a build
     ) from exc
 
 _MODULES = {"baseline": _kernels_baseline}
-try:
-    from . import _kernels_avx2
-except ImportError:  # not built (non-x86 machine)
-    _kernels_avx2 = None
-else:
-    if _kernels_baseline.cpu_has_avx2_fma():
+# the avx2 module's own initialization runs AVX2 code: import it only on a
+# CPU that has it (and not at all when the baseline is forced)
+if (_kernels_baseline.cpu_has_avx2_fma()
+        and os.environ.get("FASTXENT_CPU", "").strip().lower() != "baseline"):
+    try:
+        from . import _kernels_avx2
+    except ImportError:  # not built (non-x86 machine)
+        pass
+    else:
         _MODULES["avx2"] = _kernels_avx2
 
 # best first

@@ -49,20 +49,40 @@ def _class_view(a):
 
 
 def _labels(target, x, ignore_index):
-    """Class-index targets as int64 rows (-1: ignored), checked in range."""
+    """Class-index targets as int64 (no copy for int64), checked: each in
+    [0, C) or equal to ignore_index.  Returns (labels, number ignored)."""
     batch_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
     if target.shape != batch_shape:
         raise ValueError(f"target has shape {target.shape}; class-index targets for input of "
                          f"shape {x.shape} must have shape {batch_shape}")
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
+    if target.dtype == np.uint64 and target.size and target.max() > np.iinfo(np.int64).max:
+        big = target[target > np.iinfo(np.int64).max].flat[0]
+        raise IndexError(f"Target {int(big)} is out of bounds: class indices must be in [0, {C})")
     t = target.astype(np.int64, copy=False)
+    if t.size == 0:
+        return t, 0
+    # two reductions decide the usual case without a temporary
+    lo, hi = int(t.min()), int(t.max())
+    if 0 <= lo and hi < C and not lo <= ignore_index <= hi:
+        return t, 0
     ignored = t == ignore_index
     bad = ~ignored & ((t < 0) | (t >= C))
     if bad.any():
         first = t[bad].flat[0]
         raise IndexError(f"Target {int(first)} is out of bounds: class indices must be in "
                          f"[0, {C}) or equal ignore_index={ignore_index}")
-    return np.where(ignored, -1, t), ignored
+    return t, int(np.count_nonzero(ignored))
+
+
+def _target_weight_sum(labels, n_ignored, ignore_index, w):
+    """The 'mean' denominator: the summed weight of the targets that count."""
+    if w is None:
+        return float(labels.size - n_ignored)
+    if n_ignored == 0:  # per-class counts: O(C) memory, a fixed summation order
+        return float(np.bincount(labels.ravel(), minlength=w.shape[0]) @ w.astype(np.float64))
+    keep = labels != ignore_index
+    return float(np.sum(w.astype(np.float64)[labels[keep]]))
 
 
 def _weight(weight, C, dtype):
@@ -83,11 +103,13 @@ def _grad_array(grad_out, x):
 def _finish(total_rows, reduction, denom, dtype, rows_shape):
     """Reduced loss as a NumPy scalar of the input dtype."""
     if reduction == "sum":
-        return dtype.type(total_rows)
+        with np.errstate(over="ignore"):  # float16 overflows to inf quietly
+            return dtype.type(total_rows)
     if denom == 0:
         # PyTorch: the hard-target term is 0 / 0 whatever the smoothing adds
         return dtype.type(np.nan)
-    return dtype.type(np.float64(total_rows) / np.float64(denom))
+    with np.errstate(over="ignore"):
+        return dtype.type(np.float64(total_rows) / np.float64(denom))
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -197,19 +219,20 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                              f"shape {x.shape}")
         t = t.astype(x.dtype, copy=False)
         rows_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
-        denom = float(np.prod(rows_shape))
+        # PyTorch divides by numel / C: NaN without classes
+        denom = float(np.prod(rows_shape)) if C else 0.0
     else:
         if t.dtype.kind == "b":
             raise TypeError("target must hold class indices (integers) or probabilities "
                             "(floats), got dtype bool")
-        labels, ignored = _labels(t, x, ignore_index)
+        labels, n_ignored = _labels(t, x, ignore_index)
         rows_shape = labels.shape
         if reduction == "mean":
-            denom = float(np.count_nonzero(~ignored)) if w is None else \
-                float(np.sum(w.astype(np.float64)[np.where(ignored, 0, labels)][~ignored]))
+            denom = _target_weight_sum(labels, n_ignored, ignore_index, w)
 
     grad = _grad_array(grad_out, x) if return_grad else None
-    rows = np.empty(rows_shape, x.dtype) if reduction == "none" else None
+    # zeros: rows with no classes (C == 0) have no kernel call and lose 0
+    rows = np.zeros(rows_shape, x.dtype) if reduction == "none" else None
     n_rows = int(np.prod(rows_shape))
     total = 0.0
     if x.size:
@@ -234,8 +257,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if grad is not None and gv is None:
             gbuf = np.empty_like(x)
             gv = _class_view(kernel_view(gbuf))
-        kern.cross_entropy(xv, lab, qv, kernel_view(w) if w is not None else None, eps,
-                           gv, gscale, lv, partial, nt)
+        kern.cross_entropy(xv, lab, ignore_index, qv, kernel_view(w) if w is not None else None,
+                           eps, gv, gscale, lv, partial, nt)
         if gbuf is not grad:
             np.copyto(grad, gbuf)
         if partial is not None:
@@ -304,7 +327,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
         raise TypeError(f"target must hold class indices (integers), got dtype {t.dtype}")
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
     w = _weight(weight, C, x.dtype)
-    labels, ignored = _labels(t, x, ignore_index)
+    labels, _ = _labels(t, x, ignore_index)
+    ignored = labels == ignore_index
     safe = np.where(ignored, 0, labels)
     xb = x if x.ndim > 1 else x[None]
     idx = (safe if x.ndim > 1 else safe[None])[:, None]

@@ -16,12 +16,13 @@ static inline int fx_max_threads(void) { return omp_get_max_threads(); }
 static inline int fx_max_threads(void) { return 1; }
 #endif
 
-/* 1 when the CPU and the OS support AVX2 and FMA (the avx2 module's code) */
+/* 1 when the CPU and the OS support AVX2, FMA and F16C (the avx2 module's flags) */
 static inline int fx_cpu_has_avx2_fma(void)
 {
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+        && __builtin_cpu_supports("f16c");
 #else
     return 0;
 #endif

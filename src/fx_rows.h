@@ -13,9 +13,10 @@
 
 /* "omp simd" lets the compiler reassociate just these reductions (the only
  * thing it needs to vectorize them); -fopenmp-simd enables it without the
- * OpenMP runtime, and compilers without it run the same loops serially */
+ * OpenMP runtime, and compilers without it (MSVC's OpenMP 2.0 has no simd)
+ * run the same loops serially */
 #define FX_PRAGMA(x) _Pragma(#x)
-#if defined(_OPENMP) || defined(__clang__) || defined(__GNUC__)
+#if !defined(_MSC_VER) && (defined(_OPENMP) || defined(__clang__) || defined(__GNUC__))
 #define FX_SIMD_REDUCE(...) FX_PRAGMA(omp simd reduction(__VA_ARGS__))
 #else
 #define FX_SIMD_REDUCE(...)

@@ -447,25 +447,30 @@ FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX
         }
 }
 
+/* rows with skip[i] set are left alone (skip may be NULL) */
 FX_INLINE void FX_NAME(tr_out_body)(const FX_W *T, Py_ssize_t C, Py_ssize_t W,
-                                    FX_T *out, Py_ssize_t ors, Py_ssize_t osc)
+                                    FX_T *out, Py_ssize_t ors, Py_ssize_t osc,
+                                    const unsigned char *skip)
 {
-    for (Py_ssize_t i = 0; i < W; i++)
+    for (Py_ssize_t i = 0; i < W; i++) {
+        if (skip && skip[i]) continue;
         for (Py_ssize_t c = 0; c < C; c++)
             out[i * ors + c * osc] = FX_STORE(T[c * FX_BLOCK_W + i]);
+    }
 }
 
 static void FX_NAME(tr_out)(const FX_W *T, Py_ssize_t C, Py_ssize_t W,
-                            FX_T *out, Py_ssize_t ors, Py_ssize_t osc)
+                            FX_T *out, Py_ssize_t ors, Py_ssize_t osc,
+                            const unsigned char *skip)
 {
-    if (osc != 1) { FX_NAME(tr_out_body)(T, C, W, out, ors, osc); return; }
+    if (osc != 1) { FX_NAME(tr_out_body)(T, C, W, out, ors, osc, skip); return; }
     switch (C) {
-#define FX_TR_CASE(n) case n: FX_NAME(tr_out_body)(T, n, W, out, ors, 1); return;
+#define FX_TR_CASE(n) case n: FX_NAME(tr_out_body)(T, n, W, out, ors, 1, skip); return;
     FX_TR_CASE(1) FX_TR_CASE(2) FX_TR_CASE(3) FX_TR_CASE(4) FX_TR_CASE(5) FX_TR_CASE(6)
     FX_TR_CASE(7) FX_TR_CASE(8) FX_TR_CASE(9) FX_TR_CASE(10) FX_TR_CASE(11) FX_TR_CASE(12)
     FX_TR_CASE(13) FX_TR_CASE(14) FX_TR_CASE(15) FX_TR_CASE(16)
 #undef FX_TR_CASE
-    default: FX_NAME(tr_out_body)(T, C, W, out, ors, 1);
+    default: FX_NAME(tr_out_body)(T, C, W, out, ors, 1, skip);
     }
 }
 
@@ -546,14 +551,22 @@ static void FX_NAME(small_softmax)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C
                 for (int i = 0; i < FX_BLOCK_W; i++)
                     T[c * FX_BLOCK_W + i] = T[c * FX_BLOCK_W + i] / s[i];
         }
-        FX_NAME(tr_out)(T, C, W, ob, ors, osc);
         int bad = 0;
         for (int i = 0; i < FX_BLOCK_W; i++) bad |= !(mx[i] - mx[i] == 0) | !(s[i] - s[i] == 0);
-        for (Py_ssize_t i = 0; bad && i < W; i++) {
-            if (!isfinite(mx[i]) || !isfinite(s[i])) {
-                if (logarithm) FX_NAME(row_log_softmax)(xb + i * rs, C, 1, ob + i * ors, osc);
-                else FX_NAME(row_softmax)(xb + i * rs, C, 1, ob + i * ors, osc);
-            }
+        if (!bad) {
+            FX_NAME(tr_out)(T, C, W, ob, ors, osc, NULL);
+            continue;
         }
+        /* special rows are redone by the row kernels first, while x is
+         * intact (out may be x itself), and then left alone */
+        unsigned char skip[FX_BLOCK_W];
+        for (Py_ssize_t i = 0; i < W; i++) {
+            skip[i] = !isfinite(mx[i]) || !isfinite(s[i]);
+            if (skip[i] && logarithm)
+                FX_NAME(row_log_softmax)(xb + i * rs, C, 1, ob + i * ors, osc);
+            else if (skip[i])
+                FX_NAME(row_softmax)(xb + i * rs, C, 1, ob + i * ors, osc);
+        }
+        FX_NAME(tr_out)(T, C, W, ob, ors, osc, skip);
     }
 }

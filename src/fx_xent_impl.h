@@ -146,6 +146,23 @@ static void FX_NAME(xent_grad_block)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, FX_W 
     }
 }
 
+/* float16: g = W exp(x - lse) - a_c gscale - [c == y] bwg, computed in
+ * float32 and rounded once (the unnormalized exps would underflow in a
+ * float16 buffer).  Reads x_c before writing g_c: g may be x. */
+static void FX_NAME(xent_grad_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, double lse,
+                                   double W, const FX_T *w, Py_ssize_t ws, const FX_T *q,
+                                   Py_ssize_t qs, FX_W qa, FX_W qb, int coef, double gscale,
+                                   Py_ssize_t y, double bwg, FX_T *g, Py_ssize_t gs)
+{
+    int has_w = w != NULL, has_q = q != NULL;
+    FX_W Wf = (FX_W)W, lf = (FX_W)lse, gsf = (FX_W)gscale;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        FX_W a = coef ? FX_XENT_COEF(j) : (FX_W)0;
+        FX_W v = Wf * FX_EXP(FX_AT(x, j, s) - lf) - a * gsf - (j == y ? (FX_W)bwg : (FX_W)0);
+        g[j * gs] = FX_STORE(v);
+    }
+}
+
 /*
  * Loss of one row.  Class-index target: y in [0, n), or y < 0 for an ignored
  * row (loss 0, gradient 0), q = NULL.  Probability target: q the target row
@@ -171,7 +188,9 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
     Py_ssize_t nb = (n + FX_FLUSH - 1) / FX_FLUSH;
     double *bm = bscratch, *ba = bscratch + nb, *bd = bscratch + 2 * nb;
     fx_lse_state st = FX_STATE_INIT;
-    FX_NAME(xent_blocks)(x, n, s, w, ws, q, qs, qa, qb, coef, g, gs, &st, bm, ba, bd);
+    /* float16 keeps no exps in the gradient (see xent_grad_exp) */
+    FX_NAME(xent_blocks)(x, n, s, w, ws, q, qs, qa, qb, coef, FX_STORES_EXP ? g : NULL, gs,
+                         &st, bm, ba, bd);
     double sg;
     double lse = fx_lse_finish(st.m, st.k, st.s, 0, &sg);
     /* not finite only for a row with a NaN, a +inf or only -inf, where
@@ -198,6 +217,9 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
     if (g) {
         if (!isfinite(lse)) {
             FX_NAME(fill)(g, n, gs, NAN);   /* softmax of the row is NaN */
+        } else if (!FX_STORES_EXP) {
+            FX_NAME(xent_grad_exp)(x, n, s, lse, (asum + bw) * gscale, w, ws, q, qs, qa, qb,
+                                   coef, gscale, q ? -1 : y, bw * gscale, g, gs);
         } else {
             double W = (asum + bw) * gscale;
             for (Py_ssize_t b = 0; b < nb; b++) {

@@ -31,22 +31,22 @@ cdef inline double _row_xent(const real *x, Py_ssize_t n, Py_ssize_t s, Py_ssize
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels,
+def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ignore_index,
                   const real[:, :, :] probs, const real[:] weight, double eps,
                   real[:, :, :] grad, double gscale,
                   real[:, :] loss_rows, double[:] partial, int n_threads=1):
     """Cross-entropy of every (outer, inner) row of x.
 
     x: (outer, C, inner) logits (IN).  The target is either labels,
-    (outer, inner) class indices with -1 for an ignored row and all others
-    in [0, C), or probs, like x (IN; the other one None).  weight: (C,) or
+    (outer, inner) class indices, each in [0, C) or equal to ignore_index
+    (an ignored row), or probs, like x (IN; the other one None).  weight: (C,) or
     None (IN).  grad: like x or None (OUT: the gradient times gscale).
     loss_rows: (outer, inner) per-row losses (OUT), or None and then
     partial: the sums of blocks of rows_per_partial() rows (OUT).
     """
     cdef Py_ssize_t O = x.shape[0], C = x.shape[1], I = x.shape[2]
-    cdef Py_ssize_t so = x.strides[0] // sizeof(real), sc = x.strides[1] // sizeof(real)
-    cdef Py_ssize_t si = x.strides[2] // sizeof(real)
+    cdef Py_ssize_t so = x.strides[0] // <Py_ssize_t>sizeof(real), sc = x.strides[1] // <Py_ssize_t>sizeof(real)
+    cdef Py_ssize_t si = x.strides[2] // <Py_ssize_t>sizeof(real)
     cdef Py_ssize_t tso = 0, tsi = 0, qso = 0, qsc = 0, qsi = 0
     cdef Py_ssize_t gso = 0, gsc = 0, gsi = 0, lso = 0, lsi = 0, ws = 0
     cdef const real *xp = &x[0, 0, 0]
@@ -59,29 +59,30 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels,
     cdef Py_ssize_t R = O * I, nb = (C + FX_FLUSH - 1) // FX_FLUSH
     cdef Py_ssize_t nblk = (R + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL, it, r, o, i, r1
     cdef double acc, v
+    cdef int64_t y
     cdef double *bscratch
     cdef int nt = _threads(n_threads, R * C)
     if labels is not None:
         tp = &labels[0, 0]
-        tso = labels.strides[0] // sizeof(int64_t)
-        tsi = labels.strides[1] // sizeof(int64_t)
+        tso = labels.strides[0] // <Py_ssize_t>sizeof(int64_t)
+        tsi = labels.strides[1] // <Py_ssize_t>sizeof(int64_t)
     else:
         qp = &probs[0, 0, 0]
-        qso = probs.strides[0] // sizeof(real)
-        qsc = probs.strides[1] // sizeof(real)
-        qsi = probs.strides[2] // sizeof(real)
+        qso = probs.strides[0] // <Py_ssize_t>sizeof(real)
+        qsc = probs.strides[1] // <Py_ssize_t>sizeof(real)
+        qsi = probs.strides[2] // <Py_ssize_t>sizeof(real)
     if weight is not None:
         wp = &weight[0]
-        ws = weight.strides[0] // sizeof(real)
+        ws = weight.strides[0] // <Py_ssize_t>sizeof(real)
     if grad is not None:
         gp = &grad[0, 0, 0]
-        gso = grad.strides[0] // sizeof(real)
-        gsc = grad.strides[1] // sizeof(real)
-        gsi = grad.strides[2] // sizeof(real)
+        gso = grad.strides[0] // <Py_ssize_t>sizeof(real)
+        gsc = grad.strides[1] // <Py_ssize_t>sizeof(real)
+        gsi = grad.strides[2] // <Py_ssize_t>sizeof(real)
     if loss_rows is not None:
         lp = &loss_rows[0, 0]
-        lso = loss_rows.strides[0] // sizeof(real)
-        lsi = loss_rows.strides[1] // sizeof(real)
+        lso = loss_rows.strides[0] // <Py_ssize_t>sizeof(real)
+        lsi = loss_rows.strides[1] // <Py_ssize_t>sizeof(real)
     else:
         pp = &partial[0]
     bscratch = <double *>malloc(nt * 3 * nb * sizeof(double))
@@ -96,8 +97,8 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels,
             for r in range(it * ROWS_PER_PARTIAL, r1):
                 o = r // I
                 i = r - o * I
-                v = _row_xent(xp + o * so + i * si, C, sc,
-                              tp[o * tso + i * tsi] if tp != NULL else -1,
+                y = tp[o * tso + i * tsi] if tp != NULL else -1
+                v = _row_xent(xp + o * so + i * si, C, sc, -1 if y == ignore_index else y,
                               qp + o * qso + i * qsi if qp != NULL else NULL, qsc,
                               wp, ws, eps,
                               gp + o * gso + i * gsi if gp != NULL else NULL, gsc,

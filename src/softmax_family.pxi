@@ -233,9 +233,9 @@ def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
     (OUT; sgn may be None).  b may be None or broadcast (zero strides).
     """
     cdef Py_ssize_t O = x.shape[0], C = x.shape[1], I = x.shape[2]
-    cdef Py_ssize_t so = x.strides[0] // sizeof(real), sc = x.strides[1] // sizeof(real)
-    cdef Py_ssize_t si = x.strides[2] // sizeof(real)
-    cdef Py_ssize_t oso = out.strides[0] // sizeof(real), osi = out.strides[1] // sizeof(real)
+    cdef Py_ssize_t so = x.strides[0] // <Py_ssize_t>sizeof(real), sc = x.strides[1] // <Py_ssize_t>sizeof(real)
+    cdef Py_ssize_t si = x.strides[2] // <Py_ssize_t>sizeof(real)
+    cdef Py_ssize_t oso = out.strides[0] // <Py_ssize_t>sizeof(real), osi = out.strides[1] // <Py_ssize_t>sizeof(real)
     cdef Py_ssize_t gso = 0, gsi = 0, bso = 0, bsc = 0, bsi = 0
     cdef const real *xp = &x[0, 0, 0]
     cdef real *op = &out[0, 0]
@@ -250,13 +250,13 @@ def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
     cdef int nt = _threads(n_threads, R * C)
     if sgn is not None:
         gp = &sgn[0, 0]
-        gso = sgn.strides[0] // sizeof(real)
-        gsi = sgn.strides[1] // sizeof(real)
+        gso = sgn.strides[0] // <Py_ssize_t>sizeof(real)
+        gsi = sgn.strides[1] // <Py_ssize_t>sizeof(real)
     if b is not None:
         bp = &b[0, 0, 0]
-        bso = b.strides[0] // sizeof(real)
-        bsc = b.strides[1] // sizeof(real)
-        bsi = b.strides[2] // sizeof(real)
+        bso = b.strides[0] // <Py_ssize_t>sizeof(real)
+        bsc = b.strides[1] // <Py_ssize_t>sizeof(real)
+        bsi = b.strides[2] // <Py_ssize_t>sizeof(real)
 
     if bp == NULL and sc != 1 and si == 1 and I > 1:
         # cols: blocks of COL_W rows that are neighbours along inner
@@ -370,10 +370,10 @@ def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int 
     x: (outer, C, inner) view, non-empty (IN); out: same shape (OUT).
     """
     cdef Py_ssize_t O = x.shape[0], C = x.shape[1], I = x.shape[2]
-    cdef Py_ssize_t so = x.strides[0] // sizeof(real), sc = x.strides[1] // sizeof(real)
-    cdef Py_ssize_t si = x.strides[2] // sizeof(real)
-    cdef Py_ssize_t oso = out.strides[0] // sizeof(real), osc = out.strides[1] // sizeof(real)
-    cdef Py_ssize_t osi = out.strides[2] // sizeof(real)
+    cdef Py_ssize_t so = x.strides[0] // <Py_ssize_t>sizeof(real), sc = x.strides[1] // <Py_ssize_t>sizeof(real)
+    cdef Py_ssize_t si = x.strides[2] // <Py_ssize_t>sizeof(real)
+    cdef Py_ssize_t oso = out.strides[0] // <Py_ssize_t>sizeof(real), osc = out.strides[1] // <Py_ssize_t>sizeof(real)
+    cdef Py_ssize_t osi = out.strides[2] // <Py_ssize_t>sizeof(real)
     cdef const real *xp = &x[0, 0, 0]
     cdef real *op = &out[0, 0, 0]
     cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, ln, w, i0, nblk

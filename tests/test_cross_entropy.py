@@ -335,3 +335,31 @@ def test_special_rows_match_reference(rows):
         scale = np.nanmax(np.abs(np.where(np.isfinite(want_grad), want_grad, 0)), initial=1.0)
         np.testing.assert_allclose(grad, want_grad, rtol=1e-13, atol=1e-15 * scale,
                                    equal_nan=True, err_msg=what)
+
+
+def test_no_classes():
+    # as torch: no loss per row, NaN for 'mean' of probabilities
+    rows = fx.cross_entropy(np.zeros((3, 0)), np.full(3, -100), reduction="none")
+    np.testing.assert_array_equal(rows, 0)
+    np.testing.assert_array_equal(
+        fx.cross_entropy(np.zeros((3, 0)), np.zeros((3, 0)), reduction="none"), 0)
+    assert np.isnan(fx.cross_entropy(np.zeros((3, 0)), np.zeros((3, 0))))
+
+
+def test_float16_gradient_rounded_once():
+    # unnormalized exps below float16's normal range must not be stored
+    from fastxent import reference_losses
+
+    x = np.array([[0, -14, -15, -16, -12]], np.float16)
+    w = np.array([1000, 1, 1, 1, 1], np.float16)
+    _, grad = fx.cross_entropy(x, np.array([0]), weight=w, reduction="sum", return_grad=True)
+    _, want = reference_losses.cross_entropy(x, np.array([0]), weight=w, reduction="sum",
+                                             return_grad=True)
+    assert grad.dtype == np.float16
+    np.testing.assert_allclose(grad.astype(np.float32), want.astype(np.float32), rtol=2e-3)
+
+
+def test_huge_unsigned_label_is_named():
+    x = np.zeros((2, 3))
+    with pytest.raises(IndexError, match=str(2**63 + 5)):
+        fx.cross_entropy(x, np.array([0, 2**63 + 5], np.uint64))

@@ -355,3 +355,12 @@ def test_no_reference_leaks(fx, name, case):
         call()
     gc.collect()
     assert _refcounts(*tracked) == before
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_ndarray_subclasses_and_ragged_lists(fx):
+    m = np.matrix([[1.0, 2.0], [3.0, 0.5]])
+    np.testing.assert_allclose(fx.logsumexp(m, axis=1), np.log(np.exp(np.asarray(m)).sum(1)))
+    np.testing.assert_allclose(fx.softmax(m, axis=1).sum(axis=1), 1)
+    with pytest.raises(ValueError, match="a"):  # as NumPy and SciPy
+        fx.logsumexp([[1.0, 2.0], [3.0]])

@@ -247,3 +247,14 @@ def test_cpu_paths_agree_with_weights(fx, cpu_paths):
         for path in cpu_paths[1:]:
             assert_agree(results[path], results[cpu_paths[0]], a, "logsumexp",
                                 f"{path} axis={axis}")
+
+
+def test_forced_baseline_never_loads_the_avx2_module():
+    # the avx2 module's initialization runs AVX2 code: on a CPU without it,
+    # importing it would crash; forcing the baseline must not import it
+    code = ("import sys, fastxent; "
+            "print(fastxent.get_config()['cpu_path'], 'fastxent._kernels_avx2' in sys.modules)")
+    env = dict(os.environ, FASTXENT_CPU="baseline")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["baseline", "False"]
