@@ -239,3 +239,72 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
 
 #undef FX_XENT_COEF
 #undef FX_AT
+
+/* ---- short rows: class-index cross-entropy of nrows rows of C <= FX_SMALL_C
+ * contiguous logits, FX_BLOCK_W rows side by side as in small_lse.  Per-row
+ * losses go to loss[0..nrows) (double); special rows (inf, NaN, all -inf)
+ * are redone by row_xent.  T: (FX_SMALL_C + 3) * FX_BLOCK_W working-type
+ * elements; bscratch: 3 doubles (row_xent's, one block). */
+static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
+                                const int64_t *lab, Py_ssize_t ls, int64_t ignore_index,
+                                const FX_T *w, Py_ssize_t ws, double eps,
+                                FX_T *g, Py_ssize_t grs, double gscale,
+                                FX_W *T, double *bscratch, double *loss)
+{
+    FX_W *mx = T + FX_SMALL_C * FX_BLOCK_W, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W;
+    double off[FX_BLOCK_W];
+    double qb = eps / (double)C;
+    for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
+        Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
+        const FX_T *xb = x + r0 * rs;
+        FX_NAME(tr_in)(xb, C, rs, W, T);
+        /* with a gradient T keeps exp(x - max), 1 at the max */
+        FX_NAME(block_stats)(T, C, mx, s, k, g != NULL);
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            double kk = (double)k[i];
+            off[i] = fx_log_ge1(kk) + fx_log1p_ge0((double)s[i] / kk);   /* lse - max */
+        }
+        for (Py_ssize_t i = 0; i < W; i++) {
+            const FX_T *xr = xb + i * rs;
+            FX_T *gr = g ? g + (r0 + i) * grs : NULL;
+            int64_t y = lab[(r0 + i) * ls];
+            if (y == ignore_index) {
+                loss[r0 + i] = 0.0;
+                if (gr) for (Py_ssize_t c = 0; c < C; c++) gr[c] = FX_STORE((FX_W)0);
+                continue;
+            }
+            double m = (double)mx[i], o = off[i];
+            if (!isfinite(m) || !isfinite(o)) {   /* PyTorch's NaN rows */
+                loss[r0 + i] = FX_NAME(row_xent)(xr, C, 1, (Py_ssize_t)y, NULL, 0, w, ws, eps,
+                                                 gr, 1, gscale, bscratch);
+                continue;
+            }
+            double bw = (1.0 - eps) * (w ? (double)FX_LOAD(w[y * ws]) : 1.0);
+            double d = (m - (double)FX_LOAD(xr[y])) + o;
+            double l = bw == 0 && !isnan(d) ? 0.0 : bw * d;
+            double asum = 0.0;
+            if (eps > 0) {
+                double sa = 0.0;
+                for (Py_ssize_t c = 0; c < C; c++) {
+                    double a = qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0);
+                    double v = (double)FX_LOAD(xr[c]);
+                    double dc = v == -INFINITY ? INFINITY : (m - v) + o;
+                    asum += a;
+                    sa += a == 0 ? 0.0 : a * dc;
+                }
+                l += sa;
+            }
+            loss[r0 + i] = l;
+            if (gr) {
+                /* p = exp(x - max) / (k + s); g = (asum + bw) p - a - bw [c == y] */
+                double Wp = (asum + bw) * gscale / ((double)k[i] + (double)s[i]);
+                for (Py_ssize_t c = 0; c < C; c++) {
+                    double a = eps > 0 ? qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0) : 0.0;
+                    double v = Wp * (double)T[c * FX_BLOCK_W + i] - a * gscale
+                               - (c == y ? bw * gscale : 0.0);
+                    gr[c] = FX_STORE((FX_W)v);
+                }
+            }
+        }
+    }
+}

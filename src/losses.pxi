@@ -29,6 +29,22 @@ cdef inline double _row_xent(const real *x, Py_ssize_t n, Py_ssize_t s, Py_ssize
         return fx_f16_row_xent(x, n, s, y, q, qs, w, ws, eps, g, gs, gscale, bscratch)
 
 
+cdef inline void _small_xent(const real *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
+                             const int64_t *lab, Py_ssize_t ls, int64_t ignore_index,
+                             const real *w, Py_ssize_t ws, double eps, real *g, Py_ssize_t grs,
+                             double gscale, double *T, double *bscratch,
+                             double *loss) noexcept nogil:
+    if real is float:
+        fx_f32_small_xent(x, nrows, C, rs, lab, ls, ignore_index, w, ws, eps, g, grs, gscale,
+                          <float *>T, bscratch, loss)
+    elif real is double:
+        fx_f64_small_xent(x, nrows, C, rs, lab, ls, ignore_index, w, ws, eps, g, grs, gscale,
+                          T, bscratch, loss)
+    else:
+        fx_f16_small_xent(x, nrows, C, rs, lab, ls, ignore_index, w, ws, eps, g, grs, gscale,
+                          <float *>T, bscratch, loss)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ignore_index,
@@ -85,6 +101,10 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ign
         lsi = loss_rows.strides[1] // <Py_ssize_t>sizeof(real)
     else:
         pp = &partial[0]
+    if tp != NULL and sc == 1 and I == 1 and (gp == NULL or gsc == 1) and _use_small(R, C, sc, I):
+        _cross_entropy_short_rows(xp, R, C, so, tp, tso, ignore_index, wp, ws, eps,
+                                  gp, gso, gscale, lp, lso, pp, nt)
+        return
     bscratch = <double *>malloc(nt * 3 * nb * sizeof(double))
     if bscratch == NULL:
         raise MemoryError()
@@ -110,3 +130,39 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ign
             if pp != NULL:
                 pp[it] = acc
     free(bscratch)
+
+
+cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, Py_ssize_t so,
+                                    const int64_t *tp, Py_ssize_t tso, int64_t ignore_index,
+                                    const real *wp, Py_ssize_t ws, double eps,
+                                    real *gp, Py_ssize_t gso, double gscale,
+                                    real *lp, Py_ssize_t lso, double *pp, int nt):
+    """Rows of at most FX_SMALL_C classes, FX_BLOCK_W at a time (see
+    small_xent); per-row losses are summed in the same 16-row groups as the
+    rows path, so reductions keep their fixed order."""
+    cdef Py_ssize_t nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W, it, r0, n, j, grp
+    # per thread: the block's transposed logits, 3 doubles for row_xent, the losses
+    cdef Py_ssize_t per = SMALL_SCRATCH + 3 + FX_BLOCK_W
+    cdef double *scratch = <double *>calloc(nt * per, sizeof(double))
+    cdef double *mine
+    cdef double acc
+    if scratch == NULL:
+        raise MemoryError()
+    with nogil:
+        for it in prange(nblk, num_threads=nt, schedule='static'):
+            r0 = it * FX_BLOCK_W
+            n = R - r0 if R - r0 < FX_BLOCK_W else FX_BLOCK_W
+            mine = scratch + threadid() * per
+            _small_xent(xp + r0 * so, n, C, so, tp + r0 * tso, tso, ignore_index, wp, ws, eps,
+                        gp + r0 * gso if gp != NULL else NULL, gso, gscale,
+                        mine, mine + SMALL_SCRATCH, mine + SMALL_SCRATCH + 3)
+            if lp != NULL:
+                for j in range(n):
+                    _put(&lp[(r0 + j) * lso], mine[SMALL_SCRATCH + 3 + j])
+            else:
+                for grp in range(0, n, ROWS_PER_PARTIAL):
+                    acc = 0.0
+                    for j in range(grp, min(grp + ROWS_PER_PARTIAL, n)):
+                        acc = acc + mine[SMALL_SCRATCH + 3 + j]
+                    pp[(r0 + grp) // ROWS_PER_PARTIAL] = acc
+    free(scratch)

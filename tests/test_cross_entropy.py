@@ -363,3 +363,61 @@ def test_huge_unsigned_label_is_named():
     x = np.zeros((2, 3))
     with pytest.raises(IndexError, match=str(2**63 + 5)):
         fx.cross_entropy(x, np.array([0, 2**63 + 5], np.uint64))
+
+
+@pytest.mark.parametrize("shape", [(40, 7), (100, 16), (70, 1), (130, 3)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_short_rows_match_torch(shape, dtype):
+    # rows of at most 16 classes take the transposed-block kernel
+    rng = np.random.default_rng(sum(shape) + 11)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    labels = rng.integers(0, shape[1], shape[0])
+    labels[::7] = -100
+    weight = (rng.random(shape[1]) + 0.1).astype(dtype)
+    for w, red, eps in itertools.product([None, weight], ["mean", "sum", "none"], [0.0, 0.2]):
+        what = f"weight={w is not None} {red} eps={eps}"
+        want, want_grad = _torch_ce(x, labels, w, reduction=red, label_smoothing=eps)
+        got, grad = fx.cross_entropy(x, labels, weight=w, reduction=red, label_smoothing=eps,
+                                     return_grad=True)
+        _assert_close(got, want, dtype, what)
+        _assert_close(grad, want_grad, dtype, what + " (grad)")
+
+
+def test_short_rows_special_values_threads_and_aliasing():
+    from fastxent import reference_losses
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((200, 5))
+    x[3, 2] = np.inf
+    x[5] = -np.inf
+    x[7, 1] = np.nan
+    x[9, 4] = -np.inf
+    t = rng.integers(0, 5, 200)
+    t[9] = 4                      # the target at -inf: +inf
+    t[11] = -100
+    w = np.array([1.0, 0.0, 2.0, 1.0, 0.5])
+    for kw in ({}, {"weight": w, "label_smoothing": 0.1}, {"reduction": "none"}):
+        want, want_grad = reference_losses.cross_entropy(x, t, return_grad=True, **kw)
+        got, grad = fx.cross_entropy(x, t, return_grad=True, **kw)
+        np.testing.assert_allclose(got, want, rtol=1e-13, equal_nan=True)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-16, equal_nan=True)
+        for n in (1, 2, 3):
+            other = fx.cross_entropy(x, t, return_grad=True, n_threads=n, **kw)
+            assert np.array_equal(other[0], got, equal_nan=True)
+            assert np.array_equal(other[1], grad, equal_nan=True)
+        y = x.copy()
+        again = fx.cross_entropy(y, t, return_grad=True, grad_out=y, **kw)
+        assert np.array_equal(again[0], got, equal_nan=True)
+        assert np.array_equal(y, grad, equal_nan=True)
+
+
+def test_float16_short_rows():
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((64, 9)).astype(np.float16)
+    t = rng.integers(0, 9, 64)
+    got, grad = fx.cross_entropy(x, t, label_smoothing=0.1, return_grad=True)
+    want, want_grad = _torch_ce(x.astype(np.float32), t, label_smoothing=0.1)
+    assert got.dtype == np.float16 and grad.dtype == np.float16
+    np.testing.assert_allclose(float(got), want, rtol=1e-3)
+    np.testing.assert_allclose(grad.astype(np.float32), want_grad, atol=1e-4)
