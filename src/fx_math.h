@@ -38,18 +38,18 @@ FX_INLINE double fx_f64_from(uint64_t u) { double x; memcpy(&x, &u, 8); return x
 #define FX_EXPF_HI 88.72283935546875f      /* largest x with finite expf(x) */
 #define FX_EXPF_LO (-103.97283935546875f)  /* below this expf(x) rounds to 0 */
 
-FX_INLINE float fx_expf(float x)
+/* exp(x) = 2^n * fx_expf_reduced(x, &t), n read from the bits of t */
+FX_INLINE float fx_expf_reduced(float x, float *t_out)
 {
     const float magic = 12582912.0f;        /* 1.5 * 2^23 */
     const float log2e = 1.44269504088896341f;
     const float ln2_hi = 0.693359375f;      /* few mantissa bits: n*ln2_hi exact */
     const float ln2_lo = -2.12194440e-4f;
-    /* no clamp: outside [LO, HI] the final selects replace whatever the
+    /* no clamp: outside [LO, HI] the callers' selects replace whatever the
      * arithmetic produced, and a NaN flows through every step */
-    float xc = x;
-    float t = xc * log2e + magic;
+    float t = x * log2e + magic;
     float n = t - magic;
-    float r = xc - n * ln2_hi;
+    float r = x - n * ln2_hi;
     r = r - n * ln2_lo;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -57,9 +57,21 @@ FX_INLINE float fx_expf(float x)
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    float y = (p * (r * r) + r) + 1.0f;
+    *t_out = t;
+    return (p * (r * r) + r) + 1.0f;
+}
+
+FX_INLINE int32_t fx_expf_n(float t)
+{
+    return (int32_t)(fx_f32_bits(t) - fx_f32_bits(12582912.0f));
+}
+
+FX_INLINE float fx_expf(float x)
+{
+    float t;
+    float y = fx_expf_reduced(x, &t);
     /* n is in [-150, 128]; split it so both factors are normal floats */
-    int32_t ni = (int32_t)(fx_f32_bits(t) - fx_f32_bits(magic));
+    int32_t ni = fx_expf_n(t);
     int32_t n1 = ni >> 1;
     int32_t n2 = ni - n1;
     float s1 = fx_f32_from((uint32_t)(n1 + 127) << 23);
@@ -78,17 +90,16 @@ FX_INLINE float fx_expf(float x)
  */
 #define FX_EXP_HI 709.782712893383973096   /* largest x with finite exp(x) */
 #define FX_EXP_LO (-745.1332191019412)     /* below this exp(x) rounds to 0 */
+#define FX_EXP_MAGIC 6755399441055744.0    /* 1.5 * 2^52 */
 
-FX_INLINE double fx_exp(double x)
+FX_INLINE double fx_exp_reduced(double x, double *t_out)
 {
-    const double magic = 6755399441055744.0;    /* 1.5 * 2^52 */
     const double log2e = 1.4426950408889634074;
     const double ln2_hi = 6.93147180369123816490e-01;   /* 32 significant bits */
     const double ln2_lo = 1.90821492927058770002e-10;
-    double xc = x;   /* no clamp: see fx_expf */
-    double t = xc * log2e + magic;
-    double n = t - magic;
-    double r = xc - n * ln2_hi;
+    double t = x * log2e + FX_EXP_MAGIC;   /* no clamp: see fx_expf_reduced */
+    double n = t - FX_EXP_MAGIC;
+    double r = x - n * ln2_hi;
     r = r - n * ln2_lo;
     double p = 1.0 / 6227020800.0;                 /* 1/13! */
     p = p * r + 1.0 / 479001600.0;
@@ -102,14 +113,21 @@ FX_INLINE double fx_exp(double x)
     p = p * r + 1.0 / 24.0;
     p = p * r + 1.0 / 6.0;
     p = p * r + 0.5;
-    double y = (p * (r * r) + r) + 1.0;
+    *t_out = t;
+    return (p * (r * r) + r) + 1.0;
+}
+
+FX_INLINE double fx_exp(double x)
+{
+    double t;
+    double y = fx_exp_reduced(x, &t);
     /* n in [-1075, 1024]: n1 = round(n/2), n2 = n - n1, both in normal range */
-    double t1 = n * 0.5 + magic;
-    double n1 = t1 - magic;
-    double n2 = n - n1;
-    double t2 = n2 + magic;
-    int64_t i1 = (int64_t)(fx_f64_bits(t1) - fx_f64_bits(magic));
-    int64_t i2 = (int64_t)(fx_f64_bits(t2) - fx_f64_bits(magic));
+    double n = t - FX_EXP_MAGIC;
+    double t1 = n * 0.5 + FX_EXP_MAGIC;
+    double n1 = t1 - FX_EXP_MAGIC;
+    double t2 = (n - n1) + FX_EXP_MAGIC;
+    int64_t i1 = (int64_t)(fx_f64_bits(t1) - fx_f64_bits(FX_EXP_MAGIC));
+    int64_t i2 = (int64_t)(fx_f64_bits(t2) - fx_f64_bits(FX_EXP_MAGIC));
     double s1 = fx_f64_from((uint64_t)(i1 + 1023) << 52);
     double s2 = fx_f64_from((uint64_t)(i2 + 1023) << 52);
     y = (y * s1) * s2;
@@ -126,46 +144,17 @@ FX_INLINE double fx_exp(double x)
  */
 FX_INLINE float fx_expf_le0(float x)
 {
-    const float magic = 12582912.0f;        /* 1.5 * 2^23 */
-    const float log2e = 1.44269504088896341f;
-    float t = x * log2e + magic;
-    float n = t - magic;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float y = (p * (r * r) + r) + 1.0f;
-    int32_t ni = (int32_t)(fx_f32_bits(t) - fx_f32_bits(magic));
-    y = (y * fx_f32_from((uint32_t)(ni + 127 + 64) << 23)) * 5.42101086e-20f;  /* 2^-64 */
+    float t;
+    float y = fx_expf_reduced(x, &t);
+    y = (y * fx_f32_from((uint32_t)(fx_expf_n(t) + 127 + 64) << 23)) * 5.42101086e-20f;  /* 2^-64 */
     return x < FX_EXPF_LO ? 0.0f : y;
 }
 
 FX_INLINE double fx_exp_le0(double x)
 {
-    const double magic = 6755399441055744.0;    /* 1.5 * 2^52 */
-    const double log2e = 1.4426950408889634074;
-    double t = x * log2e + magic;
-    double n = t - magic;
-    double r = x - n * 6.93147180369123816490e-01;
-    r = r - n * 1.90821492927058770002e-10;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    double y = (p * (r * r) + r) + 1.0;
-    int64_t ni = (int64_t)(fx_f64_bits(t) - fx_f64_bits(magic));
+    double t;
+    double y = fx_exp_reduced(x, &t);
+    int64_t ni = (int64_t)(fx_f64_bits(t) - fx_f64_bits(FX_EXP_MAGIC));
     /* n in [-1075, 0]: 2^(n+512) is normal, then one rounding by 2^-512 */
     y = (y * fx_f64_from((uint64_t)(ni + 1023 + 512) << 52)) * 7.458340731200207e-155;
     return x < FX_EXP_LO ? 0.0 : y;
