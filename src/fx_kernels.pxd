@@ -42,6 +42,7 @@ cdef extern from "fx_rows.h" nogil:
     void fx_f32_col_softmax(const float *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, float *mx, double *scratch, int logarithm, float *out, Py_ssize_t osc, Py_ssize_t osi)
     double fx_f32_row_xent(const float *x, Py_ssize_t n, Py_ssize_t s, Py_ssize_t y, const float *q, Py_ssize_t qs, const float *w, Py_ssize_t ws, double eps, float *g, Py_ssize_t gs, double gscale, double *bscratch)
     void fx_f32_small_xent(const float *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, const int64_t *lab, Py_ssize_t ls, int64_t ignore_index, const float *w, Py_ssize_t ws, double eps, float *g, Py_ssize_t grs, double gscale, float *T, double *bscratch, double *loss)
+    void fx_f32_col_xent(const float *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, const int64_t *lab, Py_ssize_t ls, int64_t ignore_index, const float *w, Py_ssize_t ws, double eps, float *g, Py_ssize_t gsc, Py_ssize_t gsi, double gscale, float *mx, double *scratch, unsigned char *kind, double *bscratch, double *loss)
     void fx_f32_small_lse(const float *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, float *T, int want_sign, float *out, Py_ssize_t os, float *sgn, Py_ssize_t gs)
     void fx_f32_small_softmax(const float *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, float *T, int logarithm, float *out, Py_ssize_t ors, Py_ssize_t osc)
 
@@ -60,6 +61,7 @@ cdef extern from "fx_rows.h" nogil:
     void fx_f64_col_softmax(const double *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, double *mx, double *scratch, int logarithm, double *out, Py_ssize_t osc, Py_ssize_t osi)
     double fx_f64_row_xent(const double *x, Py_ssize_t n, Py_ssize_t s, Py_ssize_t y, const double *q, Py_ssize_t qs, const double *w, Py_ssize_t ws, double eps, double *g, Py_ssize_t gs, double gscale, double *bscratch)
     void fx_f64_small_xent(const double *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, const int64_t *lab, Py_ssize_t ls, int64_t ignore_index, const double *w, Py_ssize_t ws, double eps, double *g, Py_ssize_t grs, double gscale, double *T, double *bscratch, double *loss)
+    void fx_f64_col_xent(const double *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, const int64_t *lab, Py_ssize_t ls, int64_t ignore_index, const double *w, Py_ssize_t ws, double eps, double *g, Py_ssize_t gsc, Py_ssize_t gsi, double gscale, double *mx, double *scratch, unsigned char *kind, double *bscratch, double *loss)
     void fx_f64_small_lse(const double *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, double *T, int want_sign, double *out, Py_ssize_t os, double *sgn, Py_ssize_t gs)
     void fx_f64_small_softmax(const double *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, double *T, int logarithm, double *out, Py_ssize_t ors, Py_ssize_t osc)
 
@@ -76,5 +78,6 @@ cdef extern from "fx_rows.h" nogil:
     void fx_f16_col_softmax(const uint16_t *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, float *mx, double *scratch, int logarithm, uint16_t *out, Py_ssize_t osc, Py_ssize_t osi)
     double fx_f16_row_xent(const uint16_t *x, Py_ssize_t n, Py_ssize_t s, Py_ssize_t y, const uint16_t *q, Py_ssize_t qs, const uint16_t *w, Py_ssize_t ws, double eps, uint16_t *g, Py_ssize_t gs, double gscale, double *bscratch)
     void fx_f16_small_xent(const uint16_t *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, const int64_t *lab, Py_ssize_t ls, int64_t ignore_index, const uint16_t *w, Py_ssize_t ws, double eps, uint16_t *g, Py_ssize_t grs, double gscale, float *T, double *bscratch, double *loss)
+    void fx_f16_col_xent(const uint16_t *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, const int64_t *lab, Py_ssize_t ls, int64_t ignore_index, const uint16_t *w, Py_ssize_t ws, double eps, uint16_t *g, Py_ssize_t gsc, Py_ssize_t gsi, double gscale, float *mx, double *scratch, unsigned char *kind, double *bscratch, double *loss)
     void fx_f16_small_lse(const uint16_t *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, float *T, int want_sign, uint16_t *out, Py_ssize_t os, uint16_t *sgn, Py_ssize_t gs)
     void fx_f16_small_softmax(const uint16_t *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, float *T, int logarithm, uint16_t *out, Py_ssize_t ors, Py_ssize_t osc)

@@ -308,3 +308,72 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
         }
     }
 }
+
+/* ---- columns: class-index cross-entropy of W positions side by side, the
+ * classes strided by sc and the positions contiguous (PyTorch's
+ * (N, C, d1, ...) layout), vectorized across positions.  Per-position losses
+ * go to loss[0..W).  Special positions (inf, NaN, all -inf) are done first
+ * by row_xent, while x is intact (g may be x), and left alone after.
+ * scratch: 5 * W doubles; mx: W working-type elements; kind: W bytes;
+ * bscratch as row_xent's. */
+static void FX_NAME(col_xent)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
+                              const int64_t *lab, Py_ssize_t ls, int64_t ignore_index,
+                              const FX_T *w, Py_ssize_t ws, double eps,
+                              FX_T *g, Py_ssize_t gsc, Py_ssize_t gsi, double gscale,
+                              FX_W *mx, double *scratch, unsigned char *kind,
+                              double *bscratch, double *loss)
+{
+    enum { LIVE = 0, IGNORED = 1, SPECIAL = 2 };
+    double *sum = scratch, *k = scratch + W, *off = scratch + 2 * W;
+    double *bw = scratch + 3 * W, *wp = scratch + 4 * W;
+    double qb = eps / (double)C;
+    FX_NAME(col_max)(x, C, sc, W, mx);
+    FX_NAME(col_sumexp_excl)(x, C, sc, W, mx, sum, k);
+    for (Py_ssize_t i = 0; i < W; i++) {
+        int64_t y = lab[i * ls];
+        off[i] = fx_log_ge1(k[i]) + fx_log1p_ge0(sum[i] / k[i]);   /* lse - max */
+        kind[i] = y == ignore_index ? IGNORED
+                : !isfinite((double)mx[i]) || !isfinite(off[i]) ? SPECIAL : LIVE;
+        bw[i] = 0.0;
+        loss[i] = 0.0;
+        if (kind[i] == SPECIAL)
+            loss[i] = FX_NAME(row_xent)(x + i, C, sc, (Py_ssize_t)y, NULL, 0, w, ws, eps,
+                                        g ? g + i * gsi : NULL, gsc, gscale, bscratch);
+        if (kind[i] != LIVE) continue;
+        bw[i] = (1.0 - eps) * (w ? (double)FX_LOAD(w[y * ws]) : 1.0);
+        double d = ((double)mx[i] - (double)FX_LOAD(x[y * sc + i])) + off[i];
+        loss[i] = bw[i] == 0 && !isnan(d) ? 0.0 : bw[i] * d;
+    }
+    double asum = 0.0;   /* the same for every position */
+    if (eps > 0) {
+        for (Py_ssize_t c = 0; c < C; c++) {
+            double a = qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0);
+            const FX_T *p = x + c * sc;
+            asum += a;
+            for (Py_ssize_t i = 0; i < W; i++) {
+                double v = (double)FX_LOAD(p[i]);
+                double dc = v == -INFINITY ? INFINITY : ((double)mx[i] - v) + off[i];
+                loss[i] += kind[i] == LIVE && a != 0 ? a * dc : 0.0;
+            }
+        }
+    }
+    if (!g) return;
+    /* g = (asum + bw) p - a - bw [c == y], p = exp(x - max) / (k + s) */
+    for (Py_ssize_t i = 0; i < W; i++)
+        wp[i] = (asum + bw[i]) * gscale / (k[i] + sum[i]);
+    for (Py_ssize_t c = 0; c < C; c++) {
+        double a = eps > 0 ? qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0) * gscale : 0.0;
+        const FX_T *p = x + c * sc;
+        FX_T *q = g + c * gsc;
+        for (Py_ssize_t i = 0; i < W; i++) {
+            double v = wp[i] * (double)FX_EXP(FX_LOAD(p[i]) - mx[i]) - a;
+            q[i * gsi] = kind[i] == SPECIAL ? q[i * gsi]
+                       : FX_STORE((FX_W)(kind[i] == LIVE ? v : 0.0));
+        }
+    }
+    for (Py_ssize_t i = 0; i < W; i++) {
+        if (kind[i] != LIVE || bw[i] == 0.0) continue;
+        FX_T *q = g + lab[i * ls] * gsc + i * gsi;
+        *q = FX_STORE((FX_W)((double)FX_LOAD(*q) - bw[i] * gscale));
+    }
+}

@@ -29,6 +29,22 @@ cdef inline double _row_xent(const real *x, Py_ssize_t n, Py_ssize_t s, Py_ssize
         return fx_f16_row_xent(x, n, s, y, q, qs, w, ws, eps, g, gs, gscale, bscratch)
 
 
+cdef inline void _col_xent(const real *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
+                           const int64_t *lab, Py_ssize_t ls, int64_t ignore_index,
+                           const real *w, Py_ssize_t ws, double eps, real *g, Py_ssize_t gsc,
+                           Py_ssize_t gsi, double gscale, double *mx, double *scratch,
+                           unsigned char *kind, double *bscratch, double *loss) noexcept nogil:
+    if real is float:
+        fx_f32_col_xent(x, C, sc, W, lab, ls, ignore_index, w, ws, eps, g, gsc, gsi, gscale,
+                        <float *>mx, scratch, kind, bscratch, loss)
+    elif real is double:
+        fx_f64_col_xent(x, C, sc, W, lab, ls, ignore_index, w, ws, eps, g, gsc, gsi, gscale,
+                        mx, scratch, kind, bscratch, loss)
+    else:
+        fx_f16_col_xent(x, C, sc, W, lab, ls, ignore_index, w, ws, eps, g, gsc, gsi, gscale,
+                        <float *>mx, scratch, kind, bscratch, loss)
+
+
 cdef inline void _small_xent(const real *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
                              const int64_t *lab, Py_ssize_t ls, int64_t ignore_index,
                              const real *w, Py_ssize_t ws, double eps, real *g, Py_ssize_t grs,
@@ -105,6 +121,10 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ign
         _cross_entropy_short_rows(xp, R, C, so, tp, tso, ignore_index, wp, ws, eps,
                                   gp, gso, gscale, lp, lso, pp, nt)
         return
+    if tp != NULL and sc != 1 and si == 1 and I > 1:
+        _cross_entropy_columns(xp, O, C, I, so, sc, tp, tso, tsi, ignore_index, wp, ws, eps,
+                               gp, gso, gsc, gsi, gscale, lp, lso, lsi, pp, nt)
+        return
     bscratch = <double *>malloc(nt * 3 * nb * sizeof(double))
     if bscratch == NULL:
         raise MemoryError()
@@ -165,4 +185,55 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
                     for j in range(grp, min(grp + ROWS_PER_PARTIAL, n)):
                         acc = acc + mine[SMALL_SCRATCH + 3 + j]
                     pp[(r0 + grp) // ROWS_PER_PARTIAL] = acc
+    free(scratch)
+
+
+cdef void _cross_entropy_columns(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
+                                 Py_ssize_t so, Py_ssize_t sc, const int64_t *tp,
+                                 Py_ssize_t tso, Py_ssize_t tsi, int64_t ignore_index,
+                                 const real *wp, Py_ssize_t ws, double eps,
+                                 real *gp, Py_ssize_t gso, Py_ssize_t gsc, Py_ssize_t gsi,
+                                 double gscale, real *lp, Py_ssize_t lso, Py_ssize_t lsi,
+                                 double *pp, int nt):
+    """PyTorch's (N, C, d1, ...) layout: COL_W neighbouring positions at a
+    time (see col_xent).  A reduced loss keeps each position's loss in an
+    O(rows) buffer and sums it in the 16-row groups of the rows path."""
+    cdef Py_ssize_t R = O * I, nblk = (I + COL_W - 1) // COL_W, nb = (C + FX_FLUSH - 1) // FX_FLUSH
+    cdef Py_ssize_t it, o, i0, w, j, grp, r
+    # per thread: COL_W maxima, 5 * COL_W doubles, row_xent's 3 * nb, COL_W losses, COL_W kinds
+    cdef Py_ssize_t per = 7 * COL_W + 3 * nb + COL_W // 8
+    cdef double *scratch = <double *>calloc(nt * per, sizeof(double))
+    cdef double *rows = NULL
+    cdef double *mine
+    cdef double acc
+    if scratch == NULL:
+        raise MemoryError()
+    if lp == NULL:
+        rows = <double *>malloc(R * sizeof(double))
+        if rows == NULL:
+            free(scratch)
+            raise MemoryError()
+    with nogil:
+        for it in prange(O * nblk, num_threads=nt, schedule='static'):
+            o = it // nblk
+            i0 = (it - o * nblk) * COL_W
+            w = I - i0 if I - i0 < COL_W else COL_W
+            mine = scratch + threadid() * per
+            _col_xent(xp + o * so + i0, C, sc, w, tp + o * tso + i0 * tsi, tsi, ignore_index,
+                      wp, ws, eps, gp + o * gso + i0 * gsi if gp != NULL else NULL, gsc, gsi,
+                      gscale, mine, mine + COL_W, <unsigned char *>(mine + 7 * COL_W + 3 * nb),
+                      mine + 6 * COL_W, mine + 6 * COL_W + 3 * nb)
+            for j in range(w):
+                if lp != NULL:
+                    _put(&lp[o * lso + (i0 + j) * lsi], mine[6 * COL_W + 3 * nb + j])
+                else:
+                    rows[o * I + i0 + j] = mine[6 * COL_W + 3 * nb + j]
+        if lp == NULL:
+            for grp in prange(0, (R + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL,
+                              num_threads=nt, schedule='static'):
+                acc = 0.0
+                for r in range(grp * ROWS_PER_PARTIAL, min((grp + 1) * ROWS_PER_PARTIAL, R)):
+                    acc = acc + rows[r]
+                pp[grp] = acc
+    free(rows)
     free(scratch)

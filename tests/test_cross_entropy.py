@@ -421,3 +421,33 @@ def test_float16_short_rows():
     assert got.dtype == np.float16 and grad.dtype == np.float16
     np.testing.assert_allclose(float(got), want, rtol=1e-3)
     np.testing.assert_allclose(grad.astype(np.float32), want_grad, atol=1e-4)
+
+
+def test_class_axis_1_layout_special_values_threads_and_aliasing():
+    # (N, C, d1, d2): positions side by side, classes strided
+    from fastxent import reference_losses
+
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((3, 5, 9, 10))
+    x[0, 2, 1, 1] = np.inf
+    x[1, :, 2, 2] = -np.inf
+    x[2, 3, 4, 4] = np.nan
+    x[0, 1, 5, 5] = -np.inf
+    t = rng.integers(0, 5, (3, 9, 10))
+    t[0, 5, 5] = 1                 # the target at -inf: +inf
+    t[2, 0, :3] = -100
+    w = np.array([1.0, 0.0, 2.0, 1.0, 0.5])
+    for kw in ({}, {"weight": w, "label_smoothing": 0.1}, {"reduction": "none"},
+               {"reduction": "sum", "label_smoothing": 0.3}):
+        want, want_grad = reference_losses.cross_entropy(x, t, return_grad=True, **kw)
+        got, grad = fx.cross_entropy(x, t, return_grad=True, **kw)
+        np.testing.assert_allclose(got, want, rtol=1e-13, equal_nan=True)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-16, equal_nan=True)
+        for n in (1, 2, 3):
+            other = fx.cross_entropy(x, t, return_grad=True, n_threads=n, **kw)
+            assert np.array_equal(other[0], got, equal_nan=True)
+            assert np.array_equal(other[1], grad, equal_nan=True)
+        y = x.copy()
+        again = fx.cross_entropy(y, t, return_grad=True, grad_out=y, **kw)
+        assert np.array_equal(again[0], got, equal_nan=True)
+        assert np.array_equal(y, grad, equal_nan=True)
