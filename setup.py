@@ -30,9 +30,11 @@ X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 # read errno or FP exception flags.  -fno-trapping-math lets gcc if-convert the
 # selects of the exp polynomial and vectorize it; -fopenmp-simd honours the
 # "omp simd reduction" pragmas (reassociation of those sums only) even in a
-# build without OpenMP.  Never -ffast-math.
+# build without OpenMP.  -ffp-contract=off: a * b + c is fused only where the
+# code asks for it (FX_FMA in fx_math.h), so every specialization of a loop
+# gives the same bits.  Never -ffast-math.
 GCC_FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fopenmp-simd",
-             "-Werror=implicit-function-declaration"]
+             "-ffp-contract=off", "-Werror=implicit-function-declaration"]
 TARGETS = {"baseline": []}
 if X86:
     TARGETS["avx2"] = ["-mavx2", "-mfma", "-mf16c"]
@@ -45,7 +47,9 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         depends=["src/fx_math.h", "src/fx_rows.h", "src/fx_rows_impl.h",
                  "src/fx_xent_impl.h", "src/fx_platform.h", "src/fx_kernels.pxd",
-                 "src/softmax_family.pxi", "src/losses.pxi"],
+                 "src/softmax_family.pxi", "src/losses.pxi",
+                 "src/fx_pointwise_impl.h", "src/fx_entropy_impl.h",
+                 "src/pointwise_losses.pxi", "src/entropies.pxi"],
     )
     for name in TARGETS
 ]

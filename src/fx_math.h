@@ -23,6 +23,20 @@
 #define FX_INLINE static inline __attribute__((always_inline))
 #endif
 
+/* Contraction of a * b + c into an FMA is switched off for the whole build
+ * (-ffp-contract=off in setup.py): otherwise the compiler fuses differently
+ * in each specialization of a loop, and the same element would get
+ * different bits with and without a gradient, or in the vector body and the
+ * scalar tail.  The polynomials below ask for their FMAs explicitly, on
+ * CPUs that have them. */
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+#define FX_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
+#define FX_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#else
+#define FX_FMAF(a, b, c) ((a) * (b) + (c))
+#define FX_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
 FX_INLINE uint32_t fx_f32_bits(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
 FX_INLINE float fx_f32_from(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
 FX_INLINE uint64_t fx_f64_bits(double x) { uint64_t u; memcpy(&u, &x, 8); return u; }
@@ -47,18 +61,18 @@ FX_INLINE float fx_expf_reduced(float x, float *t_out)
     const float ln2_lo = -2.12194440e-4f;
     /* no clamp: outside [LO, HI] the callers' selects replace whatever the
      * arithmetic produced, and a NaN flows through every step */
-    float t = x * log2e + magic;
+    float t = FX_FMAF(x, log2e, magic);
     float n = t - magic;
-    float r = x - n * ln2_hi;
-    r = r - n * ln2_lo;
+    float r = FX_FMAF(-n, ln2_hi, x);
+    r = FX_FMAF(-n, ln2_lo, r);
     float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
+    p = FX_FMAF(p, r, 1.3981999507e-3f);
+    p = FX_FMAF(p, r, 8.3334519073e-3f);
+    p = FX_FMAF(p, r, 4.1665795894e-2f);
+    p = FX_FMAF(p, r, 1.6666665459e-1f);
+    p = FX_FMAF(p, r, 5.0000001201e-1f);
     *t_out = t;
-    return (p * (r * r) + r) + 1.0f;
+    return FX_FMAF(p, r * r, r) + 1.0f;
 }
 
 FX_INLINE int32_t fx_expf_n(float t)
@@ -97,24 +111,24 @@ FX_INLINE double fx_exp_reduced(double x, double *t_out)
     const double log2e = 1.4426950408889634074;
     const double ln2_hi = 6.93147180369123816490e-01;   /* 32 significant bits */
     const double ln2_lo = 1.90821492927058770002e-10;
-    double t = x * log2e + FX_EXP_MAGIC;   /* no clamp: see fx_expf_reduced */
+    double t = FX_FMA(x, log2e, FX_EXP_MAGIC);   /* no clamp: see fx_expf_reduced */
     double n = t - FX_EXP_MAGIC;
-    double r = x - n * ln2_hi;
-    r = r - n * ln2_lo;
+    double r = FX_FMA(-n, ln2_hi, x);
+    r = FX_FMA(-n, ln2_lo, r);
     double p = 1.0 / 6227020800.0;                 /* 1/13! */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
+    p = FX_FMA(p, r, 1.0 / 479001600.0);
+    p = FX_FMA(p, r, 1.0 / 39916800.0);
+    p = FX_FMA(p, r, 1.0 / 3628800.0);
+    p = FX_FMA(p, r, 1.0 / 362880.0);
+    p = FX_FMA(p, r, 1.0 / 40320.0);
+    p = FX_FMA(p, r, 1.0 / 5040.0);
+    p = FX_FMA(p, r, 1.0 / 720.0);
+    p = FX_FMA(p, r, 1.0 / 120.0);
+    p = FX_FMA(p, r, 1.0 / 24.0);
+    p = FX_FMA(p, r, 1.0 / 6.0);
+    p = FX_FMA(p, r, 0.5);
     *t_out = t;
-    return (p * (r * r) + r) + 1.0;
+    return FX_FMA(p, r * r, r) + 1.0;
 }
 
 FX_INLINE double fx_exp(double x)
@@ -123,7 +137,7 @@ FX_INLINE double fx_exp(double x)
     double y = fx_exp_reduced(x, &t);
     /* n in [-1075, 1024]: n1 = round(n/2), n2 = n - n1, both in normal range */
     double n = t - FX_EXP_MAGIC;
-    double t1 = n * 0.5 + FX_EXP_MAGIC;
+    double t1 = FX_FMA(n, 0.5, FX_EXP_MAGIC);
     double n1 = t1 - FX_EXP_MAGIC;
     double t2 = (n - n1) + FX_EXP_MAGIC;
     int64_t i1 = (int64_t)(fx_f64_bits(t1) - fx_f64_bits(FX_EXP_MAGIC));
@@ -184,6 +198,65 @@ FX_INLINE double fx_log_ge1(double x)
     double R = t2 + t1;
     double r = s * (hfsq + R) + e * 1.90821492927058770002e-10 - hfsq + f + e * 6.93147180369123816490e-01;
     return x == x ? r : x;
+}
+
+/*
+ * log(x) for every double: the same reduction and polynomial as fx_log_ge1,
+ * with subnormals scaled by 2^54 first and the special values selected
+ * (log 0 = -inf, log of a negative = NaN, log inf = inf, NaN stays NaN).
+ * Branch-free, so it vectorizes; under 1 ulp.
+ */
+FX_INLINE double fx_log(double x)
+{
+    int sub = x < 2.2250738585072014e-308;      /* also 0 and negatives */
+    double xs = sub ? x * 18014398509481984.0 : x;   /* 2^54 */
+    double r = fx_log_ge1(xs);
+    r = sub ? r - 54.0 * 6.93147180369123816490e-01 - 54.0 * 1.90821492927058770002e-10 : r;
+    r = x == 0.0 ? -INFINITY : r;
+    r = x < 0.0 ? NAN : r;
+    return x == INFINITY ? INFINITY : r;
+}
+
+/*
+ * logf(x) for every float: fdlibm's float scheme (x = 2^k (1 + f) with the
+ * mantissa in [sqrt(1/2), sqrt(2)), s = f / (2 + f), a degree-4 polynomial in
+ * s^2), subnormals scaled by 2^25, special values selected.  Under 1 ulp.
+ */
+/* the reduction and polynomial, for positive normal finite x */
+FX_INLINE float fx_logf_normal(float x, float kbias)
+{
+    uint32_t ix = fx_f32_bits(x) + (0x3f800000u - 0x3f3504f3u);
+    float k = (float)((int32_t)(ix >> 23) - 127) - kbias;
+    float f = fx_f32_from((ix & 0x007fffffu) + 0x3f3504f3u) - 1.0f;
+    float s = f / (2.0f + f);
+    float z = s * s;
+    float w = z * z;
+    float t1 = w * (0.40000972152f + w * 0.24279078841f);
+    float t2 = z * (0.66666662693f + w * 0.28498786688f);
+    float R = t2 + t1;
+    float hfsq = 0.5f * f * f;
+    return k * 6.9313812256e-01f - ((hfsq - (s * (hfsq + R) + k * 9.0580006145e-06f)) - f);
+}
+
+FX_INLINE float fx_logf(float x)
+{
+    int sub = x < 1.17549435e-38f;
+    float r = fx_logf_normal(sub ? x * 33554432.0f : x, sub ? 25.0f : 0.0f);   /* 2^25 */
+    r = x == 0.0f ? -INFINITY : r;
+    r = x < 0.0f ? NAN : r;
+    r = x == INFINITY ? INFINITY : r;
+    return x == x ? r : x;
+}
+
+/* log1p(u) for u in [0, 1] (or NaN) in float: Goldberg's correction, as
+ * fx_log1p_ge0 */
+FX_INLINE float fx_log1pf_ge0(float u)
+{
+    float v = 1.0f + u;
+    float d = v - 1.0f;
+    /* v in [1, 2]: no special values to select (a NaN u stays NaN) */
+    float r = fx_logf_normal(v, 0.0f) * (u / (d == 0.0f ? 1.0f : d));
+    return d == 0.0f ? u : r;
 }
 
 /* log1p(u) for u >= 0 (or NaN), accurate for tiny u: Goldberg's
