@@ -12,7 +12,7 @@ view is the same logical element.
 """
 import numpy as np
 
-__all__ = ["normalize_axes", "empty_like_layout", "plan_views"]
+__all__ = ["normalize_axes", "empty_like_layout", "plan_views", "elementwise_views"]
 
 
 def normalize_axes(axis, ndim, name="axis"):
@@ -130,3 +130,28 @@ def split_largest(shape, axes, arrays):
     if len(kept) <= 2:
         return None
     return max(kept, key=lambda d: abs(arrays[0].strides[d]))
+
+
+def elementwise_views(shape, arrays):
+    """2-d (rows, L) views of `arrays` (each of `shape`, possibly broadcast
+    with stride 0) in which element (r, j) is the same logical element of
+    every array; None when the dims do not merge into two for all of them
+    (then the caller loops over the first axis).  Dims are merged from the
+    innermost outwards, as in memory for C-ordered data, without a copy."""
+    dims = [(n, [a.strides[d] for a in arrays]) for d, n in enumerate(shape) if n != 1]
+    merged = []
+    for size, st in reversed(dims):
+        if merged:
+            isize, ist = merged[-1]
+            if all(s == i * isize for s, i in zip(st, ist)):
+                merged[-1] = (isize * size, ist)
+                continue
+        merged.append((size, st))
+    if len(merged) > 2:
+        return None
+    while len(merged) < 2:
+        merged.append((1, [0] * len(arrays)))
+    (L, lst), (R, rst) = merged
+    as_strided = np.lib.stride_tricks.as_strided
+    return [as_strided(a, (R, L), (rs, ls), writeable=a.flags.writeable)
+            for a, rs, ls in zip(arrays, rst, lst)]

@@ -3,5 +3,7 @@
 
 include "softmax_family.pxi"
 include "losses.pxi"
+include "pointwise_losses.pxi"
+include "entropies.pxi"
 
 CPU_PATH = "baseline"

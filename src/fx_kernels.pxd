@@ -81,3 +81,22 @@ cdef extern from "fx_rows.h" nogil:
     void fx_f16_col_xent(const uint16_t *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, const int64_t *lab, Py_ssize_t ls, int64_t ignore_index, const uint16_t *w, Py_ssize_t ws, double eps, uint16_t *g, Py_ssize_t gsc, Py_ssize_t gsi, double gscale, float *mx, double *scratch, unsigned char *kind, double *bscratch, double *loss)
     void fx_f16_small_lse(const uint16_t *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, float *T, int want_sign, uint16_t *out, Py_ssize_t os, uint16_t *sgn, Py_ssize_t gs)
     void fx_f16_small_softmax(const uint16_t *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, float *T, int logarithm, uint16_t *out, Py_ssize_t ors, Py_ssize_t osc)
+
+    # element-wise losses (fx_pointwise_impl.h) and row entropies (fx_entropy_impl.h)
+    double fx_f32_kl_div_seg(const float *x, Py_ssize_t xs, const float *t, Py_ssize_t ts, Py_ssize_t n, int log_target, float *out, Py_ssize_t os, float *g, Py_ssize_t gs, double gscale)
+    double fx_f32_bce_seg(const float *x, Py_ssize_t xs, const float *y, Py_ssize_t ys, const float *w, Py_ssize_t ws, const float *pw, Py_ssize_t pws, Py_ssize_t n, float *out, Py_ssize_t os, float *g, Py_ssize_t gs, double gscale)
+    double fx_f32_softmax_entropy_row(const float *x, Py_ssize_t n, Py_ssize_t s)
+    double fx_f32_softmax_pair_row(const float *x, Py_ssize_t sx, const float *y, Py_ssize_t sy, Py_ssize_t n, int kl)
+    double fx_f32_entropy_row(const float *p, Py_ssize_t sp, const float *q, Py_ssize_t sq, Py_ssize_t n, double div)
+
+    double fx_f64_kl_div_seg(const double *x, Py_ssize_t xs, const double *t, Py_ssize_t ts, Py_ssize_t n, int log_target, double *out, Py_ssize_t os, double *g, Py_ssize_t gs, double gscale)
+    double fx_f64_bce_seg(const double *x, Py_ssize_t xs, const double *y, Py_ssize_t ys, const double *w, Py_ssize_t ws, const double *pw, Py_ssize_t pws, Py_ssize_t n, double *out, Py_ssize_t os, double *g, Py_ssize_t gs, double gscale)
+    double fx_f64_softmax_entropy_row(const double *x, Py_ssize_t n, Py_ssize_t s)
+    double fx_f64_softmax_pair_row(const double *x, Py_ssize_t sx, const double *y, Py_ssize_t sy, Py_ssize_t n, int kl)
+    double fx_f64_entropy_row(const double *p, Py_ssize_t sp, const double *q, Py_ssize_t sq, Py_ssize_t n, double div)
+
+    double fx_f16_kl_div_seg(const uint16_t *x, Py_ssize_t xs, const uint16_t *t, Py_ssize_t ts, Py_ssize_t n, int log_target, uint16_t *out, Py_ssize_t os, uint16_t *g, Py_ssize_t gs, double gscale)
+    double fx_f16_bce_seg(const uint16_t *x, Py_ssize_t xs, const uint16_t *y, Py_ssize_t ys, const uint16_t *w, Py_ssize_t ws, const uint16_t *pw, Py_ssize_t pws, Py_ssize_t n, uint16_t *out, Py_ssize_t os, uint16_t *g, Py_ssize_t gs, double gscale)
+    double fx_f16_softmax_entropy_row(const uint16_t *x, Py_ssize_t n, Py_ssize_t s)
+    double fx_f16_softmax_pair_row(const uint16_t *x, Py_ssize_t sx, const uint16_t *y, Py_ssize_t sy, Py_ssize_t n, int kl)
+    double fx_f16_entropy_row(const uint16_t *p, Py_ssize_t sp, const uint16_t *q, Py_ssize_t sq, Py_ssize_t n, double div)

@@ -9,6 +9,7 @@
 #define FX_ROWS_H
 
 #include <Python.h>
+#include <float.h>
 #include "fx_math.h"
 
 /* "omp simd" lets the compiler reassociate just these reductions (the only
@@ -108,6 +109,9 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 }
 
 #define FX_NAME(x) fx_f32_##x
+#define FX_LOG fx_logf
+#define FX_LOG1P01 fx_log1pf_ge0
+#define FX_TINY FLT_MIN
 #define FX_T float
 #define FX_W float
 #define FX_LOAD(v) (v)
@@ -117,6 +121,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_STORES_EXP 1
 #include "fx_rows_impl.h"
 #include "fx_xent_impl.h"
+#include "fx_pointwise_impl.h"
+#include "fx_entropy_impl.h"
 #undef FX_NAME
 #undef FX_T
 #undef FX_W
@@ -125,8 +131,14 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_EXP
 #undef FX_EXP_ANY
 #undef FX_STORES_EXP
+#undef FX_LOG
+#undef FX_LOG1P01
+#undef FX_TINY
 
 #define FX_NAME(x) fx_f64_##x
+#define FX_LOG fx_log
+#define FX_LOG1P01 fx_log1p_ge0
+#define FX_TINY DBL_MIN
 #define FX_T double
 #define FX_W double
 #define FX_LOAD(v) (v)
@@ -136,6 +148,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_STORES_EXP 1
 #include "fx_rows_impl.h"
 #include "fx_xent_impl.h"
+#include "fx_pointwise_impl.h"
+#include "fx_entropy_impl.h"
 #undef FX_NAME
 #undef FX_T
 #undef FX_W
@@ -144,9 +158,15 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_EXP
 #undef FX_EXP_ANY
 #undef FX_STORES_EXP
+#undef FX_LOG
+#undef FX_LOG1P01
+#undef FX_TINY
 
 /* float16 is read as its bits and computed in float32 */
 #define FX_NAME(x) fx_f16_##x
+#define FX_LOG fx_logf
+#define FX_LOG1P01 fx_log1pf_ge0
+#define FX_TINY FLT_MIN
 #define FX_T uint16_t
 #define FX_W float
 #define FX_LOAD(v) fx_half_to_float(v)
@@ -156,6 +176,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_STORES_EXP 0
 #include "fx_rows_impl.h"
 #include "fx_xent_impl.h"
+#include "fx_pointwise_impl.h"
+#include "fx_entropy_impl.h"
 #undef FX_NAME
 #undef FX_T
 #undef FX_W
@@ -164,5 +186,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_EXP
 #undef FX_EXP_ANY
 #undef FX_STORES_EXP
+#undef FX_LOG
+#undef FX_LOG1P01
+#undef FX_TINY
 
 #endif /* FX_ROWS_H */

@@ -1,0 +1,336 @@
+"""Element-wise losses with torch.nn.functional semantics: kl_div and
+binary_cross_entropy_with_logits.
+
+Python checks the arguments, broadcasts the operands (stride-0 views, no
+copy) and allocates the outputs; the kernels (src/pointwise_losses.pxi,
+src/fx_pointwise_impl.h) read every element once and write the terms, the
+gradient and the partial sums in the same pass.
+"""
+import numpy as np
+
+from . import _dispatch
+from ._checks import KERNEL_DTYPES, as_array, check_out, kernel_view
+from ._layout import elementwise_views
+
+__all__ = ["kl_div", "binary_cross_entropy_with_logits"]
+
+
+def _float_input(x, name):
+    x = as_array(x, name)
+    if x.dtype not in KERNEL_DTYPES:
+        raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {x.dtype} "
+                        "(PyTorch refuses integer input too)")
+    return x
+
+
+def _check_reduction(reduction, allowed):
+    if not isinstance(reduction, str) or reduction not in allowed:
+        raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
+
+
+def _broadcastable(a, shape, name):
+    """`a` as a read-only view of `shape` (stride 0 where broadcast)."""
+    try:
+        ok = np.broadcast_shapes(a.shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} of shape {a.shape} does not broadcast to the input's shape "
+                         f"{tuple(shape)}")
+    return np.broadcast_to(a, shape)
+
+
+def _run(kernel_call, shape, ins, outs, units_of):
+    """Call the kernel on 2-d views of the operands; returns the list of unit
+    sums in a fixed order (so a reduction does not depend on the thread
+    count).  Layouts whose dims do not merge into two are walked by a Python
+    loop over the first axis."""
+    views = elementwise_views(shape, ins + [o for o in outs if o is not None])
+    if views is None:
+        sums = []
+        for j in range(shape[0]):
+            sums += _run(kernel_call, shape[1:], [a[j] for a in ins],
+                         [None if o is None else o[j] for o in outs], units_of)
+        return sums
+    vi = views[:len(ins)]
+    vo = iter(views[len(ins):])
+    vouts = [None if o is None else next(vo) for o in outs]
+    R, L = vi[0].shape
+    partial = np.zeros(units_of(R, L))
+    kernel_call(vi, vouts, partial)
+    return [partial]
+
+
+def _total(sums):
+    return float(sum(float(np.sum(p)) for p in sums))
+
+
+def _scalar(value, dtype):
+    with np.errstate(over="ignore", invalid="ignore"):  # float16 may overflow to inf
+        return dtype.type(value)
+
+
+def _grad_target(grad_out, x, return_grad):
+    if not return_grad:
+        return None
+    if grad_out is None:
+        return np.empty_like(x)
+    return check_out(grad_out, x.shape, x.dtype, "grad_out")
+
+
+def _sum_to_shape(arr, shape):
+    """Sum the broadcast dimensions of `arr` away to reach `shape`."""
+    lead = arr.ndim - len(shape)
+    arr = np.sum(arr, axis=tuple(range(lead))) if lead else arr
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and arr.shape[i] != 1)
+    return np.sum(arr, axis=axes, keepdims=True) if axes else arr
+
+
+def _pointwise(kernel, shape, dtype, ins, reduction, gscale, grad, x, nt):
+    """Shared driver: allocate, run, reduce.  `ins` are kernel-dtype arrays
+    of `shape` (broadcast views allowed); the gradient goes straight into
+    `grad` when it has the broadcast shape and the compute dtype, else
+    through a buffer that is reduced and cast."""
+    n = int(np.prod(shape))
+    out = np.empty(shape, dtype) if reduction == "none" else None
+    gbuf = None
+    if grad is not None:
+        direct = grad.shape == tuple(shape) and grad.dtype == dtype
+        gbuf = grad if direct else np.empty(shape, dtype)
+    sums = []
+    if n:
+        kern = _dispatch.active
+        outs = [None if out is None else kernel_view(out),
+                None if gbuf is None else kernel_view(gbuf)]
+
+        def call(vi, vo, partial):
+            kernel(vi, vo, gscale, partial, nt)
+
+        sums = _run(call, shape, [kernel_view(np.asarray(a)) for a in ins], outs,
+                    kern.pointwise_units)
+    elif gbuf is not None:
+        gbuf[...] = 0
+    if grad is not None and gbuf is not grad:
+        with np.errstate(over="ignore"):
+            np.copyto(grad, _sum_to_shape(gbuf, grad.shape).reshape(grad.shape), casting="unsafe")
+    return out, _total(sums)
+
+
+def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=False,
+           grad_out=None, n_threads=None):
+    r"""Kullback-Leibler divergence terms, ``torch.nn.functional.kl_div``.
+
+    Parameters
+    ----------
+    input : array_like of float
+        Log-probabilities ``log q`` (float16, float32 or float64).
+    target : array_like
+        Probabilities ``p``, or log-probabilities ``log p`` if `log_target`;
+        broadcastable with `input`.  Integer and bool targets are converted to
+        the input's dtype (PyTorch refuses them).
+    reduction : {'mean', 'batchmean', 'sum', 'none'}, optional
+        'none': the terms, of the broadcast shape; 'sum': their sum; 'mean'
+        (default, as PyTorch): their mean over all elements; 'batchmean': the
+        sum divided by ``input.shape[0]`` -- the KL divergence per row, which
+        is usually what is meant.
+    log_target : bool, optional
+        `target` holds ``log p``.
+    return_grad : bool, optional
+        Also return the gradient of the returned loss (for 'none', of its
+        sum) with respect to `input`, from the same pass (keyword only).
+    grad_out : ndarray, optional
+        Array of the input's shape and dtype that receives the gradient; it
+        may be `input` itself (keyword only).
+    n_threads : int, optional
+        Number of threads (keyword only); results do not depend on it.
+
+    Returns
+    -------
+    loss : NumPy scalar or ndarray
+        In the promotion of the dtypes of `input` and a floating `target`.
+    grad : ndarray
+        Only with `return_grad`: ``-p`` divided as the reduction divides,
+        summed over the axes where `input` was broadcast.
+
+    Raises
+    ------
+    ValueError
+        A bad `reduction`, shapes that do not broadcast, a bad `grad_out`.
+    TypeError
+        Non-float `input`; a non-numeric or complex `target`.
+
+    See Also
+    --------
+    torch.nn.functional.kl_div, softmax_kl_div, entropy
+
+    Notes
+    -----
+    Each term is
+
+    .. math:: p\,(\log p - x) \quad\text{or, with log\_target,}\quad e^{t}\,(t - x)
+
+    (PyTorch's ``xlogy(p, p) - p * x``, one rounding fewer).  Special values:
+    where the target probability is exactly 0 (``p == 0`` or ``t == -inf``)
+    the term is 0 whatever `input` is, NaN aside -- the convention
+    ``0 log 0 = 0`` and the limit of the loss; PyTorch gives NaN there when
+    `input` (or ``t - input``) is infinite.  With `log_target`, an `input`
+    of -inf under ``t > -inf`` gives +inf (PyTorch: NaN where ``exp(t)``
+    underflows).  A negative ``p`` gives NaN, as in PyTorch.  'mean' and
+    'batchmean' of nothing are NaN.  float16 is computed in float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastxent
+    >>> p, q = np.array([[0.5, 0.5, 0.0]]), np.array([[0.25, 0.25, 0.5]])
+    >>> float(fastxent.kl_div(np.log(q), p, reduction="batchmean"))  # log 2
+    0.6931471805599453
+    """
+    _check_reduction(reduction, ("none", "mean", "batchmean", "sum"))
+    x = _float_input(input, "input")
+    t = as_array(target, "target")
+    dtype = np.result_type(x, t) if t.dtype.kind == "f" else x.dtype
+    try:
+        shape = np.broadcast_shapes(x.shape, t.shape)
+    except ValueError:
+        raise ValueError(f"target of shape {t.shape} does not broadcast with input of shape "
+                         f"{x.shape}") from None
+    nt = _dispatch.resolve_threads(n_threads)
+    n = int(np.prod(shape))
+    if reduction == "mean":
+        denom = n
+    elif reduction == "batchmean":
+        denom = x.shape[0] if x.ndim else 1
+    else:
+        denom = 1
+    gscale = (1.0 / denom) if denom else np.nan
+    grad = _grad_target(grad_out, x, return_grad)
+    ins = [np.broadcast_to(x.astype(dtype, copy=False), shape),
+           np.broadcast_to(t.astype(dtype, copy=False), shape)]
+    lt = bool(log_target)
+
+    def kernel(vi, vo, gs, partial, nthreads):
+        _dispatch.active.kl_div(vi[0], vi[1], lt, vo[0], vo[1], gs, partial, nthreads)
+
+    out, total = _pointwise(kernel, shape, dtype, ins, reduction, gscale, grad, x, nt)
+    if reduction == "none":
+        loss = out if out.ndim else out[()]
+    elif reduction == "sum":
+        loss = _scalar(total, dtype)
+    else:
+        loss = _scalar(total / denom if denom else np.nan, dtype)
+    return (loss, grad) if return_grad else loss
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None, *, return_grad=False, grad_out=None,
+                                     n_threads=None):
+    r"""Binary cross-entropy of logits, ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    Parameters
+    ----------
+    input : array_like of float
+        Logits x (float16, float32 or float64).
+    target : array_like
+        Probabilities y of the positive class, of the input's shape.
+        Integer and bool targets are converted (PyTorch refuses them).
+    weight : array_like, optional
+        Weights of the elements, broadcastable to the input's shape.
+    reduction : {'mean', 'sum', 'none'}, optional
+        'none': the loss of each element; 'sum'; 'mean' (default): the mean
+        over all elements (NaN if there are none).
+    pos_weight : array_like, optional
+        Weight of the positive term, broadcastable to the input's shape
+        (typically one per class, on the last axis).
+    return_grad : bool, optional
+        Also return the gradient of the returned loss (for 'none', of its
+        sum) with respect to `input` (keyword only).
+    grad_out : ndarray, optional
+        Array of the input's shape and dtype that receives the gradient; it
+        may be `input` itself (keyword only).
+    n_threads : int, optional
+        Number of threads (keyword only); results do not depend on it.
+
+    Returns
+    -------
+    loss : NumPy scalar or ndarray
+        In the promotion of the dtypes of `input` and a floating `target`
+        (`weight` and `pos_weight` do not change it).
+    grad : ndarray
+        Only with `return_grad`.
+
+    Raises
+    ------
+    ValueError
+        A `target` of another shape, a `weight` or `pos_weight` that does not
+        broadcast to the input's shape, a bad `reduction` or `grad_out`.
+    TypeError
+        Non-float `input`; a non-numeric or complex `target`, `weight` or
+        `pos_weight`.
+
+    See Also
+    --------
+    torch.nn.functional.binary_cross_entropy_with_logits, cross_entropy
+
+    Notes
+    -----
+    With :math:`\mathrm{softplus}(z) = \log(1 + e^z) = \max(z, 0) + \log(1 + e^{-|z|})`,
+
+    .. math:: \ell = w\,\big((1 - y)\,\mathrm{softplus}(x) + p_w\, y\, \mathrm{softplus}(-x)\big)
+
+    which is PyTorch's ``(1 - y) x - (1 + (p_w - 1) y) log_sigmoid(x)``
+    rearranged without cancellation: one exp and one log1p per element,
+    accurate for large ``|x|``.  The gradient is
+    :math:`w((1 - y)\,\sigma(x) - p_w y\,\sigma(-x))` (PyTorch's
+    :math:`w((1 - y + p_w y)\,\sigma(x) - p_w y)` without its cancellation
+    where :math:`\sigma(x)` is near 1), divided by the number of elements
+    for 'mean'.  Where PyTorch returns NaN for a finite limit, the
+    limit is returned: a term whose coefficient is 0 contributes 0 at an
+    infinite logit, so ``x = +inf, y = 1`` and ``x = -inf, y = 0`` lose 0
+    and ``x = -inf, y = 1`` loses +inf (PyTorch: NaN for all three, and
+    where a weight of 0 meets an infinite logit).  NaN still gives NaN.
+    float16 is computed in float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastxent
+    >>> float(fastxent.binary_cross_entropy_with_logits(np.array([0.0, np.inf]), [1, 1]))
+    0.34657359027997264
+    """
+    _check_reduction(reduction, ("none", "mean", "sum"))
+    x = _float_input(input, "input")
+    t = as_array(target, "target")
+    if t.shape != x.shape:
+        raise ValueError(f"target has shape {t.shape}; it must have the input's shape {x.shape}")
+    dtype = np.result_type(x, t) if t.dtype.kind == "f" else x.dtype
+    nt = _dispatch.resolve_threads(n_threads)
+    shape = x.shape
+    ins = [x.astype(dtype, copy=False), t.astype(dtype, copy=False)]
+    extra = []
+    for arr, name in ((weight, "weight"), (pos_weight, "pos_weight")):
+        if arr is None:
+            extra.append(False)
+            continue
+        a = as_array(arr, name)
+        ins.append(_broadcastable(a.astype(dtype, copy=False), shape, name))
+        extra.append(True)
+    n = int(np.prod(shape))
+    gscale = 1.0 if reduction != "mean" else ((1.0 / n) if n else np.nan)
+    grad = _grad_target(grad_out, x, return_grad)
+    has_w, has_pw = extra
+
+    def kernel(vi, vo, gs, partial, nthreads):
+        w = vi[2] if has_w else None
+        pw = vi[2 + has_w] if has_pw else None
+        _dispatch.active.bce_with_logits(vi[0], vi[1], w, pw, vo[0], vo[1], gs, partial,
+                                         nthreads)
+
+    out, total = _pointwise(kernel, shape, dtype, ins, reduction, gscale, grad, x, nt)
+    if reduction == "none":
+        loss = out if out.ndim else out[()]
+    elif reduction == "sum":
+        loss = _scalar(total, dtype)
+    else:
+        loss = _scalar(total / n if n else np.nan, dtype)
+    return (loss, grad) if return_grad else loss

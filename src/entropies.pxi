@@ -1,0 +1,79 @@
+# Parallel drivers of the entropies of rows: softmax_entropy,
+# softmax_cross_entropy / softmax_kl_div (from logits) and
+# scipy.stats.entropy (from probabilities); the per-row arithmetic is in
+# fx_entropy_impl.h.
+#
+# Inputs arrive as 3-d strided views (outer, C, inner), C the reduced axis,
+# and the result as an (outer, inner) view; a row is x[o, :, i] at stride
+# x.strides[1].  prange shares the outer*inner rows in contiguous static
+# blocks, so neighbouring rows of a strided (column) layout stay on one
+# thread and share cache lines.  Python validates and allocates; nothing here
+# raises.
+
+cdef inline double _softmax_entropy_row(const real *x, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
+    if real is float:
+        return fx_f32_softmax_entropy_row(x, n, s)
+    elif real is double:
+        return fx_f64_softmax_entropy_row(x, n, s)
+    else:
+        return fx_f16_softmax_entropy_row(x, n, s)
+
+
+cdef inline double _softmax_pair_row(const real *x, Py_ssize_t sx, const real *y, Py_ssize_t sy,
+                                     Py_ssize_t n, int kl) noexcept nogil:
+    if real is float:
+        return fx_f32_softmax_pair_row(x, sx, y, sy, n, kl)
+    elif real is double:
+        return fx_f64_softmax_pair_row(x, sx, y, sy, n, kl)
+    else:
+        return fx_f16_softmax_pair_row(x, sx, y, sy, n, kl)
+
+
+cdef inline double _entropy_row(const real *p, Py_ssize_t sp, const real *q, Py_ssize_t sq,
+                                Py_ssize_t n, double div) noexcept nogil:
+    if real is float:
+        return fx_f32_entropy_row(p, sp, q, sq, n, div)
+    elif real is double:
+        return fx_f64_entropy_row(p, sp, q, sq, n, div)
+    else:
+        return fx_f16_entropy_row(p, sp, q, sq, n, div)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:, :] out,
+                  double div=1.0, int n_threads=1):
+    """One value per (outer, inner) row of x (and y), written to out (OUT).
+
+    kind 0: softmax_entropy(x); 1: softmax_cross_entropy(x, y);
+    2: softmax_kl_div(x, y); 3: scipy entropy of x (y None) or relative
+    entropy of x to y, divided by div.  C must be > 0 for kinds 0-2.
+    """
+    cdef Py_ssize_t O = x.shape[0], C = x.shape[1], I = x.shape[2], sz = sizeof(real)
+    cdef Py_ssize_t so = x.strides[0] // sz, sc = x.strides[1] // sz, si = x.strides[2] // sz
+    cdef Py_ssize_t yo = 0, yc = 0, yi = 0
+    cdef Py_ssize_t oo = out.strides[0] // sz, oi = out.strides[1] // sz
+    cdef const real *xp = &x[0, 0, 0] if C > 0 else NULL
+    cdef const real *yp = NULL
+    cdef real *op = &out[0, 0]
+    cdef Py_ssize_t r, o, i
+    cdef double v
+    cdef int nt = _threads(n_threads, O * I * (C if C > 0 else 1))
+    if y is not None and C > 0:
+        yp = &y[0, 0, 0]
+        yo = y.strides[0] // sz
+        yc = y.strides[1] // sz
+        yi = y.strides[2] // sz
+    with nogil:
+        for r in prange(O * I, num_threads=nt, schedule='static'):
+            o = r // I
+            i = r - o * I
+            if kind == 0:
+                v = _softmax_entropy_row(xp + o * so + i * si, C, sc)
+            elif kind == 3:
+                v = _entropy_row(xp + o * so + i * si if xp != NULL else NULL, sc,
+                                 yp + o * yo + i * yi if yp != NULL else NULL, yc, C, div)
+            else:
+                v = _softmax_pair_row(xp + o * so + i * si, sc, yp + o * yo + i * yi, yc, C,
+                                      kind == 2)
+            _put(&op[o * oo + i * oi], v)

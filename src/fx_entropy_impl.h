@@ -1,0 +1,349 @@
+/*
+ * fx_entropy_impl.h -- entropies of one row, one storage type (included by
+ * fx_rows.h after fx_rows_impl.h, same macros plus FX_LOG).
+ *
+ * From logits (softmax_entropy, softmax_cross_entropy, softmax_kl_div), with
+ * p = softmax(x), q = softmax(y), maxima mx, my and e_c = exp(x_c - mx):
+ *
+ *     H(p)    = log Sx + T / Sx,          T = sum_c e_c (mx - x_c)
+ *     H(p, q) = log Sy + U / Sx,          U = sum_c e_c (my - y_c)
+ *     KL      = log(Sy / Sx) + V / Sx,    V = sum_c e_c ((x_c - mx) - (y_c - my))
+ *
+ * with Sx = sum_c e_c, Sy = sum_c exp(y_c - my).  T and U are sums of
+ * non-negative terms, so the entropies do not cancel however large the
+ * logits; V is exactly 0 for identical rows.  The row is read once, in blocks
+ * of FX_FLUSH elements whose maxima are taken while the block is in cache;
+ * when a block raises a maximum, the sums so far are rescaled.  The terms
+ * equal to the maximum are counted apart (log S = log k + log1p(s / k)), so a
+ * row dominated by one logit keeps the digits of its small entropy.
+ *
+ * scipy.stats.entropy (normalized pk, qk) is in the second half.
+ */
+
+#define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
+
+
+/* ---- entropy of softmax(x) ---- */
+
+FX_INLINE void FX_NAME(ent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                  double *m, double *k, double *sum, double *T)
+{
+    FX_W bm = FX_NAME(max_body)(x, n, s);
+    if ((double)bm > *m) {
+        if (*k > 0) {   /* rescale what was summed: m - x grows by bm - m */
+            double a = exp(*m - (double)bm), S = *k + *sum;
+            /* a = 0: the old terms vanish (and bm - m may overflow) */
+            *T = a == 0 ? 0.0 : a * (*T + S * ((double)bm - *m));
+            *sum = a * S;
+            *k = 0;
+        }
+        *m = (double)bm;
+    }
+    if (*m == INFINITY) return;   /* the row is NaN */
+    /* all -inf (or NaN) so far: exp(-inf - 0) = 0 adds nothing, NaN stays */
+    FX_W mw = *m == -INFINITY ? (FX_W)0 : (FX_W)*m;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
+        FX_W acc = 0, cnt = 0, t = 0;
+        FX_SIMD_REDUCE(+:acc,cnt,t)
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W v = FX_AT(x, j, s);
+            int eq = v == mw;
+            FX_W e = FX_EXP(v - mw);
+            acc += eq ? (FX_W)0 : e;
+            cnt += eq ? (FX_W)1 : (FX_W)0;
+            /* e = 0 (a -inf logit: probability 0) contributes 0, also
+             * where m - v overflows; e > 0 keeps m - v small */
+            t += e == 0 ? (FX_W)0 : e * (mw - v);
+        }
+        *sum += (double)acc;
+        *k += (double)cnt;
+        *T += (double)t;
+    }
+}
+
+static double FX_NAME(softmax_entropy_row)(const FX_T *x, Py_ssize_t n, Py_ssize_t s)
+{
+    double m = -INFINITY, k = 0, sum = 0, T = 0;
+    for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
+        Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+        if (s == 1) FX_NAME(ent_block)(x + j, len, 1, &m, &k, &sum, &T);
+        else FX_NAME(ent_block)(x + j * s, len, s, &m, &k, &sum, &T);
+    }
+    /* +inf, or only -inf (or NaN): no softmax */
+    if (!isfinite(m)) return NAN;
+    return log(k) + log1p(sum / k) + T / (k + sum);
+}
+
+/* ---- cross-entropy and KL divergence of softmax(x) from softmax(y) ---- */
+
+/* st: mx, kx, sx, my, ky, sy, U / (2 Sx), V / (2 Sx).  U and V are kept
+ * divided by 2 Sx, which is invariant when mx rises (both scale by the
+ * same exp), and the block terms are summed as e (my - y) 2^-9: so no
+ * intermediate overflows for finite logits however far apart, unless the
+ * result itself does. */
+FX_INLINE void FX_NAME(pair_block)(const FX_T *x, Py_ssize_t sx, const FX_T *y, Py_ssize_t sy,
+                                   Py_ssize_t n, double *st, int *qzero)
+{
+    FX_W bx = FX_NAME(max_body)(x, n, sx), by = FX_NAME(max_body)(y, n, sy);
+    double Sx = st[1] + st[2];
+    if ((double)by > st[3]) {
+        if (Sx > 0 && st[4] > 0) {   /* my - y_c grows by by - my */
+            double hd = 0.5 * (double)by - 0.5 * st[3];
+            st[6] += hd;
+            st[7] += hd;
+        }
+        if (st[4] > 0) {
+            double a = exp(st[3] - (double)by);
+            st[5] = a * (st[4] + st[5]);
+            st[4] = 0;
+        }
+        st[3] = (double)by;
+    }
+    if ((double)bx > st[0]) {
+        if (Sx > 0) {   /* x_c - mx falls by bx - mx */
+            st[7] -= 0.5 * (double)bx - 0.5 * st[0];
+            st[2] = exp(st[0] - (double)bx) * Sx;
+            st[1] = 0;
+        }
+        st[0] = (double)bx;
+    }
+    if (st[0] == INFINITY || st[3] == INFINITY) return;   /* the row is NaN */
+    /* an input all -inf (or NaN) so far is taken against 0: its exps are 0
+     * and its y = -inf terms are skipped; NaN propagates */
+    FX_W mx = st[0] == -INFINITY ? (FX_W)0 : (FX_W)st[0];
+    FX_W my = st[3] == -INFINITY ? (FX_W)0 : (FX_W)st[3];
+    const FX_W q = (FX_W)0.001953125;   /* 2^-9 */
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
+        FX_W ax = 0, cx = 0, ay = 0, cy = 0, u = 0, v = 0, z = 0;
+        FX_SIMD_REDUCE(+:ax,cx,ay,cy,u,v,z)
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W xv = FX_AT(x, j, sx), yv = FX_AT(y, j, sy);
+            int ex_ = xv == mx, ey_ = yv == my;
+            FX_W e = FX_EXP(xv - mx), f = FX_EXP(yv - my);
+            ax += ex_ ? (FX_W)0 : e;
+            cx += ex_ ? (FX_W)1 : (FX_W)0;
+            ay += ey_ ? (FX_W)0 : f;
+            cy += ey_ ? (FX_W)1 : (FX_W)0;
+            /* p_c = 0 (x = -inf) contributes 0; p_c > 0 = q_c (y = -inf under
+             * a finite x) makes the row +inf: counted apart so that the
+             * sums stay finite */
+            int skip = (xv == -INFINITY) | (yv == -INFINITY);
+            FX_W dy = my * q - yv * q;
+            u += skip ? (FX_W)0 : e * dy;
+            v += skip ? (FX_W)0 : e * ((xv * q - mx * q) + dy);
+            z += ((xv > -INFINITY) & (yv == -INFINITY)) ? (FX_W)1 : (FX_W)0;
+        }
+        double S0 = st[1] + st[2];
+        st[2] += (double)ax;
+        st[1] += (double)cx;
+        st[5] += (double)ay;
+        st[4] += (double)cy;
+        double S1 = st[1] + st[2];
+        if (S1 > 0) {
+            double keep = S0 / S1;
+            st[6] = st[6] * keep + ((double)u / S1) * 256.0;
+            st[7] = st[7] * keep + ((double)v / S1) * 256.0;
+        } else if (u != u || v != v) {
+            st[6] = st[7] = NAN;
+        }
+        *qzero |= z > 0;
+    }
+}
+
+/* kl = 0: H(p, q); kl = 1: KL(p || q) */
+static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T *y,
+                                        Py_ssize_t sy, Py_ssize_t n, int kl)
+{
+    double st[8] = {-INFINITY, 0, 0, -INFINITY, 0, 0, 0, 0};
+    int qzero = 0;
+    for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
+        Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+        if (sx == 1 && sy == 1) FX_NAME(pair_block)(x + j, 1, y + j, 1, len, st, &qzero);
+        else FX_NAME(pair_block)(x + j * sx, sx, y + j * sy, sy, len, st, &qzero);
+    }
+    if (!isfinite(st[0]) || !isfinite(st[3])) return NAN;
+    double ly = log(st[4]) + log1p(st[5] / st[4]);
+    double r;
+    if (kl) {
+        double lx = log(st[1]) + log1p(st[2] / st[1]);
+        r = (ly - lx) + 2.0 * st[7];
+    } else {
+        r = ly + 2.0 * st[6];
+    }
+    return (qzero && r == r) ? INFINITY : r;
+}
+
+/* ---- scipy.stats.entropy: pk and qk normalized along the row ----
+ *
+ * A row is read in chunks of FX_CHUNK elements, each twice while it is in
+ * cache: first its sums, then its terms with r = p / Sp and u = q / Sq
+ * taken against the running sums Sp, Sq (those of the row so far).  When a
+ * later chunk raises the sums by the factors 1/a, 1/b, the terms so far are
+ * rescaled exactly: H -> a (H - log a), D -> a (D + log(a / b)).  A row of a
+ * single chunk (up to 16384 elements) is computed as SciPy computes it.
+ * Rows that need SciPy's special cases (a negative, infinite or NaN entry, a
+ * zero or overflowing sum) are redone by a plain two-pass loop. */
+
+/* SciPy's rel_entr(r, u), and entr(r) = -r log r when u is NULL-like (has_q 0) */
+static double FX_NAME(entropy_term_slow)(double r, double u, int has_q)
+{
+    if (isnan(r) || isnan(u)) return NAN;
+    if (!has_q) return r > 0 ? -r * log(r) : (r == 0 ? 0.0 : -INFINITY);
+    if (r > 0 && u > 0) {
+        double ratio = r / u;
+        double lr = (isfinite(ratio) && ratio >= DBL_MIN) ? log(ratio) : log(r) - log(u);
+        return r * lr;
+    }
+    return (r == 0 && u >= 0) ? 0.0 : INFINITY;
+}
+
+/* the scale of a row: its sum, or, where the sum of finite values overflows,
+ * the largest magnitude (then 1 / (sum of x / that)) */
+static void FX_NAME(entropy_norm)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                  double *pre, double *post)
+{
+    double tot = 0, big = 0;
+    int finite = 1;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        double v = (double)FX_AT(x, j, s);
+        tot += v;
+        finite &= isfinite(v) != 0;
+        big = fabs(v) > big ? fabs(v) : big;
+    }
+    *pre = 1.0;
+    *post = tot;
+    if (isinf(tot) && finite) {
+        tot = 0;
+        for (Py_ssize_t j = 0; j < n; j++) tot += (double)FX_AT(x, j, s) / big;
+        *pre = big;
+        *post = tot;
+    }
+}
+
+static double FX_NAME(entropy_row_slow)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
+                                        Py_ssize_t sq, Py_ssize_t n)
+{
+    double pp, pd, qp = 1, qd = 1;
+    FX_NAME(entropy_norm)(p, n, sp, &pp, &pd);
+    if (q) FX_NAME(entropy_norm)(q, n, sq, &qp, &qd);
+    double tot = 0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        /* computed in the working precision, as the reference normalizes */
+        FX_W r = (FX_W)(((double)FX_AT(p, j, sp) / pp) / pd);
+        FX_W u = q ? (FX_W)(((double)FX_AT(q, j, sq) / qp) / qd) : 0;
+        tot += FX_NAME(entropy_term_slow)((double)r, (double)u, q != NULL);
+    }
+    return tot;
+}
+
+/* the terms of one chunk against the running sums; returns 0 if a term
+ * needs the slow path (a ratio r / u outside the normal range) */
+FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
+                                           Py_ssize_t sq, Py_ssize_t n, FX_W ip, FX_W iq,
+                                           const int has_q, double *acc_out)
+{
+    double tot = 0;
+    FX_W bad = 0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
+        FX_W acc = 0;
+        FX_SIMD_REDUCE(+:acc,bad)
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W r = FX_AT(p, j, sp) * ip;
+            if (has_q) {
+                FX_W u = FX_AT(q, j, sq) * iq;
+                FX_W ratio = r / u;
+                FX_W t = r * FX_LOG(ratio);
+                int both = (r > 0) & (u > 0);
+                bad += (both & !((ratio >= (FX_W)FX_TINY) & (ratio < (FX_W)INFINITY)))
+                       ? (FX_W)1 : (FX_W)0;
+                acc += both ? t : (r == 0 ? (FX_W)0 : (FX_W)INFINITY);
+            } else {
+                acc += r > 0 ? -r * FX_LOG(r) : (FX_W)0;
+            }
+        }
+        tot += (double)acc;
+    }
+    *acc_out = tot;
+    return bad == 0;
+}
+
+FX_INLINE int FX_NAME(entropy_chunk_sums)(const FX_T *x, Py_ssize_t s, Py_ssize_t n, double *out)
+{
+    double tot = 0;
+    FX_W bad = 0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
+        FX_W acc = 0;
+        FX_SIMD_REDUCE(+:acc,bad)
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W v = FX_AT(x, j, s);
+            acc += v;
+            /* negative, NaN or inf */
+            bad += ((v >= 0) & (v < (FX_W)INFINITY)) ? (FX_W)0 : (FX_W)1;
+        }
+        tot += (double)acc;
+    }
+    *out = tot;
+    return bad == 0;
+}
+
+FX_INLINE double FX_NAME(entropy_row_body)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
+                                           Py_ssize_t sq, Py_ssize_t n, const int has_q)
+{
+    double Sp = 0, Sq = 0, acc = 0;
+    for (Py_ssize_t c = 0; c < n; c += FX_CHUNK) {
+        Py_ssize_t len = n - c < FX_CHUNK ? n - c : FX_CHUNK;
+        const FX_T *pc = p + c * sp, *qc = has_q ? q + c * sq : NULL;
+        double cp, cq = 0, t;
+        if (!FX_NAME(entropy_chunk_sums)(pc, sp, len, &cp)) goto slow;
+        if (has_q && !FX_NAME(entropy_chunk_sums)(qc, sq, len, &cq)) goto slow;
+        double Sp1 = Sp + cp, Sq1 = Sq + cq;
+        /* an overflowing sum, or a scale 1 / S out of the working type's
+         * normal range: the plain loop in double */
+        if (!(Sp1 <= 1e30 && Sq1 <= 1e30)) goto slow;
+        if ((Sp1 > 0 && Sp1 < 1e-30) || (has_q && Sq1 > 0 && Sq1 < 1e-30)) goto slow;
+        if (Sp > 0) {
+            double a = Sp / Sp1;
+            if (has_q) {
+                if (!(Sq > 0)) goto slow;
+                acc = a * (acc + log(a / (Sq / Sq1)));
+            } else {
+                acc = a * (acc - log(a));
+            }
+        }
+        if (!(Sp1 > 0) || (has_q && !(Sq1 > 0))) {
+            if (c + len < n) { Sp = Sp1; Sq = Sq1; continue; }   /* zeros so far */
+            goto slow;
+        }
+        if (!FX_NAME(entropy_chunk_terms)(pc, sp, qc, sq, len, (FX_W)(1.0 / Sp1),
+                                          (FX_W)(has_q ? 1.0 / Sq1 : 0.0), has_q, &t))
+            goto slow;
+        acc += t;
+        Sp = Sp1;
+        Sq = Sq1;
+    }
+    return acc;
+slow:
+    return FX_NAME(entropy_row_slow)(p, sp, has_q ? q : NULL, sq, n);
+}
+
+/* entropy (q NULL) or relative entropy of one row, divided by `div`
+ * (log(base), or 1) */
+static double FX_NAME(entropy_row)(const FX_T *p, Py_ssize_t sp, const FX_T *q, Py_ssize_t sq,
+                                   Py_ssize_t n, double div)
+{
+    double r;
+    if (n == 0) r = 0.0;
+    else if (q == NULL)
+        r = sp == 1 ? FX_NAME(entropy_row_body)(p, 1, NULL, 0, n, 0)
+                    : FX_NAME(entropy_row_body)(p, sp, NULL, 0, n, 0);
+    else
+        r = (sp == 1 && sq == 1) ? FX_NAME(entropy_row_body)(p, 1, q, 1, n, 1)
+                                 : FX_NAME(entropy_row_body)(p, sp, q, sq, n, 1);
+    return div == 1.0 ? r : r / div;
+}
+
+#undef FX_AT

@@ -1,0 +1,157 @@
+/*
+ * fx_pointwise_impl.h -- the element-wise losses, one storage type (included
+ * by fx_rows.h with the macros of fx_rows_impl.h, plus FX_LOG and FX_LOG1P01).
+ *
+ * kl_div and binary_cross_entropy_with_logits are sums of independent
+ * per-element terms.  A "segment" is n elements of each operand, each at its
+ * own stride (0 for an operand broadcast along it).  A segment function
+ * returns the sum of its terms (in double, SIMD partial sums folded every
+ * FX_FOLD elements) and, on request, writes each term to `out` and the
+ * gradient of the terms times gscale to `g`.  Every term is formed in the
+ * working type (float32 for float16/float32 data) and rounded once.
+ *
+ * Zero times an infinite logarithm is zero: a term whose coefficient is
+ * exactly 0 contributes 0 where its logarithm is infinite (the limit of the
+ * loss, and 0 log 0 = 0); PyTorch computes 0 * inf = NaN there.  A NaN in
+ * the data still gives NaN.
+ */
+
+#define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
+
+/* ---- kl_div: p (log p - x) with p = t, or exp(t) (t - x) if log_target ---- */
+
+FX_INLINE FX_W FX_NAME(kl_term)(FX_W x, FX_W t, const int log_target, FX_W *p_out)
+{
+    FX_W p, term;
+    if (log_target) {
+        p = FX_EXP_ANY(t);
+        term = p * (t - x);
+        /* x = -inf under p > 0 is +inf even where exp(t) underflows */
+        term = ((x == -INFINITY) & (t > -INFINITY)) ? (FX_W)INFINITY : term;
+        term = t == -INFINITY ? (x == x ? (FX_W)0 : x) : term;
+    } else {
+        p = t;
+        /* log of a negative p is NaN, as PyTorch's xlogy */
+        term = p * (FX_LOG(p) - x);
+        term = p == 0 ? (x == x ? (FX_W)0 : x) : term;
+    }
+    *p_out = p;
+    return term;
+}
+
+FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *t, Py_ssize_t ts,
+                                      Py_ssize_t n, const int log_target,
+                                      FX_T *out, Py_ssize_t os, FX_T *g, Py_ssize_t gs,
+                                      FX_W gscale, const int has_out, const int has_g)
+{
+    double tot = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
+        FX_W acc = 0;
+        FX_SIMD_REDUCE(+:acc)
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W p;
+            FX_W term = FX_NAME(kl_term)(FX_AT(x, j, xs), FX_AT(t, j, ts), log_target, &p);
+            acc += term;
+            if (has_out) out[j * os] = FX_STORE(term);
+            if (has_g) g[j * gs] = FX_STORE(-p * gscale);
+        }
+        tot += (double)acc;
+    }
+    return tot;
+}
+
+/* the common cases (contiguous operands; loss only, or with its gradient)
+ * get their own vectorized loops */
+static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, Py_ssize_t ts,
+                                  Py_ssize_t n, int log_target, FX_T *out, Py_ssize_t os,
+                                  FX_T *g, Py_ssize_t gs, double gscale)
+{
+    FX_W gsc = (FX_W)gscale;
+    if (xs == 1 && ts == 1 && out == NULL && g == NULL)
+        return log_target ? FX_NAME(kl_div_body)(x, 1, t, 1, n, 1, NULL, 0, NULL, 0, gsc, 0, 0)
+                          : FX_NAME(kl_div_body)(x, 1, t, 1, n, 0, NULL, 0, NULL, 0, gsc, 0, 0);
+    if (xs == 1 && ts == 1 && out == NULL && gs == 1)
+        return log_target ? FX_NAME(kl_div_body)(x, 1, t, 1, n, 1, NULL, 0, g, 1, gsc, 0, 1)
+                          : FX_NAME(kl_div_body)(x, 1, t, 1, n, 0, NULL, 0, g, 1, gsc, 0, 1);
+    if (xs == 1 && ts == 1 && os == 1 && g == NULL)
+        return log_target ? FX_NAME(kl_div_body)(x, 1, t, 1, n, 1, out, 1, NULL, 0, gsc, 1, 0)
+                          : FX_NAME(kl_div_body)(x, 1, t, 1, n, 0, out, 1, NULL, 0, gsc, 1, 0);
+    return log_target
+        ? FX_NAME(kl_div_body)(x, xs, t, ts, n, 1, out, os, g, gs, gsc, out != NULL, g != NULL)
+        : FX_NAME(kl_div_body)(x, xs, t, ts, n, 0, out, os, g, gs, gsc, out != NULL, g != NULL);
+}
+
+/* ---- binary_cross_entropy_with_logits ----
+ * With softplus(z) = log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)), the
+ * loss of an element is  w (1 - y) softplus(x) + w pw y softplus(-x)  (no
+ * cancellation; one exp and one log1p per element), its gradient
+ * w ((1 - y) sigmoid(x) - pw y sigmoid(-x)). */
+
+FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, Py_ssize_t ys,
+                                   const FX_T *w, Py_ssize_t ws, const FX_T *pw, Py_ssize_t pws,
+                                   Py_ssize_t n, FX_T *out, Py_ssize_t os,
+                                   FX_T *g, Py_ssize_t gs, FX_W gscale,
+                                   const int has_w, const int has_pw,
+                                   const int has_out, const int has_g)
+{
+    double tot = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
+        FX_W acc = 0;
+        FX_SIMD_REDUCE(+:acc)
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W v = FX_AT(x, j, xs);
+            FX_W t = FX_AT(y, j, ys);
+            FX_W wt = has_w ? FX_AT(w, j, ws) : (FX_W)1;
+            FX_W pt = has_pw ? FX_AT(pw, j, pws) * t : t;
+            FX_W av = v < 0 ? -v : v;
+            FX_W e = FX_EXP(-av);                    /* NaN stays NaN */
+            FX_W l = FX_LOG1P01(e);
+            FX_W sp_pos = (v > 0 ? v : (FX_W)0) + l;   /* softplus(x) */
+            FX_W sp_neg = (v < 0 ? -v : (FX_W)0) + l;  /* softplus(-x) */
+            FX_W a = wt * ((FX_W)1 - t);
+            FX_W b = wt * pt;
+            FX_W ta = a * sp_pos, tb = b * sp_neg;
+            ta = ((a == 0) & (sp_pos == INFINITY)) ? (FX_W)0 : ta;
+            tb = ((b == 0) & (sp_neg == INFINITY)) ? (FX_W)0 : tb;
+            FX_W term = ta + tb;
+            acc += term;
+            if (has_out) out[j * os] = FX_STORE(term);
+            if (has_g) {
+                /* (1 - y) sigmoid(x) - pw y sigmoid(-x): the same as
+                 * (1 - y + pw y) sigmoid(x) - pw y, without its cancellation
+                 * when sigmoid(x) is near 1 */
+                FX_W d = (FX_W)1 + e;
+                FX_W sig = (v >= 0 ? (FX_W)1 : e) / d;
+                FX_W sig_neg = (v >= 0 ? e : (FX_W)1) / d;
+                g[j * gs] = FX_STORE(wt * (((FX_W)1 - t) * sig - pt * sig_neg) * gscale);
+            }
+        }
+        tot += (double)acc;
+    }
+    return tot;
+}
+
+static double FX_NAME(bce_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *y, Py_ssize_t ys,
+                               const FX_T *w, Py_ssize_t ws, const FX_T *pw, Py_ssize_t pws,
+                               Py_ssize_t n, FX_T *out, Py_ssize_t os,
+                               FX_T *g, Py_ssize_t gs, double gscale)
+{
+    FX_W gsc = (FX_W)gscale;
+    if (xs == 1 && ys == 1 && w == NULL && pw == NULL) {
+        if (out == NULL && g == NULL)
+            return FX_NAME(bce_body)(x, 1, y, 1, NULL, 0, NULL, 0, n, NULL, 0, NULL, 0, gsc,
+                                     0, 0, 0, 0);
+        if (out == NULL && gs == 1)
+            return FX_NAME(bce_body)(x, 1, y, 1, NULL, 0, NULL, 0, n, NULL, 0, g, 1, gsc,
+                                     0, 0, 0, 1);
+        if (os == 1 && g == NULL)
+            return FX_NAME(bce_body)(x, 1, y, 1, NULL, 0, NULL, 0, n, out, 1, NULL, 0, gsc,
+                                     0, 0, 1, 0);
+    }
+    return FX_NAME(bce_body)(x, xs, y, ys, w, ws, pw, pws, n, out, os, g, gs, gsc,
+                             w != NULL, pw != NULL, out != NULL, g != NULL);
+}
+
+#undef FX_AT

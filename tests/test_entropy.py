@@ -1,0 +1,514 @@
+"""fastxent.entropy against scipy.stats.entropy.
+
+Axes (0, 1, -1, None), bases, ``qk`` broadcast against ``pk``, integer and
+bool ``pk`` (a float64 result), float32 and float16 (kept as float16, where
+SciPy returns float32), the special values of ``scipy.special.entr`` and
+``rel_entr``, empty and all-zero slices, errors of SciPy's types, long rows
+in float32 against float64, accuracy against mpmath, thread-count
+independence and memory layouts.
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+import fastxent as fx
+from arrays import Failures, assert_bitwise_equal
+from fastxent import reference_losses as rl
+
+INF, NAN = np.inf, np.nan
+# against SciPy: it computes float32 in float32, fastxent in float64 rounded once
+RTOL = {np.float64: 1e-13, np.float32: 2e-6, np.float16: 2e-3}
+# (pk shape, qk shape or None): equal shapes and broadcasting either way
+SHAPES = [
+    ((7,), None), ((4, 5), None), ((3, 4, 5), None), ((1,), None), ((5, 1), None),
+    ((7,), (7,)), ((4, 5), (4, 5)), ((3, 4, 5), (3, 4, 5)),
+    ((4, 5), (5,)), ((4, 5), (1, 5)), ((4, 5), (4, 1)), ((5,), (4, 5)), ((3, 1, 5), (4, 1)),
+]
+SHAPE_IDS = [f"{p}-{q}".replace(" ", "") for p, q in SHAPES]
+BASES = (None, 2, 10.0, 0.5, np.e)
+
+
+@pytest.fixture(scope="module")
+def stats():
+    return pytest.importorskip("scipy.stats")
+
+
+def assert_close(got, want, *, rtol, atol=0.0, err_msg="", check_type=True):
+    """`got` has the type (ndarray or NumPy scalar), dtype and shape of
+    `want` (the type and dtype only if `check_type`), NaN and infinities at
+    the same places (infinities of the same sign), and ``|got - want| <=
+    rtol * |want| + atol`` elsewhere; `atol` may be an array."""
+    g, w = np.asarray(got), np.asarray(want)
+    if check_type:
+        assert type(got) is type(want), (
+            f"{err_msg}: returned {type(got).__name__}, expected {type(want).__name__}")
+        assert g.dtype == w.dtype, f"{err_msg}: dtype {g.dtype}, expected {w.dtype}"
+    assert g.shape == w.shape, f"{err_msg}: shape {g.shape}, expected {w.shape}"
+    g64, w64 = g.astype(np.float64), w.astype(np.float64)
+    nan_g, nan_w = np.isnan(g64), np.isnan(w64)
+    assert np.array_equal(nan_g, nan_w), (
+        f"{err_msg}: NaN at {np.argwhere(nan_g).tolist()}, expected at "
+        f"{np.argwhere(nan_w).tolist()}\n got {g64}\nwant {w64}")
+    inf_g, inf_w = np.isinf(g64), np.isinf(w64)
+    assert np.array_equal(inf_g, inf_w) and np.array_equal(g64[inf_w], w64[inf_w]), (
+        f"{err_msg}: infinities differ\n got {g64}\nwant {w64}")
+    atol = np.broadcast_to(np.asarray(atol, dtype=np.float64), w64.shape)
+    ok = np.isfinite(w64)
+    err = np.abs(g64[ok] - w64[ok])
+    bad = err > rtol * np.abs(w64[ok]) + atol[ok]
+    if bad.any():
+        raise AssertionError(
+            f"{err_msg}: {bad.sum()} of {bad.size} values out of tolerance (rtol={rtol}), "
+            f"e.g. got {g64[ok][bad][:4].tolist()} want {w64[ok][bad][:4].tolist()}, "
+            f"|diff| {err[bad][:4].tolist()}")
+
+
+def entropy_scale(pk, qk, axis, base):
+    """Sum over the axis of the magnitudes of the terms (``|p log p|``, and
+    ``|p log q|`` with `qk`), divided by ``|log base|``: the absolute
+    rounding error of the result is a few eps times this."""
+    arrays = [np.asarray(pk, dtype=np.float64)]
+    if qk is not None:
+        arrays.append(np.asarray(qk, dtype=np.float64))
+    arrays = np.broadcast_arrays(*arrays)
+    if axis is None:
+        arrays, axis = [a.ravel() for a in arrays], 0
+    arrays = [np.atleast_1d(a) for a in arrays]
+    with np.errstate(all="ignore"):
+        norm = [a / np.sum(a, axis=axis, keepdims=True) for a in arrays]
+        p = np.abs(norm[0])
+        s = np.abs(p * np.log(p))
+        if qk is not None:
+            s = s + np.abs(p * np.log(np.abs(norm[1])))
+        s = np.sum(np.where(np.isfinite(s), s, 0.0), axis=axis)
+        if base is not None:
+            s = s / abs(np.log(base))
+    return np.where(np.isfinite(s), s, 0.0)
+
+
+def axes_for(ndim):
+    return [None] + list(range(ndim)) + list(range(-ndim, 0)) if ndim else [None, 0]
+
+
+def random_pk(rng, shape, dtype):
+    """Non-negative values with exact zeros; integers 0..5 for integer dtypes."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        a = rng.random(shape) < 0.6
+        a.reshape(-1)[::3] = True  # no all-False slices
+        return a
+    if dtype.kind in "iu":
+        a = rng.integers(0, 6, size=shape)
+        a.reshape(-1)[::3] = np.maximum(a.reshape(-1)[::3], 1)
+        return a.astype(dtype)
+    a = rng.random(shape) ** 2
+    a[rng.random(shape) < 0.15] = 0.0
+    return (a + 0.01 * (a.sum() == 0)).astype(dtype)
+
+
+def scipy_entropy(stats, pk, qk=None, base=None, axis=0):
+    """scipy.stats.entropy; with ``axis=None`` on arrays of different
+    shapes, of the broadcast arrays (SciPy flattens each before it
+    broadcasts, and refuses them; fastxent broadcasts first)."""
+    if axis is None and qk is not None and np.shape(pk) != np.shape(qk):
+        pk, qk = np.broadcast_arrays(np.asarray(pk), np.asarray(qk))
+    with np.errstate(all="ignore"):
+        return stats.entropy(pk, qk, base=base, axis=axis)
+
+
+# ---------------------------------------------------------------------------
+# against SciPy
+
+@pytest.mark.parametrize("shapes", SHAPES, ids=SHAPE_IDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_matches_scipy(stats, dtype, shapes):
+    rng = np.random.default_rng(sum(map(len, filter(None, shapes))))
+    p_shape, q_shape = shapes
+    pk = random_pk(rng, p_shape, dtype)
+    qk = None if q_shape is None else (random_pk(rng, q_shape, dtype) + 0.05).astype(dtype)
+    ndim = np.broadcast_shapes(p_shape, q_shape or ()).__len__()
+    failures = Failures()
+    for axis, base in itertools.product(axes_for(ndim), BASES):
+        label = f"pk {p_shape} qk {q_shape} {np.dtype(dtype).name} axis={axis} base={base}"
+        with failures.case(label):
+            want = scipy_entropy(stats, pk, qk, base=base, axis=axis)
+            got = fx.entropy(pk, qk, base=base, axis=axis)
+            rtol = RTOL[dtype]
+            assert_close(got, want, rtol=rtol, atol=rtol * entropy_scale(pk, qk, axis, base),
+                         err_msg=label)
+    failures.check()
+
+
+def test_default_arguments(stats):
+    rng = np.random.default_rng(1)
+    pk, qk = random_pk(rng, (4, 6), np.float64), random_pk(rng, (4, 6), np.float64) + 0.1
+    assert_bitwise_equal(fx.entropy(pk), fx.entropy(pk, None, None, 0))
+    assert_bitwise_equal(fx.entropy(pk, qk, 2), fx.entropy(pk, qk=qk, base=2, axis=0))
+    assert_bitwise_equal(fx.entropy(pk, qk, None, 1), fx.entropy(pk, qk, axis=1))
+    assert_close(fx.entropy(pk), stats.entropy(pk), rtol=1e-13)
+    # numpy integers as axis and base, lists as data
+    assert_bitwise_equal(fx.entropy(pk, axis=np.int64(-1)), fx.entropy(pk, axis=-1))
+    assert_bitwise_equal(fx.entropy(pk, base=np.int32(2)), fx.entropy(pk, base=2))
+    assert_bitwise_equal(fx.entropy(pk.tolist(), qk.tolist(), axis=1), fx.entropy(pk, qk, axis=1))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int8, np.uint8, np.uint16, bool],
+                         ids=["int64", "int32", "int8", "uint8", "uint16", "bool"])
+def test_integer_and_bool_pk_give_float64(stats, dtype):
+    rng = np.random.default_rng(2)
+    pk = random_pk(rng, (5, 6), dtype)
+    for qk, axis, base in itertools.product((None, "int", "float32"), (0, 1, None), (None, 2)):
+        if qk == "int":
+            q = random_pk(rng, (5, 6), dtype) + (0 if dtype is bool else 1)
+        elif qk == "float32":
+            q = random_pk(rng, (5, 6), np.float32) + np.float32(0.1)
+        else:
+            q = None
+        label = f"{np.dtype(dtype).name} qk {qk} axis={axis} base={base}"
+        got = fx.entropy(pk, q, base=base, axis=axis)
+        assert np.asarray(got).dtype == np.float64, label
+        # SciPy promotes narrow integers with float32 to float32: compare in float64
+        q64 = None if q is None else q.astype(np.float64)
+        want = scipy_entropy(stats, pk.astype(np.float64), q64, base=base, axis=axis)
+        assert_close(got, want, rtol=1e-13, atol=1e-13 * entropy_scale(pk, q, axis, base),
+                     err_msg=label)
+        if qk != "float32":
+            assert_close(got, scipy_entropy(stats, pk, q, base=base, axis=axis), rtol=1e-13,
+                         atol=1e-13 * entropy_scale(pk, q, axis, base), err_msg=label)
+
+
+def test_axis_none_broadcasts_before_flattening(stats):
+    """`qk` broadcast against `pk`, then both flattened (SciPy raises a
+    ValueError here: it flattens each array before broadcasting)."""
+    pk = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    qk = np.array([1.0, 1.0, 2.0])
+    got = fx.entropy(pk, qk, axis=None)
+    assert_close(got, stats.entropy(pk.ravel(), np.tile(qk, 2), axis=None), rtol=1e-14)
+    assert_close(got, rl.entropy(pk, qk, axis=None), rtol=1e-15)
+    with pytest.raises(ValueError):
+        stats.entropy(pk, qk, axis=None)
+
+
+def test_mixed_float_dtypes_promote():
+    pk = np.array([1.0, 2.0, 3.0], np.float32)
+    qk = np.array([3.0, 2.0, 1.0])
+    assert type(fx.entropy(pk, qk)) is np.float64
+    assert type(fx.entropy(pk.astype(np.float16), qk.astype(np.float32))) is np.float32
+    assert type(fx.entropy(pk.astype(np.float16), [3, 2, 1])) is np.float64  # ints: float64
+    assert type(fx.entropy(pk.astype(np.float16))) is np.float16
+    assert type(fx.entropy(pk)) is np.float32
+    assert_close(fx.entropy(pk, qk), rl.entropy(pk, qk), rtol=1e-15)
+
+
+@pytest.mark.parametrize("shapes", [((7,), None), ((4, 5), None), ((3, 4, 5), None),
+                                    ((4, 5), (4, 5)), ((4, 5), (5,))],
+                         ids=["7", "4x5", "3x4x5", "4x5-4x5", "4x5-5"])
+def test_float16_stays_float16(stats, shapes):
+    """float16 is computed in float32 and rounded once to float16; SciPy
+    computes it in float16 and returns float32: compared loosely."""
+    rng = np.random.default_rng(3)
+    p_shape, q_shape = shapes
+    pk = random_pk(rng, p_shape, np.float16)
+    qk = None if q_shape is None else (random_pk(rng, q_shape, np.float16) + 0.05).astype(
+        np.float16)
+    ndim = len(np.broadcast_shapes(p_shape, q_shape or ()))
+    for axis, base in itertools.product(axes_for(ndim), (None, 2)):
+        label = f"{shapes} axis={axis} base={base}"
+        got = fx.entropy(pk, qk, base=base, axis=axis)
+        assert np.asarray(got).dtype == np.float16, label
+        scale = entropy_scale(pk, qk, axis, base)
+        # SciPy on the float16 data (float16 arithmetic, a float32 result)
+        want = scipy_entropy(stats, pk, qk, base=base, axis=axis)
+        assert np.asarray(want).dtype == np.float32
+        assert_close(got, want, rtol=4e-3, atol=4e-3 * scale, err_msg=label, check_type=False)
+        # SciPy on the same values in float32, rounded once: one float16 rounding
+        q32 = None if qk is None else qk.astype(np.float32)
+        want32 = np.asarray(scipy_entropy(stats, pk.astype(np.float32), q32, base=base,
+                                          axis=axis)).astype(np.float16)
+        want32 = want32[()] if want32.ndim == 0 else want32
+        assert_close(got, want32, rtol=2e-3, atol=1e-5 * scale, err_msg=label + " (float32)")
+
+
+# ---------------------------------------------------------------------------
+# special values
+
+SPECIAL = [  # (pk, qk), each compared with SciPy, in float64
+    ([1.0, 0.0, 3.0], None),
+    ([0.0, 0.0, 0.0], None),                 # all zero: NaN
+    ([1.0, -1.0, 3.0], None),                # a negative entry: -inf
+    ([-1.0, -2.0], None),                    # normalizes to positive values
+    ([1.0, NAN, 3.0], None),
+    ([1.0, INF, 3.0], None),                 # inf / inf: NaN
+    ([INF], None),
+    ([1.0, 2.0, 3.0], [1.0, 0.0, 2.0]),      # p > 0 with q = 0: +inf
+    ([1.0, 0.0, 3.0], [1.0, 0.0, 2.0]),      # p = 0 with q = 0: 0
+    ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]),
+    ([1.0, 2.0, 3.0], [0.0, 0.0, 0.0]),
+    ([1.0, 2.0], [1e-320, 1.0]),             # a subnormal q
+    ([1e-320, 1e-320], None),
+    ([1e-320, 1.0], None),
+    ([1.0, -1.0, 3.0], [1.0, 1.0, 1.0]),     # rel_entr of a negative p: +inf
+    ([1.0, 2.0, 3.0], [1.0, -1.0, 3.0]),
+    ([1.0, 2.0, 3.0], [1.0, NAN, 3.0]),
+    ([1.0, 2.0, 3.0], [1.0, INF, 3.0]),
+    ([], None),                              # an empty slice: 0
+    ([], []),
+    (5.0, None),                             # 0-d: one element
+    (0.0, None),
+    (5.0, 2.0),
+    ([True, False], None),
+    ([1, 2, 3], [3, 2, 1]),
+    ([1e300, 1e-300, 1.0], None),
+    ([1.0] * 7, None),
+]
+
+
+@pytest.mark.parametrize("pk, qk", SPECIAL, ids=[f"{p}-{q}" for p, q in SPECIAL])
+def test_special_values_match_scipy(stats, pk, qk):
+    for base in (None, 2):
+        got = fx.entropy(pk, qk, base=base)
+        want = scipy_entropy(stats, pk, qk, base=base)
+        assert_close(got, want, rtol=1e-14, err_msg=f"{pk} {qk} base={base}")
+        assert_close(got, rl.entropy(pk, qk, base=base), rtol=1e-14, err_msg="reference")
+
+
+def test_special_slices_along_each_axis(stats):
+    """Special values inside one slice of a 2-d array leave the other
+    slices alone; along either axis, also transposed."""
+    pk = np.array([[1.0, 0.0, 3.0, 2.0], [0.0, 0.0, 0.0, 0.0], [1.0, -1.0, 3.0, 1.0],
+                   [1.0, NAN, 3.0, 1.0], [1.0, INF, 3.0, 1.0], [2.0, 2.0, 2.0, 2.0],
+                   [1e-320, 1e-320, 0.0, 1.0]])
+    qk = np.array([[1.0, 2.0, 0.0, 2.0], [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0],
+                   [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 1.0, 1.0],
+                   [1.0, 0.0, 1.0, 1.0]])
+    for p, q, axis in [(pk, None, 1), (pk, qk, 1), (pk.T, None, 0), (pk.T, qk.T, 0),
+                       (np.ascontiguousarray(pk.T), np.ascontiguousarray(qk.T), 0),
+                       (pk, qk, -1), (pk, qk[5], 1), (pk.T, qk[5][:, None], 0)]:
+        for base in (None, 2.0):
+            label = f"{p.shape} qk={None if q is None else q.shape} axis={axis} base={base}"
+            got = fx.entropy(p, q, base=base, axis=axis)
+            want = scipy_entropy(stats, p, q, base=base, axis=axis)
+            assert_close(got, want, rtol=1e-14, err_msg=label)
+    rows = fx.entropy(pk, axis=1)
+    assert np.isnan(rows[[1, 3, 4]]).all() and rows[2] == -INF
+    assert rows[5] == pytest.approx(np.log(4), rel=1e-15)
+    kl = fx.entropy(pk, qk, axis=1)
+    assert kl[0] == INF and kl[5] == INF and kl[6] == INF
+    assert fx.entropy(pk[5], pk[5]) == 0.0
+
+
+@pytest.mark.parametrize("shape, axis", [((0,), 0), ((0, 3), 0), ((3, 0), 1), ((3, 0), 0),
+                                         ((0, 3), 1), ((2, 0, 4), 1), ((0,), None),
+                                         ((2, 0), None)])
+def test_empty(stats, shape, axis):
+    """An empty slice has entropy 0; no slices give an empty result."""
+    for qk in (None, np.zeros(shape)):
+        got = fx.entropy(np.zeros(shape), qk, axis=axis)
+        want = scipy_entropy(stats, np.zeros(shape), qk, axis=axis)
+        assert_close(got, want, rtol=0, err_msg=f"{shape} axis={axis}")
+        np.testing.assert_array_equal(got, 0.0)
+
+
+def test_base_one_divides_by_zero(stats):
+    for pk in ([1.0, 1.0], [1.0, 0.0], [0.0, 0.0]):
+        assert_close(fx.entropy(pk, base=1), scipy_entropy(stats, pk, base=1), rtol=0)
+
+
+def test_huge_sums_are_scaled():
+    """Documented difference: a slice of finite values whose sum overflows
+    is normalized after scaling (SciPy divides by inf and returns 0)."""
+    assert fx.entropy([1e308, 1e308]) == pytest.approx(np.log(2), rel=1e-15)
+    assert fx.entropy([1e308, 1e308], [1e308, 1e307]) == pytest.approx(
+        rl.entropy([1e308, 1e308], [1e308, 1e307]), rel=1e-14)
+    got = fx.entropy(np.array([[1e308, 1e308, 1e308], [1.0, 1.0, 1.0]]), axis=1)
+    np.testing.assert_allclose(got, np.log(3), rtol=1e-15)
+    assert fx.entropy(np.array([6e4, 6e4], np.float16)) == np.float16(np.log(2))
+    assert fx.entropy(np.array([3e38, 3e38], np.float32)) == np.float32(np.log(2))
+
+
+# ---------------------------------------------------------------------------
+# errors
+
+def test_errors(stats):
+    for base in (0, -1.0, -0.5, 0.0):
+        with pytest.raises(ValueError, match="base"):
+            fx.entropy([1.0, 2.0], base=base)
+        with pytest.raises(ValueError, match="base"):
+            fx.entropy([1.0, 2.0], [2.0, 1.0], base=base)
+        with pytest.raises(ValueError):
+            stats.entropy([1.0, 2.0], base=base)
+    for args in (([1 + 1j, 2],), ([1.0, 2.0], [1j, 2]),
+                 (np.ones(3, np.complex64),), (np.ones(3), np.ones(3, np.complex128))):
+        with pytest.raises(TypeError):
+            fx.entropy(*args)
+    with pytest.raises(TypeError):
+        fx.entropy(["a", "b"])
+    with pytest.raises(TypeError):
+        fx.entropy([1.0, 2.0], ["a", "b"])
+    for shape, axis in [((3, 4), 2), ((3, 4), -3), ((5,), 1), ((2, 3, 4), 3), ((), 1)]:
+        with pytest.raises(np.exceptions.AxisError):
+            fx.entropy(np.ones(shape), axis=axis)
+        with pytest.raises(np.exceptions.AxisError):
+            stats.entropy(np.ones(shape), axis=axis)
+    for p_shape, q_shape in [((3, 4), (3,)), ((2,), (3,)), ((3, 4), (2, 4)), ((2, 3), (3, 2))]:
+        with pytest.raises(ValueError):
+            fx.entropy(np.ones(p_shape), np.ones(q_shape))
+        with pytest.raises(ValueError):
+            stats.entropy(np.ones(p_shape), np.ones(q_shape))
+
+
+# ---------------------------------------------------------------------------
+# long rows and accuracy
+
+@pytest.mark.parametrize("shape, axis", [((300000,), 0), ((2, 300000), 1), ((300000, 2), 0),
+                                         ((300, 1000), None)],
+                         ids=["1d", "rows", "columns", "flattened"])
+def test_long_rows_float32(stats, shape, axis):
+    """float32 within 1e-6 relative of the float64 answer on the same values."""
+    rng = np.random.default_rng(4)
+    pk = (rng.random(shape) ** 3).astype(np.float32)
+    pk[rng.random(shape) < 0.1] = 0
+    qk = (rng.random(shape) + 0.01).astype(np.float32)
+    for q in (None, qk):
+        got = fx.entropy(pk, q, axis=axis)
+        want = stats.entropy(pk.astype(np.float64), None if q is None else q.astype(np.float64),
+                             axis=axis)
+        assert np.asarray(got).dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"qk={q is not None}")
+    got = fx.entropy(pk.astype(np.float64), qk.astype(np.float64), axis=axis)
+    np.testing.assert_allclose(got, stats.entropy(pk.astype(np.float64), qk.astype(np.float64),
+                                                  axis=axis), rtol=1e-13)
+
+
+MPMATH_CASES = [  # (pk, qk, base): well-conditioned sums
+    ([1.0, 2.0, 3.0, 4.0], None, None),
+    ([0.1, 0.2, 0.7], None, None),
+    ([1.0] * 5, None, None),
+    ([3.0, 1.0], None, 2),
+    ([1.0, 1.0], None, 2),
+    ([5.0, 0.0, 7.0], None, None),
+    (list(range(1, 11)), None, 10),
+    ([1e-300, 1.0, 2.0], None, None),
+    ([0.3, 1e-5, 0.2], None, None),
+    ([1.0, 2.0, 3.0], [3.0, 2.0, 1.0], None),
+    ([0.25, 0.75], [0.5, 0.5], 2),
+    ([1.0, 0.0, 1.0], [1.0, 1.0, 1.0], None),
+    ([0.9, 0.1], [0.1, 0.9], None),
+    ([1.0, 2.0, 3.0, 4.0], [4.0, 1.0, 1.0, 1.0], np.e),
+    ([7.0, 1e-3, 2.0], [1.0, 1.0, 1e-6], None),
+]
+
+
+def exact_entropy(pk, qk, base):
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(60):
+        p = [mpmath.mpf(float(v)) for v in pk]
+        sp = sum(p)
+        p = [v / sp for v in p]
+        if qk is None:
+            s = -sum(v * mpmath.log(v) for v in p if v > 0)
+        else:
+            q = [mpmath.mpf(float(v)) for v in qk]
+            sq = sum(q)
+            q = [v / sq for v in q]
+            s = sum(a * mpmath.log(a / b) for a, b in zip(p, q) if a > 0)
+        if base is not None:
+            s = s / mpmath.log(mpmath.mpf(float(base)))
+        return float(s)
+
+
+@pytest.mark.parametrize("pk, qk, base", MPMATH_CASES,
+                         ids=[f"{p}-{q}-{b}" for p, q, b in MPMATH_CASES])
+def test_accuracy_against_mpmath(pk, qk, base):
+    """float64 within about 4 ulp of the exact value."""
+    want = exact_entropy(pk, qk, base)
+    got = fx.entropy(pk, qk, base=base)
+    assert type(got) is np.float64
+    assert float(got) == pytest.approx(want, rel=1e-15, abs=1e-300), (
+        f"entropy({pk}, {qk}, base={base}) = {float(got)!r}, exact {want!r}, "
+        f"{abs(float(got) - want) / np.spacing(abs(want)):.1f} ulp")
+
+
+# ---------------------------------------------------------------------------
+# threads and layouts
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, np.int64],
+                         ids=["float64", "float32", "float16", "int64"])
+def test_results_do_not_depend_on_threads(dtype):
+    rng = np.random.default_rng(5)
+    pk = random_pk(rng, (300, 700), dtype)
+    qk = (random_pk(rng, (300, 700), np.float64) + 0.01).astype(
+        dtype if np.dtype(dtype).kind == "f" else np.float64)
+    for q, axis, base in itertools.product((None, qk, qk[0]), (0, 1, -1, None), (None, 2)):
+        if q is not None and q.ndim == 1 and axis == 0:
+            continue
+        one = fx.entropy(pk, q, base=base, axis=axis, n_threads=1)
+        for n in (2, 3, None):
+            assert_bitwise_equal(fx.entropy(pk, q, base=base, axis=axis, n_threads=n), one,
+                                 f"qk={None if q is None else q.shape} axis={axis} n_threads={n}")
+
+
+def _misaligned(a):
+    buf = np.empty(a.nbytes + 1, np.uint8)
+    view = np.frombuffer(buf.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
+    view[...] = a
+    return view
+
+
+def layouts(base):
+    readonly = base.copy()
+    readonly.flags.writeable = False
+    yield "F order", np.asfortranarray(base)
+    yield "read-only", readonly
+    yield "transposed", base.T
+    yield "negative strides", base[::-1, ::-1]
+    yield "strided", base[::2, ::3]
+    yield "offset", base[1:, 2:]
+    yield "broadcast (zero stride)", np.broadcast_to(base[:1], base.shape)
+    yield "misaligned", _misaligned(base)
+    yield "1-d strided", base.ravel()[::7]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, np.int32],
+                         ids=["float64", "float32", "float16", "int32"])
+def test_layouts_match_contiguous_copies(dtype):
+    rng = np.random.default_rng(6)
+    bp = random_pk(rng, (37, 23), dtype)
+    bq = random_pk(rng, (37, 23), dtype) + (1 if np.dtype(dtype).kind in "iu" else 0.05)
+    bq = bq.astype(dtype)
+    eps = float(np.finfo(bp.dtype if bp.dtype.kind == "f" else np.float64).eps)
+    failures = Failures()
+    for (label, p), (_, q) in zip(layouts(bp), layouts(bq)):
+        pc, qc = np.array(p, order="C"), np.array(q, order="C")
+        for (qq, qqc), axis, base in itertools.product(((None, None), (q, qc)),
+                                                       axes_for(p.ndim), (None, 2)):
+            case = f"{label} {np.dtype(dtype).name} qk={qq is not None} axis={axis} base={base}"
+            with failures.case(case):
+                want = fx.entropy(pc, qqc, base=base, axis=axis)
+                for a, b in ((p, qqc), (pc, qq), (p, qq)):
+                    got = fx.entropy(a, b, base=base, axis=axis)
+                    assert_close(got, want, rtol=4 * eps,
+                                 atol=4 * eps * entropy_scale(pc, qqc, axis, base), err_msg=case)
+                np.testing.assert_array_equal(p, pc, err_msg="pk modified")
+    failures.check()
+
+
+def test_read_only_memory_map(tmp_path, stats):
+    rng = np.random.default_rng(7)
+    pk = random_pk(rng, (40, 30), np.float64)
+    path = tmp_path / "pk.dat"
+    mm = np.memmap(path, dtype=pk.dtype, mode="w+", shape=pk.shape)
+    mm[...] = pk
+    mm.flush()
+    del mm
+    pm = np.memmap(path, dtype=pk.dtype, mode="r", shape=pk.shape)
+    for a, copy in ((pm, pk), (pm[::3, ::-2], pk[::3, ::-2].copy())):
+        for axis in (0, 1, None):
+            got = fx.entropy(a, a[::-1], axis=axis)
+            want = fx.entropy(copy, copy[::-1].copy(), axis=axis)
+            assert type(got) is type(want)
+            eps4 = 4 * float(np.finfo(np.float64).eps)
+            assert_close(got, want, rtol=eps4,
+                         atol=eps4 * entropy_scale(copy, copy[::-1], axis, None))
+            assert_close(fx.entropy(a, axis=axis), stats.entropy(copy, axis=axis), rtol=1e-13)
