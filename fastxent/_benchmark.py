@@ -15,6 +15,14 @@ or through :func:`run` (``python -m fastxent`` uses that). Options:
 4096 x 50257 float32), ``--ops``, ``--impls``, ``--threads``, ``--repeats``,
 ``--markdown`` (a table for the README), ``--mem-impls``/``--no-mem``.
 
+Operations (``--ops``, names or groups, comma-separated): the default run
+times the group ``default`` (``logsumexp``, ``log_softmax``, ``softmax``,
+``cross_entropy``, ``cross_entropy_grad``); the group ``divergences``
+(``kl_div``, ``bce_with_logits``, ``entropy``, ``softmax_kl_div``,
+``softmax_entropy``) is selected with ``--ops divergences``; ``losses`` is
+``cross_entropy``, ``cross_entropy_grad``, ``kl_div``, ``bce_with_logits``;
+``softmax_family`` the first three; ``all`` every operation.
+
 What is timed, per implementation (the input conversion is done once, outside
 the timed region; every call allocates its output, as a user's call would):
 
@@ -41,12 +49,57 @@ the timed region; every call allocates its output, as a user's call would):
     single-threaded Eigen pool (only if JAX was not imported yet and ``XLA_FLAGS``
     is unset); otherwise JAX uses all cores.
 
+The divergences run on inputs made once per shape from the case's logits
+``x`` and the seed, outside the timed region (:func:`op_inputs`): a second
+array of logits ``y``, ``softmax``/``log_softmax`` rows computed in float64
+and rounded to the dtype, and 0/1 targets. Per implementation:
+
+``kl_div``
+    ``reduction='batchmean'`` of the target ``p = softmax(y)`` against the
+    input ``log q = log_softmax(x)``: ``fastxent.kl_div(log q, p,
+    reduction='batchmean')``; numpy ``sum(where(p > 0, p log p, 0) - p log q) /
+    rows``; scipy ``rel_entr(p, q).sum() / rows`` on ``q = exp(log q)`` (made
+    untimed: SciPy takes probabilities); torch ``F.kl_div(log q, p,
+    reduction='batchmean')``; jax the same formula with ``xlogy``, jitted.
+``bce_with_logits``
+    ``reduction='mean'`` of logits ``x`` against 0/1 targets (in the dtype of
+    ``x``): ``fastxent.binary_cross_entropy_with_logits``; numpy and jax the
+    softplus formula ``max(x, 0) - x t + log1p(exp(-|x|))``; torch
+    ``F.binary_cross_entropy_with_logits``; SciPy has none.
+``entropy``
+    per-row ``scipy.stats.entropy(p, axis=-1)`` of ``p = softmax(x)`` (rows
+    normalized again, as SciPy does): ``fastxent.entropy(p, axis=-1)``; numpy
+    and jax normalize and sum ``-xlogy(p, p)``; scipy ``scipy.stats.entropy``;
+    torch ``Categorical(probs=p, validate_args=False).entropy()``.
+``softmax_kl_div``
+    per-row ``KL(softmax(x) || softmax(y))``: ``fastxent.softmax_kl_div(x,
+    y)``; numpy and jax ``sum(exp(lp) (lp - lq))`` from the two stable
+    log_softmax; scipy ``rel_entr(softmax(x), softmax(y)).sum(-1)``; torch
+    ``F.kl_div(F.log_softmax(y, -1), F.log_softmax(x, -1), log_target=True,
+    reduction='none').sum(-1)``.
+``softmax_entropy``
+    per-row entropy of ``softmax(x)``: ``fastxent.softmax_entropy(x)``; numpy
+    and jax ``-sum(exp(lp) lp)``; scipy ``entr(softmax(x)).sum(-1)``; torch
+    ``Categorical(logits=x, validate_args=False).entropy()``.
+
+Every answer is checked once against a float64 NumPy reference of the same
+operation (the first 256 rows of a per-row result; the whole array, summed in
+float64 by row chunks, for the one-number ``kl_div`` and ``bce_with_logits``).
+
 Roofline (``DESIGN.md``, measured on the project's 2-core machine; thread counts
 above 2 use the 2-thread figures): a row reduction (logsumexp) is bound by exp
 throughput, ``N*V / 5.4e9`` s for float32 and ``N*V / 1.6e9`` s for float64 on two
 threads (the read stream, ``N*V*itemsize / 26e9`` s, is below that); a function
 that writes a full-size output (softmax, log_softmax) is bound by
-``max(exp bound, bytes read + written / 22e9 B/s)``. The 1 x 10 row is compared
+``max(exp bound, bytes read + written / 22e9 B/s)``. The divergences take
+``max(transcendentals per element / exp throughput, bytes read / 26e9 B/s)``
+(DESIGN.md measures exp only; a vectorized log or log1p is taken to cost
+the same): ``entropy`` and ``softmax_entropy`` one log or exp per element and
+one array read; ``kl_div`` one log per element (``p log p``) and two arrays
+read (memory bound in float32, the two bounds about equal in float64);
+``bce_with_logits`` one exp and one log1p per element and two arrays read;
+``softmax_kl_div`` two exps per element and two arrays read (4096 x 50257
+float32: 76 ms). See :func:`roofline_seconds`. The 1 x 10 row is compared
 with the floor of a Cython call (0.24 us with raw pointers).
 """
 
@@ -67,7 +120,32 @@ from functools import partial
 
 __all__ = ["build_parser", "run", "main", "roofline_seconds"]
 
-OPS = ("logsumexp", "log_softmax", "softmax", "cross_entropy", "cross_entropy_grad")
+# The default run: the softmax family and cross-entropy from labels.
+DEFAULT_OPS = ("logsumexp", "log_softmax", "softmax", "cross_entropy", "cross_entropy_grad")
+# Divergences, entropies and the binary cross-entropy: selected with --ops
+# (the group "divergences" names all five); each takes a second input or
+# probabilities, made once per shape from the seed, outside the timed region.
+DIVERGENCE_OPS = ("kl_div", "bce_with_logits", "entropy", "softmax_kl_div", "softmax_entropy")
+OPS = DEFAULT_OPS + DIVERGENCE_OPS
+# Names that --ops expands to several operations.
+OP_GROUPS = {
+    "default": DEFAULT_OPS,
+    "softmax_family": ("logsumexp", "log_softmax", "softmax"),
+    "losses": ("cross_entropy", "cross_entropy_grad", "kl_div", "bce_with_logits"),
+    "divergences": DIVERGENCE_OPS,
+    "all": OPS,
+}
+# The fastxent function behind each operation of DIVERGENCE_OPS, and the
+# arguments it is called with besides the inputs.
+_FASTXENT_CALLS = {
+    "kl_div": ("kl_div", {"reduction": "batchmean"}),
+    "bce_with_logits": ("binary_cross_entropy_with_logits", {"reduction": "mean"}),
+    "entropy": ("entropy", {"axis": -1}),
+    "softmax_kl_div": ("softmax_kl_div", {"axis": -1}),
+    "softmax_entropy": ("softmax_entropy", {"axis": -1}),
+}
+# Operations that return one number for the whole array (the others: one per row).
+_SCALAR_OPS = ("kl_div", "bce_with_logits")
 IMPLS = ("fastxent", "numpy", "scipy", "torch", "jax")
 # Implementations that can be asked for with --impls but are not run by default.
 EXTRA_IMPLS = ("fastxent_out",)
@@ -135,16 +213,37 @@ def cases(quick=False, large=False):
 def roofline_seconds(op, case, threads):
     """Lower bound on the time of ``op`` over ``case`` with ``threads`` threads.
 
-    The DESIGN.md model: exp throughput for every element, and the memory
-    traffic (read for a reduction, read + write for a full-size output),
-    whichever is slower.
+    The DESIGN.md model: the transcendental functions every element needs at
+    the vectorized exp throughput (DESIGN.md measures exp only; a vectorized
+    log or log1p is a polynomial of the same cost, so the exp figures stand
+    for them), and the memory traffic (the inputs read, plus the output
+    written for a full-size output), whichever is slower:
+
+    - ``logsumexp``, ``cross_entropy``, ``softmax_entropy``: one exp per
+      element, one array read;
+    - ``entropy`` (of probabilities): one log per element, one array read;
+    - ``kl_div`` (target probabilities ``p`` against ``log q``): two arrays
+      read, and one log per element (``p log p``); the read bound is the
+      larger in float32, the two are about equal in float64;
+    - ``bce_with_logits``: two arrays read (logits, targets), one exp and
+      one log1p per element (two transcendentals);
+    - ``softmax_kl_div``: two logit arrays read, two exps per element (the
+      softmax of each row);
+    - ``softmax``, ``log_softmax``, ``cross_entropy_grad``: one exp per
+      element, one array read and one written.
     """
     limits = _LIMITS[min(max(int(threads), 1), 2)]
     itemsize = 4 if case.dtype == "float32" else 8
-    exp_bound = case.size / limits["exp"][case.dtype]
-    if op in ("logsumexp", "cross_entropy"):
-        return max(exp_bound, case.size * itemsize / limits["read"])
-    return max(exp_bound, 2 * case.size * itemsize / limits["read_write"])
+    n = case.size
+    per_exp = 1 / limits["exp"][case.dtype]
+    read = n * itemsize / limits["read"]
+    if op in ("logsumexp", "cross_entropy", "softmax_entropy", "entropy"):
+        return max(n * per_exp, read)
+    if op == "kl_div":
+        return max(n * per_exp, 2 * read)
+    if op in ("bce_with_logits", "softmax_kl_div"):
+        return max(2 * n * per_exp, 2 * read)
+    return max(n * per_exp, 2 * n * itemsize / limits["read_write"])
 
 
 def make_data(case, seed=DEFAULT_SEED):
@@ -153,6 +252,82 @@ def make_data(case, seed=DEFAULT_SEED):
 
     rng = np.random.default_rng([seed, case.rows, case.cols])
     return rng.standard_normal(case.shape, dtype=np.dtype(case.dtype))
+
+
+# Inputs derived from a case's logits x (and the seed): kind -> (x, seed, array).
+# Made once per shape and shared by every implementation (and by the
+# operations that use the same kind); run() drops them after each shape.
+_DERIVED = {}
+
+# What each operation of DIVERGENCE_OPS is called on, in argument order.
+_OP_INPUTS = {
+    "kl_div": ("log_softmax_x", "softmax_y"),  # input log q, target p
+    "bce_with_logits": ("x", "binary_targets"),
+    "entropy": ("softmax_x",),
+    "softmax_kl_div": ("x", "y"),
+    "softmax_entropy": ("x",),
+}
+
+
+def _derived(kind, x, seed):
+    """The input ``kind`` made from the logits ``x`` (cached, see _DERIVED).
+
+    ``y``: a second array of standard-normal logits, seeded by ``seed``, the
+    shape and 1; ``softmax_x``, ``softmax_y``, ``log_softmax_x``: computed in
+    float64 and rounded once to the dtype of ``x`` (rows of positive
+    probabilities that sum to 1); ``binary_targets``: 0 and 1 with probability
+    1/2 each, seeded by ``seed``, the shape and 2, in the dtype of ``x``.
+    """
+    import numpy as np
+
+    if kind == "x":
+        return x
+    hit = _DERIVED.get(kind)
+    if hit is not None and hit[0] is x and hit[1] == seed:
+        return hit[2]
+    rows, cols = x.shape[0], x.shape[-1]
+    if kind == "y":
+        rng = np.random.default_rng([seed, rows, cols, 1])
+        value = rng.standard_normal(x.shape, dtype=x.dtype)
+    elif kind == "binary_targets":
+        rng = np.random.default_rng([seed, rows, cols, 2])
+        value = rng.integers(0, 2, x.shape, dtype=np.int8).astype(x.dtype)
+    elif kind in ("softmax_x", "softmax_y", "log_softmax_x"):
+        src = _derived("y", x, seed) if kind == "softmax_y" else x
+        fn = numpy_log_softmax if kind == "log_softmax_x" else numpy_softmax
+        value = np.empty_like(x)
+        step = max(1, (1 << 20) // max(cols, 1))  # rows per chunk: float64 temporaries stay small
+        for i in range(0, x.shape[0], step):
+            value[i:i + step] = fn(np.asarray(src[i:i + step], dtype=np.float64))
+    else:
+        raise ValueError(f"unknown input {kind!r}")
+    _DERIVED[kind] = (x, seed, value)
+    return value
+
+
+def op_inputs(op, x, seed=DEFAULT_SEED):
+    """The arrays ``op`` is called on, made from the case's logits ``x``.
+
+    ``(x,)`` for the softmax family and cross-entropy (whose labels come from
+    :func:`labels_for`); for DIVERGENCE_OPS see ``_OP_INPUTS`` and
+    :func:`_derived`: ``kl_div`` takes ``log_softmax(x)`` (input, log q) and
+    ``softmax(y)`` (target p); ``bce_with_logits`` takes ``x`` and 0/1
+    targets; ``entropy`` takes ``softmax(x)``; ``softmax_kl_div`` ``x`` and
+    ``y``; ``softmax_entropy`` ``x``.
+    """
+    return tuple(_derived(kind, x, seed) for kind in _OP_INPUTS.get(op, ("x",)))
+
+
+def _kinds_needed(ops):
+    """The derived inputs that ``ops`` use, with what they are made from."""
+    kinds = {k for op in ops for k in _OP_INPUTS.get(op, ())}
+    return kinds | ({"y"} if "softmax_y" in kinds else set())
+
+
+def _drop_derived(keep=()):
+    """Forget the derived inputs, except the kinds in ``keep``."""
+    for kind in [k for k in _DERIVED if k not in keep]:
+        del _DERIVED[kind]
 
 
 # --------------------------------------------------------------------------
@@ -299,17 +474,115 @@ def numpy_cross_entropy_grad(x):
     return g
 
 
+def _xlogx(np, p):
+    """``p * log(p)`` with 0 where ``p == 0`` (the xlogy convention)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, p * np.log(p), 0)
+
+
+def _kl_div_sum(logq, p):
+    """Sum of the terms ``xlogy(p, p) - p * log q`` (PyTorch's kl_div formula)."""
+    import numpy as np
+
+    terms = _xlogx(np, p)
+    terms -= p * logq
+    return terms.sum()
+
+
+def numpy_kl_div(logq, p):
+    """KL divergence of target rows ``p`` from ``q``, ``reduction='batchmean'``:
+    the sum of ``xlogy(p, p) - p * log q`` divided by the number of rows."""
+    return _kl_div_sum(logq, p) / p.shape[0]
+
+
+def _bce_sum(x, t):
+    """Sum of the binary cross-entropy terms ``max(x, 0) - x t + log1p(exp(-|x|))``."""
+    import numpy as np
+
+    terms = np.maximum(x, 0)
+    terms -= x * t
+    terms += np.log1p(np.exp(-np.abs(x)))
+    return terms.sum()
+
+
+def numpy_bce_with_logits(x, t):
+    """Binary cross-entropy of logits ``x`` against targets ``t``, ``'mean'``:
+    the softplus formula ``max(x, 0) - x t + log1p(exp(-|x|))``."""
+    return _bce_sum(x, t) / x.size
+
+
+def numpy_entropy(p):
+    """``scipy.stats.entropy(p, axis=-1)``, plainly: normalize the rows, then
+    ``-sum(xlogy(p, p))``."""
+    import numpy as np
+
+    p = p / p.sum(axis=-1, keepdims=True)
+    return -_xlogx(np, p).sum(axis=-1)
+
+
+def numpy_softmax_kl_div(x, y):
+    """Per-row ``KL(softmax(x) || softmax(y))``: ``sum(exp(lp) * (lp - lq))``
+    with ``lp, lq`` the stable log_softmax of each."""
+    import numpy as np
+
+    lp = numpy_log_softmax(x)
+    d = lp - numpy_log_softmax(y)
+    np.exp(lp, out=lp)
+    d *= lp
+    return d.sum(axis=-1)
+
+
+def numpy_softmax_entropy(x):
+    """Per-row entropy of ``softmax(x)``: ``-sum(exp(lp) * lp)``, ``lp`` the
+    stable log_softmax."""
+    import numpy as np
+
+    lp = numpy_log_softmax(x)
+    return -(np.exp(lp) * lp).sum(axis=-1)
+
+
 _NUMPY_OPS = {"logsumexp": numpy_logsumexp, "log_softmax": numpy_log_softmax, "softmax": numpy_softmax,
-              "cross_entropy": numpy_cross_entropy, "cross_entropy_grad": numpy_cross_entropy_grad}
+              "cross_entropy": numpy_cross_entropy, "cross_entropy_grad": numpy_cross_entropy_grad,
+              "kl_div": numpy_kl_div, "bce_with_logits": numpy_bce_with_logits, "entropy": numpy_entropy,
+              "softmax_kl_div": numpy_softmax_kl_div, "softmax_entropy": numpy_softmax_entropy}
+# The sums behind the one-number results, for a float64 reference computed in
+# row chunks, and what each sum is divided by.
+_SCALAR_SUMS = {"kl_div": (_kl_div_sum, lambda shape: shape[0]),
+                "bce_with_logits": (_bce_sum, lambda shape: shape[0] * shape[-1])}
 
 
-def prepare(impl, op, x, threads, *, overhead=False, aot=False):
+def reference_result(op, x, seed=DEFAULT_SEED, rows=256):
+    """The float64 NumPy result of ``op`` for the check of the timed answers.
+
+    Per-row operations: the first ``rows`` rows. One-number results (kl_div,
+    bce_with_logits): the whole array, summed in float64 over chunks of rows
+    (no full-size float64 temporary).
+    """
+    import numpy as np
+
+    args = op_inputs(op, x, seed)
+    if op in _SCALAR_SUMS:
+        total_fn, divisor = _SCALAR_SUMS[op]
+        step = max(1, (1 << 20) // max(x.shape[-1], 1))
+        total = 0.0
+        for i in range(0, x.shape[0], step):
+            total += float(total_fn(*(np.asarray(a[i:i + step], dtype=np.float64) for a in args)))
+        return np.float64(total / divisor(x.shape))
+    k = min(x.shape[0], rows)
+    return _NUMPY_OPS[op](*(np.asarray(a[:k], dtype=np.float64) for a in args))
+
+
+def prepare(impl, op, x, threads, *, overhead=False, aot=False, seed=DEFAULT_SEED):
     """Return ``(call, to_numpy)``: ``call()`` runs ``op`` on ``x`` with ``impl``.
 
     Conversion of ``x`` to the implementation's array type happens here, outside
     any timed region. ``aot=True`` compiles JAX ahead of time without running it
     (used by the memory measurement, so the compile's buffers are not counted).
+    The operations of DIVERGENCE_OPS run on inputs made from ``x`` and ``seed``
+    (:func:`op_inputs`), also here.
     """
+    if op in DIVERGENCE_OPS:
+        return _prepare_divergence(impl, op, x, threads, overhead=overhead, aot=aot, seed=seed)
     if op.startswith("cross_entropy"):
         return _prepare_cross_entropy(impl, op, x, threads, overhead=overhead, aot=aot)
     lib = _load(impl, threads)
@@ -392,6 +665,115 @@ def _prepare_cross_entropy(impl, op, x, threads, *, overhead=False, aot=False):
     raise ValueError(f"unknown implementation {impl!r}")
 
 
+def fastxent_function(lib, op):
+    """The fastxent function behind ``op``; Unavailable when this build lacks it."""
+    name = _FASTXENT_CALLS[op][0] if op in _FASTXENT_CALLS else op
+    f = getattr(lib, name, None)
+    if f is None:
+        raise Unavailable(f"this fastxent ({getattr(lib, '__version__', '?')}) has no {name}")
+    return f
+
+
+def _prepare_divergence(impl, op, x, threads, *, overhead=False, aot=False, seed=DEFAULT_SEED):
+    """KL divergence, binary cross-entropy, entropies (DIVERGENCE_OPS).
+
+    The inputs (:func:`op_inputs`) are made, and converted to each library's
+    arrays, here, outside the timed region.
+    """
+    lib = _load(impl, threads)
+    args = op_inputs(op, x, seed)
+    if impl == "fastxent_out":
+        raise Unavailable(f"{op} has no out=")
+    if impl == "fastxent":
+        f = fastxent_function(lib, op)
+        kw = dict(_FASTXENT_CALLS[op][1])
+        if not overhead:
+            kw["n_threads"] = threads
+        return (lambda: f(*args, **kw)), _identity
+    if impl == "numpy":
+        f = _NUMPY_OPS[op]
+        return (lambda: f(*args)), _identity
+    if impl == "scipy":
+        return _prepare_divergence_scipy(lib, op, args), _identity
+    if impl == "torch":
+        return _prepare_divergence_torch(lib, op, [lib.from_numpy(a) for a in args]), _torch_to_numpy
+    if impl == "jax":
+        jargs = [lib.device_put(a) for a in args]
+        f = lib.jit(_jax_divergence(lib, op))
+        if aot:
+            f = f.lower(*jargs).compile()
+        return (lambda: f(*jargs).block_until_ready()), _jax_to_numpy
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def _prepare_divergence_scipy(special, op, args):
+    if op == "kl_div":
+        # scipy.special takes probabilities: q = exp(log q) is made here, untimed.
+        import numpy as np
+
+        logq, p = args
+        q, rows = np.exp(logq), p.shape[0]
+        return lambda: special.rel_entr(p, q).sum() / rows
+    if op == "entropy":
+        import scipy.stats
+
+        (p,) = args
+        return lambda: scipy.stats.entropy(p, axis=-1)
+    if op == "softmax_kl_div":
+        x, y = args
+        return lambda: special.rel_entr(special.softmax(x, axis=-1), special.softmax(y, axis=-1)).sum(axis=-1)
+    if op == "softmax_entropy":
+        (x,) = args
+        return lambda: special.entr(special.softmax(x, axis=-1)).sum(axis=-1)
+    raise Unavailable("SciPy has no binary cross-entropy from logits")
+
+
+def _prepare_divergence_torch(torch, op, args):
+    F = torch.nn.functional
+    Categorical = torch.distributions.Categorical
+    if op == "kl_div":
+        logq, p = args
+        return lambda: F.kl_div(logq, p, reduction="batchmean")
+    if op == "bce_with_logits":
+        x, t = args
+        return lambda: F.binary_cross_entropy_with_logits(x, t)
+    if op == "entropy":
+        (p,) = args
+        return lambda: Categorical(probs=p, validate_args=False).entropy()
+    if op == "softmax_kl_div":
+        x, y = args
+        return lambda: F.kl_div(F.log_softmax(y, -1), F.log_softmax(x, -1), log_target=True,
+                                reduction="none").sum(-1)
+    if op == "softmax_entropy":
+        (x,) = args
+        return lambda: Categorical(logits=x, validate_args=False).entropy()
+    raise ValueError(op)
+
+
+def _jax_divergence(jax, op):
+    """The function of ``op`` that JAX jits (plain formulas, no optax)."""
+    import jax.scipy.special
+
+    jnp, special = jax.numpy, jax.scipy.special
+    if op == "kl_div":
+        return lambda logq, p: jnp.sum(special.xlogy(p, p) - p * logq) / p.shape[0]
+    if op == "bce_with_logits":
+        return lambda x, t: jnp.mean(jnp.maximum(x, 0) - x * t + jnp.log1p(jnp.exp(-jnp.abs(x))))
+    if op == "entropy":
+        return lambda p: jnp.sum(special.entr(p / jnp.sum(p, axis=-1, keepdims=True)), axis=-1)
+    if op == "softmax_kl_div":
+        def softmax_kl_div(x, y):
+            lp = jax.nn.log_softmax(x, axis=-1)
+            return jnp.sum(jnp.exp(lp) * (lp - jax.nn.log_softmax(y, axis=-1)), axis=-1)
+        return softmax_kl_div
+    if op == "softmax_entropy":
+        def softmax_entropy(x):
+            lp = jax.nn.log_softmax(x, axis=-1)
+            return -jnp.sum(jnp.exp(lp) * lp, axis=-1)
+        return softmax_entropy
+    raise ValueError(op)
+
+
 def _identity(r):
     return r
 
@@ -411,17 +793,26 @@ def _jax_to_numpy(r):
 # --------------------------------------------------------------------------
 
 
-def _check(op, case, x, result, tolerance_rows=256):
+def _check(op, case, x, result, tolerance_rows=256, *, seed=DEFAULT_SEED, reference=None):
     """Max error of ``result`` against a float64 NumPy reference, scaled.
 
-    Only the first ``tolerance_rows`` rows are checked: a sanity check that the
-    table does not compare wrong answers, not a test.
+    Only the first ``tolerance_rows`` rows of a per-row result are checked (a
+    sanity check that the table does not compare wrong answers, not a test);
+    a one-number result (kl_div, bce_with_logits) is checked against the
+    float64 reference over the whole array. ``reference``: that reference,
+    when already computed (:func:`reference_result`).
     """
     import numpy as np
 
     k = min(case.rows, tolerance_rows)
-    ref = _NUMPY_OPS[op](np.asarray(x[:k], dtype=np.float64))
-    got = np.asarray(result)[:k].astype(np.float64)
+    if reference is not None:
+        ref = np.asarray(reference)
+    elif op in DIVERGENCE_OPS:
+        ref = np.asarray(reference_result(op, x, seed, rows=k))
+    else:
+        ref = _NUMPY_OPS[op](np.asarray(x[:k], dtype=np.float64))
+    got = np.asarray(result)
+    got = (got if got.ndim == 0 else got[:k]).astype(np.float64)
     if got.shape != ref.shape:
         return float("inf")
     scale = max(float(np.max(np.abs(ref))), np.finfo(np.float64).tiny)
@@ -432,19 +823,26 @@ def _tolerance(dtype):
     return 1e-4 if dtype == "float32" else 1e-9
 
 
-def time_case(case, op, x, impls, threads, repeats, overhead_calls, log):
+def time_case(case, op, x, impls, threads, repeats, overhead_calls, log, seed=DEFAULT_SEED):
     """Time ``op`` on ``x`` for each impl; return ``{impl: seconds or Exception}``.
 
     Each implementation is warmed up (and checked) once, then the repeats run
     with the implementations interleaved: repeat ``r`` starts with the
     ``r``-th implementation, so none always runs first or after the same one.
+    ``seed`` makes the second input of DIVERGENCE_OPS (:func:`op_inputs`).
     """
     calls, errors, mismatch = {}, {}, {}
+    reference = []  # computed once, at the first implementation that runs
     for impl in impls:
         try:
-            call, to_numpy = prepare(impl, op, x, threads, overhead=case.overhead)
+            call, to_numpy = prepare(impl, op, x, threads, overhead=case.overhead, seed=seed)
             result = call()  # warm-up: imports, JAX compile, thread pools
-            err = _check(op, case, x, to_numpy(result))
+            if not reference:
+                if op in DIVERGENCE_OPS:
+                    reference.append(reference_result(op, x, seed))
+                else:
+                    reference.append(None)
+            err = _check(op, case, x, to_numpy(result), seed=seed, reference=reference[0])
             del result
             if case.overhead:
                 for _ in range(min(50, overhead_calls)):
@@ -529,15 +927,19 @@ def measure_peak_memory(impl, op, case, seed, threads):
     """Run one call of ``op`` in this process and return its peak extra memory.
 
     Call in a fresh process (see :func:`peak_memory_subprocess`): the input is
-    allocated and touched, the libraries are loaded and warmed up on a tiny
-    input, the high-water mark is reset, then the timed call runs once.
+    allocated and touched (with the second input of DIVERGENCE_OPS), the
+    libraries are loaded and warmed up on a tiny input, the high-water mark is
+    reset, then the timed call runs once. ``input_bytes`` counts every array
+    the call takes.
     """
     import numpy as np
 
     x = make_data(case, seed)
-    call, _ = prepare(impl, op, x, threads, aot=True)
+    call, _ = prepare(impl, op, x, threads, aot=True, seed=seed)
+    inputs = op_inputs(op, x, seed)
+    input_bytes = sum(int(a.nbytes) for a in {id(a): a for a in inputs}.values())
     # Warm up on a tiny input: lazy imports, dispatch tables, first allocations.
-    tiny_call, _ = prepare(impl, op, np.ones((2, 3), dtype=x.dtype), threads)
+    tiny_call, _ = prepare(impl, op, np.ones((2, 3), dtype=x.dtype), threads, seed=seed)
     tiny_call()
     del tiny_call
     gc.collect()
@@ -556,7 +958,7 @@ def measure_peak_memory(impl, op, case, seed, threads):
         "impl": impl,
         "op": op,
         "method": method,
-        "input_bytes": int(x.nbytes),
+        "input_bytes": input_bytes,
         "output_bytes": out_bytes,
         "extra_bytes": max(peak - base, 0) * 1024,
     }
@@ -777,14 +1179,27 @@ def environment_lines(ns):
 # --------------------------------------------------------------------------
 
 
-def _csv(choices):
+def _csv(choices, groups=None):
+    groups = groups or {}
+
     def parse(text):
         items = [t.strip() for t in text.split(",") if t.strip()]
-        bad = [t for t in items if t not in choices]
+        bad = [t for t in items if t not in choices and t not in groups]
         if bad or not items:
-            raise argparse.ArgumentTypeError(f"choose from {', '.join(choices)} (got {text!r})")
-        return items
+            names = list(choices) + [f"{g} (group)" for g in groups]
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(names)} (got {text!r})")
+        return expand_ops(items, groups)
     return parse
+
+
+def expand_ops(names, groups=OP_GROUPS):
+    """Replace group names (OP_GROUPS) by their operations; drop repeats, keep order."""
+    out = []
+    for name in names:
+        for op in groups.get(name, (name,)):
+            if op not in out:
+                out.append(op)
+    return out
 
 
 def build_parser(parser=None):
@@ -797,7 +1212,10 @@ def build_parser(parser=None):
     all_impls = IMPLS + EXTRA_IMPLS
     parser.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats (a self-check)")
     parser.add_argument("--large", action="store_true", help="add 4096 x 50257 float32 (256 x 50257 with --quick)")
-    parser.add_argument("--ops", type=_csv(OPS), default=list(OPS), help="comma-separated: " + ",".join(OPS))
+    groups = "; ".join(f"{g} = {','.join(ops)}" for g, ops in OP_GROUPS.items() if g != "all")
+    parser.add_argument("--ops", type=_csv(OPS, OP_GROUPS), default=list(DEFAULT_OPS),
+                        help="comma-separated operations or groups: " + ",".join(OPS)
+                        + f" (default: the group default); groups: {groups}; all = every operation")
     parser.add_argument("--impls", type=_csv(all_impls), default=list(IMPLS),
                         help="comma-separated: " + ",".join(all_impls) + " (default: all but fastxent_out)")
     parser.add_argument("--threads", type=int, default=None, help="threads for fastxent and torch (default: all CPUs)")
@@ -812,6 +1230,12 @@ def build_parser(parser=None):
 
 
 def _resolve(ns):
+    ops = expand_ops([ns.ops] if isinstance(ns.ops, str) else list(ns.ops))
+    bad = [op for op in ops if op not in OPS]
+    if bad or not ops:
+        raise SystemExit(f"--ops: unknown operation {bad[0] if bad else '(none)'!r}; choose from "
+                         + ", ".join(list(OPS) + list(OP_GROUPS)))
+    ns.ops = ops
     if ns.threads is None:
         ns.threads = default_threads()
     if ns.threads < 1:
@@ -871,13 +1295,18 @@ def run(argv=None, *, file=None, **options):
         for case in cases(ns.quick, ns.large):
             x = make_data(case, ns.seed)
             calls = QUICK_OVERHEAD_CALLS if ns.quick else OVERHEAD_CALLS
-            for op in ns.ops:
+            for i, op in enumerate(ns.ops):
                 log(f"timing {op} {case.label} {case.dtype} ...")
-                times, mismatch = time_case(case, op, x, ns.impls, ns.threads, ns.repeats, calls, log)
+                times, mismatch = time_case(case, op, x, ns.impls, ns.threads, ns.repeats, calls, log,
+                                            seed=ns.seed)
                 speed.append({"op": op, "case": case, "times": times, "mismatch": mismatch})
+                # Keep only the derived inputs that the operations still to come use.
+                _drop_derived(keep=_kinds_needed(ns.ops[i + 1:]))
+            _drop_derived()
             del x
             gc.collect()
     finally:
+        _drop_derived()
         if torch_threads is not None:
             sys.modules["torch"].set_num_threads(torch_threads)
 
@@ -890,10 +1319,16 @@ def run(argv=None, *, file=None, **options):
                 for op in ns.ops:
                     log(f"peak memory {impl} {op} {case.label} {case.dtype} ...")
                     try:
-                        _load(impl, ns.threads)  # not importable here: no subprocess
+                        lib = _load(impl, ns.threads)  # not importable here: no subprocess
+                        if impl in ("fastxent", "fastxent_out") and op in DIVERGENCE_OPS:
+                            fastxent_function(lib, op)  # nor when this fastxent lacks the function
                         m = peak_memory_subprocess(impl, op, case, ns.seed, ns.threads)
-                    except Unavailable:
-                        m = {"impl": impl, "op": op, "error": "not importable"}
+                    except Unavailable as exc:
+                        key = "fastxent" if impl == "fastxent_out" else impl
+                        not_importable = isinstance(_LIB_CACHE.get(key), Unavailable)
+                        m = {"impl": impl, "op": op, "error": "not importable" if not_importable else "not available"}
+                        if not not_importable:
+                            log(f"  {exc}")
                     except Exception as exc:
                         m = {"impl": impl, "op": op, "error": "failed"}
                         log(f"  {(str(exc).splitlines() or ['?'])[0]}")
@@ -913,11 +1348,19 @@ def run(argv=None, *, file=None, **options):
     p("Time per call, ms (median), and peer time / fastxent time:")
     p()
     p(speed_table(speed, ns.impls, ns.threads, ns.markdown))
-    unavailable = sorted({i for r in speed for i, t in r["times"].items() if isinstance(t, Unavailable)})
+    not_run = {}  # (impl, reason) -> operations
+    for r in speed:
+        for i, t in r["times"].items():
+            if isinstance(t, Unavailable):
+                ops_ = not_run.setdefault((i, str(t)), [])
+                if r["op"] not in ops_:
+                    ops_.append(r["op"])
     failed = sorted({f"{i} {r['op']}: {type(t).__name__}: {t}" for r in speed for i, t in r["times"].items()
                      if isinstance(t, Exception) and not isinstance(t, Unavailable)})
-    if unavailable:
-        p(f"\nnot run (not importable): {', '.join(unavailable)}")
+    if not_run:
+        p()
+        for (impl, reason), ops_ in sorted(not_run.items()):
+            p(f"not run: {impl} ({reason}): {', '.join(ops_)}")
     for line in failed:
         p(f"failed: {line}")
     if any(r["mismatch"] for r in speed):

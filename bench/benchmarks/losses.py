@@ -10,6 +10,11 @@ missing peer, or a fastxent commit without ``cross_entropy``).
 - ``numpy``: ``mean(logsumexp(x) - x[range, t])`` and ``softmax(x) - one_hot``;
 - ``torch``: ``F.cross_entropy`` on ``torch.from_numpy(x)``, ``.backward()``
   for the gradient.
+
+The other losses of ``torch.nn.functional`` that fastxent has, ``kl_div`` and
+``binary_cross_entropy_with_logits``, are in divergences.py (``KLDiv``,
+``BCEWithLogits``), with the entropies; ``python bench/compare.py --ops
+losses`` compares all four losses in one run.
 """
 
 from .softmax_family import THREADS, SEED, _numpy_logsumexp, _numpy_softmax, np, torch, fastxent
