@@ -174,6 +174,29 @@ FX_INLINE double fx_exp_le0(double x)
     return x < FX_EXP_LO ? 0.0 : y;
 }
 
+/* the reduction and polynomial for a positive normal finite x, minus
+ * ebias * log(2) (subnormals arrive scaled by 2^ebias) */
+FX_INLINE double fx_log_core(double x, double ebias)
+{
+    uint64_t bits = fx_f64_bits(x);
+    /* reduce the mantissa to [sqrt(1/2), sqrt(2)) */
+    uint64_t hx = (bits >> 32) + (0x3ff00000u - 0x3fe6a09eu);
+    /* exponent to double through the 2^52 magic: AVX2 cannot convert int64 */
+    double e = fx_f64_from(0x4330000000000000ull | (hx >> 20)) - (4503599627370496.0 + 1023.0);
+    e = e - ebias;
+    uint64_t mbits = ((uint64_t)((hx & 0x000fffffu) + 0x3fe6a09eu) << 32) | (bits & 0xffffffffu);
+    double f = fx_f64_from(mbits) - 1.0;
+    double hfsq = 0.5 * f * f;
+    double s = f / (2.0 + f);
+    double z = s * s;
+    double w = z * z;
+    double t1 = w * FX_FMA(w, FX_FMA(w, 1.531383769920937332e-01, 2.222219843214978396e-01), 3.999999999940941908e-01);
+    double t2 = z * FX_FMA(w, FX_FMA(w, FX_FMA(w, 1.479819860511658591e-01, 1.818357216161805012e-01), 2.857142874366239149e-01), 6.666666666666735130e-01);
+    double R = t2 + t1;
+    double r = FX_FMA(s, hfsq + R, e * 1.90821492927058770002e-10) - hfsq + f;
+    return FX_FMA(e, 6.93147180369123816490e-01, r);
+}
+
 /*
  * log(x) for x >= 1 (finite, or NaN which propagates): the only arguments the
  * block finalization needs (log k and log(1 + s/k), k >= 1).  fdlibm's
@@ -182,47 +205,28 @@ FX_INLINE double fx_exp_le0(double x)
  */
 FX_INLINE double fx_log_ge1(double x)
 {
-    uint64_t bits = fx_f64_bits(x);
-    /* reduce the mantissa to [sqrt(1/2), sqrt(2)) */
-    uint64_t hx = (bits >> 32) + (0x3ff00000u - 0x3fe6a09eu);
-    /* exponent to double through the 2^52 magic: AVX2 cannot convert int64 */
-    double e = fx_f64_from(0x4330000000000000ull | (hx >> 20)) - (4503599627370496.0 + 1023.0);
-    uint64_t mbits = ((uint64_t)((hx & 0x000fffffu) + 0x3fe6a09eu) << 32) | (bits & 0xffffffffu);
-    double f = fx_f64_from(mbits) - 1.0;
-    double hfsq = 0.5 * f * f;
-    double s = f / (2.0 + f);
-    double z = s * s;
-    double w = z * z;
-    double t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
-    double t2 = z * (6.666666666666735130e-01 + w * (2.857142874366239149e-01 + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
-    double R = t2 + t1;
-    double r = s * (hfsq + R) + e * 1.90821492927058770002e-10 - hfsq + f + e * 6.93147180369123816490e-01;
+    double r = fx_log_core(x, 0.0);
     return x == x ? r : x;
 }
 
 /*
- * log(x) for every double: the same reduction and polynomial as fx_log_ge1,
- * with subnormals scaled by 2^54 first and the special values selected
- * (log 0 = -inf, log of a negative = NaN, log inf = inf, NaN stays NaN).
- * Branch-free, so it vectorizes; under 1 ulp.
+ * log(x) for every double: fx_log_core with subnormals scaled by 2^54 first
+ * and the special values selected (log 0 = -inf, log of a negative = NaN,
+ * log inf = inf, NaN stays NaN).  Branch-free, so it vectorizes; under 1 ulp.
  */
 FX_INLINE double fx_log(double x)
 {
     int sub = x < 2.2250738585072014e-308;      /* also 0 and negatives */
-    double xs = sub ? x * 18014398509481984.0 : x;   /* 2^54 */
-    double r = fx_log_ge1(xs);
-    r = sub ? r - 54.0 * 6.93147180369123816490e-01 - 54.0 * 1.90821492927058770002e-10 : r;
+    /* scale by a selected factor rather than select between two scaled
+     * inputs: the compiler then evaluates the polynomial once */
+    double r = fx_log_core(x * (sub ? 18014398509481984.0 : 1.0), sub ? 54.0 : 0.0);
     r = x == 0.0 ? -INFINITY : r;
     r = x < 0.0 ? NAN : r;
-    return x == INFINITY ? INFINITY : r;
+    r = x == INFINITY ? INFINITY : r;
+    return x == x ? r : x;
 }
 
-/*
- * logf(x) for every float: fdlibm's float scheme (x = 2^k (1 + f) with the
- * mantissa in [sqrt(1/2), sqrt(2)), s = f / (2 + f), a degree-4 polynomial in
- * s^2), subnormals scaled by 2^25, special values selected.  Under 1 ulp.
- */
-/* the reduction and polynomial, for positive normal finite x */
+/* the float reduction and polynomial, for positive normal finite x */
 FX_INLINE float fx_logf_normal(float x, float kbias)
 {
     uint32_t ix = fx_f32_bits(x) + (0x3f800000u - 0x3f3504f3u);
@@ -231,17 +235,17 @@ FX_INLINE float fx_logf_normal(float x, float kbias)
     float s = f / (2.0f + f);
     float z = s * s;
     float w = z * z;
-    float t1 = w * (0.40000972152f + w * 0.24279078841f);
-    float t2 = z * (0.66666662693f + w * 0.28498786688f);
+    float t1 = w * FX_FMAF(w, 0.24279078841f, 0.40000972152f);
+    float t2 = z * FX_FMAF(w, 0.28498786688f, 0.66666662693f);
     float R = t2 + t1;
     float hfsq = 0.5f * f * f;
-    return k * 6.9313812256e-01f - ((hfsq - (s * (hfsq + R) + k * 9.0580006145e-06f)) - f);
+    return FX_FMAF(k, 6.9313812256e-01f, -((hfsq - FX_FMAF(s, hfsq + R, k * 9.0580006145e-06f)) - f));
 }
 
 FX_INLINE float fx_logf(float x)
 {
     int sub = x < 1.17549435e-38f;
-    float r = fx_logf_normal(sub ? x * 33554432.0f : x, sub ? 25.0f : 0.0f);   /* 2^25 */
+    float r = fx_logf_normal(x * (sub ? 33554432.0f : 1.0f), sub ? 25.0f : 0.0f);   /* 2^25 */
     r = x == 0.0f ? -INFINITY : r;
     r = x < 0.0f ? NAN : r;
     r = x == INFINITY ? INFINITY : r;
