@@ -41,7 +41,13 @@ def _rows(kind, arrays, axis, dtype, div, nt):
             y = ins[1] if len(ins) > 1 else None
             kern.row_entropies(kind, ins[0], y, kepts[0], div, nt)
 
-        run(call, shape, (axis,), [kernel_view(a) for a in arrays], [], [kernel_view(kept)])
+        ins = [kernel_view(a) for a in arrays]
+        if axis == len(shape) - 1 and shape[-1] > 0 and all(a.flags.c_contiguous for a in ins):
+            # the common case: rows along the last axis of C-ordered data
+            C = shape[-1]
+            call([a.reshape(-1, C, 1) for a in ins], [], [kernel_view(out).reshape(-1, 1)])
+        else:
+            run(call, shape, (axis,), ins, [], [kernel_view(kept)])
     return out if out.ndim else out[()]
 
 
@@ -55,7 +61,9 @@ def _logits(value, name):
 def _logit_rows(pairs, names, axis):
     arrays = [a for a, _ in pairs]
     try:
-        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+        shape = arrays[0].shape
+        if any(a.shape != shape for a in arrays):
+            shape = np.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError:
         msg = " and ".join(f"{n} of shape {a.shape}" for a, n in zip(arrays, names))
         raise ValueError(f"{msg} do not broadcast") from None
@@ -65,8 +73,9 @@ def _logit_rows(pairs, names, axis):
     if shape[axis] == 0:
         raise ValueError(f"{names[0]}: the class axis {axis} has length zero "
                          f"(shape {shape}); a softmax needs at least one class")
-    dtype = np.result_type(*(d for _, d in pairs))
-    return [np.broadcast_to(a.astype(dtype, copy=False), shape) for a in arrays], axis, dtype
+    dtype = pairs[0][1] if len(pairs) == 1 else np.result_type(*(d for _, d in pairs))
+    arrays = [a.astype(dtype, copy=False) for a in arrays]
+    return [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays], axis, dtype
 
 
 def softmax_entropy(logits, axis=-1, *, n_threads=None):

@@ -6,6 +6,8 @@ copy) and allocates the outputs; the kernels (src/pointwise_losses.pxi,
 src/fx_pointwise_impl.h) read every element once and write the terms, the
 gradient and the partial sums in the same pass.
 """
+import math
+
 import numpy as np
 
 from . import _dispatch
@@ -45,7 +47,11 @@ def _run(kernel_call, shape, ins, outs, units_of):
     sums in a fixed order (so a reduction does not depend on the thread
     count).  Layouts whose dims do not merge into two are walked by a Python
     loop over the first axis."""
-    views = elementwise_views(shape, ins + [o for o in outs if o is not None])
+    arrays = ins + [o for o in outs if o is not None]
+    if all(a.flags.c_contiguous and a.shape == shape for a in arrays):
+        views = [a.reshape(1, -1) for a in arrays]   # the common case: one flat stream
+    else:
+        views = elementwise_views(shape, arrays)
     if views is None:
         sums = []
         for j in range(shape[0]):
@@ -62,10 +68,12 @@ def _run(kernel_call, shape, ins, outs, units_of):
 
 
 def _total(sums):
-    return float(sum(float(np.sum(p)) for p in sums))
+    return float(sum(float(p.sum()) for p in sums))
 
 
 def _scalar(value, dtype):
+    if dtype.itemsize > 2:
+        return dtype.type(value)
     with np.errstate(over="ignore", invalid="ignore"):  # float16 may overflow to inf
         return dtype.type(value)
 
@@ -91,7 +99,7 @@ def _pointwise(kernel, shape, dtype, ins, reduction, gscale, grad, x, nt):
     of `shape` (broadcast views allowed); the gradient goes straight into
     `grad` when it has the broadcast shape and the compute dtype, else
     through a buffer that is reduced and cast."""
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     out = np.empty(shape, dtype) if reduction == "none" else None
     gbuf = None
     if grad is not None:
@@ -106,7 +114,7 @@ def _pointwise(kernel, shape, dtype, ins, reduction, gscale, grad, x, nt):
         def call(vi, vo, partial):
             kernel(vi, vo, gscale, partial, nt)
 
-        sums = _run(call, shape, [kernel_view(np.asarray(a)) for a in ins], outs,
+        sums = _run(call, tuple(shape), [kernel_view(a) for a in ins], outs,
                     kern.pointwise_units)
     elif gbuf is not None:
         gbuf[...] = 0
@@ -191,12 +199,12 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     t = as_array(target, "target")
     dtype = np.result_type(x, t) if t.dtype.kind == "f" else x.dtype
     try:
-        shape = np.broadcast_shapes(x.shape, t.shape)
+        shape = x.shape if x.shape == t.shape else np.broadcast_shapes(x.shape, t.shape)
     except ValueError:
         raise ValueError(f"target of shape {t.shape} does not broadcast with input of shape "
                          f"{x.shape}") from None
     nt = _dispatch.resolve_threads(n_threads)
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     if reduction == "mean":
         denom = n
     elif reduction == "batchmean":
@@ -205,8 +213,8 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
         denom = 1
     gscale = (1.0 / denom) if denom else np.nan
     grad = _grad_target(grad_out, x, return_grad)
-    ins = [np.broadcast_to(x.astype(dtype, copy=False), shape),
-           np.broadcast_to(t.astype(dtype, copy=False), shape)]
+    ins = [a if a.shape == shape else np.broadcast_to(a, shape)
+           for a in (x.astype(dtype, copy=False), t.astype(dtype, copy=False))]
     lt = bool(log_target)
 
     def kernel(vi, vo, gs, partial, nthreads):
@@ -313,9 +321,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
             extra.append(False)
             continue
         a = as_array(arr, name)
-        ins.append(_broadcastable(a.astype(dtype, copy=False), shape, name))
+        a = a.astype(dtype, copy=False)
+        ins.append(a if a.shape == shape else _broadcastable(a, shape, name))
         extra.append(True)
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     gscale = 1.0 if reduction != "mean" else ((1.0 / n) if n else np.nan)
     grad = _grad_target(grad_out, x, return_grad)
     has_w, has_pw = extra
