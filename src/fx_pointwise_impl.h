@@ -20,6 +20,16 @@
 
 /* ---- kl_div: p (log p - x) with p = t, or exp(t) (t - x) if log_target ---- */
 
+/* fast: p (log p - x) with the logarithm of a positive normal p (p = 0
+ * selected); *bad is raised for any other p (subnormal, negative, inf, NaN),
+ * whose block the caller redoes with the general term */
+FX_INLINE FX_W FX_NAME(kl_term_fast)(FX_W x, FX_W p, FX_W *bad)
+{
+    FX_W term = p * (FX_LOG_CORE(p) - x);
+    *bad += ((p == 0) | ((p >= (FX_W)FX_TINY) & (p < (FX_W)INFINITY))) ? (FX_W)0 : (FX_W)1;
+    return p == 0 ? (x == x ? (FX_W)0 : x) : term;
+}
+
 FX_INLINE FX_W FX_NAME(kl_term)(FX_W x, FX_W t, const int log_target, FX_W *p_out)
 {
     FX_W p, term;
@@ -47,14 +57,29 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
     double tot = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
-        FX_W acc = 0;
-        FX_SIMD_REDUCE(+:acc)
-        for (Py_ssize_t j = j0; j < end; j++) {
-            FX_W p;
-            FX_W term = FX_NAME(kl_term)(FX_AT(x, j, xs), FX_AT(t, j, ts), log_target, &p);
-            acc += term;
-            if (has_out) out[j * os] = FX_STORE(term);
-            if (has_g) g[j * gs] = FX_STORE(-p * gscale);
+        FX_W acc = 0, bad = 0;
+        if (!log_target) {
+            /* probabilities are nearly always 0 or normal: the logarithm
+             * without its special-value selects, about 1.4x faster */
+            FX_SIMD_REDUCE(+:acc,bad)
+            for (Py_ssize_t j = j0; j < end; j++) {
+                FX_W p = FX_AT(t, j, ts);
+                FX_W term = FX_NAME(kl_term_fast)(FX_AT(x, j, xs), p, &bad);
+                acc += term;
+                if (has_out) out[j * os] = FX_STORE(term);
+                if (has_g) g[j * gs] = FX_STORE(-p * gscale);
+            }
+        }
+        if (log_target || bad != 0) {
+            acc = 0;
+            FX_SIMD_REDUCE(+:acc)
+            for (Py_ssize_t j = j0; j < end; j++) {
+                FX_W p;
+                FX_W term = FX_NAME(kl_term)(FX_AT(x, j, xs), FX_AT(t, j, ts), log_target, &p);
+                acc += term;
+                if (has_out) out[j * os] = FX_STORE(term);
+                if (has_g) g[j * gs] = FX_STORE(-p * gscale);
+            }
         }
         tot += (double)acc;
     }

@@ -110,6 +110,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 
 #define FX_NAME(x) fx_f32_##x
 #define FX_LOG fx_logf
+#define FX_LOG_CORE(v) fx_logf_normal((v), 0.0f)
 #define FX_LOG1P01 fx_log1pf_ge0
 #define FX_TINY FLT_MIN
 #define FX_T float
@@ -132,11 +133,13 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_EXP_ANY
 #undef FX_STORES_EXP
 #undef FX_LOG
+#undef FX_LOG_CORE
 #undef FX_LOG1P01
 #undef FX_TINY
 
 #define FX_NAME(x) fx_f64_##x
 #define FX_LOG fx_log
+#define FX_LOG_CORE(v) fx_log_core((v), 0.0)
 #define FX_LOG1P01 fx_log1p_ge0
 #define FX_TINY DBL_MIN
 #define FX_T double
@@ -159,12 +162,14 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_EXP_ANY
 #undef FX_STORES_EXP
 #undef FX_LOG
+#undef FX_LOG_CORE
 #undef FX_LOG1P01
 #undef FX_TINY
 
 /* float16 is read as its bits and computed in float32 */
 #define FX_NAME(x) fx_f16_##x
 #define FX_LOG fx_logf
+#define FX_LOG_CORE(v) fx_logf_normal((v), 0.0f)
 #define FX_LOG1P01 fx_log1pf_ge0
 #define FX_TINY FLT_MIN
 #define FX_T uint16_t
@@ -187,6 +192,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_EXP_ANY
 #undef FX_STORES_EXP
 #undef FX_LOG
+#undef FX_LOG_CORE
 #undef FX_LOG1P01
 #undef FX_TINY
 
