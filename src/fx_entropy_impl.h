@@ -72,7 +72,8 @@ static double FX_NAME(softmax_entropy_row)(const FX_T *x, Py_ssize_t n, Py_ssize
     }
     /* +inf, or only -inf (or NaN): no softmax */
     if (!isfinite(m)) return NAN;
-    return log(k) + log1p(sum / k) + T / (k + sum);
+    /* k == 1 (one maximal logit) is the common case: skip a log call */
+    return (k == 1 ? 0.0 : log(k)) + log1p(sum / k) + T / (k + sum);
 }
 
 /* ---- cross-entropy and KL divergence of softmax(x) from softmax(y) ---- */
@@ -164,10 +165,10 @@ static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T
         else FX_NAME(pair_block)(x + j * sx, sx, y + j * sy, sy, len, st, &qzero);
     }
     if (!isfinite(st[0]) || !isfinite(st[3])) return NAN;
-    double ly = log(st[4]) + log1p(st[5] / st[4]);
+    double ly = (st[4] == 1 ? 0.0 : log(st[4])) + log1p(st[5] / st[4]);
     double r;
     if (kl) {
-        double lx = log(st[1]) + log1p(st[2] / st[1]);
+        double lx = (st[1] == 1 ? 0.0 : log(st[1])) + log1p(st[2] / st[1]);
         r = (ly - lx) + 2.0 * st[7];
     } else {
         r = ly + 2.0 * st[6];
