@@ -39,6 +39,22 @@ cdef inline double _entropy_row(const real *p, Py_ssize_t sp, const real *q, Py_
         return fx_f16_entropy_row(p, sp, q, sq, n, div)
 
 
+cdef inline void _small_entropies(const real *x, const real *y, Py_ssize_t nrows, Py_ssize_t C,
+                                  Py_ssize_t rs, Py_ssize_t yrs, int kind, double *T,
+                                  real *out, Py_ssize_t os) noexcept nogil:
+    if real is float:
+        fx_f32_small_entropies(x, y, nrows, C, rs, yrs, kind, <float *>T, out, os)
+    elif real is double:
+        fx_f64_small_entropies(x, y, nrows, C, rs, yrs, kind, T, out, os)
+    else:
+        fx_f16_small_entropies(x, y, nrows, C, rs, yrs, kind, <float *>T, out, os)
+
+
+# scratch of small_entropies per thread, in doubles: two transposed blocks
+# and nine per-row arrays
+DEF SMALL_ENT_SCRATCH = (2 * 16 + 9) * 64
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:, :] out,
@@ -64,6 +80,23 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
         yo = y.strides[0] // sz
         yc = y.strides[1] // sz
         yi = y.strides[2] // sz
+    cdef Py_ssize_t nblk, it, r0, w
+    cdef double *scratch
+    if kind < 3 and sc == 1 and I == 1 and C <= FX_SMALL_C and O >= 16 and (kind == 0 or yc == 1):
+        # many short rows: FX_BLOCK_W rows side by side (see small_entropies)
+        nblk = (O + FX_BLOCK_W - 1) // FX_BLOCK_W
+        scratch = <double *>calloc(nt * SMALL_ENT_SCRATCH, sizeof(double))
+        if scratch == NULL:
+            raise MemoryError()
+        with nogil:
+            for it in prange(nblk, num_threads=nt, schedule='static'):
+                r0 = it * FX_BLOCK_W
+                w = O - r0 if O - r0 < FX_BLOCK_W else FX_BLOCK_W
+                _small_entropies(xp + r0 * so, yp + r0 * yo if yp != NULL else NULL, w, C, so,
+                                 yo, kind, scratch + threadid() * SMALL_ENT_SCRATCH,
+                                 op + r0 * oo, oo)
+        free(scratch)
+        return
     with nogil:
         for r in prange(O * I, num_threads=nt, schedule='static'):
             o = r // I

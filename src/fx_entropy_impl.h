@@ -165,15 +165,111 @@ static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T
         else FX_NAME(pair_block)(x + j * sx, sx, y + j * sy, sy, len, st, &qzero);
     }
     if (!isfinite(st[0]) || !isfinite(st[3])) return NAN;
-    double ly = (st[4] == 1 ? 0.0 : log(st[4])) + log1p(st[5] / st[4]);
     double r;
     if (kl) {
-        double lx = (st[1] == 1 ? 0.0 : log(st[1])) + log1p(st[2] / st[1]);
-        r = (ly - lx) + 2.0 * st[7];
+        /* log(Sy / Sx) as log1p of a small ratio for close rows, where
+         * log Sy - log Sx would cancel */
+        double Sx = st[1] + st[2], Sy = st[4] + st[5];
+        double d = (st[4] - st[1]) + (st[5] - st[2]);
+        r = (d >= 0 ? log1p(d / Sx) : -log1p(-d / Sy)) + 2.0 * st[7];
     } else {
-        r = ly + 2.0 * st[6];
+        r = (st[4] == 1 ? 0.0 : log(st[4])) + log1p(st[5] / st[4]) + 2.0 * st[6];
     }
     return (qzero && r == r) ? INFINITY : r;
+}
+
+/* ---- short rows (C <= FX_SMALL_C): FX_BLOCK_W rows side by side ----
+ * As small_lse: a block of rows is transposed into T (rows become SIMD
+ * lanes) and reduced across rows in the working type; the entropies are
+ * finished in double.  Rows whose result is not finite (NaN, +inf, only -inf, a q = 0
+ * under p > 0) are redone by the row functions above, which hold the
+ * special-value rules.  T holds 2 FX_SMALL_C FX_BLOCK_W + 8 FX_BLOCK_W
+ * working values.  kind 0: H(p) of x; 1: H(p, q); 2: KL(p || q). */
+static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nrows,
+                                     Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind,
+                                     FX_W *T, FX_T *out, Py_ssize_t os)
+{
+    FX_W *U = T + FX_SMALL_C * FX_BLOCK_W;
+    FX_W *mx = U + FX_SMALL_C * FX_BLOCK_W, *sx = mx + FX_BLOCK_W, *kx = sx + FX_BLOCK_W;
+    FX_W *my = kx + FX_BLOCK_W, *sy = my + FX_BLOCK_W, *ky = sy + FX_BLOCK_W;
+    FX_W *u = ky + FX_BLOCK_W, *v = u + FX_BLOCK_W;
+    for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
+        Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
+        const FX_T *xb = x + r0 * rs;
+        const FX_T *yb = kind ? y + r0 * yrs : NULL;
+        FX_NAME(tr_in)(xb, C, rs, W, T);
+        if (kind) FX_NAME(tr_in)(yb, C, yrs, W, U);
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            mx[i] = T[i]; my[i] = kind ? U[i] : 0;
+            sx[i] = kx[i] = sy[i] = ky[i] = u[i] = v[i] = 0;
+        }
+        for (Py_ssize_t c = 1; c < C; c++)
+            for (int i = 0; i < FX_BLOCK_W; i++) {
+                FX_W a = T[c * FX_BLOCK_W + i];
+                mx[i] = a > mx[i] ? a : mx[i];
+            }
+        if (kind)
+            for (Py_ssize_t c = 1; c < C; c++)
+                for (int i = 0; i < FX_BLOCK_W; i++) {
+                    FX_W b = U[c * FX_BLOCK_W + i];
+                    my[i] = b > my[i] ? b : my[i];
+                }
+        for (Py_ssize_t c = 0; c < C; c++) {
+            if (kind == 0) {
+                for (int i = 0; i < FX_BLOCK_W; i++) {
+                    FX_W a = T[c * FX_BLOCK_W + i];
+                    int eq = a == mx[i];
+                    FX_W e = FX_EXP(a - mx[i]);
+                    sx[i] += eq ? (FX_W)0 : e;
+                    kx[i] += eq ? (FX_W)1 : (FX_W)0;
+                    u[i] += e == 0 ? (FX_W)0 : e * (mx[i] - a);
+                }
+            } else {
+                for (int i = 0; i < FX_BLOCK_W; i++) {
+                    FX_W a = T[c * FX_BLOCK_W + i], b = U[c * FX_BLOCK_W + i];
+                    int ex_ = a == mx[i], ey_ = b == my[i];
+                    FX_W e = FX_EXP(a - mx[i]), f = FX_EXP(b - my[i]);
+                    sx[i] += ex_ ? (FX_W)0 : e;
+                    kx[i] += ex_ ? (FX_W)1 : (FX_W)0;
+                    sy[i] += ey_ ? (FX_W)0 : f;
+                    ky[i] += ey_ ? (FX_W)1 : (FX_W)0;
+                    /* -inf logits give NaN here; those rows are redone */
+                    FX_W dy = my[i] - b;
+                    u[i] += e * dy;
+                    v[i] += e * ((a - mx[i]) + dy);
+                }
+            }
+        }
+        /* finished in double: log Sy - log Sx cancels for close rows */
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            double k1 = (double)kx[i], S1 = k1 + (double)sx[i];
+            double lx = (k1 == 1 ? 0.0 : fx_log_ge1(k1)) + fx_log1p_ge0((double)sx[i] / k1);
+            double r;
+            double k2 = (double)ky[i], S2 = k2 + (double)sy[i];
+            if (kind == 0) {
+                r = lx + (double)u[i] / S1;
+            } else if (kind == 1) {
+                double ly = (k2 == 1 ? 0.0 : fx_log_ge1(k2)) + fx_log1p_ge0((double)sy[i] / k2);
+                r = ly + (double)u[i] / S1;
+            } else {
+                /* log(S2 / S1) as log1p of a small ratio: accurate for
+                 * close rows, where log S2 - log S1 would cancel */
+                double d = (k2 - k1) + ((double)sy[i] - (double)sx[i]);
+                double lr = d >= 0 ? fx_log1p_ge0(d / S1) : -fx_log1p_ge0(-d / S2);
+                r = lr + (double)v[i] / S1;
+            }
+            u[i] = (FX_W)r;
+        }
+        for (Py_ssize_t i = 0; i < W; i++) {
+            FX_W r = u[i];
+            if (!(r - r == 0) || !(kx[i] >= 1) || (kind && !(ky[i] >= 1))) {
+                double d = kind ? FX_NAME(softmax_pair_row)(xb + i * rs, 1, yb + i * yrs, 1, C, kind == 2)
+                                : FX_NAME(softmax_entropy_row)(xb + i * rs, C, 1);
+                r = (FX_W)d;
+            }
+            out[(r0 + i) * os] = FX_STORE(r);
+        }
+    }
 }
 
 /* ---- scipy.stats.entropy: pk and qk normalized along the row ----

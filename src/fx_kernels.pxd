@@ -100,3 +100,6 @@ cdef extern from "fx_rows.h" nogil:
     double fx_f16_softmax_entropy_row(const uint16_t *x, Py_ssize_t n, Py_ssize_t s)
     double fx_f16_softmax_pair_row(const uint16_t *x, Py_ssize_t sx, const uint16_t *y, Py_ssize_t sy, Py_ssize_t n, int kl)
     double fx_f16_entropy_row(const uint16_t *p, Py_ssize_t sp, const uint16_t *q, Py_ssize_t sq, Py_ssize_t n, double div)
+    void fx_f32_small_entropies(const float *x, const float *y, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind, float *T, float *out, Py_ssize_t os)
+    void fx_f64_small_entropies(const double *x, const double *y, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind, double *T, double *out, Py_ssize_t os)
+    void fx_f16_small_entropies(const uint16_t *x, const uint16_t *y, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind, float *T, uint16_t *out, Py_ssize_t os)

@@ -683,3 +683,63 @@ if st is not None:
         terms = fx.kl_div(logq, logp, reduction="none", log_target=True)
         np.testing.assert_allclose(np.sum(terms, axis=-1), fx.softmax_kl_div(x, y),
                                    rtol=1e-10, atol=eps_scale(x, y))
+
+
+# ---------------------------------------------------------------------------
+# many short rows (at most 16 classes): the kernel that takes a block of rows
+# side by side must agree with the one-row kernel and keep the special rows
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("C", [1, 2, 3, 7, 10, 16, 17])
+def test_short_row_blocks_match_single_rows(dtype, C):
+    rng = np.random.default_rng(C)
+    x = (rng.standard_normal((150, C)) * 4).astype(dtype)
+    y = (rng.standard_normal((150, C)) * 4).astype(dtype)
+    x[3, 0] = -INF          # a class of probability 0
+    y[5, :] = -INF          # no softmax in q
+    y[9, 0] = -INF          # q = 0 under p > 0 (unless C == 1 makes it all -inf)
+    x[7, C // 2] = NAN
+    x[11, :] = -INF
+    y[13, 0] = INF
+    x[20] = y[20]           # identical rows: KL exactly 0
+    y[21] = x[21] + 3       # a constant shift: the same distribution
+    x[64:70] = -1e30 if dtype != np.float16 else -6e4   # far below the max of other rows
+    for name in NAMES:
+        args = (x,) if name == "softmax_entropy" else (x, y)
+        block = getattr(fx, name)(*args)
+        single = np.array([getattr(fx, name)(*(a[i:i + 1] for a in args))[0] for i in range(150)])
+        want = getattr(rl, name)(*args)
+        rtol = RTOL[dtype] * (100 if name == "softmax_kl_div" else 1)
+        assert_close(block, want, rtol=rtol, atol=RTOL[dtype], err_msg=f"{name} C={C}")
+        np.testing.assert_allclose(block.astype(float), single.astype(float), rtol=rtol,
+                                   atol=RTOL[dtype], equal_nan=True, err_msg=name)
+        if name == "softmax_kl_div":
+            assert block[20] == 0
+            assert abs(float(block[21])) <= 8 * np.finfo(dtype).eps
+
+
+def test_short_row_kl_is_accurate_for_close_rows():
+    """KL of nearly equal float64 rows, by the block kernel and the row
+    kernel, against mpmath: within the rounding of the shifted logits
+    (eps * sum p (|x - mx| + |y - my|)), the conditioning of a KL computed
+    from logits."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 50
+    rng = np.random.default_rng(11)
+    for C in (2, 5, 10):
+        x = rng.standard_normal((64, C)) * 3
+        y = x + rng.standard_normal((64, C)) * 0.2
+        got_block = fx.softmax_kl_div(x, y)
+        for i in range(0, 64, 9):
+            xs = [mp.mpf(float(v)) for v in x[i]]
+            ys = [mp.mpf(float(v)) for v in y[i]]
+            lx = mp.log(mp.fsum(mp.e ** v for v in xs))
+            ly = mp.log(mp.fsum(mp.e ** v for v in ys))
+            exact = float(mp.fsum(mp.e ** (a - lx) * ((a - lx) - (b - ly)) for a, b in zip(xs, ys)))
+            # the rounding of the shifted logits: eps * sum p (|x - mx| + |y - my|)
+            p = np.exp(x[i] - x[i].max())
+            p /= p.sum()
+            shifted = np.abs(x[i] - x[i].max()) + np.abs(y[i] - y[i].max())
+            tol = 4 * np.spacing(exact) + 2 * np.finfo(float).eps * float(p @ shifted)
+            for got in (got_block[i], fx.softmax_kl_div(x[i], y[i])):
+                assert abs(float(got) - exact) <= tol, (C, i, got, exact)
