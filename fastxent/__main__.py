@@ -1,7 +1,8 @@
 """``python -m fastxent``: a self-check, then the speed table.
 
-The self-check compares every public function with the NumPy reference (and
-with SciPy when it is installed) on built-in seeded data covering the special
+The self-check compares every public function with the NumPy references
+(``fastxent.reference``, ``fastxent.reference_losses``; and with SciPy when it
+is installed) on built-in seeded data covering the special
 values, on every CPU code path this machine runs, and exits non-zero on a
 mismatch.  The speed table is fastxent._benchmark's; options after the
 command are passed to it (``python -m fastxent --quick``, ``--help``).
@@ -51,9 +52,52 @@ def self_check(out=sys.stdout):
                         ok &= bool(good)
                         if not good:
                             print(f"MISMATCH [{path}] {name} {label} vs {who}", file=out)
+            ok &= _check_losses(fastxent, path, out)
     print(f"self-check: {'all results agree' if ok else 'MISMATCHES above'} "
           f"(reference{', scipy' if peer else ''}; paths {fastxent.get_config()['cpu_paths']})",
           file=out)
+    return ok
+
+
+def _check_losses(fastxent, path, out):
+    """The losses and entropies against fastxent.reference_losses."""
+    from fastxent import reference_losses as ref
+
+    rng = np.random.default_rng(20261126)
+    ok = True
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 2e-6)):
+        x = (rng.standard_normal((300, 12)) * 3).astype(dtype)
+        y = (rng.standard_normal((300, 12)) * 3).astype(dtype)
+        x[0, 2] = -np.inf
+        y[1, 0] = -np.inf
+        p = np.exp(y - y.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[2, :3] = 0
+        labels = rng.integers(0, 12, 300)
+        labels[5] = -100
+        calls = [
+            ("cross_entropy", (x, labels), {"label_smoothing": 0.1}),
+            ("kl_div", (x, p), {"reduction": "none"}),
+            ("binary_cross_entropy_with_logits", (x, (p > 0.1).astype(dtype)), {"reduction": "none"}),
+            ("entropy", (p,), {"axis": 1}),
+            ("entropy", (p, p[::-1]), {"axis": 1}),
+            ("softmax_entropy", (x,), {}),
+            ("softmax_cross_entropy", (x, y), {}),
+            ("softmax_kl_div", (x, y), {}),
+        ]
+        for name, args, kw in calls:
+            got = getattr(fastxent, name)(*args, **kw)
+            want = getattr(ref, name)(*args, **kw)
+            if name in ("cross_entropy", "kl_div", "binary_cross_entropy_with_logits"):
+                got_l, got_g = getattr(fastxent, name)(*args, **kw, return_grad=True)
+                want_l, want_g = getattr(ref, name)(*args, **kw, return_grad=True)
+                good = np.allclose(got_g, want_g, rtol=rtol, atol=rtol, equal_nan=True)
+            else:
+                good = True
+            good &= np.allclose(got, want, rtol=rtol, atol=rtol * 10, equal_nan=True)
+            ok &= bool(good)
+            if not good:
+                print(f"MISMATCH [{path}] {name} {np.dtype(dtype).name} vs reference", file=out)
     return ok
 
 
