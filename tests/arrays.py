@@ -6,9 +6,15 @@ only -inf, ties at the maximum, huge and tiny magnitudes, values whose exp
 overflows or underflows unless shifted, and views that are Fortran-ordered,
 strided, negatively strided, transposed, offset or read-only.  ``axes_for()``
 gives every axis argument worth trying for a number of dimensions.
+``layouts()`` gives an array in unusual memory layouts (memory maps,
+misaligned data, zero strides) to compare with its contiguous copy.
+
+Then the comparison helpers (``assert_close`` and its variants), the
+promotion and scales the loss tests share, and hypothesis strategies.
 """
 
 import contextlib
+import itertools
 
 import numpy as np
 
@@ -98,6 +104,59 @@ def _layouts(base):
     flat = base.ravel()
     yield "1-d negative stride", flat[::-1]
     yield "1-d strided", flat[::3]
+
+
+def misaligned(a):
+    """A copy of `a` whose data starts one byte past an aligned address."""
+    buf = np.empty(a.nbytes + 1, np.uint8)
+    view = np.frombuffer(buf.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
+    view[...] = a
+    return view
+
+
+def memmap_copy(arr, path, mode="r"):
+    """`arr` written to the file `path` and mapped back as an ``np.memmap``
+    opened in `mode` ('r' read-only, 'c' copy-on-write)."""
+    mm = np.memmap(path, dtype=arr.dtype, mode="w+", shape=arr.shape)
+    mm[...] = arr
+    mm.flush()
+    del mm
+    return np.memmap(path, dtype=arr.dtype, mode=mode, shape=arr.shape)
+
+
+_MEMMAP_NUMBERS = itertools.count()
+
+
+def layouts(base, tmp_path=None):
+    """``(label, array)``: `base` (2-d or 3-d) as views and copies with the
+    same values in unusual memory layouts, to compare with a contiguous copy.
+
+    The labels depend only on `base`'s dtype and number of dimensions, so that
+    the layouts of two bases of the same kind can be zipped.  With `tmp_path`
+    (a folder) also read-only and copy-on-write memory maps of files in it.
+    """
+    readonly = base.copy()
+    readonly.flags.writeable = False
+    yield "F order", np.asfortranarray(base)
+    yield "read-only", readonly
+    if tmp_path is not None:
+        path = tmp_path / f"memmap-{next(_MEMMAP_NUMBERS)}-{base.dtype.name}-{base.ndim}.dat"
+        yield "memmap read-only", memmap_copy(base, path)
+        yield "memmap copy-on-write", np.memmap(path, dtype=base.dtype, mode="c",
+                                                shape=base.shape)
+    yield "transposed", base.T
+    yield "negative strides", base[::-1, ::-1]
+    yield "strided", base[::2, ::3]
+    yield "strided, negative", base[::-3, ::-2]
+    yield "offset", base[1:, 2:]
+    yield "broadcast (zero stride)", np.broadcast_to(base[:1], base.shape)
+    if base.dtype.itemsize > 1:
+        yield "misaligned", misaligned(base)
+    yield "1-d strided", base.ravel()[::7]
+    yield "1-d negative stride", base.ravel()[::-1]
+    if base.ndim == 3:
+        yield "swapped axes", np.swapaxes(base, 0, 2)
+        yield "middle axis strided", base[:, ::2, :]
 
 
 def zoo(dtypes=ALL_DTYPES, *, special=True, empty=True, seed=20240611):
@@ -199,6 +258,38 @@ def magnitude(arr):
     return max(1.0, float(finite.max())) if finite.size else 1.0
 
 
+def bad_grad_outs():
+    """``(label, grad_out)`` that a loss must refuse for an input of shape
+    (3, 4) in float64: wrong shape or dtype, read-only, not an array."""
+    readonly = np.empty((3, 4))
+    readonly.flags.writeable = False
+    return [("wrong shape", np.empty((4, 3))), ("too big", np.empty((3, 4, 1))),
+            ("wrong dtype", np.empty((3, 4), np.float32)),
+            ("integer", np.empty((3, 4), np.int64)),
+            ("read-only", readonly), ("a list", np.zeros((3, 4)).tolist())]
+
+
+def eps_scale(*arrays):
+    """64 float64 ulp of the largest magnitude of `arrays`: rounding of a few
+    sums."""
+    values = np.concatenate([np.ravel(a) for a in arrays])
+    return 64 * np.finfo(np.float64).eps * magnitude(values)
+
+
+def torch_result_dtype(x, t):
+    """PyTorch's promotion for a loss of input `x` and target `t`: their
+    common dtype with a floating target, else the input's dtype."""
+    x, t = np.asarray(x), np.asarray(t)
+    return np.result_type(x, t) if t.dtype.kind == "f" else x.dtype
+
+
+def as_result(arr, dtype):
+    """`arr` rounded to `dtype`; a 0-d array becomes a NumPy scalar."""
+    with np.errstate(over="ignore"):
+        arr = np.asarray(arr).astype(dtype)
+    return arr[()] if arr.ndim == 0 else arr
+
+
 # relative tolerance by result dtype: float64 about 450 ulp but far below any
 # real error; float32 about 8 ulp; float16 one rounding of the float32 value
 RTOL = {np.float64: 1e-13, np.float32: 1e-6, np.float16: 1e-3}
@@ -223,27 +314,57 @@ def tolerance(func, dtype, arr, *, peer="reference"):
     return rtol, factor * float(finfo.eps) * magnitude(arr)
 
 
+def assert_close(got, want, *, rtol, atol=0.0, err_msg="", check_type=True):
+    """`got` has the type (ndarray or NumPy scalar), dtype and shape of
+    `want` (the type and dtype only if `check_type`), NaN and infinities at
+    the same places (infinities of the same sign), and ``|got - want| <=
+    rtol * |want| + atol`` elsewhere; `atol` may be an array (elementwise)."""
+    g, w = np.asarray(got), np.asarray(want)
+    if check_type:
+        assert type(got) is type(want), (
+            f"{err_msg}: returned {type(got).__name__}, expected {type(want).__name__}")
+        assert g.dtype == w.dtype, f"{err_msg}: dtype {g.dtype}, expected {w.dtype}"
+    assert g.shape == w.shape, f"{err_msg}: shape {g.shape}, expected {w.shape}"
+    g64, w64 = g.astype(np.float64), w.astype(np.float64)
+    nan_g, nan_w = np.isnan(g64), np.isnan(w64)
+    assert np.array_equal(nan_g, nan_w), (
+        f"{err_msg}: NaN at {np.argwhere(nan_g).tolist()}, expected at "
+        f"{np.argwhere(nan_w).tolist()}\n got {g64}\nwant {w64}")
+    inf_g, inf_w = np.isinf(g64), np.isinf(w64)
+    assert np.array_equal(inf_g, inf_w) and np.array_equal(g64[inf_w], w64[inf_w]), (
+        f"{err_msg}: infinities differ\n got {g64}\nwant {w64}")
+    tols = f"rtol={rtol}" + (f", atol={atol}" if np.ndim(atol) == 0 else "")
+    atol = np.broadcast_to(np.asarray(atol, dtype=np.float64), w64.shape)
+    ok = np.isfinite(w64)
+    err = np.abs(g64[ok] - w64[ok])
+    bad = err > rtol * np.abs(w64[ok]) + atol[ok]
+    if bad.any():
+        raise AssertionError(
+            f"{err_msg}: {bad.sum()} of {bad.size} values out of tolerance ({tols}), "
+            f"e.g. got {g64[ok][bad][:4].tolist()} want {w64[ok][bad][:4].tolist()}, "
+            f"|diff| {err[bad][:4].tolist()}")
+
+
 def assert_result(actual, desired, *, rtol, atol, err_msg=""):
     """`actual` has the type (ndarray or NumPy scalar), dtype and shape of
-    `desired`, the same NaN and inf positions and values within tolerance.
-    Pairs (logsumexp with ``return_sign``) are compared item by item, the
-    signs exactly."""
+    `desired`, the same NaN and inf positions and values within tolerance
+    (:func:`assert_close`).  Pairs (logsumexp with ``return_sign``) are
+    compared item by item, the signs exactly."""
     if isinstance(desired, tuple):
         assert isinstance(actual, tuple), f"{err_msg}: expected a pair, got {type(actual)}"
         assert len(actual) == len(desired), err_msg
         assert_result(actual[0], desired[0], rtol=rtol, atol=atol, err_msg=err_msg)
         assert_result(actual[1], desired[1], rtol=0, atol=0, err_msg=err_msg + " (sign)")
         return
-    assert type(actual) is type(desired), (
-        f"{err_msg}: returned {type(actual).__name__}, expected {type(desired).__name__}"
-    )
-    assert actual.dtype == desired.dtype, f"{err_msg}: dtype {actual.dtype} != {desired.dtype}"
-    assert actual.shape == desired.shape, f"{err_msg}: shape {actual.shape} != {desired.shape}"
-    np.testing.assert_allclose(
-        np.asarray(actual, dtype=np.float64),
-        np.asarray(desired, dtype=np.float64),
-        rtol=rtol, atol=atol, equal_nan=True, err_msg=err_msg,
-    )
+    assert_close(actual, desired, rtol=rtol, atol=atol, err_msg=err_msg)
+
+
+def assert_agree_scaled(got, want, scale, dtype, err_msg=""):
+    """Two evaluations in `dtype` that may round differently: within a few
+    ulp of the result (4 eps relative) and of the magnitudes it is computed
+    from (4 eps times `scale`, a number or elementwise)."""
+    eps = float(np.finfo(dtype).eps)
+    assert_close(got, want, rtol=4 * eps, atol=4 * eps * scale, err_msg=err_msg)
 
 
 def assert_bitwise_equal(actual, desired, err_msg=""):
@@ -351,3 +472,47 @@ def assert_agree(got, want, x, name, err_msg=""):
             f"{err_msg}: {bad.sum()} of {err.size} values differ beyond tolerance, by up to "
             f"{ulp.max():.1f} ulp, e.g. {g64[ok][bad][:3].tolist()} vs {w64[ok][bad][:3].tolist()}"
         )
+
+
+def assert_labels_equal_one_hot(cross_entropy, x, t, *, label_smoothing, reduction, weighted):
+    """`cross_entropy` (a function with PyTorch's arguments) of logits `x`
+    (n, c) against class labels `t` equals that against the one-hot
+    probability targets, loss and gradient.  With weights, 'mean' divides by
+    the summed weights of the target classes rather than the number of rows."""
+    n, c = x.shape
+    weight = np.linspace(0.5, 2.0, c) if weighted else None
+    onehot = np.eye(c)[t]
+    got = cross_entropy(x, t, weight=weight, reduction=reduction,
+                        label_smoothing=label_smoothing, return_grad=True)
+    want = cross_entropy(x, onehot, weight=weight, reduction=reduction,
+                         label_smoothing=label_smoothing, return_grad=True)
+    if weighted and reduction == "mean":
+        w_sum = np.sum(weight[t])
+        want = (want[0] * n / w_sum, want[1] * n / w_sum)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=eps_scale(x))
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12, atol=eps_scale(x))
+
+
+# ---------------------------------------------------------------------------
+# hypothesis strategies (hypothesis is optional: without it they are None)
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+except ImportError:
+    logit_pairs = None
+else:
+    @st.composite
+    def logit_pairs(draw, minus_inf_in_q=False):
+        """(p logits, q logits) of shape (n, c), n up to 4, c up to 7, in
+        [-30, 30], with -inf entries (in the q logits only if asked); column
+        0 finite in both, so that every row has a softmax."""
+        n = draw(st.integers(1, 4))
+        c = draw(st.integers(1, 7))
+        elements = st.one_of(st.floats(-30, 30), st.just(-INF))
+        x = draw(hnp.arrays(np.float64, (n, c), elements=elements))
+        y = draw(hnp.arrays(np.float64, (n, c),
+                            elements=elements if minus_inf_in_q else st.floats(-30, 30)))
+        x[:, 0] = np.where(np.isinf(x[:, 0]), 0.0, x[:, 0])
+        y[:, 0] = np.where(np.isinf(y[:, 0]), 0.0, y[:, 0])
+        return x, y

@@ -73,3 +73,20 @@ def cpu_paths():
     import fastxent
 
     return list(fastxent.get_config()["cpu_paths"])
+
+
+@pytest.fixture(scope="module")
+def torch_on_one_thread():
+    """PyTorch's thread pool costs far more than the tiny tensors of the
+    tests, and spins badly when the cores are busy: one thread for the module,
+    restored afterwards.  A module asks for it with
+    ``pytestmark = pytest.mark.usefixtures("torch_on_one_thread")``."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

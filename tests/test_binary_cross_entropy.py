@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import fastxent as fx
-from arrays import Failures, assert_bitwise_equal
+from arrays import (Failures, as_result, assert_agree_scaled, assert_bitwise_equal,
+                    assert_close, bad_grad_outs, layouts, memmap_copy, torch_result_dtype)
 from fastxent import reference_losses as rl
 
 INF, NAN = np.inf, np.nan
@@ -26,6 +27,8 @@ DTYPE_IDS = [np.dtype(d).name for d in DTYPES]
 RTOL = {np.float64: 1e-13, np.float32: 2e-6, np.float16: 2e-3}
 SHAPES = [(7,), (4, 5), (2, 3, 5), (), (1,)]
 SHAPE_IDS = ["x".join(map(str, s)) or "0d" for s in SHAPES]
+
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 
 def _weights(shape, rng):
@@ -43,33 +46,8 @@ def _weights(shape, rng):
     return kinds
 
 
-@pytest.fixture(autouse=True, scope="module")
-def torch_on_one_thread():
-    """PyTorch's thread pool costs far more than these tiny tensors."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---------------------------------------------------------------------------
 # helpers
-
-def result_dtype(x, y):
-    x, y = np.asarray(x), np.asarray(y)
-    return np.result_type(x, y) if y.dtype.kind == "f" else x.dtype
-
-
-def as_result(arr, dtype):
-    with np.errstate(over="ignore"):
-        arr = np.asarray(arr).astype(dtype)
-    return arr[()] if arr.ndim == 0 else arr
-
 
 def torch_bce(torch, x, y, weight=None, pos_weight=None, **kwargs):
     """PyTorch's loss and gradient of ``loss.sum()`` as NumPy.  float16 data
@@ -90,7 +68,8 @@ def torch_bce(torch, x, y, weight=None, pos_weight=None, **kwargs):
         xt, tensor(y), weight=tensor(weight, x.dtype), pos_weight=tensor(pos_weight, x.dtype),
         **kwargs)
     loss.sum().backward()
-    return as_result(loss.detach().numpy(), result_dtype(x, y)), xt.grad.numpy().astype(x.dtype)
+    return (as_result(loss.detach().numpy(), torch_result_dtype(x, y)),
+            xt.grad.numpy().astype(x.dtype))
 
 
 def bce_scale(x, weight, pos_weight, reduction):
@@ -114,35 +93,6 @@ def grad_scale(x, weight, pos_weight, reduction):
     pw = 1.0 if pos_weight is None else np.abs(np.asarray(pos_weight, dtype=np.float64))
     s = np.broadcast_to(w * (1 + pw), x64.shape)
     return s / s.size if reduction == "mean" and s.size else s
-
-
-def assert_close(got, want, *, rtol, atol=0.0, err_msg=""):
-    """`got` has the type (ndarray or NumPy scalar), dtype and shape of
-    `want`, NaN and infinities at the same places (infinities of the same
-    sign), and ``|got - want| <= rtol * |want| + atol`` elsewhere; `atol`
-    may be an array (elementwise)."""
-    assert type(got) is type(want), (
-        f"{err_msg}: returned {type(got).__name__}, expected {type(want).__name__}")
-    g, w = np.asarray(got), np.asarray(want)
-    assert g.dtype == w.dtype, f"{err_msg}: dtype {g.dtype}, expected {w.dtype}"
-    assert g.shape == w.shape, f"{err_msg}: shape {g.shape}, expected {w.shape}"
-    g64, w64 = g.astype(np.float64), w.astype(np.float64)
-    nan_g, nan_w = np.isnan(g64), np.isnan(w64)
-    assert np.array_equal(nan_g, nan_w), (
-        f"{err_msg}: NaN at {np.argwhere(nan_g).tolist()}, expected at "
-        f"{np.argwhere(nan_w).tolist()}\n got {g64}\nwant {w64}")
-    inf_g, inf_w = np.isinf(g64), np.isinf(w64)
-    assert np.array_equal(inf_g, inf_w) and np.array_equal(g64[inf_w], w64[inf_w]), (
-        f"{err_msg}: infinities differ\n got {g64}\nwant {w64}")
-    atol = np.broadcast_to(np.asarray(atol, dtype=np.float64), w64.shape)
-    ok = np.isfinite(w64)
-    err = np.abs(g64[ok] - w64[ok])
-    bad = err > rtol * np.abs(w64[ok]) + atol[ok]
-    if bad.any():
-        raise AssertionError(
-            f"{err_msg}: {bad.sum()} of {bad.size} values out of tolerance (rtol={rtol}), "
-            f"e.g. got {g64[ok][bad][:4].tolist()} want {w64[ok][bad][:4].tolist()}, "
-            f"|diff| {err[bad][:4].tolist()}")
 
 
 def random_case(rng, shape, dtype):
@@ -559,12 +509,7 @@ def test_grad_out_views():
 
 def test_bad_grad_out():
     x = np.zeros((3, 4))
-    readonly = np.empty_like(x)
-    readonly.flags.writeable = False
-    for label, out in [("wrong shape", np.empty((4, 3))), ("too big", np.empty((3, 4, 1))),
-                       ("wrong dtype", np.empty((3, 4), np.float32)),
-                       ("integer", np.empty((3, 4), np.int64)),
-                       ("read-only", readonly), ("a list", np.zeros((3, 4)).tolist())]:
+    for label, out in bad_grad_outs():
         with pytest.raises(ValueError, match="grad_out"):
             fx.binary_cross_entropy_with_logits(x, x, return_grad=True, grad_out=out)
     with pytest.raises(ValueError, match="grad_out"):
@@ -609,39 +554,12 @@ def test_results_do_not_depend_on_threads(dtype):
 # ---------------------------------------------------------------------------
 # memory layouts
 
-def _misaligned(a):
-    buf = np.empty(a.nbytes + 1, np.uint8)
-    view = np.frombuffer(buf.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
-    view[...] = a
-    return view
-
-
-def layouts(base):
-    readonly = base.copy()
-    readonly.flags.writeable = False
-    yield "F order", np.asfortranarray(base)
-    yield "read-only", readonly
-    yield "transposed", base.T
-    yield "negative strides", base[::-1, ::-1]
-    yield "strided", base[::2, ::3]
-    yield "offset", base[1:, 2:]
-    yield "broadcast (zero stride)", np.broadcast_to(base[:1], base.shape)
-    yield "misaligned", _misaligned(base)
-    yield "1-d strided", base.ravel()[::7]
-
-
-def assert_agree(got, want, scale, dtype, err_msg):
-    """Two evaluations that may round differently: a few ulp."""
-    eps = float(np.finfo(dtype).eps)
-    assert_close(got, want, rtol=4 * eps, atol=4 * eps * scale, err_msg=err_msg)
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_layouts_match_contiguous_copies(dtype):
+def test_layouts_match_contiguous_copies(dtype, tmp_path):
     rng = np.random.default_rng(8)
     bx, by = random_case(rng, (37, 23), dtype)
     failures = Failures()
-    for (lx, x), (_, y) in zip(layouts(bx), layouts(by)):
+    for (lx, x), (_, y) in zip(layouts(bx, tmp_path), layouts(by, tmp_path)):
         xc, yc = np.array(x, order="C"), np.array(y, order="C")
         c = x.shape[-1]
         wbase = (rng.random(2 * c) * 2).astype(dtype)
@@ -658,9 +576,10 @@ def test_layouts_match_contiguous_copies(dtype):
                         xc, yc, wc, reduction, pwc, return_grad=True)
                     got, grad = fx.binary_cross_entropy_with_logits(a, b, w, reduction, pw,
                                                                     return_grad=True)
-                    assert_agree(got, want, bce_scale(xc, wc, pwc, reduction), dtype, case)
-                    assert_agree(grad, want_grad, grad_scale(xc, wc, pwc, reduction), dtype,
-                                 case + " grad")
+                    assert_agree_scaled(got, want, bce_scale(xc, wc, pwc, reduction), dtype,
+                                        case)
+                    assert_agree_scaled(grad, want_grad, grad_scale(xc, wc, pwc, reduction),
+                                        dtype, case + " grad")
                     np.testing.assert_array_equal(a, xc, err_msg="input modified")
                     np.testing.assert_array_equal(b, yc, err_msg="target modified")
     failures.check()
@@ -670,15 +589,8 @@ def test_read_only_memory_maps(tmp_path):
     rng = np.random.default_rng(9)
     x, y = random_case(rng, (50, 31), np.float64)
     w = rng.random(31)
-    maps = []
-    for name, a in (("x", x), ("y", y), ("w", w)):
-        path = tmp_path / f"{name}.dat"
-        mm = np.memmap(path, dtype=a.dtype, mode="w+", shape=a.shape)
-        mm[...] = a
-        mm.flush()
-        del mm
-        maps.append(np.memmap(path, dtype=a.dtype, mode="r", shape=a.shape))
-    xm, ym, wm = maps
+    xm, ym, wm = (memmap_copy(a, tmp_path / f"{name}.dat")
+                  for name, a in (("x", x), ("y", y), ("w", w)))
     assert not xm.flags.writeable
     for reduction in REDUCTIONS:
         for label, args, copies in [
@@ -693,9 +605,10 @@ def test_read_only_memory_maps(tmp_path):
                 return_grad=True)
             assert type(got) is type(want) and type(grad) is np.ndarray, label
             scale = bce_scale(copies[0], copies[2], copies[2] + 1, reduction)
-            assert_agree(got, want, scale, np.float64, f"{label} {reduction}")
-            assert_agree(grad, want_grad, grad_scale(copies[0], copies[2], copies[2] + 1,
-                                                     reduction), np.float64, label + " grad")
+            assert_agree_scaled(got, want, scale, np.float64, f"{label} {reduction}")
+            assert_agree_scaled(grad, want_grad,
+                                grad_scale(copies[0], copies[2], copies[2] + 1, reduction),
+                                np.float64, label + " grad")
     np.testing.assert_array_equal(xm, x)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastxent as fx
-from arrays import Failures, assert_bitwise_equal
+from arrays import Failures, assert_bitwise_equal, assert_close, layouts, memmap_copy
 from fastxent import reference_losses as rl
 
 INF, NAN = np.inf, np.nan
@@ -32,36 +32,6 @@ BASES = (None, 2, 10.0, 0.5, np.e)
 @pytest.fixture(scope="module")
 def stats():
     return pytest.importorskip("scipy.stats")
-
-
-def assert_close(got, want, *, rtol, atol=0.0, err_msg="", check_type=True):
-    """`got` has the type (ndarray or NumPy scalar), dtype and shape of
-    `want` (the type and dtype only if `check_type`), NaN and infinities at
-    the same places (infinities of the same sign), and ``|got - want| <=
-    rtol * |want| + atol`` elsewhere; `atol` may be an array."""
-    g, w = np.asarray(got), np.asarray(want)
-    if check_type:
-        assert type(got) is type(want), (
-            f"{err_msg}: returned {type(got).__name__}, expected {type(want).__name__}")
-        assert g.dtype == w.dtype, f"{err_msg}: dtype {g.dtype}, expected {w.dtype}"
-    assert g.shape == w.shape, f"{err_msg}: shape {g.shape}, expected {w.shape}"
-    g64, w64 = g.astype(np.float64), w.astype(np.float64)
-    nan_g, nan_w = np.isnan(g64), np.isnan(w64)
-    assert np.array_equal(nan_g, nan_w), (
-        f"{err_msg}: NaN at {np.argwhere(nan_g).tolist()}, expected at "
-        f"{np.argwhere(nan_w).tolist()}\n got {g64}\nwant {w64}")
-    inf_g, inf_w = np.isinf(g64), np.isinf(w64)
-    assert np.array_equal(inf_g, inf_w) and np.array_equal(g64[inf_w], w64[inf_w]), (
-        f"{err_msg}: infinities differ\n got {g64}\nwant {w64}")
-    atol = np.broadcast_to(np.asarray(atol, dtype=np.float64), w64.shape)
-    ok = np.isfinite(w64)
-    err = np.abs(g64[ok] - w64[ok])
-    bad = err > rtol * np.abs(w64[ok]) + atol[ok]
-    if bad.any():
-        raise AssertionError(
-            f"{err_msg}: {bad.sum()} of {bad.size} values out of tolerance (rtol={rtol}), "
-            f"e.g. got {g64[ok][bad][:4].tolist()} want {w64[ok][bad][:4].tolist()}, "
-            f"|diff| {err[bad][:4].tolist()}")
 
 
 def entropy_scale(pk, qk, axis, base):
@@ -449,37 +419,16 @@ def test_results_do_not_depend_on_threads(dtype):
                                  f"qk={None if q is None else q.shape} axis={axis} n_threads={n}")
 
 
-def _misaligned(a):
-    buf = np.empty(a.nbytes + 1, np.uint8)
-    view = np.frombuffer(buf.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
-    view[...] = a
-    return view
-
-
-def layouts(base):
-    readonly = base.copy()
-    readonly.flags.writeable = False
-    yield "F order", np.asfortranarray(base)
-    yield "read-only", readonly
-    yield "transposed", base.T
-    yield "negative strides", base[::-1, ::-1]
-    yield "strided", base[::2, ::3]
-    yield "offset", base[1:, 2:]
-    yield "broadcast (zero stride)", np.broadcast_to(base[:1], base.shape)
-    yield "misaligned", _misaligned(base)
-    yield "1-d strided", base.ravel()[::7]
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, np.int32],
                          ids=["float64", "float32", "float16", "int32"])
-def test_layouts_match_contiguous_copies(dtype):
+def test_layouts_match_contiguous_copies(dtype, tmp_path):
     rng = np.random.default_rng(6)
     bp = random_pk(rng, (37, 23), dtype)
     bq = random_pk(rng, (37, 23), dtype) + (1 if np.dtype(dtype).kind in "iu" else 0.05)
     bq = bq.astype(dtype)
     eps = float(np.finfo(bp.dtype if bp.dtype.kind == "f" else np.float64).eps)
     failures = Failures()
-    for (label, p), (_, q) in zip(layouts(bp), layouts(bq)):
+    for (label, p), (_, q) in zip(layouts(bp, tmp_path), layouts(bq, tmp_path)):
         pc, qc = np.array(p, order="C"), np.array(q, order="C")
         for (qq, qqc), axis, base in itertools.product(((None, None), (q, qc)),
                                                        axes_for(p.ndim), (None, 2)):
@@ -497,12 +446,7 @@ def test_layouts_match_contiguous_copies(dtype):
 def test_read_only_memory_map(tmp_path, stats):
     rng = np.random.default_rng(7)
     pk = random_pk(rng, (40, 30), np.float64)
-    path = tmp_path / "pk.dat"
-    mm = np.memmap(path, dtype=pk.dtype, mode="w+", shape=pk.shape)
-    mm[...] = pk
-    mm.flush()
-    del mm
-    pm = np.memmap(path, dtype=pk.dtype, mode="r", shape=pk.shape)
+    pm = memmap_copy(pk, tmp_path / "pk.dat")
     for a, copy in ((pm, pk), (pm[::3, ::-2], pk[::3, ::-2].copy())):
         for axis in (0, 1, None):
             got = fx.entropy(a, a[::-1], axis=axis)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import fastxent as fx
-from arrays import Failures, assert_bitwise_equal
+from arrays import (Failures, as_result, assert_agree_scaled, assert_bitwise_equal,
+                    assert_close, bad_grad_outs, layouts, memmap_copy, torch_result_dtype)
 from fastxent import reference_losses as rl
 
 INF, NAN = np.inf, np.nan
@@ -44,39 +45,14 @@ SHAPES = [
 SHAPE_IDS = [f"{xs}-{ts}".replace(" ", "") for xs, ts in SHAPES]
 
 # PyTorch warns that 'mean' is not the KL divergence ('batchmean' is)
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:reduction. 'mean' divides the total loss:UserWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def torch_on_one_thread():
-    """PyTorch's thread pool costs far more than these tiny tensors."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss:UserWarning"),
+    pytest.mark.usefixtures("torch_on_one_thread"),
+]
 
 
 # ---------------------------------------------------------------------------
 # helpers
-
-def result_dtype(x, t):
-    """PyTorch's promotion: the input's dtype with a floating target."""
-    x, t = np.asarray(x), np.asarray(t)
-    return np.result_type(x, t) if t.dtype.kind == "f" else x.dtype
-
-
-def as_result(arr, dtype):
-    """`arr` rounded to `dtype`; a 0-d array becomes a NumPy scalar."""
-    with np.errstate(over="ignore"):
-        arr = np.asarray(arr).astype(dtype)
-    return arr[()] if arr.ndim == 0 else arr
-
 
 def torch_kl_div(torch, x, t, **kwargs):
     """PyTorch's loss and gradient of ``loss.sum()`` as NumPy, in the result
@@ -89,7 +65,7 @@ def torch_kl_div(torch, x, t, **kwargs):
     xt = tensor(x).requires_grad_(True)
     loss = torch.nn.functional.kl_div(xt, tensor(t), **kwargs)
     loss.sum().backward()
-    return (as_result(loss.detach().numpy(), result_dtype(x, t)),
+    return (as_result(loss.detach().numpy(), torch_result_dtype(x, t)),
             np.asarray(xt.grad.numpy()).astype(np.asarray(x).dtype))
 
 
@@ -142,35 +118,6 @@ def grad_scale(x, t, log_target, reduction):
     full = np.broadcast_shapes(np.shape(x), np.shape(t))
     n = count_for(reduction, np.shape(x), full) or 1
     return sum_to_shape(np.broadcast_to(p, full), np.shape(x)) / n
-
-
-def assert_close(got, want, *, rtol, atol=0.0, err_msg=""):
-    """`got` has the type (ndarray or NumPy scalar), dtype and shape of
-    `want`, NaN and infinities at the same places (infinities of the same
-    sign), and ``|got - want| <= rtol * |want| + atol`` elsewhere; `atol`
-    may be an array (elementwise)."""
-    assert type(got) is type(want), (
-        f"{err_msg}: returned {type(got).__name__}, expected {type(want).__name__}")
-    g, w = np.asarray(got), np.asarray(want)
-    assert g.dtype == w.dtype, f"{err_msg}: dtype {g.dtype}, expected {w.dtype}"
-    assert g.shape == w.shape, f"{err_msg}: shape {g.shape}, expected {w.shape}"
-    g64, w64 = g.astype(np.float64), w.astype(np.float64)
-    nan_g, nan_w = np.isnan(g64), np.isnan(w64)
-    assert np.array_equal(nan_g, nan_w), (
-        f"{err_msg}: NaN at {np.argwhere(nan_g).tolist()}, expected at "
-        f"{np.argwhere(nan_w).tolist()}\n got {g64}\nwant {w64}")
-    inf_g, inf_w = np.isinf(g64), np.isinf(w64)
-    assert np.array_equal(inf_g, inf_w) and np.array_equal(g64[inf_w], w64[inf_w]), (
-        f"{err_msg}: infinities differ\n got {g64}\nwant {w64}")
-    atol = np.broadcast_to(np.asarray(atol, dtype=np.float64), w64.shape)
-    ok = np.isfinite(w64)
-    err = np.abs(g64[ok] - w64[ok])
-    bad = err > rtol * np.abs(w64[ok]) + atol[ok]
-    if bad.any():
-        raise AssertionError(
-            f"{err_msg}: {bad.sum()} of {bad.size} values out of tolerance (rtol={rtol}), "
-            f"e.g. got {g64[ok][bad][:4].tolist()} want {w64[ok][bad][:4].tolist()}, "
-            f"|diff| {err[bad][:4].tolist()}")
 
 
 def random_case(rng, x_shape, t_shape, dtype, log_target):
@@ -456,18 +403,26 @@ def test_empty_input(torch, shape):
 # ---------------------------------------------------------------------------
 # grad_out
 
-@pytest.mark.parametrize("shapes", SHAPES, ids=SHAPE_IDS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_grad_out(dtype, shapes):
-    """A given grad_out receives the gradient and is returned; the loss and
-    gradient are those computed without it, bit for bit."""
-    rng = np.random.default_rng(3)
+def grad_out_cases(seed, dtype, shapes):
+    """``(x, t, kw, label, loss, grad)`` for each log_target and reduction: a
+    random case of `shapes` in `dtype`, with the loss and gradient computed
+    without grad_out."""
+    rng = np.random.default_rng(seed)
     x_shape, t_shape = shapes
     for log_target, reduction in itertools.product((False, True), REDUCTIONS):
         x, t = random_case(rng, x_shape, t_shape, dtype, log_target)
         kw = dict(reduction=reduction, log_target=log_target)
         label = f"{x_shape} {t_shape} {np.dtype(dtype).name} {kw}"
         want, want_grad = fx.kl_div(x, t, return_grad=True, **kw)
+        yield x, t, kw, label, want, want_grad
+
+
+@pytest.mark.parametrize("shapes", SHAPES, ids=SHAPE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_grad_out(dtype, shapes):
+    """A given grad_out receives the gradient and is returned; the loss and
+    gradient are those computed without it, bit for bit."""
+    for x, t, kw, label, want, want_grad in grad_out_cases(3, dtype, shapes):
         out = np.full(x.shape, np.nan, dtype)
         got, grad = fx.kl_div(x, t, return_grad=True, grad_out=out, **kw)
         assert grad is out, label
@@ -481,13 +436,7 @@ def test_grad_out_is_the_input(dtype, shapes):
     """grad_out=input: the loss is that of the original input (also where
     the input is broadcast and every element is read several times), the
     input then holds the gradient."""
-    rng = np.random.default_rng(4)
-    x_shape, t_shape = shapes
-    for log_target, reduction in itertools.product((False, True), REDUCTIONS):
-        x, t = random_case(rng, x_shape, t_shape, dtype, log_target)
-        kw = dict(reduction=reduction, log_target=log_target)
-        label = f"{x_shape} {t_shape} {np.dtype(dtype).name} {kw}"
-        want, want_grad = fx.kl_div(x, t, return_grad=True, **kw)
+    for x, t, kw, label, want, want_grad in grad_out_cases(4, dtype, shapes):
         y = x.copy()
         got, grad = fx.kl_div(y, t, return_grad=True, grad_out=y, **kw)
         assert grad is y, label
@@ -521,12 +470,7 @@ def test_grad_out_views():
 def test_bad_grad_out():
     x = np.log(np.full((3, 4), 0.25))
     t = np.full((3, 4), 0.25)
-    readonly = np.empty_like(x)
-    readonly.flags.writeable = False
-    for label, out in [("wrong shape", np.empty((4, 3))), ("too big", np.empty((3, 4, 1))),
-                       ("wrong dtype", np.empty((3, 4), np.float32)),
-                       ("integer", np.empty((3, 4), np.int64)),
-                       ("read-only", readonly), ("a list", np.zeros((3, 4)).tolist())]:
+    for label, out in bad_grad_outs():
         with pytest.raises(ValueError, match="grad_out"):
             fx.kl_div(x, t, return_grad=True, grad_out=out)
     # the broadcast shape is not the input's
@@ -566,43 +510,15 @@ def test_results_do_not_depend_on_threads(dtype):
 # ---------------------------------------------------------------------------
 # memory layouts
 
-def _misaligned(a):
-    buf = np.empty(a.nbytes + 1, np.uint8)
-    view = np.frombuffer(buf.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
-    view[...] = a
-    return view
-
-
-def layouts(base):
-    readonly = base.copy()
-    readonly.flags.writeable = False
-    yield "F order", np.asfortranarray(base)
-    yield "read-only", readonly
-    yield "transposed", base.T
-    yield "negative strides", base[::-1, ::-1]
-    yield "strided", base[::2, ::3]
-    yield "offset", base[1:, 2:]
-    yield "broadcast (zero stride)", np.broadcast_to(base[:1], base.shape)
-    yield "misaligned", _misaligned(base)
-    yield "1-d strided", base.ravel()[::7]
-
-
-def assert_agree(got, want, scale, dtype, err_msg):
-    """Two evaluations that may round differently: a few ulp of the result
-    and of the magnitudes summed."""
-    eps = float(np.finfo(dtype).eps)
-    assert_close(got, want, rtol=4 * eps, atol=4 * eps * scale, err_msg=err_msg)
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_layouts_match_contiguous_copies(dtype):
+def test_layouts_match_contiguous_copies(dtype, tmp_path):
     rng = np.random.default_rng(7)
     bx, bt = random_case(rng, (37, 23), (37, 23), dtype, False)
     failures = Failures()
     for log_target, reduction in itertools.product((False, True), REDUCTIONS):
         base_t = np.log(bt + 0.05).astype(dtype) if log_target else bt
         kw = dict(reduction=reduction, log_target=log_target)
-        for (lx, x), (lt, tt) in zip(layouts(bx), layouts(base_t)):
+        for (lx, x), (lt, tt) in zip(layouts(bx, tmp_path), layouts(base_t, tmp_path)):
             xc, tc = np.array(x, order="C"), np.array(tt, order="C")
             before = xc.copy(), tc.copy()
             for label, a, b in [(f"input {lx}", x, tc), (f"target {lt}", xc, tt),
@@ -610,10 +526,11 @@ def test_layouts_match_contiguous_copies(dtype):
                 with failures.case(f"{label} {np.dtype(dtype).name} {kw}"):
                     want, want_grad = fx.kl_div(xc, tc, return_grad=True, **kw)
                     got, grad = fx.kl_div(a, b, return_grad=True, **kw)
-                    assert_agree(got, want, loss_scale(xc, tc, log_target, reduction), dtype,
-                                 label)
-                    assert_agree(grad, want_grad, grad_scale(xc, tc, log_target, reduction),
-                                 dtype, label + " grad")
+                    assert_agree_scaled(got, want, loss_scale(xc, tc, log_target, reduction),
+                                        dtype, label)
+                    assert_agree_scaled(grad, want_grad,
+                                        grad_scale(xc, tc, log_target, reduction), dtype,
+                                        label + " grad")
                     np.testing.assert_array_equal(a, before[0], err_msg="input modified")
                     np.testing.assert_array_equal(b, before[1], err_msg="target modified")
     failures.check()
@@ -624,15 +541,7 @@ def test_read_only_memory_maps(tmp_path):
     such and as strided views."""
     rng = np.random.default_rng(8)
     x, t = random_case(rng, (50, 31), (50, 31), np.float32, False)
-    paths = {}
-    for name, a in (("x", x), ("t", t)):
-        paths[name] = tmp_path / f"{name}.dat"
-        mm = np.memmap(paths[name], dtype=a.dtype, mode="w+", shape=a.shape)
-        mm[...] = a
-        mm.flush()
-        del mm
-    xm = np.memmap(paths["x"], dtype=x.dtype, mode="r", shape=x.shape)
-    tm = np.memmap(paths["t"], dtype=t.dtype, mode="r", shape=t.shape)
+    xm, tm = memmap_copy(x, tmp_path / "x.dat"), memmap_copy(t, tmp_path / "t.dat")
     assert not xm.flags.writeable
     for log_target, reduction in itertools.product((False, True), REDUCTIONS):
         kw = dict(reduction=reduction, log_target=log_target)
@@ -643,10 +552,10 @@ def test_read_only_memory_maps(tmp_path):
             want, want_grad = fx.kl_div(ca, cb, return_grad=True, **kw)
             got, grad = fx.kl_div(a, b, return_grad=True, **kw)
             assert type(got) is type(want) and type(grad) is np.ndarray, label
-            assert_agree(got, want, loss_scale(ca, cb, log_target, reduction), np.float32,
-                         f"{label} {kw}")
-            assert_agree(grad, want_grad, grad_scale(ca, cb, log_target, reduction),
-                         np.float32, f"{label} {kw} grad")
+            assert_agree_scaled(got, want, loss_scale(ca, cb, log_target, reduction),
+                                np.float32, f"{label} {kw}")
+            assert_agree_scaled(grad, want_grad, grad_scale(ca, cb, log_target, reduction),
+                                np.float32, f"{label} {kw} grad")
     np.testing.assert_array_equal(xm, x)
 
 

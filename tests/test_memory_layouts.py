@@ -4,47 +4,11 @@ non-contiguous view."""
 import numpy as np
 import pytest
 
-from arrays import Failures, assert_agree, assert_result, axes_for, random_array, tolerance
+from arrays import (Failures, assert_agree, assert_result, axes_for, layouts, misaligned,
+                    random_array, tolerance)
 
 FUNCS = ("logsumexp", "softmax", "log_softmax")
 DTYPES = (np.float64, np.float32, np.float16, np.int16)
-
-
-def _misaligned(a):
-    """A copy of `a` whose data starts one byte past an aligned address."""
-    buf = np.empty(a.nbytes + 1, np.uint8)
-    view = np.frombuffer(buf.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
-    view[...] = a
-    return view
-
-
-def layouts(base, tmp_path):
-    """(label, array) views and copies of `base` with the same values where the
-    label says "same", else other values in the named layout."""
-    readonly = base.copy()
-    readonly.flags.writeable = False
-    path = tmp_path / f"memmap-{base.dtype.name}-{base.ndim}.dat"
-    mm = np.memmap(path, dtype=base.dtype, mode="w+", shape=base.shape)
-    mm[...] = base
-    mm.flush()
-    del mm
-    yield "F order", np.asfortranarray(base)
-    yield "read-only", readonly
-    yield "memmap read-only", np.memmap(path, dtype=base.dtype, mode="r", shape=base.shape)
-    yield "memmap copy-on-write", np.memmap(path, dtype=base.dtype, mode="c", shape=base.shape)
-    yield "transposed", base.T
-    yield "negative strides", base[::-1, ::-1]
-    yield "strided", base[::2, ::3]
-    yield "strided, negative", base[::-3, ::-2]
-    yield "offset", base[1:, 2:]
-    yield "broadcast (zero stride)", np.broadcast_to(base[:1], base.shape)
-    if base.dtype.itemsize > 1:
-        yield "misaligned", _misaligned(base)
-    yield "1-d strided", base.ravel()[::7]
-    yield "1-d negative stride", base.ravel()[::-1]
-    if base.ndim == 3:
-        yield "swapped axes", np.swapaxes(base, 0, 2)
-        yield "middle axis strided", base[:, ::2, :]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
@@ -74,7 +38,7 @@ def test_weights_in_any_layout(fx, ref):
     b = rng.uniform(0, 2, (12, 17))
     b[rng.random(b.shape) < 0.2] = 0
     for label, bb in [("F", np.asfortranarray(b)), ("reversed", b[::-1, ::-1].copy()[::-1, ::-1]),
-                      ("strided", np.repeat(b, 2, axis=1)[:, ::2]), ("misaligned", _misaligned(b))]:
+                      ("strided", np.repeat(b, 2, axis=1)[:, ::2]), ("misaligned", misaligned(b))]:
         np.testing.assert_array_equal(bb, b)
         for axis in (None, 0, 1):
             want = ref.logsumexp(a, axis=axis, b=b, return_sign=True)
@@ -171,7 +135,7 @@ def test_out_non_contiguous_logsumexp(fx, dtype, return_sign):
 def test_out_misaligned_and_byte_swapped(fx):
     x = random_array((4, 9), np.float64, np.random.default_rng(4))
     want = fx.softmax(x, axis=1)
-    out = _misaligned(np.zeros((4, 9)))
+    out = misaligned(np.zeros((4, 9)))
     assert fx.softmax(x, axis=1, out=out) is out
     np.testing.assert_array_equal(out, want)
     # a byte-swapped out has another dtype than the result: refused

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 import fastxent as fx
-from arrays import FLOAT_DTYPES, INT_DTYPES, Failures, assert_bitwise_equal, magnitude, zoo
+from arrays import (FLOAT_DTYPES, INT_DTYPES, Failures, assert_bitwise_equal, assert_close,
+                    assert_labels_equal_one_hot, assert_same_outcome, eps_scale, layouts,
+                    logit_pairs, magnitude, memmap_copy, outcome, zoo)
 from fastxent import reference_losses as rl
 
 INF, NAN = np.inf, np.nan
@@ -27,67 +29,11 @@ PAIRS = NAMES[1:]
 RTOL = {np.float64: 1e-13, np.float32: 2e-6, np.float16: 2e-3}
 EPS4 = 4 * float(np.finfo(np.float64).eps)  # two evaluations that round differently
 
-
-@pytest.fixture(autouse=True, scope="module")
-def torch_on_one_thread():
-    """PyTorch's thread pool costs far more than these tiny tensors."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 
 # ---------------------------------------------------------------------------
 # helpers
-
-def assert_close(got, want, *, rtol, atol=0.0, err_msg=""):
-    """`got` has the type (ndarray or NumPy scalar), dtype and shape of
-    `want`, NaN and infinities at the same places (infinities of the same
-    sign), and ``|got - want| <= rtol * |want| + atol`` elsewhere."""
-    assert type(got) is type(want), (
-        f"{err_msg}: returned {type(got).__name__}, expected {type(want).__name__}")
-    g, w = np.asarray(got), np.asarray(want)
-    assert g.dtype == w.dtype, f"{err_msg}: dtype {g.dtype}, expected {w.dtype}"
-    assert g.shape == w.shape, f"{err_msg}: shape {g.shape}, expected {w.shape}"
-    g64, w64 = g.astype(np.float64), w.astype(np.float64)
-    nan_g, nan_w = np.isnan(g64), np.isnan(w64)
-    assert np.array_equal(nan_g, nan_w), (
-        f"{err_msg}: NaN at {np.argwhere(nan_g).tolist()}, expected at "
-        f"{np.argwhere(nan_w).tolist()}\n got {g64}\nwant {w64}")
-    inf_g, inf_w = np.isinf(g64), np.isinf(w64)
-    assert np.array_equal(inf_g, inf_w) and np.array_equal(g64[inf_w], w64[inf_w]), (
-        f"{err_msg}: infinities differ\n got {g64}\nwant {w64}")
-    ok = np.isfinite(w64)
-    err = np.abs(g64[ok] - w64[ok])
-    bad = err > rtol * np.abs(w64[ok]) + atol
-    if bad.any():
-        raise AssertionError(
-            f"{err_msg}: {bad.sum()} of {bad.size} values out of tolerance (rtol={rtol}, "
-            f"atol={atol}), e.g. got {g64[ok][bad][:4].tolist()} want "
-            f"{w64[ok][bad][:4].tolist()}, |diff| {err[bad][:4].tolist()}")
-
-
-def outcome(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs), None
-    except Exception as exc:  # noqa: BLE001 - compared by type
-        return None, exc
-
-
-def assert_same_outcome(got, want, *, rtol, atol, err_msg):
-    (result, exc), (want_result, want_exc) = got, want
-    if want_exc is not None:
-        assert exc is not None, f"{err_msg}: expected {want_exc!r}, got {result!r}"
-        assert isinstance(exc, type(want_exc)), f"{err_msg}: raised {exc!r}, expected {want_exc!r}"
-        return
-    assert exc is None, f"{err_msg}: raised {exc!r}"
-    assert_close(result, want_result, rtol=rtol, atol=atol, err_msg=err_msg)
-
 
 def result_dtype(*arrays):
     """The dtype np.exp gives, promoted over the inputs."""
@@ -514,35 +460,14 @@ def test_results_do_not_depend_on_threads(dtype):
                                      f"{name} {shape} axis={axis} n_threads={n}")
 
 
-def _misaligned(a):
-    buf = np.empty(a.nbytes + 1, np.uint8)
-    view = np.frombuffer(buf.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
-    view[...] = a
-    return view
-
-
-def layouts(base):
-    readonly = base.copy()
-    readonly.flags.writeable = False
-    yield "F order", np.asfortranarray(base)
-    yield "read-only", readonly
-    yield "transposed", base.T
-    yield "negative strides", base[::-1, ::-1]
-    yield "strided", base[::2, ::3]
-    yield "offset", base[1:, 2:]
-    yield "broadcast (zero stride)", np.broadcast_to(base[:1], base.shape)
-    yield "misaligned", _misaligned(base)
-    yield "1-d strided", base.ravel()[::7]
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, np.int16],
                          ids=["float64", "float32", "float16", "int16"])
-def test_layouts_match_contiguous_copies(dtype):
+def test_layouts_match_contiguous_copies(dtype, tmp_path):
     rng = np.random.default_rng(11)
     bx, by = random_logits(rng, (37, 23), dtype), random_logits(rng, (37, 23), dtype)
     eps = float(np.finfo(result_dtype(bx)).eps)
     failures = Failures()
-    for (label, x), (_, y) in zip(layouts(bx), layouts(by)):
+    for (label, x), (_, y) in zip(layouts(bx, tmp_path), layouts(by, tmp_path)):
         xc, yc = np.array(x, order="C"), np.array(y, order="C")
         atol = 4 * eps * magnitude(np.concatenate([xc.ravel(), yc.ravel()]))
         for axis in ((-1, 0) if x.ndim > 1 else (-1,)):
@@ -563,12 +488,7 @@ def test_layouts_match_contiguous_copies(dtype):
 def test_read_only_memory_map(tmp_path):
     rng = np.random.default_rng(12)
     x = random_logits(rng, (40, 30), np.float32)
-    path = tmp_path / "logits.dat"
-    mm = np.memmap(path, dtype=x.dtype, mode="w+", shape=x.shape)
-    mm[...] = x
-    mm.flush()
-    del mm
-    xm = np.memmap(path, dtype=x.dtype, mode="r", shape=x.shape)
+    xm = memmap_copy(x, tmp_path / "logits.dat")
     for a, copy in ((xm, x), (xm[::3, ::-2], x[::3, ::-2].copy())):
         for axis in (0, -1):
             atol = 4 * float(np.finfo(np.float32).eps) * magnitude(copy)
@@ -583,35 +503,13 @@ def test_read_only_memory_map(tmp_path):
 # ---------------------------------------------------------------------------
 # hypothesis properties
 
-def eps_scale(*arrays):
-    """64 float64 ulp of the largest magnitude: rounding of a few sums."""
-    return 64 * np.finfo(np.float64).eps * magnitude(
-        np.concatenate([np.ravel(a) for a in arrays]))
-
-
 try:
     from hypothesis import given, settings, strategies as st
-    from hypothesis.extra import numpy as hnp
 except ImportError:  # optional: the properties below are then not collected
     st = None
 
 if st is not None:
     FEW = settings(max_examples=50, deadline=None)
-
-    @st.composite
-    def logit_pairs(draw, minus_inf_in_q=False):
-        """(p logits, q logits) of shape (n, c) in [-30, 30], with -inf
-        entries (in the q logits only if asked); column 0 finite in both, so
-        that every row has a softmax."""
-        n = draw(st.integers(1, 4))
-        c = draw(st.integers(1, 7))
-        elements = st.one_of(st.floats(-30, 30), st.just(-INF))
-        x = draw(hnp.arrays(np.float64, (n, c), elements=elements))
-        y = draw(hnp.arrays(np.float64, (n, c),
-                            elements=elements if minus_inf_in_q else st.floats(-30, 30)))
-        x[:, 0] = np.where(np.isinf(x[:, 0]), 0.0, x[:, 0])
-        y[:, 0] = np.where(np.isinf(y[:, 0]), 0.0, y[:, 0])
-        return x, y
 
     @FEW
     @given(logit_pairs(minus_inf_in_q=True))
@@ -662,17 +560,8 @@ if st is not None:
         x, _ = xy
         n, c = x.shape
         t = np.asarray(data.draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
-        weight = np.linspace(0.5, 2.0, c) if weighted else None
-        onehot = np.eye(c)[t]
-        got = fx.cross_entropy(x, t, weight=weight, reduction=reduction, label_smoothing=ls,
-                               return_grad=True)
-        want = fx.cross_entropy(x, onehot, weight=weight, reduction=reduction,
-                                label_smoothing=ls, return_grad=True)
-        if weighted and reduction == "mean":
-            w_sum = np.sum(weight[t])
-            want = (want[0] * n / w_sum, want[1] * n / w_sum)
-        np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=eps_scale(x))
-        np.testing.assert_allclose(got[1], want[1], rtol=1e-12, atol=eps_scale(x))
+        assert_labels_equal_one_hot(fx.cross_entropy, x, t, label_smoothing=ls,
+                                    reduction=reduction, weighted=weighted)
 
     @FEW
     @given(logit_pairs())
