@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from . import _dispatch
-from ._checks import KERNEL_DTYPES, as_array, exp_result_dtype, kernel_view
+from ._checks import as_array, exp_result_dtype, kernel_view
 from ._layout import normalize_axes
 from ._reduction import run
 
@@ -309,8 +309,9 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     terms ``-r log r`` or ``r log(r / u)`` against the running sums); when a
     later chunk raises the sums by factors ``1/a``, ``1/b``, the terms so far
     are rescaled exactly (``H -> a (H - log a)``, ``D -> a (D + log(a / b))``).
-    A row of up to 16384 elements is computed exactly as SciPy computes it.
-    float32 terms are summed in double.
+    A row of up to 16384 elements is computed as SciPy computes it, but
+    with ``pk * (1 / sum)`` for ``pk / sum`` (an element holding all the mass
+    gives exactly 1); float32 terms are summed in double.
 
     Special values follow ``scipy.special.entr`` and ``rel_entr``: a zero
     ``pk`` gives 0 (also against a zero ``qk``), a positive ``pk`` against a

@@ -11,18 +11,11 @@ import math
 import numpy as np
 
 from . import _dispatch
-from ._checks import KERNEL_DTYPES, as_array, check_out, kernel_view
+from ._checks import as_array, check_out, kernel_view
 from ._layout import elementwise_views
+from ._losses import _float_input
 
 __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
-
-
-def _float_input(x, name):
-    x = as_array(x, name)
-    if x.dtype not in KERNEL_DTYPES:
-        raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {x.dtype} "
-                        "(PyTorch refuses integer input too)")
-    return x
 
 
 def _check_reduction(reduction, allowed):

@@ -17,7 +17,7 @@ def run(call, shape, axes, ins, full_outs, kept_outs):
     ins, full_outs: arrays of `shape`; kept_outs: arrays of the keepdims
     shape.  Every array is already in a kernel dtype (float16 as uint16 bits).
     """
-    n_in, n_full = len(ins), len(full_outs)
+    n_in = len(ins)
     planned = plan_views(shape, axes, list(ins) + list(full_outs), list(kept_outs))
     if planned is not None:
         views, kept_views = planned

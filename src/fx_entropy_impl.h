@@ -279,7 +279,8 @@ static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nr
  * taken against the running sums Sp, Sq (those of the row so far).  When a
  * later chunk raises the sums by the factors 1/a, 1/b, the terms so far are
  * rescaled exactly: H -> a (H - log a), D -> a (D + log(a / b)).  A row of a
- * single chunk (up to 16384 elements) is computed as SciPy computes it.
+ * single chunk (up to 16384 elements) is computed as SciPy computes it,
+ * up to the rounding of the reciprocal 1 / S.
  * Rows that need SciPy's special cases (a negative, infinite or NaN entry, a
  * zero or overflowing sum) are redone by a plain two-pass loop. */
 
@@ -335,11 +336,13 @@ static double FX_NAME(entropy_row_slow)(const FX_T *p, Py_ssize_t sp, const FX_T
     return tot;
 }
 
-/* the terms of one chunk against the running sums; returns 0 if a term
- * needs the slow path (a ratio r / u outside the normal range) */
+/* the terms of one chunk against the reciprocals ip, iq of the running
+ * sums (r = p ip: a division per element would halve the speed; r differs
+ * from SciPy's p / S by at most an ulp); returns 0 if a term needs the slow
+ * path (a ratio r / u outside the normal range) */
 FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
                                            Py_ssize_t sq, Py_ssize_t n, FX_W ip, FX_W iq,
-                                           const int has_q, double *acc_out)
+                                           FX_W Sw, FX_W Qw, const int has_q, double *acc_out)
 {
     double tot = 0;
     FX_W bad = 0;
@@ -348,9 +351,12 @@ FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const F
         FX_W acc = 0;
         FX_SIMD_REDUCE(+:acc,bad)
         for (Py_ssize_t j = j0; j < end; j++) {
-            FX_W r = FX_AT(p, j, sp) * ip;
+            FX_W pv = FX_AT(p, j, sp);
+            /* an element holding all the mass is exactly 1 (entropy 0) */
+            FX_W r = pv == Sw ? (FX_W)1 : pv * ip;
             if (has_q) {
-                FX_W u = FX_AT(q, j, sq) * iq;
+                FX_W qv = FX_AT(q, j, sq);
+                FX_W u = qv == Qw ? (FX_W)1 : qv * iq;
                 FX_W ratio = r / u;
                 FX_W t = r * FX_LOG(ratio);
                 int both = (r > 0) & (u > 0);
@@ -416,7 +422,8 @@ FX_INLINE double FX_NAME(entropy_row_body)(const FX_T *p, Py_ssize_t sp, const F
             goto slow;
         }
         if (!FX_NAME(entropy_chunk_terms)(pc, sp, qc, sq, len, (FX_W)(1.0 / Sp1),
-                                          (FX_W)(has_q ? 1.0 / Sq1 : 0.0), has_q, &t))
+                                          (FX_W)(has_q ? 1.0 / Sq1 : 1.0), (FX_W)Sp1,
+                                          (FX_W)(has_q ? Sq1 : 1.0), has_q, &t))
             goto slow;
         acc += t;
         Sp = Sp1;

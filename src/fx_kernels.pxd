@@ -103,3 +103,4 @@ cdef extern from "fx_rows.h" nogil:
     void fx_f32_small_entropies(const float *x, const float *y, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind, float *T, float *out, Py_ssize_t os)
     void fx_f64_small_entropies(const double *x, const double *y, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind, double *T, double *out, Py_ssize_t os)
     void fx_f16_small_entropies(const uint16_t *x, const uint16_t *y, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind, float *T, uint16_t *out, Py_ssize_t os)
+
