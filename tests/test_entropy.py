@@ -456,3 +456,16 @@ def test_read_only_memory_map(tmp_path, stats):
             assert_close(got, want, rtol=eps4,
                          atol=eps4 * entropy_scale(copy, copy[::-1], axis, None))
             assert_close(fx.entropy(a, axis=axis), stats.entropy(copy, axis=axis), rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_all_mass_in_one_element_is_exactly_zero(dtype):
+    """A distribution with a single nonzero element has entropy exactly 0
+    (its normalized value is exactly 1), as SciPy's division gives."""
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 9, 40, 20000):
+        pk = np.zeros((5, n), dtype)
+        pk[np.arange(5), rng.integers(0, n, 5)] = rng.random(5).astype(dtype) * 7 + 0.1
+        assert np.all(fx.entropy(pk, axis=1) == 0), n
+        assert np.all(fx.entropy(pk.T, axis=0) == 0), n
+    assert fx.entropy(np.array([0.3], dtype)) == 0
