@@ -19,8 +19,10 @@
 #define FX_PRAGMA(x) _Pragma(#x)
 #if !defined(_MSC_VER) && (defined(_OPENMP) || defined(__clang__) || defined(__GNUC__))
 #define FX_SIMD_REDUCE(...) FX_PRAGMA(omp simd reduction(__VA_ARGS__))
+#define FX_SIMD_MINMAX(hi, lo) FX_PRAGMA(omp simd reduction(max:hi) reduction(min:lo))
 #else
 #define FX_SIMD_REDUCE(...)
+#define FX_SIMD_MINMAX(hi, lo)
 #endif
 
 /* elements per chunk of a long row: the unit of work when one row is split
@@ -118,6 +120,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_LOAD(v) (v)
 #define FX_STORE(w) (w)
 #define FX_EXP fx_expf_le0
+#define FX_EXP_NORMAL fx_expf_normal
+#define FX_EXP_NORMAL_MIN FX_EXPF_NORMAL_LO
 #define FX_EXP_ANY fx_expf
 #define FX_STORES_EXP 1
 #include "fx_rows_impl.h"
@@ -130,6 +134,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_LOAD
 #undef FX_STORE
 #undef FX_EXP
+#undef FX_EXP_NORMAL
+#undef FX_EXP_NORMAL_MIN
 #undef FX_EXP_ANY
 #undef FX_STORES_EXP
 #undef FX_LOG
@@ -147,6 +153,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_LOAD(v) (v)
 #define FX_STORE(w) (w)
 #define FX_EXP fx_exp_le0
+#define FX_EXP_NORMAL fx_exp_normal
+#define FX_EXP_NORMAL_MIN FX_EXP_NORMAL_LO
 #define FX_EXP_ANY fx_exp
 #define FX_STORES_EXP 1
 #include "fx_rows_impl.h"
@@ -159,6 +167,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_LOAD
 #undef FX_STORE
 #undef FX_EXP
+#undef FX_EXP_NORMAL
+#undef FX_EXP_NORMAL_MIN
 #undef FX_EXP_ANY
 #undef FX_STORES_EXP
 #undef FX_LOG
@@ -177,6 +187,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_LOAD(v) fx_half_to_float(v)
 #define FX_STORE(w) fx_float_to_half(w)
 #define FX_EXP fx_expf_le0
+#define FX_EXP_NORMAL fx_expf_normal
+#define FX_EXP_NORMAL_MIN FX_EXPF_NORMAL_LO
 #define FX_EXP_ANY fx_expf
 #define FX_STORES_EXP 0
 #include "fx_rows_impl.h"
@@ -189,6 +201,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_LOAD
 #undef FX_STORE
 #undef FX_EXP
+#undef FX_EXP_NORMAL
+#undef FX_EXP_NORMAL_MIN
 #undef FX_EXP_ANY
 #undef FX_STORES_EXP
 #undef FX_LOG

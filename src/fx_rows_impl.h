@@ -63,11 +63,26 @@ static FX_W FX_NAME(max_w)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 /* one block (n <= FX_FLUSH) merged into *st; the SIMD partial sums are
  * folded into double every FX_FOLD elements, which keeps float32 sums of
  * long rows as accurate as NumPy's pairwise summation */
-FX_INLINE void FX_NAME(block_state)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
-                                    fx_lse_state *st)
+/* maximum and minimum of a block (NaN ignored) */
+FX_INLINE FX_W FX_NAME(minmax_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W *lo)
 {
-    FX_W m = FX_NAME(max_body)(x, n, s);
-    double tot = 0.0, totk = 0.0;
+    FX_W m = -INFINITY, l = INFINITY;
+    FX_SIMD_MINMAX(m, l)
+    for (Py_ssize_t j = 0; j < n; j++) {
+        FX_W v = FX_AT(x, j, s);
+        m = v > m ? v : m;
+        l = v < l ? v : l;
+    }
+    *lo = l;
+    return m;
+}
+
+/* the sums of one block against its max m; `normal` (a compile-time
+ * constant at each call): every x - m is in [FX_EXP_NORMAL_MIN, 0], so the
+ * cheaper exp without underflow handling serves */
+FX_INLINE void FX_NAME(block_sums)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W m,
+                                   const int normal, double *tot, double *totk)
+{
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
         FX_W acc = 0, cnt = 0;
@@ -75,13 +90,31 @@ FX_INLINE void FX_NAME(block_state)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W v = FX_AT(x, j, s);
             int eq = v == m;
-            /* exp(-inf) = 0 drops the max terms without a second select */
-            acc += FX_EXP(eq ? (FX_W)-INFINITY : v - m);
+            if (normal) {
+                FX_W e = FX_EXP_NORMAL(v - m);
+                acc += eq ? (FX_W)0 : e;
+            } else {
+                /* exp(-inf) = 0 drops the max terms without a second select */
+                acc += FX_EXP(eq ? (FX_W)-INFINITY : v - m);
+            }
             cnt += eq ? (FX_W)1 : (FX_W)0;
         }
-        tot += (double)acc;
-        totk += (double)cnt;
+        *tot += (double)acc;
+        *totk += (double)cnt;
     }
+}
+
+FX_INLINE void FX_NAME(block_state)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                    fx_lse_state *st)
+{
+    FX_W lo;
+    FX_W m = FX_NAME(minmax_body)(x, n, s, &lo);
+    double tot = 0.0, totk = 0.0;
+    /* false for -inf entries, an inf max or a block of NaN */
+    if (lo - m >= (FX_W)FX_EXP_NORMAL_MIN)
+        FX_NAME(block_sums)(x, n, s, m, 1, &tot, &totk);
+    else
+        FX_NAME(block_sums)(x, n, s, m, 0, &tot, &totk);
     fx_state_merge(st, (double)m, totk, tot);
 }
 

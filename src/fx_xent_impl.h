@@ -30,14 +30,15 @@
 /* one block of the row: updates the state, returns its a-sum terms.  The
  * has_* flags are compile-time constants at every call (see xent_blocks),
  * so each combination is its own branch-free, vectorized loop. */
-FX_INLINE void FX_NAME(xent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
-                                   const FX_T *w, Py_ssize_t ws, const FX_T *q, Py_ssize_t qs,
-                                   FX_W qa, FX_W qb, FX_T *g, Py_ssize_t gs,
-                                   const int has_g, const int coef, const int has_w,
-                                   const int has_q, fx_lse_state *st,
-                                   double *bm, double *ba, double *bd)
+/* the loop of xent_block; `normal` (a constant): every x - m of the block
+ * is in [FX_EXP_NORMAL_MIN, 0], so the cheaper exp serves (same bits) */
+FX_INLINE void FX_NAME(xent_block_loop)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                        const FX_T *w, Py_ssize_t ws, const FX_T *q,
+                                        Py_ssize_t qs, FX_W qa, FX_W qb, FX_T *g,
+                                        Py_ssize_t gs, const int has_g, const int coef,
+                                        const int has_w, const int has_q, const int normal,
+                                        FX_W m, double *sums)
 {
-    FX_W m = FX_NAME(max_body)(x, n, s);
     double tot = 0.0, totk = 0.0, tota = 0.0, totd = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
@@ -46,10 +47,17 @@ FX_INLINE void FX_NAME(xent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W v = FX_AT(x, j, s);
             int eq = v == m;
-            FX_W e = FX_EXP(eq ? (FX_W)-INFINITY : v - m);
+            FX_W e;
+            if (normal) {
+                FX_W e1 = FX_EXP_NORMAL(v - m);   /* exactly 1 at the max */
+                e = eq ? (FX_W)0 : e1;
+                if (has_g) g[j * gs] = FX_STORE(e1);
+            } else {
+                e = FX_EXP(eq ? (FX_W)-INFINITY : v - m);
+                if (has_g) g[j * gs] = FX_STORE(eq ? (FX_W)1 : e);
+            }
             acc += e;
             cnt += eq ? (FX_W)1 : (FX_W)0;
-            if (has_g) g[j * gs] = FX_STORE(eq ? (FX_W)1 : e);
             if (coef) {
                 FX_W a = FX_XENT_COEF(j);
                 /* m - x is +inf at a -inf logit; a zero coefficient there
@@ -64,10 +72,33 @@ FX_INLINE void FX_NAME(xent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
         tota += (double)sa;
         totd += (double)sd;
     }
-    fx_state_merge(st, (double)m, totk, tot);
+    sums[0] = tot;
+    sums[1] = totk;
+    sums[2] = tota;
+    sums[3] = totd;
+}
+
+FX_INLINE void FX_NAME(xent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                   const FX_T *w, Py_ssize_t ws, const FX_T *q, Py_ssize_t qs,
+                                   FX_W qa, FX_W qb, FX_T *g, Py_ssize_t gs,
+                                   const int has_g, const int coef, const int has_w,
+                                   const int has_q, fx_lse_state *st,
+                                   double *bm, double *ba, double *bd)
+{
+    FX_W lo;
+    FX_W m = FX_NAME(minmax_body)(x, n, s, &lo);
+    double sums[4];
+    /* false for -inf entries, an inf max or a block of NaN */
+    if (lo - m >= (FX_W)FX_EXP_NORMAL_MIN)
+        FX_NAME(xent_block_loop)(x, n, s, w, ws, q, qs, qa, qb, g, gs, has_g, coef, has_w,
+                                 has_q, 1, m, sums);
+    else
+        FX_NAME(xent_block_loop)(x, n, s, w, ws, q, qs, qa, qb, g, gs, has_g, coef, has_w,
+                                 has_q, 0, m, sums);
+    fx_state_merge(st, (double)m, sums[1], sums[0]);
     *bm = (double)m;
-    *ba = tota;
-    *bd = totd;
+    *ba = sums[2];
+    *bd = sums[3];
 }
 
 /* every block of a row, with the flags made constants */
