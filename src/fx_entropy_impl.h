@@ -25,10 +25,14 @@
 
 /* ---- entropy of softmax(x) ---- */
 
+FX_INLINE void FX_NAME(ent_block_sums)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W mw,
+                                       const int normal, double *sum, double *k, double *T);
+
 FX_INLINE void FX_NAME(ent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                   double *m, double *k, double *sum, double *T)
 {
-    FX_W bm = FX_NAME(max_body)(x, n, s);
+    FX_W lo;
+    FX_W bm = FX_NAME(minmax_body)(x, n, s, &lo);
     if ((double)bm > *m) {
         if (*k > 0) {   /* rescale what was summed: m - x grows by bm - m */
             double a = exp(*m - (double)bm), S = *k + *sum;
@@ -42,6 +46,16 @@ FX_INLINE void FX_NAME(ent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
     if (*m == INFINITY) return;   /* the row is NaN */
     /* all -inf (or NaN) so far: exp(-inf - 0) = 0 adds nothing, NaN stays */
     FX_W mw = *m == -INFINITY ? (FX_W)0 : (FX_W)*m;
+    /* the cheaper exp (same bits) where no x - m can underflow */
+    if (lo - mw >= (FX_W)FX_EXP_NORMAL_MIN)
+        FX_NAME(ent_block_sums)(x, n, s, mw, 1, sum, k, T);
+    else
+        FX_NAME(ent_block_sums)(x, n, s, mw, 0, sum, k, T);
+}
+
+FX_INLINE void FX_NAME(ent_block_sums)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W mw,
+                                       const int normal, double *sum, double *k, double *T)
+{
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
         FX_W acc = 0, cnt = 0, t = 0;
@@ -49,7 +63,7 @@ FX_INLINE void FX_NAME(ent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W v = FX_AT(x, j, s);
             int eq = v == mw;
-            FX_W e = FX_EXP(v - mw);
+            FX_W e = normal ? FX_EXP_NORMAL(v - mw) : FX_EXP(v - mw);
             acc += eq ? (FX_W)0 : e;
             cnt += eq ? (FX_W)1 : (FX_W)0;
             /* e = 0 (a -inf logit: probability 0) contributes 0, also
@@ -83,10 +97,15 @@ static double FX_NAME(softmax_entropy_row)(const FX_T *x, Py_ssize_t n, Py_ssize
  * same exp), and the block terms are summed as e (my - y) 2^-9: so no
  * intermediate overflows for finite logits however far apart, unless the
  * result itself does. */
+FX_INLINE void FX_NAME(pair_block_sums)(const FX_T *x, Py_ssize_t sx, const FX_T *y,
+                                        Py_ssize_t sy, Py_ssize_t n, FX_W mx, FX_W my,
+                                        const int normal, double *st, int *qzero);
+
 FX_INLINE void FX_NAME(pair_block)(const FX_T *x, Py_ssize_t sx, const FX_T *y, Py_ssize_t sy,
                                    Py_ssize_t n, double *st, int *qzero)
 {
-    FX_W bx = FX_NAME(max_body)(x, n, sx), by = FX_NAME(max_body)(y, n, sy);
+    FX_W lx, ly;
+    FX_W bx = FX_NAME(minmax_body)(x, n, sx, &lx), by = FX_NAME(minmax_body)(y, n, sy, &ly);
     double Sx = st[1] + st[2];
     if ((double)by > st[3]) {
         if (Sx > 0 && st[4] > 0) {   /* my - y_c grows by by - my */
@@ -114,6 +133,17 @@ FX_INLINE void FX_NAME(pair_block)(const FX_T *x, Py_ssize_t sx, const FX_T *y, 
      * and its y = -inf terms are skipped; NaN propagates */
     FX_W mx = st[0] == -INFINITY ? (FX_W)0 : (FX_W)st[0];
     FX_W my = st[3] == -INFINITY ? (FX_W)0 : (FX_W)st[3];
+    /* the cheaper exp (same bits) where no x - m can underflow */
+    if ((lx - mx >= (FX_W)FX_EXP_NORMAL_MIN) & (ly - my >= (FX_W)FX_EXP_NORMAL_MIN))
+        FX_NAME(pair_block_sums)(x, sx, y, sy, n, mx, my, 1, st, qzero);
+    else
+        FX_NAME(pair_block_sums)(x, sx, y, sy, n, mx, my, 0, st, qzero);
+}
+
+FX_INLINE void FX_NAME(pair_block_sums)(const FX_T *x, Py_ssize_t sx, const FX_T *y,
+                                        Py_ssize_t sy, Py_ssize_t n, FX_W mx, FX_W my,
+                                        const int normal, double *st, int *qzero)
+{
     const FX_W q = (FX_W)0.001953125;   /* 2^-9 */
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
@@ -122,7 +152,8 @@ FX_INLINE void FX_NAME(pair_block)(const FX_T *x, Py_ssize_t sx, const FX_T *y, 
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W xv = FX_AT(x, j, sx), yv = FX_AT(y, j, sy);
             int ex_ = xv == mx, ey_ = yv == my;
-            FX_W e = FX_EXP(xv - mx), f = FX_EXP(yv - my);
+            FX_W e = normal ? FX_EXP_NORMAL(xv - mx) : FX_EXP(xv - mx);
+            FX_W f = normal ? FX_EXP_NORMAL(yv - my) : FX_EXP(yv - my);
             ax += ex_ ? (FX_W)0 : e;
             cx += ex_ ? (FX_W)1 : (FX_W)0;
             ay += ey_ ? (FX_W)0 : f;
