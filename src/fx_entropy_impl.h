@@ -15,9 +15,12 @@
  * of FX_FLUSH elements whose maxima are taken while the block is in cache;
  * when a block raises a maximum, the sums so far are rescaled.  The terms
  * equal to the maximum are counted apart (log S = log k + log1p(s / k)), so a
- * row dominated by one logit keeps the digits of its small entropy.
+ * row dominated by one logit keeps the digits of its small entropy, and
+ * log(Sy / Sx) is taken as log1p((Sy - Sx) / Sx) (or its mirror), which
+ * does not cancel for close rows as log Sy - log Sx would.
  *
- * scipy.stats.entropy (normalized pk, qk) is in the second half.
+ * Then a kernel for many short rows side by side, and scipy.stats.entropy
+ * (normalized pk, qk) last.
  */
 
 #define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
