@@ -11,16 +11,11 @@ import math
 import numpy as np
 
 from . import _dispatch
-from ._checks import as_array, check_out, kernel_view
+from ._checks import as_array, kernel_view
 from ._layout import elementwise_views
-from ._losses import _float_input
+from ._losses import _check_reduction, _float_input, _grad_array
 
 __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
-
-
-def _check_reduction(reduction, allowed):
-    if not isinstance(reduction, str) or reduction not in allowed:
-        raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
 
 
 def _broadcastable(a, shape, name):
@@ -71,14 +66,6 @@ def _scalar(value, dtype):
         return dtype.type(value)
 
 
-def _grad_target(grad_out, x, return_grad):
-    if not return_grad:
-        return None
-    if grad_out is None:
-        return np.empty_like(x)
-    return check_out(grad_out, x.shape, x.dtype, "grad_out")
-
-
 def _sum_to_shape(arr, shape):
     """Sum the broadcast dimensions of `arr` away to reach `shape`."""
     lead = arr.ndim - len(shape)
@@ -87,11 +74,12 @@ def _sum_to_shape(arr, shape):
     return np.sum(arr, axis=axes, keepdims=True) if axes else arr
 
 
-def _pointwise(kernel, shape, dtype, ins, reduction, gscale, grad, x, nt):
-    """Shared driver: allocate, run, reduce.  `ins` are kernel-dtype arrays
-    of `shape` (broadcast views allowed); the gradient goes straight into
-    `grad` when it has the broadcast shape and the compute dtype, else
-    through a buffer that is reduced and cast."""
+def _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, nt):
+    """Shared driver: allocate, run, reduce; returns the loss.  `ins` are
+    kernel-dtype arrays of `shape` (broadcast views allowed); `denom` divides
+    the sum for 'mean' and 'batchmean' (NaN when it is 0).  The gradient
+    goes straight into `grad` when it has the broadcast shape and the compute
+    dtype, else through a buffer that is reduced and cast."""
     n = math.prod(shape)
     out = np.empty(shape, dtype) if reduction == "none" else None
     gbuf = None
@@ -114,7 +102,12 @@ def _pointwise(kernel, shape, dtype, ins, reduction, gscale, grad, x, nt):
     if grad is not None and gbuf is not grad:
         with np.errstate(over="ignore"):
             np.copyto(grad, _sum_to_shape(gbuf, grad.shape).reshape(grad.shape), casting="unsafe")
-    return out, _total(sums)
+    if reduction == "none":
+        return out if out.ndim else out[()]
+    total = _total(sums)
+    if reduction == "sum":
+        return _scalar(total, dtype)
+    return _scalar(total / denom if denom else np.nan, dtype)
 
 
 def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=False,
@@ -205,7 +198,7 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     else:
         denom = 1
     gscale = (1.0 / denom) if denom else np.nan
-    grad = _grad_target(grad_out, x, return_grad)
+    grad = _grad_array(grad_out, x) if return_grad else None
     ins = [a if a.shape == shape else np.broadcast_to(a, shape)
            for a in (x.astype(dtype, copy=False), t.astype(dtype, copy=False))]
     lt = bool(log_target)
@@ -213,13 +206,7 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     def kernel(vi, vo, gs, partial, nthreads):
         _dispatch.active.kl_div(vi[0], vi[1], lt, vo[0], vo[1], gs, partial, nthreads)
 
-    out, total = _pointwise(kernel, shape, dtype, ins, reduction, gscale, grad, x, nt)
-    if reduction == "none":
-        loss = out if out.ndim else out[()]
-    elif reduction == "sum":
-        loss = _scalar(total, dtype)
-    else:
-        loss = _scalar(total / denom if denom else np.nan, dtype)
+    loss = _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, nt)
     return (loss, grad) if return_grad else loss
 
 
@@ -319,7 +306,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         extra.append(True)
     n = math.prod(shape)
     gscale = 1.0 if reduction != "mean" else ((1.0 / n) if n else np.nan)
-    grad = _grad_target(grad_out, x, return_grad)
+    grad = _grad_array(grad_out, x) if return_grad else None
     has_w, has_pw = extra
 
     def kernel(vi, vo, gs, partial, nthreads):
@@ -328,11 +315,5 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         _dispatch.active.bce_with_logits(vi[0], vi[1], w, pw, vo[0], vo[1], gs, partial,
                                          nthreads)
 
-    out, total = _pointwise(kernel, shape, dtype, ins, reduction, gscale, grad, x, nt)
-    if reduction == "none":
-        loss = out if out.ndim else out[()]
-    elif reduction == "sum":
-        loss = _scalar(total, dtype)
-    else:
-        loss = _scalar(total / n if n else np.nan, dtype)
+    loss = _pointwise(kernel, shape, dtype, ins, reduction, n, gscale, grad, nt)
     return (loss, grad) if return_grad else loss
