@@ -100,16 +100,14 @@ def _grad_array(grad_out, x):
     return check_out(grad_out, x.shape, x.dtype, "grad_out")
 
 
-def _finish(total_rows, reduction, denom, dtype, rows_shape):
-    """Reduced loss as a NumPy scalar of the input dtype."""
-    if reduction == "sum":
-        with np.errstate(over="ignore"):  # float16 overflows to inf quietly
-            return dtype.type(total_rows)
-    if denom == 0:
-        # PyTorch: the hard-target term is 0 / 0 whatever the smoothing adds
-        return dtype.type(np.nan)
-    with np.errstate(over="ignore"):
-        return dtype.type(np.float64(total_rows) / np.float64(denom))
+def _finish(total, reduction, denom, dtype):
+    """A reduced loss as a NumPy scalar of `dtype`: the sum, or for a mean
+    the sum divided by `denom` (NaN when it is 0, as PyTorch's 0 / 0)."""
+    value = total if reduction == "sum" else (total / denom if denom else np.nan)
+    if dtype.itemsize > 2:
+        return dtype.type(value)
+    with np.errstate(over="ignore"):  # float16 overflows to inf quietly
+        return dtype.type(value)
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -266,7 +264,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if reduction == "none":
         loss = rows if rows.ndim else rows[()]
     else:
-        loss = _finish(total, reduction, denom if reduction == "mean" else None, x.dtype, rows_shape)
+        loss = _finish(total, reduction, denom if reduction == "mean" else None, x.dtype)
     return (loss, grad) if return_grad else loss
 
 

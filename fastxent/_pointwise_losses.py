@@ -13,7 +13,7 @@ import numpy as np
 from . import _dispatch
 from ._checks import as_array, kernel_view
 from ._layout import elementwise_views
-from ._losses import _check_reduction, _float_input, _grad_array
+from ._losses import _check_reduction, _finish, _float_input, _grad_array
 
 __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
 
@@ -59,13 +59,6 @@ def _total(sums):
     return float(sum(float(p.sum()) for p in sums))
 
 
-def _scalar(value, dtype):
-    if dtype.itemsize > 2:
-        return dtype.type(value)
-    with np.errstate(over="ignore", invalid="ignore"):  # float16 may overflow to inf
-        return dtype.type(value)
-
-
 def _sum_to_shape(arr, shape):
     """Sum the broadcast dimensions of `arr` away to reach `shape`."""
     lead = arr.ndim - len(shape)
@@ -104,10 +97,7 @@ def _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, nt):
             np.copyto(grad, _sum_to_shape(gbuf, grad.shape).reshape(grad.shape), casting="unsafe")
     if reduction == "none":
         return out if out.ndim else out[()]
-    total = _total(sums)
-    if reduction == "sum":
-        return _scalar(total, dtype)
-    return _scalar(total / denom if denom else np.nan, dtype)
+    return _finish(_total(sums), reduction, denom, dtype)
 
 
 def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=False,

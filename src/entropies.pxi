@@ -51,8 +51,8 @@ cdef inline void _small_entropies(const real *x, const real *y, Py_ssize_t nrows
 
 
 # scratch of small_entropies per thread, in doubles: two transposed blocks
-# and nine per-row arrays
-DEF SMALL_ENT_SCRATCH = (2 * 16 + 9) * 64
+# and eight per-row arrays
+DEF SMALL_ENT_SCRATCH = (2 * 16 + 8) * 64
 
 
 @cython.boundscheck(False)
