@@ -85,7 +85,7 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
     if kind < 3 and sc == 1 and I == 1 and C <= FX_SMALL_C and O >= 16 and (kind == 0 or yc == 1):
         # many short rows: FX_BLOCK_W rows side by side (see small_entropies)
         nblk = (O + FX_BLOCK_W - 1) // FX_BLOCK_W
-        scratch = <double *>calloc(nt * SMALL_ENT_SCRATCH, sizeof(double))
+        scratch = <double *>calloc(nt * SMALL_ENT_SCRATCH + ALIGN_SLACK, sizeof(double))
         if scratch == NULL:
             raise MemoryError()
         with nogil:
@@ -93,7 +93,7 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
                 r0 = it * FX_BLOCK_W
                 w = O - r0 if O - r0 < FX_BLOCK_W else FX_BLOCK_W
                 _small_entropies(xp + r0 * so, yp + r0 * yo if yp != NULL else NULL, w, C, so,
-                                 yo, kind, scratch + threadid() * SMALL_ENT_SCRATCH,
+                                 yo, kind, fx_align64(scratch) + threadid() * SMALL_ENT_SCRATCH,
                                  op + r0 * oo, oo)
         free(scratch)
         return

@@ -13,6 +13,7 @@ cdef extern from "fx_rows.h" nogil:
     Py_ssize_t FX_FLUSH
     Py_ssize_t FX_SMALL_C
     Py_ssize_t FX_BLOCK_W
+    double *fx_align64(double *p)
 
     ctypedef struct fx_lse_state:
         double m

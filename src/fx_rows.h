@@ -11,6 +11,7 @@
 #include <Python.h>
 #include <float.h>
 #include "fx_math.h"
+#include "fx_short_rows_avx2.h"
 
 /* "omp simd" lets the compiler reassociate just these reductions (the only
  * thing it needs to vectorize them); -fopenmp-simd enables it without the
@@ -37,6 +38,14 @@
 /* short rows: at most FX_SMALL_C elements, processed FX_BLOCK_W at a time */
 #define FX_SMALL_C 16
 #define FX_BLOCK_W 64
+
+/* the first cache line at or after p, at most 7 doubles further: the
+ * short-row kernels' scratch starts there (vector loads that split cache
+ * lines cost them about 10%) */
+static inline double *fx_align64(double *p)
+{
+    return (double *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
 
 /*
  * The state of a partial logsumexp: its maximum m, the count k of the
@@ -124,6 +133,9 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_EXP_NORMAL_MIN FX_EXPF_NORMAL_LO
 #define FX_EXP_ANY fx_expf
 #define FX_STORES_EXP 1
+#ifdef FX_HAVE_F32X8
+#define FX_SHORT_X8 1   /* short rows through fx_short_rows_avx2.h */
+#endif
 #include "fx_rows_impl.h"
 #include "fx_xent_impl.h"
 #include "fx_pointwise_impl.h"
@@ -138,6 +150,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #undef FX_EXP_NORMAL_MIN
 #undef FX_EXP_ANY
 #undef FX_STORES_EXP
+#undef FX_SHORT_X8
 #undef FX_LOG
 #undef FX_LOG_CORE
 #undef FX_LOG1P01

@@ -440,7 +440,11 @@ static void FX_NAME(col_softmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_
 FX_INLINE void FX_NAME(tr_in_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
                                    Py_ssize_t W, FX_W *T)
 {
-    for (Py_ssize_t i = 0; i < W; i++)
+    Py_ssize_t i = 0;
+#if defined(FX_SHORT_X8)
+    for (; i + 8 <= W; i += 8) fx_tr8_in(x + i * rs, C, rs, T + i, FX_BLOCK_W);
+#endif
+    for (; i < W; i++)
         for (Py_ssize_t c = 0; c < C; c++)
             T[c * FX_BLOCK_W + i] = FX_LOAD(x[i * rs + c]);
 }
@@ -463,6 +467,13 @@ static void FX_NAME(tr_in)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_
 FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX_W *k,
                                     int keep_exp)
 {
+#if defined(FX_SHORT_X8)
+    if (!keep_exp) {
+        for (int g = 0; g < FX_BLOCK_W; g += 8)
+            fx_stats8(T + g, C, FX_BLOCK_W, mx + g, s + g, k + g);
+        return;
+    }
+#endif
     for (int i = 0; i < FX_BLOCK_W; i++) { mx[i] = T[i]; s[i] = 0; k[i] = 0; }
     for (Py_ssize_t c = 1; c < C; c++)
         for (int i = 0; i < FX_BLOCK_W; i++) {
@@ -514,7 +525,7 @@ FX_INLINE void FX_NAME(block_log_offset)(const FX_W *k, FX_W *s)
     int ones = 1;
     for (int i = 0; i < FX_BLOCK_W; i++) ones &= k[i] == 1;
     if (ones) {
-        for (int i = 0; i < FX_BLOCK_W; i++) s[i] = (FX_W)fx_log1p_ge0((double)s[i]);
+        for (int i = 0; i < FX_BLOCK_W; i++) s[i] = FX_LOG1P01(s[i]);
     } else {
         for (int i = 0; i < FX_BLOCK_W; i++) {
             double kk = (double)k[i];
@@ -573,21 +584,31 @@ static void FX_NAME(small_softmax)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C
         FX_NAME(tr_in)(xb, C, rs, W, T);
         FX_NAME(block_stats)(T, C, mx, s, k, !logarithm);
         /* s becomes the offset (log_softmax) or the divisor (softmax) */
-        if (logarithm) {
+        if (logarithm)
             FX_NAME(block_log_offset)(k, s);
+        else
+            for (int i = 0; i < FX_BLOCK_W; i++) s[i] = s[i] + k[i];
+        int bad = 0;
+        for (int i = 0; i < FX_BLOCK_W; i++) bad |= !(mx[i] - mx[i] == 0) | !(s[i] - s[i] == 0);
+        Py_ssize_t done = 0;   /* rows written */
+#if defined(FX_SHORT_X8)
+        /* contiguous rows: 8 at a time straight from x, without the
+         * transpose back */
+        if (logarithm && !bad && rs == C && ors == C && osc == 1)
+            for (; done + 8 <= W; done += 8)
+                fx_shift8_flat(xb + done * C, C, mx + done, s + done, ob + done * C);
+        if (done == W) continue;
+#endif
+        if (logarithm)
             for (Py_ssize_t c = 0; c < C; c++)
                 for (int i = 0; i < FX_BLOCK_W; i++)
                     T[c * FX_BLOCK_W + i] = (T[c * FX_BLOCK_W + i] - mx[i]) - s[i];
-        } else {
-            for (int i = 0; i < FX_BLOCK_W; i++) s[i] = s[i] + k[i];
+        else
             for (Py_ssize_t c = 0; c < C; c++)
                 for (int i = 0; i < FX_BLOCK_W; i++)
                     T[c * FX_BLOCK_W + i] = T[c * FX_BLOCK_W + i] / s[i];
-        }
-        int bad = 0;
-        for (int i = 0; i < FX_BLOCK_W; i++) bad |= !(mx[i] - mx[i] == 0) | !(s[i] - s[i] == 0);
         if (!bad) {
-            FX_NAME(tr_out)(T, C, W, ob, ors, osc, NULL);
+            FX_NAME(tr_out)(T + done, C, W - done, ob + done * ors, ors, osc, NULL);
             continue;
         }
         /* special rows are redone by the row kernels first, while x is

@@ -161,9 +161,10 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
     small_xent); per-row losses are summed in the same 16-row groups as the
     rows path, so reductions keep their fixed order."""
     cdef Py_ssize_t nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W, it, r0, n, j, grp
-    # per thread: the block's transposed logits, 3 doubles for row_xent, the losses
-    cdef Py_ssize_t per = SMALL_SCRATCH + 3 + FX_BLOCK_W
-    cdef double *scratch = <double *>calloc(nt * per, sizeof(double))
+    # per thread, from a cache line: the block's transposed logits, 3 (of 8)
+    # doubles for row_xent, the losses
+    cdef Py_ssize_t per = SMALL_SCRATCH + 8 + FX_BLOCK_W
+    cdef double *scratch = <double *>calloc(nt * per + ALIGN_SLACK, sizeof(double))
     cdef double *mine
     cdef double acc
     if scratch == NULL:
@@ -172,18 +173,18 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
         for it in prange(nblk, num_threads=nt, schedule='static'):
             r0 = it * FX_BLOCK_W
             n = R - r0 if R - r0 < FX_BLOCK_W else FX_BLOCK_W
-            mine = scratch + threadid() * per
+            mine = fx_align64(scratch) + threadid() * per
             _small_xent(xp + r0 * so, n, C, so, tp + r0 * tso, tso, ignore_index, wp, ws, eps,
                         gp + r0 * gso if gp != NULL else NULL, gso, gscale,
-                        mine, mine + SMALL_SCRATCH, mine + SMALL_SCRATCH + 3)
+                        mine, mine + SMALL_SCRATCH, mine + SMALL_SCRATCH + 8)
             if lp != NULL:
                 for j in range(n):
-                    _put(&lp[(r0 + j) * lso], mine[SMALL_SCRATCH + 3 + j])
+                    _put(&lp[(r0 + j) * lso], mine[SMALL_SCRATCH + 8 + j])
             else:
                 for grp in range(0, n, ROWS_PER_PARTIAL):
                     acc = 0.0
                     for j in range(grp, min(grp + ROWS_PER_PARTIAL, n)):
-                        acc = acc + mine[SMALL_SCRATCH + 3 + j]
+                        acc = acc + mine[SMALL_SCRATCH + 8 + j]
                     pp[(r0 + grp) // ROWS_PER_PARTIAL] = acc
     free(scratch)
 

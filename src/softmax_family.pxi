@@ -213,8 +213,11 @@ cdef inline bint _use_small(Py_ssize_t R, Py_ssize_t C, Py_ssize_t sc, Py_ssize_
     return sc == 1 and I == 1 and C <= FX_SMALL_C and R >= 16
 
 
-# scratch of the short-row kernels, per thread, in doubles
+# scratch of the short-row kernels, per thread, in doubles (a multiple of
+# 8, so that every thread's part starts on a cache line)
 DEF SMALL_SCRATCH = (16 + 3) * 64
+# doubles an allocation takes beyond its use, for fx_align64
+DEF ALIGN_SLACK = 8
 
 
 cdef inline bint _use_split(Py_ssize_t rows, Py_ssize_t C, int nt) noexcept nogil:
@@ -246,7 +249,8 @@ def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
     cdef double *scratch
     cdef fx_lse_state *states
     cdef fx_lse_state st
-    cdef double small_scratch[SMALL_SCRATCH]
+    cdef double small_scratch[SMALL_SCRATCH + ALIGN_SLACK]
+    cdef double *one
     cdef int nt = _threads(n_threads, R * C)
     if sgn is not None:
         gp = &sgn[0, 0]
@@ -278,18 +282,19 @@ def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
         if nt == 1:
             # one call over all rows; no thread team, scratch on the stack
             memset(small_scratch, 0, sizeof(small_scratch))
+            one = fx_align64(small_scratch)
             with nogil:
-                _small_lse(xp, R, C, so, small_scratch, want_sign, op, oso, gp, gso)
+                _small_lse(xp, R, C, so, one, want_sign, op, oso, gp, gso)
         else:
             nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
-            scratch = <double *>calloc(nt * SMALL_SCRATCH, sizeof(double))
+            scratch = <double *>calloc(nt * SMALL_SCRATCH + ALIGN_SLACK, sizeof(double))
             if scratch == NULL:
                 raise MemoryError()
             with nogil:
                 for it in prange(nblk, num_threads=nt, schedule='static'):
                     i0 = it * FX_BLOCK_W
                     _small_lse(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W, C, so,
-                               scratch + threadid() * SMALL_SCRATCH, want_sign, op + i0 * oso, oso,
+                               fx_align64(scratch) + threadid() * SMALL_SCRATCH, want_sign, op + i0 * oso, oso,
                                gp + i0 * gso if gp != NULL else NULL, gso)
             free(scratch)
     elif bp == NULL and _use_split(R, C, nt):
@@ -385,7 +390,8 @@ def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int 
     cdef double *rmax
     cdef double *rm
     cdef double *rd
-    cdef double small_scratch[SMALL_SCRATCH]
+    cdef double small_scratch[SMALL_SCRATCH + ALIGN_SLACK]
+    cdef double *one
     cdef int nt = _threads(n_threads, R * C)
 
     if sc != 1 and si == 1 and I > 1:
@@ -404,18 +410,19 @@ def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int 
     elif _use_small(R, C, sc, I):
         if nt == 1:
             memset(small_scratch, 0, sizeof(small_scratch))
+            one = fx_align64(small_scratch)
             with nogil:
-                _small_softmax(xp, R, C, so, small_scratch, logarithm, op, oso, osc)
+                _small_softmax(xp, R, C, so, one, logarithm, op, oso, osc)
         else:
             nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
-            scratch = <double *>calloc(nt * SMALL_SCRATCH, sizeof(double))
+            scratch = <double *>calloc(nt * SMALL_SCRATCH + ALIGN_SLACK, sizeof(double))
             if scratch == NULL:
                 raise MemoryError()
             with nogil:
                 for it in prange(nblk, num_threads=nt, schedule='static'):
                     i0 = it * FX_BLOCK_W
                     _small_softmax(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W, C, so,
-                                   scratch + threadid() * SMALL_SCRATCH, logarithm,
+                                   fx_align64(scratch) + threadid() * SMALL_SCRATCH, logarithm,
                                    op + i0 * oso, oso, osc)
             free(scratch)
     elif _use_split(R, C, nt):

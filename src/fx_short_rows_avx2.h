@@ -1,0 +1,173 @@
+/*
+ * fx_short_rows_avx2.h -- float32 short rows (C <= 16), 8 rows at a time in
+ * AVX2 registers: the parts of fx_rows_impl.h's short-row kernels that the
+ * compiler does not vectorize well by itself.
+ *
+ * - Rows into lanes: the kernels put a block's rows side by side as SIMD
+ *   lanes.  Copying elements one at a time costs two instructions each, as
+ *   much as their exp; an 8 x 8 register transpose of masked row loads
+ *   costs about half an instruction.  Masked loads never touch memory past
+ *   a row, so the last rows of an array need no special case.
+ * - Per-lane max, count and sum over the columns, with the accumulators in
+ *   registers (the 64-lane loops of block_stats keep them in memory) and
+ *   expf written out in intrinsics, bit for bit fx_math.h's.
+ * - log_softmax of contiguous rows straight from x: each element's row
+ *   value is a lane permutation, so the rows need no transpose back.
+ *
+ * Only builds with AVX2 define FX_HAVE_F32X8; the others keep the portable
+ * loops, which give the same bits.
+ */
+#ifndef FX_SHORT_ROWS_AVX2_H
+#define FX_SHORT_ROWS_AVX2_H
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define FX_HAVE_F32X8 1
+
+/* r[0..7] (row i in r[i]) -> r[c] holds column c, lane i */
+FX_INLINE void fx_tr8x8(__m256 r[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* lanes [0, n) set */
+FX_INLINE __m256i fx_mask8(Py_ssize_t n)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lane);
+}
+
+/* rows x[i * rs], i < 8, of C <= 16 elements into T[c * ts + i] */
+FX_INLINE void fx_tr8_in(const float *x, Py_ssize_t C, Py_ssize_t rs, float *T, Py_ssize_t ts)
+{
+    for (Py_ssize_t c0 = 0; c0 < C; c0 += 8) {
+        Py_ssize_t n = C - c0 < 8 ? C - c0 : 8;
+        __m256 r[8];
+        if (n == 8)
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(x + i * rs + c0);
+        else {
+            __m256i m = fx_mask8(n);
+            for (int i = 0; i < 8; i++) r[i] = _mm256_maskload_ps(x + i * rs + c0, m);
+        }
+        fx_tr8x8(r);
+        for (Py_ssize_t c = 0; c < n; c++) _mm256_storeu_ps(T + (c0 + c) * ts, r[c]);
+    }
+}
+
+/* the expf of fx_math.h on 8 lanes, bit for bit (same constants, same
+ * FMAs): the reduced part, then 2^n for normal results or, with
+ * underflow, the le0 scaling and the flush to 0 below FX_EXPF_LO */
+FX_INLINE __m256 fx_v8_expf_reduced(__m256 x, __m256 *t_out)
+{
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
+    __m256 n = _mm256_sub_ps(t, magic);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    *t_out = t;
+    return _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+}
+
+/* 2^(n + bias) from t of fx_v8_expf_reduced */
+FX_INLINE __m256 fx_v8_pow2n(__m256 t, int bias)
+{
+    __m256i e = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4b400000 - bias));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+}
+
+FX_INLINE __m256 fx_v8_expf_normal(__m256 x)
+{
+    __m256 t, y = fx_v8_expf_reduced(x, &t);
+    return _mm256_mul_ps(y, fx_v8_pow2n(t, 127));
+}
+
+FX_INLINE __m256 fx_v8_expf_le0(__m256 x)
+{
+    __m256 t, y = fx_v8_expf_reduced(x, &t);
+    y = _mm256_mul_ps(_mm256_mul_ps(y, fx_v8_pow2n(t, 127 + 64)), _mm256_set1_ps(5.42101086e-20f));
+    return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(FX_EXPF_LO), _CMP_LT_OQ), y);
+}
+
+/* per lane of the columns T[c * ts + (0..7)], c < C: the max mx, the count
+ * k of elements equal to it and the sum s of exp(x - mx) over the others,
+ * bit for bit as block_stats' loops (same order of the sums) but with the
+ * three accumulators in registers */
+FX_INLINE void fx_stats8(const float *T, Py_ssize_t C, Py_ssize_t ts,
+                         float *mx, float *s, float *k)
+{
+    __m256 m = _mm256_loadu_ps(T), lo = m;
+    for (Py_ssize_t c = 1; c < C; c++) {
+        __m256 v = _mm256_loadu_ps(T + c * ts);
+        m = _mm256_max_ps(v, m);
+        lo = _mm256_min_ps(v, lo);
+    }
+    __m256 sum = _mm256_setzero_ps();
+    __m256i cnt = _mm256_setzero_si256();
+    __m256 normal = _mm256_cmp_ps(_mm256_sub_ps(lo, m), _mm256_set1_ps(FX_EXPF_NORMAL_LO), _CMP_GE_OQ);
+    if (_mm256_movemask_ps(normal) == 0xff) {
+        for (Py_ssize_t c = 0; c < C; c++) {
+            __m256 v = _mm256_loadu_ps(T + c * ts);
+            __m256 eq = _mm256_cmp_ps(v, m, _CMP_EQ_OQ);
+            __m256 e = fx_v8_expf_normal(_mm256_sub_ps(v, m));
+            sum = _mm256_add_ps(sum, _mm256_andnot_ps(eq, e));
+            cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(eq));
+        }
+    } else {
+        for (Py_ssize_t c = 0; c < C; c++) {
+            __m256 v = _mm256_loadu_ps(T + c * ts);
+            __m256 eq = _mm256_cmp_ps(v, m, _CMP_EQ_OQ);
+            __m256 d = _mm256_blendv_ps(_mm256_sub_ps(v, m), _mm256_set1_ps(-INFINITY), eq);
+            sum = _mm256_add_ps(sum, fx_v8_expf_le0(d));
+            cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(eq));
+        }
+    }
+    _mm256_storeu_ps(mx, m);
+    _mm256_storeu_ps(s, sum);
+    _mm256_storeu_ps(k, _mm256_cvtepi32_ps(cnt));
+}
+
+/* log_softmax of 8 contiguous rows of C <= 16 elements (8 C floats from x
+ * to out, which may be x): out = (x - mx[row]) - off[row], the row of each
+ * element found by a lane permutation, so the rows need no transpose back */
+FX_INLINE void fx_shift8_flat(const float *x, Py_ssize_t C, const float *mx, const float *off,
+                              float *out)
+{
+    __m256 m = _mm256_loadu_ps(mx), d = _mm256_loadu_ps(off);
+    /* row of flat position p: (int)((p + 0.5) / C), exact for p < 128 */
+    __m256 p = _mm256_setr_ps(0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f);
+    __m256 inv = _mm256_set1_ps(1.0f / (float)C);
+    for (Py_ssize_t v = 0; v < C; v++) {
+        __m256i row = _mm256_cvttps_epi32(_mm256_mul_ps(p, inv));
+        __m256 y = _mm256_sub_ps(_mm256_loadu_ps(x + 8 * v), _mm256_permutevar8x32_ps(m, row));
+        _mm256_storeu_ps(out + 8 * v, _mm256_sub_ps(y, _mm256_permutevar8x32_ps(d, row)));
+        p = _mm256_add_ps(p, _mm256_set1_ps(8.0f));
+    }
+}
+
+#endif /* __AVX2__ && __FMA__ */
+#endif /* FX_SHORT_ROWS_AVX2_H */

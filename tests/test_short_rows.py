@@ -1,0 +1,126 @@
+"""The short-row kernels: many rows of at most 16 classes, taken 64 rows at a
+time side by side (AVX2 builds: 8 rows per register, float32 in registers).
+
+Each result is checked against the row kernels (a row alone is too few rows
+for the short-row path) and, where rounding is the same by construction,
+bit for bit against the other short-row routes: contiguous rows, strided
+rows, a partial last group of 8 and an in-place call."""
+
+import numpy as np
+import pytest
+
+from arrays import assert_agree, assert_bitwise_equal
+
+FUNCS = ["logsumexp", "log_softmax", "softmax"]
+DTYPES = [np.float32, np.float64, np.float16]
+DTYPE_IDS = ["float32", "float64", "float16"]
+
+
+def _call(fx, name, x, **kwargs):
+    f = getattr(fx, name)
+    return f(x, axis=-1, **kwargs)
+
+
+def _row_by_row(fx, name, x):
+    """Each row alone: the row kernels, not the short-row path."""
+    return np.stack([_call(fx, name, x[i:i + 1])[0] for i in range(x.shape[0])])
+
+
+def _special_rows(x, rng):
+    """Put rows that leave the fast route into x (in place): -inf entries,
+    a row of -inf, +inf, NaN, ties at the max and a range wide enough that
+    exp(x - max) is subnormal or 0."""
+    n, c = x.shape
+    picks = rng.choice(n, size=min(n, 9), replace=False)
+    rows = [
+        np.r_[np.full(c - 1, -np.inf), 1.0][:c],
+        np.full(c, -np.inf),
+        np.r_[np.inf, np.zeros(c - 1)][:c],
+        np.r_[np.nan, np.zeros(c - 1)][:c],
+        np.zeros(c),
+        np.r_[2.0, 2.0, np.linspace(-1, 1, c)][:c],
+        np.r_[0.0, np.linspace(-90, -120, c - 1)][:c],
+        np.r_[0.0, np.full(c - 1, -88.0)][:c],
+        np.r_[np.inf, np.inf, np.zeros(c)][:c],
+    ]
+    for i, r in zip(picks, rows):
+        x[i] = r
+    return x
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("special", [False, True], ids=["finite", "special"])
+def test_every_class_count_matches_row_kernels(fx, name, dtype, special):
+    rng = np.random.default_rng(7)
+    for c in range(1, 17):
+        for n in (16, 67, 130):
+            x = (rng.standard_normal((n, c)) * 3).astype(dtype)
+            if special:
+                with np.errstate(invalid="ignore"):
+                    _special_rows(x, rng)
+            with np.errstate(all="ignore"):
+                got = _call(fx, name, x)
+                want = _row_by_row(fx, name, x)
+            assert_agree(got, want, x, name, f"{name} {n} x {c}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("name", FUNCS)
+def test_contiguous_strided_and_in_place_rows_agree_bitwise(fx, name, dtype):
+    rng = np.random.default_rng(8)
+    for c in (1, 3, 8, 10, 16):
+        for n in (16, 61, 64, 200):
+            wide = (rng.standard_normal((n, c + 5)) * 4).astype(dtype)
+            strided = wide[:, :c]
+            contiguous = np.ascontiguousarray(strided)
+            want = _call(fx, name, contiguous)
+            assert_bitwise_equal(_call(fx, name, strided), want, f"strided {n} x {c}")
+            out = np.empty_like(want)
+            assert_bitwise_equal(_call(fx, name, contiguous, out=out), want, f"out= {n} x {c}")
+            if name != "logsumexp":
+                inplace = contiguous.copy()
+                _call(fx, name, inplace, out=inplace)
+                assert_bitwise_equal(inplace, want, f"in place {n} x {c}")
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_bitwise_identical_across_thread_counts(fx, name):
+    x = np.random.default_rng(9).standard_normal((100_003, 10)).astype(np.float32)
+    _special_rows(x, np.random.default_rng(10))
+    with np.errstate(all="ignore"):
+        want = _call(fx, name, x, n_threads=1)
+        assert_bitwise_equal(_call(fx, name, x, n_threads=2), want, name)
+
+
+def test_logsumexp_near_zero_keeps_its_digits(fx):
+    # one dominant logit at 0: the result is log1p(sum of tiny exps), which
+    # a sum that includes the 1 would round away in float32
+    a = np.linspace(8, 80, 640)
+    for c in (2, 5, 10, 16):
+        x = np.zeros((a.size, c), np.float32)
+        x[:, 1:] = -a[:, None].astype(np.float32)
+        want = np.log1p((c - 1) * np.exp(x[:, 1].astype(np.float64)))
+        got = fx.logsumexp(x, axis=-1).astype(np.float64)
+        np.testing.assert_allclose(got, want, rtol=4 * np.finfo(np.float32).eps, atol=0)
+
+
+def test_log_softmax_of_the_max_near_zero(fx):
+    a = np.linspace(8, 80, 640).astype(np.float32)
+    x = np.zeros((a.size, 10), np.float32)
+    x[:, 1:] = -a[:, None]
+    want = -np.log1p(9 * np.exp(-a.astype(np.float64)))
+    got = fx.log_softmax(x, axis=-1)[:, 0].astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=4 * np.finfo(np.float32).eps, atol=0)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_short_rows_match_scipy(fx, scipy_special, name):
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((1000, 10)) * 5).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        _special_rows(x, rng)
+    with np.errstate(all="ignore"):
+        got = _call(fx, name, x)
+        want = getattr(scipy_special, name)(x, axis=-1)
+    assert_agree(got, want, x, name, name)
