@@ -440,11 +440,7 @@ static void FX_NAME(col_softmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_
 FX_INLINE void FX_NAME(tr_in_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
                                    Py_ssize_t W, FX_W *T)
 {
-    Py_ssize_t i = 0;
-#if defined(FX_SHORT_X8)
-    for (; i + 8 <= W; i += 8) fx_tr8_in(x + i * rs, C, rs, T + i, FX_BLOCK_W);
-#endif
-    for (; i < W; i++)
+    for (Py_ssize_t i = 0; i < W; i++)
         for (Py_ssize_t c = 0; c < C; c++)
             T[c * FX_BLOCK_W + i] = FX_LOAD(x[i * rs + c]);
 }
@@ -467,13 +463,6 @@ static void FX_NAME(tr_in)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_
 FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX_W *k,
                                     int keep_exp)
 {
-#if defined(FX_SHORT_X8)
-    if (!keep_exp) {
-        for (int g = 0; g < FX_BLOCK_W; g += 8)
-            fx_stats8(T + g, C, FX_BLOCK_W, mx + g, s + g, k + g);
-        return;
-    }
-#endif
     for (int i = 0; i < FX_BLOCK_W; i++) { mx[i] = T[i]; s[i] = 0; k[i] = 0; }
     for (Py_ssize_t c = 1; c < C; c++)
         for (int i = 0; i < FX_BLOCK_W; i++) {
@@ -489,6 +478,45 @@ FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX
             k[i] += eq ? (FX_W)1 : (FX_W)0;
             if (keep_exp) T[c * FX_BLOCK_W + i] = eq ? (FX_W)1 : e;
         }
+}
+
+/* the W rows at x into T, and their max, count and sum as block_stats
+ * (without keep_exp); lanes from W on are stale or 0 */
+#if defined(FX_SHORT_X8)
+/* all the block's rows are read (and transposed) before any exp: a burst
+ * of loads, then arithmetic, is faster than the two interleaved per 8 rows.
+ * A compile-time C keeps the transposed rows in registers, a compile-time
+ * 8 rows drops the row masks */
+FX_INLINE void FX_NAME(rows_in_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W,
+                                     FX_W *T, FX_W *mx, FX_W *lo)
+{
+    Py_ssize_t g = 0;
+    for (; g + 8 <= W; g += 8)
+        fx_rows8_in(x + g * rs, C, rs, 8, T + g, FX_BLOCK_W, mx + g, lo + g);
+    if (g < W)
+        fx_rows8_in(x + g * rs, C, rs, W - g, T + g, FX_BLOCK_W, mx + g, lo + g);
+}
+#endif
+
+FX_INLINE void FX_NAME(block_in)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W,
+                                 FX_W *T, FX_W *mx, FX_W *s, FX_W *k)
+{
+#if defined(FX_SHORT_X8)
+    /* s holds each lane's min until fx_sums8 replaces it by the sum */
+    switch (C) {
+#define FX_IN_CASE(n) case n: FX_NAME(rows_in_body)(x, n, rs, W, T, mx, s); break;
+    FX_IN_CASE(1) FX_IN_CASE(2) FX_IN_CASE(3) FX_IN_CASE(4) FX_IN_CASE(5) FX_IN_CASE(6)
+    FX_IN_CASE(7) FX_IN_CASE(8) FX_IN_CASE(9) FX_IN_CASE(10) FX_IN_CASE(11) FX_IN_CASE(12)
+    FX_IN_CASE(13) FX_IN_CASE(14) FX_IN_CASE(15) FX_IN_CASE(16)
+#undef FX_IN_CASE
+    default: FX_NAME(rows_in_body)(x, C, rs, W, T, mx, s);
+    }
+    for (Py_ssize_t g = 0; g < W; g += 8)
+        fx_sums8(T + g, C, FX_BLOCK_W, mx + g, s + g, s + g, k + g);
+#else
+    FX_NAME(tr_in)(x, C, rs, W, T);
+    FX_NAME(block_stats)(T, C, mx, s, k, 0);
+#endif
 }
 
 /* rows with skip[i] set are left alone (skip may be NULL) */
@@ -544,8 +572,7 @@ static void FX_NAME(small_lse)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py
     for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
         const FX_T *xb = x + r0 * rs;
-        FX_NAME(tr_in)(xb, C, rs, W, T);
-        FX_NAME(block_stats)(T, C, mx, s, k, 0);
+        FX_NAME(block_in)(xb, C, rs, W, T, mx, s, k);
         FX_NAME(block_log_offset)(k, s);
         /* the offset is added in the working type: for float32 rows that is
          * SciPy's own rounding of log1p(s) + m */
@@ -581,8 +608,12 @@ static void FX_NAME(small_softmax)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
         const FX_T *xb = x + r0 * rs;
         FX_T *ob = out + r0 * ors;
-        FX_NAME(tr_in)(xb, C, rs, W, T);
-        FX_NAME(block_stats)(T, C, mx, s, k, !logarithm);
+        if (logarithm) {
+            FX_NAME(block_in)(xb, C, rs, W, T, mx, s, k);
+        } else {
+            FX_NAME(tr_in)(xb, C, rs, W, T);
+            FX_NAME(block_stats)(T, C, mx, s, k, 1);
+        }
         /* s becomes the offset (log_softmax) or the divisor (softmax) */
         if (logarithm)
             FX_NAME(block_log_offset)(k, s);

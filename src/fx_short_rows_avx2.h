@@ -56,23 +56,6 @@ FX_INLINE __m256i fx_mask8(Py_ssize_t n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lane);
 }
 
-/* rows x[i * rs], i < 8, of C <= 16 elements into T[c * ts + i] */
-FX_INLINE void fx_tr8_in(const float *x, Py_ssize_t C, Py_ssize_t rs, float *T, Py_ssize_t ts)
-{
-    for (Py_ssize_t c0 = 0; c0 < C; c0 += 8) {
-        Py_ssize_t n = C - c0 < 8 ? C - c0 : 8;
-        __m256 r[8];
-        if (n == 8)
-            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(x + i * rs + c0);
-        else {
-            __m256i m = fx_mask8(n);
-            for (int i = 0; i < 8; i++) r[i] = _mm256_maskload_ps(x + i * rs + c0, m);
-        }
-        fx_tr8x8(r);
-        for (Py_ssize_t c = 0; c < n; c++) _mm256_storeu_ps(T + (c0 + c) * ts, r[c]);
-    }
-}
-
 /* the expf of fx_math.h on 8 lanes, bit for bit (same constants, same
  * FMAs): the reduced part, then 2^n for normal results or, with
  * underflow, the le0 scaling and the flush to 0 below FX_EXPF_LO */
@@ -113,22 +96,47 @@ FX_INLINE __m256 fx_v8_expf_le0(__m256 x)
     return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(FX_EXPF_LO), _CMP_LT_OQ), y);
 }
 
-/* per lane of the columns T[c * ts + (0..7)], c < C: the max mx, the count
- * k of elements equal to it and the sum s of exp(x - mx) over the others,
- * bit for bit as block_stats' loops (same order of the sums) but with the
- * three accumulators in registers */
-FX_INLINE void fx_stats8(const float *T, Py_ssize_t C, Py_ssize_t ts,
-                         float *mx, float *s, float *k)
+/* rows x[i * rs], i < n <= 8, of C <= 16 elements into the columns
+ * T[c * ts + i] (lanes from n on hold 0), with the max and the min of
+ * each lane in mx[i] and lo[i] */
+FX_INLINE void fx_rows8_in(const float *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t n,
+                           float *T, Py_ssize_t ts, float *mx, float *lo)
 {
-    __m256 m = _mm256_loadu_ps(T), lo = m;
-    for (Py_ssize_t c = 1; c < C; c++) {
-        __m256 v = _mm256_loadu_ps(T + c * ts);
-        m = _mm256_max_ps(v, m);
-        lo = _mm256_min_ps(v, lo);
+    __m256 m = _mm256_setzero_ps(), l = m;
+    for (Py_ssize_t c0 = 0; c0 < C; c0 += 8) {
+        Py_ssize_t nc = C - c0 < 8 ? C - c0 : 8;
+        __m256i cols = fx_mask8(nc), none = _mm256_setzero_si256();
+        __m256 r[8];
+        for (int i = 0; i < 8; i++) {
+            /* a row past the last reads nothing (from a valid address) */
+            const float *p = i < n ? x + i * rs + c0 : x;
+            r[i] = nc == 8 && i < n ? _mm256_loadu_ps(p)
+                                    : _mm256_maskload_ps(p, i < n ? cols : none);
+        }
+        fx_tr8x8(r);
+        if (c0 == 0) m = l = r[0];
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            _mm256_storeu_ps(T + (c0 + c) * ts, r[c]);
+            m = _mm256_max_ps(r[c], m);
+            l = _mm256_min_ps(r[c], l);
+        }
     }
+    _mm256_storeu_ps(mx, m);
+    _mm256_storeu_ps(lo, l);
+}
+
+/* per lane of the columns T[c * ts + (0..7)], c < C, with the max mx and
+ * min lo of fx_rows8_in: the count k of elements equal to mx and the sum s
+ * of exp(x - mx) over the others (s may be lo), bit for bit block_stats'
+ * loops (same order of the sums) with the accumulators in registers */
+FX_INLINE void fx_sums8(const float *T, Py_ssize_t C, Py_ssize_t ts, const float *mx,
+                        const float *lo, float *s, float *k)
+{
+    __m256 m = _mm256_loadu_ps(mx);
     __m256 sum = _mm256_setzero_ps();
     __m256i cnt = _mm256_setzero_si256();
-    __m256 normal = _mm256_cmp_ps(_mm256_sub_ps(lo, m), _mm256_set1_ps(FX_EXPF_NORMAL_LO), _CMP_GE_OQ);
+    __m256 normal = _mm256_cmp_ps(_mm256_sub_ps(_mm256_loadu_ps(lo), m),
+                                  _mm256_set1_ps(FX_EXPF_NORMAL_LO), _CMP_GE_OQ);
     if (_mm256_movemask_ps(normal) == 0xff) {
         for (Py_ssize_t c = 0; c < C; c++) {
             __m256 v = _mm256_loadu_ps(T + c * ts);
@@ -146,7 +154,6 @@ FX_INLINE void fx_stats8(const float *T, Py_ssize_t C, Py_ssize_t ts,
             cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(eq));
         }
     }
-    _mm256_storeu_ps(mx, m);
     _mm256_storeu_ps(s, sum);
     _mm256_storeu_ps(k, _mm256_cvtepi32_ps(cnt));
 }

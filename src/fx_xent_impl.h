@@ -288,9 +288,13 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
     for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
         const FX_T *xb = x + r0 * rs;
-        FX_NAME(tr_in)(xb, C, rs, W, T);
         /* with a gradient T keeps exp(x - max), 1 at the max */
-        FX_NAME(block_stats)(T, C, mx, s, k, g != NULL);
+        if (g) {
+            FX_NAME(tr_in)(xb, C, rs, W, T);
+            FX_NAME(block_stats)(T, C, mx, s, k, 1);
+        } else {
+            FX_NAME(block_in)(xb, C, rs, W, T, mx, s, k);
+        }
         for (int i = 0; i < FX_BLOCK_W; i++) {
             double kk = (double)k[i];
             off[i] = fx_log_ge1(kk) + fx_log1p_ge0((double)s[i] / kk);   /* lse - max */
