@@ -295,9 +295,36 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
         } else {
             FX_NAME(block_in)(xb, C, rs, W, T, mx, s, k);
         }
-        for (int i = 0; i < FX_BLOCK_W; i++) {
-            double kk = (double)k[i];
-            off[i] = fx_log_ge1(kk) + fx_log1p_ge0((double)s[i] / kk);   /* lse - max */
+        /* lse - max; log k only where the max is tied (rare) */
+        int ones = 1;
+        for (int i = 0; i < FX_BLOCK_W; i++) ones &= k[i] == 1;
+        if (ones)
+            for (int i = 0; i < FX_BLOCK_W; i++) off[i] = fx_log1p_ge0((double)s[i]);
+        else
+            for (int i = 0; i < FX_BLOCK_W; i++) {
+                double kk = (double)k[i];
+                off[i] = fx_log_ge1(kk) + fx_log1p_ge0((double)s[i] / kk);
+            }
+        if (!g && eps == 0) {
+            /* the usual call, vectorized: the loss of every row as the loop
+             * below computes it; a block with an ignored or special row is
+             * redone by that loop */
+            double xy[FX_BLOCK_W], bw[FX_BLOCK_W];
+            int redo = 0;
+            for (Py_ssize_t i = 0; i < W; i++) {
+                int64_t y = lab[(r0 + i) * ls];
+                Py_ssize_t yy = y == ignore_index ? 0 : (Py_ssize_t)y;
+                xy[i] = (double)FX_LOAD(xb[i * rs + yy]);
+                bw[i] = w ? (double)FX_LOAD(w[yy * ws]) : 1.0;
+                redo |= y == ignore_index;
+            }
+            for (Py_ssize_t i = 0; i < W; i++) {
+                double m = (double)mx[i], o = off[i];
+                double d = (m - xy[i]) + o;
+                loss[r0 + i] = bw[i] == 0 & !isnan(d) ? 0.0 : bw[i] * d;
+                redo |= !(m - m == 0) | !(o - o == 0);
+            }
+            if (!redo) continue;
         }
         for (Py_ssize_t i = 0; i < W; i++) {
             const FX_T *xr = xb + i * rs;
