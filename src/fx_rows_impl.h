@@ -608,11 +608,17 @@ static void FX_NAME(small_softmax)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
         const FX_T *xb = x + r0 * rs;
         FX_T *ob = out + r0 * ors;
-        if (logarithm) {
-            FX_NAME(block_in)(xb, C, rs, W, T, mx, s, k);
-        } else {
+        /* softmax needs exp(x - max) in T, except from the AVX2 routes,
+         * which form the exps where they are needed */
+        int keep_exp = !logarithm;
+#if defined(FX_SHORT_X8)
+        keep_exp = 0;
+#endif
+        if (keep_exp) {
             FX_NAME(tr_in)(xb, C, rs, W, T);
             FX_NAME(block_stats)(T, C, mx, s, k, 1);
+        } else {
+            FX_NAME(block_in)(xb, C, rs, W, T, mx, s, k);
         }
         /* s becomes the offset (log_softmax) or the divisor (softmax) */
         if (logarithm)
@@ -625,10 +631,20 @@ static void FX_NAME(small_softmax)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C
 #if defined(FX_SHORT_X8)
         /* contiguous rows: 8 at a time straight from x, without the
          * transpose back */
-        if (logarithm && !bad && rs == C && ors == C && osc == 1)
-            for (; done + 8 <= W; done += 8)
-                fx_shift8_flat(xb + done * C, C, mx + done, s + done, ob + done * C);
+        if (!bad && rs == C && ors == C && osc == 1)
+            for (; done + 8 <= W; done += 8) {
+                if (logarithm)
+                    fx_shift8_flat(xb + done * C, C, mx + done, s + done, ob + done * C);
+                else
+                    fx_exp8_flat(xb + done * C, C, mx + done, s + done, ob + done * C);
+            }
         if (done == W) continue;
+        if (!logarithm)   /* T holds x: the exps as block_stats keeps them */
+            for (Py_ssize_t c = 0; c < C; c++)
+                for (int i = 0; i < FX_BLOCK_W; i++) {
+                    FX_W v = T[c * FX_BLOCK_W + i];
+                    T[c * FX_BLOCK_W + i] = v == mx[i] ? (FX_W)1 : FX_EXP(v - mx[i]);
+                }
 #endif
         if (logarithm)
             for (Py_ssize_t c = 0; c < C; c++)

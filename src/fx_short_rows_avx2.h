@@ -158,6 +158,15 @@ FX_INLINE void fx_sums8(const float *T, Py_ssize_t C, Py_ssize_t ts, const float
     _mm256_storeu_ps(k, _mm256_cvtepi32_ps(cnt));
 }
 
+/* the row of each element of the v-th vector of 8 contiguous rows of C:
+ * (int)((8 v + lane + 0.5) / C), exact in float for 8 v + lane < 128 */
+FX_INLINE __m256i fx_flat_rows(Py_ssize_t C, Py_ssize_t v)
+{
+    __m256 p = _mm256_add_ps(_mm256_setr_ps(0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f),
+                             _mm256_set1_ps(8.0f * (float)v));
+    return _mm256_cvttps_epi32(_mm256_mul_ps(p, _mm256_set1_ps(1.0f / (float)C)));
+}
+
 /* log_softmax of 8 contiguous rows of C <= 16 elements (8 C floats from x
  * to out, which may be x): out = (x - mx[row]) - off[row], the row of each
  * element found by a lane permutation, so the rows need no transpose back */
@@ -165,14 +174,24 @@ FX_INLINE void fx_shift8_flat(const float *x, Py_ssize_t C, const float *mx, con
                               float *out)
 {
     __m256 m = _mm256_loadu_ps(mx), d = _mm256_loadu_ps(off);
-    /* row of flat position p: (int)((p + 0.5) / C), exact for p < 128 */
-    __m256 p = _mm256_setr_ps(0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f);
-    __m256 inv = _mm256_set1_ps(1.0f / (float)C);
     for (Py_ssize_t v = 0; v < C; v++) {
-        __m256i row = _mm256_cvttps_epi32(_mm256_mul_ps(p, inv));
+        __m256i row = fx_flat_rows(C, v);
         __m256 y = _mm256_sub_ps(_mm256_loadu_ps(x + 8 * v), _mm256_permutevar8x32_ps(m, row));
         _mm256_storeu_ps(out + 8 * v, _mm256_sub_ps(y, _mm256_permutevar8x32_ps(d, row)));
-        p = _mm256_add_ps(p, _mm256_set1_ps(8.0f));
+    }
+}
+
+/* softmax of 8 contiguous rows likewise: out = exp(x - mx[row]) / div[row],
+ * the exps bit for bit those block_stats keeps (1 at the max) */
+FX_INLINE void fx_exp8_flat(const float *x, Py_ssize_t C, const float *mx, const float *div,
+                            float *out)
+{
+    __m256 m = _mm256_loadu_ps(mx), d = _mm256_loadu_ps(div);
+    for (Py_ssize_t v = 0; v < C; v++) {
+        __m256i row = fx_flat_rows(C, v);
+        __m256 e = fx_v8_expf_le0(_mm256_sub_ps(_mm256_loadu_ps(x + 8 * v),
+                                                _mm256_permutevar8x32_ps(m, row)));
+        _mm256_storeu_ps(out + 8 * v, _mm256_div_ps(e, _mm256_permutevar8x32_ps(d, row)));
     }
 }
 
