@@ -519,11 +519,45 @@ FX_INLINE void FX_NAME(block_in)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_
 #endif
 }
 
+/* T (the rows as block_in leaves them) into exp(x - max), 1 at the max,
+ * bit for bit as block_stats keeps them */
+FX_INLINE void FX_NAME(block_exp)(FX_W *T, Py_ssize_t C, const FX_W *mx)
+{
+    for (Py_ssize_t c = 0; c < C; c++)
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            FX_W v = T[c * FX_BLOCK_W + i];
+            T[c * FX_BLOCK_W + i] = v == mx[i] ? (FX_W)1 : FX_EXP(v - mx[i]);
+        }
+}
+
+/* the W rows at x into T as exp(x - max), with the max, count and sum */
+FX_INLINE void FX_NAME(block_in_exp)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W,
+                                     FX_W *T, FX_W *mx, FX_W *s, FX_W *k)
+{
+#if defined(FX_SHORT_X8)
+    /* the AVX2 transposes and sums, the exps formed again: cheaper than
+     * the portable loops that keep them */
+    FX_NAME(block_in)(x, C, rs, W, T, mx, s, k);
+    FX_NAME(block_exp)(T, C, mx);
+#else
+    FX_NAME(tr_in)(x, C, rs, W, T);
+    FX_NAME(block_stats)(T, C, mx, s, k, 1);
+#endif
+}
+
 /* rows with skip[i] set are left alone (skip may be NULL) */
 FX_INLINE void FX_NAME(tr_out_body)(const FX_W *T, Py_ssize_t C, Py_ssize_t W,
                                     FX_T *out, Py_ssize_t ors, Py_ssize_t osc,
                                     const unsigned char *skip)
 {
+#if defined(FX_SHORT_X8)
+    if (osc == 1) {
+        for (Py_ssize_t g = 0; g < W; g += 8)
+            fx_rows8_out(T + g, C, FX_BLOCK_W, out + g * ors, ors, W - g < 8 ? W - g : 8,
+                         skip ? skip + g : NULL);
+        return;
+    }
+#endif
     for (Py_ssize_t i = 0; i < W; i++) {
         if (skip && skip[i]) continue;
         for (Py_ssize_t c = 0; c < C; c++)
@@ -639,12 +673,7 @@ static void FX_NAME(small_softmax)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C
                     fx_exp8_flat(xb + done * C, C, mx + done, s + done, ob + done * C);
             }
         if (done == W) continue;
-        if (!logarithm)   /* T holds x: the exps as block_stats keeps them */
-            for (Py_ssize_t c = 0; c < C; c++)
-                for (int i = 0; i < FX_BLOCK_W; i++) {
-                    FX_W v = T[c * FX_BLOCK_W + i];
-                    T[c * FX_BLOCK_W + i] = v == mx[i] ? (FX_W)1 : FX_EXP(v - mx[i]);
-                }
+        if (!logarithm) FX_NAME(block_exp)(T, C, mx);   /* T held x */
 #endif
         if (logarithm)
             for (Py_ssize_t c = 0; c < C; c++)

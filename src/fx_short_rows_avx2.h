@@ -56,6 +56,43 @@ FX_INLINE __m256i fx_mask8(Py_ssize_t n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lane);
 }
 
+/* columns T[c * ts + (0..7)], c < C <= 16, back into rows out[i * ors],
+ * i < n <= 8, except the rows with skip[i] set (skip may be NULL).  A whole
+ * vector is stored where what it runs over is rewritten later; other row
+ * ends go element by element (masked stores are slow on some CPUs) */
+FX_INLINE void fx_rows8_out(const float *T, Py_ssize_t C, Py_ssize_t ts, float *out,
+                            Py_ssize_t ors, Py_ssize_t n, const unsigned char *skip)
+{
+    __m256 a[8], b[8];
+    for (int c = 0; c < 8; c++)
+        a[c] = c < C ? _mm256_loadu_ps(T + c * ts) : _mm256_setzero_ps();
+    fx_tr8x8(a);
+    if (C > 8) {
+        for (int c = 0; c < 8; c++)
+            b[c] = 8 + c < C ? _mm256_loadu_ps(T + (8 + c) * ts) : _mm256_setzero_ps();
+        fx_tr8x8(b);
+    }
+    Py_ssize_t c0 = C > 8 ? 8 : 0, nc = C - c0;
+    int anyskip = 0;
+    for (Py_ssize_t i = 0; skip && i < n; i++) anyskip |= skip[i];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (anyskip && skip[i]) continue;
+        float *o = out + i * ors;
+        /* contiguous rows, all written: a store may run into the following
+         * rows (they are stored later) but not past the last */
+        int spill = ors == C && !anyskip && i * C + c0 + 8 <= n * C;
+        __m256 end = C > 8 ? b[i] : a[i];
+        if (C > 8) _mm256_storeu_ps(o, a[i]);
+        if (nc == 8 || spill) {
+            _mm256_storeu_ps(o + c0, end);
+        } else {
+            float tmp[8];
+            _mm256_storeu_ps(tmp, end);
+            for (Py_ssize_t c = 0; c < nc; c++) o[c0 + c] = tmp[c];
+        }
+    }
+}
+
 /* the expf of fx_math.h on 8 lanes, bit for bit (same constants, same
  * FMAs): the reduced part, then 2^n for normal results or, with
  * underflow, the le0 scaling and the flush to 0 below FX_EXPF_LO */

@@ -285,13 +285,20 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
     FX_W *mx = T + FX_SMALL_C * FX_BLOCK_W, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W;
     double off[FX_BLOCK_W];
     double qb = eps / (double)C;
+    /* gradient terms: per row wp (the factor of exp(x - max)), bw gscale
+     * and the label; per class a gscale; rows written by row_xent skipped */
+    double wp[FX_BLOCK_W], bwg[FX_BLOCK_W], ag[FX_SMALL_C];
+    int64_t yl[FX_BLOCK_W];
+    unsigned char skip[FX_BLOCK_W];
+    for (Py_ssize_t c = 0; c < C && c < FX_SMALL_C; c++)
+        ag[c] = (eps > 0 ? qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0) : 0.0) * gscale;
+    for (int i = 0; i < FX_BLOCK_W; i++) { wp[i] = 0; bwg[i] = 0; yl[i] = -1; }
     for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
         const FX_T *xb = x + r0 * rs;
         /* with a gradient T keeps exp(x - max), 1 at the max */
         if (g) {
-            FX_NAME(tr_in)(xb, C, rs, W, T);
-            FX_NAME(block_stats)(T, C, mx, s, k, 1);
+            FX_NAME(block_in_exp)(xb, C, rs, W, T, mx, s, k);
         } else {
             FX_NAME(block_in)(xb, C, rs, W, T, mx, s, k);
         }
@@ -305,17 +312,19 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
                 double kk = (double)k[i];
                 off[i] = fx_log_ge1(kk) + fx_log1p_ge0((double)s[i] / kk);
             }
-        if (!g && eps == 0) {
-            /* the usual call, vectorized: the loss of every row as the loop
-             * below computes it; a block with an ignored or special row is
-             * redone by that loop */
+        int redo = 1;
+        if (eps == 0) {
+            /* the usual call (no label smoothing), vectorized: the loss and
+             * gradient terms of every row as the loop below computes them;
+             * a block with an ignored or special row is redone by that loop */
             double xy[FX_BLOCK_W], bw[FX_BLOCK_W];
-            int redo = 0;
+            redo = 0;
             for (Py_ssize_t i = 0; i < W; i++) {
                 int64_t y = lab[(r0 + i) * ls];
                 Py_ssize_t yy = y == ignore_index ? 0 : (Py_ssize_t)y;
                 xy[i] = (double)FX_LOAD(xb[i * rs + yy]);
                 bw[i] = w ? (double)FX_LOAD(w[yy * ws]) : 1.0;
+                yl[i] = y;
                 redo |= y == ignore_index;
             }
             for (Py_ssize_t i = 0; i < W; i++) {
@@ -324,12 +333,19 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
                 loss[r0 + i] = bw[i] == 0 & !isnan(d) ? 0.0 : bw[i] * d;
                 redo |= !(m - m == 0) | !(o - o == 0);
             }
-            if (!redo) continue;
+            if (g)
+                for (Py_ssize_t i = 0; i < W; i++) {
+                    wp[i] = (0.0 + bw[i]) * gscale / ((double)k[i] + (double)s[i]);
+                    bwg[i] = bw[i] * gscale;
+                    skip[i] = 0;
+                }
         }
-        for (Py_ssize_t i = 0; i < W; i++) {
+        for (Py_ssize_t i = 0; redo && i < W; i++) {
             const FX_T *xr = xb + i * rs;
             FX_T *gr = g ? g + (r0 + i) * grs : NULL;
             int64_t y = lab[(r0 + i) * ls];
+            /* a row whose gradient is written here is skipped below */
+            skip[i] = 1;
             if (y == ignore_index) {
                 loss[r0 + i] = 0.0;
                 if (gr) for (Py_ssize_t c = 0; c < C; c++) gr[c] = FX_STORE((FX_W)0);
@@ -359,14 +375,22 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
             loss[r0 + i] = l;
             if (gr) {
                 /* p = exp(x - max) / (k + s); g = (asum + bw) p - a - bw [c == y] */
-                double Wp = (asum + bw) * gscale / ((double)k[i] + (double)s[i]);
-                for (Py_ssize_t c = 0; c < C; c++) {
-                    double a = eps > 0 ? qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0) : 0.0;
-                    double v = Wp * (double)T[c * FX_BLOCK_W + i] - a * gscale
-                               - (c == y ? bw * gscale : 0.0);
-                    gr[c] = FX_STORE((FX_W)v);
-                }
+                wp[i] = (asum + bw) * gscale / ((double)k[i] + (double)s[i]);
+                bwg[i] = bw * gscale;
+                yl[i] = y;
+                skip[i] = 0;
             }
+        }
+        if (g) {
+            /* the gradients of the block's other rows, vectorized across
+             * rows in T, then written out as rows */
+            for (Py_ssize_t c = 0; c < C; c++)
+                for (int i = 0; i < FX_BLOCK_W; i++) {
+                    double v = wp[i] * (double)T[c * FX_BLOCK_W + i] - ag[c]
+                               - (yl[i] == c ? bwg[i] : 0.0);
+                    T[c * FX_BLOCK_W + i] = (FX_W)v;
+                }
+            FX_NAME(tr_out)(T, C, W, g + r0 * grs, grs, 1, skip);
         }
     }
 }
