@@ -440,6 +440,12 @@ static void FX_NAME(col_softmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_
 FX_INLINE void FX_NAME(tr_in_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
                                    Py_ssize_t W, FX_W *T)
 {
+#if defined(FX_SHORT_X8)
+    FX_W m8[8], lo8[8];   /* not needed here */
+    for (Py_ssize_t g = 0; g < W; g += 8)
+        fx_rows8_in(x + g * rs, C, rs, W - g < 8 ? W - g : 8, T + g, FX_BLOCK_W, m8, lo8);
+    return;
+#endif
     for (Py_ssize_t i = 0; i < W; i++)
         for (Py_ssize_t c = 0; c < C; c++)
             T[c * FX_BLOCK_W + i] = FX_LOAD(x[i * rs + c]);
