@@ -104,14 +104,12 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     # the kernel (no planning, no broadcasting)
     if (b is None and not return_sign and not keepdims
             and type(a) is np.ndarray and a.ndim == 2 and (axis == -1 or axis == 1)
-            and type(axis) is int and a.flags.c_contiguous and a.size
+            and type(axis) is int and a.size
             and (out is None or _fast_out(out, a.shape[:1], a.dtype))):
         key = _FAST_DTYPES.get(a.dtype)
         if key is not None:
             res = np.empty(a.shape[0], a.dtype) if out is None else out
-            _dispatch.active.logsumexp[key](
-                a.reshape(a.shape[0], a.shape[1], 1), res.reshape(-1, 1), None, None, False,
-                _dispatch.resolve_threads(n_threads))
+            _dispatch.active.logsumexp_rows[key](a, res, _dispatch.resolve_threads(n_threads))
             return res
 
     nt = _dispatch.resolve_threads(n_threads)
@@ -192,14 +190,13 @@ def _with_kept_dims(r, axes, kept_shape, keepdims):
 
 def _softmax_common(x, axis, out, n_threads, logarithm, name):
     if (type(x) is np.ndarray and x.ndim == 2 and (axis == -1 or axis == 1)
-            and type(axis) is int and x.flags.c_contiguous and x.size
+            and type(axis) is int and x.size
             and (out is None or _fast_out(out, x.shape, x.dtype))):
         key = _FAST_DTYPES.get(x.dtype)
         if key is not None:  # short path, as in logsumexp
             res = np.empty_like(x) if out is None else out
-            shape3 = (x.shape[0], x.shape[1], 1)
-            _dispatch.active.softmax[key](x.reshape(shape3), res.reshape(shape3), logarithm,
-                                          _dispatch.resolve_threads(n_threads))
+            _dispatch.active.softmax_rows[key](x, res, logarithm,
+                                               _dispatch.resolve_threads(n_threads))
             return res
     nt = _dispatch.resolve_threads(n_threads)
     x = as_array(x, "x")

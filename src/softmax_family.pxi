@@ -235,16 +235,43 @@ def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
     x, b: (outer, C, inner) views, non-empty (IN); out, sgn: (outer, inner)
     (OUT; sgn may be None).  b may be None or broadcast (zero strides).
     """
-    cdef Py_ssize_t O = x.shape[0], C = x.shape[1], I = x.shape[2]
-    cdef Py_ssize_t so = x.strides[0] // <Py_ssize_t>sizeof(real), sc = x.strides[1] // <Py_ssize_t>sizeof(real)
-    cdef Py_ssize_t si = x.strides[2] // <Py_ssize_t>sizeof(real)
-    cdef Py_ssize_t oso = out.strides[0] // <Py_ssize_t>sizeof(real), osi = out.strides[1] // <Py_ssize_t>sizeof(real)
+    cdef Py_ssize_t sz = sizeof(real)
     cdef Py_ssize_t gso = 0, gsi = 0, bso = 0, bsc = 0, bsi = 0
-    cdef const real *xp = &x[0, 0, 0]
-    cdef real *op = &out[0, 0]
     cdef real *gp = NULL
     cdef const real *bp = NULL
-    cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, ln, w, i0, nblk
+    if sgn is not None:
+        gp = &sgn[0, 0]
+        gso = sgn.strides[0] // sz
+        gsi = sgn.strides[1] // sz
+    if b is not None:
+        bp = &b[0, 0, 0]
+        bso = b.strides[0] // sz
+        bsc = b.strides[1] // sz
+        bsi = b.strides[2] // sz
+    _logsumexp(&x[0, 0, 0], x.shape[0], x.shape[1], x.shape[2],
+               x.strides[0] // sz, x.strides[1] // sz, x.strides[2] // sz,
+               &out[0, 0], out.strides[0] // sz, out.strides[1] // sz,
+               gp, gso, gsi, bp, bso, bsc, bsi, want_sign, n_threads)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def logsumexp_rows(const real[:, :] x, real[:] out, int n_threads=1):
+    """out[r] = logsumexp of the row x[r] (non-empty): the short path of
+    small calls, without the 3-d views of logsumexp."""
+    cdef Py_ssize_t sz = sizeof(real)
+    _logsumexp(&x[0, 0], x.shape[0], x.shape[1], 1, x.strides[0] // sz, x.strides[1] // sz, 1,
+               &out[0], out.strides[0] // sz, 1, <real *>NULL, 0, 0, <const real *>NULL,
+               0, 0, 0, False, n_threads)
+
+
+cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
+                    Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si,
+                    real *op, Py_ssize_t oso, Py_ssize_t osi,
+                    real *gp, Py_ssize_t gso, Py_ssize_t gsi,
+                    const real *bp, Py_ssize_t bso, Py_ssize_t bsc, Py_ssize_t bsi,
+                    bint want_sign, int n_threads) except -1:
+    cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, w, i0, nblk
     cdef double v, sg
     cdef double *scratch
     cdef fx_lse_state *states
@@ -252,15 +279,6 @@ def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
     cdef double small_scratch[SMALL_SCRATCH + ALIGN_SLACK]
     cdef double *one
     cdef int nt = _threads(n_threads, R * C)
-    if sgn is not None:
-        gp = &sgn[0, 0]
-        gso = sgn.strides[0] // <Py_ssize_t>sizeof(real)
-        gsi = sgn.strides[1] // <Py_ssize_t>sizeof(real)
-    if b is not None:
-        bp = &b[0, 0, 0]
-        bso = b.strides[0] // <Py_ssize_t>sizeof(real)
-        bsc = b.strides[1] // <Py_ssize_t>sizeof(real)
-        bsi = b.strides[2] // <Py_ssize_t>sizeof(real)
 
     if bp == NULL and sc != 1 and si == 1 and I > 1:
         # cols: blocks of COL_W rows that are neighbours along inner
@@ -334,6 +352,7 @@ def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
                 for r in prange(R, num_threads=nt, schedule='static'):
                     _lse_row(xp, bp, r, I, so, sc, si, bso, bsc, bsi, C, want_sign,
                              op, oso, osi, gp, gso, gsi)
+    return 0
 
 
 cdef inline void _lse_row(const real *xp, const real *bp, Py_ssize_t r, Py_ssize_t I,
@@ -374,13 +393,27 @@ def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int 
 
     x: (outer, C, inner) view, non-empty (IN); out: same shape (OUT).
     """
-    cdef Py_ssize_t O = x.shape[0], C = x.shape[1], I = x.shape[2]
-    cdef Py_ssize_t so = x.strides[0] // <Py_ssize_t>sizeof(real), sc = x.strides[1] // <Py_ssize_t>sizeof(real)
-    cdef Py_ssize_t si = x.strides[2] // <Py_ssize_t>sizeof(real)
-    cdef Py_ssize_t oso = out.strides[0] // <Py_ssize_t>sizeof(real), osc = out.strides[1] // <Py_ssize_t>sizeof(real)
-    cdef Py_ssize_t osi = out.strides[2] // <Py_ssize_t>sizeof(real)
-    cdef const real *xp = &x[0, 0, 0]
-    cdef real *op = &out[0, 0, 0]
+    cdef Py_ssize_t sz = sizeof(real)
+    _softmax(&x[0, 0, 0], x.shape[0], x.shape[1], x.shape[2],
+             x.strides[0] // sz, x.strides[1] // sz, x.strides[2] // sz,
+             &out[0, 0, 0], out.strides[0] // sz, out.strides[1] // sz, out.strides[2] // sz,
+             logarithm, n_threads)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def softmax_rows(const real[:, :] x, real[:, :] out, bint logarithm=False, int n_threads=1):
+    """softmax as above along axis 1 of 2-d arrays: the short path of small
+    calls, without 3-d views."""
+    cdef Py_ssize_t sz = sizeof(real)
+    _softmax(&x[0, 0], x.shape[0], x.shape[1], 1, x.strides[0] // sz, x.strides[1] // sz, 1,
+             &out[0, 0], out.strides[0] // sz, out.strides[1] // sz, 1, logarithm, n_threads)
+
+
+cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
+                  Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si,
+                  real *op, Py_ssize_t oso, Py_ssize_t osc, Py_ssize_t osi,
+                  bint logarithm, int n_threads) except -1:
     cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, ln, w, i0, nblk
     cdef double m, k, tot, m_eff
     cdef double *scratch
@@ -523,3 +556,4 @@ def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int 
                     o = r // I
                     i = r - o * I
                     _row_softmax(xp + o * so + i * si, C, sc, op + o * oso + i * osi, osc, logarithm)
+    return 0
