@@ -9,6 +9,9 @@ for every implementation (the ``impl`` parameter) on the same seeded data:
 - ``scipy``: ``scipy.special.<op>(x, axis=-1)``;
 - ``torch``: ``torch.<op>(t, dim=-1)`` on ``t = torch.from_numpy(x)``.
 
+``IntoReusedOutput`` times fastxent's softmax and log_softmax with ``out=`` a
+reused array: the kernel without the OS's first-touch cost of a fresh output.
+
 A combination whose library is missing (or a fastxent commit without the
 function) is skipped: ``setup`` raises ``NotImplementedError``. Threads: every
 CPU this process may run on, or ``FASTXENT_BENCH_THREADS``; applied to OpenMP
@@ -177,3 +180,32 @@ class LogSoftmax(_SoftmaxFamily):
 
     def peakmem_log_softmax(self, impl, shape, dtype):
         self.func(self.x)
+
+
+class IntoReusedOutput:
+    """softmax and log_softmax written into a reused array (``out=``): the
+    kernel alone.  A fresh output costs the OS's zeroing of its pages on
+    first touch on top (see DESIGN.md), which the classes above include."""
+
+    params = [["softmax", "log_softmax"], SHAPES, DTYPES]
+    param_names = ["op", "shape", "dtype"]
+    timeout = 300
+
+    def setup(self, op, shape, dtype):
+        if np is None or fastxent is None:
+            raise NotImplementedError("numpy and fastxent are needed")
+        rows, cols = (int(n) for n in shape.split("x"))
+        self.x = np.random.default_rng([SEED, rows, cols]).standard_normal((rows, cols), dtype=np.dtype(dtype))
+        self.out = np.zeros_like(self.x)   # touched: no page faults while timed
+        self.func = getattr(fastxent, op)
+        self._limits = None
+        if threadpool_limits is not None:
+            self._limits = threadpool_limits(limits=THREADS, user_api="openmp")
+        self.func(self.x, axis=-1, out=self.out)
+
+    def teardown(self, op, shape, dtype):
+        if getattr(self, "_limits", None) is not None:
+            self._limits.restore_original_limits()
+
+    def time_into_reused_output(self, op, shape, dtype):
+        self.func(self.x, axis=-1, out=self.out)
