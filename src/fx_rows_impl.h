@@ -435,7 +435,9 @@ static void FX_NAME(col_softmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_
  * finalized with the vectorized logs of fx_math.h.  Rows whose result is
  * not finite (inf, NaN, all -inf) are redone by the row kernels above, which
  * hold SciPy's special-value rules.  Lanes past the last row hold stale
- * values and are computed but never stored. */
+ * values and are computed but never stored.  With FX_SHORT_X8 (float32 in
+ * the AVX2 build) the transposes, the sums and the write-back go through
+ * fx_short_rows_avx2.h, with the same bits. */
 
 FX_INLINE void FX_NAME(tr_in_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
                                    Py_ssize_t W, FX_W *T)
@@ -444,11 +446,11 @@ FX_INLINE void FX_NAME(tr_in_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
     FX_W m8[8], lo8[8];   /* not needed here */
     for (Py_ssize_t g = 0; g < W; g += 8)
         fx_rows8_in(x + g * rs, C, rs, W - g < 8 ? W - g : 8, T + g, FX_BLOCK_W, m8, lo8);
-    return;
-#endif
+#else
     for (Py_ssize_t i = 0; i < W; i++)
         for (Py_ssize_t c = 0; c < C; c++)
             T[c * FX_BLOCK_W + i] = FX_LOAD(x[i * rs + c]);
+#endif
 }
 
 /* a compile-time C unrolls the inner loop, which is most of the cost */
@@ -486,8 +488,6 @@ FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX
         }
 }
 
-/* the W rows at x into T, and their max, count and sum as block_stats
- * (without keep_exp); lanes from W on are stale or 0 */
 #if defined(FX_SHORT_X8)
 /* all the block's rows are read (and transposed) before any exp: a burst
  * of loads, then arithmetic, is faster than the two interleaved per 8 rows.
@@ -504,6 +504,8 @@ FX_INLINE void FX_NAME(rows_in_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
 }
 #endif
 
+/* the W rows at x into T, and their max, count and sum as block_stats
+ * (without keep_exp); lanes from W on are stale or 0 */
 FX_INLINE void FX_NAME(block_in)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W,
                                  FX_W *T, FX_W *mx, FX_W *s, FX_W *k)
 {

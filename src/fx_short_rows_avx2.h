@@ -11,11 +11,15 @@
  * - Per-lane max, count and sum over the columns, with the accumulators in
  *   registers (the 64-lane loops of block_stats keep them in memory) and
  *   expf written out in intrinsics, bit for bit fx_math.h's.
- * - log_softmax of contiguous rows straight from x: each element's row
- *   value is a lane permutation, so the rows need no transpose back.
+ * - log_softmax and softmax of contiguous rows straight from x: each
+ *   element's row value is a lane permutation, so the rows need no
+ *   transpose back.
+ * - Other outputs back into rows by the same register transposes, with
+ *   whole-vector stores where they only run over what is rewritten later.
  *
- * Only builds with AVX2 define FX_HAVE_F32X8; the others keep the portable
- * loops, which give the same bits.
+ * Only builds with AVX2 and FMA define FX_HAVE_F32X8; the others keep the
+ * portable loops.  Within a build both give the same bits (the tests
+ * compare the routes bit for bit).
  */
 #ifndef FX_SHORT_ROWS_AVX2_H
 #define FX_SHORT_ROWS_AVX2_H
