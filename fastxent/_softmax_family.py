@@ -104,7 +104,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     # the kernel (no planning, no broadcasting)
     if (b is None and not return_sign and not keepdims
             and type(a) is np.ndarray and a.ndim == 2 and (axis == -1 or axis == 1)
-            and type(axis) is int and a.size
+            and type(axis) is int and a.size and _unit_rows(a)
             and (out is None or _fast_out(out, a.shape[:1], a.dtype))):
         key = _FAST_DTYPES.get(a.dtype)
         if key is not None:
@@ -179,6 +179,14 @@ def _fast_out(out, shape, dtype):
             and out.flags.c_contiguous and out.flags.writeable)
 
 
+def _unit_rows(a):
+    """True if the rows of the 2-d `a` are contiguous and start on whole
+    elements (not a record field): the short path's row kernels.  Other
+    layouts take the planned path (column kernels, or a copy)."""
+    s0, s1 = a.strides
+    return s1 == a.itemsize and s0 % s1 == 0
+
+
 def _with_kept_dims(r, axes, kept_shape, keepdims):
     """The result with the reduced axes as length-1 dims: always a view."""
     if keepdims:
@@ -190,7 +198,7 @@ def _with_kept_dims(r, axes, kept_shape, keepdims):
 
 def _softmax_common(x, axis, out, n_threads, logarithm, name):
     if (type(x) is np.ndarray and x.ndim == 2 and (axis == -1 or axis == 1)
-            and type(axis) is int and x.size
+            and type(axis) is int and x.size and _unit_rows(x)
             and (out is None or _fast_out(out, x.shape, x.dtype))):
         key = _FAST_DTYPES.get(x.dtype)
         if key is not None:  # short path, as in logsumexp

@@ -275,15 +275,16 @@ FX_INLINE float fx_logf(float x)
     return x == x ? r : x;
 }
 
-/* log1p(u) for u in [0, 1] (or NaN) in float: Goldberg's correction, as
- * fx_log1p_ge0 */
+/* log1p(u) for finite u >= 0 (or NaN) in float: log(v) for v = 1 + u
+ * rounded, plus the first-order term of what that rounding lost,
+ * (u - (v - 1)) / v (v - 1 is exact).  Within 1.3 ulp on [0, 16] (checked
+ * against double log1p over every float there); Goldberg's
+ * log(v) u / (v - 1), as fx_log1p_ge0, reaches 2.5 ulp in float because of
+ * its extra division and product */
 FX_INLINE float fx_log1pf_ge0(float u)
 {
     float v = 1.0f + u;
-    float d = v - 1.0f;
-    /* v in [1, 2]: no special values to select (a NaN u stays NaN) */
-    float r = fx_logf_normal(v, 0.0f) * (u / (d == 0.0f ? 1.0f : d));
-    return d == 0.0f ? u : r;
+    return fx_logf_normal(v, 0.0f) + (u - (v - 1.0f)) / v;
 }
 
 /* log1p(u) for u >= 0 (or NaN), accurate for tiny u: Goldberg's

@@ -597,9 +597,12 @@ FX_INLINE void FX_NAME(block_log_offset)(const FX_W *k, FX_W *s)
     if (ones) {
         for (int i = 0; i < FX_BLOCK_W; i++) s[i] = FX_LOG1P01(s[i]);
     } else {
+        /* a lane with k == 1 as in the branch above, so that a row's result
+         * does not depend on the other rows of its block */
         for (int i = 0; i < FX_BLOCK_W; i++) {
             double kk = (double)k[i];
-            s[i] = (FX_W)(fx_log_ge1(kk) + fx_log1p_ge0((double)s[i] / kk));
+            FX_W tied = (FX_W)(fx_log_ge1(kk) + fx_log1p_ge0((double)s[i] / kk));
+            s[i] = k[i] == 1 ? FX_LOG1P01(s[i]) : tied;
         }
     }
 }

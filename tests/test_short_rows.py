@@ -172,3 +172,37 @@ def test_rows_written_back_stay_inside_the_output(fx, dtype):
                     _call(fx, what, x, out=out)
                 assert_bitwise_equal(out, want, f"{what} {n} x {c}")
                 assert (buf[:8] == 7).all() and (buf[-8:] == 7).all(), f"{what} {n} x {c}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("name", FUNCS)
+def test_a_row_does_not_depend_on_its_neighbours(fx, name, dtype):
+    # a tie in one row, or where the block ends, must not change the others
+    rng = np.random.default_rng(14)
+    for c in (3, 10, 16):
+        a = (rng.standard_normal((72, c)) * 3).astype(dtype)
+        want = _call(fx, name, a)
+        for row in (0, 30, 63, 71):
+            b = a.copy()
+            b[row, :2] = b[row].max()        # ties at the max (k = 2)
+            got = _call(fx, name, b)
+            keep = np.arange(a.shape[0]) != row
+            assert_bitwise_equal(got[keep], want[keep], f"C={c} tie in row {row}")
+        for n in (61, 64, 65):
+            assert_bitwise_equal(_call(fx, name, a[:n]), want[:n], f"C={c} first {n} rows")
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_record_fields_and_column_strides(fx, name):
+    # rows whose stride is not a whole number of elements (a record field),
+    # and F-ordered rows: the same results as contiguous copies
+    rng = np.random.default_rng(15)
+    rec = np.zeros(40, [("a", "<f4", (3,)), ("b", "u1")])
+    rec["a"] = rng.standard_normal((40, 3))
+    field = rec["a"]
+    want = _call(fx, name, np.ascontiguousarray(field))
+    assert_bitwise_equal(_call(fx, name, field), want, "record field")
+    assert_bitwise_equal(_call(fx, name, field[::-1]), want[::-1], "reversed record field")
+    f = np.asfortranarray(rng.standard_normal((300, 12)).astype(np.float32))
+    assert_bitwise_equal(_call(fx, name, f), getattr(fx, name)(f, axis=(1,)), "F order")
+    assert_agree(_call(fx, name, f), _call(fx, name, np.ascontiguousarray(f)), f, name, "F order")
