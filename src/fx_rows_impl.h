@@ -439,31 +439,47 @@ static void FX_NAME(col_softmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_
  * the AVX2 build) the transposes, the sums and the write-back go through
  * fx_short_rows_avx2.h, with the same bits. */
 
+/* the W rows at x into T; with FX_SHORT_X8 also each lane's max and min
+ * into mx and lo (all the block's rows are read before any exp: a burst of
+ * loads, then arithmetic, is faster than the two interleaved per 8 rows;
+ * a compile-time 8 rows drops the row masks) */
 FX_INLINE void FX_NAME(tr_in_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
-                                   Py_ssize_t W, FX_W *T)
+                                   Py_ssize_t W, FX_W *T, FX_W *mx, FX_W *lo)
 {
 #if defined(FX_SHORT_X8)
-    FX_W m8[8], lo8[8];   /* not needed here */
-    for (Py_ssize_t g = 0; g < W; g += 8)
-        fx_rows8_in(x + g * rs, C, rs, W - g < 8 ? W - g : 8, T + g, FX_BLOCK_W, m8, lo8);
+    Py_ssize_t g = 0;
+    for (; g + 8 <= W; g += 8)
+        fx_rows8_in(x + g * rs, C, rs, 8, T + g, FX_BLOCK_W, mx + g, lo + g);
+    if (g < W)
+        fx_rows8_in(x + g * rs, C, rs, W - g, T + g, FX_BLOCK_W, mx + g, lo + g);
 #else
+    (void)mx;
+    (void)lo;
     for (Py_ssize_t i = 0; i < W; i++)
         for (Py_ssize_t c = 0; c < C; c++)
             T[c * FX_BLOCK_W + i] = FX_LOAD(x[i * rs + c]);
 #endif
 }
 
-/* a compile-time C unrolls the inner loop, which is most of the cost */
-static void FX_NAME(tr_in)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W, FX_W *T)
+/* a compile-time C unrolls the inner loop (and keeps the AVX2 transposes in
+ * registers), which is most of the cost */
+FX_INLINE void FX_NAME(tr_in_minmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W,
+                                     FX_W *T, FX_W *mx, FX_W *lo)
 {
     switch (C) {
-#define FX_TR_CASE(n) case n: FX_NAME(tr_in_body)(x, n, rs, W, T); return;
+#define FX_TR_CASE(n) case n: FX_NAME(tr_in_body)(x, n, rs, W, T, mx, lo); return;
     FX_TR_CASE(1) FX_TR_CASE(2) FX_TR_CASE(3) FX_TR_CASE(4) FX_TR_CASE(5) FX_TR_CASE(6)
     FX_TR_CASE(7) FX_TR_CASE(8) FX_TR_CASE(9) FX_TR_CASE(10) FX_TR_CASE(11) FX_TR_CASE(12)
     FX_TR_CASE(13) FX_TR_CASE(14) FX_TR_CASE(15) FX_TR_CASE(16)
 #undef FX_TR_CASE
-    default: FX_NAME(tr_in_body)(x, C, rs, W, T);
+    default: FX_NAME(tr_in_body)(x, C, rs, W, T, mx, lo);
     }
+}
+
+static void FX_NAME(tr_in)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W, FX_W *T)
+{
+    FX_W mx[FX_BLOCK_W], lo[FX_BLOCK_W];   /* not needed here */
+    FX_NAME(tr_in_minmax)(x, C, rs, W, T, mx, lo);
 }
 
 /* per lane: max mx, count k of the max, sum s of exp(x - mx) over the rest;
@@ -488,22 +504,6 @@ FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX
         }
 }
 
-#if defined(FX_SHORT_X8)
-/* all the block's rows are read (and transposed) before any exp: a burst
- * of loads, then arithmetic, is faster than the two interleaved per 8 rows.
- * A compile-time C keeps the transposed rows in registers, a compile-time
- * 8 rows drops the row masks */
-FX_INLINE void FX_NAME(rows_in_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W,
-                                     FX_W *T, FX_W *mx, FX_W *lo)
-{
-    Py_ssize_t g = 0;
-    for (; g + 8 <= W; g += 8)
-        fx_rows8_in(x + g * rs, C, rs, 8, T + g, FX_BLOCK_W, mx + g, lo + g);
-    if (g < W)
-        fx_rows8_in(x + g * rs, C, rs, W - g, T + g, FX_BLOCK_W, mx + g, lo + g);
-}
-#endif
-
 /* the W rows at x into T, and their max, count and sum as block_stats
  * (without keep_exp); lanes from W on are stale or 0 */
 FX_INLINE void FX_NAME(block_in)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W,
@@ -511,14 +511,7 @@ FX_INLINE void FX_NAME(block_in)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_
 {
 #if defined(FX_SHORT_X8)
     /* s holds each lane's min until fx_sums8 replaces it by the sum */
-    switch (C) {
-#define FX_IN_CASE(n) case n: FX_NAME(rows_in_body)(x, n, rs, W, T, mx, s); break;
-    FX_IN_CASE(1) FX_IN_CASE(2) FX_IN_CASE(3) FX_IN_CASE(4) FX_IN_CASE(5) FX_IN_CASE(6)
-    FX_IN_CASE(7) FX_IN_CASE(8) FX_IN_CASE(9) FX_IN_CASE(10) FX_IN_CASE(11) FX_IN_CASE(12)
-    FX_IN_CASE(13) FX_IN_CASE(14) FX_IN_CASE(15) FX_IN_CASE(16)
-#undef FX_IN_CASE
-    default: FX_NAME(rows_in_body)(x, C, rs, W, T, mx, s);
-    }
+    FX_NAME(tr_in_minmax)(x, C, rs, W, T, mx, s);
     for (Py_ssize_t g = 0; g < W; g += 8)
         fx_sums8(T + g, C, FX_BLOCK_W, mx + g, s + g, s + g, k + g);
 #else

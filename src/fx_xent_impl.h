@@ -330,7 +330,7 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
             for (Py_ssize_t i = 0; i < W; i++) {
                 double m = (double)mx[i], o = off[i];
                 double d = (m - xy[i]) + o;
-                loss[r0 + i] = bw[i] == 0 & !isnan(d) ? 0.0 : bw[i] * d;
+                loss[r0 + i] = (bw[i] == 0) & !isnan(d) ? 0.0 : bw[i] * d;
                 redo |= !(m - m == 0) | !(o - o == 0);
             }
             if (g)
