@@ -1,0 +1,23 @@
+# Types of _dispatch.py (checked against it by mypy.stubtest in
+# tests/test_typing.py).
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import TypedDict
+
+class _Config(TypedDict):
+    openmp: bool
+    cpu_path: str
+    cpu_paths: list[str]
+    max_threads: int
+
+# the compiled kernel module in use (fastxent._kernels_baseline or
+# fastxent._kernels_avx2): private, untyped
+active: ModuleType
+
+def kernels() -> ModuleType: ...
+@contextmanager
+def cpu_path(name: str) -> Iterator[None]: ...
+def resolve_threads(n_threads: int | None) -> int: ...
+def get_config() -> _Config: ...
+def show_config() -> None: ...
