@@ -1,10 +1,13 @@
 """The Examples sections of the public docstrings run and print what they say."""
 import doctest
 import importlib
+import pkgutil
 
 import pytest
 
-MODULES = ["fastxent._softmax_family", "fastxent._losses", "fastxent.reference"]
+# every module whose docstrings hold examples
+MODULES = ["fastxent._softmax_family", "fastxent._losses", "fastxent._pointwise_losses",
+           "fastxent._entropies", "fastxent.reference", "fastxent.reference_losses"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -13,3 +16,19 @@ def test_docstring_examples(name):
     failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert tried > 0
     assert failures == 0
+
+
+def test_every_module_with_examples_is_listed():
+    import fastxent
+
+    finder = doctest.DocTestFinder()
+    with_examples = set()
+    for info in pkgutil.iter_modules(fastxent.__path__, "fastxent."):
+        if info.name.startswith("fastxent._kernels"):
+            continue  # compiled; the AVX2 build must not be imported on other CPUs
+        module = importlib.import_module(info.name)
+        if any(t.examples for t in finder.find(module)):
+            with_examples.add(info.name)
+    if any(t.examples for t in finder.find(fastxent)):
+        with_examples.add("fastxent")
+    assert with_examples == set(MODULES)
