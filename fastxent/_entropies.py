@@ -170,8 +170,9 @@ def softmax_cross_entropy(p_logits, q_logits, axis=-1, *, n_threads=None):
 
     See Also
     --------
-    softmax_entropy, softmax_kl_div, cross_entropy (the same quantity with
-    ``softmax(p_logits)`` as a probability target)
+    softmax_entropy, softmax_kl_div
+    cross_entropy : The same quantity with ``softmax(p_logits)`` as a
+        probability target.
 
     Notes
     -----
@@ -227,7 +228,8 @@ def softmax_kl_div(p_logits, q_logits, axis=-1, *, n_threads=None):
 
     See Also
     --------
-    softmax_cross_entropy, kl_div, entropy (with `qk`)
+    softmax_cross_entropy, kl_div
+    entropy : With `qk`, the same quantity from probabilities.
 
     Notes
     -----
@@ -299,8 +301,8 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
 
     See Also
     --------
-    scipy.stats.entropy, scipy.special.entr, scipy.special.rel_entr,
-    softmax_entropy (from logits)
+    scipy.stats.entropy, scipy.special.entr, scipy.special.rel_entr
+    softmax_entropy : The entropy from logits.
 
     Notes
     -----

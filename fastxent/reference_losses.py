@@ -951,8 +951,9 @@ def softmax_cross_entropy(p_logits, q_logits, axis=-1):
 
     See Also
     --------
-    softmax_entropy, softmax_kl_div, torch.nn.functional.cross_entropy (with
-    ``softmax(p_logits)`` as probability target)
+    softmax_entropy, softmax_kl_div
+    torch.nn.functional.cross_entropy : With ``softmax(p_logits)`` as
+        probability target.
 
     Notes
     -----
@@ -1005,7 +1006,8 @@ def softmax_kl_div(p_logits, q_logits, axis=-1):
 
     See Also
     --------
-    softmax_cross_entropy, kl_div, scipy.stats.entropy (with `qk`)
+    softmax_cross_entropy, kl_div
+    scipy.stats.entropy : With `qk`, the same quantity from probabilities.
 
     Notes
     -----

@@ -1,0 +1,34 @@
+"""Sphinx configuration of the fastxent documentation.
+
+Build with ``sphinx-build -W --keep-going -b html docs docs/_build/html``
+against an installed fastxent (the API pages import it).
+"""
+import fastxent
+
+project = "fastxent"
+author = "the fastxent developers"
+copyright = "the fastxent developers"
+version = release = fastxent.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.doctest",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+]
+
+exclude_patterns = ["_build"]
+templates_path = []
+html_static_path = []
+html_theme = "alabaster"
+html_theme_options = {"description": "The entropy family over NumPy arrays", "fixed_sidebar": True}
+
+# the pages document functions; autosummary only tabulates them (no generated files)
+autosummary_generate = False
+numpydoc_show_class_members = False
+# "See Also" names SciPy and PyTorch functions, which are not documented here
+numpydoc_xref_param_type = False
+
+# `sphinx-build -b doctest` runs the docstring examples shown on the pages
+doctest_global_setup = "import numpy as np\nimport fastxent"
