@@ -19,16 +19,11 @@ extensions = [
 ]
 
 exclude_patterns = ["_build"]
-templates_path = []
-html_static_path = []
 html_theme = "alabaster"
 html_theme_options = {"description": "The entropy family over NumPy arrays", "fixed_sidebar": True}
 
 # the pages document functions; autosummary only tabulates them (no generated files)
 autosummary_generate = False
-numpydoc_show_class_members = False
-# "See Also" names SciPy and PyTorch functions, which are not documented here
-numpydoc_xref_param_type = False
 
 # `sphinx-build -b doctest` runs the docstring examples shown on the pages
 doctest_global_setup = "import numpy as np\nimport fastxent"
