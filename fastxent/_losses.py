@@ -9,7 +9,7 @@ the gradient in the same pass.
 import numpy as np
 
 from . import _dispatch
-from ._checks import KERNEL_DTYPES, as_array, check_out, kernel_view
+from ._checks import KERNEL_DTYPES, as_array, check_out, kernel_out, kernel_view
 
 __all__ = ["cross_entropy", "nll_loss"]
 
@@ -241,7 +241,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if rows is None:
             partial = np.zeros(-(-n_rows // kern.rows_per_partial()))
         xv = _class_view(kernel_view(x))
-        gv = _class_view(kernel_view(grad)) if grad is not None else None
+        # the array the kernel writes: the caller's grad_out, or a buffer
+        # when that overlaps an operand other than being the input itself
+        gwork = grad if grad is None or grad_out is None else kernel_out(
+            grad, [x, t if probs else labels, w], in_place=x)
+        gv = _class_view(kernel_view(gwork)) if grad is not None else None
         if xv is None or (grad is not None and gv is None):
             xv = _class_view(kernel_view(np.ascontiguousarray(x)))
         qv = _class_view(kernel_view(t)) if probs else None
@@ -250,8 +254,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         lv = None
         if rows is not None:
             lv = kernel_view(rows).reshape(xv.shape[0], xv.shape[2])
-        lab = None if probs else labels.reshape(xv.shape[0], xv.shape[2])
-        gbuf = grad
+        lab = None if probs else kernel_view(labels).reshape(xv.shape[0], xv.shape[2])
+        gbuf = gwork
         if grad is not None and gv is None:
             gbuf = np.empty_like(x)
             gv = _class_view(kernel_view(gbuf))
@@ -350,10 +354,13 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     if not return_grad:
         return loss
     grad = _grad_array(grad_out, x)
-    grad[...] = 0
-    gb = grad if x.ndim > 1 else grad[None]
+    work = grad if grad_out is None else kernel_out(grad, [x, labels, w], in_place=x)
+    work[...] = 0
+    gb = work if x.ndim > 1 else work[None]
     with np.errstate(invalid="ignore"):
         # ignored rows get 0 even when every row is ignored (gscale = inf)
         vals = np.where(wy == 0, 0, -wy * gscale).astype(x.dtype)
     np.put_along_axis(gb, idx, vals.reshape(idx.shape), axis=1)
+    if work is not grad:
+        np.copyto(grad, work)
     return loss, grad
