@@ -133,12 +133,16 @@ def overlaps(out, a, in_place=False):
 def kernel_out(out, reads, in_place=None):
     """The array a kernel writes for the caller's output `out` while it reads
     the arrays `reads` (None entries are skipped): `out` itself, or a new
-    array of its shape, dtype and memory order when `out` is misaligned,
-    does not walk whole elements, or overlaps any of `reads` -- other than
-    being exactly `in_place` (one of `reads`, see `overlaps`).  The caller
-    copies a new array into `out` after the call, as NumPy's ufuncs buffer
-    an output that overlaps their input; the kernels never meet overlap or
-    misalignment."""
+    array when `out` is misaligned, does not walk whole elements, or
+    overlaps any of `reads` -- other than being exactly `in_place` (the
+    input, of out's shape, of a kernel that works in place; see `overlaps`).
+
+    The new array has out's shape and dtype and the memory order of
+    `in_place` (as the output the call allocates without `out`, so that the
+    kernel walks both alike), else of `out`.  The caller copies it into
+    `out` after the call, as NumPy's ufuncs buffer an output that overlaps
+    their input: the kernels never meet overlap or misalignment.
+    """
     if _typed(out) and not any(overlaps(out, a, a is in_place) for a in reads):
         return out
-    return np.empty_like(out, subok=False)
+    return np.empty_like(out if in_place is None else in_place, dtype=out.dtype, subok=False)

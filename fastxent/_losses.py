@@ -138,8 +138,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         Also return the gradient of the returned loss (for 'none', of its
         sum) with respect to `input`, computed in the same pass (keyword only).
     grad_out : ndarray, optional
-        Array of the input's shape and dtype that receives the gradient;
-        it may be `input` itself (keyword only).
+        Array of the input's shape and dtype that receives the gradient
+        (keyword only). It may be `input` itself: written in place, without
+        a copy. One that overlaps `input` otherwise, or `target` or `weight`
+        in any way, or is misaligned, gets the same values through a new
+        array that is copied to it.
     n_threads : int, optional
         Number of threads (keyword only); results do not depend on it.
 
@@ -291,7 +294,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     return_grad : bool, optional
         Also return the gradient with respect to `input` (keyword only).
     grad_out : ndarray, optional
-        Array of the input's shape and dtype for the gradient (keyword only).
+        Array of the input's shape and dtype for the gradient (keyword only);
+        it may be `input` itself, or overlap any operand, as in
+        :func:`cross_entropy`.
 
     Returns
     -------

@@ -130,8 +130,11 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
         Also return the gradient of the returned loss (for 'none', of its
         sum) with respect to `input`, from the same pass (keyword only).
     grad_out : ndarray, optional
-        Array of the input's shape and dtype that receives the gradient; it
-        may be `input` itself (keyword only).
+        Array of the input's shape and dtype that receives the gradient
+        (keyword only). It may be `input` itself: written in place, without
+        a copy. One that overlaps `input` otherwise, or `target` in any way,
+        or is misaligned, gets the same values through a new array that is
+        copied to it.
     n_threads : int, optional
         Number of threads (keyword only); results do not depend on it.
 
@@ -232,8 +235,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         Also return the gradient of the returned loss (for 'none', of its
         sum) with respect to `input` (keyword only).
     grad_out : ndarray, optional
-        Array of the input's shape and dtype that receives the gradient; it
-        may be `input` itself (keyword only).
+        Array of the input's shape and dtype that receives the gradient
+        (keyword only). It may be `input` itself: written in place, without
+        a copy. One that overlaps `input` otherwise, or `target`, `weight`
+        or `pos_weight` in any way, or is misaligned, gets the same values
+        through a new array that is copied to it.
     n_threads : int, optional
         Number of threads (keyword only); results do not depend on it.
 

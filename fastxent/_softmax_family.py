@@ -46,6 +46,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     out : ndarray, optional
         Array of exactly the result's shape and dtype to write the result to
         (keyword only). It is returned, also where SciPy returns a scalar.
+        It may share memory with `a` or `b` in any way, or be misaligned:
+        the result is then computed into a new array and copied to it.
     n_threads : int, optional
         Number of threads (keyword only); default: the OpenMP default
         (``OMP_NUM_THREADS``, threadpoolctl). Results do not depend on it.
@@ -275,8 +277,11 @@ def softmax(x, axis=None, *, out=None, n_threads=None):
     axis : None or int or tuple of ints, optional
         Axes the softmax is taken over; None (default): the whole array.
     out : ndarray, optional
-        Array of x's shape and the result dtype to write to (keyword only);
-        may be `x` itself when x is a float array.
+        Array of x's shape and the result dtype to write to (keyword only).
+        It may be `x` itself (a float array): computed in place, without a
+        copy. An `out` that overlaps `x` otherwise (shifted, transposed,
+        reversed) or is misaligned gets the same result through a new array
+        that is copied to it.
     n_threads : int, optional
         Number of threads (keyword only); default: the OpenMP default.
 
@@ -331,7 +336,8 @@ def log_softmax(x, axis=None, *, out=None, n_threads=None):
     axis : None or int or tuple of ints, optional
         Axes the softmax is taken over; None (default): the whole array.
     out : ndarray, optional
-        Array of x's shape and the result dtype to write to (keyword only).
+        Array of x's shape and the result dtype to write to (keyword only);
+        may be `x` itself, or overlap it otherwise, as in :func:`softmax`.
     n_threads : int, optional
         Number of threads (keyword only); default: the OpenMP default.
 
