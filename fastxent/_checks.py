@@ -1,7 +1,11 @@
 """Argument checks shared by the public functions.
 
 The kernels never raise; everything a caller can get wrong is caught here
-with an exception that names the argument.
+with an exception that names the argument.  Here too is what keeps the
+kernels' typed pointers valid: every array they read or write is aligned
+and walks whole elements (`as_array`, `kernel_view`, `kernel_out`), and no
+output they write overlaps memory they read, except where a kernel is made
+to work in place (`kernel_out`).
 """
 import numpy as np
 
@@ -30,6 +34,11 @@ def as_array(x, name):
     if not x.dtype.isnative:
         # the kernels read native byte order; a byte-swapped array is converted
         x = x.astype(x.dtype.newbyteorder("="))
+    elif not x.flags.aligned:
+        # the kernels load through typed pointers: misaligned data (an odd
+        # offset into a buffer, a field of a packed record) are copied here,
+        # before any broadcasting, so that the copy has the caller's size
+        x = np.array(x)
     if kind == "f" and x.dtype not in KERNEL_DTYPES:
         raise TypeError(f"{name} has dtype {x.dtype}; fastxent supports float16, float32 "
                         "and float64 (convert explicitly to choose the precision)")
@@ -53,15 +62,87 @@ def check_out(out, shape, dtype, name="out"):
         raise ValueError(f"{name} has dtype {out.dtype}, expected {np.dtype(dtype)}")
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only")
-    if any(s % out.itemsize for s in out.strides):
-        raise ValueError(f"{name} has strides {out.strides} that are not a multiple of its itemsize")
     return out
+
+
+def _typed(a):
+    """True if the kernels can walk `a` through a typed pointer: aligned data
+    and strides that are whole elements."""
+    if a.flags.aligned and a.dtype.alignment == a.itemsize:
+        return True   # aligned strides are then whole elements too
+    return a.flags.aligned and not any(s % a.itemsize for s in a.strides)
 
 
 def kernel_view(a):
     """The array the kernels read: float16 as its bits (a view), others as is.
-    Strides that are not a multiple of the itemsize (views into records)
-    cannot be walked by element and are copied."""
-    if any(s % a.itemsize for s in a.strides):
+    Misaligned data and strides that are not a multiple of the itemsize
+    (views into records) cannot be read through a typed pointer and are
+    copied.  For inputs only: an output goes through `kernel_out` first."""
+    if not _typed(a):
         a = np.array(a)
     return a.view(np.uint16) if a.dtype == np.float16 else a
+
+
+_NDARRAY = np.ndarray
+
+# candidate solutions np.shares_memory may try before it gives up; ample for
+# the views met in practice, and it bounds the time spent on contrived ones
+# (which are then taken to overlap)
+_MAX_WORK = 1 << 12
+
+
+def _same_elements(a, b):
+    """True if `a` and `b` are the same elements of the same memory."""
+    return (a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+def overlaps(out, a, in_place=False):
+    """True if writing `out` may change memory that the kernel reads from
+    `a` (None: nothing).  With `in_place`, `out` may be exactly `a`: the
+    kernel reads each element before it writes the same element of `out` and
+    never reads it again.
+
+    Cheap in the usual cases: views of two different allocations; then the
+    bounds (`np.may_share_memory`); the exact answer
+    (`np.shares_memory`) only where the bounds meet.
+    """
+    if out is a:
+        return not in_place
+    if a is None:
+        return False
+    # views of two different allocations are disjoint: NumPy keeps a view's
+    # base at the array that allocated its memory (unless that memory is
+    # another object's: a buffer, a memory map)
+    p, q = out.base, a.base
+    p = out if p is None else p
+    q = a if q is None else q
+    if (p is not q and type(p) is _NDARRAY and type(q) is _NDARRAY
+            and p.flags.owndata and q.flags.owndata):
+        return False
+    if not np.may_share_memory(out, a):
+        return False
+    if in_place and _same_elements(out, a):
+        return False
+    try:
+        return bool(np.shares_memory(out, a, max_work=_MAX_WORK))
+    except np.exceptions.TooHardError:
+        return True
+
+
+def kernel_out(out, reads, in_place=None):
+    """The array a kernel writes for the caller's output `out` while it reads
+    the arrays `reads` (None entries are skipped): `out` itself, or a new
+    array when `out` is misaligned, does not walk whole elements, or
+    overlaps any of `reads` -- other than being exactly `in_place` (the
+    input, of out's shape, of a kernel that works in place; see `overlaps`).
+
+    The new array has out's shape and dtype and the memory order of
+    `in_place` (as the output the call allocates without `out`, so that the
+    kernel walks both alike), else of `out`.  The caller copies it into
+    `out` after the call, as NumPy's ufuncs buffer an output that overlaps
+    their input: the kernels never meet overlap or misalignment.
+    """
+    if _typed(out) and not any(overlaps(out, a, a is in_place) for a in reads):
+        return out
+    return np.empty_like(out if in_place is None else in_place, dtype=out.dtype, subok=False)

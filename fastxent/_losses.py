@@ -9,7 +9,7 @@ the gradient in the same pass.
 import numpy as np
 
 from . import _dispatch
-from ._checks import KERNEL_DTYPES, as_array, check_out, kernel_view
+from ._checks import KERNEL_DTYPES, as_array, check_out, kernel_out, kernel_view
 
 __all__ = ["cross_entropy", "nll_loss"]
 
@@ -138,8 +138,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         Also return the gradient of the returned loss (for 'none', of its
         sum) with respect to `input`, computed in the same pass (keyword only).
     grad_out : ndarray, optional
-        Array of the input's shape and dtype that receives the gradient;
-        it may be `input` itself (keyword only).
+        Array of the input's shape and dtype that receives the gradient
+        (keyword only). It may be `input` itself: written in place, without
+        a copy. One that overlaps `input` otherwise, or `target` or `weight`
+        in any way, or is misaligned, gets the same values through a new
+        array that is copied to it.
     n_threads : int, optional
         Number of threads (keyword only); results do not depend on it.
 
@@ -241,7 +244,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if rows is None:
             partial = np.zeros(-(-n_rows // kern.rows_per_partial()))
         xv = _class_view(kernel_view(x))
-        gv = _class_view(kernel_view(grad)) if grad is not None else None
+        # the array the kernel writes: the caller's grad_out, or a buffer
+        # when that overlaps an operand other than being the input itself
+        gwork = grad if grad is None or grad_out is None else kernel_out(
+            grad, [x, t if probs else labels, w], in_place=x)
+        gv = _class_view(kernel_view(gwork)) if grad is not None else None
         if xv is None or (grad is not None and gv is None):
             xv = _class_view(kernel_view(np.ascontiguousarray(x)))
         qv = _class_view(kernel_view(t)) if probs else None
@@ -250,8 +257,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         lv = None
         if rows is not None:
             lv = kernel_view(rows).reshape(xv.shape[0], xv.shape[2])
-        lab = None if probs else labels.reshape(xv.shape[0], xv.shape[2])
-        gbuf = grad
+        lab = None if probs else kernel_view(labels).reshape(xv.shape[0], xv.shape[2])
+        gbuf = gwork
         if grad is not None and gv is None:
             gbuf = np.empty_like(x)
             gv = _class_view(kernel_view(gbuf))
@@ -287,7 +294,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     return_grad : bool, optional
         Also return the gradient with respect to `input` (keyword only).
     grad_out : ndarray, optional
-        Array of the input's shape and dtype for the gradient (keyword only).
+        Array of the input's shape and dtype for the gradient (keyword only);
+        it may be `input` itself, or overlap any operand, as in
+        :func:`cross_entropy`.
 
     Returns
     -------
@@ -350,10 +359,13 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     if not return_grad:
         return loss
     grad = _grad_array(grad_out, x)
-    grad[...] = 0
-    gb = grad if x.ndim > 1 else grad[None]
+    work = grad if grad_out is None else kernel_out(grad, [x, labels, w], in_place=x)
+    work[...] = 0
+    gb = work if x.ndim > 1 else work[None]
     with np.errstate(invalid="ignore"):
         # ignored rows get 0 even when every row is ignored (gscale = inf)
         vals = np.where(wy == 0, 0, -wy * gscale).astype(x.dtype)
     np.put_along_axis(gb, idx, vals.reshape(idx.shape), axis=1)
+    if work is not grad:
+        np.copyto(grad, work)
     return loss, grad

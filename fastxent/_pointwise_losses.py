@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from . import _dispatch
-from ._checks import as_array, kernel_view
+from ._checks import as_array, kernel_out, kernel_view
 from ._layout import elementwise_views
 from ._losses import _check_reduction, _finish, _float_input, _grad_array
 
@@ -67,18 +67,25 @@ def _sum_to_shape(arr, shape):
     return np.sum(arr, axis=axes, keepdims=True) if axes else arr
 
 
-def _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, nt):
+def _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, grad_given, nt):
     """Shared driver: allocate, run, reduce; returns the loss.  `ins` are
-    kernel-dtype arrays of `shape` (broadcast views allowed); `denom` divides
-    the sum for 'mean' and 'batchmean' (NaN when it is 0).  The gradient
-    goes straight into `grad` when it has the broadcast shape and the compute
-    dtype, else through a buffer that is reduced and cast."""
+    kernel-dtype arrays of `shape` (broadcast views allowed), the input
+    first; `denom` divides the sum for 'mean' and 'batchmean' (NaN when it
+    is 0).  The gradient goes straight into `grad` when it has the broadcast
+    shape and the compute dtype (`grad_given`: the caller's array, which may
+    be the input itself; through a buffer if it overlaps another operand),
+    else through a buffer that is reduced and cast."""
     n = math.prod(shape)
     out = np.empty(shape, dtype) if reduction == "none" else None
     gbuf = None
     if grad is not None:
         direct = grad.shape == tuple(shape) and grad.dtype == dtype
-        gbuf = grad if direct else np.empty(shape, dtype)
+        if not direct:
+            gbuf = np.empty(shape, dtype)
+        elif grad_given:
+            gbuf = kernel_out(grad, ins, in_place=ins[0])
+        else:
+            gbuf = grad
     sums = []
     if n:
         kern = _dispatch.active
@@ -123,8 +130,11 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
         Also return the gradient of the returned loss (for 'none', of its
         sum) with respect to `input`, from the same pass (keyword only).
     grad_out : ndarray, optional
-        Array of the input's shape and dtype that receives the gradient; it
-        may be `input` itself (keyword only).
+        Array of the input's shape and dtype that receives the gradient
+        (keyword only). It may be `input` itself: written in place, without
+        a copy. One that overlaps `input` otherwise, or `target` in any way,
+        or is misaligned, gets the same values through a new array that is
+        copied to it.
     n_threads : int, optional
         Number of threads (keyword only); results do not depend on it.
 
@@ -196,7 +206,8 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     def kernel(vi, vo, gs, partial, nthreads):
         _dispatch.active.kl_div(vi[0], vi[1], lt, vo[0], vo[1], gs, partial, nthreads)
 
-    loss = _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, nt)
+    loss = _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad,
+                      grad_out is not None, nt)
     return (loss, grad) if return_grad else loss
 
 
@@ -224,8 +235,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         Also return the gradient of the returned loss (for 'none', of its
         sum) with respect to `input` (keyword only).
     grad_out : ndarray, optional
-        Array of the input's shape and dtype that receives the gradient; it
-        may be `input` itself (keyword only).
+        Array of the input's shape and dtype that receives the gradient
+        (keyword only). It may be `input` itself: written in place, without
+        a copy. One that overlaps `input` otherwise, or `target`, `weight`
+        or `pos_weight` in any way, or is misaligned, gets the same values
+        through a new array that is copied to it.
     n_threads : int, optional
         Number of threads (keyword only); results do not depend on it.
 
@@ -305,5 +319,6 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         _dispatch.active.bce_with_logits(vi[0], vi[1], w, pw, vo[0], vo[1], gs, partial,
                                          nthreads)
 
-    loss = _pointwise(kernel, shape, dtype, ins, reduction, n, gscale, grad, nt)
+    loss = _pointwise(kernel, shape, dtype, ins, reduction, n, gscale, grad,
+                      grad_out is not None, nt)
     return (loss, grad) if return_grad else loss

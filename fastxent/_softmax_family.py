@@ -6,15 +6,18 @@ kernels (src/softmax_family.pxi, src/fx_rows_impl.h) compute.
 import numpy as np
 
 from . import _dispatch
-from ._checks import as_array, check_out, exp_result_dtype, kernel_view
+from ._checks import as_array, check_out, exp_result_dtype, kernel_out, kernel_view, overlaps
 from ._layout import empty_like_layout, normalize_axes
 from ._reduction import run
 
 __all__ = ["logsumexp", "softmax", "log_softmax"]
 
 _F64 = np.dtype(np.float64)
-# dtypes whose 2-d C-contiguous last-axis calls take the short path
-_FAST_DTYPES = {np.dtype(np.float32): "float", _F64: "double"}
+# dtypes whose 2-d C-contiguous last-axis calls take the short path; where
+# a dtype's alignment is its size, an aligned array's strides are whole
+# elements, so that the short path's one flag check covers both
+_FAST_DTYPES = {d: key for d, key in ((np.dtype(np.float32), "float"), (_F64, "double"))
+                if d.alignment == d.itemsize}
 
 
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
@@ -43,6 +46,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     out : ndarray, optional
         Array of exactly the result's shape and dtype to write the result to
         (keyword only). It is returned, also where SciPy returns a scalar.
+        It may share memory with `a` or `b` in any way, or be misaligned:
+        the result is then computed into a new array and copied to it.
     n_threads : int, optional
         Number of threads (keyword only); default: the OpenMP default
         (``OMP_NUM_THREADS``, threadpoolctl). Results do not depend on it.
@@ -101,11 +106,14 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
     # short path: the common call on a small matrix costs little more than
-    # the kernel (no planning, no broadcasting)
+    # the kernel (no planning, no broadcasting).  Its rows are contiguous,
+    # aligned and start on whole elements (not a record field; see
+    # _FAST_DTYPES); other layouts take the planned path
     if (b is None and not return_sign and not keepdims
             and type(a) is np.ndarray and a.ndim == 2 and (axis == -1 or axis == 1)
-            and type(axis) is int and a.size and _unit_rows(a)
-            and (out is None or _fast_out(out, a.shape[:1], a.dtype))):
+            and type(axis) is int and a.size and a.strides[1] == a.itemsize
+            and (flags := a.flags).aligned
+            and (out is None or _fast_out(out, a.shape[:1], a, flags, False))):
         key = _FAST_DTYPES.get(a.dtype)
         if key is not None:
             res = np.empty(a.shape[0], a.dtype) if out is None else out
@@ -142,7 +150,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
 
     if out is not None:
         check_out(out, res_shape, dtype)
-        res = out
+        res = kernel_out(out, [a, b])
     else:
         kept = [None if d in axes else d for d in range(a.ndim)]
         res = empty_like_layout(a, kept_shape, dtype, kept).reshape(res_shape) \
@@ -166,25 +174,31 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
 
         run(call, a.shape, axes, ins, [], kept_outs)
 
+    if out is not None and res is not out:
+        np.copyto(out, res)
+        res = out
     if out is None and res.ndim == 0:
         res = res[()]
         sgn = sgn[()] if sgn is not None else None
     return (res, sgn) if return_sign else res
 
 
-def _fast_out(out, shape, dtype):
-    """An `out` the short paths can take as it is (anything else goes through
-    the full checks, which say what is wrong with it)."""
-    return (type(out) is np.ndarray and out.shape == shape and out.dtype == dtype
-            and out.flags.c_contiguous and out.flags.writeable)
-
-
-def _unit_rows(a):
-    """True if the rows of the 2-d `a` are contiguous and start on whole
-    elements (not a record field): the short path's row kernels.  Other
-    layouts take the planned path (column kernels, or a copy)."""
-    s0, s1 = a.strides
-    return s1 == a.itemsize and s0 % s1 == 0
+def _fast_out(out, shape, x, x_flags, in_place):
+    """An `out` of `shape` the short paths can write as it is while reading
+    `x` (flags `x_flags`; `in_place`: out may be x itself).  Anything else
+    goes through the full checks, which say what is wrong with it, or
+    computes through a buffer."""
+    if type(out) is not np.ndarray or out.shape != shape or out.dtype != x.dtype:
+        return False
+    f = out.flags
+    if not (f.c_contiguous and f.writeable and f.aligned):
+        return False
+    if out is x:
+        return in_place
+    if f.owndata and x_flags.owndata:
+        # two allocations: what overlaps() finds first, without its cost
+        return True
+    return not overlaps(out, x, in_place)
 
 
 def _with_kept_dims(r, axes, kept_shape, keepdims):
@@ -198,8 +212,9 @@ def _with_kept_dims(r, axes, kept_shape, keepdims):
 
 def _softmax_common(x, axis, out, n_threads, logarithm, name):
     if (type(x) is np.ndarray and x.ndim == 2 and (axis == -1 or axis == 1)
-            and type(axis) is int and x.size and _unit_rows(x)
-            and (out is None or _fast_out(out, x.shape, x.dtype))):
+            and type(axis) is int and x.size and x.strides[1] == x.itemsize
+            and (flags := x.flags).aligned
+            and (out is None or _fast_out(out, x.shape, x, flags, True))):
         key = _FAST_DTYPES.get(x.dtype)
         if key is not None:  # short path, as in logsumexp
             res = np.empty_like(x) if out is None else out
@@ -229,9 +244,10 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
 
     if out is not None:
         check_out(out, () if scalar else x.shape, dtype)
-        res = out.reshape(x.shape) if scalar else out
+        target = out.reshape(x.shape) if scalar else out
+        res = kernel_out(target, [x], in_place=x)
     else:
-        res = empty_like_layout(x, x.shape, dtype, list(range(x.ndim)))
+        res = target = empty_like_layout(x, x.shape, dtype, list(range(x.ndim)))
     if x.size:
         kern = _dispatch.kernels().softmax
 
@@ -239,9 +255,11 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
             kern(views[0], full_views[0], logarithm, nt)
 
         run(call, x.shape, axes, [kernel_view(x)], [kernel_view(res)], [])
+        if res is not target:
+            np.copyto(target, res)
     if scalar:
         return out if out is not None else res[0]
-    return res
+    return target
 
 
 def softmax(x, axis=None, *, out=None, n_threads=None):
@@ -259,8 +277,11 @@ def softmax(x, axis=None, *, out=None, n_threads=None):
     axis : None or int or tuple of ints, optional
         Axes the softmax is taken over; None (default): the whole array.
     out : ndarray, optional
-        Array of x's shape and the result dtype to write to (keyword only);
-        may be `x` itself when x is a float array.
+        Array of x's shape and the result dtype to write to (keyword only).
+        It may be `x` itself (a float array): computed in place, without a
+        copy. An `out` that overlaps `x` otherwise (shifted, transposed,
+        reversed) or is misaligned gets the same result through a new array
+        that is copied to it.
     n_threads : int, optional
         Number of threads (keyword only); default: the OpenMP default.
 
@@ -315,7 +336,8 @@ def log_softmax(x, axis=None, *, out=None, n_threads=None):
     axis : None or int or tuple of ints, optional
         Axes the softmax is taken over; None (default): the whole array.
     out : ndarray, optional
-        Array of x's shape and the result dtype to write to (keyword only).
+        Array of x's shape and the result dtype to write to (keyword only);
+        may be `x` itself, or overlap it otherwise, as in :func:`softmax`.
     n_threads : int, optional
         Number of threads (keyword only); default: the OpenMP default.
 
