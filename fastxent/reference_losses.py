@@ -664,9 +664,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     infinite logit gives the limit of the loss: 0 for ``x = +inf, y = 1`` and
     ``x = -inf, y = 0``, +inf for ``x = -inf, y = 1`` -- PyTorch returns NaN
     in all three (and where a weight of 0 meets an infinite logit).  The
-    gradient is ``weight * ((1 - y + pos_weight * y) * sigmoid(x) -
-    pos_weight * y)``, divided by the number of elements for ``'mean'``,
-    finite at infinite logits (as PyTorch's).
+    gradient is ``weight * ((1 - y) * sigmoid(x) - pos_weight * y *
+    sigmoid(-x))``, PyTorch's ``weight * ((1 - y + pos_weight * y) *
+    sigmoid(x) - pos_weight * y)`` without its cancellation, divided by the
+    number of elements for ``'mean'``, finite at infinite logits (as
+    PyTorch's).
 
     Examples
     --------
@@ -696,7 +698,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     if not return_grad:
         return loss
     with np.errstate(all="ignore"):
-        grad = w * ((1 - tw + pw * tw) * _sigmoid(xw) - pw * tw)
+        # PyTorch's (1 - y + pw y) sigmoid(x) - pw y rearranged: no cancellation
+        # where sigmoid(x) is near 1, and -inf (as PyTorch's) for an infinite y
+        grad = w * ((1 - tw) * _sigmoid(xw) - pw * tw * _sigmoid(-xw))
         if reduction == "mean":
             grad = grad / x.size
     return loss, np.broadcast_to(grad, x.shape).astype(x.dtype)
@@ -895,7 +899,9 @@ def softmax_entropy(logits, axis=-1):
     -----
     ``H = -sum_i p_i * logp_i = logsumexp(x) - sum_i p_i * x_i`` with
     ``logp = log_softmax(x)``.  A -inf logit is a class of probability 0 and
-    contributes 0.  A row with a NaN or a +inf logit, or of only -inf logits,
+    contributes 0; so does a finite logit so far below the maximum that
+    ``x - max`` overflows to -inf (``p log p`` tends to 0 there).  A row with
+    a NaN or a +inf logit, or of only -inf logits,
     has no softmax and gives NaN.  float16 is computed in float32, float32 in
     float64.
 
@@ -909,7 +915,8 @@ def softmax_entropy(logits, axis=-1):
     (x,), axis, dtype = _logit_rows([_logits(logits, "logits")], ["logits"], axis)
     logp, p, undefined = _softmax_terms(x, axis)
     with np.errstate(all="ignore"):
-        terms = np.where(x == -np.inf, 0, p * logp)
+        # logp is -inf where x is, and where x - max overflows: p log p -> 0
+        terms = np.where(logp == -np.inf, 0, p * logp)
         h = np.where(np.squeeze(undefined, axis), np.nan, 0.0 - np.sum(terms, axis=axis))
     return _finish(h, dtype)
 
@@ -959,8 +966,10 @@ def softmax_cross_entropy(p_logits, q_logits, axis=-1):
     ``H(p, q) = -sum_i p_i * logq_i = H(p) + KL(p || q)``.  A class with
     ``p_i = 0`` (p-logit -inf) contributes 0, even where ``q_i = 0``; a class
     with ``p_i > 0`` and ``q_i = 0`` (q-logit -inf, p-logit finite) makes the
-    row +inf, even where ``p_i`` underflows.  A row with a NaN or a +inf
-    logit, or of only -inf logits, in either input gives NaN.
+    row +inf, even where ``p_i`` underflows.  Otherwise a class whose
+    p-logit is so far below the maximum that ``x - max`` overflows to -inf
+    contributes 0, the limit of ``p log q`` (``q`` is positive).  A row with
+    a NaN or a +inf logit, or of only -inf logits, in either input gives NaN.
 
     Examples
     --------
@@ -972,7 +981,9 @@ def softmax_cross_entropy(p_logits, q_logits, axis=-1):
     """
     x, y, logp, p, logq, undefined, axis, dtype = _pair_terms(p_logits, q_logits, axis)
     with np.errstate(all="ignore"):
-        terms = np.where(x == -np.inf, 0, np.where(y == -np.inf, np.inf, -p * logq))
+        # logp = -inf for a finite x: x - max overflowed, and p log q -> 0
+        terms = np.where(x == -np.inf, 0, np.where(y == -np.inf, np.inf,
+                                                   np.where(logp == -np.inf, 0, -p * logq)))
         h = np.where(undefined, np.nan, np.sum(terms, axis=axis))
     return _finish(h, dtype)
 
@@ -1011,9 +1022,10 @@ def softmax_kl_div(p_logits, q_logits, axis=-1):
     -----
     ``KL(p || q) = sum_i p_i * (logp_i - logq_i) = H(p, q) - H(p) >= 0``,
     exactly 0 for identical rows.  Special values as
-    :func:`softmax_cross_entropy`: ``p_i = 0`` contributes 0, ``p_i > 0 = q_i``
-    gives +inf, a row with a NaN or a +inf logit, or of only -inf logits, in
-    either input gives NaN.
+    :func:`softmax_cross_entropy`: ``p_i = 0`` contributes 0 (also where
+    ``x - max`` overflows to -inf), ``p_i > 0 = q_i`` gives +inf, a row with
+    a NaN or a +inf logit, or of only -inf logits, in either input gives
+    NaN.
 
     Examples
     --------
@@ -1026,6 +1038,7 @@ def softmax_kl_div(p_logits, q_logits, axis=-1):
     """
     x, y, logp, p, logq, undefined, axis, dtype = _pair_terms(p_logits, q_logits, axis)
     with np.errstate(all="ignore"):
-        terms = np.where(x == -np.inf, 0, np.where(y == -np.inf, np.inf, p * (logp - logq)))
+        terms = np.where(x == -np.inf, 0, np.where(y == -np.inf, np.inf, np.where(
+            logp == -np.inf, 0, p * (logp - logq))))
         kl = np.where(undefined, np.nan, np.sum(terms, axis=axis))
     return _finish(kl, dtype)
