@@ -134,11 +134,13 @@ def _mean(total, count):
 # ---------------------------------------------------------------------------
 # softmax helpers
 
-def _log_softmax_rows(x, axis):
+def _log_softmax_rows(x, axis, scale=1.0):
     """``log(softmax(x))`` along `axis`, with PyTorch's special rows: a row
     holding a NaN or a +inf, or of only -inf, is NaN throughout.
 
-    Returns the log-probabilities and a mask of those rows (the axis kept)."""
+    Returns the log-probabilities (times `scale`, a power of two, applied
+    before the subtraction so that ``scale = 0.5`` cannot overflow) and a
+    mask of those rows (the axis kept)."""
     with np.errstate(all="ignore"):
         m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # -inf: no classes
         undefined = ~np.isfinite(m)
@@ -151,7 +153,9 @@ def _log_softmax_rows(x, axis):
         k = np.sum(is_max, axis=axis, keepdims=True)
         s = np.sum(np.where(is_max, 0, np.exp(shifted)), axis=axis, keepdims=True)
         lse = np.log(k) + np.log1p(s / k)
-        logp = np.where(undefined, np.nan, shifted - lse)
+        if scale != 1:
+            shifted = x * scale - m * scale
+        logp = np.where(undefined, np.nan, shifted - lse * scale)
     return logp, undefined
 
 
@@ -922,12 +926,17 @@ def softmax_entropy(logits, axis=-1):
 
 
 def _pair_terms(p_logits, q_logits, axis):
+    """The logits, ``log(p) / 2``, ``p``, ``log(q) / 2`` and the undefined
+    rows.  Halves: ``log q`` of a logit far below the maximum may overflow
+    (``-1.7e308 - 1.7e308``) where the divergence itself is finite."""
     pairs = [_logits(p_logits, "p_logits"), _logits(q_logits, "q_logits")]
     (x, y), axis, dtype = _logit_rows(pairs, ["p_logits", "q_logits"], axis)
-    logp, p, undef_p = _softmax_terms(x, axis)
-    logq, _, undef_q = _softmax_terms(y, axis)
+    half_logp, undef_p = _log_softmax_rows(x, axis, scale=0.5)
+    half_logq, undef_q = _log_softmax_rows(y, axis, scale=0.5)
+    with np.errstate(all="ignore"):
+        p = np.exp(2 * half_logp)
     undefined = np.squeeze(undef_p | undef_q, axis)
-    return x, y, logp, p, logq, undefined, axis, dtype
+    return x, y, half_logp, p, half_logq, undefined, axis, dtype
 
 
 def softmax_cross_entropy(p_logits, q_logits, axis=-1):
@@ -979,12 +988,11 @@ def softmax_cross_entropy(p_logits, q_logits, axis=-1):
     >>> bool(np.isclose(h, -(np.log(1 / 4) + np.log(3 / 4)) / 2))
     True
     """
-    x, y, logp, p, logq, undefined, axis, dtype = _pair_terms(p_logits, q_logits, axis)
+    x, y, half_logp, p, half_logq, undefined, axis, dtype = _pair_terms(p_logits, q_logits,
+                                                                         axis)
     with np.errstate(all="ignore"):
-        # logp = -inf for a finite x: x - max overflowed, and p log q -> 0
-        terms = np.where(x == -np.inf, 0, np.where(y == -np.inf, np.inf,
-                                                   np.where(logp == -np.inf, 0, -p * logq)))
-        h = np.where(undefined, np.nan, np.sum(terms, axis=axis))
+        terms = np.where(x == -np.inf, 0, np.where(y == -np.inf, np.inf, -p * half_logq))
+        h = np.where(undefined, np.nan, 2 * np.sum(terms, axis=axis))
     return _finish(h, dtype)
 
 
@@ -1036,9 +1044,10 @@ def softmax_kl_div(p_logits, q_logits, axis=-1):
     >>> float(softmax_kl_div([0.0, -np.inf], [0.0, 0.0]))  # log 2
     0.6931471805599453
     """
-    x, y, logp, p, logq, undefined, axis, dtype = _pair_terms(p_logits, q_logits, axis)
+    x, y, half_logp, p, half_logq, undefined, axis, dtype = _pair_terms(p_logits, q_logits,
+                                                                         axis)
     with np.errstate(all="ignore"):
-        terms = np.where(x == -np.inf, 0, np.where(y == -np.inf, np.inf, np.where(
-            logp == -np.inf, 0, p * (logp - logq))))
-        kl = np.where(undefined, np.nan, np.sum(terms, axis=axis))
+        terms = np.where(x == -np.inf, 0, np.where(y == -np.inf, np.inf,
+                                                   p * (half_logp - half_logq)))
+        kl = np.where(undefined, np.nan, 2 * np.sum(terms, axis=axis))
     return _finish(kl, dtype)
