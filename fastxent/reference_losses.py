@@ -353,7 +353,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         with np.errstate(all="ignore"):
             w_target = _target_weight(w, idx, valid)
             onehot = np.arange(n_classes) == idx[..., None]
-            coef = (1 - eps) * w_target[..., None] * onehot + uniform * w
+            # where, not products with onehot and a zero smoothing mass: an
+            # infinite weight there is not 0 * inf = NaN
+            coef = np.where(onehot, (1 - eps) * w_target[..., None], 0)
+            if uniform:
+                coef = coef + uniform * w
             coef = np.where(valid[..., None], coef, 0)
             denominator = np.sum(w_target)
 
