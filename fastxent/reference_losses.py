@@ -134,11 +134,13 @@ def _mean(total, count):
 # ---------------------------------------------------------------------------
 # softmax helpers
 
-def _log_softmax_rows(x, axis):
+def _log_softmax_rows(x, axis, scale=1.0):
     """``log(softmax(x))`` along `axis`, with PyTorch's special rows: a row
     holding a NaN or a +inf, or of only -inf, is NaN throughout.
 
-    Returns the log-probabilities and a mask of those rows (the axis kept)."""
+    Returns the log-probabilities (times `scale`, a power of two, applied
+    before the subtraction so that ``scale = 0.5`` cannot overflow) and a
+    mask of those rows (the axis kept)."""
     with np.errstate(all="ignore"):
         m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # -inf: no classes
         undefined = ~np.isfinite(m)
@@ -151,7 +153,9 @@ def _log_softmax_rows(x, axis):
         k = np.sum(is_max, axis=axis, keepdims=True)
         s = np.sum(np.where(is_max, 0, np.exp(shifted)), axis=axis, keepdims=True)
         lse = np.log(k) + np.log1p(s / k)
-        logp = np.where(undefined, np.nan, shifted - lse)
+        if scale != 1:
+            shifted = x * scale - m * scale
+        logp = np.where(undefined, np.nan, shifted - lse * scale)
     return logp, undefined
 
 
@@ -349,7 +353,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         with np.errstate(all="ignore"):
             w_target = _target_weight(w, idx, valid)
             onehot = np.arange(n_classes) == idx[..., None]
-            coef = (1 - eps) * w_target[..., None] * onehot + uniform * w
+            # where, not products with onehot and a zero smoothing mass: an
+            # infinite weight there is not 0 * inf = NaN
+            coef = np.where(onehot, (1 - eps) * w_target[..., None], 0)
+            if uniform:
+                coef = coef + uniform * w
             coef = np.where(valid[..., None], coef, 0)
             denominator = np.sum(w_target)
 
@@ -664,9 +672,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     infinite logit gives the limit of the loss: 0 for ``x = +inf, y = 1`` and
     ``x = -inf, y = 0``, +inf for ``x = -inf, y = 1`` -- PyTorch returns NaN
     in all three (and where a weight of 0 meets an infinite logit).  The
-    gradient is ``weight * ((1 - y + pos_weight * y) * sigmoid(x) -
-    pos_weight * y)``, divided by the number of elements for ``'mean'``,
-    finite at infinite logits (as PyTorch's).
+    gradient is ``weight * ((1 - y) * sigmoid(x) - pos_weight * y *
+    sigmoid(-x))``, PyTorch's ``weight * ((1 - y + pos_weight * y) *
+    sigmoid(x) - pos_weight * y)`` without its cancellation, divided by the
+    number of elements for ``'mean'``, finite at infinite logits (as
+    PyTorch's).
 
     Examples
     --------
@@ -696,7 +706,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     if not return_grad:
         return loss
     with np.errstate(all="ignore"):
-        grad = w * ((1 - tw + pw * tw) * _sigmoid(xw) - pw * tw)
+        # PyTorch's (1 - y + pw y) sigmoid(x) - pw y rearranged: no cancellation
+        # where sigmoid(x) is near 1, and -inf (as PyTorch's) for an infinite y
+        grad = w * ((1 - tw) * _sigmoid(xw) - pw * tw * _sigmoid(-xw))
         if reduction == "mean":
             grad = grad / x.size
     return loss, np.broadcast_to(grad, x.shape).astype(x.dtype)
@@ -895,7 +907,9 @@ def softmax_entropy(logits, axis=-1):
     -----
     ``H = -sum_i p_i * logp_i = logsumexp(x) - sum_i p_i * x_i`` with
     ``logp = log_softmax(x)``.  A -inf logit is a class of probability 0 and
-    contributes 0.  A row with a NaN or a +inf logit, or of only -inf logits,
+    contributes 0; so does a finite logit so far below the maximum that
+    ``x - max`` overflows to -inf (``p log p`` tends to 0 there).  A row with
+    a NaN or a +inf logit, or of only -inf logits,
     has no softmax and gives NaN.  float16 is computed in float32, float32 in
     float64.
 
@@ -909,18 +923,24 @@ def softmax_entropy(logits, axis=-1):
     (x,), axis, dtype = _logit_rows([_logits(logits, "logits")], ["logits"], axis)
     logp, p, undefined = _softmax_terms(x, axis)
     with np.errstate(all="ignore"):
-        terms = np.where(x == -np.inf, 0, p * logp)
+        # logp is -inf where x is, and where x - max overflows: p log p -> 0
+        terms = np.where(logp == -np.inf, 0, p * logp)
         h = np.where(np.squeeze(undefined, axis), np.nan, 0.0 - np.sum(terms, axis=axis))
     return _finish(h, dtype)
 
 
 def _pair_terms(p_logits, q_logits, axis):
+    """The logits, ``log(p) / 2``, ``p``, ``log(q) / 2`` and the undefined
+    rows.  Halves: ``log q`` of a logit far below the maximum may overflow
+    (``-1.7e308 - 1.7e308``) where the divergence itself is finite."""
     pairs = [_logits(p_logits, "p_logits"), _logits(q_logits, "q_logits")]
     (x, y), axis, dtype = _logit_rows(pairs, ["p_logits", "q_logits"], axis)
-    logp, p, undef_p = _softmax_terms(x, axis)
-    logq, _, undef_q = _softmax_terms(y, axis)
+    half_logp, undef_p = _log_softmax_rows(x, axis, scale=0.5)
+    half_logq, undef_q = _log_softmax_rows(y, axis, scale=0.5)
+    with np.errstate(all="ignore"):
+        p = np.exp(2 * half_logp)
     undefined = np.squeeze(undef_p | undef_q, axis)
-    return x, y, logp, p, logq, undefined, axis, dtype
+    return x, y, half_logp, p, half_logq, undefined, axis, dtype
 
 
 def softmax_cross_entropy(p_logits, q_logits, axis=-1):
@@ -960,8 +980,10 @@ def softmax_cross_entropy(p_logits, q_logits, axis=-1):
     ``H(p, q) = -sum_i p_i * logq_i = H(p) + KL(p || q)``.  A class with
     ``p_i = 0`` (p-logit -inf) contributes 0, even where ``q_i = 0``; a class
     with ``p_i > 0`` and ``q_i = 0`` (q-logit -inf, p-logit finite) makes the
-    row +inf, even where ``p_i`` underflows.  A row with a NaN or a +inf
-    logit, or of only -inf logits, in either input gives NaN.
+    row +inf, even where ``p_i`` underflows.  Otherwise a class whose
+    p-logit is so far below the maximum that ``x - max`` overflows to -inf
+    contributes 0, the limit of ``p log q`` (``q`` is positive).  A row with
+    a NaN or a +inf logit, or of only -inf logits, in either input gives NaN.
 
     Examples
     --------
@@ -971,10 +993,11 @@ def softmax_cross_entropy(p_logits, q_logits, axis=-1):
     >>> bool(np.isclose(h, -(np.log(1 / 4) + np.log(3 / 4)) / 2))
     True
     """
-    x, y, logp, p, logq, undefined, axis, dtype = _pair_terms(p_logits, q_logits, axis)
+    x, y, half_logp, p, half_logq, undefined, axis, dtype = _pair_terms(p_logits, q_logits,
+                                                                         axis)
     with np.errstate(all="ignore"):
-        terms = np.where(x == -np.inf, 0, np.where(y == -np.inf, np.inf, -p * logq))
-        h = np.where(undefined, np.nan, np.sum(terms, axis=axis))
+        terms = np.where(x == -np.inf, 0, np.where(y == -np.inf, np.inf, -p * half_logq))
+        h = np.where(undefined, np.nan, 2 * np.sum(terms, axis=axis))
     return _finish(h, dtype)
 
 
@@ -1013,9 +1036,10 @@ def softmax_kl_div(p_logits, q_logits, axis=-1):
     -----
     ``KL(p || q) = sum_i p_i * (logp_i - logq_i) = H(p, q) - H(p) >= 0``,
     exactly 0 for identical rows.  Special values as
-    :func:`softmax_cross_entropy`: ``p_i = 0`` contributes 0, ``p_i > 0 = q_i``
-    gives +inf, a row with a NaN or a +inf logit, or of only -inf logits, in
-    either input gives NaN.
+    :func:`softmax_cross_entropy`: ``p_i = 0`` contributes 0 (also where
+    ``x - max`` overflows to -inf), ``p_i > 0 = q_i`` gives +inf, a row with
+    a NaN or a +inf logit, or of only -inf logits, in either input gives
+    NaN.
 
     Examples
     --------
@@ -1026,8 +1050,10 @@ def softmax_kl_div(p_logits, q_logits, axis=-1):
     >>> float(softmax_kl_div([0.0, -np.inf], [0.0, 0.0]))  # log 2
     0.6931471805599453
     """
-    x, y, logp, p, logq, undefined, axis, dtype = _pair_terms(p_logits, q_logits, axis)
+    x, y, half_logp, p, half_logq, undefined, axis, dtype = _pair_terms(p_logits, q_logits,
+                                                                         axis)
     with np.errstate(all="ignore"):
-        terms = np.where(x == -np.inf, 0, np.where(y == -np.inf, np.inf, p * (logp - logq)))
-        kl = np.where(undefined, np.nan, np.sum(terms, axis=axis))
+        terms = np.where(x == -np.inf, 0, np.where(y == -np.inf, np.inf,
+                                                   p * (half_logp - half_logq)))
+        kl = np.where(undefined, np.nan, 2 * np.sum(terms, axis=axis))
     return _finish(kl, dtype)
