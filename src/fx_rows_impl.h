@@ -142,21 +142,29 @@ static fx_lse_state FX_NAME(row_state)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     return st;
 }
 
-/* weighted: sum of b exp(x - m) over the elements != m; *k += sum of their b */
+/* weighted: sum of b exp(x - m) over the elements != m; *k += sum of their b.
+ * Both sums are compensated (Neumaier), so their error stays near one
+ * rounding however long the row: a plain double sum of 1e7 terms is off by
+ * thousands of ulp.  The compensation of a sum that overflowed (or met inf
+ * or NaN terms) is dropped: the plain sum is the answer there. */
 static double FX_NAME(sumexp_excl_w)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                      const FX_T *b, Py_ssize_t bs, FX_W m, double *k)
 {
-    double tot = 0.0, totk = 0.0;
+    double tot = 0.0, totc = 0.0, totk = 0.0, totkc = 0.0;
     for (Py_ssize_t j = 0; j < n; j++) {
         FX_W w = FX_AT(b, j, bs);
         FX_W v = w == 0 ? -INFINITY : FX_AT(x, j, s);
         int eq = v == m;
-        FX_W e = w * FX_EXP(v - m);
-        tot += eq ? 0.0 : (double)e;
-        totk += eq ? (double)w : 0.0;
+        double e = (double)(w * FX_EXP(v - m));
+        double a = eq ? 0.0 : e, ak = eq ? (double)w : 0.0;
+        double t = tot + a, tk = totk + ak;
+        totc += fabs(tot) >= fabs(a) ? (tot - t) + a : (a - t) + tot;
+        totkc += fabs(totk) >= fabs(ak) ? (totk - tk) + ak : (ak - tk) + totk;
+        tot = t;
+        totk = tk;
     }
-    *k += totk;
-    return tot;
+    *k += isfinite(totk) ? totk + totkc : totk;
+    return isfinite(tot) ? tot + totc : tot;
 }
 
 /* the direct sum of b exp(x) in the working precision, overflow and all:
