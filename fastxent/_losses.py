@@ -242,7 +242,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             partial = np.zeros(-(-n_rows // kern.rows_per_partial()))
         xv = _class_view(kernel_view(x))
         gv = _class_view(kernel_view(grad)) if grad is not None else None
-        if xv is None or (grad is not None and gv is None):
+        if xv is None:
             xv = _class_view(kernel_view(np.ascontiguousarray(x)))
         qv = _class_view(kernel_view(t)) if probs else None
         if probs and qv is None:
@@ -253,7 +253,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         lab = None if probs else labels.reshape(xv.shape[0], xv.shape[2])
         gbuf = grad
         if grad is not None and gv is None:
-            gbuf = np.empty_like(x)
+            # the logits' view, not the gradient's, decides the kernel path
+            gbuf = np.empty(x.shape, x.dtype)
             gv = _class_view(kernel_view(gbuf))
         kern.cross_entropy(xv, lab, ignore_index, qv, kernel_view(w) if w is not None else None,
                            eps, gv, gscale, lv, partial, nt)

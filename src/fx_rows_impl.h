@@ -18,7 +18,9 @@
  * chunks are added in order, so a result does not depend on the thread count
  * (a long row split over threads is split on the same chunk boundaries).
  * Within a chunk the SIMD reduction order depends on the vector width, so the
- * baseline and AVX2 builds may differ in the last bits.
+ * baseline and AVX2 builds may differ in the last bits.  It must not depend
+ * on an output's stride: the loops that sum write their outputs with unit
+ * stride (the callers route other strides through a buffer).
  */
 
 #define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
@@ -227,15 +229,36 @@ FX_INLINE double FX_NAME(store_exp_chunk)(const FX_T *x, Py_ssize_t n, Py_ssize_
     return tot;
 }
 
+/* store_exp_chunk into a unit-stride output: the one compiled copy of the
+ * loop that every output layout goes through */
+static FX_NOINLINE double FX_NAME(store_exp_unit)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                                 FX_W m, FX_T *out, double *k)
+{
+    return s == 1 ? FX_NAME(store_exp_chunk)(x, n, 1, m, out, 1, k)
+                  : FX_NAME(store_exp_chunk)(x, n, s, m, out, 1, k);
+}
+
 static double FX_NAME(store_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                  FX_W m, FX_T *out, Py_ssize_t os, double *k)
 {
     double tot = 0.0;
+    FX_T ob[FX_FOLD];
     for (Py_ssize_t c = 0; c < n; c += FX_CHUNK) {
         Py_ssize_t len = n - c < FX_CHUNK ? n - c : FX_CHUNK;
-        tot += (s == 1 && os == 1)
-            ? FX_NAME(store_exp_chunk)(x + c, len, 1, m, out + c, 1, k)
-            : FX_NAME(store_exp_chunk)(x + c * s, len, s, m, out + c * os, os, k);
+        if (os == 1) {
+            tot += FX_NAME(store_exp_unit)(x + c * s, len, s, m, out + c, k);
+            continue;
+        }
+        /* another output stride: FX_FOLD elements at a time through a
+         * buffer, summed as store_exp_chunk sums its folds, so that the
+         * divisor (and so every output) has the bits of a contiguous output */
+        double sub = 0.0;
+        for (Py_ssize_t f = 0; f < len; f += FX_FOLD) {
+            Py_ssize_t fl = len - f < FX_FOLD ? len - f : FX_FOLD;
+            sub += FX_NAME(store_exp_unit)(x + (c + f) * s, fl, s, m, ob, k);
+            for (Py_ssize_t j = 0; j < fl; j++) out[(c + f + j) * os] = ob[j];
+        }
+        tot += sub;
     }
     return tot;
 }
