@@ -174,7 +174,9 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     `input` (or ``t - input``) is infinite.  With `log_target`, an `input`
     of -inf under ``t > -inf`` gives +inf (PyTorch: NaN where ``exp(t)``
     underflows).  A negative ``p`` gives NaN, as in PyTorch.  'mean' and
-    'batchmean' of nothing are NaN.  float16 is computed in float32.
+    'batchmean' of nothing are NaN.  A target of +inf gives PyTorch's
+    ``inf - inf x``: +inf where ``x < 0``, NaN elsewhere.  float16 is
+    computed in float32.
 
     Examples
     --------

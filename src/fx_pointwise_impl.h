@@ -43,6 +43,9 @@ FX_INLINE FX_W FX_NAME(kl_term)(FX_W x, FX_W t, const int log_target, FX_W *p_ou
         p = t;
         /* log of a negative p is NaN, as PyTorch's xlogy */
         term = p * (FX_LOG(p) - x);
+        /* p = +inf: PyTorch's xlogy(p, p) - p x is inf - inf x, NaN unless
+         * x < 0 */
+        term = p == INFINITY ? (x < 0 ? (FX_W)INFINITY : (FX_W)NAN) : term;
         term = p == 0 ? (x == x ? (FX_W)0 : x) : term;
     }
     *p_out = p;
