@@ -5,8 +5,9 @@ given C-ordered, F-ordered, sliced with a step, reversed (negative strides) and
 -- for inputs -- broadcast (stride 0, read-only), while every other operand
 stays C-ordered.  The result is checked against the NumPy reference computed
 on C-ordered copies, and against SciPy or PyTorch where the function has a
-peer.  The shapes take the short-row (C <= 16), long-row (several 2048-element
-blocks), column ((N, C, d) with class axis 1) and two-thread paths.
+peer (on the one-thread sizes).  The shapes take the short-row (C <= 16),
+long-row (several 2048-element blocks), column ((N, C, d) with class axis 1)
+and two-thread paths.
 """
 import numpy as np
 import pytest
@@ -117,6 +118,8 @@ def test_logsumexp(operand, layout, size, dtype):
     close(got, want, dtype, f"{operand} {layout}")
     if out is not None:
         assert got is out
+    if nt > 1:
+        return   # the peers are checked on the one-thread sizes
     from scipy.special import logsumexp as sp_lse
     close(got, sp_lse(arrays["a"].astype(np.float64), axis=ax,
                       b=arrays["b"].astype(np.float64) if use_b else None), dtype, "scipy")
@@ -138,6 +141,8 @@ def test_softmax(operand, layout, logarithm, size, dtype):
     r = ref.log_softmax if logarithm else ref.softmax
     got = f(xin, axis=ax, out=out, n_threads=nt)
     close(got, r(x, axis=ax), dtype, f"{operand} {layout}")
+    if nt > 1:
+        return   # the peers are checked on the one-thread sizes
     from scipy import special
     peer = special.log_softmax if logarithm else special.softmax
     close(got, peer(x.astype(np.float64), axis=ax), dtype, "scipy")
@@ -189,6 +194,8 @@ def test_cross_entropy(operand, layout, probs, smoothing, size, dtype, torch_f):
         close(grad, want_g, dtype, what + " grad")
         if g is not None:
             assert grad is g
+    if nt > 1:
+        return   # the peers are checked on the one-thread sizes
     tx = torch_f.from_numpy(x.astype(np.float64))
     tt = torch_f.from_numpy(t.astype(np.float64) if probs else t.astype(np.int64))
     peer = torch_f.nn.functional.cross_entropy(tx, tt, weight=torch_f.from_numpy(
@@ -214,6 +221,8 @@ def test_nll_loss(operand, layout, size, dtype, torch_f):
     want, want_g = refl.nll_loss(x, t, weight=w, reduction="sum", return_grad=True)
     close(loss, want, dtype, f"{operand} {layout}")
     close(grad, want_g, dtype, f"{operand} {layout} grad")
+    if nt > 1:
+        return   # the peers are checked on the one-thread sizes
     peer = torch_f.nn.functional.nll_loss(
         torch_f.from_numpy(x.astype(np.float64)), torch_f.from_numpy(t.astype(np.int64)),
         weight=torch_f.from_numpy(w.astype(np.float64)), reduction="sum").item()
@@ -246,6 +255,8 @@ def test_kl_div(operand, layout, log_target, size, dtype, torch_f):
                                    return_grad=True)
         close(loss, want, dtype, f"{operand} {layout} {reduction}")
         close(grad, want_g, dtype, f"{operand} {layout} {reduction} grad")
+    if nt > 1:
+        return   # the peers are checked on the one-thread sizes
     with np.errstate(divide="ignore"):
         peer = torch_f.nn.functional.kl_div(torch_f.from_numpy(x.astype(np.float64)),
                                             torch_f.from_numpy(t.astype(np.float64)),
@@ -277,6 +288,8 @@ def test_bce_with_logits(operand, layout, size, dtype, torch_f):
             reduction=reduction, return_grad=True)
         close(loss, want, dtype, f"{operand} {layout} {reduction}")
         close(grad, want_g, dtype, f"{operand} {layout} {reduction} grad")
+    if nt > 1:
+        return   # the peers are checked on the one-thread sizes
     tc = {k: torch_f.from_numpy(v.astype(np.float64)) for k, v in c.items()}
     peer = torch_f.nn.functional.binary_cross_entropy_with_logits(
         tc["input"], tc["target"], weight=tc["weight"], pos_weight=tc["pos_weight"],
@@ -297,12 +310,14 @@ def test_entropy(operand, layout, size, dtype):
     c = {k: np.ascontiguousarray(v) for k, v in ops.items()}
     got = fastxent.entropy(ops["pk"], ops["qk"], axis=ax, n_threads=nt)
     close(got, refl.entropy(c["pk"], c["qk"], axis=ax), dtype, f"{operand} {layout}")
+    if operand == "pk":
+        alone = fastxent.entropy(ops["pk"], axis=ax, n_threads=nt)
+        close(alone, refl.entropy(c["pk"], axis=ax), dtype, f"{operand} {layout} alone")
+    if nt > 1:
+        return   # the peers are checked on the one-thread sizes
     from scipy.stats import entropy as sp_entropy
     close(got, sp_entropy(c["pk"].astype(np.float64), c["qk"].astype(np.float64), axis=ax),
           dtype, "scipy")
-    if operand == "pk":
-        got = fastxent.entropy(ops["pk"], axis=ax, n_threads=nt)
-        close(got, refl.entropy(c["pk"], axis=ax), dtype, f"{operand} {layout} alone")
 
 
 @pytest.mark.parametrize("kind", ["softmax_entropy", "softmax_cross_entropy",
@@ -322,6 +337,8 @@ def test_softmax_divergences(kind, operand, layout, size, dtype, torch_f):
     else:
         got, want = f(ops["x"], ops["y"], axis=ax, n_threads=nt), r(c["x"], c["y"], axis=ax)
     close(got, want, dtype, f"{operand} {layout}")
+    if nt > 1:
+        return   # the peers are checked on the one-thread sizes
     tx = torch_f.from_numpy(c["x"].astype(np.float64)).movedim(ax, -1)
     ty = torch_f.from_numpy(c["y"].astype(np.float64)).movedim(ax, -1)
     dist = torch_f.distributions.Categorical
