@@ -144,28 +144,46 @@ static fx_lse_state FX_NAME(row_state)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     return st;
 }
 
+#ifndef FX_NEUMAIER_DEFINED   /* once, not per storage type */
+#define FX_NEUMAIER_DEFINED
+/* Neumaier's step: *s + v into *s, its rounding error into *c */
+FX_INLINE void fx_neumaier(double *s, double *c, double v)
+{
+    double t = *s + v;
+    *c += fabs(*s) >= fabs(v) ? (*s - t) + v : (v - t) + *s;
+    *s = t;
+}
+
+/* elements per plain partial sum of sumexp_excl_w */
+#define FX_WBLOCK 16
+#endif
+
 /* weighted: sum of b exp(x - m) over the elements != m; *k += sum of their b.
- * Both sums are compensated (Neumaier), so their error stays near one
- * rounding however long the row: a plain double sum of 1e7 terms is off by
- * thousands of ulp.  The compensation of a sum that overflowed (or met inf
- * or NaN terms) is dropped: the plain sum is the answer there. */
+ * Plain sums of FX_WBLOCK elements are added up compensated (Neumaier), so
+ * the error stays that of a short row however long the row is (one running
+ * double sum of 1e7 terms is off by thousands of ulp), for a few percent
+ * of the time of compensating every term.  The compensation of a sum that
+ * overflowed (or met inf or NaN terms) is dropped: the plain sum is the
+ * answer there. */
 static double FX_NAME(sumexp_excl_w)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                      const FX_T *b, Py_ssize_t bs, FX_W m, double *k)
 {
-    double tot = 0.0, totc = 0.0, totk = 0.0, totkc = 0.0;
-    for (Py_ssize_t j = 0; j < n; j++) {
-        FX_W w = FX_AT(b, j, bs);
-        FX_W v = w == 0 ? -INFINITY : FX_AT(x, j, s);
-        int eq = v == m;
-        double e = (double)(w * FX_EXP(v - m));
-        double a = eq ? 0.0 : e, ak = eq ? (double)w : 0.0;
-        double t = tot + a, tk = totk + ak;
-        totc += fabs(tot) >= fabs(a) ? (tot - t) + a : (a - t) + tot;
-        totkc += fabs(totk) >= fabs(ak) ? (totk - tk) + ak : (ak - tk) + totk;
-        tot = t;
-        totk = tk;
+    double tot = 0.0, totc = 0.0, tk = 0.0, tkc = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_WBLOCK) {
+        Py_ssize_t end = n - j0 < FX_WBLOCK ? n : j0 + FX_WBLOCK;
+        double bt = 0.0, bk = 0.0;
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W w = FX_AT(b, j, bs);
+            FX_W v = w == 0 ? -INFINITY : FX_AT(x, j, s);
+            int eq = v == m;
+            FX_W e = w * FX_EXP(v - m);
+            bt += eq ? 0.0 : (double)e;
+            bk += eq ? (double)w : 0.0;
+        }
+        fx_neumaier(&tot, &totc, bt);
+        fx_neumaier(&tk, &tkc, bk);
     }
-    *k += isfinite(totk) ? totk + totkc : totk;
+    *k += isfinite(tk) ? tk + tkc : tk;
     return isfinite(tot) ? tot + totc : tot;
 }
 
