@@ -122,7 +122,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     target : array_like
         Class indices of any integer dtype, of the input's shape without the
         class axis; or class probabilities of the input's shape (a float
-        array).
+        array). As in PyTorch, probabilities of a wider float dtype than the
+        input promote the computation and the loss to that dtype (the input
+        is converted: one copy); the gradient keeps the input dtype.
     weight : array_like, optional
         Weight of each class, length C.
     ignore_index : int, optional
@@ -149,7 +151,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     Returns
     -------
     loss : NumPy scalar or ndarray
-        A scalar of the input dtype for 'mean' and 'sum'; the per-row losses,
+        A scalar of the input dtype (with probabilities, of the promotion of
+        the input and target dtypes) for 'mean' and 'sum'; the per-row losses,
         of the target's shape (class indices) or the input's shape without
         the class axis, for 'none'.
     grad : ndarray
@@ -212,13 +215,20 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise TypeError(f"target must hold class indices (integers) or probabilities "
                         f"(floats), got dtype {t.dtype}")
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
-    w = _weight(weight, C, x.dtype)
     probs = t.dtype.kind == "f"
+    # PyTorch computes in the promotion of the input and a probability
+    # target and returns the loss in it; the gradient keeps the input dtype
+    work = np.result_type(x.dtype, t.dtype) if probs else x.dtype
+    if work not in KERNEL_DTYPES:
+        raise TypeError(f"target must be a float16, float32 or float64 array, got dtype "
+                        f"{t.dtype}")
+    w = _weight(weight, C, work)
+    x_in, x = x, x.astype(work, copy=False)   # a copy only for mixed dtypes
     if probs:
         if t.shape != x.shape:
             raise ValueError(f"probability target has shape {t.shape}, expected the input's "
                              f"shape {x.shape}")
-        t = t.astype(x.dtype, copy=False)
+        t = t.astype(work, copy=False)
         rows_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
         # PyTorch divides by numel / C: NaN without classes
         denom = float(np.prod(rows_shape)) if C else 0.0
@@ -231,7 +241,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if reduction == "mean":
             denom = _target_weight_sum(labels, n_ignored, ignore_index, w)
 
-    grad = _grad_array(grad_out, x) if return_grad else None
+    grad = _grad_array(grad_out, x_in) if return_grad else None
     # zeros: rows with no classes (C == 0) have no kernel call and lose 0
     rows = np.zeros(rows_shape, x.dtype) if reduction == "none" else None
     n_rows = int(np.prod(rows_shape))
@@ -248,8 +258,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         # when that overlaps an operand other than being the input itself
         gwork = grad if grad is None or grad_out is None else kernel_out(
             grad, [x, t if probs else labels, w], in_place=x)
-        gv = _class_view(kernel_view(gwork)) if grad is not None else None
-        if xv is None or (grad is not None and gv is None):
+        gv = _class_view(kernel_view(gwork)) if grad is not None and grad.dtype == work else None
+        if xv is None:
             xv = _class_view(kernel_view(np.ascontiguousarray(x)))
         qv = _class_view(kernel_view(t)) if probs else None
         if probs and qv is None:
@@ -260,12 +270,14 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         lab = None if probs else kernel_view(labels).reshape(xv.shape[0], xv.shape[2])
         gbuf = gwork
         if grad is not None and gv is None:
-            gbuf = np.empty_like(x)
+            # the logits' view, not the gradient's, decides the kernel path
+            gbuf = np.empty(x.shape, work)
             gv = _class_view(kernel_view(gbuf))
         kern.cross_entropy(xv, lab, ignore_index, qv, kernel_view(w) if w is not None else None,
                            eps, gv, gscale, lv, partial, nt)
         if gbuf is not grad:
-            np.copyto(grad, gbuf)
+            with np.errstate(over="ignore"):   # float16 overflows to inf quietly
+                np.copyto(grad, gbuf, casting="same_kind")
         if partial is not None:
             total = float(np.sum(partial))
     if reduction == "none":
@@ -335,6 +347,18 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
     w = _weight(weight, C, x.dtype)
     labels, _ = _labels(t, x, ignore_index)
+    if C == 0:
+        # every target is ignored (_labels refused the rest): nothing to
+        # gather; PyTorch's 0 per row, 0 summed, NaN mean, gradient of no
+        # element
+        if reduction == "none":
+            out = np.zeros(labels.shape, x.dtype)
+            loss = out if out.ndim else out[()]
+        else:
+            loss = _finish(0.0, reduction, 0.0, x.dtype)
+        if not return_grad:
+            return loss
+        return loss, _grad_array(grad_out, x)
     ignored = labels == ignore_index
     safe = np.where(ignored, 0, labels)
     xb = x if x.ndim > 1 else x[None]
@@ -363,8 +387,11 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     work[...] = 0
     gb = work if x.ndim > 1 else work[None]
     with np.errstate(invalid="ignore"):
-        # ignored rows get 0 even when every row is ignored (gscale = inf)
-        vals = np.where(wy == 0, 0, -wy * gscale).astype(x.dtype)
+        # ignored rows get 0 even when every row is ignored (gscale = inf);
+        # a counted target of weight 0 under a zero 'mean' denominator gets
+        # 0 * inf = NaN, as in PyTorch (and cross_entropy)
+        vals = np.where(ignored if x.ndim > 1 else ignored[None], 0,
+                        -wy * gscale).astype(x.dtype)
     np.put_along_axis(gb, idx, vals.reshape(idx.shape), axis=1)
     if work is not grad:
         np.copyto(grad, work)

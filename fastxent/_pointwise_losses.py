@@ -33,25 +33,39 @@ def _broadcastable(a, shape, name):
 def _run(kernel_call, shape, ins, outs, units_of):
     """Call the kernel on 2-d views of the operands; returns the list of unit
     sums in a fixed order (so a reduction does not depend on the thread
-    count).  Layouts whose dims do not merge into two are walked by a Python
-    loop over the first axis."""
-    arrays = ins + [o for o in outs if o is not None]
-    if all(a.flags.c_contiguous and a.shape == shape for a in arrays):
-        views = [a.reshape(1, -1) for a in arrays]   # the common case: one flat stream
+    count).  The (rows, L) split, and so the order of the sums, comes from
+    the inputs alone: an output whose layout does not fit it is written
+    through a C-ordered buffer and copied, so that a loss never depends on
+    where its outputs live.  Inputs whose dims do not merge into two are
+    walked by a Python loop over the first axis."""
+    if all(a.flags.c_contiguous and a.shape == shape for a in ins):
+        vi = [a.reshape(1, -1) for a in ins]   # the common case: one flat stream
     else:
-        views = elementwise_views(shape, arrays)
-    if views is None:
+        vi = elementwise_views(shape, ins)
+    if vi is None:
         sums = []
         for j in range(shape[0]):
             sums += _run(kernel_call, shape[1:], [a[j] for a in ins],
                          [None if o is None else o[j] for o in outs], units_of)
         return sums
-    vi = views[:len(ins)]
-    vo = iter(views[len(ins):])
-    vouts = [None if o is None else next(vo) for o in outs]
     R, L = vi[0].shape
+    vouts, copies = [], []
+    for o in outs:
+        v = None
+        if o is not None:
+            v = o.reshape(R, L) if o.flags.c_contiguous else None
+            if v is None:
+                both = elementwise_views(shape, ins + [o])
+                v = both[-1] if both is not None and both[0].shape == (R, L) else None
+            if v is None:
+                buf = np.empty(shape, o.dtype)
+                copies.append((o, buf))
+                v = buf.reshape(R, L)
+        vouts.append(v)
     partial = np.zeros(units_of(R, L))
     kernel_call(vi, vouts, partial)
+    for o, buf in copies:
+        np.copyto(o, buf)
     return [partial]
 
 
@@ -170,7 +184,9 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     `input` (or ``t - input``) is infinite.  With `log_target`, an `input`
     of -inf under ``t > -inf`` gives +inf (PyTorch: NaN where ``exp(t)``
     underflows).  A negative ``p`` gives NaN, as in PyTorch.  'mean' and
-    'batchmean' of nothing are NaN.  float16 is computed in float32.
+    'batchmean' of nothing are NaN.  A target of +inf gives PyTorch's
+    ``inf - inf x``: +inf where ``x < 0``, NaN elsewhere.  float16 is
+    computed in float32.
 
     Examples
     --------

@@ -18,12 +18,28 @@ def run(call, shape, axes, ins, full_outs, kept_outs):
     shape.  Every array is already in a kernel dtype (float16 as uint16 bits).
     """
     n_in = len(ins)
-    planned = plan_views(shape, axes, list(ins) + list(full_outs), list(kept_outs))
-    if planned is not None:
-        views, kept_views = planned
+    # the inputs alone choose the views (and so the kernel and the order of
+    # its sums): a result must not depend on the layout of its outputs
+    own = plan_views(shape, axes, list(ins), [])
+    if own is not None:
+        planned = plan_views(shape, axes, list(ins) + list(full_outs), list(kept_outs))
+        if planned is not None and [v.shape for v in planned[0][:n_in]] == \
+                [v.shape for v in own[0]]:
+            views, kept_views = planned
+            call(views[:n_in], views[n_in:], kept_views)
+            return
+        # outputs that do not fit the inputs' views: through buffers laid
+        # out as the first input (which fit), then copied
+        x = ins[0]
+        full_b = [np.empty_like(x, dtype=o.dtype) for o in full_outs]
+        first = x[tuple(slice(0, 1) if d in axes else slice(None) for d in range(x.ndim))]
+        kept_b = [np.empty_like(first, dtype=k.dtype) for k in kept_outs]
+        views, kept_views = plan_views(shape, axes, list(ins) + full_b, kept_b)
         call(views[:n_in], views[n_in:], kept_views)
+        for dst, src in zip(list(full_outs) + list(kept_outs), full_b + kept_b):
+            np.copyto(dst, src)
         return
-    d = split_largest(shape, axes, list(ins) + list(full_outs))
+    d = split_largest(shape, axes, list(ins))
     if d is not None:
         # loop in Python over one kept axis; the rest merges
         sub = shape[:d] + shape[d + 1:]

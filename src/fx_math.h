@@ -19,8 +19,12 @@
 
 #if defined(_MSC_VER)
 #define FX_INLINE static __forceinline
+#define FX_NOINLINE __declspec(noinline)
 #else
 #define FX_INLINE static inline __attribute__((always_inline))
+/* one compiled copy of a loop that several callers share, so that they all
+ * get its exact vectorization (and so the same sums) */
+#define FX_NOINLINE __attribute__((noinline))
 #endif
 
 /* Contraction of a * b + c into an FMA is switched off for the whole build

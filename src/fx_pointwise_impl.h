@@ -43,6 +43,9 @@ FX_INLINE FX_W FX_NAME(kl_term)(FX_W x, FX_W t, const int log_target, FX_W *p_ou
         p = t;
         /* log of a negative p is NaN, as PyTorch's xlogy */
         term = p * (FX_LOG(p) - x);
+        /* p = +inf: PyTorch's xlogy(p, p) - p x is inf - inf x, NaN unless
+         * x < 0 */
+        term = p == INFINITY ? (x < 0 ? (FX_W)INFINITY : (FX_W)NAN) : term;
         term = p == 0 ? (x == x ? (FX_W)0 : x) : term;
     }
     *p_out = p;
@@ -87,24 +90,49 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
 }
 
 /* the common cases (contiguous operands; loss only, or with its gradient)
- * get their own vectorized loops */
+ * get their own vectorized loops.  Outputs are written with unit stride
+ * here; kl_div_seg routes other strides through a buffer. */
+static FX_NOINLINE double FX_NAME(kl_div_unit)(const FX_T *x, Py_ssize_t xs, const FX_T *t,
+                                              Py_ssize_t ts, Py_ssize_t n, int log_target,
+                                              FX_T *out, FX_T *g, FX_W gsc)
+{
+    if (xs == 1 && ts == 1 && out == NULL && g == NULL)
+        return log_target ? FX_NAME(kl_div_body)(x, 1, t, 1, n, 1, NULL, 0, NULL, 0, gsc, 0, 0)
+                          : FX_NAME(kl_div_body)(x, 1, t, 1, n, 0, NULL, 0, NULL, 0, gsc, 0, 0);
+    if (xs == 1 && ts == 1 && out == NULL)
+        return log_target ? FX_NAME(kl_div_body)(x, 1, t, 1, n, 1, NULL, 0, g, 1, gsc, 0, 1)
+                          : FX_NAME(kl_div_body)(x, 1, t, 1, n, 0, NULL, 0, g, 1, gsc, 0, 1);
+    if (xs == 1 && ts == 1 && g == NULL)
+        return log_target ? FX_NAME(kl_div_body)(x, 1, t, 1, n, 1, out, 1, NULL, 0, gsc, 1, 0)
+                          : FX_NAME(kl_div_body)(x, 1, t, 1, n, 0, out, 1, NULL, 0, gsc, 1, 0);
+    return log_target
+        ? FX_NAME(kl_div_body)(x, xs, t, ts, n, 1, out, 1, g, 1, gsc, out != NULL, g != NULL)
+        : FX_NAME(kl_div_body)(x, xs, t, ts, n, 0, out, 1, g, 1, gsc, out != NULL, g != NULL);
+}
+
 static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, Py_ssize_t ts,
                                   Py_ssize_t n, int log_target, FX_T *out, Py_ssize_t os,
                                   FX_T *g, Py_ssize_t gs, double gscale)
 {
     FX_W gsc = (FX_W)gscale;
-    if (xs == 1 && ts == 1 && out == NULL && g == NULL)
-        return log_target ? FX_NAME(kl_div_body)(x, 1, t, 1, n, 1, NULL, 0, NULL, 0, gsc, 0, 0)
-                          : FX_NAME(kl_div_body)(x, 1, t, 1, n, 0, NULL, 0, NULL, 0, gsc, 0, 0);
-    if (xs == 1 && ts == 1 && out == NULL && gs == 1)
-        return log_target ? FX_NAME(kl_div_body)(x, 1, t, 1, n, 1, NULL, 0, g, 1, gsc, 0, 1)
-                          : FX_NAME(kl_div_body)(x, 1, t, 1, n, 0, NULL, 0, g, 1, gsc, 0, 1);
-    if (xs == 1 && ts == 1 && os == 1 && g == NULL)
-        return log_target ? FX_NAME(kl_div_body)(x, 1, t, 1, n, 1, out, 1, NULL, 0, gsc, 1, 0)
-                          : FX_NAME(kl_div_body)(x, 1, t, 1, n, 0, out, 1, NULL, 0, gsc, 1, 0);
-    return log_target
-        ? FX_NAME(kl_div_body)(x, xs, t, ts, n, 1, out, os, g, gs, gsc, out != NULL, g != NULL)
-        : FX_NAME(kl_div_body)(x, xs, t, ts, n, 0, out, os, g, gs, gsc, out != NULL, g != NULL);
+    if ((out == NULL || os == 1) && (g == NULL || gs == 1))
+        return FX_NAME(kl_div_unit)(x, xs, t, ts, n, log_target, out, g, gsc);
+    /* an output of another stride: the terms go through unit-stride
+     * buffers, FX_FOLD at a time, so that the sums run in the very loop
+     * (and order) of contiguous outputs: a loss must not depend on the
+     * layout of its outputs */
+    FX_T ob[FX_FOLD], gb[FX_FOLD];
+    double tot = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t len = n - j0 < FX_FOLD ? n - j0 : FX_FOLD;
+        FX_T *o = out == NULL ? NULL : os == 1 ? out + j0 : ob;
+        FX_T *gg = g == NULL ? NULL : gs == 1 ? g + j0 : gb;
+        tot += FX_NAME(kl_div_unit)(x + j0 * xs, xs, t + j0 * ts, ts, len, log_target, o, gg,
+                                    gsc);
+        if (o == ob) for (Py_ssize_t j = 0; j < len; j++) out[(j0 + j) * os] = ob[j];
+        if (gg == gb) for (Py_ssize_t j = 0; j < len; j++) g[(j0 + j) * gs] = gb[j];
+    }
+    return tot;
 }
 
 /* ---- binary_cross_entropy_with_logits ----
@@ -158,25 +186,48 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
     return tot;
 }
 
+static FX_NOINLINE double FX_NAME(bce_unit)(const FX_T *x, Py_ssize_t xs, const FX_T *y,
+                                           Py_ssize_t ys, const FX_T *w, Py_ssize_t ws,
+                                           const FX_T *pw, Py_ssize_t pws, Py_ssize_t n,
+                                           FX_T *out, FX_T *g, FX_W gsc)
+{
+    if (xs == 1 && ys == 1 && w == NULL && pw == NULL) {
+        if (out == NULL && g == NULL)
+            return FX_NAME(bce_body)(x, 1, y, 1, NULL, 0, NULL, 0, n, NULL, 0, NULL, 0, gsc,
+                                     0, 0, 0, 0);
+        if (out == NULL)
+            return FX_NAME(bce_body)(x, 1, y, 1, NULL, 0, NULL, 0, n, NULL, 0, g, 1, gsc,
+                                     0, 0, 0, 1);
+        if (g == NULL)
+            return FX_NAME(bce_body)(x, 1, y, 1, NULL, 0, NULL, 0, n, out, 1, NULL, 0, gsc,
+                                     0, 0, 1, 0);
+    }
+    return FX_NAME(bce_body)(x, xs, y, ys, w, ws, pw, pws, n, out, 1, g, 1, gsc,
+                             w != NULL, pw != NULL, out != NULL, g != NULL);
+}
+
+/* as kl_div_seg: outputs of other strides through unit-stride buffers */
 static double FX_NAME(bce_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *y, Py_ssize_t ys,
                                const FX_T *w, Py_ssize_t ws, const FX_T *pw, Py_ssize_t pws,
                                Py_ssize_t n, FX_T *out, Py_ssize_t os,
                                FX_T *g, Py_ssize_t gs, double gscale)
 {
     FX_W gsc = (FX_W)gscale;
-    if (xs == 1 && ys == 1 && w == NULL && pw == NULL) {
-        if (out == NULL && g == NULL)
-            return FX_NAME(bce_body)(x, 1, y, 1, NULL, 0, NULL, 0, n, NULL, 0, NULL, 0, gsc,
-                                     0, 0, 0, 0);
-        if (out == NULL && gs == 1)
-            return FX_NAME(bce_body)(x, 1, y, 1, NULL, 0, NULL, 0, n, NULL, 0, g, 1, gsc,
-                                     0, 0, 0, 1);
-        if (os == 1 && g == NULL)
-            return FX_NAME(bce_body)(x, 1, y, 1, NULL, 0, NULL, 0, n, out, 1, NULL, 0, gsc,
-                                     0, 0, 1, 0);
+    if ((out == NULL || os == 1) && (g == NULL || gs == 1))
+        return FX_NAME(bce_unit)(x, xs, y, ys, w, ws, pw, pws, n, out, g, gsc);
+    FX_T ob[FX_FOLD], gb[FX_FOLD];
+    double tot = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t len = n - j0 < FX_FOLD ? n - j0 : FX_FOLD;
+        FX_T *o = out == NULL ? NULL : os == 1 ? out + j0 : ob;
+        FX_T *gg = g == NULL ? NULL : gs == 1 ? g + j0 : gb;
+        tot += FX_NAME(bce_unit)(x + j0 * xs, xs, y + j0 * ys, ys,
+                                 w ? w + j0 * ws : NULL, ws, pw ? pw + j0 * pws : NULL, pws,
+                                 len, o, gg, gsc);
+        if (o == ob) for (Py_ssize_t j = 0; j < len; j++) out[(j0 + j) * os] = ob[j];
+        if (gg == gb) for (Py_ssize_t j = 0; j < len; j++) g[(j0 + j) * gs] = gb[j];
     }
-    return FX_NAME(bce_body)(x, xs, y, ys, w, ws, pw, pws, n, out, os, g, gs, gsc,
-                             w != NULL, pw != NULL, out != NULL, g != NULL);
+    return tot;
 }
 
 #undef FX_AT

@@ -18,7 +18,9 @@
  * chunks are added in order, so a result does not depend on the thread count
  * (a long row split over threads is split on the same chunk boundaries).
  * Within a chunk the SIMD reduction order depends on the vector width, so the
- * baseline and AVX2 builds may differ in the last bits.
+ * baseline and AVX2 builds may differ in the last bits.  It must not depend
+ * on an output's stride: the loops that sum write their outputs with unit
+ * stride (the callers route other strides through a buffer).
  */
 
 #define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
@@ -142,21 +144,47 @@ static fx_lse_state FX_NAME(row_state)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     return st;
 }
 
-/* weighted: sum of b exp(x - m) over the elements != m; *k += sum of their b */
+#ifndef FX_NEUMAIER_DEFINED   /* once, not per storage type */
+#define FX_NEUMAIER_DEFINED
+/* Neumaier's step: *s + v into *s, its rounding error into *c */
+FX_INLINE void fx_neumaier(double *s, double *c, double v)
+{
+    double t = *s + v;
+    *c += fabs(*s) >= fabs(v) ? (*s - t) + v : (v - t) + *s;
+    *s = t;
+}
+
+/* elements per plain partial sum of sumexp_excl_w */
+#define FX_WBLOCK 16
+#endif
+
+/* weighted: sum of b exp(x - m) over the elements != m; *k += sum of their b.
+ * Plain sums of FX_WBLOCK elements are added up compensated (Neumaier), so
+ * the error stays that of a short row however long the row is (one running
+ * double sum of 1e7 terms is off by thousands of ulp), for a few percent
+ * of the time of compensating every term.  The compensation of a sum that
+ * overflowed (or met inf or NaN terms) is dropped: the plain sum is the
+ * answer there. */
 static double FX_NAME(sumexp_excl_w)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                      const FX_T *b, Py_ssize_t bs, FX_W m, double *k)
 {
-    double tot = 0.0, totk = 0.0;
-    for (Py_ssize_t j = 0; j < n; j++) {
-        FX_W w = FX_AT(b, j, bs);
-        FX_W v = w == 0 ? -INFINITY : FX_AT(x, j, s);
-        int eq = v == m;
-        FX_W e = w * FX_EXP(v - m);
-        tot += eq ? 0.0 : (double)e;
-        totk += eq ? (double)w : 0.0;
+    double tot = 0.0, totc = 0.0, tk = 0.0, tkc = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_WBLOCK) {
+        Py_ssize_t end = n - j0 < FX_WBLOCK ? n : j0 + FX_WBLOCK;
+        double bt = 0.0, bk = 0.0;
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W w = FX_AT(b, j, bs);
+            FX_W v = w == 0 ? -INFINITY : FX_AT(x, j, s);
+            int eq = v == m;
+            FX_W e = w * FX_EXP(v - m);
+            bt += eq ? 0.0 : (double)e;
+            bk += eq ? (double)w : 0.0;
+        }
+        fx_neumaier(&tot, &totc, bt);
+        fx_neumaier(&tk, &tkc, bk);
     }
-    *k += totk;
-    return tot;
+    *k += isfinite(tk) ? tk + tkc : tk;
+    return isfinite(tot) ? tot + totc : tot;
 }
 
 /* the direct sum of b exp(x) in the working precision, overflow and all:
@@ -219,15 +247,36 @@ FX_INLINE double FX_NAME(store_exp_chunk)(const FX_T *x, Py_ssize_t n, Py_ssize_
     return tot;
 }
 
+/* store_exp_chunk into a unit-stride output: the one compiled copy of the
+ * loop that every output layout goes through */
+static FX_NOINLINE double FX_NAME(store_exp_unit)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                                 FX_W m, FX_T *out, double *k)
+{
+    return s == 1 ? FX_NAME(store_exp_chunk)(x, n, 1, m, out, 1, k)
+                  : FX_NAME(store_exp_chunk)(x, n, s, m, out, 1, k);
+}
+
 static double FX_NAME(store_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                  FX_W m, FX_T *out, Py_ssize_t os, double *k)
 {
     double tot = 0.0;
+    FX_T ob[FX_FOLD];
     for (Py_ssize_t c = 0; c < n; c += FX_CHUNK) {
         Py_ssize_t len = n - c < FX_CHUNK ? n - c : FX_CHUNK;
-        tot += (s == 1 && os == 1)
-            ? FX_NAME(store_exp_chunk)(x + c, len, 1, m, out + c, 1, k)
-            : FX_NAME(store_exp_chunk)(x + c * s, len, s, m, out + c * os, os, k);
+        if (os == 1) {
+            tot += FX_NAME(store_exp_unit)(x + c * s, len, s, m, out + c, k);
+            continue;
+        }
+        /* another output stride: FX_FOLD elements at a time through a
+         * buffer, summed as store_exp_chunk sums its folds, so that the
+         * divisor (and so every output) has the bits of a contiguous output */
+        double sub = 0.0;
+        for (Py_ssize_t f = 0; f < len; f += FX_FOLD) {
+            Py_ssize_t fl = len - f < FX_FOLD ? len - f : FX_FOLD;
+            sub += FX_NAME(store_exp_unit)(x + (c + f) * s, fl, s, m, ob, k);
+            for (Py_ssize_t j = 0; j < fl; j++) out[(c + f + j) * os] = ob[j];
+        }
+        tot += sub;
     }
     return tot;
 }

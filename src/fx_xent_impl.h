@@ -116,39 +116,70 @@ FX_INLINE void FX_NAME(xent_blocks_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t
     }
 }
 
-#define FX_XENT_BLOCKS(S, HG, HC, HW, HQ) \
-    FX_NAME(xent_blocks_body)(x, n, S, w, HW && S == 1 ? 1 : ws, q, HQ && S == 1 ? 1 : qs, \
-                              qa, qb, g, HG && S == 1 ? 1 : gs, HG, HC, HW, HQ, st, bm, ba, bd)
+/* U: every input present has unit stride (the `contig` case), so the
+ * strides are the constant 1 and the loop gets plain vector loads; otherwise
+ * each input keeps its own stride.  The gradient always has unit stride. */
+#define FX_XENT_BLOCKS(U, HG, HC, HW, HQ) \
+    FX_NAME(xent_blocks_body)(x, n, U ? 1 : s, w, U && HW ? 1 : ws, q, U && HQ ? 1 : qs, \
+                              qa, qb, g, HG ? 1 : 0, HG, HC, HW, HQ, st, bm, ba, bd)
+
+/* the blocks of a row with a unit-stride gradient (or none): the one
+ * compiled copy of the loops that every gradient layout goes through */
+static FX_NOINLINE void FX_NAME(xent_blocks_unit)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                                 const FX_T *w, Py_ssize_t ws,
+                                                 const FX_T *q, Py_ssize_t qs,
+                                                 FX_W qa, FX_W qb, int coef, FX_T *g,
+                                                 fx_lse_state *st, double *bm, double *ba,
+                                                 double *bd)
+{
+    int has_g = g != NULL, has_w = w != NULL, has_q = q != NULL;
+    /* the inputs' strides alone choose the loop */
+    int contig = s == 1 && (!has_w || ws == 1) && (!has_q || qs == 1);
+    /* absent arrays point at a real place with stride 0 (never read): no
+     * arithmetic on NULL */
+    FX_T dummy;
+    if (!has_w) { w = x; ws = 0; }
+    if (!has_q) { q = x; qs = 0; }
+    if (!has_g) g = &dummy;
+    int key = has_g + 2 * (coef ? 1 + has_w + 2 * has_q : 0);
+#define FX_XENT_CASES(U) \
+    switch (key) { \
+    case 0: FX_XENT_BLOCKS(U, 0, 0, 0, 0); break; \
+    case 1: FX_XENT_BLOCKS(U, 1, 0, 0, 0); break; \
+    case 2: FX_XENT_BLOCKS(U, 0, 1, 0, 0); break; \
+    case 3: FX_XENT_BLOCKS(U, 1, 1, 0, 0); break; \
+    case 4: FX_XENT_BLOCKS(U, 0, 1, 1, 0); break; \
+    case 5: FX_XENT_BLOCKS(U, 1, 1, 1, 0); break; \
+    case 6: FX_XENT_BLOCKS(U, 0, 1, 0, 1); break; \
+    case 7: FX_XENT_BLOCKS(U, 1, 1, 0, 1); break; \
+    case 8: FX_XENT_BLOCKS(U, 0, 1, 1, 1); break; \
+    default: FX_XENT_BLOCKS(U, 1, 1, 1, 1); break; \
+    }
+    if (contig) { FX_XENT_CASES(1) } else { FX_XENT_CASES(0) }
+#undef FX_XENT_CASES
+}
 
 static void FX_NAME(xent_blocks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                  const FX_T *w, Py_ssize_t ws, const FX_T *q, Py_ssize_t qs,
                                  FX_W qa, FX_W qb, int coef, FX_T *g, Py_ssize_t gs,
                                  fx_lse_state *st, double *bm, double *ba, double *bd)
 {
-    int has_g = g != NULL, has_w = w != NULL, has_q = q != NULL;
-    int contig = s == 1 && (!has_g || gs == 1) && (!has_w || ws == 1) && (!has_q || qs == 1);
-    /* absent arrays point at a real place with stride 0 (never read): no
-     * arithmetic on NULL */
-    FX_T dummy;
-    if (!has_w) { w = x; ws = 0; }
-    if (!has_q) { q = x; qs = 0; }
-    if (!has_g) { g = &dummy; gs = 0; }
-    int key = has_g + 2 * (coef ? 1 + has_w + 2 * has_q : 0);
-#define FX_XENT_CASES(S) \
-    switch (key) { \
-    case 0: FX_XENT_BLOCKS(S, 0, 0, 0, 0); break; \
-    case 1: FX_XENT_BLOCKS(S, 1, 0, 0, 0); break; \
-    case 2: FX_XENT_BLOCKS(S, 0, 1, 0, 0); break; \
-    case 3: FX_XENT_BLOCKS(S, 1, 1, 0, 0); break; \
-    case 4: FX_XENT_BLOCKS(S, 0, 1, 1, 0); break; \
-    case 5: FX_XENT_BLOCKS(S, 1, 1, 1, 0); break; \
-    case 6: FX_XENT_BLOCKS(S, 0, 1, 0, 1); break; \
-    case 7: FX_XENT_BLOCKS(S, 1, 1, 0, 1); break; \
-    case 8: FX_XENT_BLOCKS(S, 0, 1, 1, 1); break; \
-    default: FX_XENT_BLOCKS(S, 1, 1, 1, 1); break; \
+    if (g == NULL || gs == 1) {
+        FX_NAME(xent_blocks_unit)(x, n, s, w, ws, q, qs, qa, qb, coef, g, st, bm, ba, bd);
+        return;
     }
-    if (contig) { FX_XENT_CASES(1) } else { FX_XENT_CASES(s) }
-#undef FX_XENT_CASES
+    /* a gradient of another stride: the exps go through a unit-stride
+     * buffer, a block at a time, so that the sums run in the very loop (and
+     * order) of a contiguous gradient -- a loss must not depend on the
+     * layout of its gradient -- and are copied out */
+    FX_T gb[FX_FLUSH];
+    for (Py_ssize_t b = 0, j = 0; j < n; b++, j += FX_FLUSH) {
+        Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+        FX_NAME(xent_blocks_unit)(x + j * s, len, s, w ? w + j * ws : NULL, ws,
+                                  q ? q + j * qs : NULL, qs, qa, qb, coef, gb, st,
+                                  bm + b, ba + b, bd + b);
+        for (Py_ssize_t i = 0; i < len; i++) g[(j + i) * gs] = gb[i];
+    }
 }
 #undef FX_XENT_BLOCKS
 
@@ -272,14 +303,15 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
 #undef FX_AT
 
 /* ---- short rows: class-index cross-entropy of nrows rows of C <= FX_SMALL_C
- * contiguous logits, FX_BLOCK_W rows side by side as in small_lse.  Per-row
+ * contiguous logits, FX_BLOCK_W rows side by side as in small_lse (the
+ * gradient at row stride grs, class stride gcs).  Per-row
  * losses go to loss[0..nrows) (double); special rows (inf, NaN, all -inf)
  * are redone by row_xent.  T: (FX_SMALL_C + 3) * FX_BLOCK_W working-type
  * elements; bscratch: 3 doubles (row_xent's, one block). */
 static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
                                 const int64_t *lab, Py_ssize_t ls, int64_t ignore_index,
                                 const FX_T *w, Py_ssize_t ws, double eps,
-                                FX_T *g, Py_ssize_t grs, double gscale,
+                                FX_T *g, Py_ssize_t grs, Py_ssize_t gcs, double gscale,
                                 FX_W *T, double *bscratch, double *loss)
 {
     FX_W *mx = T + FX_SMALL_C * FX_BLOCK_W, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W;
@@ -348,13 +380,13 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
             skip[i] = 1;
             if (y == ignore_index) {
                 loss[r0 + i] = 0.0;
-                if (gr) for (Py_ssize_t c = 0; c < C; c++) gr[c] = FX_STORE((FX_W)0);
+                if (gr) for (Py_ssize_t c = 0; c < C; c++) gr[c * gcs] = FX_STORE((FX_W)0);
                 continue;
             }
             double m = (double)mx[i], o = off[i];
             if (!isfinite(m) || !isfinite(o)) {   /* PyTorch's NaN rows */
                 loss[r0 + i] = FX_NAME(row_xent)(xr, C, 1, (Py_ssize_t)y, NULL, 0, w, ws, eps,
-                                                 gr, 1, gscale, bscratch);
+                                                 gr, gcs, gscale, bscratch);
                 continue;
             }
             double bw = (1.0 - eps) * (w ? (double)FX_LOAD(w[y * ws]) : 1.0);
@@ -390,7 +422,7 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
                                - (yl[i] == c ? bwg[i] : 0.0);
                     T[c * FX_BLOCK_W + i] = (FX_W)v;
                 }
-            FX_NAME(tr_out)(T, C, W, g + r0 * grs, grs, 1, skip);
+            FX_NAME(tr_out)(T, C, W, g + r0 * grs, grs, gcs, skip);
         }
     }
 }

@@ -48,17 +48,17 @@ cdef inline void _col_xent(const real *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_
 cdef inline void _small_xent(const real *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
                              const int64_t *lab, Py_ssize_t ls, int64_t ignore_index,
                              const real *w, Py_ssize_t ws, double eps, real *g, Py_ssize_t grs,
-                             double gscale, double *T, double *bscratch,
+                             Py_ssize_t gcs, double gscale, double *T, double *bscratch,
                              double *loss) noexcept nogil:
     if real is float:
-        fx_f32_small_xent(x, nrows, C, rs, lab, ls, ignore_index, w, ws, eps, g, grs, gscale,
-                          <float *>T, bscratch, loss)
+        fx_f32_small_xent(x, nrows, C, rs, lab, ls, ignore_index, w, ws, eps, g, grs, gcs,
+                          gscale, <float *>T, bscratch, loss)
     elif real is double:
-        fx_f64_small_xent(x, nrows, C, rs, lab, ls, ignore_index, w, ws, eps, g, grs, gscale,
-                          T, bscratch, loss)
+        fx_f64_small_xent(x, nrows, C, rs, lab, ls, ignore_index, w, ws, eps, g, grs, gcs,
+                          gscale, T, bscratch, loss)
     else:
-        fx_f16_small_xent(x, nrows, C, rs, lab, ls, ignore_index, w, ws, eps, g, grs, gscale,
-                          <float *>T, bscratch, loss)
+        fx_f16_small_xent(x, nrows, C, rs, lab, ls, ignore_index, w, ws, eps, g, grs, gcs,
+                          gscale, <float *>T, bscratch, loss)
 
 
 @cython.boundscheck(False)
@@ -117,9 +117,11 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ign
         lsi = loss_rows.strides[1] // <Py_ssize_t>sizeof(real)
     else:
         pp = &partial[0]
-    if tp != NULL and sc == 1 and I == 1 and (gp == NULL or gsc == 1) and _use_small(R, C, sc, I):
+    # the logits alone choose the path: a loss must not depend on the
+    # gradient's layout
+    if tp != NULL and sc == 1 and I == 1 and _use_small(R, C, sc, I):
         _cross_entropy_short_rows(xp, R, C, so, tp, tso, ignore_index, wp, ws, eps,
-                                  gp, gso, gscale, lp, lso, pp, nt)
+                                  gp, gso, gsc, gscale, lp, lso, pp, nt)
         return
     if tp != NULL and sc != 1 and si == 1 and I > 1:
         _cross_entropy_columns(xp, O, C, I, so, sc, tp, tso, tsi, ignore_index, wp, ws, eps,
@@ -155,7 +157,7 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ign
 cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, Py_ssize_t so,
                                     const int64_t *tp, Py_ssize_t tso, int64_t ignore_index,
                                     const real *wp, Py_ssize_t ws, double eps,
-                                    real *gp, Py_ssize_t gso, double gscale,
+                                    real *gp, Py_ssize_t gso, Py_ssize_t gsc, double gscale,
                                     real *lp, Py_ssize_t lso, double *pp, int nt):
     """Rows of at most FX_SMALL_C classes, FX_BLOCK_W at a time (see
     small_xent); per-row losses are summed in the same 16-row groups as the
@@ -175,7 +177,7 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
             n = R - r0 if R - r0 < FX_BLOCK_W else FX_BLOCK_W
             mine = fx_align64(scratch) + threadid() * per
             _small_xent(xp + r0 * so, n, C, so, tp + r0 * tso, tso, ignore_index, wp, ws, eps,
-                        gp + r0 * gso if gp != NULL else NULL, gso, gscale,
+                        gp + r0 * gso if gp != NULL else NULL, gso, gsc, gscale,
                         mine, mine + SMALL_SCRATCH, mine + SMALL_SCRATCH + 8)
             if lp != NULL:
                 for j in range(n):

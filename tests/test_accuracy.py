@@ -248,3 +248,35 @@ def test_float16_long_row_within_one_ulp(fx, ref):
     got = fx.logsumexp(row)
     assert got.dtype == np.float16
     assert abs(float(got) - want) <= float(np.spacing(np.float16(want)))
+
+
+def _mp_grouped_logsumexp(values, a, b):
+    """log|sum(b exp(a))| and its sign for `a` drawn from the few `values`:
+    the weights of each value are added exactly (math.fsum), then combined
+    in 50 digits -- a reference for rows of millions of terms."""
+    import math
+
+    with mpmath.workdps(50):
+        total = mpmath.fsum(mpf(math.fsum(b[a == v].tolist())) * mpmath.exp(mpf(float(v)))
+                            for v in values)
+        return mpmath.log(abs(total)), (1 if total > 0 else -1)
+
+
+def test_weighted_long_row_stays_within_ulps(fx):
+    """A weighted sum of 10^6 terms keeps float64 results within a few ulp
+    (a plain running sum drifts by thousands of ulp at this length)."""
+    n = 10**6
+    got = fx.logsumexp(np.zeros(n), b=0.1)
+    with mpmath.workdps(50):
+        exact = mpmath.log(mpf(0.1) * n)
+    assert ulps(got, float(exact)) <= ULPS
+
+    rng = np.random.default_rng(2024)
+    values = np.array([-3.25, -1.5, 0.0, 0.75, 2.0])
+    a = rng.choice(values, n)
+    for b, want_sign in ((rng.uniform(0.0, 1.0, n), 1), (rng.uniform(-1.0, 0.9, n), -1),
+                         (rng.uniform(-0.9, 1.0, n), 1)):
+        lse, sign = fx.logsumexp(a, b=b, return_sign=True)
+        exact, exact_sign = _mp_grouped_logsumexp(values, a, b)
+        assert sign == exact_sign == want_sign
+        assert ulps(lse, float(exact)) <= ULPS, (lse, float(exact))
