@@ -154,6 +154,6 @@ def test_source_folder_without_kernels_says_what_to_do(tmp_path):
     assert proc.returncode != 0
     message = proc.stderr.strip().splitlines()[-1]
     assert message.startswith("ImportError: fastxent is being imported from its source folder")
-    assert str(clone / "fastxent") in message
+    assert os.path.join("clone", "fastxent") in message  # the folder it found
     for advice in ("`fastxent --quick`", "`pytest`", "pip install -e . --no-build-isolation"):
         assert advice in message
