@@ -981,8 +981,11 @@ def peak_memory_subprocess(impl, op, case, seed, threads, timeout=600):
     )
     # Load this very file (it may not be importable as fastxent._benchmark when
     # the package is not built), and let it import fastxent as the parent did.
+    # `-c` puts the current folder first on sys.path: started in a clone's root
+    # the child would import the uncompiled source folder, so it is dropped.
     code = (
         "import importlib.util, sys\n"
+        "sys.path = [p for p in sys.path if p != '']\n"
         f"spec = importlib.util.spec_from_file_location('_fastxent_benchmark', {os.path.abspath(__file__)!r})\n"
         "mod = importlib.util.module_from_spec(spec); sys.modules[spec.name] = mod\n"
         "spec.loader.exec_module(mod)\n"

@@ -138,16 +138,22 @@ def test_license_metadata():
     assert "BSD 3-Clause License" in files[0].read_text()
 
 
-@needs_source
-def test_source_folder_without_kernels_says_what_to_do(tmp_path):
-    """`python -m fastxent` started in a clone's root imports the source folder:
-    the error names it and the commands that work."""
+def _uncompiled_clone(tmp_path):
+    """A clone's root as `git clone` leaves it: the source folder, no kernels."""
     clone = tmp_path / "clone"
     (clone / "src").mkdir(parents=True)
     shutil.copy(ROOT / "setup.py", clone)
     shutil.copy(ROOT / "src" / "_kernels_baseline.pyx", clone / "src")
     shutil.copytree(ROOT / "fastxent", clone / "fastxent",
                     ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    return clone
+
+
+@needs_source
+def test_source_folder_without_kernels_says_what_to_do(tmp_path):
+    """`python -m fastxent` started in a clone's root imports the source folder:
+    the error names it and the commands that work."""
+    clone = _uncompiled_clone(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, "-c", "import fastxent"], cwd=clone, env=env,
                           capture_output=True, text=True)
@@ -157,3 +163,15 @@ def test_source_folder_without_kernels_says_what_to_do(tmp_path):
     assert os.path.join("clone", "fastxent") in message  # the folder it found
     for advice in ("`fastxent --quick`", "`pytest`", "pip install -e . --no-build-isolation"):
         assert advice in message
+
+
+@needs_source
+def test_main_job_from_a_clone_root_measures_memory(fx, tmp_path, monkeypatch):
+    """The main job's peak-memory children import the fastxent the job runs
+    on, also when it is started in a clone's root (the README's first command)."""
+    from fastxent import _benchmark
+
+    monkeypatch.chdir(_uncompiled_clone(tmp_path))
+    case = _benchmark.Case(10, 1000, "float64")
+    mem = _benchmark.peak_memory_subprocess("fastxent", "logsumexp", case, seed=0, threads=1)
+    assert (mem["input_bytes"], mem["output_bytes"]) == (10 * 1000 * 8, 10 * 8)
