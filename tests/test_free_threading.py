@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(
 def test_import_keeps_the_gil_disabled(tmp_path):
     code = textwrap.dedent("""
         import sys, warnings
-        warnings.simplefilter("error")  # the re-enabling RuntimeWarning fails the import
+        warnings.simplefilter("error", RuntimeWarning)  # the GIL-enabling warning fails the import
         import numpy as np
         import fastxent
         from fastxent import _dispatch
