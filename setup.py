@@ -4,21 +4,26 @@ The kernels in src/ are compiled once per CPU target -- a baseline build that
 runs everywhere and, on x86-64, an AVX2+FMA build chosen at import time on
 CPUs that have it -- so wheels never need -march=native.  OpenMP is probed with
 the compiler that will really be used; without it the kernels build serial and
-``fastxent.get_config()['openmp']`` says so.
+``fastxent.get_config()['openmp']`` says so.  Metadata lives in pyproject.toml.
+
+Cython runs only when extensions are built, so making an sdist needs nothing
+but setuptools.
 
 Environment switches:
   FASTXENT_REQUIRE_OPENMP=1  fail the build when OpenMP is not available
   FASTXENT_DEBUG=1           bounds and initialization checks on, -O0 -g
+  CFLAGS, LDFLAGS            also used by the OpenMP probe (e.g. the include
+                             and library folders of a libomp on macOS)
 """
+import glob
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 
-import numpy as np
-from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -35,24 +40,48 @@ X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 # gives the same bits.  Never -ffast-math.
 GCC_FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fopenmp-simd",
              "-ffp-contract=off", "-Werror=implicit-function-declaration"]
+# Release builds carry no debug information: Python's own CFLAGS often hold
+# -g, which makes each module about 9 MB instead of under 1 MB.  -g0 comes
+# after them on the command line and wins; stripping at link time catches
+# whatever else brings some in.
+GCC_RELEASE_FLAGS = ["-g0"]
+if sys.platform == "darwin":
+    RELEASE_LINK_FLAGS = ["-Wl,-S"]
+elif sys.platform.startswith("win") or sys.platform == "cygwin":
+    RELEASE_LINK_FLAGS = []
+else:
+    RELEASE_LINK_FLAGS = ["-Wl,--strip-debug"]
 TARGETS = {"baseline": []}
 if X86:
     TARGETS["avx2"] = ["-mavx2", "-mfma", "-mf16c"]
+
+# Every header, .pxi and .pxd the kernels are made of: a change to any of them
+# rebuilds both modules.  A glob, so that a new file cannot be left out.
+DEPENDS = sorted(path.replace(os.sep, "/")
+                 for pattern in ("src/*.h", "src/*.pxi", "src/*.pxd")
+                 for path in glob.glob(pattern))
 
 extensions = [
     Extension(
         f"fastxent._kernels_{name}",
         [f"src/_kernels_{name}.pyx"],
-        include_dirs=["src", np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        depends=["src/fx_math.h", "src/fx_rows.h", "src/fx_rows_impl.h",
-                 "src/fx_xent_impl.h", "src/fx_platform.h", "src/fx_kernels.pxd",
-                 "src/softmax_family.pxi", "src/losses.pxi",
-                 "src/fx_pointwise_impl.h", "src/fx_entropy_impl.h",
-                 "src/pointwise_losses.pxi", "src/entropies.pxi"],
+        include_dirs=["src"],
+        depends=DEPENDS,
     )
     for name in TARGETS
 ]
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": False,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+    # The kernels keep no global Python state and release the GIL only around
+    # loops over their own arrays: safe to import without a GIL.
+    "freethreading_compatible": True,
+}
 
 
 def _openmp_flags(compiler):
@@ -64,6 +93,9 @@ def _openmp_flags(compiler):
         candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
     else:
         candidates = [(["-fopenmp"], ["-fopenmp"])]
+    # The extensions are linked with LDFLAGS; the probe executable is not,
+    # unless asked to.
+    ldflags = shlex.split(os.environ.get("LDFLAGS", "")) if ctype != "msvc" else []
     src = "#include <omp.h>\nint main(void){int n=0;\n#pragma omp parallel reduction(+:n)\nn+=1;\nreturn n>0?0:1;}\n"
     tmp = tempfile.mkdtemp()
     try:
@@ -73,7 +105,8 @@ def _openmp_flags(compiler):
         for cflags, lflags in candidates:
             try:
                 objs = compiler.compile([path], output_dir=tmp, extra_postargs=cflags)
-                compiler.link_executable(objs, "omp_probe", output_dir=tmp, extra_postargs=lflags)
+                compiler.link_executable(objs, "omp_probe", output_dir=tmp,
+                                         extra_postargs=lflags + ldflags)
                 subprocess.run([os.path.join(tmp, "omp_probe")], check=True, capture_output=True)
                 return cflags, lflags
             except Exception:
@@ -84,7 +117,23 @@ def _openmp_flags(compiler):
 
 
 class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        # the two modules are independent translation units: compile them side
+        # by side unless the caller chose (-j / --parallel)
+        if self.parallel is None:
+            self.parallel = True
+
     def build_extensions(self):
+        from Cython.Build import cythonize
+
+        # .pyx to .c here, not at import, so that an sdist needs no Cython;
+        # the sources are swapped in place because setuptools has already
+        # annotated these Extension objects
+        translated = {ext.name: ext for ext in cythonize(
+            self.extensions, compiler_directives=directives, include_path=["src"], quiet=True)}
+        for ext in self.extensions:
+            ext.sources = translated[ext.name].sources
         omp = _openmp_flags(self.compiler)
         if omp is None:
             if REQUIRE_OPENMP:
@@ -96,27 +145,22 @@ class BuildExt(build_ext):
         msvc = self.compiler.compiler_type == "msvc"
         for ext in self.extensions:
             target = ext.name.rsplit("_", 1)[-1]
+            link = list(omp[1])
             if msvc:
                 flags = ["/O2", "/fp:precise"] + (["/arch:AVX2"] if target == "avx2" else [])
+            elif DEBUG:
+                flags = ["-O0", "-g"] + TARGETS[target]
             else:
-                flags = (["-O0", "-g"] if DEBUG else GCC_FLAGS) + TARGETS[target]
+                flags = GCC_FLAGS + GCC_RELEASE_FLAGS + TARGETS[target]
+                link += RELEASE_LINK_FLAGS
             ext.extra_compile_args = flags + omp[0]
-            ext.extra_link_args = omp[1]
-            print(f"fastxent: {ext.name}: {' '.join(ext.extra_compile_args)}")
+            ext.extra_link_args = link
+            print(f"fastxent: {ext.name}: {' '.join(ext.extra_compile_args)}"
+                  f" | link: {' '.join(ext.extra_link_args)}")
         super().build_extensions()
 
 
-directives = {
-    "language_level": 3,
-    "boundscheck": DEBUG,
-    "wraparound": False,
-    "initializedcheck": DEBUG,
-    "cdivision": True,
-    "embedsignature": True,
-}
-
 setup(
-    ext_modules=cythonize(extensions, compiler_directives=directives,
-                          include_path=["src"], quiet=True),
+    ext_modules=extensions,
     cmdclass={"build_ext": BuildExt},
 )

@@ -1,11 +1,11 @@
-"""``python -m fastxent``: a self-check, then the speed table.
+"""The ``fastxent`` command (``python -m fastxent``): a self-check, then the speed table.
 
 The self-check compares every public function with the NumPy references
 (``fastxent.reference``, ``fastxent.reference_losses``; and with SciPy when it
 is installed) on built-in seeded data covering the special
 values, on every CPU code path this machine runs, and exits non-zero on a
 mismatch.  The speed table is fastxent._benchmark's; options after the
-command are passed to it (``python -m fastxent --quick``, ``--help``).
+command are passed to it (``fastxent --quick``, ``--help``).
 """
 import sys
 

@@ -5,7 +5,7 @@ same seeded data, with the implementations interleaved across repeats so that
 machine noise hits all of them alike, and the median is reported. Each
 (operation, shape, dtype) row shows the time of every implementation, the ratio
 peer / fastxent, and the fraction of the roofline (the physical limit of this
-machine, from ``DESIGN.md``) that fastxent reaches. A second table gives the
+machine, from ``docs/design.rst``) that fastxent reaches. A second table gives the
 peak memory a fastxent call takes beyond its input, measured in a fresh
 subprocess per call, next to the size of the output it must return.
 
@@ -86,14 +86,14 @@ Every answer is checked once against a float64 NumPy reference of the same
 operation (the first 256 rows of a per-row result; the whole array, summed in
 float64 by row chunks, for the one-number ``kl_div`` and ``bce_with_logits``).
 
-Roofline (``DESIGN.md``, measured on the project's 2-core machine; thread counts
+Roofline (``docs/design.rst``, measured on the project's 2-core machine; thread counts
 above 2 use the 2-thread figures): a row reduction (logsumexp) is bound by exp
 throughput, ``N*V / 5.4e9`` s for float32 and ``N*V / 1.6e9`` s for float64 on two
 threads (the read stream, ``N*V*itemsize / 26e9`` s, is below that); a function
 that writes a full-size output (softmax, log_softmax) is bound by
 ``max(exp bound, bytes read + written / 22e9 B/s)``. The divergences take
 ``max(transcendentals per element / exp throughput, bytes read / 26e9 B/s)``
-(DESIGN.md measures exp only; a vectorized log or log1p is taken to cost
+(docs/design.rst measures exp only; a vectorized log or log1p is taken to cost
 the same): ``entropy`` and ``softmax_entropy`` one log or exp per element and
 one array read; ``kl_div`` one log per element (``p log p``) and two arrays
 read (memory bound in float32, the two bounds about equal in float64);
@@ -159,14 +159,14 @@ DEFAULT_SEED = 0
 OVERHEAD_CALLS = 2000
 QUICK_OVERHEAD_CALLS = 200
 
-# DESIGN.md, "The physical limits on this machine" (2 cores, Zen, AVX2 + FMA):
+# docs/design.rst, "Machine facts" (2 cores, Zen 3, AVX2 + FMA):
 # vectorized exp throughput per dtype (exp/s), streaming read and read + write
 # bandwidth with plain stores (B/s), for 1 and 2 threads.
 _LIMITS = {
     1: {"exp": {"float32": 2.8e9, "float64": 0.9e9}, "read": 18e9, "read_write": 16e9},
     2: {"exp": {"float32": 5.4e9, "float64": 1.6e9}, "read": 26e9, "read_write": 22e9},
 }
-# DESIGN.md, "Call overhead": a Cython function taking a (1, 10) array.
+# docs/design.rst, "Rooflines", call overhead: a Cython function taking a (1, 10) array.
 CALL_FLOOR_US = 0.24
 
 # Environment variables that change what the run measures; they are echoed in
@@ -213,8 +213,8 @@ def cases(quick=False, large=False):
 def roofline_seconds(op, case, threads):
     """Lower bound on the time of ``op`` over ``case`` with ``threads`` threads.
 
-    The DESIGN.md model: the transcendental functions every element needs at
-    the vectorized exp throughput (DESIGN.md measures exp only; a vectorized
+    The docs/design.rst model: the transcendental functions every element needs at
+    the vectorized exp throughput (docs/design.rst measures exp only; a vectorized
     log or log1p is a polynomial of the same cost, so the exp figures stand
     for them), and the memory traffic (the inputs read, plus the output
     written for a full-size output), whichever is slower:
@@ -979,8 +979,11 @@ def peak_memory_subprocess(impl, op, case, seed, threads, timeout=600):
     )
     # Load this very file (it may not be importable as fastxent._benchmark when
     # the package is not built), and let it import fastxent as the parent did.
+    # `-c` puts the current folder first on sys.path: started in a clone's root
+    # the child would import the uncompiled source folder, so it is dropped.
     code = (
         "import importlib.util, sys\n"
+        "sys.path = [p for p in sys.path if p != '']\n"
         f"spec = importlib.util.spec_from_file_location('_fastxent_benchmark', {os.path.abspath(__file__)!r})\n"
         "mod = importlib.util.module_from_spec(spec); sys.modules[spec.name] = mod\n"
         "spec.loader.exec_module(mod)\n"

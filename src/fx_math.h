@@ -8,7 +8,7 @@
  * inf and underflow gives the correctly scaled subnormal or 0.
  *
  * Why not libm: a scalar exp call costs ~10x a vectorized polynomial on this
- * kind of machine (see DESIGN.md), and libmvec needs -ffast-math.
+ * kind of machine (see docs/design.rst), and libmvec needs -ffast-math.
  */
 #ifndef FX_MATH_H
 #define FX_MATH_H

@@ -249,12 +249,13 @@ def test_cpu_paths_agree_with_weights(fx, cpu_paths):
                                 f"{path} axis={axis}")
 
 
-def test_forced_baseline_never_loads_the_avx2_module():
+def test_forced_baseline_never_loads_the_avx2_module(tmp_path):
     # the avx2 module's initialization runs AVX2 code: on a CPU without it,
     # importing it would crash; forcing the baseline must not import it
     code = ("import sys, fastxent; "
             "print(fastxent.get_config()['cpu_path'], 'fastxent._kernels_avx2' in sys.modules)")
     env = dict(os.environ, FASTXENT_CPU="baseline")
+    # `-c` looks in the current folder first: not the source tree's fastxent/
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.split()
+                         check=True, cwd=tmp_path).stdout.split()
     assert out == ["baseline", "False"]

@@ -185,7 +185,7 @@ class LogSoftmax(_SoftmaxFamily):
 class IntoReusedOutput:
     """softmax and log_softmax written into a reused array (``out=``): the
     kernel alone.  A fresh output costs the OS's zeroing of its pages on
-    first touch on top (see DESIGN.md), which the classes above include."""
+    first touch on top (see docs/design.rst), which the classes above include."""
 
     params = [["softmax", "log_softmax"], SHAPES, DTYPES]
     param_names = ["op", "shape", "dtype"]
