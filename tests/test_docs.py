@@ -19,5 +19,8 @@ def test_docs_build_without_warnings(builder, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q",
                            "-b", builder, "-d", str(tmp_path / "doctrees"), str(DOCS),
                            str(tmp_path / builder)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600,
+                          # not the clone's root: `python -m` would import its
+                          # uncompiled fastxent/ instead of the installed package
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
