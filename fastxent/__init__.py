@@ -7,7 +7,7 @@ docstring for the few documented differences.
 __version__ = "0.1.0"
 
 
-def _refuse_source_tree():
+def _refuse_source_tree() -> None:
     """Raise ImportError when this is the uncompiled ``fastxent/`` of a clone.
 
     ``python -m ...`` and ``python -c ...`` put the current folder first on
