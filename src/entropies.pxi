@@ -5,9 +5,9 @@
 #
 # Inputs arrive as 3-d strided views (outer, C, inner), C the reduced axis,
 # and the result as an (outer, inner) view; a row is x[o, :, i] at stride
-# x.strides[1].  prange shares the outer*inner rows in contiguous static
-# blocks, so neighbouring rows of a strided (column) layout stay on one
-# thread and share cache lines.  Python validates and allocates; nothing here
+# x.strides[1].  prange shares the outer*inner rows in contiguous runs
+# (guided schedule), so neighbouring rows of a strided (column) layout
+# mostly stay on one thread and share cache lines.  Python validates and allocates; nothing here
 # raises but KeyboardInterrupt between batches of rows (_next_batch).
 
 cdef inline double _softmax_entropy_row(const real *x, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
@@ -93,7 +93,7 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
             while b0 < nblk:
                 b1 = _next_batch(b0, nblk, nb)
                 with nogil:
-                    for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                         r0 = it * FX_BLOCK_W
                         w = O - r0 if O - r0 < FX_BLOCK_W else FX_BLOCK_W
                         _small_entropies(xp + r0 * so, yp + r0 * yo if yp != NULL else NULL, w,
@@ -108,7 +108,7 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
     while b0 < O * I:
         b1 = _next_batch(b0, O * I, nb)
         with nogil:
-            for r in prange(b0, b1, num_threads=nt, schedule='static'):
+            for r in prange(b0, b1, num_threads=nt, schedule='guided'):
                 o = r // I
                 i = r - o * I
                 if kind == 0:

@@ -134,7 +134,7 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ign
         while b0 < nblk:
             b1 = _next_batch(b0, nblk, nbat)
             with nogil:
-                for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                     acc = 0.0
                     r1 = (it + 1) * ROWS_PER_PARTIAL
                     if r1 > R:
@@ -181,7 +181,7 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
         while b0 < nblk:
             b1 = _next_batch(b0, nblk, nb)
             with nogil:
-                for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                     r0 = it * FX_BLOCK_W
                     n = R - r0 if R - r0 < FX_BLOCK_W else FX_BLOCK_W
                     mine = fx_align64(scratch) + threadid() * per
@@ -232,7 +232,7 @@ cdef void _cross_entropy_columns(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_
         while b0 < O * nblk:
             b1 = _next_batch(b0, O * nblk, nbat)
             with nogil:
-                for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                     o = it // nblk
                     i0 = (it - o * nblk) * COL_W
                     w = I - i0 if I - i0 < COL_W else COL_W

@@ -72,7 +72,7 @@ def kl_div(const real[:, :] x, const real[:, :] t, bint log_target, real[:, :] o
     while b0 < units:
         b1 = _next_batch(b0, units, nb)
         with nogil:
-            for u in prange(b0, b1, num_threads=nt, schedule='static'):
+            for u in prange(b0, b1, num_threads=nt, schedule='guided'):
                 acc = 0.0
                 if nseg > 1:
                     r = u // nseg
@@ -129,7 +129,7 @@ def bce_with_logits(const real[:, :] x, const real[:, :] y, const real[:, :] wei
     while b0 < units:
         b1 = _next_batch(b0, units, nb)
         with nogil:
-            for u in prange(b0, b1, num_threads=nt, schedule='static'):
+            for u in prange(b0, b1, num_threads=nt, schedule='guided'):
                 acc = 0.0
                 if nseg > 1:
                     r = u // nseg

@@ -19,7 +19,11 @@
 # Every loop runs in batches of work items, a few milliseconds each, and
 # between batches checks for a pending signal with the GIL held (see
 # _next_batch), so Ctrl-C stops a long call.  Batches end on work-item
-# boundaries: the results are those of one loop.
+# boundaries: the results are those of one loop.  Within a batch, threads
+# take contiguous runs of items as they come free (guided schedule): a
+# thread that starts late (a busy machine wakes it after milliseconds) or is
+# preempted does not hold the others at the end of every batch, as a static
+# split would.  Which thread computes an item never changes its bits.
 #
 # Python validates and allocates; nothing here raises (but KeyboardInterrupt
 # between batches).
@@ -319,7 +323,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
             while b0 < O * nblk:
                 b1 = _next_batch(b0, O * nblk, nb)
                 with nogil:
-                    for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                         o = it // nblk
                         i0 = (it - o * nblk) * COL_W
                         w = I - i0 if I - i0 < COL_W else COL_W
@@ -352,7 +356,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                 while b0 < nblk:
                     b1 = _next_batch(b0, nblk, nb)
                     with nogil:
-                        for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                        for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                             i0 = it * FX_BLOCK_W
                             _small_lse(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W,
                                        C, so, fx_align64(scratch) + threadid() * SMALL_SCRATCH,
@@ -371,7 +375,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
             while b0 < R * nch:
                 b1 = _next_batch(b0, R * nch, nb)
                 with nogil:
-                    for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                         r = it // nch
                         c = (it - r * nch) * FX_CHUNK
                         o = r // I
@@ -405,7 +409,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                         _lse_row(xp, bp, r, I, so, sc, si, bso, bsc, bsi, C, want_sign,
                                  op, oso, osi, gp, gso, gsi)
                 else:
-                    for r in prange(b0, b1, num_threads=nt, schedule='static'):
+                    for r in prange(b0, b1, num_threads=nt, schedule='guided'):
                         _lse_row(xp, bp, r, I, so, sc, si, bso, bsc, bsi, C, want_sign,
                                  op, oso, osi, gp, gso, gsi)
             b0 = b1
@@ -494,7 +498,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
             while b0 < O * nblk:
                 b1 = _next_batch(b0, O * nblk, nb)
                 with nogil:
-                    for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                         o = it // nblk
                         i0 = (it - o * nblk) * COL_W
                         w = I - i0 if I - i0 < COL_W else COL_W
@@ -524,7 +528,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                 while b0 < nblk:
                     b1 = _next_batch(b0, nblk, nb)
                     with nogil:
-                        for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                        for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                             i0 = it * FX_BLOCK_W
                             _small_softmax(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W,
                                            C, so, fx_align64(scratch) + threadid() * SMALL_SCRATCH,
@@ -550,7 +554,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                 while b0 < R * nch:
                     b1 = _next_batch(b0, R * nch, nb)
                     with nogil:
-                        for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                        for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                             r = it // nch
                             c = (it - r * nch) * FX_CHUNK
                             o = r // I
@@ -577,7 +581,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                 while b0 < R * nch:
                     b1 = _next_batch(b0, R * nch, nb)
                     with nogil:
-                        for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                        for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                             r = it // nch
                             c = (it - r * nch) * FX_CHUNK
                             o = r // I
@@ -595,7 +599,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                 while b0 < R * nch:
                     b1 = _next_batch(b0, R * nch, nb)
                     with nogil:
-                        for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                        for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                             r = it // nch
                             c = (it - r * nch) * FX_CHUNK
                             o = r // I
@@ -621,7 +625,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
             while b0 < R * nch:
                 b1 = _next_batch(b0, R * nch, nb)
                 with nogil:
-                    for it in prange(b0, b1, num_threads=nt, schedule='static'):
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                         r = it // nch
                         c = (it - r * nch) * FX_CHUNK
                         ln = C - c if C - c < FX_CHUNK else FX_CHUNK
@@ -653,7 +657,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                         _row_softmax(xp + o * so + i * si, C, sc, op + o * oso + i * osi, osc,
                                      logarithm)
                 else:
-                    for r in prange(b0, b1, num_threads=nt, schedule='static'):
+                    for r in prange(b0, b1, num_threads=nt, schedule='guided'):
                         o = r // I
                         i = r - o * I
                         _row_softmax(xp + o * so + i * si, C, sc, op + o * oso + i * osi, osc,
