@@ -168,7 +168,7 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
     small_xent); per-row losses are summed in the same 16-row groups as the
     rows path, so reductions keep their fixed order."""
     cdef Py_ssize_t nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W, it, r0, n, j, grp
-    cdef Py_ssize_t nb = _batch(FX_BLOCK_W * C, nt, 1), b0 = 0, b1
+    cdef Py_ssize_t nb = _batch(HEAVY * FX_BLOCK_W * C, nt, 1), b0 = 0, b1
     # per thread, from a cache line: the block's transposed logits, 3 (of 8)
     # doubles for row_xent, the losses
     cdef Py_ssize_t per = SMALL_SCRATCH + 8 + FX_BLOCK_W

@@ -68,7 +68,7 @@ def kl_div(const real[:, :] x, const real[:, :] t, bint log_target, real[:, :] o
         gp = &grad[0, 0]
         gr = grad.strides[0] // sz
         gs = grad.strides[1] // sz
-    cdef Py_ssize_t nb = _batch(FX_CHUNK, nt, 1)
+    cdef Py_ssize_t nb = _batch(HEAVY * FX_CHUNK, nt, 1)
     while b0 < units:
         b1 = _next_batch(b0, units, nb)
         with nogil:
@@ -125,7 +125,7 @@ def bce_with_logits(const real[:, :] x, const real[:, :] y, const real[:, :] wei
         gp = &grad[0, 0]
         gr = grad.strides[0] // sz
         gs = grad.strides[1] // sz
-    cdef Py_ssize_t nb = _batch(FX_CHUNK, nt, 1)
+    cdef Py_ssize_t nb = _batch(HEAVY * FX_CHUNK, nt, 1)
     while b0 < units:
         b1 = _next_batch(b0, units, nb)
         with nogil:

@@ -47,9 +47,15 @@ ctypedef fused real:
 DEF MIN_WORK_PER_THREAD = 32768
 # rows processed side by side by the column kernels
 DEF COL_W = 64
-# elements per thread between two checks for a signal: 3 ms of float32
-# logsumexp, about 50 ms of the slowest kernels here (float64 entropy)
-DEF CHECK_ELEMENTS = 1 << 23
+# elements per thread between two checks for a signal: about 12 ms of
+# float32 logsumexp on an idle machine.  Every batch starts the thread team
+# anew, which costs milliseconds when other processes keep the cores busy, so
+# batches are not made shorter than this.
+DEF CHECK_ELEMENTS = 1 << 25
+# the weight of an element of the kernels that cost several times more per
+# element than an exp-bound row reduction (element-wise losses, short-row
+# cross-entropy), so that their batches take about as long
+DEF HEAVY = 4
 
 def openmp_enabled():
     """True when this module was compiled with OpenMP."""
