@@ -31,9 +31,13 @@ if "libasan" in os.environ.get("LD_PRELOAD", ""):
 # on a busy 2-core machine); the checks in Python before the kernel starts
 # take well under DELAY.
 CHILD = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     import numpy as np
     import fastxent as fx
+
+    # a shell starts background jobs with SIGINT ignored, and Python keeps
+    # an ignored SIGINT ignored: install its usual handler
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def rows(n_rows, n_cols, dtype=np.float32, lo=-3.0):
         return np.broadcast_to(np.linspace(lo, 3.0, n_cols).astype(dtype), (n_rows, n_cols))
