@@ -12,8 +12,17 @@ but setuptools.
 Environment switches:
   FASTXENT_REQUIRE_OPENMP=1  fail the build when OpenMP is not available
   FASTXENT_DEBUG=1           bounds and initialization checks on, -O0 -g
-  CFLAGS, LDFLAGS            also used by the OpenMP probe (e.g. the include
-                             and library folders of a libomp on macOS)
+  FASTXENT_SANITIZE=address,undefined
+                             build for the sanitizers (gcc/clang): -fsanitize=...
+                             -fno-sanitize-recover=all -fno-omit-frame-pointer
+                             -g -O1, in the compile and link of the extensions
+                             and of the OpenMP probe, so OpenMP stays on.  Load
+                             the runtimes with LD_PRELOAD (tools/sanitize.sh).
+
+CFLAGS and LDFLAGS from the environment reach the OpenMP probe as well (the
+include and library folders of a libomp on macOS, a sanitizer a user adds), so
+they cannot silently turn OpenMP off; when the probe fails, the build prints
+why.
 """
 import glob
 import os
@@ -30,6 +39,12 @@ from setuptools.command.build_ext import build_ext
 DEBUG = os.environ.get("FASTXENT_DEBUG", "0") == "1"
 REQUIRE_OPENMP = os.environ.get("FASTXENT_REQUIRE_OPENMP", "0") == "1"
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+SANITIZE = os.environ.get("FASTXENT_SANITIZE", "").strip()
+# -O1 keeps the sanitizers' reports readable and their runs fast enough;
+# recover off, so the first report stops the process (a test run fails)
+SANITIZE_COMPILE = ([f"-fsanitize={SANITIZE}", "-fno-sanitize-recover=all",
+                     "-fno-omit-frame-pointer", "-g", "-O1"] if SANITIZE else [])
+SANITIZE_LINK = [f"-fsanitize={SANITIZE}"] if SANITIZE else []
 
 # Safe for the kernels: they keep inf and NaN by explicit selects and never
 # read errno or FP exception flags.  -fno-trapping-math lets gcc if-convert the
@@ -84,8 +99,18 @@ directives = {
 }
 
 
+def _env_flags(name):
+    return shlex.split(os.environ.get(name, ""))
+
+
 def _openmp_flags(compiler):
-    """(compile, link) flags that make OpenMP work with this compiler, or None."""
+    """(compile, link) flags that make OpenMP work with this compiler, or None.
+
+    The probe is compiled and linked with the flags the extensions get
+    (the sanitizer's, CFLAGS and LDFLAGS: distutils links executables
+    without them), so a flag that needs its runtime at link time does not
+    make the probe fail.
+    """
     ctype = compiler.compiler_type
     if ctype == "msvc":
         candidates = [(["/openmp"], [])]
@@ -93,23 +118,30 @@ def _openmp_flags(compiler):
         candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
     else:
         candidates = [(["-fopenmp"], ["-fopenmp"])]
-    # The extensions are linked with LDFLAGS; the probe executable is not,
-    # unless asked to.
-    ldflags = shlex.split(os.environ.get("LDFLAGS", "")) if ctype != "msvc" else []
     src = "#include <omp.h>\nint main(void){int n=0;\n#pragma omp parallel reduction(+:n)\nn+=1;\nreturn n>0?0:1;}\n"
     tmp = tempfile.mkdtemp()
     try:
         path = os.path.join(tmp, "omp_probe.c")
         with open(path, "w") as f:
             f.write(src)
+        extra_c = [] if ctype == "msvc" else SANITIZE_COMPILE
+        extra_l = [] if ctype == "msvc" else (_env_flags("CFLAGS") + _env_flags("LDFLAGS")
+                                              + SANITIZE_LINK)
+        # a sanitized probe runs without the runtime's leak report, which
+        # libgomp's pool (alive at exit) would trip
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
         for cflags, lflags in candidates:
             try:
-                objs = compiler.compile([path], output_dir=tmp, extra_postargs=cflags)
+                objs = compiler.compile([path], output_dir=tmp, extra_postargs=extra_c + cflags)
                 compiler.link_executable(objs, "omp_probe", output_dir=tmp,
-                                         extra_postargs=lflags + ldflags)
-                subprocess.run([os.path.join(tmp, "omp_probe")], check=True, capture_output=True)
+                                         extra_postargs=extra_l + lflags)
+                subprocess.run([os.path.join(tmp, "omp_probe")], check=True,
+                               capture_output=True, env=env)
                 return cflags, lflags
-            except Exception:
+            except Exception as exc:
+                detail = getattr(exc, "stderr", None) or b""
+                print(f"fastxent: the OpenMP probe with {' '.join(cflags + lflags)} failed: "
+                      f"{exc} {detail.decode(errors='replace').strip()}".rstrip())
                 continue
         return None
     finally:
@@ -142,17 +174,24 @@ class BuildExt(build_ext):
             omp = ([], [])
         else:
             print(f"fastxent: building with OpenMP ({' '.join(omp[0])})")
+        if SANITIZE:
+            print(f"fastxent: sanitizers {SANITIZE}: compile {' '.join(SANITIZE_COMPILE)}, "
+                  f"link {' '.join(SANITIZE_LINK)}")
         msvc = self.compiler.compiler_type == "msvc"
         for ext in self.extensions:
             target = ext.name.rsplit("_", 1)[-1]
             link = list(omp[1])
             if msvc:
                 flags = ["/O2", "/fp:precise"] + (["/arch:AVX2"] if target == "avx2" else [])
-            elif DEBUG:
-                flags = ["-O0", "-g"] + TARGETS[target]
             else:
-                flags = GCC_FLAGS + GCC_RELEASE_FLAGS + TARGETS[target]
-                link += RELEASE_LINK_FLAGS
+                flags = (["-O0", "-g"] if DEBUG else GCC_FLAGS) + TARGETS[target]
+                if SANITIZE:
+                    flags += SANITIZE_COMPILE  # its -O1 and -g come last and win
+                    link += SANITIZE_LINK
+                elif not DEBUG:
+                    # shipped modules without debug info: a 2 MB wheel, not 6
+                    flags += GCC_RELEASE_FLAGS
+                    link += RELEASE_LINK_FLAGS
             ext.extra_compile_args = flags + omp[0]
             ext.extra_link_args = link
             print(f"fastxent: {ext.name}: {' '.join(ext.extra_compile_args)}"

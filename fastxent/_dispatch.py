@@ -29,6 +29,24 @@ if (_kernels_baseline.cpu_has_avx2_fma()
     else:
         _MODULES["avx2"] = _kernels_avx2
 
+# GNU libgomp cannot start a parallel region in a child forked after the
+# parent used its thread pool: the child waits forever for pool threads that
+# fork did not copy (GCC bug 60035).  Whether the pool was started cannot be
+# told from here: the runtime is shared with every library that loaded
+# libgomp.so.1 first (PyTorch's copy serves fastxent when torch is imported
+# before it).  So a forked child runs every kernel on one thread, whatever
+# n_threads asks; spawn and forkserver children start clean and keep threads.
+_forked = False
+
+
+def _after_fork_in_child():
+    global _forked
+    _forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 # best first
 _PREFERENCE = [p for p in ("avx2", "baseline") if p in _MODULES]
 
@@ -74,15 +92,16 @@ def cpu_path(name):
 
 
 def resolve_threads(n_threads):
-    """The thread count for a call: n_threads, or the OpenMP default."""
+    """The thread count for a call: n_threads, or the OpenMP default; 1 in a
+    forked child (checked all the same)."""
     if n_threads is None:
-        return _kernels_baseline.max_threads()
+        return 1 if _forked else _kernels_baseline.max_threads()
     if isinstance(n_threads, bool) or not hasattr(n_threads, "__index__"):
         raise TypeError(f"n_threads must be None or a positive integer, got {n_threads!r}")
     n = int(n_threads.__index__())
     if n < 1:
         raise ValueError(f"n_threads must be None or a positive integer, got {n}")
-    return min(n, 1 << 16)
+    return 1 if _forked else min(n, 1 << 16)
 
 
 def get_config():
@@ -94,13 +113,18 @@ def get_config():
         ``openmp``: compiled with OpenMP (False: the kernels run serially);
         ``cpu_path``: the code path in use; ``cpu_paths``: the paths this
         machine can run; ``max_threads``: the default thread count
-        (``OMP_NUM_THREADS``, or threadpoolctl's limit).
+        (``OMP_NUM_THREADS``, or threadpoolctl's limit; 1 in a forked
+        child); ``serial_after_fork``: True in a process made by
+        ``os.fork()`` (a ``multiprocessing`` worker with the ``fork`` start
+        method), where every call runs on one thread because the OpenMP
+        runtime cannot start threads there.
     """
     return {
         "openmp": _kernels_baseline.openmp_enabled(),
         "cpu_path": kernels().CPU_PATH,
         "cpu_paths": list(_MODULES),
-        "max_threads": _kernels_baseline.max_threads(),
+        "max_threads": resolve_threads(None),
+        "serial_after_fork": _forked,
     }
 
 

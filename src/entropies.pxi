@@ -5,10 +5,10 @@
 #
 # Inputs arrive as 3-d strided views (outer, C, inner), C the reduced axis,
 # and the result as an (outer, inner) view; a row is x[o, :, i] at stride
-# x.strides[1].  prange shares the outer*inner rows in contiguous static
-# blocks, so neighbouring rows of a strided (column) layout stay on one
-# thread and share cache lines.  Python validates and allocates; nothing here
-# raises.
+# x.strides[1].  prange shares the outer*inner rows in contiguous runs
+# (guided schedule), so neighbouring rows of a strided (column) layout
+# mostly stay on one thread and share cache lines.  Python validates and allocates; nothing here
+# raises but KeyboardInterrupt between batches of rows (_next_batch).
 
 cdef inline double _softmax_entropy_row(const real *x, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
     if real is float:
@@ -80,7 +80,7 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
         yo = y.strides[0] // sz
         yc = y.strides[1] // sz
         yi = y.strides[2] // sz
-    cdef Py_ssize_t nblk, it, r0, w
+    cdef Py_ssize_t nblk, it, r0, w, nb, b0 = 0, b1
     cdef double *scratch
     if kind < 3 and sc == 1 and I == 1 and C <= FX_SMALL_C and O >= 16 and (kind == 0 or yc == 1):
         # many short rows: FX_BLOCK_W rows side by side (see small_entropies)
@@ -88,25 +88,36 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
         scratch = <double *>calloc(nt * SMALL_ENT_SCRATCH + ALIGN_SLACK, sizeof(double))
         if scratch == NULL:
             raise MemoryError()
-        with nogil:
-            for it in prange(nblk, num_threads=nt, schedule='static'):
-                r0 = it * FX_BLOCK_W
-                w = O - r0 if O - r0 < FX_BLOCK_W else FX_BLOCK_W
-                _small_entropies(xp + r0 * so, yp + r0 * yo if yp != NULL else NULL, w, C, so,
-                                 yo, kind, fx_align64(scratch) + threadid() * SMALL_ENT_SCRATCH,
-                                 op + r0 * oo, oo)
-        free(scratch)
+        nb = _batch(FX_BLOCK_W * C, nt, 1)
+        try:
+            while b0 < nblk:
+                b1 = _next_batch(b0, nblk, nb)
+                with nogil:
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                        r0 = it * FX_BLOCK_W
+                        w = O - r0 if O - r0 < FX_BLOCK_W else FX_BLOCK_W
+                        _small_entropies(xp + r0 * so, yp + r0 * yo if yp != NULL else NULL, w,
+                                         C, so, yo, kind,
+                                         fx_align64(scratch) + threadid() * SMALL_ENT_SCRATCH,
+                                         op + r0 * oo, oo)
+                b0 = b1
+        finally:
+            free(scratch)
         return
-    with nogil:
-        for r in prange(O * I, num_threads=nt, schedule='static'):
-            o = r // I
-            i = r - o * I
-            if kind == 0:
-                v = _softmax_entropy_row(xp + o * so + i * si, C, sc)
-            elif kind == 3:
-                v = _entropy_row(xp + o * so + i * si if xp != NULL else NULL, sc,
-                                 yp + o * yo + i * yi if yp != NULL else NULL, yc, C, div)
-            else:
-                v = _softmax_pair_row(xp + o * so + i * si, sc, yp + o * yo + i * yi, yc, C,
-                                      kind == 2)
-            _put(&op[o * oo + i * oi], v)
+    nb = _batch(C, nt, 1)
+    while b0 < O * I:
+        b1 = _next_batch(b0, O * I, nb)
+        with nogil:
+            for r in prange(b0, b1, num_threads=nt, schedule='guided'):
+                o = r // I
+                i = r - o * I
+                if kind == 0:
+                    v = _softmax_entropy_row(xp + o * so + i * si, C, sc)
+                elif kind == 3:
+                    v = _entropy_row(xp + o * so + i * si if xp != NULL else NULL, sc,
+                                     yp + o * yo + i * yi if yp != NULL else NULL, yc, C, div)
+                else:
+                    v = _softmax_pair_row(xp + o * so + i * si, sc, yp + o * yo + i * yi, yc, C,
+                                          kind == 2)
+                _put(&op[o * oo + i * oi], v)
+        b0 = b1

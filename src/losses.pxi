@@ -4,7 +4,7 @@
 # Reductions never depend on the thread count: per-row losses are summed in
 # fixed blocks of ROWS_PER_PARTIAL rows, in row order, into `partial`, which
 # the caller adds up in order.  Python validates labels and weights first;
-# nothing here raises.
+# nothing here raises but KeyboardInterrupt between batches (_next_batch).
 
 from libc.stdint cimport int64_t
 
@@ -90,6 +90,7 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ign
     cdef double *pp = NULL
     cdef Py_ssize_t R = O * I, nb = (C + FX_FLUSH - 1) // FX_FLUSH
     cdef Py_ssize_t nblk = (R + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL, it, r, o, i, r1
+    cdef Py_ssize_t nbat, b0 = 0, b1
     cdef double acc, v
     cdef int64_t y
     cdef double *bscratch
@@ -130,28 +131,34 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ign
     bscratch = <double *>malloc(nt * 3 * nb * sizeof(double))
     if bscratch == NULL:
         raise MemoryError()
-    with nogil:
-        for it in prange(nblk, num_threads=nt, schedule='static'):
-            acc = 0.0
-            r1 = (it + 1) * ROWS_PER_PARTIAL
-            if r1 > R:
-                r1 = R
-            for r in range(it * ROWS_PER_PARTIAL, r1):
-                o = r // I
-                i = r - o * I
-                y = tp[o * tso + i * tsi] if tp != NULL else -1
-                v = _row_xent(xp + o * so + i * si, C, sc, -1 if y == ignore_index else y,
-                              qp + o * qso + i * qsi if qp != NULL else NULL, qsc,
-                              wp, ws, eps,
-                              gp + o * gso + i * gsi if gp != NULL else NULL, gsc,
-                              gscale, bscratch + threadid() * 3 * nb)
-                if lp != NULL:
-                    _put(&lp[o * lso + i * lsi], v)
-                else:
-                    acc = acc + v
-            if pp != NULL:
-                pp[it] = acc
-    free(bscratch)
+    nbat = _batch(ROWS_PER_PARTIAL * C, nt, 1)
+    try:
+        while b0 < nblk:
+            b1 = _next_batch(b0, nblk, nbat)
+            with nogil:
+                for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                    acc = 0.0
+                    r1 = (it + 1) * ROWS_PER_PARTIAL
+                    if r1 > R:
+                        r1 = R
+                    for r in range(it * ROWS_PER_PARTIAL, r1):
+                        o = r // I
+                        i = r - o * I
+                        y = tp[o * tso + i * tsi] if tp != NULL else -1
+                        v = _row_xent(xp + o * so + i * si, C, sc, -1 if y == ignore_index else y,
+                                      qp + o * qso + i * qsi if qp != NULL else NULL, qsc,
+                                      wp, ws, eps,
+                                      gp + o * gso + i * gsi if gp != NULL else NULL, gsc,
+                                      gscale, bscratch + threadid() * 3 * nb)
+                        if lp != NULL:
+                            _put(&lp[o * lso + i * lsi], v)
+                        else:
+                            acc = acc + v
+                    if pp != NULL:
+                        pp[it] = acc
+            b0 = b1
+    finally:
+        free(bscratch)
 
 
 cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, Py_ssize_t so,
@@ -163,6 +170,7 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
     small_xent); per-row losses are summed in the same 16-row groups as the
     rows path, so reductions keep their fixed order."""
     cdef Py_ssize_t nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W, it, r0, n, j, grp
+    cdef Py_ssize_t nb = _batch(HEAVY * FX_BLOCK_W * C, nt, 1), b0 = 0, b1
     # per thread, from a cache line: the block's transposed logits, 3 (of 8)
     # doubles for row_xent, the losses
     cdef Py_ssize_t per = SMALL_SCRATCH + 8 + FX_BLOCK_W
@@ -171,24 +179,29 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
     cdef double acc
     if scratch == NULL:
         raise MemoryError()
-    with nogil:
-        for it in prange(nblk, num_threads=nt, schedule='static'):
-            r0 = it * FX_BLOCK_W
-            n = R - r0 if R - r0 < FX_BLOCK_W else FX_BLOCK_W
-            mine = fx_align64(scratch) + threadid() * per
-            _small_xent(xp + r0 * so, n, C, so, tp + r0 * tso, tso, ignore_index, wp, ws, eps,
-                        gp + r0 * gso if gp != NULL else NULL, gso, gsc, gscale,
-                        mine, mine + SMALL_SCRATCH, mine + SMALL_SCRATCH + 8)
-            if lp != NULL:
-                for j in range(n):
-                    _put(&lp[(r0 + j) * lso], mine[SMALL_SCRATCH + 8 + j])
-            else:
-                for grp in range(0, n, ROWS_PER_PARTIAL):
-                    acc = 0.0
-                    for j in range(grp, min(grp + ROWS_PER_PARTIAL, n)):
-                        acc = acc + mine[SMALL_SCRATCH + 8 + j]
-                    pp[(r0 + grp) // ROWS_PER_PARTIAL] = acc
-    free(scratch)
+    try:
+        while b0 < nblk:
+            b1 = _next_batch(b0, nblk, nb)
+            with nogil:
+                for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                    r0 = it * FX_BLOCK_W
+                    n = R - r0 if R - r0 < FX_BLOCK_W else FX_BLOCK_W
+                    mine = fx_align64(scratch) + threadid() * per
+                    _small_xent(xp + r0 * so, n, C, so, tp + r0 * tso, tso, ignore_index, wp, ws,
+                                eps, gp + r0 * gso if gp != NULL else NULL, gso, gsc, gscale,
+                                mine, mine + SMALL_SCRATCH, mine + SMALL_SCRATCH + 8)
+                    if lp != NULL:
+                        for j in range(n):
+                            _put(&lp[(r0 + j) * lso], mine[SMALL_SCRATCH + 8 + j])
+                    else:
+                        for grp in range(0, n, ROWS_PER_PARTIAL):
+                            acc = 0.0
+                            for j in range(grp, min(grp + ROWS_PER_PARTIAL, n)):
+                                acc = acc + mine[SMALL_SCRATCH + 8 + j]
+                            pp[(r0 + grp) // ROWS_PER_PARTIAL] = acc
+            b0 = b1
+    finally:
+        free(scratch)
 
 
 cdef void _cross_entropy_columns(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
@@ -203,6 +216,7 @@ cdef void _cross_entropy_columns(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_
     O(rows) buffer and sums it in the 16-row groups of the rows path."""
     cdef Py_ssize_t R = O * I, nblk = (I + COL_W - 1) // COL_W, nb = (C + FX_FLUSH - 1) // FX_FLUSH
     cdef Py_ssize_t it, o, i0, w, j, grp, r
+    cdef Py_ssize_t nbat = _batch(COL_W * C, nt, 1), b0 = 0, b1
     # per thread: COL_W maxima, 5 * COL_W doubles, row_xent's 3 * nb, COL_W losses, COL_W kinds
     cdef Py_ssize_t per = 7 * COL_W + 3 * nb + COL_W // 8
     cdef double *scratch = <double *>calloc(nt * per, sizeof(double))
@@ -216,27 +230,36 @@ cdef void _cross_entropy_columns(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_
         if rows == NULL:
             free(scratch)
             raise MemoryError()
-    with nogil:
-        for it in prange(O * nblk, num_threads=nt, schedule='static'):
-            o = it // nblk
-            i0 = (it - o * nblk) * COL_W
-            w = I - i0 if I - i0 < COL_W else COL_W
-            mine = scratch + threadid() * per
-            _col_xent(xp + o * so + i0, C, sc, w, tp + o * tso + i0 * tsi, tsi, ignore_index,
-                      wp, ws, eps, gp + o * gso + i0 * gsi if gp != NULL else NULL, gsc, gsi,
-                      gscale, mine, mine + COL_W, <unsigned char *>(mine + 7 * COL_W + 3 * nb),
-                      mine + 6 * COL_W, mine + 6 * COL_W + 3 * nb)
-            for j in range(w):
-                if lp != NULL:
-                    _put(&lp[o * lso + (i0 + j) * lsi], mine[6 * COL_W + 3 * nb + j])
-                else:
-                    rows[o * I + i0 + j] = mine[6 * COL_W + 3 * nb + j]
+    try:
+        while b0 < O * nblk:
+            b1 = _next_batch(b0, O * nblk, nbat)
+            with nogil:
+                for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                    o = it // nblk
+                    i0 = (it - o * nblk) * COL_W
+                    w = I - i0 if I - i0 < COL_W else COL_W
+                    mine = scratch + threadid() * per
+                    _col_xent(xp + o * so + i0, C, sc, w, tp + o * tso + i0 * tsi, tsi,
+                              ignore_index, wp, ws, eps,
+                              gp + o * gso + i0 * gsi if gp != NULL else NULL, gsc, gsi,
+                              gscale, mine, mine + COL_W,
+                              <unsigned char *>(mine + 7 * COL_W + 3 * nb),
+                              mine + 6 * COL_W, mine + 6 * COL_W + 3 * nb)
+                    for j in range(w):
+                        if lp != NULL:
+                            _put(&lp[o * lso + (i0 + j) * lsi], mine[6 * COL_W + 3 * nb + j])
+                        else:
+                            rows[o * I + i0 + j] = mine[6 * COL_W + 3 * nb + j]
+            b0 = b1
         if lp == NULL:
-            for grp in prange(0, (R + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL,
-                              num_threads=nt, schedule='static'):
-                acc = 0.0
-                for r in range(grp * ROWS_PER_PARTIAL, min((grp + 1) * ROWS_PER_PARTIAL, R)):
-                    acc = acc + rows[r]
-                pp[grp] = acc
-    free(rows)
-    free(scratch)
+            # a plain sum of R doubles: one batch
+            with nogil:
+                for grp in prange(0, (R + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL,
+                                  num_threads=nt, schedule='static'):
+                    acc = 0.0
+                    for r in range(grp * ROWS_PER_PARTIAL, min((grp + 1) * ROWS_PER_PARTIAL, R)):
+                        acc = acc + rows[r]
+                    pp[grp] = acc
+    finally:
+        free(rows)
+        free(scratch)

@@ -7,7 +7,8 @@
 # about FX_CHUNK elements: a piece of one long row, or a run of whole short
 # rows.  Each unit's sum goes to partial[unit], which the caller adds up in
 # order, so a reduced loss does not depend on the thread count.
-# Python validates and allocates; nothing here raises.
+# Python validates and allocates; nothing here raises but KeyboardInterrupt
+# between batches of units (_next_batch).
 
 cdef inline double _kl_div_seg(const real *x, Py_ssize_t xs, const real *t, Py_ssize_t ts,
                                Py_ssize_t n, int log_target, real *out, Py_ssize_t os,
@@ -56,7 +57,7 @@ def kl_div(const real[:, :] x, const real[:, :] t, bint log_target, real[:, :] o
     cdef real *gp = NULL
     cdef Py_ssize_t nseg = (L + FX_CHUNK - 1) // FX_CHUNK if L >= FX_CHUNK else 1
     cdef Py_ssize_t G = 1 if L >= FX_CHUNK else FX_CHUNK // L
-    cdef Py_ssize_t units = partial.shape[0], u, r, j0, n
+    cdef Py_ssize_t units = partial.shape[0], u, r, j0, n, b0 = 0, b1
     cdef double acc
     cdef int nt = _threads(n_threads, R * L)
     if out is not None:
@@ -67,22 +68,26 @@ def kl_div(const real[:, :] x, const real[:, :] t, bint log_target, real[:, :] o
         gp = &grad[0, 0]
         gr = grad.strides[0] // sz
         gs = grad.strides[1] // sz
-    with nogil:
-        for u in prange(units, num_threads=nt, schedule='static'):
-            acc = 0.0
-            if nseg > 1:
-                r = u // nseg
-                j0 = (u - r * nseg) * FX_CHUNK
-                n = L - j0 if L - j0 < FX_CHUNK else FX_CHUNK
-                acc = _kl_div_seg(&x[r, j0], xs, &t[r, j0], ts, n, log_target,
-                                  op + r * orr + j0 * os if op != NULL else NULL, os,
-                                  gp + r * gr + j0 * gs if gp != NULL else NULL, gs, gscale)
-            else:
-                for r in range(u * G, min(u * G + G, R)):
-                    acc = acc + _kl_div_seg(&x[r, 0], xs, &t[r, 0], ts, L, log_target,
-                                            op + r * orr if op != NULL else NULL, os,
-                                            gp + r * gr if gp != NULL else NULL, gs, gscale)
-            partial[u] = acc
+    cdef Py_ssize_t nb = _batch(HEAVY * FX_CHUNK, nt, 1)
+    while b0 < units:
+        b1 = _next_batch(b0, units, nb)
+        with nogil:
+            for u in prange(b0, b1, num_threads=nt, schedule='guided'):
+                acc = 0.0
+                if nseg > 1:
+                    r = u // nseg
+                    j0 = (u - r * nseg) * FX_CHUNK
+                    n = L - j0 if L - j0 < FX_CHUNK else FX_CHUNK
+                    acc = _kl_div_seg(&x[r, j0], xs, &t[r, j0], ts, n, log_target,
+                                      op + r * orr + j0 * os if op != NULL else NULL, os,
+                                      gp + r * gr + j0 * gs if gp != NULL else NULL, gs, gscale)
+                else:
+                    for r in range(u * G, min(u * G + G, R)):
+                        acc = acc + _kl_div_seg(&x[r, 0], xs, &t[r, 0], ts, L, log_target,
+                                                op + r * orr if op != NULL else NULL, os,
+                                                gp + r * gr if gp != NULL else NULL, gs, gscale)
+                partial[u] = acc
+        b0 = b1
 
 
 @cython.boundscheck(False)
@@ -101,7 +106,7 @@ def bce_with_logits(const real[:, :] x, const real[:, :] y, const real[:, :] wei
     cdef real *gp = NULL
     cdef Py_ssize_t nseg = (L + FX_CHUNK - 1) // FX_CHUNK if L >= FX_CHUNK else 1
     cdef Py_ssize_t G = 1 if L >= FX_CHUNK else FX_CHUNK // L
-    cdef Py_ssize_t units = partial.shape[0], u, r, j0, n
+    cdef Py_ssize_t units = partial.shape[0], u, r, j0, n, b0 = 0, b1
     cdef double acc
     cdef int nt = _threads(n_threads, R * L)
     if weight is not None:
@@ -120,23 +125,27 @@ def bce_with_logits(const real[:, :] x, const real[:, :] y, const real[:, :] wei
         gp = &grad[0, 0]
         gr = grad.strides[0] // sz
         gs = grad.strides[1] // sz
-    with nogil:
-        for u in prange(units, num_threads=nt, schedule='static'):
-            acc = 0.0
-            if nseg > 1:
-                r = u // nseg
-                j0 = (u - r * nseg) * FX_CHUNK
-                n = L - j0 if L - j0 < FX_CHUNK else FX_CHUNK
-                acc = _bce_seg(&x[r, j0], xs, &y[r, j0], ys,
-                               wp + r * wr + j0 * ws if wp != NULL else NULL, ws,
-                               pp + r * pr + j0 * ps if pp != NULL else NULL, ps, n,
-                               op + r * orr + j0 * os if op != NULL else NULL, os,
-                               gp + r * gr + j0 * gs if gp != NULL else NULL, gs, gscale)
-            else:
-                for r in range(u * G, min(u * G + G, R)):
-                    acc = acc + _bce_seg(&x[r, 0], xs, &y[r, 0], ys,
-                                         wp + r * wr if wp != NULL else NULL, ws,
-                                         pp + r * pr if pp != NULL else NULL, ps, L,
-                                         op + r * orr if op != NULL else NULL, os,
-                                         gp + r * gr if gp != NULL else NULL, gs, gscale)
-            partial[u] = acc
+    cdef Py_ssize_t nb = _batch(HEAVY * FX_CHUNK, nt, 1)
+    while b0 < units:
+        b1 = _next_batch(b0, units, nb)
+        with nogil:
+            for u in prange(b0, b1, num_threads=nt, schedule='guided'):
+                acc = 0.0
+                if nseg > 1:
+                    r = u // nseg
+                    j0 = (u - r * nseg) * FX_CHUNK
+                    n = L - j0 if L - j0 < FX_CHUNK else FX_CHUNK
+                    acc = _bce_seg(&x[r, j0], xs, &y[r, j0], ys,
+                                   wp + r * wr + j0 * ws if wp != NULL else NULL, ws,
+                                   pp + r * pr + j0 * ps if pp != NULL else NULL, ps, n,
+                                   op + r * orr + j0 * os if op != NULL else NULL, os,
+                                   gp + r * gr + j0 * gs if gp != NULL else NULL, gs, gscale)
+                else:
+                    for r in range(u * G, min(u * G + G, R)):
+                        acc = acc + _bce_seg(&x[r, 0], xs, &y[r, 0], ys,
+                                             wp + r * wr if wp != NULL else NULL, ws,
+                                             pp + r * pr if pp != NULL else NULL, ps, L,
+                                             op + r * orr if op != NULL else NULL, os,
+                                             gp + r * gr if gp != NULL else NULL, gs, gscale)
+                partial[u] = acc
+        b0 = b1

@@ -16,7 +16,17 @@
 #             COL_W neighbouring rows are processed side by side, vectorized
 #             across inner.
 #
-# Python validates and allocates; nothing here raises.
+# Every loop runs in batches of work items, a few milliseconds each, and
+# between batches checks for a pending signal with the GIL held (see
+# _next_batch), so Ctrl-C stops a long call.  Batches end on work-item
+# boundaries: the results are those of one loop.  Within a batch, threads
+# take contiguous runs of items as they come free (guided schedule): a
+# thread that starts late (a busy machine wakes it after milliseconds) or is
+# preempted does not hold the others at the end of every batch, as a static
+# split would.  Which thread computes an item never changes its bits.
+#
+# Python validates and allocates; nothing here raises (but KeyboardInterrupt
+# between batches).
 
 cimport cython
 from cython.parallel cimport prange, parallel, threadid
@@ -24,6 +34,7 @@ from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memset
 from libc.stdint cimport uint16_t
 from libc.math cimport INFINITY, NAN, isfinite
+from cpython.exc cimport PyErr_CheckSignals
 
 from fx_kernels cimport *
 
@@ -36,6 +47,15 @@ ctypedef fused real:
 DEF MIN_WORK_PER_THREAD = 32768
 # rows processed side by side by the column kernels
 DEF COL_W = 64
+# elements per thread between two checks for a signal: about 12 ms of
+# float32 logsumexp on an idle machine.  Every batch starts the thread team
+# anew, which costs milliseconds when other processes keep the cores busy, so
+# batches are not made shorter than this.
+DEF CHECK_ELEMENTS = 1 << 25
+# the weight of an element of the kernels that cost several times more per
+# element than an exp-bound row reduction (element-wise losses, short-row
+# cross-entropy), so that their batches take about as long
+DEF HEAVY = 4
 
 def openmp_enabled():
     """True when this module was compiled with OpenMP."""
@@ -55,6 +75,24 @@ cdef inline int _threads(int requested, Py_ssize_t work) noexcept nogil:
     if cap <= 1:
         return 1
     return requested if requested < cap else <int>cap
+
+
+cdef inline Py_ssize_t _batch(Py_ssize_t per_item, int nt, Py_ssize_t multiple) noexcept nogil:
+    """Work items (of per_item elements each) per batch: a positive multiple
+    of `multiple`, about CHECK_ELEMENTS elements per thread."""
+    cdef Py_ssize_t n = CHECK_ELEMENTS * nt // (per_item if per_item > 1 else 1)
+    n = n - n % multiple
+    return n if n > 0 else multiple
+
+
+cdef inline Py_ssize_t _next_batch(Py_ssize_t b0, Py_ssize_t n, Py_ssize_t nb) except -1:
+    """The end of the batch of items that starts at b0 (nb of the n items).
+    Before every batch but the first, a pending signal runs its handler:
+    Ctrl-C raises KeyboardInterrupt here.  The caller holds the GIL, and
+    frees its scratch on the way out."""
+    if b0 > 0:
+        PyErr_CheckSignals()
+    return b0 + nb if n - b0 > nb else n
 
 
 cdef inline void _put(real *p, double v) noexcept nogil:
@@ -271,7 +309,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                     real *gp, Py_ssize_t gso, Py_ssize_t gsi,
                     const real *bp, Py_ssize_t bso, Py_ssize_t bsc, Py_ssize_t bsi,
                     bint want_sign, int n_threads) except -1:
-    cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, w, i0, nblk
+    cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, w, i0, nblk, nb, b0 = 0, b1
     cdef double v, sg
     cdef double *scratch
     cdef fx_lse_state *states
@@ -286,72 +324,101 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         scratch = <double *>malloc(nt * 6 * COL_W * sizeof(double))
         if scratch == NULL:
             raise MemoryError()
-        with nogil:
-            for it in prange(O * nblk, num_threads=nt, schedule='static'):
-                o = it // nblk
-                i0 = (it - o * nblk) * COL_W
-                w = I - i0 if I - i0 < COL_W else COL_W
-                _cols_lse_block(xp + o * so + i0, C, sc, w,
-                                scratch + threadid() * 6 * COL_W, want_sign,
-                                op + o * oso + i0 * osi, osi,
-                                gp + o * gso + i0 * gsi if gp != NULL else NULL, gsi)
-        free(scratch)
+        nb = _batch(C * COL_W, nt, 1)
+        try:
+            while b0 < O * nblk:
+                b1 = _next_batch(b0, O * nblk, nb)
+                with nogil:
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                        o = it // nblk
+                        i0 = (it - o * nblk) * COL_W
+                        w = I - i0 if I - i0 < COL_W else COL_W
+                        _cols_lse_block(xp + o * so + i0, C, sc, w,
+                                        scratch + threadid() * 6 * COL_W, want_sign,
+                                        op + o * oso + i0 * osi, osi,
+                                        gp + o * gso + i0 * gsi if gp != NULL else NULL, gsi)
+                b0 = b1
+        finally:
+            free(scratch)
     elif bp == NULL and _use_small(R, C, sc, I):
         if nt == 1:
-            # one call over all rows; no thread team, scratch on the stack
+            # one call per batch of rows; no thread team, scratch on the stack
             memset(small_scratch, 0, sizeof(small_scratch))
             one = fx_align64(small_scratch)
-            with nogil:
-                _small_lse(xp, R, C, so, one, want_sign, op, oso, gp, gso)
+            nb = _batch(C, 1, FX_BLOCK_W)
+            while b0 < R:
+                b1 = _next_batch(b0, R, nb)
+                with nogil:
+                    _small_lse(xp + b0 * so, b1 - b0, C, so, one, want_sign, op + b0 * oso, oso,
+                               gp + b0 * gso if gp != NULL else NULL, gso)
+                b0 = b1
         else:
             nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
             scratch = <double *>calloc(nt * SMALL_SCRATCH + ALIGN_SLACK, sizeof(double))
             if scratch == NULL:
                 raise MemoryError()
-            with nogil:
-                for it in prange(nblk, num_threads=nt, schedule='static'):
-                    i0 = it * FX_BLOCK_W
-                    _small_lse(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W, C, so,
-                               fx_align64(scratch) + threadid() * SMALL_SCRATCH, want_sign, op + i0 * oso, oso,
-                               gp + i0 * gso if gp != NULL else NULL, gso)
-            free(scratch)
+            nb = _batch(C * FX_BLOCK_W, nt, 1)
+            try:
+                while b0 < nblk:
+                    b1 = _next_batch(b0, nblk, nb)
+                    with nogil:
+                        for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                            i0 = it * FX_BLOCK_W
+                            _small_lse(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W,
+                                       C, so, fx_align64(scratch) + threadid() * SMALL_SCRATCH,
+                                       want_sign, op + i0 * oso, oso,
+                                       gp + i0 * gso if gp != NULL else NULL, gso)
+                    b0 = b1
+            finally:
+                free(scratch)
     elif bp == NULL and _use_split(R, C, nt):
         nch = (C + FX_CHUNK - 1) // FX_CHUNK
         states = <fx_lse_state *>malloc(R * nch * sizeof(fx_lse_state))
         if states == NULL:
             raise MemoryError()
-        with nogil:
-            for it in prange(R * nch, num_threads=nt, schedule='static'):
-                r = it // nch
-                c = (it - r * nch) * FX_CHUNK
-                o = r // I
-                states[it] = _chunk_state(xp + o * so + (r - o * I) * si + c * sc,
-                                          C - c if C - c < FX_CHUNK else FX_CHUNK, sc)
-            for r in range(R):
-                # chunk states merged in order, as a single-thread row does
-                st = states[r * nch]
-                for c in range(1, nch):
-                    fx_state_merge(&st, states[r * nch + c].m, states[r * nch + c].k,
-                                   states[r * nch + c].s)
-                o = r // I
-                i = r - o * I
-                v = fx_lse_finish(st.m, st.k, st.s, want_sign, &sg)
-                if not isfinite(v):
-                    v = fx_lse_naive(_naive(xp + o * so + i * si, C, sc), want_sign, &sg)
-                _put(&op[o * oso + i * osi], v)
-                if gp != NULL:
-                    _put(&gp[o * gso + i * gsi], sg)
-        free(states)
-    else:
-        with nogil:
-            if nt == 1:
+        nb = _batch(FX_CHUNK, nt, 1)
+        try:
+            while b0 < R * nch:
+                b1 = _next_batch(b0, R * nch, nb)
+                with nogil:
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                        r = it // nch
+                        c = (it - r * nch) * FX_CHUNK
+                        o = r // I
+                        states[it] = _chunk_state(xp + o * so + (r - o * I) * si + c * sc,
+                                                  C - c if C - c < FX_CHUNK else FX_CHUNK, sc)
+                b0 = b1
+            with nogil:
                 for r in range(R):
-                    _lse_row(xp, bp, r, I, so, sc, si, bso, bsc, bsi, C, want_sign,
-                             op, oso, osi, gp, gso, gsi)
-            else:
-                for r in prange(R, num_threads=nt, schedule='static'):
-                    _lse_row(xp, bp, r, I, so, sc, si, bso, bsc, bsi, C, want_sign,
-                             op, oso, osi, gp, gso, gsi)
+                    # chunk states merged in order, as a single-thread row does
+                    st = states[r * nch]
+                    for c in range(1, nch):
+                        fx_state_merge(&st, states[r * nch + c].m, states[r * nch + c].k,
+                                       states[r * nch + c].s)
+                    o = r // I
+                    i = r - o * I
+                    v = fx_lse_finish(st.m, st.k, st.s, want_sign, &sg)
+                    if not isfinite(v):
+                        v = fx_lse_naive(_naive(xp + o * so + i * si, C, sc), want_sign, &sg)
+                    _put(&op[o * oso + i * osi], v)
+                    if gp != NULL:
+                        _put(&gp[o * gso + i * gsi], sg)
+        finally:
+            free(states)
+    else:
+        nb = _batch(C, nt, 1)
+        while b0 < R:
+            b1 = _next_batch(b0, R, nb)
+            with nogil:
+                if nt == 1:
+                    for r in range(b0, b1):
+                        _lse_row(xp, bp, r, I, so, sc, si, bso, bsc, bsi, C, want_sign,
+                                 op, oso, osi, gp, gso, gsi)
+                else:
+                    for r in prange(b0, b1, num_threads=nt, schedule='guided'):
+                        _lse_row(xp, bp, r, I, so, sc, si, bso, bsc, bsi, C, want_sign,
+                                 op, oso, osi, gp, gso, gsi)
+            b0 = b1
     return 0
 
 
@@ -414,7 +481,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                   Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si,
                   real *op, Py_ssize_t oso, Py_ssize_t osc, Py_ssize_t osi,
                   bint logarithm, int n_threads) except -1:
-    cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, ln, w, i0, nblk
+    cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, ln, w, i0, nblk, nb, b0 = 0, b1
     cdef double m, k, tot, m_eff
     cdef double *scratch
     cdef fx_lse_state *states
@@ -432,32 +499,49 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         scratch = <double *>malloc(nt * 4 * COL_W * sizeof(double))
         if scratch == NULL:
             raise MemoryError()
-        with nogil:
-            for it in prange(O * nblk, num_threads=nt, schedule='static'):
-                o = it // nblk
-                i0 = (it - o * nblk) * COL_W
-                w = I - i0 if I - i0 < COL_W else COL_W
-                _col_softmax(xp + o * so + i0, C, sc, w, scratch + threadid() * 4 * COL_W,
-                             logarithm, op + o * oso + i0 * osi, osc, osi)
-        free(scratch)
+        nb = _batch(C * COL_W, nt, 1)
+        try:
+            while b0 < O * nblk:
+                b1 = _next_batch(b0, O * nblk, nb)
+                with nogil:
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                        o = it // nblk
+                        i0 = (it - o * nblk) * COL_W
+                        w = I - i0 if I - i0 < COL_W else COL_W
+                        _col_softmax(xp + o * so + i0, C, sc, w, scratch + threadid() * 4 * COL_W,
+                                     logarithm, op + o * oso + i0 * osi, osc, osi)
+                b0 = b1
+        finally:
+            free(scratch)
     elif _use_small(R, C, sc, I):
         if nt == 1:
             memset(small_scratch, 0, sizeof(small_scratch))
             one = fx_align64(small_scratch)
-            with nogil:
-                _small_softmax(xp, R, C, so, one, logarithm, op, oso, osc)
+            nb = _batch(C, 1, FX_BLOCK_W)
+            while b0 < R:
+                b1 = _next_batch(b0, R, nb)
+                with nogil:
+                    _small_softmax(xp + b0 * so, b1 - b0, C, so, one, logarithm,
+                                   op + b0 * oso, oso, osc)
+                b0 = b1
         else:
             nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
             scratch = <double *>calloc(nt * SMALL_SCRATCH + ALIGN_SLACK, sizeof(double))
             if scratch == NULL:
                 raise MemoryError()
-            with nogil:
-                for it in prange(nblk, num_threads=nt, schedule='static'):
-                    i0 = it * FX_BLOCK_W
-                    _small_softmax(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W, C, so,
-                                   fx_align64(scratch) + threadid() * SMALL_SCRATCH, logarithm,
-                                   op + i0 * oso, oso, osc)
-            free(scratch)
+            nb = _batch(C * FX_BLOCK_W, nt, 1)
+            try:
+                while b0 < nblk:
+                    b1 = _next_batch(b0, nblk, nb)
+                    with nogil:
+                        for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                            i0 = it * FX_BLOCK_W
+                            _small_softmax(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W,
+                                           C, so, fx_align64(scratch) + threadid() * SMALL_SCRATCH,
+                                           logarithm, op + i0 * oso, oso, osc)
+                    b0 = b1
+            finally:
+                free(scratch)
     elif _use_split(R, C, nt):
         nch = (C + FX_CHUNK - 1) // FX_CHUNK
         states = <fx_lse_state *>malloc(R * nch * sizeof(fx_lse_state))
@@ -470,90 +554,119 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         rmax = scratch + R * nch       # per row: max, shift, divisor or offset
         rm = rmax + R
         rd = rm + R
-        with nogil:
+        nb = _batch(FX_CHUNK, nt, 1)
+        try:
             if logarithm or not _stores_exp(xp):
-                for it in prange(R * nch, num_threads=nt, schedule='static'):
-                    r = it // nch
-                    c = (it - r * nch) * FX_CHUNK
-                    o = r // I
-                    states[it] = _chunk_state(xp + o * so + (r - o * I) * si + c * sc,
-                                              C - c if C - c < FX_CHUNK else FX_CHUNK, sc)
-                for r in range(R):
-                    st = states[r * nch]
-                    for c in range(1, nch):
-                        fx_state_merge(&st, states[r * nch + c].m, states[r * nch + c].k,
-                                       states[r * nch + c].s)
-                    if logarithm:
-                        rd[r] = fx_log_softmax_offset(st.m, st.k, st.s, &m_eff)
-                        rm[r] = m_eff
-                    elif isfinite(st.m):
-                        rd[r] = st.s + st.k
-                        rm[r] = st.m
-                    else:
-                        rd[r] = NAN
-                        rm[r] = 0.0
+                while b0 < R * nch:
+                    b1 = _next_batch(b0, R * nch, nb)
+                    with nogil:
+                        for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                            r = it // nch
+                            c = (it - r * nch) * FX_CHUNK
+                            o = r // I
+                            states[it] = _chunk_state(xp + o * so + (r - o * I) * si + c * sc,
+                                                      C - c if C - c < FX_CHUNK else FX_CHUNK, sc)
+                    b0 = b1
+                with nogil:
+                    for r in range(R):
+                        st = states[r * nch]
+                        for c in range(1, nch):
+                            fx_state_merge(&st, states[r * nch + c].m, states[r * nch + c].k,
+                                           states[r * nch + c].s)
+                        if logarithm:
+                            rd[r] = fx_log_softmax_offset(st.m, st.k, st.s, &m_eff)
+                            rm[r] = m_eff
+                        elif isfinite(st.m):
+                            rd[r] = st.s + st.k
+                            rm[r] = st.m
+                        else:
+                            rd[r] = NAN
+                            rm[r] = 0.0
             else:
                 # as the rows path: max, keep exp(x - max) in out, divide
-                for it in prange(R * nch, num_threads=nt, schedule='static'):
-                    r = it // nch
-                    c = (it - r * nch) * FX_CHUNK
-                    o = r // I
-                    cmax[it] = _max(xp + o * so + (r - o * I) * si + c * sc,
-                                    C - c if C - c < FX_CHUNK else FX_CHUNK, sc)
-                for r in range(R):
-                    m = -INFINITY
-                    for c in range(nch):
-                        if cmax[r * nch + c] > m:
-                            m = cmax[r * nch + c]
-                    rmax[r] = m
-                for it in prange(R * nch, num_threads=nt, schedule='static'):
-                    r = it // nch
-                    c = (it - r * nch) * FX_CHUNK
-                    o = r // I
-                    i = r - o * I
-                    states[it].k = 0.0
-                    states[it].s = 0.0
-                    if isfinite(rmax[r]):
-                        states[it].s = _store_exp(xp + o * so + i * si + c * sc,
-                                                  C - c if C - c < FX_CHUNK else FX_CHUNK, sc,
-                                                  rmax[r], op + o * oso + i * osi + c * osc, osc,
-                                                  &states[it].k)
-                for r in range(R):
-                    tot = 0.0
-                    k = 0.0
-                    for c in range(nch):
-                        tot = tot + states[r * nch + c].s
-                        k = k + states[r * nch + c].k
-                    rd[r] = tot + k if isfinite(rmax[r]) else NAN
-                    rm[r] = rmax[r]
-            for it in prange(R * nch, num_threads=nt, schedule='static'):
-                r = it // nch
-                c = (it - r * nch) * FX_CHUNK
-                ln = C - c if C - c < FX_CHUNK else FX_CHUNK
-                o = r // I
-                i = r - o * I
-                if logarithm:
-                    _shift(xp + o * so + i * si + c * sc, ln, sc, rm[r], rd[r],
-                           op + o * oso + i * osi + c * osc, osc)
-                elif not _stores_exp(xp):
-                    _exp_div(xp + o * so + i * si + c * sc, ln, sc, rm[r], rd[r],
-                             op + o * oso + i * osi + c * osc, osc)
-                elif isfinite(rmax[r]):
-                    _divide(op + o * oso + i * osi + c * osc, ln, osc, rd[r])
-                else:
-                    _fill(op + o * oso + i * osi + c * osc, ln, osc, NAN)
-        free(states)
-        free(scratch)
+                while b0 < R * nch:
+                    b1 = _next_batch(b0, R * nch, nb)
+                    with nogil:
+                        for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                            r = it // nch
+                            c = (it - r * nch) * FX_CHUNK
+                            o = r // I
+                            cmax[it] = _max(xp + o * so + (r - o * I) * si + c * sc,
+                                            C - c if C - c < FX_CHUNK else FX_CHUNK, sc)
+                    b0 = b1
+                with nogil:
+                    for r in range(R):
+                        m = -INFINITY
+                        for c in range(nch):
+                            if cmax[r * nch + c] > m:
+                                m = cmax[r * nch + c]
+                        rmax[r] = m
+                b0 = 0
+                while b0 < R * nch:
+                    b1 = _next_batch(b0, R * nch, nb)
+                    with nogil:
+                        for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                            r = it // nch
+                            c = (it - r * nch) * FX_CHUNK
+                            o = r // I
+                            i = r - o * I
+                            states[it].k = 0.0
+                            states[it].s = 0.0
+                            if isfinite(rmax[r]):
+                                states[it].s = _store_exp(xp + o * so + i * si + c * sc,
+                                                          C - c if C - c < FX_CHUNK else FX_CHUNK, sc,
+                                                          rmax[r], op + o * oso + i * osi + c * osc, osc,
+                                                          &states[it].k)
+                    b0 = b1
+                with nogil:
+                    for r in range(R):
+                        tot = 0.0
+                        k = 0.0
+                        for c in range(nch):
+                            tot = tot + states[r * nch + c].s
+                            k = k + states[r * nch + c].k
+                        rd[r] = tot + k if isfinite(rmax[r]) else NAN
+                        rm[r] = rmax[r]
+            b0 = 0
+            while b0 < R * nch:
+                b1 = _next_batch(b0, R * nch, nb)
+                with nogil:
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                        r = it // nch
+                        c = (it - r * nch) * FX_CHUNK
+                        ln = C - c if C - c < FX_CHUNK else FX_CHUNK
+                        o = r // I
+                        i = r - o * I
+                        if logarithm:
+                            _shift(xp + o * so + i * si + c * sc, ln, sc, rm[r], rd[r],
+                                   op + o * oso + i * osi + c * osc, osc)
+                        elif not _stores_exp(xp):
+                            _exp_div(xp + o * so + i * si + c * sc, ln, sc, rm[r], rd[r],
+                                     op + o * oso + i * osi + c * osc, osc)
+                        elif isfinite(rmax[r]):
+                            _divide(op + o * oso + i * osi + c * osc, ln, osc, rd[r])
+                        else:
+                            _fill(op + o * oso + i * osi + c * osc, ln, osc, NAN)
+                b0 = b1
+        finally:
+            free(states)
+            free(scratch)
     else:
-        with nogil:
-            if nt == 1:
-                for r in range(R):
-                    o = r // I
-                    i = r - o * I
-                    _row_softmax(xp + o * so + i * si, C, sc, op + o * oso + i * osi, osc, logarithm)
-            else:
-                for r in prange(R, num_threads=nt, schedule='static'):
-                    o = r // I
-                    i = r - o * I
-                    _row_softmax(xp + o * so + i * si, C, sc, op + o * oso + i * osi, osc, logarithm)
+        nb = _batch(C, nt, 1)
+        while b0 < R:
+            b1 = _next_batch(b0, R, nb)
+            with nogil:
+                if nt == 1:
+                    for r in range(b0, b1):
+                        o = r // I
+                        i = r - o * I
+                        _row_softmax(xp + o * so + i * si, C, sc, op + o * oso + i * osi, osc,
+                                     logarithm)
+                else:
+                    for r in prange(b0, b1, num_threads=nt, schedule='guided'):
+                        o = r // I
+                        i = r - o * I
+                        _row_softmax(xp + o * so + i * si, C, sc, op + o * oso + i * osi, osc,
+                                     logarithm)
+            b0 = b1
     return 0
