@@ -47,7 +47,7 @@ fi
 # ---- the venv and the sanitized build
 "$python" -m venv "$work/venv"
 py="$work/venv/bin/python"
-"$py" -m pip install -q "setuptools>=64" wheel "Cython>=3.0" "numpy>=2.0"
+"$py" -m pip install -q "setuptools>=77" wheel "Cython>=3.1" "numpy>=2.0"
 say "venv ready; building with FASTXENT_SANITIZE=$sanitize"
 if ! FASTXENT_SANITIZE=$sanitize FASTXENT_REQUIRE_OPENMP=${FASTXENT_REQUIRE_OPENMP:-1} \
         "$py" -m pip install -v --no-build-isolation "$work/src[test]" >"$work/build.log" 2>&1; then
