@@ -80,7 +80,10 @@ def _target_weight_sum(labels, n_ignored, ignore_index, w):
     if w is None:
         return float(labels.size - n_ignored)
     if n_ignored == 0:  # per-class counts: O(C) memory, a fixed summation order
-        return float(np.bincount(labels.ravel(), minlength=w.shape[0]) @ w.astype(np.float64))
+        counts = np.bincount(labels.ravel(), minlength=w.shape[0])
+        # a class no target names adds nothing, even an infinite weight
+        used = counts != 0
+        return float(counts[used] @ w.astype(np.float64)[used])
     keep = labels != ignore_index
     return float(np.sum(w.astype(np.float64)[labels[keep]]))
 
@@ -335,7 +338,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     -----
     Reads only the target element of each row (a gather), so it costs
     O(rows) whatever C is. An all-ignored or empty batch under 'mean' gives
-    NaN, as in PyTorch.
+    NaN, as in PyTorch. A log-probability of -inf at a target of weight 0
+    contributes 0 (PyTorch: ``0 * inf = NaN``).
     """
     _check_reduction(reduction)
     x = _float_input(input, "input")
@@ -367,7 +371,11 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     picked = np.take_along_axis(xb, idx, axis=1)[:, 0].astype(work)
     wy = np.ones(picked.shape, work) if w is None else w.astype(work)[idx[:, 0]]
     wy = np.where(ignored if x.ndim > 1 else ignored[None], 0, wy).astype(work)
-    rows = np.where(ignored if x.ndim > 1 else ignored[None], 0, -wy * picked)
+    # a weight of 0 at a log-probability of -inf: the limit 0, as in
+    # cross_entropy (PyTorch: 0 * inf = NaN)
+    with np.errstate(invalid="ignore"):
+        terms = np.where((wy == 0) & np.isinf(picked), 0, -wy * picked)
+    rows = np.where(ignored if x.ndim > 1 else ignored[None], 0, terms)
     denom = float(np.sum(wy, dtype=np.float64))
     if reduction == "none":
         out = rows.astype(x.dtype).reshape(labels.shape)

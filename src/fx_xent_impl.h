@@ -61,10 +61,12 @@ FX_INLINE void FX_NAME(xent_block_loop)(const FX_T *x, Py_ssize_t n, Py_ssize_t 
             if (coef) {
                 FX_W a = FX_XENT_COEF(j);
                 /* m - x is +inf at a -inf logit; a zero coefficient there
-                 * contributes its limit, 0 (PyTorch: 0 * inf = NaN) */
+                 * contributes its limit, 0 (PyTorch: 0 * inf = NaN).  At
+                 * the block max d is 0 and the whole term is in the
+                 * (lse - m_b) A_b part, also for an infinite coefficient */
                 FX_W d = v == -INFINITY ? (FX_W)INFINITY : m - v;
                 sa += a;
-                sd += a == 0 ? (FX_W)0 : a * d;
+                sd += (a == 0) | (d == 0) ? (FX_W)0 : a * d;
             }
         }
         tot += (double)acc;
@@ -208,19 +210,20 @@ static void FX_NAME(xent_grad_block)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, FX_W 
     }
 }
 
-/* float16: g = W exp(x - lse) - a_c gscale - [c == y] bwg, computed in
- * float32 and rounded once (the unnormalized exps would underflow in a
- * float16 buffer).  Reads x_c before writing g_c: g may be x. */
-static void FX_NAME(xent_grad_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, double lse,
-                                   double W, const FX_T *w, Py_ssize_t ws, const FX_T *q,
+/* float16: g = W exp((x - m) - off) - a_c gscale - [c == y] bwg, with
+ * off = lse - m, computed in float32 and rounded once (the unnormalized exps
+ * would underflow in a float16 buffer); x - lse rounded next to a large m
+ * would lose off.  Reads x_c before writing g_c: g may be x. */
+static void FX_NAME(xent_grad_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, double m,
+                                   double off, double W, const FX_T *w, Py_ssize_t ws, const FX_T *q,
                                    Py_ssize_t qs, FX_W qa, FX_W qb, int coef, double gscale,
                                    Py_ssize_t y, double bwg, FX_T *g, Py_ssize_t gs)
 {
     int has_w = w != NULL, has_q = q != NULL;
-    FX_W Wf = (FX_W)W, lf = (FX_W)lse, gsf = (FX_W)gscale;
+    FX_W Wf = (FX_W)W, mf = (FX_W)m, of = (FX_W)off, gsf = (FX_W)gscale;
     for (Py_ssize_t j = 0; j < n; j++) {
         FX_W a = coef ? FX_XENT_COEF(j) : (FX_W)0;
-        FX_W v = Wf * FX_EXP(FX_AT(x, j, s) - lf) - a * gsf - (j == y ? (FX_W)bwg : (FX_W)0);
+        FX_W v = Wf * FX_EXP((FX_AT(x, j, s) - mf) - of) - a * gsf - (j == y ? (FX_W)bwg : (FX_W)0);
         g[j * gs] = FX_STORE(v);
     }
 }
@@ -280,13 +283,15 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
         if (!isfinite(lse)) {
             FX_NAME(fill)(g, n, gs, NAN);   /* softmax of the row is NaN */
         } else if (!FX_STORES_EXP) {
-            FX_NAME(xent_grad_exp)(x, n, s, lse, (asum + bw) * gscale, w, ws, q, qs, qa, qb,
+            FX_NAME(xent_grad_exp)(x, n, s, st.m, off, (asum + bw) * gscale, w, ws, q, qs, qa, qb,
                                    coef, gscale, q ? -1 : y, bw * gscale, g, gs);
         } else {
             double W = (asum + bw) * gscale;
             for (Py_ssize_t b = 0; b < nb; b++) {
                 Py_ssize_t j = b * FX_FLUSH, len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
-                FX_W f = (FX_W)(W * exp(bm[b] - lse));
+                /* (m_b - m) - off, not m_b - lse: lse rounded next to a
+                 * large m loses off */
+                FX_W f = (FX_W)(W * exp((bm[b] - st.m) - off));
                 if (!coef)
                     FX_NAME(scale)(g + j * gs, len, gs, f);
                 else

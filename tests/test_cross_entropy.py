@@ -444,3 +444,77 @@ def test_class_axis_1_layout_special_values_threads_and_aliasing():
     for kw in ({}, {"weight": w, "label_smoothing": 0.1}, {"reduction": "none"},
                {"reduction": "sum", "label_smoothing": 0.3}):
         _check_special_threads_aliasing(x, t, kw)
+
+
+@pytest.mark.parametrize("C", [3, 300], ids=["short", "long"])
+@pytest.mark.parametrize("big", [1e16, 1e300])
+def test_gradient_at_large_logits(C, big):
+    # lse - max is small next to a large max: the softmax must keep it
+    rng = np.random.default_rng(15)
+    x = np.concatenate([[big, big - 2.0 * (big < 1e17)], rng.standard_normal(C - 2)])[None]
+    for target in (np.array([1]), np.full((1, C), 1.0 / C)):
+        got, grad = fx.cross_entropy(x, target, return_grad=True)
+        want, want_grad = _torch_ce(x, target)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-300)
+    x16 = np.array([[60000.0, 59968.0, 0.0]], np.float16)
+    got16, grad16 = fx.cross_entropy(x16, np.array([1]), return_grad=True)
+    _, want16 = _torch_ce(x16.astype(np.float64), np.array([1]))
+    np.testing.assert_allclose(grad16.astype(np.float64), want16, rtol=2e-3, atol=1e-7)
+
+
+@pytest.mark.parametrize("C", [3, 300], ids=["short", "long"])
+def test_infinite_coefficient_at_the_maximum(C):
+    # an infinite target probability or class weight on the largest logit:
+    # inf * (lse - max) with lse > max is +inf, as in PyTorch
+    x = np.zeros((1, C))
+    x[0, :3] = [0.5, -0.25, 1.0]
+    q = np.zeros((1, C))
+    q[0, 1:3] = [0.25, np.inf]
+    w = np.ones(C)
+    w[2] = np.inf
+    # (an infinite weight at the target makes the 'mean' inf / inf = NaN)
+    cases = [(q, {}), (np.array([2]), {"weight": w, "label_smoothing": 0.1, "reduction": "sum"}),
+             (np.array([0]), {"weight": w, "label_smoothing": 0.1}),
+             (np.full((1, C), 1.0 / C), {"weight": w})]
+    for target, kw in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want, _ = _torch_ce(x, target, **kw)
+        got = fx.cross_entropy(x, target, **kw)
+        assert want == np.inf
+        assert got == np.inf, (target, kw)
+
+
+def test_nll_loss_zero_weight_against_minus_inf():
+    # the documented limit (README "Differences"), as cross_entropy; PyTorch
+    # computes 0 * inf = NaN
+    from fastxent import reference_losses
+
+    x, t, w = np.array([[-np.inf, 0.0], [-0.5, -1.0]]), np.array([0, 1]), np.array([0.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch_sum = F.nll_loss(torch.tensor(x), torch.tensor(t), weight=torch.tensor(w),
+                               reduction="sum")
+    assert np.isnan(torch_sum.item())
+    for reduction in ("sum", "mean", "none"):
+        got = fx.nll_loss(x, t, weight=w, reduction=reduction)
+        want = reference_losses.nll_loss(x, t, weight=w, reduction=reduction)
+        assert not np.isnan(got).any()
+        np.testing.assert_array_equal(got, want)
+    assert fx.nll_loss(x, t, weight=w, reduction="sum") == 1.0
+    assert fx.cross_entropy(x[:1], t[:1], weight=w, reduction="sum") == 0.0
+    # NaN data still give NaN
+    assert np.isnan(fx.nll_loss(np.array([[np.nan, 0.0]]), [0], weight=w, reduction="sum"))
+
+
+def test_packed_record_field_labels():
+    rec = np.zeros(5, [("pad", "u1"), ("v", "<i8")])
+    rec["v"] = [0, 1, 2, 0, 1]
+    x = np.random.default_rng(16).standard_normal((5, 3))
+    labels = np.ascontiguousarray(rec["v"])
+    for f in (fx.cross_entropy, fx.nll_loss):
+        got, grad = f(x, rec["v"], return_grad=True, reduction="none")
+        want, want_grad = f(x, labels, return_grad=True, reduction="none")
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(grad, want_grad)
