@@ -9,7 +9,7 @@ the gradient in the same pass.
 import numpy as np
 
 from . import _dispatch
-from ._checks import KERNEL_DTYPES, as_array, check_out, kernel_out, kernel_view
+from ._checks import KERNEL_DTYPES, as_array, check_out, kernel_out, kernel_view, weight_dtype
 
 __all__ = ["cross_entropy", "nll_loss"]
 
@@ -89,12 +89,13 @@ def _target_weight_sum(labels, n_ignored, ignore_index, w):
 
 
 def _weight(weight, C, dtype):
+    """The checked class weights, converted to `dtype` (unless None)."""
     if weight is None:
         return None
     w = as_array(weight, "weight")
     if w.ndim != 1 or w.shape[0] != C:
         raise ValueError(f"weight must be a 1-d array of length C={C}, got shape {w.shape}")
-    return w.astype(dtype, copy=False)
+    return w if dtype is None else w.astype(dtype, copy=False)
 
 
 def _grad_array(grad_out, x):
@@ -121,7 +122,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     ----------
     input : array_like of float
         Logits, ``(N, C)``, ``(N, C, d1, ...)`` (class axis 1) or ``(C,)``
-        (unbatched). float16 is computed in float32.
+        (unbatched). float16 is computed in float32, with weights that
+        float16 cannot hold exactly kept as given (from a float32 copy of
+        the input).
     target : array_like
         Class indices of any integer dtype, of the input's shape without the
         class axis; or class probabilities of the input's shape (a float
@@ -225,7 +228,13 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if work not in KERNEL_DTYPES:
         raise TypeError(f"target must be a float16, float32 or float64 array, got dtype "
                         f"{t.dtype}")
-    w = _weight(weight, C, work)
+    w = _weight(weight, C, None)
+    # the loss's dtype; float16 data with weights that float16 cannot hold
+    # compute from a float32 copy (one copy, as for mixed dtypes)
+    res_dtype = work
+    if w is not None:
+        work = weight_dtype(w, work)
+        w = w.astype(work, copy=False)
     x_in, x = x, x.astype(work, copy=False)   # a copy only for mixed dtypes
     if probs:
         if t.shape != x.shape:
@@ -246,7 +255,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
     grad = _grad_array(grad_out, x_in) if return_grad else None
     # zeros: rows with no classes (C == 0) have no kernel call and lose 0
-    rows = np.zeros(rows_shape, x.dtype) if reduction == "none" else None
+    rows = np.zeros(rows_shape, work) if reduction == "none" else None
     n_rows = int(np.prod(rows_shape))
     total = 0.0
     if x.size:
@@ -284,9 +293,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if partial is not None:
             total = float(np.sum(partial))
     if reduction == "none":
+        with np.errstate(over="ignore"):   # float16 overflows to inf quietly
+            rows = rows.astype(res_dtype, copy=False)
         loss = rows if rows.ndim else rows[()]
     else:
-        loss = _finish(total, reduction, denom if reduction == "mean" else None, x.dtype)
+        loss = _finish(total, reduction, denom if reduction == "mean" else None, res_dtype)
     return (loss, grad) if return_grad else loss
 
 
@@ -349,7 +360,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     if t.dtype.kind not in "iu":
         raise TypeError(f"target must hold class indices (integers), got dtype {t.dtype}")
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
-    w = _weight(weight, C, x.dtype)
+    # float16 computes in float32, with the weights as given (not rounded
+    # to float16 first)
+    w = _weight(weight, C, np.float32 if x.dtype == np.float16 else x.dtype)
     labels, _ = _labels(t, x, ignore_index)
     if C == 0:
         # every target is ignored (_labels refused the rest): nothing to
@@ -378,14 +391,15 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     rows = np.where(ignored if x.ndim > 1 else ignored[None], 0, terms)
     denom = float(np.sum(wy, dtype=np.float64))
     if reduction == "none":
-        out = rows.astype(x.dtype).reshape(labels.shape)
+        with np.errstate(over="ignore"):   # float16 overflows to inf quietly
+            out = rows.astype(x.dtype).reshape(labels.shape)
         loss = out if out.ndim else out[()]
         gscale = 1.0
     elif reduction == "sum":
-        loss = x.dtype.type(np.sum(rows, dtype=np.float64))
+        loss = _finish(float(np.sum(rows, dtype=np.float64)), "sum", None, x.dtype)
         gscale = 1.0
     else:
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             loss = x.dtype.type(np.sum(rows, dtype=np.float64) / denom)
             gscale = 1.0 / denom if denom else np.inf
     if not return_grad:
@@ -394,7 +408,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     work = grad if grad_out is None else kernel_out(grad, [x, labels, w], in_place=x)
     work[...] = 0
     gb = work if x.ndim > 1 else work[None]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         # ignored rows get 0 even when every row is ignored (gscale = inf);
         # a counted target of weight 0 under a zero 'mean' denominator gets
         # 0 * inf = NaN, as in PyTorch (and cross_entropy)

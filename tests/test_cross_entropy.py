@@ -518,3 +518,39 @@ def test_packed_record_field_labels():
         want, want_grad = f(x, labels, return_grad=True, reduction="none")
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(grad, want_grad)
+
+
+@pytest.mark.parametrize("value", [1e5, 1e-6, 3.0001])
+def test_float16_keeps_wider_class_weights(value):
+    # float16 computes in float32 with the weights as given (PyTorch refuses
+    # a float32 weight for float16 input): the float32 result rounded once
+    from fastxent import reference_losses
+
+    x = np.array([[1.0, 2.0, -1.0], [0.5, 0.25, 3.0]], np.float16)
+    w = np.array([value, 1.0, 2.0])
+    for t in (np.array([0, 2]), np.array([[0.5, 0.5, 0.0], [0.25, 0.0, 0.75]], np.float16)):
+        for f, kw in ((fx.cross_entropy, {"label_smoothing": 0.1}), (fx.cross_entropy, {}),
+                      (fx.nll_loss, {})):
+            if f is fx.nll_loss and t.ndim == 2:
+                continue
+            for reduction in ("none", "sum", "mean"):
+                got, grad = f(x, t, weight=w, reduction=reduction, return_grad=True, **kw)
+                want32, want_grad = (_torch_ce(x.astype(np.float32), t.astype(
+                    np.float32) if t.ndim == 2 else t, weight=w.astype(np.float32),
+                    reduction=reduction, **kw) if f is fx.cross_entropy else
+                    (F.nll_loss(torch.tensor(x.astype(np.float32)), torch.tensor(t),
+                                weight=torch.tensor(w.astype(np.float32)),
+                                reduction=reduction).numpy(), None))
+                assert got.dtype == np.float16 and grad.dtype == np.float16
+                with np.errstate(over="ignore"):   # a row of 1e5 overflows float16
+                    want16 = np.asarray(want32).astype(np.float16).astype(np.float64)
+                np.testing.assert_allclose(got.astype(np.float64), want16, rtol=2e-3, atol=1e-7)
+                if want_grad is not None:
+                    with np.errstate(over="ignore"):
+                        want_grad = want_grad.astype(np.float16).astype(np.float64)
+                    np.testing.assert_allclose(grad.astype(np.float64), want_grad, rtol=2e-3,
+                                               atol=1e-6)
+                want = getattr(reference_losses, f.__name__)(x, t, weight=w,
+                                                             reduction=reduction, **kw)
+                np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64),
+                                           rtol=1e-3)
