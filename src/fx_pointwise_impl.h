@@ -8,7 +8,9 @@
  * returns the sum of its terms (in double, SIMD partial sums folded every
  * FX_FOLD elements) and, on request, writes each term to `out` and the
  * gradient of the terms times gscale to `g`.  Every term is formed in the
- * working type (float32 for float16/float32 data) and rounded once.
+ * working type (float32 for float16/float32 data) and rounded once; the
+ * terms are added in double, so that a sum of float32 terms near the top of
+ * their range does not overflow where the mean is finite.
  *
  * Zero times an infinite logarithm is zero: a term whose coefficient is
  * exactly 0 contributes 0 where its logarithm is infinite (the limit of the
@@ -35,7 +37,10 @@ FX_INLINE FX_W FX_NAME(kl_term)(FX_W x, FX_W t, const int log_target, FX_W *p_ou
     FX_W p, term;
     if (log_target) {
         p = FX_EXP_ANY(t);
-        term = p * (t - x);
+        FX_W d = t - x;
+        /* t = x: the term is 0 also where exp(t) overflows the working type
+         * (t > 88 for float32), as in the reference's float64 */
+        term = d == 0 ? (FX_W)0 : p * d;
         /* x = -inf under p > 0 is +inf even where exp(t) underflows */
         term = ((x == -INFINITY) & (t > -INFINITY)) ? (FX_W)INFINITY : term;
         term = t == -INFINITY ? (x == x ? (FX_W)0 : x) : term;
@@ -60,7 +65,8 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
     double tot = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
-        FX_W acc = 0, bad = 0;
+        double acc = 0;
+        FX_W bad = 0;
         if (!log_target) {
             /* probabilities are nearly always 0 or normal: the logarithm
              * without its special-value selects, about 1.4x faster */
@@ -68,7 +74,7 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
             for (Py_ssize_t j = j0; j < end; j++) {
                 FX_W p = FX_AT(t, j, ts);
                 FX_W term = FX_NAME(kl_term_fast)(FX_AT(x, j, xs), p, &bad);
-                acc += term;
+                acc += (double)term;
                 if (has_out) out[j * os] = FX_STORE(term);
                 if (has_g) g[j * gs] = FX_STORE(-p * gscale);
             }
@@ -79,12 +85,12 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
             for (Py_ssize_t j = j0; j < end; j++) {
                 FX_W p;
                 FX_W term = FX_NAME(kl_term)(FX_AT(x, j, xs), FX_AT(t, j, ts), log_target, &p);
-                acc += term;
+                acc += (double)term;
                 if (has_out) out[j * os] = FX_STORE(term);
                 if (has_g) g[j * gs] = FX_STORE(-p * gscale);
             }
         }
-        tot += (double)acc;
+        tot += acc;
     }
     return tot;
 }
@@ -151,7 +157,7 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
     double tot = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
-        FX_W acc = 0;
+        double acc = 0;
         FX_SIMD_REDUCE(+:acc)
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W v = FX_AT(x, j, xs);
@@ -169,7 +175,7 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
             ta = ((a == 0) & (sp_pos == INFINITY)) ? (FX_W)0 : ta;
             tb = ((b == 0) & (sp_neg == INFINITY)) ? (FX_W)0 : tb;
             FX_W term = ta + tb;
-            acc += term;
+            acc += (double)term;
             if (has_out) out[j * os] = FX_STORE(term);
             if (has_g) {
                 /* (1 - y) sigmoid(x) - pw y sigmoid(-x): the same as
@@ -181,7 +187,7 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                 g[j * gs] = FX_STORE(wt * (((FX_W)1 - t) * sig - pt * sig_neg) * gscale);
             }
         }
-        tot += (double)acc;
+        tot += acc;
     }
     return tot;
 }

@@ -64,7 +64,9 @@ FX_INLINE void FX_NAME(xent_block_loop)(const FX_T *x, Py_ssize_t n, Py_ssize_t 
                  * contributes its limit, 0 (PyTorch: 0 * inf = NaN).  At
                  * the block max d is 0 and the whole term is in the
                  * (lse - m_b) A_b part, also for an infinite coefficient */
-                FX_W d = v == -INFINITY ? (FX_W)INFINITY : m - v;
+                /* halved: m - x of finite float32 logits may overflow
+                 * (3e38 - -3e38) where the loss is finite */
+                FX_W d = v == -INFINITY ? (FX_W)INFINITY : m * (FX_W)0.5 - v * (FX_W)0.5;
                 sa += a;
                 sd += (a == 0) | (d == 0) ? (FX_W)0 : a * d;
             }
@@ -100,7 +102,7 @@ FX_INLINE void FX_NAME(xent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
     fx_state_merge(st, (double)m, sums[1], sums[0]);
     *bm = (double)m;
     *ba = sums[2];
-    *bd = sums[3];
+    *bd = 2.0 * sums[3];   /* the a (m - x) were summed halved */
 }
 
 /* every block of a row, with the flags made constants */

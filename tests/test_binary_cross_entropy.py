@@ -668,3 +668,16 @@ def test_float16_keeps_wider_weights(torch, name, value):
                                    rtol=2e-3, atol=1e-7)
         want_ref = rl.binary_cross_entropy_with_logits(x, y, reduction=reduction, **{name: w})
         np.testing.assert_array_equal(got, want_ref)
+
+
+@pytest.mark.parametrize("n", [10, 1000])
+def test_float32_sums_near_the_top_of_the_range(torch, n):
+    # each term (about 3e38) is finite in float32; their sum is not, their mean is
+    x = np.full(n, -3e38, np.float32)
+    y = np.ones(n, np.float32)
+    got = fx.binary_cross_entropy_with_logits(x, y)
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)).item()
+    assert np.isfinite(got)
+    np.testing.assert_allclose(got, want, rtol=2e-6)
+    assert got == rl.binary_cross_entropy_with_logits(x, y)

@@ -554,3 +554,20 @@ def test_float16_keeps_wider_class_weights(value):
                                                              reduction=reduction, **kw)
                 np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64),
                                            rtol=1e-3)
+
+
+@pytest.mark.parametrize("C", [2, 300], ids=["short", "long"])
+def test_float32_logits_far_apart(C):
+    # max - x = 6e38 overflows float32 where the loss (about 3e38) does not
+    x = np.full((1, C), -3e38, np.float32)
+    x[0, -1] = 3e38
+    q = np.zeros((1, C), np.float32)
+    q[0, 0] = q[0, -1] = 0.5
+    want = _torch_ce(x.astype(np.float64), q.astype(np.float64))[0]
+    got = fx.cross_entropy(x, q)
+    assert got.dtype == np.float32 and np.isfinite(got)
+    np.testing.assert_allclose(got, want, rtol=2e-6)
+    labels = np.array([C - 1])
+    got = fx.cross_entropy(x, labels, label_smoothing=1.0 / C)
+    want = _torch_ce(x.astype(np.float64), labels, label_smoothing=1.0 / C)[0]
+    np.testing.assert_allclose(got, want, rtol=2e-6)
