@@ -188,7 +188,8 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     ``0 log 0 = 0`` and the limit of the loss; PyTorch gives NaN there when
     `input` (or ``t - input``) is infinite.  With `log_target`, an `input`
     of -inf under ``t > -inf`` gives +inf (PyTorch: NaN where ``exp(t)``
-    underflows).  A negative ``p`` gives NaN, as in PyTorch.  'mean' and
+    underflows), and a finite ``t == input`` gives 0 (PyTorch: NaN where
+    ``exp(t)`` overflows the dtype, e.g. ``t > 88`` in float32).  A negative ``p`` gives NaN, as in PyTorch.  'mean' and
     'batchmean' of nothing are NaN.  A target of +inf gives PyTorch's
     ``inf - inf x``: +inf where ``x < 0``, NaN elsewhere.  float16 is
     computed in float32.

@@ -625,3 +625,8 @@ def test_log_target_equal_input_where_exp_overflows(torch):
     np.testing.assert_allclose(got, want, rtol=2e-6)
     np.testing.assert_array_equal(got, rl.kl_div(x, t, log_target=True, reduction="none"))
     assert fx.kl_div(x[:1], t[:1], log_target=True) == 0.0
+    # also where the float64 exp overflows (PyTorch: inf * 0 = NaN)
+    big = np.array([1000.0, -np.inf])
+    np.testing.assert_array_equal(fx.kl_div(big, big, log_target=True, reduction="none"), 0.0)
+    np.testing.assert_array_equal(rl.kl_div(big, big, log_target=True, reduction="none"), 0.0)
+    assert np.isnan(fx.kl_div(np.array([np.inf]), np.array([np.inf]), log_target=True))
