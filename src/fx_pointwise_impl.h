@@ -9,8 +9,9 @@
  * FX_FOLD elements) and, on request, writes each term to `out` and the
  * gradient of the terms times gscale to `g`.  Every term is formed in the
  * working type (float32 for float16/float32 data) and rounded once; the
- * terms are added in double, so that a sum of float32 terms near the top of
- * their range does not overflow where the mean is finite.
+ * SIMD partial sums hold the terms times 2^-8 (exact but for subnormals), so
+ * that FX_FOLD = 256 finite terms never overflow their sum: a mean of float32
+ * terms near the top of their range stays finite.
  *
  * Zero times an infinite logarithm is zero: a term whose coefficient is
  * exactly 0 contributes 0 where its logarithm is infinite (the limit of the
@@ -19,6 +20,9 @@
  */
 
 #define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
+#ifndef FX_SUM_SCALE
+#define FX_SUM_SCALE 0.00390625   /* 2^-8 = 1 / FX_FOLD */
+#endif
 
 /* ---- kl_div: p (log p - x) with p = t, or exp(t) (t - x) if log_target ---- */
 
@@ -65,8 +69,7 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
     double tot = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
-        double acc = 0;
-        FX_W bad = 0;
+        FX_W acc = 0, bad = 0;
         if (!log_target) {
             /* probabilities are nearly always 0 or normal: the logarithm
              * without its special-value selects, about 1.4x faster */
@@ -74,7 +77,7 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
             for (Py_ssize_t j = j0; j < end; j++) {
                 FX_W p = FX_AT(t, j, ts);
                 FX_W term = FX_NAME(kl_term_fast)(FX_AT(x, j, xs), p, &bad);
-                acc += (double)term;
+                acc += term * (FX_W)FX_SUM_SCALE;
                 if (has_out) out[j * os] = FX_STORE(term);
                 if (has_g) g[j * gs] = FX_STORE(-p * gscale);
             }
@@ -85,12 +88,12 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
             for (Py_ssize_t j = j0; j < end; j++) {
                 FX_W p;
                 FX_W term = FX_NAME(kl_term)(FX_AT(x, j, xs), FX_AT(t, j, ts), log_target, &p);
-                acc += (double)term;
+                acc += term * (FX_W)FX_SUM_SCALE;
                 if (has_out) out[j * os] = FX_STORE(term);
                 if (has_g) g[j * gs] = FX_STORE(-p * gscale);
             }
         }
-        tot += acc;
+        tot += (double)acc * (1.0 / FX_SUM_SCALE);
     }
     return tot;
 }
@@ -157,7 +160,7 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
     double tot = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
-        double acc = 0;
+        FX_W acc = 0;
         FX_SIMD_REDUCE(+:acc)
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W v = FX_AT(x, j, xs);
@@ -175,7 +178,7 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
             ta = ((a == 0) & (sp_pos == INFINITY)) ? (FX_W)0 : ta;
             tb = ((b == 0) & (sp_neg == INFINITY)) ? (FX_W)0 : tb;
             FX_W term = ta + tb;
-            acc += (double)term;
+            acc += term * (FX_W)FX_SUM_SCALE;
             if (has_out) out[j * os] = FX_STORE(term);
             if (has_g) {
                 /* (1 - y) sigmoid(x) - pw y sigmoid(-x): the same as
@@ -187,7 +190,7 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                 g[j * gs] = FX_STORE(wt * (((FX_W)1 - t) * sig - pt * sig_neg) * gscale);
             }
         }
-        tot += acc;
+        tot += (double)acc * (1.0 / FX_SUM_SCALE);
     }
     return tot;
 }

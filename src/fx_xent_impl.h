@@ -63,12 +63,15 @@ FX_INLINE void FX_NAME(xent_block_loop)(const FX_T *x, Py_ssize_t n, Py_ssize_t 
                 /* m - x is +inf at a -inf logit; a zero coefficient there
                  * contributes its limit, 0 (PyTorch: 0 * inf = NaN).  At
                  * the block max d is 0 and the whole term is in the
-                 * (lse - m_b) A_b part, also for an infinite coefficient */
+                 * (lse - m_b) A_b part, also for an infinite coefficient.
+                 * So a * d = NaN (only those two products: NaN data reach
+                 * the loss through lse and A_b) adds 0 */
                 /* halved: m - x of finite float32 logits may overflow
                  * (3e38 - -3e38) where the loss is finite */
                 FX_W d = v == -INFINITY ? (FX_W)INFINITY : m * (FX_W)0.5 - v * (FX_W)0.5;
                 sa += a;
-                sd += (a == 0) | (d == 0) ? (FX_W)0 : a * d;
+                FX_W ad = a * d;
+                sd += ad == ad ? ad : (FX_W)0;
             }
         }
         tot += (double)acc;
