@@ -362,7 +362,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
     # float16 computes in float32, with the weights as given (not rounded
     # to float16 first)
-    w = _weight(weight, C, np.float32 if x.dtype == np.float16 else x.dtype)
+    w = _weight(weight, C, np.float32 if x.dtype == np.float16 else np.float64)
     labels, _ = _labels(t, x, ignore_index)
     if C == 0:
         # every target is ignored (_labels refused the rest): nothing to
@@ -380,7 +380,10 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     safe = np.where(ignored, 0, labels)
     xb = x if x.ndim > 1 else x[None]
     idx = (safe if x.ndim > 1 else safe[None])[:, None]
-    work = np.float32 if x.dtype == np.float16 else x.dtype
+    # float16 in float32, float32 in float64 (as the reference): O(rows)
+    # values, and -w[y] x[y] of float32 values may overflow where the mean
+    # is finite
+    work = np.float32 if x.dtype == np.float16 else np.float64
     picked = np.take_along_axis(xb, idx, axis=1)[:, 0].astype(work)
     wy = np.ones(picked.shape, work) if w is None else w.astype(work)[idx[:, 0]]
     wy = np.where(ignored if x.ndim > 1 else ignored[None], 0, wy).astype(work)

@@ -45,6 +45,9 @@ FX_INLINE FX_W FX_NAME(kl_term)(FX_W x, FX_W t, const int log_target, FX_W *p_ou
         /* t = x: the term is 0 also where exp(t) overflows the working type
          * (t > 88 for float32), as in the reference's float64 */
         term = d == 0 ? (FX_W)0 : p * d;
+        /* exp(t) = 0 under a finite t - x whose float32 difference may
+         * overflow (t = -3e38, x = 3e38): 0, not 0 * inf */
+        term = (p == 0) & (x == x) ? (FX_W)0 : term;
         /* x = -inf under p > 0 is +inf even where exp(t) underflows */
         term = ((x == -INFINITY) & (t > -INFINITY)) ? (FX_W)INFINITY : term;
         term = t == -INFINITY ? (x == x ? (FX_W)0 : x) : term;

@@ -571,3 +571,19 @@ def test_float32_logits_far_apart(C):
     got = fx.cross_entropy(x, labels, label_smoothing=1.0 / C)
     want = _torch_ce(x.astype(np.float64), labels, label_smoothing=1.0 / C)[0]
     np.testing.assert_allclose(got, want, rtol=2e-6)
+
+
+def test_nll_loss_float32_products_beyond_float32():
+    # -w[y] x[y] overflows float32 where the mean is finite: computed in
+    # float64 as the reference (and PyTorch's float64)
+    from fastxent import reference_losses
+
+    x = np.array([[-3e38, 0.0], [0.0, -3e38], [-1.0, 0.0]], np.float32)
+    t = np.array([0, 1, 0])
+    w = np.array([4, 4])
+    got = fx.nll_loss(x, t, weight=w)
+    want = F.nll_loss(torch.tensor(x, dtype=torch.float64), torch.tensor(t),
+                      weight=torch.tensor(w, dtype=torch.float64)).item()
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=2e-6)
+    assert got == reference_losses.nll_loss(x, t, weight=w)

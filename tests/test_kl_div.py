@@ -630,3 +630,13 @@ def test_log_target_equal_input_where_exp_overflows(torch):
     np.testing.assert_array_equal(fx.kl_div(big, big, log_target=True, reduction="none"), 0.0)
     np.testing.assert_array_equal(rl.kl_div(big, big, log_target=True, reduction="none"), 0.0)
     assert np.isnan(fx.kl_div(np.array([np.inf]), np.array([np.inf]), log_target=True))
+
+
+def test_log_target_vanishing_exp_under_overflowing_difference():
+    # exp(-3e38) = 0 while t - x = -6e38 overflows float32: the term is 0
+    x = np.array([3e38, 1.0], np.float32)
+    t = np.array([-3e38, -3e38], np.float32)
+    got = fx.kl_div(x, t, log_target=True, reduction="none")
+    np.testing.assert_array_equal(got, 0.0)
+    np.testing.assert_array_equal(got, rl.kl_div(x, t, log_target=True, reduction="none"))
+    assert np.isnan(fx.kl_div(np.array([np.nan], np.float32), t[:1], log_target=True))
