@@ -22,6 +22,8 @@
  */
 
 #define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
+/* the scale of the summed a (m - x): 1/2 for a float working type */
+#define FX_XENT_HALF (sizeof(FX_W) == sizeof(float) ? 0.5 : 1.0)
 
 /* a_c: the per-class coefficient of the row (see the top of this file) */
 #define FX_XENT_COEF(j) ((has_w ? FX_AT(w, j, ws) : (FX_W)1) * \
@@ -66,9 +68,11 @@ FX_INLINE void FX_NAME(xent_block_loop)(const FX_T *x, Py_ssize_t n, Py_ssize_t 
                  * (lse - m_b) A_b part, also for an infinite coefficient.
                  * So a * d = NaN (only those two products: NaN data reach
                  * the loss through lse and A_b) adds 0 */
-                /* halved: m - x of finite float32 logits may overflow
-                 * (3e38 - -3e38) where the loss is finite */
-                FX_W d = v == -INFINITY ? (FX_W)INFINITY : m * (FX_W)0.5 - v * (FX_W)0.5;
+                /* float32 halved: m - x of finite float32 logits may
+                 * overflow (3e38 - -3e38) where the loss, formed in double,
+                 * is finite; float64 as the float64 reference */
+                FX_W d = v == -INFINITY ? (FX_W)INFINITY
+                       : m * (FX_W)FX_XENT_HALF - v * (FX_W)FX_XENT_HALF;
                 sa += a;
                 FX_W ad = a * d;
                 sd += ad == ad ? ad : (FX_W)0;
@@ -105,7 +109,7 @@ FX_INLINE void FX_NAME(xent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
     fx_state_merge(st, (double)m, sums[1], sums[0]);
     *bm = (double)m;
     *ba = sums[2];
-    *bd = 2.0 * sums[3];   /* the a (m - x) were summed halved */
+    *bd = sums[3] / FX_XENT_HALF;   /* the a (m - x) were summed scaled */
 }
 
 /* every block of a row, with the flags made constants */
@@ -310,6 +314,7 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
 }
 
 #undef FX_XENT_COEF
+#undef FX_XENT_HALF
 #undef FX_AT
 
 /* ---- short rows: class-index cross-entropy of nrows rows of C <= FX_SMALL_C
