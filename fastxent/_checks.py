@@ -45,6 +45,18 @@ def as_array(x, name):
     return x
 
 
+def weight_dtype(a, dtype):
+    """The dtype to compute with weights `a` for data of `dtype`: `dtype`, or
+    float32 for float16 data whose weights float16 would change (a weight
+    that overflows or loses digits there); float16 data compute in float32
+    anyway, so a wider weight keeps its value as the reference's."""
+    if np.dtype(dtype) != np.float16 or a.dtype == np.float16:
+        return np.dtype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        fits = np.array_equal(a.astype(np.float16), a, equal_nan=True)
+    return np.dtype(dtype) if fits else np.dtype(np.float32)
+
+
 def exp_result_dtype(dtype):
     """The dtype NumPy's exp gives for `dtype`: int8 -> float16,
     int16 -> float32, wider integers -> float64, floats unchanged."""

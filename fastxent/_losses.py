@@ -9,7 +9,7 @@ the gradient in the same pass.
 import numpy as np
 
 from . import _dispatch
-from ._checks import KERNEL_DTYPES, as_array, check_out, kernel_out, kernel_view
+from ._checks import KERNEL_DTYPES, as_array, check_out, kernel_out, kernel_view, weight_dtype
 
 __all__ = ["cross_entropy", "nll_loss"]
 
@@ -80,18 +80,22 @@ def _target_weight_sum(labels, n_ignored, ignore_index, w):
     if w is None:
         return float(labels.size - n_ignored)
     if n_ignored == 0:  # per-class counts: O(C) memory, a fixed summation order
-        return float(np.bincount(labels.ravel(), minlength=w.shape[0]) @ w.astype(np.float64))
+        counts = np.bincount(labels.ravel(), minlength=w.shape[0])
+        # a class no target names adds nothing, even an infinite weight
+        used = counts != 0
+        return float(counts[used] @ w.astype(np.float64)[used])
     keep = labels != ignore_index
     return float(np.sum(w.astype(np.float64)[labels[keep]]))
 
 
 def _weight(weight, C, dtype):
+    """The checked class weights, converted to `dtype` (unless None)."""
     if weight is None:
         return None
     w = as_array(weight, "weight")
     if w.ndim != 1 or w.shape[0] != C:
         raise ValueError(f"weight must be a 1-d array of length C={C}, got shape {w.shape}")
-    return w.astype(dtype, copy=False)
+    return w if dtype is None else w.astype(dtype, copy=False)
 
 
 def _grad_array(grad_out, x):
@@ -118,7 +122,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     ----------
     input : array_like of float
         Logits, ``(N, C)``, ``(N, C, d1, ...)`` (class axis 1) or ``(C,)``
-        (unbatched). float16 is computed in float32.
+        (unbatched). float16 is computed in float32, with weights that
+        float16 cannot hold exactly kept as given (from a float32 copy of
+        the input).
     target : array_like
         Class indices of any integer dtype, of the input's shape without the
         class axis; or class probabilities of the input's shape (a float
@@ -222,7 +228,13 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if work not in KERNEL_DTYPES:
         raise TypeError(f"target must be a float16, float32 or float64 array, got dtype "
                         f"{t.dtype}")
-    w = _weight(weight, C, work)
+    w = _weight(weight, C, None)
+    # the loss's dtype; float16 data with weights that float16 cannot hold
+    # compute from a float32 copy (one copy, as for mixed dtypes)
+    res_dtype = work
+    if w is not None:
+        work = weight_dtype(w, work)
+        w = w.astype(work, copy=False)
     x_in, x = x, x.astype(work, copy=False)   # a copy only for mixed dtypes
     if probs:
         if t.shape != x.shape:
@@ -243,7 +255,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
     grad = _grad_array(grad_out, x_in) if return_grad else None
     # zeros: rows with no classes (C == 0) have no kernel call and lose 0
-    rows = np.zeros(rows_shape, x.dtype) if reduction == "none" else None
+    rows = np.zeros(rows_shape, work) if reduction == "none" else None
     n_rows = int(np.prod(rows_shape))
     total = 0.0
     if x.size:
@@ -281,9 +293,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if partial is not None:
             total = float(np.sum(partial))
     if reduction == "none":
+        with np.errstate(over="ignore"):   # float16 overflows to inf quietly
+            rows = rows.astype(res_dtype, copy=False)
         loss = rows if rows.ndim else rows[()]
     else:
-        loss = _finish(total, reduction, denom if reduction == "mean" else None, x.dtype)
+        loss = _finish(total, reduction, denom if reduction == "mean" else None, res_dtype)
     return (loss, grad) if return_grad else loss
 
 
@@ -335,7 +349,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     -----
     Reads only the target element of each row (a gather), so it costs
     O(rows) whatever C is. An all-ignored or empty batch under 'mean' gives
-    NaN, as in PyTorch.
+    NaN, as in PyTorch. A log-probability of -inf at a target of weight 0
+    contributes 0 (PyTorch: ``0 * inf = NaN``).
     """
     _check_reduction(reduction)
     x = _float_input(input, "input")
@@ -345,7 +360,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     if t.dtype.kind not in "iu":
         raise TypeError(f"target must hold class indices (integers), got dtype {t.dtype}")
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
-    w = _weight(weight, C, x.dtype)
+    # float16 computes in float32, with the weights as given (not rounded
+    # to float16 first)
+    w = _weight(weight, C, np.float32 if x.dtype == np.float16 else np.float64)
     labels, _ = _labels(t, x, ignore_index)
     if C == 0:
         # every target is ignored (_labels refused the rest): nothing to
@@ -363,21 +380,29 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     safe = np.where(ignored, 0, labels)
     xb = x if x.ndim > 1 else x[None]
     idx = (safe if x.ndim > 1 else safe[None])[:, None]
-    work = np.float32 if x.dtype == np.float16 else x.dtype
+    # float16 in float32, float32 in float64 (as the reference): O(rows)
+    # values, and -w[y] x[y] of float32 values may overflow where the mean
+    # is finite
+    work = np.float32 if x.dtype == np.float16 else np.float64
     picked = np.take_along_axis(xb, idx, axis=1)[:, 0].astype(work)
     wy = np.ones(picked.shape, work) if w is None else w.astype(work)[idx[:, 0]]
     wy = np.where(ignored if x.ndim > 1 else ignored[None], 0, wy).astype(work)
-    rows = np.where(ignored if x.ndim > 1 else ignored[None], 0, -wy * picked)
+    # a weight of 0 at a log-probability of -inf: the limit 0, as in
+    # cross_entropy (PyTorch: 0 * inf = NaN)
+    with np.errstate(invalid="ignore"):
+        terms = np.where((wy == 0) & np.isinf(picked), 0, -wy * picked)
+    rows = np.where(ignored if x.ndim > 1 else ignored[None], 0, terms)
     denom = float(np.sum(wy, dtype=np.float64))
     if reduction == "none":
-        out = rows.astype(x.dtype).reshape(labels.shape)
+        with np.errstate(over="ignore"):   # float16 overflows to inf quietly
+            out = rows.astype(x.dtype).reshape(labels.shape)
         loss = out if out.ndim else out[()]
         gscale = 1.0
     elif reduction == "sum":
-        loss = x.dtype.type(np.sum(rows, dtype=np.float64))
+        loss = _finish(float(np.sum(rows, dtype=np.float64)), "sum", None, x.dtype)
         gscale = 1.0
     else:
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             loss = x.dtype.type(np.sum(rows, dtype=np.float64) / denom)
             gscale = 1.0 / denom if denom else np.inf
     if not return_grad:
@@ -386,7 +411,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     work = grad if grad_out is None else kernel_out(grad, [x, labels, w], in_place=x)
     work[...] = 0
     gb = work if x.ndim > 1 else work[None]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         # ignored rows get 0 even when every row is ignored (gscale = inf);
         # a counted target of weight 0 under a zero 'mean' denominator gets
         # 0 * inf = NaN, as in PyTorch (and cross_entropy)

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from . import _dispatch
-from ._checks import as_array, kernel_out, kernel_view
+from ._checks import as_array, kernel_out, kernel_view, weight_dtype
 from ._layout import elementwise_views
 from ._losses import _check_reduction, _finish, _float_input, _grad_array
 
@@ -81,14 +81,17 @@ def _sum_to_shape(arr, shape):
     return np.sum(arr, axis=axes, keepdims=True) if axes else arr
 
 
-def _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, grad_given, nt):
+def _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, grad_given, nt,
+               res_dtype=None):
     """Shared driver: allocate, run, reduce; returns the loss.  `ins` are
     kernel-dtype arrays of `shape` (broadcast views allowed), the input
     first; `denom` divides the sum for 'mean' and 'batchmean' (NaN when it
     is 0).  The gradient goes straight into `grad` when it has the broadcast
     shape and the compute dtype (`grad_given`: the caller's array, which may
     be the input itself; through a buffer if it overlaps another operand),
-    else through a buffer that is reduced and cast."""
+    else through a buffer that is reduced and cast.  The loss is returned in
+    `res_dtype` (default `dtype`)."""
+    res_dtype = dtype if res_dtype is None else res_dtype
     n = math.prod(shape)
     out = np.empty(shape, dtype) if reduction == "none" else None
     gbuf = None
@@ -117,8 +120,10 @@ def _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, grad_g
         with np.errstate(over="ignore"):
             np.copyto(grad, _sum_to_shape(gbuf, grad.shape).reshape(grad.shape), casting="unsafe")
     if reduction == "none":
+        with np.errstate(over="ignore"):   # float16 overflows to inf quietly
+            out = out.astype(res_dtype, copy=False)
         return out if out.ndim else out[()]
-    return _finish(_total(sums), reduction, denom, dtype)
+    return _finish(_total(sums), reduction, denom, res_dtype)
 
 
 def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=False,
@@ -183,7 +188,8 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     ``0 log 0 = 0`` and the limit of the loss; PyTorch gives NaN there when
     `input` (or ``t - input``) is infinite.  With `log_target`, an `input`
     of -inf under ``t > -inf`` gives +inf (PyTorch: NaN where ``exp(t)``
-    underflows).  A negative ``p`` gives NaN, as in PyTorch.  'mean' and
+    underflows), and a finite ``t == input`` gives 0 (PyTorch: NaN where
+    ``exp(t)`` overflows the dtype, e.g. ``t > 88`` in float32).  A negative ``p`` gives NaN, as in PyTorch.  'mean' and
     'batchmean' of nothing are NaN.  A target of +inf gives PyTorch's
     ``inf - inf x``: +inf where ``x < 0``, NaN elsewhere.  float16 is
     computed in float32.
@@ -297,7 +303,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     infinite logit, so ``x = +inf, y = 1`` and ``x = -inf, y = 0`` lose 0
     and ``x = -inf, y = 1`` loses +inf (PyTorch: NaN for all three, and
     where a weight of 0 meets an infinite logit).  NaN still gives NaN.
-    float16 is computed in float32.
+    float16 is computed in float32; weights that float16 cannot hold
+    exactly keep their value (computed from float32 copies; PyTorch rounds
+    them to float16: ``weight=1e5`` overflows there).
 
     Examples
     --------
@@ -314,13 +322,21 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     dtype = np.result_type(x, t) if t.dtype.kind == "f" else x.dtype
     nt = _dispatch.resolve_threads(n_threads)
     shape = x.shape
+    weights = [None if arr is None else as_array(arr, name)
+               for arr, name in ((weight, "weight"), (pos_weight, "pos_weight"))]
+    # float16 data with weights that float16 cannot hold compute from
+    # float32 copies (float16 computes in float32 anyway); the loss stays
+    # float16
+    res_dtype = dtype
+    for a in weights:
+        if a is not None and weight_dtype(a, res_dtype) != res_dtype:
+            dtype = np.dtype(np.float32)
     ins = [x.astype(dtype, copy=False), t.astype(dtype, copy=False)]
     extra = []
-    for arr, name in ((weight, "weight"), (pos_weight, "pos_weight")):
-        if arr is None:
+    for a, name in zip(weights, ("weight", "pos_weight")):
+        if a is None:
             extra.append(False)
             continue
-        a = as_array(arr, name)
         a = a.astype(dtype, copy=False)
         ins.append(a if a.shape == shape else _broadcastable(a, shape, name))
         extra.append(True)
@@ -336,5 +352,5 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
                                          nthreads)
 
     loss = _pointwise(kernel, shape, dtype, ins, reduction, n, gscale, grad,
-                      grad_out is not None, nt)
+                      grad_out is not None, nt, res_dtype)
     return (loss, grad) if return_grad else loss

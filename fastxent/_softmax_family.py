@@ -177,9 +177,11 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     if out is not None and res is not out:
         np.copyto(out, res)
         res = out
-    if out is None and res.ndim == 0:
-        res = res[()]
+    if res.ndim == 0:
+        # the sign is never the caller's output: a scalar, as SciPy returns
         sgn = sgn[()] if sgn is not None else None
+        if out is None:
+            res = res[()]
     return (res, sgn) if return_sign else res
 
 

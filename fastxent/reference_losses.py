@@ -120,6 +120,17 @@ def _finish(value, dtype):
     return out[()] if out.ndim == 0 else out
 
 
+def _terms_of(terms, dtype):
+    """Element terms of `dtype` data as the guarantee of the element-wise
+    losses states it: float32 terms are each rounded to float32 (a term
+    beyond its range is +-inf, also under a reduction whose mean would be in
+    range), then reduced in float64."""
+    if np.dtype(dtype) != np.float32:
+        return terms
+    with np.errstate(over="ignore"):
+        return terms.astype(np.float32).astype(np.float64)
+
+
 def _times_log(coef, log_term):
     """``coef * log_term`` with 0 where `coef` is 0 and `log_term` infinite."""
     with np.errstate(invalid="ignore"):
@@ -538,7 +549,9 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     is 0 whatever `input` is, NaN aside (0 * log 0 = 0; PyTorch gives NaN
     when `input` or, with `log_target`, ``t - input`` is infinite); with
     `log_target`, an `input` of -inf under ``t > -inf`` gives +inf (PyTorch:
-    NaN where ``exp(t)`` underflows).  A negative ``p`` gives NaN.  The
+    NaN where ``exp(t)`` underflows), and a finite ``t == input`` gives 0
+    (PyTorch: NaN where ``exp(t)`` overflows).  float32 terms are rounded to
+    float32 each (as fastxent forms them), then reduced in float64.  A negative ``p`` gives NaN.  The
     gradient of each term is ``-p`` (``-exp(t)``), divided as the reduction
     divides and summed over the dimensions where `input` was broadcast.
     ``'mean'`` or ``'batchmean'`` of nothing is NaN.
@@ -567,13 +580,14 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     with np.errstate(all="ignore"):
         if log_target:
             p = np.exp(tw)
-            terms = np.where(tw == -np.inf, 0, p * (tw - xw))
+            # t = x: exactly 0 also where exp(t) overflows (PyTorch: NaN)
+            terms = np.where((tw == -np.inf) | ((tw == xw) & (tw < np.inf)), 0, p * (tw - xw))
             terms = np.where((xw == -np.inf) & (tw > -np.inf), np.inf, terms)
         else:
             p = tw
             xlogx = np.where(tw == 0, 0, tw * np.log(tw))
             terms = np.where(tw == 0, 0, xlogx - tw * xw)
-        terms = np.where(np.isnan(xw) | np.isnan(tw), np.nan, terms)
+        terms = _terms_of(np.where(np.isnan(xw) | np.isnan(tw), np.nan, terms), dtype)
         if reduction == "none":
             loss, scale = terms, 1
         elif reduction == "sum":
@@ -671,8 +685,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     coefficient is 0 is 0 even where its softplus is infinite, so an
     infinite logit gives the limit of the loss: 0 for ``x = +inf, y = 1`` and
     ``x = -inf, y = 0``, +inf for ``x = -inf, y = 1`` -- PyTorch returns NaN
-    in all three (and where a weight of 0 meets an infinite logit).  The
-    gradient is ``weight * ((1 - y) * sigmoid(x) - pos_weight * y *
+    in all three (and where a weight of 0 meets an infinite logit).  float32
+    terms are rounded to float32 each (as fastxent forms them), then reduced
+    in float64.  The gradient is ``weight * ((1 - y) * sigmoid(x) - pos_weight * y *
     sigmoid(-x))``, PyTorch's ``weight * ((1 - y + pos_weight * y) *
     sigmoid(x) - pos_weight * y)`` without its cancellation, divided by the
     number of elements for ``'mean'``, finite at infinite logits (as
@@ -701,7 +716,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         neg_coef = w * (1 - tw)
         pos_coef = w * pw * tw
         per_elem = _times_log(neg_coef, _softplus(xw)) + _times_log(pos_coef, _softplus(-xw))
-        per_elem = np.broadcast_to(per_elem, x.shape)
+        per_elem = _terms_of(np.broadcast_to(per_elem, x.shape), dtype)
         loss = _finish(_reduce_rows(per_elem, reduction, x.size), dtype)
     if not return_grad:
         return loss

@@ -199,6 +199,9 @@ static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T
         else FX_NAME(pair_block)(x + j * sx, sx, y + j * sy, sy, len, st, &qzero);
     }
     if (!isfinite(st[0]) || !isfinite(st[3])) return NAN;
+    /* a NaN x reaches only Sx (its U and V terms may have been skipped for
+     * y = -inf), which H(p, q) does not read otherwise */
+    if (isnan(st[1] + st[2])) return NAN;
     double r;
     if (kl) {
         /* log(Sy / Sx) as log1p of a small ratio for close rows, where

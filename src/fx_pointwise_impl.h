@@ -8,7 +8,10 @@
  * returns the sum of its terms (in double, SIMD partial sums folded every
  * FX_FOLD elements) and, on request, writes each term to `out` and the
  * gradient of the terms times gscale to `g`.  Every term is formed in the
- * working type (float32 for float16/float32 data) and rounded once.
+ * working type (float32 for float16/float32 data) and rounded once; the
+ * SIMD partial sums hold the terms times 2^-8 (exact but for subnormals), so
+ * that FX_FOLD = 256 finite terms never overflow their sum: a mean of float32
+ * terms near the top of their range stays finite.
  *
  * Zero times an infinite logarithm is zero: a term whose coefficient is
  * exactly 0 contributes 0 where its logarithm is infinite (the limit of the
@@ -17,6 +20,9 @@
  */
 
 #define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
+#ifndef FX_SUM_SCALE
+#define FX_SUM_SCALE 0.00390625   /* 2^-8 = 1 / FX_FOLD */
+#endif
 
 /* ---- kl_div: p (log p - x) with p = t, or exp(t) (t - x) if log_target ---- */
 
@@ -35,7 +41,13 @@ FX_INLINE FX_W FX_NAME(kl_term)(FX_W x, FX_W t, const int log_target, FX_W *p_ou
     FX_W p, term;
     if (log_target) {
         p = FX_EXP_ANY(t);
-        term = p * (t - x);
+        FX_W d = t - x;
+        /* t = x: the term is 0 also where exp(t) overflows the working type
+         * (t > 88 for float32), as in the reference's float64 */
+        term = d == 0 ? (FX_W)0 : p * d;
+        /* exp(t) = 0 under a finite t - x whose float32 difference may
+         * overflow (t = -3e38, x = 3e38): 0, not 0 * inf */
+        term = (p == 0) & (x == x) ? (FX_W)0 : term;
         /* x = -inf under p > 0 is +inf even where exp(t) underflows */
         term = ((x == -INFINITY) & (t > -INFINITY)) ? (FX_W)INFINITY : term;
         term = t == -INFINITY ? (x == x ? (FX_W)0 : x) : term;
@@ -68,7 +80,7 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
             for (Py_ssize_t j = j0; j < end; j++) {
                 FX_W p = FX_AT(t, j, ts);
                 FX_W term = FX_NAME(kl_term_fast)(FX_AT(x, j, xs), p, &bad);
-                acc += term;
+                acc += term * (FX_W)FX_SUM_SCALE;
                 if (has_out) out[j * os] = FX_STORE(term);
                 if (has_g) g[j * gs] = FX_STORE(-p * gscale);
             }
@@ -79,12 +91,12 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
             for (Py_ssize_t j = j0; j < end; j++) {
                 FX_W p;
                 FX_W term = FX_NAME(kl_term)(FX_AT(x, j, xs), FX_AT(t, j, ts), log_target, &p);
-                acc += term;
+                acc += term * (FX_W)FX_SUM_SCALE;
                 if (has_out) out[j * os] = FX_STORE(term);
                 if (has_g) g[j * gs] = FX_STORE(-p * gscale);
             }
         }
-        tot += (double)acc;
+        tot += (double)acc * (1.0 / FX_SUM_SCALE);
     }
     return tot;
 }
@@ -169,7 +181,7 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
             ta = ((a == 0) & (sp_pos == INFINITY)) ? (FX_W)0 : ta;
             tb = ((b == 0) & (sp_neg == INFINITY)) ? (FX_W)0 : tb;
             FX_W term = ta + tb;
-            acc += term;
+            acc += term * (FX_W)FX_SUM_SCALE;
             if (has_out) out[j * os] = FX_STORE(term);
             if (has_g) {
                 /* (1 - y) sigmoid(x) - pw y sigmoid(-x): the same as
@@ -181,7 +193,7 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                 g[j * gs] = FX_STORE(wt * (((FX_W)1 - t) * sig - pt * sig_neg) * gscale);
             }
         }
-        tot += (double)acc;
+        tot += (double)acc * (1.0 / FX_SUM_SCALE);
     }
     return tot;
 }

@@ -22,6 +22,8 @@
  */
 
 #define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
+/* the scale of the summed a (m - x): 1/2 for a float working type */
+#define FX_XENT_HALF (sizeof(FX_W) == sizeof(float) ? 0.5 : 1.0)
 
 /* a_c: the per-class coefficient of the row (see the top of this file) */
 #define FX_XENT_COEF(j) ((has_w ? FX_AT(w, j, ws) : (FX_W)1) * \
@@ -61,10 +63,19 @@ FX_INLINE void FX_NAME(xent_block_loop)(const FX_T *x, Py_ssize_t n, Py_ssize_t 
             if (coef) {
                 FX_W a = FX_XENT_COEF(j);
                 /* m - x is +inf at a -inf logit; a zero coefficient there
-                 * contributes its limit, 0 (PyTorch: 0 * inf = NaN) */
-                FX_W d = v == -INFINITY ? (FX_W)INFINITY : m - v;
+                 * contributes its limit, 0 (PyTorch: 0 * inf = NaN).  At
+                 * the block max d is 0 and the whole term is in the
+                 * (lse - m_b) A_b part, also for an infinite coefficient.
+                 * So a * d = NaN (only those two products: NaN data reach
+                 * the loss through lse and A_b) adds 0 */
+                /* float32 halved: m - x of finite float32 logits may
+                 * overflow (3e38 - -3e38) where the loss, formed in double,
+                 * is finite; float64 as the float64 reference */
+                FX_W d = v == -INFINITY ? (FX_W)INFINITY
+                       : m * (FX_W)FX_XENT_HALF - v * (FX_W)FX_XENT_HALF;
                 sa += a;
-                sd += a == 0 ? (FX_W)0 : a * d;
+                FX_W ad = a * d;
+                sd += ad == ad ? ad : (FX_W)0;
             }
         }
         tot += (double)acc;
@@ -98,7 +109,7 @@ FX_INLINE void FX_NAME(xent_block)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
     fx_state_merge(st, (double)m, sums[1], sums[0]);
     *bm = (double)m;
     *ba = sums[2];
-    *bd = sums[3];
+    *bd = sums[3] / FX_XENT_HALF;   /* the a (m - x) were summed scaled */
 }
 
 /* every block of a row, with the flags made constants */
@@ -208,19 +219,20 @@ static void FX_NAME(xent_grad_block)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, FX_W 
     }
 }
 
-/* float16: g = W exp(x - lse) - a_c gscale - [c == y] bwg, computed in
- * float32 and rounded once (the unnormalized exps would underflow in a
- * float16 buffer).  Reads x_c before writing g_c: g may be x. */
-static void FX_NAME(xent_grad_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, double lse,
-                                   double W, const FX_T *w, Py_ssize_t ws, const FX_T *q,
+/* float16: g = W exp((x - m) - off) - a_c gscale - [c == y] bwg, with
+ * off = lse - m, computed in float32 and rounded once (the unnormalized exps
+ * would underflow in a float16 buffer); x - lse rounded next to a large m
+ * would lose off.  Reads x_c before writing g_c: g may be x. */
+static void FX_NAME(xent_grad_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, double m,
+                                   double off, double W, const FX_T *w, Py_ssize_t ws, const FX_T *q,
                                    Py_ssize_t qs, FX_W qa, FX_W qb, int coef, double gscale,
                                    Py_ssize_t y, double bwg, FX_T *g, Py_ssize_t gs)
 {
     int has_w = w != NULL, has_q = q != NULL;
-    FX_W Wf = (FX_W)W, lf = (FX_W)lse, gsf = (FX_W)gscale;
+    FX_W Wf = (FX_W)W, mf = (FX_W)m, of = (FX_W)off, gsf = (FX_W)gscale;
     for (Py_ssize_t j = 0; j < n; j++) {
         FX_W a = coef ? FX_XENT_COEF(j) : (FX_W)0;
-        FX_W v = Wf * FX_EXP(FX_AT(x, j, s) - lf) - a * gsf - (j == y ? (FX_W)bwg : (FX_W)0);
+        FX_W v = Wf * FX_EXP((FX_AT(x, j, s) - mf) - of) - a * gsf - (j == y ? (FX_W)bwg : (FX_W)0);
         g[j * gs] = FX_STORE(v);
     }
 }
@@ -280,13 +292,15 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
         if (!isfinite(lse)) {
             FX_NAME(fill)(g, n, gs, NAN);   /* softmax of the row is NaN */
         } else if (!FX_STORES_EXP) {
-            FX_NAME(xent_grad_exp)(x, n, s, lse, (asum + bw) * gscale, w, ws, q, qs, qa, qb,
+            FX_NAME(xent_grad_exp)(x, n, s, st.m, off, (asum + bw) * gscale, w, ws, q, qs, qa, qb,
                                    coef, gscale, q ? -1 : y, bw * gscale, g, gs);
         } else {
             double W = (asum + bw) * gscale;
             for (Py_ssize_t b = 0; b < nb; b++) {
                 Py_ssize_t j = b * FX_FLUSH, len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
-                FX_W f = (FX_W)(W * exp(bm[b] - lse));
+                /* (m_b - m) - off, not m_b - lse: lse rounded next to a
+                 * large m loses off */
+                FX_W f = (FX_W)(W * exp((bm[b] - st.m) - off));
                 if (!coef)
                     FX_NAME(scale)(g + j * gs, len, gs, f);
                 else
@@ -300,6 +314,7 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
 }
 
 #undef FX_XENT_COEF
+#undef FX_XENT_HALF
 #undef FX_AT
 
 /* ---- short rows: class-index cross-entropy of nrows rows of C <= FX_SMALL_C

@@ -644,3 +644,40 @@ def test_errors(torch):
         fx.binary_cross_entropy_with_logits(x.astype(np.complex128), x)
     with pytest.raises(TypeError):
         fx.binary_cross_entropy_with_logits(x, x, weight=np.ones(4, np.complex128))
+
+
+@pytest.mark.parametrize("name", ["weight", "pos_weight"])
+@pytest.mark.parametrize("value", [1e5, 1e-20, 3.0001, 2.0])
+def test_float16_keeps_wider_weights(torch, name, value):
+    # float16 computes in float32; a float32/64 weight is not rounded to
+    # float16 first (1e5 would overflow, 1e-20 vanish): PyTorch's float32
+    # result, rounded once
+    x = np.array([1.0, -2.0, 0.5], np.float16)
+    y = np.array([0.0, 1.0, 0.25], np.float16)
+    w = np.array([value, 1.0, value])
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32),
+        reduction="none", **{name: torch.tensor(w, dtype=torch.float32)}).numpy()
+    for reduction in ("none", "sum"):
+        got, grad = fx.binary_cross_entropy_with_logits(x, y, reduction=reduction,
+                                                        return_grad=True, **{name: w})
+        assert got.dtype == np.float16 and grad.dtype == np.float16
+        with np.errstate(over="ignore"):
+            expect = want.astype(np.float16) if reduction == "none" else np.float16(want.sum())
+        np.testing.assert_allclose(got.astype(np.float64), expect.astype(np.float64),
+                                   rtol=2e-3, atol=1e-7)
+        want_ref = rl.binary_cross_entropy_with_logits(x, y, reduction=reduction, **{name: w})
+        np.testing.assert_array_equal(got, want_ref)
+
+
+@pytest.mark.parametrize("n", [10, 1000])
+def test_float32_sums_near_the_top_of_the_range(torch, n):
+    # each term (about 3e38) is finite in float32; their sum is not, their mean is
+    x = np.full(n, -3e38, np.float32)
+    y = np.ones(n, np.float32)
+    got = fx.binary_cross_entropy_with_logits(x, y)
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)).item()
+    assert np.isfinite(got)
+    np.testing.assert_allclose(got, want, rtol=2e-6)
+    np.testing.assert_allclose(got, rl.binary_cross_entropy_with_logits(x, y), rtol=2e-6)

@@ -444,3 +444,146 @@ def test_class_axis_1_layout_special_values_threads_and_aliasing():
     for kw in ({}, {"weight": w, "label_smoothing": 0.1}, {"reduction": "none"},
                {"reduction": "sum", "label_smoothing": 0.3}):
         _check_special_threads_aliasing(x, t, kw)
+
+
+@pytest.mark.parametrize("C", [3, 300], ids=["short", "long"])
+@pytest.mark.parametrize("big", [1e16, 1e300])
+def test_gradient_at_large_logits(C, big):
+    # lse - max is small next to a large max: the softmax must keep it
+    rng = np.random.default_rng(15)
+    x = np.concatenate([[big, big - 2.0 * (big < 1e17)], rng.standard_normal(C - 2)])[None]
+    for target in (np.array([1]), np.full((1, C), 1.0 / C)):
+        got, grad = fx.cross_entropy(x, target, return_grad=True)
+        want, want_grad = _torch_ce(x, target)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-300)
+    x16 = np.array([[60000.0, 59968.0, 0.0]], np.float16)
+    got16, grad16 = fx.cross_entropy(x16, np.array([1]), return_grad=True)
+    _, want16 = _torch_ce(x16.astype(np.float64), np.array([1]))
+    np.testing.assert_allclose(grad16.astype(np.float64), want16, rtol=2e-3, atol=1e-7)
+
+
+@pytest.mark.parametrize("C", [3, 300], ids=["short", "long"])
+def test_infinite_coefficient_at_the_maximum(C):
+    # an infinite target probability or class weight on the largest logit:
+    # inf * (lse - max) with lse > max is +inf, as in PyTorch
+    x = np.zeros((1, C))
+    x[0, :3] = [0.5, -0.25, 1.0]
+    q = np.zeros((1, C))
+    q[0, 1:3] = [0.25, np.inf]
+    w = np.ones(C)
+    w[2] = np.inf
+    # (an infinite weight at the target makes the 'mean' inf / inf = NaN)
+    cases = [(q, {}), (np.array([2]), {"weight": w, "label_smoothing": 0.1, "reduction": "sum"}),
+             (np.array([0]), {"weight": w, "label_smoothing": 0.1}),
+             (np.full((1, C), 1.0 / C), {"weight": w})]
+    for target, kw in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want, _ = _torch_ce(x, target, **kw)
+        got = fx.cross_entropy(x, target, **kw)
+        assert want == np.inf
+        assert got == np.inf, (target, kw)
+
+
+def test_nll_loss_zero_weight_against_minus_inf():
+    # the documented limit (README "Differences"), as cross_entropy; PyTorch
+    # computes 0 * inf = NaN
+    from fastxent import reference_losses
+
+    x, t, w = np.array([[-np.inf, 0.0], [-0.5, -1.0]]), np.array([0, 1]), np.array([0.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch_sum = F.nll_loss(torch.tensor(x), torch.tensor(t), weight=torch.tensor(w),
+                               reduction="sum")
+    assert np.isnan(torch_sum.item())
+    for reduction in ("sum", "mean", "none"):
+        got = fx.nll_loss(x, t, weight=w, reduction=reduction)
+        want = reference_losses.nll_loss(x, t, weight=w, reduction=reduction)
+        assert not np.isnan(got).any()
+        np.testing.assert_array_equal(got, want)
+    assert fx.nll_loss(x, t, weight=w, reduction="sum") == 1.0
+    assert fx.cross_entropy(x[:1], t[:1], weight=w, reduction="sum") == 0.0
+    # NaN data still give NaN
+    assert np.isnan(fx.nll_loss(np.array([[np.nan, 0.0]]), [0], weight=w, reduction="sum"))
+
+
+def test_packed_record_field_labels():
+    rec = np.zeros(5, [("pad", "u1"), ("v", "<i8")])
+    rec["v"] = [0, 1, 2, 0, 1]
+    x = np.random.default_rng(16).standard_normal((5, 3))
+    labels = np.ascontiguousarray(rec["v"])
+    for f in (fx.cross_entropy, fx.nll_loss):
+        got, grad = f(x, rec["v"], return_grad=True, reduction="none")
+        want, want_grad = f(x, labels, return_grad=True, reduction="none")
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(grad, want_grad)
+
+
+@pytest.mark.parametrize("value", [1e5, 1e-6, 3.0001])
+def test_float16_keeps_wider_class_weights(value):
+    # float16 computes in float32 with the weights as given (PyTorch refuses
+    # a float32 weight for float16 input): the float32 result rounded once
+    from fastxent import reference_losses
+
+    x = np.array([[1.0, 2.0, -1.0], [0.5, 0.25, 3.0]], np.float16)
+    w = np.array([value, 1.0, 2.0])
+    for t in (np.array([0, 2]), np.array([[0.5, 0.5, 0.0], [0.25, 0.0, 0.75]], np.float16)):
+        for f, kw in ((fx.cross_entropy, {"label_smoothing": 0.1}), (fx.cross_entropy, {}),
+                      (fx.nll_loss, {})):
+            if f is fx.nll_loss and t.ndim == 2:
+                continue
+            for reduction in ("none", "sum", "mean"):
+                got, grad = f(x, t, weight=w, reduction=reduction, return_grad=True, **kw)
+                want32, want_grad = (_torch_ce(x.astype(np.float32), t.astype(
+                    np.float32) if t.ndim == 2 else t, weight=w.astype(np.float32),
+                    reduction=reduction, **kw) if f is fx.cross_entropy else
+                    (F.nll_loss(torch.tensor(x.astype(np.float32)), torch.tensor(t),
+                                weight=torch.tensor(w.astype(np.float32)),
+                                reduction=reduction).numpy(), None))
+                assert got.dtype == np.float16 and grad.dtype == np.float16
+                with np.errstate(over="ignore"):   # a row of 1e5 overflows float16
+                    want16 = np.asarray(want32).astype(np.float16).astype(np.float64)
+                np.testing.assert_allclose(got.astype(np.float64), want16, rtol=2e-3, atol=1e-7)
+                if want_grad is not None:
+                    with np.errstate(over="ignore"):
+                        want_grad = want_grad.astype(np.float16).astype(np.float64)
+                    np.testing.assert_allclose(grad.astype(np.float64), want_grad, rtol=2e-3,
+                                               atol=1e-6)
+                want = getattr(reference_losses, f.__name__)(x, t, weight=w,
+                                                             reduction=reduction, **kw)
+                np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64),
+                                           rtol=1e-3)
+
+
+@pytest.mark.parametrize("C", [2, 300], ids=["short", "long"])
+def test_float32_logits_far_apart(C):
+    # max - x = 6e38 overflows float32 where the loss (about 3e38) does not
+    x = np.full((1, C), -3e38, np.float32)
+    x[0, -1] = 3e38
+    q = np.zeros((1, C), np.float32)
+    q[0, 0] = q[0, -1] = 0.5
+    want = _torch_ce(x.astype(np.float64), q.astype(np.float64))[0]
+    got = fx.cross_entropy(x, q)
+    assert got.dtype == np.float32 and np.isfinite(got)
+    np.testing.assert_allclose(got, want, rtol=2e-6)
+    labels = np.array([C - 1])
+    got = fx.cross_entropy(x, labels, label_smoothing=1.0 / C)
+    want = _torch_ce(x.astype(np.float64), labels, label_smoothing=1.0 / C)[0]
+    np.testing.assert_allclose(got, want, rtol=2e-6)
+
+
+def test_nll_loss_float32_products_beyond_float32():
+    # -w[y] x[y] overflows float32 where the mean is finite: computed in
+    # float64 as the reference (and PyTorch's float64)
+    from fastxent import reference_losses
+
+    x = np.array([[-3e38, 0.0], [0.0, -3e38], [-1.0, 0.0]], np.float32)
+    t = np.array([0, 1, 0])
+    w = np.array([4, 4])
+    got = fx.nll_loss(x, t, weight=w)
+    want = F.nll_loss(torch.tensor(x, dtype=torch.float64), torch.tensor(t),
+                      weight=torch.tensor(w, dtype=torch.float64)).item()
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=2e-6)
+    assert got == reference_losses.nll_loss(x, t, weight=w)

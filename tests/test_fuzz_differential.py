@@ -12,8 +12,8 @@ allowed), axes and options, and for every operand separately (the data,
 targets, weights, ``b``, ``pos_weight``, ``qk``, ``out=``, ``grad_out=``) a
 memory layout: C, Fortran, sliced and negative strides, offset, broadcast,
 misaligned, a packed record field, byte-swapped, read-only; outputs may also
-be the input itself or overlap it, or be invalid (read-only, byte-swapped,
-record field: ``ValueError``).  Then it checks that
+be the input itself or overlap it, or be invalid (read-only, byte-swapped:
+``ValueError``).  Then it checks that
 
 * the function raises what the reference raises, or returns the same type,
   dtype and shape, with NaN and infinities in the same places and values

@@ -597,3 +597,46 @@ def test_errors(torch):
         fx.kl_div(x.astype(np.complex128), t)
     with pytest.raises(TypeError):
         fx.kl_div(x, t.astype(np.complex128))
+
+
+@pytest.mark.parametrize("n", [10, 1000])
+def test_float32_sums_near_the_top_of_the_range(torch, n):
+    # each term is finite in float32; their sum is not, their mean is
+    x = np.full(n, -3e38, np.float32)
+    t = np.full(n, 0.5, np.float32)
+    for log_target, target in ((False, t), (True, np.log(t))):
+        got = fx.kl_div(x, target, log_target=log_target)
+        want = torch.nn.functional.kl_div(torch.tensor(x, dtype=torch.float64),
+                                          torch.tensor(target, dtype=torch.float64),
+                                          log_target=log_target).item()
+        assert np.isfinite(got)
+        np.testing.assert_allclose(got, want, rtol=2e-6)
+        np.testing.assert_allclose(got, rl.kl_div(x, target, log_target=log_target), rtol=2e-6)
+
+
+def test_log_target_equal_input_where_exp_overflows(torch):
+    # exp(100) overflows float32; the term exp(t) (t - x) is 0 at t = x
+    x = np.array([100.0, 50.0, 100.0], np.float32)
+    t = np.array([100.0, 50.0, -3.0], np.float32)
+    got = fx.kl_div(x, t, log_target=True, reduction="none")
+    want = torch.nn.functional.kl_div(torch.tensor(x, dtype=torch.float64),
+                                      torch.tensor(t, dtype=torch.float64),
+                                      log_target=True, reduction="none").numpy()
+    np.testing.assert_allclose(got, want, rtol=2e-6)
+    np.testing.assert_array_equal(got, rl.kl_div(x, t, log_target=True, reduction="none"))
+    assert fx.kl_div(x[:1], t[:1], log_target=True) == 0.0
+    # also where the float64 exp overflows (PyTorch: inf * 0 = NaN)
+    big = np.array([1000.0, -np.inf])
+    np.testing.assert_array_equal(fx.kl_div(big, big, log_target=True, reduction="none"), 0.0)
+    np.testing.assert_array_equal(rl.kl_div(big, big, log_target=True, reduction="none"), 0.0)
+    assert np.isnan(fx.kl_div(np.array([np.inf]), np.array([np.inf]), log_target=True))
+
+
+def test_log_target_vanishing_exp_under_overflowing_difference():
+    # exp(-3e38) = 0 while t - x = -6e38 overflows float32: the term is 0
+    x = np.array([3e38, 1.0], np.float32)
+    t = np.array([-3e38, -3e38], np.float32)
+    got = fx.kl_div(x, t, log_target=True, reduction="none")
+    np.testing.assert_array_equal(got, 0.0)
+    np.testing.assert_array_equal(got, rl.kl_div(x, t, log_target=True, reduction="none"))
+    assert np.isnan(fx.kl_div(np.array([np.nan], np.float32), t[:1], log_target=True))

@@ -479,3 +479,20 @@ def test_matches_torch(fx, torch, dtype):
                     rtol, atol = tolerance("logsumexp", dtype, arr, peer="torch")
                     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=label)
     failures.check()
+
+
+def test_sign_is_a_scalar_also_with_out(scipy_special):
+    # out= holds the result only; the sign of a 0-d result is a NumPy scalar
+    # as SciPy returns it
+    import fastxent
+
+    a = np.array([1.0, -2.0])
+    out = np.empty(())
+    res, sgn = fastxent.logsumexp(a, b=[1.0, -1.0], out=out, return_sign=True)
+    want, want_sgn = scipy_special.logsumexp(a, b=[1.0, -1.0], return_sign=True)
+    assert res is out
+    assert type(sgn) is type(want_sgn) is np.float64
+    assert sgn == want_sgn
+    np.testing.assert_allclose(out, want, rtol=1e-15)
+    res, sgn = fastxent.logsumexp(a.reshape(1, 2), axis=1, out=np.empty(1), return_sign=True)
+    assert isinstance(sgn, np.ndarray) and sgn.shape == (1,)

@@ -239,6 +239,7 @@ ROWS = [  # (p logits, q logits, H(p), H(p, q), KL(p || q)) exact values
     ([3.0, -INF, -INF], [1.0, 1.0, 1.0], 0.0, np.log(3.0), np.log(3.0)),
     ([-INF, -INF, -INF], [0.0, 1.0, 2.0], NAN, NAN, NAN),  # no softmax
     ([NAN, 0.0, 1.0], [0.0, 1.0, 2.0], NAN, NAN, NAN),
+    ([NAN, 0.0, 1.0], [-INF, 0.0, 1.0], NAN, NAN, NAN),  # NaN where q = 0
     ([INF, 0.0, 1.0], [0.0, 1.0, 2.0], NAN, NAN, NAN),
     ([0.0, 1.0, 2.0], [-INF, -INF, -INF], None, NAN, NAN),
     ([0.0, 1.0, 2.0], [NAN, 1.0, 2.0], None, NAN, NAN),
@@ -260,6 +261,19 @@ def test_special_rows(row):
     want = [rl.softmax_entropy(x), rl.softmax_cross_entropy(x, y), rl.softmax_kl_div(x, y)]
     for name, g, w in zip(NAMES, got, want):
         assert_close(g, w, rtol=1e-14, atol=1e-15, err_msg=f"{name} {x} {y} (reference)")
+
+
+@pytest.mark.parametrize("C", [3, 40, 5000])
+def test_nan_p_logit_where_q_is_zero(C):
+    # the NaN must reach H(p, q) even though its term is skipped for y = -inf
+    x = np.random.default_rng(17).standard_normal((6, C))
+    y = x[::-1].copy()
+    x[2, C // 2] = NAN
+    y[2, C // 2] = -INF
+    for f in (fx.softmax_cross_entropy, fx.softmax_kl_div):
+        got = f(x, y)
+        np.testing.assert_array_equal(np.isnan(got), np.arange(6) == 2)
+        assert_close(got, getattr(rl, f.__name__)(x, y), rtol=1e-13, atol=1e-15)
 
 
 HUGE = [  # (p logits, q logits): finite logits whose range overflows the dtype
