@@ -105,6 +105,12 @@ fi
 failed=()
 for module in "$work"/src/tests/test_*.py; do
     name=$(basename "$module")
+    # mypy and stubtest run no kernel, and mypy's own compiled modules fail
+    # under the preloaded runtimes: the type checks run in the other CI steps
+    if [ "$name" = test_typing.py ]; then
+        say "$name: not run under the sanitizers (no kernel code)"
+        continue
+    fi
     log="$work/${name%.py}.log"
     status=0
     run_tests -v "$module" >"$log" 2>&1 || status=$?
