@@ -1,7 +1,7 @@
 """The ``fastxent`` command (``python -m fastxent``): a self-check, then the speed table.
 
-The self-check compares every public function with the NumPy references
-(``fastxent.reference``, ``fastxent.reference_losses``; and with SciPy when it
+The self-check compares every public function with its NumPy reference
+(``fastxent.reference``; and with SciPy when it
 is installed) on built-in seeded data covering the special
 values, on every CPU code path this machine runs, and exits non-zero on a
 mismatch.  The speed table is fastxent._benchmark's; options after the
@@ -60,8 +60,8 @@ def self_check(out=sys.stdout):
 
 
 def _check_losses(fastxent, path, out):
-    """The losses and entropies against fastxent.reference_losses."""
-    from fastxent import reference_losses as ref
+    """The losses and entropies against fastxent.reference."""
+    from fastxent import reference as ref
 
     rng = np.random.default_rng(20261126)
     ok = True

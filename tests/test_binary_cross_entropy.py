@@ -5,7 +5,7 @@ Every reduction x weight (per element, per class ``(C,)``, per row
 ``(N, 1)``, scalar) x pos_weight (per class on the last axis, scalar) x
 dtype x shape, loss and gradient; infinite logits, where fastxent returns
 the limit of the loss and PyTorch NaN (checked against the NumPy reference
-``fastxent.reference_losses``); accuracy at large ``|x|`` against the exact
+``fastxent.reference``); accuracy at large ``|x|`` against the exact
 value; empty input; ``grad_out`` (also the input itself); thread-count
 independence; memory layouts and read-only memory maps; errors.
 """
@@ -17,7 +17,7 @@ import pytest
 import fastxent as fx
 from arrays import (Failures, as_result, assert_agree_scaled, assert_bitwise_equal,
                     assert_close, bad_grad_outs, layouts, memmap_copy, torch_result_dtype)
-from fastxent import reference_losses as rl
+from fastxent import reference as rl
 
 INF, NAN = np.inf, np.nan
 REDUCTIONS = ("none", "mean", "sum")

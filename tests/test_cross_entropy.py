@@ -142,7 +142,7 @@ def test_special_values_as_torch(name, x, target, kw):
 
 @pytest.mark.parametrize("name, x, target, kw", LIMITS, ids=[s[0] for s in LIMITS])
 def test_limits_where_torch_gives_nan(name, x, target, kw):
-    from fastxent import reference_losses
+    from fastxent import reference as reference_losses
 
     x = np.array(x)
     target = np.array(target)
@@ -317,7 +317,7 @@ ROWS = np.array([[0.5, -np.inf, 1.0], [np.inf, 1.0, 0.0], [-np.inf] * 3, [np.nan
 
 @pytest.mark.parametrize("rows", [[0], [1], [2], [3], [4], [5], [6], list(range(7))])
 def test_special_rows_match_reference(rows):
-    from fastxent import reference_losses
+    from fastxent import reference as reference_losses
 
     x = ROWS[rows]
     n = len(rows)
@@ -348,7 +348,7 @@ def test_no_classes():
 
 def test_float16_gradient_rounded_once():
     # unnormalized exps below float16's normal range must not be stored
-    from fastxent import reference_losses
+    from fastxent import reference as reference_losses
 
     x = np.array([[0, -14, -15, -16, -12]], np.float16)
     w = np.array([1000, 1, 1, 1, 1], np.float16)
@@ -387,7 +387,7 @@ def test_short_rows_match_torch(shape, dtype):
 def _check_special_threads_aliasing(x, t, kw):
     """fastxent against the reference, bitwise the same for 1-3 threads and
     with the gradient written over the input."""
-    from fastxent import reference_losses
+    from fastxent import reference as reference_losses
 
     want, want_grad = reference_losses.cross_entropy(x, t, return_grad=True, **kw)
     got, grad = fx.cross_entropy(x, t, return_grad=True, **kw)
@@ -489,7 +489,7 @@ def test_infinite_coefficient_at_the_maximum(C):
 def test_nll_loss_zero_weight_against_minus_inf():
     # the documented limit (README "Differences"), as cross_entropy; PyTorch
     # computes 0 * inf = NaN
-    from fastxent import reference_losses
+    from fastxent import reference as reference_losses
 
     x, t, w = np.array([[-np.inf, 0.0], [-0.5, -1.0]]), np.array([0, 1]), np.array([0.0, 1.0])
     with warnings.catch_warnings():
@@ -524,7 +524,7 @@ def test_packed_record_field_labels():
 def test_float16_keeps_wider_class_weights(value):
     # float16 computes in float32 with the weights as given (PyTorch refuses
     # a float32 weight for float16 input): the float32 result rounded once
-    from fastxent import reference_losses
+    from fastxent import reference as reference_losses
 
     x = np.array([[1.0, 2.0, -1.0], [0.5, 0.25, 3.0]], np.float16)
     w = np.array([value, 1.0, 2.0])
@@ -576,7 +576,7 @@ def test_float32_logits_far_apart(C):
 def test_nll_loss_float32_products_beyond_float32():
     # -w[y] x[y] overflows float32 where the mean is finite: computed in
     # float64 as the reference (and PyTorch's float64)
-    from fastxent import reference_losses
+    from fastxent import reference as reference_losses
 
     x = np.array([[-3e38, 0.0], [0.0, -3e38], [-1.0, 0.0]], np.float32)
     t = np.array([0, 1, 0])

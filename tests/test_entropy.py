@@ -14,7 +14,7 @@ import pytest
 
 import fastxent as fx
 from arrays import Failures, assert_bitwise_equal, assert_close, layouts, memmap_copy
-from fastxent import reference_losses as rl
+from fastxent import reference as rl
 
 INF, NAN = np.inf, np.nan
 # against SciPy: it computes float32 in float32, fastxent in float64 rounded once

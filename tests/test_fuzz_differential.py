@@ -46,7 +46,7 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 import fastxent as fx  # noqa: E402
 from arrays import assert_close, axes_for, outcome  # noqa: E402
 from fastxent import reference as ref  # noqa: E402
-from fastxent import reference_losses as rl  # noqa: E402
+from fastxent import reference as rl  # noqa: E402
 from strategies import (  # noqa: E402
     FLOAT_DTYPES,
     INT_DTYPES,

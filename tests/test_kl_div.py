@@ -4,7 +4,7 @@ Every reduction x log_target x dtype x shape (0-d to 3-d, the target and the
 input broadcast against each other as PyTorch allows), loss and gradient;
 mixed dtypes; the special values, where fastxent returns the limit that
 PyTorch's ``0 * inf = NaN`` hides (checked against the NumPy reference
-``fastxent.reference_losses.kl_div``); empty input; ``grad_out`` (also the
+``fastxent.reference.kl_div``); empty input; ``grad_out`` (also the
 input itself); thread-count independence; memory layouts and read-only
 memory maps; errors.
 """
@@ -16,7 +16,7 @@ import pytest
 import fastxent as fx
 from arrays import (Failures, as_result, assert_agree_scaled, assert_bitwise_equal,
                     assert_close, bad_grad_outs, layouts, memmap_copy, torch_result_dtype)
-from fastxent import reference_losses as rl
+from fastxent import reference as rl
 
 INF, NAN = np.inf, np.nan
 REDUCTIONS = ("none", "mean", "batchmean", "sum")

@@ -14,7 +14,7 @@ import pytest
 
 import fastxent
 from fastxent import reference as ref
-from fastxent import reference_losses as refl
+from fastxent import reference as refl
 
 LAYOUTS = ("C", "F", "strided", "reversed", "broadcast")
 OUT_LAYOUTS = ("C", "F", "strided", "reversed")

@@ -1,4 +1,4 @@
-"""The NumPy references of the loss family (``fastxent.reference_losses``)
+"""The NumPy references of the loss family (``fastxent.reference``)
 against their peers: PyTorch CPU (``torch.nn.functional`` and autograd) for
 every option and combination, ``scipy.stats.entropy``, central finite
 differences, the documented special values and errors, and hypothesis
@@ -16,7 +16,7 @@ import pytest
 
 from arrays import (Failures, assert_labels_equal_one_hot, assert_result, eps_scale,
                     logit_pairs, magnitude, zoo)
-from fastxent import reference_losses as rl
+from fastxent import reference as rl
 
 INF, NAN = np.inf, np.nan
 REDUCTIONS = ("none", "mean", "sum")

@@ -2,7 +2,7 @@
 entropy, cross-entropy and Kullback-Leibler divergence of softmax
 distributions, straight from logits.
 
-Against the NumPy reference (``fastxent.reference_losses``) over the shared
+Against the NumPy reference (``fastxent.reference``) over the shared
 array zoo and against PyTorch (``Categorical.entropy``, ``log_softmax`` and
 ``kl_div``); axes, broadcasting of the two inputs, -inf logits (a class of
 probability 0), rows without a softmax (NaN), dtypes, long float32 rows
@@ -19,7 +19,7 @@ import fastxent as fx
 from arrays import (FLOAT_DTYPES, INT_DTYPES, Failures, assert_bitwise_equal, assert_close,
                     assert_labels_equal_one_hot, assert_same_outcome, eps_scale, layouts,
                     logit_pairs, magnitude, memmap_copy, outcome, zoo)
-from fastxent import reference_losses as rl
+from fastxent import reference as rl
 
 INF, NAN = np.inf, np.nan
 NAMES = ("softmax_entropy", "softmax_cross_entropy", "softmax_kl_div")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastxent
-from fastxent import reference_losses as refl
+from fastxent import reference as refl
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -1,10 +1,7 @@
-"""Plain-NumPy reference implementations of the fastxent functions.
+"""References of the softmax family: the twins of fastxent/_softmax_family.py.
 
-These are the slow, obviously correct twins of :func:`fastxent.logsumexp`,
-:func:`fastxent.softmax` and :func:`fastxent.log_softmax` (same arguments,
-without ``out`` and ``n_threads``).  They follow the algorithms of
-``scipy.special`` (SciPy 1.17) step by step, including its special values,
-with the deliberate differences of fastxent:
+They follow the algorithms of ``scipy.special`` (SciPy 1.17) step by step,
+including its special values, with the deliberate differences of fastxent:
 
 * float16 data are computed in float32 and the result is rounded to float16
   (SciPy computes in float16, where a sum of 65520 ones already overflows);
@@ -15,13 +12,11 @@ with the deliberate differences of fastxent:
   (SciPy subtracts the maximum in the integer dtype, which can wrap around);
 * logsumexp of an empty array over several axes returns ``-inf`` (SciPy 1.17
   raises ``IndexError`` there).
-
-They allocate temporaries of the input's size and are meant for tests, not for
-speed.  Being part of the package, they let the tests of an installed wheel
-compare against them.
 """
 
 import numpy as np
+
+from ._common import _work_in_own_dtype
 
 try:  # NumPy >= 2.0
     from numpy.lib.array_utils import normalize_axis_tuple
@@ -47,11 +42,6 @@ def _numeric_input(value, name):
     if dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {dtype}")
     return value
-
-
-def _working_dtype(dtype):
-    """float16 is computed in float32; every other float in its own dtype."""
-    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
 
 
 def _scalar_if_0d(arr):
@@ -142,7 +132,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         b = _numeric_input(b, "b")
     args = [a] if b is None else [a, b]
     dtype = np.result_type(*args, 1.0)
-    work = _working_dtype(dtype)
+    work = _work_in_own_dtype(dtype)
     arrays = [np.asarray(x, dtype=work) for x in args]
     try:
         shape = np.broadcast_shapes(*(x.shape for x in arrays))
@@ -183,7 +173,7 @@ def _softmax_input(x):
         raise TypeError("x: boolean input is not supported (SciPy cannot subtract booleans)")
     # the dtype np.exp gives: int8 -> float16, int16 -> float32, int64 -> float64
     dtype = np.exp(np.zeros(0, dtype=x.dtype)).dtype
-    return x.astype(_working_dtype(dtype), copy=False), dtype
+    return x.astype(_work_in_own_dtype(dtype), copy=False), dtype
 
 
 def softmax(x, axis=None):

@@ -1,4 +1,4 @@
-# Types of reference_losses.py (checked against it by mypy.stubtest in
+# Types of losses.py (checked against it by mypy.stubtest in
 # tests/test_typing.py): those of fastxent's functions without grad_out and
 # n_threads.
 from typing import Any, Literal, overload
@@ -7,16 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from typing_extensions import TypeAlias
 
-__all__ = [
-    "cross_entropy",
-    "nll_loss",
-    "kl_div",
-    "binary_cross_entropy_with_logits",
-    "entropy",
-    "softmax_entropy",
-    "softmax_cross_entropy",
-    "softmax_kl_div",
-]
+__all__ = ["cross_entropy", "nll_loss"]
 
 _Float: TypeAlias = np.floating[Any]
 _FloatArray: TypeAlias = NDArray[np.floating[Any]]
@@ -169,145 +160,3 @@ def nll_loss(
     *,
     return_grad: bool = False,
 ) -> _Float | _FloatArray | tuple[_Float | _FloatArray, _FloatArray]: ...
-@overload
-def kl_div(
-    input: ArrayLike,
-    target: ArrayLike,
-    reduction: Literal["mean", "batchmean", "sum"] = "mean",
-    log_target: bool = False,
-    *,
-    return_grad: Literal[False] = False,
-) -> _Float: ...
-@overload
-def kl_div(
-    input: ArrayLike,
-    target: ArrayLike,
-    reduction: Literal["mean", "batchmean", "sum"] = "mean",
-    log_target: bool = False,
-    *,
-    return_grad: Literal[True],
-) -> tuple[_Float, _FloatArray]: ...
-@overload
-def kl_div(
-    input: ArrayLike,
-    target: ArrayLike,
-    reduction: Literal["none"],
-    log_target: bool = False,
-    *,
-    return_grad: Literal[False] = False,
-) -> _FloatArray: ...
-@overload
-def kl_div(
-    input: ArrayLike,
-    target: ArrayLike,
-    reduction: Literal["none"],
-    log_target: bool = False,
-    *,
-    return_grad: Literal[True],
-) -> tuple[_FloatArray, _FloatArray]: ...
-@overload
-def kl_div(
-    input: ArrayLike,
-    target: ArrayLike,
-    reduction: Literal["none", "mean", "batchmean", "sum"] = "mean",
-    log_target: bool = False,
-    *,
-    return_grad: bool = False,
-) -> _Float | _FloatArray | tuple[_Float | _FloatArray, _FloatArray]: ...
-@overload
-def binary_cross_entropy_with_logits(
-    input: ArrayLike,
-    target: ArrayLike,
-    weight: ArrayLike | None = None,
-    reduction: Literal["mean", "sum"] = "mean",
-    pos_weight: ArrayLike | None = None,
-    *,
-    return_grad: Literal[False] = False,
-) -> _Float: ...
-@overload
-def binary_cross_entropy_with_logits(
-    input: ArrayLike,
-    target: ArrayLike,
-    weight: ArrayLike | None = None,
-    reduction: Literal["mean", "sum"] = "mean",
-    pos_weight: ArrayLike | None = None,
-    *,
-    return_grad: Literal[True],
-) -> tuple[_Float, _FloatArray]: ...
-@overload
-def binary_cross_entropy_with_logits(
-    input: ArrayLike,
-    target: ArrayLike,
-    weight: ArrayLike | None,
-    reduction: Literal["none"],
-    pos_weight: ArrayLike | None = None,
-    *,
-    return_grad: Literal[False] = False,
-) -> _FloatArray: ...
-@overload
-def binary_cross_entropy_with_logits(
-    input: ArrayLike,
-    target: ArrayLike,
-    weight: ArrayLike | None = None,
-    *,
-    reduction: Literal["none"],
-    pos_weight: ArrayLike | None = None,
-    return_grad: Literal[False] = False,
-) -> _FloatArray: ...
-@overload
-def binary_cross_entropy_with_logits(
-    input: ArrayLike,
-    target: ArrayLike,
-    weight: ArrayLike | None,
-    reduction: Literal["none"],
-    pos_weight: ArrayLike | None = None,
-    *,
-    return_grad: Literal[True],
-) -> tuple[_FloatArray, _FloatArray]: ...
-@overload
-def binary_cross_entropy_with_logits(
-    input: ArrayLike,
-    target: ArrayLike,
-    weight: ArrayLike | None = None,
-    *,
-    reduction: Literal["none"],
-    pos_weight: ArrayLike | None = None,
-    return_grad: Literal[True],
-) -> tuple[_FloatArray, _FloatArray]: ...
-@overload
-def binary_cross_entropy_with_logits(
-    input: ArrayLike,
-    target: ArrayLike,
-    weight: ArrayLike | None = None,
-    reduction: _Reduction = "mean",
-    pos_weight: ArrayLike | None = None,
-    *,
-    return_grad: bool = False,
-) -> _Float | _FloatArray | tuple[_Float | _FloatArray, _FloatArray]: ...
-def softmax_entropy(logits: ArrayLike, axis: int = -1) -> _FloatArray: ...
-def softmax_cross_entropy(
-    p_logits: ArrayLike, q_logits: ArrayLike, axis: int = -1
-) -> _FloatArray: ...
-def softmax_kl_div(p_logits: ArrayLike, q_logits: ArrayLike, axis: int = -1) -> _FloatArray: ...
-@overload
-def entropy(
-    pk: ArrayLike,
-    qk: ArrayLike | None,
-    base: float | None,
-    axis: None,
-) -> _Float: ...
-@overload
-def entropy(
-    pk: ArrayLike,
-    qk: ArrayLike | None = None,
-    base: float | None = None,
-    *,
-    axis: None,
-) -> _Float: ...
-@overload
-def entropy(
-    pk: ArrayLike,
-    qk: ArrayLike | None = None,
-    base: float | None = None,
-    axis: int = 0,
-) -> _FloatArray: ...

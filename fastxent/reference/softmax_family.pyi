@@ -1,4 +1,4 @@
-# Types of reference.py (checked against it by mypy.stubtest in
+# Types of softmax_family.py (checked against it by mypy.stubtest in
 # tests/test_typing.py): those of fastxent's functions without out and
 # n_threads.
 from typing import Any, Literal, overload

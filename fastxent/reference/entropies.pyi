@@ -1,0 +1,41 @@
+# Types of entropies.py (checked against it by mypy.stubtest in
+# tests/test_typing.py): those of fastxent's functions without grad_out and
+# n_threads.
+from typing import Any, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from typing_extensions import TypeAlias
+
+__all__ = ["entropy", "softmax_entropy", "softmax_cross_entropy", "softmax_kl_div"]
+
+_Float: TypeAlias = np.floating[Any]
+_FloatArray: TypeAlias = NDArray[np.floating[Any]]
+
+def softmax_entropy(logits: ArrayLike, axis: int = -1) -> _FloatArray: ...
+def softmax_cross_entropy(
+    p_logits: ArrayLike, q_logits: ArrayLike, axis: int = -1
+) -> _FloatArray: ...
+def softmax_kl_div(p_logits: ArrayLike, q_logits: ArrayLike, axis: int = -1) -> _FloatArray: ...
+@overload
+def entropy(
+    pk: ArrayLike,
+    qk: ArrayLike | None,
+    base: float | None,
+    axis: None,
+) -> _Float: ...
+@overload
+def entropy(
+    pk: ArrayLike,
+    qk: ArrayLike | None = None,
+    base: float | None = None,
+    *,
+    axis: None,
+) -> _Float: ...
+@overload
+def entropy(
+    pk: ArrayLike,
+    qk: ArrayLike | None = None,
+    base: float | None = None,
+    axis: int = 0,
+) -> _FloatArray: ...
