@@ -10,7 +10,7 @@ A thin wrapper around ``fastxent._benchmark`` (the one harness, also behind
     python bench/compare.py --help
 
 When the installed or in-place fastxent cannot be imported (not built yet),
-the harness file is loaded from this checkout and times the peers alone.
+the harness is loaded from this checkout's folder and times the peers alone.
 """
 
 import importlib.util
@@ -23,9 +23,13 @@ def _load_harness():
         from fastxent import _benchmark
     except ImportError:
         # fastxent/__init__.py failed (for example, the extension is not built):
-        # load the harness file itself; it imports fastxent lazily per call.
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "fastxent", "_benchmark.py")
-        spec = importlib.util.spec_from_file_location("_fastxent_benchmark", os.path.normpath(path))
+        # load the harness package from its folder under another name; it
+        # imports fastxent lazily per call.
+        folder = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                                               "fastxent", "_benchmark"))
+        spec = importlib.util.spec_from_file_location("_fastxent_benchmark",
+                                                      os.path.join(folder, "__init__.py"),
+                                                      submodule_search_locations=[folder])
         _benchmark = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = _benchmark
         spec.loader.exec_module(_benchmark)

@@ -96,7 +96,7 @@ def test_sdist_holds_what_the_build_needs(tmp_path, monkeypatch):
     assert kernels - declared == set(), "files the .pyx include but setup.py does not name"
     needed = (kernels | declared
               | {"setup.py", "pyproject.toml", "LICENSE", "README.md"}
-              | {p.relative_to(tree).as_posix() for p in (tree / "fastxent").iterdir()
+              | {p.relative_to(tree).as_posix() for p in (tree / "fastxent").rglob("*")
                  if p.suffix in (".py", ".pyi") or p.name == "py.typed"}
               | {p.relative_to(tree).as_posix() for p in (tree / "tests").glob("*.py")})
     # ... and the sdist holds all of it, and no build product

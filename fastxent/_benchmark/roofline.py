@@ -1,0 +1,53 @@
+"""The machine limits: the lower bound on the time of each operation
+(``docs/design.rst``, "Machine facts" and "Rooflines")."""
+
+from __future__ import annotations
+
+
+# docs/design.rst, "Machine facts" (2 cores, Zen 3, AVX2 + FMA):
+# vectorized exp throughput per dtype (exp/s), streaming read and read + write
+# bandwidth with plain stores (B/s), for 1 and 2 threads.
+_LIMITS = {
+    1: {"exp": {"float32": 2.8e9, "float64": 0.9e9}, "read": 18e9, "read_write": 16e9},
+    2: {"exp": {"float32": 5.4e9, "float64": 1.6e9}, "read": 26e9, "read_write": 22e9},
+}
+
+
+# docs/design.rst, "Rooflines", call overhead: a Cython function taking a (1, 10) array.
+CALL_FLOOR_US = 0.24
+
+
+def roofline_seconds(op, case, threads):
+    """Lower bound on the time of ``op`` over ``case`` with ``threads`` threads.
+
+    The docs/design.rst model: the transcendental functions every element needs at
+    the vectorized exp throughput (docs/design.rst measures exp only; a vectorized
+    log or log1p is a polynomial of the same cost, so the exp figures stand
+    for them), and the memory traffic (the inputs read, plus the output
+    written for a full-size output), whichever is slower:
+
+    - ``logsumexp``, ``cross_entropy``, ``softmax_entropy``: one exp per
+      element, one array read;
+    - ``entropy`` (of probabilities): one log per element, one array read;
+    - ``kl_div`` (target probabilities ``p`` against ``log q``): two arrays
+      read, and one log per element (``p log p``); the read bound is the
+      larger in float32, the two are about equal in float64;
+    - ``bce_with_logits``: two arrays read (logits, targets), one exp and
+      one log1p per element (two transcendentals);
+    - ``softmax_kl_div``: two logit arrays read, two exps per element (the
+      softmax of each row);
+    - ``softmax``, ``log_softmax``, ``cross_entropy_grad``: one exp per
+      element, one array read and one written.
+    """
+    limits = _LIMITS[min(max(int(threads), 1), 2)]
+    itemsize = 4 if case.dtype == "float32" else 8
+    n = case.size
+    per_exp = 1 / limits["exp"][case.dtype]
+    read = n * itemsize / limits["read"]
+    if op in ("logsumexp", "cross_entropy", "softmax_entropy", "entropy"):
+        return max(n * per_exp, read)
+    if op == "kl_div":
+        return max(n * per_exp, 2 * read)
+    if op in ("bce_with_logits", "softmax_kl_div"):
+        return max(2 * n * per_exp, 2 * read)
+    return max(n * per_exp, 2 * n * itemsize / limits["read_write"])
