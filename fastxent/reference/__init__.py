@@ -54,7 +54,7 @@ wheel compare against them.
 """
 
 # The differential tests build log-probabilities and tolerances with these
-# two helpers, next to the functions: they stay reachable from here.
+# two private functions, next to the public ones: they stay reachable here.
 from ._common import _log_softmax_rows  # noqa: F401
 from .entropies import entropy, softmax_cross_entropy, softmax_entropy, softmax_kl_div
 from .losses import cross_entropy, nll_loss

@@ -1,4 +1,4 @@
-"""Helpers shared by the reference modules: argument checks, the working
+"""What the reference modules share: argument checks, the working
 precision, the final rounding, and the log-softmax rows the losses and the
 entropies of logits both start from."""
 
