@@ -413,10 +413,18 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
         np.copyto(grad, gwork)
     if reduction == "none":
         loss = rows if rows.ndim else rows[()]
-    elif reduction == "sum":
-        loss = _finish(total, "sum", None, x.dtype)
     else:
-        # total / 0 is NaN or +-inf, as PyTorch's
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            loss = x.dtype.type(np.float64(total) / denom)
+        if reduction == "mean":
+            # total / 0 is NaN or +-inf, as in PyTorch
+            value = total / denom if denom else (
+                float("nan") if total == 0 or total != total else total * float("inf"))
+        else:
+            value = total
+        # the largest float16 or float32
+        big = 65504.0 if x.dtype.itemsize == 2 else 3.4028234663852886e38
+        if x.dtype.itemsize == 8 or -big <= value <= big:
+            loss = x.dtype.type(value)
+        else:
+            with np.errstate(over="ignore"):   # overflows to inf quietly
+                loss = x.dtype.type(value)
     return (loss, grad) if return_grad else loss

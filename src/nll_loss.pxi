@@ -93,6 +93,13 @@ cdef Py_ssize_t _nll_pass(_nll_block_fn fn, const fx_nll_args *a, Py_ssize_t R, 
     cdef Py_ssize_t nblk = (R + B - 1) // B, it, r1, bad = -1
     cdef Py_ssize_t nbat = _batch(B * row_work, nt, 1), b0 = 0, b1
     memset(sums, 0, 2 * nblk * sizeof(double))
+    if nt == 1 and nblk <= nbat:
+        # one batch on one thread: no OpenMP region (it costs more than a
+        # small call's work)
+        for it in range(nblk):
+            r1 = (it + 1) * B
+            bads[it] = fn(a, it * B, r1 if r1 < R else R, mode, sums + 2 * it)
+        b0 = nblk
     while b0 < nblk:
         b1 = _next_batch(b0, nblk, nbat)
         with nogil:
