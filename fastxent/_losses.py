@@ -393,14 +393,22 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
         else:
             ignore = float(ignore)
             ignore = int(ignore) if ignore.is_integer() else None
-    grad = _grad_array(grad_out, x) if return_grad else None
+    # a new gradient of the input's memory order is a zeroed (calloc'd)
+    # array: the kernel writes only the targets, and pages of no target are
+    # never touched here
+    zeroed = return_grad and grad_out is None and (x.flags.c_contiguous
+                                                   or x.flags.f_contiguous)
+    if zeroed:
+        grad = np.zeros(x.shape, x.dtype, order="C" if x.flags.c_contiguous else "F")
+    else:
+        grad = _grad_array(grad_out, x) if return_grad else None
     # the caller's array, or a buffer when it overlaps an operand other than
     # being the input itself (the kernel checks every label and reads every
     # target before it writes the caller's gradient)
     gwork = grad if grad is None or grad_out is None else kernel_out(grad, [x, t, w],
                                                                       in_place=x)
     rows = np.empty(t.shape, x.dtype) if reduction == "none" else None
-    total, denom, bad = _dispatch.active.nll_loss(x, t, ignore, w, rows, gwork,
+    total, denom, bad = _dispatch.active.nll_loss(x, t, ignore, w, rows, gwork, zeroed,
                                                   reduction == "mean", grad_out is not None, nt)
     if bad >= 0:
         value = int(t[np.unravel_index(bad, t.shape)])

@@ -127,6 +127,7 @@ cdef extern from "fx_rows.h" nogil:
         const char *w
         char *out
         char *g
+        int g_zeroed
         int lkind
         int wkind
         Py_ssize_t ws

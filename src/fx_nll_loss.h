@@ -50,6 +50,7 @@ typedef struct {
     Py_ssize_t C, xc, gc;            /* classes; class strides of x and g */
     const char *x, *lab, *w;
     char *out, *g;
+    int g_zeroed;                    /* g holds zeros: only targets are written */
     int lkind;                       /* label bytes, negative if unsigned */
     int wkind;                       /* weight bytes (2, 4, 8 float); 0: none */
     Py_ssize_t ws;
@@ -76,89 +77,100 @@ static inline double fx_nll_weight(const fx_nll_args *a, Py_ssize_t y)
 #define FX_NLL_HALF (sizeof(FX_T) == 2)
 
 /*
- * n rows along the last row dim (strides xl, ll, ol, gl), labels of type LT.
- * Returns the first row with a bad label, or -1.  `mode` and the presence of
- * each operand are loop-invariant branches.
+ * n rows along the last row dim (strides xl, ll, ol, gl), labels of type LT,
+ * MODE a constant.  Everything the loop reads from *a is copied to locals
+ * first: the stores go through char pointers, which could alias *a.
  */
-#define FX_NLL_RUN_BODY(LT, BIG)                                                       \
+#define FX_NLL_RUN_BODY(LT, BIG, MODE)                                                 \
     for (Py_ssize_t j = 0; j < n; j++) {                                               \
         LT lv;                                                                         \
         memcpy(&lv, lp + j * ll, sizeof(LT));                                          \
         /* a uint64 label above INT64_MAX is out of range (BIG) */                     \
         int64_t y = (int64_t)lv;                                                       \
-        int ignored = a->has_ignore && !(BIG) && y == a->ignore_index;                 \
+        int ignored = has_ignore && !(BIG) && y == ignore_index;                       \
         if (!ignored && ((BIG) || y < 0 || y >= C)) {                                  \
             if (bad < 0) bad = j;                                                      \
             continue;                                                                  \
         }                                                                              \
-        double wy = ignored ? 0.0 : fx_nll_weight(a, y);                               \
+        double wy = ignored ? 0.0 : wkind ? fx_nll_weight(a, y) : 1.0;                 \
         if (FX_NLL_HALF) wy = (double)(float)wy;                                       \
-        if (mode & FX_NLL_LOSS) {                                                      \
+        if ((MODE) & FX_NLL_LOSS) {                                                    \
             double term = 0.0;                                                         \
             if (!ignored) {                                                            \
                 FX_T xv;                                                               \
-                memcpy(&xv, a->x + xo + j * xl + y * a->xc, sizeof(FX_T));             \
+                memcpy(&xv, xp + j * xl + y * xc, sizeof(FX_T));                       \
                 double v = (double)FX_LOAD(xv);                                        \
                 term = FX_NLL_HALF ? (double)((float)-wy * (float)v) : -wy * v;        \
                 /* weight 0 at a log-probability of -inf: the limit 0, as          \
                  * cross_entropy (PyTorch: 0 * inf = NaN) */                           \
                 if (wy == 0.0 && isinf(v)) term = 0.0;                                 \
             }                                                                          \
-            if (a->out != NULL) {                                                      \
+            if (op != NULL) {                                                          \
                 FX_T o = FX_STORE((FX_W)term);                                         \
-                memcpy(a->out + oo + j * ol, &o, sizeof(FX_T));                        \
+                memcpy(op + j * ol, &o, sizeof(FX_T));                                 \
             }                                                                          \
             lsum += term;                                                              \
             wsum += wy;                                                                \
         }                                                                              \
-        if (mode & FX_NLL_GRAD) {                                                      \
-            char *gr = a->g + go + j * gl;                                             \
+        if ((MODE) & FX_NLL_GRAD) {                                                    \
+            char *gr = gp + j * gl;                                                    \
             if (!zeroed) {                                                             \
-                if (a->gc == (Py_ssize_t)sizeof(FX_T))                                 \
+                if (gc == (Py_ssize_t)sizeof(FX_T))                                    \
                     memset(gr, 0, (size_t)C * sizeof(FX_T));                           \
                 else                                                                   \
                     for (Py_ssize_t c = 0; c < C; c++)                                 \
-                        memset(gr + c * a->gc, 0, sizeof(FX_T));                       \
+                        memset(gr + c * gc, 0, sizeof(FX_T));                          \
             }                                                                          \
             if (!ignored) {                                                            \
                 /* -w_y gscale, in the working type (float for float16) */            \
-                FX_T gv = FX_NLL_HALF                                                  \
-                    ? FX_STORE((FX_W)(-(float)wy * (float)a->gscale))                  \
-                    : FX_STORE((FX_W)(-wy * a->gscale));                               \
-                memcpy(gr + y * a->gc, &gv, sizeof(FX_T));                             \
+                FX_T gv = FX_NLL_HALF ? FX_STORE((FX_W)(-(float)wy * (float)gscale))   \
+                                      : FX_STORE((FX_W)(-wy * gscale));                \
+                memcpy(gr + y * gc, &gv, sizeof(FX_T));                                \
             }                                                                          \
         }                                                                              \
     }
 
+#define FX_NLL_RUN_MODES(LT, BIG)                                                      \
+    if (mode == FX_NLL_LOSS) { FX_NLL_RUN_BODY(LT, BIG, FX_NLL_LOSS) }                 \
+    else if (mode == FX_NLL_GRAD) { FX_NLL_RUN_BODY(LT, BIG, FX_NLL_GRAD) }            \
+    else { FX_NLL_RUN_BODY(LT, BIG, FX_NLL_LOSS | FX_NLL_GRAD) }
+
+/* Returns the first row of the run with a bad label, or -1. */
 static Py_ssize_t FX_NAME(nll_run)(const fx_nll_args *a, Py_ssize_t n, Py_ssize_t xo,
                                    Py_ssize_t lo, Py_ssize_t oo, Py_ssize_t go,
                                    Py_ssize_t xl, Py_ssize_t ll, Py_ssize_t ol, Py_ssize_t gl,
                                    int mode, double *sums)
 {
-    const Py_ssize_t C = a->C;
-    const char *lp = a->lab + lo;
+    const Py_ssize_t C = a->C, xc = a->xc, gc = a->gc;
+    const char *lp = a->lab + lo, *xp = a->x + xo;
+    char *op = a->out != NULL ? a->out + oo : NULL;
+    char *gp = a->g != NULL ? a->g + go : NULL;
+    const int has_ignore = a->has_ignore, wkind = a->wkind;
+    const int64_t ignore_index = a->ignore_index;
+    const double gscale = a->gscale;
     Py_ssize_t bad = -1;
     double lsum = 0.0, wsum = 0.0;
-    /* a gradient whose rows are strided but whose run is contiguous
-     * (PyTorch's (N, C, d) layout): zero the C x n slab as C contiguous
-     * stretches, then only the targets are written.  Only where no label
-     * can be bad (a pass after the check) or the rows are the kernel's own */
-    int zeroed = 0;
-    if ((mode & FX_NLL_GRAD) && gl == (Py_ssize_t)sizeof(FX_T)
-            && a->gc != (Py_ssize_t)sizeof(FX_T) && n > 1) {
+    /* a gradient that is zero already (a new zeroed array) gets only its
+     * targets written.  Otherwise, one whose rows are strided but whose run
+     * is contiguous (PyTorch's (N, C, d) layout) is zeroed as C contiguous
+     * stretches of the run first: in a pass that reads no input (after the
+     * check), or into the kernel's own array */
+    int zeroed = a->g_zeroed;
+    if (!zeroed && (mode & FX_NLL_GRAD) && gl == (Py_ssize_t)sizeof(FX_T)
+            && gc != (Py_ssize_t)sizeof(FX_T) && n > 1) {
         for (Py_ssize_t c = 0; c < C; c++)
-            memset(a->g + go + c * a->gc, 0, (size_t)n * sizeof(FX_T));
+            memset(gp + c * gc, 0, (size_t)n * sizeof(FX_T));
         zeroed = 1;
     }
     switch (a->lkind) {
-    case 1: FX_NLL_RUN_BODY(int8_t, 0) break;
-    case 2: FX_NLL_RUN_BODY(int16_t, 0) break;
-    case 4: FX_NLL_RUN_BODY(int32_t, 0) break;
-    case -1: FX_NLL_RUN_BODY(uint8_t, 0) break;
-    case -2: FX_NLL_RUN_BODY(uint16_t, 0) break;
-    case -4: FX_NLL_RUN_BODY(uint32_t, 0) break;
-    case -8: FX_NLL_RUN_BODY(uint64_t, lv > (uint64_t)INT64_MAX) break;
-    default: FX_NLL_RUN_BODY(int64_t, 0) break;
+    case 1: FX_NLL_RUN_MODES(int8_t, 0) break;
+    case 2: FX_NLL_RUN_MODES(int16_t, 0) break;
+    case 4: FX_NLL_RUN_MODES(int32_t, 0) break;
+    case -1: FX_NLL_RUN_MODES(uint8_t, 0) break;
+    case -2: FX_NLL_RUN_MODES(uint16_t, 0) break;
+    case -4: FX_NLL_RUN_MODES(uint32_t, 0) break;
+    case -8: FX_NLL_RUN_MODES(uint64_t, lv > (uint64_t)INT64_MAX) break;
+    default: FX_NLL_RUN_MODES(int64_t, 0) break;
     }
     sums[0] += lsum;
     sums[1] += wsum;
@@ -205,4 +217,5 @@ static Py_ssize_t FX_NAME(nll_block)(const fx_nll_args *a, Py_ssize_t r0, Py_ssi
 }
 
 #undef FX_NLL_RUN_BODY
+#undef FX_NLL_RUN_MODES
 #undef FX_NLL_HALF

@@ -15,7 +15,8 @@
 # goes to the caller's memory, a first pass computes the loss and checks
 # every label, and a second writes the gradient: a bad label then leaves the
 # caller's array untouched, and in-place gradients (grad_out=input) read each
-# target before anything is written.
+# target before anything is written.  A new gradient arrives zeroed (calloc'd
+# by NumPy): only its targets are written.
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS, PyBUF_RECORDS_RO
 from libc.math cimport INFINITY
@@ -113,8 +114,8 @@ cdef Py_ssize_t _nll_pass(_nll_block_fn fn, const fx_nll_args *a, Py_ssize_t R, 
     return bad
 
 
-def nll_loss(x, labels, ignore_index, weight, out, grad, bint mean, bint check_first,
-             int n_threads=1):
+def nll_loss(x, labels, ignore_index, weight, out, grad, bint grad_zeroed, bint mean,
+             bint check_first, int n_threads=1):
     """nll_loss of every target: returns (summed loss, summed target weight,
     first bad label's flat index or -1).
 
@@ -123,7 +124,8 @@ def nll_loss(x, labels, ignore_index, weight, out, grad, bint mean, bint check_f
     ignore_index: an int, or None when no label can equal it.  weight: (C,)
     float16/32/64 or None (IN).  out: the target's shape, x's dtype, or None
     (OUT: the per-row losses).  grad: like x or None (OUT: the gradient,
-    divided by the summed target weight when `mean`).  check_first: check
+    divided by the summed target weight when `mean`); grad_zeroed: it holds
+    zeros already, only the targets are written.  check_first: check
     every label before grad is written (grad is the caller's memory).
     """
     cdef fx_nll_args a
@@ -163,6 +165,7 @@ def nll_loss(x, labels, ignore_index, weight, out, grad, bint mean, bint check_f
                 have_o = True
                 a.out = <char *>ob.buf
             a.g = NULL
+            a.g_zeroed = grad_zeroed
             if grad is not None:
                 PyObject_GetBuffer(grad, &gb, PyBUF_RECORDS)
                 have_g = True
