@@ -302,7 +302,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
-             return_grad=False, grad_out=None):
+             return_grad=False, grad_out=None, n_threads=None):
     r"""Negative log-likelihood of log-probabilities, ``torch.nn.functional.nll_loss``.
 
     Parameters
@@ -323,6 +323,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
         Array of the input's shape and dtype for the gradient (keyword only);
         it may be `input` itself, or overlap any operand, as in
         :func:`cross_entropy`.
+    n_threads : int, optional
+        Number of threads (keyword only); results do not depend on it.
 
     Returns
     -------
@@ -348,11 +350,25 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     Notes
     -----
     Reads only the target element of each row (a gather), so it costs
-    O(rows) whatever C is. An all-ignored or empty batch under 'mean' gives
-    NaN, as in PyTorch. A log-probability of -inf at a target of weight 0
-    contributes 0 (PyTorch: ``0 * inf = NaN``).
+    O(rows) whatever C is, and allocates nothing but its results: the
+    targets are read in their own integer dtype and the weights in their
+    own float dtype (integer weights are converted, O(C)), both through
+    their strides. float16 computes in float32 (weights rounded to float32),
+    float32 and float64 in float64; sums are float64, in an order that does
+    not depend on the thread count. An all-ignored or empty batch under
+    'mean' gives NaN, as in PyTorch. A log-probability of -inf at a target of
+    weight 0 contributes 0 (PyTorch: ``0 * inf = NaN``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastxent
+    >>> logp = np.log(np.array([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]))
+    >>> float(fastxent.nll_loss(logp, np.array([0, 2]), reduction="sum"))
+    0.916290731874155
     """
     _check_reduction(reduction)
+    nt = _dispatch.resolve_threads(n_threads)
     x = _float_input(input, "input")
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
@@ -360,64 +376,63 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     if t.dtype.kind not in "iu":
         raise TypeError(f"target must hold class indices (integers), got dtype {t.dtype}")
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
-    # float16 computes in float32, with the weights as given (not rounded
-    # to float16 first)
-    w = _weight(weight, C, np.float32 if x.dtype == np.float16 else np.float64)
-    labels, _ = _labels(t, x, ignore_index)
-    if C == 0:
-        # every target is ignored (_labels refused the rest): nothing to
-        # gather; PyTorch's 0 per row, 0 summed, NaN mean, gradient of no
-        # element
-        if reduction == "none":
-            out = np.zeros(labels.shape, x.dtype)
-            loss = out if out.ndim else out[()]
+    batch_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+    if t.shape != batch_shape:
+        raise ValueError(f"target has shape {t.shape}; class-index targets for input of "
+                         f"shape {x.shape} must have shape {batch_shape}")
+    if not t.dtype.isnative:   # the kernel reads native integers: O(rows), rare
+        t = t.astype(t.dtype.newbyteorder("="))
+    w = _weight(weight, C, None)
+    if w is not None and w.dtype.kind != "f":   # float weights are read as they are
+        w = w.astype(np.float64)
+    # an ignore_index that no integer equals (a fraction, beyond int64) is None
+    ignore = ignore_index
+    if type(ignore) is not int:
+        if hasattr(ignore, "__index__"):
+            ignore = ignore.__index__()
         else:
-            loss = _finish(0.0, reduction, 0.0, x.dtype)
-        if not return_grad:
-            return loss
-        return loss, _grad_array(grad_out, x)
-    ignored = labels == ignore_index
-    safe = np.where(ignored, 0, labels)
-    xb = x if x.ndim > 1 else x[None]
-    idx = (safe if x.ndim > 1 else safe[None])[:, None]
-    # float16 in float32, float32 in float64 (as the reference): O(rows)
-    # values, and -w[y] x[y] of float32 values may overflow where the mean
-    # is finite
-    work = np.float32 if x.dtype == np.float16 else np.float64
-    picked = np.take_along_axis(xb, idx, axis=1)[:, 0].astype(work)
-    wy = np.ones(picked.shape, work) if w is None else w.astype(work)[idx[:, 0]]
-    wy = np.where(ignored if x.ndim > 1 else ignored[None], 0, wy).astype(work)
-    # a weight of 0 at a log-probability of -inf: the limit 0, as in
-    # cross_entropy (PyTorch: 0 * inf = NaN)
-    with np.errstate(invalid="ignore"):
-        terms = np.where((wy == 0) & np.isinf(picked), 0, -wy * picked)
-    rows = np.where(ignored if x.ndim > 1 else ignored[None], 0, terms)
-    denom = float(np.sum(wy, dtype=np.float64))
-    if reduction == "none":
-        with np.errstate(over="ignore"):   # float16 overflows to inf quietly
-            out = rows.astype(x.dtype).reshape(labels.shape)
-        loss = out if out.ndim else out[()]
-        gscale = 1.0
-    elif reduction == "sum":
-        loss = _finish(float(np.sum(rows, dtype=np.float64)), "sum", None, x.dtype)
-        gscale = 1.0
+            ignore = float(ignore)
+            ignore = int(ignore) if ignore.is_integer() else None
+    # a new gradient of the input's memory order is a zeroed (calloc'd)
+    # array: the kernel writes only the targets, and pages of no target are
+    # never touched here
+    zeroed = return_grad and grad_out is None and (x.flags.c_contiguous
+                                                   or x.flags.f_contiguous)
+    if zeroed:
+        grad = np.zeros(x.shape, x.dtype, order="C" if x.flags.c_contiguous else "F")
     else:
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            loss = x.dtype.type(np.sum(rows, dtype=np.float64) / denom)
-            gscale = 1.0 / denom if denom else np.inf
-    if not return_grad:
-        return loss
-    grad = _grad_array(grad_out, x)
-    work = grad if grad_out is None else kernel_out(grad, [x, labels, w], in_place=x)
-    work[...] = 0
-    gb = work if x.ndim > 1 else work[None]
-    with np.errstate(invalid="ignore", over="ignore"):
-        # ignored rows get 0 even when every row is ignored (gscale = inf);
-        # a counted target of weight 0 under a zero 'mean' denominator gets
-        # 0 * inf = NaN, as in PyTorch (and cross_entropy)
-        vals = np.where(ignored if x.ndim > 1 else ignored[None], 0,
-                        -wy * gscale).astype(x.dtype)
-    np.put_along_axis(gb, idx, vals.reshape(idx.shape), axis=1)
-    if work is not grad:
-        np.copyto(grad, work)
-    return loss, grad
+        grad = _grad_array(grad_out, x) if return_grad else None
+    # the caller's array, or a buffer when it overlaps an operand other than
+    # being the input itself (the kernel checks every label and reads every
+    # target before it writes the caller's gradient)
+    gwork = grad if grad is None or grad_out is None else kernel_out(grad, [x, t, w],
+                                                                      in_place=x)
+    rows = np.empty(t.shape, x.dtype) if reduction == "none" else None
+    total, denom, bad = _dispatch.active.nll_loss(x, t, ignore, w, rows, gwork, zeroed,
+                                                  reduction == "mean", grad_out is not None, nt)
+    if bad >= 0:
+        value = int(t[np.unravel_index(bad, t.shape)])
+        if value > np.iinfo(np.int64).max:
+            raise IndexError(f"Target {value} is out of bounds: class indices must be in "
+                             f"[0, {C})")
+        raise IndexError(f"Target {value} is out of bounds: class indices must be in "
+                         f"[0, {C}) or equal ignore_index={ignore_index}")
+    if gwork is not grad:
+        np.copyto(grad, gwork)
+    if reduction == "none":
+        loss = rows if rows.ndim else rows[()]
+    else:
+        if reduction == "mean":
+            # total / 0 is NaN or +-inf, as in PyTorch
+            value = total / denom if denom else (
+                float("nan") if total == 0 or total != total else total * float("inf"))
+        else:
+            value = total
+        # the largest float16 or float32
+        big = 65504.0 if x.dtype.itemsize == 2 else 3.4028234663852886e38
+        if x.dtype.itemsize == 8 or -big <= value <= big:
+            loss = x.dtype.type(value)
+        else:
+            with np.errstate(over="ignore"):   # overflows to inf quietly
+                loss = x.dtype.type(value)
+    return (loss, grad) if return_grad else loss

@@ -119,6 +119,7 @@ def nll_loss(
     *,
     return_grad: Literal[False] = False,
     grad_out: _FloatArray | None = None,
+    n_threads: int | None = None,
 ) -> _Float: ...
 @overload
 def nll_loss(
@@ -130,6 +131,7 @@ def nll_loss(
     *,
     return_grad: Literal[True],
     grad_out: _FloatArray | None = None,
+    n_threads: int | None = None,
 ) -> tuple[_Float, _FloatArray]: ...
 @overload
 def nll_loss(
@@ -141,6 +143,7 @@ def nll_loss(
     *,
     return_grad: Literal[False] = False,
     grad_out: _FloatArray | None = None,
+    n_threads: int | None = None,
 ) -> _FloatArray: ...
 @overload
 def nll_loss(
@@ -152,6 +155,7 @@ def nll_loss(
     reduction: Literal["none"],
     return_grad: Literal[False] = False,
     grad_out: _FloatArray | None = None,
+    n_threads: int | None = None,
 ) -> _FloatArray: ...
 @overload
 def nll_loss(
@@ -163,6 +167,7 @@ def nll_loss(
     *,
     return_grad: Literal[True],
     grad_out: _FloatArray | None = None,
+    n_threads: int | None = None,
 ) -> tuple[_FloatArray, _FloatArray]: ...
 @overload
 def nll_loss(
@@ -174,6 +179,7 @@ def nll_loss(
     reduction: Literal["none"],
     return_grad: Literal[True],
     grad_out: _FloatArray | None = None,
+    n_threads: int | None = None,
 ) -> tuple[_FloatArray, _FloatArray]: ...
 @overload
 def nll_loss(
@@ -185,4 +191,5 @@ def nll_loss(
     *,
     return_grad: bool = False,
     grad_out: _FloatArray | None = None,
+    n_threads: int | None = None,
 ) -> _Float | _FloatArray | tuple[_Float | _FloatArray, _FloatArray]: ...

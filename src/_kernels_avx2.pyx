@@ -5,5 +5,6 @@ include "softmax_family.pxi"
 include "losses.pxi"
 include "pointwise_losses.pxi"
 include "entropies.pxi"
+include "nll_loss.pxi"
 
 CPU_PATH = "avx2"

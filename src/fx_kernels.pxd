@@ -105,3 +105,37 @@ cdef extern from "fx_rows.h" nogil:
     void fx_f64_small_entropies(const double *x, const double *y, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind, double *T, double *out, Py_ssize_t os)
     void fx_f16_small_entropies(const uint16_t *x, const uint16_t *y, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind, float *T, uint16_t *out, Py_ssize_t os)
 
+
+# ---- nll_loss (fx_nll_loss.h): one block of rows per call ----
+cdef extern from "fx_rows.h" nogil:
+    Py_ssize_t FX_NLL_MAXDIM
+    int FX_NLL_LOSS
+    int FX_NLL_GRAD
+
+    ctypedef struct fx_nll_args:
+        Py_ssize_t nd
+        Py_ssize_t shape[64]
+        Py_ssize_t xs[64]
+        Py_ssize_t ls[64]
+        Py_ssize_t os[64]
+        Py_ssize_t gs[64]
+        Py_ssize_t C
+        Py_ssize_t xc
+        Py_ssize_t gc
+        const char *x
+        const char *lab
+        const char *w
+        char *out
+        char *g
+        int g_zeroed
+        int lkind
+        int wkind
+        Py_ssize_t ws
+        int has_ignore
+        int64_t ignore_index
+        double gscale
+
+    Py_ssize_t fx_f32_nll_block(const fx_nll_args *a, Py_ssize_t r0, Py_ssize_t r1, int mode, double *sums)
+    Py_ssize_t fx_f64_nll_block(const fx_nll_args *a, Py_ssize_t r0, Py_ssize_t r1, int mode, double *sums)
+    Py_ssize_t fx_f16_nll_block(const fx_nll_args *a, Py_ssize_t r0, Py_ssize_t r1, int mode, double *sums)
+# ---- end nll_loss ----

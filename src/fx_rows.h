@@ -140,6 +140,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #include "fx_xent_impl.h"
 #include "fx_pointwise_impl.h"
 #include "fx_entropy_impl.h"
+#include "fx_nll_loss.h"
 #undef FX_NAME
 #undef FX_T
 #undef FX_W
@@ -174,6 +175,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #include "fx_xent_impl.h"
 #include "fx_pointwise_impl.h"
 #include "fx_entropy_impl.h"
+#include "fx_nll_loss.h"
 #undef FX_NAME
 #undef FX_T
 #undef FX_W
@@ -208,6 +210,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #include "fx_xent_impl.h"
 #include "fx_pointwise_impl.h"
 #include "fx_entropy_impl.h"
+#include "fx_nll_loss.h"
 #undef FX_NAME
 #undef FX_T
 #undef FX_W

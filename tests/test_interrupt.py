@@ -60,6 +60,9 @@ CHILD = textwrap.dedent("""
         "cross_entropy columns": lambda nt: fx.cross_entropy(
             full((8000, 1000, 512), np.linspace(-3, 3, 512)), full((8000, 512), 7, np.int64),
             reduction="sum", n_threads=nt),
+        "nll_loss": lambda nt: fx.nll_loss(
+            rows(2_000_000_000, 16), full(2_000_000_000, 7, np.int64), reduction="sum",
+            n_threads=nt),
         "kl_div": lambda nt: fx.kl_div(rows(N, C), full((N, C), 0.5), reduction="sum",
                                        n_threads=nt),
         "bce_with_logits": lambda nt: fx.binary_cross_entropy_with_logits(
@@ -85,7 +88,7 @@ CHILD = textwrap.dedent("""
 CASES = [
     ("logsumexp rows", 1), ("logsumexp rows", 2), ("logsumexp columns", 2),
     ("logsumexp split row", 2), ("cross_entropy rows", 2), ("cross_entropy short rows", 1),
-    ("cross_entropy columns", 2), ("kl_div", 2), ("bce_with_logits", 1),
+    ("cross_entropy columns", 2), ("nll_loss", 2), ("kl_div", 2), ("bce_with_logits", 1),
     ("softmax_entropy", 2), ("entropy", 2),
 ]
 

@@ -1,4 +1,4 @@
-"""Cross-entropy from class labels (mean), with and without its gradient.
+"""Cross-entropy and nll_loss from class labels (mean), with and without the gradient.
 
 Like softmax_family.py, one class per operation, parametrized by ``impl``,
 shape and dtype, each ``time_*`` paired with a ``peakmem_*`` on the same
@@ -10,6 +10,11 @@ missing peer, or a fastxent commit without ``cross_entropy``).
 - ``numpy``: ``mean(logsumexp(x) - x[range, t])`` and ``softmax(x) - one_hot``;
 - ``torch``: ``F.cross_entropy`` on ``torch.from_numpy(x)``, ``.backward()``
   for the gradient.
+
+``NLLLoss`` and ``NLLLossGrad`` time ``nll_loss`` the same way (the input
+taken as log-probabilities; ``numpy``: ``-mean(x[range, t])`` and a scattered
+``-1 / N``; ``torch``: ``F.nll_loss``), over shapes where the gather of one
+element per row meets long rows (the gradient's writes) and many short ones.
 
 The other losses of ``torch.nn.functional`` that fastxent has, ``kl_div`` and
 ``binary_cross_entropy_with_logits``, are in divergences.py (``KLDiv``,
@@ -62,16 +67,49 @@ def _loss(impl, grad):
     raise NotImplementedError(impl)
 
 
+def _nll(impl, grad):
+    if impl == "fastxent":
+        if getattr(fastxent, "nll_loss", None) is None:
+            raise NotImplementedError("fastxent.nll_loss is not available")
+        if grad:
+            return lambda x, t: fastxent.nll_loss(x, t, return_grad=True)
+        return lambda x, t: fastxent.nll_loss(x, t)
+    if impl == "numpy":
+        def numpy_nll(x, t):
+            rows = np.arange(x.shape[0])
+            loss = -np.mean(x[rows, t])
+            if not grad:
+                return loss
+            g = np.zeros_like(x)
+            g[rows, t] = -1.0 / x.shape[0]
+            return loss, g
+        return numpy_nll
+    if impl == "torch":
+        if torch is None:
+            raise NotImplementedError("torch is not installed")
+        F = torch.nn.functional
+        if grad:
+            def torch_nll(x, t):
+                x = x.detach().requires_grad_(True)
+                loss = F.nll_loss(x, t)
+                loss.backward()
+                return loss, x.grad
+            return torch_nll
+        return F.nll_loss
+    raise NotImplementedError(impl)
+
+
 class _CrossEntropy:
     params = [IMPLS, SHAPES, DTYPES]
     param_names = ["impl", "shape", "dtype"]
     timeout = 300
     grad = False
+    make = staticmethod(_loss)
 
     def setup(self, impl, shape, dtype):
         if np is None:
             raise NotImplementedError("numpy is not installed")
-        self.func = _loss(impl, self.grad)
+        self.func = self.make(impl, self.grad)
         rows, cols = (int(n) for n in shape.split("x"))
         rng = np.random.default_rng([SEED, rows, cols])
         x = rng.standard_normal((rows, cols), dtype=np.dtype(dtype))
@@ -105,4 +143,25 @@ class CrossEntropyGrad(_CrossEntropy):
         self.func(self.x, self.t)
 
     def peakmem_cross_entropy_grad(self, impl, shape, dtype):
+        self.func(self.x, self.t)
+
+
+class NLLLoss(_CrossEntropy):
+    params = [IMPLS, ["1024x50257", "4000000x10"], DTYPES]
+    make = staticmethod(_nll)
+
+    def time_nll_loss(self, impl, shape, dtype):
+        self.func(self.x, self.t)
+
+    def peakmem_nll_loss(self, impl, shape, dtype):
+        self.func(self.x, self.t)
+
+
+class NLLLossGrad(NLLLoss):
+    grad = True
+
+    def time_nll_loss_grad(self, impl, shape, dtype):
+        self.func(self.x, self.t)
+
+    def peakmem_nll_loss_grad(self, impl, shape, dtype):
         self.func(self.x, self.t)
