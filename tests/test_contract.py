@@ -17,8 +17,12 @@
   output has the input's shape, and an output partially overlapping the
   input gives the result computed from the input as it was.
 """
+import json
 import os
 import re
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -146,6 +150,82 @@ def test_two_threads_give_the_bits_of_one(entry, path, dtype):
     assert_bitwise_equal(two, one, f"{entry.label} on {path}: 2 threads")
     assert_matches_reference(entry, two, entry.call_reference(operands, options), operands,
                              f"{path}, 2 threads")
+
+
+PROBE = textwrap.dedent("""
+    import json, os, sys
+    sys.path.insert(0, {tests_dir!r})
+    import numpy as np
+    import fastxent
+    from registry import ENTRIES, MIN_WORK_PER_THREAD
+
+    def threads():
+        return len(os.listdir("/proc/self/task"))
+
+    start = threads()
+    report = {{}}
+    for e in ENTRIES:  # below the threshold: no thread started
+        operands, options = e.example(70, 6, np.float64)
+        e.call(operands, options, n_threads=2)
+    report["small"] = threads() - start
+    # each entry asks for one thread more than the one before, on just enough
+    # elements: the OpenMP pool grows only if the kernel uses them all
+    nt = 1
+    for e in ENTRIES:
+        if e.threaded:
+            nt += 1
+            rows = -(-nt * MIN_WORK_PER_THREAD // 12)
+            operands, options = e.example(rows, 12, np.float32)
+            e.call(operands, options, n_threads=nt)
+            report[e.label] = [threads() - start, nt - 1]
+    print(json.dumps(report))
+""")
+
+
+def test_large_examples_do_start_threads(path, tmp_path):
+    # a thread-count probe: the threads of this process (Linux lists them in
+    # /proc/self/task) before and after each call, in a fresh process whose
+    # OpenMP pool is empty
+    if not sys.platform.startswith("linux") or not fastxent.get_config()["openmp"]:
+        pytest.skip("counts the threads of a Linux process built with OpenMP")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_THREAD_LIMIT"}
+    env["FASTXENT_CPU"] = path
+    code = PROBE.format(tests_dir=os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report.pop("small") == 0, "a call below the threshold started a thread"
+    assert len(report) == sum(e.threaded for e in ENTRIES)
+    for label, (started, wanted) in report.items():
+        assert started == wanted, f"{label}: {started} threads started, {wanted} asked for"
+
+
+# entries whose input is logits, where -inf (a masked class) is valid
+LOGIT_INPUTS = {"logsumexp", "softmax", "log_softmax", "cross_entropy", "softmax_entropy",
+                "softmax_cross_entropy", "softmax_kl_div"}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("entry", ENTRIES, ids=ENTRY_IDS)
+def test_cpu_paths_agree(entry, dtype):
+    # the AVX2 build has kernels of its own (short rows of the softmax
+    # family and of cross-entropy, the entropies, the element-wise losses):
+    # each path within the reference's tolerance of the other, on many short
+    # rows (several groups of 64, a partial one) and on long rows
+    if len(PATHS) < 2:
+        pytest.skip("one CPU path here")
+    for rows, cols in [(203, 7), (3, 300)]:
+        operands, options = entry.example(rows, cols, dtype, seed=6)
+        if entry.name in LOGIT_INPUTS:
+            operands[entry.input][::5, 1] = -np.inf
+        results = {}
+        for p in PATHS:
+            with fastxent.cpu_path(p):
+                results[p] = entry.call(operands, options)
+        for p in PATHS[1:]:
+            assert_matches_reference(entry, results[p], results[PATHS[0]], operands,
+                                     f"{entry.label}: {p} vs {PATHS[0]}, {rows}x{cols}")
 
 
 # ---------------------------------------------------------------------------
