@@ -30,9 +30,6 @@ else:
     settings.register_profile("thorough", max_examples=1000, deadline=None, print_blob=True)
     settings.load_profile(os.environ.get("FASTXENT_HYPOTHESIS_PROFILE", "fastxent"))
 
-FUNCTIONS = ("logsumexp", "softmax", "log_softmax")
-
-
 @pytest.fixture(scope="session")
 def fx():
     """The compiled package under test."""
@@ -59,12 +56,6 @@ def scipy_special():
 def torch():
     """PyTorch, or skip."""
     return pytest.importorskip("torch")
-
-
-@pytest.fixture(params=FUNCTIONS)
-def func_name(request):
-    """Each public function by name."""
-    return request.param
 
 
 @pytest.fixture

@@ -67,7 +67,8 @@ def out_calls(call, shape, dtype, what):
 @pytest.fixture(params=["baseline", "avx2"])
 def path(request):
     if request.param not in fastxent.get_config()["cpu_paths"]:
-        pytest.skip(f"no {request.param} path on this CPU")
+        pytest.skip(f"no {request.param} path in this process (not on this CPU, or "
+                    "FASTXENT_CPU forces another)")
     with fastxent.cpu_path(request.param):
         yield request.param
 

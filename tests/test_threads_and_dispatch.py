@@ -158,13 +158,23 @@ def test_best_path_is_default(fx):
         assert config["cpu_path"] == "avx2"
 
 
-def test_avx2_path_offered_when_cpu_has_it(fx):
+def test_avx2_path_offered_when_cpu_has_it(fx, tmp_path):
     if sys.platform != "linux" or not os.path.exists("/proc/cpuinfo"):
         pytest.skip("reads /proc/cpuinfo")
     with open("/proc/cpuinfo") as f:
         flags = f.read()
     has = " avx2" in flags and " fma" in flags
-    assert ("avx2" in fx.get_config()["cpu_paths"]) == has
+    # in a process where no path is forced: this one may run with
+    # FASTXENT_CPU=baseline, which offers the baseline alone
+    env = {k: v for k, v in os.environ.items() if k != "FASTXENT_CPU"}
+    code = "import fastxent; print(' '.join(fastxent.get_config()['cpu_paths']))"
+    paths = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                           check=True, cwd=tmp_path).stdout.split()
+    assert ("avx2" in paths) == has
+    if os.environ.get("FASTXENT_CPU", "").strip().lower() == "baseline":
+        assert fx.get_config()["cpu_paths"] == ["baseline"]
+    else:
+        assert fx.get_config()["cpu_paths"] == paths
 
 
 def test_show_config_prints_the_config(fx, capsys):
