@@ -36,25 +36,9 @@ RTOL = {np.dtype(np.float64): 1e-13, np.dtype(np.float32): 2e-6, np.dtype(np.flo
 
 
 def reference(name):
-    """The NumPy reference of the public function `name`.
-
-    Looked up on ``fastxent.reference`` first (a module today, to become a
-    package exposing every reference by its public name), then on
-    ``fastxent.reference_losses`` (the losses' module today), so that the
-    registry works with either arrangement.
-    """
-    ref = importlib.import_module("fastxent.reference")
-    func = getattr(ref, name, None)
-    if func is None:
-        try:
-            losses = importlib.import_module("fastxent.reference_losses")
-        except ImportError:
-            losses = None
-        func = getattr(losses, name, None)
-    if func is None:
-        raise LookupError(f"no reference implementation of {name!r} in fastxent.reference "
-                          "nor fastxent.reference_losses")
-    return func
+    """The NumPy reference of the public function `name` (``fastxent.reference``
+    exposes each by its public name)."""
+    return getattr(importlib.import_module("fastxent.reference"), name)
 
 
 def _logits(rng, shape, dtype):
@@ -99,15 +83,10 @@ class Entry:
     label : str, optional
         A name for the test ids (default: `name`), when a function has
         several entries.
-    threaded : bool, optional
-        Whether it takes ``n_threads`` (default True; nll_loss reads one
-        value per row and runs on the calling thread).
     """
 
-    def __init__(self, name, axis, operands, output, build, output_shape=None, label=None,
-                 threaded=True):
+    def __init__(self, name, axis, operands, output, build, output_shape=None, label=None):
         self.name = name
-        self.threaded = threaded
         self.axis = axis
         self.operands = tuple(operands)
         self.output = output
@@ -142,8 +121,8 @@ class Entry:
 
     def call(self, operands, options, n_threads=None, **extra):
         """fastxent's result on keyword operands; `n_threads` is passed
-        only to a threaded function."""
-        if n_threads is not None and self.threaded:
+        when given."""
+        if n_threads is not None:
             extra["n_threads"] = n_threads
         return self.func()(**operands, **options, **extra)
 
@@ -224,8 +203,7 @@ ENTRIES = [
           label="cross_entropy labels"),
     Entry("cross_entropy", CLASS_AXIS, ("input", "target", "weight"), "grad_out", _xent_probs,
           label="cross_entropy probs"),
-    Entry("nll_loss", CLASS_AXIS, ("input", "target", "weight"), "grad_out", _nll,
-          threaded=False),
+    Entry("nll_loss", CLASS_AXIS, ("input", "target", "weight"), "grad_out", _nll),
     Entry("kl_div", ELEMENTWISE, ("input", "target"), "grad_out", _kl),
     Entry("binary_cross_entropy_with_logits", ELEMENTWISE,
           ("input", "target", "weight", "pos_weight"), "grad_out", _bce),

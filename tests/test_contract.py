@@ -30,15 +30,13 @@ import pytest
 
 import fastxent
 from arrays import assert_bitwise_equal, memmap_copy
-from registry import (CONFIG_HELPERS, ENTRIES, MIN_WORK_PER_THREAD, RTOL, missing_entries,
-                      reference)
+from registry import CONFIG_HELPERS, ENTRIES, MIN_WORK_PER_THREAD, RTOL, missing_entries
 
 PATHS = list(fastxent.get_config()["cpu_paths"])
 ENTRY_IDS = [e.label for e in ENTRIES]
 WITH_OUTPUT = [e for e in ENTRIES if e.output]
 # outputs of the input's shape, which may be the input itself
 IN_PLACE = [e for e in WITH_OUTPUT if e.output_shape(2, 3) == (2, 3)]
-THREADED = [e for e in ENTRIES if e.threaded]  # nll_loss runs on the calling thread
 DTYPES = [np.float64, np.float32]
 DTYPE_IDS = ["float64", "float32"]
 # short rows (at most 16 classes, taken 64 rows at a time: one full group
@@ -106,11 +104,6 @@ def test_every_public_function_has_an_entry():
         assert callable(e.func()) and callable(e.reference()), e.label
 
 
-def test_reference_lookup_names_the_missing_function():
-    with pytest.raises(LookupError, match="no_such_function"):
-        reference("no_such_function")
-
-
 def test_thread_threshold_is_the_kernels():
     # the registry's copy of the kernels' threshold, read from the source
     # when the tests run from a checkout
@@ -139,7 +132,7 @@ def test_matches_reference(entry, path, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("entry", THREADED, ids=[e.label for e in THREADED])
+@pytest.mark.parametrize("entry", ENTRIES, ids=ENTRY_IDS)
 def test_two_threads_give_the_bits_of_one(entry, path, dtype):
     rows, cols = THREAD_SHAPE
     # every kernel splits at most (elements // MIN_WORK_PER_THREAD) ways
@@ -174,12 +167,11 @@ PROBE = textwrap.dedent("""
     # elements: the OpenMP pool grows only if the kernel uses them all
     nt = 1
     for e in ENTRIES:
-        if e.threaded:
-            nt += 1
-            rows = -(-nt * MIN_WORK_PER_THREAD // 12)
-            operands, options = e.example(rows, 12, np.float32)
-            e.call(operands, options, n_threads=nt)
-            report[e.label] = [threads() - start, nt - 1]
+        nt += 1
+        rows = -(-nt * MIN_WORK_PER_THREAD // 12)
+        operands, options = e.example(rows, 12, np.float32)
+        e.call(operands, options, n_threads=nt)
+        report[e.label] = [threads() - start, nt - 1]
     print(json.dumps(report))
 """)
 
@@ -199,7 +191,7 @@ def test_large_examples_do_start_threads(path, tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report.pop("small") == 0, "a call below the threshold started a thread"
-    assert len(report) == sum(e.threaded for e in ENTRIES)
+    assert len(report) == len(ENTRIES)
     for label, (started, wanted) in report.items():
         assert started == wanted, f"{label}: {started} threads started, {wanted} asked for"
 

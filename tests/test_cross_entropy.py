@@ -152,7 +152,7 @@ def test_special_values_as_torch(name, x, target, kw):
 
 @pytest.mark.parametrize("name, x, target, kw", LIMITS, ids=[s[0] for s in LIMITS])
 def test_limits_where_torch_gives_nan(name, x, target, kw):
-    from fastxent import reference as reference_losses
+    from fastxent import reference
 
     x = np.array(x)
     target = np.array(target)
@@ -163,7 +163,7 @@ def test_limits_where_torch_gives_nan(name, x, target, kw):
         torch_loss, torch_grad = _torch_ce(x, target, **kw)
     assert np.isnan(torch_loss).any() or np.isnan(torch_grad).any()  # the difference
     got, grad = fx.cross_entropy(x, target, return_grad=True, **kw)
-    want, want_grad = reference_losses.cross_entropy(x, target, return_grad=True, **kw)
+    want, want_grad = reference.cross_entropy(x, target, return_grad=True, **kw)
     assert not np.isnan(got) and not np.isnan(grad).any()  # a limit, maybe +inf
     np.testing.assert_allclose(got, want, rtol=1e-14)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-14, atol=1e-300)
@@ -329,7 +329,7 @@ ROWS = np.array([[0.5, -np.inf, 1.0], [np.inf, 1.0, 0.0], [-np.inf] * 3, [np.nan
 
 @pytest.mark.parametrize("rows", [[0], [1], [2], [3], [4], [5], [6], list(range(7))])
 def test_special_rows_match_reference(rows):
-    from fastxent import reference as reference_losses
+    from fastxent import reference
 
     x = ROWS[rows]
     n = len(rows)
@@ -341,7 +341,7 @@ def test_special_rows_match_reference(rows):
         what = f"t={t.tolist()} weight={w is not None} eps={eps} {red}"
         got, grad = fx.cross_entropy(x, t, weight=w, label_smoothing=eps, reduction=red,
                                      return_grad=True)
-        want, want_grad = reference_losses.cross_entropy(x, t, weight=w, label_smoothing=eps,
+        want, want_grad = reference.cross_entropy(x, t, weight=w, label_smoothing=eps,
                                                          reduction=red, return_grad=True)
         np.testing.assert_allclose(got, want, rtol=1e-13, equal_nan=True, err_msg=what)
         scale = np.nanmax(np.abs(np.where(np.isfinite(want_grad), want_grad, 0)), initial=1.0)
@@ -360,12 +360,12 @@ def test_no_classes():
 
 def test_float16_gradient_rounded_once():
     # unnormalized exps below float16's normal range must not be stored
-    from fastxent import reference as reference_losses
+    from fastxent import reference
 
     x = np.array([[0, -14, -15, -16, -12]], np.float16)
     w = np.array([1000, 1, 1, 1, 1], np.float16)
     _, grad = fx.cross_entropy(x, np.array([0]), weight=w, reduction="sum", return_grad=True)
-    _, want = reference_losses.cross_entropy(x, np.array([0]), weight=w, reduction="sum",
+    _, want = reference.cross_entropy(x, np.array([0]), weight=w, reduction="sum",
                                              return_grad=True)
     assert grad.dtype == np.float16
     np.testing.assert_allclose(grad.astype(np.float32), want.astype(np.float32), rtol=2e-3)
@@ -399,12 +399,12 @@ def test_short_rows_match_torch(shape, dtype):
 def _check_special_threads_aliasing(x, t, kw):
     """fastxent against the reference, bitwise the same for 1-3 threads and
     with the gradient written over the input."""
-    from fastxent import reference as reference_losses
+    from fastxent import reference
 
     # below this size every kernel runs on one thread whatever n_threads asks
     assert x.size >= 2 * MIN_WORK_PER_THREAD
 
-    want, want_grad = reference_losses.cross_entropy(x, t, return_grad=True, **kw)
+    want, want_grad = reference.cross_entropy(x, t, return_grad=True, **kw)
     got, grad = fx.cross_entropy(x, t, return_grad=True, **kw)
     np.testing.assert_allclose(got, want, rtol=1e-13, equal_nan=True)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-16, equal_nan=True)
@@ -509,7 +509,7 @@ def test_infinite_coefficient_at_the_maximum(C):
 def test_nll_loss_zero_weight_against_minus_inf():
     # the documented limit (README "Differences"), as cross_entropy; PyTorch
     # computes 0 * inf = NaN
-    from fastxent import reference as reference_losses
+    from fastxent import reference
 
     x, t, w = np.array([[-np.inf, 0.0], [-0.5, -1.0]]), np.array([0, 1]), np.array([0.0, 1.0])
     with warnings.catch_warnings():
@@ -519,7 +519,7 @@ def test_nll_loss_zero_weight_against_minus_inf():
     assert np.isnan(torch_sum.item())
     for reduction in ("sum", "mean", "none"):
         got = fx.nll_loss(x, t, weight=w, reduction=reduction)
-        want = reference_losses.nll_loss(x, t, weight=w, reduction=reduction)
+        want = reference.nll_loss(x, t, weight=w, reduction=reduction)
         assert not np.isnan(got).any()
         np.testing.assert_array_equal(got, want)
     assert fx.nll_loss(x, t, weight=w, reduction="sum") == 1.0
@@ -545,7 +545,7 @@ def test_packed_record_field_labels():
 def test_float16_keeps_wider_class_weights(value):
     # float16 computes in float32 with the weights as given (PyTorch refuses
     # a float32 weight for float16 input): the float32 result rounded once
-    from fastxent import reference as reference_losses
+    from fastxent import reference
 
     x = np.array([[1.0, 2.0, -1.0], [0.5, 0.25, 3.0]], np.float16)
     w = np.array([value, 1.0, 2.0])
@@ -571,8 +571,8 @@ def test_float16_keeps_wider_class_weights(value):
                         want_grad = want_grad.astype(np.float16).astype(np.float64)
                     np.testing.assert_allclose(grad.astype(np.float64), want_grad, rtol=2e-3,
                                                atol=1e-6)
-                want = getattr(reference_losses, f.__name__)(x, t, weight=w,
-                                                             reduction=reduction, **kw)
+                want = getattr(reference, f.__name__)(x, t, weight=w,
+                                                      reduction=reduction, **kw)
                 np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64),
                                            rtol=1e-3)
 
@@ -598,7 +598,7 @@ def test_float32_logits_far_apart(C):
 def test_nll_loss_float32_products_beyond_float32():
     # -w[y] x[y] overflows float32 where the mean is finite: computed in
     # float64 as the reference (and PyTorch's float64)
-    from fastxent import reference as reference_losses
+    from fastxent import reference
 
     x = np.array([[-3e38, 0.0], [0.0, -3e38], [-1.0, 0.0]], np.float32)
     t = np.array([0, 1, 0])
@@ -608,4 +608,4 @@ def test_nll_loss_float32_products_beyond_float32():
                       weight=torch.tensor(w, dtype=torch.float64)).item()
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=2e-6)
-    assert got == reference_losses.nll_loss(x, t, weight=w)
+    assert got == reference.nll_loss(x, t, weight=w)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastxent as fx
-from fastxent import reference_losses as rl
+from fastxent import reference as rl
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
