@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 # dtypes the kernels compute in; anything else is converted or refused
-KERNEL_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+KERNEL_DTYPES = frozenset(map(np.dtype, (np.float16, np.float32, np.float64)))
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
 _NDARRAY = np.ndarray
@@ -21,7 +21,7 @@ _NDARRAY = np.ndarray
 # native-order numeric dtypes that as_array passes through untouched (when
 # aligned); float128, byte-swapped and non-numeric dtypes take the full check
 READY_DTYPES = frozenset([np.dtype(np.bool_)] + [np.dtype(t) for t in np.typecodes["AllInteger"]]
-                   + list(KERNEL_DTYPES))
+                         + list(KERNEL_DTYPES))
 
 # NumPy 2 promotes arrays by dtype alone (NEP 50); NumPy 1 looks at the
 # values of 0-d arrays, so there every promotion asks np.result_type
@@ -29,11 +29,12 @@ _BY_DTYPE = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 _PROMOTED = {}
 
 
-def promote(*arrays):
-    """np.result_type of `arrays`, from a table filled on first use."""
+def promote(a, b):
+    """np.result_type of arrays `a` and `b`, from a table filled on first
+    use."""
     if not _BY_DTYPE:
-        return np.result_type(*arrays)
-    return promote_dtypes(*(a.dtype for a in arrays))
+        return np.result_type(a, b)
+    return promote_dtypes(a.dtype, b.dtype)
 
 
 def promote_dtypes(*dtypes):

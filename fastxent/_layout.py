@@ -159,22 +159,26 @@ def _c_order_views(shape, axes, ins, full_outs, row_outs):
         I = math.prod(shape[last + 1:])
         if C == 1:
             return None
-    in_views, full_views, row_views = [], [], []
+    in_views = []
     for a in ins:
         f = a.flags
         if not (f.c_contiguous and f.aligned):
             return None
         in_views.append(a.reshape(O, C, I))
-    for a in full_outs:
-        f = a.flags
-        if not (f.c_contiguous and f.aligned):
-            return None
-        full_views.append(a.reshape(O, C, I))
-    for a in row_outs:
-        f = a.flags
-        if not (f.c_contiguous and f.aligned):
-            return None
-        row_views.append(a.reshape(O, I))
+    full_views = []
+    if full_outs:
+        for a in full_outs:
+            f = a.flags
+            if not (f.c_contiguous and f.aligned):
+                return None
+            full_views.append(a.reshape(O, C, I))
+    row_views = []
+    if row_outs:
+        for a in row_outs:
+            f = a.flags
+            if not (f.c_contiguous and f.aligned):
+                return None
+            row_views.append(a.reshape(O, I))
     if ins[0].dtype == _F16:
         return ([v.view(_UINT16) for v in in_views], [v.view(_UINT16) for v in full_views],
                 [v.view(_UINT16) for v in row_views])
@@ -220,7 +224,11 @@ def empty_reduced(x, axes, keepdims, dtype):
     """A new result of a reduction of `x` over `axes` (with the reduced axes
     as length-1 dims when `keepdims`), laid out in memory as the kept axes
     of `x` (see empty_like_layout)."""
-    shape = kept_shape(x.shape, axes) if keepdims else reduced_shape(x.shape, axes)
+    shape = x.shape
+    if not keepdims and len(axes) == 1 and axes[0] == len(shape) - 1:
+        shape = shape[:-1]   # the common case, without a call
+    else:
+        shape = kept_shape(shape, axes) if keepdims else reduced_shape(shape, axes)
     if x.flags.c_contiguous:
         return np.empty(shape, dtype)
     if keepdims:
@@ -448,13 +456,18 @@ def elementwise_views(shape, arrays):
 
 
 def _c_order_flat(shape, arrays):
-    """(1, size) views of `arrays` when every one is C-contiguous of
-    `shape` (none broadcast): one flat stream each; None otherwise."""
+    """(1, size) kernel views of `arrays` (None entries kept) when every one
+    is C-contiguous and aligned, of `shape` (none broadcast): one flat
+    stream each; None otherwise."""
     views = []
     for a in arrays:
-        if a.shape != shape or not a.flags.c_contiguous:
+        if a is None:
+            views.append(None)
+            continue
+        f = a.flags
+        if a.shape != shape or not (f.c_contiguous and f.aligned):
             return None
-        views.append(a.reshape(1, -1))
+        views.append(a.reshape(1, -1) if a.dtype != _F16 else a.view(_UINT16).reshape(1, -1))
     return views
 
 
@@ -463,27 +476,38 @@ def elementwise(call, shape, ins, outs, units_of):
     returns the list of partial-sum arrays in a fixed order (so a reduction
     does not depend on the thread count).
 
-    ins: kernel views of `shape` (broadcast views allowed); outs: kernel
-    views of `shape` or None.  The (rows, L) split, and so the order of the
-    sums, comes from the inputs alone: an output whose layout does not fit
-    it is written through a C-ordered buffer and copied, so that a loss
-    never depends on where its outputs live.  Inputs whose dims do not merge
-    into two are walked by a Python loop over the first axis."""
+    ins: arrays of `shape` in the compute dtype (broadcast views allowed);
+    outs: new arrays of `shape` in that dtype, or None; the views are their
+    kernel views (see kernel_view).  The (rows, L) split, and so the order
+    of the sums, comes from the inputs alone: an output whose layout does
+    not fit it is written through a C-ordered buffer and copied, so that a
+    loss never depends on where its outputs live.  Inputs whose dims do not
+    merge into two are walked by a Python loop over the first axis."""
     vi = _c_order_flat(shape, ins)
-    if vi is None:
-        vi = elementwise_views(shape, ins)
+    vo = None if vi is None else _c_order_flat(shape, outs)
+    if vo is not None:
+        partial = np.zeros(units_of(1, vi[0].shape[1]))
+        call(vi, vo, partial)
+        return [partial]
+    return _elementwise(call, shape, [kernel_view(a) for a in ins],
+                        [None if o is None else kernel_view(o) for o in outs], units_of)
+
+
+def _elementwise(call, shape, ins, outs, units_of):
+    """elementwise() on kernel views, planned by stride."""
+    vi = elementwise_views(shape, ins)
     if vi is None:
         sums = []
         for j in range(shape[0]):
-            sums += elementwise(call, shape[1:], [a[j] for a in ins],
-                                [None if o is None else o[j] for o in outs], units_of)
+            sums += _elementwise(call, shape[1:], [a[j] for a in ins],
+                                 [None if o is None else o[j] for o in outs], units_of)
         return sums
     R, L = vi[0].shape
     vouts, copies = [], []
     for o in outs:
         v = None
         if o is not None:
-            v = o.reshape(R, L) if o.flags.c_contiguous and o.shape == shape else None
+            v = o.reshape(R, L) if o.flags.c_contiguous else None
             if v is None:
                 both = elementwise_views(shape, ins + [o])
                 v = both[-1] if both is not None and both[0].shape == (R, L) else None

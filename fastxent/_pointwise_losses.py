@@ -15,7 +15,7 @@ import numpy as np
 from . import _dispatch
 from ._checks import (as_array, broadcast_shape, broadcast_to_shape, check_reduction,
                       float_input, grad_array, promote, weight_dtype)
-from ._layout import elementwise, finish, kernel_out, kernel_view, partial_sum
+from ._layout import elementwise, finish, kernel_out, partial_sum
 
 __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
 
@@ -28,12 +28,11 @@ def _sum_to_shape(arr, shape):
     return np.sum(arr, axis=axes, keepdims=True) if axes else arr
 
 
-def _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, grad_given, nt,
-               res_dtype=None):
+def _pointwise(call, shape, dtype, ins, reduction, denom, grad, grad_given, res_dtype=None):
     """Shared driver: allocate, run, reduce; returns the loss.  `ins` are
     kernel-dtype arrays of `shape` (broadcast views allowed), the input
-    first; `kernel(in_views, out_view, grad_view, gscale, partial, nt)` is
-    the kernel's call; `denom` divides the sum for 'mean' and 'batchmean'
+    first; `call(in_views, [out_view, grad_view], partial)` calls the
+    kernel (see _layout.elementwise); `denom` divides the sum for 'mean' and 'batchmean'
     (NaN when it is 0).  The gradient goes straight into `grad` when it has
     the broadcast shape and the compute dtype (`grad_given`: the caller's
     array, which may be the input itself; through a buffer if it overlaps
@@ -52,13 +51,7 @@ def _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, grad_g
             gbuf = grad
     sums = []
     if math.prod(shape):
-        def call(vi, vo, partial):
-            kernel(vi, vo[0], vo[1], gscale, partial, nt)
-
-        sums = elementwise(call, shape, [kernel_view(a) for a in ins],
-                           [None if out is None else kernel_view(out),
-                            None if gbuf is None else kernel_view(gbuf)],
-                           _dispatch.active.pointwise_units)
+        sums = elementwise(call, shape, ins, [out, gbuf], _dispatch.active.pointwise_units)
     elif gbuf is not None:
         gbuf[...] = 0
     if grad is not None and gbuf is not grad:
@@ -169,11 +162,10 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     lt = bool(log_target)
     kern = _dispatch.kernel("kl_div", dtype)
 
-    def kernel(vi, out, grad_view, gs, partial, nthreads):
-        kern(vi[0], vi[1], lt, out, grad_view, gs, partial, nthreads)
+    def call(vi, vo, partial):
+        kern(vi[0], vi[1], lt, vo[0], vo[1], gscale, partial, nt)
 
-    loss = _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad,
-                      grad_out is not None, nt)
+    loss = _pointwise(call, shape, dtype, ins, reduction, denom, grad, grad_out is not None)
     return (loss, grad) if return_grad else loss
 
 
@@ -285,10 +277,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     grad = grad_array(grad_out, x) if return_grad else None
     kern = _dispatch.kernel("bce_with_logits", dtype)
 
-    def kernel(vi, out, grad_view, gs, partial, nthreads):
-        kern(vi[0], vi[1], vi[2] if has_w else None, vi[2 + has_w] if has_pw else None, out,
-             grad_view, gs, partial, nthreads)
+    def call(vi, vo, partial):
+        kern(vi[0], vi[1], vi[2] if has_w else None, vi[2 + has_w] if has_pw else None, vo[0],
+             vo[1], gscale, partial, nt)
 
-    loss = _pointwise(kernel, shape, dtype, ins, reduction, n, gscale, grad,
-                      grad_out is not None, nt, res_dtype)
+    loss = _pointwise(call, shape, dtype, ins, reduction, n, grad, grad_out is not None,
+                      res_dtype)
     return (loss, grad) if return_grad else loss
