@@ -26,7 +26,7 @@ READY_DTYPES = frozenset([np.dtype(np.bool_)] + [np.dtype(t) for t in np.typecod
 # NumPy 2 promotes arrays by dtype alone (NEP 50); NumPy 1 looks at the
 # values of 0-d arrays, so there every promotion asks np.result_type
 _BY_DTYPE = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
-_PROMOTED = {}
+_PROMOTED: dict[tuple[np.dtype, ...], np.dtype] = {}
 
 
 def promote(a, b):
