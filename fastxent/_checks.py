@@ -1,22 +1,67 @@
 """Argument checks shared by the public functions.
 
 The kernels never raise; everything a caller can get wrong is caught here
-with an exception that names the argument.  Here too is what keeps the
-kernels' typed pointers valid: every array they read or write is aligned
-and walks whole elements (`as_array`, `kernel_view`, `kernel_out`), and no
-output they write overlaps memory they read, except where a kernel is made
-to work in place (`kernel_out`).
+with an exception that names the argument (or, where fastxent stands in for
+a SciPy function, with SciPy's own message).  Each check returns the
+checked value in the form the layout layer (_layout) takes: arrays in a
+native, aligned dtype the kernels support, axes as sorted tuples, dtypes
+from precomputed tables.  Plain float64 and float32 ndarrays, the common
+case, pass each check in a few attribute lookups.
 """
+import numbers
+
 import numpy as np
 
 # dtypes the kernels compute in; anything else is converted or refused
-KERNEL_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+KERNEL_DTYPES = frozenset(map(np.dtype, (np.float16, np.float32, np.float64)))
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+_NDARRAY = np.ndarray
+
+# native-order numeric dtypes that as_array passes through untouched (when
+# aligned); float128, byte-swapped and non-numeric dtypes take the full check
+READY_DTYPES = frozenset([np.dtype(np.bool_)] + [np.dtype(t) for t in np.typecodes["AllInteger"]]
+                         + list(KERNEL_DTYPES))
+
+# NumPy 2 promotes arrays by dtype alone (NEP 50); NumPy 1 looks at the
+# values of 0-d arrays, so there every promotion asks np.result_type
+_BY_DTYPE = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+_PROMOTED: dict[tuple[np.dtype, ...], np.dtype] = {}
+
+
+def promote(a, b):
+    """np.result_type of arrays `a` and `b`, from a table filled on first
+    use."""
+    if not _BY_DTYPE:
+        return np.result_type(a, b)
+    return promote_dtypes(a.dtype, b.dtype)
+
+
+def promote_dtypes(*dtypes):
+    """np.result_type of `dtypes`, from a table filled on first use."""
+    dtype = _PROMOTED.get(dtypes)
+    if dtype is None:
+        dtype = _PROMOTED[dtypes] = np.result_type(*dtypes)
+    return dtype
+
+
+# np.exp's result dtype: int8 -> float16, int16 -> float32, wider integers
+# -> float64, floats unchanged
+_EXP_DTYPE = {d: np.result_type(d, np.float16) for d in READY_DTYPES}
+
+
+def exp_result_dtype(dtype):
+    """The dtype NumPy's exp gives for `dtype`: int8 -> float16,
+    int16 -> float32, wider integers -> float64, floats unchanged."""
+    return _EXP_DTYPE[dtype]
 
 
 def as_array(x, name):
     """`x` as an ndarray (no copy for an ndarray), refusing non-numeric and
     complex data with a TypeError that names the argument."""
-    if type(x) is not np.ndarray:
+    if type(x) is _NDARRAY and x.dtype in READY_DTYPES and x.flags.aligned:
+        return x
+    if type(x) is not _NDARRAY:
         # subclasses (np.matrix, memmap) as plain views; masks are dropped, as
         # SciPy does
         try:
@@ -45,6 +90,116 @@ def as_array(x, name):
     return x
 
 
+def float_input(x, name):
+    """`x` as a float16, float32 or float64 array (as_array, then integers
+    and bools refused, as PyTorch refuses them)."""
+    x = as_array(x, name)
+    if x.dtype not in KERNEL_DTYPES:
+        raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {x.dtype} "
+                        "(PyTorch refuses integer input too)")
+    return x
+
+
+def check_reduction(reduction, allowed=("none", "mean", "sum")):
+    """Refuse a `reduction` that is not one of `allowed`."""
+    if not isinstance(reduction, str) or reduction not in allowed:
+        raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
+
+
+def normalize_axes(axis, ndim, name="axis"):
+    """Sorted tuple of the distinct axes named by `axis` (None: all).
+
+    Raises AxisError (a ValueError and IndexError) for an axis out of range,
+    ValueError for a repeated axis and TypeError for a non-integer, with
+    NumPy's messages (which SciPy's reductions pass on).
+    """
+    if type(axis) is int and -ndim <= axis < ndim:
+        return (axis % ndim,)
+    if axis is None:
+        return tuple(range(ndim))
+    items = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for ax in items:
+        try:
+            ax = int(ax.__index__())
+        except (AttributeError, TypeError):
+            raise TypeError(f"'{type(ax).__name__}' object cannot be interpreted as an "
+                            "integer") from None
+        if not -ndim <= ax < ndim:
+            raise np.exceptions.AxisError(ax, ndim)
+        out.append(ax % ndim)
+    if len(set(out)) != len(out):
+        exc = ValueError(f"duplicate value in '{name}'")
+        exc.add_note(f"{name}={axis!r}")
+        raise exc
+    return tuple(sorted(out))
+
+
+def single_axis(axis, ndim, msg_prefix=None):
+    """The one axis (an int) that `axis` names of `ndim`; `msg_prefix`
+    starts the message of an AxisError (SciPy's entropy says 'source')."""
+    if type(axis) is int and -ndim <= axis < ndim:
+        return axis % ndim
+    if isinstance(axis, tuple) or axis is None:
+        raise TypeError(f"axis must be an integer, got {axis!r}")
+    try:
+        ax = int(axis.__index__())
+    except (AttributeError, TypeError):
+        raise TypeError(f"'{type(axis).__name__}' object cannot be interpreted as an "
+                        "integer") from None
+    if not -ndim <= ax < ndim:
+        raise np.exceptions.AxisError(ax, ndim, msg_prefix)
+    return ax % ndim
+
+
+# scipy.special.logsumexp's and scipy.stats.entropy's message
+SCIPY_BROADCAST = "Array shapes are incompatible for broadcasting."
+
+
+def broadcast_shape(arrays, names, message=SCIPY_BROADCAST):
+    """The shape `arrays` (named `names`) broadcast to.  Otherwise raises
+    ValueError with `message`, in which {0}, {1}, ... stand for the shapes;
+    SciPy's message gets a note that names the arguments and their shapes."""
+    shape = arrays[0].shape
+    for a in arrays[1:]:
+        if a.shape != shape:
+            break
+    else:
+        return shape
+    try:
+        return np.broadcast_shapes(*(a.shape for a in arrays))
+    except ValueError:
+        exc = ValueError(message.format(*(a.shape for a in arrays)))
+        if message == SCIPY_BROADCAST:
+            exc.add_note(" and ".join(f"{n} of shape {a.shape}" for a, n in zip(arrays, names))
+                         + " do not broadcast")
+        raise exc from None
+
+
+def broadcast_to_shape(a, shape, name):
+    """`a` as a read-only view of `shape` (stride 0 where broadcast), or a
+    ValueError naming it when it does not broadcast to `shape`."""
+    if a.shape == shape:
+        return a
+    try:
+        ok = np.broadcast_shapes(a.shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} of shape {a.shape} does not broadcast to the input's shape "
+                         f"{tuple(shape)}")
+    return np.broadcast_to(a, shape)
+
+
+def check_base(base):
+    """Refuse a logarithm base that is not a positive real number (SciPy's
+    ValueError message; SciPy takes NaN and True, fastxent refuses them)."""
+    if isinstance(base, (bool, np.bool_)) or not isinstance(base, numbers.Real):
+        raise TypeError(f"base must be a positive real number or None, got {base!r}")
+    if not base > 0:
+        raise ValueError("`base` must be a positive number or `None`.")
+
+
 def weight_dtype(a, dtype):
     """The dtype to compute with weights `a` for data of `dtype`: `dtype`, or
     float32 for float16 data whose weights float16 would change (a weight
@@ -54,13 +209,7 @@ def weight_dtype(a, dtype):
         return np.dtype(dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         fits = np.array_equal(a.astype(np.float16), a, equal_nan=True)
-    return np.dtype(dtype) if fits else np.dtype(np.float32)
-
-
-def exp_result_dtype(dtype):
-    """The dtype NumPy's exp gives for `dtype`: int8 -> float16,
-    int16 -> float32, wider integers -> float64, floats unchanged."""
-    return np.result_type(dtype, np.float16)
+    return np.dtype(dtype) if fits else F32
 
 
 def check_out(out, shape, dtype, name="out"):
@@ -77,84 +226,54 @@ def check_out(out, shape, dtype, name="out"):
     return out
 
 
-def _typed(a):
-    """True if the kernels can walk `a` through a typed pointer: aligned data
-    and strides that are whole elements."""
-    if a.flags.aligned and a.dtype.alignment == a.itemsize:
-        return True   # aligned strides are then whole elements too
-    return a.flags.aligned and not any(s % a.itemsize for s in a.strides)
+def grad_array(grad_out, x):
+    """The array a gradient of `x` goes to: the checked `grad_out`, or a new
+    array like `x`."""
+    if grad_out is None:
+        return np.empty_like(x)
+    return check_out(grad_out, x.shape, x.dtype, "grad_out")
 
 
-def kernel_view(a):
-    """The array the kernels read: float16 as its bits (a view), others as is.
-    Misaligned data and strides that are not a multiple of the itemsize
-    (views into records) cannot be read through a typed pointer and are
-    copied.  For inputs only: an output goes through `kernel_out` first."""
-    if not _typed(a):
-        a = np.array(a)
-    return a.view(np.uint16) if a.dtype == np.float16 else a
+def class_weight(weight, C, dtype):
+    """The checked class weights (a 1-d array of length C), converted to
+    `dtype` (unless None); None without weights."""
+    if weight is None:
+        return None
+    w = as_array(weight, "weight")
+    if w.ndim != 1 or w.shape[0] != C:
+        raise ValueError(f"weight must be a 1-d array of length C={C}, got shape {w.shape}")
+    return w if dtype is None else w.astype(dtype, copy=False)
 
 
-_NDARRAY = np.ndarray
-
-# candidate solutions np.shares_memory may try before it gives up; ample for
-# the views met in practice, and it bounds the time spent on contrived ones
-# (which are then taken to overlap)
-_MAX_WORK = 1 << 12
-
-
-def _same_elements(a, b):
-    """True if `a` and `b` are the same elements of the same memory."""
-    return (a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
-            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
-
-
-def overlaps(out, a, in_place=False):
-    """True if writing `out` may change memory that the kernel reads from
-    `a` (None: nothing).  With `in_place`, `out` may be exactly `a`: the
-    kernel reads each element before it writes the same element of `out` and
-    never reads it again.
-
-    Cheap in the usual cases: views of two different allocations; then the
-    bounds (`np.may_share_memory`); the exact answer
-    (`np.shares_memory`) only where the bounds meet.
-    """
-    if out is a:
-        return not in_place
-    if a is None:
-        return False
-    # views of two different allocations are disjoint: NumPy keeps a view's
-    # base at the array that allocated its memory (unless that memory is
-    # another object's: a buffer, a memory map)
-    p, q = out.base, a.base
-    p = out if p is None else p
-    q = a if q is None else q
-    if (p is not q and type(p) is _NDARRAY and type(q) is _NDARRAY
-            and p.flags.owndata and q.flags.owndata):
-        return False
-    if not np.may_share_memory(out, a):
-        return False
-    if in_place and _same_elements(out, a):
-        return False
-    try:
-        return bool(np.shares_memory(out, a, max_work=_MAX_WORK))
-    except np.exceptions.TooHardError:
-        return True
-
-
-def kernel_out(out, reads, in_place=None):
-    """The array a kernel writes for the caller's output `out` while it reads
-    the arrays `reads` (None entries are skipped): `out` itself, or a new
-    array when `out` is misaligned, does not walk whole elements, or
-    overlaps any of `reads` -- other than being exactly `in_place` (the
-    input, of out's shape, of a kernel that works in place; see `overlaps`).
-
-    The new array has out's shape and dtype and the memory order of
-    `in_place` (as the output the call allocates without `out`, so that the
-    kernel walks both alike), else of `out`.  The caller copies it into
-    `out` after the call, as NumPy's ufuncs buffer an output that overlaps
-    their input: the kernels never meet overlap or misalignment.
-    """
-    if _typed(out) and not any(overlaps(out, a, a is in_place) for a in reads):
-        return out
-    return np.empty_like(out if in_place is None else in_place, dtype=out.dtype, subok=False)
+def class_labels(target, x, ignore_index):
+    """Class-index targets as int64 (no copy for int64), checked: of the
+    input's shape without the class axis, each in [0, C) or equal to
+    ignore_index.  Returns (labels, number ignored)."""
+    batch_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+    if target.shape != batch_shape:
+        raise ValueError(f"target has shape {target.shape}; class-index targets for input of "
+                         f"shape {x.shape} must have shape {batch_shape}")
+    C = x.shape[1] if x.ndim > 1 else x.shape[0]
+    if target.dtype == np.uint64 and target.size and target.max() > np.iinfo(np.int64).max:
+        big = target[target > np.iinfo(np.int64).max].flat[0]
+        raise IndexError(f"Target {int(big)} is out of bounds: class indices must be in [0, {C})")
+    t = target.astype(np.int64, copy=False)
+    n = t.size
+    if n == 0:
+        return t, 0
+    if n <= 8:
+        # a few labels: Python's min and max cost less than two reductions
+        values = t.ravel().tolist()
+        lo, hi = min(values), max(values)
+    else:
+        # two reductions decide the usual case without a temporary
+        lo, hi = int(t.min()), int(t.max())
+    if 0 <= lo and hi < C and not lo <= ignore_index <= hi:
+        return t, 0
+    ignored = t == ignore_index
+    bad = ~ignored & ((t < 0) | (t >= C))
+    if bad.any():
+        first = t[bad].flat[0]
+        raise IndexError(f"Target {int(first)} is out of bounds: class indices must be in "
+                         f"[0, {C}) or equal ignore_index={ignore_index}")
+    return t, int(np.count_nonzero(ignored))

@@ -8,6 +8,8 @@ environment forces one, and :func:`cpu_path` switches temporarily.
 import contextlib
 import os
 
+import numpy as np
+
 try:
     from . import _kernels_baseline
 except ImportError as exc:  # pragma: no cover - only without a build
@@ -61,14 +63,40 @@ def _default_path():
     return _PREFERENCE[0]
 
 
-# the module in use: a plain global, read on every call (a thread-local
-# would cost more than a small kernel call)
+# the fused kernels, by the name of their Python entry
+_KERNELS = ("logsumexp", "softmax", "cross_entropy", "kl_div", "bce_with_logits",
+            "row_entropies")
+# the specialization of a fused kernel for each compute dtype: float16 is
+# read as its bits
+_SPECIALIZATION = {np.dtype(np.float16): "uint16_t", np.dtype(np.float32): "float",
+                   np.dtype(np.float64): "double"}
+
+
+def _table(module):
+    """{kernel name: {compute dtype: specialized entry}} of `module`: picking
+    the specialization from a table costs less than letting the fused
+    function match its arguments' types on every call."""
+    return {name: {d: getattr(module, name)[key] for d, key in _SPECIALIZATION.items()}
+            for name in _KERNELS}
+
+
+_TABLES = {path: _table(module) for path, module in _MODULES.items()}
+
+# the module in use and its table: plain globals, read on every call (a
+# thread-local would cost more than a small kernel call)
 active = _MODULES[_default_path()]
+_active_table = _TABLES[active.CPU_PATH]
 
 
 def kernels():
     """The kernel module in use."""
     return active
+
+
+def kernel(name, dtype):
+    """The entry of kernel `name` of the module in use for data of the
+    compute `dtype` (float16, float32 or float64)."""
+    return _active_table[name][dtype]
 
 
 @contextlib.contextmanager
@@ -79,16 +107,16 @@ def cpu_path(name):
     every path gives the same results: the switch is process-wide, so do not
     use it while other threads call fastxent.
     """
-    global active
+    global active, _active_table
     if name not in _MODULES:
         raise ValueError(f"cpu path {name!r} is not available here; "
                          f"choose one of {list(_MODULES)}")
     previous = active
-    active = _MODULES[name]
+    active, _active_table = _MODULES[name], _TABLES[name]
     try:
         yield
     finally:
-        active = previous
+        active, _active_table = previous, _TABLES[previous.CPU_PATH]
 
 
 def resolve_threads(n_threads):
@@ -130,8 +158,6 @@ def get_config():
 
 def show_config():
     """Print :func:`get_config` and the versions of fastxent and NumPy."""
-    import numpy as np
-
     from . import __version__
     print(f"fastxent {__version__} (NumPy {np.__version__})")
     for key, value in get_config().items():

@@ -3,7 +3,9 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import TypedDict
+from typing import Any, TypedDict
+
+import numpy as np
 
 class _Config(TypedDict):
     openmp: bool
@@ -16,6 +18,8 @@ class _Config(TypedDict):
 active: ModuleType
 
 def kernels() -> ModuleType: ...
+# a specialized entry of a compiled kernel: private, untyped
+def kernel(name: str, dtype: np.dtype[Any]) -> Any: ...
 @contextmanager
 def cpu_path(name: str) -> Iterator[None]: ...
 def resolve_threads(n_threads: int | None) -> int: ...

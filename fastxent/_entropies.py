@@ -1,53 +1,38 @@
 """Entropies of rows: scipy.stats.entropy, and the entropy, cross-entropy and
 KL divergence of softmax distributions straight from logits.
 
-Python checks the arguments, broadcasts (stride-0 views, no copy) and
-allocates the (rows,) result; the kernels (src/entropies.pxi,
-src/fx_entropy_impl.h) read each row once, whatever the axis and layout
-(see _reduction.run).
+Each function checks its arguments (_checks), broadcasts them (stride-0
+views, no copy) and hands them to the layout layer (_layout.reduce), whose
+views of any axis and layout go to one call of the kernel
+(src/entropies.pxi, src/fx_entropy_impl.h) chosen by _dispatch.
 """
 import math
-import numbers
 
 import numpy as np
 
 from . import _dispatch
-from ._checks import as_array, exp_result_dtype, kernel_view
-from ._layout import normalize_axes
-from ._reduction import run
+from ._checks import (F64, READY_DTYPES, as_array, broadcast_shape, check_base,
+                      exp_result_dtype, promote_dtypes, single_axis)
+from ._layout import reduce, reduced_shape
 
 __all__ = ["entropy", "softmax_entropy", "softmax_cross_entropy", "softmax_kl_div"]
 
 _SOFTMAX_ENTROPY, _SOFTMAX_XENT, _SOFTMAX_KL, _ENTROPY = 0, 1, 2, 3
 
 
-def _single_axis(axis, ndim):
-    if isinstance(axis, tuple) or axis is None:
-        raise TypeError(f"axis must be an integer, got {axis!r}")
-    return normalize_axes(axis, ndim)[0]
-
-
 def _rows(kind, arrays, axis, dtype, div, nt):
     """Run kernel `kind` over `arrays` (same shape, kernel dtype) along `axis`;
     returns the result as a NumPy scalar (0-d) or array."""
     shape = arrays[0].shape
-    res_shape = shape[:axis] + shape[axis + 1:]
-    out = np.empty(res_shape, dtype)
+    axes = (axis,)
+    out = np.empty(reduced_shape(shape, axes), dtype)
     if out.size:
-        kept = out.reshape(shape[:axis] + (1,) + shape[axis + 1:])
-        kern = _dispatch.active
+        kern = _dispatch.kernel("row_entropies", dtype)
 
-        def call(ins, fulls, kepts):
-            y = ins[1] if len(ins) > 1 else None
-            kern.row_entropies(kind, ins[0], y, kepts[0], div, nt)
+        def call(ins, _full, rows):
+            kern(kind, ins[0], ins[1] if len(ins) > 1 else None, rows[0], div, nt)
 
-        ins = [kernel_view(a) for a in arrays]
-        if axis == len(shape) - 1 and shape[-1] > 0 and all(a.flags.c_contiguous for a in ins):
-            # the common case: rows along the last axis of C-ordered data
-            C = shape[-1]
-            call([a.reshape(-1, C, 1) for a in ins], [], [kernel_view(out).reshape(-1, 1)])
-        else:
-            run(call, shape, (axis,), ins, [], [kernel_view(kept)])
+        reduce(call, shape, axes, arrays, [], [out])
     return out if out.ndim else out[()]
 
 
@@ -55,26 +40,25 @@ def _logits(value, name):
     x = as_array(value, name)
     if x.dtype.kind == "b":
         raise TypeError(f"{name} must hold real logits, got dtype bool")
-    return x, exp_result_dtype(x.dtype)
+    return x
 
 
-def _logit_rows(pairs, names, axis):
-    arrays = [a for a, _ in pairs]
-    try:
-        shape = arrays[0].shape
-        if any(a.shape != shape for a in arrays):
-            shape = np.broadcast_shapes(*(a.shape for a in arrays))
-    except ValueError:
-        msg = " and ".join(f"{n} of shape {a.shape}" for a, n in zip(arrays, names))
-        raise ValueError(f"{msg} do not broadcast") from None
+def _logit_rows(arrays, names, axis):
+    """The logit arrays in their common dtype, broadcast to one shape, and
+    the checked class axis."""
+    if len(arrays) == 1:
+        shape, dtype = arrays[0].shape, exp_result_dtype(arrays[0].dtype)
+    else:
+        shape = broadcast_shape(arrays, names, "p_logits of shape {0} and q_logits of shape {1} "
+                                "do not broadcast")
+        dtype = promote_dtypes(*(exp_result_dtype(a.dtype) for a in arrays))
     if len(shape) == 0:
         raise np.exceptions.AxisError(axis, 0)
-    axis = _single_axis(axis, len(shape))
+    axis = single_axis(axis, len(shape))
     if shape[axis] == 0:
         raise ValueError(f"{names[0]}: the class axis {axis} has length zero "
                          f"(shape {shape}); a softmax needs at least one class")
-    dtype = pairs[0][1] if len(pairs) == 1 else np.result_type(*(d for _, d in pairs))
-    arrays = [a.astype(dtype, copy=False) for a in arrays]
+    arrays = [a if a.dtype == dtype else a.astype(dtype) for a in arrays]
     return [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays], axis, dtype
 
 
@@ -130,14 +114,13 @@ def softmax_entropy(logits, axis=-1, *, n_threads=None):
     >>> fastxent.softmax_entropy(np.array([[0.0, 0.0, -np.inf], [1.0, -np.inf, -np.inf]])).tolist()
     [0.6931471805599453, 0.0]
     """
-    x, dtype = _logits(logits, "logits")
-    (x,), axis, dtype = _logit_rows([(x, dtype)], ["logits"], axis)
+    (x,), axis, dtype = _logit_rows([_logits(logits, "logits")], ["logits"], axis)
     return _rows(_SOFTMAX_ENTROPY, [x], axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))
 
 
 def _pair(p_logits, q_logits, axis):
-    pairs = [_logits(p_logits, "p_logits"), _logits(q_logits, "q_logits")]
-    return _logit_rows(pairs, ["p_logits", "q_logits"], axis)
+    return _logit_rows([_logits(p_logits, "p_logits"), _logits(q_logits, "q_logits")],
+                       ["p_logits", "q_logits"], axis)
 
 
 def softmax_cross_entropy(p_logits, q_logits, axis=-1, *, n_threads=None):
@@ -259,10 +242,9 @@ def softmax_kl_div(p_logits, q_logits, axis=-1, *, n_threads=None):
     return _rows(_SOFTMAX_KL, [x, y], axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))
 
 
-def _entropy_dtype(*arrays):
-    """SciPy's: integers and bools become float64, floats promote; float16
-    stays float16 (computed in float32; SciPy returns float32)."""
-    return np.result_type(*[a.dtype if a.dtype.kind == "f" else np.float64 for a in arrays])
+# SciPy's dtypes: integers and bools become float64, floats promote;
+# float16 stays float16 (computed in float32; SciPy returns float32)
+_ENTROPY_DTYPE = {d: d if d.kind == "f" else F64 for d in READY_DTYPES}
 
 
 def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
@@ -334,25 +316,23 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     0.5108256237659907
     """
     if base is not None:
-        if isinstance(base, (bool, np.bool_)) or not isinstance(base, numbers.Real):
-            raise TypeError(f"base must be a positive real number or None, got {base!r}")
-        if not base > 0:
-            raise ValueError(f"base must be a positive number or None, got {base!r}")
-    arrays = [as_array(pk, "pk")]
-    if qk is not None:
-        arrays.append(as_array(qk, "qk"))
-    dtype = _entropy_dtype(*arrays)
-    arrays = [a.astype(dtype, copy=False) for a in arrays]
-    if len(arrays) == 2:
-        try:
-            arrays = list(np.broadcast_arrays(*arrays))
-        except ValueError:
-            raise ValueError(f"qk of shape {arrays[1].shape} does not broadcast with pk of "
-                             f"shape {arrays[0].shape}") from None
+        check_base(base)
+    p = as_array(pk, "pk")
+    if qk is None:
+        dtype = _ENTROPY_DTYPE[p.dtype]
+        arrays = [p if p.dtype == dtype else p.astype(dtype)]
+    else:
+        q = as_array(qk, "qk")
+        dtype = promote_dtypes(_ENTROPY_DTYPE[p.dtype], _ENTROPY_DTYPE[q.dtype])
+        shape = broadcast_shape([p, q], ["pk", "qk"])
+        arrays = [a if a.shape == shape else np.broadcast_to(a, shape)
+                  for a in (p if p.dtype == dtype else p.astype(dtype),
+                            q if q.dtype == dtype else q.astype(dtype))]
     if axis is None:
         arrays = [a.reshape(-1) for a in arrays]
         axis = 0
-    arrays = [a.reshape(1) if a.ndim == 0 else a for a in arrays]
-    axis = _single_axis(axis, arrays[0].ndim)
+    if arrays[0].ndim == 0:
+        arrays = [a.reshape(1) for a in arrays]
+    axis = single_axis(axis, arrays[0].ndim, "source")
     div = 1.0 if base is None else math.log(float(base))
     return _rows(_ENTROPY, arrays, axis, dtype, div, _dispatch.resolve_threads(n_threads))

@@ -1,43 +1,212 @@
-"""Views of an N-d reduction as the kernels' (outer, C, inner) problem.
+"""The layout layer: the caller's arrays as the kernels' views, and back.
 
-A reduction over some axes of an array is a reduction along the middle axis
-of a 3-d strided view -- as long as the reduced axes can be merged into one
-strided dimension and the kept axes into at most two.  Axes are ordered by
-stride (as in memory) before merging, so C-order, F-order, transposed, sliced
-and negative-stride arrays all map to a view of the caller's memory: no copy.
+Every public function hands its checked arrays (see _checks) to one of the
+planners here and gets the strided views its kernel takes, without a copy
+wherever the memory allows:
 
-Several arrays (input, weights, outputs) are planned together; a merge is
-taken only where it is valid for all of them, so element (o, c, i) of each
-view is the same logical element.
+- `reduce`: a reduction over some axes is a reduction along the middle
+  axis of (outer, C, inner) views -- as long as the reduced axes merge into
+  one strided dimension and the kept axes into at most two.  Axes are
+  ordered by stride (as in memory) before merging, so C-order, F-order,
+  transposed, sliced and negative-stride arrays all map to views of the
+  caller's memory.  Several arrays (inputs, weights, outputs) are planned
+  together; a merge is taken only where it is valid for all of them, so
+  element (o, c, i) of each view is the same logical element.
+- `class_views`: PyTorch's class axis 1, ``(N, C, d1, ...)`` as
+  ``(N, C, d1 * ...)`` and ``(C,)`` as ``(1, C, 1)``, for the losses.
+- `elementwise`: (rows, L) views of operands broadcast to one shape, for
+  the element-wise losses.
+
+C-ordered operands take one fast path (`_c_order_views`, `_c_order`).
+Here too is what keeps the kernels' typed pointers valid: every array they
+read or write is aligned and walks whole elements (`kernel_view`,
+`kernel_out`), and no output they write overlaps memory they read, except
+where a kernel is made to work in place (`kernel_out`, `overlaps`).
 """
+import math
+
 import numpy as np
 
-__all__ = ["normalize_axes", "empty_like_layout", "plan_views", "elementwise_views"]
+__all__ = ["kernel_view", "kernel_out", "overlaps", "empty_like_layout", "empty_reduced",
+           "reduced_shape", "kept_shape", "plan_views", "reduce", "class_views", "elementwise_views",
+           "elementwise", "array_sum", "partial_sum", "finish"]
+
+_NDARRAY = np.ndarray
+_UINT16 = np.dtype(np.uint16)
+_F16 = np.dtype(np.float16)
 
 
-def normalize_axes(axis, ndim, name="axis"):
-    """Sorted tuple of the distinct axes named by `axis` (None: all).
+# ---------------------------------------------------------------------------
+# arrays the kernels can walk
 
-    Raises AxisError (a ValueError and IndexError) for an axis out of range,
-    ValueError for a repeated axis and TypeError for a non-integer, as NumPy
-    reductions do.
+def _typed(a):
+    """True if the kernels can walk `a` through a typed pointer: aligned data
+    and strides that are whole elements."""
+    if not a.flags.aligned:
+        return False
+    item = a.itemsize
+    # aligned strides are whole elements where the alignment is the size
+    return a.dtype.alignment == item or not any(s % item for s in a.strides)
+
+
+def kernel_view(a):
+    """The array the kernels read: float16 as its bits (a view), others as is.
+    Misaligned data and strides that are not a multiple of the itemsize
+    (views into records) cannot be read through a typed pointer and are
+    copied.  For inputs only: an output goes through `kernel_out` first."""
+    dtype = a.dtype
+    if not (a.flags.aligned and dtype.alignment == a.itemsize) and not _typed(a):
+        a = np.array(a)
+    return a.view(_UINT16) if dtype == _F16 else a
+
+
+# candidate solutions np.shares_memory may try before it gives up; ample for
+# the views met in practice, and it bounds the time spent on contrived ones
+# (which are then taken to overlap)
+_MAX_WORK = 1 << 12
+
+
+def _same_elements(a, b):
+    """True if `a` and `b` are the same elements of the same memory."""
+    return (a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+def overlaps(out, a, in_place=False):
+    """True if writing `out` may change memory that the kernel reads from
+    `a` (None: nothing).  With `in_place`, `out` may be exactly `a`: the
+    kernel reads each element before it writes the same element of `out` and
+    never reads it again.
+
+    Cheap in the usual cases: views of two different allocations; then the
+    bounds (`np.may_share_memory`); the exact answer
+    (`np.shares_memory`) only where the bounds meet.
     """
-    if axis is None:
-        return tuple(range(ndim))
-    items = axis if isinstance(axis, tuple) else (axis,)
-    out = []
-    for ax in items:
-        try:
-            ax = int(ax.__index__())
-        except (AttributeError, TypeError):
-            raise TypeError(f"{name} must be None, an integer or a tuple of integers, "
-                            f"got {axis!r}") from None
-        if not -ndim <= ax < ndim:
-            raise np.exceptions.AxisError(ax, ndim)
-        out.append(ax % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"duplicate value in '{name}': {axis!r}")
-    return tuple(sorted(out))
+    if out is a:
+        return not in_place
+    if a is None:
+        return False
+    # views of two different allocations are disjoint: NumPy keeps a view's
+    # base at the array that allocated its memory (unless that memory is
+    # another object's: a buffer, a memory map)
+    p, q = out.base, a.base
+    p = out if p is None else p
+    q = a if q is None else q
+    if (p is not q and type(p) is _NDARRAY and type(q) is _NDARRAY
+            and p.flags.owndata and q.flags.owndata):
+        return False
+    if not np.may_share_memory(out, a):
+        return False
+    if in_place and _same_elements(out, a):
+        return False
+    try:
+        return bool(np.shares_memory(out, a, max_work=_MAX_WORK))
+    except np.exceptions.TooHardError:
+        return True
+
+
+def kernel_out(out, reads, in_place=None):
+    """The array a kernel writes for the caller's output `out` while it reads
+    the arrays `reads` (None entries are skipped): `out` itself, or a new
+    array when `out` is misaligned, does not walk whole elements, or
+    overlaps any of `reads` -- other than being exactly `in_place` (the
+    input, of out's shape, of a kernel that works in place; see `overlaps`).
+
+    The new array has out's shape and dtype and the memory order of
+    `in_place` (as the output the call allocates without `out`, so that the
+    kernel walks both alike), else of `out`.  The caller copies it into
+    `out` after the call, as NumPy's ufuncs buffer an output that overlaps
+    their input: the kernels never meet overlap or misalignment.
+    """
+    if _typed(out) and not any(overlaps(out, a, a is in_place) for a in reads):
+        return out
+    return np.empty_like(out if in_place is None else in_place, dtype=out.dtype, subok=False)
+
+
+# ---------------------------------------------------------------------------
+# the one C-order fast path
+
+def _c_order(arrays):
+    """True if every array is C-contiguous (the common case: one flat
+    stream each, viewed by a plain reshape)."""
+    for a in arrays:
+        if not a.flags.c_contiguous:
+            return False
+    return True
+
+
+def _c_order_views(shape, axes, ins, full_outs, row_outs):
+    """The kernel views of `reduce` by a plain reshape, when the reduced
+    `axes` are adjacent and every array is C-contiguous and aligned (so
+    that its strides are whole elements): (outer, C, inner) views of `ins`
+    and `full_outs` (of `shape`) and (outer, inner) views of `row_outs` (of
+    the reduced shape, with or without the reduced axes); None otherwise
+    (then the axes are merged by stride, see plan_views).  Written out
+    rather than with comprehensions: this runs on every small call."""
+    n = len(axes)
+    if n == 1:
+        first = last = axes[0]
+        C = shape[first]
+    elif n and axes[-1] - axes[0] + 1 == n:
+        first, last = axes[0], axes[-1]
+        C = math.prod(shape[first:last + 1])
+    else:
+        return None
+    if last + 1 == len(shape):
+        O, I = (math.prod(shape[:first]) if first != 1 else shape[0]), 1
+    else:
+        O = math.prod(shape[:first]) if first else 1
+        I = math.prod(shape[last + 1:])
+        if C == 1:
+            return None
+    in_views = []
+    for a in ins:
+        f = a.flags
+        if not (f.c_contiguous and f.aligned):
+            return None
+        in_views.append(a.reshape(O, C, I))
+    full_views = []
+    if full_outs:
+        for a in full_outs:
+            f = a.flags
+            if not (f.c_contiguous and f.aligned):
+                return None
+            full_views.append(a.reshape(O, C, I))
+    row_views = []
+    if row_outs:
+        for a in row_outs:
+            f = a.flags
+            if not (f.c_contiguous and f.aligned):
+                return None
+            row_views.append(a.reshape(O, I))
+    if ins[0].dtype == _F16:
+        return ([v.view(_UINT16) for v in in_views], [v.view(_UINT16) for v in full_views],
+                [v.view(_UINT16) for v in row_views])
+    return in_views, full_views, row_views
+
+
+# ---------------------------------------------------------------------------
+# reductions over axes: (outer, C, inner)
+
+def reduced_shape(shape, axes):
+    """`shape` without the reduced `axes`."""
+    if len(axes) == 1:
+        d = axes[0]
+        return shape[:d] if d == len(shape) - 1 else shape[:d] + shape[d + 1:]
+    return tuple(n for d, n in enumerate(shape) if d not in axes)
+
+
+def kept_shape(shape, axes):
+    """`shape` with the reduced `axes` as length-1 dims."""
+    return tuple(1 if d in axes else n for d, n in enumerate(shape))
+
+
+def _with_kept_dims(r, axes, ndim):
+    """The result `r` of a reduction over `axes` of `ndim` dims, with the
+    reduced axes as length-1 dims: always a view."""
+    if r.ndim == ndim:
+        return r
+    return np.expand_dims(r, axes)
 
 
 def empty_like_layout(x, shape, dtype, kept):
@@ -49,6 +218,23 @@ def empty_like_layout(x, shape, dtype, kept):
     order = sorted(range(len(shape)), key=lambda d: -abs(x.strides[kept[d]]) if kept[d] is not None else 0)
     out = np.empty(tuple(shape[d] for d in order), dtype=dtype)
     return out.transpose(np.argsort(order))
+
+
+def empty_reduced(x, axes, keepdims, dtype):
+    """A new result of a reduction of `x` over `axes` (with the reduced axes
+    as length-1 dims when `keepdims`), laid out in memory as the kept axes
+    of `x` (see empty_like_layout)."""
+    shape = x.shape
+    if not keepdims and len(axes) == 1 and axes[0] == len(shape) - 1:
+        shape = shape[:-1]   # the common case, without a call
+    else:
+        shape = kept_shape(shape, axes) if keepdims else reduced_shape(shape, axes)
+    if x.flags.c_contiguous:
+        return np.empty(shape, dtype)
+    if keepdims:
+        return empty_like_layout(x, shape, dtype,
+                                 [None if d in axes else d for d in range(x.ndim)])
+    return empty_like_layout(x, shape, dtype, [d for d in range(x.ndim) if d not in axes])
 
 
 def _merge(dims):
@@ -75,25 +261,16 @@ def plan_views(shape, axes, arrays, kept_arrays):
 
     Returns (views, kept_views): (outer, C, inner) views of `arrays` and
     (outer, inner) views of `kept_arrays`, or None when the axes cannot be
-    merged (see split_largest).  The views are made by transpose and
+    merged (see _split_largest).  The views are made by transpose and
     reshape, which NumPy does without a copy exactly when the merged axes
     are one strided dim -- the condition checked here.
     """
+    fast = _c_order_views(shape, axes, arrays, (), kept_arrays)
+    if fast is not None:
+        return fast[0], fast[2]
+    arrays = [kernel_view(a) for a in arrays]
+    kept_arrays = [kernel_view(k) for k in kept_arrays]
     ndim = len(shape)
-    if axes and axes == tuple(range(axes[0], axes[-1] + 1)) and all(
-            a.flags.c_contiguous for a in arrays + kept_arrays):
-        # C-ordered and the axes adjacent: a plain reshape (the common case)
-        O = I = 1
-        for d in range(axes[0]):
-            O *= shape[d]
-        for d in range(axes[-1] + 1, ndim):
-            I *= shape[d]
-        C = 1
-        for d in axes:
-            C *= shape[d]
-        if I == 1 or C > 1:
-            return ([a.reshape(O, C, I) for a in arrays],
-                    [k.reshape(O, I) for k in kept_arrays])
     red = [(shape[d], [a.strides[d] for a in arrays], [d]) for d in axes]
     bat = [(shape[d], [a.strides[d] for a in arrays] + [k.strides[d] for k in kept_arrays], [d])
            for d in range(ndim) if d not in axes]
@@ -122,7 +299,7 @@ def plan_views(shape, axes, arrays, kept_arrays):
     return views, kept_views
 
 
-def split_largest(shape, axes, arrays):
+def _split_largest(shape, axes, arrays):
     """The kept axis with the largest stride in the first array, to loop over
     in Python when the kept axes do not merge into two (rare: arrays sliced in
     three or more kept axes).  None when the reduced axes are the problem."""
@@ -131,6 +308,127 @@ def split_largest(shape, axes, arrays):
         return None
     return max(kept, key=lambda d: abs(arrays[0].strides[d]))
 
+
+def reduce(call, shape, axes, ins, full_outs, row_outs):
+    """call(in_views, full_out_views, row_out_views) on matching views:
+    once -- or, for the rare layouts that do not merge, a few times (kept
+    axes) or on a contiguous copy (reduced axes that are neither adjacent
+    nor compatible in memory, e.g. axis=(0, 2) of a C-ordered 3-d array).
+
+    ins, full_outs: arrays of `shape`; row_outs: arrays of the reduced
+    shape, with or without the reduced axes as length-1 dims.  Every array
+    is in a kernel dtype; the views are its kernel views (see kernel_view;
+    an output goes through kernel_out first).
+    """
+    fast = _c_order_views(shape, axes, ins, full_outs, row_outs)
+    if fast is not None:
+        call(*fast)
+        return
+    ndim = len(shape)
+    ins = [kernel_view(a) for a in ins]
+    full_outs = [kernel_view(a) for a in full_outs]
+    kept_outs = [kernel_view(_with_kept_dims(r, axes, ndim)) for r in row_outs]
+    n_in = len(ins)
+    everything = ins + full_outs
+    # the inputs alone choose the views (and so the kernel and the order of
+    # its sums): a result must not depend on the layout of its outputs
+    own = plan_views(shape, axes, ins, [])
+    if own is not None:
+        planned = plan_views(shape, axes, everything, kept_outs)
+        if planned is not None and [v.shape for v in planned[0][:n_in]] == \
+                [v.shape for v in own[0]]:
+            views, kept_views = planned
+            call(views[:n_in], views[n_in:], kept_views)
+            return
+        # outputs that do not fit the inputs' views: through buffers laid
+        # out as the first input (which fit), then copied
+        x = ins[0]
+        full_b = [np.empty_like(x, dtype=o.dtype) for o in full_outs]
+        first = x[tuple(slice(0, 1) if d in axes else slice(None) for d in range(x.ndim))]
+        kept_b = [np.empty_like(first, dtype=k.dtype) for k in kept_outs]
+        views, kept_views = plan_views(shape, axes, ins + full_b, kept_b)
+        call(views[:n_in], views[n_in:], kept_views)
+        for dst, src in zip(full_outs + kept_outs, full_b + kept_b):
+            np.copyto(dst, src)
+        return
+    d = _split_largest(shape, axes, ins)
+    if d is not None:
+        # loop in Python over one kept axis; the rest merges
+        sub = shape[:d] + shape[d + 1:]
+        sub_axes = tuple(a - (a > d) for a in axes)
+        for j in range(shape[d]):
+            take = (slice(None),) * d + (j,)
+            reduce(call, sub, sub_axes, [a[take] for a in ins], [a[take] for a in full_outs],
+                   [k[take] for k in kept_outs])
+        return
+    # reduced axes that do not merge: reduce over a contiguous copy
+    k = len(axes)
+    moved = tuple(range(len(shape) - k, len(shape)))
+    ins_c = [np.ascontiguousarray(np.moveaxis(a, axes, moved)) for a in ins]
+    outs_c = [np.empty_like(a) for a in ins_c[:1] for _ in full_outs]
+    kept_c = [np.moveaxis(kk, axes, moved) for kk in kept_outs]
+    shape_c = ins_c[0].shape
+    reduce(call, shape_c, moved, ins_c, outs_c, kept_c)
+    for dst, src in zip(full_outs, outs_c):
+        np.copyto(dst, np.moveaxis(src, moved, axes))
+
+
+# ---------------------------------------------------------------------------
+# the losses' class axis 1
+
+def _class_view(a):
+    """(N, C, d...) -> (N, C, prod d) view; (C,) -> (1, C, 1); None when
+    the dims d... do not merge into one without a copy."""
+    if a.ndim == 1:
+        return a.reshape(1, a.shape[0], 1)
+    n, c = a.shape[:2]
+    if a.ndim <= 3:
+        return a.reshape(n, c, a.shape[2]) if a.ndim == 3 else a.reshape(n, c, 1)
+    try:  # merge d1, d2, ... without a copy
+        v = a.view()
+        v.shape = (n, c, math.prod(a.shape[2:]))
+        return v
+    except AttributeError:
+        return None
+
+
+def class_views(ins, outs, rows):
+    """Kernel views for PyTorch's class axis 1.
+
+    ins  -- inputs of the shape (N, C, d1, ...) or (C,) (None entries
+            skipped); viewed as (N, C, d1 * ...), from a C-ordered copy
+            where d1, ... do not merge
+    outs -- outputs of that shape (None skipped); an output whose dims do
+            not merge as the first input's is written through a buffer
+    rows -- arrays of the shape without the class axis (labels, per-row
+            losses; None skipped), viewed as (N, d1 * ...)
+
+    Returns (in_views, out_views, row_views, copies): `copies` lists the
+    (output, buffer) pairs to copy after the kernel ran.  Every array is
+    already a kernel view (see kernel_view).
+    """
+    in_views = []
+    for a in ins:
+        v = None if a is None else _class_view(a)
+        if a is not None and v is None:
+            v = _class_view(np.ascontiguousarray(a))
+        in_views.append(v)
+    x = in_views[0]
+    out_views, copies = [], []
+    for o in outs:
+        v = None if o is None else _class_view(o)
+        if o is not None and v is None:
+            buf = np.empty(o.shape, o.dtype)
+            copies.append((o, buf))
+            v = _class_view(buf)
+        out_views.append(v)
+    n, inner = x.shape[0], x.shape[2]
+    row_views = [None if r is None else r.reshape(n, inner) for r in rows]
+    return in_views, out_views, row_views, copies
+
+
+# ---------------------------------------------------------------------------
+# element-wise operands: (rows, L)
 
 def elementwise_views(shape, arrays):
     """2-d (rows, L) views of `arrays` (each of `shape`, possibly broadcast
@@ -155,3 +453,98 @@ def elementwise_views(shape, arrays):
     as_strided = np.lib.stride_tricks.as_strided
     return [as_strided(a, (R, L), (rs, ls), writeable=a.flags.writeable)
             for a, rs, ls in zip(arrays, rst, lst)]
+
+
+def _c_order_flat(shape, arrays):
+    """(1, size) kernel views of `arrays` (None entries kept) when every one
+    is C-contiguous and aligned, of `shape` (none broadcast): one flat
+    stream each; None otherwise."""
+    views = []
+    for a in arrays:
+        if a is None:
+            views.append(None)
+            continue
+        f = a.flags
+        if a.shape != shape or not (f.c_contiguous and f.aligned):
+            return None
+        views.append(a.reshape(1, -1) if a.dtype != _F16 else a.view(_UINT16).reshape(1, -1))
+    return views
+
+
+def elementwise(call, shape, ins, outs, units_of):
+    """call(in_views, out_views, partial) on (rows, L) views of the operands;
+    returns the list of partial-sum arrays in a fixed order (so a reduction
+    does not depend on the thread count).
+
+    ins: arrays of `shape` in the compute dtype (broadcast views allowed);
+    outs: new arrays of `shape` in that dtype, or None; the views are their
+    kernel views (see kernel_view).  The (rows, L) split, and so the order
+    of the sums, comes from the inputs alone: an output whose layout does
+    not fit it is written through a C-ordered buffer and copied, so that a
+    loss never depends on where its outputs live.  Inputs whose dims do not
+    merge into two are walked by a Python loop over the first axis."""
+    vi = _c_order_flat(shape, ins)
+    vo = None if vi is None else _c_order_flat(shape, outs)
+    if vo is not None:
+        partial = np.zeros(units_of(1, vi[0].shape[1]))
+        call(vi, vo, partial)
+        return [partial]
+    return _elementwise(call, shape, [kernel_view(a) for a in ins],
+                        [None if o is None else kernel_view(o) for o in outs], units_of)
+
+
+def _elementwise(call, shape, ins, outs, units_of):
+    """elementwise() on kernel views, planned by stride."""
+    vi = elementwise_views(shape, ins)
+    if vi is None:
+        sums = []
+        for j in range(shape[0]):
+            sums += _elementwise(call, shape[1:], [a[j] for a in ins],
+                                 [None if o is None else o[j] for o in outs], units_of)
+        return sums
+    R, L = vi[0].shape
+    vouts, copies = [], []
+    for o in outs:
+        v = None
+        if o is not None:
+            v = o.reshape(R, L) if o.flags.c_contiguous else None
+            if v is None:
+                both = elementwise_views(shape, ins + [o])
+                v = both[-1] if both is not None and both[0].shape == (R, L) else None
+            if v is None:
+                buf = np.empty(shape, o.dtype)
+                copies.append((o, buf))
+                v = buf.reshape(R, L)
+        vouts.append(v)
+    partial = np.zeros(units_of(R, L))
+    call(vi, vouts, partial)
+    for o, buf in copies:
+        np.copyto(o, buf)
+    return [partial]
+
+
+# ---------------------------------------------------------------------------
+# results
+
+def array_sum(p):
+    """float(np.sum(p)) of a 1-d float64 array, without np.sum's cost for
+    the one element of a small call."""
+    return float(p[0]) if p.shape[0] == 1 else float(np.sum(p))
+
+
+def partial_sum(partials):
+    """The sum, in order, of the sums of the kernels' partial-sum arrays."""
+    total = 0   # as Python's sum(): 0 + -0.0 is 0.0
+    for p in partials:
+        total += array_sum(p)
+    return float(total)
+
+
+def finish(total, reduction, denom, dtype):
+    """A reduced loss as a NumPy scalar of `dtype`: the sum, or for a mean
+    the sum divided by `denom` (NaN when it is 0, as PyTorch's 0 / 0)."""
+    value = total if reduction == "sum" else (total / denom if denom else np.nan)
+    if dtype.itemsize > 2:
+        return dtype.type(value)
+    with np.errstate(over="ignore"):  # float16 overflows to inf quietly
+        return dtype.type(value)

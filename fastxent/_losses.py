@@ -1,78 +1,22 @@
 """Losses with torch.nn.functional semantics: cross_entropy and nll_loss.
 
 The class axis is axis 1 of (N, C) and (N, C, d1, ...) inputs, or the only
-axis of an unbatched (C,) input, as in PyTorch.  Python checks arguments,
-targets and weights and allocates; the kernels (src/losses.pxi,
-src/fx_xent_impl.h) read each row once and write the loss and, on request,
-the gradient in the same pass.
+axis of an unbatched (C,) input, as in PyTorch.  Each function checks its
+arguments, targets and weights (_checks), allocates its outputs and takes
+the class-axis views of the layout layer (_layout.class_views); the kernels
+(src/losses.pxi, src/fx_xent_impl.h), chosen by _dispatch, read each row
+once and write the loss and, on request, the gradient in the same pass.
 """
+import math
+
 import numpy as np
 
 from . import _dispatch
-from ._checks import KERNEL_DTYPES, as_array, check_out, kernel_out, kernel_view, weight_dtype
+from ._checks import (KERNEL_DTYPES, check_reduction, class_labels, class_weight,
+                      float_input, grad_array, promote_dtypes, weight_dtype)
+from ._layout import array_sum, class_views, finish, kernel_out, kernel_view
 
 __all__ = ["cross_entropy", "nll_loss"]
-
-_REDUCTIONS = ("none", "mean", "sum")
-
-
-def _float_input(x, name):
-    x = as_array(x, name)
-    if x.dtype not in KERNEL_DTYPES:
-        raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {x.dtype} "
-                        "(PyTorch refuses integer input too)")
-    return x
-
-
-def _check_reduction(reduction, allowed=_REDUCTIONS):
-    if not isinstance(reduction, str) or reduction not in allowed:
-        raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
-
-
-def _class_view(a):
-    """(N, C, d...) -> (N, C, prod d) view; (C,) -> (1, C, 1).  Always a
-    view: the trailing dims merge or are walked by a Python loop."""
-    if a.ndim == 1:
-        return a.reshape(1, a.shape[0], 1)
-    n, c = a.shape[:2]
-    inner = 1
-    for d in a.shape[2:]:
-        inner *= d
-    if a.ndim <= 3:
-        return a.reshape(n, c, inner) if a.ndim == 3 else a.reshape(n, c, 1)
-    try:  # merge d1, d2, ... without a copy
-        v = a.view()
-        v.shape = (n, c, inner)
-        return v
-    except AttributeError:
-        return None
-
-
-def _labels(target, x, ignore_index):
-    """Class-index targets as int64 (no copy for int64), checked: each in
-    [0, C) or equal to ignore_index.  Returns (labels, number ignored)."""
-    batch_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
-    if target.shape != batch_shape:
-        raise ValueError(f"target has shape {target.shape}; class-index targets for input of "
-                         f"shape {x.shape} must have shape {batch_shape}")
-    C = x.shape[1] if x.ndim > 1 else x.shape[0]
-    if target.dtype == np.uint64 and target.size and target.max() > np.iinfo(np.int64).max:
-        big = target[target > np.iinfo(np.int64).max].flat[0]
-        raise IndexError(f"Target {int(big)} is out of bounds: class indices must be in [0, {C})")
-    t = target.astype(np.int64, copy=False)
-    if t.size == 0:
-        return t, 0
-    # two reductions decide the usual case without a temporary
-    lo, hi = int(t.min()), int(t.max())
-    if 0 <= lo and hi < C and not lo <= ignore_index <= hi:
-        return t, 0
-    ignored = t == ignore_index
-    bad = ~ignored & ((t < 0) | (t >= C))
-    if bad.any():
-        first = t[bad].flat[0]
-        raise IndexError(f"Target {int(first)} is out of bounds: class indices must be in "
-                         f"[0, {C}) or equal ignore_index={ignore_index}")
-    return t, int(np.count_nonzero(ignored))
 
 
 def _target_weight_sum(labels, n_ignored, ignore_index, w):
@@ -88,30 +32,8 @@ def _target_weight_sum(labels, n_ignored, ignore_index, w):
     return float(np.sum(w.astype(np.float64)[labels[keep]]))
 
 
-def _weight(weight, C, dtype):
-    """The checked class weights, converted to `dtype` (unless None)."""
-    if weight is None:
-        return None
-    w = as_array(weight, "weight")
-    if w.ndim != 1 or w.shape[0] != C:
-        raise ValueError(f"weight must be a 1-d array of length C={C}, got shape {w.shape}")
-    return w if dtype is None else w.astype(dtype, copy=False)
-
-
-def _grad_array(grad_out, x):
-    if grad_out is None:
-        return np.empty_like(x)
-    return check_out(grad_out, x.shape, x.dtype, "grad_out")
-
-
-def _finish(total, reduction, denom, dtype):
-    """A reduced loss as a NumPy scalar of `dtype`: the sum, or for a mean
-    the sum divided by `denom` (NaN when it is 0, as PyTorch's 0 / 0)."""
-    value = total if reduction == "sum" else (total / denom if denom else np.nan)
-    if dtype.itemsize > 2:
-        return dtype.type(value)
-    with np.errstate(over="ignore"):  # float16 overflows to inf quietly
-        return dtype.type(value)
+# rows per partial sum of the kernel's reductions, of each kernel module
+_ROWS_PER_PARTIAL = _dispatch.kernels().rows_per_partial()
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -208,15 +130,15 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     >>> float(fastxent.cross_entropy(logits, np.array([0, 2])))
     0.6699617926626334
     """
-    _check_reduction(reduction)
+    check_reduction(reduction)
     eps = float(label_smoothing)
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
     nt = _dispatch.resolve_threads(n_threads)
-    x = _float_input(input, "input")
+    x = float_input(input, "input")
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
-    t = np.asarray(target)
+    t = target if type(target) is np.ndarray else np.asarray(target)
     if t.dtype.kind == "c" or t.dtype.kind not in "biuf":
         raise TypeError(f"target must hold class indices (integers) or probabilities "
                         f"(floats), got dtype {t.dtype}")
@@ -224,18 +146,20 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     probs = t.dtype.kind == "f"
     # PyTorch computes in the promotion of the input and a probability
     # target and returns the loss in it; the gradient keeps the input dtype
-    work = np.result_type(x.dtype, t.dtype) if probs else x.dtype
+    work = promote_dtypes(x.dtype, t.dtype) if probs else x.dtype
     if work not in KERNEL_DTYPES:
         raise TypeError(f"target must be a float16, float32 or float64 array, got dtype "
                         f"{t.dtype}")
-    w = _weight(weight, C, None)
+    w = class_weight(weight, C, None)
     # the loss's dtype; float16 data with weights that float16 cannot hold
     # compute from a float32 copy (one copy, as for mixed dtypes)
     res_dtype = work
     if w is not None:
         work = weight_dtype(w, work)
         w = w.astype(work, copy=False)
-    x_in, x = x, x.astype(work, copy=False)   # a copy only for mixed dtypes
+    x_in = x
+    if x.dtype != work:
+        x = x.astype(work)   # a copy only for mixed dtypes
     if probs:
         if t.shape != x.shape:
             raise ValueError(f"probability target has shape {t.shape}, expected the input's "
@@ -243,61 +167,57 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         t = t.astype(work, copy=False)
         rows_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
         # PyTorch divides by numel / C: NaN without classes
-        denom = float(np.prod(rows_shape)) if C else 0.0
+        denom = float(math.prod(rows_shape)) if C else 0.0
     else:
         if t.dtype.kind == "b":
             raise TypeError("target must hold class indices (integers) or probabilities "
                             "(floats), got dtype bool")
-        labels, n_ignored = _labels(t, x, ignore_index)
+        labels, n_ignored = class_labels(t, x, ignore_index)
         rows_shape = labels.shape
         if reduction == "mean":
             denom = _target_weight_sum(labels, n_ignored, ignore_index, w)
 
-    grad = _grad_array(grad_out, x_in) if return_grad else None
+    grad = grad_array(grad_out, x_in) if return_grad else None
     # zeros: rows with no classes (C == 0) have no kernel call and lose 0
     rows = np.zeros(rows_shape, work) if reduction == "none" else None
-    n_rows = int(np.prod(rows_shape))
     total = 0.0
     if x.size:
         gscale = 1.0 / denom if (reduction == "mean" and denom != 0) else \
             (np.inf if reduction == "mean" else 1.0)
-        kern = _dispatch.active
         partial = None
         if rows is None:
-            partial = np.zeros(-(-n_rows // kern.rows_per_partial()))
-        xv = _class_view(kernel_view(x))
+            partial = np.zeros(-(-math.prod(rows_shape) // _ROWS_PER_PARTIAL))
         # the array the kernel writes: the caller's grad_out, or a buffer
-        # when that overlaps an operand other than being the input itself
-        gwork = grad if grad is None or grad_out is None else kernel_out(
-            grad, [x, t if probs else labels, w], in_place=x)
-        gv = _class_view(kernel_view(gwork)) if grad is not None and grad.dtype == work else None
-        if xv is None:
-            xv = _class_view(kernel_view(np.ascontiguousarray(x)))
-        qv = _class_view(kernel_view(t)) if probs else None
-        if probs and qv is None:
-            qv = _class_view(kernel_view(np.ascontiguousarray(t)))
-        lv = None
-        if rows is not None:
-            lv = kernel_view(rows).reshape(xv.shape[0], xv.shape[2])
-        lab = None if probs else kernel_view(labels).reshape(xv.shape[0], xv.shape[2])
-        gbuf = gwork
-        if grad is not None and gv is None:
-            # the logits' view, not the gradient's, decides the kernel path
-            gbuf = np.empty(x.shape, work)
-            gv = _class_view(kernel_view(gbuf))
-        kern.cross_entropy(xv, lab, ignore_index, qv, kernel_view(w) if w is not None else None,
-                           eps, gv, gscale, lv, partial, nt)
-        if gbuf is not grad:
+        # when that overlaps an operand other than being the input itself,
+        # or (the logits' view, not the gradient's, decides the kernel path)
+        # when it is of another dtype than the computation
+        gwork = grad
+        if grad is not None:
+            if grad.dtype != work:
+                gwork = np.empty(x.shape, work)
+            elif grad_out is not None:
+                gwork = kernel_out(grad, [x, t if probs else labels, w], in_place=x)
+        (xv, qv), (gv,), (lab, lv), copies = class_views(
+            [kernel_view(x), kernel_view(t) if probs else None],
+            [None if gwork is None else kernel_view(gwork)],
+            [None if probs else kernel_view(labels), None if rows is None else kernel_view(rows)])
+        _dispatch.kernel("cross_entropy", work)(
+            xv, lab, ignore_index, qv, kernel_view(w) if w is not None else None, eps, gv,
+            gscale, lv, partial, nt)
+        for dst, buf in copies:
+            np.copyto(dst, buf)
+        if gwork is not grad:
             with np.errstate(over="ignore"):   # float16 overflows to inf quietly
-                np.copyto(grad, gbuf, casting="same_kind")
+                np.copyto(grad, gwork, casting="same_kind")
         if partial is not None:
-            total = float(np.sum(partial))
+            total = array_sum(partial)
     if reduction == "none":
-        with np.errstate(over="ignore"):   # float16 overflows to inf quietly
-            rows = rows.astype(res_dtype, copy=False)
+        if rows.dtype != res_dtype:
+            with np.errstate(over="ignore"):   # float16 overflows to inf quietly
+                rows = rows.astype(res_dtype)
         loss = rows if rows.ndim else rows[()]
     else:
-        loss = _finish(total, reduction, denom if reduction == "mean" else None, res_dtype)
+        loss = finish(total, reduction, denom if reduction == "mean" else None, res_dtype)
     return (loss, grad) if return_grad else loss
 
 
@@ -367,9 +287,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     >>> float(fastxent.nll_loss(logp, np.array([0, 2]), reduction="sum"))
     0.916290731874155
     """
-    _check_reduction(reduction)
+    check_reduction(reduction)
     nt = _dispatch.resolve_threads(n_threads)
-    x = _float_input(input, "input")
+    x = float_input(input, "input")
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
     t = np.asarray(target)
@@ -382,7 +302,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
                          f"shape {x.shape} must have shape {batch_shape}")
     if not t.dtype.isnative:   # the kernel reads native integers: O(rows), rare
         t = t.astype(t.dtype.newbyteorder("="))
-    w = _weight(weight, C, None)
+    w = class_weight(weight, C, None)
     if w is not None and w.dtype.kind != "f":   # float weights are read as they are
         w = w.astype(np.float64)
     # an ignore_index that no integer equals (a fraction, beyond int64) is None
@@ -401,7 +321,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     if zeroed:
         grad = np.zeros(x.shape, x.dtype, order="C" if x.flags.c_contiguous else "F")
     else:
-        grad = _grad_array(grad_out, x) if return_grad else None
+        grad = grad_array(grad_out, x) if return_grad else None
     # the caller's array, or a buffer when it overlaps an operand other than
     # being the input itself (the kernel checks every label and reads every
     # target before it writes the caller's gradient)

@@ -1,76 +1,23 @@
 """Element-wise losses with torch.nn.functional semantics: kl_div and
 binary_cross_entropy_with_logits.
 
-Python checks the arguments, broadcasts the operands (stride-0 views, no
-copy) and allocates the outputs; the kernels (src/pointwise_losses.pxi,
-src/fx_pointwise_impl.h) read every element once and write the terms, the
-gradient and the partial sums in the same pass.
+Each function checks its arguments (_checks), broadcasts the operands
+(stride-0 views, no copy) and allocates the outputs; the layout layer
+(_layout.elementwise) views them as (rows, L) for one call of the kernel
+(src/pointwise_losses.pxi, src/fx_pointwise_impl.h) chosen by _dispatch,
+which reads every element once and writes the terms, the gradient and the
+partial sums in the same pass.
 """
 import math
 
 import numpy as np
 
 from . import _dispatch
-from ._checks import as_array, kernel_out, kernel_view, weight_dtype
-from ._layout import elementwise_views
-from ._losses import _check_reduction, _finish, _float_input, _grad_array
+from ._checks import (as_array, broadcast_shape, broadcast_to_shape, check_reduction,
+                      float_input, grad_array, promote, weight_dtype)
+from ._layout import elementwise, finish, kernel_out, partial_sum
 
 __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
-
-
-def _broadcastable(a, shape, name):
-    """`a` as a read-only view of `shape` (stride 0 where broadcast)."""
-    try:
-        ok = np.broadcast_shapes(a.shape, shape) == tuple(shape)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} of shape {a.shape} does not broadcast to the input's shape "
-                         f"{tuple(shape)}")
-    return np.broadcast_to(a, shape)
-
-
-def _run(kernel_call, shape, ins, outs, units_of):
-    """Call the kernel on 2-d views of the operands; returns the list of unit
-    sums in a fixed order (so a reduction does not depend on the thread
-    count).  The (rows, L) split, and so the order of the sums, comes from
-    the inputs alone: an output whose layout does not fit it is written
-    through a C-ordered buffer and copied, so that a loss never depends on
-    where its outputs live.  Inputs whose dims do not merge into two are
-    walked by a Python loop over the first axis."""
-    if all(a.flags.c_contiguous and a.shape == shape for a in ins):
-        vi = [a.reshape(1, -1) for a in ins]   # the common case: one flat stream
-    else:
-        vi = elementwise_views(shape, ins)
-    if vi is None:
-        sums = []
-        for j in range(shape[0]):
-            sums += _run(kernel_call, shape[1:], [a[j] for a in ins],
-                         [None if o is None else o[j] for o in outs], units_of)
-        return sums
-    R, L = vi[0].shape
-    vouts, copies = [], []
-    for o in outs:
-        v = None
-        if o is not None:
-            v = o.reshape(R, L) if o.flags.c_contiguous else None
-            if v is None:
-                both = elementwise_views(shape, ins + [o])
-                v = both[-1] if both is not None and both[0].shape == (R, L) else None
-            if v is None:
-                buf = np.empty(shape, o.dtype)
-                copies.append((o, buf))
-                v = buf.reshape(R, L)
-        vouts.append(v)
-    partial = np.zeros(units_of(R, L))
-    kernel_call(vi, vouts, partial)
-    for o, buf in copies:
-        np.copyto(o, buf)
-    return [partial]
-
-
-def _total(sums):
-    return float(sum(float(p.sum()) for p in sums))
 
 
 def _sum_to_shape(arr, shape):
@@ -81,22 +28,21 @@ def _sum_to_shape(arr, shape):
     return np.sum(arr, axis=axes, keepdims=True) if axes else arr
 
 
-def _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, grad_given, nt,
-               res_dtype=None):
+def _pointwise(call, shape, dtype, ins, reduction, denom, grad, grad_given, res_dtype=None):
     """Shared driver: allocate, run, reduce; returns the loss.  `ins` are
     kernel-dtype arrays of `shape` (broadcast views allowed), the input
-    first; `denom` divides the sum for 'mean' and 'batchmean' (NaN when it
-    is 0).  The gradient goes straight into `grad` when it has the broadcast
-    shape and the compute dtype (`grad_given`: the caller's array, which may
-    be the input itself; through a buffer if it overlaps another operand),
-    else through a buffer that is reduced and cast.  The loss is returned in
-    `res_dtype` (default `dtype`)."""
+    first; `call(in_views, [out_view, grad_view], partial)` calls the
+    kernel (see _layout.elementwise); `denom` divides the sum for 'mean' and 'batchmean'
+    (NaN when it is 0).  The gradient goes straight into `grad` when it has
+    the broadcast shape and the compute dtype (`grad_given`: the caller's
+    array, which may be the input itself; through a buffer if it overlaps
+    another operand), else through a buffer that is reduced and cast.  The
+    loss is returned in `res_dtype` (default `dtype`)."""
     res_dtype = dtype if res_dtype is None else res_dtype
-    n = math.prod(shape)
     out = np.empty(shape, dtype) if reduction == "none" else None
     gbuf = None
     if grad is not None:
-        direct = grad.shape == tuple(shape) and grad.dtype == dtype
+        direct = grad.shape == shape and grad.dtype == dtype
         if not direct:
             gbuf = np.empty(shape, dtype)
         elif grad_given:
@@ -104,26 +50,19 @@ def _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, grad_g
         else:
             gbuf = grad
     sums = []
-    if n:
-        kern = _dispatch.active
-        outs = [None if out is None else kernel_view(out),
-                None if gbuf is None else kernel_view(gbuf)]
-
-        def call(vi, vo, partial):
-            kernel(vi, vo, gscale, partial, nt)
-
-        sums = _run(call, tuple(shape), [kernel_view(a) for a in ins], outs,
-                    kern.pointwise_units)
+    if math.prod(shape):
+        sums = elementwise(call, shape, ins, [out, gbuf], _dispatch.active.pointwise_units)
     elif gbuf is not None:
         gbuf[...] = 0
     if grad is not None and gbuf is not grad:
         with np.errstate(over="ignore"):
             np.copyto(grad, _sum_to_shape(gbuf, grad.shape).reshape(grad.shape), casting="unsafe")
     if reduction == "none":
-        with np.errstate(over="ignore"):   # float16 overflows to inf quietly
-            out = out.astype(res_dtype, copy=False)
+        if out.dtype != res_dtype:
+            with np.errstate(over="ignore"):   # float16 overflows to inf quietly
+                out = out.astype(res_dtype)
         return out if out.ndim else out[()]
-    return _finish(_total(sums), reduction, denom, res_dtype)
+    return finish(partial_sum(sums), reduction, denom, res_dtype)
 
 
 def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=False,
@@ -202,34 +141,31 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     >>> float(fastxent.kl_div(np.log(q), p, reduction="batchmean"))  # log 2
     0.6931471805599453
     """
-    _check_reduction(reduction, ("none", "mean", "batchmean", "sum"))
-    x = _float_input(input, "input")
+    check_reduction(reduction, ("none", "mean", "batchmean", "sum"))
+    x = float_input(input, "input")
     t = as_array(target, "target")
-    dtype = np.result_type(x, t) if t.dtype.kind == "f" else x.dtype
-    try:
-        shape = x.shape if x.shape == t.shape else np.broadcast_shapes(x.shape, t.shape)
-    except ValueError:
-        raise ValueError(f"target of shape {t.shape} does not broadcast with input of shape "
-                         f"{x.shape}") from None
+    dtype = promote(x, t) if t.dtype.kind == "f" else x.dtype
+    shape = broadcast_shape([x, t], ["input", "target"],
+                            "target of shape {1} does not broadcast with input of shape {0}")
     nt = _dispatch.resolve_threads(n_threads)
-    n = math.prod(shape)
     if reduction == "mean":
-        denom = n
+        denom = math.prod(shape)
     elif reduction == "batchmean":
         denom = x.shape[0] if x.ndim else 1
     else:
         denom = 1
     gscale = (1.0 / denom) if denom else np.nan
-    grad = _grad_array(grad_out, x) if return_grad else None
+    grad = grad_array(grad_out, x) if return_grad else None
     ins = [a if a.shape == shape else np.broadcast_to(a, shape)
-           for a in (x.astype(dtype, copy=False), t.astype(dtype, copy=False))]
+           for a in (x if x.dtype == dtype else x.astype(dtype),
+                     t if t.dtype == dtype else t.astype(dtype))]
     lt = bool(log_target)
+    kern = _dispatch.kernel("kl_div", dtype)
 
-    def kernel(vi, vo, gs, partial, nthreads):
-        _dispatch.active.kl_div(vi[0], vi[1], lt, vo[0], vo[1], gs, partial, nthreads)
+    def call(vi, vo, partial):
+        kern(vi[0], vi[1], lt, vo[0], vo[1], gscale, partial, nt)
 
-    loss = _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad,
-                      grad_out is not None, nt)
+    loss = _pointwise(call, shape, dtype, ins, reduction, denom, grad, grad_out is not None)
     return (loss, grad) if return_grad else loss
 
 
@@ -314,12 +250,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     >>> float(fastxent.binary_cross_entropy_with_logits(np.array([0.0, np.inf]), [1, 1]))
     0.34657359027997264
     """
-    _check_reduction(reduction, ("none", "mean", "sum"))
-    x = _float_input(input, "input")
+    check_reduction(reduction, ("none", "mean", "sum"))
+    x = float_input(input, "input")
     t = as_array(target, "target")
     if t.shape != x.shape:
         raise ValueError(f"target has shape {t.shape}; it must have the input's shape {x.shape}")
-    dtype = np.result_type(x, t) if t.dtype.kind == "f" else x.dtype
+    dtype = promote(x, t) if t.dtype.kind == "f" else x.dtype
     nt = _dispatch.resolve_threads(n_threads)
     shape = x.shape
     weights = [None if arr is None else as_array(arr, name)
@@ -331,26 +267,20 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     for a in weights:
         if a is not None and weight_dtype(a, res_dtype) != res_dtype:
             dtype = np.dtype(np.float32)
-    ins = [x.astype(dtype, copy=False), t.astype(dtype, copy=False)]
-    extra = []
+    ins = [x if x.dtype == dtype else x.astype(dtype), t if t.dtype == dtype else t.astype(dtype)]
     for a, name in zip(weights, ("weight", "pos_weight")):
-        if a is None:
-            extra.append(False)
-            continue
-        a = a.astype(dtype, copy=False)
-        ins.append(a if a.shape == shape else _broadcastable(a, shape, name))
-        extra.append(True)
+        if a is not None:
+            ins.append(broadcast_to_shape(a.astype(dtype, copy=False), shape, name))
+    has_w, has_pw = weights[0] is not None, weights[1] is not None
     n = math.prod(shape)
     gscale = 1.0 if reduction != "mean" else ((1.0 / n) if n else np.nan)
-    grad = _grad_array(grad_out, x) if return_grad else None
-    has_w, has_pw = extra
+    grad = grad_array(grad_out, x) if return_grad else None
+    kern = _dispatch.kernel("bce_with_logits", dtype)
 
-    def kernel(vi, vo, gs, partial, nthreads):
-        w = vi[2] if has_w else None
-        pw = vi[2 + has_w] if has_pw else None
-        _dispatch.active.bce_with_logits(vi[0], vi[1], w, pw, vo[0], vo[1], gs, partial,
-                                         nthreads)
+    def call(vi, vo, partial):
+        kern(vi[0], vi[1], vi[2] if has_w else None, vi[2 + has_w] if has_pw else None, vo[0],
+             vo[1], gscale, partial, nt)
 
-    loss = _pointwise(kernel, shape, dtype, ins, reduction, n, gscale, grad,
-                      grad_out is not None, nt, res_dtype)
+    loss = _pointwise(call, shape, dtype, ins, reduction, n, grad, grad_out is not None,
+                      res_dtype)
     return (loss, grad) if return_grad else loss

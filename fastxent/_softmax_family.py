@@ -1,23 +1,23 @@
 """logsumexp, softmax and log_softmax with scipy.special's semantics.
 
-Python checks arguments, allocates outputs and plans views; the compiled
-kernels (src/softmax_family.pxi, src/fx_rows_impl.h) compute.
+Each function checks its arguments (_checks), allocates its outputs and
+hands them with its inputs to the layout layer (_layout.reduce), whose views
+go to one call of the compiled kernel (src/softmax_family.pxi,
+src/fx_rows_impl.h) chosen by _dispatch.
 """
 import numpy as np
 
 from . import _dispatch
-from ._checks import as_array, check_out, exp_result_dtype, kernel_out, kernel_view, overlaps
-from ._layout import empty_like_layout, normalize_axes
-from ._reduction import run
+from ._checks import (F64, READY_DTYPES, as_array, broadcast_shape, check_out, exp_result_dtype,
+                      normalize_axes)
+from ._layout import (empty_like_layout, empty_reduced, kept_shape, kernel_out, reduce,
+                      reduced_shape)
 
 __all__ = ["logsumexp", "softmax", "log_softmax"]
 
-_F64 = np.dtype(np.float64)
-# dtypes whose 2-d C-contiguous last-axis calls take the short path; where
-# a dtype's alignment is its size, an aligned array's strides are whole
-# elements, so that the short path's one flag check covers both
-_FAST_DTYPES = {d: key for d, key in ((np.dtype(np.float32), "float"), (_F64, "double"))
-                if d.alignment == d.itemsize}
+# the dtype logsumexp computes in: floats as they are, integers and bools
+# in float64 (as SciPy)
+_LSE_DTYPE = {d: d if d.kind == "f" else F64 for d in READY_DTYPES}
 
 
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
@@ -105,21 +105,6 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     >>> fastxent.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
-    # short path: the common call on a small matrix costs little more than
-    # the kernel (no planning, no broadcasting).  Its rows are contiguous,
-    # aligned and start on whole elements (not a record field; see
-    # _FAST_DTYPES); other layouts take the planned path
-    if (b is None and not return_sign and not keepdims
-            and type(a) is np.ndarray and a.ndim == 2 and (axis == -1 or axis == 1)
-            and type(axis) is int and a.size and a.strides[1] == a.itemsize
-            and (flags := a.flags).aligned
-            and (out is None or _fast_out(out, a.shape[:1], a, flags, False))):
-        key = _FAST_DTYPES.get(a.dtype)
-        if key is not None:
-            res = np.empty(a.shape[0], a.dtype) if out is None else out
-            _dispatch.active.logsumexp_rows[key](a, res, _dispatch.resolve_threads(n_threads))
-            return res
-
     nt = _dispatch.resolve_threads(n_threads)
     a_in, b_in = a, b
     a = as_array(a, "a")
@@ -130,49 +115,38 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
         dtype = np.result_type(*(v if isinstance(v, (int, float)) and not isinstance(v, bool)
                                  else arr for v, arr in ((a_in, a), (b_in, b))))
         if dtype.kind != "f":
-            dtype = _F64
-        try:
-            shape = np.broadcast_shapes(a.shape, b.shape)
-        except ValueError:
-            raise ValueError(f"b with shape {b.shape} does not broadcast against a with "
-                             f"shape {a.shape}") from None
+            dtype = F64
+        shape = broadcast_shape([a, b], ["a", "b"])
         a = np.broadcast_to(a.astype(dtype, copy=False), shape)
         b = np.broadcast_to(b.astype(dtype, copy=False), shape)
     else:
-        dtype = a.dtype if a.dtype.kind == "f" else _F64
-        a = a.astype(dtype, copy=False)
+        dtype = _LSE_DTYPE[a.dtype]
+        if a.dtype != dtype:
+            a = a.astype(dtype)
     if a.ndim == 0:  # SciPy works on atleast_1d(a)
         a = a.reshape(1)
         b = b.reshape(1) if b is not None else None
     axes = normalize_axes(axis, a.ndim)
-    kept_shape = tuple(1 if d in axes else n for d, n in enumerate(a.shape))
-    res_shape = kept_shape if keepdims else tuple(n for d, n in enumerate(a.shape) if d not in axes)
-
     if out is not None:
-        check_out(out, res_shape, dtype)
+        check_out(out, (kept_shape if keepdims else reduced_shape)(a.shape, axes), dtype)
         res = kernel_out(out, [a, b])
     else:
-        kept = [None if d in axes else d for d in range(a.ndim)]
-        res = empty_like_layout(a, kept_shape, dtype, kept).reshape(res_shape) \
-            if keepdims else empty_like_layout(a, res_shape, dtype, [d for d in kept if d is not None])
-    sgn = np.empty(res_shape, dtype) if return_sign else None
+        res = empty_reduced(a, axes, keepdims, dtype)
+    sgn = np.empty(res.shape, dtype) if return_sign else None
 
     if a.size == 0:
         res[...] = -np.inf
         if sgn is not None:
             sgn[...] = -1.0  # SciPy: sign(-inf)
     else:
-        kept_outs = [kernel_view(_with_kept_dims(res, axes, kept_shape, keepdims))]
-        if sgn is not None:
-            kept_outs.append(kernel_view(_with_kept_dims(sgn, axes, kept_shape, keepdims)))
-        ins = [kernel_view(a)] + ([kernel_view(b)] if b is not None else [])
-        kern = _dispatch.kernels().logsumexp
+        kern = _dispatch.kernel("logsumexp", dtype)
 
         def call(views, _full, kept_views):
             kern(views[0], kept_views[0], kept_views[1] if sgn is not None else None,
                  views[1] if b is not None else None, return_sign, nt)
 
-        run(call, a.shape, axes, ins, [], kept_outs)
+        reduce(call, a.shape, axes, [a] if b is None else [a, b], [],
+               [res] if sgn is None else [res, sgn])
 
     if out is not None and res is not out:
         np.copyto(out, res)
@@ -185,51 +159,15 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     return (res, sgn) if return_sign else res
 
 
-def _fast_out(out, shape, x, x_flags, in_place):
-    """An `out` of `shape` the short paths can write as it is while reading
-    `x` (flags `x_flags`; `in_place`: out may be x itself).  Anything else
-    goes through the full checks, which say what is wrong with it, or
-    computes through a buffer."""
-    if type(out) is not np.ndarray or out.shape != shape or out.dtype != x.dtype:
-        return False
-    f = out.flags
-    if not (f.c_contiguous and f.writeable and f.aligned):
-        return False
-    if out is x:
-        return in_place
-    if f.owndata and x_flags.owndata:
-        # two allocations: what overlaps() finds first, without its cost
-        return True
-    return not overlaps(out, x, in_place)
-
-
-def _with_kept_dims(r, axes, kept_shape, keepdims):
-    """The result with the reduced axes as length-1 dims: always a view."""
-    if keepdims:
-        return r
-    if r.flags.c_contiguous:
-        return r.reshape(kept_shape)
-    return np.expand_dims(r, axes)
-
-
 def _softmax_common(x, axis, out, n_threads, logarithm, name):
-    if (type(x) is np.ndarray and x.ndim == 2 and (axis == -1 or axis == 1)
-            and type(axis) is int and x.size and x.strides[1] == x.itemsize
-            and (flags := x.flags).aligned
-            and (out is None or _fast_out(out, x.shape, x, flags, True))):
-        key = _FAST_DTYPES.get(x.dtype)
-        if key is not None:  # short path, as in logsumexp
-            res = np.empty_like(x) if out is None else out
-            _dispatch.active.softmax_rows[key](x, res, logarithm,
-                                               _dispatch.resolve_threads(n_threads))
-            return res
     nt = _dispatch.resolve_threads(n_threads)
     x = as_array(x, "x")
     if x.dtype.kind == "b":
         raise TypeError(f"{name} of a boolean array is not defined (x - max(x) has no boolean "
                         "meaning; SciPy raises TypeError too); convert x to a float dtype")
     dtype = exp_result_dtype(x.dtype)
-    x = x.astype(dtype, copy=False)
+    if x.dtype != dtype:
+        x = x.astype(dtype)
     scalar = x.ndim == 0
     if scalar:
         if axis not in (None, 0, -1, ()):
@@ -238,25 +176,24 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
         axes = (0,) if axis != () else ()
     else:
         axes = normalize_axes(axis, x.ndim)
-    reduced = 1
     for d in axes:
-        reduced *= x.shape[d]
-    if reduced == 0:
-        raise ValueError("zero-size array to reduction operation maximum which has no identity")
+        if x.shape[d] == 0:
+            raise ValueError("zero-size array to reduction operation maximum which has no "
+                             "identity")
 
     if out is not None:
         check_out(out, () if scalar else x.shape, dtype)
         target = out.reshape(x.shape) if scalar else out
         res = kernel_out(target, [x], in_place=x)
     else:
-        res = target = empty_like_layout(x, x.shape, dtype, list(range(x.ndim)))
+        res = target = empty_like_layout(x, x.shape, dtype, range(x.ndim))
     if x.size:
-        kern = _dispatch.kernels().softmax
+        kern = _dispatch.kernel("softmax", dtype)
 
         def call(views, full_views, _kept):
             kern(views[0], full_views[0], logarithm, nt)
 
-        run(call, x.shape, axes, [kernel_view(x)], [kernel_view(res)], [])
+        reduce(call, x.shape, axes, [x], [res], [])
         if res is not target:
             np.copyto(target, res)
     if scalar:

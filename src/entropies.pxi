@@ -50,6 +50,23 @@ cdef inline void _small_entropies(const real *x, const real *y, Py_ssize_t nrows
         fx_f16_small_entropies(x, y, nrows, C, rs, yrs, kind, <float *>T, out, os)
 
 
+cdef inline void _entropies_row(int kind, Py_ssize_t r, Py_ssize_t I, Py_ssize_t C,
+                                const real *xp, Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si,
+                                const real *yp, Py_ssize_t yo, Py_ssize_t yc, Py_ssize_t yi,
+                                double div, real *op, Py_ssize_t oo, Py_ssize_t oi) noexcept nogil:
+    """Row r (of outer * inner) of row_entropies, written to its place in op."""
+    cdef Py_ssize_t o = r // I, i = r - (r // I) * I
+    cdef double v
+    if kind == 0:
+        v = _softmax_entropy_row(xp + o * so + i * si, C, sc)
+    elif kind == 3:
+        v = _entropy_row(xp + o * so + i * si if xp != NULL else NULL, sc,
+                         yp + o * yo + i * yi if yp != NULL else NULL, yc, C, div)
+    else:
+        v = _softmax_pair_row(xp + o * so + i * si, sc, yp + o * yo + i * yi, yc, C, kind == 2)
+    _put(&op[o * oo + i * oi], v)
+
+
 # scratch of small_entropies per thread, in doubles: two transposed blocks
 # and eight per-row arrays
 DEF SMALL_ENT_SCRATCH = (2 * 16 + 8) * 64
@@ -72,8 +89,7 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
     cdef const real *xp = &x[0, 0, 0] if C > 0 else NULL
     cdef const real *yp = NULL
     cdef real *op = &out[0, 0]
-    cdef Py_ssize_t r, o, i
-    cdef double v
+    cdef Py_ssize_t r
     cdef int nt = _threads(n_threads, O * I * (C if C > 0 else 1))
     if y is not None and C > 0:
         yp = &y[0, 0, 0]
@@ -108,16 +124,11 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
     while b0 < O * I:
         b1 = _next_batch(b0, O * I, nb)
         with nogil:
-            for r in prange(b0, b1, num_threads=nt, schedule='guided'):
-                o = r // I
-                i = r - o * I
-                if kind == 0:
-                    v = _softmax_entropy_row(xp + o * so + i * si, C, sc)
-                elif kind == 3:
-                    v = _entropy_row(xp + o * so + i * si if xp != NULL else NULL, sc,
-                                     yp + o * yo + i * yi if yp != NULL else NULL, yc, C, div)
-                else:
-                    v = _softmax_pair_row(xp + o * so + i * si, sc, yp + o * yo + i * yi, yc, C,
-                                          kind == 2)
-                _put(&op[o * oo + i * oi], v)
+            if nt == 1:
+                # a thread team costs about a microsecond even for one thread
+                for r in range(b0, b1):
+                    _entropies_row(kind, r, I, C, xp, so, sc, si, yp, yo, yc, yi, div, op, oo, oi)
+            else:
+                for r in prange(b0, b1, num_threads=nt, schedule='guided'):
+                    _entropies_row(kind, r, I, C, xp, so, sc, si, yp, yo, yc, yi, div, op, oo, oi)
         b0 = b1

@@ -61,6 +61,39 @@ cdef inline void _small_xent(const real *x, Py_ssize_t nrows, Py_ssize_t C, Py_s
                           gscale, <float *>T, bscratch, loss)
 
 
+cdef inline void _xent_rows(Py_ssize_t it, Py_ssize_t R, Py_ssize_t C, Py_ssize_t I,
+                            const real *xp, Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si,
+                            const int64_t *tp, Py_ssize_t tso, Py_ssize_t tsi,
+                            int64_t ignore_index, const real *qp, Py_ssize_t qso,
+                            Py_ssize_t qsc, Py_ssize_t qsi, const real *wp, Py_ssize_t ws,
+                            double eps, real *gp, Py_ssize_t gso, Py_ssize_t gsc, Py_ssize_t gsi,
+                            double gscale, real *lp, Py_ssize_t lso, Py_ssize_t lsi,
+                            double *pp, double *bscratch) noexcept nogil:
+    """The rows of block `it` (ROWS_PER_PARTIAL rows of the outer * inner):
+    their losses to lp, or their sum to pp[it]."""
+    cdef Py_ssize_t r, o, i
+    cdef Py_ssize_t r1 = (it + 1) * ROWS_PER_PARTIAL
+    cdef double acc = 0.0, v
+    cdef int64_t y
+    if r1 > R:
+        r1 = R
+    for r in range(it * ROWS_PER_PARTIAL, r1):
+        o = r // I
+        i = r - o * I
+        y = tp[o * tso + i * tsi] if tp != NULL else -1
+        v = _row_xent(xp + o * so + i * si, C, sc, -1 if y == ignore_index else y,
+                      qp + o * qso + i * qsi if qp != NULL else NULL, qsc,
+                      wp, ws, eps,
+                      gp + o * gso + i * gsi if gp != NULL else NULL, gsc,
+                      gscale, bscratch)
+        if lp != NULL:
+            _put(&lp[o * lso + i * lsi], v)
+        else:
+            acc = acc + v
+    if pp != NULL:
+        pp[it] = acc
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ignore_index,
@@ -89,10 +122,8 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ign
     cdef real *lp = NULL
     cdef double *pp = NULL
     cdef Py_ssize_t R = O * I, nb = (C + FX_FLUSH - 1) // FX_FLUSH
-    cdef Py_ssize_t nblk = (R + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL, it, r, o, i, r1
+    cdef Py_ssize_t nblk = (R + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL, it
     cdef Py_ssize_t nbat, b0 = 0, b1
-    cdef double acc, v
-    cdef int64_t y
     cdef double *bscratch
     cdef int nt = _threads(n_threads, R * C)
     if labels is not None:
@@ -136,26 +167,17 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ign
         while b0 < nblk:
             b1 = _next_batch(b0, nblk, nbat)
             with nogil:
-                for it in prange(b0, b1, num_threads=nt, schedule='guided'):
-                    acc = 0.0
-                    r1 = (it + 1) * ROWS_PER_PARTIAL
-                    if r1 > R:
-                        r1 = R
-                    for r in range(it * ROWS_PER_PARTIAL, r1):
-                        o = r // I
-                        i = r - o * I
-                        y = tp[o * tso + i * tsi] if tp != NULL else -1
-                        v = _row_xent(xp + o * so + i * si, C, sc, -1 if y == ignore_index else y,
-                                      qp + o * qso + i * qsi if qp != NULL else NULL, qsc,
-                                      wp, ws, eps,
-                                      gp + o * gso + i * gsi if gp != NULL else NULL, gsc,
-                                      gscale, bscratch + threadid() * 3 * nb)
-                        if lp != NULL:
-                            _put(&lp[o * lso + i * lsi], v)
-                        else:
-                            acc = acc + v
-                    if pp != NULL:
-                        pp[it] = acc
+                if nt == 1:
+                    # a thread team costs about a microsecond even for one thread
+                    for it in range(b0, b1):
+                        _xent_rows(it, R, C, I, xp, so, sc, si, tp, tso, tsi, ignore_index,
+                                   qp, qso, qsc, qsi, wp, ws, eps, gp, gso, gsc, gsi, gscale,
+                                   lp, lso, lsi, pp, bscratch)
+                else:
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                        _xent_rows(it, R, C, I, xp, so, sc, si, tp, tso, tsi, ignore_index,
+                                   qp, qso, qsc, qsi, wp, ws, eps, gp, gso, gsc, gsi, gscale,
+                                   lp, lso, lsi, pp, bscratch + threadid() * 3 * nb)
             b0 = b1
     finally:
         free(bscratch)

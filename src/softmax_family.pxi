@@ -292,17 +292,6 @@ def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
                gp, gso, gsi, bp, bso, bsc, bsi, want_sign, n_threads)
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def logsumexp_rows(const real[:, :] x, real[:] out, int n_threads=1):
-    """out[r] = logsumexp of the row x[r] (non-empty): the short path of
-    small calls, without the 3-d views of logsumexp."""
-    cdef Py_ssize_t sz = sizeof(real)
-    _logsumexp(&x[0, 0], x.shape[0], x.shape[1], 1, x.strides[0] // sz, x.strides[1] // sz, 1,
-               &out[0], out.strides[0] // sz, 1, <real *>NULL, 0, 0, <const real *>NULL,
-               0, 0, 0, False, n_threads)
-
-
 cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                     Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si,
                     real *op, Py_ssize_t oso, Py_ssize_t osi,
@@ -465,16 +454,6 @@ def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int 
              x.strides[0] // sz, x.strides[1] // sz, x.strides[2] // sz,
              &out[0, 0, 0], out.strides[0] // sz, out.strides[1] // sz, out.strides[2] // sz,
              logarithm, n_threads)
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def softmax_rows(const real[:, :] x, real[:, :] out, bint logarithm=False, int n_threads=1):
-    """softmax as above along axis 1 of 2-d arrays: the short path of small
-    calls, without 3-d views."""
-    cdef Py_ssize_t sz = sizeof(real)
-    _softmax(&x[0, 0], x.shape[0], x.shape[1], 1, x.strides[0] // sz, x.strides[1] // sz, 1,
-             &out[0, 0], out.strides[0] // sz, out.strides[1] // sz, 1, logarithm, n_threads)
 
 
 cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,

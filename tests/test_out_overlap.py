@@ -340,9 +340,9 @@ def test_overlap_too_hard_to_decide_is_taken_as_overlap(fx, monkeypatch):
     # with little effort allowed, np.shares_memory gives up on these two
     # disjoint views of one pool: the result then goes through a buffer,
     # still right, and nothing outside the output is written
-    from fastxent import _checks
+    from fastxent import _layout
 
-    monkeypatch.setattr(_checks, "_MAX_WORK", 1)
+    monkeypatch.setattr(_layout, "_MAX_WORK", 1)
     as_strided = np.lib.stride_tricks.as_strided
     pool = np.random.default_rng(4).standard_normal(500)
     x = as_strided(pool, (5, 5), (432, 144))
