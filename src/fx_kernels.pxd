@@ -8,7 +8,7 @@ cdef extern from "fx_platform.h" nogil:
     int fx_max_threads()
     int fx_cpu_has_avx2_fma()
 
-cdef extern from "fx_rows.h" nogil:
+cdef extern from "fx_kernels.h" nogil:
     Py_ssize_t FX_CHUNK
     Py_ssize_t FX_FLUSH
     Py_ssize_t FX_SMALL_C

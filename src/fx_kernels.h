@@ -136,10 +136,10 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #ifdef FX_HAVE_F32X8
 #define FX_SHORT_X8 1   /* short rows through fx_short_rows_avx2.h */
 #endif
-#include "fx_rows_impl.h"
-#include "fx_xent_impl.h"
-#include "fx_pointwise_impl.h"
-#include "fx_entropy_impl.h"
+#include "fx_softmax_family.h"
+#include "fx_cross_entropy.h"
+#include "fx_pointwise_losses.h"
+#include "fx_entropies.h"
 #undef FX_NAME
 #undef FX_T
 #undef FX_W
@@ -170,10 +170,10 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_EXP_NORMAL_MIN FX_EXP_NORMAL_LO
 #define FX_EXP_ANY fx_exp
 #define FX_STORES_EXP 1
-#include "fx_rows_impl.h"
-#include "fx_xent_impl.h"
-#include "fx_pointwise_impl.h"
-#include "fx_entropy_impl.h"
+#include "fx_softmax_family.h"
+#include "fx_cross_entropy.h"
+#include "fx_pointwise_losses.h"
+#include "fx_entropies.h"
 #undef FX_NAME
 #undef FX_T
 #undef FX_W
@@ -204,10 +204,10 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_EXP_NORMAL_MIN FX_EXPF_NORMAL_LO
 #define FX_EXP_ANY fx_expf
 #define FX_STORES_EXP 0
-#include "fx_rows_impl.h"
-#include "fx_xent_impl.h"
-#include "fx_pointwise_impl.h"
-#include "fx_entropy_impl.h"
+#include "fx_softmax_family.h"
+#include "fx_cross_entropy.h"
+#include "fx_pointwise_losses.h"
+#include "fx_entropies.h"
 #undef FX_NAME
 #undef FX_T
 #undef FX_W
