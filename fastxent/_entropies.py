@@ -3,7 +3,7 @@ KL divergence of softmax distributions straight from logits.
 
 Python checks the arguments, broadcasts (stride-0 views, no copy) and
 allocates the (rows,) result; the kernels (src/entropies.pxi,
-src/fx_entropy_impl.h) read each row once, whatever the axis and layout
+src/fx_entropies.h) read each row once, whatever the axis and layout
 (see _reduction.run).
 """
 import math

@@ -3,7 +3,7 @@
 The class axis is axis 1 of (N, C) and (N, C, d1, ...) inputs, or the only
 axis of an unbatched (C,) input, as in PyTorch.  Python checks arguments,
 targets and weights and allocates; the kernels (src/losses.pxi,
-src/fx_xent_impl.h) read each row once and write the loss and, on request,
+src/fx_cross_entropy.h) read each row once and write the loss and, on request,
 the gradient in the same pass.
 """
 import numpy as np

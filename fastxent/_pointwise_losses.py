@@ -3,7 +3,7 @@ binary_cross_entropy_with_logits.
 
 Python checks the arguments, broadcasts the operands (stride-0 views, no
 copy) and allocates the outputs; the kernels (src/pointwise_losses.pxi,
-src/fx_pointwise_impl.h) read every element once and write the terms, the
+src/fx_pointwise_losses.h) read every element once and write the terms, the
 gradient and the partial sums in the same pass.
 """
 import math

@@ -1,7 +1,7 @@
 """logsumexp, softmax and log_softmax with scipy.special's semantics.
 
 Python checks arguments, allocates outputs and plans views; the compiled
-kernels (src/softmax_family.pxi, src/fx_rows_impl.h) compute.
+kernels (src/softmax_family.pxi, src/fx_softmax_family.h) compute.
 """
 import numpy as np
 
