@@ -7,10 +7,14 @@ the compiler that will really be used; without it the kernels build serial and
 ``fastxent.get_config()['openmp']`` says so.  Metadata lives in pyproject.toml.
 
 Cython runs only when extensions are built, so making an sdist needs nothing
-but setuptools.
+but setuptools.  So do the templates: src/NAME.tp is rendered into src/NAME
+with Cython.Tempita just before Cython runs (the rendered files are build
+products, neither in git nor in the sdist).
 
 Environment switches:
   FASTXENT_REQUIRE_OPENMP=1  fail the build when OpenMP is not available
+  FASTXENT_OPENMP=0          build serial kernels without trying OpenMP (the
+                             build a compiler without OpenMP makes, on purpose)
   FASTXENT_DEBUG=1           bounds and initialization checks on, -O0 -g
   FASTXENT_SANITIZE=address,undefined
                              build for the sanitizers (gcc/clang): -fsanitize=...
@@ -38,6 +42,7 @@ from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("FASTXENT_DEBUG", "0") == "1"
 REQUIRE_OPENMP = os.environ.get("FASTXENT_REQUIRE_OPENMP", "0") == "1"
+USE_OPENMP = os.environ.get("FASTXENT_OPENMP", "1") != "0"
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 SANITIZE = os.environ.get("FASTXENT_SANITIZE", "").strip()
 # -O1 keeps the sanitizers' reports readable and their runs fast enough;
@@ -70,11 +75,15 @@ TARGETS = {"baseline": []}
 if X86:
     TARGETS["avx2"] = ["-mavx2", "-mfma", "-mf16c"]
 
-# Every header, .pxi and .pxd the kernels are made of: a change to any of them
-# rebuilds both modules.  A glob, so that a new file cannot be left out.
-DEPENDS = sorted(path.replace(os.sep, "/")
-                 for pattern in ("src/*.h", "src/*.pxi", "src/*.pxd")
-                 for path in glob.glob(pattern))
+# Templates of kernel sources: src/NAME.tp renders to src/NAME.
+TEMPLATES = sorted(path.replace(os.sep, "/") for path in glob.glob("src/*.tp"))
+# Every header, .pxi, .pxd and template the kernels are made of: a change to
+# any of them rebuilds both modules.  A glob, so that a new file cannot be
+# left out; a rendered file is named by its template.
+DEPENDS = sorted(path for path in (p.replace(os.sep, "/")
+                                   for pattern in ("src/*.h", "src/*.pxi", "src/*.pxd")
+                                   for p in glob.glob(pattern))
+                 if path + ".tp" not in TEMPLATES) + TEMPLATES
 
 extensions = [
     Extension(
@@ -97,6 +106,26 @@ directives = {
     # loops over their own arrays: safe to import without a GIL.
     "freethreading_compatible": True,
 }
+
+
+def _render_templates():
+    """Render every template (Cython.Tempita) next to itself, minus ``.tp``.
+
+    A rendered file is rewritten only when its text changes, so that Cython,
+    which compares time stamps, rebuilds only what a change reaches.
+    """
+    from Cython import Tempita
+
+    for path in TEMPLATES:
+        with open(path, encoding="utf-8") as f:
+            text = Tempita.Template(f.read(), name=path).substitute()
+        target = path[:-len(".tp")]
+        if os.path.exists(target):
+            with open(target, encoding="utf-8") as f:
+                if f.read() == text:
+                    continue
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(text)
 
 
 def _env_flags(name):
@@ -159,6 +188,7 @@ class BuildExt(build_ext):
     def build_extensions(self):
         from Cython.Build import cythonize
 
+        _render_templates()
         # .pyx to .c here, not at import, so that an sdist needs no Cython;
         # the sources are swapped in place because setuptools has already
         # annotated these Extension objects
@@ -166,11 +196,14 @@ class BuildExt(build_ext):
             self.extensions, compiler_directives=directives, include_path=["src"], quiet=True)}
         for ext in self.extensions:
             ext.sources = translated[ext.name].sources
-        omp = _openmp_flags(self.compiler)
+        if REQUIRE_OPENMP and not USE_OPENMP:
+            raise RuntimeError("FASTXENT_REQUIRE_OPENMP=1 contradicts FASTXENT_OPENMP=0")
+        omp = _openmp_flags(self.compiler) if USE_OPENMP else None
         if omp is None:
             if REQUIRE_OPENMP:
                 raise RuntimeError("FASTXENT_REQUIRE_OPENMP=1 but the compiler has no working OpenMP")
-            print("fastxent: OpenMP not available, building serial kernels")
+            print("fastxent: " + ("OpenMP not available" if USE_OPENMP else "FASTXENT_OPENMP=0")
+                  + ", building serial kernels")
             omp = ([], [])
         else:
             print(f"fastxent: building with OpenMP ({' '.join(omp[0])})")

@@ -4,7 +4,7 @@ KL divergence of softmax distributions straight from logits.
 Each function checks its arguments (_checks), broadcasts them (stride-0
 views, no copy) and hands them to the layout layer (_layout.reduce), whose
 views of any axis and layout go to one call of the kernel
-(src/entropies.pxi, src/fx_entropy_impl.h) chosen by _dispatch.
+(src/entropies.pxi, src/fx_entropies.h) chosen by _dispatch.
 """
 import math
 

@@ -4,7 +4,7 @@ The class axis is axis 1 of (N, C) and (N, C, d1, ...) inputs, or the only
 axis of an unbatched (C,) input, as in PyTorch.  Each function checks its
 arguments, targets and weights (_checks), allocates its outputs and takes
 the class-axis views of the layout layer (_layout.class_views); the kernels
-(src/losses.pxi, src/fx_xent_impl.h), chosen by _dispatch, read each row
+(src/losses.pxi, src/fx_cross_entropy.h), chosen by _dispatch, read each row
 once and write the loss and, on request, the gradient in the same pass.
 """
 import math

@@ -4,7 +4,7 @@ binary_cross_entropy_with_logits.
 Each function checks its arguments (_checks), broadcasts the operands
 (stride-0 views, no copy) and allocates the outputs; the layout layer
 (_layout.elementwise) views them as (rows, L) for one call of the kernel
-(src/pointwise_losses.pxi, src/fx_pointwise_impl.h) chosen by _dispatch,
+(src/pointwise_losses.pxi, src/fx_pointwise_losses.h) chosen by _dispatch,
 which reads every element once and writes the terms, the gradient and the
 partial sums in the same pass.
 """

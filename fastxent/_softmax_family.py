@@ -3,7 +3,7 @@
 Each function checks its arguments (_checks), allocates its outputs and
 hands them with its inputs to the layout layer (_layout.reduce), whose views
 go to one call of the compiled kernel (src/softmax_family.pxi,
-src/fx_rows_impl.h) chosen by _dispatch.
+src/fx_softmax_family.h) chosen by _dispatch.
 """
 import numpy as np
 

@@ -1,7 +1,7 @@
 # Parallel drivers of the entropies of rows: softmax_entropy,
 # softmax_cross_entropy / softmax_kl_div (from logits) and
 # scipy.stats.entropy (from probabilities); the per-row arithmetic is in
-# fx_entropy_impl.h.
+# fx_entropies.h.
 #
 # Inputs arrive as 3-d strided views (outer, C, inner), C the reduced axis,
 # and the result as an (outer, inner) view; a row is x[o, :, i] at stride
@@ -10,45 +10,11 @@
 # mostly stay on one thread and share cache lines.  Python validates and allocates; nothing here
 # raises but KeyboardInterrupt between batches of rows (_next_batch).
 
-cdef inline double _softmax_entropy_row(const real *x, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
-    if real is float:
-        return fx_f32_softmax_entropy_row(x, n, s)
-    elif real is double:
-        return fx_f64_softmax_entropy_row(x, n, s)
-    else:
-        return fx_f16_softmax_entropy_row(x, n, s)
+cimport cython
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport calloc, free
 
-
-cdef inline double _softmax_pair_row(const real *x, Py_ssize_t sx, const real *y, Py_ssize_t sy,
-                                     Py_ssize_t n, int kl) noexcept nogil:
-    if real is float:
-        return fx_f32_softmax_pair_row(x, sx, y, sy, n, kl)
-    elif real is double:
-        return fx_f64_softmax_pair_row(x, sx, y, sy, n, kl)
-    else:
-        return fx_f16_softmax_pair_row(x, sx, y, sy, n, kl)
-
-
-cdef inline double _entropy_row(const real *p, Py_ssize_t sp, const real *q, Py_ssize_t sq,
-                                Py_ssize_t n, double div) noexcept nogil:
-    if real is float:
-        return fx_f32_entropy_row(p, sp, q, sq, n, div)
-    elif real is double:
-        return fx_f64_entropy_row(p, sp, q, sq, n, div)
-    else:
-        return fx_f16_entropy_row(p, sp, q, sq, n, div)
-
-
-cdef inline void _small_entropies(const real *x, const real *y, Py_ssize_t nrows, Py_ssize_t C,
-                                  Py_ssize_t rs, Py_ssize_t yrs, int kind, double *T,
-                                  real *out, Py_ssize_t os) noexcept nogil:
-    if real is float:
-        fx_f32_small_entropies(x, y, nrows, C, rs, yrs, kind, <float *>T, out, os)
-    elif real is double:
-        fx_f64_small_entropies(x, y, nrows, C, rs, yrs, kind, T, out, os)
-    else:
-        fx_f16_small_entropies(x, y, nrows, C, rs, yrs, kind, <float *>T, out, os)
-
+from fx_kernels cimport *
 
 cdef inline void _entropies_row(int kind, Py_ssize_t r, Py_ssize_t I, Py_ssize_t C,
                                 const real *xp, Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si,
@@ -66,10 +32,6 @@ cdef inline void _entropies_row(int kind, Py_ssize_t r, Py_ssize_t I, Py_ssize_t
         v = _softmax_pair_row(xp + o * so + i * si, sc, yp + o * yo + i * yi, yc, C, kind == 2)
     _put(&op[o * oo + i * oi], v)
 
-
-# scratch of small_entropies per thread, in doubles: two transposed blocks
-# and eight per-row arrays
-DEF SMALL_ENT_SCRATCH = (2 * 16 + 8) * 64
 
 
 @cython.boundscheck(False)
@@ -98,10 +60,10 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
         yi = y.strides[2] // sz
     cdef Py_ssize_t nblk, it, r0, w, nb, b0 = 0, b1
     cdef double *scratch
-    if kind < 3 and sc == 1 and I == 1 and C <= FX_SMALL_C and O >= 16 and (kind == 0 or yc == 1):
+    if kind < 3 and _use_small(O * I, C, sc, I) and (kind == 0 or yc == 1):
         # many short rows: FX_BLOCK_W rows side by side (see small_entropies)
         nblk = (O + FX_BLOCK_W - 1) // FX_BLOCK_W
-        scratch = <double *>calloc(nt * SMALL_ENT_SCRATCH + ALIGN_SLACK, sizeof(double))
+        scratch = <double *>calloc(nt * FX_SMALL_ENT_SCRATCH + FX_ALIGN_SLACK, sizeof(double))
         if scratch == NULL:
             raise MemoryError()
         nb = _batch(FX_BLOCK_W * C, nt, 1)
@@ -114,7 +76,7 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
                         w = O - r0 if O - r0 < FX_BLOCK_W else FX_BLOCK_W
                         _small_entropies(xp + r0 * so, yp + r0 * yo if yp != NULL else NULL, w,
                                          C, so, yo, kind,
-                                         fx_align64(scratch) + threadid() * SMALL_ENT_SCRATCH,
+                                         fx_align64(scratch) + threadid() * FX_SMALL_ENT_SCRATCH,
                                          op + r0 * oo, oo)
                 b0 = b1
         finally:

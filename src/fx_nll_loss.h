@@ -1,7 +1,6 @@
 /*
  * fx_nll_loss.h -- nll_loss over a block of rows, one storage type (included
- * by fx_rows.h for each of them, with the same FX_NAME, FX_T, FX_W, FX_LOAD
- * and FX_STORE macros as fx_xent_impl.h).
+ * by fx_kernels_for_dtype.h for each of them, with the macros listed there).
  *
  * A row is one target: the loss of a class index y of weight w_y is
  * -w_y x[y] (0 for an ignored target), and its gradient row is

@@ -1,6 +1,6 @@
 /*
  * fx_short_rows_avx2.h -- float32 short rows (C <= 16), 8 rows at a time in
- * AVX2 registers: the parts of fx_rows_impl.h's short-row kernels that the
+ * AVX2 registers: the parts of fx_softmax_family.h's short-row kernels that the
  * compiler does not vectorize well by itself.
  *
  * - Rows into lanes: the kernels put a block's rows side by side as SIMD

@@ -6,7 +6,12 @@
 # the caller adds up in order.  Python validates labels and weights first;
 # nothing here raises but KeyboardInterrupt between batches (_next_batch).
 
+cimport cython
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport int64_t
+
+from fx_kernels cimport *
 
 # rows per partial sum of a reduced loss: O(rows / 16) doubles, in a fixed
 # order (so the sum does not depend on the thread count), and small enough
@@ -15,50 +20,6 @@ DEF ROWS_PER_PARTIAL = 16
 
 def rows_per_partial():
     return ROWS_PER_PARTIAL
-
-
-cdef inline double _row_xent(const real *x, Py_ssize_t n, Py_ssize_t s, Py_ssize_t y,
-                             const real *q, Py_ssize_t qs, const real *w, Py_ssize_t ws,
-                             double eps, real *g, Py_ssize_t gs, double gscale,
-                             double *bscratch) noexcept nogil:
-    if real is float:
-        return fx_f32_row_xent(x, n, s, y, q, qs, w, ws, eps, g, gs, gscale, bscratch)
-    elif real is double:
-        return fx_f64_row_xent(x, n, s, y, q, qs, w, ws, eps, g, gs, gscale, bscratch)
-    else:
-        return fx_f16_row_xent(x, n, s, y, q, qs, w, ws, eps, g, gs, gscale, bscratch)
-
-
-cdef inline void _col_xent(const real *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
-                           const int64_t *lab, Py_ssize_t ls, int64_t ignore_index,
-                           const real *w, Py_ssize_t ws, double eps, real *g, Py_ssize_t gsc,
-                           Py_ssize_t gsi, double gscale, double *mx, double *scratch,
-                           unsigned char *kind, double *bscratch, double *loss) noexcept nogil:
-    if real is float:
-        fx_f32_col_xent(x, C, sc, W, lab, ls, ignore_index, w, ws, eps, g, gsc, gsi, gscale,
-                        <float *>mx, scratch, kind, bscratch, loss)
-    elif real is double:
-        fx_f64_col_xent(x, C, sc, W, lab, ls, ignore_index, w, ws, eps, g, gsc, gsi, gscale,
-                        mx, scratch, kind, bscratch, loss)
-    else:
-        fx_f16_col_xent(x, C, sc, W, lab, ls, ignore_index, w, ws, eps, g, gsc, gsi, gscale,
-                        <float *>mx, scratch, kind, bscratch, loss)
-
-
-cdef inline void _small_xent(const real *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
-                             const int64_t *lab, Py_ssize_t ls, int64_t ignore_index,
-                             const real *w, Py_ssize_t ws, double eps, real *g, Py_ssize_t grs,
-                             Py_ssize_t gcs, double gscale, double *T, double *bscratch,
-                             double *loss) noexcept nogil:
-    if real is float:
-        fx_f32_small_xent(x, nrows, C, rs, lab, ls, ignore_index, w, ws, eps, g, grs, gcs,
-                          gscale, <float *>T, bscratch, loss)
-    elif real is double:
-        fx_f64_small_xent(x, nrows, C, rs, lab, ls, ignore_index, w, ws, eps, g, grs, gcs,
-                          gscale, T, bscratch, loss)
-    else:
-        fx_f16_small_xent(x, nrows, C, rs, lab, ls, ignore_index, w, ws, eps, g, grs, gcs,
-                          gscale, <float *>T, bscratch, loss)
 
 
 cdef inline void _xent_rows(Py_ssize_t it, Py_ssize_t R, Py_ssize_t C, Py_ssize_t I,
@@ -92,7 +53,6 @@ cdef inline void _xent_rows(Py_ssize_t it, Py_ssize_t R, Py_ssize_t C, Py_ssize_
             acc = acc + v
     if pp != NULL:
         pp[it] = acc
-
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
@@ -195,8 +155,8 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
     cdef Py_ssize_t nb = _batch(HEAVY * FX_BLOCK_W * C, nt, 1), b0 = 0, b1
     # per thread, from a cache line: the block's transposed logits, 3 (of 8)
     # doubles for row_xent, the losses
-    cdef Py_ssize_t per = SMALL_SCRATCH + 8 + FX_BLOCK_W
-    cdef double *scratch = <double *>calloc(nt * per + ALIGN_SLACK, sizeof(double))
+    cdef Py_ssize_t per = FX_SMALL_SCRATCH + 8 + FX_BLOCK_W
+    cdef double *scratch = <double *>calloc(nt * per + FX_ALIGN_SLACK, sizeof(double))
     cdef double *mine
     cdef double acc
     if scratch == NULL:
@@ -211,15 +171,15 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
                     mine = fx_align64(scratch) + threadid() * per
                     _small_xent(xp + r0 * so, n, C, so, tp + r0 * tso, tso, ignore_index, wp, ws,
                                 eps, gp + r0 * gso if gp != NULL else NULL, gso, gsc, gscale,
-                                mine, mine + SMALL_SCRATCH, mine + SMALL_SCRATCH + 8)
+                                mine, mine + FX_SMALL_SCRATCH, mine + FX_SMALL_SCRATCH + 8)
                     if lp != NULL:
                         for j in range(n):
-                            _put(&lp[(r0 + j) * lso], mine[SMALL_SCRATCH + 8 + j])
+                            _put(&lp[(r0 + j) * lso], mine[FX_SMALL_SCRATCH + 8 + j])
                     else:
                         for grp in range(0, n, ROWS_PER_PARTIAL):
                             acc = 0.0
                             for j in range(grp, min(grp + ROWS_PER_PARTIAL, n)):
-                                acc = acc + mine[SMALL_SCRATCH + 8 + j]
+                                acc = acc + mine[FX_SMALL_SCRATCH + 8 + j]
                             pp[(r0 + grp) // ROWS_PER_PARTIAL] = acc
             b0 = b1
     finally:

@@ -18,6 +18,8 @@
 # target before anything is written.  A new gradient arrives zeroed (calloc'd
 # by NumPy): only its targets are written.
 
+from cython.parallel cimport prange
+from fx_kernels cimport *
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS, PyBUF_RECORDS_RO
 from libc.math cimport INFINITY
 
@@ -29,8 +31,6 @@ DEF NLL_MIN_BLOCK = 16
 # row reduction: a label, a gathered cache line of input and an output
 DEF NLL_ROW_WORK = 16
 
-ctypedef Py_ssize_t (*_nll_block_fn)(const fx_nll_args *a, Py_ssize_t r0, Py_ssize_t r1,
-                                     int mode, double *sums) noexcept nogil
 
 
 cdef int _nll_label_kind(const Py_buffer *b) except 0:
@@ -178,12 +178,7 @@ def nll_loss(x, labels, ignore_index, weight, out, grad, bint grad_zeroed, bint 
                 R *= a.shape[k]
             if R == 0:
                 return 0.0, 0.0, -1
-            if xb.itemsize == 2:
-                fn = fx_f16_nll_block
-            elif xb.itemsize == 4:
-                fn = fx_f32_nll_block
-            else:
-                fn = fx_f64_nll_block
+            fn = _nll_block_for(xb.itemsize)
             B = (R + NLL_MAX_BLOCKS - 1) // NLL_MAX_BLOCKS
             if B < NLL_MIN_BLOCK:
                 B = NLL_MIN_BLOCK

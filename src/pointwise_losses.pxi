@@ -1,5 +1,5 @@
 # Parallel drivers of the element-wise losses: kl_div and
-# binary_cross_entropy_with_logits (the terms are in fx_pointwise_impl.h).
+# binary_cross_entropy_with_logits (the terms are in fx_pointwise_losses.h).
 #
 # Every operand arrives as a 2-d strided view (rows, L) of the broadcast
 # shape -- an operand broadcast along an axis has stride 0 there -- so one
@@ -10,27 +10,10 @@
 # Python validates and allocates; nothing here raises but KeyboardInterrupt
 # between batches of units (_next_batch).
 
-cdef inline double _kl_div_seg(const real *x, Py_ssize_t xs, const real *t, Py_ssize_t ts,
-                               Py_ssize_t n, int log_target, real *out, Py_ssize_t os,
-                               real *g, Py_ssize_t gs, double gscale) noexcept nogil:
-    if real is float:
-        return fx_f32_kl_div_seg(x, xs, t, ts, n, log_target, out, os, g, gs, gscale)
-    elif real is double:
-        return fx_f64_kl_div_seg(x, xs, t, ts, n, log_target, out, os, g, gs, gscale)
-    else:
-        return fx_f16_kl_div_seg(x, xs, t, ts, n, log_target, out, os, g, gs, gscale)
+cimport cython
+from cython.parallel cimport prange
 
-
-cdef inline double _bce_seg(const real *x, Py_ssize_t xs, const real *y, Py_ssize_t ys,
-                            const real *w, Py_ssize_t ws, const real *pw, Py_ssize_t pws,
-                            Py_ssize_t n, real *out, Py_ssize_t os, real *g, Py_ssize_t gs,
-                            double gscale) noexcept nogil:
-    if real is float:
-        return fx_f32_bce_seg(x, xs, y, ys, w, ws, pw, pws, n, out, os, g, gs, gscale)
-    elif real is double:
-        return fx_f64_bce_seg(x, xs, y, ys, w, ws, pw, pws, n, out, os, g, gs, gscale)
-    else:
-        return fx_f16_bce_seg(x, xs, y, ys, w, ws, pw, pws, n, out, os, g, gs, gscale)
+from fx_kernels cimport *
 
 
 cdef inline double _kl_div_unit(Py_ssize_t u, Py_ssize_t nseg, Py_ssize_t G, Py_ssize_t R,

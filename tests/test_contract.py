@@ -108,11 +108,11 @@ def test_thread_threshold_is_the_kernels():
     # the registry's copy of the kernels' threshold, read from the source
     # when the tests run from a checkout
     src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "src", "softmax_family.pxi")
+                       "src", "fx_kernels.pxd.tp")
     if not os.path.exists(src):
         pytest.skip("no kernel source here")
     with open(src) as f:
-        found = re.search(r"^DEF MIN_WORK_PER_THREAD = (\d+)", f.read(), re.M)
+        found = re.search(r"^    MIN_WORK_PER_THREAD = (\d+)$", f.read(), re.M)
     assert found and int(found.group(1)) == MIN_WORK_PER_THREAD
 
 

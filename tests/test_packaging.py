@@ -32,7 +32,9 @@ _CIMPORTS = re.compile(r"^\s*(?:from\s+([\w.]+)\s+cimport|cimport\s+([\w.]+))", 
 
 
 def _kernel_sources(src):
-    """Every file under ``src`` that a ``.pyx`` there reaches, itself included."""
+    """Every file under ``src`` that a ``.pyx`` there reaches, itself included;
+    a file that the build renders from a template (NAME.tp) counts as the
+    template, which is what the sources hold."""
     todo = sorted(src.glob("*.pyx"))
     seen = set()
     while todo:
@@ -44,9 +46,15 @@ def _kernel_sources(src):
         names = [m.group(1) for pattern in _INCLUDES for m in pattern.finditer(text)]
         names += [(m.group(1) or m.group(2)).replace(".", "/") + ".pxd"
                   for m in _CIMPORTS.finditer(text)]
+        names = [name + ".tp" if (src / (name + ".tp")).is_file() else name for name in names]
         # names that are not in src/ are the compiler's, Python's or Cython's own
         todo += [src / name for name in names if (src / name).is_file()]
     return {p.relative_to(src.parent).as_posix() for p in seen}
+
+
+def _rendered_files(src):
+    """The files the build renders from templates (src/NAME.tp -> src/NAME)."""
+    return {p.with_suffix("").relative_to(src.parent).as_posix() for p in src.glob("*.tp")}
 
 
 def _copy_tree(dest):
@@ -88,8 +96,8 @@ def test_sdist_holds_what_the_build_needs(tmp_path, monkeypatch):
         members = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
 
     kernels = _kernel_sources(tree / "src")
-    assert {"src/_kernels_baseline.pyx", "src/fx_platform.h",
-            "src/fx_short_rows_avx2.h"} <= kernels  # the scan itself works
+    assert {"src/_kernels_baseline.pyx", "src/fx_platform.h", "src/fx_short_rows_avx2.h",
+            "src/fx_kernels.pxd.tp"} <= kernels  # the scan itself works
     extensions = _setup_extensions(tree, monkeypatch)
     declared = {f for ext in extensions for f in [*ext.sources, *ext.depends]}
     # setup.py names every file a kernel is made of (so editing one rebuilds) ...
@@ -102,7 +110,7 @@ def test_sdist_holds_what_the_build_needs(tmp_path, monkeypatch):
     # ... and the sdist holds all of it, and no build product
     assert needed - members == set(), "missing from the sdist"
     built = {m for m in members if m.endswith((".so", ".pyd", ".dylib", ".pyc"))
-             or re.fullmatch(r"src/_kernels_\w+\.c", m)}
+             or re.fullmatch(r"src/_kernels_\w+\.c", m)} | (members & _rendered_files(tree / "src"))
     assert built == set(), "build products in the sdist"
 
 
@@ -117,6 +125,35 @@ def test_kernels_never_take_the_gil():
                  for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
                  if re.search(r"\bwith\s+gil\b", line.split("#", 1)[0])]
     assert offenders == []
+
+
+@needs_source
+def test_every_kernel_is_declared_and_selected_for_every_dtype():
+    """Each C kernel exists once per storage type (fx_f16_NAME, fx_f32_NAME,
+    ...), and the drivers reach it through a function that selects it by
+    dtype.  A kernel named for one dtype in the declarations, or in the
+    selection code, is named there for every dtype: float16 once had no
+    `divide`, and selecting it for float16 silently did nothing."""
+    tempita = pytest.importorskip("Cython.Tempita", reason="needs Cython to render the templates")
+    src = ROOT / "src"
+    texts = [tempita.Template(p.read_text(encoding="utf-8"), name=p.name).substitute()
+             for p in sorted(src.glob("*.tp"))]
+    rendered = {Path(name).name for name in _rendered_files(src)}
+    texts += [p.read_text(encoding="utf-8") for ext in ("*.pxd", "*.pxi", "*.pyx")
+              for p in sorted(src.glob(ext)) if p.name not in rendered]
+    declared, used = {}, {}
+    for text in texts:
+        for line in text.splitlines():
+            code = line.split("#", 1)[0]
+            # a declaration: a type, then the name (and the arguments of a function)
+            is_declaration = re.match(r"\s*[\w ]+?[\s*]fx_f\d+_\w+(\(|\s*$)", code) is not None
+            for dtype, kernel in re.findall(r"\bfx_(f\d+)_(\w+)\b", code):
+                (declared if is_declaration else used).setdefault(kernel, set()).add(dtype)
+    dtypes = set().union(*declared.values())
+    assert {"f16", "f32", "f64"} <= dtypes and "divide" in declared
+    assert {k: sorted(dtypes - d) for k, d in declared.items() if d != dtypes} == {}
+    assert {k: sorted(dtypes - d) for k, d in used.items() if d != dtypes} == {}
+    assert set(used) - set(declared) == set()
 
 
 def _distribution():

@@ -1,12 +1,25 @@
 /*
- * fx_rows.h -- the per-row kernels of the softmax family for float16, float32
- * and float64 storage, plus the type-independent finishing formulas.
+ * fx_kernels.h -- every kernel of fastxent, for every storage type: the one
+ * header a kernel module includes.
+ *
+ * It holds what the families share (constants, the logsumexp state and its
+ * type-independent finishing formulas) and the C layer's dtype table: one
+ * block of macros per storage type, each followed by fx_kernels_for_dtype.h,
+ * which compiles every family for that type (the macros are listed there).
+ * The families, one header each:
+ *   fx_softmax_family.h    logsumexp, softmax, log_softmax (rows, columns,
+ *                          short rows)
+ *   fx_cross_entropy.h     cross-entropy of rows, loss and gradient
+ *   fx_pointwise_losses.h  the element-wise terms of kl_div and BCE with logits
+ *   fx_entropies.h         entropies of rows (from logits or probabilities)
+ * Their functions are named fx_<dtype>_<kernel> (fx_f32_row_lse, ...); the
+ * Cython side declares them from one table (fx_kernels.pxd.tp).
  *
  * This header is compiled into every CPU-specific extension module; the
  * compiler flags of that module (baseline or AVX2+FMA) decide the SIMD code.
  */
-#ifndef FX_ROWS_H
-#define FX_ROWS_H
+#ifndef FX_KERNELS_H
+#define FX_KERNELS_H
 
 #include <Python.h>
 #include <float.h>
@@ -38,6 +51,13 @@
 /* short rows: at most FX_SMALL_C elements, processed FX_BLOCK_W at a time */
 #define FX_SMALL_C 16
 #define FX_BLOCK_W 64
+/* scratch of the short-row kernels, in working-type elements: a transposed
+ * block of FX_SMALL_C x FX_BLOCK_W and per-row arrays -- 3 for small_lse,
+ * small_softmax and small_xent, 8 (and a second block) for small_entropies.
+ * The drivers give each thread that many doubles (room for any working
+ * type): multiples of 8, so that every thread's part starts on a cache line. */
+#define FX_SMALL_SCRATCH ((FX_SMALL_C + 3) * FX_BLOCK_W)
+#define FX_SMALL_ENT_SCRATCH ((2 * FX_SMALL_C + 8) * FX_BLOCK_W)
 
 /* the first cache line at or after p, at most 7 doubles further: the
  * short-row kernels' scratch starts there (vector loads that split cache
@@ -46,6 +66,8 @@ static inline double *fx_align64(double *p)
 {
     return (double *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
+/* doubles an allocation takes beyond its use, for fx_align64 */
+#define FX_ALIGN_SLACK 8
 
 /*
  * The state of a partial logsumexp: its maximum m, the count k of the
@@ -119,6 +141,12 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
     return log(k) + log1p(s / k);
 }
 
+/* ---- the dtype table: one block per storage type ----
+ * Each block sets the macros that fx_kernels_for_dtype.h documents and
+ * includes it; it compiles every family for the type and undefines them.
+ * A new storage type is one more block here (and a row of DTYPES in
+ * fx_kernels.pxd.tp). */
+
 #define FX_NAME(x) fx_f32_##x
 #define FX_LOG fx_logf
 #define FX_LOG_CORE(v) fx_logf_normal((v), 0.0f)
@@ -136,26 +164,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #ifdef FX_HAVE_F32X8
 #define FX_SHORT_X8 1   /* short rows through fx_short_rows_avx2.h */
 #endif
-#include "fx_rows_impl.h"
-#include "fx_xent_impl.h"
-#include "fx_pointwise_impl.h"
-#include "fx_entropy_impl.h"
-#include "fx_nll_loss.h"
-#undef FX_NAME
-#undef FX_T
-#undef FX_W
-#undef FX_LOAD
-#undef FX_STORE
-#undef FX_EXP
-#undef FX_EXP_NORMAL
-#undef FX_EXP_NORMAL_MIN
-#undef FX_EXP_ANY
-#undef FX_STORES_EXP
-#undef FX_SHORT_X8
-#undef FX_LOG
-#undef FX_LOG_CORE
-#undef FX_LOG1P01
-#undef FX_TINY
+#include "fx_kernels_for_dtype.h"
 
 #define FX_NAME(x) fx_f64_##x
 #define FX_LOG fx_log
@@ -171,25 +180,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_EXP_NORMAL_MIN FX_EXP_NORMAL_LO
 #define FX_EXP_ANY fx_exp
 #define FX_STORES_EXP 1
-#include "fx_rows_impl.h"
-#include "fx_xent_impl.h"
-#include "fx_pointwise_impl.h"
-#include "fx_entropy_impl.h"
-#include "fx_nll_loss.h"
-#undef FX_NAME
-#undef FX_T
-#undef FX_W
-#undef FX_LOAD
-#undef FX_STORE
-#undef FX_EXP
-#undef FX_EXP_NORMAL
-#undef FX_EXP_NORMAL_MIN
-#undef FX_EXP_ANY
-#undef FX_STORES_EXP
-#undef FX_LOG
-#undef FX_LOG_CORE
-#undef FX_LOG1P01
-#undef FX_TINY
+#include "fx_kernels_for_dtype.h"
 
 /* float16 is read as its bits and computed in float32 */
 #define FX_NAME(x) fx_f16_##x
@@ -206,24 +197,6 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_EXP_NORMAL_MIN FX_EXPF_NORMAL_LO
 #define FX_EXP_ANY fx_expf
 #define FX_STORES_EXP 0
-#include "fx_rows_impl.h"
-#include "fx_xent_impl.h"
-#include "fx_pointwise_impl.h"
-#include "fx_entropy_impl.h"
-#include "fx_nll_loss.h"
-#undef FX_NAME
-#undef FX_T
-#undef FX_W
-#undef FX_LOAD
-#undef FX_STORE
-#undef FX_EXP
-#undef FX_EXP_NORMAL
-#undef FX_EXP_NORMAL_MIN
-#undef FX_EXP_ANY
-#undef FX_STORES_EXP
-#undef FX_LOG
-#undef FX_LOG_CORE
-#undef FX_LOG1P01
-#undef FX_TINY
+#include "fx_kernels_for_dtype.h"
 
-#endif /* FX_ROWS_H */
+#endif /* FX_KERNELS_H */

@@ -1,13 +1,10 @@
 /*
- * fx_rows_impl.h -- per-row kernels of the softmax family, one storage type.
+ * fx_softmax_family.h -- logsumexp, softmax and log_softmax of rows, of
+ * columns and of many short rows, one storage type.  The other families
+ * build on its functions (max, row_state, the short-row transposes).
  *
- * Included by fx_rows.h once per storage type with these macros set:
- *   FX_T       storage type (uint16_t for float16, float, double)
- *   FX_W       working type (float for float16/float32, double for float64)
- *   FX_LOAD(v) storage -> working,  FX_STORE(w) working -> storage
- *   FX_EXP     the vectorizable exp of FX_W for arguments <= 0 (x - max)
- *   FX_EXP_ANY the vectorizable exp of FX_W for any argument
- *   FX_NAME(x) the suffixed name
+ * Included once per storage type by fx_kernels_for_dtype.h, with the
+ * macros listed there (FX_T, FX_W, FX_NAME, FX_EXP, ...) set.
  *
  * A "row" is n elements at x[0], x[s], x[2s], ...  Every function is written
  * for a general element stride s and has an always-inline body, so that the
@@ -650,7 +647,7 @@ FX_INLINE void FX_NAME(block_log_offset)(const FX_W *k, FX_W *s)
 }
 
 /* logsumexp of nrows short rows (row stride rs, unit element stride);
- * T: scratch of (FX_SMALL_C + 3) * FX_BLOCK_W working-type elements */
+ * T: scratch of FX_SMALL_SCRATCH = (FX_SMALL_C + 3) * FX_BLOCK_W working-type elements */
 static void FX_NAME(small_lse)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
                                FX_W *T, int want_sign, FX_T *out, Py_ssize_t os,
                                FX_T *sgn, Py_ssize_t gs)

@@ -1,6 +1,6 @@
 /*
- * fx_xent_impl.h -- per-row cross-entropy, one storage type (included by
- * fx_rows.h after fx_rows_impl.h, same macros).
+ * fx_cross_entropy.h -- per-row cross-entropy, one storage type (included by
+ * fx_kernels_for_dtype.h after fx_softmax_family.h, same macros).
  *
  * With p = softmax(x), class weights w (all 1 without weights), smoothing e
  * and C classes, PyTorch's loss of a row is

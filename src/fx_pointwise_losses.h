@@ -1,6 +1,6 @@
 /*
- * fx_pointwise_impl.h -- the element-wise losses, one storage type (included
- * by fx_rows.h with the macros of fx_rows_impl.h, plus FX_LOG and FX_LOG1P01).
+ * fx_pointwise_losses.h -- the element-wise losses, one storage type
+ * (included by fx_kernels_for_dtype.h after fx_softmax_family.h, same macros).
  *
  * kl_div and binary_cross_entropy_with_logits are sums of independent
  * per-element terms.  A "segment" is n elements of each operand, each at its

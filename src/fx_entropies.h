@@ -1,6 +1,6 @@
 /*
- * fx_entropy_impl.h -- entropies of one row, one storage type (included by
- * fx_rows.h after fx_rows_impl.h, same macros plus FX_LOG).
+ * fx_entropies.h -- entropies of one row, one storage type (included by
+ * fx_kernels_for_dtype.h after fx_softmax_family.h, same macros).
  *
  * From logits (softmax_entropy, softmax_cross_entropy, softmax_kl_div), with
  * p = softmax(x), q = softmax(y), maxima mx, my and e_c = exp(x_c - mx):
@@ -220,8 +220,8 @@ static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T
  * lanes) and reduced across rows in the working type; the entropies are
  * finished in double.  Rows whose result is not finite (NaN, +inf, only -inf, a q = 0
  * under p > 0) are redone by the row functions above, which hold the
- * special-value rules.  T holds 2 FX_SMALL_C FX_BLOCK_W + 8 FX_BLOCK_W
- * working values.  kind 0: H(p) of x; 1: H(p, q); 2: KL(p || q). */
+ * special-value rules.  T holds FX_SMALL_ENT_SCRATCH = 2 FX_SMALL_C FX_BLOCK_W
+ * + 8 FX_BLOCK_W working values.  kind 0: H(p) of x; 1: H(p, q); 2: KL(p || q). */
 static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nrows,
                                      Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind,
                                      FX_W *T, FX_T *out, Py_ssize_t os)

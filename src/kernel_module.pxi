@@ -1,0 +1,27 @@
+# What every kernel module holds, whatever its CPU target: the build facts
+# and the drivers of every family.  Each driver cimports what it uses
+# (fx_kernels.pxd holds the shared part), so their order here does not
+# matter; a new family is one more include.
+
+from fx_kernels cimport FX_OPENMP, fx_max_threads, fx_cpu_has_avx2_fma
+
+include "softmax_family.pxi"
+include "losses.pxi"
+include "pointwise_losses.pxi"
+include "entropies.pxi"
+include "nll_loss.pxi"
+
+
+def openmp_enabled():
+    """True when this module was compiled with OpenMP."""
+    return bool(FX_OPENMP)
+
+
+def max_threads():
+    """The OpenMP default thread count (1 without OpenMP)."""
+    return fx_max_threads()
+
+
+def cpu_has_avx2_fma():
+    """True when the CPU and the OS support AVX2 and FMA."""
+    return bool(fx_cpu_has_avx2_fma())
