@@ -28,11 +28,9 @@ def _rows(kind, arrays, axis, dtype, div, nt):
     out = np.empty(reduced_shape(shape, axes), dtype)
     if out.size:
         kern = _dispatch.kernel("row_entropies", dtype)
-
-        def call(ins, _full, rows):
-            kern(kind, ins[0], ins[1] if len(ins) > 1 else None, rows[0], div, nt)
-
-        reduce(call, shape, axes, arrays, [], [out])
+        ins = arrays if len(arrays) == 2 else (arrays[0], None)
+        for xv, yv, ov in reduce(shape, axes, ins, (), (out,)):
+            kern(kind, xv, yv, ov, div, nt)
     return out if out.ndim else out[()]
 
 

@@ -136,53 +136,48 @@ def _c_order(arrays):
 
 
 def _c_order_views(shape, axes, ins, full_outs, row_outs):
-    """The kernel views of `reduce` by a plain reshape, when the reduced
+    """The kernel views of a reduction by a plain reshape, when the reduced
     `axes` are adjacent and every array is C-contiguous and aligned (so
     that its strides are whole elements): (outer, C, inner) views of `ins`
     and `full_outs` (of `shape`) and (outer, inner) views of `row_outs` (of
-    the reduced shape, with or without the reduced axes); None otherwise
-    (then the axes are merged by stride, see plan_views).  Written out
-    rather than with comprehensions: this runs on every small call."""
-    n = len(axes)
-    if n == 1:
+    the reduced shape, with or without the reduced axes), as one tuple in
+    that order, None entries kept; None when an array does not fit (then the
+    axes are merged by stride, see plan_views).
+
+    The one fast path of every function with a reduction or a class axis:
+    it runs on every small call, so it is written out, and the usual case
+    (one axis, the last) costs a few attribute lookups and a reshape per
+    array."""
+    if len(axes) == 1:
         first = last = axes[0]
         C = shape[first]
-    elif n and axes[-1] - axes[0] + 1 == n:
+    else:
+        n = len(axes)
+        if not n or axes[-1] - axes[0] + 1 != n:
+            return None
         first, last = axes[0], axes[-1]
         C = math.prod(shape[first:last + 1])
-    else:
-        return None
     if last + 1 == len(shape):
-        O, I = (math.prod(shape[:first]) if first != 1 else shape[0]), 1
+        I = 1
+        O = shape[0] if first == 1 else (1 if first == 0 else math.prod(shape[:first]))
     else:
-        O = math.prod(shape[:first]) if first else 1
-        I = math.prod(shape[last + 1:])
+        O = shape[0] if first == 1 else (1 if first == 0 else math.prod(shape[:first]))
+        I = shape[-1] if last + 2 == len(shape) else math.prod(shape[last + 1:])
         if C == 1:
             return None
-    in_views = []
-    for a in ins:
-        f = a.flags
-        if not (f.c_contiguous and f.aligned):
-            return None
-        in_views.append(a.reshape(O, C, I))
-    full_views = []
-    if full_outs:
-        for a in full_outs:
+    views = []
+    for group, vshape in ((ins, (O, C, I)), (full_outs, (O, C, I)), (row_outs, (O, I))):
+        for a in group:
+            if a is None:
+                views.append(None)
+                continue
             f = a.flags
             if not (f.c_contiguous and f.aligned):
                 return None
-            full_views.append(a.reshape(O, C, I))
-    row_views = []
-    if row_outs:
-        for a in row_outs:
-            f = a.flags
-            if not (f.c_contiguous and f.aligned):
-                return None
-            row_views.append(a.reshape(O, I))
+            views.append(a.reshape(vshape))
     if ins[0].dtype == _F16:
-        return ([v.view(_UINT16) for v in in_views], [v.view(_UINT16) for v in full_views],
-                [v.view(_UINT16) for v in row_views])
-    return in_views, full_views, row_views
+        return [v if v is None or v.dtype != _F16 else v.view(_UINT16) for v in views]
+    return views
 
 
 # ---------------------------------------------------------------------------
@@ -267,7 +262,7 @@ def plan_views(shape, axes, arrays, kept_arrays):
     """
     fast = _c_order_views(shape, axes, arrays, (), kept_arrays)
     if fast is not None:
-        return fast[0], fast[2]
+        return fast[:len(arrays)], fast[len(arrays):]
     arrays = [kernel_view(a) for a in arrays]
     kept_arrays = [kernel_view(k) for k in kept_arrays]
     ndim = len(shape)
@@ -309,21 +304,52 @@ def _split_largest(shape, axes, arrays):
     return max(kept, key=lambda d: abs(arrays[0].strides[d]))
 
 
-def reduce(call, shape, axes, ins, full_outs, row_outs):
-    """call(in_views, full_out_views, row_out_views) on matching views:
-    once -- or, for the rare layouts that do not merge, a few times (kept
-    axes) or on a contiguous copy (reduced axes that are neither adjacent
-    nor compatible in memory, e.g. axis=(0, 2) of a C-ordered 3-d array).
+def reduce(shape, axes, ins, full_outs, row_outs):
+    """The kernel calls of a reduction of `shape` over `axes`: an iterable
+    with one tuple of views per kernel call -- the views of `ins`,
+    `full_outs` and `row_outs`, in that order, None entries kept as None.
 
     ins, full_outs: arrays of `shape`; row_outs: arrays of the reduced
     shape, with or without the reduced axes as length-1 dims.  Every array
     is in a kernel dtype; the views are its kernel views (see kernel_view;
     an output goes through kernel_out first).
+
+    Usually one call on views of the caller's memory (a 1-tuple, from the
+    C-order fast path or planned by stride); for the rare layouts that do
+    not merge, a generator of a few calls (kept axes looped over) or of one
+    call on a contiguous copy (reduced axes that are neither adjacent nor
+    compatible in memory, e.g. axis=(0, 2) of a C-ordered 3-d array).  A
+    generator copies results to outputs that did not fit after its last
+    call: run the kernel call in the loop that exhausts it::
+
+        for xv, ov in reduce(shape, axes, [x], [out], []):
+            kernel(xv, ov)
     """
     fast = _c_order_views(shape, axes, ins, full_outs, row_outs)
     if fast is not None:
-        call(*fast)
-        return
+        return (fast,)
+    arrays = [*ins, *full_outs, *row_outs]
+    if all(a is not None for a in arrays):
+        return _planned(shape, axes, ins, full_outs, row_outs)
+    return _with_none(arrays, _planned(shape, axes, [a for a in ins if a is not None],
+                                       [a for a in full_outs if a is not None],
+                                       [a for a in row_outs if a is not None]))
+
+
+def _with_none(arrays, calls):
+    """The view tuples of `calls` (of the arrays that are not None) with
+    None where `arrays` has None."""
+    present = [i for i, a in enumerate(arrays) if a is not None]
+    for views in calls:
+        full = [None] * len(arrays)
+        for i, v in zip(present, views):
+            full[i] = v
+        yield full
+
+
+def _planned(shape, axes, ins, full_outs, row_outs):
+    """reduce() by stride, for arrays that are not all C-ordered (no None
+    entries): yields the views of each kernel call."""
     ndim = len(shape)
     ins = [kernel_view(a) for a in ins]
     full_outs = [kernel_view(a) for a in full_outs]
@@ -338,7 +364,7 @@ def reduce(call, shape, axes, ins, full_outs, row_outs):
         if planned is not None and [v.shape for v in planned[0][:n_in]] == \
                 [v.shape for v in own[0]]:
             views, kept_views = planned
-            call(views[:n_in], views[n_in:], kept_views)
+            yield [*views, *kept_views]
             return
         # outputs that do not fit the inputs' views: through buffers laid
         # out as the first input (which fit), then copied
@@ -347,7 +373,7 @@ def reduce(call, shape, axes, ins, full_outs, row_outs):
         first = x[tuple(slice(0, 1) if d in axes else slice(None) for d in range(x.ndim))]
         kept_b = [np.empty_like(first, dtype=k.dtype) for k in kept_outs]
         views, kept_views = plan_views(shape, axes, ins + full_b, kept_b)
-        call(views[:n_in], views[n_in:], kept_views)
+        yield [*views, *kept_views]
         for dst, src in zip(full_outs + kept_outs, full_b + kept_b):
             np.copyto(dst, src)
         return
@@ -358,8 +384,8 @@ def reduce(call, shape, axes, ins, full_outs, row_outs):
         sub_axes = tuple(a - (a > d) for a in axes)
         for j in range(shape[d]):
             take = (slice(None),) * d + (j,)
-            reduce(call, sub, sub_axes, [a[take] for a in ins], [a[take] for a in full_outs],
-                   [k[take] for k in kept_outs])
+            yield from reduce(sub, sub_axes, [a[take] for a in ins], [a[take] for a in full_outs],
+                              [k[take] for k in kept_outs])
         return
     # reduced axes that do not merge: reduce over a contiguous copy
     k = len(axes)
@@ -368,7 +394,7 @@ def reduce(call, shape, axes, ins, full_outs, row_outs):
     outs_c = [np.empty_like(a) for a in ins_c[:1] for _ in full_outs]
     kept_c = [np.moveaxis(kk, axes, moved) for kk in kept_outs]
     shape_c = ins_c[0].shape
-    reduce(call, shape_c, moved, ins_c, outs_c, kept_c)
+    yield from reduce(shape_c, moved, ins_c, outs_c, kept_c)
     for dst, src in zip(full_outs, outs_c):
         np.copyto(dst, np.moveaxis(src, moved, axes))
 

@@ -140,13 +140,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
             sgn[...] = -1.0  # SciPy: sign(-inf)
     else:
         kern = _dispatch.kernel("logsumexp", dtype)
-
-        def call(views, _full, kept_views):
-            kern(views[0], kept_views[0], kept_views[1] if sgn is not None else None,
-                 views[1] if b is not None else None, return_sign, nt)
-
-        reduce(call, a.shape, axes, [a] if b is None else [a, b], [],
-               [res] if sgn is None else [res, sgn])
+        for av, bv, rv, sv in reduce(a.shape, axes, (a, b), (), (res, sgn)):
+            kern(av, rv, sv, bv, return_sign, nt)
 
     if out is not None and res is not out:
         np.copyto(out, res)
@@ -189,11 +184,8 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
         res = target = empty_like_layout(x, x.shape, dtype, range(x.ndim))
     if x.size:
         kern = _dispatch.kernel("softmax", dtype)
-
-        def call(views, full_views, _kept):
-            kern(views[0], full_views[0], logarithm, nt)
-
-        reduce(call, x.shape, axes, [x], [res], [])
+        for xv, rv in reduce(x.shape, axes, (x,), (res,), ()):
+            kern(xv, rv, logarithm, nt)
         if res is not target:
             np.copyto(target, res)
     if scalar:
