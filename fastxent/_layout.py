@@ -17,7 +17,10 @@ wherever the memory allows:
 - `elementwise`: (rows, L) views of operands broadcast to one shape, for
   the element-wise losses.
 
-C-ordered operands take one fast path (`_c_order_views`, `_c_order`).
+C-ordered operands take one fast path: a reshape per array (`_c_order_views`
+for reductions and the class axis, `_c_order_flat` for element-wise
+operands), without a closure or a plan; every function then calls its
+kernel on the views it gets back.
 Here too is what keeps the kernels' typed pointers valid: every array they
 read or write is aligned and walks whole elements (`kernel_view`,
 `kernel_out`), and no output they write overlaps memory they read, except
@@ -29,11 +32,13 @@ import numpy as np
 
 __all__ = ["kernel_view", "kernel_out", "overlaps", "empty_like_layout", "empty_reduced",
            "reduced_shape", "kept_shape", "plan_views", "reduce", "class_views", "elementwise_views",
-           "elementwise", "array_sum", "partial_sum", "finish"]
+           "elementwise", "array_sum", "finish"]
 
 _NDARRAY = np.ndarray
 _UINT16 = np.dtype(np.uint16)
 _F16 = np.dtype(np.float16)
+# NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED: both flags tested by one lookup
+_C_ALIGNED = 0x0001 | 0x0100
 
 
 # ---------------------------------------------------------------------------
@@ -126,15 +131,6 @@ def kernel_out(out, reads, in_place=None):
 # ---------------------------------------------------------------------------
 # the one C-order fast path
 
-def _c_order(arrays):
-    """True if every array is C-contiguous (the common case: one flat
-    stream each, viewed by a plain reshape)."""
-    for a in arrays:
-        if not a.flags.c_contiguous:
-            return False
-    return True
-
-
 def _c_order_views(shape, axes, ins, full_outs, row_outs):
     """The kernel views of a reduction by a plain reshape, when the reduced
     `axes` are adjacent and every array is C-contiguous and aligned (so
@@ -157,24 +153,39 @@ def _c_order_views(shape, axes, ins, full_outs, row_outs):
             return None
         first, last = axes[0], axes[-1]
         C = math.prod(shape[first:last + 1])
-    if last + 1 == len(shape):
+    nd = len(shape)
+    O = shape[0] if first == 1 else (1 if first == 0 else math.prod(shape[:first]))
+    if last + 1 == nd:
         I = 1
-        O = shape[0] if first == 1 else (1 if first == 0 else math.prod(shape[:first]))
     else:
-        O = shape[0] if first == 1 else (1 if first == 0 else math.prod(shape[:first]))
-        I = shape[-1] if last + 2 == len(shape) else math.prod(shape[last + 1:])
+        I = shape[-1] if last + 2 == nd else math.prod(shape[last + 1:])
         if C == 1:
             return None
+    # one loop per group rather than a loop over groups: fewer tuples per call
     views = []
-    for group, vshape in ((ins, (O, C, I)), (full_outs, (O, C, I)), (row_outs, (O, I))):
-        for a in group:
-            if a is None:
-                views.append(None)
-                continue
-            f = a.flags
-            if not (f.c_contiguous and f.aligned):
-                return None
-            views.append(a.reshape(vshape))
+    full = (O, C, I)
+    for a in ins:
+        if a is None:
+            views.append(None)
+        elif a.flags.num & _C_ALIGNED == _C_ALIGNED:
+            views.append(a.reshape(full))
+        else:
+            return None
+    for a in full_outs:
+        if a is None:
+            views.append(None)
+        elif a.flags.num & _C_ALIGNED == _C_ALIGNED:
+            views.append(a.reshape(full))
+        else:
+            return None
+    row = (O, I)
+    for a in row_outs:
+        if a is None:
+            views.append(None)
+        elif a.flags.num & _C_ALIGNED == _C_ALIGNED:
+            views.append(a.reshape(row))
+        else:
+            return None
     if ins[0].dtype == _F16:
         return [v if v is None or v.dtype != _F16 else v.view(_UINT16) for v in views]
     return views
@@ -418,39 +429,55 @@ def _class_view(a):
         return None
 
 
+# the class axis of an input of each number of dims (PyTorch's axis 1, or
+# the only axis of an unbatched input)
+_CLASS_AXES = (None, (0,)) + ((1,),) * 62
+
+
 def class_views(ins, outs, rows):
     """Kernel views for PyTorch's class axis 1.
 
-    ins  -- inputs of the shape (N, C, d1, ...) or (C,) (None entries
-            skipped); viewed as (N, C, d1 * ...), from a C-ordered copy
-            where d1, ... do not merge
-    outs -- outputs of that shape (None skipped); an output whose dims do
-            not merge as the first input's is written through a buffer
+    ins  -- inputs of the shape (N, C, d1, ...) or (C,), the first not None;
+            viewed as (N, C, d1 * ...), from a C-ordered copy where d1, ...
+            do not merge
+    outs -- outputs of that shape; an output whose dims do not merge as the
+            first input's is written through a buffer
     rows -- arrays of the shape without the class axis (labels, per-row
-            losses; None skipped), viewed as (N, d1 * ...)
+            losses), viewed as (N, d1 * ...)
 
-    Returns (in_views, out_views, row_views, copies): `copies` lists the
-    (output, buffer) pairs to copy after the kernel ran.  Every array is
-    already a kernel view (see kernel_view).
+    Returns (views, copies): the kernel views (see kernel_view) of `ins`,
+    `outs` and `rows` in that order, None entries kept as None, and the
+    (output, buffer) pairs to copy after the kernel ran.  C-ordered arrays
+    take the fast path of the reductions (a reduction over the class axis).
     """
-    in_views = []
+    x = ins[0]
+    fast = _c_order_views(x.shape, _CLASS_AXES[x.ndim], ins, outs, rows)
+    if fast is not None:
+        return fast, ()
+    views = []
     for a in ins:
-        v = None if a is None else _class_view(a)
-        if a is not None and v is None:
-            v = _class_view(np.ascontiguousarray(a))
-        in_views.append(v)
-    x = in_views[0]
-    out_views, copies = [], []
+        v = None
+        if a is not None:
+            a = kernel_view(a)
+            v = _class_view(a)
+            if v is None:
+                v = _class_view(np.ascontiguousarray(a))
+        views.append(v)
+    copies = []
     for o in outs:
-        v = None if o is None else _class_view(o)
-        if o is not None and v is None:
-            buf = np.empty(o.shape, o.dtype)
-            copies.append((o, buf))
-            v = _class_view(buf)
-        out_views.append(v)
-    n, inner = x.shape[0], x.shape[2]
-    row_views = [None if r is None else r.reshape(n, inner) for r in rows]
-    return in_views, out_views, row_views, copies
+        v = None
+        if o is not None:
+            o = kernel_view(o)
+            v = _class_view(o)
+            if v is None:
+                buf = np.empty(o.shape, o.dtype)
+                copies.append((o, buf))
+                v = _class_view(buf)
+        views.append(v)
+    n, inner = views[0].shape[0], views[0].shape[2]
+    for r in rows:
+        views.append(None if r is None else kernel_view(r).reshape(n, inner))
+    return views, copies
 
 
 # ---------------------------------------------------------------------------
@@ -481,72 +508,72 @@ def elementwise_views(shape, arrays):
             for a, rs, ls in zip(arrays, rst, lst)]
 
 
-def _c_order_flat(shape, arrays):
-    """(1, size) kernel views of `arrays` (None entries kept) when every one
-    is C-contiguous and aligned, of `shape` (none broadcast): one flat
-    stream each; None otherwise."""
-    views = []
+def _c_order_flat(shape, arrays, views):
+    """Append to `views` the (1, size) kernel views of `arrays` (None entries
+    kept) when every one is C-contiguous and aligned, of `shape` (none
+    broadcast): one flat stream each; False otherwise."""
     for a in arrays:
         if a is None:
             views.append(None)
-            continue
-        f = a.flags
-        if a.shape != shape or not (f.c_contiguous and f.aligned):
-            return None
-        views.append(a.reshape(1, -1) if a.dtype != _F16 else a.view(_UINT16).reshape(1, -1))
-    return views
+        elif a.shape == shape and a.flags.num & _C_ALIGNED == _C_ALIGNED:
+            views.append(a.reshape(1, -1) if a.dtype != _F16 else a.view(_UINT16).reshape(1, -1))
+        else:
+            return False
+    return True
 
 
-def elementwise(call, shape, ins, outs, units_of):
-    """call(in_views, out_views, partial) on (rows, L) views of the operands;
-    returns the list of partial-sum arrays in a fixed order (so a reduction
-    does not depend on the thread count).
+def elementwise(shape, ins, outs, units_of):
+    """The kernel calls of an element-wise loss: an iterable of (views,
+    partial) per call, `views` the (rows, L) views of `ins` then `outs`
+    (None entries kept as None) and `partial` the new array of
+    `units_of(rows, L)` partial sums the kernel writes.  The calls come in a
+    fixed order, so a sum of their partial sums does not depend on the
+    thread count.
 
     ins: arrays of `shape` in the compute dtype (broadcast views allowed);
     outs: new arrays of `shape` in that dtype, or None; the views are their
     kernel views (see kernel_view).  The (rows, L) split, and so the order
     of the sums, comes from the inputs alone: an output whose layout does
-    not fit it is written through a C-ordered buffer and copied, so that a
+    not fit it is written through a C-ordered buffer, copied after the last
+    call (run the kernel in the loop that exhausts the iterable), so that a
     loss never depends on where its outputs live.  Inputs whose dims do not
-    merge into two are walked by a Python loop over the first axis."""
-    vi = _c_order_flat(shape, ins)
-    vo = None if vi is None else _c_order_flat(shape, outs)
-    if vo is not None:
-        partial = np.zeros(units_of(1, vi[0].shape[1]))
-        call(vi, vo, partial)
-        return [partial]
-    return _elementwise(call, shape, [kernel_view(a) for a in ins],
-                        [None if o is None else kernel_view(o) for o in outs], units_of)
+    merge into two are walked in calls over the first axis."""
+    views = []
+    if _c_order_flat(shape, ins, views) and _c_order_flat(shape, outs, views):
+        return ((views, np.zeros(units_of(1, views[0].shape[1]))),)
+    ins = [None if a is None else kernel_view(a) for a in ins]
+    outs = [None if o is None else kernel_view(o) for o in outs]
+    return _elementwise(shape, ins, outs, units_of)
 
 
-def _elementwise(call, shape, ins, outs, units_of):
-    """elementwise() on kernel views, planned by stride."""
-    vi = elementwise_views(shape, ins)
+def _elementwise(shape, ins, outs, units_of):
+    """elementwise() on kernel views (None entries kept), planned by stride."""
+    given = [a for a in ins if a is not None]
+    vi = elementwise_views(shape, given)
     if vi is None:
-        sums = []
         for j in range(shape[0]):
-            sums += _elementwise(call, shape[1:], [a[j] for a in ins],
-                                 [None if o is None else o[j] for o in outs], units_of)
-        return sums
+            yield from _elementwise(shape[1:], [None if a is None else a[j] for a in ins],
+                                    [None if o is None else o[j] for o in outs], units_of)
+        return
     R, L = vi[0].shape
-    vouts, copies = [], []
+    it = iter(vi)
+    views = [None if a is None else next(it) for a in ins]
+    copies = []
     for o in outs:
         v = None
         if o is not None:
             v = o.reshape(R, L) if o.flags.c_contiguous else None
             if v is None:
-                both = elementwise_views(shape, ins + [o])
+                both = elementwise_views(shape, given + [o])
                 v = both[-1] if both is not None and both[0].shape == (R, L) else None
             if v is None:
                 buf = np.empty(shape, o.dtype)
                 copies.append((o, buf))
                 v = buf.reshape(R, L)
-        vouts.append(v)
-    partial = np.zeros(units_of(R, L))
-    call(vi, vouts, partial)
+        views.append(v)
+    yield views, np.zeros(units_of(R, L))
     for o, buf in copies:
         np.copyto(o, buf)
-    return [partial]
 
 
 # ---------------------------------------------------------------------------
@@ -556,14 +583,6 @@ def array_sum(p):
     """float(np.sum(p)) of a 1-d float64 array, without np.sum's cost for
     the one element of a small call."""
     return float(p[0]) if p.shape[0] == 1 else float(np.sum(p))
-
-
-def partial_sum(partials):
-    """The sum, in order, of the sums of the kernels' partial-sum arrays."""
-    total = 0   # as Python's sum(): 0 + -0.0 is 0.0
-    for p in partials:
-        total += array_sum(p)
-    return float(total)
 
 
 def finish(total, reduction, denom, dtype):

@@ -197,10 +197,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                 gwork = np.empty(x.shape, work)
             elif grad_out is not None:
                 gwork = kernel_out(grad, [x, t if probs else labels, w], in_place=x)
-        (xv, qv), (gv,), (lab, lv), copies = class_views(
-            [kernel_view(x), kernel_view(t) if probs else None],
-            [None if gwork is None else kernel_view(gwork)],
-            [None if probs else kernel_view(labels), None if rows is None else kernel_view(rows)])
+        (xv, qv, gv, lab, lv), copies = class_views(
+            (x, t if probs else None), (gwork,), (None if probs else labels, rows))
         _dispatch.kernel("cross_entropy", work)(
             xv, lab, ignore_index, qv, kernel_view(w) if w is not None else None, eps, gv,
             gscale, lv, partial, nt)
