@@ -215,12 +215,15 @@ def _with_kept_dims(r, axes, ndim):
     return np.expand_dims(r, axes)
 
 
-def empty_like_layout(x, shape, dtype, kept):
+def empty_like_layout(x, shape, dtype, kept=None):
     """A new array of `shape` whose axes lie in memory in the order of the
-    corresponding axes `kept` of `x` (largest stride first), so that it merges
-    with `x` wherever `x` merges with itself."""
+    corresponding axes `kept` of `x` (largest stride first; default: all
+    axes of `x`), so that it merges with `x` wherever `x` merges with
+    itself."""
     if x.flags.c_contiguous:
-        return np.empty(shape, dtype=dtype)
+        return np.empty(shape, dtype)
+    if kept is None:
+        kept = range(x.ndim)
     order = sorted(range(len(shape)), key=lambda d: -abs(x.strides[kept[d]]) if kept[d] is not None else 0)
     out = np.empty(tuple(shape[d] for d in order), dtype=dtype)
     return out.transpose(np.argsort(order))
