@@ -585,7 +585,7 @@ def _elementwise(shape, ins, outs, units_of):
 def array_sum(p):
     """float(np.sum(p)) of a 1-d float64 array, without np.sum's cost for
     the one element of a small call."""
-    return float(p[0]) if p.shape[0] == 1 else float(np.sum(p))
+    return p.item() if p.shape[0] == 1 else float(np.sum(p))
 
 
 def finish(total, reduction, denom, dtype):

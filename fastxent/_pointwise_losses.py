@@ -35,9 +35,9 @@ def _outputs(shape, dtype, ins, reduction, grad, grad_given):
     shape and dtype (`grad_given`: the caller's array, which may be the
     input itself; through a buffer if it overlaps another operand), else
     through a buffer that `_result` reduces and casts."""
-    out = np.empty(shape, dtype) if reduction == "none" else None
     if grad is None:
-        return out, None
+        return (np.empty(shape, dtype) if reduction == "none" else None), None
+    out = np.empty(shape, dtype) if reduction == "none" else None
     if grad.shape != shape or grad.dtype != dtype:
         return out, np.empty(shape, dtype)
     return out, (kernel_out(grad, ins, in_place=ins[0]) if grad_given else grad)
@@ -48,7 +48,7 @@ def _result(out, gbuf, grad, total, reduction, denom, res_dtype):
     `total` of its partial sums, divided by `denom` for 'mean' and
     'batchmean' (NaN when it is 0), in `res_dtype`; the gradient buffer
     `gbuf`, if it is not the caller's `grad`, reduced and cast to it."""
-    if gbuf is not grad:
+    if gbuf is not grad:   # a buffer: reduce over the broadcast axes, cast
         with np.errstate(over="ignore"):
             np.copyto(grad, _sum_to_shape(gbuf, grad.shape).reshape(grad.shape), casting="unsafe")
     if reduction == "none":
@@ -150,9 +150,10 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
         denom = 1
     gscale = (1.0 / denom) if denom else np.nan
     grad = grad_array(grad_out, x) if return_grad else None
-    ins = [a if a.shape == shape else np.broadcast_to(a, shape)
-           for a in (x if x.dtype == dtype else x.astype(dtype),
-                     t if t.dtype == dtype else t.astype(dtype))]
+    xw = x if x.dtype == dtype else x.astype(dtype)
+    tw = t if t.dtype == dtype else t.astype(dtype)
+    ins = (xw if xw.shape == shape else np.broadcast_to(xw, shape),
+           tw if tw.shape == shape else np.broadcast_to(tw, shape))
     lt = bool(log_target)
     out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
     total = 0   # as Python's sum(): 0 + -0.0 is 0.0
