@@ -37,6 +37,7 @@ __all__ = ["kernel_view", "kernel_out", "overlaps", "empty_like_layout", "empty_
 _NDARRAY = np.ndarray
 _UINT16 = np.dtype(np.uint16)
 _F16 = np.dtype(np.float16)
+_F16_NUM = _F16.num
 # NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED: both flags tested by one lookup
 _C_ALIGNED = 0x0001 | 0x0100
 
@@ -144,6 +145,7 @@ def _c_order_views(shape, axes, ins, full_outs, row_outs):
     it runs on every small call, so it is written out, and the usual case
     (one axis, the last) costs a few attribute lookups and a reshape per
     array."""
+    nd = len(shape)
     if len(axes) == 1:
         first = last = axes[0]
         C = shape[first]
@@ -153,7 +155,6 @@ def _c_order_views(shape, axes, ins, full_outs, row_outs):
             return None
         first, last = axes[0], axes[-1]
         C = math.prod(shape[first:last + 1])
-    nd = len(shape)
     O = shape[0] if first == 1 else (1 if first == 0 else math.prod(shape[:first]))
     if last + 1 == nd:
         I = 1
@@ -163,30 +164,28 @@ def _c_order_views(shape, axes, ins, full_outs, row_outs):
             return None
     # one loop per group rather than a loop over groups: fewer tuples per call
     views = []
+    append = views.append
     full = (O, C, I)
     for a in ins:
-        if a is None:
-            views.append(None)
-        elif a.flags.num & _C_ALIGNED == _C_ALIGNED:
-            views.append(a.reshape(full))
-        else:
-            return None
+        if a is not None:
+            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
+                return None
+            a = a.reshape(full)
+        append(a)
     for a in full_outs:
-        if a is None:
-            views.append(None)
-        elif a.flags.num & _C_ALIGNED == _C_ALIGNED:
-            views.append(a.reshape(full))
-        else:
-            return None
+        if a is not None:
+            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
+                return None
+            a = a.reshape(full)
+        append(a)
     row = (O, I)
     for a in row_outs:
-        if a is None:
-            views.append(None)
-        elif a.flags.num & _C_ALIGNED == _C_ALIGNED:
-            views.append(a.reshape(row))
-        else:
-            return None
-    if ins[0].dtype == _F16:
+        if a is not None:
+            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
+                return None
+            a = a.reshape(row)
+        append(a)
+    if ins[0].dtype.num == _F16_NUM:   # an int compare costs less than a dtype compare
         return [v if v is None or v.dtype != _F16 else v.view(_UINT16) for v in views]
     return views
 
