@@ -17,8 +17,8 @@ wherever the memory allows:
 - `elementwise`: (rows, L) views of operands broadcast to one shape, for
   the element-wise losses.
 
-C-ordered operands take one fast path: a reshape per array (`_c_order_views`
-for reductions and the class axis, `_c_order_flat` for element-wise
+C-ordered operands take one fast path: a reshape per array (in `reduce`,
+for reductions and the class axis; `_c_order_flat` for element-wise
 operands), without a closure or a plan; every function then calls its
 kernel on the views it gets back.
 Here too is what keeps the kernels' typed pointers valid: every array they
@@ -132,64 +132,6 @@ def kernel_out(out, reads, in_place=None):
 # ---------------------------------------------------------------------------
 # the one C-order fast path
 
-def _c_order_views(shape, axes, ins, full_outs, row_outs):
-    """The kernel views of a reduction by a plain reshape, when the reduced
-    `axes` are adjacent and every array is C-contiguous and aligned (so
-    that its strides are whole elements): (outer, C, inner) views of `ins`
-    and `full_outs` (of `shape`) and (outer, inner) views of `row_outs` (of
-    the reduced shape, with or without the reduced axes), as one tuple in
-    that order, None entries kept; None when an array does not fit (then the
-    axes are merged by stride, see plan_views).
-
-    The one fast path of every function with a reduction or a class axis:
-    it runs on every small call, so it is written out, and the usual case
-    (one axis, the last) costs a few attribute lookups and a reshape per
-    array."""
-    nd = len(shape)
-    if len(axes) == 1:
-        first = last = axes[0]
-        C = shape[first]
-    else:
-        n = len(axes)
-        if not n or axes[-1] - axes[0] + 1 != n:
-            return None
-        first, last = axes[0], axes[-1]
-        C = math.prod(shape[first:last + 1])
-    O = shape[0] if first == 1 else (1 if first == 0 else math.prod(shape[:first]))
-    if last + 1 == nd:
-        I = 1
-    else:
-        I = shape[-1] if last + 2 == nd else math.prod(shape[last + 1:])
-        if C == 1:
-            return None
-    # one loop per group rather than a loop over groups: fewer tuples per call
-    views = []
-    append = views.append
-    full = (O, C, I)
-    for a in ins:
-        if a is not None:
-            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
-                return None
-            a = a.reshape(full)
-        append(a)
-    for a in full_outs:
-        if a is not None:
-            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
-                return None
-            a = a.reshape(full)
-        append(a)
-    row = (O, I)
-    for a in row_outs:
-        if a is not None:
-            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
-                return None
-            a = a.reshape(row)
-        append(a)
-    if ins[0].dtype.num == _F16_NUM:   # an int compare costs less than a dtype compare
-        return [v if v is None or v.dtype != _F16 else v.view(_UINT16) for v in views]
-    return views
-
-
 # ---------------------------------------------------------------------------
 # reductions over axes: (outer, C, inner)
 
@@ -273,9 +215,9 @@ def plan_views(shape, axes, arrays, kept_arrays):
     reshape, which NumPy does without a copy exactly when the merged axes
     are one strided dim -- the condition checked here.
     """
-    fast = _c_order_views(shape, axes, arrays, (), kept_arrays)
+    fast = reduce(shape, axes, arrays, (), kept_arrays, _not_planned)
     if fast is not None:
-        return fast[:len(arrays)], fast[len(arrays):]
+        return fast[0][:len(arrays)], fast[0][len(arrays):]
     arrays = [kernel_view(a) for a in arrays]
     kept_arrays = [kernel_view(k) for k in kept_arrays]
     ndim = len(shape)
@@ -317,7 +259,7 @@ def _split_largest(shape, axes, arrays):
     return max(kept, key=lambda d: abs(arrays[0].strides[d]))
 
 
-def reduce(shape, axes, ins, full_outs, row_outs):
+def reduce(shape, axes, ins, full_outs, row_outs, planner=None):
     """The kernel calls of a reduction of `shape` over `axes`: an iterable
     with one tuple of views per kernel call -- the views of `ins`,
     `full_outs` and `row_outs`, in that order, None entries kept as None.
@@ -327,26 +269,83 @@ def reduce(shape, axes, ins, full_outs, row_outs):
     is in a kernel dtype; the views are its kernel views (see kernel_view;
     an output goes through kernel_out first).
 
-    Usually one call on views of the caller's memory (a 1-tuple, from the
-    C-order fast path or planned by stride); for the rare layouts that do
-    not merge, a generator of a few calls (kept axes looped over) or of one
-    call on a contiguous copy (reduced axes that are neither adjacent nor
-    compatible in memory, e.g. axis=(0, 2) of a C-ordered 3-d array).  A
-    generator copies results to outputs that did not fit after its last
-    call: run the kernel call in the loop that exhausts it::
+    The fast path of every layout: when the reduced `axes` are adjacent
+    and every array is C-contiguous and aligned (so that its strides are
+    whole elements), one call on (outer, C, inner) views of `ins` and
+    `full_outs` and (outer, inner) views of `row_outs`, each a plain
+    reshape (a 1-tuple; this runs on every small call, so it is written
+    out).  Otherwise `planner(shape, axes, ins, full_outs, row_outs)` gives
+    the calls (default: by stride, see plan_views): usually one call on
+    views of the caller's memory; for the rare layouts that do not merge, a
+    generator of a few calls (kept axes looped over) or of one call on a
+    contiguous copy (reduced axes that are neither adjacent nor compatible
+    in memory, e.g. axis=(0, 2) of a C-ordered 3-d array).  A generator
+    copies results to outputs that did not fit after its last call: run the
+    kernel call in the loop that exhausts it::
 
         for xv, ov in reduce(shape, axes, [x], [out], []):
             kernel(xv, ov)
     """
-    fast = _c_order_views(shape, axes, ins, full_outs, row_outs)
-    if fast is not None:
-        return (fast,)
+    if planner is None:
+        planner = _by_stride
+    nd = len(shape)
+    if len(axes) == 1:
+        first = last = axes[0]
+        C = shape[first]
+    else:
+        n = len(axes)
+        if not n or axes[-1] - axes[0] + 1 != n:
+            return planner(shape, axes, ins, full_outs, row_outs)
+        first, last = axes[0], axes[-1]
+        C = math.prod(shape[first:last + 1])
+    O = shape[0] if first == 1 else (1 if first == 0 else math.prod(shape[:first]))
+    if last + 1 == nd:
+        I = 1
+    else:
+        I = shape[-1] if last + 2 == nd else math.prod(shape[last + 1:])
+        if C == 1:
+            return planner(shape, axes, ins, full_outs, row_outs)
+    # one loop per group rather than a loop over groups: fewer tuples per call
+    views = []
+    append = views.append
+    full = (O, C, I)
+    for a in ins:
+        if a is not None:
+            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
+                return planner(shape, axes, ins, full_outs, row_outs)
+            a = a.reshape(full)
+        append(a)
+    for a in full_outs:
+        if a is not None:
+            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
+                return planner(shape, axes, ins, full_outs, row_outs)
+            a = a.reshape(full)
+        append(a)
+    row = (O, I)
+    for a in row_outs:
+        if a is not None:
+            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
+                return planner(shape, axes, ins, full_outs, row_outs)
+            a = a.reshape(row)
+        append(a)
+    if ins[0].dtype.num == _F16_NUM:   # an int compare costs less than a dtype compare
+        views = [v if v is None or v.dtype != _F16 else v.view(_UINT16) for v in views]
+    return (views,)
+
+
+def _by_stride(shape, axes, ins, full_outs, row_outs):
+    """reduce() planned by stride (see _planned), None entries kept."""
     arrays = [*ins, *full_outs, *row_outs]
     if all(a is not None for a in arrays):
         return _planned(shape, axes, ins, full_outs, row_outs)
     return _with_none(arrays, _planned(shape, axes, [a for a in ins if a is not None],
                                        [a for a in full_outs if a is not None],
                                        [a for a in row_outs if a is not None]))
+
+
+def _not_planned(shape, axes, ins, full_outs, row_outs):
+    """No calls: reduce() as a test of its fast path."""
+    return None
 
 
 def _with_none(arrays, calls):
@@ -437,25 +436,28 @@ _CLASS_AXES = (None, (0,)) + ((1,),) * 62
 
 
 def class_views(ins, outs, rows):
-    """Kernel views for PyTorch's class axis 1.
+    """The kernel calls for PyTorch's class axis 1: an iterable with one
+    tuple of views per call (one call), the views of `ins`, `outs` and
+    `rows` in that order, None entries kept as None.
 
     ins  -- inputs of the shape (N, C, d1, ...) or (C,), the first not None;
             viewed as (N, C, d1 * ...), from a C-ordered copy where d1, ...
             do not merge
     outs -- outputs of that shape; an output whose dims do not merge as the
-            first input's is written through a buffer
+            first input's is written through a buffer, copied to it after
+            the call (run the kernel in the loop that exhausts the iterable)
     rows -- arrays of the shape without the class axis (labels, per-row
             losses), viewed as (N, d1 * ...)
 
-    Returns (views, copies): the kernel views (see kernel_view) of `ins`,
-    `outs` and `rows` in that order, None entries kept as None, and the
-    (output, buffer) pairs to copy after the kernel ran.  C-ordered arrays
-    take the fast path of the reductions (a reduction over the class axis).
+    Every view is a kernel view (see kernel_view).  C-ordered arrays take
+    the fast path of `reduce` (a reduction over the class axis).
     """
     x = ins[0]
-    fast = _c_order_views(x.shape, _CLASS_AXES[x.ndim], ins, outs, rows)
-    if fast is not None:
-        return fast, ()
+    return reduce(x.shape, _CLASS_AXES[x.ndim], ins, outs, rows, _class_planned)
+
+
+def _class_planned(shape, axes, ins, outs, rows):
+    """class_views() for arrays that are not all C-ordered."""
     views = []
     for a in ins:
         v = None
@@ -479,7 +481,9 @@ def class_views(ins, outs, rows):
     n, inner = views[0].shape[0], views[0].shape[2]
     for r in rows:
         views.append(None if r is None else kernel_view(r).reshape(n, inner))
-    return views, copies
+    yield views
+    for dst, buf in copies:
+        np.copyto(dst, buf)
 
 
 # ---------------------------------------------------------------------------

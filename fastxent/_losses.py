@@ -202,13 +202,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                 gwork = np.empty(x.shape, work)
             elif grad_out is not None:
                 gwork = kernel_out(grad, [x, t if probs else labels, w], in_place=x)
-        (xv, qv, gv, lab, lv), copies = class_views(
-            (x, t if probs else None), (gwork,), (None if probs else labels, rows))
-        _dispatch.kernel("cross_entropy", work)(
-            xv, lab, ignore_index, qv, kernel_view(w) if w is not None else None, eps, gv,
-            gscale, lv, partial, nt)
-        for dst, buf in copies:
-            np.copyto(dst, buf)
+        kern = _dispatch.kernel("cross_entropy", work)
+        wv = None if w is None else kernel_view(w)
+        for xv, qv, gv, lab, lv in class_views((x, t if probs else None), (gwork,),
+                                               (None if probs else labels, rows)):
+            kern(xv, lab, ignore_index, qv, wv, eps, gv, gscale, lv, partial, nt)
         if gwork is not grad:
             with np.errstate(over="ignore"):   # float16 overflows to inf quietly
                 np.copyto(grad, gwork, casting="same_kind")
