@@ -258,24 +258,28 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     dtype = promote(x, t) if t.dtype.kind == "f" else x.dtype
     nt = _dispatch.resolve_threads(n_threads)
     shape = x.shape
-    weights = [None if arr is None else as_array(arr, name)
-               for arr, name in ((weight, "weight"), (pos_weight, "pos_weight"))]
-    # float16 data with weights that float16 cannot hold compute from
-    # float32 copies (float16 computes in float32 anyway); the loss stays
-    # float16
     res_dtype = dtype
-    for a in weights:
-        if a is not None and weight_dtype(a, res_dtype) != res_dtype:
-            dtype = np.dtype(np.float32)
-    ins = [x if x.dtype == dtype else x.astype(dtype), t if t.dtype == dtype else t.astype(dtype)]
-    for a, name in zip(weights, ("weight", "pos_weight")):
-        ins.append(None if a is None else
-                   broadcast_to_shape(a.astype(dtype, copy=False), shape, name))
+    if weight is None and pos_weight is None:
+        ins = (x if x.dtype == dtype else x.astype(dtype),
+               t if t.dtype == dtype else t.astype(dtype), None, None)
+    else:
+        weights = [None if arr is None else as_array(arr, name)
+                   for arr, name in ((weight, "weight"), (pos_weight, "pos_weight"))]
+        # float16 data with weights that float16 cannot hold compute from
+        # float32 copies (float16 computes in float32 anyway); the loss stays
+        # float16
+        for a in weights:
+            if a is not None and weight_dtype(a, res_dtype) != res_dtype:
+                dtype = np.dtype(np.float32)
+        ins = [x if x.dtype == dtype else x.astype(dtype),
+               t if t.dtype == dtype else t.astype(dtype)]
+        for a, name in zip(weights, ("weight", "pos_weight")):
+            ins.append(None if a is None else
+                       broadcast_to_shape(a.astype(dtype, copy=False), shape, name))
     n = x.size
     gscale = 1.0 if reduction != "mean" else ((1.0 / n) if n else np.nan)
     grad = grad_array(grad_out, x) if return_grad else None
-    out, gbuf = _outputs(shape, dtype, [a for a in ins if a is not None], reduction, grad,
-                         grad_out is not None)
+    out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
     total = 0   # as Python's sum(): 0 + -0.0 is 0.0
     if n:
         kern = _dispatch.kernel("bce_with_logits", dtype)
