@@ -432,7 +432,7 @@ def _class_view(a):
 
 # the class axis of an input of each number of dims (PyTorch's axis 1, or
 # the only axis of an unbatched input)
-_CLASS_AXES = (None, (0,)) + ((1,),) * 62
+_CLASS_AXES = (None, (0,)) + ((1,),) * 63   # up to NumPy 2's 64 dims
 
 
 def class_views(ins, outs, rows):
