@@ -16,6 +16,9 @@ import numpy as np
 KERNEL_DTYPES = frozenset(map(np.dtype, (np.float16, np.float32, np.float64)))
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
+_I64 = np.dtype(np.int64)
+_U64 = np.dtype(np.uint64)
+_I64_MAX = np.iinfo(np.int64).max
 _NDARRAY = np.ndarray
 
 # native-order numeric dtypes that as_array passes through untouched (when
@@ -254,14 +257,17 @@ def class_labels(target, x, ignore_index):
         raise ValueError(f"target has shape {target.shape}; class-index targets for input of "
                          f"shape {x.shape} must have shape {batch_shape}")
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
-    if target.dtype == np.uint64 and target.size and target.max() > np.iinfo(np.int64).max:
-        big = target[target > np.iinfo(np.int64).max].flat[0]
+    dtype = target.dtype
+    if dtype == _U64 and target.size and target.max() > _I64_MAX:
+        big = target[target > _I64_MAX].flat[0]
         raise IndexError(f"Target {int(big)} is out of bounds: class indices must be in [0, {C})")
-    t = target.astype(np.int64, copy=False)
+    t = target if dtype == _I64 else target.astype(_I64)
     n = t.size
     if n == 0:
         return t, 0
-    if n <= 8:
+    if n == 1:
+        lo = hi = t.item()
+    elif n <= 8:
         # a few labels: Python's min and max cost less than two reductions
         values = t.ravel().tolist()
         lo, hi = min(values), max(values)

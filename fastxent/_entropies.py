@@ -20,46 +20,62 @@ __all__ = ["entropy", "softmax_entropy", "softmax_cross_entropy", "softmax_kl_di
 _SOFTMAX_ENTROPY, _SOFTMAX_XENT, _SOFTMAX_KL, _ENTROPY = 0, 1, 2, 3
 
 
-def _rows(kind, arrays, axis, dtype, div, nt):
-    """Run kernel `kind` over `arrays` (same shape, kernel dtype) along `axis`;
-    returns the result as a NumPy scalar (0-d) or array."""
-    shape = arrays[0].shape
+def _rows(kind, x, y, axis, dtype, div, nt):
+    """Run kernel `kind` over `x` and `y` (None, or of x's shape; kernel
+    dtype) along `axis`; returns the result as a NumPy scalar (0-d) or
+    array."""
+    shape = x.shape
     axes = (axis,)
-    out = np.empty(reduced_shape(shape, axes), dtype)
+    out = np.empty(shape[:axis] if axis == len(shape) - 1 else reduced_shape(shape, axes), dtype)
     if out.size:
         kern = _dispatch.kernel("row_entropies", dtype)
-
-        def call(ins, _full, rows):
-            kern(kind, ins[0], ins[1] if len(ins) > 1 else None, rows[0], div, nt)
-
-        reduce(call, shape, axes, arrays, [], [out])
+        for xv, yv, ov in reduce(shape, axes, (x, y), (), (out,)):
+            kern(kind, xv, yv, ov, div, nt)
     return out if out.ndim else out[()]
 
 
+# the dtype of the softmax of logits of each dtype (NumPy's exp's); bool
+# logits are refused
+_LOGIT_DTYPE = {d: exp_result_dtype(d) for d in READY_DTYPES if d.kind != "b"}
+
+
 def _logits(value, name):
+    """`value` as an array of logits, and the dtype of its softmax."""
     x = as_array(value, name)
-    if x.dtype.kind == "b":
+    dtype = _LOGIT_DTYPE.get(x.dtype)
+    if dtype is None:
         raise TypeError(f"{name} must hold real logits, got dtype bool")
-    return x
+    return x, dtype
 
 
-def _logit_rows(arrays, names, axis):
-    """The logit arrays in their common dtype, broadcast to one shape, and
-    the checked class axis."""
-    if len(arrays) == 1:
-        shape, dtype = arrays[0].shape, exp_result_dtype(arrays[0].dtype)
+def _logit_rows(x, y, names, axis):
+    """The logits `x` and `y` (None, or a pair of _logits) in their common
+    dtype, broadcast to one shape, the checked class axis and the dtype."""
+    x, dtype = x
+    if y is None:
+        shape = x.shape
     else:
-        shape = broadcast_shape(arrays, names, "p_logits of shape {0} and q_logits of shape {1} "
+        y, y_dtype = y
+        shape = broadcast_shape([x, y], names, "p_logits of shape {0} and q_logits of shape {1} "
                                 "do not broadcast")
-        dtype = promote_dtypes(*(exp_result_dtype(a.dtype) for a in arrays))
+        if y_dtype != dtype:
+            dtype = promote_dtypes(dtype, y_dtype)
     if len(shape) == 0:
         raise np.exceptions.AxisError(axis, 0)
     axis = single_axis(axis, len(shape))
     if shape[axis] == 0:
         raise ValueError(f"{names[0]}: the class axis {axis} has length zero "
                          f"(shape {shape}); a softmax needs at least one class")
-    arrays = [a if a.dtype == dtype else a.astype(dtype) for a in arrays]
-    return [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays], axis, dtype
+    if x.dtype != dtype:
+        x = x.astype(dtype)
+    if x.shape != shape:
+        x = np.broadcast_to(x, shape)
+    if y is not None:
+        if y.dtype != dtype:
+            y = y.astype(dtype)
+        if y.shape != shape:
+            y = np.broadcast_to(y, shape)
+    return x, y, axis, dtype
 
 
 def softmax_entropy(logits, axis=-1, *, n_threads=None):
@@ -114,13 +130,14 @@ def softmax_entropy(logits, axis=-1, *, n_threads=None):
     >>> fastxent.softmax_entropy(np.array([[0.0, 0.0, -np.inf], [1.0, -np.inf, -np.inf]])).tolist()
     [0.6931471805599453, 0.0]
     """
-    (x,), axis, dtype = _logit_rows([_logits(logits, "logits")], ["logits"], axis)
-    return _rows(_SOFTMAX_ENTROPY, [x], axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))
+    x, _, axis, dtype = _logit_rows(_logits(logits, "logits"), None, ("logits",), axis)
+    return _rows(_SOFTMAX_ENTROPY, x, None, axis, dtype, 1.0,
+                 _dispatch.resolve_threads(n_threads))
 
 
 def _pair(p_logits, q_logits, axis):
-    return _logit_rows([_logits(p_logits, "p_logits"), _logits(q_logits, "q_logits")],
-                       ["p_logits", "q_logits"], axis)
+    return _logit_rows(_logits(p_logits, "p_logits"), _logits(q_logits, "q_logits"),
+                       ("p_logits", "q_logits"), axis)
 
 
 def softmax_cross_entropy(p_logits, q_logits, axis=-1, *, n_threads=None):
@@ -177,8 +194,8 @@ def softmax_cross_entropy(p_logits, q_logits, axis=-1, *, n_threads=None):
     >>> float(fastxent.softmax_cross_entropy([0.0, 0.0], [0.0, np.log(3.0)]))  # -(log 1/4 + log 3/4) / 2
     0.8369882167858358
     """
-    (x, y), axis, dtype = _pair(p_logits, q_logits, axis)
-    return _rows(_SOFTMAX_XENT, [x, y], axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))
+    x, y, axis, dtype = _pair(p_logits, q_logits, axis)
+    return _rows(_SOFTMAX_XENT, x, y, axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))
 
 
 def softmax_kl_div(p_logits, q_logits, axis=-1, *, n_threads=None):
@@ -238,8 +255,8 @@ def softmax_kl_div(p_logits, q_logits, axis=-1, *, n_threads=None):
     >>> float(fastxent.softmax_kl_div([0.0, -np.inf], [0.0, 0.0]))  # log 2
     0.6931471805599453
     """
-    (x, y), axis, dtype = _pair(p_logits, q_logits, axis)
-    return _rows(_SOFTMAX_KL, [x, y], axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))
+    x, y, axis, dtype = _pair(p_logits, q_logits, axis)
+    return _rows(_SOFTMAX_KL, x, y, axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))
 
 
 # SciPy's dtypes: integers and bools become float64, floats promote;
@@ -335,4 +352,5 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
         arrays = [a.reshape(1) for a in arrays]
     axis = single_axis(axis, arrays[0].ndim, "source")
     div = 1.0 if base is None else math.log(float(base))
-    return _rows(_ENTROPY, arrays, axis, dtype, div, _dispatch.resolve_threads(n_threads))
+    return _rows(_ENTROPY, arrays[0], arrays[1] if len(arrays) == 2 else None, axis, dtype, div,
+                 _dispatch.resolve_threads(n_threads))

@@ -17,7 +17,10 @@ wherever the memory allows:
 - `elementwise`: (rows, L) views of operands broadcast to one shape, for
   the element-wise losses.
 
-C-ordered operands take one fast path (`_c_order_views`, `_c_order`).
+C-ordered operands take one fast path: a reshape per array (in `reduce`,
+for reductions and the class axis; `_c_order_flat` for element-wise
+operands), without a closure or a plan; every function then calls its
+kernel on the views it gets back.
 Here too is what keeps the kernels' typed pointers valid: every array they
 read or write is aligned and walks whole elements (`kernel_view`,
 `kernel_out`), and no output they write overlaps memory they read, except
@@ -29,11 +32,14 @@ import numpy as np
 
 __all__ = ["kernel_view", "kernel_out", "overlaps", "empty_like_layout", "empty_reduced",
            "reduced_shape", "kept_shape", "plan_views", "reduce", "class_views", "elementwise_views",
-           "elementwise", "array_sum", "partial_sum", "finish"]
+           "elementwise", "array_sum", "finish"]
 
 _NDARRAY = np.ndarray
 _UINT16 = np.dtype(np.uint16)
 _F16 = np.dtype(np.float16)
+_F16_NUM = _F16.num
+# NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED: both flags tested by one lookup
+_C_ALIGNED = 0x0001 | 0x0100
 
 
 # ---------------------------------------------------------------------------
@@ -126,65 +132,6 @@ def kernel_out(out, reads, in_place=None):
 # ---------------------------------------------------------------------------
 # the one C-order fast path
 
-def _c_order(arrays):
-    """True if every array is C-contiguous (the common case: one flat
-    stream each, viewed by a plain reshape)."""
-    for a in arrays:
-        if not a.flags.c_contiguous:
-            return False
-    return True
-
-
-def _c_order_views(shape, axes, ins, full_outs, row_outs):
-    """The kernel views of `reduce` by a plain reshape, when the reduced
-    `axes` are adjacent and every array is C-contiguous and aligned (so
-    that its strides are whole elements): (outer, C, inner) views of `ins`
-    and `full_outs` (of `shape`) and (outer, inner) views of `row_outs` (of
-    the reduced shape, with or without the reduced axes); None otherwise
-    (then the axes are merged by stride, see plan_views).  Written out
-    rather than with comprehensions: this runs on every small call."""
-    n = len(axes)
-    if n == 1:
-        first = last = axes[0]
-        C = shape[first]
-    elif n and axes[-1] - axes[0] + 1 == n:
-        first, last = axes[0], axes[-1]
-        C = math.prod(shape[first:last + 1])
-    else:
-        return None
-    if last + 1 == len(shape):
-        O, I = (math.prod(shape[:first]) if first != 1 else shape[0]), 1
-    else:
-        O = math.prod(shape[:first]) if first else 1
-        I = math.prod(shape[last + 1:])
-        if C == 1:
-            return None
-    in_views = []
-    for a in ins:
-        f = a.flags
-        if not (f.c_contiguous and f.aligned):
-            return None
-        in_views.append(a.reshape(O, C, I))
-    full_views = []
-    if full_outs:
-        for a in full_outs:
-            f = a.flags
-            if not (f.c_contiguous and f.aligned):
-                return None
-            full_views.append(a.reshape(O, C, I))
-    row_views = []
-    if row_outs:
-        for a in row_outs:
-            f = a.flags
-            if not (f.c_contiguous and f.aligned):
-                return None
-            row_views.append(a.reshape(O, I))
-    if ins[0].dtype == _F16:
-        return ([v.view(_UINT16) for v in in_views], [v.view(_UINT16) for v in full_views],
-                [v.view(_UINT16) for v in row_views])
-    return in_views, full_views, row_views
-
-
 # ---------------------------------------------------------------------------
 # reductions over axes: (outer, C, inner)
 
@@ -209,12 +156,15 @@ def _with_kept_dims(r, axes, ndim):
     return np.expand_dims(r, axes)
 
 
-def empty_like_layout(x, shape, dtype, kept):
+def empty_like_layout(x, shape, dtype, kept=None):
     """A new array of `shape` whose axes lie in memory in the order of the
-    corresponding axes `kept` of `x` (largest stride first), so that it merges
-    with `x` wherever `x` merges with itself."""
+    corresponding axes `kept` of `x` (largest stride first; default: all
+    axes of `x`), so that it merges with `x` wherever `x` merges with
+    itself."""
     if x.flags.c_contiguous:
-        return np.empty(shape, dtype=dtype)
+        return np.empty(shape, dtype)
+    if kept is None:
+        kept = range(x.ndim)
     order = sorted(range(len(shape)), key=lambda d: -abs(x.strides[kept[d]]) if kept[d] is not None else 0)
     out = np.empty(tuple(shape[d] for d in order), dtype=dtype)
     return out.transpose(np.argsort(order))
@@ -265,9 +215,9 @@ def plan_views(shape, axes, arrays, kept_arrays):
     reshape, which NumPy does without a copy exactly when the merged axes
     are one strided dim -- the condition checked here.
     """
-    fast = _c_order_views(shape, axes, arrays, (), kept_arrays)
+    fast = reduce(shape, axes, arrays, (), kept_arrays, _not_planned)
     if fast is not None:
-        return fast[0], fast[2]
+        return fast[0][:len(arrays)], fast[0][len(arrays):]
     arrays = [kernel_view(a) for a in arrays]
     kept_arrays = [kernel_view(k) for k in kept_arrays]
     ndim = len(shape)
@@ -309,21 +259,109 @@ def _split_largest(shape, axes, arrays):
     return max(kept, key=lambda d: abs(arrays[0].strides[d]))
 
 
-def reduce(call, shape, axes, ins, full_outs, row_outs):
-    """call(in_views, full_out_views, row_out_views) on matching views:
-    once -- or, for the rare layouts that do not merge, a few times (kept
-    axes) or on a contiguous copy (reduced axes that are neither adjacent
-    nor compatible in memory, e.g. axis=(0, 2) of a C-ordered 3-d array).
+def reduce(shape, axes, ins, full_outs, row_outs, planner=None):
+    """The kernel calls of a reduction of `shape` over `axes`: an iterable
+    with one tuple of views per kernel call -- the views of `ins`,
+    `full_outs` and `row_outs`, in that order, None entries kept as None.
 
     ins, full_outs: arrays of `shape`; row_outs: arrays of the reduced
     shape, with or without the reduced axes as length-1 dims.  Every array
     is in a kernel dtype; the views are its kernel views (see kernel_view;
     an output goes through kernel_out first).
+
+    The fast path of every layout: when the reduced `axes` are adjacent
+    and every array is C-contiguous and aligned (so that its strides are
+    whole elements), one call on (outer, C, inner) views of `ins` and
+    `full_outs` and (outer, inner) views of `row_outs`, each a plain
+    reshape (a 1-tuple; this runs on every small call, so it is written
+    out).  Otherwise `planner(shape, axes, ins, full_outs, row_outs)` gives
+    the calls (default: by stride, see plan_views): usually one call on
+    views of the caller's memory; for the rare layouts that do not merge, a
+    generator of a few calls (kept axes looped over) or of one call on a
+    contiguous copy (reduced axes that are neither adjacent nor compatible
+    in memory, e.g. axis=(0, 2) of a C-ordered 3-d array).  A generator
+    copies results to outputs that did not fit after its last call: run the
+    kernel call in the loop that exhausts it::
+
+        for xv, ov in reduce(shape, axes, [x], [out], []):
+            kernel(xv, ov)
     """
-    fast = _c_order_views(shape, axes, ins, full_outs, row_outs)
-    if fast is not None:
-        call(*fast)
-        return
+    if planner is None:
+        planner = _by_stride
+    nd = len(shape)
+    if len(axes) == 1:
+        first = last = axes[0]
+        C = shape[first]
+    else:
+        n = len(axes)
+        if not n or axes[-1] - axes[0] + 1 != n:
+            return planner(shape, axes, ins, full_outs, row_outs)
+        first, last = axes[0], axes[-1]
+        C = math.prod(shape[first:last + 1])
+    O = shape[0] if first == 1 else (1 if first == 0 else math.prod(shape[:first]))
+    if last + 1 == nd:
+        I = 1
+    else:
+        I = shape[-1] if last + 2 == nd else math.prod(shape[last + 1:])
+        if C == 1:
+            return planner(shape, axes, ins, full_outs, row_outs)
+    # one loop per group rather than a loop over groups: fewer tuples per call
+    views = []
+    append = views.append
+    full = (O, C, I)
+    for a in ins:
+        if a is not None:
+            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
+                return planner(shape, axes, ins, full_outs, row_outs)
+            a = a.reshape(full)
+        append(a)
+    for a in full_outs:
+        if a is not None:
+            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
+                return planner(shape, axes, ins, full_outs, row_outs)
+            a = a.reshape(full)
+        append(a)
+    row = (O, I)
+    for a in row_outs:
+        if a is not None:
+            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
+                return planner(shape, axes, ins, full_outs, row_outs)
+            a = a.reshape(row)
+        append(a)
+    if ins[0].dtype.num == _F16_NUM:   # an int compare costs less than a dtype compare
+        views = [v if v is None or v.dtype != _F16 else v.view(_UINT16) for v in views]
+    return (views,)
+
+
+def _by_stride(shape, axes, ins, full_outs, row_outs):
+    """reduce() planned by stride (see _planned), None entries kept."""
+    arrays = [*ins, *full_outs, *row_outs]
+    if all(a is not None for a in arrays):
+        return _planned(shape, axes, ins, full_outs, row_outs)
+    return _with_none(arrays, _planned(shape, axes, [a for a in ins if a is not None],
+                                       [a for a in full_outs if a is not None],
+                                       [a for a in row_outs if a is not None]))
+
+
+def _not_planned(shape, axes, ins, full_outs, row_outs):
+    """No calls: reduce() as a test of its fast path."""
+    return None
+
+
+def _with_none(arrays, calls):
+    """The view tuples of `calls` (of the arrays that are not None) with
+    None where `arrays` has None."""
+    present = [i for i, a in enumerate(arrays) if a is not None]
+    for views in calls:
+        full = [None] * len(arrays)
+        for i, v in zip(present, views):
+            full[i] = v
+        yield full
+
+
+def _planned(shape, axes, ins, full_outs, row_outs):
+    """reduce() by stride, for arrays that are not all C-ordered (no None
+    entries): yields the views of each kernel call."""
     ndim = len(shape)
     ins = [kernel_view(a) for a in ins]
     full_outs = [kernel_view(a) for a in full_outs]
@@ -338,7 +376,7 @@ def reduce(call, shape, axes, ins, full_outs, row_outs):
         if planned is not None and [v.shape for v in planned[0][:n_in]] == \
                 [v.shape for v in own[0]]:
             views, kept_views = planned
-            call(views[:n_in], views[n_in:], kept_views)
+            yield [*views, *kept_views]
             return
         # outputs that do not fit the inputs' views: through buffers laid
         # out as the first input (which fit), then copied
@@ -347,7 +385,7 @@ def reduce(call, shape, axes, ins, full_outs, row_outs):
         first = x[tuple(slice(0, 1) if d in axes else slice(None) for d in range(x.ndim))]
         kept_b = [np.empty_like(first, dtype=k.dtype) for k in kept_outs]
         views, kept_views = plan_views(shape, axes, ins + full_b, kept_b)
-        call(views[:n_in], views[n_in:], kept_views)
+        yield [*views, *kept_views]
         for dst, src in zip(full_outs + kept_outs, full_b + kept_b):
             np.copyto(dst, src)
         return
@@ -358,8 +396,8 @@ def reduce(call, shape, axes, ins, full_outs, row_outs):
         sub_axes = tuple(a - (a > d) for a in axes)
         for j in range(shape[d]):
             take = (slice(None),) * d + (j,)
-            reduce(call, sub, sub_axes, [a[take] for a in ins], [a[take] for a in full_outs],
-                   [k[take] for k in kept_outs])
+            yield from reduce(sub, sub_axes, [a[take] for a in ins], [a[take] for a in full_outs],
+                              [k[take] for k in kept_outs])
         return
     # reduced axes that do not merge: reduce over a contiguous copy
     k = len(axes)
@@ -368,7 +406,7 @@ def reduce(call, shape, axes, ins, full_outs, row_outs):
     outs_c = [np.empty_like(a) for a in ins_c[:1] for _ in full_outs]
     kept_c = [np.moveaxis(kk, axes, moved) for kk in kept_outs]
     shape_c = ins_c[0].shape
-    reduce(call, shape_c, moved, ins_c, outs_c, kept_c)
+    yield from reduce(shape_c, moved, ins_c, outs_c, kept_c)
     for dst, src in zip(full_outs, outs_c):
         np.copyto(dst, np.moveaxis(src, moved, axes))
 
@@ -392,39 +430,60 @@ def _class_view(a):
         return None
 
 
+# the class axis of an input of each number of dims (PyTorch's axis 1, or
+# the only axis of an unbatched input)
+_CLASS_AXES = (None, (0,)) + ((1,),) * 63   # up to NumPy 2's 64 dims
+
+
 def class_views(ins, outs, rows):
-    """Kernel views for PyTorch's class axis 1.
+    """The kernel calls for PyTorch's class axis 1: an iterable with one
+    tuple of views per call (one call), the views of `ins`, `outs` and
+    `rows` in that order, None entries kept as None.
 
-    ins  -- inputs of the shape (N, C, d1, ...) or (C,) (None entries
-            skipped); viewed as (N, C, d1 * ...), from a C-ordered copy
-            where d1, ... do not merge
-    outs -- outputs of that shape (None skipped); an output whose dims do
-            not merge as the first input's is written through a buffer
+    ins  -- inputs of the shape (N, C, d1, ...) or (C,), the first not None;
+            viewed as (N, C, d1 * ...), from a C-ordered copy where d1, ...
+            do not merge
+    outs -- outputs of that shape; an output whose dims do not merge as the
+            first input's is written through a buffer, copied to it after
+            the call (run the kernel in the loop that exhausts the iterable)
     rows -- arrays of the shape without the class axis (labels, per-row
-            losses; None skipped), viewed as (N, d1 * ...)
+            losses), viewed as (N, d1 * ...)
 
-    Returns (in_views, out_views, row_views, copies): `copies` lists the
-    (output, buffer) pairs to copy after the kernel ran.  Every array is
-    already a kernel view (see kernel_view).
+    Every view is a kernel view (see kernel_view).  C-ordered arrays take
+    the fast path of `reduce` (a reduction over the class axis).
     """
-    in_views = []
+    x = ins[0]
+    return reduce(x.shape, _CLASS_AXES[x.ndim], ins, outs, rows, _class_planned)
+
+
+def _class_planned(shape, axes, ins, outs, rows):
+    """class_views() for arrays that are not all C-ordered."""
+    views = []
     for a in ins:
-        v = None if a is None else _class_view(a)
-        if a is not None and v is None:
-            v = _class_view(np.ascontiguousarray(a))
-        in_views.append(v)
-    x = in_views[0]
-    out_views, copies = [], []
+        v = None
+        if a is not None:
+            a = kernel_view(a)
+            v = _class_view(a)
+            if v is None:
+                v = _class_view(np.ascontiguousarray(a))
+        views.append(v)
+    copies = []
     for o in outs:
-        v = None if o is None else _class_view(o)
-        if o is not None and v is None:
-            buf = np.empty(o.shape, o.dtype)
-            copies.append((o, buf))
-            v = _class_view(buf)
-        out_views.append(v)
-    n, inner = x.shape[0], x.shape[2]
-    row_views = [None if r is None else r.reshape(n, inner) for r in rows]
-    return in_views, out_views, row_views, copies
+        v = None
+        if o is not None:
+            o = kernel_view(o)
+            v = _class_view(o)
+            if v is None:
+                buf = np.empty(o.shape, o.dtype)
+                copies.append((o, buf))
+                v = _class_view(buf)
+        views.append(v)
+    n, inner = views[0].shape[0], views[0].shape[2]
+    for r in rows:
+        views.append(None if r is None else kernel_view(r).reshape(n, inner))
+    yield views
+    for dst, buf in copies:
+        np.copyto(dst, buf)
 
 
 # ---------------------------------------------------------------------------
@@ -455,72 +514,72 @@ def elementwise_views(shape, arrays):
             for a, rs, ls in zip(arrays, rst, lst)]
 
 
-def _c_order_flat(shape, arrays):
-    """(1, size) kernel views of `arrays` (None entries kept) when every one
-    is C-contiguous and aligned, of `shape` (none broadcast): one flat
-    stream each; None otherwise."""
-    views = []
+def _c_order_flat(shape, arrays, views):
+    """Append to `views` the (1, size) kernel views of `arrays` (None entries
+    kept) when every one is C-contiguous and aligned, of `shape` (none
+    broadcast): one flat stream each; False otherwise."""
     for a in arrays:
         if a is None:
             views.append(None)
-            continue
-        f = a.flags
-        if a.shape != shape or not (f.c_contiguous and f.aligned):
-            return None
-        views.append(a.reshape(1, -1) if a.dtype != _F16 else a.view(_UINT16).reshape(1, -1))
-    return views
+        elif a.shape == shape and a.flags.num & _C_ALIGNED == _C_ALIGNED:
+            views.append(a.reshape(1, -1) if a.dtype != _F16 else a.view(_UINT16).reshape(1, -1))
+        else:
+            return False
+    return True
 
 
-def elementwise(call, shape, ins, outs, units_of):
-    """call(in_views, out_views, partial) on (rows, L) views of the operands;
-    returns the list of partial-sum arrays in a fixed order (so a reduction
-    does not depend on the thread count).
+def elementwise(shape, ins, outs, units_of):
+    """The kernel calls of an element-wise loss: an iterable of (views,
+    partial) per call, `views` the (rows, L) views of `ins` then `outs`
+    (None entries kept as None) and `partial` the new array of
+    `units_of(rows, L)` partial sums the kernel writes.  The calls come in a
+    fixed order, so a sum of their partial sums does not depend on the
+    thread count.
 
     ins: arrays of `shape` in the compute dtype (broadcast views allowed);
     outs: new arrays of `shape` in that dtype, or None; the views are their
     kernel views (see kernel_view).  The (rows, L) split, and so the order
     of the sums, comes from the inputs alone: an output whose layout does
-    not fit it is written through a C-ordered buffer and copied, so that a
+    not fit it is written through a C-ordered buffer, copied after the last
+    call (run the kernel in the loop that exhausts the iterable), so that a
     loss never depends on where its outputs live.  Inputs whose dims do not
-    merge into two are walked by a Python loop over the first axis."""
-    vi = _c_order_flat(shape, ins)
-    vo = None if vi is None else _c_order_flat(shape, outs)
-    if vo is not None:
-        partial = np.zeros(units_of(1, vi[0].shape[1]))
-        call(vi, vo, partial)
-        return [partial]
-    return _elementwise(call, shape, [kernel_view(a) for a in ins],
-                        [None if o is None else kernel_view(o) for o in outs], units_of)
+    merge into two are walked in calls over the first axis."""
+    views = []
+    if _c_order_flat(shape, ins, views) and _c_order_flat(shape, outs, views):
+        return ((views, np.zeros(units_of(1, views[0].shape[1]))),)
+    ins = [None if a is None else kernel_view(a) for a in ins]
+    outs = [None if o is None else kernel_view(o) for o in outs]
+    return _elementwise(shape, ins, outs, units_of)
 
 
-def _elementwise(call, shape, ins, outs, units_of):
-    """elementwise() on kernel views, planned by stride."""
-    vi = elementwise_views(shape, ins)
+def _elementwise(shape, ins, outs, units_of):
+    """elementwise() on kernel views (None entries kept), planned by stride."""
+    given = [a for a in ins if a is not None]
+    vi = elementwise_views(shape, given)
     if vi is None:
-        sums = []
         for j in range(shape[0]):
-            sums += _elementwise(call, shape[1:], [a[j] for a in ins],
-                                 [None if o is None else o[j] for o in outs], units_of)
-        return sums
+            yield from _elementwise(shape[1:], [None if a is None else a[j] for a in ins],
+                                    [None if o is None else o[j] for o in outs], units_of)
+        return
     R, L = vi[0].shape
-    vouts, copies = [], []
+    it = iter(vi)
+    views = [None if a is None else next(it) for a in ins]
+    copies = []
     for o in outs:
         v = None
         if o is not None:
             v = o.reshape(R, L) if o.flags.c_contiguous else None
             if v is None:
-                both = elementwise_views(shape, ins + [o])
+                both = elementwise_views(shape, given + [o])
                 v = both[-1] if both is not None and both[0].shape == (R, L) else None
             if v is None:
                 buf = np.empty(shape, o.dtype)
                 copies.append((o, buf))
                 v = buf.reshape(R, L)
-        vouts.append(v)
-    partial = np.zeros(units_of(R, L))
-    call(vi, vouts, partial)
+        views.append(v)
+    yield views, np.zeros(units_of(R, L))
     for o, buf in copies:
         np.copyto(o, buf)
-    return [partial]
 
 
 # ---------------------------------------------------------------------------
@@ -529,15 +588,7 @@ def _elementwise(call, shape, ins, outs, units_of):
 def array_sum(p):
     """float(np.sum(p)) of a 1-d float64 array, without np.sum's cost for
     the one element of a small call."""
-    return float(p[0]) if p.shape[0] == 1 else float(np.sum(p))
-
-
-def partial_sum(partials):
-    """The sum, in order, of the sums of the kernels' partial-sum arrays."""
-    total = 0   # as Python's sum(): 0 + -0.0 is 0.0
-    for p in partials:
-        total += array_sum(p)
-    return float(total)
+    return p.item() if p.shape[0] == 1 else float(np.sum(p))
 
 
 def finish(total, reduction, denom, dtype):

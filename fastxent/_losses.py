@@ -139,18 +139,19 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
     t = target if type(target) is np.ndarray else np.asarray(target)
-    if t.dtype.kind == "c" or t.dtype.kind not in "biuf":
+    kind = t.dtype.kind
+    if kind == "c" or kind not in "biuf":
         raise TypeError(f"target must hold class indices (integers) or probabilities "
                         f"(floats), got dtype {t.dtype}")
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
-    probs = t.dtype.kind == "f"
+    probs = kind == "f"
     # PyTorch computes in the promotion of the input and a probability
     # target and returns the loss in it; the gradient keeps the input dtype
     work = promote_dtypes(x.dtype, t.dtype) if probs else x.dtype
     if work not in KERNEL_DTYPES:
         raise TypeError(f"target must be a float16, float32 or float64 array, got dtype "
                         f"{t.dtype}")
-    w = class_weight(weight, C, None)
+    w = None if weight is None else class_weight(weight, C, None)
     # the loss's dtype; float16 data with weights that float16 cannot hold
     # compute from a float32 copy (one copy, as for mixed dtypes)
     res_dtype = work
@@ -166,27 +167,31 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                              f"shape {x.shape}")
         t = t.astype(work, copy=False)
         rows_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+        n_rows = math.prod(rows_shape)
         # PyTorch divides by numel / C: NaN without classes
-        denom = float(math.prod(rows_shape)) if C else 0.0
+        denom = float(n_rows) if C else 0.0
     else:
-        if t.dtype.kind == "b":
+        if kind == "b":
             raise TypeError("target must hold class indices (integers) or probabilities "
                             "(floats), got dtype bool")
         labels, n_ignored = class_labels(t, x, ignore_index)
-        rows_shape = labels.shape
+        rows_shape, n_rows = labels.shape, labels.size
         if reduction == "mean":
-            denom = _target_weight_sum(labels, n_ignored, ignore_index, w)
+            denom = (float(n_rows - n_ignored) if w is None else
+                     _target_weight_sum(labels, n_ignored, ignore_index, w))
 
     grad = grad_array(grad_out, x_in) if return_grad else None
     # zeros: rows with no classes (C == 0) have no kernel call and lose 0
     rows = np.zeros(rows_shape, work) if reduction == "none" else None
     total = 0.0
     if x.size:
-        gscale = 1.0 / denom if (reduction == "mean" and denom != 0) else \
-            (np.inf if reduction == "mean" else 1.0)
         partial = None
         if rows is None:
-            partial = np.zeros(-(-math.prod(rows_shape) // _ROWS_PER_PARTIAL))
+            partial = np.zeros(-(-n_rows // _ROWS_PER_PARTIAL))
+        if reduction == "mean":
+            gscale = 1.0 / denom if denom != 0 else np.inf
+        else:
+            gscale = 1.0
         # the array the kernel writes: the caller's grad_out, or a buffer
         # when that overlaps an operand other than being the input itself,
         # or (the logits' view, not the gradient's, decides the kernel path)
@@ -197,15 +202,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                 gwork = np.empty(x.shape, work)
             elif grad_out is not None:
                 gwork = kernel_out(grad, [x, t if probs else labels, w], in_place=x)
-        (xv, qv), (gv,), (lab, lv), copies = class_views(
-            [kernel_view(x), kernel_view(t) if probs else None],
-            [None if gwork is None else kernel_view(gwork)],
-            [None if probs else kernel_view(labels), None if rows is None else kernel_view(rows)])
-        _dispatch.kernel("cross_entropy", work)(
-            xv, lab, ignore_index, qv, kernel_view(w) if w is not None else None, eps, gv,
-            gscale, lv, partial, nt)
-        for dst, buf in copies:
-            np.copyto(dst, buf)
+        kern = _dispatch.kernel("cross_entropy", work)
+        wv = None if w is None else kernel_view(w)
+        for xv, qv, gv, lab, lv in class_views((x, t if probs else None), (gwork,),
+                                               (None if probs else labels, rows)):
+            kern(xv, lab, ignore_index, qv, wv, eps, gv, gscale, lv, partial, nt)
         if gwork is not grad:
             with np.errstate(over="ignore"):   # float16 overflows to inf quietly
                 np.copyto(grad, gwork, casting="same_kind")
@@ -302,7 +303,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
                          f"shape {x.shape} must have shape {batch_shape}")
     if not t.dtype.isnative:   # the kernel reads native integers: O(rows), rare
         t = t.astype(t.dtype.newbyteorder("="))
-    w = class_weight(weight, C, None)
+    w = None if weight is None else class_weight(weight, C, None)
     if w is not None and w.dtype.kind != "f":   # float weights are read as they are
         w = w.astype(np.float64)
     # an ignore_index that no integer equals (a fraction, beyond int64) is None

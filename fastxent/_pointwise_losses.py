@@ -15,7 +15,7 @@ import numpy as np
 from . import _dispatch
 from ._checks import (as_array, broadcast_shape, broadcast_to_shape, check_reduction,
                       float_input, grad_array, promote, weight_dtype)
-from ._layout import elementwise, finish, kernel_out, partial_sum
+from ._layout import array_sum, elementwise, finish, kernel_out
 
 __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
 
@@ -28,33 +28,27 @@ def _sum_to_shape(arr, shape):
     return np.sum(arr, axis=axes, keepdims=True) if axes else arr
 
 
-def _pointwise(call, shape, dtype, ins, reduction, denom, grad, grad_given, res_dtype=None):
-    """Shared driver: allocate, run, reduce; returns the loss.  `ins` are
-    kernel-dtype arrays of `shape` (broadcast views allowed), the input
-    first; `call(in_views, [out_view, grad_view], partial)` calls the
-    kernel (see _layout.elementwise); `denom` divides the sum for 'mean' and 'batchmean'
-    (NaN when it is 0).  The gradient goes straight into `grad` when it has
-    the broadcast shape and the compute dtype (`grad_given`: the caller's
-    array, which may be the input itself; through a buffer if it overlaps
-    another operand), else through a buffer that is reduced and cast.  The
-    loss is returned in `res_dtype` (default `dtype`)."""
-    res_dtype = dtype if res_dtype is None else res_dtype
+def _outputs(shape, dtype, ins, reduction, grad, grad_given):
+    """The arrays the kernel writes: the terms (for 'none') and the
+    gradient, of the broadcast `shape` and the compute `dtype` (None where
+    not asked for).  The gradient goes straight into `grad` when it has that
+    shape and dtype (`grad_given`: the caller's array, which may be the
+    input itself; through a buffer if it overlaps another operand), else
+    through a buffer that `_result` reduces and casts."""
+    if grad is None:
+        return (np.empty(shape, dtype) if reduction == "none" else None), None
     out = np.empty(shape, dtype) if reduction == "none" else None
-    gbuf = None
-    if grad is not None:
-        direct = grad.shape == shape and grad.dtype == dtype
-        if not direct:
-            gbuf = np.empty(shape, dtype)
-        elif grad_given:
-            gbuf = kernel_out(grad, ins, in_place=ins[0])
-        else:
-            gbuf = grad
-    sums = []
-    if math.prod(shape):
-        sums = elementwise(call, shape, ins, [out, gbuf], _dispatch.active.pointwise_units)
-    elif gbuf is not None:
-        gbuf[...] = 0
-    if grad is not None and gbuf is not grad:
+    if grad.shape != shape or grad.dtype != dtype:
+        return out, np.empty(shape, dtype)
+    return out, (kernel_out(grad, ins, in_place=ins[0]) if grad_given else grad)
+
+
+def _result(out, gbuf, grad, total, reduction, denom, res_dtype):
+    """The loss from the kernel's terms `out` (for 'none') or the sum
+    `total` of its partial sums, divided by `denom` for 'mean' and
+    'batchmean' (NaN when it is 0), in `res_dtype`; the gradient buffer
+    `gbuf`, if it is not the caller's `grad`, reduced and cast to it."""
+    if gbuf is not grad:   # a buffer: reduce over the broadcast axes, cast
         with np.errstate(over="ignore"):
             np.copyto(grad, _sum_to_shape(gbuf, grad.shape).reshape(grad.shape), casting="unsafe")
     if reduction == "none":
@@ -62,7 +56,7 @@ def _pointwise(call, shape, dtype, ins, reduction, denom, grad, grad_given, res_
             with np.errstate(over="ignore"):   # float16 overflows to inf quietly
                 out = out.astype(res_dtype)
         return out if out.ndim else out[()]
-    return finish(partial_sum(sums), reduction, denom, res_dtype)
+    return finish(float(total), reduction, denom, res_dtype)
 
 
 def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=False,
@@ -156,16 +150,22 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
         denom = 1
     gscale = (1.0 / denom) if denom else np.nan
     grad = grad_array(grad_out, x) if return_grad else None
-    ins = [a if a.shape == shape else np.broadcast_to(a, shape)
-           for a in (x if x.dtype == dtype else x.astype(dtype),
-                     t if t.dtype == dtype else t.astype(dtype))]
+    xw = x if x.dtype == dtype else x.astype(dtype)
+    tw = t if t.dtype == dtype else t.astype(dtype)
+    ins = (xw if xw.shape == shape else np.broadcast_to(xw, shape),
+           tw if tw.shape == shape else np.broadcast_to(tw, shape))
     lt = bool(log_target)
-    kern = _dispatch.kernel("kl_div", dtype)
-
-    def call(vi, vo, partial):
-        kern(vi[0], vi[1], lt, vo[0], vo[1], gscale, partial, nt)
-
-    loss = _pointwise(call, shape, dtype, ins, reduction, denom, grad, grad_out is not None)
+    out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
+    total = 0   # as Python's sum(): 0 + -0.0 is 0.0
+    if ins[0].size:
+        kern = _dispatch.kernel("kl_div", dtype)
+        for (xv, tv, ov, gv), partial in elementwise(shape, ins, (out, gbuf),
+                                                     _dispatch.active.pointwise_units):
+            kern(xv, tv, lt, ov, gv, gscale, partial, nt)
+            total += array_sum(partial)
+    elif gbuf is not None:
+        gbuf[...] = 0
+    loss = _result(out, gbuf, grad, total, reduction, denom, dtype)
     return (loss, grad) if return_grad else loss
 
 
@@ -258,29 +258,36 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     dtype = promote(x, t) if t.dtype.kind == "f" else x.dtype
     nt = _dispatch.resolve_threads(n_threads)
     shape = x.shape
-    weights = [None if arr is None else as_array(arr, name)
-               for arr, name in ((weight, "weight"), (pos_weight, "pos_weight"))]
-    # float16 data with weights that float16 cannot hold compute from
-    # float32 copies (float16 computes in float32 anyway); the loss stays
-    # float16
     res_dtype = dtype
-    for a in weights:
-        if a is not None and weight_dtype(a, res_dtype) != res_dtype:
-            dtype = np.dtype(np.float32)
-    ins = [x if x.dtype == dtype else x.astype(dtype), t if t.dtype == dtype else t.astype(dtype)]
-    for a, name in zip(weights, ("weight", "pos_weight")):
-        if a is not None:
-            ins.append(broadcast_to_shape(a.astype(dtype, copy=False), shape, name))
-    has_w, has_pw = weights[0] is not None, weights[1] is not None
-    n = math.prod(shape)
+    if weight is None and pos_weight is None:
+        ins = (x if x.dtype == dtype else x.astype(dtype),
+               t if t.dtype == dtype else t.astype(dtype), None, None)
+    else:
+        weights = [None if arr is None else as_array(arr, name)
+                   for arr, name in ((weight, "weight"), (pos_weight, "pos_weight"))]
+        # float16 data with weights that float16 cannot hold compute from
+        # float32 copies (float16 computes in float32 anyway); the loss stays
+        # float16
+        for a in weights:
+            if a is not None and weight_dtype(a, res_dtype) != res_dtype:
+                dtype = np.dtype(np.float32)
+        ins = [x if x.dtype == dtype else x.astype(dtype),
+               t if t.dtype == dtype else t.astype(dtype)]
+        for a, name in zip(weights, ("weight", "pos_weight")):
+            ins.append(None if a is None else
+                       broadcast_to_shape(a.astype(dtype, copy=False), shape, name))
+    n = x.size
     gscale = 1.0 if reduction != "mean" else ((1.0 / n) if n else np.nan)
     grad = grad_array(grad_out, x) if return_grad else None
-    kern = _dispatch.kernel("bce_with_logits", dtype)
-
-    def call(vi, vo, partial):
-        kern(vi[0], vi[1], vi[2] if has_w else None, vi[2 + has_w] if has_pw else None, vo[0],
-             vo[1], gscale, partial, nt)
-
-    loss = _pointwise(call, shape, dtype, ins, reduction, n, grad, grad_out is not None,
-                      res_dtype)
+    out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
+    total = 0   # as Python's sum(): 0 + -0.0 is 0.0
+    if n:
+        kern = _dispatch.kernel("bce_with_logits", dtype)
+        for (xv, yv, wv, pv, ov, gv), partial in elementwise(shape, ins, (out, gbuf),
+                                                             _dispatch.active.pointwise_units):
+            kern(xv, yv, wv, pv, ov, gv, gscale, partial, nt)
+            total += array_sum(partial)
+    elif gbuf is not None:
+        gbuf[...] = 0
+    loss = _result(out, gbuf, grad, total, reduction, n, res_dtype)
     return (loss, grad) if return_grad else loss

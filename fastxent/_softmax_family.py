@@ -18,6 +18,8 @@ __all__ = ["logsumexp", "softmax", "log_softmax"]
 # the dtype logsumexp computes in: floats as they are, integers and bools
 # in float64 (as SciPy)
 _LSE_DTYPE = {d: d if d.kind == "f" else F64 for d in READY_DTYPES}
+# the dtype softmax computes in: NumPy's exp's; booleans are refused
+_SOFTMAX_DTYPE = {d: exp_result_dtype(d) for d in READY_DTYPES if d.kind != "b"}
 
 
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
@@ -140,13 +142,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
             sgn[...] = -1.0  # SciPy: sign(-inf)
     else:
         kern = _dispatch.kernel("logsumexp", dtype)
-
-        def call(views, _full, kept_views):
-            kern(views[0], kept_views[0], kept_views[1] if sgn is not None else None,
-                 views[1] if b is not None else None, return_sign, nt)
-
-        reduce(call, a.shape, axes, [a] if b is None else [a, b], [],
-               [res] if sgn is None else [res, sgn])
+        for av, bv, rv, sv in reduce(a.shape, axes, (a, b), (), (res, sgn)):
+            kern(av, rv, sv, bv, return_sign, nt)
 
     if out is not None and res is not out:
         np.copyto(out, res)
@@ -162,10 +159,10 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
 def _softmax_common(x, axis, out, n_threads, logarithm, name):
     nt = _dispatch.resolve_threads(n_threads)
     x = as_array(x, "x")
-    if x.dtype.kind == "b":
+    dtype = _SOFTMAX_DTYPE.get(x.dtype)
+    if dtype is None:
         raise TypeError(f"{name} of a boolean array is not defined (x - max(x) has no boolean "
                         "meaning; SciPy raises TypeError too); convert x to a float dtype")
-    dtype = exp_result_dtype(x.dtype)
     if x.dtype != dtype:
         x = x.astype(dtype)
     scalar = x.ndim == 0
@@ -176,8 +173,9 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
         axes = (0,) if axis != () else ()
     else:
         axes = normalize_axes(axis, x.ndim)
+    shape = x.shape
     for d in axes:
-        if x.shape[d] == 0:
+        if shape[d] == 0:
             raise ValueError("zero-size array to reduction operation maximum which has no "
                              "identity")
 
@@ -186,14 +184,11 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
         target = out.reshape(x.shape) if scalar else out
         res = kernel_out(target, [x], in_place=x)
     else:
-        res = target = empty_like_layout(x, x.shape, dtype, range(x.ndim))
+        res = target = empty_like_layout(x, shape, dtype)
     if x.size:
         kern = _dispatch.kernel("softmax", dtype)
-
-        def call(views, full_views, _kept):
-            kern(views[0], full_views[0], logarithm, nt)
-
-        reduce(call, x.shape, axes, [x], [res], [])
+        for xv, rv in reduce(shape, axes, (x,), (res,), ()):
+            kern(xv, rv, logarithm, nt)
         if res is not target:
             np.copyto(target, res)
     if scalar:
