@@ -34,11 +34,15 @@ def run(call, shape, axes, ins, full_outs, kept_outs):
         full_b = [np.empty_like(x, dtype=o.dtype) for o in full_outs]
         first = x[tuple(slice(0, 1) if d in axes else slice(None) for d in range(x.ndim))]
         kept_b = [np.empty_like(first, dtype=k.dtype) for k in kept_outs]
-        views, kept_views = plan_views(shape, axes, list(ins) + full_b, kept_b)
-        call(views[:n_in], views[n_in:], kept_views)
-        for dst, src in zip(list(full_outs) + list(kept_outs), full_b + kept_b):
-            np.copyto(dst, src)
-        return
+        planned = plan_views(shape, axes, list(ins) + full_b, kept_b)
+        if planned is not None:
+            views, kept_views = planned
+            call(views[:n_in], views[n_in:], kept_views)
+            for dst, src in zip(list(full_outs) + list(kept_outs), full_b + kept_b):
+                np.copyto(dst, src)
+            return
+        # a broadcast input merges kept axes of stride 0 that no full-size
+        # buffer can merge with: split or copy as below
     d = split_largest(shape, axes, list(ins))
     if d is not None:
         # loop in Python over one kept axis; the rest merges
