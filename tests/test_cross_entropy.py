@@ -587,3 +587,32 @@ def test_nll_loss_float32_products_beyond_float32():
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=2e-6)
     assert got == reference_losses.nll_loss(x, t, weight=w)
+
+
+@pytest.mark.parametrize("x, q", [
+    ([[709.0, 1e10]], [[np.inf, 0.75]]),                      # lse = max: inf below it
+    ([[800.0, 0.0]], [[0.0, np.inf]]),
+    ([[-104.0, -120.0, 1.4e-45]], [[1.0, np.inf, 3e-4]]),     # float32 exps underflow
+    ([[0.5]], [[np.inf]]),                                    # inf at the max: NaN
+    ([[1.0, 1.0]], [[np.inf, 0.5]]),
+    ([[3.0, 1.0]], [[np.inf, np.inf]]),
+])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_probabilities_infinite_coefficient_where_lse_is_the_max(x, q, dtype):
+    # sum_c q_c (lse - x_c) with lse = max: an infinite q_c below the max is
+    # +inf; only one at the max (lse - x_c = 0) makes PyTorch's 0 * inf = NaN
+    from fastxent import reference_losses
+
+    x, q = np.array(x, dtype), np.array(q, dtype)
+    want_loss, want_grad = _torch_ce(x, q, reduction="none")
+    for reduction in ("none", "sum", "mean"):
+        got, grad = fx.cross_entropy(x, q, reduction=reduction, return_grad=True)
+        want = {"none": want_loss, "sum": want_loss.sum(), "mean": want_loss.mean()}[reduction]
+        np.testing.assert_array_equal(got, want)
+        if reduction == "none":
+            np.testing.assert_array_equal(np.isnan(grad), np.isnan(want_grad))
+            np.testing.assert_array_equal(np.isinf(grad), np.isinf(want_grad))
+        ref_loss, ref_grad = reference_losses.cross_entropy(x, q, reduction=reduction,
+                                                            return_grad=True)
+        np.testing.assert_array_equal(got, ref_loss)
+        np.testing.assert_array_equal(np.isnan(grad), np.isnan(ref_grad))
