@@ -305,7 +305,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     where a weight of 0 meets an infinite logit).  NaN still gives NaN.
     float16 is computed in float32; weights that float16 cannot hold
     exactly keep their value (computed from float32 copies; PyTorch rounds
-    them to float16: ``weight=1e5`` overflows there).
+    them to float16: ``weight=1e5`` overflows there).  float32 data with
+    float64 weights beyond float32's range (``pos_weight=1e300``) compute
+    from float64 copies, as PyTorch forms such products in float64: a zero
+    target then loses a finite amount, not ``inf * 0 = NaN``.
 
     Examples
     --------
@@ -325,12 +328,13 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     weights = [None if arr is None else as_array(arr, name)
                for arr, name in ((weight, "weight"), (pos_weight, "pos_weight"))]
     # float16 data with weights that float16 cannot hold compute from
-    # float32 copies (float16 computes in float32 anyway); the loss stays
-    # float16
+    # float32 copies (float16 computes in float32 anyway), float32 data with
+    # weights outside float32's range from float64 copies (see weight_dtype);
+    # the loss keeps the data's dtype
     res_dtype = dtype
     for a in weights:
-        if a is not None and weight_dtype(a, res_dtype) != res_dtype:
-            dtype = np.dtype(np.float32)
+        if a is not None:
+            dtype = np.promote_types(dtype, weight_dtype(a, res_dtype))
     ins = [x.astype(dtype, copy=False), t.astype(dtype, copy=False)]
     extra = []
     for a, name in zip(weights, ("weight", "pos_weight")):

@@ -720,7 +720,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         _real_array(pos_weight, "pos_weight").astype(work), x.shape, "pos_weight")
     with np.errstate(all="ignore"):
         neg_coef = w * (1 - tw)
-        pos_coef = w * pw * tw
+        # pw y first (PyTorch's order): w pw may overflow where y = 0
+        pos_coef = w * (pw * tw)
         per_elem = _times_log(neg_coef, _softplus(xw)) + _times_log(pos_coef, _softplus(-xw))
         per_elem = _terms_of(np.broadcast_to(per_elem, x.shape), dtype)
         loss = _finish(_reduce_rows(per_elem, reduction, x.size), dtype)
