@@ -189,10 +189,14 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     `input` (or ``t - input``) is infinite.  With `log_target`, an `input`
     of -inf under ``t > -inf`` gives +inf (PyTorch: NaN where ``exp(t)``
     underflows), and a finite ``t == input`` gives 0 (PyTorch: NaN where
-    ``exp(t)`` overflows the dtype, e.g. ``t > 88`` in float32).  A negative ``p`` gives NaN, as in PyTorch.  'mean' and
-    'batchmean' of nothing are NaN.  A target of +inf gives PyTorch's
-    ``inf - inf x``: +inf where ``x < 0``, NaN elsewhere.  float16 is
-    computed in float32.
+    ``exp(t)`` overflows the dtype, e.g. ``t > 88`` in float32); an `input`
+    of +inf under a finite ``t`` is ``-inf``, or NaN where ``exp(t)``
+    underflows (PyTorch's ``0 * inf``).  A negative ``p`` gives NaN, as in
+    PyTorch.  'mean' and 'batchmean' of nothing are NaN.  A target of +inf
+    gives PyTorch's ``inf - inf x``: +inf where ``x < 0``, NaN elsewhere.
+    float16 is computed in float32.  A float32 term whose ``exp(t)`` is
+    below float32's smallest normal number is formed in float64, so that it
+    keeps its digits (PyTorch: 0 where ``exp(t)`` underflows).
 
     Examples
     --------
