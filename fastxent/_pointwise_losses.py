@@ -73,6 +73,22 @@ def _total(sums):
     return float(sum(float(p.sum()) for p in sums))
 
 
+def _sum_of_terms(terms):
+    """The sum of `terms` as far as its order does not matter: NaN with a
+    NaN or with both infinities, else the infinity, else the finite terms
+    summed at 2**-8 (no partial sum of fewer than 256 terms overflows), so
+    that the result is infinite only where the sum is."""
+    terms = np.asarray(terms, np.float64).ravel()
+    finite = np.isfinite(terms)
+    if not finite.all():
+        rest = terms[~finite]
+        if np.isnan(rest).any() or (rest > 0).any() and (rest < 0).any():
+            return math.nan
+        return float(rest[0])
+    with np.errstate(over="ignore"):
+        return float(np.sum(terms * 2.0**-8)) * 2.0**8
+
+
 def _sum_to_shape(arr, shape):
     """Sum the broadcast dimensions of `arr` away to reach `shape`."""
     lead = arr.ndim - len(shape)
@@ -123,7 +139,18 @@ def _pointwise(kernel, shape, dtype, ins, reduction, denom, gscale, grad, grad_g
         with np.errstate(over="ignore"):   # float16 overflows to inf quietly
             out = out.astype(res_dtype, copy=False)
         return out if out.ndim else out[()]
-    return _finish(_total(sums), reduction, denom, res_dtype)
+    total = _total(sums)
+    overwritten = gbuf is not None and any(np.may_share_memory(gbuf, a) for a in ins)
+    if not math.isfinite(total) and dtype == np.float64 and not overwritten:
+        # an infinite or NaN sum may come of partial sums that overflowed
+        # in the order of the blocks and threads (1e308 + 1e308 - 1e308;
+        # float64 terms only): the terms again, summed where the order does
+        # not matter -- unless the gradient went over the input
+        terms = np.empty(shape, dtype)
+        _run(call, tuple(shape), [kernel_view(a) for a in ins], [kernel_view(terms), None],
+             _dispatch.active.pointwise_units)
+        total = _sum_of_terms(terms)
+    return _finish(total, reduction, denom, res_dtype)
 
 
 def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=False,

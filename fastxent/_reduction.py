@@ -33,7 +33,8 @@ def run(call, shape, axes, ins, full_outs, kept_outs):
         x = ins[0]
         full_b = [np.empty_like(x, dtype=o.dtype) for o in full_outs]
         first = x[tuple(slice(0, 1) if d in axes else slice(None) for d in range(x.ndim))]
-        kept_b = [np.empty_like(first, dtype=k.dtype) for k in kept_outs]
+        # shape=: `first` is empty where a reduced axis is
+        kept_b = [np.empty_like(first, dtype=k.dtype, shape=k.shape) for k in kept_outs]
         planned = plan_views(shape, axes, list(ins) + full_b, kept_b)
         if planned is not None:
             views, kept_views = planned

@@ -131,6 +131,22 @@ def _terms_of(terms, dtype):
         return terms.astype(np.float32).astype(np.float64)
 
 
+def _sum_terms(terms):
+    """The sum of element terms, independent of their order where it can
+    be: NaN with a NaN or both infinities, else the infinity, else the
+    finite terms summed at 2**-8 (a partial sum of fewer than 256 terms
+    cannot overflow), so that the sum is infinite only where it overflows."""
+    terms = np.asarray(terms)
+    finite = np.isfinite(terms)
+    if not finite.all():
+        rest = terms[~finite]
+        if np.isnan(rest).any() or ((rest > 0).any() and (rest < 0).any()):
+            return terms.dtype.type(np.nan)
+        return rest[0]
+    with np.errstate(over="ignore"):
+        return np.sum(terms * 2.0**-8) * 2.0**8
+
+
 def _times_log(coef, log_term):
     """``coef * log_term`` with 0 where `coef` is 0 and `log_term` infinite."""
     with np.errstate(invalid="ignore"):
@@ -597,13 +613,13 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
         if reduction == "none":
             loss, scale = terms, 1
         elif reduction == "sum":
-            loss, scale = np.sum(terms), 1
+            loss, scale = _sum_terms(terms), 1
         else:
             if reduction == "mean":
                 count = terms.size
             else:  # batchmean: per row of the input; a 0-d input is one row
                 count = x.shape[0] if x.ndim else 1
-            loss, scale = _mean(np.sum(terms), count), count
+            loss, scale = _mean(_sum_terms(terms), count), count
         loss = _finish(loss, dtype)
     if not return_grad:
         return loss
@@ -724,7 +740,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         pos_coef = w * (pw * tw)
         per_elem = _times_log(neg_coef, _softplus(xw)) + _times_log(pos_coef, _softplus(-xw))
         per_elem = _terms_of(np.broadcast_to(per_elem, x.shape), dtype)
-        loss = _finish(_reduce_rows(per_elem, reduction, x.size), dtype)
+        if reduction == "none":
+            loss = per_elem
+        else:
+            total = _sum_terms(per_elem)
+            loss = total if reduction == "sum" else _mean(total, x.size)
+        loss = _finish(loss, dtype)
     if not return_grad:
         return loss
     with np.errstate(all="ignore"):

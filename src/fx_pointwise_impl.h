@@ -144,7 +144,10 @@ static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, P
                                   FX_T *g, Py_ssize_t gs, double gscale)
 {
     FX_W gsc = (FX_W)gscale;
-    if ((out == NULL || os == 1) && (g == NULL || gs == 1))
+    /* a gradient written over x goes through the buffer too: a block's
+     * double-precision redo reads x after its gradient */
+    int alias = g != NULL && (const void *)g == (const void *)x;
+    if ((out == NULL || os == 1) && (g == NULL || gs == 1) && !alias)
         return FX_NAME(kl_div_unit)(x, xs, t, ts, n, log_target, out, g, gsc);
     /* an output of another stride: the terms go through unit-stride
      * buffers, FX_FOLD at a time, so that the sums run in the very loop
@@ -155,7 +158,7 @@ static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, P
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t len = n - j0 < FX_FOLD ? n - j0 : FX_FOLD;
         FX_T *o = out == NULL ? NULL : os == 1 ? out + j0 : ob;
-        FX_T *gg = g == NULL ? NULL : gs == 1 ? g + j0 : gb;
+        FX_T *gg = g == NULL ? NULL : gs == 1 && !alias ? g + j0 : gb;
         tot += FX_NAME(kl_div_unit)(x + j0 * xs, xs, t + j0 * ts, ts, len, log_target, o, gg,
                                     gsc);
         if (o == ob) for (Py_ssize_t j = 0; j < len; j++) out[(j0 + j) * os] = ob[j];
@@ -265,14 +268,16 @@ static double FX_NAME(bce_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *y, Py_s
                                FX_T *g, Py_ssize_t gs, double gscale)
 {
     FX_W gsc = (FX_W)gscale;
-    if ((out == NULL || os == 1) && (g == NULL || gs == 1))
+    /* as kl_div_seg: a gradient written over x through the buffer */
+    int alias = g != NULL && (const void *)g == (const void *)x;
+    if ((out == NULL || os == 1) && (g == NULL || gs == 1) && !alias)
         return FX_NAME(bce_unit)(x, xs, y, ys, w, ws, pw, pws, n, out, g, gsc);
     FX_T ob[FX_FOLD], gb[FX_FOLD];
     double tot = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t len = n - j0 < FX_FOLD ? n - j0 : FX_FOLD;
         FX_T *o = out == NULL ? NULL : os == 1 ? out + j0 : ob;
-        FX_T *gg = g == NULL ? NULL : gs == 1 ? g + j0 : gb;
+        FX_T *gg = g == NULL ? NULL : gs == 1 && !alias ? g + j0 : gb;
         tot += FX_NAME(bce_unit)(x + j0 * xs, xs, y + j0 * ys, ys,
                                  w ? w + j0 * ws : NULL, ws, pw ? pw + j0 * pws : NULL, pws,
                                  len, o, gg, gsc);

@@ -724,3 +724,32 @@ def test_float32_keeps_float64_weights_beyond_its_range(torch, name):
         np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=2e-6)
         np.testing.assert_array_equal(
             got, rl.binary_cross_entropy_with_logits(x, y, reduction="none", **{name: w}))
+
+
+def test_float32_redo_with_gradient_over_input(torch):
+    # an infinite term sends its block through double precision, which reads
+    # x after the gradient: not over it
+    x = np.array([0.5, np.inf, -2.0, 1.0], np.float32)
+    y = np.array([0.25, 0.5, 1.0, 0.0], np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    want = torch.nn.functional.binary_cross_entropy_with_logits(xt, torch.tensor(y),
+                                                                reduction="sum")
+    want.backward()
+    loss, grad = fx.binary_cross_entropy_with_logits(x, y, reduction="sum", return_grad=True,
+                                                     grad_out=x)
+    assert grad is x
+    assert loss == want.item() == np.inf
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=2e-6)
+
+
+def test_float64_sum_of_terms_overflowing_on_the_way():
+    # two terms of 1.7e308 and one of -1.7e308 (a negative weight): the sum
+    # 1.7e308 is finite, as the reference's order-free sum
+    x = np.array([-1.7e308, -1.7e308, -1.7e308])
+    y = np.ones(3)
+    w = np.array([1.0, 1.0, -1.0])
+    want = 1.7e308
+    got = fx.binary_cross_entropy_with_logits(x, y, weight=w, reduction="sum")
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+    np.testing.assert_allclose(rl.binary_cross_entropy_with_logits(x, y, weight=w, reduction="sum"),
+                               want, rtol=1e-15)

@@ -616,3 +616,34 @@ def test_probabilities_infinite_coefficient_where_lse_is_the_max(x, q, dtype):
                                                             return_grad=True)
         np.testing.assert_array_equal(got, ref_loss)
         np.testing.assert_array_equal(np.isnan(grad), np.isnan(ref_grad))
+
+
+def test_probabilities_float32_coefficient_beyond_float32_at_the_max():
+    # w q = 6.4e49 overflows float32 at the only class, where lse - x = 0:
+    # the float64 product (the reference's, and PyTorch's float64) gives 0,
+    # not inf * 0; also with the gradient written over the input
+    from fastxent import reference_losses
+
+    x = np.array([0.001257302239537239], np.float32)
+    q = np.array([1e30], np.float32)
+    w = np.array([6.3696168732145435e19])
+    want = F.cross_entropy(torch.tensor(x, dtype=torch.float64), torch.tensor(q, dtype=torch.float64),
+                           weight=torch.tensor(w)).item()
+    assert want == 0.0
+    assert fx.cross_entropy(x, q, weight=w) == 0.0
+    assert reference_losses.cross_entropy(x, q, weight=w) == 0.0
+    x2 = np.array([[0.5]], np.float32)
+    loss, grad = fx.cross_entropy(x2, np.array([[1e30]], np.float32), weight=w,
+                                  reduction="sum", return_grad=True, grad_out=x2)
+    assert loss == 0.0 and grad is x2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_probabilities_infinite_coefficient_at_the_max_with_gradient_over_input(dtype):
+    # the exps written over x still tell the classes at the max apart
+    x = np.array([[0.5, 0.5 - 1e3]], dtype)
+    q = np.array([[np.inf, 0.5]], dtype)
+    want = _torch_ce(x.copy(), q, reduction="sum")[0]
+    loss, grad = fx.cross_entropy(x, q, reduction="sum", return_grad=True, grad_out=x)
+    assert grad is x
+    assert np.isnan(want) and np.isnan(loss)

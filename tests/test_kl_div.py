@@ -681,3 +681,35 @@ def test_log_target_float32_term_where_exp_underflows(torch):
                                      reduction="none").numpy()
     assert f32[0] == 0.0
     np.testing.assert_array_less(np.abs(grad), np.finfo(np.float32).tiny)
+
+
+def test_log_target_float32_redo_with_gradient_over_input():
+    # the double-precision terms read x after the gradient: not over it
+    x = np.array([-3e38, 1.0, -1e30], np.float32)
+    t = np.array([-104.0, 0.5, -100.0], np.float32)
+    want = fx.kl_div(x.copy(), t, log_target=True, reduction="sum")
+    loss, grad = fx.kl_div(x, t, log_target=True, reduction="sum", return_grad=True, grad_out=x)
+    assert grad is x
+    assert loss == want
+    np.testing.assert_array_equal(grad, -np.exp(t.astype(np.float64)).astype(np.float32))
+
+
+def test_sum_of_terms_overflowing_on_the_way(torch):
+    # 1.02e308 + 0.85e308 overflows, the sum with -1.19e308 does not: the
+    # terms are summed where their order does not matter (PyTorch's float64
+    # sum may overflow on the way)
+    x = np.array([-1.7e308, -1.7e308, 1.7e308, 1.0])
+    t = np.array([0.6, 0.5, 0.7, 0.2])
+    terms = rl.kl_div(x, t, reduction="none")
+    want = float(np.sum(terms / 4)) * 4
+    assert np.isfinite(want)
+    peer = torch.nn.functional.kl_div(torch.tensor(x), torch.tensor(t), reduction="sum").item()
+    assert peer == np.inf   # the deliberate difference of docs/differences.rst
+    for reduction, scale in (("sum", 1), ("mean", 4), ("batchmean", 4)):
+        np.testing.assert_allclose(fx.kl_div(x, t, reduction=reduction), want / scale, rtol=1e-14)
+        np.testing.assert_allclose(rl.kl_div(x, t, reduction=reduction), want / scale, rtol=1e-14)
+    # an infinite term of each sign: NaN whatever the order
+    x2 = np.array([-np.inf, np.inf, -1.7e308, -1.7e308])
+    t2 = np.array([0.5, 0.5, 0.75, 0.75])
+    assert np.isnan(fx.kl_div(x2, t2, reduction="sum"))
+    assert np.isnan(rl.kl_div(x2, t2, reduction="sum"))
