@@ -205,14 +205,28 @@ def check_base(base):
 
 def weight_dtype(a, dtype):
     """The dtype to compute with weights `a` for data of `dtype`: `dtype`, or
-    float32 for float16 data whose weights float16 would change (a weight
-    that overflows or loses digits there); float16 data compute in float32
-    anyway, so a wider weight keeps its value as the reference's."""
-    if np.dtype(dtype) != np.float16 or a.dtype == np.float16:
-        return np.dtype(dtype)
+
+    * float32 for float16 data whose weights float16 would change (a weight
+      that overflows or loses digits there); float16 data compute in float32
+      anyway, so a wider weight keeps its value as the reference's;
+    * float64 for float32 data whose float64 weights lie outside float32's
+      normal range (1e300 would become inf, and inf * 0 NaN; 1e-300 would
+      become 0); float32 losses are exact in float64 (the reference's
+      precision) and PyTorch forms such a weight's products in float64.
+      A weight that only loses digits in float32 is rounded (one rounding
+      of the result's precision), which keeps the float32 kernels.
+    """
+    dtype = np.dtype(dtype)
+    if dtype == np.float32 and a.dtype == np.float64:
+        f = np.abs(a)
+        finfo = np.finfo(np.float32)
+        outside = (f > float(finfo.max)) & (f < np.inf) | (f < float(finfo.tiny)) & (f > 0)
+        return np.dtype(np.float64) if outside.any() else dtype
+    if dtype != np.float16 or a.dtype == np.float16:
+        return dtype
     with np.errstate(over="ignore", invalid="ignore"):
         fits = np.array_equal(a.astype(np.float16), a, equal_nan=True)
-    return np.dtype(dtype) if fits else F32
+    return dtype if fits else F32
 
 
 def check_out(out, shape, dtype, name="out"):

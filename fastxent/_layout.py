@@ -383,12 +383,17 @@ def _planned(shape, axes, ins, full_outs, row_outs):
         x = ins[0]
         full_b = [np.empty_like(x, dtype=o.dtype) for o in full_outs]
         first = x[tuple(slice(0, 1) if d in axes else slice(None) for d in range(x.ndim))]
-        kept_b = [np.empty_like(first, dtype=k.dtype) for k in kept_outs]
-        views, kept_views = plan_views(shape, axes, ins + full_b, kept_b)
-        yield [*views, *kept_views]
-        for dst, src in zip(full_outs + kept_outs, full_b + kept_b):
-            np.copyto(dst, src)
-        return
+        # shape=: `first` is empty where a reduced axis is
+        kept_b = [np.empty_like(first, dtype=k.dtype, shape=k.shape) for k in kept_outs]
+        planned = plan_views(shape, axes, ins + full_b, kept_b)
+        if planned is not None:
+            views, kept_views = planned
+            yield [*views, *kept_views]
+            for dst, src in zip(full_outs + kept_outs, full_b + kept_b):
+                np.copyto(dst, src)
+            return
+        # a broadcast input merges kept axes of stride 0 that no full-size
+        # buffer can merge with: split or copy as below
     d = _split_largest(shape, axes, ins)
     if d is not None:
         # loop in Python over one kept axis; the rest merges

@@ -153,7 +153,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                         f"{t.dtype}")
     w = None if weight is None else class_weight(weight, C, None)
     # the loss's dtype; float16 data with weights that float16 cannot hold
-    # compute from a float32 copy (one copy, as for mixed dtypes)
+    # compute from a float32 copy, float32 data with weights outside
+    # float32's range from a float64 copy (one copy, as for mixed dtypes)
     res_dtype = work
     if w is not None:
         work = weight_dtype(w, work)

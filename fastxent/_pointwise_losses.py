@@ -20,6 +20,41 @@ from ._layout import array_sum, elementwise, finish, kernel_out
 __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
 
 
+def _sum_of_terms(terms):
+    """The sum of `terms` as far as its order does not matter: NaN with a
+    NaN or with both infinities, else the infinity, else the finite terms
+    summed at 2**-8 (no partial sum of fewer than 256 terms overflows), so
+    that the result is infinite only where the sum is."""
+    terms = np.asarray(terms, np.float64).ravel()
+    finite = np.isfinite(terms)
+    if not finite.all():
+        rest = terms[~finite]
+        if np.isnan(rest).any() or (rest > 0).any() and (rest < 0).any():
+            return math.nan
+        return float(rest[0])
+    with np.errstate(over="ignore"):
+        return float(np.sum(terms * 2.0**-8)) * 2.0**8
+
+
+def _terms(run, shape, dtype):
+    """The kernel's terms, written by ``run(out, None)`` to a new array."""
+    terms = np.empty(shape, dtype)
+    run(terms, None)
+    return terms
+
+
+def _exact_total(total, dtype, ins, gbuf, terms_of):
+    """`total`, or where it is not finite for float64 operands, the sum of
+    the terms again (``terms_of()`` writes them to a new array) in an order
+    that does not matter: the partial sums of the blocks and threads may
+    overflow in their order (1e308 + 1e308 - 1e308) where the sum does not.
+    Not when the gradient went over an input, which no longer holds it."""
+    if math.isfinite(total) or dtype != np.float64 or (
+            gbuf is not None and any(a is not None and np.may_share_memory(gbuf, a) for a in ins)):
+        return total
+    return _sum_of_terms(terms_of())
+
+
 def _sum_to_shape(arr, shape):
     """Sum the broadcast dimensions of `arr` away to reach `shape`."""
     lead = arr.ndim - len(shape)
@@ -122,10 +157,14 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     `input` (or ``t - input``) is infinite.  With `log_target`, an `input`
     of -inf under ``t > -inf`` gives +inf (PyTorch: NaN where ``exp(t)``
     underflows), and a finite ``t == input`` gives 0 (PyTorch: NaN where
-    ``exp(t)`` overflows the dtype, e.g. ``t > 88`` in float32).  A negative ``p`` gives NaN, as in PyTorch.  'mean' and
-    'batchmean' of nothing are NaN.  A target of +inf gives PyTorch's
-    ``inf - inf x``: +inf where ``x < 0``, NaN elsewhere.  float16 is
-    computed in float32.
+    ``exp(t)`` overflows the dtype, e.g. ``t > 88`` in float32); an `input`
+    of +inf under a finite ``t`` is ``-inf``, or NaN where ``exp(t)``
+    underflows (PyTorch's ``0 * inf``).  A negative ``p`` gives NaN, as in
+    PyTorch.  'mean' and 'batchmean' of nothing are NaN.  A target of +inf
+    gives PyTorch's ``inf - inf x``: +inf where ``x < 0``, NaN elsewhere.
+    float16 is computed in float32.  A float32 term whose ``exp(t)`` is
+    below float32's smallest normal number is formed in float64, so that it
+    keeps its digits (PyTorch: 0 where ``exp(t)`` underflows).
 
     Examples
     --------
@@ -156,13 +195,22 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
            tw if tw.shape == shape else np.broadcast_to(tw, shape))
     lt = bool(log_target)
     out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
-    total = 0   # as Python's sum(): 0 + -0.0 is 0.0
-    if ins[0].size:
-        kern = _dispatch.kernel("kl_div", dtype)
+    kern = _dispatch.kernel("kl_div", dtype) if ins[0].size else None
+
+    def run(out, gbuf):
+        total = 0   # as Python's sum(): 0 + -0.0 is 0.0
         for (xv, tv, ov, gv), partial in elementwise(shape, ins, (out, gbuf),
                                                      _dispatch.active.pointwise_units):
             kern(xv, tv, lt, ov, gv, gscale, partial, nt)
             total += array_sum(partial)
+        return total
+
+    total = 0
+    if ins[0].size:
+        total = run(out, gbuf)
+        if out is None:
+            total = _exact_total(total, dtype, ins, gbuf,
+                                 lambda: _terms(run, shape, dtype))
     elif gbuf is not None:
         gbuf[...] = 0
     loss = _result(out, gbuf, grad, total, reduction, denom, dtype)
@@ -241,7 +289,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     where a weight of 0 meets an infinite logit).  NaN still gives NaN.
     float16 is computed in float32; weights that float16 cannot hold
     exactly keep their value (computed from float32 copies; PyTorch rounds
-    them to float16: ``weight=1e5`` overflows there).
+    them to float16: ``weight=1e5`` overflows there).  float32 data with
+    float64 weights beyond float32's range (``pos_weight=1e300``) compute
+    from float64 copies, as PyTorch forms such products in float64: a zero
+    target then loses a finite amount, not ``inf * 0 = NaN``.
 
     Examples
     --------
@@ -266,11 +317,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         weights = [None if arr is None else as_array(arr, name)
                    for arr, name in ((weight, "weight"), (pos_weight, "pos_weight"))]
         # float16 data with weights that float16 cannot hold compute from
-        # float32 copies (float16 computes in float32 anyway); the loss stays
-        # float16
+        # float32 copies (float16 computes in float32 anyway), float32 data
+        # with weights outside float32's range from float64 copies (see
+        # weight_dtype); the loss keeps the data's dtype
         for a in weights:
-            if a is not None and weight_dtype(a, res_dtype) != res_dtype:
-                dtype = np.dtype(np.float32)
+            if a is not None:
+                dtype = np.promote_types(dtype, weight_dtype(a, res_dtype))
         ins = [x if x.dtype == dtype else x.astype(dtype),
                t if t.dtype == dtype else t.astype(dtype)]
         for a, name in zip(weights, ("weight", "pos_weight")):
@@ -280,13 +332,22 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     gscale = 1.0 if reduction != "mean" else ((1.0 / n) if n else np.nan)
     grad = grad_array(grad_out, x) if return_grad else None
     out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
-    total = 0   # as Python's sum(): 0 + -0.0 is 0.0
-    if n:
-        kern = _dispatch.kernel("bce_with_logits", dtype)
+    kern = _dispatch.kernel("bce_with_logits", dtype) if n else None
+
+    def run(out, gbuf):
+        total = 0   # as Python's sum(): 0 + -0.0 is 0.0
         for (xv, yv, wv, pv, ov, gv), partial in elementwise(shape, ins, (out, gbuf),
                                                              _dispatch.active.pointwise_units):
             kern(xv, yv, wv, pv, ov, gv, gscale, partial, nt)
             total += array_sum(partial)
+        return total
+
+    total = 0
+    if n:
+        total = run(out, gbuf)
+        if out is None:
+            total = _exact_total(total, dtype, ins, gbuf,
+                                 lambda: _terms(run, shape, dtype))
     elif gbuf is not None:
         gbuf[...] = 0
     loss = _result(out, gbuf, grad, total, reduction, n, res_dtype)

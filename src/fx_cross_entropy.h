@@ -237,6 +237,25 @@ static void FX_NAME(xent_grad_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, do
     }
 }
 
+/* (lse - m_b) A_b of a block where lse = m_b and A_b is infinite: NaN if
+ * a class at the block max m has an infinite or NaN coefficient (formed in
+ * double, as the reference: a float32 product may overflow), else 0.  A
+ * gradient written over x holds exp(x - m_b), 1 at the max, instead */
+static double FX_NAME(xent_max_coef)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W m,
+                                     int x_is_exp, const FX_T *w, Py_ssize_t ws,
+                                     const FX_T *q, Py_ssize_t qs, FX_W qa, FX_W qb)
+{
+    for (Py_ssize_t j = 0; j < n; j++) {
+        if (FX_AT(x, j, s) != (x_is_exp ? (FX_W)1 : m))
+            continue;
+        double a = (w ? (double)FX_AT(w, j, ws) : 1.0) *
+                   (q ? (double)qa * (double)FX_AT(q, j, qs) + (double)qb : (double)qb);
+        if (!isfinite(a))
+            return NAN;
+    }
+    return 0.0;
+}
+
 /*
  * Loss of one row.  Class-index target: y in [0, n), or y < 0 for an ignored
  * row (loss 0, gradient 0), q = NULL.  Probability target: q the target row
@@ -283,7 +302,19 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
         double sa = 0.0;
         for (Py_ssize_t b = 0; b < nb; b++) {
             /* a block of -inf logits with zero coefficients: limit 0 */
-            sa += (ba[b] == 0 && !isnan(lse) ? 0.0 : ((st.m - bm[b]) + off) * ba[b]) + bd[b];
+            double fb = (st.m - bm[b]) + off;
+            double tb = ba[b] == 0 && !isnan(lse) ? 0.0 : fb * ba[b];
+            /* lse = m_b and an infinite A_b: the infinite coefficients
+             * below the block max are +inf in bd; 0 * inf is PyTorch's
+             * NaN only for one at the max (C = 1: x = [0.5], q = [inf]) */
+            if (fb == 0 && isinf(ba[b])) {
+                Py_ssize_t j = b * FX_FLUSH, len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+                int gone = g != NULL && (const void *)g == (const void *)x;
+                tb = FX_NAME(xent_max_coef)(x + j * s, len, s, (FX_W)bm[b], gone && FX_STORES_EXP,
+                                            w ? w + j * ws : NULL, ws, q ? q + j * qs : NULL, qs,
+                                            qa, qb);
+            }
+            sa += tb + bd[b];
             asum += ba[b];
         }
         loss += sa;

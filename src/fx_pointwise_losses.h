@@ -45,9 +45,10 @@ FX_INLINE FX_W FX_NAME(kl_term)(FX_W x, FX_W t, const int log_target, FX_W *p_ou
         /* t = x: the term is 0 also where exp(t) overflows the working type
          * (t > 88 for float32), as in the reference's float64 */
         term = d == 0 ? (FX_W)0 : p * d;
-        /* exp(t) = 0 under a finite t - x whose float32 difference may
-         * overflow (t = -3e38, x = 3e38): 0, not 0 * inf */
-        term = (p == 0) & (x == x) ? (FX_W)0 : term;
+        /* exp(t) = 0 under a finite x whose float32 t - x may overflow
+         * (t = -3e38, x = 3e38): 0, not 0 * inf; an infinite x keeps
+         * PyTorch's 0 * inf = NaN */
+        term = (p == 0) & (x - x == 0) ? (FX_W)0 : term;
         /* x = -inf under p > 0 is +inf even where exp(t) underflows */
         term = ((x == -INFINITY) & (t > -INFINITY)) ? (FX_W)INFINITY : term;
         term = t == -INFINITY ? (x == x ? (FX_W)0 : x) : term;
@@ -85,15 +86,31 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
                 if (has_g) g[j * gs] = FX_STORE(-p * gscale);
             }
         }
+        FX_W sub = 0;
         if (log_target || bad != 0) {
             acc = 0;
-            FX_SIMD_REDUCE(+:acc)
+            FX_SIMD_REDUCE(+:acc,sub)
             for (Py_ssize_t j = j0; j < end; j++) {
-                FX_W p;
-                FX_W term = FX_NAME(kl_term)(FX_AT(x, j, xs), FX_AT(t, j, ts), log_target, &p);
+                FX_W p, tj = FX_AT(t, j, ts);
+                FX_W term = FX_NAME(kl_term)(FX_AT(x, j, xs), tj, log_target, &p);
                 acc += term * (FX_W)FX_SUM_SCALE;
+                sub += (p < (FX_W)FX_TINY) & (tj > -INFINITY) ? (FX_W)1 : (FX_W)0;
                 if (has_out) out[j * os] = FX_STORE(term);
                 if (has_g) g[j * gs] = FX_STORE(-p * gscale);
+            }
+        }
+        if (sizeof(FX_T) == sizeof(float) && log_target && sub != 0) {
+            /* float32 exp(t) below the smallest normal number keeps too few
+             * bits (or none) of a term that may be normal (t = -104,
+             * x = -3e38: 2e-7): those terms in double, as the reference */
+            acc = 0;
+            for (Py_ssize_t j = j0; j < end; j++) {
+                FX_W p, xj = FX_AT(x, j, xs), tj = FX_AT(t, j, ts);
+                FX_W term = FX_NAME(kl_term)(xj, tj, log_target, &p);
+                if ((p < (FX_W)FX_TINY) & (tj > -INFINITY) & (xj != tj) & (xj > -INFINITY))
+                    term = (FX_W)(exp((double)tj) * ((double)tj - (double)xj));
+                acc += term * (FX_W)FX_SUM_SCALE;
+                if (has_out) out[j * os] = FX_STORE(term);
             }
         }
         tot += (double)acc * (1.0 / FX_SUM_SCALE);
@@ -127,7 +144,10 @@ static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, P
                                   FX_T *g, Py_ssize_t gs, double gscale)
 {
     FX_W gsc = (FX_W)gscale;
-    if ((out == NULL || os == 1) && (g == NULL || gs == 1))
+    /* a gradient written over x goes through the buffer too: a block's
+     * double-precision redo reads x after its gradient */
+    int alias = g != NULL && (const void *)g == (const void *)x;
+    if ((out == NULL || os == 1) && (g == NULL || gs == 1) && !alias)
         return FX_NAME(kl_div_unit)(x, xs, t, ts, n, log_target, out, g, gsc);
     /* an output of another stride: the terms go through unit-stride
      * buffers, FX_FOLD at a time, so that the sums run in the very loop
@@ -138,7 +158,7 @@ static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, P
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t len = n - j0 < FX_FOLD ? n - j0 : FX_FOLD;
         FX_T *o = out == NULL ? NULL : os == 1 ? out + j0 : ob;
-        FX_T *gg = g == NULL ? NULL : gs == 1 ? g + j0 : gb;
+        FX_T *gg = g == NULL ? NULL : gs == 1 && !alias ? g + j0 : gb;
         tot += FX_NAME(kl_div_unit)(x + j0 * xs, xs, t + j0 * ts, ts, len, log_target, o, gg,
                                     gsc);
         if (o == ob) for (Py_ssize_t j = 0; j < len; j++) out[(j0 + j) * os] = ob[j];
@@ -193,6 +213,29 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                 g[j * gs] = FX_STORE(wt * (((FX_W)1 - t) * sig - pt * sig_neg) * gscale);
             }
         }
+        if (sizeof(FX_T) == sizeof(float) && !(acc - acc == 0)) {
+            /* an inf or NaN float32 term: a product may have overflowed on
+             * the way to a finite term (w pw y > 3.4e38 times softplus(-x)
+             * < 1): the block again in double, as the reference */
+            acc = 0;
+            for (Py_ssize_t j = j0; j < end; j++) {
+                double v = FX_AT(x, j, xs), t = FX_AT(y, j, ys);
+                double wt = has_w ? FX_AT(w, j, ws) : 1.0;
+                double pt = has_pw ? FX_AT(pw, j, pws) * t : t;
+                double e = exp(-fabs(v)), l = log1p(e);
+                double sp_pos = (v > 0 ? v : 0.0) + l, sp_neg = (v < 0 ? -v : 0.0) + l;
+                double a = wt * (1.0 - t), b = wt * pt;
+                double ta = a == 0 && sp_pos == INFINITY ? 0.0 : a * sp_pos;
+                double tb = b == 0 && sp_neg == INFINITY ? 0.0 : b * sp_neg;
+                FX_W term = (FX_W)(ta + tb);
+                acc += term * (FX_W)FX_SUM_SCALE;
+                if (has_out) out[j * os] = FX_STORE(term);
+                if (has_g) {
+                    double sig = (v >= 0 ? 1.0 : e) / (1.0 + e), sig_neg = (v >= 0 ? e : 1.0) / (1.0 + e);
+                    g[j * gs] = FX_STORE((FX_W)(wt * ((1.0 - t) * sig - pt * sig_neg) * (double)gscale));
+                }
+            }
+        }
         tot += (double)acc * (1.0 / FX_SUM_SCALE);
     }
     return tot;
@@ -225,14 +268,16 @@ static double FX_NAME(bce_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *y, Py_s
                                FX_T *g, Py_ssize_t gs, double gscale)
 {
     FX_W gsc = (FX_W)gscale;
-    if ((out == NULL || os == 1) && (g == NULL || gs == 1))
+    /* as kl_div_seg: a gradient written over x through the buffer */
+    int alias = g != NULL && (const void *)g == (const void *)x;
+    if ((out == NULL || os == 1) && (g == NULL || gs == 1) && !alias)
         return FX_NAME(bce_unit)(x, xs, y, ys, w, ws, pw, pws, n, out, g, gsc);
     FX_T ob[FX_FOLD], gb[FX_FOLD];
     double tot = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t len = n - j0 < FX_FOLD ? n - j0 : FX_FOLD;
         FX_T *o = out == NULL ? NULL : os == 1 ? out + j0 : ob;
-        FX_T *gg = g == NULL ? NULL : gs == 1 ? g + j0 : gb;
+        FX_T *gg = g == NULL ? NULL : gs == 1 && !alias ? g + j0 : gb;
         tot += FX_NAME(bce_unit)(x + j0 * xs, xs, y + j0 * ys, ys,
                                  w ? w + j0 * ws : NULL, ws, pw ? pw + j0 * pws : NULL, pws,
                                  len, o, gg, gsc);

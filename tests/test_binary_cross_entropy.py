@@ -681,3 +681,75 @@ def test_float32_sums_near_the_top_of_the_range(torch, n):
     assert np.isfinite(got)
     np.testing.assert_allclose(got, want, rtol=2e-6)
     np.testing.assert_allclose(got, rl.binary_cross_entropy_with_logits(x, y), rtol=2e-6)
+
+
+def test_float32_term_whose_weights_product_overflows(torch):
+    # w pw y = 4.7e38 overflows float32, w pw y softplus(-x) = 3.2e38 does
+    # not: PyTorch (and the float64 reference) give the finite term
+    x = np.array([0.001049, 0.5], np.float32)
+    y = np.array([0.94864947, 0.25], np.float32)
+    w = np.array([2.0762013e19, 1.0])
+    pw = np.array([2.36810507e19, 1.0])
+    xt = torch.tensor(x, requires_grad=True)
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        xt, torch.tensor(y), weight=torch.tensor(w), pos_weight=torch.tensor(pw),
+        reduction="none")
+    want.sum().backward()
+    got, grad = fx.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw,
+                                                    reduction="none", return_grad=True)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want.detach().numpy(), rtol=2e-6)
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=2e-6)
+    np.testing.assert_allclose(fx.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw),
+                               want.detach().numpy().astype(np.float64).mean(), rtol=2e-6)
+
+
+@pytest.mark.parametrize("name", ["weight", "pos_weight"])
+def test_float32_keeps_float64_weights_beyond_its_range(torch, name):
+    # pos_weight = 1e300 is inf in float32 and inf * 0 NaN; PyTorch forms the
+    # weighted products of a float64 weight in float64: finite where y = 0
+    # (pos_weight) and inf elsewhere
+    x = np.array([0.5, -2.0, 3.0], np.float32)
+    y = np.array([0.0, 0.5, 1.0], np.float32)
+    for value in (1e300, 1e-300):
+        w = np.array([value])
+        xt = torch.tensor(x, requires_grad=True)
+        want = torch.nn.functional.binary_cross_entropy_with_logits(
+            xt, torch.tensor(y), reduction="none", **{name: torch.tensor(w)})
+        want.sum().backward()
+        got, grad = fx.binary_cross_entropy_with_logits(x, y, reduction="none",
+                                                        return_grad=True, **{name: w})
+        assert got.dtype == np.float32 and grad.dtype == np.float32
+        np.testing.assert_allclose(got, want.detach().numpy(), rtol=2e-6)
+        np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=2e-6)
+        np.testing.assert_array_equal(
+            got, rl.binary_cross_entropy_with_logits(x, y, reduction="none", **{name: w}))
+
+
+def test_float32_redo_with_gradient_over_input(torch):
+    # an infinite term sends its block through double precision, which reads
+    # x after the gradient: not over it
+    x = np.array([0.5, np.inf, -2.0, 1.0], np.float32)
+    y = np.array([0.25, 0.5, 1.0, 0.0], np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    want = torch.nn.functional.binary_cross_entropy_with_logits(xt, torch.tensor(y),
+                                                                reduction="sum")
+    want.backward()
+    loss, grad = fx.binary_cross_entropy_with_logits(x, y, reduction="sum", return_grad=True,
+                                                     grad_out=x)
+    assert grad is x
+    assert loss == want.item() == np.inf
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=2e-6)
+
+
+def test_float64_sum_of_terms_overflowing_on_the_way():
+    # two terms of 1.7e308 and one of -1.7e308 (a negative weight): the sum
+    # 1.7e308 is finite, as the reference's order-free sum
+    x = np.array([-1.7e308, -1.7e308, -1.7e308])
+    y = np.ones(3)
+    w = np.array([1.0, 1.0, -1.0])
+    want = 1.7e308
+    got = fx.binary_cross_entropy_with_logits(x, y, weight=w, reduction="sum")
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+    np.testing.assert_allclose(rl.binary_cross_entropy_with_logits(x, y, weight=w, reduction="sum"),
+                               want, rtol=1e-15)

@@ -609,3 +609,63 @@ def test_nll_loss_float32_products_beyond_float32():
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=2e-6)
     assert got == reference.nll_loss(x, t, weight=w)
+
+
+@pytest.mark.parametrize("x, q", [
+    ([[709.0, 1e10]], [[np.inf, 0.75]]),                      # lse = max: inf below it
+    ([[800.0, 0.0]], [[0.0, np.inf]]),
+    ([[-104.0, -120.0, 1.4e-45]], [[1.0, np.inf, 3e-4]]),     # float32 exps underflow
+    ([[0.5]], [[np.inf]]),                                    # inf at the max: NaN
+    ([[1.0, 1.0]], [[np.inf, 0.5]]),
+    ([[3.0, 1.0]], [[np.inf, np.inf]]),
+])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_probabilities_infinite_coefficient_where_lse_is_the_max(x, q, dtype):
+    # sum_c q_c (lse - x_c) with lse = max: an infinite q_c below the max is
+    # +inf; only one at the max (lse - x_c = 0) makes PyTorch's 0 * inf = NaN
+    from fastxent import reference
+
+    x, q = np.array(x, dtype), np.array(q, dtype)
+    want_loss, want_grad = _torch_ce(x, q, reduction="none")
+    for reduction in ("none", "sum", "mean"):
+        got, grad = fx.cross_entropy(x, q, reduction=reduction, return_grad=True)
+        want = {"none": want_loss, "sum": want_loss.sum(), "mean": want_loss.mean()}[reduction]
+        np.testing.assert_array_equal(got, want)
+        if reduction == "none":
+            np.testing.assert_array_equal(np.isnan(grad), np.isnan(want_grad))
+            np.testing.assert_array_equal(np.isinf(grad), np.isinf(want_grad))
+        ref_loss, ref_grad = reference.cross_entropy(x, q, reduction=reduction,
+                                                     return_grad=True)
+        np.testing.assert_array_equal(got, ref_loss)
+        np.testing.assert_array_equal(np.isnan(grad), np.isnan(ref_grad))
+
+
+def test_probabilities_float32_coefficient_beyond_float32_at_the_max():
+    # w q = 6.4e49 overflows float32 at the only class, where lse - x = 0:
+    # the float64 product (the reference's, and PyTorch's float64) gives 0,
+    # not inf * 0; also with the gradient written over the input
+    from fastxent import reference
+
+    x = np.array([0.001257302239537239], np.float32)
+    q = np.array([1e30], np.float32)
+    w = np.array([6.3696168732145435e19])
+    want = F.cross_entropy(torch.tensor(x, dtype=torch.float64), torch.tensor(q, dtype=torch.float64),
+                           weight=torch.tensor(w)).item()
+    assert want == 0.0
+    assert fx.cross_entropy(x, q, weight=w) == 0.0
+    assert reference.cross_entropy(x, q, weight=w) == 0.0
+    x2 = np.array([[0.5]], np.float32)
+    loss, grad = fx.cross_entropy(x2, np.array([[1e30]], np.float32), weight=w,
+                                  reduction="sum", return_grad=True, grad_out=x2)
+    assert loss == 0.0 and grad is x2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_probabilities_infinite_coefficient_at_the_max_with_gradient_over_input(dtype):
+    # the exps written over x still tell the classes at the max apart
+    x = np.array([[0.5, 0.5 - 1e3]], dtype)
+    q = np.array([[np.inf, 0.5]], dtype)
+    want = _torch_ce(x.copy(), q, reduction="sum")[0]
+    loss, grad = fx.cross_entropy(x, q, reduction="sum", return_grad=True, grad_out=x)
+    assert grad is x
+    assert np.isnan(want) and np.isnan(loss)

@@ -469,3 +469,14 @@ def test_all_mass_in_one_element_is_exactly_zero(dtype):
         assert np.all(fx.entropy(pk, axis=1) == 0), n
         assert np.all(fx.entropy(pk.T, axis=0) == 0), n
     assert fx.entropy(np.array([0.3], dtype)) == 0
+
+
+@pytest.mark.parametrize("strides", [(8, 8, 16), (8, 16, 8)])
+def test_empty_reduced_axis_in_a_non_c_layout(strides):
+    # the kept result's buffer is laid out as the input's first slice along
+    # the reduced axis, which is empty here: SciPy's zeros, not a ValueError
+    stats = pytest.importorskip("scipy.stats")
+    pk = np.ndarray((0, 2, 2), dtype=np.float64, buffer=np.zeros(4), strides=strides)
+    want = stats.entropy(pk, axis=0)
+    np.testing.assert_array_equal(fx.entropy(pk, axis=0), want)
+    np.testing.assert_array_equal(fx.entropy(pk, pk, axis=-3), stats.entropy(pk, pk, axis=-3))

@@ -177,9 +177,20 @@ def tol_softmax_family(name):
         x = case.operands["x"].values
         dtype = _dtype_of(want)
         rtol = _rtol(dtype)
+        # the reference sums the n terms of a row in its working dtype
+        # (float16 in float32), one after the other along a strided axis:
+        # its sum is off by up to (n - 1) half-ulps, which softmax carries as
+        # a relative error and log_softmax (through log1p(s / k), s / (k + s)
+        # <= 1) as an absolute one
+        axis = case.options["axis"]
+        shape = np.shape(x)
+        axes = range(len(shape)) if axis is None else np.atleast_1d(axis)
+        n = math.prod(shape[a] for a in axes) if shape else 1
+        work = np.float32 if dtype == np.float16 else dtype
+        sum_err = n * float(np.finfo(work).eps) / 2
         if name == "softmax":
-            return [Tol(rtol, float(np.finfo(dtype).tiny))]
-        return [Tol(rtol, 8 * float(np.finfo(dtype).eps) * _magnitude(x))]
+            return [Tol(rtol + sum_err, float(np.finfo(dtype).tiny))]
+        return [Tol(rtol, 8 * float(np.finfo(dtype).eps) * _magnitude(x) + sum_err)]
     return tol
 
 
@@ -602,6 +613,13 @@ def _compare(got, want, tol, err_msg, check_type=True):
     floor = float(np.finfo(w.dtype).tiny) if w.dtype.kind == "f" else 0.0
     g, w = g.astype(np.float64), w.astype(np.float64)
     atol = np.broadcast_to(np.asarray(tol.atol, np.float64) + floor, w.shape)
+    if w.dtype.kind == "f" and floor:
+        # a finite result whose allowed rounding error exceeds the dtype's
+        # range (a float16 gradient cancelling terms of 1e18 to 0) may
+        # round to +-inf there: not comparable
+        dtype_max = float(np.finfo(np.asarray(want).dtype).max)
+        loose = (atol > dtype_max) & np.isfinite(w) & np.isinf(g)
+        g, w = np.where(loose, 0, g), np.where(loose, 0, w)
     if tol.skip is not None:
         g, w = np.where(tol.skip, 0, g), np.where(tol.skip, 0, w)
     assert_close(g, w, rtol=tol.rtol, atol=atol, err_msg=err_msg, check_type=False)

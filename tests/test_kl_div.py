@@ -640,3 +640,76 @@ def test_log_target_vanishing_exp_under_overflowing_difference():
     np.testing.assert_array_equal(got, 0.0)
     np.testing.assert_array_equal(got, rl.kl_div(x, t, log_target=True, reduction="none"))
     assert np.isnan(fx.kl_div(np.array([np.nan], np.float32), t[:1], log_target=True))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_log_target_infinite_input_where_exp_underflows(torch, dtype):
+    # exp(t) = 0 times t - x = -inf: PyTorch's 0 * inf = NaN, in the terms
+    # and in every reduction (a 0-d input too)
+    x = np.array([np.inf, np.inf, 1.0], dtype)
+    t = np.array([-1e10, -3e38, -1e10], dtype)
+    want = torch.nn.functional.kl_div(torch.tensor(x), torch.tensor(t), log_target=True,
+                                      reduction="none").numpy()
+    got = fx.kl_div(x, t, log_target=True, reduction="none")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[2:], 0.0)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(rl.kl_div(x, t, log_target=True,
+                                                                     reduction="none")))
+    for reduction in ("mean", "batchmean", "sum"):
+        assert np.isnan(fx.kl_div(x[0], t[0], log_target=True, reduction=reduction))
+        assert np.isnan(fx.kl_div(x, t, log_target=True, reduction=reduction))
+
+
+def test_log_target_float32_term_where_exp_underflows(torch):
+    # float32 exp(-104) underflows (exp(-100) keeps 3 digits), yet
+    # exp(t) (t - x) is a normal float32 number: fastxent gives it to float32
+    # precision (the float64 value rounded, as the reference); PyTorch's
+    # float32 gives 0 and 3.78e-14 (see docs/differences.rst)
+    x = np.array([-3e38, -1e30, -1e30, 2.0], np.float32)
+    t = np.array([-104.0, -100.0, -90.0, -150.0], np.float32)
+    want = torch.nn.functional.kl_div(torch.tensor(x, dtype=torch.float64),
+                                      torch.tensor(t, dtype=torch.float64),
+                                      log_target=True, reduction="none").numpy()
+    got, grad = fx.kl_div(x, t, log_target=True, reduction="none", return_grad=True)
+    np.testing.assert_allclose(got, want.astype(np.float32), rtol=2e-7)
+    assert got[0] > 2e-7
+    np.testing.assert_allclose(got, rl.kl_div(x, t, log_target=True, reduction="none"),
+                               rtol=2e-7)
+    np.testing.assert_allclose(fx.kl_div(x, t, log_target=True, reduction="sum"),
+                               want.sum(), rtol=2e-6)
+    f32 = torch.nn.functional.kl_div(torch.tensor(x), torch.tensor(t), log_target=True,
+                                     reduction="none").numpy()
+    assert f32[0] == 0.0
+    np.testing.assert_array_less(np.abs(grad), np.finfo(np.float32).tiny)
+
+
+def test_log_target_float32_redo_with_gradient_over_input():
+    # the double-precision terms read x after the gradient: not over it
+    x = np.array([-3e38, 1.0, -1e30], np.float32)
+    t = np.array([-104.0, 0.5, -100.0], np.float32)
+    want = fx.kl_div(x.copy(), t, log_target=True, reduction="sum")
+    loss, grad = fx.kl_div(x, t, log_target=True, reduction="sum", return_grad=True, grad_out=x)
+    assert grad is x
+    assert loss == want
+    np.testing.assert_array_equal(grad, -np.exp(t.astype(np.float64)).astype(np.float32))
+
+
+def test_sum_of_terms_overflowing_on_the_way(torch):
+    # 1.02e308 + 0.85e308 overflows, the sum with -1.19e308 does not: the
+    # terms are summed where their order does not matter (PyTorch's float64
+    # sum may overflow on the way)
+    x = np.array([-1.7e308, -1.7e308, 1.7e308, 1.0])
+    t = np.array([0.6, 0.5, 0.7, 0.2])
+    terms = rl.kl_div(x, t, reduction="none")
+    want = float(np.sum(terms / 4)) * 4
+    assert np.isfinite(want)
+    peer = torch.nn.functional.kl_div(torch.tensor(x), torch.tensor(t), reduction="sum").item()
+    assert peer == np.inf   # the deliberate difference of docs/differences.rst
+    for reduction, scale in (("sum", 1), ("mean", 4), ("batchmean", 4)):
+        np.testing.assert_allclose(fx.kl_div(x, t, reduction=reduction), want / scale, rtol=1e-14)
+        np.testing.assert_allclose(rl.kl_div(x, t, reduction=reduction), want / scale, rtol=1e-14)
+    # an infinite term of each sign: NaN whatever the order
+    x2 = np.array([-np.inf, np.inf, -1.7e308, -1.7e308])
+    t2 = np.array([0.5, 0.5, 0.75, 0.75])
+    assert np.isnan(fx.kl_div(x2, t2, reduction="sum"))
+    assert np.isnan(rl.kl_div(x2, t2, reduction="sum"))

@@ -989,3 +989,19 @@ if st is not None:
         np.testing.assert_allclose(rl.softmax_entropy(x, axis=-1),
                                    stats.entropy(special.softmax(x, axis=-1), axis=-1),
                                    rtol=1e-12, atol=eps_scale(x))
+
+
+def test_bce_float16_weight_product_beyond_float32(torch):
+    # float16 computes in float32, where w pw = 4e39 overflows: pw y first,
+    # as PyTorch, so that y = 0 gives w softplus(x) (inf in float16), not NaN
+    x = np.array([0.001257, -0.001321], np.float16)
+    y = np.zeros(2, np.float16)
+    w = pw = np.array([6.36961687e19])
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x), torch.tensor(y), weight=torch.tensor(w), pos_weight=torch.tensor(pw),
+        reduction="none").numpy()
+    with np.errstate(over="ignore"):
+        got = rl.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw,
+                                                  reduction="none")
+    np.testing.assert_array_equal(got, want)
+    assert np.isinf(got).all()

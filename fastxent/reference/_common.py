@@ -57,6 +57,22 @@ def _finish(value, dtype):
 # ---------------------------------------------------------------------------
 # terms and reductions
 
+def _sum_terms(terms):
+    """The sum of element terms, independent of their order where it can
+    be: NaN with a NaN or both infinities, else the infinity, else the
+    finite terms summed at 2**-8 (a partial sum of fewer than 256 terms
+    cannot overflow), so that the sum is infinite only where it overflows."""
+    terms = np.asarray(terms)
+    finite = np.isfinite(terms)
+    if not finite.all():
+        rest = terms[~finite]
+        if np.isnan(rest).any() or ((rest > 0).any() and (rest < 0).any()):
+            return terms.dtype.type(np.nan)
+        return rest[0]
+    with np.errstate(over="ignore"):
+        return np.sum(terms * 2.0**-8) * 2.0**8
+
+
 def _times_log(coef, log_term):
     """``coef * log_term`` with 0 where `coef` is 0 and `log_term` infinite."""
     with np.errstate(invalid="ignore"):

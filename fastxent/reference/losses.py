@@ -238,7 +238,14 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         return loss
     with np.errstate(all="ignore"):
         a = coef / denominator if reduction == "mean" else coef
-        grad = np.exp(logp) * np.sum(a, axis=-1, keepdims=True) - a
+        p = np.exp(logp)
+        a_sum = np.sum(a, axis=-1, keepdims=True)
+        if dtype == np.float32:
+            # an infinite sum(a) meets p as PyTorch (and fastxent) form it
+            # for float32 data (and target), in float32: 0 where it
+            # underflows there, and 0 * inf = NaN
+            p = np.where(np.isinf(a_sum), p.astype(np.float32), p)
+        grad = p * a_sum - a
         if valid is not None:
             grad = np.where(valid[..., None], grad, 0)
     grad = grad if x.ndim == 1 else np.moveaxis(grad, -1, 1)

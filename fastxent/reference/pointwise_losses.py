@@ -7,7 +7,7 @@ semantics of ``torch.nn.functional`` (PyTorch 2.13), with the conventions of
 
 import numpy as np
 
-from ._common import (_check_reduction, _finish, _float_array, _mean, _real_array, _reduce_rows,
+from ._common import (_check_reduction, _finish, _float_array, _mean, _real_array, _sum_terms,
                       _times_log, _work_in_float64)
 
 __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
@@ -129,13 +129,13 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
         if reduction == "none":
             loss, scale = terms, 1
         elif reduction == "sum":
-            loss, scale = np.sum(terms), 1
+            loss, scale = _sum_terms(terms), 1
         else:
             if reduction == "mean":
                 count = terms.size
             else:  # batchmean: per row of the input; a 0-d input is one row
                 count = x.shape[0] if x.ndim else 1
-            loss, scale = _mean(np.sum(terms), count), count
+            loss, scale = _mean(_sum_terms(terms), count), count
         loss = _finish(loss, dtype)
     if not return_grad:
         return loss
@@ -252,10 +252,16 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         _real_array(pos_weight, "pos_weight").astype(work), x.shape, "pos_weight")
     with np.errstate(all="ignore"):
         neg_coef = w * (1 - tw)
-        pos_coef = w * pw * tw
+        # pw y first (PyTorch's order): w pw may overflow where y = 0
+        pos_coef = w * (pw * tw)
         per_elem = _times_log(neg_coef, _softplus(xw)) + _times_log(pos_coef, _softplus(-xw))
         per_elem = _terms_of(np.broadcast_to(per_elem, x.shape), dtype)
-        loss = _finish(_reduce_rows(per_elem, reduction, x.size), dtype)
+        if reduction == "none":
+            loss = per_elem
+        else:
+            total = _sum_terms(per_elem)
+            loss = total if reduction == "sum" else _mean(total, x.size)
+        loss = _finish(loss, dtype)
     if not return_grad:
         return loss
     with np.errstate(all="ignore"):
