@@ -640,6 +640,7 @@ def test_probabilities_infinite_coefficient_where_lse_is_the_max(x, q, dtype):
         np.testing.assert_array_equal(np.isnan(grad), np.isnan(ref_grad))
 
 
+@needs_torch
 def test_probabilities_float32_coefficient_beyond_float32_at_the_max():
     # w q = 6.4e49 overflows float32 at the only class, where lse - x = 0:
     # the float64 product (the reference's, and PyTorch's float64) gives 0,
