@@ -704,6 +704,31 @@ def test_float32_term_whose_weights_product_overflows(torch):
                                want.detach().numpy().astype(np.float64).mean(), rtol=2e-6)
 
 
+
+def test_float16_term_whose_weights_product_overflows_float32(torch):
+    # float16 data with float64 weights compute in float32: w pw y = 4e39
+    # overflows there, softplus(-x) = exp(-125.75) = 2e-55 underflows, and
+    # their product is 9.8e-16, 0 in float16 (PyTorch in float64, rounded),
+    # not inf * 0 = NaN
+    x = np.array([[[125.75]], [[0.5]]], np.float16)
+    y = np.array([[[1.0]], [[0.0]]], np.float16)
+    w = np.array([6.3696168732145435e19])
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        xt, torch.tensor(y, dtype=torch.float64), weight=torch.tensor(w),
+        pos_weight=torch.tensor(w), reduction="none")
+    want.sum().backward()
+    with np.errstate(over="ignore"):
+        want16 = want.detach().numpy().astype(np.float16)
+        want_grad16 = xt.grad.numpy().astype(np.float16)
+    assert want16[0, 0, 0] == 0 and np.isinf(want16[1, 0, 0])
+    for f in (fx.binary_cross_entropy_with_logits, rl.binary_cross_entropy_with_logits):
+        loss, grad = f(x, y, weight=w, pos_weight=w, reduction="none", return_grad=True)
+        assert loss.dtype == np.float16
+        np.testing.assert_array_equal(loss, want16)
+        np.testing.assert_array_equal(grad, want_grad16)
+        assert f(x[:1], y[:1], weight=w, pos_weight=w) == 0.0
+
 @pytest.mark.parametrize("name", ["weight", "pos_weight"])
 def test_float32_keeps_float64_weights_beyond_its_range(torch, name):
     # pos_weight = 1e300 is inf in float32 and inf * 0 NaN; PyTorch forms the

@@ -683,6 +683,50 @@ def test_log_target_float32_term_where_exp_underflows(torch):
     np.testing.assert_array_less(np.abs(grad), np.finfo(np.float32).tiny)
 
 
+
+def test_log_target_vanishing_exp_under_overflowing_float64_difference(torch):
+    # float64 as float32 above: exp(-1.7e308) = 0 and t - x = -3.4e308
+    # overflows; the term is 0, where PyTorch computes 0 * -inf = NaN (see
+    # docs/differences.rst).  'mean' of a (64, 1) input broadcast against a
+    # (1,) target was where the reference gave NaN and fastxent 0
+    x = np.array([[1.7e308], [0.0], [-1.7e308]])
+    t = np.array([-1.7e308])
+    want = torch.nn.functional.kl_div(torch.tensor(x), torch.tensor(t), log_target=True,
+                                      reduction="none").numpy()
+    assert np.isnan(want[0, 0]) and (want[1:] == 0).all()
+    for reduction in REDUCTIONS:
+        loss, grad = fx.kl_div(x, t, log_target=True, reduction=reduction, return_grad=True)
+        ref_loss, ref_grad = rl.kl_div(x, t, log_target=True, reduction=reduction,
+                                       return_grad=True)
+        np.testing.assert_array_equal(loss, 0.0)
+        np.testing.assert_array_equal(ref_loss, 0.0)
+        np.testing.assert_array_equal(grad, ref_grad)
+        np.testing.assert_array_equal(grad, 0.0)
+    # an infinite input keeps PyTorch's NaN
+    assert np.isnan(fx.kl_div(np.array([np.inf]), t, log_target=True))
+    assert np.isnan(rl.kl_div(np.array([np.inf]), t, log_target=True))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_log_target_float32_gradient_where_exp_overflows(torch, reduction):
+    # exp(92) overflows float32 though exp(92) / 256 ('mean') would not: the
+    # term is +inf and its gradient -inf, as PyTorch forms them in float32
+    x = np.zeros((64, 2, 2), np.float32)
+    t = np.full((64, 2, 2), -1.0, np.float32)
+    t[54, 1, 1] = 92.0
+    t[0, 0, 0] = 3.0
+    tx = torch.tensor(x, requires_grad=True)
+    want = torch.nn.functional.kl_div(tx, torch.tensor(t), log_target=True,
+                                      reduction=reduction)
+    want.sum().backward()
+    want_grad = tx.grad.numpy()
+    assert want_grad[54, 1, 1] == -np.inf
+    for f in (fx.kl_div, rl.kl_div):
+        loss, grad = f(x, t, log_target=True, reduction=reduction, return_grad=True)
+        np.testing.assert_array_equal(np.isinf(loss), np.isinf(want.detach().numpy()))
+        np.testing.assert_array_equal(np.isinf(grad), np.isinf(want_grad))
+        np.testing.assert_allclose(grad, want_grad, rtol=2e-6)
+
 def test_log_target_float32_redo_with_gradient_over_input():
     # the double-precision terms read x after the gradient: not over it
     x = np.array([-3e38, 1.0, -1e30], np.float32)

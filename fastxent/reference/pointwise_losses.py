@@ -15,10 +15,10 @@ __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
 
 def _terms_of(terms, dtype):
     """Element terms of `dtype` data as the guarantee of the element-wise
-    losses states it: float32 terms are each rounded to float32 (a term
-    beyond its range is +-inf, also under a reduction whose mean would be in
-    range), then reduced in float64."""
-    if np.dtype(dtype) != np.float32:
+    losses states it: float32 terms (and the float32 terms of float16 data)
+    are each rounded to float32 (a term beyond its range is +-inf, also under
+    a reduction whose mean would be in range), then reduced in float64."""
+    if np.dtype(dtype) not in (np.float16, np.float32):
         return terms
     with np.errstate(over="ignore"):
         return terms.astype(np.float32).astype(np.float64)
@@ -87,10 +87,14 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     is 0 whatever `input` is, NaN aside (0 * log 0 = 0; PyTorch gives NaN
     when `input` or, with `log_target`, ``t - input`` is infinite); with
     `log_target`, an `input` of -inf under ``t > -inf`` gives +inf (PyTorch:
-    NaN where ``exp(t)`` underflows), and a finite ``t == input`` gives 0
-    (PyTorch: NaN where ``exp(t)`` overflows).  float32 terms are rounded to
-    float32 each (as fastxent forms them), then reduced in float64.  A negative ``p`` gives NaN.  The
-    gradient of each term is ``-p`` (``-exp(t)``), divided as the reduction
+    NaN where ``exp(t)`` underflows), a finite ``t == input`` gives 0
+    (PyTorch: NaN where ``exp(t)`` overflows), and so does a finite `input`
+    where ``exp(t)`` underflows to 0 (PyTorch: NaN where ``t - input``
+    overflows, e.g. ``t = -1.7e308, input = 1.7e308``).  float32 terms are
+    rounded to float32 each (as fastxent forms them), then reduced in
+    float64.  A negative ``p`` gives NaN.  The gradient of each term is
+    ``-p`` (``-exp(t)``, for float32 rounded to float32 first, as PyTorch:
+    -inf where ``exp(t)`` overflows float32), divided as the reduction
     divides and summed over the dimensions where `input` was broadcast.
     ``'mean'`` or ``'batchmean'`` of nothing is NaN.
 
@@ -120,6 +124,10 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
             p = np.exp(tw)
             # t = x: exactly 0 also where exp(t) overflows (PyTorch: NaN)
             terms = np.where((tw == -np.inf) | ((tw == xw) & (tw < np.inf)), 0, p * (tw - xw))
+            # exp(t) = 0 under a finite input: the term is 0 also where t - x
+            # overflows (t = -1.7e308, x = 1.7e308; PyTorch: 0 * inf = NaN),
+            # as the float32 kernel forms it (its t - x overflows sooner)
+            terms = np.where((p == 0) & np.isfinite(xw) & ~np.isnan(tw), 0, terms)
             terms = np.where((xw == -np.inf) & (tw > -np.inf), np.inf, terms)
         else:
             p = tw
@@ -140,7 +148,10 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     if not return_grad:
         return loss
     with np.errstate(all="ignore"):
-        grad = _sum_to_shape(_mean(-p, scale), x.shape)
+        # float32: exp(t) as PyTorch (and fastxent) form it, in float32, so
+        # that an infinite term has an infinite gradient (t = 92, where
+        # 'mean' would bring the float64 exp(t) back into range)
+        grad = _sum_to_shape(_mean(-_terms_of(p, dtype), scale), x.shape)
     return loss, np.asarray(grad).astype(x.dtype).reshape(x.shape)
 
 
@@ -223,9 +234,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     coefficient is 0 is 0 even where its softplus is infinite, so an
     infinite logit gives the limit of the loss: 0 for ``x = +inf, y = 1`` and
     ``x = -inf, y = 0``, +inf for ``x = -inf, y = 1`` -- PyTorch returns NaN
-    in all three (and where a weight of 0 meets an infinite logit).  float32
-    terms are rounded to float32 each (as fastxent forms them), then reduced
-    in float64.  The gradient is ``weight * ((1 - y) * sigmoid(x) - pos_weight * y *
+    in all three (and where a weight of 0 meets an infinite logit).  The
+    terms of float16 and float32 data are the float64 terms rounded to
+    float32 each (as fastxent forms them: in float32, again in float64 where
+    a product overflowed on the way to a finite term, such as ``weight *
+    pos_weight = 4e39`` times ``softplus(-x) = 2e-55``), then reduced in
+    float64.  The gradient is ``weight * ((1 - y) * sigmoid(x) - pos_weight * y *
     sigmoid(-x))``, PyTorch's ``weight * ((1 - y + pos_weight * y) *
     sigmoid(x) - pos_weight * y)`` without its cancellation, divided by the
     number of elements for ``'mean'``, finite at infinite logits (as
@@ -244,7 +258,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     if t.shape != x.shape:
         raise ValueError(f"target: shape {t.shape} differs from the input's shape {x.shape}")
     dtype = np.result_type(x, t) if t_float else x.dtype
-    work = _work_in_float64(dtype)
+    # float64 also for float16, whose float32 weights may give products
+    # beyond float32 (the terms are rounded to float32 after)
+    work = np.dtype(np.float64)
     xw, tw = x.astype(work), t.astype(work)
     w = 1 if weight is None else _broadcastable_to(
         _real_array(weight, "weight").astype(work), x.shape, "weight")
@@ -270,4 +286,5 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         grad = w * ((1 - tw) * _sigmoid(xw) - pw * tw * _sigmoid(-xw))
         if reduction == "mean":
             grad = grad / x.size
-    return loss, np.broadcast_to(grad, x.shape).astype(x.dtype)
+    with np.errstate(over="ignore"):   # float16 may overflow to inf
+        return loss, np.broadcast_to(grad, x.shape).astype(x.dtype)
