@@ -29,6 +29,10 @@
 #define FX_XENT_COEF(j) ((has_w ? FX_AT(w, j, ws) : (FX_W)1) * \
                          (has_q ? qa * FX_AT(q, j, qs) + qb : qb))
 
+/* a_c in double: the same products without float32's overflow */
+#define FX_XENT_COEF_D(j) ((has_w ? (double)FX_AT(w, j, ws) : 1.0) * \
+                           (has_q ? qa * (double)FX_AT(q, j, qs) + qb : qb))
+
 /* one block of the row: updates the state, returns its a-sum terms.  The
  * has_* flags are compile-time constants at every call (see xent_blocks),
  * so each combination is its own branch-free, vectorized loop. */
@@ -194,19 +198,24 @@ static void FX_NAME(xent_blocks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 }
 #undef FX_XENT_BLOCKS
 
-/* g = g * f - a_c * gscale over one block */
-FX_INLINE void FX_NAME(xent_grad_body)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, FX_W f,
+/* g = g * f - a_c * gscale over one block, in double: for float32 the
+ * coefficients may overflow float32 where the gradient does not (w q = 3e48
+ * against p = 1), and p f - a cancels where p is near 1 (float32 would
+ * leave 0 for the -(1 - p) a of 1e22 that a float16 gradient rounds to
+ * -inf) */
+FX_INLINE void FX_NAME(xent_grad_body)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, double f,
                                        const FX_T *w, Py_ssize_t ws, const FX_T *q,
-                                       Py_ssize_t qs, FX_W qa, FX_W qb, FX_W gscale,
+                                       Py_ssize_t qs, double qa, double qb, double gscale,
                                        const int has_w, const int has_q)
 {
     for (Py_ssize_t j = 0; j < n; j++)
-        g[j * gs] = FX_STORE(FX_LOAD(g[j * gs]) * f - FX_XENT_COEF(j) * gscale);
+        g[j * gs] = FX_STORE((FX_W)((double)FX_LOAD(g[j * gs]) * f
+                                    - FX_XENT_COEF_D(j) * gscale));
 }
 
-static void FX_NAME(xent_grad_block)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, FX_W f,
+static void FX_NAME(xent_grad_block)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, double f,
                                      const FX_T *w, Py_ssize_t ws, const FX_T *q,
-                                     Py_ssize_t qs, FX_W qa, FX_W qb, FX_W gscale)
+                                     Py_ssize_t qs, double qa, double qb, double gscale)
 {
     int contig = gs == 1 && (!w || ws == 1) && (!q || qs == 1);
     if (contig) {
@@ -237,23 +246,40 @@ static void FX_NAME(xent_grad_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, do
     }
 }
 
-/* (lse - m_b) A_b of a block where lse = m_b and A_b is infinite: NaN if
- * a class at the block max m has an infinite or NaN coefficient (formed in
- * double, as the reference: a float32 product may overflow), else 0.  A
- * gradient written over x holds exp(x - m_b), 1 at the max, instead */
+/* sum_c a_c of a block in double (the float32 sums overflow where a
+ * product w q does) */
+static double FX_NAME(xent_coef_sum)(Py_ssize_t n, const FX_T *w, Py_ssize_t ws,
+                                     const FX_T *q, Py_ssize_t qs, double qa, double qb)
+{
+    int has_w = w != NULL, has_q = q != NULL;
+    double sa = 0.0;
+    for (Py_ssize_t j = 0; j < n; j++)
+        sa += FX_XENT_COEF_D(j);
+    return sa;
+}
+
+/* (lse - m_b) A_b of a block holding the row max m = m_b whose A_b is
+ * infinite, where the log-probability at the max, -(lse - m) = -off, is 0
+ * in the working precision (see row_xent): NaN if a class at the max has an
+ * infinite or NaN coefficient (PyTorch's 0 * inf), else off times the
+ * finite coefficients (the infinite ones below the max are +-inf in the
+ * a (m - x) sums).  A gradient written over x holds exp(x - m_b), 1 at the
+ * max, instead of x */
 static double FX_NAME(xent_max_coef)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W m,
                                      int x_is_exp, const FX_T *w, Py_ssize_t ws,
-                                     const FX_T *q, Py_ssize_t qs, FX_W qa, FX_W qb)
+                                     const FX_T *q, Py_ssize_t qs, double qa, double qb,
+                                     double off)
 {
+    int has_w = w != NULL, has_q = q != NULL;
+    double sa = 0.0;
     for (Py_ssize_t j = 0; j < n; j++) {
-        if (FX_AT(x, j, s) != (x_is_exp ? (FX_W)1 : m))
-            continue;
-        double a = (w ? (double)FX_AT(w, j, ws) : 1.0) *
-                   (q ? (double)qa * (double)FX_AT(q, j, qs) + (double)qb : (double)qb);
-        if (!isfinite(a))
+        double a = FX_XENT_COEF_D(j);
+        if (isfinite(a))
+            sa += a;
+        else if (FX_AT(x, j, s) == (x_is_exp ? (FX_W)1 : m))
             return NAN;
     }
-    return 0.0;
+    return off * sa;
 }
 
 /*
@@ -292,10 +318,29 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
     /* lse - m, kept apart so that lse - x = (m - x) + off keeps the digits
      * of a loss near zero (x the max) */
     double off = isnan(lse) ? NAN : (st.k == 1.0 ? 0.0 : log(st.k)) + log1p(st.s / st.k);
+    /* float32 coefficients w q that overflow float32 but not double:
+     * their block sums again in double */
+    if (coef && sizeof(FX_W) == sizeof(float))
+        for (Py_ssize_t b = 0; b < nb; b++)
+            if (!isfinite(ba[b])) {
+                Py_ssize_t j = b * FX_FLUSH, len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+                ba[b] = FX_NAME(xent_coef_sum)(len, w ? w + j * ws : NULL, ws,
+                                              q ? q + j * qs : NULL, qs, 1.0 - eps,
+                                              eps / (double)n);
+            }
+    /* PyTorch's log-probability at a single max, -log(1 + s), is 0 where
+     * 1 + s rounds to 1 in its precision (float32 for float16 and float32
+     * data): an infinite coefficient there is 0 * inf = NaN, elsewhere
+     * +-inf (x = [-17, 0], q = [0.5, inf]: NaN for float32, +inf for
+     * float64) */
+    int off_zero = st.k == 1.0 && (FX_W)(1.0 + st.s) == (FX_W)1;
     double bw = 0.0, loss = 0.0, asum = 0.0;
     if (!q) {
         bw = (1.0 - eps) * (w ? (double)FX_AT(w, y, ws) : 1.0);
         double d = (st.m - xy) + off;   /* +inf at a -inf target, NaN for a NaN row */
+        /* an infinite weight at a single max whose log-probability is 0 in
+         * the working precision: PyTorch's 0 * inf */
+        if (isinf(bw) && off_zero && xy == st.m) d = 0.0;
         loss = bw == 0 && !isnan(d) ? 0.0 : bw * d;   /* 0 * inf: the limit, 0 */
     }
     if (coef) {
@@ -304,15 +349,17 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
             /* a block of -inf logits with zero coefficients: limit 0 */
             double fb = (st.m - bm[b]) + off;
             double tb = ba[b] == 0 && !isnan(lse) ? 0.0 : fb * ba[b];
-            /* lse = m_b and an infinite A_b: the infinite coefficients
-             * below the block max are +inf in bd; 0 * inf is PyTorch's
-             * NaN only for one at the max (C = 1: x = [0.5], q = [inf]) */
-            if (fb == 0 && isinf(ba[b])) {
+            /* the row max's block with an infinite A_b, where the
+             * log-probability at the max is 0 in the working precision:
+             * the infinite coefficients below the block max are +inf in
+             * bd; 0 * inf is PyTorch's NaN only for one at the max (C = 1:
+             * x = [0.5], q = [inf]) */
+            if (off_zero && bm[b] == st.m && isinf(ba[b]) && !isnan(lse)) {
                 Py_ssize_t j = b * FX_FLUSH, len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
                 int gone = g != NULL && (const void *)g == (const void *)x;
                 tb = FX_NAME(xent_max_coef)(x + j * s, len, s, (FX_W)bm[b], gone && FX_STORES_EXP,
                                             w ? w + j * ws : NULL, ws, q ? q + j * qs : NULL, qs,
-                                            qa, qb);
+                                            1.0 - eps, eps / (double)n, off);
             }
             sa += tb + bd[b];
             asum += ba[b];
@@ -331,12 +378,13 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
                 Py_ssize_t j = b * FX_FLUSH, len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
                 /* (m_b - m) - off, not m_b - lse: lse rounded next to a
                  * large m loses off */
-                FX_W f = (FX_W)(W * exp((bm[b] - st.m) - off));
+                double f = W * exp((bm[b] - st.m) - off);
                 if (!coef)
-                    FX_NAME(scale)(g + j * gs, len, gs, f);
+                    FX_NAME(scale)(g + j * gs, len, gs, (FX_W)f);
                 else
                     FX_NAME(xent_grad_block)(g + j * gs, len, gs, f, w ? w + j * ws : NULL, ws,
-                                             q ? q + j * qs : NULL, qs, qa, qb, (FX_W)gscale);
+                                             q ? q + j * qs : NULL, qs, 1.0 - eps,
+                                             eps / (double)n, gscale);
             }
             if (!q) g[y * gs] = FX_STORE(FX_LOAD(g[y * gs]) - (FX_W)(bw * gscale));
         }
@@ -345,6 +393,7 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
 }
 
 #undef FX_XENT_COEF
+#undef FX_XENT_COEF_D
 #undef FX_XENT_HALF
 #undef FX_AT
 
@@ -409,7 +458,7 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
                 double m = (double)mx[i], o = off[i];
                 double d = (m - xy[i]) + o;
                 loss[r0 + i] = (bw[i] == 0) & !isnan(d) ? 0.0 : bw[i] * d;
-                redo |= !(m - m == 0) | !(o - o == 0);
+                redo |= !(m - m == 0) | !(o - o == 0) | !(bw[i] - bw[i] == 0);
             }
             if (g)
                 for (Py_ssize_t i = 0; i < W; i++) {
@@ -437,14 +486,22 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
             }
             double bw = (1.0 - eps) * (w ? (double)FX_LOAD(w[y * ws]) : 1.0);
             double d = (m - (double)FX_LOAD(xr[y])) + o;
+            /* as row_xent: an infinite weight where the log-probability at
+             * a single max is 0 in the working precision */
+            if (isinf(bw) && k[i] == 1 && (FX_W)(1.0 + (double)s[i]) == (FX_W)1
+                && (double)FX_LOAD(xr[y]) == m)
+                d = 0.0;
             double l = bw == 0 && !isnan(d) ? 0.0 : bw * d;
             double asum = 0.0;
             if (eps > 0) {
                 double sa = 0.0;
+                /* the log-probability at a single max is 0 where 1 + s
+                 * rounds to 1 in the working precision (see row_xent) */
+                int oz = k[i] == 1 && (FX_W)(1.0 + (double)s[i]) == (FX_W)1;
                 for (Py_ssize_t c = 0; c < C; c++) {
                     double a = qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0);
                     double v = (double)FX_LOAD(xr[c]);
-                    double dc = v == -INFINITY ? INFINITY : (m - v) + o;
+                    double dc = v == -INFINITY ? INFINITY : oz && v == m ? 0.0 : (m - v) + o;
                     asum += a;
                     sa += a == 0 ? 0.0 : a * dc;
                 }
@@ -506,6 +563,11 @@ static void FX_NAME(col_xent)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssi
         if (kind[i] != LIVE) continue;
         bw[i] = (1.0 - eps) * (w ? (double)FX_LOAD(w[y * ws]) : 1.0);
         double d = ((double)mx[i] - (double)FX_LOAD(x[y * sc + i])) + off[i];
+        /* as row_xent: an infinite weight where the log-probability at a
+         * single max is 0 in the working precision */
+        if (isinf(bw[i]) && k[i] == 1 && (FX_W)(1.0 + sum[i]) == (FX_W)1
+            && (double)FX_LOAD(x[y * sc + i]) == (double)mx[i])
+            d = 0.0;
         loss[i] = bw[i] == 0 && !isnan(d) ? 0.0 : bw[i] * d;
     }
     double asum = 0.0;   /* the same for every position */
@@ -516,7 +578,10 @@ static void FX_NAME(col_xent)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssi
             asum += a;
             for (Py_ssize_t i = 0; i < W; i++) {
                 double v = (double)FX_LOAD(p[i]);
-                double dc = v == -INFINITY ? INFINITY : ((double)mx[i] - v) + off[i];
+                /* as small_xent: 0 at a single max where 1 + s rounds to 1 */
+                int oz = k[i] == 1 && (FX_W)(1.0 + sum[i]) == (FX_W)1;
+                double dc = v == -INFINITY ? INFINITY
+                          : oz && v == (double)mx[i] ? 0.0 : ((double)mx[i] - v) + off[i];
                 loss[i] += kind[i] == LIVE && a != 0 ? a * dc : 0.0;
             }
         }

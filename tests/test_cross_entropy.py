@@ -670,3 +670,97 @@ def test_probabilities_infinite_coefficient_at_the_max_with_gradient_over_input(
     loss, grad = fx.cross_entropy(x, q, reduction="sum", return_grad=True, grad_out=x)
     assert grad is x
     assert np.isnan(want) and np.isnan(loss)
+
+
+@needs_torch
+@pytest.mark.parametrize("x, q", [
+    ([264.45562744140625, -313.9228210449219], [np.inf, 0.0]),   # s = 1e-251
+    ([-17.0, 0.0], [0.5, np.inf]),                  # s = 4e-8: float32 only
+    ([-40.0, 0.0], [0.5, np.inf]),                  # s = 4e-18: float64 too
+    ([-10.0, 0.0], [0.5, np.inf]),                  # s = 4.5e-5: +inf
+    ([0.0, 0.0, -800.0], [np.inf, 0.0, 0.0]),       # two maxima: log 2, +inf
+])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_probabilities_infinite_coefficient_where_the_max_log_probability_rounds_to_zero(
+        x, q, dtype):
+    # the log-probability at a single max, -log(1 + s), is 0 where 1 + s
+    # rounds to 1 in PyTorch's precision: an infinite target probability
+    # there is PyTorch's 0 * inf = NaN, though the exact -s is not 0; where
+    # it does not round away, the loss is +inf
+    from fastxent import reference
+
+    x, q = np.array([x], dtype), np.array([q], dtype)
+    want, want_grad = _torch_ce(x, q, reduction="none")
+    for f in (fx.cross_entropy, reference.cross_entropy):
+        loss, grad = f(x, q, reduction="none", return_grad=True)
+        np.testing.assert_array_equal(loss, want)
+        np.testing.assert_array_equal(np.isnan(grad), np.isnan(want_grad))
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_infinite_class_weight_where_the_max_log_probability_rounds_to_zero(dtype):
+    # as for probabilities: an infinite weight at the target class, a single
+    # max whose log-probability rounds to 0, is NaN; +inf where it does not
+    # (short rows, long rows and the (N, C, d) layout take different paths)
+    from fastxent import reference
+
+    w = np.array([np.inf, 1.0] + [1.0] * 298)
+    for C in (2, 300):
+        x = np.full((3, C), -200.0, dtype)
+        x[:, 0] = 0.0
+        x[1, 1] = -10.0
+        x[2, 1] = -17.0
+        t = np.zeros(3, np.int64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = _torch_ce(x, t, weight=w[:C].astype(dtype), reduction="none")[0]
+        for smoothing in (0.0, 0.1):
+            for xx, tt in ((x, t), (np.ascontiguousarray(x[..., None].repeat(2, -1)),
+                                    t[:, None].repeat(2, -1))):
+                kw = dict(weight=w[:C], reduction="none", label_smoothing=smoothing)
+                got = fx.cross_entropy(xx, tt, **kw)
+                ref = reference.cross_entropy(xx, tt, **kw)
+                expect = want if tt.ndim == 1 else want[:, None].repeat(2, -1)
+                np.testing.assert_array_equal(np.isnan(got), np.isnan(expect), err_msg=str(C))
+                np.testing.assert_array_equal(np.isinf(got), np.isinf(expect), err_msg=str(C))
+                np.testing.assert_array_equal(np.isnan(ref), np.isnan(expect))
+                np.testing.assert_array_equal(np.isinf(ref), np.isinf(expect))
+
+
+@needs_torch
+def test_probabilities_float16_gradient_cancelling_beyond_its_range():
+    # float16 logits with float32 probabilities compute in float32: p A - a
+    # at the max (p = 1 - 1.5e-8, a = 9.3e29) is -1.4e22, -inf in float16
+    # (PyTorch's float64 gradient, rounded); float32 arithmetic cancelled it
+    # to 0
+    from fastxent import reference
+
+    x = np.array([[-18.0, 5.960464477539063e-08]], np.float16)
+    q = np.array([[0.0, 9.320596684688074e+29]], np.float32)
+    _, want_grad = _torch_ce(x.astype(np.float64), q.astype(np.float64), reduction="sum")
+    with np.errstate(over="ignore"):
+        want_grad = want_grad.astype(np.float16)
+    assert (np.isinf(want_grad) == [True, True]).all()
+    for f in (fx.cross_entropy, reference.cross_entropy):
+        _, grad = f(x, q, reduction="sum", return_grad=True)
+        np.testing.assert_array_equal(grad, want_grad)
+
+
+@needs_torch
+def test_probabilities_float32_coefficients_beyond_float32_below_the_max():
+    # w q = 3e48 overflows float32 at the max class; the loss (100) and the
+    # gradient (p A - a: 0 and -0.5) do not: formed in float64, as PyTorch's
+    # float64 (float32 gave a NaN gradient)
+    from fastxent import reference
+
+    x = np.array([[0.0, -200.0], [-200.0, 0.0]], np.float32)
+    q = np.array([[3e38, 0.5], [0.5, 3e38]], np.float32)
+    w = np.array([1e10, 1.0])
+    want, want_grad = _torch_ce(x.astype(np.float64), q.astype(np.float64), weight=w,
+                                reduction="none")
+    for f in (fx.cross_entropy, reference.cross_entropy):
+        loss, grad = f(x, q, weight=w, reduction="none", return_grad=True)
+        np.testing.assert_allclose(loss, want, rtol=2e-6)
+        assert np.isfinite(grad).all()
+        np.testing.assert_allclose(grad, want_grad, rtol=2e-6, atol=1e-30)

@@ -167,7 +167,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     -inf logit with a nonzero coefficient gives a loss of +inf and a finite
     gradient; with a zero coefficient (a zero probability, or a class weight
     of 0, or ``eps = 1`` for the hard target) it contributes 0, where PyTorch
-    gives NaN.  float16 is computed in float32, float32 in float64.
+    gives NaN.  An infinite coefficient gives +-inf, except at a single
+    maximum of its row whose log-probability ``-log(1 + s)`` (``s`` the sum
+    of the other ``exp(x_c - max)``) is 0 in PyTorch's precision (float32
+    for float16 and float32 data, float64 for float64): NaN there, as
+    PyTorch's ``0 * inf``.  float16 is computed in float32, float32 in
+    float64.
 
     Examples
     --------
@@ -223,9 +228,23 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             coef = np.where(valid[..., None], coef, 0)
             denominator = np.sum(w_target)
 
-    logp, _ = _log_softmax_rows(xm.astype(work), -1)
+    xw = xm.astype(work)
+    logp, _ = _log_softmax_rows(xw, -1)
     with np.errstate(all="ignore"):
-        per_row = -np.sum(_times_log(coef, logp), axis=-1)
+        terms = _times_log(coef, logp)
+        # PyTorch's log-probability at a single maximum, -log(1 + s) with s
+        # the sum of the other exps, is 0 where 1 + s rounds to 1 in its
+        # precision (float32 for float16 and float32, float64 for float64):
+        # an infinite coefficient there gives 0 * inf = NaN, not the -inf
+        # of a log-probability of -1e-251 (x = [264.5, -313.9], q = [inf, 0])
+        m = np.max(xw, axis=-1, keepdims=True, initial=-np.inf)
+        at_max = xw == m
+        rest = np.sum(np.where(at_max, 0, np.exp(xw - m)), axis=-1, keepdims=True)
+        precision = np.float64 if dtype == np.float64 else np.float32
+        rounds_away = (np.sum(at_max, axis=-1, keepdims=True) == 1) & (
+            (1.0 + rest).astype(precision) == 1)
+        terms = np.where(at_max & rounds_away & np.isinf(coef), np.nan, terms)
+        per_row = -np.sum(terms, axis=-1)
         if valid is not None:
             per_row = np.where(valid, per_row, 0)
         loss = _reduce_rows(per_row, reduction, denominator)
@@ -249,7 +268,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if valid is not None:
             grad = np.where(valid[..., None], grad, 0)
     grad = grad if x.ndim == 1 else np.moveaxis(grad, -1, 1)
-    return loss, np.asarray(grad).astype(x.dtype)
+    with np.errstate(over="ignore"):   # float16 may overflow to inf
+        return loss, np.asarray(grad).astype(x.dtype)
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
