@@ -764,3 +764,18 @@ def test_probabilities_float32_coefficients_beyond_float32_below_the_max():
         np.testing.assert_allclose(loss, want, rtol=2e-6)
         assert np.isfinite(grad).all()
         np.testing.assert_allclose(grad, want_grad, rtol=2e-6, atol=1e-30)
+
+
+@needs_torch
+def test_probabilities_float16_gradient_where_an_exp_underflows_float32():
+    # an infinite sum of coefficients meets p = exp(-108.9), 0 in float32
+    # (where float16 is computed): 0 * inf = NaN, as PyTorch's float16
+    from fastxent import reference
+
+    x = np.array([[39.125, -69.75, 0.0]], np.float16)
+    q = np.array([[np.inf, 0.857, 0.5]], np.float16)
+    want, want_grad = _torch_ce(x, q, reduction="sum")
+    for f in (fx.cross_entropy, reference.cross_entropy):
+        loss, grad = f(x, q, reduction="sum", return_grad=True)
+        assert np.isnan(loss) and np.isnan(want)
+        np.testing.assert_array_equal(grad, want_grad)

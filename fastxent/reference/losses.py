@@ -259,10 +259,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         a = coef / denominator if reduction == "mean" else coef
         p = np.exp(logp)
         a_sum = np.sum(a, axis=-1, keepdims=True)
-        if dtype == np.float32:
+        if dtype in (np.float16, np.float32):
             # an infinite sum(a) meets p as PyTorch (and fastxent) form it
-            # for float32 data (and target), in float32: 0 where it
-            # underflows there, and 0 * inf = NaN
+            # for float16 and float32 data (and target), in float32 (or
+            # less): 0 where it underflows there, and 0 * inf = NaN
             p = np.where(np.isinf(a_sum), p.astype(np.float32), p)
         grad = p * a_sum - a
         if valid is not None:
