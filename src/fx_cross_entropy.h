@@ -258,6 +258,23 @@ static double FX_NAME(xent_coef_sum)(Py_ssize_t n, const FX_T *w, Py_ssize_t ws,
     return sa;
 }
 
+/* sum_c a_c (m_b - x_c) of a block in double, as xent_block_loop forms it
+ * (0 for a NaN product: a zero coefficient at a -inf logit, an infinite
+ * one at the block max) */
+static double FX_NAME(xent_coef_dist_sum)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, double m,
+                                          const FX_T *w, Py_ssize_t ws, const FX_T *q,
+                                          Py_ssize_t qs, double qa, double qb)
+{
+    int has_w = w != NULL, has_q = q != NULL;
+    double sd = 0.0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        double v = (double)FX_AT(x, j, s);
+        double ad = FX_XENT_COEF_D(j) * (v == -INFINITY ? INFINITY : m - v);
+        sd += ad == ad ? ad : 0.0;
+    }
+    return sd;
+}
+
 /* (lse - m_b) A_b of a block holding the row max m = m_b whose A_b is
  * infinite, where the log-probability at the max, -(lse - m) = -off, is 0
  * in the working precision (see row_xent): NaN if a class at the max has an
@@ -318,16 +335,26 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
     /* lse - m, kept apart so that lse - x = (m - x) + off keeps the digits
      * of a loss near zero (x the max) */
     double off = isnan(lse) ? NAN : (st.k == 1.0 ? 0.0 : log(st.k)) + log1p(st.s / st.k);
-    /* float32 coefficients w q that overflow float32 but not double:
-     * their block sums again in double */
-    if (coef && sizeof(FX_W) == sizeof(float))
-        for (Py_ssize_t b = 0; b < nb; b++)
-            if (!isfinite(ba[b])) {
-                Py_ssize_t j = b * FX_FLUSH, len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+    /* float32 coefficients w q that overflow float32 but not double, and
+     * float32 sums of a (m - x) / 2 that overflow (a row loss beyond 6.8e38,
+     * whose 'mean' may be in range): those block sums again in double.  Not
+     * the latter under a gradient written over x, which holds the exps by
+     * now */
+    if (coef && sizeof(FX_W) == sizeof(float)) {
+        int gone = g != NULL && (const void *)g == (const void *)x && FX_STORES_EXP;
+        for (Py_ssize_t b = 0; b < nb; b++) {
+            Py_ssize_t j = b * FX_FLUSH, len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+            if (!isfinite(ba[b]))
                 ba[b] = FX_NAME(xent_coef_sum)(len, w ? w + j * ws : NULL, ws,
                                               q ? q + j * qs : NULL, qs, 1.0 - eps,
                                               eps / (double)n);
-            }
+            if (!isfinite(bd[b]) && !gone)
+                bd[b] = FX_NAME(xent_coef_dist_sum)(x + j * s, len, s, bm[b],
+                                                   w ? w + j * ws : NULL, ws,
+                                                   q ? q + j * qs : NULL, qs, 1.0 - eps,
+                                                   eps / (double)n);
+        }
+    }
     /* PyTorch's log-probability at a single max, -log(1 + s), is 0 where
      * 1 + s rounds to 1 in its precision (float32 for float16 and float32
      * data): an infinite coefficient there is 0 * inf = NaN, elsewhere

@@ -183,13 +183,14 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
     double tot = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
-        FX_W acc = 0;
-        FX_SIMD_REDUCE(+:acc)
+        FX_W acc = 0, under = 0;
+        FX_SIMD_REDUCE(+:acc,under)
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W v = FX_AT(x, j, xs);
             FX_W t = FX_AT(y, j, ys);
             FX_W wt = has_w ? FX_AT(w, j, ws) : (FX_W)1;
-            FX_W pt = has_pw ? FX_AT(pw, j, pws) * t : t;
+            FX_W pv = has_pw ? FX_AT(pw, j, pws) : (FX_W)1;
+            FX_W pt = pv * t;
             FX_W av = v < 0 ? -v : v;
             FX_W e = FX_EXP(-av);                    /* NaN stays NaN */
             FX_W l = FX_LOG1P01(e);
@@ -198,6 +199,12 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
             FX_W a = wt * ((FX_W)1 - t);
             FX_W b = wt * pt;
             FX_W ta = a * sp_pos, tb = b * sp_neg;
+            /* a coefficient that underflowed float32 (w pw y = 4e-51) is
+             * not the zero coefficient of the limit: its block again in
+             * double, where an infinite softplus gives +inf */
+            under += ((a == 0) & (sp_pos == INFINITY) & (wt != 0) & (t != 1))
+                   | ((b == 0) & (sp_neg == INFINITY) & (wt != 0) & (pv != 0) & (t != 0))
+                   ? (FX_W)1 : (FX_W)0;
             ta = ((a == 0) & (sp_pos == INFINITY)) ? (FX_W)0 : ta;
             tb = ((b == 0) & (sp_neg == INFINITY)) ? (FX_W)0 : tb;
             FX_W term = ta + tb;
@@ -213,10 +220,11 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                 g[j * gs] = FX_STORE(wt * (((FX_W)1 - t) * sig - pt * sig_neg) * gscale);
             }
         }
-        if (sizeof(FX_T) == sizeof(float) && !(acc - acc == 0)) {
+        if (sizeof(FX_T) == sizeof(float) && (!(acc - acc == 0) || under != 0)) {
             /* an inf or NaN float32 term: a product may have overflowed on
              * the way to a finite term (w pw y > 3.4e38 times softplus(-x)
-             * < 1): the block again in double, as the reference */
+             * < 1), or underflowed to a zero coefficient: the block again
+             * in double, as the reference */
             acc = 0;
             for (Py_ssize_t j = j0; j < end; j++) {
                 double v = FX_AT(x, j, xs), t = FX_AT(y, j, ys);

@@ -751,6 +751,33 @@ def test_float32_keeps_float64_weights_beyond_its_range(torch, name):
             got, rl.binary_cross_entropy_with_logits(x, y, reduction="none", **{name: w}))
 
 
+
+def test_float32_coefficient_underflowing_at_an_infinite_logit(torch):
+    # pos_weight * y = 6.4e-21 * 6.4e-31 underflows float32 but is not 0: at
+    # x = -inf its term is +inf (the float64 limit, as the reference), not
+    # the 0 of a zero coefficient; PyTorch's (1 - y) x - (1 + (pw - 1) y)
+    # log_sigmoid(x) is -inf + inf = NaN there.  Likewise weight * (1 - y)
+    # at x = +inf
+    x = np.array([-np.inf, 0.0, -1.0, np.inf], np.float32)
+    y = np.array([6.369616914365685e-31, 0.5, 1e-30, 0.5], np.float32)
+    pw = np.array(6.3696168732145426e-21)
+    w = np.array([0.6369616873214543, 1.0, 1.0, 1e-40])
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x[:3]), torch.tensor(y[:3]), pos_weight=torch.tensor(pw),
+        reduction="none").numpy()
+    assert np.isnan(want[0])
+    for reduction in ("none", "mean", "sum"):
+        got = fx.binary_cross_entropy_with_logits(x[:3], y[:3], weight=w[:1], pos_weight=pw,
+                                                  reduction=reduction)
+        ref = rl.binary_cross_entropy_with_logits(x[:3], y[:3], weight=w[:1], pos_weight=pw,
+                                                  reduction=reduction)
+        assert np.isinf(got).any() and np.isinf(ref).any()
+        np.testing.assert_allclose(got, ref, rtol=2e-6)
+    got = fx.binary_cross_entropy_with_logits(x, y, weight=w, reduction="none")
+    np.testing.assert_array_equal(np.isinf(got), [True, False, False, True])
+    np.testing.assert_array_equal(
+        got, rl.binary_cross_entropy_with_logits(x, y, weight=w, reduction="none"))
+
 def test_float32_redo_with_gradient_over_input(torch):
     # an infinite term sends its block through double precision, which reads
     # x after the gradient: not over it

@@ -779,3 +779,24 @@ def test_probabilities_float16_gradient_where_an_exp_underflows_float32():
         loss, grad = f(x, q, reduction="sum", return_grad=True)
         assert np.isnan(loss) and np.isnan(want)
         np.testing.assert_array_equal(grad, want_grad)
+
+
+@needs_torch
+@pytest.mark.parametrize("C", [4, 300], ids=["short", "long"])
+def test_probabilities_float32_row_loss_beyond_float32_under_mean(C):
+    # a row's loss of 1.1e39 is inf in float32, the mean over four rows is
+    # not: the row is summed in float64 (float32's partial sums overflowed)
+    from fastxent import reference
+
+    x = np.zeros((4, C), np.float32)
+    q = np.zeros((4, C), np.float32)
+    x[0, :4] = [1e-38, -3e38, 3.4e38, 20.0]
+    q[0, :4] = [0.667889416217804, 0.9584136605262756, 0.9257145524024963, 0.7482485175132751]
+    want = _torch_ce(x.astype(np.float64), q.astype(np.float64), reduction="none")[0]
+    assert np.isfinite(want.mean()) and want.mean() < np.finfo(np.float32).max
+    for f in (fx.cross_entropy, reference.cross_entropy):
+        got = f(x, q)
+        assert got.dtype == np.float32 and np.isfinite(got)
+        np.testing.assert_allclose(got, want.mean(), rtol=2e-6)
+        with np.errstate(over="ignore"):   # the float32 sum rounds to inf
+            assert f(x, q, reduction="sum") == np.inf
