@@ -17,7 +17,6 @@ KERNEL_DTYPES = frozenset(map(np.dtype, (np.float16, np.float32, np.float64)))
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
 _I64 = np.dtype(np.int64)
-_U64 = np.dtype(np.uint64)
 _I64_MAX = np.iinfo(np.int64).max
 _NDARRAY = np.ndarray
 
@@ -272,7 +271,9 @@ def class_labels(target, x, ignore_index):
                          f"shape {x.shape} must have shape {batch_shape}")
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
     dtype = target.dtype
-    if dtype == _U64 and target.size and target.max() > _I64_MAX:
+    # any byte order: a byte-swapped uint64 beyond int64 must not wrap to a
+    # negative label (2**64 - 1 would become -1, an ignore_index)
+    if dtype.kind == "u" and dtype.itemsize == 8 and target.size and target.max() > _I64_MAX:
         big = target[target > _I64_MAX].flat[0]
         raise IndexError(f"Target {int(big)} is out of bounds: class indices must be in [0, {C})")
     t = target if dtype == _I64 else target.astype(_I64)

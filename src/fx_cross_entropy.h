@@ -246,6 +246,22 @@ static void FX_NAME(xent_grad_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, do
     }
 }
 
+/* g = p W - a_c gscale over one block for an infinite W = sum(a) gscale,
+ * with p = exp(x - m_b) r rounded to the working type first: 0 where it
+ * underflows there, and 0 * inf = NaN, as PyTorch (and the reference) form
+ * softmax times an infinite sum */
+static void FX_NAME(xent_grad_inf)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, double r, double W,
+                                   const FX_T *w, Py_ssize_t ws, const FX_T *q, Py_ssize_t qs,
+                                   double qa, double qb, double gscale, int coef)
+{
+    int has_w = w != NULL, has_q = q != NULL;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        double p = (double)(FX_W)((double)FX_LOAD(g[j * gs]) * r);
+        double a = coef ? FX_XENT_COEF_D(j) * gscale : 0.0;
+        g[j * gs] = FX_STORE((FX_W)(p * W - a));
+    }
+}
+
 /* sum_c a_c of a block in double (the float32 sums overflow where a
  * product w q does) */
 static double FX_NAME(xent_coef_sum)(Py_ssize_t n, const FX_T *w, Py_ssize_t ws,
@@ -406,7 +422,11 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
                 /* (m_b - m) - off, not m_b - lse: lse rounded next to a
                  * large m loses off */
                 double f = W * exp((bm[b] - st.m) - off);
-                if (!coef)
+                if (isinf(W))
+                    FX_NAME(xent_grad_inf)(g + j * gs, len, gs, exp((bm[b] - st.m) - off), W,
+                                           w ? w + j * ws : NULL, ws, q ? q + j * qs : NULL, qs,
+                                           1.0 - eps, eps / (double)n, gscale, coef);
+                else if (!coef)
                     FX_NAME(scale)(g + j * gs, len, gs, (FX_W)f);
                 else
                     FX_NAME(xent_grad_block)(g + j * gs, len, gs, f, w ? w + j * ws : NULL, ws,

@@ -800,3 +800,18 @@ def test_probabilities_float32_row_loss_beyond_float32_under_mean(C):
         np.testing.assert_allclose(got, want.mean(), rtol=2e-6)
         with np.errstate(over="ignore"):   # the float32 sum rounds to inf
             assert f(x, q, reduction="sum") == np.inf
+
+
+@pytest.mark.parametrize("C", [0, 3])
+@pytest.mark.parametrize("f", [fx.cross_entropy, fx.nll_loss], ids=["cross_entropy", "nll_loss"])
+def test_byte_swapped_uint64_label_beyond_int64(f, C):
+    # 2**64 - 1 is out of range in any byte order; it must not wrap to -1,
+    # the ignore_index (which gave a NaN mean over no classes)
+    from fastxent import reference
+
+    for t in (np.array(2**64 - 1, ">u8"), np.array([2**64 - 1], ">u8")):
+        x = np.zeros((C,) if t.ndim == 0 else (1, C))
+        with pytest.raises(IndexError):
+            f(x, t, ignore_index=-1)
+        with pytest.raises(IndexError):
+            getattr(reference, f.__name__)(x, t, ignore_index=-1)

@@ -757,3 +757,19 @@ def test_sum_of_terms_overflowing_on_the_way(torch):
     t2 = np.array([0.5, 0.5, 0.75, 0.75])
     assert np.isnan(fx.kl_div(x2, t2, reduction="sum"))
     assert np.isnan(rl.kl_div(x2, t2, reduction="sum"))
+
+
+def test_float32_gradient_of_a_broadcast_input_sums_in_float64(torch):
+    # a (1,) input broadcast against 2400 targets: the gradient sums 2400
+    # float32 terms, in float64 (a float32 running sum was off by 6e-6)
+    rng = np.random.default_rng(6)
+    x = np.array([-0.5], np.float32)
+    t = rng.integers(0, 6, size=(4, 300, 2)).astype(np.int32)
+    tx = torch.tensor(x.astype(np.float64), requires_grad=True)
+    torch.nn.functional.kl_div(tx, torch.tensor(t, dtype=torch.float64),
+                               reduction="sum").backward()
+    want = tx.grad.numpy() / t.size
+    _, grad = fx.kl_div(x, t, return_grad=True)
+    assert grad.dtype == np.float32
+    np.testing.assert_allclose(grad, want, rtol=2e-7)
+    np.testing.assert_allclose(grad, rl.kl_div(x, t, return_grad=True)[1], rtol=2e-7)
