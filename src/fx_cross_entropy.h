@@ -252,11 +252,17 @@ static void FX_NAME(xent_grad_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, do
  * softmax times an infinite sum */
 static void FX_NAME(xent_grad_inf)(FX_T *g, Py_ssize_t n, Py_ssize_t gs, double r, double W,
                                    const FX_T *w, Py_ssize_t ws, const FX_T *q, Py_ssize_t qs,
-                                   double qa, double qb, double gscale, int coef)
+                                   double qa, double qb, double gscale, int coef,
+                                   const FX_T *x, Py_ssize_t s, double m, double off)
 {
     int has_w = w != NULL, has_q = q != NULL;
     for (Py_ssize_t j = 0; j < n; j++) {
-        double p = (double)(FX_W)((double)FX_LOAD(g[j * gs]) * r);
+        double e = (double)FX_LOAD(g[j * gs]);
+        /* a subnormal exp(x - m_b) times r rounds twice: from x when it is
+         * still there (x = NULL: the gradient is written over it) */
+        double p = x != NULL && e < (double)FX_TINY
+                 ? (double)(FX_W)exp(((double)FX_AT(x, j, s) - m) - off)
+                 : (double)(FX_W)(e * r);
         double a = coef ? FX_XENT_COEF_D(j) * gscale : 0.0;
         g[j * gs] = FX_STORE((FX_W)(p * W - a));
     }
@@ -425,7 +431,9 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
                 if (isinf(W))
                     FX_NAME(xent_grad_inf)(g + j * gs, len, gs, exp((bm[b] - st.m) - off), W,
                                            w ? w + j * ws : NULL, ws, q ? q + j * qs : NULL, qs,
-                                           1.0 - eps, eps / (double)n, gscale, coef);
+                                           1.0 - eps, eps / (double)n, gscale, coef,
+                                           (const void *)g == (const void *)x ? NULL : x + j * s,
+                                           s, st.m, off);
                 else if (!coef)
                     FX_NAME(scale)(g + j * gs, len, gs, (FX_W)f);
                 else

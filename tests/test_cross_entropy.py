@@ -818,15 +818,20 @@ def test_byte_swapped_uint64_label_beyond_int64(f, C):
 
 
 @needs_torch
+@pytest.mark.parametrize("x, q", [
+    ([-745.0, -5e-324, 5e-324, -800.0, -745.0, -5e-324],
+     [1.0, 0.9136907627073889, 0.0, np.inf, 0.3818147799662388, 0.3255]),
+    ([-745.0, -5e-324, -1.0], [-0.5, 0.5861230648127328, np.inf]),
+])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_probabilities_gradient_where_softmax_underflows_under_an_infinite_sum(dtype):
+def test_probabilities_gradient_where_softmax_underflows_under_an_infinite_sum(x, q, dtype):
     # sum(q) = inf: softmax * inf is inf where softmax is positive and
     # 0 * inf = NaN where it underflows (exp(-745 - log 3) in float64, as
-    # PyTorch forms it), although exp(x - max) = exp(-745) alone does not
+    # PyTorch forms it), although exp(x - max) = exp(-745) alone does not;
+    # a subnormal exp(x - max) times exp(-(lse - max)) must not round twice
     from fastxent import reference
 
-    x = np.array([[-745.0, -5e-324, 5e-324, -800.0, -745.0, -5e-324]], dtype)
-    q = np.array([[1.0, 0.9136907627073889, 0.0, np.inf, 0.3818147799662388, 0.3255]], dtype)
+    x, q = np.array([x], dtype), np.array([q], dtype)
     want_loss, want_grad = _torch_ce(x, q, reduction="sum")
     for f in (fx.cross_entropy, reference.cross_entropy):
         loss, grad = f(x, q, reduction="sum", return_grad=True)
