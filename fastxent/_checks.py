@@ -37,7 +37,10 @@ def promote(a, b):
     use."""
     if not _BY_DTYPE:
         return np.result_type(a, b)
-    return promote_dtypes(a.dtype, b.dtype)
+    da, db = a.dtype, b.dtype
+    if da is db:   # one dtype object: no table look-up
+        return da
+    return promote_dtypes(da, db)
 
 
 def promote_dtypes(*dtypes):
@@ -96,6 +99,8 @@ def as_array(x, name):
 def float_input(x, name):
     """`x` as a float16, float32 or float64 array (as_array, then integers
     and bools refused, as PyTorch refuses them)."""
+    if type(x) is _NDARRAY and x.dtype in KERNEL_DTYPES and x.flags.aligned:
+        return x   # as_array's first test, on the kernel dtypes
     x = as_array(x, name)
     if x.dtype not in KERNEL_DTYPES:
         raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {x.dtype} "

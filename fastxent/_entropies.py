@@ -29,8 +29,8 @@ def _rows(kind, x, y, axis, dtype, div, nt):
     out = np.empty(shape[:axis] if axis == len(shape) - 1 else reduced_shape(shape, axes), dtype)
     if out.size:
         kern = _dispatch.kernel("row_entropies", dtype)
-        for xv, yv, ov in reduce(shape, axes, (x, y), (), (out,)):
-            kern(kind, xv, yv, ov, div, nt)
+        for (xv, yv, ov), lo, hi in reduce(shape, axes, (x, y), (), (out,)):
+            kern(kind, xv, yv, ov, div, nt, lo, hi)
     return out if out.ndim else out[()]
 
 

@@ -205,9 +205,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                 gwork = kernel_out(grad, [x, t if probs else labels, w], in_place=x)
         kern = _dispatch.kernel("cross_entropy", work)
         wv = None if w is None else kernel_view(w)
-        for xv, qv, gv, lab, lv in class_views((x, t if probs else None), (gwork,),
-                                               (None if probs else labels, rows)):
-            kern(xv, lab, ignore_index, qv, wv, eps, gv, gscale, lv, partial, nt)
+        for (xv, qv, gv, lab, lv), lo, hi in class_views((x, t if probs else None), (gwork,),
+                                                         (None if probs else labels, rows)):
+            kern(xv, lab, ignore_index, qv, wv, eps, gv, gscale, lv, partial, nt, lo, hi)
         if gwork is not grad:
             with np.errstate(over="ignore"):   # float16 overflows to inf quietly
                 np.copyto(grad, gwork, casting="same_kind")
