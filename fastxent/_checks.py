@@ -277,10 +277,14 @@ def class_labels(target, x, ignore_index):
                          f"shape {x.shape} must have shape {batch_shape}")
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
     dtype = target.dtype
-    if dtype == _U64 and target.size and target.max() > _I64_MAX:
-        big = target[target > _I64_MAX].flat[0]
-        raise IndexError(f"Target {int(big)} is out of bounds: class indices must be in [0, {C})")
-    t = target if dtype == _I64 else target.astype(_I64)
+    if dtype is _I64 or dtype == _I64:   # the usual labels: no conversion
+        t = target
+    else:
+        if dtype == _U64 and target.size and target.max() > _I64_MAX:
+            big = target[target > _I64_MAX].flat[0]
+            raise IndexError(f"Target {int(big)} is out of bounds: class indices must be in "
+                             f"[0, {C})")
+        t = target.astype(_I64)
     n = t.size
     if n == 0:
         return t, 0

@@ -56,8 +56,10 @@ def _logit_rows(x, y, names, axis):
         shape = x.shape
     else:
         y, y_dtype = y
-        shape = broadcast_shape([x, y], names, "p_logits of shape {0} and q_logits of shape {1} "
-                                "do not broadcast")
+        shape = x.shape
+        if y.shape != shape:
+            shape = broadcast_shape([x, y], names, "p_logits of shape {0} and q_logits of "
+                                    "shape {1} do not broadcast")
         if y_dtype != dtype:
             dtype = promote_dtypes(dtype, y_dtype)
     if len(shape) == 0:

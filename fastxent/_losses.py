@@ -147,10 +147,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     probs = kind == "f"
     # PyTorch computes in the promotion of the input and a probability
     # target and returns the loss in it; the gradient keeps the input dtype
-    work = promote_dtypes(x.dtype, t.dtype) if probs else x.dtype
-    if work not in KERNEL_DTYPES:
-        raise TypeError(f"target must be a float16, float32 or float64 array, got dtype "
-                        f"{t.dtype}")
+    work = x.dtype   # a kernel dtype (float_input)
+    if probs:
+        work = promote_dtypes(work, t.dtype)
+        if work not in KERNEL_DTYPES:
+            raise TypeError(f"target must be a float16, float32 or float64 array, got dtype "
+                            f"{t.dtype}")
     w = None if weight is None else class_weight(weight, C, None)
     # the loss's dtype; float16 data with weights that float16 cannot hold
     # compute from a float32 copy, float32 data with weights outside
@@ -160,7 +162,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         work = weight_dtype(w, work)
         w = w.astype(work, copy=False)
     x_in = x
-    if x.dtype != work:
+    if x.dtype is not work and x.dtype != work:
         x = x.astype(work)   # a copy only for mixed dtypes
     if probs:
         if t.shape != x.shape:
