@@ -36,7 +36,10 @@ def promote(a, b):
     use."""
     if not _BY_DTYPE:
         return np.result_type(a, b)
-    return promote_dtypes(a.dtype, b.dtype)
+    da, db = a.dtype, b.dtype
+    if da is db:   # one dtype object: no table look-up
+        return da
+    return promote_dtypes(da, db)
 
 
 def promote_dtypes(*dtypes):
@@ -95,6 +98,8 @@ def as_array(x, name):
 def float_input(x, name):
     """`x` as a float16, float32 or float64 array (as_array, then integers
     and bools refused, as PyTorch refuses them)."""
+    if type(x) is _NDARRAY and x.dtype in KERNEL_DTYPES and x.flags.aligned:
+        return x   # as_array's first test, on the kernel dtypes
     x = as_array(x, name)
     if x.dtype not in KERNEL_DTYPES:
         raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {x.dtype} "
@@ -271,12 +276,16 @@ def class_labels(target, x, ignore_index):
                          f"shape {x.shape} must have shape {batch_shape}")
     C = x.shape[1] if x.ndim > 1 else x.shape[0]
     dtype = target.dtype
-    # any byte order: a byte-swapped uint64 beyond int64 must not wrap to a
-    # negative label (2**64 - 1 would become -1, an ignore_index)
-    if dtype.kind == "u" and dtype.itemsize == 8 and target.size and target.max() > _I64_MAX:
-        big = target[target > _I64_MAX].flat[0]
-        raise IndexError(f"Target {int(big)} is out of bounds: class indices must be in [0, {C})")
-    t = target if dtype == _I64 else target.astype(_I64)
+    if dtype is _I64 or dtype == _I64:   # the usual labels: no conversion
+        t = target
+    else:
+        # any byte order: a byte-swapped uint64 beyond int64 must not wrap to
+        # a negative label (2**64 - 1 would become -1, an ignore_index)
+        if dtype.kind == "u" and dtype.itemsize == 8 and target.size and target.max() > _I64_MAX:
+            big = target[target > _I64_MAX].flat[0]
+            raise IndexError(f"Target {int(big)} is out of bounds: class indices must be in "
+                             f"[0, {C})")
+        t = target.astype(_I64)
     n = t.size
     if n == 0:
         return t, 0

@@ -63,21 +63,19 @@ def _default_path():
     return _PREFERENCE[0]
 
 
-# the fused kernels, by the name of their Python entry
+# the kernels, by the name of their Python entry
 _KERNELS = ("logsumexp", "softmax", "cross_entropy", "kl_div", "bce_with_logits",
             "row_entropies")
-# the specialization of a fused kernel for each compute dtype: float16 is
-# read as its bits
-_SPECIALIZATION = {np.dtype(np.float16): "uint16_t", np.dtype(np.float32): "float",
-                   np.dtype(np.float64): "double"}
+# the compute dtypes of the kernels
+_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _table(module):
-    """{kernel name: {compute dtype: specialized entry}} of `module`: picking
-    the specialization from a table costs less than letting the fused
-    function match its arguments' types on every call."""
-    return {name: {d: getattr(module, name)[key] for d, key in _SPECIALIZATION.items()}
-            for name in _KERNELS}
+    """{kernel name: {compute dtype: entry}} of `module`.  Each entry serves
+    every dtype: it reads its operands through their buffers and picks the
+    specialization of the element type it finds there (checked against
+    every operand); the table refuses any other dtype."""
+    return {name: {d: getattr(module, name) for d in _DTYPES} for name in _KERNELS}
 
 
 _TABLES = {path: _table(module) for path, module in _MODULES.items()}

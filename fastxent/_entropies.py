@@ -29,8 +29,8 @@ def _rows(kind, x, y, axis, dtype, div, nt):
     out = np.empty(shape[:axis] if axis == len(shape) - 1 else reduced_shape(shape, axes), dtype)
     if out.size:
         kern = _dispatch.kernel("row_entropies", dtype)
-        for xv, yv, ov in reduce(shape, axes, (x, y), (), (out,)):
-            kern(kind, xv, yv, ov, div, nt)
+        for (xv, yv, ov), lo, hi in reduce(shape, axes, (x, y), (), (out,)):
+            kern(kind, xv, yv, ov, div, nt, lo, hi)
     return out if out.ndim else out[()]
 
 
@@ -56,8 +56,10 @@ def _logit_rows(x, y, names, axis):
         shape = x.shape
     else:
         y, y_dtype = y
-        shape = broadcast_shape([x, y], names, "p_logits of shape {0} and q_logits of shape {1} "
-                                "do not broadcast")
+        shape = x.shape
+        if y.shape != shape:
+            shape = broadcast_shape([x, y], names, "p_logits of shape {0} and q_logits of "
+                                    "shape {1} do not broadcast")
         if y_dtype != dtype:
             dtype = promote_dtypes(dtype, y_dtype)
     if len(shape) == 0:

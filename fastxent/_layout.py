@@ -17,10 +17,13 @@ wherever the memory allows:
 - `elementwise`: (rows, L) views of operands broadcast to one shape, for
   the element-wise losses.
 
-C-ordered operands take one fast path: a reshape per array (in `reduce`,
-for reductions and the class axis; `_c_order_flat` for element-wise
-operands), without a closure or a plan; every function then calls its
-kernel on the views it gets back.
+C-ordered operands take one fast path (in `reduce`, for reductions and the
+class axis; in `elementwise` for element-wise operands): the arrays
+themselves, with the span lo..hi of the axes the kernel reduces, without a
+reshape, a closure or a plan; the drivers read every operand as (outer, C,
+inner) dims through its buffer (src/fx_kernels.pxd.tp, _view), where the
+axes before lo, lo..hi and after hi each merge into one.  Every function
+calls its kernel on the views and span it gets back.
 Here too is what keeps the kernels' typed pointers valid: every array they
 read or write is aligned and walks whole elements (`kernel_view`,
 `kernel_out`), and no output they write overlaps memory they read, except
@@ -130,9 +133,6 @@ def kernel_out(out, reads, in_place=None):
 
 
 # ---------------------------------------------------------------------------
-# the one C-order fast path
-
-# ---------------------------------------------------------------------------
 # reductions over axes: (outer, C, inner)
 
 def reduced_shape(shape, axes):
@@ -215,9 +215,6 @@ def plan_views(shape, axes, arrays, kept_arrays):
     reshape, which NumPy does without a copy exactly when the merged axes
     are one strided dim -- the condition checked here.
     """
-    fast = reduce(shape, axes, arrays, (), kept_arrays, _not_planned)
-    if fast is not None:
-        return fast[0][:len(arrays)], fast[0][len(arrays):]
     arrays = [kernel_view(a) for a in arrays]
     kept_arrays = [kernel_view(k) for k in kept_arrays]
     ndim = len(shape)
@@ -261,8 +258,12 @@ def _split_largest(shape, axes, arrays):
 
 def reduce(shape, axes, ins, full_outs, row_outs, planner=None):
     """The kernel calls of a reduction of `shape` over `axes`: an iterable
-    with one tuple of views per kernel call -- the views of `ins`,
-    `full_outs` and `row_outs`, in that order, None entries kept as None.
+    with one ``(views, lo, hi)`` per kernel call -- the views of `ins`,
+    `full_outs` and `row_outs`, in that order, None entries kept as None,
+    whose axes lo..hi are the reduced ones.  The drivers read each view as
+    (outer, C, inner) dims: the axes before lo, lo..hi and after hi, each
+    group merged into one strided dim (see _view in src/fx_kernels.pxd.tp,
+    which checks that they merge).
 
     ins, full_outs: arrays of `shape`; row_outs: arrays of the reduced
     shape, with or without the reduced axes as length-1 dims.  Every array
@@ -271,66 +272,42 @@ def reduce(shape, axes, ins, full_outs, row_outs, planner=None):
 
     The fast path of every layout: when the reduced `axes` are adjacent
     and every array is C-contiguous and aligned (so that its strides are
-    whole elements), one call on (outer, C, inner) views of `ins` and
-    `full_outs` and (outer, inner) views of `row_outs`, each a plain
-    reshape (a 1-tuple; this runs on every small call, so it is written
-    out).  Otherwise `planner(shape, axes, ins, full_outs, row_outs)` gives
-    the calls (default: by stride, see plan_views): usually one call on
-    views of the caller's memory; for the rare layouts that do not merge, a
-    generator of a few calls (kept axes looped over) or of one call on a
-    contiguous copy (reduced axes that are neither adjacent nor compatible
-    in memory, e.g. axis=(0, 2) of a C-ordered 3-d array).  A generator
-    copies results to outputs that did not fit after its last call: run the
-    kernel call in the loop that exhausts it::
+    whole elements and every group merges), one call on the arrays
+    themselves, with lo..hi the reduced axes: no view is made (this runs on
+    every small call, so it is written out).  Otherwise `planner(shape,
+    axes, ins, full_outs, row_outs)` gives the calls (default: by stride,
+    see plan_views), on (outer, C, inner) views of 3 dims and (outer,
+    inner) views of 2 (lo = hi = 1): usually one call on views of the
+    caller's memory; for the rare layouts that do not merge, a generator of
+    a few calls (kept axes looped over) or of one call on a contiguous copy
+    (reduced axes that are neither adjacent nor compatible in memory, e.g.
+    axis=(0, 2) of a C-ordered 3-d array).  A generator copies results to
+    outputs that did not fit after its last call: run the kernel call in the
+    loop that exhausts it::
 
-        for xv, ov in reduce(shape, axes, [x], [out], []):
-            kernel(xv, ov)
+        for (xv, ov), lo, hi in reduce(shape, axes, [x], [out], []):
+            kernel(xv, ov, lo, hi)
     """
     if planner is None:
         planner = _by_stride
-    nd = len(shape)
     if len(axes) == 1:
-        first = last = axes[0]
-        C = shape[first]
+        lo = hi = axes[0]
+        # a length-1 reduced axis before kept ones: the planner drops it and
+        # walks the kept axes as it would any other layout
+        if hi + 1 != len(shape) and shape[lo] == 1:
+            return planner(shape, axes, ins, full_outs, row_outs)
     else:
         n = len(axes)
         if not n or axes[-1] - axes[0] + 1 != n:
             return planner(shape, axes, ins, full_outs, row_outs)
-        first, last = axes[0], axes[-1]
-        C = math.prod(shape[first:last + 1])
-    O = shape[0] if first == 1 else (1 if first == 0 else math.prod(shape[:first]))
-    if last + 1 == nd:
-        I = 1
-    else:
-        I = shape[-1] if last + 2 == nd else math.prod(shape[last + 1:])
-        if C == 1:
+        lo, hi = axes[0], axes[-1]
+        if hi + 1 != len(shape) and math.prod(shape[lo:hi + 1]) == 1:
             return planner(shape, axes, ins, full_outs, row_outs)
-    # one loop per group rather than a loop over groups: fewer tuples per call
-    views = []
-    append = views.append
-    full = (O, C, I)
-    for a in ins:
-        if a is not None:
-            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
-                return planner(shape, axes, ins, full_outs, row_outs)
-            a = a.reshape(full)
-        append(a)
-    for a in full_outs:
-        if a is not None:
-            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
-                return planner(shape, axes, ins, full_outs, row_outs)
-            a = a.reshape(full)
-        append(a)
-    row = (O, I)
-    for a in row_outs:
-        if a is not None:
-            if a.flags.num & _C_ALIGNED != _C_ALIGNED:
-                return planner(shape, axes, ins, full_outs, row_outs)
-            a = a.reshape(row)
-        append(a)
-    if ins[0].dtype.num == _F16_NUM:   # an int compare costs less than a dtype compare
-        views = [v if v is None or v.dtype != _F16 else v.view(_UINT16) for v in views]
-    return (views,)
+    views = (*ins, *full_outs, *row_outs)
+    for a in views:
+        if a is not None and a.flags.num & _C_ALIGNED != _C_ALIGNED:
+            return planner(shape, axes, ins, full_outs, row_outs)
+    return ((views, lo, hi),)
 
 
 def _by_stride(shape, axes, ins, full_outs, row_outs):
@@ -343,25 +320,21 @@ def _by_stride(shape, axes, ins, full_outs, row_outs):
                                        [a for a in row_outs if a is not None]))
 
 
-def _not_planned(shape, axes, ins, full_outs, row_outs):
-    """No calls: reduce() as a test of its fast path."""
-    return None
-
-
 def _with_none(arrays, calls):
-    """The view tuples of `calls` (of the arrays that are not None) with
-    None where `arrays` has None."""
+    """The calls `calls` (of the arrays that are not None) with None where
+    `arrays` has None."""
     present = [i for i, a in enumerate(arrays) if a is not None]
-    for views in calls:
+    for views, lo, hi in calls:
         full = [None] * len(arrays)
         for i, v in zip(present, views):
             full[i] = v
-        yield full
+        yield full, lo, hi
 
 
 def _planned(shape, axes, ins, full_outs, row_outs):
     """reduce() by stride, for arrays that are not all C-ordered (no None
-    entries): yields the views of each kernel call."""
+    entries): yields the calls, (views, 1, 1) on views of 3 and 2 dims, or
+    those of reduce() on parts or copies."""
     ndim = len(shape)
     ins = [kernel_view(a) for a in ins]
     full_outs = [kernel_view(a) for a in full_outs]
@@ -376,7 +349,7 @@ def _planned(shape, axes, ins, full_outs, row_outs):
         if planned is not None and [v.shape for v in planned[0][:n_in]] == \
                 [v.shape for v in own[0]]:
             views, kept_views = planned
-            yield [*views, *kept_views]
+            yield [*views, *kept_views], 1, 1
             return
         # outputs that do not fit the inputs' views: through buffers laid
         # out as the first input (which fit), then copied
@@ -388,7 +361,7 @@ def _planned(shape, axes, ins, full_outs, row_outs):
         planned = plan_views(shape, axes, ins + full_b, kept_b)
         if planned is not None:
             views, kept_views = planned
-            yield [*views, *kept_views]
+            yield [*views, *kept_views], 1, 1
             for dst, src in zip(full_outs + kept_outs, full_b + kept_b):
                 np.copyto(dst, src)
             return
@@ -442,8 +415,8 @@ _CLASS_AXES = (None, (0,)) + ((1,),) * 63   # up to NumPy 2's 64 dims
 
 def class_views(ins, outs, rows):
     """The kernel calls for PyTorch's class axis 1: an iterable with one
-    tuple of views per call (one call), the views of `ins`, `outs` and
-    `rows` in that order, None entries kept as None.
+    ``(views, lo, hi)`` per call (one call; see reduce), the views of `ins`,
+    `outs` and `rows` in that order, None entries kept as None.
 
     ins  -- inputs of the shape (N, C, d1, ...) or (C,), the first not None;
             viewed as (N, C, d1 * ...), from a C-ordered copy where d1, ...
@@ -455,7 +428,9 @@ def class_views(ins, outs, rows):
             losses), viewed as (N, d1 * ...)
 
     Every view is a kernel view (see kernel_view).  C-ordered arrays take
-    the fast path of `reduce` (a reduction over the class axis).
+    the fast path of `reduce` (a reduction over the class axis: the arrays
+    themselves, lo = hi = the class axis); other layouts (N, C, d1 * ...)
+    views of 3 dims and (N, d1 * ...) views of 2 (lo = hi = 1).
     """
     x = ins[0]
     return reduce(x.shape, _CLASS_AXES[x.ndim], ins, outs, rows, _class_planned)
@@ -486,7 +461,7 @@ def _class_planned(shape, axes, ins, outs, rows):
     n, inner = views[0].shape[0], views[0].shape[2]
     for r in rows:
         views.append(None if r is None else kernel_view(r).reshape(n, inner))
-    yield views
+    yield views, 1, 1
     for dst, buf in copies:
         np.copyto(dst, buf)
 
@@ -519,39 +494,33 @@ def elementwise_views(shape, arrays):
             for a, rs, ls in zip(arrays, rst, lst)]
 
 
-def _c_order_flat(shape, arrays, views):
-    """Append to `views` the (1, size) kernel views of `arrays` (None entries
-    kept) when every one is C-contiguous and aligned, of `shape` (none
-    broadcast): one flat stream each; False otherwise."""
-    for a in arrays:
-        if a is None:
-            views.append(None)
-        elif a.shape == shape and a.flags.num & _C_ALIGNED == _C_ALIGNED:
-            views.append(a.reshape(1, -1) if a.dtype != _F16 else a.view(_UINT16).reshape(1, -1))
-        else:
-            return False
-    return True
-
-
 def elementwise(shape, ins, outs, units_of):
-    """The kernel calls of an element-wise loss: an iterable of (views,
-    partial) per call, `views` the (rows, L) views of `ins` then `outs`
-    (None entries kept as None) and `partial` the new array of
-    `units_of(rows, L)` partial sums the kernel writes.  The calls come in a
-    fixed order, so a sum of their partial sums does not depend on the
-    thread count.
+    """The kernel calls of an element-wise loss: an iterable of ``(views,
+    lo, hi, partial)`` per call, `views` the views of `ins` then `outs`
+    (None entries kept as None), read by the drivers as (rows, L): the axes
+    before lo are the rows, lo..hi the row (see _view in
+    src/fx_kernels.pxd.tp); `partial` the new array of `units_of(rows, L)`
+    partial sums the kernel writes.  The calls come in a fixed order, so a
+    sum of their partial sums does not depend on the thread count.
 
     ins: arrays of `shape` in the compute dtype (broadcast views allowed);
     outs: new arrays of `shape` in that dtype, or None; the views are their
-    kernel views (see kernel_view).  The (rows, L) split, and so the order
-    of the sums, comes from the inputs alone: an output whose layout does
-    not fit it is written through a C-ordered buffer, copied after the last
-    call (run the kernel in the loop that exhausts the iterable), so that a
-    loss never depends on where its outputs live.  Inputs whose dims do not
-    merge into two are walked in calls over the first axis."""
-    views = []
-    if _c_order_flat(shape, ins, views) and _c_order_flat(shape, outs, views):
-        return ((views, np.zeros(units_of(1, views[0].shape[1]))),)
+    kernel views (see kernel_view).  C-ordered operands, none broadcast,
+    are passed as they are: one flat row (lo = 0, hi = the last axis).
+    Otherwise the (rows, L) split, and so the order of the sums, comes from
+    the inputs alone, on views of 2 dims (lo = hi = 1): an output whose
+    layout does not fit it is written through a C-ordered buffer, copied
+    after the last call (run the kernel in the loop that exhausts the
+    iterable), so that a loss never depends on where its outputs live.
+    Inputs whose dims do not merge into two are walked in calls over the
+    first axis."""
+    views = (*ins, *outs)
+    for a in views:
+        if a is not None and (a.flags.num & _C_ALIGNED != _C_ALIGNED or a.shape != shape):
+            break
+    else:
+        # all C-ordered, none broadcast: one flat stream each
+        return ((views, 0, len(shape) - 1, np.zeros(units_of(1, views[0].size))),)
     ins = [None if a is None else kernel_view(a) for a in ins]
     outs = [None if o is None else kernel_view(o) for o in outs]
     return _elementwise(shape, ins, outs, units_of)
@@ -582,7 +551,7 @@ def _elementwise(shape, ins, outs, units_of):
                 copies.append((o, buf))
                 v = buf.reshape(R, L)
         views.append(v)
-    yield views, np.zeros(units_of(R, L))
+    yield views, 1, 1, np.zeros(units_of(R, L))
     for o, buf in copies:
         np.copyto(o, buf)
 

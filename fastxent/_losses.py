@@ -147,10 +147,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     probs = kind == "f"
     # PyTorch computes in the promotion of the input and a probability
     # target and returns the loss in it; the gradient keeps the input dtype
-    work = promote_dtypes(x.dtype, t.dtype) if probs else x.dtype
-    if work not in KERNEL_DTYPES:
-        raise TypeError(f"target must be a float16, float32 or float64 array, got dtype "
-                        f"{t.dtype}")
+    work = x.dtype   # a kernel dtype (float_input)
+    if probs:
+        work = promote_dtypes(work, t.dtype)
+        if work not in KERNEL_DTYPES:
+            raise TypeError(f"target must be a float16, float32 or float64 array, got dtype "
+                            f"{t.dtype}")
     w = None if weight is None else class_weight(weight, C, None)
     # the loss's dtype; float16 data with weights that float16 cannot hold
     # compute from a float32 copy, float32 data with weights outside
@@ -160,7 +162,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         work = weight_dtype(w, work)
         w = w.astype(work, copy=False)
     x_in = x
-    if x.dtype != work:
+    if x.dtype is not work and x.dtype != work:
         x = x.astype(work)   # a copy only for mixed dtypes
     if probs:
         if t.shape != x.shape:
@@ -205,9 +207,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                 gwork = kernel_out(grad, [x, t if probs else labels, w], in_place=x)
         kern = _dispatch.kernel("cross_entropy", work)
         wv = None if w is None else kernel_view(w)
-        for xv, qv, gv, lab, lv in class_views((x, t if probs else None), (gwork,),
-                                               (None if probs else labels, rows)):
-            kern(xv, lab, ignore_index, qv, wv, eps, gv, gscale, lv, partial, nt)
+        for (xv, qv, gv, lab, lv), lo, hi in class_views((x, t if probs else None), (gwork,),
+                                                         (None if probs else labels, rows)):
+            kern(xv, lab, ignore_index, qv, wv, eps, gv, gscale, lv, partial, nt, lo, hi)
         if gwork is not grad:
             with np.errstate(over="ignore"):   # float16 overflows to inf quietly
                 np.copyto(grad, gwork, casting="same_kind")

@@ -37,10 +37,34 @@ def _sum_of_terms(terms):
 
 
 def _terms(run, shape, dtype):
-    """The kernel's terms, written by ``run(out, None)`` to a new array."""
+    """The kernel's terms, written by ``run(out)`` to a new array."""
     terms = np.empty(shape, dtype)
-    run(terms, None)
+    run(terms)
     return terms
+
+
+def _kl_div_calls(kern, shape, ins, outs, lt, gscale, nt):
+    """The calls of kl_div's kernel `kern` over `ins` (input, target),
+    writing `outs` (the terms and the gradient, or None): the sum of their
+    partial sums."""
+    total = 0   # as Python's sum(): 0 + -0.0 is 0.0
+    for (xv, tv, ov, gv), lo, hi, partial in elementwise(shape, ins, outs,
+                                                         _dispatch.active.pointwise_units):
+        kern(xv, tv, lt, ov, gv, gscale, partial, nt, lo, hi)
+        total += array_sum(partial)
+    return total
+
+
+def _bce_calls(kern, shape, ins, outs, gscale, nt):
+    """The calls of binary_cross_entropy_with_logits's kernel `kern` over
+    `ins` (input, target, weight, pos_weight), writing `outs` (as
+    _kl_div_calls): the sum of their partial sums."""
+    total = 0   # as Python's sum(): 0 + -0.0 is 0.0
+    for (xv, yv, wv, pv, ov, gv), lo, hi, partial in elementwise(
+            shape, ins, outs, _dispatch.active.pointwise_units):
+        kern(xv, yv, wv, pv, ov, gv, gscale, partial, nt, lo, hi)
+        total += array_sum(partial)
+    return total
 
 
 def _exact_total(total, dtype, ins, gbuf, terms_of):
@@ -180,8 +204,10 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     x = float_input(input, "input")
     t = as_array(target, "target")
     dtype = promote(x, t) if t.dtype.kind == "f" else x.dtype
-    shape = broadcast_shape([x, t], ["input", "target"],
-                            "target of shape {1} does not broadcast with input of shape {0}")
+    shape = x.shape
+    if t.shape != shape:
+        shape = broadcast_shape([x, t], ["input", "target"],
+                                "target of shape {1} does not broadcast with input of shape {0}")
     nt = _dispatch.resolve_threads(n_threads)
     if reduction == "mean":
         denom = math.prod(shape)
@@ -196,26 +222,24 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     ins = (xw if xw.shape == shape else np.broadcast_to(xw, shape),
            tw if tw.shape == shape else np.broadcast_to(tw, shape))
     lt = bool(log_target)
-    out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
-    kern = _dispatch.kernel("kl_div", dtype) if ins[0].size else None
-
-    def run(out, gbuf):
-        total = 0   # as Python's sum(): 0 + -0.0 is 0.0
-        for (xv, tv, ov, gv), partial in elementwise(shape, ins, (out, gbuf),
-                                                     _dispatch.active.pointwise_units):
-            kern(xv, tv, lt, ov, gv, gscale, partial, nt)
-            total += array_sum(partial)
-        return total
-
+    if grad is None and reduction != "none":
+        out = gbuf = None
+    else:
+        out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
     total = 0
     if ins[0].size:
-        total = run(out, gbuf)
-        if out is None:
-            total = _exact_total(total, dtype, ins, gbuf,
-                                 lambda: _terms(run, shape, dtype))
+        kern = _dispatch.kernel("kl_div", dtype)
+        total = _kl_div_calls(kern, shape, ins, (out, gbuf), lt, gscale, nt)
+        if out is None and not math.isfinite(total):
+            total = _exact_total(total, dtype, ins, gbuf, lambda: _terms(
+                lambda terms: _kl_div_calls(kern, shape, ins, (terms, None), lt, gscale, nt),
+                shape, dtype))
     elif gbuf is not None:
         gbuf[...] = 0
-    loss = _result(out, gbuf, grad, total, reduction, denom, dtype)
+    if out is None and gbuf is grad:   # a reduced loss, no buffer to copy
+        loss = finish(float(total), reduction, denom, dtype)
+    else:
+        loss = _result(out, gbuf, grad, total, reduction, denom, dtype)
     return (loss, grad) if return_grad else loss
 
 
@@ -333,24 +357,22 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     n = x.size
     gscale = 1.0 if reduction != "mean" else ((1.0 / n) if n else np.nan)
     grad = grad_array(grad_out, x) if return_grad else None
-    out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
-    kern = _dispatch.kernel("bce_with_logits", dtype) if n else None
-
-    def run(out, gbuf):
-        total = 0   # as Python's sum(): 0 + -0.0 is 0.0
-        for (xv, yv, wv, pv, ov, gv), partial in elementwise(shape, ins, (out, gbuf),
-                                                             _dispatch.active.pointwise_units):
-            kern(xv, yv, wv, pv, ov, gv, gscale, partial, nt)
-            total += array_sum(partial)
-        return total
-
+    if grad is None and reduction != "none":
+        out = gbuf = None
+    else:
+        out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
     total = 0
     if n:
-        total = run(out, gbuf)
-        if out is None:
-            total = _exact_total(total, dtype, ins, gbuf,
-                                 lambda: _terms(run, shape, dtype))
+        kern = _dispatch.kernel("bce_with_logits", dtype)
+        total = _bce_calls(kern, shape, ins, (out, gbuf), gscale, nt)
+        if out is None and not math.isfinite(total):
+            total = _exact_total(total, dtype, ins, gbuf, lambda: _terms(
+                lambda terms: _bce_calls(kern, shape, ins, (terms, None), gscale, nt),
+                shape, dtype))
     elif gbuf is not None:
         gbuf[...] = 0
-    loss = _result(out, gbuf, grad, total, reduction, n, res_dtype)
+    if out is None and gbuf is grad:   # a reduced loss, no buffer to copy
+        loss = finish(float(total), reduction, n, res_dtype)
+    else:
+        loss = _result(out, gbuf, grad, total, reduction, n, res_dtype)
     return (loss, grad) if return_grad else loss

@@ -142,8 +142,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
             sgn[...] = -1.0  # SciPy: sign(-inf)
     else:
         kern = _dispatch.kernel("logsumexp", dtype)
-        for av, bv, rv, sv in reduce(a.shape, axes, (a, b), (), (res, sgn)):
-            kern(av, rv, sv, bv, return_sign, nt)
+        for (av, bv, rv, sv), lo, hi in reduce(a.shape, axes, (a, b), (), (res, sgn)):
+            kern(av, rv, sv, bv, return_sign, nt, lo, hi)
 
     if out is not None and res is not out:
         np.copyto(out, res)
@@ -187,8 +187,8 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
         res = target = empty_like_layout(x, shape, dtype)
     if x.size:
         kern = _dispatch.kernel("softmax", dtype)
-        for xv, rv in reduce(shape, axes, (x,), (res,), ()):
-            kern(xv, rv, logarithm, nt)
+        for (xv, rv), lo, hi in reduce(shape, axes, (x,), (res,), ()):
+            kern(xv, rv, logarithm, nt, lo, hi)
         if res is not target:
             np.copyto(target, res)
     if scalar:

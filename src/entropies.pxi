@@ -3,8 +3,8 @@
 # scipy.stats.entropy (from probabilities); the per-row arithmetic is in
 # fx_entropies.h.
 #
-# Inputs arrive as 3-d strided views (outer, C, inner), C the reduced axis,
-# and the result as an (outer, inner) view; a row is x[o, :, i] at stride
+# Inputs are read as 3-d strided views (outer, C, inner), C the reduced axis
+# (see _view), and the result as an (outer, inner) view; a row is x[o, :, i] at stride
 # x.strides[1].  prange shares the outer*inner rows in contiguous runs
 # (guided schedule), so neighbouring rows of a strided (column) layout
 # mostly stay on one thread and share cache lines.  Python validates and allocates; nothing here
@@ -34,30 +34,43 @@ cdef inline void _entropies_row(int kind, Py_ssize_t r, Py_ssize_t I, Py_ssize_t
 
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:, :] out,
-                  double div=1.0, int n_threads=1):
+def row_entropies(int kind, x, y, out, double div=1.0, int n_threads=1, int lo=1, int hi=1):
     """One value per (outer, inner) row of x (and y), written to out (OUT).
 
+    x, y: operands reduced over their axes lo..hi, read as (outer, C, inner)
+    (see _view; IN; y may be None); out: one value per row.
     kind 0: softmax_entropy(x); 1: softmax_cross_entropy(x, y);
     2: softmax_kl_div(x, y); 3: scipy entropy of x (y None) or relative
     entropy of x to y, divided by div.  C must be > 0 for kinds 0-2.
     """
-    cdef Py_ssize_t O = x.shape[0], C = x.shape[1], I = x.shape[2], sz = sizeof(real)
-    cdef Py_ssize_t so = x.strides[0] // sz, sc = x.strides[1] // sz, si = x.strides[2] // sz
-    cdef Py_ssize_t yo = 0, yc = 0, yi = 0
-    cdef Py_ssize_t oo = out.strides[0] // sz, oi = out.strides[1] // sz
-    cdef const real *xp = &x[0, 0, 0] if C > 0 else NULL
-    cdef const real *yp = NULL
-    cdef real *op = &out[0, 0]
+    cdef fx_view xv, yv, ov
+    _input_view(x, &xv, lo, hi)
+    _like(y, &yv, &xv, lo, hi, False, False)
+    _like(out, &ov, &xv, lo, hi, True, True)
+    if kind < 3 and (xv.n[1] == 0 or y is None and kind != 0 or y is not None and kind == 0):
+        raise ValueError("row_entropies: kinds 0-2 take non-empty rows, and y for kinds 1 and 2")
+    if xv.itemsize == 8:
+        _row_entropies(<double *>NULL, kind, &xv, &yv, &ov, div, n_threads)
+    elif xv.itemsize == 4:
+        _row_entropies(<float *>NULL, kind, &xv, &yv, &ov, div, n_threads)
+    else:
+        _row_entropies(<uint16_t *>NULL, kind, &xv, &yv, &ov, div, n_threads)
+
+
+cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
+                        const fx_view *out, double div, int n_threads) except -1:
+    """row_entropies on the views, for the storage type of `tag` (a NULL of it)."""
+    cdef Py_ssize_t O = x.n[0], C = x.n[1], I = x.n[2]
+    cdef Py_ssize_t so = x.s[0], sc = x.s[1], si = x.s[2]
+    cdef Py_ssize_t yo = y.s[0], yc = y.s[1], yi = y.s[2]
+    cdef Py_ssize_t oo = out.s[0], oi = out.s[2]
+    cdef const real *xp = <const real *>x.p if C > 0 else NULL
+    cdef const real *yp = <const real *>y.p if C > 0 else NULL
+    cdef real *op = <real *>out.p
     cdef Py_ssize_t r
     cdef int nt = _threads(n_threads, O * I * (C if C > 0 else 1))
-    if y is not None and C > 0:
-        yp = &y[0, 0, 0]
-        yo = y.strides[0] // sz
-        yc = y.strides[1] // sz
-        yi = y.strides[2] // sz
+    if yp == NULL:
+        yo = yc = yi = 0
     cdef Py_ssize_t nblk, it, r0, w, nb, b0 = 0, b1
     cdef double *scratch
     if kind < 3 and _use_small(O * I, C, sc, I) and (kind == 0 or yc == 1):
@@ -81,7 +94,7 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
                 b0 = b1
         finally:
             free(scratch)
-        return
+        return 0
     nb = _batch(C, nt, 1)
     while b0 < O * I:
         b1 = _next_batch(b0, O * I, nb)
@@ -94,3 +107,4 @@ def row_entropies(int kind, const real[:, :, :] x, const real[:, :, :] y, real[:
                 for r in prange(b0, b1, num_threads=nt, schedule='guided'):
                     _entropies_row(kind, r, I, C, xp, so, sc, si, yp, yo, yc, yi, div, op, oo, oi)
         b0 = b1
+    return 0

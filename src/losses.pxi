@@ -1,5 +1,6 @@
 # Parallel drivers of the losses (class axis = axis 1 of the (outer, C, inner)
-# view: PyTorch's (N, C) and (N, C, d1, ...) layouts without a copy).
+# view, see _view: PyTorch's (N, C) and (N, C, d1, ...) layouts without a
+# copy).
 #
 # Reductions never depend on the thread count: per-row losses are summed in
 # fixed blocks of ROWS_PER_PARTIAL rows, in row order, into `partial`, which
@@ -54,71 +55,83 @@ cdef inline void _xent_rows(Py_ssize_t it, Py_ssize_t R, Py_ssize_t C, Py_ssize_
     if pp != NULL:
         pp[it] = acc
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ignore_index,
-                  const real[:, :, :] probs, const real[:] weight, double eps,
-                  real[:, :, :] grad, double gscale,
-                  real[:, :] loss_rows, double[:] partial, int n_threads=1):
+def cross_entropy(x, labels, int64_t ignore_index, probs, weight, double eps, grad,
+                  double gscale, loss_rows, partial, int n_threads=1, int lo=1, int hi=1):
     """Cross-entropy of every (outer, inner) row of x.
 
-    x: (outer, C, inner) logits (IN).  The target is either labels,
-    (outer, inner) class indices, each in [0, C) or equal to ignore_index
-    (an ignored row), or probs, like x (IN; the other one None).  weight: (C,) or
-    None (IN).  grad: like x or None (OUT: the gradient times gscale).
-    loss_rows: (outer, inner) per-row losses (OUT), or None and then
-    partial: the sums of blocks of rows_per_partial() rows (OUT).
+    x: logits whose class axes are lo..hi, read as (outer, C, inner) (see
+    _view; IN).  The target is either labels, int64 class indices, one per
+    row, each in [0, C) or equal to ignore_index (an ignored row), or probs,
+    like x (IN; the other one None).  weight: (C,) or None (IN).  grad:
+    like x or None (OUT: the gradient times gscale).  loss_rows: per-row
+    losses (OUT), or None and then partial: the sums of blocks of
+    rows_per_partial() rows (OUT).
     """
-    cdef Py_ssize_t O = x.shape[0], C = x.shape[1], I = x.shape[2]
-    cdef Py_ssize_t so = x.strides[0] // <Py_ssize_t>sizeof(real), sc = x.strides[1] // <Py_ssize_t>sizeof(real)
-    cdef Py_ssize_t si = x.strides[2] // <Py_ssize_t>sizeof(real)
-    cdef Py_ssize_t tso = 0, tsi = 0, qso = 0, qsc = 0, qsi = 0
-    cdef Py_ssize_t gso = 0, gsc = 0, gsi = 0, lso = 0, lsi = 0, ws = 0
-    cdef const real *xp = &x[0, 0, 0]
-    cdef const int64_t *tp = NULL
-    cdef const real *qp = NULL
-    cdef const real *wp = NULL
-    cdef real *gp = NULL
-    cdef real *lp = NULL
-    cdef double *pp = NULL
+    cdef fx_view xv, lv, qv, wv, gv, rv, pv
+    _input_view(x, &xv, lo, hi)
+    _like(probs, &qv, &xv, lo, hi, False, False)
+    _like(grad, &gv, &xv, lo, hi, False, True)
+    _like(loss_rows, &rv, &xv, lo, hi, True, True)
+    if (labels is None) == (probs is None):
+        raise ValueError("cross_entropy: either labels or probs")
+    _none_view(&lv)
+    if labels is not None:
+        _view(labels, &lv, xv.nd, lo, hi, True, False)
+        if ((lv.code != b'l' and lv.code != b'q') or lv.itemsize != 8
+                or lv.n[0] != xv.n[0] or lv.n[2] != xv.n[2]):
+            raise ValueError("cross_entropy: int64 labels, one per row, are expected")
+    _none_view(&wv)
+    if weight is not None:
+        _view(weight, &wv, 1, 0, 0, False, False)
+        if wv.itemsize != xv.itemsize or wv.code not in b"dfeH" or wv.n[1] != xv.n[1]:
+            raise ValueError("cross_entropy: one weight per class, of the logits' type")
+    _none_view(&pv)
+    if loss_rows is None:
+        _doubles(partial, &pv, (xv.n[0] * xv.n[2] + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL)
+    if xv.itemsize == 8:
+        _cross_entropy(<double *>NULL, &xv, &lv, ignore_index, &qv, &wv, eps, &gv, gscale,
+                       &rv, &pv, n_threads)
+    elif xv.itemsize == 4:
+        _cross_entropy(<float *>NULL, &xv, &lv, ignore_index, &qv, &wv, eps, &gv, gscale,
+                       &rv, &pv, n_threads)
+    else:
+        _cross_entropy(<uint16_t *>NULL, &xv, &lv, ignore_index, &qv, &wv, eps, &gv, gscale,
+                       &rv, &pv, n_threads)
+
+
+cdef int _cross_entropy(real *tag, const fx_view *x, const fx_view *lab, int64_t ignore_index,
+                        const fx_view *probs, const fx_view *weight, double eps,
+                        const fx_view *grad, double gscale, const fx_view *rows,
+                        const fx_view *partial, int n_threads) except -1:
+    """cross_entropy on the views, for the storage type of `tag` (a NULL of it)."""
+    cdef Py_ssize_t O = x.n[0], C = x.n[1], I = x.n[2]
+    cdef Py_ssize_t so = x.s[0], sc = x.s[1], si = x.s[2]
+    cdef Py_ssize_t tso = lab.s[0], tsi = lab.s[2]
+    cdef Py_ssize_t qso = probs.s[0], qsc = probs.s[1], qsi = probs.s[2]
+    cdef Py_ssize_t gso = grad.s[0], gsc = grad.s[1], gsi = grad.s[2]
+    cdef Py_ssize_t lso = rows.s[0], lsi = rows.s[2], ws = weight.s[1]
+    cdef const real *xp = <const real *>x.p
+    cdef const int64_t *tp = <const int64_t *>lab.p
+    cdef const real *qp = <const real *>probs.p
+    cdef const real *wp = <const real *>weight.p
+    cdef real *gp = <real *>grad.p
+    cdef real *lp = <real *>rows.p
+    cdef double *pp = <double *>partial.p if rows.p == NULL else NULL
     cdef Py_ssize_t R = O * I, nb = (C + FX_FLUSH - 1) // FX_FLUSH
     cdef Py_ssize_t nblk = (R + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL, it
     cdef Py_ssize_t nbat, b0 = 0, b1
     cdef double *bscratch
     cdef int nt = _threads(n_threads, R * C)
-    if labels is not None:
-        tp = &labels[0, 0]
-        tso = labels.strides[0] // <Py_ssize_t>sizeof(int64_t)
-        tsi = labels.strides[1] // <Py_ssize_t>sizeof(int64_t)
-    else:
-        qp = &probs[0, 0, 0]
-        qso = probs.strides[0] // <Py_ssize_t>sizeof(real)
-        qsc = probs.strides[1] // <Py_ssize_t>sizeof(real)
-        qsi = probs.strides[2] // <Py_ssize_t>sizeof(real)
-    if weight is not None:
-        wp = &weight[0]
-        ws = weight.strides[0] // <Py_ssize_t>sizeof(real)
-    if grad is not None:
-        gp = &grad[0, 0, 0]
-        gso = grad.strides[0] // <Py_ssize_t>sizeof(real)
-        gsc = grad.strides[1] // <Py_ssize_t>sizeof(real)
-        gsi = grad.strides[2] // <Py_ssize_t>sizeof(real)
-    if loss_rows is not None:
-        lp = &loss_rows[0, 0]
-        lso = loss_rows.strides[0] // <Py_ssize_t>sizeof(real)
-        lsi = loss_rows.strides[1] // <Py_ssize_t>sizeof(real)
-    else:
-        pp = &partial[0]
     # the logits alone choose the path: a loss must not depend on the
     # gradient's layout
     if tp != NULL and sc == 1 and I == 1 and _use_small(R, C, sc, I):
         _cross_entropy_short_rows(xp, R, C, so, tp, tso, ignore_index, wp, ws, eps,
                                   gp, gso, gsc, gscale, lp, lso, pp, nt)
-        return
+        return 0
     if tp != NULL and sc != 1 and si == 1 and I > 1:
         _cross_entropy_columns(xp, O, C, I, so, sc, tp, tso, tsi, ignore_index, wp, ws, eps,
                                gp, gso, gsc, gsi, gscale, lp, lso, lsi, pp, nt)
-        return
+        return 0
     bscratch = <double *>malloc(nt * 3 * nb * sizeof(double))
     if bscratch == NULL:
         raise MemoryError()
@@ -141,6 +154,7 @@ def cross_entropy(const real[:, :, :] x, const int64_t[:, :] labels, int64_t ign
             b0 = b1
     finally:
         free(bscratch)
+    return 0
 
 
 cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, Py_ssize_t so,

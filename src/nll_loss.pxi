@@ -46,47 +46,6 @@ cdef int _nll_label_kind(const Py_buffer *b) except 0:
     raise TypeError("labels must be integers")
 
 
-cdef void _nll_dims(fx_nll_args *a, const Py_buffer *xb, const Py_buffer *lb,
-                    const Py_buffer *ob, const Py_buffer *gb) noexcept:
-    """The row dims of every operand (the input's without the class axis),
-    dims of length 1 dropped and neighbours merged where each operand's
-    strides allow (the usual (N, C) and (N, C, d...) layouts become one or two
-    dims)."""
-    cdef Py_ssize_t k, xd, n = 0, sh, xs, ls, os, gs
-    a.nd = 1
-    a.shape[0] = 1
-    a.xs[0] = a.ls[0] = a.os[0] = a.gs[0] = 0
-    if xb.ndim == 1:   # unbatched: one row
-        a.C = xb.shape[0]
-        a.xc = xb.strides[0]
-        a.gc = gb.strides[0] if gb != NULL else 0
-        return
-    a.C = xb.shape[1]
-    a.xc = xb.strides[1]
-    a.gc = gb.strides[1] if gb != NULL else 0
-    for k in range(xb.ndim - 1):
-        xd = 0 if k == 0 else k + 1
-        sh = xb.shape[xd]
-        if sh == 1:
-            continue
-        xs = xb.strides[xd]
-        ls = lb.strides[k]
-        os = ob.strides[k] if ob != NULL else 0
-        gs = gb.strides[xd] if gb != NULL else 0
-        if (n > 0 and a.xs[n - 1] == sh * xs and a.ls[n - 1] == sh * ls
-                and a.os[n - 1] == sh * os and a.gs[n - 1] == sh * gs):
-            a.shape[n - 1] *= sh
-        else:
-            a.shape[n] = sh
-            n += 1
-        a.xs[n - 1] = xs
-        a.ls[n - 1] = ls
-        a.os[n - 1] = os
-        a.gs[n - 1] = gs
-    if n > 0:
-        a.nd = n
-
-
 cdef Py_ssize_t _nll_pass(_nll_block_fn fn, const fx_nll_args *a, Py_ssize_t R, Py_ssize_t B,
                           int mode, int nt, Py_ssize_t row_work, double *sums,
                           Py_ssize_t *bads) except -2:

@@ -1,9 +1,9 @@
 # Parallel drivers of the element-wise losses: kl_div and
 # binary_cross_entropy_with_logits (the terms are in fx_pointwise_losses.h).
 #
-# Every operand arrives as a 2-d strided view (rows, L) of the broadcast
-# shape -- an operand broadcast along an axis has stride 0 there -- so one
-# driver serves every layout without a copy.  The work is cut into units of
+# Every operand is read as a 2-d strided view (rows, L) of the broadcast
+# shape (see _pointwise_views) -- an operand broadcast along an axis has
+# stride 0 there -- so one driver serves every layout without a copy.  The work is cut into units of
 # about FX_CHUNK elements: a piece of one long row, or a run of whole short
 # rows.  Each unit's sum goes to partial[unit], which the caller adds up in
 # order, so a reduced loss does not depend on the thread count.
@@ -68,40 +68,73 @@ cdef inline double _bce_unit(Py_ssize_t u, Py_ssize_t nseg, Py_ssize_t G, Py_ssi
     return acc
 
 
-def pointwise_units(Py_ssize_t R, Py_ssize_t L):
+cdef inline Py_ssize_t _units(Py_ssize_t R, Py_ssize_t L) noexcept nogil:
     """The number of work units (and partial sums) of a (R, L) problem."""
+    cdef Py_ssize_t G
     if L >= FX_CHUNK:
         return R * ((L + FX_CHUNK - 1) // FX_CHUNK)
-    cdef Py_ssize_t G = FX_CHUNK // L if L > 0 else 1
+    G = FX_CHUNK // L if L > 0 else 1
     return (R + G - 1) // G
 
 
+def pointwise_units(Py_ssize_t R, Py_ssize_t L):
+    """The number of work units (and partial sums) of a (R, L) problem."""
+    return _units(R, L)
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def kl_div(const real[:, :] x, const real[:, :] t, bint log_target, real[:, :] out,
-           real[:, :] grad, double gscale, double[:] partial, int n_threads=1):
-    """Terms p (log p - x) (p = exp(t) if log_target) of (R, L) views (IN x,
-    t); out: the terms or None (OUT); grad: -p * gscale or None (OUT);
-    partial: pointwise_units(R, L) unit sums (OUT)."""
-    cdef Py_ssize_t R = x.shape[0], L = x.shape[1], sz = sizeof(real)
-    cdef Py_ssize_t xr = x.strides[0] // sz, xs = x.strides[1] // sz
-    cdef Py_ssize_t tr = t.strides[0] // sz, ts = t.strides[1] // sz
-    cdef Py_ssize_t orr = 0, os = 0, gr = 0, gs = 0
-    cdef real *op = NULL
-    cdef real *gp = NULL
+
+
+cdef inline int _pointwise_views(x, fx_view *xv, others, fx_view *views, int n_in,
+                                  partial, fx_view *pv, int lo, int hi) except -1:
+    """The operands of an element-wise loss: x and `others` (inputs first,
+    n_in of them, then outputs; None entries absent) read as (rows, L) --
+    the dims before lo are the rows, lo..hi the row (see _view) -- and the
+    partial sums, one per work unit."""
+    cdef Py_ssize_t k
+    _input_view(x, xv, lo, hi)
+    if xv.n[2] != 1:
+        raise ValueError("element-wise operands have no dims after hi")
+    for k in range(len(others)):
+        _like(others[k], &views[k], xv, lo, hi, False, k >= n_in)
+    _doubles(partial, pv, _units(xv.n[0], xv.n[1]))
+    return 0
+
+
+def kl_div(x, t, bint log_target, out, grad, double gscale, partial, int n_threads=1,
+           int lo=1, int hi=1):
+    """Terms p (log p - x) (p = exp(t) if log_target) of x and t read as
+    (R, L) (see _pointwise_views; IN); out: the terms or None (OUT); grad:
+    -p * gscale or None (OUT); partial: pointwise_units(R, L) unit sums
+    (OUT)."""
+    cdef fx_view xv, pv
+    cdef fx_view v[3]
+    _pointwise_views(x, &xv, (t, out, grad), v, 1, partial, &pv, lo, hi)
+    if t is None:
+        raise ValueError("kl_div: the target is not optional")
+    if xv.itemsize == 8:
+        _kl_div(<double *>NULL, &xv, &v[0], log_target, &v[1], &v[2], gscale, &pv, n_threads)
+    elif xv.itemsize == 4:
+        _kl_div(<float *>NULL, &xv, &v[0], log_target, &v[1], &v[2], gscale, &pv, n_threads)
+    else:
+        _kl_div(<uint16_t *>NULL, &xv, &v[0], log_target, &v[1], &v[2], gscale, &pv,
+                n_threads)
+
+
+cdef int _kl_div(real *tag, const fx_view *xv, const fx_view *tv, bint log_target,
+                 const fx_view *ov, const fx_view *gv, double gscale, const fx_view *pv,
+                 int n_threads) except -1:
+    """kl_div on the views, for the storage type of `tag` (a NULL of it)."""
+    cdef Py_ssize_t R = xv.n[0], L = xv.n[1]
+    cdef const real *xp = <const real *>xv.p
+    cdef const real *tp = <const real *>tv.p
+    cdef real *op = <real *>ov.p
+    cdef real *gp = <real *>gv.p
+    cdef double *partial = <double *>pv.p
+    cdef Py_ssize_t xr = xv.s[0], xs = xv.s[1], tr = tv.s[0], ts = tv.s[1]
+    cdef Py_ssize_t orr = ov.s[0], os = ov.s[1], gr = gv.s[0], gs = gv.s[1]
     cdef Py_ssize_t nseg = (L + FX_CHUNK - 1) // FX_CHUNK if L >= FX_CHUNK else 1
     cdef Py_ssize_t G = 1 if L >= FX_CHUNK else FX_CHUNK // L
-    cdef Py_ssize_t units = partial.shape[0], u, b0 = 0, b1
+    cdef Py_ssize_t units = pv.n[1], u, b0 = 0, b1
     cdef int nt = _threads(n_threads, R * L)
-    if out is not None:
-        op = &out[0, 0]
-        orr = out.strides[0] // sz
-        os = out.strides[1] // sz
-    if grad is not None:
-        gp = &grad[0, 0]
-        gr = grad.strides[0] // sz
-        gs = grad.strides[1] // sz
     cdef Py_ssize_t nb = _batch(HEAVY * FX_CHUNK, nt, 1)
     while b0 < units:
         b1 = _next_batch(b0, units, nb)
@@ -109,62 +142,65 @@ def kl_div(const real[:, :] x, const real[:, :] t, bint log_target, real[:, :] o
             if nt == 1:
                 # a thread team costs about a microsecond even for one thread
                 for u in range(b0, b1):
-                    partial[u] = _kl_div_unit(u, nseg, G, R, L, &x[0, 0], xr, xs, &t[0, 0], tr,
+                    partial[u] = _kl_div_unit(u, nseg, G, R, L, xp, xr, xs, tp, tr,
                                               ts, log_target, op, orr, os, gp, gr, gs, gscale)
             else:
                 for u in prange(b0, b1, num_threads=nt, schedule='guided'):
-                    partial[u] = _kl_div_unit(u, nseg, G, R, L, &x[0, 0], xr, xs, &t[0, 0], tr,
+                    partial[u] = _kl_div_unit(u, nseg, G, R, L, xp, xr, xs, tp, tr,
                                               ts, log_target, op, orr, os, gp, gr, gs, gscale)
         b0 = b1
+    return 0
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def bce_with_logits(const real[:, :] x, const real[:, :] y, const real[:, :] weight,
-                    const real[:, :] pos_weight, real[:, :] out, real[:, :] grad,
-                    double gscale, double[:] partial, int n_threads=1):
-    """binary_cross_entropy_with_logits terms of (R, L) views (IN x, y,
-    weight and pos_weight or None); out, grad, partial as kl_div."""
-    cdef Py_ssize_t R = x.shape[0], L = x.shape[1], sz = sizeof(real)
-    cdef Py_ssize_t xr = x.strides[0] // sz, xs = x.strides[1] // sz
-    cdef Py_ssize_t yr = y.strides[0] // sz, ys = y.strides[1] // sz
-    cdef Py_ssize_t wr = 0, ws = 0, pr = 0, ps = 0, orr = 0, os = 0, gr = 0, gs = 0
-    cdef const real *wp = NULL
-    cdef const real *pp = NULL
-    cdef real *op = NULL
-    cdef real *gp = NULL
+def bce_with_logits(x, y, weight, pos_weight, out, grad, double gscale, partial,
+                    int n_threads=1, int lo=1, int hi=1):
+    """binary_cross_entropy_with_logits terms of x, y, weight and pos_weight
+    (or None) read as (R, L) (IN); out, grad, partial as kl_div."""
+    cdef fx_view xv, pv
+    cdef fx_view v[5]
+    _pointwise_views(x, &xv, (y, weight, pos_weight, out, grad), v, 3, partial, &pv, lo, hi)
+    if y is None:
+        raise ValueError("bce_with_logits: the target is not optional")
+    if xv.itemsize == 8:
+        _bce(<double *>NULL, &xv, v, gscale, &pv, n_threads)
+    elif xv.itemsize == 4:
+        _bce(<float *>NULL, &xv, v, gscale, &pv, n_threads)
+    else:
+        _bce(<uint16_t *>NULL, &xv, v, gscale, &pv, n_threads)
+
+
+cdef int _bce(real *tag, const fx_view *xv, const fx_view *v, double gscale,
+              const fx_view *pv, int n_threads) except -1:
+    """bce_with_logits on the views (y, weight, pos_weight, out, grad), for
+    the storage type of `tag` (a NULL of it)."""
+    cdef Py_ssize_t R = xv.n[0], L = xv.n[1]
+    cdef const real *xp = <const real *>xv.p
+    cdef const real *yp = <const real *>v[0].p
+    cdef const real *wp = <const real *>v[1].p
+    cdef const real *pp = <const real *>v[2].p
+    cdef real *op = <real *>v[3].p
+    cdef real *gp = <real *>v[4].p
+    cdef double *partial = <double *>pv.p
+    cdef Py_ssize_t xr = xv.s[0], xs = xv.s[1], yr = v[0].s[0], ys = v[0].s[1]
+    cdef Py_ssize_t wr = v[1].s[0], ws = v[1].s[1], pr = v[2].s[0], ps = v[2].s[1]
+    cdef Py_ssize_t orr = v[3].s[0], os = v[3].s[1], gr = v[4].s[0], gs = v[4].s[1]
     cdef Py_ssize_t nseg = (L + FX_CHUNK - 1) // FX_CHUNK if L >= FX_CHUNK else 1
     cdef Py_ssize_t G = 1 if L >= FX_CHUNK else FX_CHUNK // L
-    cdef Py_ssize_t units = partial.shape[0], u, b0 = 0, b1
+    cdef Py_ssize_t units = pv.n[1], u, b0 = 0, b1
     cdef int nt = _threads(n_threads, R * L)
-    if weight is not None:
-        wp = &weight[0, 0]
-        wr = weight.strides[0] // sz
-        ws = weight.strides[1] // sz
-    if pos_weight is not None:
-        pp = &pos_weight[0, 0]
-        pr = pos_weight.strides[0] // sz
-        ps = pos_weight.strides[1] // sz
-    if out is not None:
-        op = &out[0, 0]
-        orr = out.strides[0] // sz
-        os = out.strides[1] // sz
-    if grad is not None:
-        gp = &grad[0, 0]
-        gr = grad.strides[0] // sz
-        gs = grad.strides[1] // sz
     cdef Py_ssize_t nb = _batch(HEAVY * FX_CHUNK, nt, 1)
     while b0 < units:
         b1 = _next_batch(b0, units, nb)
         with nogil:
             if nt == 1:
                 for u in range(b0, b1):
-                    partial[u] = _bce_unit(u, nseg, G, R, L, &x[0, 0], xr, xs, &y[0, 0], yr, ys,
+                    partial[u] = _bce_unit(u, nseg, G, R, L, xp, xr, xs, yp, yr, ys,
                                            wp, wr, ws, pp, pr, ps, op, orr, os, gp, gr, gs,
                                            gscale)
             else:
                 for u in prange(b0, b1, num_threads=nt, schedule='guided'):
-                    partial[u] = _bce_unit(u, nseg, G, R, L, &x[0, 0], xr, xs, &y[0, 0], yr, ys,
+                    partial[u] = _bce_unit(u, nseg, G, R, L, xp, xr, xs, yp, yr, ys,
                                            wp, wr, ws, pp, pr, ps, op, orr, os, gp, gr, gs,
                                            gscale)
         b0 = b1
+    return 0

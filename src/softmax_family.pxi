@@ -1,8 +1,8 @@
 # Parallel drivers of logsumexp, softmax and log_softmax.
 #
-# Every input arrives as a 3-d strided view (outer, C, inner) of the caller's
-# array -- C is the reduced axis -- so one driver serves every axis, layout and
-# stride without a copy.  The per-row arithmetic lives in fx_softmax_family.h;
+# Every input is read as a 3-d strided view (outer, C, inner) of the caller's
+# array -- C is the reduced axis (see _view) -- so one driver serves every
+# axis, layout and stride without a copy.  The per-row arithmetic lives in fx_softmax_family.h;
 # this file only chooses how rows are walked and shared among threads:
 #
 # * rows   -- one row per work item (prange over outer*inner rows); a row is
@@ -39,32 +39,33 @@ from fx_kernels cimport *
 
 # ---- logsumexp ----
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def logsumexp(const real[:, :, :] x, real[:, :] out, real[:, :] sgn=None,
-              const real[:, :, :] b=None, bint want_sign=False, int n_threads=1):
+def logsumexp(x, out, sgn=None, b=None, bint want_sign=False, int n_threads=1, int lo=1,
+              int hi=1):
     """out[o, i] = log(sum_c b[o, c, i] exp(x[o, c, i])), SciPy's semantics.
 
-    x, b: (outer, C, inner) views, non-empty (IN); out, sgn: (outer, inner)
-    (OUT; sgn may be None).  b may be None or broadcast (zero strides).
+    x, b: non-empty operands reduced over their axes lo..hi, read as
+    (outer, C, inner) (see _view; IN); out, sgn: one value per row (OUT;
+    sgn may be None).  b may be None or broadcast (zero strides).
     """
-    cdef Py_ssize_t sz = sizeof(real)
-    cdef Py_ssize_t gso = 0, gsi = 0, bso = 0, bsc = 0, bsi = 0
-    cdef real *gp = NULL
-    cdef const real *bp = NULL
-    if sgn is not None:
-        gp = &sgn[0, 0]
-        gso = sgn.strides[0] // sz
-        gsi = sgn.strides[1] // sz
-    if b is not None:
-        bp = &b[0, 0, 0]
-        bso = b.strides[0] // sz
-        bsc = b.strides[1] // sz
-        bsi = b.strides[2] // sz
-    _logsumexp(&x[0, 0, 0], x.shape[0], x.shape[1], x.shape[2],
-               x.strides[0] // sz, x.strides[1] // sz, x.strides[2] // sz,
-               &out[0, 0], out.strides[0] // sz, out.strides[1] // sz,
-               gp, gso, gsi, bp, bso, bsc, bsi, want_sign, n_threads)
+    cdef fx_view xv, ov, gv, bv
+    _input_view(x, &xv, lo, hi)
+    _like(out, &ov, &xv, lo, hi, True, True)
+    _like(sgn, &gv, &xv, lo, hi, True, True)
+    _like(b, &bv, &xv, lo, hi, False, False)
+    if xv.itemsize == 8:
+        _logsumexp_views(<double *>NULL, &xv, &ov, &gv, &bv, want_sign, n_threads)
+    elif xv.itemsize == 4:
+        _logsumexp_views(<float *>NULL, &xv, &ov, &gv, &bv, want_sign, n_threads)
+    else:
+        _logsumexp_views(<uint16_t *>NULL, &xv, &ov, &gv, &bv, want_sign, n_threads)
+
+
+cdef int _logsumexp_views(real *kind, const fx_view *x, const fx_view *o, const fx_view *g,
+                          const fx_view *b, bint want_sign, int n_threads) except -1:
+    """_logsumexp on the views, for the storage type of `kind` (a NULL of it)."""
+    return _logsumexp(<const real *>x.p, x.n[0], x.n[1], x.n[2], x.s[0], x.s[1], x.s[2],
+                      <real *>o.p, o.s[0], o.s[2], <real *>g.p, g.s[0], g.s[2],
+                      <const real *>b.p, b.s[0], b.s[1], b.s[2], want_sign, n_threads)
 
 
 cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
@@ -218,18 +219,28 @@ cdef inline void _cols_lse_block(const real *x, Py_ssize_t C, Py_ssize_t sc, Py_
 
 # ---- softmax and log_softmax ----
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def softmax(const real[:, :, :] x, real[:, :, :] out, bint logarithm=False, int n_threads=1):
-    """out = softmax(x) (log_softmax(x) when logarithm) along axis 1.
+def softmax(x, out, bint logarithm=False, int n_threads=1, int lo=1, int hi=1):
+    """out = softmax(x) (log_softmax(x) when logarithm) over the axes lo..hi.
 
-    x: (outer, C, inner) view, non-empty (IN); out: same shape (OUT).
+    x: non-empty operand, read as (outer, C, inner) (see _view; IN); out:
+    same lengths (OUT).
     """
-    cdef Py_ssize_t sz = sizeof(real)
-    _softmax(&x[0, 0, 0], x.shape[0], x.shape[1], x.shape[2],
-             x.strides[0] // sz, x.strides[1] // sz, x.strides[2] // sz,
-             &out[0, 0, 0], out.strides[0] // sz, out.strides[1] // sz, out.strides[2] // sz,
-             logarithm, n_threads)
+    cdef fx_view xv, ov
+    _input_view(x, &xv, lo, hi)
+    _like(out, &ov, &xv, lo, hi, False, True)
+    if xv.itemsize == 8:
+        _softmax_views(<double *>NULL, &xv, &ov, logarithm, n_threads)
+    elif xv.itemsize == 4:
+        _softmax_views(<float *>NULL, &xv, &ov, logarithm, n_threads)
+    else:
+        _softmax_views(<uint16_t *>NULL, &xv, &ov, logarithm, n_threads)
+
+
+cdef int _softmax_views(real *kind, const fx_view *x, const fx_view *o, bint logarithm,
+                        int n_threads) except -1:
+    """_softmax on the views, for the storage type of `kind` (a NULL of it)."""
+    return _softmax(<const real *>x.p, x.n[0], x.n[1], x.n[2], x.s[0], x.s[1], x.s[2],
+                    <real *>o.p, o.s[0], o.s[1], o.s[2], logarithm, n_threads)
 
 
 cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
