@@ -50,6 +50,8 @@ def _cases():
     cases = [
         ("logsumexp", lambda: fx.logsumexp(x, axis=1),
          "torch.logsumexp(x, dim=1)"),
+        ("score_rows", lambda: fx.score_rows(x, labels),
+         "F.cross_entropy(x, labels, reduction='none')"),
         ("softmax", lambda: fx.softmax(x, axis=1),
          "torch.softmax(x, dim=1)"),
         ("log_softmax", lambda: fx.log_softmax(x, axis=1),
@@ -74,7 +76,7 @@ def _cases():
          "log_target=True, reduction='none').sum(1)"),
     ]
     missing = set(fastxent.__all__) - {c[0] for c in cases} - {
-        "get_config", "show_config", "cpu_path"}
+        "get_config", "show_config", "cpu_path", "RowScores"}
     assert not missing, f"public functions without a case: {sorted(missing)}"
     if torch is None:
         return [(name, f, None, expr) for name, f, expr in cases]

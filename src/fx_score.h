@@ -304,9 +304,17 @@ static inline FX_W FX_NAME(score_z)(FX_T raw, int bf16, int tmode, FX_W tw)
     return tmode == 0 ? v : tmode == 1 ? v * tw : v / tw;
 }
 
-/* the float results are stored in the result type: double for double
- * storage, float otherwise */
-#define FX_SCORE_R(v) ((sizeof(FX_T) == 8) ? (double)(v) : (double)(float)(v))
+/* v rounded to the result type (double for double storage, float
+ * otherwise), as score_put stores it.  Through a volatile: GCC 12 at -O2
+ * was seen to drop a plain (double)(float) round trip here, so the sums
+ * were not those of the rows */
+static inline double FX_NAME(score_round)(double v)
+{
+    if (sizeof(FX_T) == 8) return v;
+    volatile float f = (float)v;
+    return (double)f;
+}
+#define FX_SCORE_R(v) FX_NAME(score_round)(v)
 
 static inline void FX_NAME(score_put)(char *p, double v)
 {
@@ -335,6 +343,9 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
     const int64_t ignore_index = a->ignore_index;
     const FX_W tw = (FX_W)a->t;
     const Py_ssize_t max_rank = a->max_rank, nb = a->n_bins;
+    /* the block's float sums in locals, written once at the end: the slots
+     * of neighbouring blocks may share a cache line */
+    double nll_sum = 0.0, ent_sum = 0.0, brier_sum = 0.0;
     Py_ssize_t rem = r0;
     for (Py_ssize_t d = last; d >= 0; d--) {
         idx[d] = rem % a->shape[d];
@@ -386,9 +397,9 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
         }
         /* FX_SCORE_STATE */
         double conf = FX_SCORE_R(row.conf);
-        fsums[0] += FX_SCORE_R(row.nll);
-        fsums[1] += FX_SCORE_R(row.ent);
-        fsums[2] += FX_SCORE_R(row.brier);
+        nll_sum += FX_SCORE_R(row.nll);
+        ent_sum += FX_SCORE_R(row.ent);
+        brier_sum += FX_SCORE_R(row.brier);
         counts[0] += 1;
         if (row.rank < max_rank) counts[2 + row.rank] += 1;   /* C when undefined */
         if (row.undefined) {
@@ -399,6 +410,11 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
         fsums[3 + b] += conf;
         counts[2 + max_rank + b] += 1;
         counts[2 + max_rank + nb + 1 + b] += row.pred == y;
+    }
+    if (mode == FX_SCORE_STATE) {
+        fsums[0] += nll_sum;
+        fsums[1] += ent_sum;
+        fsums[2] += brier_sum;
     }
     return -1;
 }

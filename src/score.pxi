@@ -119,7 +119,12 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
     cdef Py_buffer obs[6]
     cdef int n_o = 0, o, nt
     cdef _score_block_fn fn
-    cdef Py_ssize_t R = 1, B, k, bad = -1, nblk, nf = 4 + n_bins, nc = 2 * n_bins + 4 + max_rank
+    cdef Py_ssize_t R = 1, B, k, bad = -1, nblk
+    # per-block and per-thread slots in whole cache lines (8 doubles or
+    # int64): no two threads write the same line
+    cdef Py_ssize_t nf = (4 + n_bins + 7) // 8 * 8, nc = (2 * n_bins + 4 + max_rank + 7) // 8 * 8
+    cdef double *fbase = NULL
+    cdef int64_t *cbase = NULL
     cdef Py_ssize_t bads[SCORE_MAX_BLOCKS]
     cdef double *fsums = NULL
     cdef int64_t *counts = NULL
@@ -161,8 +166,8 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             if B < SCORE_MIN_BLOCK:
                 B = SCORE_MIN_BLOCK
             nblk = (R + B - 1) // B
-            ftot = np.zeros(nf, np.float64)
-            ctot = np.zeros(nc, np.int64)
+            ftot = np.zeros(4 + n_bins, np.float64)
+            ctot = np.zeros(2 * n_bins + 4 + max_rank, np.int64)
             if R == 0:
                 return -1, (None if outs is not None else np.asarray(ftot)), \
                     (None if outs is not None else np.asarray(ctot))
@@ -175,22 +180,24 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             if outs is not None:
                 _score_run(fn, &a, R, B, FX_SCORE_ROWS, nt, NULL, 0, NULL, 0, bads)
                 return -1, None, None
-            fsums = <double *>calloc(nblk * nf, sizeof(double))
-            counts = <int64_t *>calloc(nt * nc, sizeof(int64_t))
-            if fsums == NULL or counts == NULL:
+            fbase = <double *>calloc(nblk * nf + FX_ALIGN_SLACK, sizeof(double))
+            cbase = <int64_t *>calloc(nt * nc + FX_ALIGN_SLACK, sizeof(int64_t))
+            if fbase == NULL or cbase == NULL:
                 raise MemoryError()
+            fsums = fx_align64(fbase)
+            counts = <int64_t *>fx_align64(<double *>cbase)
             _score_run(fn, &a, R, B, FX_SCORE_STATE, nt, fsums, nf, counts, nc, bads)
             # in block order: the same sums on any thread count
             for k in range(nblk):
-                for o in range(nf):
+                for o in range(ftot.shape[0]):
                     ftot[o] += fsums[k * nf + o]
             for k in range(nt):
-                for o in range(nc):
+                for o in range(ctot.shape[0]):
                     ctot[o] += counts[k * nc + o]
             return -1, np.asarray(ftot), np.asarray(ctot)
         finally:
-            free(fsums)
-            free(counts)
+            free(fbase)
+            free(cbase)
             for o in range(n_o):
                 PyBuffer_Release(&obs[o])
             PyBuffer_Release(&lb)

@@ -56,7 +56,7 @@ def path(request):
 
 
 def _parts(entry, result):
-    return list(result) if entry.returns_pair else [result]
+    return entry.parts(result)
 
 
 def _magnitude(arrays):
@@ -198,7 +198,7 @@ def test_large_examples_do_start_threads(path, tmp_path):
 
 # entries whose input is logits, where -inf (a masked class) is valid
 LOGIT_INPUTS = {"logsumexp", "softmax", "log_softmax", "cross_entropy", "softmax_entropy",
-                "softmax_cross_entropy", "softmax_kl_div"}
+                "softmax_cross_entropy", "softmax_kl_div", "score_rows"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
