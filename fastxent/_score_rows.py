@@ -221,7 +221,7 @@ def score_rows(input, target, *, ignore_index=-100, temperature=1.0, out=None,
     >>> r.rank.tolist(), r.prediction.tolist()
     ([0, 1], [0, 2])
     >>> np.round(r.nll, 4).tolist()
-    [0.4076, 3.0986]
+    [0.4076, 3.0949]
     """
     nt = _dispatch.resolve_threads(n_threads)
     x, bf16, labels, ignore, tmode, t, result, batch_shape = _prepare(
