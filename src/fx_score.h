@@ -205,6 +205,35 @@ FX_INLINE void FX_NAME(score_sums)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX
     sums[3] = totq;
 }
 
+/* elements a search for the first maximum tests before it looks closer */
+#define FX_SCORE_SEARCH 64
+
+/* the index of the first element of a block (n <= FX_FLUSH) whose z equals
+ * m (or is NaN, with `nan`; a constant), n if none: FX_SCORE_SEARCH
+ * elements at a time, tested by a vectorized count, and the one stretch
+ * that holds it scanned.  The row's first pass could not keep that index
+ * without losing its vectorization */
+FX_INLINE Py_ssize_t FX_NAME(score_first)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W m,
+                                          const int bf16, const int tmode, FX_W tw,
+                                          const int nan)
+{
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_SCORE_SEARCH) {
+        Py_ssize_t end = j0 + FX_SCORE_SEARCH < n ? j0 + FX_SCORE_SEARCH : n;
+        FX_W hit = 0;
+        FX_SIMD_REDUCE(+:hit)
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W v = FX_SCORE_Z(x[j * s]);
+            hit += (nan ? v != v : v == m) ? (FX_W)1 : (FX_W)0;
+        }
+        if (hit == 0) continue;
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W v = FX_SCORE_Z(x[j * s]);
+            if (nan ? v != v : v == m) return j;
+        }
+    }
+    return n;
+}
+
 /* one row (zy: the label's z, NaN for an ignored row) */
 FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
                                        const int bf16, const int tmode, FX_W tw,
@@ -227,17 +256,11 @@ FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
             cnan += v != v ? (FX_W)1 : (FX_W)0;
         }
         gt += (Py_ssize_t)cgt;   /* exact: a block is far below 2^24 */
-        if (cnan > 0 && first_nan < 0) {
-            for (Py_ssize_t j = 0; j < len; j++) {
-                FX_W v = FX_SCORE_Z(xb[j * s]);
-                if (v != v) { first_nan = j0 + j; break; }
-            }
-        }
+        if (cnan > 0 && first_nan < 0)
+            first_nan = j0 + FX_NAME(score_first)(xb, len, s, m, bf16, tmode, tw, 1);
         if (m > best || (j0 == 0 && m == best)) {
             /* the first element equal to the new max: this block is in L1 */
-            for (Py_ssize_t j = 0; j < len; j++) {
-                if (FX_SCORE_Z(xb[j * s]) == m) { pred = j0 + j; break; }
-            }
+            pred = j0 + FX_NAME(score_first)(xb, len, s, m, bf16, tmode, tw, 0);
             best = m;
         }
         bad |= cnan > 0 || m == (FX_W)INFINITY;
