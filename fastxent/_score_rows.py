@@ -1,41 +1,245 @@
 """Per-row scores of a model's outputs: every per-row quantity of an
-offline evaluation from one read of each row of logits."""
+offline evaluation from one read of each row of logits.
 
+:func:`score_rows` returns the scores of each row; :func:`_score_state` the
+sums an evaluation of many chunks is made of (the same row function in C,
+accumulating instead of writing rows).  Both read the logits and the labels
+where they are, through their strides (fx_score.h, score.pxi); the checks
+here are O(1) but for labels, which the kernel checks itself.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from . import _dispatch
+from ._checks import as_array, check_out
+from ._layout import kernel_out
 from .reference.score import ROW_FIELDS, RowScores
-from .reference.score import score_rows as _reference_score_rows
 
 __all__ = ["score_rows", "RowScores", "ROW_FIELDS"]
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_I64 = np.dtype(np.int64)
+_U16 = np.dtype(np.uint16)
+_INT_FIELDS = ("rank", "prediction")
+
+
+def _logits(input):
+    """The logits as the kernel reads them: (array, is bfloat16).  float16
+    and bfloat16 (ml_dtypes, recognised by name) are passed as their bits."""
+    x = input if isinstance(input, np.ndarray) else np.asarray(input)
+    if x.dtype.name == "bfloat16" and x.dtype.itemsize == 2:
+        if not x.flags.aligned:
+            x = np.array(x)
+        return x.view(_U16), True
+    x = as_array(x, "input")
+    if x.dtype.kind != "f":
+        raise TypeError(f"input must be a float16, float32, float64 or bfloat16 array of "
+                        f"logits, got dtype {x.dtype}")
+    if x.dtype.itemsize == 2:
+        x = x.view(_U16)
+    return x, False
+
+
+def _temperature(temperature, kernel_dtype):
+    """(tmode, t) of the kernel: z = x (T == 1), x * (1/T) where 1/T is exact
+    in the working type, else x / T."""
+    if (isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, numbers.Real)
+            or not (0 < temperature < math.inf)):
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    T = float(temperature)
+    if T == 1.0:
+        return 0, 1.0
+    work = np.float64 if kernel_dtype == _F64 else np.float32
+    inv = 1.0 / T
+    m, _ = math.frexp(T)
+    # a power of two whose inverse is a normal number of the working type:
+    # multiplying by it rounds as dividing by T does
+    if m == 0.5 and np.isfinite(work(inv)) and work(inv) == inv and work(inv) >= np.finfo(work).tiny:
+        return 1, inv
+    return 2, T
+
+
+def _labels(target, batch_shape, shape):
+    t = np.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"target must hold class indices (integers), got dtype {t.dtype}")
+    if t.shape != batch_shape:
+        raise ValueError(f"target has shape {t.shape}; class-index targets for input of "
+                         f"shape {shape} must have shape {batch_shape}")
+    if not t.dtype.isnative:   # the kernel reads native integers: O(rows), rare
+        t = t.astype(t.dtype.newbyteorder("="))
+    return t
+
+
+def _ignore(ignore_index):
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
+    return int(ignore_index)
+
+
+def _prepare(input, target, ignore_index, temperature):
+    """The checked operands: (x, bf16, labels, ignore, tmode, t, result dtype,
+    batch shape)."""
+    x, bf16 = _logits(input)
+    if x.ndim == 0:
+        raise ValueError("input must have at least one dimension (the classes)")
+    result = _F64 if x.dtype == _F64 else _F32
+    tmode, t = _temperature(temperature, x.dtype)
+    ignore = _ignore(ignore_index)
+    batch_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+    labels = _labels(target, batch_shape, np.shape(input))
+    return x, bf16, labels, ignore, tmode, t, result, batch_shape
+
+
+def _raise_bad(bad, labels, C, ignore_index):
+    value = int(labels[np.unravel_index(bad, labels.shape)]) if labels.ndim else int(labels)
+    raise IndexError(f"target {value} is out of bounds: class indices must be in "
+                     f"[0, {C}) or equal ignore_index={ignore_index}")
+
+
+def _outputs(out, batch_shape, result, reads):
+    """The caller's output arrays (checked) and the arrays the kernel writes
+    (the same, or buffers where they overlap an operand or are misaligned)."""
+    if isinstance(out, RowScores):
+        arrays = dict(zip(ROW_FIELDS, out))
+    elif isinstance(out, dict):
+        arrays = dict(out)
+    else:
+        raise ValueError(f"out must be a RowScores or a dict of arrays, got {type(out).__name__}")
+    if set(arrays) != set(ROW_FIELDS):
+        raise ValueError(f"out must hold exactly the arrays {ROW_FIELDS}, got {sorted(arrays)}")
+    caller, work = [], []
+    for name in ROW_FIELDS:
+        dtype = _I64 if name in _INT_FIELDS else result
+        a = check_out(arrays[name], batch_shape, dtype, f"out[{name!r}]")
+        caller.append(a)
+        w = kernel_out(a, reads + work)
+        work.append(w)
+    return caller, work
 
 
 def score_rows(input, target, *, ignore_index=-100, temperature=1.0, out=None,
                n_threads=None):
-    """Per-row scores of logits against class labels.
+    r"""Per-row scores of logits against class labels, from one read of each row.
+
+    With :math:`z = x / T` (`temperature` :math:`T`), :math:`M = \max_c z_c`,
+    :math:`S = \sum_c e^{z_c - M}`, :math:`p = \mathrm{softmax}(z)` and the
+    row's label :math:`y`:
+
+    .. math::
+
+        \mathrm{nll} &= \mathrm{lse}(z) - z_y = (M - z_y) + \log S \\
+        \mathrm{rank} &= \#\{c : z_c > z_y\} \\
+        \mathrm{prediction} &= \text{the first } c \text{ with } z_c = M \\
+        \mathrm{confidence} &= \max_c p_c = 1 / S \\
+        \mathrm{entropy} &= -\sum_c p_c \log p_c = \log S - \sum_c p_c (z_c - M) \\
+        \mathrm{brier} &= \sum_c (p_c - [c = y])^2
+                         = (1 - p_y)^2 + \sum_{c \ne y} p_c^2
 
     Parameters
     ----------
     input : array_like, float64, float32, float16 or bfloat16
         Logits, classes on axis 1 (``(N, C)`` or ``(N, C, d1, ...)``), or an
-        unbatched ``(C,)`` row.
+        unbatched ``(C,)`` row.  bfloat16 is ``ml_dtypes.bfloat16`` (recognised
+        by its dtype name; ml_dtypes is not needed otherwise).
     target : array_like of int
-        Class labels, shape ``(N,)``/``(N, d1, ...)``, or 0-d for ``(C,)``.
+        Class labels of any integer dtype, shape ``(N,)``/``(N, d1, ...)``, or
+        0-d for ``(C,)``.
     ignore_index : int
-        Rows whose label equals it count in nothing (nll 0, brier 0, rank -1).
+        Rows whose label equals it count in nothing: nll 0, brier 0, rank -1
+        (their prediction, confidence and entropy are computed all the same).
     temperature : float
-        Logits are divided by it before everything else.
+        Logits are divided by it before everything else (multiplied by
+        ``1 / temperature`` where that is exact: a power of two).
     out : RowScores or dict of arrays, optional
-        Arrays to write the per-row results into.
+        Arrays of the target's shape to write the results into: ``rank`` and
+        ``prediction`` int64, the others of the result dtype.  They may
+        overlap the operands (the results then go through a buffer).
     n_threads : int, optional
-        Threads of the call.
+        Threads of the call; the results do not depend on it.
 
     Returns
     -------
     RowScores
         Named tuple of ``nll``, ``rank``, ``prediction``, ``confidence``,
-        ``entropy``, ``brier``.
+        ``entropy``, ``brier``: arrays of the target's shape (NumPy scalars
+        for an unbatched input); ``rank`` and ``prediction`` int64, the
+        others float64 for float64 logits and float32 for every other dtype.
+
+    Raises
+    ------
+    IndexError
+        For a target outside ``[0, C)`` that is not `ignore_index` (nothing
+        is written then).
+    ValueError
+        For a target whose shape does not fit the input, a 0-d input, a
+        temperature that is not a positive finite number, or a bad `out`.
+    TypeError
+        For non-float logits, non-integer targets or a non-integer
+        `ignore_index`.
+
+    See Also
+    --------
+    cross_entropy : the mean of ``nll`` (reduction='none' gives it per row).
+    softmax_entropy : ``entropy``.
+
+    Notes
+    -----
+    Ties: ``rank`` counts only logits strictly greater than the label's, so a
+    label tied with the maximum has rank 0; ``prediction`` is the first
+    index of the maximum, a NaN counting as the largest (as ``np.argmax``).
+
+    Special rows: a row holding a NaN or ``+inf`` logit, or only ``-inf``
+    logits (or no class), has no distribution: its ``nll``,
+    ``confidence``, ``entropy`` and ``brier`` are NaN and its ``rank`` is
+    C.  ``-inf`` logits elsewhere are classes of probability 0 (a label
+    there has ``nll = inf``).
+
+    Precision: float64 logits compute in float64; float32, float16 and
+    bfloat16 in float32 (z, the exponentials and their sums within blocks
+    of 2048 logits, folded into float64 every 256), and the per-row
+    quantities are formed in float64 and rounded once to float32.  Every
+    formula above is evaluated as a sum of terms of one sign; ``1 - p_y``
+    is computed from the other classes' terms, so the Brier score of a
+    confident correct row keeps its digits.  For non-float64 logits the
+    temperature is rounded to float32, and ``x / T`` overflowing float32
+    makes the row one without a distribution.
+
+    The row is read once: its maximum, the count above the label's logit
+    and the first maximum in a first pass over each block of 2048 logits,
+    the exponentials in a second pass while the block is in cache.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastxent
+    >>> r = fastxent.score_rows(np.array([[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]]),
+    ...                         np.array([0, 1]))
+    >>> r.rank.tolist(), r.prediction.tolist()
+    ([0, 1], [0, 2])
+    >>> np.round(r.nll, 4).tolist()
+    [0.4076, 3.0949]
     """
-    # TEMPORARY: the kernel replaces this call to the reference
-    return _reference_score_rows(input, target, ignore_index=ignore_index,
-                                 temperature=temperature)
+    nt = _dispatch.resolve_threads(n_threads)
+    x, bf16, labels, ignore, tmode, t, result, batch_shape = _prepare(
+        input, target, ignore_index, temperature)
+    if out is None:
+        caller = work = [np.empty(batch_shape, _I64 if name in _INT_FIELDS else result)
+                         for name in ROW_FIELDS]
+    else:
+        caller, work = _outputs(out, batch_shape, result, [x, labels])
+    bad, _, _ = _dispatch.active.score(x, labels, ignore, tmode, t, bf16, work, 0, 0, nt)
+    if bad >= 0:
+        _raise_bad(bad, labels, x.shape[1] if x.ndim > 1 else x.shape[0], ignore_index)
+    for c, w in zip(caller, work):
+        if c is not w:
+            np.copyto(c, w)
+    if not batch_shape:
+        return RowScores(*(a[()] for a in caller))
+    return RowScores(*caller)
 
 
 def _score_state(input, target, *, ignore_index=-100, temperature=1.0, max_rank=5, n_bins=15,
@@ -58,27 +262,38 @@ def _score_state(input, target, *, ignore_index=-100, temperature=1.0, max_rank=
         bin ``b`` with ``b / n_bins <= confidence < (b + 1) / n_bins``, bin ``n_bins`` holding
         confidence exactly 1; ``bin_correct`` counts rows with ``prediction == target``.
         Undefined rows are in no bin.
+
+    The per-row quantities are those of :func:`score_rows`, rounded to its
+    result dtype before they are added.  The rows are cut into fixed blocks
+    (at most 256, whatever the thread count), each summed in row order and
+    the blocks in order: the sums are the same bits on any thread count.
+    The bin boundaries are the correctly rounded ``b / n_bins`` (the values
+    of ``torch.linspace`` but for a last-bit difference at a few of them).
     """
-    # TEMPORARY: the kernel replaces this composition of NumPy reductions
-    import numpy as np
-    r = _reference_score_rows(input, target, ignore_index=ignore_index, temperature=temperature)
-    t = np.asarray(target)
-    valid = t != ignore_index
-    rank = np.asarray(r.rank)[valid]
-    conf = np.asarray(r.confidence, dtype=np.float64)[valid]
-    correct = (np.asarray(r.prediction) == t)[valid]
-    defined = ~np.isnan(conf)
-    bins = np.minimum(np.floor(conf[defined] * n_bins), n_bins).astype(np.intp)
-    bins = np.where(conf[defined] >= 1.0, n_bins, np.minimum(bins, n_bins - 1))
+    for name, v in (("max_rank", max_rank), ("n_bins", n_bins)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an integer, got {v!r}")
+    max_rank, n_bins = int(max_rank), int(n_bins)
+    if max_rank < 0:
+        raise ValueError(f"max_rank must be >= 0, got {max_rank}")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    nt = _dispatch.resolve_threads(n_threads)
+    x, bf16, labels, ignore, tmode, t, result, batch_shape = _prepare(
+        input, target, ignore_index, temperature)
+    bad, f, c = _dispatch.active.score(x, labels, ignore, tmode, t, bf16, None, max_rank,
+                                       n_bins, nt)
+    if bad >= 0:
+        _raise_bad(bad, labels, x.shape[1] if x.ndim > 1 else x.shape[0], ignore_index)
+    nb = n_bins + 1
     return {
-        "count": int(valid.sum()),
-        "undefined": int((~defined).sum()),
-        "nll_sum": float(np.sum(np.asarray(r.nll, dtype=np.float64)[valid])),
-        "entropy_sum": float(np.sum(np.asarray(r.entropy, dtype=np.float64)[valid])),
-        "brier_sum": float(np.sum(np.asarray(r.brier, dtype=np.float64)[valid])),
-        "rank_counts": np.bincount(rank[rank < max_rank], minlength=max_rank).astype(np.int64),
-        "bin_count": np.bincount(bins, minlength=n_bins + 1).astype(np.int64),
-        "bin_correct": np.bincount(bins, weights=correct[defined],
-                                   minlength=n_bins + 1).astype(np.int64),
-        "bin_confidence_sum": np.bincount(bins, weights=conf[defined], minlength=n_bins + 1),
+        "count": int(c[0]),
+        "undefined": int(c[1]),
+        "nll_sum": float(f[0]),
+        "entropy_sum": float(f[1]),
+        "brier_sum": float(f[2]),
+        "rank_counts": c[2:2 + max_rank].copy(),
+        "bin_count": c[2 + max_rank:2 + max_rank + nb].copy(),
+        "bin_correct": c[2 + max_rank + nb:2 + max_rank + 2 * nb].copy(),
+        "bin_confidence_sum": f[3:3 + nb].copy(),
     }

@@ -12,6 +12,8 @@
  *   fx_cross_entropy.h     cross-entropy of rows, loss and gradient
  *   fx_pointwise_losses.h  the element-wise terms of kl_div and BCE with logits
  *   fx_entropies.h         entropies of rows (from logits or probabilities)
+ *   fx_nll_loss.h          nll_loss, read through byte strides
+ *   fx_score.h             the per-row scores of an evaluation (score_rows)
  * Their functions are named fx_<dtype>_<kernel> (fx_f32_row_lse, ...); the
  * Cython side declares them from one table (fx_kernels.pxd.tp).
  *

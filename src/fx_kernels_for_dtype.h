@@ -37,6 +37,7 @@ enum { FX_NAME(stores_exp) = FX_STORES_EXP };
 #include "fx_pointwise_losses.h"
 #include "fx_entropies.h"
 #include "fx_nll_loss.h"
+#include "fx_score.h"
 
 #undef FX_NAME
 #undef FX_T

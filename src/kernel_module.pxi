@@ -10,6 +10,7 @@ include "losses.pxi"
 include "pointwise_losses.pxi"
 include "entropies.pxi"
 include "nll_loss.pxi"
+include "score.pxi"
 
 
 def openmp_enabled():

@@ -10,7 +10,8 @@ epsilon times the operands' magnitude, bounds the difference from the
 reference whatever the code path.
 
 ``ENTRIES`` holds one entry per function of ``fastxent.__all__`` except the
-configuration helpers (``CONFIG_HELPERS``); test_contract.py fails when a
+configuration helpers (``CONFIG_HELPERS``) and the result types
+(``RESULT_TYPES``); test_contract.py fails when a
 public function has none.
 """
 import importlib
@@ -18,6 +19,8 @@ import importlib
 import numpy as np
 
 CONFIG_HELPERS = frozenset({"get_config", "show_config", "cpu_path"})
+# public names that are result types, not functions
+RESULT_TYPES = frozenset({"RowScores"})
 
 # axis conventions
 ANY_AXIS = "any axis"          # axis= names the reduced (or normalized) axis
@@ -107,6 +110,13 @@ class Entry:
         """Whether the call with the example options returns ``(result, grad)``."""
         return self.output == "grad_out"
 
+    def parts(self, result):
+        """The arrays of a result: ``(result, grad)``, or the fields of a
+        named tuple of arrays, as a list; else ``[result]``."""
+        if self.returns_pair or hasattr(result, "_fields"):
+            return list(result)
+        return [result]
+
     def example(self, rows, cols, dtype, seed=0):
         """``(operands, options)`` for an input of shape ``(rows, cols)``."""
         return self.build(np.random.default_rng(seed), rows, cols, np.dtype(dtype))
@@ -191,6 +201,11 @@ def _softmax_pair(rng, rows, cols, dtype):
              "q_logits": _logits(rng, (rows, cols), dtype)}, {"axis": 1})
 
 
+def _score_rows(rng, rows, cols, dtype):
+    return ({"input": _logits(rng, (rows, cols), dtype), "target": _labels(rng, rows, cols)},
+            {"temperature": 1.5})
+
+
 def _rows(rows, cols):
     return (rows,)
 
@@ -211,6 +226,8 @@ ENTRIES = [
     Entry("softmax_entropy", ANY_AXIS, ("logits",), None, _softmax_entropy),
     Entry("softmax_cross_entropy", ANY_AXIS, ("p_logits", "q_logits"), None, _softmax_pair),
     Entry("softmax_kl_div", ANY_AXIS, ("p_logits", "q_logits"), None, _softmax_pair),
+    # a named tuple of per-row arrays (out= is a RowScores: test_score_rows.py)
+    Entry("score_rows", CLASS_AXIS, ("input", "target"), None, _score_rows, _rows),
 ]
 
 BY_LABEL = {e.label: e for e in ENTRIES}
@@ -218,4 +235,4 @@ BY_LABEL = {e.label: e for e in ENTRIES}
 
 def missing_entries(names):
     """The public function names among `names` that have no entry."""
-    return sorted(set(names) - CONFIG_HELPERS - {e.name for e in ENTRIES})
+    return sorted(set(names) - CONFIG_HELPERS - RESULT_TYPES - {e.name for e in ENTRIES})

@@ -7,7 +7,7 @@ import pytest
 
 # every module whose docstrings hold examples
 MODULES = ["fastxent._softmax_family", "fastxent._losses", "fastxent._pointwise_losses",
-           "fastxent._entropies", "fastxent.reference.softmax_family", "fastxent.reference.losses",
+           "fastxent._entropies", "fastxent._score_rows", "fastxent.reference.softmax_family", "fastxent.reference.losses",
            "fastxent.reference.pointwise_losses", "fastxent.reference.entropies"]
 
 

@@ -555,6 +555,37 @@ def logit_cases(names):
     return cases()
 
 
+@st.composite
+def score_rows_cases(draw):
+    shape = draw(class_shapes())
+    C = shape[1] if len(shape) > 1 else shape[0]
+    rows = shape[:1] + shape[2:] if len(shape) > 1 else ()
+    x = draw(logits(shape, dtypes=FLOAT_DTYPES, row_axis=1 if len(shape) > 1 else 0))
+    ignore_index = draw(st.sampled_from([-100, -1, 0, 2, C]))
+    operands = {"input": draw(laid_out(x)),
+                "target": draw(laid_out(draw(labels(rows, C, ignore_index))))}
+    # powers of two: z = x / T is exact in every working type but where it
+    # leaves float32's range (the kernel computes float32 data in float32)
+    options = {"ignore_index": ignore_index,
+               "temperature": draw(st.sampled_from([1.0, 1.0, 2.0]))}
+    return Case(operands, options, extra={"n_threads": draw(n_threads())})
+
+
+def tol_score_rows(case, want):
+    """nll and entropy are differences of logits (absolute errors of the
+    logits' magnitude); confidence and Brier relative; rank and prediction
+    exact."""
+    x = case.operands["input"].values
+    rtol = _rtol(_dtype_of(want[0]))
+    # float32 sums of long rows, folded into double every 256 elements
+    n = x.shape[1] if x.ndim > 1 else x.shape[0]
+    work = _dtype_of(want[0])
+    sum_err = min(n, 256) * float(np.finfo(work).eps)
+    floats = Tol(rtol + sum_err, (rtol + sum_err) * _magnitude(x))
+    exact = Tol(0.0, 0.0)
+    return [floats, exact, exact, floats, floats, floats]
+
+
 # ---------------------------------------------------------------------------
 # the registry
 
@@ -574,6 +605,7 @@ STRATEGIES = {
     "softmax_entropy": (logit_cases(["logits"]), tol_of_logits),
     "softmax_cross_entropy": (logit_cases(["p_logits", "q_logits"]), tol_of_logits),
     "softmax_kl_div": (logit_cases(["p_logits", "q_logits"]), tol_of_logits),
+    "score_rows": (score_rows_cases(), tol_score_rows),
 }
 
 
@@ -608,7 +640,8 @@ def test_registry_covers_the_public_functions():
 
 def _parts(result, kwargs):
     pair = kwargs.get("return_sign") or kwargs.get("return_grad")
-    return list(result) if pair else [result]
+    # a pair, or a named tuple of arrays (score_rows)
+    return list(result) if pair or hasattr(result, "_fields") else [result]
 
 
 def _compare(got, want, tol, err_msg, check_type=True):
@@ -670,7 +703,7 @@ def _check(entry, case):
     tols = entry.tolerances(case, want)
     out_name = "out" if "out" in case.outs else ("grad_out" if "grad_out" in case.outs else None)
     for i, (g, w, tol) in enumerate(zip(got_parts, want_parts, tols)):
-        what = ["result", "second result"][i]
+        what = ["result", "second result"][i] if len(got_parts) <= 2 else f"result part {i}"
         is_out = out_name is not None and (i == len(got_parts) - 1 if out_name == "grad_out"
                                            else i == 0)
         if is_out:

@@ -26,7 +26,13 @@ DEFAULT_OPS = ("logsumexp", "log_softmax", "softmax", "cross_entropy", "cross_en
 DIVERGENCE_OPS = ("kl_div", "bce_with_logits", "entropy", "softmax_kl_div", "softmax_entropy")
 
 
-OPS = DEFAULT_OPS + DIVERGENCE_OPS
+# The per-row scores of an evaluation (nll, rank, prediction, confidence,
+# entropy, Brier score) against labels_for(x): selected with --ops.  Its
+# answer, checked against NumPy, is the nll column.
+SCORE_OPS = ("score_rows",)
+
+
+OPS = DEFAULT_OPS + DIVERGENCE_OPS + SCORE_OPS
 
 
 # Names that --ops expands to several operations.
@@ -35,6 +41,7 @@ OP_GROUPS = {
     "softmax_family": ("logsumexp", "log_softmax", "softmax"),
     "losses": ("cross_entropy", "cross_entropy_grad", "kl_div", "bce_with_logits"),
     "divergences": DIVERGENCE_OPS,
+    "scores": SCORE_OPS,
     "all": OPS,
 }
 
@@ -267,6 +274,26 @@ def numpy_cross_entropy(x):
     return numpy_logsumexp(x) - x[np.arange(x.shape[0]), t]
 
 
+def numpy_score_rows(x):
+    """Every per-row score against labels_for(x) (softmax, its maximum,
+    entropy, Brier score, rank of the label); returns the nll column."""
+    import numpy as np
+
+    t = labels_for(x)
+    rows = np.arange(x.shape[0])
+    lp = numpy_log_softmax(x)
+    p = np.exp(lp)
+    nll = -lp[rows, t]
+    # the other scores, computed as an evaluation would (not returned)
+    p.max(axis=-1)
+    -(p * lp).sum(axis=-1)
+    (x > x[rows, t][:, None]).sum(axis=-1)
+    np.argmax(x, axis=-1)
+    p[rows, t] -= 1
+    (p * p).sum(axis=-1)
+    return nll
+
+
 def numpy_cross_entropy_grad(x):
     """Gradient of the summed per-row cross-entropy: softmax(x) - one_hot."""
     import numpy as np
@@ -346,7 +373,8 @@ def numpy_softmax_entropy(x):
 _NUMPY_OPS = {"logsumexp": numpy_logsumexp, "log_softmax": numpy_log_softmax, "softmax": numpy_softmax,
               "cross_entropy": numpy_cross_entropy, "cross_entropy_grad": numpy_cross_entropy_grad,
               "kl_div": numpy_kl_div, "bce_with_logits": numpy_bce_with_logits, "entropy": numpy_entropy,
-              "softmax_kl_div": numpy_softmax_kl_div, "softmax_entropy": numpy_softmax_entropy}
+              "softmax_kl_div": numpy_softmax_kl_div, "softmax_entropy": numpy_softmax_entropy,
+              "score_rows": numpy_score_rows}
 
 
 # The sums behind the one-number results, for a float64 reference computed in
@@ -389,6 +417,8 @@ def prepare(impl, op, x, threads, *, overhead=False, aot=False, seed=DEFAULT_SEE
         return _prepare_divergence(impl, op, x, threads, overhead=overhead, aot=aot, seed=seed)
     if op.startswith("cross_entropy"):
         return _prepare_cross_entropy(impl, op, x, threads, overhead=overhead, aot=aot)
+    if op == "score_rows":
+        return _prepare_score_rows(impl, x, threads, overhead=overhead)
     lib = _load(impl, threads)
     if impl == "fastxent":
         f = getattr(lib, op)
@@ -467,6 +497,19 @@ def _prepare_cross_entropy(impl, op, x, threads, *, overhead=False, aot=False):
             f = f.lower(xj, tj).compile()
         return (lambda: f(xj, tj).block_until_ready()), _jax_to_numpy
     raise ValueError(f"unknown implementation {impl!r}")
+
+
+def _prepare_score_rows(impl, x, threads, *, overhead=False):
+    """The per-row scores against labels_for(x); the nll column is the answer."""
+    lib = _load(impl, threads)
+    t = labels_for(x)
+    if impl == "fastxent":
+        f = fastxent_function(lib, "score_rows")
+        kw = {} if overhead else {"n_threads": threads}
+        return (lambda: f(x, t, **kw).nll), _identity
+    if impl == "numpy":
+        return (lambda: numpy_score_rows(x)), _identity
+    raise Unavailable(f"{impl} has no score_rows")
 
 
 def fastxent_function(lib, op):

@@ -17,7 +17,10 @@ fastxent, under the same names and with the same arguments (without ``out``,
   ``scipy.stats.entropy`` (SciPy 1.17), and :func:`softmax_entropy`,
   :func:`softmax_cross_entropy`, :func:`softmax_kl_div`: entropy,
   cross-entropy and Kullback-Leibler divergence of softmax distributions,
-  straight from logits.
+  straight from logits;
+* :mod:`fastxent.reference.score`: :func:`score_rows`, the per-row scores of
+  an evaluation (computed in float64, rounded once to float64 for float64
+  logits and to float32 otherwise).
 
 Conventions of the losses and the entropies:
 
@@ -59,8 +62,9 @@ from ._common import _log_softmax_rows  # noqa: F401
 from .entropies import entropy, softmax_cross_entropy, softmax_entropy, softmax_kl_div
 from .losses import cross_entropy, nll_loss
 from .pointwise_losses import _sum_to_shape, binary_cross_entropy_with_logits, kl_div  # noqa: F401
+from .score import RowScores, score_rows
 from .softmax_family import log_softmax, logsumexp, softmax
 
 __all__ = ["logsumexp", "softmax", "log_softmax", "cross_entropy", "nll_loss", "kl_div",
            "binary_cross_entropy_with_logits", "entropy", "softmax_entropy",
-           "softmax_cross_entropy", "softmax_kl_div"]
+           "softmax_cross_entropy", "softmax_kl_div", "score_rows", "RowScores"]

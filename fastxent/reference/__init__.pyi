@@ -11,6 +11,7 @@ from .pointwise_losses import (
     binary_cross_entropy_with_logits as binary_cross_entropy_with_logits,
     kl_div as kl_div,
 )
+from .score import RowScores as RowScores, score_rows as score_rows
 from .softmax_family import log_softmax as log_softmax, logsumexp as logsumexp, softmax as softmax
 
 __all__ = [
@@ -25,4 +26,6 @@ __all__ = [
     "softmax_entropy",
     "softmax_cross_entropy",
     "softmax_kl_div",
+    "score_rows",
+    "RowScores",
 ]

@@ -83,7 +83,9 @@ def score_rows(input, target, *, ignore_index=-100, temperature=1.0):
         pz = np.where(p == 0, 0.0, p * shifted).sum(axis=-1)
         entropy = np.log(s) - pz
         confidence = 1.0 / s            # p at the max: exp(0) / s
-        x_t = np.take_along_axis(z, idx[..., None], axis=-1)[..., 0]
+        # no class (every row ignored then): nothing to take
+        x_t = (np.take_along_axis(z, idx[..., None], axis=-1)[..., 0] if n_classes else
+               np.full(z.shape[:-1], np.nan))
         nll = lse - x_t
         onehot = np.arange(n_classes) == idx[..., None]
         brier = ((p - onehot) ** 2).sum(axis=-1)

@@ -1,0 +1,34 @@
+# Types of score.py (checked against it by mypy.stubtest in
+# tests/test_typing.py): those of fastxent.score_rows without out and
+# n_threads.
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["score_rows", "RowScores", "ROW_FIELDS"]
+
+ROW_FIELDS: tuple[str, str, str, str, str, str]
+
+class RowScores(tuple[Any, ...]):
+    _fields: tuple[str, ...]
+    def __new__(
+        cls, nll: Any, rank: Any, prediction: Any, confidence: Any, entropy: Any, brier: Any
+    ) -> RowScores: ...
+    @property
+    def nll(self) -> NDArray[np.floating[Any]]: ...
+    @property
+    def rank(self) -> NDArray[np.int64]: ...
+    @property
+    def prediction(self) -> NDArray[np.int64]: ...
+    @property
+    def confidence(self) -> NDArray[np.floating[Any]]: ...
+    @property
+    def entropy(self) -> NDArray[np.floating[Any]]: ...
+    @property
+    def brier(self) -> NDArray[np.floating[Any]]: ...
+    def _asdict(self) -> dict[str, Any]: ...
+
+def score_rows(
+    input: ArrayLike, target: ArrayLike, *, ignore_index: int = -100, temperature: float = 1.0
+) -> RowScores: ...

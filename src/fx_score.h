@@ -1,0 +1,447 @@
+/*
+ * fx_score.h -- the per-row scores of logits against class labels, one
+ * storage type (included by fx_kernels_for_dtype.h after
+ * fx_softmax_family.h and fx_nll_loss.h, same macros).
+ *
+ * With z = x / T (T the temperature), M = max z, S = sum_c exp(z_c - M) and
+ * p = softmax(z), a row with label y gives
+ *
+ *     nll        = lse - z_y = (M - z_y) + log S
+ *     rank       = #{c : z_c > z_y}
+ *     prediction = the first argmax of z (the first NaN if any, as np.argmax)
+ *     confidence = max p = 1 / S
+ *     entropy    = log S - sum_c p_c (z_c - M)       (both terms >= 0)
+ *     brier      = (1 - p_y)^2 + sum_{c != y} p_c^2
+ *
+ * The row is read once, in blocks of FX_FLUSH elements as row_state reads
+ * it: a first pass over the block (in L1) takes its max, its min, the count
+ * of elements above z_y and whether it holds a NaN; a second pass sums, with
+ * the block max m_b, e = exp(z - m_b), e (z - m_b) and e^2 over the elements
+ * below m_b (those equal to it are counted apart, as fx_lse_state does, so
+ * that 1 - p_y of a confident row keeps its digits), in the working type,
+ * folded into double every FX_FOLD elements.  Blocks merge as fx_state_merge
+ * rescales them; every merged term has one sign, so nothing cancels.
+ *
+ * A row holding a NaN or +inf, or only -inf (or no class), has no
+ * distribution: its nll, confidence, entropy and Brier score are NaN and
+ * its rank is C.  An ignored row (label == ignore_index) has nll 0, Brier 0,
+ * rank -1.
+ *
+ * Every operand is walked through byte strides over the row dims, as
+ * fx_nll_loss.h does (any layout, labels of any integer type); labels are
+ * checked in a pass of their own before any logit is read.  bfloat16 data
+ * (2-byte storage with a->bf16 set) are widened from their bits; float16
+ * through FX_LOAD.
+ */
+
+#ifndef FX_SCORE_COMMON
+#define FX_SCORE_COMMON
+
+#include <stdint.h>
+#include <string.h>
+
+/* the per-row outputs, in the order of RowScores */
+#define FX_SCORE_NOUT 6
+enum { FX_SCORE_NLL, FX_SCORE_RANK, FX_SCORE_PRED, FX_SCORE_CONF, FX_SCORE_ENT, FX_SCORE_BRIER };
+
+/* what a call of score_block does */
+#define FX_SCORE_CHECK 0   /* check the labels only */
+#define FX_SCORE_ROWS 1    /* write the per-row outputs that are not NULL */
+#define FX_SCORE_STATE 2   /* add the rows into the sums of an evaluation */
+
+typedef struct {
+    Py_ssize_t nd;                                 /* row dims, >= 1 */
+    Py_ssize_t shape[FX_NLL_MAXDIM];
+    Py_ssize_t xs[FX_NLL_MAXDIM];                  /* input */
+    Py_ssize_t ls[FX_NLL_MAXDIM];                  /* labels */
+    Py_ssize_t os[FX_SCORE_NOUT][FX_NLL_MAXDIM];   /* outputs */
+    Py_ssize_t C, xc;                              /* classes, class stride of x */
+    const char *x, *lab;
+    char *out[FX_SCORE_NOUT];   /* float outputs in the result type, rank and
+                                 * prediction int64; NULL: not written */
+    int lkind;                  /* label bytes, negative if unsigned */
+    int bf16;                   /* 2-byte storage holds bfloat16 */
+    int has_ignore;
+    int64_t ignore_index;
+    int tmode;                  /* 0: T = 1; 1: z = x * t (1/T exact); 2: z = x / t */
+    double t;
+    Py_ssize_t max_rank, n_bins;
+} fx_score_args;
+
+/* one row's results, before rounding to the result type */
+typedef struct {
+    double nll, conf, ent, brier;
+    int64_t rank, pred;
+    int undefined;
+} fx_score_row;
+
+/* the merged sums of the blocks of a row: max m, count k of the elements
+ * equal to it, and over the others s = sum e, d = sum e (z - m) (<= 0),
+ * q = sum e^2, e = exp(z - m) */
+typedef struct { double m, k, s, d, q; } fx_score_state;
+
+static inline void fx_score_merge(fx_score_state *a, double m, double k, double s, double d,
+                                  double q)
+{
+    if (a->m == -INFINITY && a->k == 0.0) {
+        a->m = m; a->k = k; a->s = s; a->d = d; a->q = q;
+    } else if (m == a->m) {
+        a->k += k; a->s += s; a->d += d; a->q += q;
+    } else {
+        /* the side with the smaller max is rescaled by r = exp(lo - hi):
+         * its max terms join the others, and z - hi = (z - lo) + (lo - hi);
+         * a side of -inf only (r = 0) vanishes */
+        fx_score_state lo = *a;
+        double hm = m, hk = k, hs = s, hd = d, hq = q;
+        if (m < a->m) {
+            lo.m = m; lo.k = k; lo.s = s; lo.d = d; lo.q = q;
+            hm = a->m; hk = a->k; hs = a->s; hd = a->d; hq = a->q;
+        }
+        double r = exp(lo.m - hm), all = lo.s + lo.k;
+        a->m = hm;
+        a->k = hk;
+        a->s = hs + all * r;
+        a->d = hd + (r == 0.0 ? 0.0 : r * (lo.d + (lo.m - hm) * all));
+        a->q = hq + (lo.q + lo.k) * (r * r);
+    }
+}
+
+/* bfloat16 bits to float: the upper half of a float32 */
+static inline float fx_bf16_to_float(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* a label of kind lkind (see fx_nll_args); *big: a uint64 above INT64_MAX */
+static inline int64_t fx_score_label(const char *p, int lkind, int *big)
+{
+    *big = 0;
+    switch (lkind) {
+    case 1: { int8_t v; memcpy(&v, p, 1); return v; }
+    case 2: { int16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { int32_t v; memcpy(&v, p, 4); return v; }
+    case -1: { uint8_t v; memcpy(&v, p, 1); return v; }
+    case -2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case -4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    case -8: { uint64_t v; memcpy(&v, p, 8); *big = v > (uint64_t)INT64_MAX; return (int64_t)v; }
+    default: { int64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+/*
+ * The calibration bin of a confidence c in [0, 1], as torchmetrics'
+ * bucketize(c, linspace(0, 1, n + 1), right=True) - 1: the b with
+ * b / n <= c < (b + 1) / n, and n for c == 1.  The boundaries are the
+ * correctly rounded b / n.
+ */
+static inline Py_ssize_t fx_score_bin(double c, Py_ssize_t n)
+{
+    if (c >= 1.0) return n;
+    double dn = (double)n;
+    Py_ssize_t b = (Py_ssize_t)(c * dn);
+    if (b > n - 1) b = n - 1;
+    if (b < 0) b = 0;
+    while (b > 0 && c < (double)b / dn) b--;
+    while (b < n - 1 && c >= (double)(b + 1) / dn) b++;
+    return b;
+}
+
+/* omp simd with several reductions (see FX_SIMD_REDUCE) */
+#if !defined(_MSC_VER) && (defined(_OPENMP) || defined(__clang__) || defined(__GNUC__))
+#define FX_SCORE_SIMD_SCAN(m, lo, a, b) \
+    FX_PRAGMA(omp simd reduction(max:m) reduction(min:lo) reduction(+:a, b))
+#else
+#define FX_SCORE_SIMD_SCAN(m, lo, a, b)
+#endif
+
+#endif /* FX_SCORE_COMMON */
+
+/* a logit of storage r as z in the working type; bf16 and tmode are
+ * compile-time constants at each use */
+#define FX_SCORE_RAW(r) ((sizeof(FX_T) == 2 && bf16) ? (FX_W)fx_bf16_to_float((uint16_t)(r)) \
+                                                     : FX_LOAD(r))
+#define FX_SCORE_Z(r) (tmode == 0 ? FX_SCORE_RAW(r) \
+                       : tmode == 1 ? FX_SCORE_RAW(r) * tw : FX_SCORE_RAW(r) / tw)
+
+/* the sums of one block against its max m; `normal` (a constant): every
+ * z - m is in [FX_EXP_NORMAL_MIN, 0] */
+FX_INLINE void FX_NAME(score_sums)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W m,
+                                   const int bf16, const int tmode, FX_W tw,
+                                   const int normal, double *sums)
+{
+    double tot = 0.0, totk = 0.0, totd = 0.0, totq = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
+        FX_W acc = 0, cnt = 0, sd = 0, sq = 0;
+        FX_SIMD_REDUCE(+:acc,cnt,sd,sq)
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W v = FX_SCORE_Z(x[j * s]);
+            int eq = v == m;
+            FX_W t = v - m, e;
+            if (normal) {
+                FX_W e1 = FX_EXP_NORMAL(t);
+                e = eq ? (FX_W)0 : e1;
+                sd += e * t;
+            } else {
+                e = FX_EXP(eq ? (FX_W)-INFINITY : t);
+                /* 0 at -inf logits, whose e is 0 (0 * -inf would be NaN) */
+                sd += e == (FX_W)0 ? (FX_W)0 : e * t;
+            }
+            acc += e;
+            cnt += eq ? (FX_W)1 : (FX_W)0;
+            sq += e * e;
+        }
+        tot += (double)acc;
+        totk += (double)cnt;
+        totd += (double)sd;
+        totq += (double)sq;
+    }
+    sums[0] = tot;
+    sums[1] = totk;
+    sums[2] = totd;
+    sums[3] = totq;
+}
+
+/* elements a search for the first maximum tests before it looks closer */
+#define FX_SCORE_SEARCH 64
+
+/* the index of the first element of a block (n <= FX_FLUSH) whose z equals
+ * m (or is NaN, with `nan`; a constant), n if none: FX_SCORE_SEARCH
+ * elements at a time, tested by a vectorized count, and the one stretch
+ * that holds it scanned.  The row's first pass could not keep that index
+ * without losing its vectorization */
+FX_INLINE Py_ssize_t FX_NAME(score_first)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W m,
+                                          const int bf16, const int tmode, FX_W tw,
+                                          const int nan)
+{
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_SCORE_SEARCH) {
+        Py_ssize_t end = j0 + FX_SCORE_SEARCH < n ? j0 + FX_SCORE_SEARCH : n;
+        FX_W hit = 0;
+        FX_SIMD_REDUCE(+:hit)
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W v = FX_SCORE_Z(x[j * s]);
+            hit += (nan ? v != v : v == m) ? (FX_W)1 : (FX_W)0;
+        }
+        if (hit == 0) continue;
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W v = FX_SCORE_Z(x[j * s]);
+            if (nan ? v != v : v == m) return j;
+        }
+    }
+    return n;
+}
+
+/* one row (zy: the label's z, NaN for an ignored row) */
+FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
+                                       const int bf16, const int tmode, FX_W tw,
+                                       fx_score_row *r)
+{
+    fx_score_state st = {-INFINITY, 0.0, 0.0, 0.0, 0.0};
+    Py_ssize_t gt = 0, pred = 0, first_nan = -1;
+    FX_W best = -INFINITY;
+    int bad = 0;   /* a NaN or +inf seen: no distribution */
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
+        Py_ssize_t len = n - j0 < FX_FLUSH ? n - j0 : FX_FLUSH;
+        const FX_T *xb = x + j0 * s;
+        FX_W m = -INFINITY, lo = INFINITY, cgt = 0, cnan = 0;
+        FX_SCORE_SIMD_SCAN(m, lo, cgt, cnan)
+        for (Py_ssize_t j = 0; j < len; j++) {
+            FX_W v = FX_SCORE_Z(xb[j * s]);
+            m = v > m ? v : m;
+            lo = v < lo ? v : lo;
+            cgt += v > zy ? (FX_W)1 : (FX_W)0;
+            cnan += v != v ? (FX_W)1 : (FX_W)0;
+        }
+        gt += (Py_ssize_t)cgt;   /* exact: a block is far below 2^24 */
+        if (cnan > 0 && first_nan < 0)
+            first_nan = j0 + FX_NAME(score_first)(xb, len, s, m, bf16, tmode, tw, 1);
+        if (m > best || (j0 == 0 && m == best)) {
+            /* the first element equal to the new max: this block is in L1 */
+            pred = j0 + FX_NAME(score_first)(xb, len, s, m, bf16, tmode, tw, 0);
+            best = m;
+        }
+        bad |= cnan > 0 || m == (FX_W)INFINITY;
+        if (bad) continue;   /* only the prediction is still needed */
+        double sums[4] = {0.0, (double)len, 0.0, 0.0};
+        if (m != -INFINITY) {   /* a block of -inf only: k = len, nothing else */
+            /* false for -inf entries */
+            if (lo - m >= (FX_W)FX_EXP_NORMAL_MIN)
+                FX_NAME(score_sums)(xb, len, s, m, bf16, tmode, tw, 1, sums);
+            else
+                FX_NAME(score_sums)(xb, len, s, m, bf16, tmode, tw, 0, sums);
+        }
+        fx_score_merge(&st, (double)m, sums[1], sums[0], sums[2], sums[3]);
+    }
+    r->pred = first_nan >= 0 ? first_nan : pred;
+    r->undefined = bad || st.m == -INFINITY;
+    if (r->undefined) {
+        r->nll = r->conf = r->ent = r->brier = NAN;
+        r->rank = n;
+        return;
+    }
+    double S = st.k + st.s;
+    double logS = (st.k == 1.0 ? 0.0 : log(st.k)) + log1p(st.s / st.k);
+    double zyd = (double)zy;
+    r->rank = gt;
+    r->conf = 1.0 / S;
+    r->ent = logS - st.d / S;
+    r->nll = (st.m - zyd) + logS;
+    double omp, oq;   /* 1 - p_y (times S) and sum_{c != y} e_c^2 */
+    if (zyd == st.m) {
+        omp = (st.k - 1.0) + st.s;
+        oq = (st.k - 1.0) + st.q;
+    } else {
+        double ey = exp(zyd - st.m);
+        omp = S - ey;
+        oq = (st.k + st.q) - ey * ey;
+    }
+    omp /= S;
+    r->brier = omp * omp + oq / (S * S);
+}
+
+/* the row body specialized for unit stride and for every flag */
+static FX_NOINLINE void FX_NAME(score_row)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
+                                          int bf16, int tmode, FX_W tw, fx_score_row *r)
+{
+#define FX_SCORE_CASES(BF)                                                              \
+    if (s == 1) {                                                                       \
+        if (tmode == 0) FX_NAME(score_row_body)(x, n, 1, zy, BF, 0, tw, r);             \
+        else if (tmode == 1) FX_NAME(score_row_body)(x, n, 1, zy, BF, 1, tw, r);        \
+        else FX_NAME(score_row_body)(x, n, 1, zy, BF, 2, tw, r);                        \
+    } else {                                                                            \
+        if (tmode == 0) FX_NAME(score_row_body)(x, n, s, zy, BF, 0, tw, r);             \
+        else if (tmode == 1) FX_NAME(score_row_body)(x, n, s, zy, BF, 1, tw, r);        \
+        else FX_NAME(score_row_body)(x, n, s, zy, BF, 2, tw, r);                        \
+    }
+    if (sizeof(FX_T) == 2 && bf16) { FX_SCORE_CASES(1) } else { FX_SCORE_CASES(0) }
+#undef FX_SCORE_CASES
+}
+
+/* z of one element (outside the loops: the flags need not be constants) */
+static inline FX_W FX_NAME(score_z)(FX_T raw, int bf16, int tmode, FX_W tw)
+{
+    FX_W v = (sizeof(FX_T) == 2 && bf16) ? (FX_W)fx_bf16_to_float((uint16_t)raw) : FX_LOAD(raw);
+    return tmode == 0 ? v : tmode == 1 ? v * tw : v / tw;
+}
+
+/* v rounded to the result type (double for double storage, float
+ * otherwise), as score_put stores it.  Through a volatile: GCC 12 at -O2
+ * was seen to drop a plain (double)(float) round trip here, so the sums
+ * were not those of the rows */
+static inline double FX_NAME(score_round)(double v)
+{
+    if (sizeof(FX_T) == 8) return v;
+    volatile float f = (float)v;
+    return (double)f;
+}
+#define FX_SCORE_R(v) FX_NAME(score_round)(v)
+
+static inline void FX_NAME(score_put)(char *p, double v)
+{
+    if (sizeof(FX_T) == 8) memcpy(p, &v, 8);
+    else { float f = (float)v; memcpy(p, &f, 4); }
+}
+
+/*
+ * Rows [r0, r1) in C order of the row dims.  FX_SCORE_CHECK: only the
+ * labels.  FX_SCORE_ROWS: the outputs.  FX_SCORE_STATE: the sums of the
+ * rows that count, in row order: fsums (3 + n_bins + 1 doubles: nll,
+ * entropy, Brier, then the confidence of each bin) and counts (int64:
+ * count, undefined, rank_counts[max_rank], bin_count[n_bins + 1],
+ * bin_correct[n_bins + 1]), both added to.  The per-row values are rounded
+ * to the result type first, so the sums are those of score_rows' rows.
+ * Returns the first row (flat index) with a bad label, or -1; in the check
+ * mode only.
+ */
+static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py_ssize_t r1,
+                                       int mode, double *fsums, int64_t *counts)
+{
+    Py_ssize_t idx[FX_NLL_MAXDIM];
+    const Py_ssize_t nd = a->nd, last = nd - 1, C = a->C, xc = a->xc;
+    const Py_ssize_t s = xc / (Py_ssize_t)sizeof(FX_T);
+    const int bf16 = a->bf16, tmode = a->tmode, lkind = a->lkind, has_ignore = a->has_ignore;
+    const int64_t ignore_index = a->ignore_index;
+    const FX_W tw = (FX_W)a->t;
+    const Py_ssize_t max_rank = a->max_rank, nb = a->n_bins;
+    /* the block's float sums in locals, written once at the end: the slots
+     * of neighbouring blocks may share a cache line */
+    double nll_sum = 0.0, ent_sum = 0.0, brier_sum = 0.0;
+    Py_ssize_t rem = r0;
+    for (Py_ssize_t d = last; d >= 0; d--) {
+        idx[d] = rem % a->shape[d];
+        rem /= a->shape[d];
+    }
+    for (Py_ssize_t r = r0; r < r1; r++) {
+        Py_ssize_t xo = 0, lo = 0, oo[FX_SCORE_NOUT] = {0, 0, 0, 0, 0, 0};
+        for (Py_ssize_t d = 0; d < nd; d++) {
+            xo += idx[d] * a->xs[d];
+            lo += idx[d] * a->ls[d];
+            if (mode == FX_SCORE_ROWS)
+                for (int o = 0; o < FX_SCORE_NOUT; o++) oo[o] += idx[d] * a->os[o][d];
+        }
+        /* the next row: carry into the outer dims */
+        idx[last]++;
+        for (Py_ssize_t d = last; d > 0 && idx[d] == a->shape[d]; d--) {
+            idx[d] = 0;
+            idx[d - 1]++;
+        }
+        int big;
+        int64_t y = fx_score_label(a->lab + lo, lkind, &big);
+        int ignored = has_ignore && !big && y == ignore_index;
+        if (mode == FX_SCORE_CHECK) {
+            if (!ignored && (big || y < 0 || y >= C)) return r;
+            continue;
+        }
+        if (ignored && mode == FX_SCORE_STATE) continue;   /* counts in nothing */
+        const FX_T *xr = (const FX_T *)(a->x + xo);
+        FX_W zy = (FX_W)NAN;
+        if (!ignored) zy = FX_NAME(score_z)(xr[y * s], bf16, tmode, tw);
+        fx_score_row row;
+        FX_NAME(score_row)(xr, C, s, zy, bf16, tmode, tw, &row);
+        if (ignored) {
+            row.nll = 0.0;
+            row.brier = 0.0;
+            row.rank = -1;
+        }
+        if (mode == FX_SCORE_ROWS) {
+            char *const *out = a->out;
+            if (out[FX_SCORE_NLL]) FX_NAME(score_put)(out[FX_SCORE_NLL] + oo[FX_SCORE_NLL], row.nll);
+            if (out[FX_SCORE_RANK]) memcpy(out[FX_SCORE_RANK] + oo[FX_SCORE_RANK], &row.rank, 8);
+            if (out[FX_SCORE_PRED]) memcpy(out[FX_SCORE_PRED] + oo[FX_SCORE_PRED], &row.pred, 8);
+            if (out[FX_SCORE_CONF])
+                FX_NAME(score_put)(out[FX_SCORE_CONF] + oo[FX_SCORE_CONF], row.conf);
+            if (out[FX_SCORE_ENT]) FX_NAME(score_put)(out[FX_SCORE_ENT] + oo[FX_SCORE_ENT], row.ent);
+            if (out[FX_SCORE_BRIER])
+                FX_NAME(score_put)(out[FX_SCORE_BRIER] + oo[FX_SCORE_BRIER], row.brier);
+            continue;
+        }
+        /* FX_SCORE_STATE */
+        double conf = FX_SCORE_R(row.conf);
+        nll_sum += FX_SCORE_R(row.nll);
+        ent_sum += FX_SCORE_R(row.ent);
+        brier_sum += FX_SCORE_R(row.brier);
+        counts[0] += 1;
+        if (row.rank < max_rank) counts[2 + row.rank] += 1;   /* C when undefined */
+        if (row.undefined) {
+            counts[1] += 1;
+            continue;   /* in no bin */
+        }
+        Py_ssize_t b = fx_score_bin(conf, nb);
+        fsums[3 + b] += conf;
+        counts[2 + max_rank + b] += 1;
+        counts[2 + max_rank + nb + 1 + b] += row.pred == y;
+    }
+    if (mode == FX_SCORE_STATE) {
+        fsums[0] += nll_sum;
+        fsums[1] += ent_sum;
+        fsums[2] += brier_sum;
+    }
+    return -1;
+}
+
+#undef FX_SCORE_RAW
+#undef FX_SCORE_Z
+#undef FX_SCORE_R

@@ -1,0 +1,205 @@
+# Parallel driver of the per-row scores (score_rows) and of the sums of an
+# evaluation chunk (_score_state); the per-row work is in fx_score.h.
+#
+# As nll_loss, the operands are read through their buffers' byte strides
+# (any layout, any native integer label dtype, no copy).  The rows -- the
+# target's elements in C order -- are cut into at most SCORE_MAX_BLOCKS
+# fixed blocks that depend on the row count only.  Every label is checked
+# in a first pass that reads nothing else, so a bad label leaves every
+# output untouched.  For the sums, each block adds its rows in row order into
+# its own slot of float sums (a fixed number of blocks: the scratch does not
+# grow with the rows), the slots are added in block order, and the integer
+# counts go to per-thread slots (their sum has no order): the result does
+# not depend on the thread count.
+
+from cython.parallel cimport prange, threadid
+from fx_kernels cimport *
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS, PyBUF_RECORDS_RO
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+from libc.stdint cimport int64_t
+
+import numpy as np
+
+# blocks of rows, at most
+DEF SCORE_MAX_BLOCKS = 256
+# rows per block, at least
+DEF SCORE_MIN_BLOCK = 16
+# the cost of a row besides its classes: a label, a few outputs
+DEF SCORE_ROW_WORK = 16
+
+
+cdef void _score_dims(fx_score_args *a, const Py_buffer *xb, const Py_buffer *lb,
+                      Py_buffer *obs, bint have_o) noexcept:
+    """The row dims of every operand (the input's without the class axis),
+    length-1 dims dropped and neighbours merged where every operand's strides
+    allow (as _nll_dims)."""
+    cdef Py_ssize_t k, o, xd, n = 0, sh
+    cdef bint merge
+    a.nd = 1
+    a.shape[0] = 1
+    a.xs[0] = a.ls[0] = 0
+    for o in range(FX_SCORE_NOUT):
+        a.os[o][0] = 0
+    if xb.ndim == 1:   # unbatched: one row
+        a.C = xb.shape[0]
+        a.xc = xb.strides[0]
+        return
+    a.C = xb.shape[1]
+    a.xc = xb.strides[1]
+    for k in range(xb.ndim - 1):
+        xd = 0 if k == 0 else k + 1
+        sh = xb.shape[xd]
+        if sh == 1:
+            continue
+        merge = n > 0 and a.xs[n - 1] == sh * xb.strides[xd] and a.ls[n - 1] == sh * lb.strides[k]
+        if merge and have_o:
+            for o in range(FX_SCORE_NOUT):
+                if a.os[o][n - 1] != sh * obs[o].strides[k]:
+                    merge = False
+        if merge:
+            a.shape[n - 1] *= sh
+        else:
+            a.shape[n] = sh
+            n += 1
+        a.xs[n - 1] = xb.strides[xd]
+        a.ls[n - 1] = lb.strides[k]
+        for o in range(FX_SCORE_NOUT):
+            a.os[o][n - 1] = obs[o].strides[k] if have_o else 0
+    if n > 0:
+        a.nd = n
+
+
+cdef Py_ssize_t _score_run(_score_block_fn fn, const fx_score_args *a, Py_ssize_t R,
+                           Py_ssize_t B, int mode, int nt, double *fsums, Py_ssize_t nf,
+                           int64_t *counts, Py_ssize_t nc, Py_ssize_t *bads) except -2:
+    """Every block of B rows through fn (fsums: nf doubles per block; counts:
+    nc int64 per thread); returns the first bad row or -1."""
+    cdef Py_ssize_t nblk = (R + B - 1) // B, it, r1
+    cdef Py_ssize_t per = B * (a.C + SCORE_ROW_WORK) if mode != FX_SCORE_CHECK else B
+    cdef Py_ssize_t nbat = _batch(per, nt, 1), b0 = 0, b1
+    if nt == 1 and nblk <= nbat:
+        # one batch on one thread: no OpenMP region
+        for it in range(nblk):
+            r1 = (it + 1) * B
+            bads[it] = fn(a, it * B, r1 if r1 < R else R, mode, fsums + nf * it, counts)
+        b0 = nblk
+    while b0 < nblk:
+        b1 = _next_batch(b0, nblk, nbat)
+        with nogil:
+            for it in prange(b0, b1, num_threads=nt, schedule='dynamic'):
+                r1 = (it + 1) * B
+                bads[it] = fn(a, it * B, r1 if r1 < R else R, mode, fsums + nf * it,
+                              counts + nc * threadid())
+        b0 = b1
+    for it in range(nblk):
+        if bads[it] >= 0:
+            return bads[it]
+    return -1
+
+
+def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssize_t max_rank,
+          Py_ssize_t n_bins, int n_threads=1):
+    """The per-row scores (outs: a sequence of 6 arrays of the target's
+    shape, or None for the sums) of logits x against labels.
+
+    x: (C,) or (N, C, d...), float64, float32 or 2-byte storage (float16 as
+    its bits, or bfloat16 with bf16), native and aligned (IN).  labels: the
+    target's shape, any native integer dtype and strides (IN).
+    ignore_index: an int, or None when no label can equal it.  tmode, t:
+    z = x (0), x * t (1) or x / t (2).  outs: nll, rank, prediction,
+    confidence, entropy, brier -- the float ones float64 for float64 x,
+    float32 otherwise; rank and prediction int64 (OUT).
+
+    Returns (first bad label's flat index or -1, float sums, int counts):
+    the sums (None with outs) are those of fx_score.h's FX_SCORE_STATE.
+    """
+    cdef fx_score_args a
+    cdef Py_buffer xb, lb
+    cdef Py_buffer obs[6]
+    cdef int n_o = 0, o, nt
+    cdef _score_block_fn fn
+    cdef Py_ssize_t R = 1, B, k, bad = -1, nblk
+    # per-block and per-thread slots in whole cache lines (8 doubles or
+    # int64): no two threads write the same line
+    cdef Py_ssize_t nf = (4 + n_bins + 7) // 8 * 8, nc = (2 * n_bins + 4 + max_rank + 7) // 8 * 8
+    cdef double *fbase = NULL
+    cdef int64_t *cbase = NULL
+    cdef Py_ssize_t bads[SCORE_MAX_BLOCKS]
+    cdef double *fsums = NULL
+    cdef int64_t *counts = NULL
+    cdef double[::1] ftot
+    cdef int64_t[::1] ctot
+    a.has_ignore = 0
+    a.ignore_index = 0
+    if ignore_index is not None:
+        try:
+            a.ignore_index = ignore_index
+            a.has_ignore = 1
+        except OverflowError:   # no label of any integer dtype equals it
+            pass
+    a.tmode = tmode
+    a.t = t
+    a.bf16 = bf16
+    a.max_rank = max_rank
+    a.n_bins = n_bins
+    PyObject_GetBuffer(x, &xb, PyBUF_RECORDS_RO)
+    try:
+        PyObject_GetBuffer(labels, &lb, PyBUF_RECORDS_RO)
+        try:
+            a.lkind = _nll_label_kind(&lb)
+            if outs is not None:
+                for o in range(FX_SCORE_NOUT):
+                    PyObject_GetBuffer(outs[o], &obs[o], PyBUF_RECORDS)
+                    n_o += 1
+                    a.out[o] = <char *>obs[o].buf
+            else:
+                for o in range(FX_SCORE_NOUT):
+                    a.out[o] = NULL
+            a.x = <const char *>xb.buf
+            a.lab = <const char *>lb.buf
+            _score_dims(&a, &xb, &lb, obs, outs is not None)
+            for k in range(a.nd):
+                R *= a.shape[k]
+            fn = _score_block_for(xb.itemsize)
+            B = (R + SCORE_MAX_BLOCKS - 1) // SCORE_MAX_BLOCKS
+            if B < SCORE_MIN_BLOCK:
+                B = SCORE_MIN_BLOCK
+            nblk = (R + B - 1) // B
+            ftot = np.zeros(4 + n_bins, np.float64)
+            ctot = np.zeros(2 * n_bins + 4 + max_rank, np.int64)
+            if R == 0:
+                return -1, (None if outs is not None else np.asarray(ftot)), \
+                    (None if outs is not None else np.asarray(ctot))
+            # the labels, before anything else is read or written
+            nt = _threads(n_threads, R)
+            bad = _score_run(fn, &a, R, B, FX_SCORE_CHECK, nt, NULL, 0, NULL, 0, bads)
+            if bad >= 0:
+                return bad, None, None
+            nt = _threads(n_threads, R * (a.C + SCORE_ROW_WORK))
+            if outs is not None:
+                _score_run(fn, &a, R, B, FX_SCORE_ROWS, nt, NULL, 0, NULL, 0, bads)
+                return -1, None, None
+            fbase = <double *>calloc(nblk * nf + FX_ALIGN_SLACK, sizeof(double))
+            cbase = <int64_t *>calloc(nt * nc + FX_ALIGN_SLACK, sizeof(int64_t))
+            if fbase == NULL or cbase == NULL:
+                raise MemoryError()
+            fsums = fx_align64(fbase)
+            counts = <int64_t *>fx_align64(<double *>cbase)
+            _score_run(fn, &a, R, B, FX_SCORE_STATE, nt, fsums, nf, counts, nc, bads)
+            # in block order: the same sums on any thread count
+            for k in range(nblk):
+                for o in range(ftot.shape[0]):
+                    ftot[o] += fsums[k * nf + o]
+            for k in range(nt):
+                for o in range(ctot.shape[0]):
+                    ctot[o] += counts[k * nc + o]
+            return -1, np.asarray(ftot), np.asarray(ctot)
+        finally:
+            free(fbase)
+            free(cbase)
+            for o in range(n_o):
+                PyBuffer_Release(&obs[o])
+            PyBuffer_Release(&lb)
+    finally:
+        PyBuffer_Release(&xb)

@@ -1,0 +1,400 @@
+"""score_rows and _score_state: the per-row scores of logits against labels,
+and the sums of an evaluation chunk, against the NumPy reference
+(fastxent.reference.score), PyTorch and torchmetrics' binning."""
+import numpy as np
+import pytest
+
+import fastxent
+from fastxent._score_rows import _score_state
+from fastxent.reference.score import ROW_FIELDS, RowScores
+from fastxent.reference.score import score_rows as reference
+from registry import MIN_WORK_PER_THREAD
+
+try:
+    import ml_dtypes
+except ImportError:   # optional: the bfloat16 cases skip
+    ml_dtypes = None
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+PATHS = list(fastxent.get_config()["cpu_paths"])
+FLOAT_FIELDS = ("nll", "confidence", "entropy", "brier")
+# relative tolerance per result dtype; float16/bfloat16 data are exact in
+# float32, so they get float32's
+RTOL = {np.dtype(np.float64): 1e-13, np.dtype(np.float32): 3e-6}
+
+
+@pytest.fixture(params=PATHS)
+def path(request):
+    with fastxent.cpu_path(request.param):
+        yield request.param
+
+
+def _dtypes():
+    out = [np.float64, np.float32, np.float16]
+    out.append(pytest.param("bfloat16", marks=pytest.mark.skipif(
+        ml_dtypes is None, reason="ml_dtypes is not installed")))
+    return out
+
+
+def _as(x, dtype):
+    if dtype == "bfloat16":
+        return np.asarray(x, dtype=ml_dtypes.bfloat16)
+    return np.asarray(x).astype(dtype)
+
+
+def assert_scores_close(got, want, what=""):
+    assert isinstance(got, RowScores), what
+    for name, g, w in zip(ROW_FIELDS, got, want):
+        g, w = np.asarray(g), np.asarray(w)
+        assert g.dtype == w.dtype, f"{what} {name}: dtype {g.dtype}, expected {w.dtype}"
+        assert g.shape == w.shape, f"{what} {name}: shape {g.shape}, expected {w.shape}"
+        if name in FLOAT_FIELDS:
+            rtol = RTOL[w.dtype]
+            np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol,
+                                       atol=rtol, err_msg=f"{what} {name}")
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=f"{what} {name}")
+
+
+def _special_rows(rng, n, c):
+    """Logits with every kind of special row: -inf entries, NaN, +inf, only
+    -inf, ties at the max, ties with the label, a confident row."""
+    x = 3.0 * rng.standard_normal((n, c))
+    t = rng.integers(0, c, n)
+    x[1, :2] = -np.inf              # masked classes
+    x[2, 1] = np.nan                # NaN row
+    x[3, c - 1] = np.inf            # +inf row
+    x[4, :] = -np.inf               # only -inf
+    x[5, :] = 1.5                   # all tied
+    x[6, :] = x[6, 0]
+    x[6, 2] = x[6, 0] + 1           # the label tied with others, below the max
+    t[6] = 0
+    x[7, :] = 0.0
+    x[7, 3] = 40.0                  # confident and right
+    t[7] = 3
+    x[8, 0] = -np.inf               # a label on a -inf class
+    t[8] = 0
+    x[9, 1] = np.inf
+    x[9, 0] = np.nan                # NaN after... and before +inf: first NaN predicted
+    x[10, 2] = np.nan
+    x[10, 0] = np.inf
+    t[::6] = -100                   # ignored rows (some special ones too)
+    return x, t
+
+
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 0.7])
+def test_matches_reference(path, dtype, temperature):
+    rng = np.random.default_rng(0)
+    for n, c in [(40, 7), (13, 300), (3, 5000)]:
+        x, t = _special_rows(rng, max(n, 11), c)
+        x = _as(x, dtype)
+        got = fastxent.score_rows(x, t, temperature=temperature, n_threads=1)
+        want = reference(x, t, temperature=temperature)
+        assert_scores_close(got, want, f"{path} {dtype} T={temperature} {n}x{c}")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_layouts(dtype):
+    rng = np.random.default_rng(1)
+    # (N, C, d1, d2): classes on axis 1
+    x = rng.standard_normal((3, 5, 4, 2)).astype(dtype)
+    t = rng.integers(0, 5, (3, 4, 2))
+    t[0, 1, 1] = -100
+    assert_scores_close(fastxent.score_rows(x, t), reference(x, t), "(N, C, d1, d2)")
+    # unbatched: NumPy scalars
+    got = fastxent.score_rows(x[0, :, 0, 0], np.int64(2))
+    want = reference(x[0, :, 0, 0], np.int64(2))
+    for g, w in zip(got, want):
+        assert np.ndim(g) == 0 and type(g) is type(w)
+    assert_scores_close(got, want, "unbatched")
+    # strided, F-ordered and reversed logits; labels of other integer types
+    # and strides
+    x2 = rng.standard_normal((30, 9)).astype(dtype)
+    t2 = rng.integers(0, 9, 30)
+    want = reference(x2, t2)
+    for xv in (np.asfortranarray(x2), x2[::-1][::-1], np.repeat(x2, 2, axis=1)[:, ::2],
+               np.ascontiguousarray(x2[::-1, ::-1])[::-1, ::-1]):
+        for tv in (t2.astype(np.int8), t2.astype(np.uint16), t2.astype(np.int32),
+                   np.repeat(t2, 3)[::3], t2.astype(">i8")):
+            assert_scores_close(fastxent.score_rows(xv, tv), want, "layout")
+
+
+def test_empty_and_one_class():
+    for dtype in (np.float64, np.float32):
+        x = np.zeros((0, 4), dtype)
+        got = fastxent.score_rows(x, np.zeros(0, np.int64))
+        assert_scores_close(got, reference(x, np.zeros(0, np.int64)), "N = 0")
+        st = _score_state(x, np.zeros(0, np.int64))
+        assert st["count"] == 0 and st["nll_sum"] == 0.0 and st["bin_count"].sum() == 0
+        x = np.array([[3.0], [-np.inf], [np.nan]], dtype)
+        t = np.array([0, 0, 0])
+        got = fastxent.score_rows(x, t)
+        assert_scores_close(got, reference(x, t), "C = 1")
+        assert got.nll[0] == 0 and got.confidence[0] == 1 and got.brier[0] == 0
+    # no class at all: every row ignored
+    x = np.zeros((2, 0))
+    t = np.array([-100, -100])
+    assert_scores_close(fastxent.score_rows(x, t), reference(x, t), "C = 0")
+
+
+def test_special_values_by_hand():
+    x = np.array([[1.0, 2.0, 2.0, np.nan, 5.0], [0.0, np.inf, 1.0, np.inf, 2.0],
+                  [-np.inf, -np.inf, -np.inf, -np.inf, -np.inf],
+                  [1.0, 2.0, 2.0, 0.0, 2.0]])
+    t = np.array([0, 2, 1, 0])
+    r = fastxent.score_rows(x, t)
+    assert r.prediction.tolist() == [3, 1, 0, 1]       # first NaN, first +inf, first max
+    assert r.rank.tolist() == [5, 5, 5, 3]              # undefined rows rank C
+    assert np.isnan(r.nll[:3]).all() and np.isnan(r.brier[:3]).all()
+    assert np.isnan(r.confidence[:3]).all() and np.isnan(r.entropy[:3]).all()
+    # three tied maxima: confidence is one of their probabilities
+    p = np.exp(x[3] - 2.0) / np.exp(x[3] - 2.0).sum()
+    assert r.confidence[3] == pytest.approx(p.max(), rel=1e-15)
+    # ignored: nll 0, brier 0, rank -1, the rest computed
+    r = fastxent.score_rows(x[3:], np.array([7]), ignore_index=7)
+    assert (r.nll[0], r.brier[0], r.rank[0], r.prediction[0]) == (0.0, 0.0, -1, 1)
+    assert r.entropy[0] > 0
+
+
+def test_confident_rows_keep_their_digits():
+    # 1 - p_y from the other classes: no cancellation when p_y ~ 1
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 50
+    for big in (20.0, 35.0, 60.0):
+        z = np.array([big, 0.0, -1.0, 0.5])
+        r = fastxent.score_rows(z[None, :], np.array([0]))
+        e = [mp.exp(mp.mpf(v) - big) for v in z]
+        s = sum(e)
+        p = [v / s for v in e]
+        brier = (1 - p[0]) ** 2 + sum(v ** 2 for v in p[1:])
+        ent = -sum(v * mp.log(v) for v in p)
+        nll = mp.log(s)
+        assert r.brier[0] == pytest.approx(float(brier), rel=1e-13)
+        assert r.entropy[0] == pytest.approx(float(ent), rel=1e-13)
+        assert r.nll[0] == pytest.approx(float(nll), rel=1e-13)
+        r32 = fastxent.score_rows(z[None, :].astype(np.float32), np.array([0]))
+        assert r32.brier[0] == pytest.approx(float(brier), rel=1e-5)
+        assert r32.entropy[0] == pytest.approx(float(ent), rel=1e-5)
+
+
+@pytest.mark.skipif(torch is None, reason="needs PyTorch")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_against_torch(dtype):
+    rng = np.random.default_rng(3)
+    x = (2.0 * rng.standard_normal((50, 11))).astype(dtype)
+    x[3, 4] = -np.inf
+    t = rng.integers(0, 11, 50)
+    t[::9] = -100
+    r = fastxent.score_rows(x, t)
+    tx = torch.from_numpy(x)
+    nll = torch.nn.functional.cross_entropy(tx, torch.from_numpy(t), reduction="none").numpy()
+    rtol = RTOL[np.dtype(dtype)]
+    np.testing.assert_allclose(r.nll, nll, rtol=rtol, atol=rtol)
+    conf = torch.softmax(tx, dim=1).max(dim=1).values.numpy()
+    np.testing.assert_allclose(r.confidence, conf, rtol=rtol, atol=rtol)
+    # torch.argmax takes the first maximum too
+    np.testing.assert_array_equal(r.prediction, torch.argmax(tx, dim=1).numpy())
+
+
+# ---------------------------------------------------------------------------
+# _score_state
+
+def _bins(conf, n_bins):
+    """torchmetrics' bin of float64 confidences: bucketize on the boundaries
+    b / n_bins, right=True, minus 1."""
+    edges = np.arange(n_bins + 1) / n_bins
+    return np.searchsorted(edges, conf, side="right") - 1
+
+
+def _state_from_reference(x, t, ignore_index=-100, temperature=1.0, max_rank=5, n_bins=15,
+                          rows=reference):
+    """The sums composed by NumPy from the per-row scores of `rows` (the
+    reference, or score_rows itself)."""
+    r = rows(x, t, ignore_index=ignore_index, temperature=temperature)
+    valid = np.asarray(t) != ignore_index
+    rank = np.asarray(r.rank)[valid]
+    conf = np.asarray(r.confidence, np.float64)[valid]
+    correct = (np.asarray(r.prediction) == t)[valid]
+    defined = ~np.isnan(conf)
+    bins = _bins(conf[defined], n_bins)
+    return {
+        "count": int(valid.sum()),
+        "undefined": int((~defined).sum()),
+        "nll_sum": float(np.sum(np.asarray(r.nll, np.float64)[valid])),
+        "entropy_sum": float(np.sum(np.asarray(r.entropy, np.float64)[valid])),
+        "brier_sum": float(np.sum(np.asarray(r.brier, np.float64)[valid])),
+        "rank_counts": np.bincount(rank[rank < max_rank], minlength=max_rank),
+        "bin_count": np.bincount(bins, minlength=n_bins + 1),
+        "bin_correct": np.bincount(bins, weights=correct[defined], minlength=n_bins + 1),
+        "bin_confidence_sum": np.bincount(bins, weights=conf[defined], minlength=n_bins + 1),
+    }
+
+
+def _assert_state(got, want, rtol, what=""):
+    assert set(got) == set(want)
+    for k in ("count", "undefined"):
+        assert got[k] == want[k], f"{what} {k}"
+    for k in ("rank_counts", "bin_count", "bin_correct"):
+        assert got[k].dtype == np.int64
+        np.testing.assert_array_equal(got[k], want[k], err_msg=f"{what} {k}")
+    for k in ("nll_sum", "entropy_sum", "brier_sum", "bin_confidence_sum"):
+        np.testing.assert_allclose(got[k], want[k], rtol=rtol, atol=rtol, err_msg=f"{what} {k}")
+
+
+@pytest.mark.parametrize("dtype", _dtypes())
+def test_state_matches_reference(path, dtype):
+    rng = np.random.default_rng(4)
+    x = (1.5 * rng.standard_normal((300, 6)))
+    x[::17, 2] = -np.inf
+    t = rng.integers(0, 6, 300)
+    t[::11] = -100
+    x = _as(x, dtype)
+    rtol = 1e-12 if dtype == np.float64 else 3e-6
+    for kw in ({}, {"max_rank": 2, "n_bins": 10, "temperature": 0.5}, {"n_bins": 1}):
+        got = _score_state(x, t, n_threads=1, **kw)
+        _assert_state(got, _state_from_reference(x, t, **kw), rtol, f"{dtype} {kw}")
+        # the sums of score_rows' own rows: only the order of the sums differs
+        _assert_state(got, _state_from_reference(x, t, rows=fastxent.score_rows, **kw), 1e-12,
+                      f"{dtype} {kw}, against score_rows")
+    # with undefined rows: NaN sums, counted as undefined, in no bin
+    xs, ts = _special_rows(rng, 30, 8)
+    xs = _as(xs, dtype)
+    got = _score_state(xs, ts, n_threads=1)
+    want = _state_from_reference(xs, ts)
+    assert got["undefined"] == want["undefined"] > 0 and np.isnan(got["nll_sum"])
+    _assert_state(got, want, rtol, "special rows")
+
+
+@pytest.mark.skipif(torch is None, reason="needs PyTorch")
+def test_bins_are_torchmetrics_bins():
+    # confidences on and near the boundaries: 1/k from k tied classes, and
+    # random ones; float64 confidences against torch.bucketize
+    rng = np.random.default_rng(5)
+    rows = [np.zeros(k).tolist() + [-np.inf] * (20 - k) for k in range(1, 21)]
+    x = np.vstack([np.array(rows), rng.standard_normal((200, 20))])
+    t = np.zeros(len(x), np.int64)
+    for n_bins in (1, 3, 10, 15, 20, 40):
+        st = _score_state(x, t, n_bins=n_bins)
+        conf = torch.from_numpy(np.asarray(fastxent.score_rows(x, t).confidence))
+        edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+        b = torch.bucketize(conf, edges, right=True) - 1
+        want = np.bincount(b.numpy(), minlength=n_bins + 1)
+        np.testing.assert_array_equal(st["bin_count"], want, err_msg=f"n_bins={n_bins}")
+
+
+@pytest.mark.skipif(not fastxent.get_config()["openmp"], reason="serial build")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_two_threads_give_the_bits_of_one(path, dtype):
+    rng = np.random.default_rng(6)
+    n, c = 2 * MIN_WORK_PER_THREAD // 8 + 37, 12
+    x = (2.0 * rng.standard_normal((n, c))).astype(dtype)
+    x[::101, 3] = -np.inf
+    t = rng.integers(0, c, n)
+    t[::13] = -100
+    one = _score_state(x, t, n_threads=1)
+    two = _score_state(x, t, n_threads=2)
+    for k in one:
+        assert np.asarray(one[k]).tobytes() == np.asarray(two[k]).tobytes(), k
+    r1 = fastxent.score_rows(x, t, n_threads=1)
+    r2 = fastxent.score_rows(x, t, n_threads=2)
+    for a, b in zip(r1, r2):
+        assert a.tobytes() == b.tobytes()
+    # and the state is the sums of those rows
+    _assert_state(two, _state_from_reference(x, t, rows=fastxent.score_rows), 1e-12)
+
+
+# ---------------------------------------------------------------------------
+# out=
+
+def test_out():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((20, 5)).astype(np.float32)
+    t = rng.integers(0, 5, 20)
+    want = fastxent.score_rows(x, t)
+    outs = {name: np.full(20, 99, np.int64 if name in ("rank", "prediction") else np.float32)
+            for name in ROW_FIELDS}
+    got = fastxent.score_rows(x, t, out=outs)
+    for name, a, w in zip(ROW_FIELDS, got, want):
+        assert a is outs[name]
+        assert a.tobytes() == w.tobytes()
+    # a RowScores of strided views
+    big = RowScores(*(np.zeros(40, a.dtype) for a in want))
+    views = RowScores(*(a[::2] for a in big))
+    got = fastxent.score_rows(x, t, out=views)
+    for a, w, b in zip(got, want, big):
+        assert a.tobytes() == w.tobytes() and not b[1::2].any()
+    # an output overlapping the input: computed from the input as it was
+    x64 = rng.standard_normal((20, 5))
+    want = fastxent.score_rows(x64, t)
+    outs = dict(zip(ROW_FIELDS, (np.empty(20, a.dtype) for a in want)))
+    outs["nll"] = x64[:, 0]
+    got = fastxent.score_rows(x64.copy(), t)   # values before the write
+    got2 = fastxent.score_rows(x64, t, out=outs)
+    for a, b in zip(got, got2):
+        assert a.tobytes() == np.ascontiguousarray(b).tobytes()
+    # wrong dtype, shape, missing field
+    bad = dict(outs, nll=np.empty(20, np.float32))
+    with pytest.raises(ValueError, match="nll"):
+        fastxent.score_rows(x64, t, out=bad)
+    with pytest.raises(ValueError, match="shape"):
+        fastxent.score_rows(x64, t, out=dict(outs, rank=np.empty(19, np.int64)))
+    with pytest.raises(ValueError):
+        fastxent.score_rows(x64, t, out={"nll": outs["nll"]})
+
+
+def test_bad_label_writes_nothing():
+    x = np.zeros((4, 3))
+    outs = {name: np.full(4, 7, np.int64 if name in ("rank", "prediction") else np.float64)
+            for name in ROW_FIELDS}
+    with pytest.raises(IndexError, match="target"):
+        fastxent.score_rows(x, np.array([0, 1, 3, 0]), out=outs)
+    assert all((a == 7).all() for a in outs.values())
+
+
+# ---------------------------------------------------------------------------
+# errors
+
+@pytest.mark.parametrize("func", [fastxent.score_rows, _score_state])
+def test_errors(func):
+    x = np.zeros((4, 3))
+    t = np.array([0, 1, 2, 0])
+    for bad in ([0, 1, 3, 0], [0, -1, 2, 0], [0, -100 + 1, 2, 0]):
+        with pytest.raises(IndexError, match="target"):
+            func(x, np.array(bad))
+    with pytest.raises(IndexError, match="target"):
+        func(x, np.array([0, 1, 2, 2**63], np.uint64))
+    with pytest.raises(ValueError):
+        func(x, t[:3])                      # wrong shape
+    with pytest.raises(ValueError):
+        func(x, t[:, None])
+    with pytest.raises(ValueError):
+        func(np.float64(1.0), np.int64(0))  # 0-d input
+    with pytest.raises(TypeError):
+        func(x.astype(np.int32), t)         # non-float input
+    with pytest.raises(TypeError):
+        func(x, t.astype(np.float64))       # non-integer target
+    with pytest.raises(TypeError):
+        func(x, t, ignore_index=1.5)
+    for temperature in (0.0, -1.0, np.nan, np.inf, True):
+        with pytest.raises(ValueError, match="temperature"):
+            func(x, t, temperature=temperature)
+    # an ignore_index beyond int64 ignores nothing
+    assert np.asarray(func(x, t, ignore_index=2**70)[0] if func is fastxent.score_rows
+                      else func(x, t, ignore_index=2**70)["count"]).size
+
+
+def test_state_argument_errors():
+    x = np.zeros((4, 3))
+    t = np.array([0, 1, 2, 0])
+    with pytest.raises(ValueError):
+        _score_state(x, t, n_bins=0)
+    with pytest.raises(ValueError):
+        _score_state(x, t, max_rank=-1)
+    with pytest.raises(TypeError):
+        _score_state(x, t, n_bins=2.5)
+    assert _score_state(x, t, max_rank=0)["rank_counts"].shape == (0,)
