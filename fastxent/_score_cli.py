@@ -207,6 +207,7 @@ class _PerRowWriter:
                                                          allowZip64=True) as zf:
             for name in self.files:
                 zf.write(os.path.join(self.tmpdir, name + ".npy"), name + ".npy")
+        os.chmod(self.tmpzip, _umask_mode())   # mkstemp makes it private
         os.replace(self.tmpzip, self.path)
         self.tmpzip = None
         shutil.rmtree(self.tmpdir, ignore_errors=True)
@@ -217,6 +218,12 @@ class _PerRowWriter:
         shutil.rmtree(self.tmpdir, ignore_errors=True)
         if self.tmpzip is not None and os.path.exists(self.tmpzip):
             os.unlink(self.tmpzip)
+
+
+def _umask_mode():
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _write_replacing(path, write):
@@ -230,6 +237,7 @@ def _write_replacing(path, write):
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _umask_mode())   # mkstemp makes it private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -387,8 +395,9 @@ def main(argv=None, stdout=None, stderr=None):
                 os.makedirs(folder, exist_ok=True)
             args.logits, args.targets = write_demo(folder, args.rows, args.classes)
             if not args.quiet:
+                kept = "" if args.demo_dir else " (removed at the end; --demo-dir DIR keeps them)"
                 stderr.write(f"demo: {args.rows} x {args.classes} float32 logits, labels drawn "
-                             f"from their softmax, in {folder}\n")
+                             f"from their softmax, in {folder}{kept}\n")
         elif args.logits is None:
             raise _InputError("expected LOGITS (a .npy, .npz or folder of .npy), or --demo", 2)
         return run(args, stdout, stderr)
