@@ -65,6 +65,10 @@ class _Source:
 
     drop_pages = True
 
+    def read(self, start, stop):
+        """Rows ``start:stop`` (a view where the storage allows)."""
+        raise NotImplementedError
+
     def release(self, stop):
         """Rows before `stop` will not be read again (free their memory)."""
 
