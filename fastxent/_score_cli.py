@@ -366,7 +366,7 @@ def run(args, stdout, stderr):
             rate = n / seconds if seconds > 0 else math.inf
             stdout.write(f"\n{n} rows in {seconds:.2f} s ({rate:,.0f} rows/s)\n")
     if args.plot:
-        _plot(args.plot, scorer, f"reliability, {n} rows (ECE {result['ece']:.4f})")
+        _plot(args.plot, scorer, f"reliability, {result['count']} rows (ECE {result['ece']:.4f})")
     return 0
 
 
