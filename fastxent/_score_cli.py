@@ -106,9 +106,9 @@ def _parser():
                    help="MiB of logits read at a time (default 64)")
     p.add_argument("--demo", action="store_true",
                    help="write synthetic logits and labels, then score them")
-    p.add_argument("--rows", type=_positive_int("--rows"), default=20000,
+    p.add_argument("--rows", type=_positive_int("--rows"), default=None,
                    help="rows of the demo (default 20000)")
-    p.add_argument("--classes", type=_positive_int("--classes"), default=1000,
+    p.add_argument("--classes", type=_positive_int("--classes"), default=None,
                    help="classes of the demo (default 1000)")
     p.add_argument("--demo-dir", metavar="DIR",
                    help="folder for the demo's files (default: a temporary folder, removed)")
@@ -187,7 +187,7 @@ class _PerRowWriter:
             dtype = np.dtype(np.int64 if name in ("rank", "prediction") else float_dtype)
             f = open(os.path.join(self.tmpdir, name + ".npy"), "wb")
             self.files[name] = (f, dtype)
-            np.lib.format.write_array_header_2_0(
+            np.lib.format.write_array_header_1_0(
                 f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
                     "shape": (n_rows,)})
 
@@ -385,7 +385,13 @@ def main(argv=None, stdout=None, stderr=None):
             args = _parser().parse_args(argv)
         except SystemExit as e:  # --help
             return int(e.code or 0)
+        demo_only = [o for o, v in (("--rows", args.rows), ("--classes", args.classes),
+                                    ("--demo-dir", args.demo_dir)) if v is not None]
+        if demo_only and not args.demo:
+            raise _InputError(f"{', '.join(demo_only)}: only with --demo", 2)
         if args.demo:
+            args.rows = 20000 if args.rows is None else args.rows
+            args.classes = 1000 if args.classes is None else args.classes
             if args.logits or args.targets:
                 raise _InputError("--demo writes its own files: give no LOGITS or TARGETS", 2)
             folder = args.demo_dir

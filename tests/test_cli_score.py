@@ -159,6 +159,7 @@ def test_progress_bar_only_on_a_terminal(files):
     (None, ["{d}/x.npy", "{d}/t.npy", "--frobnicate"], 2, "unrecognized arguments"),
     (None, [], 2, "expected LOGITS"),
     (None, ["--demo", "{d}/x.npy"], 2, "--demo writes its own files"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--rows", "10"], 2, "--rows: only with --demo"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--per-row", "{d}/no/such/dir/r.npz"], 1, "--per-row"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--json", "{d}/no/such/dir/m.json"], 1, "--json"),
 ])
