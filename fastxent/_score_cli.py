@@ -359,7 +359,10 @@ def run(args, stdout, stderr):
         if args.json == "-":
             stdout.write(text + "\n")
         else:
-            _write_replacing(args.json, lambda tmp: open(tmp, "w").write(text + "\n"))
+            def write_json(tmp):
+                with open(tmp, "w") as f:
+                    f.write(text + "\n")
+            _write_replacing(args.json, write_json)
     if args.json != "-":
         stdout.write(_table(result, info) + "\n")
         if not args.quiet:

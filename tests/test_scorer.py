@@ -291,3 +291,12 @@ def test_topk_forms():
         "accuracy@1", "accuracy@2", "accuracy@5"]
     # k beyond the classes: every defined counted row is a hit
     assert fastxent.score(x, t, topk=(20,))["accuracy@20"] == 1.0
+
+
+def test_a_scorer_pickles_for_merging_across_processes():
+    import pickle
+
+    x, t = _data(rows=300)
+    a = fastxent.Scorer(topk=(1, 2)).update(x[:100], t[:100])
+    b = pickle.loads(pickle.dumps(fastxent.Scorer(topk=(1, 2)).update(x[100:], t[100:])))
+    assert_same(a.merge(b).result(), fastxent.score(x, t, topk=(1, 2)))
