@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -89,26 +90,28 @@ def _parser():
     p.add_argument("logits", nargs="?", help=".npy, .npz or folder of .npy shards")
     p.add_argument("targets", nargs="?",
                    help="labels: .npy, .npz or folder of shards (default: 'labels' of LOGITS.npz)")
-    p.add_argument("--topk", type=_topk, default=(1, 5), help="k of accuracy@k (default 1,5)")
-    p.add_argument("--bins", type=_positive_int("--bins"), default=15,
+    p.add_argument("--topk", type=_topk, default=(1, 5), metavar="K[,K...]", help="k of accuracy@k (default 1,5)")
+    p.add_argument("--bins", type=_positive_int("--bins"), default=15, metavar="N",
                    help="calibration bins (default 15)")
-    p.add_argument("--temperature", type=_temperature, default=1.0, help="divide logits by T")
-    p.add_argument("--ignore-index", type=int, default=-100,
+    p.add_argument("--temperature", type=_temperature, default=1.0, metavar="T",
+                   help="divide logits by T (default 1)")
+    p.add_argument("--ignore-index", type=int, default=-100, metavar="I",
                    help="label of rows to skip (default -100)")
-    p.add_argument("--threads", type=_positive_int("--threads"), default=None)
+    p.add_argument("--threads", type=_positive_int("--threads"), default=None, metavar="N",
+                   help="threads (default: OpenMP's)")
     p.add_argument("--json", metavar="FILE", help="write the metrics as JSON ('-': stdout)")
     p.add_argument("--per-row", metavar="FILE",
                    help="write the per-row scores to FILE (.npz: nll, rank, prediction, "
                         "confidence, entropy, brier)")
     p.add_argument("--plot", metavar="FILE", help="reliability diagram (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no notes")
-    p.add_argument("--chunk-mb", type=_chunk_mb, default=64.0,
+    p.add_argument("--chunk-mb", type=_chunk_mb, default=64.0, metavar="M",
                    help="MiB of logits read at a time (default 64)")
     p.add_argument("--demo", action="store_true",
                    help="write synthetic logits and labels, then score them")
-    p.add_argument("--rows", type=_positive_int("--rows"), default=None,
+    p.add_argument("--rows", type=_positive_int("--rows"), default=None, metavar="N",
                    help="rows of the demo (default 20000)")
-    p.add_argument("--classes", type=_positive_int("--classes"), default=None,
+    p.add_argument("--classes", type=_positive_int("--classes"), default=None, metavar="C",
                    help="classes of the demo (default 1000)")
     p.add_argument("--demo-dir", metavar="DIR",
                    help="folder for the demo's files (default: a temporary folder, removed)")
@@ -167,22 +170,32 @@ class _Progress:
         self.stream.flush()
 
 
+def _temp_name(path, ext=""):
+    """A fresh hidden name beside `path`, not yet created: whoever holds it
+    can always clean up, whenever an interrupt comes."""
+    base = os.path.basename(path)
+    return os.path.join(os.path.dirname(path),
+                        f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp{ext}")
+
+
 class _PerRowWriter:
     """Per-row scores streamed to a temporary folder beside `path`, packed
     into the .npz `path` by :meth:`finish` (a rename: `path` appears whole
-    or not at all); :meth:`abort` leaves nothing behind."""
+    or not at all); :meth:`abort` leaves nothing behind.  `register` is
+    called with the writer before anything is created on disk."""
 
-    def __init__(self, path, n_rows, float_dtype):
+    def __init__(self, path, n_rows, float_dtype, register):
         from ._score_rows import ROW_FIELDS
 
         self.path = os.path.abspath(path)
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise _InputError(f"--per-row: no such folder: {folder}")
-        base = os.path.basename(self.path)
-        self.tmpdir = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=folder)
-        self.tmpzip = None
+        self.tmpdir = _temp_name(self.path)
+        self.tmpzip = _temp_name(self.path, ".npz")
         self.files = {}
+        register(self)
+        os.mkdir(self.tmpdir)
         for name in ROW_FIELDS:
             dtype = np.dtype(np.int64 if name in ("rank", "prediction") else float_dtype)
             f = open(os.path.join(self.tmpdir, name + ".npy"), "wb")
@@ -201,29 +214,20 @@ class _PerRowWriter:
 
         for f, _ in self.files.values():
             f.close()
-        fd, self.tmpzip = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.",
-                                           suffix=".tmp", dir=os.path.dirname(self.path))
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED,
-                                                         allowZip64=True) as zf:
+        with open(self.tmpzip, "xb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED,
+                                                             allowZip64=True) as zf:
             for name in self.files:
                 zf.write(os.path.join(self.tmpdir, name + ".npy"), name + ".npy")
-        os.chmod(self.tmpzip, _umask_mode())   # mkstemp makes it private
         os.replace(self.tmpzip, self.path)
-        self.tmpzip = None
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def abort(self):
+        """Remove the temporary files (harmless after :meth:`finish`)."""
         for f, _ in self.files.values():
             f.close()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
-        if self.tmpzip is not None and os.path.exists(self.tmpzip):
+        if os.path.exists(self.tmpzip):
             os.unlink(self.tmpzip)
-
-
-def _umask_mode():
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _write_replacing(path, write):
@@ -232,12 +236,9 @@ def _write_replacing(path, write):
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         raise _InputError(f"no such folder: {folder} (for {path})")
-    base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
-    os.close(fd)
+    tmp = _temp_name(path, os.path.splitext(path)[1])
     try:
         write(tmp)
-        os.chmod(tmp, _umask_mode())   # mkstemp makes it private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -311,12 +312,13 @@ def run(args, stdout, stderr):
                     temperature=args.temperature, n_threads=args.threads)
     logits = open_logits(args.logits)
     labels = writer = progress = None
+    writers = []   # whatever is registered here is removed unless complete
     try:
         labels = open_labels(args.targets, args.logits)
         n, classes = logits.shape
         float_dtype = np.float64 if logits.dtype == np.float64 else np.float32
         if args.per_row:
-            writer = _PerRowWriter(args.per_row, n, float_dtype)
+            writer = _PerRowWriter(args.per_row, n, float_dtype, writers.append)
         if not args.quiet and stderr.isatty():
             progress = _Progress(n, stderr)
 
@@ -335,15 +337,14 @@ def run(args, stdout, stderr):
             progress.close()
         if writer is not None:
             writer.finish()
-            writer = None
         info = {"logits": os.path.abspath(args.logits),
                 "targets": os.path.abspath(args.targets) if args.targets else
                 os.path.abspath(args.logits) + " ['labels']",
                 "rows": n, "classes": classes, "dtype": _dtype_name(logits.dtype),
                 "seconds": seconds}
     finally:
-        if writer is not None:
-            writer.abort()
+        for w in writers:
+            w.abort()
         if labels is not None:
             labels.close()
         logits.close()
@@ -399,7 +400,11 @@ def main(argv=None, stdout=None, stderr=None):
                 raise _InputError("--demo writes its own files: give no LOGITS or TARGETS", 2)
             folder = args.demo_dir
             if folder is None:
-                folder = demo_dir = tempfile.mkdtemp(prefix="fastxent-demo-")
+                # named before it exists, so that `finally` removes it whenever
+                # an interrupt comes
+                folder = demo_dir = os.path.join(
+                    tempfile.gettempdir(), f"fastxent-demo-{os.getpid()}-{secrets.token_hex(4)}")
+                os.mkdir(folder)
             else:
                 os.makedirs(folder, exist_ok=True)
             args.logits, args.targets = write_demo(folder, args.rows, args.classes)
