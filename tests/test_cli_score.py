@@ -263,3 +263,16 @@ def test_subprocess_ctrl_c_exits_130_promptly(tmp_path):
     assert "Traceback" not in err and "interrupted" in err
     assert took < 5
     only_inputs(tmp_path, "x.npy", "t.npy")
+
+
+def test_demo_needs_only_numpy(tmp_path):
+    """The README's main job runs on a fresh install, without any peer."""
+    blocked = ("scipy", "torch", "sklearn", "matplotlib", "ml_dtypes", "torchmetrics", "dask")
+    code = ("import sys\n"
+            f"for m in {blocked!r}: sys.modules[m] = None\n"
+            "from fastxent import __main__\n"
+            "sys.exit(__main__.main(['score', '--demo', '--rows', '500', '--classes', '40']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy@5" in proc.stdout and "Traceback" not in proc.stderr
