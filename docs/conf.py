@@ -27,3 +27,7 @@ autosummary_generate = False
 
 # `sphinx-build -b doctest` runs the docstring examples shown on the pages
 doctest_global_setup = "import numpy as np\nimport fastxent"
+
+# class pages list their methods with ``:members:``; numpydoc's own table of
+# them would need autosummary's generated stub files
+numpydoc_show_class_members = False

@@ -43,9 +43,12 @@ from ._dispatch import cpu_path, get_config, show_config
 from ._entropies import entropy, softmax_cross_entropy, softmax_entropy, softmax_kl_div
 from ._losses import cross_entropy, nll_loss
 from ._pointwise_losses import binary_cross_entropy_with_logits, kl_div
+from ._score_files import score_file
 from ._score_rows import RowScores, score_rows
+from ._scorer import Scorer, score
 from ._softmax_family import log_softmax, logsumexp, softmax
 
 __all__ = ["logsumexp", "softmax", "log_softmax", "cross_entropy", "nll_loss", "kl_div",
            "binary_cross_entropy_with_logits", "entropy", "softmax_entropy",
-           "softmax_cross_entropy", "softmax_kl_div", "score_rows", "RowScores", "get_config", "show_config", "cpu_path"]
+           "softmax_cross_entropy", "softmax_kl_div", "score_rows", "RowScores", "score", "Scorer",
+           "score_file", "get_config", "show_config", "cpu_path"]

@@ -1,4 +1,5 @@
-"""The ``fastxent`` command (``python -m fastxent``): a self-check, then the speed table.
+"""The ``fastxent`` command (``python -m fastxent``): a self-check, then the speed table;
+``fastxent score ...`` scores stored logits (``fastxent score --help``).
 
 The self-check compares every public function with its NumPy reference
 (``fastxent.reference``; and with SciPy when it
@@ -103,6 +104,9 @@ def _check_losses(fastxent, path, out):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["score"]:
+        from fastxent import _score_cli
+        return _score_cli.main(argv[1:])
     if "-h" in argv or "--help" in argv:
         print(__doc__)
     elif not self_check():

@@ -10,9 +10,11 @@ epsilon times the operands' magnitude, bounds the difference from the
 reference whatever the code path.
 
 ``ENTRIES`` holds one entry per function of ``fastxent.__all__`` except the
-configuration helpers (``CONFIG_HELPERS``) and the result types
-(``RESULT_TYPES``); test_contract.py fails when a
-public function has none.
+configuration helpers (``CONFIG_HELPERS``), the result types
+(``RESULT_TYPES``) and the evaluation built on
+``score_rows`` (``EVALUATION``: summaries of whole files or arrays, no
+array output, tested in test_scorer.py, test_score_files.py and
+test_cli_score.py); test_contract.py fails when a public function has none.
 """
 import importlib
 
@@ -21,6 +23,7 @@ import numpy as np
 CONFIG_HELPERS = frozenset({"get_config", "show_config", "cpu_path"})
 # public names that are result types, not functions
 RESULT_TYPES = frozenset({"RowScores"})
+EVALUATION = frozenset({"score", "Scorer", "score_file"})
 
 # axis conventions
 ANY_AXIS = "any axis"          # axis= names the reduced (or normalized) axis
@@ -235,4 +238,5 @@ BY_LABEL = {e.label: e for e in ENTRIES}
 
 def missing_entries(names):
     """The public function names among `names` that have no entry."""
-    return sorted(set(names) - CONFIG_HELPERS - RESULT_TYPES - {e.name for e in ENTRIES})
+    return sorted(set(names) - CONFIG_HELPERS - RESULT_TYPES - EVALUATION
+                  - {e.name for e in ENTRIES})

@@ -1,0 +1,432 @@
+"""``fastxent score``: the metrics of stored logits against stored labels.
+
+    fastxent score LOGITS [TARGETS] [--topk 1,5] [--bins 15] [--temperature T]
+                   [--ignore-index I] [--threads N] [--json FILE] [--per-row FILE]
+                   [--plot FILE] [--quiet] [--chunk-mb M]
+    fastxent score --demo [--rows N] [--classes C] [--demo-dir DIR] [options]
+
+LOGITS is a .npy file of (rows, classes) logits, an .npz holding them as
+``logits`` (with ``labels`` beside them, then TARGETS may be left out), or
+a folder of .npy shards concatenated in name order.  Files are read in
+chunks of --chunk-mb MiB, so they may be larger than memory.  Exit status:
+0, 1 for bad input (one line on stderr), 2 for bad options, 130 on Ctrl-C.
+"""
+import argparse
+import json
+import math
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+PROG = "fastxent score"
+
+
+class _InputError(Exception):
+    """Bad input or options: reported as one line, exit status 1 (2 for options)."""
+
+    def __init__(self, message, status=1):
+        super().__init__(message)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _InputError(message, status=2)
+
+
+def _positive_int(name):
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") \
+                from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        return v
+    return parse
+
+
+def _topk(text):
+    try:
+        ks = tuple(int(k) for k in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected positive integers separated by commas, got {text!r}") from None
+    if any(k < 1 for k in ks):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return ks
+
+
+def _temperature(text):
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0.0 < v < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive finite number, got {text!r}")
+    return v
+
+
+def _chunk_mb(text):
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0.0 < v < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _parser():
+    p = _Parser(prog=PROG, description="Metrics of stored logits against class labels.",
+                epilog="Exit status: 0, 1 for bad input, 2 for bad options, 130 on Ctrl-C.")
+    p.add_argument("logits", nargs="?", help=".npy, .npz or folder of .npy shards")
+    p.add_argument("targets", nargs="?",
+                   help="labels: .npy, .npz or folder of shards (default: 'labels' of LOGITS.npz)")
+    p.add_argument("--topk", type=_topk, default=(1, 5), metavar="K[,K...]", help="k of accuracy@k (default 1,5)")
+    p.add_argument("--bins", type=_positive_int("--bins"), default=15, metavar="N",
+                   help="calibration bins (default 15)")
+    p.add_argument("--temperature", type=_temperature, default=1.0, metavar="T",
+                   help="divide logits by T (default 1)")
+    p.add_argument("--ignore-index", type=int, default=-100, metavar="I",
+                   help="label of rows to skip (default -100)")
+    p.add_argument("--threads", type=_positive_int("--threads"), default=None, metavar="N",
+                   help="threads (default: OpenMP's)")
+    p.add_argument("--json", metavar="FILE", help="write the metrics as JSON ('-': stdout)")
+    p.add_argument("--per-row", metavar="FILE",
+                   help="write the per-row scores to FILE (.npz: nll, rank, prediction, "
+                        "confidence, entropy, brier)")
+    p.add_argument("--plot", metavar="FILE", help="reliability diagram (needs matplotlib)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no notes")
+    p.add_argument("--chunk-mb", type=_chunk_mb, default=64.0, metavar="M",
+                   help="MiB of logits read at a time (default 64)")
+    p.add_argument("--demo", action="store_true",
+                   help="write synthetic logits and labels, then score them")
+    p.add_argument("--rows", type=_positive_int("--rows"), default=None, metavar="N",
+                   help="rows of the demo (default 20000)")
+    p.add_argument("--classes", type=_positive_int("--classes"), default=None, metavar="C",
+                   help="classes of the demo (default 1000)")
+    p.add_argument("--demo-dir", metavar="DIR",
+                   help="folder for the demo's files (default: a temporary folder, removed)")
+    return p
+
+
+def write_demo(folder, rows, classes, seed=0):
+    """Write ``logits.npy`` (float32, ``rows x classes``) and ``labels.npy``
+    into `folder`: labels drawn from the softmax of the logits (a model
+    calibrated by construction: its ECE is sampling noise).  Returns the
+    two paths."""
+    rng = np.random.default_rng(seed)
+    logits_path = os.path.join(folder, "logits.npy")
+    labels_path = os.path.join(folder, "labels.npy")
+    logits = np.lib.format.open_memmap(logits_path, mode="w+", dtype=np.float32,
+                                       shape=(rows, classes))
+    labels = np.empty(rows, np.int64)
+    step = max(1, (8 << 20) // (classes * 8))
+    for i in range(0, rows, step):
+        n = min(step, rows - i)
+        # a few classes per row stand out, as in a trained model
+        x = rng.standard_normal((n, classes)) * 2.0
+        x[np.arange(n), rng.integers(0, classes, n)] += 6.0
+        logits[i:i + n] = x
+        # Gumbel-max: argmax(x + G) is distributed as softmax(x)
+        labels[i:i + n] = np.argmax(x.astype(np.float32) + rng.gumbel(size=x.shape), axis=1)
+    logits.flush()
+    del logits
+    np.save(labels_path, labels)
+    return logits_path, labels_path
+
+
+class _Progress:
+    """A one-line progress bar on a terminal: rows done, rows/s, time left."""
+
+    def __init__(self, total, stream):
+        self.total, self.stream = total, stream
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, done):
+        now = time.monotonic()
+        if now - self.last < 0.1 and done < self.total:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        left = (self.total - done) / rate if rate > 0 else math.inf
+        frac = done / self.total if self.total else 1.0
+        bar = "#" * int(frac * 30)
+        eta = time.strftime("%H:%M:%S", time.gmtime(left)) if math.isfinite(left) else "--"
+        self.stream.write(f"\r[{bar:<30}] {frac:6.1%} {done}/{self.total} rows "
+                          f"{rate:,.0f} rows/s, {eta} left ")
+        self.stream.flush()
+
+    def close(self):
+        self.stream.write("\r" + " " * 79 + "\r")
+        self.stream.flush()
+
+
+def _temp_name(path, ext=""):
+    """A fresh hidden name beside `path`, not yet created: whoever holds it
+    can always clean up, whenever an interrupt comes."""
+    base = os.path.basename(path)
+    return os.path.join(os.path.dirname(path),
+                        f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp{ext}")
+
+
+class _PerRowWriter:
+    """Per-row scores streamed to a temporary folder beside `path`, packed
+    into the .npz `path` by :meth:`finish` (a rename: `path` appears whole
+    or not at all); :meth:`abort` leaves nothing behind.  `register` is
+    called with the writer before anything is created on disk."""
+
+    def __init__(self, path, n_rows, float_dtype, register):
+        from ._score_rows import ROW_FIELDS
+
+        self.path = os.path.abspath(path)
+        folder = os.path.dirname(self.path)
+        if not os.path.isdir(folder):
+            raise _InputError(f"--per-row: no such folder: {folder}")
+        self.tmpdir = _temp_name(self.path)
+        self.tmpzip = _temp_name(self.path, ".npz")
+        self.files = {}
+        register(self)
+        os.mkdir(self.tmpdir)
+        for name in ROW_FIELDS:
+            dtype = np.dtype(np.int64 if name in ("rank", "prediction") else float_dtype)
+            f = open(os.path.join(self.tmpdir, name + ".npy"), "wb")
+            self.files[name] = (f, dtype)
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                    "shape": (n_rows,)})
+
+    def write(self, rows):
+        for name, a in rows._asdict().items():
+            f, dtype = self.files[name]
+            f.write(np.ascontiguousarray(a, dtype=dtype).data)
+
+    def finish(self):
+        import zipfile
+
+        for f, _ in self.files.values():
+            f.close()
+        with open(self.tmpzip, "xb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED,
+                                                             allowZip64=True) as zf:
+            for name in self.files:
+                zf.write(os.path.join(self.tmpdir, name + ".npy"), name + ".npy")
+        os.replace(self.tmpzip, self.path)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def abort(self):
+        """Remove the temporary files (harmless after :meth:`finish`)."""
+        for f, _ in self.files.values():
+            f.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if os.path.exists(self.tmpzip):
+            os.unlink(self.tmpzip)
+
+
+def _write_replacing(path, write):
+    """Call ``write(tmp)`` on a temporary name beside `path`, then rename."""
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise _InputError(f"no such folder: {folder} (for {path})")
+    tmp = _temp_name(path, os.path.splitext(path)[1])
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _plot(path, scorer, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = scorer.reliability()
+    n = scorer.n_bins
+    width = 1.0 / n
+    centers = np.linspace(0.0, 1.0, n + 1)[:-1] + width / 2
+    acc = np.nan_to_num(bins["accuracy"][:n])
+    fig, (ax, hx) = plt.subplots(2, 1, figsize=(5, 6), sharex=True,
+                                 gridspec_kw={"height_ratios": [3, 1]})
+    ax.bar(centers, acc, width=width, edgecolor="black", label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    hx.bar(centers, bins["count"][:n], width=width, edgecolor="black")
+    hx.set_xlabel("confidence (top-label probability)")
+    hx.set_ylabel("rows")
+    hx.set_xlim(0, 1)
+    fig.tight_layout()
+    ext = os.path.splitext(path)[1].lstrip(".") or "png"
+    _write_replacing(path, lambda tmp: fig.savefig(tmp, format=ext))
+    plt.close(fig)
+
+
+def _json_value(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _table(result, info):
+    lines = [f"logits  {info['logits']}  ({info['rows']} x {info['classes']} {info['dtype']})",
+             f"labels  {info['targets']}", ""]
+    units = {"nll": "nats", "bits_per_token": "bits", "entropy": "nats"}
+    width = max(len(k) for k in result)
+    for k, v in result.items():
+        if isinstance(v, float):
+            text = f"{v:.6g}" if k != "count" else str(v)
+        else:
+            text = str(v)
+        lines.append(f"{k:<{width}}  {text:>12}  {units.get(k, '')}".rstrip())
+    return "\n".join(lines)
+
+
+def run(args, stdout, stderr):
+    from ._score_files import open_labels, open_logits, score_sources
+    from ._score_rows import score_rows
+    from ._scorer import Scorer
+
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise _InputError("--plot needs matplotlib, which is not installed "
+                              "(pip install matplotlib)") from None
+    if args.json and args.json != "-" and not os.path.isdir(
+            os.path.dirname(os.path.abspath(args.json))):
+        raise _InputError(f"--json: no such folder: {os.path.dirname(os.path.abspath(args.json))}")
+    scorer = Scorer(topk=args.topk, n_bins=args.bins, ignore_index=args.ignore_index,
+                    temperature=args.temperature, n_threads=args.threads)
+    logits = open_logits(args.logits)
+    labels = writer = progress = None
+    writers = []   # whatever is registered here is removed unless complete
+    try:
+        labels = open_labels(args.targets, args.logits)
+        n, classes = logits.shape
+        float_dtype = np.float64 if logits.dtype == np.float64 else np.float32
+        if args.per_row:
+            writer = _PerRowWriter(args.per_row, n, float_dtype, writers.append)
+        if not args.quiet and stderr.isatty():
+            progress = _Progress(n, stderr)
+
+        def on_chunk(start, stop, x, t):
+            if writer is not None:
+                writer.write(score_rows(x, t, ignore_index=args.ignore_index,
+                                        temperature=args.temperature, n_threads=args.threads))
+            if progress is not None:
+                progress(stop)
+
+        started = time.monotonic()
+        score_sources(logits, labels, scorer, chunk_bytes=max(1, int(args.chunk_mb * (1 << 20))),
+                      on_chunk=on_chunk)
+        seconds = time.monotonic() - started
+        if progress is not None:
+            progress.close()
+        if writer is not None:
+            writer.finish()
+        info = {"logits": os.path.abspath(args.logits),
+                "targets": os.path.abspath(args.targets) if args.targets else
+                os.path.abspath(args.logits) + " ['labels']",
+                "rows": n, "classes": classes, "dtype": _dtype_name(logits.dtype),
+                "seconds": seconds}
+    finally:
+        for w in writers:
+            w.abort()
+        if labels is not None:
+            labels.close()
+        logits.close()
+    result = scorer.result()
+    if args.json:
+        doc = dict(info, settings={"topk": list(scorer.topk), "n_bins": scorer.n_bins,
+                                   "ignore_index": scorer.ignore_index,
+                                   "temperature": scorer.temperature},
+                   metrics={k: _json_value(v) for k, v in result.items()},
+                   reliability={k: [_json_value(float(x)) for x in v]
+                                for k, v in scorer.reliability().items()})
+        text = json.dumps(doc, indent=2, allow_nan=False)
+        if args.json == "-":
+            stdout.write(text + "\n")
+        else:
+            def write_json(tmp):
+                with open(tmp, "w") as f:
+                    f.write(text + "\n")
+            _write_replacing(args.json, write_json)
+    if args.json != "-":
+        stdout.write(_table(result, info) + "\n")
+        if not args.quiet:
+            rate = n / seconds if seconds > 0 else math.inf
+            stdout.write(f"\n{n} rows in {seconds:.2f} s ({rate:,.0f} rows/s)\n")
+    if args.plot:
+        _plot(args.plot, scorer, f"reliability, {result['count']} rows (ECE {result['ece']:.4f})")
+    return 0
+
+
+def _dtype_name(dtype):
+    return "bfloat16" if dtype.kind == "V" and dtype.itemsize == 2 else dtype.name
+
+
+def main(argv=None, stdout=None, stderr=None):
+    """Run ``fastxent score`` with the arguments `argv`; returns the exit status."""
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
+    argv = sys.argv[1:] if argv is None else list(argv)
+    demo_dir = None
+    try:
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as e:  # --help
+            return int(e.code or 0)
+        demo_only = [o for o, v in (("--rows", args.rows), ("--classes", args.classes),
+                                    ("--demo-dir", args.demo_dir)) if v is not None]
+        if demo_only and not args.demo:
+            raise _InputError(f"{', '.join(demo_only)}: only with --demo", 2)
+        if args.demo:
+            args.rows = 20000 if args.rows is None else args.rows
+            args.classes = 1000 if args.classes is None else args.classes
+            if args.logits or args.targets:
+                raise _InputError("--demo writes its own files: give no LOGITS or TARGETS", 2)
+            folder = args.demo_dir
+            if folder is None:
+                # named before it exists, so that `finally` removes it whenever
+                # an interrupt comes
+                folder = demo_dir = os.path.join(
+                    tempfile.gettempdir(), f"fastxent-demo-{os.getpid()}-{secrets.token_hex(4)}")
+                os.mkdir(folder)
+            else:
+                os.makedirs(folder, exist_ok=True)
+            args.logits, args.targets = write_demo(folder, args.rows, args.classes)
+            if not args.quiet:
+                kept = "" if args.demo_dir else " (removed at the end; --demo-dir DIR keeps them)"
+                stderr.write(f"demo: {args.rows} x {args.classes} float32 logits, labels drawn "
+                             f"from their softmax, in {folder}{kept}\n")
+        elif args.logits is None:
+            raise _InputError("expected LOGITS (a .npy, .npz or folder of .npy), or --demo", 2)
+        return run(args, stdout, stderr)
+    except _InputError as e:
+        stderr.write(f"{PROG}: error: {e}\n")
+        return e.status
+    except (ValueError, TypeError, IndexError, OSError) as e:
+        stderr.write(f"{PROG}: error: {e}\n")
+        return 1
+    except MemoryError:
+        stderr.write(f"{PROG}: error: out of memory (try a smaller --chunk-mb)\n")
+        return 1
+    except KeyboardInterrupt:
+        stderr.write(f"\n{PROG}: interrupted\n")
+        return 130
+    finally:
+        if demo_dir is not None:
+            shutil.rmtree(demo_dir, ignore_errors=True)

@@ -1,0 +1,301 @@
+"""An offline evaluation of a model's outputs: the summary metrics of logits
+against class labels (loss, perplexity, top-k accuracy, calibration, Brier
+score, entropy), accumulated chunk by chunk in a state whose size does not
+depend on the number of rows."""
+
+import math
+import numbers
+import operator
+
+import numpy as np
+
+from ._score_rows import _score_state
+
+__all__ = ["Scorer", "score"]
+
+# Rows of one call of the chunk reduction are bounded by this many bytes of
+# logits, so that the temporaries of the reduction stay a bounded multiple of it.
+CHUNK_BYTES = 32 << 20
+
+_LN2 = math.log(2.0)
+
+
+def _check_topk(topk):
+    if isinstance(topk, (numbers.Integral, np.integer)) and not isinstance(topk, (bool, np.bool_)):
+        topk = (topk,)
+    try:
+        ks = tuple(topk)
+    except TypeError:
+        raise TypeError(f"topk: expected a positive integer or a sequence of them, got {topk!r}") \
+            from None
+    if not ks:
+        raise ValueError("topk: expected at least one k, got an empty sequence")
+    for k in ks:
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (numbers.Integral, np.integer)):
+            raise TypeError(f"topk: expected positive integers, got {k!r}")
+        if k < 1:
+            raise ValueError(f"topk: expected positive integers, got {int(k)}")
+    return tuple(sorted({int(k) for k in ks}))
+
+
+def _check_n_bins(n_bins):
+    if isinstance(n_bins, (bool, np.bool_)) or not isinstance(n_bins, (numbers.Integral, np.integer)):
+        raise TypeError(f"n_bins: expected a positive integer, got {n_bins!r}")
+    if n_bins < 1:
+        raise ValueError(f"n_bins: expected a positive integer, got {int(n_bins)}")
+    return int(n_bins)
+
+
+def _check_ignore_index(ignore_index):
+    if (isinstance(ignore_index, (bool, np.bool_))
+            or not isinstance(ignore_index, (numbers.Integral, np.integer))):
+        raise TypeError(f"ignore_index: expected an integer, got {ignore_index!r}")
+    return int(ignore_index)
+
+
+def _check_temperature(temperature):
+    if (isinstance(temperature, (bool, np.bool_))
+            or not isinstance(temperature, (numbers.Real, np.floating, np.integer))):
+        raise TypeError(f"temperature: expected a positive finite number, got {temperature!r}")
+    if not 0.0 < float(temperature) < math.inf:
+        raise ValueError(f"temperature: must be a positive finite number, got {temperature!r}")
+    return float(temperature)
+
+
+def _check_n_threads(n_threads):
+    if n_threads is None:
+        return None
+    if isinstance(n_threads, (bool, np.bool_)) or not hasattr(n_threads, "__index__"):
+        raise TypeError(f"n_threads: expected None or a positive integer, got {n_threads!r}")
+    n = operator.index(n_threads)
+    if n < 1:
+        raise ValueError(f"n_threads: expected None or a positive integer, got {n}")
+    return n
+
+
+def metric_names(topk=(1, 5)):
+    """The keys of :meth:`Scorer.result` for `topk`, in their order."""
+    return (["count", "undefined", "nll", "perplexity", "bits_per_token"]
+            + [f"accuracy@{k}" for k in _check_topk(topk)]
+            + ["ece", "mce", "brier", "entropy"])
+
+
+class Scorer:
+    r"""Summary metrics of logits against class labels, accumulated over chunks.
+
+    Each :meth:`update` reduces a chunk of rows to sums (counts as Python
+    ints, float64 sums; ``O(max(topk) + n_bins)`` numbers whatever the number
+    of rows), :meth:`merge` adds another scorer's sums (of other rows, e.g.
+    from another process), :meth:`result` turns the sums into metrics.  The
+    result does not depend on how the rows were split into chunks, up to
+    the float64 rounding of the sums.
+
+    Parameters
+    ----------
+    topk : int or sequence of int
+        The ``k`` of the ``accuracy@k`` metrics (positive integers).
+    n_bins : int
+        Equal-width confidence bins of the calibration errors.
+    ignore_index : int
+        Rows whose label equals it are not counted at all.
+    temperature : float
+        Logits are divided by it first (positive, finite).
+    n_threads : int, optional
+        Threads of each chunk's reduction; does not change the results.
+
+    Notes
+    -----
+    With, for each counted row ``i`` (label ``y_i != ignore_index``),
+    ``z = x_i / temperature``, ``p = softmax(z)``, and ``n`` counted rows:
+
+    - ``count``: ``n``; ``undefined``: counted rows without a distribution
+      (a NaN or ``+inf`` logit, or only ``-inf``).
+    - ``nll = (1/n) sum_i (logsumexp(z) - z[y_i])`` (nats), as
+      ``torch.nn.functional.cross_entropy(..., reduction='mean')`` without
+      weights; ``perplexity = exp(nll)``; ``bits_per_token = nll / ln 2``.
+    - ``accuracy@k = (1/n) #{i : rank_i < k}``, ``rank_i = #{c : z_c > z[y_i]}``:
+      ties with the label's logit count in its favour.
+    - ``ece = sum_b (n_b / n) |acc_b - conf_b|`` and ``mce = max_b |acc_b - conf_b|``
+      over the bins ``b / n_bins <= max_c p_c < (b + 1) / n_bins`` plus one bin
+      for a confidence of exactly 1, as torchmetrics' ``CalibrationError``
+      (norms ``'l1'`` and ``'max'``, top-label): ``conf_b`` is the mean
+      confidence of the bin, ``acc_b`` the fraction of its rows whose
+      prediction (the first largest logit) is the label, empty bins count 0.
+    - ``brier = (1/n) sum_i sum_c (p_c - [c == y_i])^2``, in ``[0, 2]``
+      (scikit-learn's multiclass ``brier_score_loss``; for two classes
+      scikit-learn halves it by default).
+    - ``entropy = (1/n) sum_i -sum_c p_c log p_c`` (nats).
+
+    Special cases: with no counted row every metric but the counts is NaN
+    (no exception).  A counted row without a distribution makes every
+    metric but the counts NaN, as a NaN in a sum would; ``undefined`` says
+    how many there were.  Ignored rows count in nothing, whatever their
+    logits.
+    """
+
+    def __init__(self, *, topk=(1, 5), n_bins=15, ignore_index=-100, temperature=1.0,
+                 n_threads=None):
+        self.topk = _check_topk(topk)
+        self.n_bins = _check_n_bins(n_bins)
+        self.ignore_index = _check_ignore_index(ignore_index)
+        self.temperature = _check_temperature(temperature)
+        self.n_threads = _check_n_threads(n_threads)
+        self.reset()
+
+    @property
+    def _max_rank(self):
+        return self.topk[-1]
+
+    def _settings(self):
+        return (self.topk, self.n_bins, self.ignore_index, self.temperature)
+
+    def reset(self):
+        """Forget every row seen."""
+        self.count = 0
+        self.undefined = 0
+        self.nll_sum = 0.0
+        self.entropy_sum = 0.0
+        self.brier_sum = 0.0
+        self.rank_counts = [0] * self._max_rank
+        self.bin_count = [0] * (self.n_bins + 1)
+        self.bin_correct = [0] * (self.n_bins + 1)
+        self.bin_confidence_sum = np.zeros(self.n_bins + 1)
+        return self
+
+    def _add_state(self, s):
+        self.count += int(s["count"])
+        self.undefined += int(s["undefined"])
+        self.nll_sum += float(s["nll_sum"])
+        self.entropy_sum += float(s["entropy_sum"])
+        self.brier_sum += float(s["brier_sum"])
+        for name in ("rank_counts", "bin_count", "bin_correct"):
+            acc = getattr(self, name)
+            for i, v in enumerate(np.asarray(s[name]).tolist()):
+                acc[i] += int(v)
+        self.bin_confidence_sum += np.asarray(s["bin_confidence_sum"], dtype=np.float64)
+
+    def update(self, input, target):
+        """Add the rows of `input` (logits, classes on axis 1: ``(N, C)``,
+        ``(N, C, d1, ...)``, or one ``(C,)`` row) against class labels
+        `target` (``(N,)``, ``(N, d1, ...)``, or 0-d); returns self.
+
+        Arrays of more than ``CHUNK_BYTES`` bytes are reduced in chunks of
+        rows along axis 0.  Bad arguments raise before anything is added.
+        """
+        x = input if isinstance(input, np.ndarray) else np.asarray(input)
+        if x.ndim == 0:
+            raise ValueError("input: expected 1 or more dimensions, got a 0-d array")
+        t = target if isinstance(target, np.ndarray) else np.asarray(target)
+        expected = () if x.ndim == 1 else (x.shape[0],) + x.shape[2:]
+        if t.shape != expected:
+            raise ValueError(f"target: expected class indices of shape {expected} for input of "
+                             f"shape {x.shape}, got shape {t.shape}")
+        options = dict(ignore_index=self.ignore_index, temperature=self.temperature,
+                       max_rank=self._max_rank, n_bins=self.n_bins, n_threads=self.n_threads)
+        row_bytes = x.itemsize * (x.size // x.shape[0] if x.ndim > 1 and x.shape[0] else 0)
+        if x.ndim == 1 or x.shape[0] * row_bytes <= CHUNK_BYTES:
+            states = [_score_state(x, t, **options)]
+        else:
+            # every chunk is reduced (and checked) before any is added, so a bad
+            # label in the last chunk leaves the scorer as it was
+            step = max(1, CHUNK_BYTES // max(row_bytes, 1))
+            states = [_score_state(x[i:i + step], t[i:i + step], **options)
+                      for i in range(0, x.shape[0], step)]
+        for s in states:
+            self._add_state(s)
+        return self
+
+    def merge(self, other):
+        """Add the sums of `other`, a Scorer of the same settings (``topk``,
+        ``n_bins``, ``ignore_index``, ``temperature``); returns self."""
+        if not isinstance(other, Scorer):
+            raise TypeError(f"other: expected a Scorer, got {type(other).__name__}")
+        if other._settings() != self._settings():
+            names = ("topk", "n_bins", "ignore_index", "temperature")
+            diff = [f"{n}={a!r} vs {b!r}" for n, a, b in
+                    zip(names, self._settings(), other._settings()) if a != b]
+            raise ValueError("other: a Scorer of other settings cannot be merged: "
+                             + ", ".join(diff))
+        self._add_state({
+            "count": other.count, "undefined": other.undefined, "nll_sum": other.nll_sum,
+            "entropy_sum": other.entropy_sum, "brier_sum": other.brier_sum,
+            "rank_counts": other.rank_counts, "bin_count": other.bin_count,
+            "bin_correct": other.bin_correct, "bin_confidence_sum": other.bin_confidence_sum})
+        return self
+
+    def reliability(self):
+        """The calibration bins: a dict of ``lower`` (bin lower edges, the
+        last bin being confidence 1), ``count``, ``accuracy`` and
+        ``confidence`` (means over the bin's rows, NaN for an empty bin)."""
+        count = np.array(self.bin_count, dtype=np.int64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            accuracy = np.array(self.bin_correct, dtype=np.float64) / count
+            confidence = self.bin_confidence_sum / count
+        lower = np.append(np.linspace(0.0, 1.0, self.n_bins + 1)[:-1], 1.0)
+        return {"lower": lower, "count": count, "accuracy": accuracy, "confidence": confidence}
+
+    def result(self):
+        """The metrics of every row added: a dict of ``count``, ``undefined``,
+        ``nll``, ``perplexity``, ``bits_per_token``, ``accuracy@k`` for each
+        k of ``topk``, ``ece``, ``mce``, ``brier``, ``entropy`` (see the class
+        docstring for their definitions and special cases)."""
+        n = self.count
+        out = {"count": n, "undefined": self.undefined}
+        nan = math.nan
+        if n == 0 or self.undefined:
+            mean = {"nll": nan, "entropy": nan, "brier": nan}
+            accuracy = {k: nan for k in self.topk}
+            ece = mce = nan
+        else:
+            mean = {"nll": self.nll_sum / n, "entropy": self.entropy_sum / n,
+                    "brier": self.brier_sum / n}
+            accuracy = {k: sum(self.rank_counts[:k]) / n for k in self.topk}
+            bins = self.reliability()
+            filled = bins["count"] > 0
+            gap = np.abs(bins["accuracy"][filled] - bins["confidence"][filled])
+            binned = int(bins["count"].sum())
+            ece = float(np.sum(gap * (bins["count"][filled] / binned)))
+            mce = float(np.max(gap))
+        out["nll"] = mean["nll"]
+        with np.errstate(over="ignore"):
+            out["perplexity"] = float(np.exp(np.float64(mean["nll"])))
+        out["bits_per_token"] = mean["nll"] / _LN2
+        for k in self.topk:
+            out[f"accuracy@{k}"] = accuracy[k]
+        out["ece"] = ece
+        out["mce"] = mce
+        out["brier"] = mean["brier"]
+        out["entropy"] = mean["entropy"]
+        return out
+
+    def __repr__(self):
+        return (f"Scorer(topk={self.topk}, n_bins={self.n_bins}, ignore_index={self.ignore_index}, "
+                f"temperature={self.temperature}, n_threads={self.n_threads}; count={self.count})")
+
+
+def score(input, target, *, topk=(1, 5), n_bins=15, ignore_index=-100, temperature=1.0,
+          n_threads=None):
+    """Summary metrics of logits `input` against class labels `target`.
+
+    ``Scorer(topk=..., ...).update(input, target).result()``: see
+    :class:`Scorer` for the definitions, ties and special values.
+
+    Parameters
+    ----------
+    input : array_like, float64, float32, float16 or bfloat16
+        Logits, classes on axis 1 (``(N, C)``, ``(N, C, d1, ...)``) or one
+        ``(C,)`` row; read in chunks of rows, memory-mapped arrays included.
+    target : array_like of int
+        Class labels, ``(N,)`` / ``(N, d1, ...)``, or 0-d.
+    topk, n_bins, ignore_index, temperature, n_threads
+        As for :class:`Scorer`.
+
+    Returns
+    -------
+    dict
+        ``count``, ``undefined``, ``nll``, ``perplexity``,
+        ``bits_per_token``, ``accuracy@k`` for each k, ``ece``, ``mce``,
+        ``brier``, ``entropy``.
+    """
+    return Scorer(topk=topk, n_bins=n_bins, ignore_index=ignore_index, temperature=temperature,
+                  n_threads=n_threads).update(input, target).result()

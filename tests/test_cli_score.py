@@ -1,0 +1,278 @@
+"""The ``fastxent score`` command: exit codes, one-line errors without a
+traceback, the metric table, --json, --per-row, --plot, the progress bar,
+Ctrl-C, and --demo.  Run in-process through the command's main function, and
+in a subprocess started outside the source tree (``python -m fastxent`` in
+the clone's root would import the uncompiled source folder)."""
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import fastxent
+from fastxent import __main__ as cli
+from fastxent import _score_rows
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((400, 9)) * 2).astype(np.float32)
+    t = rng.integers(0, 9, 400)
+    t[::10] = -100
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", t)
+    return tmp_path, x, t
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def run(argv, stderr=None):
+    """(exit status, stdout, stderr) of ``fastxent score argv``."""
+    from fastxent import _score_cli
+
+    out, err = io.StringIO(), stderr if stderr is not None else io.StringIO()
+    status = _score_cli.main(argv, stdout=out, stderr=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def only_inputs(folder, *names):
+    """No temporary file left: the folder holds exactly `names`."""
+    assert sorted(os.listdir(folder)) == sorted(names)
+
+
+def test_table_and_json(files):
+    d, x, t = files
+    status, out, err = run([str(d / "x.npy"), str(d / "t.npy"), "--topk", "1,3", "--bins", "10",
+                            "--json", str(d / "m.json")])
+    assert status == 0, err
+    assert err == ""                                   # not a terminal: no progress bar
+    want = fastxent.score(x, t, topk=(1, 3), n_bins=10)
+    for k in want:
+        assert k in out
+    assert f"{want['nll']:.6g}" in out
+    doc = json.loads((d / "m.json").read_text())
+    assert doc["rows"] == 400 and doc["classes"] == 9 and doc["dtype"] == "float32"
+    assert doc["settings"] == {"topk": [1, 3], "n_bins": 10, "ignore_index": -100,
+                               "temperature": 1.0}
+    for k, v in want.items():
+        assert doc["metrics"][k] == pytest.approx(v, rel=1e-12)
+    assert sum(doc["reliability"]["count"]) == want["count"]
+    only_inputs(d, "x.npy", "t.npy", "m.json")
+
+
+def test_json_to_stdout_and_options(files):
+    d, x, t = files
+    t = np.where(t == -100, 0, t)
+    np.save(d / "t0.npy", t)
+    status, out, err = run([str(d / "x.npy"), str(d / "t0.npy"), "--json", "-", "--temperature",
+                            "2", "--ignore-index", "0", "--threads", "1", "--chunk-mb", "0.001",
+                            "--quiet"])
+    assert status == 0, err
+    doc = json.loads(out)
+    want = fastxent.score(x, t, temperature=2.0, ignore_index=0)
+    assert doc["metrics"]["count"] == want["count"]
+    assert doc["metrics"]["nll"] == pytest.approx(want["nll"], rel=1e-12)
+
+
+def test_nan_metrics_are_null_in_json(files):
+    d, x, t = files
+    np.save(d / "none.npy", np.full(400, -100))
+    status, out, _ = run([str(d / "x.npy"), str(d / "none.npy"), "--json", "-"])
+    assert status == 0
+    doc = json.loads(out)
+    assert doc["metrics"]["count"] == 0 and doc["metrics"]["nll"] is None
+
+
+def test_per_row(files):
+    d, x, t = files
+    status, _, err = run([str(d / "x.npy"), str(d / "t.npy"), "--per-row", str(d / "rows.npz"),
+                          "--chunk-mb", "0.002"])
+    assert status == 0, err
+    got = np.load(d / "rows.npz")
+    want = _score_rows.score_rows(x, t)
+    assert sorted(got.files) == sorted(want._fields)
+    for name in want._fields:
+        np.testing.assert_array_equal(got[name], getattr(want, name), err_msg=name)
+        assert got[name].dtype == getattr(want, name).dtype
+    only_inputs(d, "x.npy", "t.npy", "rows.npz")
+
+
+def test_plot(files):
+    pytest.importorskip("matplotlib")
+    d, _, _ = files
+    status, _, err = run([str(d / "x.npy"), str(d / "t.npy"), "--plot", str(d / "r.png")])
+    assert status == 0, err
+    assert (d / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    only_inputs(d, "x.npy", "t.npy", "r.png")
+
+
+def test_plot_without_matplotlib(files, monkeypatch):
+    d, _, _ = files
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    status, out, err = run([str(d / "x.npy"), str(d / "t.npy"), "--plot", str(d / "r.png")])
+    assert status == 1 and out == ""
+    assert err.count("\n") == 1 and "--plot needs matplotlib" in err
+
+
+def test_progress_bar_only_on_a_terminal(files):
+    d, _, _ = files
+    status, _, err = run([str(d / "x.npy"), str(d / "t.npy"), "--chunk-mb", "0.001"],
+                         stderr=_Tty())
+    assert status == 0
+    assert "rows/s" in err and "\r" in err and "left" in err
+    status, _, err = run([str(d / "x.npy"), str(d / "t.npy"), "--quiet"], stderr=_Tty())
+    assert status == 0 and err == ""
+
+
+@pytest.mark.parametrize("make, argv, status, message", [
+    (None, ["{d}/nope.npy", "{d}/t.npy"], 1, "logits: no such file or folder"),
+    (None, ["{d}/x.npy"], 1, "no labels given"),
+    (lambda d: np.save(d / "x3.npy", np.zeros((2, 3, 4), np.float32)),
+     ["{d}/x3.npy", "{d}/t.npy"], 1, "logits: expected a 2-d array"),
+    (lambda d: np.save(d / "short.npy", np.zeros(399, np.int64)),
+     ["{d}/x.npy", "{d}/short.npy"], 1, "labels: 399 labels for 400 rows"),
+    (lambda d: np.save(d / "big.npy", np.r_[np.zeros(5, int), 9, 3, 12, np.zeros(392, int)]),
+     ["{d}/x.npy", "{d}/big.npy"], 1, "labels: 2 labels out of range for 9 classes.*"
+                                      "the first is 9 at row 5"),
+    (lambda d: np.save(d / "xi.npy", np.zeros((400, 9), np.int64)),
+     ["{d}/xi.npy", "{d}/t.npy"], 1, "logits: dtype int64 cannot be scored"),
+    (lambda d: np.save(d / "tf.npy", np.zeros(400)),
+     ["{d}/x.npy", "{d}/tf.npy"], 1, "labels: expected integer class labels"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--topk", "0"], 2, "--topk"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--topk", "a,b"], 2, "--topk"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--bins", "-3"], 2, "--bins"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--temperature", "nan"], 2, "--temperature"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--temperature", "0"], 2, "--temperature"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--threads", "0"], 2, "--threads"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--chunk-mb", "0"], 2, "--chunk-mb"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--ignore-index", "x"], 2, "--ignore-index"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--frobnicate"], 2, "unrecognized arguments"),
+    (None, [], 2, "expected LOGITS"),
+    (None, ["--demo", "{d}/x.npy"], 2, "--demo writes its own files"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--rows", "10"], 2, "--rows: only with --demo"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--per-row", "{d}/no/such/dir/r.npz"], 1, "--per-row"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--json", "{d}/no/such/dir/m.json"], 1, "--json"),
+])
+def test_bad_input_is_one_line(files, make, argv, status, message):
+    d, _, _ = files
+    if make is not None:
+        make(d)
+    before = sorted(os.listdir(d))
+    got, out, err = run([a.format(d=d) for a in argv])
+    assert got == status
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("fastxent score: error: "), err
+    assert "Traceback" not in err
+    assert re.search(message, err), err
+    assert sorted(os.listdir(d)) == before
+
+
+def test_ctrl_c_leaves_nothing(files, monkeypatch):
+    d, _, _ = files
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    real = _score_rows.score_rows
+    monkeypatch.setattr(_score_rows, "score_rows", interrupted)
+    status, out, err = run([str(d / "x.npy"), str(d / "t.npy"), "--per-row", str(d / "r.npz"),
+                            "--json", str(d / "m.json"), "--chunk-mb", "0.001"])
+    assert status == 130 and len(calls) == 2
+    assert "interrupted" in err and "Traceback" not in err and out == ""
+    only_inputs(d, "x.npy", "t.npy")
+
+
+def test_the_fastxent_command_dispatches(files, capsys):
+    d, _, _ = files
+    assert cli.main(["score", str(d / "x.npy"), str(d / "t.npy"), "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 400
+    assert cli.main(["score", "--help"]) == 0
+    assert "--per-row" in capsys.readouterr().out
+
+
+def test_demo_in_a_folder(tmp_path):
+    status, out, err = run(["--demo", "--rows", "300", "--classes", "20", "--demo-dir",
+                            str(tmp_path / "demo"), "--json", "-"])
+    assert status == 0, err
+    doc = json.loads(out)
+    assert doc["rows"] == 300 and doc["classes"] == 20
+    x = np.load(tmp_path / "demo" / "logits.npy")
+    t = np.load(tmp_path / "demo" / "labels.npy")
+    assert doc["metrics"]["nll"] == pytest.approx(fastxent.score(x, t)["nll"], rel=1e-12)
+
+
+def _command(*args):
+    return [sys.executable, "-m", "fastxent", "score", *args]
+
+
+def test_subprocess_exit_codes_and_no_traceback(files):
+    d, _, _ = files
+    ok = subprocess.run(_command("x.npy", "t.npy"), cwd=d, capture_output=True, text=True,
+                        timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "accuracy@5" in ok.stdout
+    bad = subprocess.run(_command("x.npy", "nope.npy"), cwd=d, capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 1
+    assert bad.stderr == f"fastxent score: error: labels: no such file or folder: nope.npy\n"
+    demo = subprocess.run(_command("--demo", "--rows", "200", "--classes", "30"), cwd=d,
+                          capture_output=True, text=True, timeout=120)
+    assert demo.returncode == 0, demo.stderr
+    assert "perplexity" in demo.stdout
+    assert "removed at the end" in demo.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child")
+def test_subprocess_ctrl_c_exits_130_promptly(tmp_path):
+    # a small file in chunks of 5 rows: a run of a few seconds, which the
+    # signal cuts short whatever the load of the machine
+    np.save(tmp_path / "x.npy", np.ones((20000, 100), np.float32))
+    np.save(tmp_path / "t.npy", np.zeros(20000, np.int64))
+    proc = subprocess.Popen(_command("x.npy", "t.npy", "--per-row", "rows.npz", "--chunk-mb",
+                                     "0.002"), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        # wait until the per-row folder exists: scoring has started
+        deadline = time.monotonic() + 60
+        while not any(n.startswith(".rows.npz.") for n in os.listdir(tmp_path)):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (proc.returncode, out, err, os.listdir(tmp_path))
+    assert "Traceback" not in err and "interrupted" in err
+    assert took < 5
+    only_inputs(tmp_path, "x.npy", "t.npy")
+
+
+def test_demo_needs_only_numpy(tmp_path):
+    """The README's main job runs on a fresh install, without any peer."""
+    blocked = ("scipy", "torch", "sklearn", "matplotlib", "ml_dtypes", "torchmetrics", "dask")
+    code = ("import sys\n"
+            f"for m in {blocked!r}: sys.modules[m] = None\n"
+            "from fastxent import __main__\n"
+            "sys.exit(__main__.main(['score', '--demo', '--rows', '500', '--classes', '40']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy@5" in proc.stdout and "Traceback" not in proc.stderr

@@ -1,0 +1,302 @@
+"""fastxent.score and fastxent.Scorer: the summary metrics against the
+reference (fastxent.reference.metrics), scikit-learn, torchmetrics and
+PyTorch; independence from chunking and merging; special rows; argument
+checks."""
+import math
+
+import numpy as np
+import pytest
+
+import fastxent
+from fastxent import _scorer
+from fastxent.reference.metrics import score as ref_score
+
+FLOATS = ("nll", "perplexity", "bits_per_token", "ece", "mce", "brier", "entropy")
+
+
+def _data(rows=600, classes=12, dtype=np.float64, seed=0, ignored=True):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((rows, classes)) * 2.5).astype(dtype)
+    t = rng.integers(0, classes, rows)
+    # make the model right more often than chance, so calibration is not trivial
+    hit = rng.random(rows) < 0.5
+    x[hit, t[hit]] += 3
+    if ignored:
+        t[::9] = -100
+    return x, t
+
+
+def _softmax(x):
+    z = np.asarray(x, np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def assert_same(got, want, rtol=1e-12):
+    assert list(got) == list(want)
+    for k in want:
+        if isinstance(want[k], int):
+            assert got[k] == want[k], k
+            assert isinstance(got[k], int), k
+        else:
+            assert isinstance(got[k], float), k
+            np.testing.assert_allclose(got[k], want[k], rtol=rtol, atol=rtol, err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_against_the_reference(dtype):
+    x, t = _data(dtype=dtype)
+    got = fastxent.score(x, t, topk=(1, 3, 5), n_bins=10)
+    assert_same(got, ref_score(x, t, topk=(1, 3, 5), n_bins=10))
+    assert got["count"] == int((t != -100).sum())
+    assert got["undefined"] == 0
+    assert 0 < got["accuracy@1"] < got["accuracy@3"] < got["accuracy@5"] < 1
+    assert got["perplexity"] == pytest.approx(math.exp(got["nll"]), rel=1e-15)
+    assert got["bits_per_token"] == pytest.approx(got["nll"] / math.log(2), rel=1e-15)
+
+
+def test_temperature_is_a_division_of_the_logits():
+    x, t = _data()
+    assert_same(fastxent.score(x, t, temperature=2.5), fastxent.score(x / 2.5, t))
+
+
+def test_class_axis_1_and_unbatched():
+    x, t = _data(rows=60)
+    x3 = np.ascontiguousarray(x.reshape(20, 3, 12).transpose(0, 2, 1))   # (N, C, d)
+    t3 = t.reshape(20, 3)
+    assert_same(fastxent.score(x3, t3), fastxent.score(x, t))
+    one = fastxent.score(x[1], t[1])
+    assert_same(one, fastxent.score(x[1:2], t[1:2]))
+    assert one["count"] == 1
+
+
+def test_against_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    x, t = _data(classes=12, ignored=False)
+    p = _softmax(x)
+    got = fastxent.score(x, t, topk=(1, 2, 5))
+    labels = np.arange(12)
+    assert got["nll"] == pytest.approx(metrics.log_loss(t, p, labels=labels), rel=1e-12)
+    for k in (1, 2, 5):
+        # continuous logits: no ties, where scikit-learn's and our ranks could differ
+        want = metrics.top_k_accuracy_score(t, p, k=k, labels=labels)
+        assert got[f"accuracy@{k}"] == pytest.approx(want, rel=1e-15)
+    # scikit-learn >= 1.7: multiclass Brier score sum_c (p_c - y_c)^2, not halved
+    want = metrics.brier_score_loss(t, p, labels=labels, scale_by_half=False)
+    assert got["brier"] == pytest.approx(want, rel=1e-12)
+
+
+def test_brier_of_two_classes_is_twice_scikit_learns_default():
+    metrics = pytest.importorskip("sklearn.metrics")
+    x, t = _data(classes=2, ignored=False)
+    p = _softmax(x)
+    # for two classes scikit-learn's default halves the score (to [0, 1])
+    assert fastxent.score(x, t)["brier"] == pytest.approx(
+        2 * metrics.brier_score_loss(t, p[:, 1]), rel=1e-12)
+
+
+def test_calibration_errors_against_torchmetrics():
+    torch = pytest.importorskip("torch")
+    cls = pytest.importorskip("torchmetrics.classification")
+    x, t = _data(classes=12)
+    for n_bins in (15, 7):
+        got = fastxent.score(x, t, n_bins=n_bins)
+        for norm, key in (("l1", "ece"), ("max", "mce")):
+            m = cls.MulticlassCalibrationError(num_classes=12, n_bins=n_bins, norm=norm,
+                                               ignore_index=-100)
+            # torchmetrics takes the softmax of logits itself, and bins float32 confidences
+            want = float(m(torch.from_numpy(x), torch.from_numpy(t)))
+            assert got[key] == pytest.approx(want, rel=1e-5, abs=1e-6), (norm, n_bins)
+
+
+def test_a_confidence_of_one_has_its_own_bin():
+    torch = pytest.importorskip("torch")
+    cls = pytest.importorskip("torchmetrics.classification")
+    x, t = _data(rows=200, classes=5, ignored=False)
+    x[:50] = 0.0
+    x[:50, 0] = 1000.0            # softmax exactly one-hot: confidence 1
+    t[:50:2] = 1                  # half of them wrong
+    got = fastxent.score(x, t, n_bins=10)
+    m = cls.MulticlassCalibrationError(num_classes=5, n_bins=10, norm="max")
+    assert got["mce"] == pytest.approx(float(m(torch.from_numpy(x), torch.from_numpy(t))),
+                                       rel=1e-5)
+    s = fastxent.Scorer(n_bins=10).update(x, t)
+    assert s.bin_count[10] >= 50
+    assert got["mce"] >= 0.5 - 1e-12
+
+
+def test_nll_and_perplexity_against_torch():
+    torch = pytest.importorskip("torch")
+    x, t = _data()
+    got = fastxent.score(x, t)
+    want = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(t),
+                                             ignore_index=-100)
+    assert got["nll"] == pytest.approx(float(want), rel=1e-12)
+    text = pytest.importorskip("torchmetrics.text")
+    ppl = text.Perplexity(ignore_index=-100)
+    want = float(ppl(torch.from_numpy(x)[None], torch.from_numpy(t)[None]))
+    assert got["perplexity"] == pytest.approx(want, rel=1e-6)
+
+
+def test_entropy_against_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    x, t = _data()
+    keep = t != -100
+    want = np.mean(stats.entropy(_softmax(x[keep]), axis=1))
+    assert fastxent.score(x, t)["entropy"] == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_independent_of_chunks_and_merges(dtype, monkeypatch):
+    x, t = _data(rows=1000, dtype=dtype)
+    whole = fastxent.score(x, t, topk=(1, 5), n_bins=15)
+    # update() splits arrays above CHUNK_BYTES into chunks of rows
+    monkeypatch.setattr(_scorer, "CHUNK_BYTES", 7 * x.shape[1] * x.itemsize)
+    assert_same(fastxent.score(x, t), whole)
+    monkeypatch.undo()
+    rng = np.random.default_rng(3)
+    cuts = np.sort(rng.choice(np.arange(1, 1000), 6, replace=False))
+    one = fastxent.Scorer()
+    parts = []
+    for a, b in zip([0, *cuts], [*cuts, 1000]):
+        one.update(x[a:b], t[a:b])
+        parts.append(fastxent.Scorer().update(x[a:b], t[a:b]))
+    assert_same(one.result(), whole)
+    merged = fastxent.Scorer()
+    for s in reversed(parts):
+        merged.merge(s)
+    assert_same(merged.result(), whole)
+    assert merged.count == one.count and merged.rank_counts == one.rank_counts
+    assert merged.bin_count == one.bin_count and merged.bin_correct == one.bin_correct
+
+
+def test_merge_needs_the_same_settings():
+    a = fastxent.Scorer(topk=(1, 5))
+    for other in (fastxent.Scorer(topk=(1,)), fastxent.Scorer(n_bins=10),
+                  fastxent.Scorer(ignore_index=0), fastxent.Scorer(temperature=2.0)):
+        with pytest.raises(ValueError, match="other settings"):
+            a.merge(other)
+    a.merge(fastxent.Scorer(topk=[5, 1, 1], n_threads=1))   # same settings, threads aside
+    with pytest.raises(TypeError, match="Scorer"):
+        a.merge({"count": 1})
+
+
+def test_no_counted_row_gives_nan_without_error():
+    x, t = _data(rows=10)
+    for got in (fastxent.score(x, np.full(10, -100)), fastxent.score(np.empty((0, 5)),
+                                                                     np.empty(0, np.int64)),
+                fastxent.Scorer().result()):
+        assert got["count"] == 0 and got["undefined"] == 0
+        for k, v in got.items():
+            if k not in ("count", "undefined"):
+                assert math.isnan(v), k
+
+
+def test_an_undefined_row_makes_the_metrics_nan():
+    x, t = _data(rows=50, ignored=False)
+    for bad in (np.nan, np.inf):
+        y = x.copy()
+        y[7, 3] = bad
+        got = fastxent.score(y, t)
+        assert got["count"] == 50 and got["undefined"] == 1
+        assert all(math.isnan(v) for k, v in got.items() if k not in ("count", "undefined"))
+        assert_same(got, ref_score(y, t))
+        # the same row, ignored, counts in nothing
+        u = t.copy()
+        u[7] = -100
+        assert_same(fastxent.score(y, u), fastxent.score(np.delete(x, 7, 0), np.delete(t, 7)))
+    y = x.copy()
+    y[4] = -np.inf
+    assert fastxent.score(y, t)["undefined"] == 1
+    # -inf entries in an otherwise finite row are fine
+    y = x.copy()
+    y[4, :5] = -np.inf
+    t2 = t.copy()
+    t2[4] = 6
+    got = fastxent.score(y, t2)
+    assert got["undefined"] == 0 and math.isfinite(got["nll"])
+
+
+def test_ties_count_for_the_label():
+    x = np.zeros((4, 3))
+    t = np.array([0, 1, 2, 0])
+    got = fastxent.score(x, t, topk=(1, 2))
+    # every class ties at the max: rank 0, whichever the label
+    assert got["accuracy@1"] == 1.0
+    assert got["nll"] == pytest.approx(math.log(3), rel=1e-15)
+    assert got["entropy"] == pytest.approx(math.log(3), rel=1e-15)
+    # the calibration prediction is the first largest logit (class 0)
+    assert got["ece"] == pytest.approx(abs(0.5 - 1 / 3), rel=1e-12)
+
+
+def test_bfloat16_input():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x, t = _data(rows=100)
+    xb = x.astype(ml_dtypes.bfloat16)
+    assert_same(fastxent.score(xb, t), fastxent.score(xb.astype(np.float32), t))
+
+
+def test_bad_labels_change_nothing(monkeypatch):
+    x, t = _data(rows=100, ignored=False)
+    s = fastxent.Scorer().update(x[:10], t[:10])
+    before = s.result()
+    bad = t.copy()
+    bad[95] = 12
+    monkeypatch.setattr(_scorer, "CHUNK_BYTES", 10 * x.shape[1] * x.itemsize)
+    with pytest.raises(IndexError, match="target"):
+        s.update(x, bad)
+    assert_same(s.result(), before)
+    with pytest.raises(ValueError, match="target: expected class indices of shape"):
+        s.update(x, t[:-1])
+    with pytest.raises(ValueError, match="target"):
+        s.update(x, t[:, None])
+    with pytest.raises(ValueError, match="input"):
+        s.update(np.float64(1.0), 0)
+    with pytest.raises(TypeError):
+        s.update(x.astype(np.int64), t)
+    assert_same(s.result(), before)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"topk": 0}, ValueError, "topk"),
+    ({"topk": (1, -2)}, ValueError, "topk"),
+    ({"topk": ()}, ValueError, "topk"),
+    ({"topk": (1.5,)}, TypeError, "topk"),
+    ({"topk": "15"}, TypeError, "topk"),
+    ({"topk": True}, TypeError, "topk"),
+    ({"topk": None}, TypeError, "topk"),
+    ({"n_bins": 0}, ValueError, "n_bins"),
+    ({"n_bins": 2.0}, TypeError, "n_bins"),
+    ({"ignore_index": 1.0}, TypeError, "ignore_index"),
+    ({"temperature": 0.0}, ValueError, "temperature"),
+    ({"temperature": -1}, ValueError, "temperature"),
+    ({"temperature": np.nan}, ValueError, "temperature"),
+    ({"temperature": np.inf}, ValueError, "temperature"),
+    ({"temperature": "1"}, TypeError, "temperature"),
+    ({"n_threads": 0}, ValueError, "n_threads"),
+    ({"n_threads": 1.5}, TypeError, "n_threads"),
+])
+def test_argument_checks_name_the_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        fastxent.Scorer(**kwargs)
+    x, t = _data(rows=5)
+    with pytest.raises(error, match=match):
+        fastxent.score(x, t, **kwargs)
+
+
+def test_topk_forms():
+    x, t = _data(rows=50)
+    assert_same(fastxent.score(x, t, topk=3), fastxent.score(x, t, topk=[3, 3]))
+    assert [k for k in fastxent.score(x, t, topk=(5, 1, 2)) if k.startswith("acc")] == [
+        "accuracy@1", "accuracy@2", "accuracy@5"]
+    # k beyond the classes: every defined counted row is a hit
+    assert fastxent.score(x, t, topk=(20,))["accuracy@20"] == 1.0
+
+
+def test_a_scorer_pickles_for_merging_across_processes():
+    import pickle
+
+    x, t = _data(rows=300)
+    a = fastxent.Scorer(topk=(1, 2)).update(x[:100], t[:100])
+    b = pickle.loads(pickle.dumps(fastxent.Scorer(topk=(1, 2)).update(x[100:], t[100:])))
+    assert_same(a.merge(b).result(), fastxent.score(x, t, topk=(1, 2)))
