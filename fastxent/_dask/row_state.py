@@ -1,0 +1,175 @@
+r"""Exact partial states of softmax rows split over blocks, and their merge.
+
+A row of logits split over blocks is summarised per block by float64 fields
+(whatever the data's dtype), kept with the reduced axes as length-1 axes:
+
+- ``m``: the block's maximum (NaN if it holds a NaN, -inf if empty);
+- ``k``: the number of elements equal to ``m`` (with weights ``b``: their
+  summed weight);
+- ``r``: :math:`\sum_{x_j \ne m} b_j e^{x_j - m}`, the other terms.
+
+Two blocks merge exactly, up to the rounding of one exp and one
+multiplication per block: with :math:`M = \max(m_1, m_2)`, a block whose
+maximum is ``M`` adds its ``k`` and ``r``, another adds
+:math:`(k + r) e^{m - M}` to ``r``.  Keeping the terms equal to the maximum
+apart is what lets the result keep the digits of a log-sum-exp near zero:
+:math:`\log1p(r / k) + \log k + M`, the formulation of the NumPy path.
+
+The entropies add a first moment about the maximum, merged by shifting it
+to the common maximum: ``t`` (:math:`\sum e^{x - m}(m - x)`, the entropy),
+``u`` (:math:`\sum e^{x - m_x}(m_y - y)`, the cross-entropy) and ``v``
+(:math:`\sum e^{x - m_x}((x - m_x) - (y - m_y))`, the KL divergence).
+
+Special values follow the NumPy kernels: a NaN makes ``m`` NaN and the row
+NaN; a +inf maximum counts the +inf elements in ``k``; a block of only
+-inf has ``m = -inf``, ``r = 0`` and weighs 0 in a merge with finite blocks.
+Each block is read by NumPy reductions into block-sized float64
+temporaries; no temporary is of the whole array.
+"""
+import numpy as np
+
+__all__ = ["LSE", "ENTROPY", "XENT", "KL", "block_state", "merge", "log_sum",
+           "lse_and_sign"]
+
+_F = np.float64
+LSE = np.dtype([("m", _F), ("k", _F), ("r", _F)])
+ENTROPY = np.dtype([("m", _F), ("k", _F), ("r", _F), ("t", _F)])
+# two rows: the p (x) fields, the q (y) fields and a moment
+XENT = np.dtype([("m", _F), ("k", _F), ("r", _F), ("my", _F), ("ky", _F), ("ry", _F),
+                 ("u", _F)])
+KL = np.dtype([("m", _F), ("k", _F), ("r", _F), ("my", _F), ("ky", _F), ("ry", _F),
+               ("v", _F)])
+
+
+def _max_count_rest(x, axes, b=None):
+    """``m``, ``k``, ``r`` of `x` along `axes` (keepdims), and ``e^{x - m}``
+    (float64, zero where ``b == 0``)."""
+    xe = x if b is None else np.where(b != 0, x, -np.inf)
+    m = np.max(xe, axis=axes, keepdims=True, initial=-np.inf).astype(_F)
+    eq = xe == m
+    e = np.subtract(x, m, dtype=_F)
+    with np.errstate(invalid="ignore", over="ignore"):
+        np.exp(e, out=e)
+        if b is not None:
+            e = np.where(b != 0, e * b, 0.0)
+            k = np.sum(np.where(eq, b, 0), axis=axes, keepdims=True, dtype=_F)
+        else:
+            k = np.sum(eq, axis=axes, keepdims=True, dtype=_F)
+        r = np.sum(np.where(eq, 0.0, e), axis=axes, keepdims=True)
+    return m, k, r, e
+
+
+def _moment(e, d, x_neg_inf, y_neg_inf, axes):
+    """``sum(e * d)`` over `axes`, where a class of probability 0 (`x`
+    -inf) adds 0 and one with `y` -inf under a finite `x` adds +inf."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        terms = e * d
+    terms[x_neg_inf] = 0.0
+    if y_neg_inf is not None:
+        terms[y_neg_inf & ~x_neg_inf] = np.inf
+    return np.sum(terms, axis=axes, keepdims=True)
+
+
+def block_state(kind, axes, x, y=None, b=None):
+    """The partial state (dtype `kind`) of the block `x` (and `y`, or the
+    weights `b` of a log-sum-exp) along `axes`, keepdims."""
+    x = np.asarray(x)
+    m, k, r, e = _max_count_rest(x, axes, b)
+    out = np.empty(m.shape, kind)
+    out["m"], out["k"], out["r"] = m, k, r
+    if kind == LSE:
+        return out
+    xf = np.asarray(x, _F)
+    x_neg_inf = xf == -np.inf
+    if kind == ENTROPY:
+        out["t"] = _moment(e, m - xf, x_neg_inf, None, axes)
+        return out
+    y = np.asarray(y)
+    my, ky, ry, _ = _max_count_rest(y, axes)
+    out["my"], out["ky"], out["ry"] = my, ky, ry
+    yf = np.asarray(y, _F)
+    y_neg_inf = yf == -np.inf
+    with np.errstate(invalid="ignore"):
+        if kind == XENT:
+            out["u"] = _moment(e, my - yf, x_neg_inf, y_neg_inf, axes)
+        else:
+            out["v"] = _moment(e, (xf - m) - (yf - my), x_neg_inf, y_neg_inf, axes)
+    return out
+
+
+def _merge_row(m, k, r, axes):
+    """Merge the fields ``m``, ``k``, ``r`` along `axes`: the common
+    maximum, the weight of each block in it, and the merged ``k``, ``r``."""
+    M = np.max(m, axis=axes, keepdims=True)
+    with np.errstate(invalid="ignore", over="ignore"):
+        top = m == M
+        w = np.where(top, 1.0, np.exp(m - M))
+        w[np.isnan(w)] = 0.0   # -inf blocks under a -inf or +inf maximum
+        K = np.sum(np.where(top, k, 0.0), axis=axes, keepdims=True)
+        R = np.sum(np.where(top, r, np.where(w > 0, (k + r) * w, 0.0)), axis=axes,
+                   keepdims=True)
+    return M, K, R, w
+
+
+def _shifted(w, moment, shift, size, axes):
+    """Sum over blocks of ``w * (moment + shift * size)``: each block's
+    moment moved to the common maxima; +inf moments stay +inf."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        terms = np.where(w > 0, w * (moment + shift * size), 0.0)
+    terms[moment == np.inf] = np.inf
+    return np.sum(terms, axis=axes, keepdims=True)
+
+
+def merge(states, axis, keepdims=True):
+    """Merge the partial states `states` along `axis` (a tuple) into one
+    (the combine and aggregate step of dask.array.reduction)."""
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    kind = states.dtype
+    M, K, R, w = _merge_row(states["m"], states["k"], states["r"], axes)
+    out = np.empty(M.shape, kind)
+    out["m"], out["k"], out["r"] = M, K, R
+    if kind == LSE:
+        pass
+    elif kind == ENTROPY:
+        s = states
+        out["t"] = _shifted(w, s["t"], M - s["m"], s["k"] + s["r"], axes)
+    else:
+        s = states
+        My, Ky, Ry, _ = _merge_row(s["my"], s["ky"], s["ry"], axes)
+        out["my"], out["ky"], out["ry"] = My, Ky, Ry
+        with np.errstate(invalid="ignore"):
+            if kind == XENT:
+                out["u"] = _shifted(w, s["u"], My - s["my"], s["k"] + s["r"], axes)
+            else:
+                shift = (s["m"] - M) - (s["my"] - My)
+                out["v"] = _shifted(w, s["v"], shift, s["k"] + s["r"], axes)
+    if not keepdims:
+        out = out.squeeze(axes)
+    return out
+
+
+def log_sum(k, r):
+    """``log(k + r)`` as ``log k + log1p(r / k)`` (k > 0): accurate where
+    ``r`` is small next to ``k``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(k) + np.log1p(r / k)
+
+
+def lse_and_sign(state):
+    """The log-sum-exp and its sign from a merged LSE state, with the
+    special values of the NumPy path: NaN (sign NaN) for a NaN, -inf (sign
+    0) for a row of only -inf or of zero weights, +inf for +inf."""
+    m, k, r = state["m"], state["k"], state["r"]
+    total = k + r
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sgn = np.sign(total)
+        q = r / k
+        mag = np.where(q > -1, np.log1p(q), np.log(np.abs(1 + q))) + np.log(np.abs(k))
+        mag = np.where(k == 0, np.log(np.abs(r)), mag)
+        res = mag + m
+    res = np.where(m == -np.inf, -np.inf, res)
+    sgn = np.where(m == -np.inf, 0.0, sgn)
+    nan = np.isnan(m)
+    res[nan] = np.nan
+    sgn[nan] = np.nan
+    return res, sgn
