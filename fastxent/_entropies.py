@@ -196,7 +196,8 @@ def softmax_cross_entropy(p_logits, q_logits, axis=-1, *, n_threads=None):
     >>> float(fastxent.softmax_cross_entropy([0.0, 0.0], [0.0, np.log(3.0)]))  # -(log 1/4 + log 3/4) / 2
     0.8369882167858358
     """
-    if (type(p_logits) is not np.ndarray or type(q_logits) is not np.ndarray) and _dask.any_dask(p_logits, q_logits):
+    if ((type(p_logits) is not np.ndarray or type(q_logits) is not np.ndarray)
+            and _dask.any_dask(p_logits, q_logits)):
         return _dask.softmax_cross_entropy(p_logits, q_logits, axis, n_threads=n_threads)
     x, y, axis, dtype = _pair(p_logits, q_logits, axis)
     return _rows(_SOFTMAX_XENT, x, y, axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))
@@ -259,7 +260,8 @@ def softmax_kl_div(p_logits, q_logits, axis=-1, *, n_threads=None):
     >>> float(fastxent.softmax_kl_div([0.0, -np.inf], [0.0, 0.0]))  # log 2
     0.6931471805599453
     """
-    if (type(p_logits) is not np.ndarray or type(q_logits) is not np.ndarray) and _dask.any_dask(p_logits, q_logits):
+    if ((type(p_logits) is not np.ndarray or type(q_logits) is not np.ndarray)
+            and _dask.any_dask(p_logits, q_logits)):
         return _dask.softmax_kl_div(p_logits, q_logits, axis, n_threads=n_threads)
     x, y, axis, dtype = _pair(p_logits, q_logits, axis)
     return _rows(_SOFTMAX_KL, x, y, axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))

@@ -244,3 +244,80 @@ def test_distributed_cluster(client):
                            scheduler=client)
     np.testing.assert_allclose(lse, fastxent.logsumexp(x, axis=1), rtol=1e-13)
     np.testing.assert_allclose(sm, fastxent.log_softmax(x, axis=1), rtol=1e-13)
+
+
+@st.composite
+def logits_and_labels(draw):
+    """(N, C) or (N, C, d) logits, class-index and probability targets and
+    chunks, the class axis split anyhow."""
+    dims = draw(st.sampled_from([1, 2, 3]))
+    shape = tuple(draw(st.integers(1, 5)) for _ in range(dims))
+    ca = 1 if dims > 1 else 0
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    C = shape[ca]
+    batch = shape[:ca] + shape[ca + 1:]
+    labels = rng.integers(0, C, batch)
+    if draw(st.booleans()):
+        labels = np.where(rng.random(batch) < 0.3, -100, labels)
+    q = rng.random(shape).astype(dtype)
+    chunks = tuple(draw(st.integers(1, n)) for n in shape)
+    weight = rng.uniform(0.1, 2.0, C) if draw(st.booleans()) else None
+    return x, labels, q, chunks, ca, weight
+
+
+@SMALL
+@given(case=logits_and_labels(), reduction=st.sampled_from(["none", "mean", "sum"]),
+       smoothing=st.sampled_from([0.0, 0.2]))
+def test_cross_entropy_and_nll_loss(case, reduction, smoothing):
+    x, labels, q, chunks, ca, w = case
+    d = da.from_array(x, chunks=chunks)
+    t_chunks = chunks[:ca] + chunks[ca + 1:]
+    dl = da.from_array(labels, chunks=t_chunks) if labels.ndim else da.from_array(labels)
+    kw = dict(weight=w, reduction=reduction, label_smoothing=smoothing)
+    check(fastxent.cross_entropy(d, dl, **kw), fastxent.cross_entropy(x, labels, **kw))
+    check(fastxent.cross_entropy(d, da.from_array(q, chunks=chunks), **kw),
+          fastxent.cross_entropy(x, q, **kw))
+    check(fastxent.nll_loss(d, dl, weight=w, reduction=reduction),
+          fastxent.nll_loss(x, labels, weight=w, reduction=reduction))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 4])
+def test_cross_entropy_special_values_across_blocks(chunk):
+    x = SPECIAL_ROWS
+    labels = np.array([2, 0, 1, 1, 4, 0])
+    d = da.from_array(x, chunks=(2, chunk))
+    with np.errstate(all="ignore"):
+        for reduction in ("none", "sum"):
+            check(fastxent.cross_entropy(d, labels, reduction=reduction),
+                  fastxent.cross_entropy(x, labels, reduction=reduction))
+            check(fastxent.nll_loss(d, labels, reduction=reduction),
+                  fastxent.nll_loss(x, labels, reduction=reduction))
+    ignored = np.array([-100] * 6)
+    check(fastxent.cross_entropy(d, ignored), fastxent.cross_entropy(x, ignored))  # NaN
+
+
+def test_bad_label_raises_at_compute():
+    d = da.from_array(np.zeros((3, 4)), chunks=2)
+    loss = fastxent.cross_entropy(d, np.array([0, 4, 1]))
+    with pytest.raises(IndexError, match="Target 4 is out of bounds"):
+        loss.compute()
+    with pytest.raises(IndexError, match="Target 4 is out of bounds"):
+        fastxent.nll_loss(d, np.array([0, 4, 1])).compute()
+
+
+@SMALL
+@given(data=st.data(), reduction=st.sampled_from(["none", "mean", "sum", "batchmean"]))
+def test_elementwise_losses(data, reduction):
+    x, chunks = data.draw(chunked(min_len=1))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    t = rng.random(x.shape).astype(x.dtype)
+    d, dt = da.from_array(x, chunks=chunks), da.from_array(t, chunks=chunks)
+    check(fastxent.kl_div(d, dt, reduction=reduction), fastxent.kl_div(x, t, reduction=reduction))
+    if reduction != "batchmean":
+        w = rng.random(x.shape[-1:]).astype(x.dtype)
+        check(fastxent.binary_cross_entropy_with_logits(d, dt, reduction=reduction,
+                                                        pos_weight=w),
+              fastxent.binary_cross_entropy_with_logits(x, t, reduction=reduction,
+                                                        pos_weight=w))

@@ -11,7 +11,8 @@ imported on the first call with a Dask array.
 """
 
 __all__ = ["is_dask_array", "logsumexp", "softmax", "log_softmax", "entropy",
-           "softmax_entropy", "softmax_cross_entropy", "softmax_kl_div"]
+           "softmax_entropy", "softmax_cross_entropy", "softmax_kl_div", "cross_entropy",
+           "nll_loss", "kl_div", "binary_cross_entropy_with_logits"]
 
 
 def is_dask_array(x):
@@ -65,3 +66,23 @@ def softmax_kl_div(*args, **kwargs):
 def entropy(*args, **kwargs):
     from .entropies import entropy
     return entropy(*args, **kwargs)
+
+
+def cross_entropy(*args, **kwargs):
+    from .losses import cross_entropy
+    return cross_entropy(*args, **kwargs)
+
+
+def nll_loss(*args, **kwargs):
+    from .losses import nll_loss
+    return nll_loss(*args, **kwargs)
+
+
+def kl_div(*args, **kwargs):
+    from .losses import kl_div
+    return kl_div(*args, **kwargs)
+
+
+def binary_cross_entropy_with_logits(*args, **kwargs):
+    from .losses import binary_cross_entropy_with_logits
+    return binary_cross_entropy_with_logits(*args, **kwargs)

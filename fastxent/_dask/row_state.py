@@ -47,8 +47,8 @@ def _max_count_rest(x, axes, b=None):
     xe = x if b is None else np.where(b != 0, x, -np.inf)
     m = np.max(xe, axis=axes, keepdims=True, initial=-np.inf).astype(_F)
     eq = xe == m
-    e = np.subtract(x, m, dtype=_F)
     with np.errstate(invalid="ignore", over="ignore"):
+        e = np.subtract(x, m, dtype=_F)
         np.exp(e, out=e)
         if b is not None:
             e = np.where(b != 0, e * b, 0.0)
