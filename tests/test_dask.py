@@ -321,3 +321,21 @@ def test_elementwise_losses(data, reduction):
                                                         pos_weight=w),
               fastxent.binary_cross_entropy_with_logits(x, t, reduction=reduction,
                                                         pos_weight=w))
+
+
+def test_entropy_broadcasts_before_flattening():
+    p = np.arange(1.0, 13.0).reshape(3, 4)
+    q = np.array([1.0, 2.0, 3.0, 4.0])
+    dp, dq = da.from_array(p, chunks=2), da.from_array(q, chunks=3)
+    check(fastxent.entropy(dp, dq, axis=None), fastxent.entropy(p, q, axis=None))
+    check(fastxent.entropy(dp, dq, axis=0), fastxent.entropy(p, q, axis=0))
+
+
+def test_softmax_keeps_the_chunks_and_empty_rows():
+    x = np.random.default_rng(3).standard_normal((5, 7))
+    d = da.from_array(x, chunks=(2, 3))
+    assert fastxent.softmax(d, axis=1).chunks == d.chunks
+    assert fastxent.log_softmax(d, axis=(0, 1)).chunks == d.chunks
+    e = da.from_array(np.zeros((0, 4)), chunks=(1, 2))
+    check(fastxent.softmax(e, axis=1), fastxent.softmax(np.zeros((0, 4)), axis=1))
+    check(fastxent.softmax_entropy(e, axis=1), fastxent.softmax_entropy(np.zeros((0, 4)), axis=1))

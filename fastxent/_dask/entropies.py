@@ -116,6 +116,9 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     arrays = [da.asarray(pk)] + ([] if qk is None else [da.asarray(qk)])
     small = probe(lambda p, q=None: _np.entropy(p, q, base=base, axis=axis), arrays)
     dtype = np.asarray(small).dtype
+    # broadcast before flattening, as the NumPy path
+    shape = np.broadcast_shapes(*[a.shape for a in arrays])
+    arrays = [da.broadcast_to(a, shape) for a in arrays]
     if axis is None:
         arrays = [a.ravel() for a in arrays]
         axis = 0
@@ -123,9 +126,8 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
         return da.map_blocks(lambda *b: np.asarray(_np.entropy(*b, base=base, axis=axis,
                                                                 n_threads=nt)),
                              *arrays, dtype=dtype, meta=np.empty((), dtype))
-    shape = np.broadcast_shapes(*[a.shape for a in arrays])
+    shape = arrays[0].shape
     axis = single_axis(axis, len(shape), "source")
-    arrays = [da.broadcast_to(a, shape) for a in arrays]
     if len(arrays) == 2:
         arrays = list(da.core.unify_chunks(arrays[0], range(len(shape)), arrays[1],
                                            range(len(shape)))[1])
