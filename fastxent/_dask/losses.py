@@ -71,21 +71,48 @@ def _coefficients(t, cls, w, ca, C, eps, ignore_index, probs):
     return a, ignored
 
 
+def _gaps(a, m, x, ca):
+    """``sum(a * (m - x))`` along `ca` (keepdims): a class of coefficient 0
+    adds 0, even at a -inf logit; one of a positive coefficient at a -inf
+    logit adds +inf, also in a block of only -inf."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        terms = a * (m - x)
+    terms[np.broadcast_to(x == -np.inf, terms.shape)] = np.inf
+    terms[np.broadcast_to(a == 0, terms.shape)] = 0.0
+    return np.sum(terms, axis=ca, keepdims=True)
+
+
 def _ce_block(x, t, cls, w=None, *, ca, C, eps, ignore_index, probs):
-    """The partial state (CE) of a block of logits along the class axis."""
+    """The partial state (CE) of a block of logits along the class axis;
+    class indices are gathered (one element per row), the smoothing share
+    takes one more pass."""
     if not probs and cls[0] == 0:
         _labels_ok(t, C, ignore_index)
     m, k, r, _ = row_state._max_count_rest(x, (ca,))
-    a, ignored = _coefficients(t, cls, w, ca, C, eps, ignore_index, probs)
-    with np.errstate(invalid="ignore", over="ignore"):
-        terms = a * (m - x)
-    terms[np.broadcast_to(x == -np.inf, terms.shape)] = np.inf   # also in a block of only -inf
-    terms[a == 0] = 0.0   # a class of coefficient 0 adds 0, even at a -inf logit
     out = np.empty(m.shape, CE)
     out["m"], out["k"], out["r"] = m, k, r
-    out["A"] = np.sum(a, axis=ca, keepdims=True)
-    out["B"] = np.sum(terms, axis=ca, keepdims=True)
-    out["ignored"] = np.broadcast_to(ignored, m.shape)
+    if probs:
+        a, ignored = _coefficients(t, cls, w, ca, C, eps, ignore_index, True)
+        out["A"] = np.sum(a, axis=ca, keepdims=True)
+        out["B"] = _gaps(a, m, x, ca)
+        out["ignored"] = 0.0
+        return out
+    y = np.expand_dims(t, ca)
+    ignored = y == ignore_index
+    inside = (y >= cls[0]) & (y <= cls[-1]) & ~ignored
+    idx = np.where(inside, y - cls[0], 0)
+    xy = np.take_along_axis(x, idx, axis=ca).astype(_F)
+    wy = 1.0 if w is None else np.asarray(w, _F)[idx]
+    coef = np.where(inside, (1.0 - eps) * wy, 0.0)
+    A, B = coef, _gaps(coef, m, xy, ca)
+    if eps:
+        shape = [1] * x.ndim
+        shape[ca] = cls.shape[0]
+        wc = np.ones(shape) if w is None else np.asarray(w, _F).reshape(shape)
+        share = np.where(ignored, 0.0, eps / C)
+        A = A + share * np.sum(wc)
+        B = B + share * _gaps(wc, m, x, ca)
+    out["A"], out["B"], out["ignored"] = A, B, ignored
     return out
 
 

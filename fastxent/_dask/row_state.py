@@ -23,12 +23,13 @@ to the common maximum: ``t`` (:math:`\sum e^{x - m}(m - x)`, the entropy),
 Special values follow the NumPy kernels: a NaN makes ``m`` NaN and the row
 NaN; a +inf maximum counts the +inf elements in ``k``; a block of only
 -inf has ``m = -inf``, ``r = 0`` and weighs 0 in a merge with finite blocks.
-Each block is read by NumPy reductions into block-sized float64
-temporaries; no temporary is of the whole array.
+Each block is read by NumPy reductions into block-sized temporaries (the
+exponentials in float32 for float32 data, summed in float64); no temporary
+is of the whole array.
 """
 import numpy as np
 
-__all__ = ["LSE", "ENTROPY", "XENT", "KL", "block_state", "merge", "log_sum",
+__all__ = ["LSE", "ENTROPY", "XENT", "KL", "work_dtype", "block_state", "merge", "log_sum",
            "lse_and_sign"]
 
 _F = np.float64
@@ -41,22 +42,32 @@ KL = np.dtype([("m", _F), ("k", _F), ("r", _F), ("my", _F), ("ky", _F), ("ry", _
                ("v", _F)])
 
 
-def _max_count_rest(x, axes, b=None):
-    """``m``, ``k``, ``r`` of `x` along `axes` (keepdims), and ``e^{x - m}``
-    (float64, zero where ``b == 0``)."""
+def work_dtype(dtype):
+    """The dtype of a block's exponentials: float32 data in float32 (as the
+    kernels, whose float32 sums are float64), other data in float64."""
+    return np.dtype(np.float32) if dtype in (np.float32, np.float16) else np.dtype(_F)
+
+
+def _max_count_rest(x, axes, b=None, moments=False):
+    """``m``, ``k``, ``r`` of `x` along `axes` (keepdims) and, for
+    `moments`, ``e^{x - m}`` (in the work dtype; zero where ``b == 0``)."""
     xe = x if b is None else np.where(b != 0, x, -np.inf)
-    m = np.max(xe, axis=axes, keepdims=True, initial=-np.inf).astype(_F)
+    m = np.max(xe, axis=axes, keepdims=True, initial=-np.inf)
     eq = xe == m
     with np.errstate(invalid="ignore", over="ignore"):
-        e = np.subtract(x, m, dtype=_F)
+        e = np.subtract(x, m, dtype=work_dtype(x.dtype))
         np.exp(e, out=e)
         if b is not None:
-            e = np.where(b != 0, e * b, 0.0)
+            e = e * b
+            e[np.broadcast_to(b == 0, e.shape)] = 0.0
             k = np.sum(np.where(eq, b, 0), axis=axes, keepdims=True, dtype=_F)
         else:
-            k = np.sum(eq, axis=axes, keepdims=True, dtype=_F)
-        r = np.sum(np.where(eq, 0.0, e), axis=axes, keepdims=True)
-    return m, k, r, e
+            k = np.count_nonzero(eq, axis=axes, keepdims=True).astype(_F)
+        e[eq] = 0.0   # the terms at the maximum are counted in k
+        r = np.sum(e, axis=axes, keepdims=True, dtype=_F)
+        if moments:
+            e[eq] = 1.0
+    return m.astype(_F), k, r, e if moments else None
 
 
 def _moment(e, d, x_neg_inf, y_neg_inf, axes):
@@ -74,7 +85,7 @@ def block_state(kind, axes, x, y=None, b=None):
     """The partial state (dtype `kind`) of the block `x` (and `y`, or the
     weights `b` of a log-sum-exp) along `axes`, keepdims."""
     x = np.asarray(x)
-    m, k, r, e = _max_count_rest(x, axes, b)
+    m, k, r, e = _max_count_rest(x, axes, b, moments=kind != LSE)
     out = np.empty(m.shape, kind)
     out["m"], out["k"], out["r"] = m, k, r
     if kind == LSE:

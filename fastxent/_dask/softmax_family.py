@@ -101,16 +101,18 @@ def _sign(state, dtype):
 
 
 def _softmax_block(x, state, logarithm):
-    """The (log-)softmax of block `x` from its rows' merged state."""
+    """The (log-)softmax of block `x` from its rows' merged state, in the
+    work dtype (float32 for float32 data: ``x - m`` is exact there)."""
+    work = row_state.work_dtype(x.dtype)
     m, k, r = state["m"], state["k"], state["r"]
-    res = np.subtract(x, m, dtype=np.float64)
+    res = np.subtract(x, m.astype(work), dtype=work)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if logarithm:
-            res -= row_state.log_sum(k, r)
+            res -= row_state.log_sum(k, r).astype(work)
         else:
             np.exp(res, out=res)
             # a row with no finite maximum, or a NaN, has no softmax
-            res /= np.where(np.isfinite(m), k + r, np.nan)
+            res /= np.where(np.isfinite(m), k + r, np.nan).astype(work)
     return res.astype(x.dtype, copy=False)
 
 
