@@ -339,3 +339,39 @@ def test_softmax_keeps_the_chunks_and_empty_rows():
     e = da.from_array(np.zeros((0, 4)), chunks=(1, 2))
     check(fastxent.softmax(e, axis=1), fastxent.softmax(np.zeros((0, 4)), axis=1))
     check(fastxent.softmax_entropy(e, axis=1), fastxent.softmax_entropy(np.zeros((0, 4)), axis=1))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 4])
+def test_cross_entropy_zero_weights_and_smoothing_at_neg_inf(chunk):
+    x = np.array([[0.0, -INF, 1.0, 2.0, -INF, 0.5],
+                  [-INF, -INF, 3.0, -INF, -INF, -INF],
+                  [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    w = np.array([1.0, 0.0, 2.0, 0.5, 0.0, 1.0])
+    labels = np.array([0, 2, -100])
+    d = da.from_array(x, chunks=(2, chunk))
+    with np.errstate(all="ignore"):
+        for kw in (dict(weight=w), dict(weight=w, label_smoothing=0.1), dict(label_smoothing=0.1)):
+            for reduction in ("none", "mean"):
+                check(fastxent.cross_entropy(d, labels, reduction=reduction, **kw),
+                      fastxent.cross_entropy(x, labels, reduction=reduction, **kw))
+            q = np.where(np.isinf(x), 0.0, 1.0 / 6)
+            check(fastxent.cross_entropy(d, da.from_array(q, chunks=(2, chunk)), **kw),
+                  fastxent.cross_entropy(x, q, **kw))
+
+
+def test_losses_are_lazy_and_take_n_threads():
+    x = np.random.default_rng(4).standard_normal((4, 6))
+    labels = np.array([0, 5, 2, 3])
+    d = da.from_array(x, chunks=(2, 3))
+    results = [fastxent.cross_entropy(d, labels, n_threads=2),
+               fastxent.nll_loss(d, labels, reduction="none"),
+               fastxent.kl_div(d, abs(d), reduction="batchmean"),
+               fastxent.binary_cross_entropy_with_logits(d, abs(d) / 3, reduction="sum"),
+               fastxent.softmax(d, axis=0, n_threads=2)]
+    for res in results:
+        assert isinstance(res, da.Array)
+    assert [r.shape for r in results] == [(), (4,), (), (), (4, 6)]
+    check(results[0], fastxent.cross_entropy(x, labels))
+    check(results[4], fastxent.softmax(x, axis=0))
+    with pytest.raises(TypeError, match="Dask"):
+        fastxent.cross_entropy(d, labels, return_grad=True)

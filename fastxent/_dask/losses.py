@@ -119,9 +119,11 @@ def _ce_block(x, t, cls, w=None, *, ca, C, eps, ignore_index, probs):
 def _ce_merge(states, axis, keepdims=True):
     axes = axis if isinstance(axis, tuple) else (axis,)
     M, K, R, _ = row_state._merge_row(states["m"], states["k"], states["r"], axes)
-    A = states["A"]
+    A, m = states["A"], states["m"]
     with np.errstate(invalid="ignore", over="ignore"):
-        B = np.where(A == 0, states["B"], states["B"] + (M - states["m"]) * A)
+        # no shift where the maxima are equal, also both -inf (a partial
+        # merge of blocks of only -inf)
+        B = np.where((A == 0) | (m == M), states["B"], states["B"] + (M - m) * A)
     out = np.empty(M.shape, CE)
     out["m"], out["k"], out["r"] = M, K, R
     out["A"] = np.sum(A, axis=axes, keepdims=True)

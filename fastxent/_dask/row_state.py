@@ -122,6 +122,13 @@ def _merge_row(m, k, r, axes):
     return M, K, R, w
 
 
+def _gap(M, m):
+    """``M - m``, 0 where they are equal (also both -inf: a partial merge of
+    blocks of only -inf)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(m == M, 0.0, M - m)
+
+
 def _shifted(w, moment, shift, size, axes):
     """Sum over blocks of ``w * (moment + shift * size)``: each block's
     moment moved to the common maxima; +inf moments stay +inf."""
@@ -143,16 +150,16 @@ def merge(states, axis, keepdims=True):
         pass
     elif kind == ENTROPY:
         s = states
-        out["t"] = _shifted(w, s["t"], M - s["m"], s["k"] + s["r"], axes)
+        out["t"] = _shifted(w, s["t"], _gap(M, s["m"]), s["k"] + s["r"], axes)
     else:
         s = states
         My, Ky, Ry, _ = _merge_row(s["my"], s["ky"], s["ry"], axes)
         out["my"], out["ky"], out["ry"] = My, Ky, Ry
         with np.errstate(invalid="ignore"):
             if kind == XENT:
-                out["u"] = _shifted(w, s["u"], My - s["my"], s["k"] + s["r"], axes)
+                out["u"] = _shifted(w, s["u"], _gap(My, s["my"]), s["k"] + s["r"], axes)
             else:
-                shift = (s["m"] - M) - (s["my"] - My)
+                shift = _gap(My, s["my"]) - _gap(M, s["m"])
                 out["v"] = _shifted(w, s["v"], shift, s["k"] + s["r"], axes)
     if not keepdims:
         out = out.squeeze(axes)
