@@ -15,7 +15,10 @@ import fastxent  # noqa: E402
 from fastxent import _dask  # noqa: E402
 
 RTOL = {np.dtype(np.float64): 1e-13, np.dtype(np.float32): 2e-6}
-SMALL = settings(max_examples=40, deadline=None)
+# fewer examples than the default profile (each builds and computes Dask
+# graphs); the thorough profile's many
+SMALL = settings(max_examples=40 if settings.default.max_examples <= 60
+                 else settings.default.max_examples, deadline=None)
 
 
 def check(lazy, expected, dtype=None):
@@ -375,3 +378,47 @@ def test_losses_are_lazy_and_take_n_threads():
     check(results[4], fastxent.softmax(x, axis=0))
     with pytest.raises(TypeError, match="Dask"):
         fastxent.cross_entropy(d, labels, return_grad=True)
+
+
+@st.composite
+def sprinkled(draw):
+    """A 2-d float64 array with -inf, +inf and NaN here and there (whole
+    rows and runs of blocks of -inf too), and its chunks."""
+    rows, cols = draw(st.integers(1, 5)), draw(st.integers(1, 9))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((rows, cols)) * 4
+    u = rng.random((rows, cols))
+    x[u < draw(st.sampled_from([0.0, 0.3, 0.7]))] = -INF
+    x[u > draw(st.sampled_from([1.0, 0.97]))] = INF
+    x[(u > 0.5) & (u < draw(st.sampled_from([0.5, 0.52])))] = NAN
+    return x, (draw(st.integers(1, rows)), draw(st.integers(1, cols)))
+
+
+@SMALL
+@given(case=sprinkled(), other=sprinkled(), smoothing=st.sampled_from([0.0, 0.3]))
+def test_special_values_anywhere(case, other, smoothing):
+    x, chunks = case
+    y = np.resize(other[0], x.shape)
+    d, e = da.from_array(x, chunks=chunks), da.from_array(y, chunks=chunks)
+    labels = np.arange(x.shape[0]) % x.shape[1]
+    with np.errstate(all="ignore"):
+        for fn in (fastxent.logsumexp, fastxent.softmax, fastxent.log_softmax,
+                   fastxent.softmax_entropy):
+            check(fn(d, axis=1), fn(x, axis=1))
+        for fn in (fastxent.softmax_cross_entropy, fastxent.softmax_kl_div):
+            check(fn(d, e, axis=1), fn(x, y, axis=1))
+        check(fastxent.cross_entropy(d, labels, reduction="none", label_smoothing=smoothing),
+              fastxent.cross_entropy(x, labels, reduction="none", label_smoothing=smoothing))
+        check(fastxent.nll_loss(d, labels, reduction="none"),
+              fastxent.nll_loss(x, labels, reduction="none"))
+
+
+def test_blocks_of_only_neg_inf_merged_first_add_nothing():
+    # a one-hot p row against a q row with -inf where p is -inf: the blocks
+    # of -inf p merge among themselves before they meet the finite one
+    x = np.array([[-INF, -1.3, -INF, -INF, -INF, -INF, -INF, -INF, -INF]])
+    y = np.array([[-INF, 3.2, -INF, 3.2, -INF, 3.2, -INF, 3.2, -INF]])
+    d, e = da.from_array(x, chunks=1), da.from_array(y, chunks=1)
+    for fn in (fastxent.softmax_cross_entropy, fastxent.softmax_kl_div):
+        check(fn(d, e, axis=1), fn(x, y, axis=1))
+    check(fastxent.softmax_entropy(d, axis=1), fastxent.softmax_entropy(x, axis=1))

@@ -93,7 +93,8 @@ def block_state(kind, axes, x, y=None, b=None):
     xf = np.asarray(x, _F)
     x_neg_inf = xf == -np.inf
     if kind == ENTROPY:
-        out["t"] = _moment(e, m - xf, x_neg_inf, None, axes)
+        with np.errstate(invalid="ignore"):
+            out["t"] = _moment(e, m - xf, x_neg_inf, None, axes)
         return out
     y = np.asarray(y)
     my, ky, ry, _ = _max_count_rest(y, axes)
@@ -129,12 +130,14 @@ def _gap(M, m):
         return np.where(m == M, 0.0, M - m)
 
 
-def _shifted(w, moment, shift, size, axes):
+def _shifted(w, m, moment, shift, size, axes):
     """Sum over blocks of ``w * (moment + shift * size)``: each block's
-    moment moved to the common maxima; +inf moments stay +inf."""
+    moment moved to the common maxima; +inf moments stay +inf; blocks of
+    only -inf (maximum `m`), which hold no probability, add 0."""
     with np.errstate(invalid="ignore", over="ignore"):
         terms = np.where(w > 0, w * (moment + shift * size), 0.0)
     terms[moment == np.inf] = np.inf
+    terms[m == -np.inf] = 0.0
     return np.sum(terms, axis=axes, keepdims=True)
 
 
@@ -150,17 +153,17 @@ def merge(states, axis, keepdims=True):
         pass
     elif kind == ENTROPY:
         s = states
-        out["t"] = _shifted(w, s["t"], _gap(M, s["m"]), s["k"] + s["r"], axes)
+        out["t"] = _shifted(w, s["m"], s["t"], _gap(M, s["m"]), s["k"] + s["r"], axes)
     else:
         s = states
         My, Ky, Ry, _ = _merge_row(s["my"], s["ky"], s["ry"], axes)
         out["my"], out["ky"], out["ry"] = My, Ky, Ry
         with np.errstate(invalid="ignore"):
             if kind == XENT:
-                out["u"] = _shifted(w, s["u"], _gap(My, s["my"]), s["k"] + s["r"], axes)
+                out["u"] = _shifted(w, s["m"], s["u"], _gap(My, s["my"]), s["k"] + s["r"], axes)
             else:
                 shift = _gap(My, s["my"]) - _gap(M, s["m"])
-                out["v"] = _shifted(w, s["v"], shift, s["k"] + s["r"], axes)
+                out["v"] = _shifted(w, s["m"], s["v"], shift, s["k"] + s["r"], axes)
     if not keepdims:
         out = out.squeeze(axes)
     return out
