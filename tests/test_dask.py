@@ -422,3 +422,23 @@ def test_blocks_of_only_neg_inf_merged_first_add_nothing():
     for fn in (fastxent.softmax_cross_entropy, fastxent.softmax_kl_div):
         check(fn(d, e, axis=1), fn(x, y, axis=1))
     check(fastxent.softmax_entropy(d, axis=1), fastxent.softmax_entropy(x, axis=1))
+
+
+@SMALL
+@given(case=sprinkled(), signed=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_logsumexp_weights_at_special_values(case, signed, seed):
+    x, chunks = case
+    rng = np.random.default_rng(seed)
+    b = rng.uniform(-1.0 if signed else 0.0, 2.0, x.shape)
+    b[rng.random(x.shape) < 0.3] = 0.0   # ignored, even at +inf or NaN
+    d, db = da.from_array(x, chunks=chunks), da.from_array(b, chunks=chunks)
+    with np.errstate(all="ignore"):
+        res, sgn = fastxent.logsumexp(d, axis=1, b=db, return_sign=True)
+        want_res, want_sgn = fastxent.logsumexp(x, axis=1, b=b, return_sign=True)
+        check(sgn, want_sgn)
+        got = res.compute()
+        finite = np.isfinite(want_res)
+        np.testing.assert_array_equal(got[~finite], want_res[~finite])
+        # signed terms that cancel between blocks: accurate to the terms' scale
+        np.testing.assert_allclose(got[finite], want_res[finite], rtol=1e-13,
+                                   atol=1e-13 * (1 + np.abs(x[np.isfinite(x)]).max(initial=0)))

@@ -33,7 +33,12 @@ __all__ = ["LSE", "ENTROPY", "XENT", "KL", "work_dtype", "block_state", "merge",
            "lse_and_sign"]
 
 _F = np.float64
-LSE = np.dtype([("m", _F), ("k", _F), ("r", _F)])
+# flags of a log-sum-exp with weights -- z: the block has an element of
+# weight 0 that is +inf or NaN, which makes a row whose maximum is not
+# finite NaN (there the NumPy path, as SciPy, takes the plain sum of
+# b * exp(a), where 0 * inf is NaN); pos, neg: it has a +inf of a positive,
+# of a negative weight (+inf terms of both signs make the row NaN)
+LSE = np.dtype([("m", _F), ("k", _F), ("r", _F), ("z", _F), ("pos", _F), ("neg", _F)])
 ENTROPY = np.dtype([("m", _F), ("k", _F), ("r", _F), ("t", _F)])
 # two rows: the p (x) fields, the q (y) fields and a moment
 XENT = np.dtype([("m", _F), ("k", _F), ("r", _F), ("my", _F), ("ky", _F), ("ry", _F),
@@ -89,6 +94,12 @@ def block_state(kind, axes, x, y=None, b=None):
     out = np.empty(m.shape, kind)
     out["m"], out["k"], out["r"] = m, k, r
     if kind == LSE:
+        out["z"] = out["pos"] = out["neg"] = 0.0
+        if b is not None:
+            top = x == np.inf
+            out["z"] = np.any((b == 0) & (top | np.isnan(x)), axis=axes, keepdims=True)
+            out["pos"] = np.any(top & (b > 0), axis=axes, keepdims=True)
+            out["neg"] = np.any(top & (b < 0), axis=axes, keepdims=True)
         return out
     xf = np.asarray(x, _F)
     x_neg_inf = xf == -np.inf
@@ -150,7 +161,8 @@ def merge(states, axis, keepdims=True):
     out = np.empty(M.shape, kind)
     out["m"], out["k"], out["r"] = M, K, R
     if kind == LSE:
-        pass
+        for name in ("z", "pos", "neg"):
+            out[name] = np.max(states[name], axis=axes, keepdims=True)
     elif kind == ENTROPY:
         s = states
         out["t"] = _shifted(w, s["m"], s["t"], _gap(M, s["m"]), s["k"] + s["r"], axes)
@@ -178,8 +190,10 @@ def log_sum(k, r):
 
 def lse_and_sign(state):
     """The log-sum-exp and its sign from a merged LSE state, with the
-    special values of the NumPy path: NaN (sign NaN) for a NaN, -inf (sign
-    0) for a row of only -inf or of zero weights, +inf for +inf."""
+    special values of the NumPy path: NaN (sign NaN) for a NaN, for +inf
+    terms that cancel, and for a maximum of +-inf next to a +inf or NaN
+    of weight 0; -inf (sign 0) for a row of only -inf or of zero weights; +inf
+    for +inf."""
     m, k, r = state["m"], state["k"], state["r"]
     total = k + r
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -190,7 +204,8 @@ def lse_and_sign(state):
         res = mag + m
     res = np.where(m == -np.inf, -np.inf, res)
     sgn = np.where(m == -np.inf, 0.0, sgn)
-    nan = np.isnan(m)
+    nan = (np.isnan(m) | np.isnan(res) | (np.isinf(m) & (state["z"] > 0))
+           | ((state["pos"] > 0) & (state["neg"] > 0)))
     res[nan] = np.nan
     sgn[nan] = np.nan
     return res, sgn
