@@ -9,8 +9,9 @@ views of any axis and layout go to one call of the kernel
 import math
 
 import numpy as np
+from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
-from . import _dispatch
+from . import _dask, _dispatch
 from ._checks import (F64, READY_DTYPES, as_array, broadcast_shape, check_base,
                       exp_result_dtype, promote_dtypes, single_axis)
 from ._layout import reduce, reduced_shape
@@ -132,6 +133,8 @@ def softmax_entropy(logits, axis=-1, *, n_threads=None):
     >>> fastxent.softmax_entropy(np.array([[0.0, 0.0, -np.inf], [1.0, -np.inf, -np.inf]])).tolist()
     [0.6931471805599453, 0.0]
     """
+    if type(logits) is not _ndarray and _dask.is_dask_array(logits):
+        return _dask.softmax_entropy(logits, axis, n_threads=n_threads)
     x, _, axis, dtype = _logit_rows(_logits(logits, "logits"), None, ("logits",), axis)
     return _rows(_SOFTMAX_ENTROPY, x, None, axis, dtype, 1.0,
                  _dispatch.resolve_threads(n_threads))
@@ -196,6 +199,9 @@ def softmax_cross_entropy(p_logits, q_logits, axis=-1, *, n_threads=None):
     >>> float(fastxent.softmax_cross_entropy([0.0, 0.0], [0.0, np.log(3.0)]))  # -(log 1/4 + log 3/4) / 2
     0.8369882167858358
     """
+    if ((type(p_logits) is not _ndarray or type(q_logits) is not _ndarray)
+            and _dask.any_dask(p_logits, q_logits)):
+        return _dask.softmax_cross_entropy(p_logits, q_logits, axis, n_threads=n_threads)
     x, y, axis, dtype = _pair(p_logits, q_logits, axis)
     return _rows(_SOFTMAX_XENT, x, y, axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))
 
@@ -257,6 +263,9 @@ def softmax_kl_div(p_logits, q_logits, axis=-1, *, n_threads=None):
     >>> float(fastxent.softmax_kl_div([0.0, -np.inf], [0.0, 0.0]))  # log 2
     0.6931471805599453
     """
+    if ((type(p_logits) is not _ndarray or type(q_logits) is not _ndarray)
+            and _dask.any_dask(p_logits, q_logits)):
+        return _dask.softmax_kl_div(p_logits, q_logits, axis, n_threads=n_threads)
     x, y, axis, dtype = _pair(p_logits, q_logits, axis)
     return _rows(_SOFTMAX_KL, x, y, axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))
 
@@ -334,6 +343,9 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     >>> float(fastxent.entropy([1, 1], [9, 1]))  # log(5/3)
     0.5108256237659907
     """
+    if ((type(pk) is not _ndarray or qk is not None and type(qk) is not _ndarray)
+            and _dask.any_dask(pk, qk)):
+        return _dask.entropy(pk, qk, base, axis, n_threads=n_threads)
     if base is not None:
         check_base(base)
     p = as_array(pk, "pk")

@@ -10,8 +10,9 @@ once and write the loss and, on request, the gradient in the same pass.
 import math
 
 import numpy as np
+from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
-from . import _dispatch
+from . import _dask, _dispatch
 from ._checks import (KERNEL_DTYPES, check_reduction, class_labels, class_weight,
                       float_input, grad_array, promote_dtypes, weight_dtype)
 from ._layout import array_sum, class_views, finish, kernel_out, kernel_view
@@ -130,6 +131,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     >>> float(fastxent.cross_entropy(logits, np.array([0, 2])))
     0.6699617926626334
     """
+    if ((type(input) is not _ndarray or type(target) is not _ndarray)
+            and _dask.any_dask(input, target)):
+        return _dask.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing,
+                                   return_grad=return_grad, grad_out=grad_out, n_threads=n_threads)
     check_reduction(reduction)
     eps = float(label_smoothing)
     if not 0.0 <= eps <= 1.0:
@@ -291,6 +296,10 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     >>> float(fastxent.nll_loss(logp, np.array([0, 2]), reduction="sum"))
     0.916290731874155
     """
+    if ((type(input) is not _ndarray or type(target) is not _ndarray)
+            and _dask.any_dask(input, target)):
+        return _dask.nll_loss(input, target, weight, ignore_index, reduction,
+                              return_grad=return_grad, grad_out=grad_out, n_threads=n_threads)
     check_reduction(reduction)
     nt = _dispatch.resolve_threads(n_threads)
     x = float_input(input, "input")

@@ -11,8 +11,9 @@ partial sums in the same pass.
 import math
 
 import numpy as np
+from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
-from . import _dispatch
+from . import _dask, _dispatch
 from ._checks import (as_array, broadcast_shape, broadcast_to_shape, check_reduction,
                       float_input, grad_array, promote, weight_dtype)
 from ._layout import array_sum, elementwise, finish, kernel_out
@@ -200,6 +201,10 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     >>> float(fastxent.kl_div(np.log(q), p, reduction="batchmean"))  # log 2
     0.6931471805599453
     """
+    if ((type(input) is not _ndarray or type(target) is not _ndarray)
+            and _dask.any_dask(input, target)):
+        return _dask.kl_div(input, target, reduction, log_target, return_grad=return_grad,
+                            grad_out=grad_out, n_threads=n_threads)
     check_reduction(reduction, ("none", "mean", "batchmean", "sum"))
     x = float_input(input, "input")
     t = as_array(target, "target")
@@ -327,6 +332,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     >>> float(fastxent.binary_cross_entropy_with_logits(np.array([0.0, np.inf]), [1, 1]))
     0.34657359027997264
     """
+    if (type(input) is not _ndarray or type(target) is not _ndarray or weight is not None
+            or pos_weight is not None) and _dask.any_dask(input, target, weight, pos_weight):
+        return _dask.binary_cross_entropy_with_logits(
+            input, target, weight, reduction, pos_weight, return_grad=return_grad,
+            grad_out=grad_out, n_threads=n_threads)
     check_reduction(reduction, ("none", "mean", "sum"))
     x = float_input(input, "input")
     t = as_array(target, "target")

@@ -6,8 +6,9 @@ go to one call of the compiled kernel (src/softmax_family.pxi,
 src/fx_softmax_family.h) chosen by _dispatch.
 """
 import numpy as np
+from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
-from . import _dispatch
+from . import _dask, _dispatch
 from ._checks import (F64, READY_DTYPES, as_array, broadcast_shape, check_out, exp_result_dtype,
                       normalize_axes)
 from ._layout import (empty_like_layout, empty_reduced, kept_shape, kernel_out, reduce,
@@ -107,6 +108,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     >>> fastxent.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
+    if (type(a) is not _ndarray or b is not None) and _dask.any_dask(a, b):
+        return _dask.logsumexp(a, axis, b, keepdims, return_sign, out=out, n_threads=n_threads)
     nt = _dispatch.resolve_threads(n_threads)
     a_in, b_in = a, b
     a = as_array(a, "a")
@@ -253,6 +256,8 @@ def softmax(x, axis=None, *, out=None, n_threads=None):
     array([[0.5, 0.5],
            [1. , 0. ]])
     """
+    if type(x) is not _ndarray and _dask.is_dask_array(x):
+        return _dask.softmax(x, axis, out=out, n_threads=n_threads)
     return _softmax_common(x, axis, out, n_threads, False, "softmax")
 
 
@@ -314,4 +319,6 @@ def log_softmax(x, axis=None, *, out=None, n_threads=None):
     >>> fastxent.log_softmax(np.array([1000.0, 1.0]))
     array([   0., -999.])
     """
+    if type(x) is not _ndarray and _dask.is_dask_array(x):
+        return _dask.log_softmax(x, axis, out=out, n_threads=n_threads)
     return _softmax_common(x, axis, out, n_threads, True, "log_softmax")

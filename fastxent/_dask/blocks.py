@@ -1,0 +1,111 @@
+"""Building blocks of the lazy reductions: checking arguments against the
+NumPy function, mapping it over blocks, and the tree of partial states.
+
+Every function of the package checks its arguments by calling the NumPy
+function on a tiny array of the same dtypes and number of dimensions
+(:func:`probe`): the errors, the result dtype and the axis rules are then
+exactly those of the NumPy path, without computing anything of the data.
+"""
+import numpy as np
+
+import dask.array as da
+
+from . import row_state
+
+__all__ = ["probe", "probe_array", "threads", "reduced_axes_whole", "map_reduction", "tree_state",
+           "drop_axes", "no_out"]
+
+
+def threads(n_threads):
+    """The threads of each block's kernel call: `n_threads` if given, else
+    1, as Dask already runs one task per core (the threaded scheduler, or a
+    worker's threads): more threads per task would oversubscribe them."""
+    return 1 if n_threads is None else n_threads
+
+
+def no_out(name, **outputs):
+    """Refuse output arrays: a Dask result is a new lazy array."""
+    for key, value in outputs.items():
+        if value is not None:
+            raise TypeError(f"{name}: `{key}` is not supported for Dask arrays (the result is a "
+                            "new lazy Dask array; store it with dask.array.store or to_zarr)")
+
+
+def probe_array(a):
+    """A NumPy array of ones of the dtype and number of dimensions of `a`,
+    each of length 1."""
+    return np.ones((1,) * np.ndim(a), _dtype(a))
+
+
+def probe(fn, arrays, **kwargs):
+    """Call `fn` on :func:`probe_array` of each of `arrays`: checks the
+    arguments as the NumPy path does and returns its result (whose dtype
+    the lazy result takes)."""
+    return fn(*[probe_array(a) for a in arrays], **kwargs)
+
+
+def _dtype(a):
+    dtype = getattr(a, "dtype", None)
+    return np.asarray(a).dtype if dtype is None else dtype
+
+
+def reduced_axes_whole(x, axes):
+    """True when each of `axes` is one chunk of `x`."""
+    return all(len(x.chunks[d]) == 1 for d in axes)
+
+
+def _keep(axes):
+    def expand(fn):
+        def block(*blocks, **kwargs):
+            return np.expand_dims(np.asarray(fn(*blocks, **kwargs)), axes)
+        return block
+    return expand
+
+
+def map_reduction(fn, arrays, axes, dtype, **kwargs):
+    """`fn` over the blocks of `arrays` (one shape, `axes` whole in each
+    block), its results kept with `axes` as length-1 axes: a lazy array of
+    the reduced shape with keepdims."""
+    nd = arrays[0].ndim
+    ind = tuple(range(nd))
+    pairs = []
+    for a in arrays:
+        pairs += [a, ind]
+    return da.blockwise(_keep(axes)(fn), ind, *pairs, dtype=dtype,
+                        adjust_chunks={d: 1 for d in axes},
+                        meta=np.empty((0,) * nd, dtype), **kwargs)
+
+
+def tree_state(kind, axes, x, y=None, b=None):
+    """The merged partial state (`kind`, a row_state dtype) of `x` (and
+    `y` or the weights `b`, of x's shape and chunks) along `axes`: one state
+    per block, merged along `axes` by a tree reduction; keepdims, one chunk
+    along `axes`."""
+    nd = x.ndim
+    ind = tuple(range(nd))
+    args = [x, ind]
+    names = ["x"]
+    for name, v in (("y", y), ("b", b)):
+        if v is not None:
+            args += [v, ind]
+            names.append(name)
+
+    def block(*blocks):
+        return row_state.block_state(kind, axes, **dict(zip(names, blocks)))
+
+    states = da.blockwise(block, ind, *args, dtype=kind, adjust_chunks={d: 1 for d in axes},
+                          meta=np.empty((0,) * nd, kind))
+    return da.reduction(states, _identity, row_state.merge, axis=axes, keepdims=True,
+                        dtype=kind, combine=row_state.merge, concatenate=True,
+                        meta=np.empty((0,) * nd, kind))
+
+
+def _identity(x, axis, keepdims):
+    return x
+
+
+def drop_axes(res, axes, keepdims):
+    """`res` (keepdims) without the length-1 `axes` unless `keepdims`."""
+    if keepdims or not axes:
+        return res
+    return res[tuple(0 if d in axes else slice(None) for d in range(res.ndim))]

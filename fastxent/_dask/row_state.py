@@ -1,0 +1,211 @@
+r"""Exact partial states of softmax rows split over blocks, and their merge.
+
+A row of logits split over blocks is summarised per block by float64 fields
+(whatever the data's dtype), kept with the reduced axes as length-1 axes:
+
+- ``m``: the block's maximum (NaN if it holds a NaN, -inf if empty);
+- ``k``: the number of elements equal to ``m`` (with weights ``b``: their
+  summed weight);
+- ``r``: :math:`\sum_{x_j \ne m} b_j e^{x_j - m}`, the other terms.
+
+Two blocks merge exactly, up to the rounding of one exp and one
+multiplication per block: with :math:`M = \max(m_1, m_2)`, a block whose
+maximum is ``M`` adds its ``k`` and ``r``, another adds
+:math:`(k + r) e^{m - M}` to ``r``.  Keeping the terms equal to the maximum
+apart is what lets the result keep the digits of a log-sum-exp near zero:
+:math:`\log1p(r / k) + \log k + M`, the formulation of the NumPy path.
+
+The entropies add a first moment about the maximum, merged by shifting it
+to the common maximum: ``t`` (:math:`\sum e^{x - m}(m - x)`, the entropy),
+``u`` (:math:`\sum e^{x - m_x}(m_y - y)`, the cross-entropy) and ``v``
+(:math:`\sum e^{x - m_x}((x - m_x) - (y - m_y))`, the KL divergence).
+
+Special values follow the NumPy kernels: a NaN makes ``m`` NaN and the row
+NaN; a +inf maximum counts the +inf elements in ``k``; a block of only
+-inf has ``m = -inf``, ``r = 0`` and weighs 0 in a merge with finite blocks.
+Each block is read by NumPy reductions into block-sized temporaries (the
+exponentials in float32 for float32 data, summed in float64); no temporary
+is of the whole array.
+"""
+import numpy as np
+
+__all__ = ["LSE", "ENTROPY", "XENT", "KL", "work_dtype", "block_state", "merge", "log_sum",
+           "lse_and_sign"]
+
+_F = np.float64
+# flags of a log-sum-exp with weights -- z: the block has an element of
+# weight 0 that is +inf or NaN, which makes a row whose maximum is not
+# finite NaN (there the NumPy path, as SciPy, takes the plain sum of
+# b * exp(a), where 0 * inf is NaN); pos, neg: it has a +inf of a positive,
+# of a negative weight (+inf terms of both signs make the row NaN)
+LSE = np.dtype([("m", _F), ("k", _F), ("r", _F), ("z", _F), ("pos", _F), ("neg", _F)])
+ENTROPY = np.dtype([("m", _F), ("k", _F), ("r", _F), ("t", _F)])
+# two rows: the p (x) fields, the q (y) fields and a moment
+XENT = np.dtype([("m", _F), ("k", _F), ("r", _F), ("my", _F), ("ky", _F), ("ry", _F),
+                 ("u", _F)])
+KL = np.dtype([("m", _F), ("k", _F), ("r", _F), ("my", _F), ("ky", _F), ("ry", _F),
+               ("v", _F)])
+
+
+def work_dtype(dtype):
+    """The dtype of a block's exponentials: float32 data in float32 (as the
+    kernels, whose float32 sums are float64), other data in float64."""
+    return np.dtype(np.float32) if dtype in (np.float32, np.float16) else np.dtype(_F)
+
+
+def _max_count_rest(x, axes, b=None, moments=False):
+    """``m``, ``k``, ``r`` of `x` along `axes` (keepdims) and, for
+    `moments`, ``e^{x - m}`` (in the work dtype; zero where ``b == 0``)."""
+    xe = x if b is None else np.where(b != 0, x, -np.inf)
+    m = np.max(xe, axis=axes, keepdims=True, initial=-np.inf)
+    eq = xe == m
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.subtract(x, m, dtype=work_dtype(x.dtype))
+        np.exp(e, out=e)
+        if b is not None:
+            e = e * b
+            e[np.broadcast_to(b == 0, e.shape)] = 0.0
+            k = np.sum(np.where(eq, b, 0), axis=axes, keepdims=True, dtype=_F)
+        else:
+            k = np.count_nonzero(eq, axis=axes, keepdims=True).astype(_F)
+        e[eq] = 0.0   # the terms at the maximum are counted in k
+        r = np.sum(e, axis=axes, keepdims=True, dtype=_F)
+        if moments:
+            e[eq] = 1.0
+    return m.astype(_F), k, r, e if moments else None
+
+
+def _moment(e, d, x_neg_inf, y_neg_inf, axes):
+    """``sum(e * d)`` over `axes`, where a class of probability 0 (`x`
+    -inf) adds 0 and one with `y` -inf under a finite `x` adds +inf."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        terms = e * d
+    terms[x_neg_inf] = 0.0
+    if y_neg_inf is not None:
+        terms[y_neg_inf & ~x_neg_inf] = np.inf
+    return np.sum(terms, axis=axes, keepdims=True)
+
+
+def block_state(kind, axes, x, y=None, b=None):
+    """The partial state (dtype `kind`) of the block `x` (and `y`, or the
+    weights `b` of a log-sum-exp) along `axes`, keepdims."""
+    x = np.asarray(x)
+    m, k, r, e = _max_count_rest(x, axes, b, moments=kind != LSE)
+    out = np.empty(m.shape, kind)
+    out["m"], out["k"], out["r"] = m, k, r
+    if kind == LSE:
+        out["z"] = out["pos"] = out["neg"] = 0.0
+        if b is not None:
+            top = x == np.inf
+            out["z"] = np.any((b == 0) & (top | np.isnan(x)), axis=axes, keepdims=True)
+            out["pos"] = np.any(top & (b > 0), axis=axes, keepdims=True)
+            out["neg"] = np.any(top & (b < 0), axis=axes, keepdims=True)
+        return out
+    xf = np.asarray(x, _F)
+    x_neg_inf = xf == -np.inf
+    if kind == ENTROPY:
+        with np.errstate(invalid="ignore"):
+            out["t"] = _moment(e, m - xf, x_neg_inf, None, axes)
+        return out
+    y = np.asarray(y)
+    my, ky, ry, _ = _max_count_rest(y, axes)
+    out["my"], out["ky"], out["ry"] = my, ky, ry
+    yf = np.asarray(y, _F)
+    y_neg_inf = yf == -np.inf
+    with np.errstate(invalid="ignore"):
+        if kind == XENT:
+            out["u"] = _moment(e, my - yf, x_neg_inf, y_neg_inf, axes)
+        else:
+            out["v"] = _moment(e, (xf - m) - (yf - my), x_neg_inf, y_neg_inf, axes)
+    return out
+
+
+def _merge_row(m, k, r, axes):
+    """Merge the fields ``m``, ``k``, ``r`` along `axes`: the common
+    maximum, the weight of each block in it, and the merged ``k``, ``r``."""
+    M = np.max(m, axis=axes, keepdims=True)
+    with np.errstate(invalid="ignore", over="ignore"):
+        top = m == M
+        w = np.where(top, 1.0, np.exp(m - M))
+        w[np.isnan(w)] = 0.0   # -inf blocks under a -inf or +inf maximum
+        K = np.sum(np.where(top, k, 0.0), axis=axes, keepdims=True)
+        R = np.sum(np.where(top, r, np.where(w > 0, (k + r) * w, 0.0)), axis=axes,
+                   keepdims=True)
+    return M, K, R, w
+
+
+def _gap(M, m):
+    """``M - m``, 0 where they are equal (also both -inf: a partial merge of
+    blocks of only -inf)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(m == M, 0.0, M - m)
+
+
+def _shifted(w, m, moment, shift, size, axes):
+    """Sum over blocks of ``w * (moment + shift * size)``: each block's
+    moment moved to the common maxima; +inf moments stay +inf; blocks of
+    only -inf (maximum `m`), which hold no probability, add 0."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        terms = np.where(w > 0, w * (moment + shift * size), 0.0)
+    terms[moment == np.inf] = np.inf
+    terms[m == -np.inf] = 0.0
+    return np.sum(terms, axis=axes, keepdims=True)
+
+
+def merge(states, axis, keepdims=True):
+    """Merge the partial states `states` along `axis` (a tuple) into one
+    (the combine and aggregate step of dask.array.reduction)."""
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    kind = states.dtype
+    M, K, R, w = _merge_row(states["m"], states["k"], states["r"], axes)
+    out = np.empty(M.shape, kind)
+    out["m"], out["k"], out["r"] = M, K, R
+    if kind == LSE:
+        for name in ("z", "pos", "neg"):
+            out[name] = np.max(states[name], axis=axes, keepdims=True)
+    elif kind == ENTROPY:
+        s = states
+        out["t"] = _shifted(w, s["m"], s["t"], _gap(M, s["m"]), s["k"] + s["r"], axes)
+    else:
+        s = states
+        My, Ky, Ry, _ = _merge_row(s["my"], s["ky"], s["ry"], axes)
+        out["my"], out["ky"], out["ry"] = My, Ky, Ry
+        with np.errstate(invalid="ignore"):
+            if kind == XENT:
+                out["u"] = _shifted(w, s["m"], s["u"], _gap(My, s["my"]), s["k"] + s["r"], axes)
+            else:
+                shift = _gap(My, s["my"]) - _gap(M, s["m"])
+                out["v"] = _shifted(w, s["m"], s["v"], shift, s["k"] + s["r"], axes)
+    if not keepdims:
+        out = out.squeeze(axes)
+    return out
+
+
+def log_sum(k, r):
+    """``log(k + r)`` as ``log k + log1p(r / k)`` (k > 0): accurate where
+    ``r`` is small next to ``k``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(k) + np.log1p(r / k)
+
+
+def lse_and_sign(state):
+    """The log-sum-exp and its sign from a merged LSE state, with the
+    special values of the NumPy path: NaN (sign NaN) for a NaN, for +inf
+    terms that cancel, and for a maximum of +-inf next to a +inf or NaN
+    of weight 0; -inf (sign 0) for a row of only -inf or of zero weights; +inf
+    for +inf."""
+    m, k, r = state["m"], state["k"], state["r"]
+    total = k + r
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sgn = np.sign(total)
+        q = r / k
+        mag = np.where(q > -1, np.log1p(q), np.log(np.abs(1 + q))) + np.log(np.abs(k))
+        mag = np.where(k == 0, np.log(np.abs(r)), mag)
+        res = mag + m
+    res = np.where(m == -np.inf, -np.inf, res)
+    sgn = np.where(m == -np.inf, 0.0, sgn)
+    nan = (np.isnan(m) | np.isnan(res) | (np.isinf(m) & (state["z"] > 0))
+           | ((state["pos"] > 0) & (state["neg"] > 0)))
+    res[nan] = np.nan
+    sgn[nan] = np.nan
+    return res, sgn

@@ -1,0 +1,444 @@
+"""The public functions on Dask arrays: lazy, and equal to the NumPy call
+for any chunking, including chunks along the reduced axes."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+import fastxent  # noqa: E402
+from fastxent import _dask  # noqa: E402
+
+RTOL = {np.dtype(np.float64): 1e-13, np.dtype(np.float32): 2e-6}
+# fewer examples than the default profile (each builds and computes Dask
+# graphs); the thorough profile's many
+SMALL = settings(max_examples=40 if settings.default.max_examples <= 60
+                 else settings.default.max_examples, deadline=None)
+
+
+def check(lazy, expected, dtype=None):
+    """`lazy` is a Dask array of the expected dtype and shape, and computes
+    to `expected` (NaN where it is NaN)."""
+    assert isinstance(lazy, da.Array)
+    expected = np.asarray(expected)
+    assert lazy.dtype == expected.dtype
+    assert lazy.shape == expected.shape
+    got = lazy.compute(scheduler="sync")
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    rtol = RTOL.get(expected.dtype, 1e-13)
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol, equal_nan=True)
+
+
+@st.composite
+def chunked(draw, min_ndim=1, max_ndim=3, min_len=0, dtypes=(np.float64, np.float32)):
+    """A NumPy array and chunks for it: any chunk size along any axis."""
+    ndim = draw(st.integers(min_ndim, max_ndim))
+    shape = tuple(draw(st.lists(st.integers(min_len, 6), min_size=ndim, max_size=ndim)))
+    chunks = tuple(draw(st.integers(1, max(n, 1))) for n in shape)
+    seed = draw(st.integers(0, 2**32 - 1))
+    dtype = draw(st.sampled_from(dtypes))
+    scale = draw(st.sampled_from([1.0, 30.0]))
+    x = (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+    return x, chunks
+
+
+def axes_of(draw, ndim):
+    kind = draw(st.sampled_from(["none", "int", "tuple"]))
+    if kind == "none" or ndim == 0:
+        return None
+    if kind == "int":
+        return draw(st.integers(-ndim, ndim - 1))
+    return tuple(draw(st.sets(st.integers(0, ndim - 1), min_size=1, max_size=ndim)))
+
+
+def test_importing_fastxent_does_not_import_dask():
+    code = "import sys, fastxent; assert 'dask' not in sys.modules, 'dask imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd="/")
+
+
+def test_is_dask_array():
+    assert _dask.is_dask_array(da.zeros(3))
+    assert not _dask.is_dask_array(np.zeros(3))
+    assert not _dask.is_dask_array([1.0])
+
+
+@SMALL
+@given(data=st.data())
+def test_logsumexp(data):
+    x, chunks = data.draw(chunked(min_ndim=0))
+    axis = axes_of(data.draw, x.ndim)
+    keepdims = data.draw(st.booleans())
+    d = da.from_array(x, chunks=chunks)
+    check(fastxent.logsumexp(d, axis=axis, keepdims=keepdims),
+          fastxent.logsumexp(x, axis=axis, keepdims=keepdims))
+
+
+@SMALL
+@given(data=st.data())
+def test_logsumexp_weights_and_sign(data):
+    x, chunks = data.draw(chunked(min_len=1))
+    axis = axes_of(data.draw, x.ndim)
+    signed = data.draw(st.booleans())
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    b = rng.uniform(-1.0 if signed else 0.0, 2.0, x.shape[-1:]).astype(x.dtype)
+    b[rng.random(b.shape) < 0.2] = 0.0
+    d = da.from_array(x, chunks=chunks)
+    db = da.from_array(b, chunks=chunks[-1:])
+    res, sgn = fastxent.logsumexp(d, axis=axis, b=db, return_sign=True)
+    want_res, want_sgn = fastxent.logsumexp(x, axis=axis, b=b, return_sign=True)
+    check(sgn, want_sgn)
+    # a sum that cancels between blocks is as accurate as its terms
+    scale = np.abs(np.ravel(fastxent.logsumexp(x, axis=axis, b=np.abs(b))))
+    scale = np.max(scale[np.isfinite(scale)], initial=0.0)
+    got = res.compute()
+    np.testing.assert_allclose(got, want_res, rtol=RTOL[x.dtype],
+                               atol=RTOL[x.dtype] * (1 + scale), equal_nan=True)
+    if not signed:
+        check(fastxent.logsumexp(d, axis=axis, b=db), fastxent.logsumexp(x, axis=axis, b=b))
+
+
+def test_logsumexp_python_number_weight_keeps_float32():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    check(fastxent.logsumexp(da.from_array(x, chunks=1), axis=1, b=2.5),
+          fastxent.logsumexp(x, axis=1, b=2.5))
+
+
+@SMALL
+@given(data=st.data())
+def test_softmax_and_log_softmax(data):
+    x, chunks = data.draw(chunked(min_len=1))
+    axis = axes_of(data.draw, x.ndim)
+    d = da.from_array(x, chunks=chunks)
+    for fn in (fastxent.softmax, fastxent.log_softmax):
+        check(fn(d, axis=axis), fn(x, axis=axis))
+
+
+@SMALL
+@given(data=st.data())
+def test_softmax_entropies(data):
+    x, chunks = data.draw(chunked(min_len=1))
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    y = (x[..., ::-1] * 0.5 + 1.0).astype(x.dtype)
+    d, e = da.from_array(x, chunks=chunks), da.from_array(y, chunks=chunks)
+    check(fastxent.softmax_entropy(d, axis=axis), fastxent.softmax_entropy(x, axis=axis))
+    check(fastxent.softmax_cross_entropy(d, e, axis=axis),
+          fastxent.softmax_cross_entropy(x, y, axis=axis))
+    # the KL divergence is accurate to ulps of |x| / S in absolute terms
+    got = fastxent.softmax_kl_div(d, e, axis=axis)
+    want = fastxent.softmax_kl_div(x, y, axis=axis)
+    assert got.dtype == want.dtype and got.shape == np.shape(want)
+    tol = RTOL[x.dtype] * (1 + np.max(np.abs(x)) + np.max(np.abs(y)))
+    np.testing.assert_allclose(got.compute(), want, rtol=RTOL[x.dtype], atol=tol)
+
+
+@SMALL
+@given(data=st.data())
+def test_entropy(data):
+    x, chunks = data.draw(chunked(min_len=1))
+    p = np.abs(x)
+    q = np.abs(x[..., ::-1]) + 0.1
+    axis = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)))
+    base = data.draw(st.sampled_from([None, 2.0]))
+    dp, dq = da.from_array(p, chunks=chunks), da.from_array(q, chunks=chunks)
+    check(fastxent.entropy(dp, axis=axis, base=base), fastxent.entropy(p, axis=axis, base=base))
+    check(fastxent.entropy(dp, dq, axis=axis, base=base),
+          fastxent.entropy(p, q, axis=axis, base=base))
+
+
+INF, NAN = np.inf, np.nan
+SPECIAL_ROWS = np.array([
+    [0.0, 1.0, -INF, -INF, 2.0, 3.0],       # a block of only -inf
+    [-INF, -INF, -INF, -INF, -INF, -INF],   # only -inf
+    [0.0, 1.0, 2.0, INF, 0.0, 1.0],         # +inf
+    [0.0, 1.0, NAN, 3.0, 0.0, 1.0],         # NaN
+    [700.0, -700.0, 1.0, 2.0, 700.0, 3.0],  # the maximum in two blocks
+    [0.0, -40.0, -40.0, -40.0, -40.0, -50.0],  # a result near 0
+])
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 4])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_special_values_across_blocks(chunk, dtype):
+    x = SPECIAL_ROWS.astype(dtype)
+    y = x[:, ::-1].copy()
+    d, e = da.from_array(x, chunks=(2, chunk)), da.from_array(y, chunks=(2, chunk))
+    with np.errstate(all="ignore"):
+        for fn in (fastxent.logsumexp, fastxent.softmax, fastxent.log_softmax,
+                   fastxent.softmax_entropy):
+            check(fn(d, axis=1), fn(x, axis=1))
+        check(fastxent.logsumexp(d, axis=1, return_sign=True)[1],
+              fastxent.logsumexp(x, axis=1, return_sign=True)[1])
+        for fn in (fastxent.softmax_cross_entropy, fastxent.softmax_kl_div):
+            check(fn(d, e, axis=1), fn(x, y, axis=1))
+        p = np.abs(np.nan_to_num(x, posinf=INF, neginf=0.0))
+        check(fastxent.entropy(da.from_array(p, chunks=(2, chunk)), axis=1),
+              fastxent.entropy(p, axis=1))
+
+
+def test_results_are_lazy_with_dtype_and_shape():
+    calls = []
+
+    def block(x):
+        if x.size:   # not dask's look at a 0-size meta array
+            calls.append(1)
+        return x
+
+    x = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
+    d = da.from_array(x, chunks=(2, 3)).map_blocks(block, dtype=np.float32)
+    results = [fastxent.logsumexp(d, axis=1), fastxent.softmax(d, axis=1),
+               fastxent.log_softmax(d, axis=(0, 1)), fastxent.softmax_entropy(d),
+               fastxent.softmax_cross_entropy(d, d), fastxent.softmax_kl_div(d, d),
+               fastxent.entropy(abs(d), axis=1), fastxent.logsumexp(d, b=d, return_sign=True)[1]]
+    assert not calls
+    for res in results:
+        assert isinstance(res, da.Array)
+    assert results[0].dtype == np.float32 and results[0].shape == (4,)
+    assert results[1].shape == (4, 6) and results[3].shape == (4,)
+    assert results[2].dtype == np.float32
+    assert fastxent.logsumexp(d.astype(np.int64), axis=0).dtype == np.float64
+    assert fastxent.softmax(d.astype(np.int16), axis=0).dtype == np.float32
+
+
+def test_errors_are_those_of_the_numpy_path():
+    d = da.zeros((2, 3), chunks=1)
+    with pytest.raises(np.exceptions.AxisError):
+        fastxent.logsumexp(d, axis=2)
+    with pytest.raises(ValueError, match="zero-size"):
+        fastxent.softmax(da.zeros((2, 0)), axis=1)
+    with pytest.raises(TypeError, match="bool"):
+        fastxent.softmax(d.astype(bool))
+    with pytest.raises(TypeError, match="Dask"):
+        fastxent.logsumexp(d, out=np.empty(()))
+
+
+def test_empty_logsumexp():
+    x = np.zeros((0, 3))
+    d = da.from_array(x, chunks=(1, 1))
+    check(fastxent.logsumexp(d, axis=0), fastxent.logsumexp(x, axis=0))
+    check(fastxent.logsumexp(d, axis=0, return_sign=True)[1],
+          fastxent.logsumexp(x, axis=0, return_sign=True)[1])
+
+
+def test_threaded_scheduler():
+    x = np.random.default_rng(1).standard_normal((40, 30))
+    d = da.from_array(x, chunks=(10, 7))
+    got = fastxent.softmax(d, axis=1).compute(scheduler="threads")
+    np.testing.assert_allclose(got, fastxent.softmax(x, axis=1), rtol=1e-13)
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+def test_distributed_cluster(client):
+    x = np.random.default_rng(2).standard_normal((30, 20))
+    d = da.from_array(x, chunks=(10, 6))
+    lse, sm = dask.compute(fastxent.logsumexp(d, axis=1), fastxent.log_softmax(d, axis=1),
+                           scheduler=client)
+    np.testing.assert_allclose(lse, fastxent.logsumexp(x, axis=1), rtol=1e-13)
+    np.testing.assert_allclose(sm, fastxent.log_softmax(x, axis=1), rtol=1e-13)
+
+
+@st.composite
+def logits_and_labels(draw):
+    """(N, C) or (N, C, d) logits, class-index and probability targets and
+    chunks, the class axis split anyhow."""
+    dims = draw(st.sampled_from([1, 2, 3]))
+    shape = tuple(draw(st.integers(1, 5)) for _ in range(dims))
+    ca = 1 if dims > 1 else 0
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    C = shape[ca]
+    batch = shape[:ca] + shape[ca + 1:]
+    labels = rng.integers(0, C, batch)
+    if draw(st.booleans()):
+        labels = np.where(rng.random(batch) < 0.3, -100, labels)
+    q = rng.random(shape).astype(dtype)
+    chunks = tuple(draw(st.integers(1, n)) for n in shape)
+    weight = rng.uniform(0.1, 2.0, C) if draw(st.booleans()) else None
+    return x, labels, q, chunks, ca, weight
+
+
+@SMALL
+@given(case=logits_and_labels(), reduction=st.sampled_from(["none", "mean", "sum"]),
+       smoothing=st.sampled_from([0.0, 0.2]))
+def test_cross_entropy_and_nll_loss(case, reduction, smoothing):
+    x, labels, q, chunks, ca, w = case
+    d = da.from_array(x, chunks=chunks)
+    t_chunks = chunks[:ca] + chunks[ca + 1:]
+    dl = da.from_array(labels, chunks=t_chunks) if labels.ndim else da.from_array(labels)
+    kw = dict(weight=w, reduction=reduction, label_smoothing=smoothing)
+    check(fastxent.cross_entropy(d, dl, **kw), fastxent.cross_entropy(x, labels, **kw))
+    check(fastxent.cross_entropy(d, da.from_array(q, chunks=chunks), **kw),
+          fastxent.cross_entropy(x, q, **kw))
+    check(fastxent.nll_loss(d, dl, weight=w, reduction=reduction),
+          fastxent.nll_loss(x, labels, weight=w, reduction=reduction))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 4])
+def test_cross_entropy_special_values_across_blocks(chunk):
+    x = SPECIAL_ROWS
+    labels = np.array([2, 0, 1, 1, 4, 0])
+    d = da.from_array(x, chunks=(2, chunk))
+    with np.errstate(all="ignore"):
+        for reduction in ("none", "sum"):
+            check(fastxent.cross_entropy(d, labels, reduction=reduction),
+                  fastxent.cross_entropy(x, labels, reduction=reduction))
+            check(fastxent.nll_loss(d, labels, reduction=reduction),
+                  fastxent.nll_loss(x, labels, reduction=reduction))
+    ignored = np.array([-100] * 6)
+    check(fastxent.cross_entropy(d, ignored), fastxent.cross_entropy(x, ignored))  # NaN
+
+
+def test_bad_label_raises_at_compute():
+    d = da.from_array(np.zeros((3, 4)), chunks=2)
+    loss = fastxent.cross_entropy(d, np.array([0, 4, 1]))
+    with pytest.raises(IndexError, match="Target 4 is out of bounds"):
+        loss.compute()
+    with pytest.raises(IndexError, match="Target 4 is out of bounds"):
+        fastxent.nll_loss(d, np.array([0, 4, 1])).compute()
+
+
+@SMALL
+@given(data=st.data(), reduction=st.sampled_from(["none", "mean", "sum", "batchmean"]))
+def test_elementwise_losses(data, reduction):
+    x, chunks = data.draw(chunked(min_len=1))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    t = rng.random(x.shape).astype(x.dtype)
+    d, dt = da.from_array(x, chunks=chunks), da.from_array(t, chunks=chunks)
+    check(fastxent.kl_div(d, dt, reduction=reduction), fastxent.kl_div(x, t, reduction=reduction))
+    if reduction != "batchmean":
+        w = rng.random(x.shape[-1:]).astype(x.dtype)
+        check(fastxent.binary_cross_entropy_with_logits(d, dt, reduction=reduction,
+                                                        pos_weight=w),
+              fastxent.binary_cross_entropy_with_logits(x, t, reduction=reduction,
+                                                        pos_weight=w))
+
+
+def test_entropy_broadcasts_before_flattening():
+    p = np.arange(1.0, 13.0).reshape(3, 4)
+    q = np.array([1.0, 2.0, 3.0, 4.0])
+    dp, dq = da.from_array(p, chunks=2), da.from_array(q, chunks=3)
+    check(fastxent.entropy(dp, dq, axis=None), fastxent.entropy(p, q, axis=None))
+    check(fastxent.entropy(dp, dq, axis=0), fastxent.entropy(p, q, axis=0))
+
+
+def test_softmax_keeps_the_chunks_and_empty_rows():
+    x = np.random.default_rng(3).standard_normal((5, 7))
+    d = da.from_array(x, chunks=(2, 3))
+    assert fastxent.softmax(d, axis=1).chunks == d.chunks
+    assert fastxent.log_softmax(d, axis=(0, 1)).chunks == d.chunks
+    e = da.from_array(np.zeros((0, 4)), chunks=(1, 2))
+    check(fastxent.softmax(e, axis=1), fastxent.softmax(np.zeros((0, 4)), axis=1))
+    check(fastxent.softmax_entropy(e, axis=1), fastxent.softmax_entropy(np.zeros((0, 4)), axis=1))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 4])
+def test_cross_entropy_zero_weights_and_smoothing_at_neg_inf(chunk):
+    x = np.array([[0.0, -INF, 1.0, 2.0, -INF, 0.5],
+                  [-INF, -INF, 3.0, -INF, -INF, -INF],
+                  [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    w = np.array([1.0, 0.0, 2.0, 0.5, 0.0, 1.0])
+    labels = np.array([0, 2, -100])
+    d = da.from_array(x, chunks=(2, chunk))
+    with np.errstate(all="ignore"):
+        for kw in (dict(weight=w), dict(weight=w, label_smoothing=0.1), dict(label_smoothing=0.1)):
+            for reduction in ("none", "mean"):
+                check(fastxent.cross_entropy(d, labels, reduction=reduction, **kw),
+                      fastxent.cross_entropy(x, labels, reduction=reduction, **kw))
+            q = np.where(np.isinf(x), 0.0, 1.0 / 6)
+            check(fastxent.cross_entropy(d, da.from_array(q, chunks=(2, chunk)), **kw),
+                  fastxent.cross_entropy(x, q, **kw))
+
+
+def test_losses_are_lazy_and_take_n_threads():
+    x = np.random.default_rng(4).standard_normal((4, 6))
+    labels = np.array([0, 5, 2, 3])
+    d = da.from_array(x, chunks=(2, 3))
+    results = [fastxent.cross_entropy(d, labels, n_threads=2),
+               fastxent.nll_loss(d, labels, reduction="none"),
+               fastxent.kl_div(d, abs(d), reduction="batchmean"),
+               fastxent.binary_cross_entropy_with_logits(d, abs(d) / 3, reduction="sum"),
+               fastxent.softmax(d, axis=0, n_threads=2)]
+    for res in results:
+        assert isinstance(res, da.Array)
+    assert [r.shape for r in results] == [(), (4,), (), (), (4, 6)]
+    check(results[0], fastxent.cross_entropy(x, labels))
+    check(results[4], fastxent.softmax(x, axis=0))
+    with pytest.raises(TypeError, match="Dask"):
+        fastxent.cross_entropy(d, labels, return_grad=True)
+
+
+@st.composite
+def sprinkled(draw):
+    """A 2-d float64 array with -inf, +inf and NaN here and there (whole
+    rows and runs of blocks of -inf too), and its chunks."""
+    rows, cols = draw(st.integers(1, 5)), draw(st.integers(1, 9))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((rows, cols)) * 4
+    u = rng.random((rows, cols))
+    x[u < draw(st.sampled_from([0.0, 0.3, 0.7]))] = -INF
+    x[u > draw(st.sampled_from([1.0, 0.97]))] = INF
+    x[(u > 0.5) & (u < draw(st.sampled_from([0.5, 0.52])))] = NAN
+    return x, (draw(st.integers(1, rows)), draw(st.integers(1, cols)))
+
+
+@SMALL
+@given(case=sprinkled(), other=sprinkled(), smoothing=st.sampled_from([0.0, 0.3]))
+def test_special_values_anywhere(case, other, smoothing):
+    x, chunks = case
+    y = np.resize(other[0], x.shape)
+    d, e = da.from_array(x, chunks=chunks), da.from_array(y, chunks=chunks)
+    labels = np.arange(x.shape[0]) % x.shape[1]
+    with np.errstate(all="ignore"):
+        for fn in (fastxent.logsumexp, fastxent.softmax, fastxent.log_softmax,
+                   fastxent.softmax_entropy):
+            check(fn(d, axis=1), fn(x, axis=1))
+        for fn in (fastxent.softmax_cross_entropy, fastxent.softmax_kl_div):
+            check(fn(d, e, axis=1), fn(x, y, axis=1))
+        check(fastxent.cross_entropy(d, labels, reduction="none", label_smoothing=smoothing),
+              fastxent.cross_entropy(x, labels, reduction="none", label_smoothing=smoothing))
+        check(fastxent.nll_loss(d, labels, reduction="none"),
+              fastxent.nll_loss(x, labels, reduction="none"))
+
+
+def test_blocks_of_only_neg_inf_merged_first_add_nothing():
+    # a one-hot p row against a q row with -inf where p is -inf: the blocks
+    # of -inf p merge among themselves before they meet the finite one
+    x = np.array([[-INF, -1.3, -INF, -INF, -INF, -INF, -INF, -INF, -INF]])
+    y = np.array([[-INF, 3.2, -INF, 3.2, -INF, 3.2, -INF, 3.2, -INF]])
+    d, e = da.from_array(x, chunks=1), da.from_array(y, chunks=1)
+    for fn in (fastxent.softmax_cross_entropy, fastxent.softmax_kl_div):
+        check(fn(d, e, axis=1), fn(x, y, axis=1))
+    check(fastxent.softmax_entropy(d, axis=1), fastxent.softmax_entropy(x, axis=1))
+
+
+@SMALL
+@given(case=sprinkled(), signed=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_logsumexp_weights_at_special_values(case, signed, seed):
+    x, chunks = case
+    rng = np.random.default_rng(seed)
+    b = rng.uniform(-1.0 if signed else 0.0, 2.0, x.shape)
+    b[rng.random(x.shape) < 0.3] = 0.0   # ignored, even at +inf or NaN
+    d, db = da.from_array(x, chunks=chunks), da.from_array(b, chunks=chunks)
+    with np.errstate(all="ignore"):
+        res, sgn = fastxent.logsumexp(d, axis=1, b=db, return_sign=True)
+        want_res, want_sgn = fastxent.logsumexp(x, axis=1, b=b, return_sign=True)
+        check(sgn, want_sgn)
+        got = res.compute()
+        finite = np.isfinite(want_res)
+        np.testing.assert_array_equal(got[~finite], want_res[~finite])
+        # signed terms that cancel between blocks: accurate to the terms' scale
+        np.testing.assert_allclose(got[finite], want_res[finite], rtol=1e-13,
+                                   atol=1e-13 * (1 + np.abs(x[np.isfinite(x)]).max(initial=0)))
