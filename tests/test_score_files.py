@@ -24,10 +24,10 @@ def data():
     return x, t
 
 
-def assert_same(got, want):
+def assert_same(got, want, rtol=1e-12):
     assert list(got) == list(want)
     for k in want:
-        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-15, err_msg=k)
+        np.testing.assert_allclose(got[k], want[k], rtol=rtol, atol=rtol * 1e-3, err_msg=k)
 
 
 @pytest.mark.parametrize("label_dtype", [np.int64, np.int32, np.int16, np.int8, np.uint16])
@@ -119,10 +119,12 @@ def test_bfloat16_files(tmp_path, data, monkeypatch):
     want = fastxent.score(xb, t)
     assert_same(fastxent.score_file(tmp_path / "x.npy", tmp_path / "t.npy", chunk_bytes=512),
                 want)
-    # without ml_dtypes the bits are widened to float32 (exactly)
+    # without ml_dtypes the bits are widened to float32 (exactly) and scored by
+    # the float32 kernel, whose per-row results are float32 roundings of the
+    # same quantities: within a float32 ulp of the bfloat16 kernel's
     monkeypatch.setitem(sys.modules, "ml_dtypes", None)
     assert_same(fastxent.score_file(tmp_path / "x.npy", tmp_path / "t.npy", chunk_bytes=512),
-                want)
+                want, rtol=1e-6)
 
 
 def test_bfloat16_widening_is_exact(monkeypatch):
