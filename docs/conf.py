@@ -26,7 +26,14 @@ html_theme_options = {"description": "The entropy family over NumPy arrays", "fi
 autosummary_generate = False
 
 # `sphinx-build -b doctest` runs the docstring examples shown on the pages
-doctest_global_setup = "import numpy as np\nimport fastxent"
+# have_dask: the Dask page's examples are skipped where Dask is not installed
+# (it is an optional extra), as the tests that need it are
+doctest_global_setup = (
+    "import importlib.util\n"
+    "import numpy as np\n"
+    "import fastxent\n"
+    "have_dask = importlib.util.find_spec('dask') is not None"
+)
 
 # class pages list their methods with ``:members:``; numpydoc's own table of
 # them would need autosummary's generated stub files

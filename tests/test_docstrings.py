@@ -28,7 +28,15 @@ def test_every_module_with_examples_is_listed():
     for info in pkgutil.walk_packages(fastxent.__path__, "fastxent."):
         if info.name.startswith("fastxent._kernels"):
             continue  # compiled; the AVX2 build must not be imported on other CPUs
-        module = importlib.import_module(info.name)
+        try:
+            module = importlib.import_module(info.name)
+        except ModuleNotFoundError as exc:
+            # the Dask integration imports Dask, an optional extra; any other
+            # missing module is a defect
+            if info.name.startswith("fastxent._dask") and (exc.name or "").split(".")[0] in (
+                    "dask", "distributed"):
+                continue
+            raise
         if any(t.examples for t in finder.find(module)):
             with_examples.add(info.name)
     if any(t.examples for t in finder.find(fastxent)):
