@@ -85,6 +85,18 @@ def test_bitwise_identical_with_out(fx):
     assert_bitwise_equal(outs[2], outs[0])
 
 
+def test_many_threads(fx):
+    # 64 threads x the elements between two signal checks is 2**31, past a C
+    # int: the batch size is formed in Py_ssize_t, and the result is still
+    # the one of a single thread
+    x = np.random.default_rng(3).standard_normal((64, 32768))
+    one = fx.logsumexp(x, axis=1, n_threads=1)
+    assert_bitwise_equal(fx.logsumexp(x, axis=1, n_threads=64), one, "n_threads=64")
+    labels = np.arange(64) % x.shape[1]
+    assert_bitwise_equal(fx.cross_entropy(x, labels, reduction="none", n_threads=64),
+                         fx.cross_entropy(x, labels, reduction="none", n_threads=1), "n_threads=64")
+
+
 def test_threadpool_limits(fx):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     default = [_call(fx, name, x, kwargs) for name in FUNCS for _, x, kwargs in CASES[:6]]
