@@ -17,7 +17,11 @@
  * The arithmetic is the reference's: float16 data compute in float32 (and
  * their weights are rounded to float32 first), float32 and float64 in
  * double, so -w_y x[y] of finite float32 values cannot overflow where the
- * mean is finite.  Sums are double, in row order within a block.
+ * mean is finite.  Sums are double, in row order within a block, of the
+ * terms times FX_NLL_SUM_SCALE (2^-8, exact for normal numbers): no partial
+ * sum of fewer than 256 terms of either sign can overflow, so the sum is
+ * infinite only where its true value is, whatever the order of the rows
+ * (the caller scales back once, at the end).
  */
 
 #ifndef FX_NLL_LOSS_COMMON
@@ -28,6 +32,9 @@
 
 /* NumPy's limit on dimensions (NPY_MAXDIMS) */
 #define FX_NLL_MAXDIM 64
+
+/* the factor of every summed term and weight (see above) */
+#define FX_NLL_SUM_SCALE 0.00390625
 
 /* what a call of nll_block does to each row */
 #define FX_NLL_LOSS 1   /* check the label, write the loss or add it up */
@@ -108,8 +115,8 @@ static inline double fx_nll_weight(const fx_nll_args *a, Py_ssize_t y)
                 FX_T o = FX_STORE((FX_W)term);                                         \
                 memcpy(op + j * ol, &o, sizeof(FX_T));                                 \
             }                                                                          \
-            lsum += term;                                                              \
-            wsum += wy;                                                                \
+            lsum += term * FX_NLL_SUM_SCALE;                                           \
+            wsum += wy * FX_NLL_SUM_SCALE;                                             \
         }                                                                              \
         if ((MODE) & FX_NLL_GRAD) {                                                    \
             char *gr = gp + j * gl;                                                    \

@@ -5,9 +5,9 @@
 # label dtype (any integer), weight dtype (float16/32/64) or strides.  The
 # rows -- the target's elements, in C order -- are cut into at most
 # NLL_MAX_BLOCKS fixed blocks that depend on the row count only; each block's
-# losses and target weights are summed in row order into a stack slot, and
-# the slots are added in block order: the result does not depend on the
-# thread count, and the scratch is a fixed 24 KiB whatever the size.
+# losses and target weights are summed in row order (scaled by 2^-8, so
+# that the order cannot make them overflow) into a stack slot, and the slots
+# are added in block order: the result does not depend on the thread count, and the scratch is a fixed 24 KiB whatever the size.
 #
 # Labels are checked in the kernel (each in [0, C) or the ignore index); a
 # bad one is reported, as the flat index of the first, to the caller, which
@@ -152,6 +152,10 @@ def nll_loss(x, labels, ignore_index, weight, out, grad, bint grad_zeroed, bint 
             for k in range(nblk):
                 total += sums[2 * k]
                 denom += sums[2 * k + 1]
+            # the blocks sum their terms scaled (fx_nll_loss.h): scaled back
+            # once, the sums overflow only where their true values do
+            total = total * (1.0 / FX_NLL_SUM_SCALE)
+            denom = denom * (1.0 / FX_NLL_SUM_SCALE)
             if bad < 0 and have_g and (mean or check_first):
                 # PyTorch's 1 / 0 = inf under an all-ignored or zero-weight
                 # mean: counted targets get 0 * inf = NaN, ignored ones 0

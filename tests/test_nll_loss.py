@@ -175,6 +175,41 @@ def test_long_rows_threads_and_torch():
     np.testing.assert_array_equal(two[1], want_g)
 
 
+def test_sums_near_the_largest_float_do_not_depend_on_row_order():
+    # terms of +-1.5e308: summed one after the other, the first 32 overflow
+    # before the last 32 bring the total back; fastxent's sum (and the
+    # reference's) is infinite only where the true sum is
+    big = 1.5e308
+    x = np.zeros((64, 2))
+    x[:32, 0], x[32:, 0] = -big, 0.999 * big
+    t = np.zeros(64, np.int64)
+    want = 32 * (big - 0.999 * big)  # each pair cancels to 1.5e305
+    # rtol: 64 roundings of about 2**-53 * 1.5e308 each, against a sum 30x
+    # smaller (the cancellation), bound the error near 1e-13
+    for order in (np.arange(64), np.arange(64)[::-1], np.r_[0:64:2, 1:64:2]):
+        for n_threads in (1, 2):
+            got = fx.nll_loss(x[order], t, reduction="sum", n_threads=n_threads)
+            np.testing.assert_allclose(got, want, rtol=1e-11)
+            np.testing.assert_allclose(fx.nll_loss(x[order], t, n_threads=n_threads),
+                                       want / 64, rtol=1e-11)
+        np.testing.assert_allclose(rl.nll_loss(x[order], t, reduction="sum"), want, rtol=1e-11)
+    # interleaved, no partial sum overflows in any order: PyTorch agrees
+    x2 = np.empty_like(x)
+    x2[0::2], x2[1::2] = x[:32], x[32:]
+    for reduction in ("sum", "mean"):
+        torch_value = F.nll_loss(torch.from_numpy(x2), torch.from_numpy(t),
+                                 reduction=reduction).item()
+        np.testing.assert_allclose(fx.nll_loss(x2, t, reduction=reduction), torch_value,
+                                   rtol=1e-11)
+    # a weight sum that overflows is infinite in any order: inf / inf, NaN,
+    # as in PyTorch
+    w = np.array([1e308, 1.0])
+    x3, t3 = -np.ones((4, 2)), np.zeros(4, np.int64)
+    torch_value = F.nll_loss(torch.from_numpy(x3), torch.from_numpy(t3),
+                             weight=torch.from_numpy(w)).item()
+    assert np.isnan(torch_value) and np.isnan(fx.nll_loss(x3, t3, weight=w))
+
+
 def test_bad_labels_raise_and_leave_grad_out_untouched():
     x = np.log(np.full((4, 3), 1 / 3))
     for bad in (3, -1, 2 ** 62, -(2 ** 62)):

@@ -10,8 +10,8 @@ import numbers
 
 import numpy as np
 
-from ._common import (_check_reduction, _finish, _float_array, _log_softmax_rows, _real_array,
-                      _reduce_rows, _times_log, _work_in_float64)
+from ._common import (_check_reduction, _finish, _float_array, _log_softmax_rows, _mean,
+                      _real_array, _reduce_rows, _sum_terms, _times_log, _work_in_float64)
 
 __all__ = ["cross_entropy", "nll_loss"]
 
@@ -352,8 +352,16 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
         else:  # no classes: every target is ignored
             picked = np.zeros(idx.shape, work)
         per_row = np.where(valid, -_times_log(w_target, picked), 0)
-        denominator = np.sum(w_target)
-        loss = _finish(_reduce_rows(per_row, reduction, denominator), x.dtype)
+        # sums of terms near the largest float overflow or not depending on
+        # their order: summed so that they are infinite only where the true
+        # sum is, as fastxent.nll_loss (whose rows go to threads in blocks)
+        denominator = _sum_terms(w_target)
+        if reduction == "none":
+            loss = per_row
+        else:
+            total = _sum_terms(per_row)
+            loss = total if reduction == "sum" else _mean(total, denominator)
+        loss = _finish(loss, x.dtype)
     if not return_grad:
         return loss
     with np.errstate(all="ignore"):
