@@ -562,6 +562,13 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
                 }
                 l += sa;
             }
+            if (gr && isinf((asum + bw) * gscale)) {
+                /* an infinite factor of p: row_xent rounds p first, so that
+                 * one that underflows gives PyTorch's 0 * inf = NaN */
+                loss[r0 + i] = FX_NAME(row_xent)(xr, C, 1, (Py_ssize_t)y, NULL, 0, w, ws, eps,
+                                                 gr, gcs, gscale, bscratch);
+                continue;
+            }
             loss[r0 + i] = l;
             if (gr) {
                 /* p = exp(x - max) / (k + s); g = (asum + bw) p - a - bw [c == y] */
@@ -603,6 +610,10 @@ static void FX_NAME(col_xent)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssi
     double *sum = scratch, *k = scratch + W, *off = scratch + 2 * W;
     double *bw = scratch + 3 * W, *wp = scratch + 4 * W;
     double qb = eps / (double)C;
+    /* the smoothing coefficients' sum, the same for every position */
+    double asum = 0.0;
+    for (Py_ssize_t c = 0; eps > 0 && c < C; c++)
+        asum += qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0);
     FX_NAME(col_max)(x, C, sc, W, mx);
     FX_NAME(col_sumexp_excl)(x, C, sc, W, mx, sum, k);
     for (Py_ssize_t i = 0; i < W; i++) {
@@ -617,6 +628,16 @@ static void FX_NAME(col_xent)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssi
                                         g ? g + i * gsi : NULL, gsc, gscale, bscratch);
         if (kind[i] != LIVE) continue;
         bw[i] = (1.0 - eps) * (w ? (double)FX_LOAD(w[y * ws]) : 1.0);
+        if (g && isinf((asum + bw[i]) * gscale)) {
+            /* an infinite factor of p: row_xent rounds p first, so that one
+             * that underflows gives PyTorch's 0 * inf = NaN; done now, while
+             * x is intact */
+            kind[i] = SPECIAL;
+            bw[i] = 0.0;
+            loss[i] = FX_NAME(row_xent)(x + i, C, sc, (Py_ssize_t)y, NULL, 0, w, ws, eps,
+                                        g + i * gsi, gsc, gscale, bscratch);
+            continue;
+        }
         double d = ((double)mx[i] - (double)FX_LOAD(x[y * sc + i])) + off[i];
         /* as row_xent: an infinite weight where the log-probability at a
          * single max is 0 in the working precision */
@@ -625,12 +646,10 @@ static void FX_NAME(col_xent)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssi
             d = 0.0;
         loss[i] = bw[i] == 0 && !isnan(d) ? 0.0 : bw[i] * d;
     }
-    double asum = 0.0;   /* the same for every position */
     if (eps > 0) {
         for (Py_ssize_t c = 0; c < C; c++) {
             double a = qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0);
             const FX_T *p = x + c * sc;
-            asum += a;
             for (Py_ssize_t i = 0; i < W; i++) {
                 double v = (double)FX_LOAD(p[i]);
                 /* as small_xent: 0 at a single max where 1 + s rounds to 1 */

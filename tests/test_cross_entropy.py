@@ -837,3 +837,33 @@ def test_probabilities_gradient_where_softmax_underflows_under_an_infinite_sum(x
         loss, grad = f(x, q, reduction="sum", return_grad=True)
         np.testing.assert_array_equal(loss, want_loss)
         np.testing.assert_array_equal(grad, want_grad)
+
+
+@needs_torch
+@pytest.mark.parametrize("layout", ["rows", "short rows", "positions"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.25])
+def test_labels_gradient_where_softmax_underflows_under_an_infinite_weight(
+        layout, label_smoothing):
+    # w_y = inf: the gradient is inf * softmax, NaN (0 * inf, as PyTorch)
+    # where softmax underflows -- exp(-745 - log 2) -- although exp(x - max)
+    # = exp(-745) alone does not; the short-row and position kernels (vector
+    # across rows) hand such rows to the general one
+    from fastxent import reference
+
+    row = np.array([-1e10, -745.0, 1e-300, 5e-324, -1e10])
+    w = np.full(5, np.inf)
+    if layout == "rows":
+        x, t = np.tile(row, (8, 1)), np.full(8, 3)
+    elif layout == "short rows":
+        x, t = np.stack([row, np.arange(5.0), row]), np.array([3, 1, 3])
+        w = np.array([1.0, 2.0, 3.0, np.inf, 5.0])
+    else:
+        x, t = np.ascontiguousarray(np.stack([row, row, np.arange(5.0)]).T)[None], np.array([[3, 3, 1]])
+        w = np.array([1.0, 2.0, 3.0, np.inf, 5.0])
+    kw = dict(weight=w, reduction="sum", label_smoothing=label_smoothing)
+    want_loss, want_grad = _torch_ce(x, t, **kw)
+    for f in (fx.cross_entropy, reference.cross_entropy):
+        loss, grad = f(x, t, return_grad=True, **kw)
+        # NaN and inf at the same places, the finite row to a few ulp
+        _assert_close(loss, want_loss, np.float64, f.__module__)
+        _assert_close(grad, want_grad, np.float64, f.__module__)
