@@ -220,11 +220,13 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                 g[j * gs] = FX_STORE(wt * (((FX_W)1 - t) * sig - pt * sig_neg) * gscale);
             }
         }
-        if (sizeof(FX_T) == sizeof(float) && (!(acc - acc == 0) || under != 0)) {
-            /* an inf or NaN float32 term: a product may have overflowed on
-             * the way to a finite term (w pw y > 3.4e38 times softplus(-x)
-             * < 1), or underflowed to a zero coefficient: the block again
-             * in double, as the reference */
+        if (sizeof(FX_W) == sizeof(float) && (!(acc - acc == 0) || under != 0)) {
+            /* an inf or NaN float32 term (float16 and float32 data): a
+             * product may have overflowed on the way to a finite term
+             * (w pw y > 3.4e38 times softplus(-x) < 1), a softplus(-x) that
+             * float32 cannot hold (2e-55 at x = 125.75) met an infinite
+             * coefficient, or a coefficient underflowed to zero: the block
+             * again in double, as the reference */
             acc = 0;
             for (Py_ssize_t j = j0; j < end; j++) {
                 double v = FX_AT(x, j, xs), t = FX_AT(y, j, ys);

@@ -805,3 +805,30 @@ def test_float64_sum_of_terms_overflowing_on_the_way():
     np.testing.assert_allclose(got, want, rtol=1e-15)
     np.testing.assert_allclose(rl.binary_cross_entropy_with_logits(x, y, weight=w, reduction="sum"),
                                want, rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["float32", "float16"])
+def test_terms_float32_cannot_hold_are_formed_in_double(dtype):
+    # softplus(-125.75) = 2e-55 is 0 in float32: an infinite pos_weight times
+    # it is +inf (the loss's limit), formed in double for float16 data as for
+    # float32 -- PyTorch's float32 log_sigmoid gives 0 * inf = NaN there
+    x, y = np.array([125.75], dtype), np.array([5.0], dtype)
+    pw = np.array([INF], dtype)
+    for reduction in REDUCTIONS:
+        got = fx.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction=reduction)
+        want = rl.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction=reduction)
+        assert np.all(got == INF) and np.all(want == INF), (reduction, got, want)
+    # an infinite target: the gradient is -inf where sigmoid(-x) is positive
+    # in double (|x| < 745), as PyTorch's sigmoid(x) - y, also where float32's
+    # sigmoid(-x) underflows (x = 264.5)
+    x = np.array([264.5, -377.5, 0.0, 40.0], dtype)
+    y = np.full(4, INF, dtype)
+    want_grad = np.full(4, -INF)
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(x.astype(np.float32), requires_grad=True)
+    torch.nn.functional.binary_cross_entropy_with_logits(
+        xt, torch.tensor(y.astype(np.float32)), reduction="sum").backward()
+    np.testing.assert_array_equal(xt.grad.numpy(), want_grad)
+    for f in (fx.binary_cross_entropy_with_logits, rl.binary_cross_entropy_with_logits):
+        _, grad = f(x, y, reduction="sum", return_grad=True)
+        np.testing.assert_array_equal(grad, want_grad.astype(dtype), err_msg=f.__module__)
