@@ -47,11 +47,16 @@ def _cases():
     bits = (rng.random((1, 10)) < 0.5).astype(np.float64)
     logq = x - fastxent.logsumexp(x, axis=1, keepdims=True)
     fx = fastxent
+    scorer = fx.Scorer()
     cases = [
         ("logsumexp", lambda: fx.logsumexp(x, axis=1),
          "torch.logsumexp(x, dim=1)"),
         ("score_rows", lambda: fx.score_rows(x, labels),
          "F.cross_entropy(x, labels, reduction='none')"),
+        ("score", lambda: fx.score(x, labels),
+         "F.cross_entropy(x, labels)"),
+        ("Scorer", lambda: scorer.update(x, labels),
+         "F.cross_entropy(x, labels)"),
         ("softmax", lambda: fx.softmax(x, axis=1),
          "torch.softmax(x, dim=1)"),
         ("log_softmax", lambda: fx.log_softmax(x, axis=1),
@@ -75,8 +80,9 @@ def _cases():
          "F.kl_div(torch.log_softmax(y, 1), torch.log_softmax(x, 1), "
          "log_target=True, reduction='none').sum(1)"),
     ]
+    # score_file reads a file: its cost is measured by bench/score.py
     missing = set(fastxent.__all__) - {c[0] for c in cases} - {
-        "get_config", "show_config", "cpu_path", "RowScores"}
+        "get_config", "show_config", "cpu_path", "RowScores", "score_file"}
     assert not missing, f"public functions without a case: {sorted(missing)}"
     if torch is None:
         return [(name, f, None, expr) for name, f, expr in cases]
