@@ -398,3 +398,18 @@ def test_state_argument_errors():
     with pytest.raises(TypeError):
         _score_state(x, t, n_bins=2.5)
     assert _score_state(x, t, max_rank=0)["rank_counts"].shape == (0,)
+
+
+def test_float32_temperature_scales_in_float32():
+    # z = x / T is float32 for float32 logits: halving +-1.4e-45 gives two
+    # zeros, a tie, rank 0 -- as PyTorch's x / T and a count of larger z;
+    # doubling 3e38 overflows to inf: a row without a distribution
+    x = np.array([[-1.4e-45, 1.4e-45], [3e38, 1.0]], np.float32)
+    for f in (fastxent.score_rows, reference):
+        half = f(x[:1], np.array([0]), temperature=2.0)
+        assert half.rank.tolist() == [0], f
+        double = f(x[1:], np.array([1]), temperature=0.5)
+        assert double.rank.tolist() == [2] and np.isnan(double.nll).all(), f
+    torch = pytest.importorskip("torch")
+    z = torch.from_numpy(x[:1]) / 2.0
+    assert int((z[0] > z[0, 0]).sum()) == 0

@@ -65,7 +65,13 @@ def score_rows(input, target, *, ignore_index=-100, temperature=1.0):
         raise ValueError("input: expected 1 or more dimensions, got a 0-d array")
     result_dtype = np.dtype(np.float64 if x.dtype == np.float64 else np.float32)
     idx, valid = _class_indices(target, x, ignore_index)
-    z = _widen(x) / float(temperature)
+    if result_dtype == np.float64:
+        z = x / float(temperature)
+    else:
+        # z = x / T in float32, T rounded to float32 (as documented): a
+        # quotient that underflows to a tie or overflows to inf does so here
+        with np.errstate(over="ignore", under="ignore"):
+            z = (_widen(x).astype(np.float32) / np.float32(temperature)).astype(np.float64)
     z = z if z.ndim == 1 else np.moveaxis(z, 1, -1)   # classes last
     n_classes = z.shape[-1]
     with np.errstate(all="ignore"):
