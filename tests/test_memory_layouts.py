@@ -158,3 +158,45 @@ def test_out_is_the_input_itself(fx, name, shape):
     got = getattr(fx, name)(y, axis=1 if shape[1] > 2 else 0, out=y)
     assert got is y
     np.testing.assert_array_equal(got, want)
+
+
+def _explicit_native(a):
+    """`a` with its native byte order spelled out ('<' on a little-endian
+    machine), as zarr's arrays have it: buffer format '<f', not 'f'."""
+    a = np.asarray(a)
+    order = "<" if np.little_endian else ">"
+    return a.astype(a.dtype.newbyteorder(order))
+
+
+def test_explicit_native_byte_order_is_native(fx):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    y = rng.standard_normal((6, 5)).astype(np.float32)
+    p = rng.dirichlet(np.ones(5), 6).astype(np.float32)
+    labels, w = np.array([0, 4, 1, 2, 3, 1]), np.linspace(0.5, 2, 5).astype(np.float32)
+    bits = (rng.random((6, 5)) < 0.5).astype(np.float32)
+    e = _explicit_native
+    assert memoryview(e(x)).format[0] in "<>"
+    calls = [
+        ("logsumexp", (x,), dict(axis=1, b=p)),
+        ("softmax", (x,), dict(axis=1)),
+        ("log_softmax", (x,), dict(axis=0)),
+        ("cross_entropy", (x, labels), dict(weight=w, reduction="none")),
+        ("cross_entropy", (x, p), dict(return_grad=True)),
+        ("nll_loss", (x, labels), dict(weight=w, return_grad=True)),
+        ("kl_div", (x, p), dict(reduction="none")),
+        ("binary_cross_entropy_with_logits", (x, bits), dict(pos_weight=w, return_grad=True)),
+        ("entropy", (p,), dict(qk=p[::-1], axis=1)),
+        ("softmax_entropy", (x,), {}),
+        ("softmax_cross_entropy", (x, y), {}),
+        ("softmax_kl_div", (x, y), {}),
+        ("score_rows", (x, labels), {}),
+    ]
+    for name, args, kw in calls:
+        f = getattr(fx, name)
+        want = f(*args, **kw)
+        got = f(*[e(a) for a in args],
+                **{k: e(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()})
+        for g, w_ in zip(got if isinstance(got, tuple) else (got,),
+                         want if isinstance(want, tuple) else (want,)):
+            assert_result(g, w_, rtol=0, atol=0, err_msg=name)
