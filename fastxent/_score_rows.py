@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from . import _dispatch
+from . import _dask, _dispatch
 from ._checks import as_array, check_out
 from ._layout import kernel_out
 from .reference.score import ROW_FIELDS, RowScores
@@ -223,6 +223,9 @@ def score_rows(input, target, *, ignore_index=-100, temperature=1.0, out=None,
     >>> np.round(r.nll, 4).tolist()
     [0.4076, 3.0949]
     """
+    if type(input) is not np.ndarray and _dask.any_dask(input, target):
+        return _dask.score_rows(input, target, ignore_index=ignore_index,
+                                temperature=temperature, out=out, n_threads=n_threads)
     nt = _dispatch.resolve_threads(n_threads)
     x, bf16, labels, ignore, tmode, t, result, batch_shape = _prepare(
         input, target, ignore_index, temperature)

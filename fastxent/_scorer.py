@@ -9,6 +9,7 @@ import operator
 
 import numpy as np
 
+from . import _dask
 from ._score_rows import _score_state
 
 __all__ = ["Scorer", "score"]
@@ -182,6 +183,8 @@ class Scorer:
         Arrays of more than ``CHUNK_BYTES`` bytes are reduced in chunks of
         rows along axis 0.  Bad arguments raise before anything is added.
         """
+        if type(input) is not np.ndarray and _dask.any_dask(input, target):
+            return _dask.scorer_update(self, input, target)
         x = input if isinstance(input, np.ndarray) else np.asarray(input)
         if x.ndim == 0:
             raise ValueError("input: expected 1 or more dimensions, got a 0-d array")

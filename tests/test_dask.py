@@ -442,3 +442,120 @@ def test_logsumexp_weights_at_special_values(case, signed, seed):
         # signed terms that cancel between blocks: accurate to the terms' scale
         np.testing.assert_allclose(got[finite], want_res[finite], rtol=1e-13,
                                    atol=1e-13 * (1 + np.abs(x[np.isfinite(x)]).max(initial=0)))
+
+
+# ---------------------------------------------------------------------------
+# score_rows, score and Scorer.update
+
+def _check_rows(got, want, whole):
+    """RowScores of lazy arrays against the in-memory ones: the integer
+    scores exactly; the float ones bit for bit where the class axis is one
+    chunk (the in-memory kernel per block), else to a few ulp of float64 or
+    the rounding of the kernel's float32 block sums."""
+    for name, g, w in zip(fastxent.RowScores._fields, got, want):
+        assert isinstance(g, da.Array), name
+        w = np.asarray(w)
+        assert g.dtype == w.dtype and g.shape == w.shape, name
+        g = g.compute(scheduler="sync")
+        if w.dtype.kind == "i" or whole:
+            np.testing.assert_array_equal(g, w, err_msg=name)
+        else:
+            rtol = 1e-13 if w.dtype == np.float64 else 2e-6
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=1e-300, equal_nan=True,
+                                       err_msg=name)
+
+
+def _check_metrics(got, want):
+    assert got.keys() == want.keys()
+    for k in want:
+        if k in ("count", "undefined"):
+            assert got[k] == want[k], k
+        else:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-6, equal_nan=True,
+                                       err_msg=k)
+
+
+@st.composite
+def scored(draw):
+    """Logits with special values, labels (some ignored), chunks."""
+    x, labels, _, chunks, ca, _ = draw(logits_and_labels())
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):   # ties, -inf, NaN, +inf here and there
+        values = np.array([x.max(initial=0) + 1, -np.inf, np.nan, np.inf, 0.0], x.dtype)
+        mask = rng.random(x.shape) < 0.15
+        x = np.where(mask, rng.choice(values, x.shape), x)
+    temperature = draw(st.sampled_from([1.0, 2.0, 0.7]))
+    return x, labels, chunks, ca, temperature
+
+
+@SMALL
+@given(case=scored())
+def test_score_rows_and_score(case):
+    x, labels, chunks, ca, temperature = case
+    d = da.from_array(x, chunks=chunks)
+    t_chunks = chunks[:ca] + chunks[ca + 1:]
+    dl = da.from_array(labels, chunks=t_chunks) if labels.ndim else da.from_array(labels)
+    whole = chunks[ca] == x.shape[ca]
+    with np.errstate(all="ignore"):
+        want = fastxent.score_rows(x, labels, temperature=temperature)
+        _check_rows(fastxent.score_rows(d, dl, temperature=temperature), want, whole)
+        with dask.config.set(scheduler="sync"):
+            _check_metrics(fastxent.score(d, dl, topk=(1, 2), temperature=temperature),
+                           fastxent.score(x, labels, topk=(1, 2), temperature=temperature))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5])
+def test_score_special_rows_across_blocks(chunk):
+    x = SPECIAL_ROWS
+    labels = np.array([2, 0, 1, -100, 4, 0])
+    d = da.from_array(x, chunks=(2, chunk))
+    with np.errstate(all="ignore"):
+        _check_rows(fastxent.score_rows(d, labels), fastxent.score_rows(x, labels),
+                    chunk == x.shape[1])
+        with dask.config.set(scheduler="sync"):
+            _check_metrics(fastxent.score(d, labels), fastxent.score(x, labels))
+
+
+def test_scorer_update_with_dask_and_numpy_chunks():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((60, 12)).astype(np.float32)
+    y = rng.integers(0, 12, 60)
+    s = fastxent.Scorer(topk=(1, 3))
+    with dask.config.set(scheduler="sync"):
+        s.update(da.from_array(x[:40], chunks=(15, 5)), y[:40])   # classes in chunks
+        s.update(da.from_array(x[40:], chunks=(7, 12)), da.from_array(y[40:], chunks=7))
+    s.update(x[:0], y[:0])
+    _check_metrics(s.result(), fastxent.score(x, y, topk=(1, 3)))
+    # a bad label raises before anything is added
+    before = s.result()
+    with pytest.raises(IndexError, match="target 12 is out of bounds"):
+        with dask.config.set(scheduler="sync"):
+            s.update(da.from_array(x[:4], chunks=2), np.array([0, 12, 1, 1]))
+    assert s.result()["count"] == before["count"]
+
+
+def test_score_rows_is_lazy_and_checks_arguments_at_once():
+    d = da.from_array(np.zeros((4, 6)), chunks=(2, 3))
+    rows = fastxent.score_rows(d, np.array([0, 1, 7, 2]))
+    assert all(isinstance(a, da.Array) for a in rows)
+    with pytest.raises(IndexError, match="target 7 is out of bounds"):
+        rows.nll.compute(scheduler="sync")
+    with pytest.raises(ValueError, match="temperature"):
+        fastxent.score_rows(d, np.zeros(4, int), temperature=0.0)
+    with pytest.raises(TypeError, match="class indices"):
+        fastxent.score_rows(d, np.zeros(4))
+    with pytest.raises(ValueError, match="must have shape"):
+        fastxent.score_rows(d, np.zeros(5, int))
+    with pytest.raises(TypeError, match="not supported for Dask"):
+        fastxent.score_rows(d, np.zeros(4, int), out={})
+
+
+def test_score_on_a_distributed_cluster(client):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 40))
+    y = rng.integers(0, 40, 300)
+    for chunks in [(50, 40), (100, 15)]:
+        d = da.from_array(x, chunks=chunks)
+        _check_metrics(fastxent.score(d, y), fastxent.score(x, y))
+        nll = fastxent.score_rows(d, y).nll.compute(scheduler=client)
+        np.testing.assert_allclose(nll, fastxent.score_rows(x, y).nll, rtol=1e-13)

@@ -12,7 +12,8 @@ imported on the first call with a Dask array.
 
 __all__ = ["is_dask_array", "logsumexp", "softmax", "log_softmax", "entropy",
            "softmax_entropy", "softmax_cross_entropy", "softmax_kl_div", "cross_entropy",
-           "nll_loss", "kl_div", "binary_cross_entropy_with_logits"]
+           "nll_loss", "kl_div", "binary_cross_entropy_with_logits", "score_rows",
+           "scorer_update"]
 
 
 def is_dask_array(x):
@@ -86,3 +87,13 @@ def kl_div(*args, **kwargs):
 def binary_cross_entropy_with_logits(*args, **kwargs):
     from .losses import binary_cross_entropy_with_logits
     return binary_cross_entropy_with_logits(*args, **kwargs)
+
+
+def score_rows(*args, **kwargs):
+    from .score import score_rows
+    return score_rows(*args, **kwargs)
+
+
+def scorer_update(*args, **kwargs):
+    from .score import scorer_update
+    return scorer_update(*args, **kwargs)
