@@ -104,6 +104,9 @@ def _parser():
                    help="write the per-row scores to FILE (.npz: nll, rank, prediction, "
                         "confidence, entropy, brier)")
     p.add_argument("--plot", metavar="FILE", help="reliability diagram (needs matplotlib)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="score on the Dask cluster at ADDRESS (tcp://host:port); the files "
+                        "must be readable at the same path on its workers")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no notes")
     p.add_argument("--chunk-mb", type=_chunk_mb, default=64.0, metavar="M",
                    help="MiB of logits read at a time (default 64)")
@@ -295,8 +298,6 @@ def _table(result, info):
 
 
 def run(args, stdout, stderr):
-    from ._score_files import open_labels, open_logits, score_sources
-    from ._score_rows import score_rows
     from ._scorer import Scorer
 
     if args.plot:
@@ -310,6 +311,38 @@ def run(args, stdout, stderr):
         raise _InputError(f"--json: no such folder: {os.path.dirname(os.path.abspath(args.json))}")
     scorer = Scorer(topk=args.topk, n_bins=args.bins, ignore_index=args.ignore_index,
                     temperature=args.temperature, n_threads=args.threads)
+    info = _run_on_scheduler(args, scorer) if args.scheduler else _run_here(args, scorer, stderr)
+    _report(args, scorer, info, stdout)
+    return 0
+
+
+def _run_on_scheduler(args, scorer):
+    """Score the files on the Dask cluster at args.scheduler."""
+    if args.per_row:
+        raise _InputError("--per-row is not available with --scheduler (write per-row scores "
+                          "with fastxent.score_rows on Dask arrays)", 2)
+    try:
+        from ._dask import files
+    except ImportError:
+        raise _InputError("--scheduler needs Dask, which is not installed "
+                          "(pip install 'dask[distributed]')") from None
+    logits = files.lazy_logits(args.logits, max(1, int(args.chunk_mb * (1 << 20))))
+    labels = files.read_labels(args.targets, args.logits)
+    started = time.monotonic()
+    files.score_on_scheduler(args.scheduler, logits, labels, scorer)
+    return {"logits": os.path.abspath(args.logits),
+            "targets": os.path.abspath(args.targets) if args.targets else
+            os.path.abspath(args.logits) + " ['labels']",
+            "rows": logits.shape[0], "classes": logits.shape[1],
+            "dtype": _dtype_name(logits.dtype), "seconds": time.monotonic() - started,
+            "scheduler": args.scheduler}
+
+
+def _run_here(args, scorer, stderr):
+    """Score the files in this process, chunk by chunk."""
+    from ._score_files import open_labels, open_logits, score_sources
+    from ._score_rows import score_rows
+
     logits = open_logits(args.logits)
     labels = writer = progress = None
     writers = []   # whatever is registered here is removed unless complete
@@ -348,6 +381,12 @@ def run(args, stdout, stderr):
         if labels is not None:
             labels.close()
         logits.close()
+    return info
+
+
+def _report(args, scorer, info, stdout):
+    """Print (and write) the metrics, the reliability diagram."""
+    n, seconds = info["rows"], info["seconds"]
     result = scorer.result()
     if args.json:
         doc = dict(info, settings={"topk": list(scorer.topk), "n_bins": scorer.n_bins,
@@ -371,7 +410,6 @@ def run(args, stdout, stderr):
             stdout.write(f"\n{n} rows in {seconds:.2f} s ({rate:,.0f} rows/s)\n")
     if args.plot:
         _plot(args.plot, scorer, f"reliability, {result['count']} rows (ECE {result['ece']:.4f})")
-    return 0
 
 
 def _dtype_name(dtype):

@@ -559,3 +559,73 @@ def test_score_on_a_distributed_cluster(client):
         _check_metrics(fastxent.score(d, y), fastxent.score(x, y))
         nll = fastxent.score_rows(d, y).nll.compute(scheduler=client)
         np.testing.assert_allclose(nll, fastxent.score_rows(x, y).nll, rtol=1e-13)
+
+
+# ---------------------------------------------------------------------------
+# fastxent score --scheduler
+
+def _cli(args, cwd, **env):
+    import os
+    return subprocess.run([sys.executable, "-m", "fastxent", "score", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, **env))
+
+
+def test_cli_scores_files_on_a_scheduler(client, tmp_path):
+    import json
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3000, 200)).astype(np.float32)
+    y = rng.integers(0, 200, 3000)
+    y[::7] = -100
+    np.save(tmp_path / "logits.npy", x)
+    np.save(tmp_path / "labels.npy", y)
+    (tmp_path / "shards").mkdir()
+    np.save(tmp_path / "shards" / "0.npy", x[:1234])
+    np.save(tmp_path / "shards" / "1.npy", x[1234:])
+    want = fastxent.score(x, y, topk=(1, 3))
+    address = client.scheduler.address
+    for logits in ("logits.npy", "shards"):
+        proc = _cli([logits, "labels.npy", "--scheduler", address, "--topk", "1,3",
+                     "--chunk-mb", "0.5", "--json", "-"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads(proc.stdout)
+        assert doc["scheduler"] == address and doc["rows"] == 3000
+        _check_metrics(doc["metrics"], want)
+    # bad input: one line, exit 1, no traceback
+    np.save(tmp_path / "bad.npy", np.full(3000, 200))
+    proc = _cli(["logits.npy", "bad.npy", "--scheduler", address], tmp_path)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "out of range" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _cli(["logits.npy", "labels.npy", "--scheduler", "tcp://127.0.0.1:9"], tmp_path,
+                DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "cannot connect to 'tcp://127.0.0.1:9'" in proc.stderr
+    proc = _cli(["logits.npy", "labels.npy", "--scheduler", address, "--per-row", "r.npz"],
+                tmp_path)
+    assert proc.returncode == 2 and "--per-row" in proc.stderr, proc.stderr
+    assert not (tmp_path / "r.npz").exists()
+
+
+def test_cli_scheduler_without_dask_says_so(tmp_path):
+    np.save(tmp_path / "logits.npy", np.zeros((4, 3), np.float32))
+    np.save(tmp_path / "labels.npy", np.zeros(4, int))
+    code = ("import sys; sys.modules['dask'] = None; from fastxent._score_cli import main; "
+            "sys.exit(main(['logits.npy', 'labels.npy', '--scheduler', 'tcp://127.0.0.1:9']))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "needs Dask" in proc.stderr, proc.stderr
+
+
+def test_cli_reads_a_zarr_store_on_a_scheduler(client, tmp_path):
+    import json
+    pytest.importorskip("zarr")
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((500, 60)).astype(np.float32)
+    y = rng.integers(0, 60, 500)
+    da.from_array(x, chunks=(128, 60)).to_zarr(str(tmp_path / "logits.zarr"))
+    da.from_array(y, chunks=128).to_zarr(str(tmp_path / "labels.zarr"))
+    proc = _cli(["logits.zarr", "labels.zarr", "--scheduler", client.scheduler.address,
+                 "--json", "-"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    _check_metrics(json.loads(proc.stdout)["metrics"], fastxent.score(x, y))
