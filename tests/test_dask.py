@@ -629,3 +629,13 @@ def test_cli_reads_a_zarr_store_on_a_scheduler(client, tmp_path):
                  "--json", "-"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     _check_metrics(json.loads(proc.stdout)["metrics"], fastxent.score(x, y))
+
+
+def test_score_rows_of_many_rows_across_class_blocks():
+    # more rows than a block's state takes at once (_SUB_ROWS), in a 3-d layout
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((600, 20, 2)) * 4
+    y = rng.integers(0, 20, (600, 2))
+    y[::5, 1] = -100
+    d = da.from_array(x, chunks=(550, 7, 1))
+    _check_rows(fastxent.score_rows(d, y), fastxent.score_rows(x, y), False)

@@ -109,11 +109,27 @@ def _zy_block(xb, tb, cls, *, ca, C, ignore_index, temperature, result):
     return np.expand_dims(zy, ca)
 
 
+# rows of a block whose state is formed at once: the float64 temporaries of
+# the state stay a few MiB per 1000 classes, whatever the block's size
+_SUB_ROWS = 256
+
+
 def _state_block(xb, zy, cls, *, ca, temperature, result):
     """The partial state of a block of classes (keepdims on the class
     axis); `zy` the rows' label z."""
-    z = _z(xb, ca, temperature, result)
     c0 = int(cls[0]) if cls.size else 0
+    if xb.ndim == 1:
+        st = _state_rows(_z(xb, ca, temperature, result), zy, c0)
+    else:
+        st = np.empty(xb.shape[:ca] + xb.shape[ca + 1:], STATE)
+        for r0 in range(0, xb.shape[0], _SUB_ROWS):
+            r1 = min(r0 + _SUB_ROWS, xb.shape[0])
+            st[r0:r1] = _state_rows(_z(xb[r0:r1], ca, temperature, result), zy[r0:r1], c0)
+    return np.expand_dims(st, ca)
+
+
+def _state_rows(z, zy, c0):
+    """The state of rows of z (classes last, the first of them class c0)."""
     st = np.empty(z.shape[:-1], STATE)
     with np.errstate(invalid="ignore", over="ignore"):
         isnan = np.isnan(z)
@@ -136,7 +152,7 @@ def _state_block(xb, zy, cls, *, ca, temperature, result):
         st["s"] = np.sum(e, axis=-1)
         st["d"] = np.sum(e * shifted, axis=-1)
         st["q"] = np.sum(e * e, axis=-1)
-    return np.expand_dims(st, ca)
+    return st
 
 
 def _merge(states, axis, keepdims=True):
