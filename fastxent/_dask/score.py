@@ -100,10 +100,12 @@ def _zy_block(xb, tb, cls, *, ca, C, ignore_index, temperature, result):
     an ignored row); the labels are checked by the first block."""
     if cls[0] == 0:
         _labels_ok(tb, C, ignore_index)
-    z = _z(xb, ca, temperature, result)
+    x = np.moveaxis(xb, ca, -1) if xb.ndim > 1 else xb
     inside = (tb >= cls[0]) & (tb <= cls[-1]) & (tb != ignore_index)
     idx = np.where(inside, tb - cls[0], 0)
-    zy = np.take_along_axis(z, idx[..., None], axis=-1)[..., 0] if z.shape[-1] else 0.0
+    # z of the gathered logits only (one per row), as _z forms every z
+    zy = (_z(np.take_along_axis(x, idx[..., None], axis=-1), -1, temperature, result)[..., 0]
+          if x.shape[-1] else 0.0)
     zy = np.where(inside, zy, 0.0)
     zy = np.where((tb == ignore_index) & (cls[0] == 0), np.nan, zy)
     return np.expand_dims(zy, ca)
