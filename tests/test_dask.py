@@ -639,3 +639,26 @@ def test_score_rows_of_many_rows_across_class_blocks():
     y[::5, 1] = -100
     d = da.from_array(x, chunks=(550, 7, 1))
     _check_rows(fastxent.score_rows(d, y), fastxent.score_rows(x, y), False)
+
+
+def test_large_blocks_are_reduced_in_slices(monkeypatch):
+    # a block's state is formed in slices of rows (row_state.SUB_ELEMENTS,
+    # made small here): the same results
+    from fastxent._dask import row_state
+    monkeypatch.setattr(row_state, "SUB_ELEMENTS", 40)
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((37, 12, 3)) * 5
+    x[3, 4, 1] = np.inf
+    x[5, :, 0] = -np.inf
+    q = rng.random(x.shape)
+    labels = rng.integers(0, 12, (37, 3))
+    labels[::4, 2] = -100
+    d = da.from_array(x, chunks=(20, 5, 3))
+    check(fastxent.logsumexp(d, axis=1), fastxent.logsumexp(x, axis=1))
+    check(fastxent.softmax_entropy(d, axis=1), fastxent.softmax_entropy(x, axis=1))
+    check(fastxent.softmax_kl_div(d, d[::-1], axis=1), fastxent.softmax_kl_div(x, x[::-1], axis=1))
+    for target in (labels, q):
+        for smoothing in (0.0, 0.3):
+            check(fastxent.cross_entropy(d, target, reduction="none", label_smoothing=smoothing),
+                  fastxent.cross_entropy(x, target, reduction="none",
+                                         label_smoothing=smoothing))

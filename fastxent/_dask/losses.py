@@ -85,7 +85,16 @@ def _gaps(a, m, x, ca):
 def _ce_block(x, t, cls, w=None, *, ca, C, eps, ignore_index, probs):
     """The partial state (CE) of a block of logits along the class axis;
     class indices are gathered (one element per row), the smoothing share
-    takes one more pass."""
+    takes one more pass.  A large block is taken in slices of rows."""
+    def part(xs, ts):
+        return _ce_block_part(xs, ts, cls, w, ca=ca, C=C, eps=eps, ignore_index=ignore_index,
+                              probs=probs)
+    if x.ndim < 2:
+        return part(x, t)
+    return row_state.sub_blocks(part, [np.asarray(x), np.asarray(t)], (ca,), along=0)
+
+
+def _ce_block_part(x, t, cls, w, *, ca, C, eps, ignore_index, probs):
     if not probs and cls[0] == 0:
         _labels_ok(t, C, ignore_index)
     m, k, r, _ = row_state._max_count_rest(x, (ca,))

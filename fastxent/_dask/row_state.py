@@ -29,7 +29,8 @@ is of the whole array.
 """
 import numpy as np
 
-__all__ = ["LSE", "ENTROPY", "XENT", "KL", "work_dtype", "block_state", "merge", "log_sum",
+__all__ = ["LSE", "ENTROPY", "XENT", "KL", "work_dtype", "block_state", "sub_blocks", "merge",
+           "log_sum",
            "lse_and_sign"]
 
 _F = np.float64
@@ -86,10 +87,43 @@ def _moment(e, d, x_neg_inf, y_neg_inf, axes):
     return np.sum(terms, axis=axes, keepdims=True)
 
 
+# elements of a block whose state is formed at once: the float64
+# temporaries of a state stay a few MiB whatever the size of the block
+SUB_ELEMENTS = 1 << 19
+
+
 def block_state(kind, axes, x, y=None, b=None):
     """The partial state (dtype `kind`) of the block `x` (and `y`, or the
-    weights `b` of a log-sum-exp) along `axes`, keepdims."""
+    weights `b` of a log-sum-exp) along `axes`, keepdims.  A large block is
+    taken in slices along a kept axis (see sub_blocks)."""
     x = np.asarray(x)
+    ops = [x] + [None if v is None else np.broadcast_to(v, x.shape) for v in (y, b)]
+    return sub_blocks(lambda x, y, b: _block_state(kind, axes, x, y, b), ops, axes)
+
+
+def sub_blocks(fn, arrays, axes, along=None):
+    """``fn(*arrays)`` (a reduction over `axes`, keepdims) in slices of at
+    most SUB_ELEMENTS elements of the first array along its first kept axis
+    (or axis `along`, which every array shares), concatenated: the same
+    result, with temporaries of the slices' size.  None entries of `arrays`
+    are passed as None."""
+    x = arrays[0]
+    axes = tuple(a % x.ndim for a in axes) if x.ndim else ()
+    kept = [d for d in range(x.ndim) if d not in axes and x.shape[d] > 1]
+    if along is not None:
+        kept = [along] if along in kept else []
+    if x.size <= SUB_ELEMENTS or not kept:
+        return fn(*arrays)
+    d = kept[0]
+    step = max(1, x.shape[d] * SUB_ELEMENTS // x.size)
+    parts = []
+    for i in range(0, x.shape[d], step):
+        sl = (slice(None),) * d + (slice(i, i + step),)
+        parts.append(fn(*[None if a is None else a[sl] for a in arrays]))
+    return np.concatenate(parts, axis=d)
+
+
+def _block_state(kind, axes, x, y=None, b=None):
     m, k, r, e = _max_count_rest(x, axes, b, moments=kind != LSE)
     out = np.empty(m.shape, kind)
     out["m"], out["k"], out["r"] = m, k, r
