@@ -220,9 +220,26 @@ def _finish(st, zy, tb, *, ignore_index, result):
     return out
 
 
-def _rows(x, t, ca, result, ignore_index, temperature, nt):
+def _label_z(x, t, ca, result, ignore_index, temperature):
+    """The label's z of every row (NaN where ignored), lazy, of the batch
+    shape: the first read of a split class axis."""
+    ind = tuple(range(x.ndim))
+    t_ind = tuple(d for d in ind if d != ca)
+    C = x.shape[ca]
+    cls = da.arange(C, chunks=(x.chunks[ca],))
+    parts = da.blockwise(_zy_block, ind, x, ind, t, t_ind, cls, (ca,), dtype=_F,
+                         adjust_chunks={ca: 1}, meta=np.empty((0,) * x.ndim, _F), C=C,
+                         ignore_index=ignore_index, ca=ca, temperature=temperature,
+                         result=result)
+    # one block holds z_y, the others add an exact 0
+    return parts.sum(axis=ca)
+
+
+def _rows(x, t, ca, result, ignore_index, temperature, nt, zy=None):
     """The per-row scores of every row, a lazy ROWS array of the batch shape
-    chunked as the rows of `x`."""
+    chunked as the rows of `x`; `zy` the label's z where computed already
+    (else a first phase of the same graph, which then holds the blocks of a
+    split class axis between its two reads)."""
     ind = tuple(range(x.ndim))
     t_ind = tuple(d for d in ind if d != ca)
     meta = np.empty((0,) * len(t_ind), ROWS)
@@ -235,12 +252,11 @@ def _rows(x, t, ca, result, ignore_index, temperature, nt):
     C = x.shape[ca]
     cls = da.arange(C, chunks=(x.chunks[ca],))
     opts = dict(ca=ca, temperature=temperature, result=result)
-    parts = da.blockwise(_zy_block, ind, x, ind, t, t_ind, cls, (ca,), dtype=_F,
-                         adjust_chunks={ca: 1}, meta=np.empty((0,) * x.ndim, _F), C=C,
-                         ignore_index=ignore_index, **opts)
-    # one block holds z_y, the others add an exact 0; every block of a row
-    # gets it (no class axis: broadcast over the class blocks)
-    zy = parts.sum(axis=ca)
+    if zy is None:
+        zy = _label_z(x, t, ca, result, ignore_index, temperature)
+    else:
+        zy = da.from_array(zy, chunks=t.chunks) if zy.ndim else da.from_array(zy)
+    # every block of a row gets its z_y (no class axis: broadcast over them)
     states = da.blockwise(_state_block, ind, x, ind, zy, t_ind, cls, (ca,), dtype=STATE,
                           adjust_chunks={ca: 1}, meta=np.empty((0,) * x.ndim, STATE), **opts)
     state = da.reduction(states, _identity, _merge, axis=(ca,), keepdims=False, dtype=STATE,
@@ -307,7 +323,11 @@ def scorer_update(scorer, input, target):
         xb = np.take(x.to_delayed(), 0, axis=ca)
         xs, ts = list(xb.ravel()), list(t.to_delayed().ravel())
     else:
-        rows = _rows(x, t, ca, result, scorer.ignore_index, scorer.temperature, nt)
+        # the label's z computed first: each phase then reads a block and
+        # lets it go, rather than one graph holding every block between them
+        zy = np.asarray(_label_z(x, t, ca, result, scorer.ignore_index,
+                                 scorer.temperature).compute())
+        rows = _rows(x, t, ca, result, scorer.ignore_index, scorer.temperature, nt, zy=zy)
         parts = [dask.delayed(_state_of_rows)(r, tb, max_rank=opts["max_rank"],
                                               n_bins=opts["n_bins"],
                                               ignore_index=opts["ignore_index"])
