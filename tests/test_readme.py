@@ -35,9 +35,16 @@ def _blocks():
     return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
 
 
+# modules an example needs without importing them itself
+_USES = {"zarr": ("to_zarr", "from_zarr")}
+
+
 def _missing(code):
-    """The first module `code` imports that is not installed, or None."""
-    for name in re.findall(r"^\s*(?:import|from)\s+([A-Za-z_][\w]*)", code, flags=re.M):
+    """The first module `code` needs (imports, or calls through Dask) that
+    is not installed, or None."""
+    names = re.findall(r"^\s*(?:import|from)\s+([A-Za-z_][\w]*)", code, flags=re.M)
+    names += [module for module, calls in _USES.items() if any(c in code for c in calls)]
+    for name in names:
         if importlib.util.find_spec(name) is None:
             return name
     return None
