@@ -30,7 +30,9 @@ def _logits(input):
     """The logits as the kernel reads them: (array, is bfloat16).  float16
     and bfloat16 (ml_dtypes, recognised by name) are passed as their bits."""
     x = input if isinstance(input, np.ndarray) else np.asarray(input)
-    if x.dtype.name == "bfloat16" and x.dtype.itemsize == 2:
+    # dtype.name is computed in Python by NumPy (microseconds): asked only of
+    # dtypes that are not NumPy's numbers (ml_dtypes' are kind 'V')
+    if x.dtype.kind == "V" and x.dtype.itemsize == 2 and x.dtype.name == "bfloat16":
         if not x.flags.aligned:
             x = np.array(x)
         return x.view(_U16), True
@@ -46,6 +48,8 @@ def _logits(input):
 def _temperature(temperature, kernel_dtype):
     """(tmode, t) of the kernel: z = x (T == 1), x * (1/T) where 1/T is exact
     in the working type, else x / T."""
+    if type(temperature) is float and temperature == 1.0:   # the default, without ABC checks
+        return 0, 1.0
     if (isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, numbers.Real)
             or not (0 < temperature < math.inf)):
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
@@ -75,6 +79,8 @@ def _labels(target, batch_shape, shape):
 
 
 def _ignore(ignore_index):
+    if type(ignore_index) is int:
+        return ignore_index
     if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
     return int(ignore_index)
@@ -90,7 +96,7 @@ def _prepare(input, target, ignore_index, temperature):
     tmode, t = _temperature(temperature, x.dtype)
     ignore = _ignore(ignore_index)
     batch_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
-    labels = _labels(target, batch_shape, np.shape(input))
+    labels = _labels(target, batch_shape, x.shape)
     return x, bf16, labels, ignore, tmode, t, result, batch_shape
 
 
@@ -274,7 +280,8 @@ def _score_state(input, target, *, ignore_index=-100, temperature=1.0, max_rank=
     of ``torch.linspace`` but for a last-bit difference at a few of them).
     """
     for name, v in (("max_rank", max_rank), ("n_bins", n_bins)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        if type(v) is not int and (isinstance(v, (bool, np.bool_))
+                                   or not isinstance(v, numbers.Integral)):
             raise TypeError(f"{name} must be an integer, got {v!r}")
     max_rank, n_bins = int(max_rank), int(n_bins)
     if max_rank < 0:
@@ -289,14 +296,17 @@ def _score_state(input, target, *, ignore_index=-100, temperature=1.0, max_rank=
     if bad >= 0:
         _raise_bad(bad, labels, x.shape[1] if x.ndim > 1 else x.shape[0], ignore_index)
     nb = n_bins + 1
+    count, undefined = c[:2].tolist()
+    nll_sum, entropy_sum, brier_sum = f[:3].tolist()
+    # views of the kernel's two fresh arrays, which nothing else holds
     return {
-        "count": int(c[0]),
-        "undefined": int(c[1]),
-        "nll_sum": float(f[0]),
-        "entropy_sum": float(f[1]),
-        "brier_sum": float(f[2]),
-        "rank_counts": c[2:2 + max_rank].copy(),
-        "bin_count": c[2 + max_rank:2 + max_rank + nb].copy(),
-        "bin_correct": c[2 + max_rank + nb:2 + max_rank + 2 * nb].copy(),
-        "bin_confidence_sum": f[3:3 + nb].copy(),
+        "count": count,
+        "undefined": undefined,
+        "nll_sum": nll_sum,
+        "entropy_sum": entropy_sum,
+        "brier_sum": brier_sum,
+        "rank_counts": c[2:2 + max_rank],
+        "bin_count": c[2 + max_rank:2 + max_rank + nb],
+        "bin_correct": c[2 + max_rank + nb:2 + max_rank + 2 * nb],
+        "bin_confidence_sum": f[3:3 + nb],
     }

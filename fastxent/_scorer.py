@@ -19,9 +19,12 @@ __all__ = ["Scorer", "score"]
 CHUNK_BYTES = 32 << 20
 
 _LN2 = math.log(2.0)
+_LOG_DBL_MAX = math.log(np.finfo(np.float64).max)
 
 
 def _check_topk(topk):
+    if type(topk) is tuple and all(type(k) is int and k > 0 for k in topk) and topk:
+        return tuple(sorted(set(topk)))   # the usual call, without ABC checks
     if isinstance(topk, (numbers.Integral, np.integer)) and not isinstance(topk, (bool, np.bool_)):
         topk = (topk,)
     try:
@@ -40,6 +43,8 @@ def _check_topk(topk):
 
 
 def _check_n_bins(n_bins):
+    if type(n_bins) is int and n_bins >= 1:
+        return n_bins
     if isinstance(n_bins, (bool, np.bool_)) or not isinstance(n_bins, (numbers.Integral, np.integer)):
         raise TypeError(f"n_bins: expected a positive integer, got {n_bins!r}")
     if n_bins < 1:
@@ -48,6 +53,8 @@ def _check_n_bins(n_bins):
 
 
 def _check_ignore_index(ignore_index):
+    if type(ignore_index) is int:
+        return ignore_index
     if (isinstance(ignore_index, (bool, np.bool_))
             or not isinstance(ignore_index, (numbers.Integral, np.integer))):
         raise TypeError(f"ignore_index: expected an integer, got {ignore_index!r}")
@@ -55,6 +62,8 @@ def _check_ignore_index(ignore_index):
 
 
 def _check_temperature(temperature):
+    if type(temperature) is float and 0.0 < temperature < math.inf:
+        return temperature
     if (isinstance(temperature, (bool, np.bool_))
             or not isinstance(temperature, (numbers.Real, np.floating, np.integer))):
         raise TypeError(f"temperature: expected a positive finite number, got {temperature!r}")
@@ -169,11 +178,14 @@ class Scorer:
         self.nll_sum += float(s["nll_sum"])
         self.entropy_sum += float(s["entropy_sum"])
         self.brier_sum += float(s["brier_sum"])
-        for name in ("rank_counts", "bin_count", "bin_correct"):
-            acc = getattr(self, name)
-            for i, v in enumerate(np.asarray(s[name]).tolist()):
-                acc[i] += int(v)
-        self.bin_confidence_sum += np.asarray(s["bin_confidence_sum"], dtype=np.float64)
+        # Python ints: counts that never overflow, whatever the number of rows
+        self.rank_counts = [a + int(b) for a, b in
+                            zip(self.rank_counts, np.asarray(s["rank_counts"]).tolist())]
+        self.bin_count = [a + int(b) for a, b in
+                          zip(self.bin_count, np.asarray(s["bin_count"]).tolist())]
+        self.bin_correct = [a + int(b) for a, b in
+                            zip(self.bin_correct, np.asarray(s["bin_correct"]).tolist())]
+        np.add(self.bin_confidence_sum, s["bin_confidence_sum"], out=self.bin_confidence_sum)
 
     def update(self, input, target):
         """Add the rows of `input` (logits, classes on axis 1: ``(N, C)``,
@@ -193,16 +205,18 @@ class Scorer:
         if t.shape != expected:
             raise ValueError(f"target: expected class indices of shape {expected} for input of "
                              f"shape {x.shape}, got shape {t.shape}")
-        options = dict(ignore_index=self.ignore_index, temperature=self.temperature,
-                       max_rank=self._max_rank, n_bins=self.n_bins, n_threads=self.n_threads)
-        row_bytes = x.itemsize * (x.size // x.shape[0] if x.ndim > 1 and x.shape[0] else 0)
-        if x.ndim == 1 or x.shape[0] * row_bytes <= CHUNK_BYTES:
-            states = [_score_state(x, t, **options)]
+        ignore, temp, rank, bins, nt = (self.ignore_index, self.temperature, self.topk[-1],
+                                        self.n_bins, self.n_threads)
+        if x.nbytes <= CHUNK_BYTES or x.ndim == 1:
+            states = [_score_state(x, t, ignore_index=ignore, temperature=temp, max_rank=rank,
+                                   n_bins=bins, n_threads=nt)]
         else:
             # every chunk is reduced (and checked) before any is added, so a bad
             # label in the last chunk leaves the scorer as it was
+            row_bytes = x.nbytes // x.shape[0]
             step = max(1, CHUNK_BYTES // max(row_bytes, 1))
-            states = [_score_state(x[i:i + step], t[i:i + step], **options)
+            states = [_score_state(x[i:i + step], t[i:i + step], ignore_index=ignore,
+                                   temperature=temp, max_rank=rank, n_bins=bins, n_threads=nt)
                       for i in range(0, x.shape[0], step)]
         for s in states:
             self._add_state(s)
@@ -253,15 +267,19 @@ class Scorer:
             mean = {"nll": self.nll_sum / n, "entropy": self.entropy_sum / n,
                     "brier": self.brier_sum / n}
             accuracy = {k: sum(self.rank_counts[:k]) / n for k in self.topk}
-            bins = self.reliability()
-            filled = bins["count"] > 0
-            gap = np.abs(bins["accuracy"][filled] - bins["confidence"][filled])
-            binned = int(bins["count"].sum())
-            ece = float(np.sum(gap * (bins["count"][filled] / binned)))
-            mce = float(np.max(gap))
+            # the bins in Python floats: n_bins + 1 numbers, for which NumPy's
+            # per-call cost would be most of result()'s time; the weighted sum
+            # is exactly rounded (math.fsum)
+            binned = sum(self.bin_count)
+            gaps = [(abs(correct / count - conf / count), count) for count, correct, conf
+                    in zip(self.bin_count, self.bin_correct, self.bin_confidence_sum.tolist())
+                    if count > 0]
+            ece = math.fsum(gap * (count / binned) for gap, count in gaps)
+            mce = max(gap for gap, _ in gaps)
         out["nll"] = mean["nll"]
-        with np.errstate(over="ignore"):
-            out["perplexity"] = float(np.exp(np.float64(mean["nll"])))
+        # exp(nll) overflows to inf (quietly) above log(DBL_MAX)
+        out["perplexity"] = (math.inf if mean["nll"] > _LOG_DBL_MAX
+                             else float(np.exp(mean["nll"])))
         out["bits_per_token"] = mean["nll"] / _LN2
         for k in self.topk:
             out[f"accuracy@{k}"] = accuracy[k]

@@ -128,8 +128,8 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
     cdef Py_ssize_t bads[SCORE_MAX_BLOCKS]
     cdef double *fsums = NULL
     cdef int64_t *counts = NULL
-    cdef double[::1] ftot
-    cdef int64_t[::1] ctot
+    cdef Py_ssize_t n_f = 4 + n_bins, n_c = 2 * n_bins + 4 + max_rank
+    cdef Py_buffer fb, cb
     a.has_ignore = 0
     a.ignore_index = 0
     if ignore_index is not None:
@@ -166,11 +166,10 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             if B < SCORE_MIN_BLOCK:
                 B = SCORE_MIN_BLOCK
             nblk = (R + B - 1) // B
-            ftot = np.zeros(4 + n_bins, np.float64)
-            ctot = np.zeros(2 * n_bins + 4 + max_rank, np.int64)
             if R == 0:
-                return -1, (None if outs is not None else np.asarray(ftot)), \
-                    (None if outs is not None else np.asarray(ctot))
+                if outs is not None:
+                    return -1, None, None
+                return -1, np.zeros(n_f, np.float64), np.zeros(n_c, np.int64)
             # the labels, before anything else is read or written
             nt = _threads(n_threads, R)
             bad = _score_run(fn, &a, R, B, FX_SCORE_CHECK, nt, NULL, 0, NULL, 0, bads)
@@ -187,14 +186,26 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             fsums = fx_align64(fbase)
             counts = <int64_t *>fx_align64(<double *>cbase)
             _score_run(fn, &a, R, B, FX_SCORE_STATE, nt, fsums, nf, counts, nc, bads)
-            # in block order: the same sums on any thread count
-            for k in range(nblk):
-                for o in range(ftot.shape[0]):
-                    ftot[o] += fsums[k * nf + o]
-            for k in range(nt):
-                for o in range(ctot.shape[0]):
-                    ctot[o] += counts[k * nc + o]
-            return -1, np.asarray(ftot), np.asarray(ctot)
+            # the totals written through the new arrays' buffers (no typed
+            # memoryview: its set-up would be most of a small call's time)
+            ftot = np.zeros(n_f, np.float64)
+            ctot = np.zeros(n_c, np.int64)
+            PyObject_GetBuffer(ftot, &fb, PyBUF_RECORDS)
+            try:
+                # in block order: the same sums on any thread count
+                for k in range(nblk):
+                    for o in range(n_f):
+                        (<double *>fb.buf)[o] += fsums[k * nf + o]
+            finally:
+                PyBuffer_Release(&fb)
+            PyObject_GetBuffer(ctot, &cb, PyBUF_RECORDS)
+            try:
+                for k in range(nt):
+                    for o in range(n_c):
+                        (<int64_t *>cb.buf)[o] += counts[k * nc + o]
+            finally:
+                PyBuffer_Release(&cb)
+            return -1, ftot, ctot
         finally:
             free(fbase)
             free(cbase)
