@@ -157,6 +157,9 @@ static inline Py_ssize_t fx_score_bin(double c, Py_ssize_t n)
 #define FX_SCORE_SIMD_SCAN(m, lo, a, b)
 #endif
 
+/* rows of at most this many classes go through score_row_short first */
+#define FX_SCORE_SHORT 32
+
 #endif /* FX_SCORE_COMMON */
 
 /* a logit of storage r as z in the working type; bf16 and tmode are
@@ -234,6 +237,92 @@ FX_INLINE Py_ssize_t FX_NAME(score_first)(const FX_T *x, Py_ssize_t n, Py_ssize_
     return n;
 }
 
+/* a row's results from its merged sums st, the count gt of logits above
+ * z_y, the first argmax pred, the first NaN (-1: none) and whether a NaN or
+ * +inf was seen */
+FX_INLINE void FX_NAME(score_finish)(const fx_score_state *stp, Py_ssize_t gt, Py_ssize_t pred,
+                                     Py_ssize_t first_nan, int bad, FX_W zy, Py_ssize_t n,
+                                     fx_score_row *r)
+{
+    const fx_score_state st = *stp;
+    r->pred = first_nan >= 0 ? first_nan : pred;
+    r->undefined = bad || st.m == -INFINITY;
+    if (r->undefined) {
+        r->nll = r->conf = r->ent = r->brier = NAN;
+        r->rank = n;
+        return;
+    }
+    double S = st.k + st.s;
+    /* k >= 1 and s >= 0: fx_math.h's branch-free log and log1p (under 1 ulp
+     * and a few ulp), which cost a fraction of libm's log1p on short rows */
+    double logS = (st.k == 1.0 ? 0.0 : fx_log_ge1(st.k)) + fx_log1p_ge0(st.s / st.k);
+    double zyd = (double)zy;
+    r->rank = gt;
+    r->conf = 1.0 / S;
+    r->ent = logS - st.d / S;
+    r->nll = (st.m - zyd) + logS;
+    double omp, oq;   /* 1 - p_y (times S) and sum_{c != y} e_c^2 */
+    if (zyd == st.m) {
+        omp = (st.k - 1.0) + st.s;
+        oq = (st.k - 1.0) + st.q;
+    } else {
+        double ey = exp(zyd - st.m);
+        omp = S - ey;
+        oq = (st.k + st.q) - ey * ey;
+    }
+    omp /= S;
+    r->brier = omp * omp + oq / (S * S);
+}
+
+/*
+ * A short row (n <= FX_SCORE_SHORT) in two passes over its z, copied to
+ * the stack: a scalar one for the max, first argmax, min and count above
+ * z_y, then the vectorized sums of score_sums.  The vectorized passes of score_row_body cost
+ * more than their work on rows this short (reductions across lanes, loop
+ * tails, a separate search for the argmax).  Returns 0, having written
+ * nothing, for a row that needs the general body: a NaN or +inf, only
+ * -inf, or a z - M below the normal range of FX_EXP_NORMAL (the rare rows
+ * whose exps underflow).  Any stride, so that every layout of a row gives
+ * the same bits.
+ */
+FX_INLINE int FX_NAME(score_row_short)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
+                                       const int bf16, const int tmode, FX_W tw,
+                                       fx_score_row *r)
+{
+    FX_W z[FX_SCORE_SHORT];
+    FX_W m = -INFINITY, lo = INFINITY;
+    Py_ssize_t gt = 0, pred = 0;
+    int nan = 0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        FX_W v = FX_SCORE_Z(x[j * s]);
+        z[j] = v;
+        if (v > m) { m = v; pred = j; }
+        lo = v < lo ? v : lo;
+        gt += v > zy;
+        nan |= v != v;
+    }
+    /* false for -inf entries, an all -inf row and an empty one (m = -inf) */
+    if (nan || m == (FX_W)INFINITY || !(lo - m >= (FX_W)FX_EXP_NORMAL_MIN))
+        return 0;
+    FX_W acc = 0, cnt = 0, sd = 0, sq = 0;
+    /* z is contiguous here whatever the row's stride: vectorized alike */
+    FX_SIMD_REDUCE(+:acc,cnt,sd,sq)
+    for (Py_ssize_t j = 0; j < n; j++) {
+        FX_W t = z[j] - m;
+        int eq = z[j] == m;
+        FX_W e1 = FX_EXP_NORMAL(t);
+        FX_W e = eq ? (FX_W)0 : e1;
+        sd += e * t;
+        acc += e;
+        cnt += eq ? (FX_W)1 : (FX_W)0;
+        sq += e * e;
+    }
+    /* one block merged into the empty state: its sums as they are */
+    fx_score_state st = {(double)m, (double)cnt, (double)acc, (double)sd, (double)sq};
+    FX_NAME(score_finish)(&st, gt, pred, -1, 0, zy, n, r);
+    return 1;
+}
+
 /* one row (zy: the label's z, NaN for an ignored row) */
 FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
                                        const int bf16, const int tmode, FX_W tw,
@@ -275,37 +364,25 @@ FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
         }
         fx_score_merge(&st, (double)m, sums[1], sums[0], sums[2], sums[3]);
     }
-    r->pred = first_nan >= 0 ? first_nan : pred;
-    r->undefined = bad || st.m == -INFINITY;
-    if (r->undefined) {
-        r->nll = r->conf = r->ent = r->brier = NAN;
-        r->rank = n;
-        return;
-    }
-    double S = st.k + st.s;
-    double logS = (st.k == 1.0 ? 0.0 : log(st.k)) + log1p(st.s / st.k);
-    double zyd = (double)zy;
-    r->rank = gt;
-    r->conf = 1.0 / S;
-    r->ent = logS - st.d / S;
-    r->nll = (st.m - zyd) + logS;
-    double omp, oq;   /* 1 - p_y (times S) and sum_{c != y} e_c^2 */
-    if (zyd == st.m) {
-        omp = (st.k - 1.0) + st.s;
-        oq = (st.k - 1.0) + st.q;
-    } else {
-        double ey = exp(zyd - st.m);
-        omp = S - ey;
-        oq = (st.k + st.q) - ey * ey;
-    }
-    omp /= S;
-    r->brier = omp * omp + oq / (S * S);
+    FX_NAME(score_finish)(&st, gt, pred, first_nan, bad, zy, n, r);
 }
 
 /* the row body specialized for unit stride and for every flag */
 static FX_NOINLINE void FX_NAME(score_row)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
                                           int bf16, int tmode, FX_W tw, fx_score_row *r)
 {
+    if (n <= FX_SCORE_SHORT) {
+        int done;
+        if (sizeof(FX_T) == 2 && bf16)
+            done = tmode == 0 ? FX_NAME(score_row_short)(x, n, s, zy, 1, 0, tw, r)
+                 : tmode == 1 ? FX_NAME(score_row_short)(x, n, s, zy, 1, 1, tw, r)
+                 : FX_NAME(score_row_short)(x, n, s, zy, 1, 2, tw, r);
+        else
+            done = tmode == 0 ? FX_NAME(score_row_short)(x, n, s, zy, 0, 0, tw, r)
+                 : tmode == 1 ? FX_NAME(score_row_short)(x, n, s, zy, 0, 1, tw, r)
+                 : FX_NAME(score_row_short)(x, n, s, zy, 0, 2, tw, r);
+        if (done) return;
+    }
 #define FX_SCORE_CASES(BF)                                                              \
     if (s == 1) {                                                                       \
         if (tmode == 0) FX_NAME(score_row_body)(x, n, 1, zy, BF, 0, tw, r);             \

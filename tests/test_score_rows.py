@@ -98,6 +98,38 @@ def test_matches_reference(path, dtype, temperature):
         assert_scores_close(got, want, f"{path} {dtype} T={temperature} {n}x{c}")
 
 
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 0.7])
+def test_short_rows_and_their_fallbacks(path, dtype, temperature):
+    """Rows of up to 32 classes take a short path, which hands rows with a
+    NaN, +inf, only -inf or an exp below the normal range to the general
+    one: both sides of the size limit and of each fallback, against the
+    reference, and the same bits for every layout of the rows."""
+    rng = np.random.default_rng(7)
+    for c in (1, 2, 9, 31, 32, 33, 64):
+        x, t = _special_rows(rng, 16, max(c, 3)) if c >= 3 else (
+            3.0 * rng.standard_normal((16, c)), rng.integers(0, c, 16))
+        x = x[:, :c]
+        t = np.where(t < c, t, 0)
+        if c >= 2:
+            # spreads whose smaller exps are subnormal or 0 in float32 and in
+            # float64: the general path's sums
+            x[11, :] = 0.0
+            x[11, 1] = -95.0
+            x[12, :] = 1.0
+            x[12, c - 1] = -760.0
+            x[13, 0] = 200.0
+            t[11:14] = [1, c - 1, 0]
+        x = _as(x, dtype)
+        want = reference(x, t, temperature=temperature)
+        got = fastxent.score_rows(x, t, temperature=temperature, n_threads=1)
+        assert_scores_close(got, want, f"{path} {dtype} T={temperature} C={c}")
+        for xv in (np.asfortranarray(x), np.repeat(x, 2, axis=1)[:, ::2]):
+            other = fastxent.score_rows(xv, t, temperature=temperature, n_threads=1)
+            for name, a, b in zip(ROW_FIELDS, got, other):
+                np.testing.assert_array_equal(a, b, err_msg=f"{dtype} C={c} {name}: layout")
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_layouts(dtype):
     rng = np.random.default_rng(1)
