@@ -310,7 +310,8 @@ def test_bins_are_torchmetrics_bins():
     rows = [np.zeros(k).tolist() + [-np.inf] * (20 - k) for k in range(1, 21)]
     x = np.vstack([np.array(rows), rng.standard_normal((200, 20))])
     t = np.zeros(len(x), np.int64)
-    for n_bins in (1, 3, 10, 15, 20, 40):
+    # up to 256 bins the kernel looks the edges up, above it divides
+    for n_bins in (1, 3, 10, 15, 20, 40, 256, 257, 1000):
         st = _score_state(x, t, n_bins=n_bins)
         conf = torch.from_numpy(np.asarray(fastxent.score_rows(x, t).confidence))
         edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
