@@ -83,6 +83,13 @@ def _check_n_threads(n_threads):
     return n
 
 
+def _ints(counts):
+    """Counts (an integer array or a sequence) as a list of Python ints."""
+    if type(counts) is np.ndarray and counts.dtype.kind in "iu":
+        return counts.tolist()
+    return [int(v) for v in counts]
+
+
 def metric_names(topk=(1, 5)):
     """The keys of :meth:`Scorer.result` for `topk`, in their order."""
     return (["count", "undefined", "nll", "perplexity", "bits_per_token"]
@@ -179,12 +186,9 @@ class Scorer:
         self.entropy_sum += float(s["entropy_sum"])
         self.brier_sum += float(s["brier_sum"])
         # Python ints: counts that never overflow, whatever the number of rows
-        self.rank_counts = [a + int(b) for a, b in
-                            zip(self.rank_counts, np.asarray(s["rank_counts"]).tolist())]
-        self.bin_count = [a + int(b) for a, b in
-                          zip(self.bin_count, np.asarray(s["bin_count"]).tolist())]
-        self.bin_correct = [a + int(b) for a, b in
-                            zip(self.bin_correct, np.asarray(s["bin_correct"]).tolist())]
+        self.rank_counts = list(map(operator.add, self.rank_counts, _ints(s["rank_counts"])))
+        self.bin_count = list(map(operator.add, self.bin_count, _ints(s["bin_count"])))
+        self.bin_correct = list(map(operator.add, self.bin_correct, _ints(s["bin_correct"])))
         np.add(self.bin_confidence_sum, s["bin_confidence_sum"], out=self.bin_confidence_sum)
 
     def update(self, input, target):
