@@ -255,7 +255,8 @@ FX_INLINE void FX_NAME(score_finish)(const fx_score_state *stp, Py_ssize_t gt, P
     double S = st.k + st.s;
     /* k >= 1 and s >= 0: fx_math.h's branch-free log and log1p (under 1 ulp
      * and a few ulp), which cost a fraction of libm's log1p on short rows */
-    double logS = (st.k == 1.0 ? 0.0 : fx_log_ge1(st.k)) + fx_log1p_ge0(st.s / st.k);
+    double logS = st.k == 1.0 ? fx_log1p_ge0(st.s)   /* the usual row: one max */
+                              : fx_log_ge1(st.k) + fx_log1p_ge0(st.s / st.k);
     double zyd = (double)zy;
     r->rank = gt;
     r->conf = 1.0 / S;
@@ -304,10 +305,14 @@ FX_INLINE int FX_NAME(score_row_short)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     /* false for -inf entries, an all -inf row and an empty one (m = -inf) */
     if (nan || m == (FX_W)INFINITY || !(lo - m >= (FX_W)FX_EXP_NORMAL_MIN))
         return 0;
+    /* padded to a multiple of 8 with the max, whose terms are counted apart
+     * (e = 0) and taken off the count after: whole vectors, no scalar tail */
+    Py_ssize_t padded = (n + 7) & ~(Py_ssize_t)7;
+    for (Py_ssize_t j = n; j < padded; j++) z[j] = m;
     FX_W acc = 0, cnt = 0, sd = 0, sq = 0;
     /* z is contiguous here whatever the row's stride: vectorized alike */
     FX_SIMD_REDUCE(+:acc,cnt,sd,sq)
-    for (Py_ssize_t j = 0; j < n; j++) {
+    for (Py_ssize_t j = 0; j < padded; j++) {
         FX_W t = z[j] - m;
         int eq = z[j] == m;
         FX_W e1 = FX_EXP_NORMAL(t);
@@ -317,6 +322,7 @@ FX_INLINE int FX_NAME(score_row_short)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
         cnt += eq ? (FX_W)1 : (FX_W)0;
         sq += e * e;
     }
+    cnt -= (FX_W)(padded - n);
     /* one block merged into the empty state: its sums as they are */
     fx_score_state st = {(double)m, (double)cnt, (double)acc, (double)sd, (double)sq};
     FX_NAME(score_finish)(&st, gt, pred, -1, 0, zy, n, r);
