@@ -212,3 +212,26 @@ def test_main_job_from_a_clone_root_measures_memory(fx, tmp_path, monkeypatch):
     case = _benchmark.Case(10, 1000, "float64")
     mem = _benchmark.peak_memory_subprocess("fastxent", "logsumexp", case, seed=0, threads=1)
     assert (mem["input_bytes"], mem["output_bytes"]) == (10 * 1000 * 8, 10 * 8)
+
+
+# the Python layers every call goes through, which the build compiles (see
+# LAYERS in setup.py): the small-call figures of the README depend on it
+COMPILED_LAYERS = ("_checks", "_layout", "_dispatch", "_softmax_family", "_losses",
+                   "_pointwise_losses", "_entropies", "_score_rows", "_scorer")
+
+
+def test_python_layers_are_compiled():
+    import importlib
+    import importlib.machinery
+
+    for name in COMPILED_LAYERS:
+        module = importlib.import_module(f"fastxent.{name}")
+        assert module.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), (
+            f"fastxent.{name} was imported from {module.__file__}, not from its compiled module")
+
+
+@needs_source
+def test_setup_compiles_the_python_layers(monkeypatch):
+    names = {ext.name for ext in _setup_extensions(ROOT, monkeypatch)}
+    assert {f"fastxent.{name}" for name in COMPILED_LAYERS} == {
+        n for n in names if not n.startswith("fastxent._kernels_")}
