@@ -159,6 +159,9 @@ static inline Py_ssize_t fx_score_bin(double c, Py_ssize_t n)
 
 /* rows of at most this many classes go through score_row_short first */
 #define FX_SCORE_SHORT 32
+/* rows of at most this many classes are scored FX_BLOCK_W at a time, side
+ * by side as lanes (score_lanes) */
+#define FX_SCORE_LANES_C 16
 
 #endif /* FX_SCORE_COMMON */
 
@@ -373,6 +376,97 @@ FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     FX_NAME(score_finish)(&st, gt, pred, first_nan, bad, zy, n, r);
 }
 
+/*
+ * W <= FX_BLOCK_W rows of C <= FX_SCORE_LANES_C classes (row i at xr[i],
+ * class stride s; zy[i] its label's z, NaN when ignored), scored side by
+ * side: the rows are copied into T as columns of FX_BLOCK_W lanes, and every
+ * pass runs across the lanes, which the compiler vectorizes whatever C is
+ * (the per-row passes of score_row cost a row's fixed overhead each, which
+ * on rows this short is most of the work).  Per lane, in class order: the
+ * max, first argmax, min, count above z_y and NaN count; then the sums of
+ * score_sums.  done[i] = 0 (row i not written) for the rows that need the
+ * general body: a NaN or +inf, only -inf, or a z - M below the normal range
+ * of FX_EXP_NORMAL.  Any stride: every layout of a row gives the same bits.
+ */
+FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py_ssize_t C,
+                                         Py_ssize_t s, const FX_W *zy, const int bf16,
+                                         const int tmode, FX_W tw, fx_score_row *rows,
+                                         unsigned char *done)
+{
+    FX_W T[FX_SCORE_LANES_C * FX_BLOCK_W];
+    FX_W m[FX_BLOCK_W], lo[FX_BLOCK_W], gt[FX_BLOCK_W], nan[FX_BLOCK_W], pr[FX_BLOCK_W];
+    FX_W zl[FX_BLOCK_W], ok[FX_BLOCK_W];
+    FX_W acc[FX_BLOCK_W], cnt[FX_BLOCK_W], sd[FX_BLOCK_W], sq[FX_BLOCK_W];
+    for (Py_ssize_t i = 0; i < W; i++) {
+        for (Py_ssize_t c = 0; c < C; c++)
+            T[c * FX_BLOCK_W + i] = FX_SCORE_Z(xr[i][c * s]);
+        zl[i] = zy[i];
+    }
+    /* lanes without a row: zeros, computed and dropped */
+    for (Py_ssize_t i = W; i < FX_BLOCK_W; i++) {
+        for (Py_ssize_t c = 0; c < C; c++)
+            T[c * FX_BLOCK_W + i] = 0;
+        zl[i] = 0;
+    }
+    for (int i = 0; i < FX_BLOCK_W; i++) {
+        m[i] = (FX_W)-INFINITY;
+        lo[i] = (FX_W)INFINITY;
+        gt[i] = nan[i] = pr[i] = 0;
+        acc[i] = cnt[i] = sd[i] = sq[i] = 0;
+    }
+    for (Py_ssize_t c = 0; c < C; c++)
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            FX_W v = T[c * FX_BLOCK_W + i];
+            int g = v > m[i];   /* strictly: the first argmax */
+            pr[i] = g ? (FX_W)c : pr[i];
+            m[i] = g ? v : m[i];
+            lo[i] = v < lo[i] ? v : lo[i];
+            gt[i] += v > zl[i] ? (FX_W)1 : (FX_W)0;
+            nan[i] += v != v ? (FX_W)1 : (FX_W)0;
+        }
+    for (int i = 0; i < FX_BLOCK_W; i++)
+        /* false for -inf entries, an all -inf row (m = -inf), NaN and +inf */
+        ok[i] = (nan[i] == 0 && m[i] != (FX_W)INFINITY
+                 && lo[i] - m[i] >= (FX_W)FX_EXP_NORMAL_MIN) ? (FX_W)1 : (FX_W)0;
+    for (Py_ssize_t c = 0; c < C; c++)
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            FX_W v = T[c * FX_BLOCK_W + i];
+            int eq = v == m[i];
+            /* a row that falls back keeps exp's argument in range */
+            FX_W t = ok[i] != 0 ? v - m[i] : (FX_W)0;
+            FX_W e1 = FX_EXP_NORMAL(t);
+            FX_W e = eq ? (FX_W)0 : e1;
+            sd[i] += e * t;
+            acc[i] += e;
+            cnt[i] += eq ? (FX_W)1 : (FX_W)0;
+            sq[i] += e * e;
+        }
+    for (Py_ssize_t i = 0; i < W; i++) {
+        done[i] = ok[i] != 0;
+        if (!done[i]) continue;
+        fx_score_state st = {(double)m[i], (double)cnt[i], (double)acc[i], (double)sd[i],
+                             (double)sq[i]};
+        FX_NAME(score_finish)(&st, (Py_ssize_t)gt[i], (Py_ssize_t)pr[i], -1, 0, zl[i], C,
+                              &rows[i]);
+    }
+}
+
+/* score_lanes_body for every flag; the rows it leaves go through score_row */
+static FX_NOINLINE void FX_NAME(score_lanes)(const FX_T *const *xr, Py_ssize_t W, Py_ssize_t C,
+                                            Py_ssize_t s, const FX_W *zy, int bf16, int tmode,
+                                            FX_W tw, fx_score_row *rows, unsigned char *done)
+{
+    if (sizeof(FX_T) == 2 && bf16) {
+        if (tmode == 0) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 1, 0, tw, rows, done);
+        else if (tmode == 1) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 1, 1, tw, rows, done);
+        else FX_NAME(score_lanes_body)(xr, W, C, s, zy, 1, 2, tw, rows, done);
+    } else {
+        if (tmode == 0) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 0, 0, tw, rows, done);
+        else if (tmode == 1) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 0, 1, tw, rows, done);
+        else FX_NAME(score_lanes_body)(xr, W, C, s, zy, 0, 2, tw, rows, done);
+    }
+}
+
 /* the row body specialized for unit stride and for every flag */
 static FX_NOINLINE void FX_NAME(score_row)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
                                           int bf16, int tmode, FX_W tw, fx_score_row *r)
@@ -449,6 +543,15 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
     const int64_t ignore_index = a->ignore_index;
     const FX_W tw = (FX_W)a->t;
     const Py_ssize_t max_rank = a->max_rank, nb = a->n_bins;
+    /* short rows go FX_BLOCK_W at a time through score_lanes, others one by one */
+    const Py_ssize_t group = (mode != FX_SCORE_CHECK && C <= FX_SCORE_LANES_C) ? FX_BLOCK_W : 1;
+    /* a group's rows: their logits, labels, label z, outputs' offsets, results */
+    const FX_T *xr[FX_BLOCK_W];
+    int64_t ys[FX_BLOCK_W];
+    unsigned char ign[FX_BLOCK_W], done[FX_BLOCK_W];
+    FX_W zys[FX_BLOCK_W];
+    Py_ssize_t oos[FX_BLOCK_W][FX_SCORE_NOUT];
+    fx_score_row rows[FX_BLOCK_W];
     /* the block's float sums in locals, written once at the end: the slots
      * of neighbouring blocks may share a cache line */
     double nll_sum = 0.0, ent_sum = 0.0, brier_sum = 0.0;
@@ -457,65 +560,80 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
         idx[d] = rem % a->shape[d];
         rem /= a->shape[d];
     }
-    for (Py_ssize_t r = r0; r < r1; r++) {
-        Py_ssize_t xo = 0, lo = 0, oo[FX_SCORE_NOUT] = {0, 0, 0, 0, 0, 0};
-        for (Py_ssize_t d = 0; d < nd; d++) {
-            xo += idx[d] * a->xs[d];
-            lo += idx[d] * a->ls[d];
-            if (mode == FX_SCORE_ROWS)
-                for (int o = 0; o < FX_SCORE_NOUT; o++) oo[o] += idx[d] * a->os[o][d];
+    for (Py_ssize_t g0 = r0; g0 < r1; g0 += group) {
+        const Py_ssize_t W = r1 - g0 < group ? r1 - g0 : group;
+        for (Py_ssize_t w = 0; w < W; w++) {
+            Py_ssize_t xo = 0, lo = 0;
+            for (int o = 0; o < FX_SCORE_NOUT; o++) oos[w][o] = 0;
+            for (Py_ssize_t d = 0; d < nd; d++) {
+                xo += idx[d] * a->xs[d];
+                lo += idx[d] * a->ls[d];
+                if (mode == FX_SCORE_ROWS)
+                    for (int o = 0; o < FX_SCORE_NOUT; o++) oos[w][o] += idx[d] * a->os[o][d];
+            }
+            /* the next row: carry into the outer dims */
+            idx[last]++;
+            for (Py_ssize_t d = last; d > 0 && idx[d] == a->shape[d]; d--) {
+                idx[d] = 0;
+                idx[d - 1]++;
+            }
+            int big;
+            int64_t y = fx_score_label(a->lab + lo, lkind, &big);
+            int ignored = has_ignore && !big && y == ignore_index;
+            if (mode == FX_SCORE_CHECK) {
+                if (!ignored && (big || y < 0 || y >= C)) return g0 + w;
+                continue;
+            }
+            xr[w] = (const FX_T *)(a->x + xo);
+            ys[w] = y;
+            ign[w] = (unsigned char)ignored;
+            zys[w] = ignored ? (FX_W)NAN : FX_NAME(score_z)(xr[w][y * s], bf16, tmode, tw);
+            done[w] = 0;
         }
-        /* the next row: carry into the outer dims */
-        idx[last]++;
-        for (Py_ssize_t d = last; d > 0 && idx[d] == a->shape[d]; d--) {
-            idx[d] = 0;
-            idx[d - 1]++;
+        if (mode == FX_SCORE_CHECK) continue;
+        if (group > 1) FX_NAME(score_lanes)(xr, W, C, s, zys, bf16, tmode, tw, rows, done);
+        for (Py_ssize_t w = 0; w < W; w++) {
+            /* an ignored row counts in nothing: not computed for the sums */
+            if (ign[w] && mode == FX_SCORE_STATE) continue;
+            fx_score_row row;
+            if (done[w]) row = rows[w];
+            else FX_NAME(score_row)(xr[w], C, s, zys[w], bf16, tmode, tw, &row);
+            if (ign[w]) {
+                row.nll = 0.0;
+                row.brier = 0.0;
+                row.rank = -1;
+            }
+            if (mode == FX_SCORE_ROWS) {
+                char *const *out = a->out;
+                const Py_ssize_t *oo = oos[w];
+                if (out[FX_SCORE_NLL])
+                    FX_NAME(score_put)(out[FX_SCORE_NLL] + oo[FX_SCORE_NLL], row.nll);
+                if (out[FX_SCORE_RANK]) memcpy(out[FX_SCORE_RANK] + oo[FX_SCORE_RANK], &row.rank, 8);
+                if (out[FX_SCORE_PRED]) memcpy(out[FX_SCORE_PRED] + oo[FX_SCORE_PRED], &row.pred, 8);
+                if (out[FX_SCORE_CONF])
+                    FX_NAME(score_put)(out[FX_SCORE_CONF] + oo[FX_SCORE_CONF], row.conf);
+                if (out[FX_SCORE_ENT])
+                    FX_NAME(score_put)(out[FX_SCORE_ENT] + oo[FX_SCORE_ENT], row.ent);
+                if (out[FX_SCORE_BRIER])
+                    FX_NAME(score_put)(out[FX_SCORE_BRIER] + oo[FX_SCORE_BRIER], row.brier);
+                continue;
+            }
+            /* FX_SCORE_STATE */
+            double conf = FX_SCORE_R(row.conf);
+            nll_sum += FX_SCORE_R(row.nll);
+            ent_sum += FX_SCORE_R(row.ent);
+            brier_sum += FX_SCORE_R(row.brier);
+            counts[0] += 1;
+            if (row.rank < max_rank) counts[2 + row.rank] += 1;   /* C when undefined */
+            if (row.undefined) {
+                counts[1] += 1;
+                continue;   /* in no bin */
+            }
+            Py_ssize_t b = fx_score_bin(conf, nb);
+            fsums[3 + b] += conf;
+            counts[2 + max_rank + b] += 1;
+            counts[2 + max_rank + nb + 1 + b] += row.pred == ys[w];
         }
-        int big;
-        int64_t y = fx_score_label(a->lab + lo, lkind, &big);
-        int ignored = has_ignore && !big && y == ignore_index;
-        if (mode == FX_SCORE_CHECK) {
-            if (!ignored && (big || y < 0 || y >= C)) return r;
-            continue;
-        }
-        if (ignored && mode == FX_SCORE_STATE) continue;   /* counts in nothing */
-        const FX_T *xr = (const FX_T *)(a->x + xo);
-        FX_W zy = (FX_W)NAN;
-        if (!ignored) zy = FX_NAME(score_z)(xr[y * s], bf16, tmode, tw);
-        fx_score_row row;
-        FX_NAME(score_row)(xr, C, s, zy, bf16, tmode, tw, &row);
-        if (ignored) {
-            row.nll = 0.0;
-            row.brier = 0.0;
-            row.rank = -1;
-        }
-        if (mode == FX_SCORE_ROWS) {
-            char *const *out = a->out;
-            if (out[FX_SCORE_NLL]) FX_NAME(score_put)(out[FX_SCORE_NLL] + oo[FX_SCORE_NLL], row.nll);
-            if (out[FX_SCORE_RANK]) memcpy(out[FX_SCORE_RANK] + oo[FX_SCORE_RANK], &row.rank, 8);
-            if (out[FX_SCORE_PRED]) memcpy(out[FX_SCORE_PRED] + oo[FX_SCORE_PRED], &row.pred, 8);
-            if (out[FX_SCORE_CONF])
-                FX_NAME(score_put)(out[FX_SCORE_CONF] + oo[FX_SCORE_CONF], row.conf);
-            if (out[FX_SCORE_ENT]) FX_NAME(score_put)(out[FX_SCORE_ENT] + oo[FX_SCORE_ENT], row.ent);
-            if (out[FX_SCORE_BRIER])
-                FX_NAME(score_put)(out[FX_SCORE_BRIER] + oo[FX_SCORE_BRIER], row.brier);
-            continue;
-        }
-        /* FX_SCORE_STATE */
-        double conf = FX_SCORE_R(row.conf);
-        nll_sum += FX_SCORE_R(row.nll);
-        ent_sum += FX_SCORE_R(row.ent);
-        brier_sum += FX_SCORE_R(row.brier);
-        counts[0] += 1;
-        if (row.rank < max_rank) counts[2 + row.rank] += 1;   /* C when undefined */
-        if (row.undefined) {
-            counts[1] += 1;
-            continue;   /* in no bin */
-        }
-        Py_ssize_t b = fx_score_bin(conf, nb);
-        fsums[3 + b] += conf;
-        counts[2 + max_rank + b] += 1;
-        counts[2 + max_rank + nb + 1 + b] += row.pred == y;
     }
     if (mode == FX_SCORE_STATE) {
         fsums[0] += nll_sum;

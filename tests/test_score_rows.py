@@ -101,16 +101,22 @@ def test_matches_reference(path, dtype, temperature):
 @pytest.mark.parametrize("dtype", _dtypes())
 @pytest.mark.parametrize("temperature", [1.0, 0.5, 0.7])
 def test_short_rows_and_their_fallbacks(path, dtype, temperature):
-    """Rows of up to 32 classes take a short path, which hands rows with a
-    NaN, +inf, only -inf or an exp below the normal range to the general
-    one: both sides of the size limit and of each fallback, against the
-    reference, and the same bits for every layout of the rows."""
+    """Rows of up to 16 classes are scored side by side, rows of up to 32
+    through a short path; both hand rows with a NaN, +inf, only -inf or an
+    exp below the normal range to the general one: both sides of each size
+    limit and of each fallback, against the reference, and the same bits
+    for every layout of the rows."""
     rng = np.random.default_rng(7)
-    for c in (1, 2, 9, 31, 32, 33, 64):
-        x, t = _special_rows(rng, 16, max(c, 3)) if c >= 3 else (
-            3.0 * rng.standard_normal((16, c)), rng.integers(0, c, 16))
+    # 150 rows: up to 16 classes, rows are scored 64 at a time side by side
+    # (two whole groups and a partial one); up to 32, one at a time
+    for c in (1, 2, 9, 16, 17, 31, 32, 33, 64):
+        x, t = _special_rows(rng, 150, max(c, 3)) if c >= 3 else (
+            3.0 * rng.standard_normal((150, c)), rng.integers(0, c, 150))
         x = x[:, :c]
         t = np.where(t < c, t, 0)
+        x[140, 0] = np.nan           # rows to hand back, in the last group
+        x[141, :] = -np.inf
+        x[143, -1] = np.inf
         if c >= 2:
             # spreads whose smaller exps are subnormal or 0 in float32 and in
             # float64: the general path's sums
