@@ -425,8 +425,9 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
             nan[i] += v != v ? (FX_W)1 : (FX_W)0;
         }
     for (int i = 0; i < FX_BLOCK_W; i++)
-        /* false for -inf entries, an all -inf row (m = -inf), NaN and +inf */
-        ok[i] = (nan[i] == 0 && m[i] != (FX_W)INFINITY
+        /* false for -inf entries, NaN, +inf, and rows without a finite max
+         * (only -inf, or no class) */
+        ok[i] = (nan[i] == 0 && m[i] != (FX_W)INFINITY && m[i] != (FX_W)-INFINITY
                  && lo[i] - m[i] >= (FX_W)FX_EXP_NORMAL_MIN) ? (FX_W)1 : (FX_W)0;
     for (Py_ssize_t c = 0; c < C; c++)
         for (int i = 0; i < FX_BLOCK_W; i++) {
@@ -441,13 +442,36 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
             cnt[i] += eq ? (FX_W)1 : (FX_W)0;
             sq[i] += e * e;
         }
+    /* the results, across the lanes too: score_finish's formulas, with
+     * fx_math.h's exp (vectorizable) for exp(z_y - M), whose argument is in
+     * its normal range on these rows; lanes that are not ok compute garbage
+     * that nobody reads */
+    double nll[FX_BLOCK_W], conf[FX_BLOCK_W], ent[FX_BLOCK_W], brier[FX_BLOCK_W];
+    for (int i = 0; i < FX_BLOCK_W; i++) {
+        double k = (double)cnt[i], sv = (double)acc[i], mv = (double)m[i];
+        double zyd = (double)zl[i];
+        double S = k + sv;
+        double l1 = fx_log1p_ge0(k == 1.0 ? sv : sv / k);
+        double logS = k == 1.0 ? l1 : fx_log_ge1(k) + l1;
+        conf[i] = 1.0 / S;
+        ent[i] = logS - (double)sd[i] / S;
+        nll[i] = (mv - zyd) + logS;
+        int top = zyd == mv;
+        double ey = fx_exp_normal(top || ok[i] == 0 || zyd != zyd ? 0.0 : zyd - mv);
+        double omp = top ? (k - 1.0) + sv : S - ey;
+        double oq = top ? (k - 1.0) + (double)sq[i] : (k + (double)sq[i]) - ey * ey;
+        omp /= S;
+        brier[i] = omp * omp + oq / (S * S);
+    }
     for (Py_ssize_t i = 0; i < W; i++) {
         done[i] = ok[i] != 0;
-        if (!done[i]) continue;
-        fx_score_state st = {(double)m[i], (double)cnt[i], (double)acc[i], (double)sd[i],
-                             (double)sq[i]};
-        FX_NAME(score_finish)(&st, (Py_ssize_t)gt[i], (Py_ssize_t)pr[i], -1, 0, zl[i], C,
-                              &rows[i]);
+        rows[i].pred = (int64_t)pr[i];
+        rows[i].rank = (int64_t)gt[i];
+        rows[i].undefined = 0;
+        rows[i].nll = nll[i];
+        rows[i].conf = conf[i];
+        rows[i].ent = ent[i];
+        rows[i].brier = brier[i];
     }
 }
 
