@@ -402,20 +402,24 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
             T[c * FX_BLOCK_W + i] = FX_SCORE_Z(xr[i][c * s]);
         zl[i] = zy[i];
     }
-    /* lanes without a row: zeros, computed and dropped */
-    for (Py_ssize_t i = W; i < FX_BLOCK_W; i++) {
+    /* the lanes run to a whole number of vectors (8 lanes of float, of two
+     * AVX2 double vectors), not to FX_BLOCK_W: a group of a few rows (a
+     * small call) costs a few rows; the lanes without a row hold zeros,
+     * computed and dropped */
+    const Py_ssize_t L = (W + 7) & ~(Py_ssize_t)7;
+    for (Py_ssize_t i = W; i < L; i++) {
         for (Py_ssize_t c = 0; c < C; c++)
             T[c * FX_BLOCK_W + i] = 0;
         zl[i] = 0;
     }
-    for (int i = 0; i < FX_BLOCK_W; i++) {
+    for (Py_ssize_t i = 0; i < L; i++) {
         m[i] = (FX_W)-INFINITY;
         lo[i] = (FX_W)INFINITY;
         gt[i] = nan[i] = pr[i] = 0;
         acc[i] = cnt[i] = sd[i] = sq[i] = 0;
     }
     for (Py_ssize_t c = 0; c < C; c++)
-        for (int i = 0; i < FX_BLOCK_W; i++) {
+        for (Py_ssize_t i = 0; i < L; i++) {
             FX_W v = T[c * FX_BLOCK_W + i];
             int g = v > m[i];   /* strictly: the first argmax */
             pr[i] = g ? (FX_W)c : pr[i];
@@ -424,13 +428,13 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
             gt[i] += v > zl[i] ? (FX_W)1 : (FX_W)0;
             nan[i] += v != v ? (FX_W)1 : (FX_W)0;
         }
-    for (int i = 0; i < FX_BLOCK_W; i++)
+    for (Py_ssize_t i = 0; i < L; i++)
         /* false for -inf entries, NaN, +inf, and rows without a finite max
          * (only -inf, or no class) */
         ok[i] = (nan[i] == 0 && m[i] != (FX_W)INFINITY && m[i] != (FX_W)-INFINITY
                  && lo[i] - m[i] >= (FX_W)FX_EXP_NORMAL_MIN) ? (FX_W)1 : (FX_W)0;
     for (Py_ssize_t c = 0; c < C; c++)
-        for (int i = 0; i < FX_BLOCK_W; i++) {
+        for (Py_ssize_t i = 0; i < L; i++) {
             FX_W v = T[c * FX_BLOCK_W + i];
             int eq = v == m[i];
             /* a row that falls back keeps exp's argument in range */
@@ -447,7 +451,7 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
      * its normal range on these rows; lanes that are not ok compute garbage
      * that nobody reads */
     double nll[FX_BLOCK_W], conf[FX_BLOCK_W], ent[FX_BLOCK_W], brier[FX_BLOCK_W];
-    for (int i = 0; i < FX_BLOCK_W; i++) {
+    for (Py_ssize_t i = 0; i < L; i++) {
         double k = (double)cnt[i], sv = (double)acc[i], mv = (double)m[i];
         double zyd = (double)zl[i];
         double S = k + sv;
