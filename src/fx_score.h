@@ -157,6 +157,31 @@ static inline Py_ssize_t fx_score_bin(double c, Py_ssize_t n)
 #define FX_SCORE_SIMD_SCAN(m, lo, a, b)
 #endif
 
+/* a row's nll, confidence, entropy and Brier term from its merged sums
+ * (max m, count k of the terms equal to it, s, d, q as fx_score_state), its
+ * label's z and ey = exp(zy - m) (unused when zy == m).  Branch-free, so
+ * that a loop over rows side by side vectorizes. */
+static inline void fx_score_values(double m, double k, double s, double d, double q, double zy,
+                                   double ey, double *nll, double *conf, double *ent,
+                                   double *brier)
+{
+    double S = k + s;
+    /* k >= 1 and s >= 0: fx_math.h's branch-free log and log1p (under 1 ulp
+     * and a few ulp), which cost a fraction of libm's log1p on short rows;
+     * the usual row has one max (k = 1) */
+    double l1 = fx_log1p_ge0(k == 1.0 ? s : s / k);
+    double logS = k == 1.0 ? l1 : fx_log_ge1(k) + l1;
+    *conf = 1.0 / S;
+    *ent = logS - d / S;
+    *nll = (m - zy) + logS;
+    /* 1 - p_y (times S) and sum_{c != y} e_c^2 */
+    int top = zy == m;
+    double omp = top ? (k - 1.0) + s : S - ey;
+    double oq = top ? (k - 1.0) + q : (k + q) - ey * ey;
+    omp /= S;
+    *brier = omp * omp + oq / (S * S);
+}
+
 /* rows of at most this many classes go through score_row_short first */
 #define FX_SCORE_SHORT 32
 /* rows of at most this many classes are scored FX_BLOCK_W at a time, side
@@ -255,27 +280,10 @@ FX_INLINE void FX_NAME(score_finish)(const fx_score_state *stp, Py_ssize_t gt, P
         r->rank = n;
         return;
     }
-    double S = st.k + st.s;
-    /* k >= 1 and s >= 0: fx_math.h's branch-free log and log1p (under 1 ulp
-     * and a few ulp), which cost a fraction of libm's log1p on short rows */
-    double logS = st.k == 1.0 ? fx_log1p_ge0(st.s)   /* the usual row: one max */
-                              : fx_log_ge1(st.k) + fx_log1p_ge0(st.s / st.k);
     double zyd = (double)zy;
     r->rank = gt;
-    r->conf = 1.0 / S;
-    r->ent = logS - st.d / S;
-    r->nll = (st.m - zyd) + logS;
-    double omp, oq;   /* 1 - p_y (times S) and sum_{c != y} e_c^2 */
-    if (zyd == st.m) {
-        omp = (st.k - 1.0) + st.s;
-        oq = (st.k - 1.0) + st.q;
-    } else {
-        double ey = exp(zyd - st.m);
-        omp = S - ey;
-        oq = (st.k + st.q) - ey * ey;
-    }
-    omp /= S;
-    r->brier = omp * omp + oq / (S * S);
+    fx_score_values(st.m, st.k, st.s, st.d, st.q, zyd, zyd == st.m ? 1.0 : exp(zyd - st.m),
+                    &r->nll, &r->conf, &r->ent, &r->brier);
 }
 
 /*
@@ -446,26 +454,16 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
             cnt[i] += eq ? (FX_W)1 : (FX_W)0;
             sq[i] += e * e;
         }
-    /* the results, across the lanes too: score_finish's formulas, with
-     * fx_math.h's exp (vectorizable) for exp(z_y - M), whose argument is in
-     * its normal range on these rows; lanes that are not ok compute garbage
-     * that nobody reads */
+    /* the results, across the lanes too: fx_score_values, with fx_math.h's
+     * exp (vectorizable) for exp(z_y - M), whose argument is in its normal
+     * range on these rows; lanes that are not ok compute garbage that
+     * nobody reads */
     double nll[FX_BLOCK_W], conf[FX_BLOCK_W], ent[FX_BLOCK_W], brier[FX_BLOCK_W];
     for (Py_ssize_t i = 0; i < L; i++) {
-        double k = (double)cnt[i], sv = (double)acc[i], mv = (double)m[i];
-        double zyd = (double)zl[i];
-        double S = k + sv;
-        double l1 = fx_log1p_ge0(k == 1.0 ? sv : sv / k);
-        double logS = k == 1.0 ? l1 : fx_log_ge1(k) + l1;
-        conf[i] = 1.0 / S;
-        ent[i] = logS - (double)sd[i] / S;
-        nll[i] = (mv - zyd) + logS;
-        int top = zyd == mv;
-        double ey = fx_exp_normal(top || ok[i] == 0 || zyd != zyd ? 0.0 : zyd - mv);
-        double omp = top ? (k - 1.0) + sv : S - ey;
-        double oq = top ? (k - 1.0) + (double)sq[i] : (k + (double)sq[i]) - ey * ey;
-        omp /= S;
-        brier[i] = omp * omp + oq / (S * S);
+        double mv = (double)m[i], zyd = (double)zl[i];
+        double ey = fx_exp_normal(zyd == mv || ok[i] == 0 || zyd != zyd ? 0.0 : zyd - mv);
+        fx_score_values(mv, (double)cnt[i], (double)acc[i], (double)sd[i], (double)sq[i], zyd,
+                        ey, &nll[i], &conf[i], &ent[i], &brier[i]);
     }
     for (Py_ssize_t i = 0; i < W; i++) {
         done[i] = ok[i] != 0;
