@@ -85,11 +85,20 @@ DEPENDS = sorted(path for path in (p.replace(os.sep, "/")
                                    for p in glob.glob(pattern))
                  if path + ".tp" not in TEMPLATES) + TEMPLATES
 
+# The kernel modules read their operands' fields through NumPy's C API
+# (fx_get_buffer in src/fx_kernels.pxd.tp): built against NumPy 2's headers,
+# for any NumPy from the oldest that fastxent supports (NPY_TARGET_VERSION),
+# as NumPy's guide to downstream builds describes.  NumPy's include folder
+# is looked up in build_extensions, so making an sdist needs no NumPy.
+NUMPY_MACROS = [("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION"),
+                ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION")]
+
 extensions = [
     Extension(
         f"fastxent._kernels_{name}",
         [f"src/_kernels_{name}.pyx"],
         include_dirs=["src"],
+        define_macros=NUMPY_MACROS,
         depends=DEPENDS,
     )
     for name in TARGETS
@@ -101,6 +110,10 @@ extensions = [
 # overhead, and compiled it costs about a third less.  The .py files stay
 # the source and ship in the wheel beside their modules; Python imports the
 # compiled module first.
+# C-level answers to the questions those layers ask of every array
+# (src/_arrays.pyx: flags, through NumPy's C API), compiled as a layer.
+ARRAYS = Extension("fastxent._arrays", ["src/_arrays.pyx"], define_macros=NUMPY_MACROS)
+
 LAYERS = ["_checks", "_layout", "_dispatch", "_softmax_family", "_losses",
           "_pointwise_losses", "_entropies", "_score_rows", "_scorer"]
 layers = [Extension(f"fastxent.{name}", [f"fastxent/{name}.py"]) for name in LAYERS]
@@ -213,6 +226,10 @@ class BuildExt(build_ext):
         # the sources are swapped in place because setuptools has already
         # annotated these Extension objects
         kernels = [ext for ext in self.extensions if ext.name.rsplit(".", 1)[-1] not in LAYERS]
+        import numpy
+
+        for ext in kernels:   # the kernel modules and _arrays
+            ext.include_dirs.append(numpy.get_include())
         translated = {ext.name: ext for ext in cythonize(
             kernels, compiler_directives=directives, include_path=["src"], quiet=True)}
         translated.update((ext.name, ext) for ext in cythonize(
@@ -236,7 +253,7 @@ class BuildExt(build_ext):
                   f"link {' '.join(SANITIZE_LINK)}")
         msvc = self.compiler.compiler_type == "msvc"
         for ext in self.extensions:
-            if ext.name.rsplit(".", 1)[-1] in LAYERS:
+            if ext.name.rsplit(".", 1)[-1] in LAYERS or ext is ARRAYS:
                 # Python-level code: no OpenMP, no CPU target, no kernel flags
                 if msvc:
                     ext.extra_compile_args = ["/O2"]
@@ -267,6 +284,6 @@ class BuildExt(build_ext):
 
 
 setup(
-    ext_modules=extensions + layers,
+    ext_modules=extensions + [ARRAYS] + layers,
     cmdclass={"build_ext": BuildExt},
 )

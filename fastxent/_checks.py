@@ -12,6 +12,8 @@ import numbers
 
 import numpy as np
 
+from ._arrays import aligned
+
 # dtypes the kernels compute in; anything else is converted or refused
 KERNEL_DTYPES = frozenset(map(np.dtype, (np.float16, np.float32, np.float64)))
 F32 = np.dtype(np.float32)
@@ -64,7 +66,7 @@ def exp_result_dtype(dtype):
 def as_array(x, name):
     """`x` as an ndarray (no copy for an ndarray), refusing non-numeric and
     complex data with a TypeError that names the argument."""
-    if type(x) is _NDARRAY and x.dtype in READY_DTYPES and x.flags.aligned:
+    if type(x) is _NDARRAY and x.dtype in READY_DTYPES and aligned(x):
         return x
     if type(x) is not _NDARRAY:
         # subclasses (np.matrix, memmap) as plain views; masks are dropped, as
@@ -84,7 +86,7 @@ def as_array(x, name):
     if not x.dtype.isnative:
         # the kernels read native byte order; a byte-swapped array is converted
         x = x.astype(x.dtype.newbyteorder("="))
-    elif not x.flags.aligned:
+    elif not aligned(x):
         # the kernels load through typed pointers: misaligned data (an odd
         # offset into a buffer, a field of a packed record) are copied here,
         # before any broadcasting, so that the copy has the caller's size
@@ -98,7 +100,7 @@ def as_array(x, name):
 def float_input(x, name):
     """`x` as a float16, float32 or float64 array (as_array, then integers
     and bools refused, as PyTorch refuses them)."""
-    if type(x) is _NDARRAY and x.dtype in KERNEL_DTYPES and x.flags.aligned:
+    if type(x) is _NDARRAY and x.dtype in KERNEL_DTYPES and aligned(x):
         return x   # as_array's first test, on the kernel dtypes
     x = as_array(x, name)
     if x.dtype not in KERNEL_DTYPES:

@@ -11,7 +11,8 @@ import math
 import numpy as np
 from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
-from . import _dask, _dispatch
+from . import _dask
+from ._dispatch import kernel, resolve_threads
 from ._checks import (F64, READY_DTYPES, as_array, broadcast_shape, check_base,
                       exp_result_dtype, promote_dtypes, single_axis)
 from ._layout import reduce, reduced_shape
@@ -29,7 +30,7 @@ def _rows(kind, x, y, axis, dtype, div, nt):
     axes = (axis,)
     out = np.empty(shape[:axis] if axis == len(shape) - 1 else reduced_shape(shape, axes), dtype)
     if out.size:
-        kern = _dispatch.kernel("row_entropies", dtype)
+        kern = kernel("row_entropies", dtype)
         for (xv, yv, ov), lo, hi in reduce(shape, axes, (x, y), (), (out,)):
             kern(kind, xv, yv, ov, div, nt, lo, hi)
     return out if out.ndim else out[()]
@@ -137,7 +138,7 @@ def softmax_entropy(logits, axis=-1, *, n_threads=None):
         return _dask.softmax_entropy(logits, axis, n_threads=n_threads)
     x, _, axis, dtype = _logit_rows(_logits(logits, "logits"), None, ("logits",), axis)
     return _rows(_SOFTMAX_ENTROPY, x, None, axis, dtype, 1.0,
-                 _dispatch.resolve_threads(n_threads))
+                 resolve_threads(n_threads))
 
 
 def _pair(p_logits, q_logits, axis):
@@ -203,7 +204,7 @@ def softmax_cross_entropy(p_logits, q_logits, axis=-1, *, n_threads=None):
             and _dask.any_dask(p_logits, q_logits)):
         return _dask.softmax_cross_entropy(p_logits, q_logits, axis, n_threads=n_threads)
     x, y, axis, dtype = _pair(p_logits, q_logits, axis)
-    return _rows(_SOFTMAX_XENT, x, y, axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))
+    return _rows(_SOFTMAX_XENT, x, y, axis, dtype, 1.0, resolve_threads(n_threads))
 
 
 def softmax_kl_div(p_logits, q_logits, axis=-1, *, n_threads=None):
@@ -267,7 +268,7 @@ def softmax_kl_div(p_logits, q_logits, axis=-1, *, n_threads=None):
             and _dask.any_dask(p_logits, q_logits)):
         return _dask.softmax_kl_div(p_logits, q_logits, axis, n_threads=n_threads)
     x, y, axis, dtype = _pair(p_logits, q_logits, axis)
-    return _rows(_SOFTMAX_KL, x, y, axis, dtype, 1.0, _dispatch.resolve_threads(n_threads))
+    return _rows(_SOFTMAX_KL, x, y, axis, dtype, 1.0, resolve_threads(n_threads))
 
 
 # SciPy's dtypes: integers and bools become float64, floats promote;
@@ -367,4 +368,4 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     axis = single_axis(axis, arrays[0].ndim, "source")
     div = 1.0 if base is None else math.log(float(base))
     return _rows(_ENTROPY, arrays[0], arrays[1] if len(arrays) == 2 else None, axis, dtype, div,
-                 _dispatch.resolve_threads(n_threads))
+                 resolve_threads(n_threads))

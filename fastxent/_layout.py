@@ -33,6 +33,8 @@ import math
 
 import numpy as np
 
+from ._arrays import aligned, c_aligned, c_contiguous
+
 __all__ = ["kernel_view", "kernel_out", "overlaps", "empty_like_layout", "empty_reduced",
            "reduced_shape", "kept_shape", "plan_views", "reduce", "class_views", "elementwise_views",
            "elementwise", "array_sum", "finish"]
@@ -41,8 +43,6 @@ _NDARRAY = np.ndarray
 _UINT16 = np.dtype(np.uint16)
 _F16 = np.dtype(np.float16)
 _F16_NUM = _F16.num
-# NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED: both flags tested by one lookup
-_C_ALIGNED = 0x0001 | 0x0100
 
 
 # ---------------------------------------------------------------------------
@@ -51,7 +51,7 @@ _C_ALIGNED = 0x0001 | 0x0100
 def _typed(a):
     """True if the kernels can walk `a` through a typed pointer: aligned data
     and strides that are whole elements."""
-    if not a.flags.aligned:
+    if not aligned(a):
         return False
     item = a.itemsize
     # aligned strides are whole elements where the alignment is the size
@@ -64,7 +64,7 @@ def kernel_view(a):
     (views into records) cannot be read through a typed pointer and are
     copied.  For inputs only: an output goes through `kernel_out` first."""
     dtype = a.dtype
-    if not (a.flags.aligned and dtype.alignment == a.itemsize) and not _typed(a):
+    if not (aligned(a) and dtype.alignment == a.itemsize) and not _typed(a):
         a = np.array(a)
     return a.view(_UINT16) if dtype == _F16 else a
 
@@ -161,7 +161,7 @@ def empty_like_layout(x, shape, dtype, kept=None):
     corresponding axes `kept` of `x` (largest stride first; default: all
     axes of `x`), so that it merges with `x` wherever `x` merges with
     itself."""
-    if x.flags.c_contiguous:
+    if c_contiguous(x):
         return np.empty(shape, dtype)
     if kept is None:
         kept = range(x.ndim)
@@ -179,7 +179,7 @@ def empty_reduced(x, axes, keepdims, dtype):
         shape = shape[:-1]   # the common case, without a call
     else:
         shape = kept_shape(shape, axes) if keepdims else reduced_shape(shape, axes)
-    if x.flags.c_contiguous:
+    if c_contiguous(x):
         return np.empty(shape, dtype)
     if keepdims:
         return empty_like_layout(x, shape, dtype,
@@ -304,9 +304,8 @@ def reduce(shape, axes, ins, full_outs, row_outs, planner=None):
         if hi + 1 != len(shape) and math.prod(shape[lo:hi + 1]) == 1:
             return planner(shape, axes, ins, full_outs, row_outs)
     views = (*ins, *full_outs, *row_outs)
-    for a in views:
-        if a is not None and a.flags.num & _C_ALIGNED != _C_ALIGNED:
-            return planner(shape, axes, ins, full_outs, row_outs)
+    if not c_aligned(views):
+        return planner(shape, axes, ins, full_outs, row_outs)
     return ((views, lo, hi),)
 
 
@@ -500,7 +499,8 @@ def elementwise(shape, ins, outs, units_of):
     (None entries kept as None), read by the drivers as (rows, L): the axes
     before lo are the rows, lo..hi the row (see _view in
     src/fx_kernels.pxd.tp); `partial` the new array of `units_of(rows, L)`
-    partial sums the kernel writes.  The calls come in a fixed order, so a
+    partial sums the kernel writes, or None where that is one sum, which
+    the kernel returns instead.  The calls come in a fixed order, so a
     sum of their partial sums does not depend on the thread count.
 
     ins: arrays of `shape` in the compute dtype (broadcast views allowed);
@@ -515,12 +515,13 @@ def elementwise(shape, ins, outs, units_of):
     Inputs whose dims do not merge into two are walked in calls over the
     first axis."""
     views = (*ins, *outs)
-    for a in views:
-        if a is not None and (a.flags.num & _C_ALIGNED != _C_ALIGNED or a.shape != shape):
-            break
-    else:
-        # all C-ordered, none broadcast: one flat stream each
-        return ((views, 0, len(shape) - 1, np.zeros(units_of(1, views[0].size))),)
+    if c_aligned(views):
+        for a in views:
+            if a is not None and a.shape != shape:
+                break
+        else:
+            # all C-ordered, none broadcast: one flat stream each
+            return ((views, 0, len(shape) - 1, _partials(units_of(1, views[0].size))),)
     ins = [None if a is None else kernel_view(a) for a in ins]
     outs = [None if o is None else kernel_view(o) for o in outs]
     return _elementwise(shape, ins, outs, units_of)
@@ -542,7 +543,7 @@ def _elementwise(shape, ins, outs, units_of):
     for o in outs:
         v = None
         if o is not None:
-            v = o.reshape(R, L) if o.flags.c_contiguous else None
+            v = o.reshape(R, L) if c_contiguous(o) else None
             if v is None:
                 both = elementwise_views(shape, given + [o])
                 v = both[-1] if both is not None and both[0].shape == (R, L) else None
@@ -551,13 +552,19 @@ def _elementwise(shape, ins, outs, units_of):
                 copies.append((o, buf))
                 v = buf.reshape(R, L)
         views.append(v)
-    yield views, 1, 1, np.zeros(units_of(R, L))
+    yield views, 1, 1, _partials(units_of(R, L))
     for o, buf in copies:
         np.copyto(o, buf)
 
 
 # ---------------------------------------------------------------------------
 # results
+
+def _partials(n):
+    """The array of a kernel call's `n` partial sums, zeros; None for one:
+    the kernel returns that sum itself (src/fx_kernels.pxd.tp, _partials)."""
+    return np.zeros(n) if n > 1 else None
+
 
 def array_sum(p):
     """float(np.sum(p)) of a 1-d float64 array, without np.sum's cost for

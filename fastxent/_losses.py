@@ -13,6 +13,7 @@ import numpy as np
 from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
 from . import _dask, _dispatch
+from ._dispatch import kernel, resolve_threads
 from ._checks import (KERNEL_DTYPES, check_reduction, class_labels, class_weight,
                       float_input, grad_array, promote_dtypes, weight_dtype)
 from ._layout import array_sum, class_views, finish, kernel_out, kernel_view
@@ -139,7 +140,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     eps = float(label_smoothing)
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
-    nt = _dispatch.resolve_threads(n_threads)
+    nt = resolve_threads(n_threads)
     x = float_input(input, "input")
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
@@ -193,8 +194,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     rows = np.zeros(rows_shape, work) if reduction == "none" else None
     total = 0.0
     if x.size:
+        # the partial sums of blocks of rows; one block's sum the kernel
+        # returns
         partial = None
-        if rows is None:
+        if rows is None and n_rows > _ROWS_PER_PARTIAL:
             partial = np.zeros(-(-n_rows // _ROWS_PER_PARTIAL))
         if reduction == "mean":
             gscale = 1.0 / denom if denom != 0 else np.inf
@@ -210,11 +213,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                 gwork = np.empty(x.shape, work)
             elif grad_out is not None:
                 gwork = kernel_out(grad, [x, t if probs else labels, w], in_place=x)
-        kern = _dispatch.kernel("cross_entropy", work)
+        kern = kernel("cross_entropy", work)
         wv = None if w is None else kernel_view(w)
         for (xv, qv, gv, lab, lv), lo, hi in class_views((x, t if probs else None), (gwork,),
                                                          (None if probs else labels, rows)):
-            kern(xv, lab, ignore_index, qv, wv, eps, gv, gscale, lv, partial, nt, lo, hi)
+            total = kern(xv, lab, ignore_index, qv, wv, eps, gv, gscale, lv, partial, nt, lo, hi)
         if gwork is not grad:
             with np.errstate(over="ignore"):   # float16 overflows to inf quietly
                 np.copyto(grad, gwork, casting="same_kind")
@@ -301,7 +304,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
         return _dask.nll_loss(input, target, weight, ignore_index, reduction,
                               return_grad=return_grad, grad_out=grad_out, n_threads=n_threads)
     check_reduction(reduction)
-    nt = _dispatch.resolve_threads(n_threads)
+    nt = resolve_threads(n_threads)
     x = float_input(input, "input")
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")

@@ -14,6 +14,7 @@ import numpy as np
 from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
 from . import _dask, _dispatch
+from ._dispatch import kernel, resolve_threads
 from ._checks import (as_array, broadcast_shape, broadcast_to_shape, check_reduction,
                       float_input, grad_array, promote, weight_dtype)
 from ._layout import array_sum, elementwise, finish, kernel_out
@@ -51,8 +52,8 @@ def _kl_div_calls(kern, shape, ins, outs, lt, gscale, nt):
     total = 0   # as Python's sum(): 0 + -0.0 is 0.0
     for (xv, tv, ov, gv), lo, hi, partial in elementwise(shape, ins, outs,
                                                          _dispatch.active.pointwise_units):
-        kern(xv, tv, lt, ov, gv, gscale, partial, nt, lo, hi)
-        total += array_sum(partial)
+        one = kern(xv, tv, lt, ov, gv, gscale, partial, nt, lo, hi)
+        total += one if partial is None else array_sum(partial)
     return total
 
 
@@ -63,8 +64,8 @@ def _bce_calls(kern, shape, ins, outs, gscale, nt):
     total = 0   # as Python's sum(): 0 + -0.0 is 0.0
     for (xv, yv, wv, pv, ov, gv), lo, hi, partial in elementwise(
             shape, ins, outs, _dispatch.active.pointwise_units):
-        kern(xv, yv, wv, pv, ov, gv, gscale, partial, nt, lo, hi)
-        total += array_sum(partial)
+        one = kern(xv, yv, wv, pv, ov, gv, gscale, partial, nt, lo, hi)
+        total += one if partial is None else array_sum(partial)
     return total
 
 
@@ -213,7 +214,7 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     if t.shape != shape:
         shape = broadcast_shape([x, t], ["input", "target"],
                                 "target of shape {1} does not broadcast with input of shape {0}")
-    nt = _dispatch.resolve_threads(n_threads)
+    nt = resolve_threads(n_threads)
     if reduction == "mean":
         denom = math.prod(shape)
     elif reduction == "batchmean":
@@ -233,7 +234,7 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
         out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
     total = 0
     if ins[0].size:
-        kern = _dispatch.kernel("kl_div", dtype)
+        kern = kernel("kl_div", dtype)
         total = _kl_div_calls(kern, shape, ins, (out, gbuf), lt, gscale, nt)
         if out is None and not math.isfinite(total):
             total = _exact_total(total, dtype, ins, gbuf, lambda: _terms(
@@ -343,7 +344,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     if t.shape != x.shape:
         raise ValueError(f"target has shape {t.shape}; it must have the input's shape {x.shape}")
     dtype = promote(x, t) if t.dtype.kind == "f" else x.dtype
-    nt = _dispatch.resolve_threads(n_threads)
+    nt = resolve_threads(n_threads)
     shape = x.shape
     res_dtype = dtype
     if weight is None and pos_weight is None:
@@ -373,7 +374,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
     total = 0
     if n:
-        kern = _dispatch.kernel("bce_with_logits", dtype)
+        kern = kernel("bce_with_logits", dtype)
         total = _bce_calls(kern, shape, ins, (out, gbuf), gscale, nt)
         if out is None and not math.isfinite(total):
             total = _exact_total(total, dtype, ins, gbuf, lambda: _terms(

@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from . import _dask, _dispatch
+from ._dispatch import resolve_threads
 from ._checks import as_array, check_out
 from ._layout import kernel_out
 from .reference.score import ROW_FIELDS, RowScores
@@ -232,7 +233,7 @@ def score_rows(input, target, *, ignore_index=-100, temperature=1.0, out=None,
     if type(input) is not np.ndarray and _dask.any_dask(input, target):
         return _dask.score_rows(input, target, ignore_index=ignore_index,
                                 temperature=temperature, out=out, n_threads=n_threads)
-    nt = _dispatch.resolve_threads(n_threads)
+    nt = resolve_threads(n_threads)
     x, bf16, labels, ignore, tmode, t, result, batch_shape = _prepare(
         input, target, ignore_index, temperature)
     if out is None:
@@ -288,7 +289,7 @@ def _score_state(input, target, *, ignore_index=-100, temperature=1.0, max_rank=
         raise ValueError(f"max_rank must be >= 0, got {max_rank}")
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    nt = _dispatch.resolve_threads(n_threads)
+    nt = resolve_threads(n_threads)
     x, bf16, labels, ignore, tmode, t, result, batch_shape = _prepare(
         input, target, ignore_index, temperature)
     bad, f, c = _dispatch.active.score(x, labels, ignore, tmode, t, bf16, None, max_rank,

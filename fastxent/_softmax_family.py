@@ -8,7 +8,8 @@ src/fx_softmax_family.h) chosen by _dispatch.
 import numpy as np
 from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
-from . import _dask, _dispatch
+from . import _dask
+from ._dispatch import kernel, resolve_threads
 from ._checks import (F64, READY_DTYPES, as_array, broadcast_shape, check_out, exp_result_dtype,
                       normalize_axes)
 from ._layout import (empty_like_layout, empty_reduced, kept_shape, kernel_out, reduce,
@@ -110,7 +111,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     """
     if (type(a) is not _ndarray or b is not None) and _dask.any_dask(a, b):
         return _dask.logsumexp(a, axis, b, keepdims, return_sign, out=out, n_threads=n_threads)
-    nt = _dispatch.resolve_threads(n_threads)
+    nt = resolve_threads(n_threads)
     a_in, b_in = a, b
     a = as_array(a, "a")
     if b is not None:
@@ -144,7 +145,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
         if sgn is not None:
             sgn[...] = -1.0  # SciPy: sign(-inf)
     else:
-        kern = _dispatch.kernel("logsumexp", dtype)
+        kern = kernel("logsumexp", dtype)
         for (av, bv, rv, sv), lo, hi in reduce(a.shape, axes, (a, b), (), (res, sgn)):
             kern(av, rv, sv, bv, return_sign, nt, lo, hi)
 
@@ -160,7 +161,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
 
 
 def _softmax_common(x, axis, out, n_threads, logarithm, name):
-    nt = _dispatch.resolve_threads(n_threads)
+    nt = resolve_threads(n_threads)
     x = as_array(x, "x")
     dtype = _SOFTMAX_DTYPE.get(x.dtype)
     if dtype is None:
@@ -189,7 +190,7 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
     else:
         res = target = empty_like_layout(x, shape, dtype)
     if x.size:
-        kern = _dispatch.kernel("softmax", dtype)
+        kern = kernel("softmax", dtype)
         for (xv, rv), lo, hi in reduce(shape, axes, (x,), (res,), ()):
             kern(xv, rv, logarithm, nt, lo, hi)
         if res is not target:

@@ -3,7 +3,13 @@
 # (fx_kernels.pxd holds the shared part), so their order here does not
 # matter; a new family is one more include.
 
-from fx_kernels cimport FX_OPENMP, fx_max_threads, fx_cpu_has_avx2_fma
+from fx_kernels cimport FX_OPENMP, fx_max_threads, fx_cpu_has_avx2_fma, fx_formats_init
+cimport numpy as cnp
+
+# NumPy's C API (fx_get_buffer reads the operands' fields through it) and
+# the static format strings of fx_get_buffer, before any driver runs
+cnp.import_array()
+fx_formats_init()
 
 include "softmax_family.pxi"
 include "losses.pxi"

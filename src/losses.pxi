@@ -65,9 +65,11 @@ def cross_entropy(x, labels, int64_t ignore_index, probs, weight, double eps, gr
     like x (IN; the other one None).  weight: (C,) or None (IN).  grad:
     like x or None (OUT: the gradient times gscale).  loss_rows: per-row
     losses (OUT), or None and then partial: the sums of blocks of
-    rows_per_partial() rows (OUT).
+    rows_per_partial() rows (OUT), or None for rows of one block, whose sum
+    is returned (see _partials).
     """
     cdef fx_view xv, lv, qv, wv, gv, rv, pv
+    cdef double one = 0.0
     _input_view(x, &xv, lo, hi)
     _like(probs, &qv, &xv, lo, hi, False, False)
     _like(grad, &gv, &xv, lo, hi, False, True)
@@ -87,7 +89,8 @@ def cross_entropy(x, labels, int64_t ignore_index, probs, weight, double eps, gr
             raise ValueError("cross_entropy: one weight per class, of the logits' type")
     _none_view(&pv)
     if loss_rows is None:
-        _doubles(partial, &pv, (xv.n[0] * xv.n[2] + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL)
+        _partials(partial, &pv, (xv.n[0] * xv.n[2] + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL,
+                  &one)
     if xv.itemsize == 8:
         _cross_entropy(<double *>NULL, &xv, &lv, ignore_index, &qv, &wv, eps, &gv, gscale,
                        &rv, &pv, n_threads)
@@ -97,6 +100,7 @@ def cross_entropy(x, labels, int64_t ignore_index, probs, weight, double eps, gr
     else:
         _cross_entropy(<uint16_t *>NULL, &xv, &lv, ignore_index, &qv, &wv, eps, &gv, gscale,
                        &rv, &pv, n_threads)
+    return one
 
 
 cdef int _cross_entropy(real *tag, const fx_view *x, const fx_view *lab, int64_t ignore_index,

@@ -20,7 +20,7 @@
 
 from cython.parallel cimport prange
 from fx_kernels cimport *
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS, PyBUF_RECORDS_RO
+from cpython.buffer cimport PyBuffer_Release
 from libc.math cimport INFINITY
 
 # blocks of rows, at most: the fixed scratch of a call (3 doubles each)
@@ -104,29 +104,29 @@ def nll_loss(x, labels, ignore_index, weight, out, grad, bint grad_zeroed, bint 
             a.has_ignore = 1
         except OverflowError:   # no label of any integer dtype equals it
             pass
-    PyObject_GetBuffer(x, &xb, PyBUF_RECORDS_RO)
+    fx_get_buffer(x, &xb, False)
     try:
-        PyObject_GetBuffer(labels, &lb, PyBUF_RECORDS_RO)
+        fx_get_buffer(labels, &lb, False)
         try:
             a.lkind = _nll_label_kind(&lb)
             a.wkind = 0
             a.ws = 0
             a.w = NULL
             if weight is not None:
-                PyObject_GetBuffer(weight, &wb, PyBUF_RECORDS_RO)
+                fx_get_buffer(weight, &wb, False)
                 have_w = True
                 a.w = <const char *>wb.buf
                 a.ws = wb.strides[0]
                 a.wkind = <int>wb.itemsize
             a.out = NULL
             if out is not None:
-                PyObject_GetBuffer(out, &ob, PyBUF_RECORDS)
+                fx_get_buffer(out, &ob, True)
                 have_o = True
                 a.out = <char *>ob.buf
             a.g = NULL
             a.g_zeroed = grad_zeroed
             if grad is not None:
-                PyObject_GetBuffer(grad, &gb, PyBUF_RECORDS)
+                fx_get_buffer(grad, &gb, True)
                 have_g = True
                 a.g = <char *>gb.buf
             a.x = <const char *>xb.buf

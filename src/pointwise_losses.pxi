@@ -84,18 +84,19 @@ def pointwise_units(Py_ssize_t R, Py_ssize_t L):
 
 
 cdef inline int _pointwise_views(x, fx_view *xv, others, fx_view *views, int n_in,
-                                  partial, fx_view *pv, int lo, int hi) except -1:
+                                  partial, fx_view *pv, double *one, int lo, int hi) except -1:
     """The operands of an element-wise loss: x and `others` (inputs first,
     n_in of them, then outputs; None entries absent) read as (rows, L) --
     the dims before lo are the rows, lo..hi the row (see _view) -- and the
-    partial sums, one per work unit."""
+    partial sums, one per work unit (None for one unit: `one`, see
+    _partials)."""
     cdef Py_ssize_t k
     _input_view(x, xv, lo, hi)
     if xv.n[2] != 1:
         raise ValueError("element-wise operands have no dims after hi")
     for k in range(len(others)):
         _like(others[k], &views[k], xv, lo, hi, False, k >= n_in)
-    _doubles(partial, pv, _units(xv.n[0], xv.n[1]))
+    _partials(partial, pv, _units(xv.n[0], xv.n[1]), one)
     return 0
 
 
@@ -104,10 +105,11 @@ def kl_div(x, t, bint log_target, out, grad, double gscale, partial, int n_threa
     """Terms p (log p - x) (p = exp(t) if log_target) of x and t read as
     (R, L) (see _pointwise_views; IN); out: the terms or None (OUT); grad:
     -p * gscale or None (OUT); partial: pointwise_units(R, L) unit sums
-    (OUT)."""
+    (OUT), or None for one unit, whose sum is returned."""
     cdef fx_view xv, pv
     cdef fx_view v[3]
-    _pointwise_views(x, &xv, (t, out, grad), v, 1, partial, &pv, lo, hi)
+    cdef double one = 0.0
+    _pointwise_views(x, &xv, (t, out, grad), v, 1, partial, &pv, &one, lo, hi)
     if t is None:
         raise ValueError("kl_div: the target is not optional")
     if xv.itemsize == 8:
@@ -117,6 +119,7 @@ def kl_div(x, t, bint log_target, out, grad, double gscale, partial, int n_threa
     else:
         _kl_div(<uint16_t *>NULL, &xv, &v[0], log_target, &v[1], &v[2], gscale, &pv,
                 n_threads)
+    return one
 
 
 cdef int _kl_div(real *tag, const fx_view *xv, const fx_view *tv, bint log_target,
@@ -158,7 +161,9 @@ def bce_with_logits(x, y, weight, pos_weight, out, grad, double gscale, partial,
     (or None) read as (R, L) (IN); out, grad, partial as kl_div."""
     cdef fx_view xv, pv
     cdef fx_view v[5]
-    _pointwise_views(x, &xv, (y, weight, pos_weight, out, grad), v, 3, partial, &pv, lo, hi)
+    cdef double one = 0.0
+    _pointwise_views(x, &xv, (y, weight, pos_weight, out, grad), v, 3, partial, &pv, &one, lo,
+                     hi)
     if y is None:
         raise ValueError("bce_with_logits: the target is not optional")
     if xv.itemsize == 8:
@@ -167,6 +172,7 @@ def bce_with_logits(x, y, weight, pos_weight, out, grad, double gscale, partial,
         _bce(<float *>NULL, &xv, v, gscale, &pv, n_threads)
     else:
         _bce(<uint16_t *>NULL, &xv, v, gscale, &pv, n_threads)
+    return one
 
 
 cdef int _bce(real *tag, const fx_view *xv, const fx_view *v, double gscale,

@@ -14,7 +14,7 @@
 
 from cython.parallel cimport prange, threadid
 from fx_kernels cimport *
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS, PyBUF_RECORDS_RO
+from cpython.buffer cimport PyBuffer_Release
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 from libc.stdint cimport int64_t
@@ -143,14 +143,14 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
     a.bf16 = bf16
     a.max_rank = max_rank
     a.n_bins = n_bins
-    PyObject_GetBuffer(x, &xb, PyBUF_RECORDS_RO)
+    fx_get_buffer(x, &xb, False)
     try:
-        PyObject_GetBuffer(labels, &lb, PyBUF_RECORDS_RO)
+        fx_get_buffer(labels, &lb, False)
         try:
             a.lkind = _nll_label_kind(&lb)
             if outs is not None:
                 for o in range(FX_SCORE_NOUT):
-                    PyObject_GetBuffer(outs[o], &obs[o], PyBUF_RECORDS)
+                    fx_get_buffer(outs[o], &obs[o], True)
                     n_o += 1
                     a.out[o] = <char *>obs[o].buf
             else:
@@ -190,7 +190,7 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             # memoryview: its set-up would be most of a small call's time)
             ftot = np.zeros(n_f, np.float64)
             ctot = np.zeros(n_c, np.int64)
-            PyObject_GetBuffer(ftot, &fb, PyBUF_RECORDS)
+            fx_get_buffer(ftot, &fb, True)
             try:
                 # in block order: the same sums on any thread count
                 for k in range(nblk):
@@ -198,7 +198,7 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
                         (<double *>fb.buf)[o] += fsums[k * nf + o]
             finally:
                 PyBuffer_Release(&fb)
-            PyObject_GetBuffer(ctot, &cb, PyBUF_RECORDS)
+            fx_get_buffer(ctot, &cb, True)
             try:
                 for k in range(nt):
                     for o in range(n_c):
