@@ -268,15 +268,26 @@ def class_weight(weight, C, dtype):
     return w if dtype is None else w.astype(dtype, copy=False)
 
 
-def class_labels(target, x, ignore_index):
+def class_axis(shape):
+    """(C, rows shape) of an input of `shape` with PyTorch's class axis:
+    ``(C,)`` or ``(N, C, d1, ...)``, whose rows shape is ``()`` or
+    ``(N, d1, ...)``.  `shape` has at least one dim."""
+    n = len(shape)
+    if n == 2:   # (N, C): the usual case, one slice
+        return shape[1], shape[:1]
+    if n == 1:
+        return shape[0], ()
+    return shape[1], shape[:1] + shape[2:]
+
+
+def class_labels(target, x_shape, ignore_index):
     """Class-index targets as int64 (no copy for int64), checked: of the
-    input's shape without the class axis, each in [0, C) or equal to
-    ignore_index.  Returns (labels, number ignored)."""
-    batch_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+    shape of the input's rows (input of `x_shape`, see class_axis), each
+    in [0, C) or equal to ignore_index.  Returns (labels, number ignored)."""
+    C, batch_shape = class_axis(x_shape)
     if target.shape != batch_shape:
         raise ValueError(f"target has shape {target.shape}; class-index targets for input of "
-                         f"shape {x.shape} must have shape {batch_shape}")
-    C = x.shape[1] if x.ndim > 1 else x.shape[0]
+                         f"shape {x_shape} must have shape {batch_shape}")
     dtype = target.dtype
     if dtype is _I64 or dtype == _I64:   # the usual labels: no conversion
         t = target

@@ -52,17 +52,18 @@ def _logits(value, name):
 
 def _logit_rows(x, y, names, axis):
     """The logits `x` and `y` (None, or a pair of _logits) in their common
-    dtype, broadcast to one shape, the checked class axis and the dtype."""
+    dtype, broadcast to one shape, the checked class axis and the dtype.
+    (The dtypes come from tables: the same objects when equal, so `is`
+    decides the usual case before ``!=``.)"""
     x, dtype = x
-    if y is None:
-        shape = x.shape
-    else:
+    shape = x_shape = x.shape
+    if y is not None:
         y, y_dtype = y
-        shape = x.shape
-        if y.shape != shape:
+        y_shape = y.shape
+        if y_shape != shape:
             shape = broadcast_shape([x, y], names, "p_logits of shape {0} and q_logits of "
                                     "shape {1} do not broadcast")
-        if y_dtype != dtype:
+        if y_dtype is not dtype and y_dtype != dtype:
             dtype = promote_dtypes(dtype, y_dtype)
     if len(shape) == 0:
         raise np.exceptions.AxisError(axis, 0)
@@ -70,14 +71,16 @@ def _logit_rows(x, y, names, axis):
     if shape[axis] == 0:
         raise ValueError(f"{names[0]}: the class axis {axis} has length zero "
                          f"(shape {shape}); a softmax needs at least one class")
-    if x.dtype != dtype:
+    x_dtype = x.dtype
+    if x_dtype is not dtype and x_dtype != dtype:
         x = x.astype(dtype)
-    if x.shape != shape:
+    if x_shape != shape:
         x = np.broadcast_to(x, shape)
     if y is not None:
-        if y.dtype != dtype:
+        y_dtype = y.dtype
+        if y_dtype is not dtype and y_dtype != dtype:
             y = y.astype(dtype)
-        if y.shape != shape:
+        if y_shape != shape:
             y = np.broadcast_to(y, shape)
     return x, y, axis, dtype
 

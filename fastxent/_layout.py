@@ -516,12 +516,9 @@ def elementwise(shape, ins, outs, units_of):
     first axis."""
     views = (*ins, *outs)
     if c_aligned(views):
-        for a in views:
-            if a is not None and a.shape != shape:
-                break
-        else:
-            # all C-ordered, none broadcast: one flat stream each
-            return ((views, 0, len(shape) - 1, _partials(units_of(1, views[0].size))),)
+        # all C-ordered, so none broadcast (a zero stride on a dim longer
+        # than 1 is not C-contiguous): one flat stream each
+        return ((views, 0, len(shape) - 1, _partials(units_of(1, views[0].size))),)
     ins = [None if a is None else kernel_view(a) for a in ins]
     outs = [None if o is None else kernel_view(o) for o in outs]
     return _elementwise(shape, ins, outs, units_of)

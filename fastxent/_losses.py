@@ -14,7 +14,7 @@ from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
 from . import _dask, _dispatch
 from ._dispatch import kernel, resolve_threads
-from ._checks import (KERNEL_DTYPES, check_reduction, class_labels, class_weight,
+from ._checks import (KERNEL_DTYPES, check_reduction, class_axis, class_labels, class_weight,
                       float_input, grad_array, promote_dtypes, weight_dtype)
 from ._layout import array_sum, class_views, finish, kernel_out, kernel_view
 
@@ -149,7 +149,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if kind == "c" or kind not in "biuf":
         raise TypeError(f"target must hold class indices (integers) or probabilities "
                         f"(floats), got dtype {t.dtype}")
-    C = x.shape[1] if x.ndim > 1 else x.shape[0]
+    x_shape = x.shape
+    C, rows_shape = class_axis(x_shape)
     probs = kind == "f"
     # PyTorch computes in the promotion of the input and a probability
     # target and returns the loss in it; the gradient keeps the input dtype
@@ -171,11 +172,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if x.dtype is not work and x.dtype != work:
         x = x.astype(work)   # a copy only for mixed dtypes
     if probs:
-        if t.shape != x.shape:
+        if t.shape != x_shape:
             raise ValueError(f"probability target has shape {t.shape}, expected the input's "
-                             f"shape {x.shape}")
+                             f"shape {x_shape}")
         t = t.astype(work, copy=False)
-        rows_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
         n_rows = math.prod(rows_shape)
         # PyTorch divides by numel / C: NaN without classes
         denom = float(n_rows) if C else 0.0
@@ -183,8 +183,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if kind == "b":
             raise TypeError("target must hold class indices (integers) or probabilities "
                             "(floats), got dtype bool")
-        labels, n_ignored = class_labels(t, x, ignore_index)
-        rows_shape, n_rows = labels.shape, labels.size
+        labels, n_ignored = class_labels(t, x_shape, ignore_index)
+        n_rows = labels.size
         if reduction == "mean":
             denom = (float(n_rows - n_ignored) if w is None else
                      _target_weight_sum(labels, n_ignored, ignore_index, w))
@@ -311,8 +311,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     t = np.asarray(target)
     if t.dtype.kind not in "iu":
         raise TypeError(f"target must hold class indices (integers), got dtype {t.dtype}")
-    C = x.shape[1] if x.ndim > 1 else x.shape[0]
-    batch_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+    C, batch_shape = class_axis(x.shape)
     if t.shape != batch_shape:
         raise ValueError(f"target has shape {t.shape}; class-index targets for input of "
                          f"shape {x.shape} must have shape {batch_shape}")

@@ -210,23 +210,24 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     x = float_input(input, "input")
     t = as_array(target, "target")
     dtype = promote(x, t) if t.dtype.kind == "f" else x.dtype
-    shape = x.shape
-    if t.shape != shape:
+    shape = x_shape = x.shape
+    t_shape = t.shape
+    if t_shape != shape:
         shape = broadcast_shape([x, t], ["input", "target"],
                                 "target of shape {1} does not broadcast with input of shape {0}")
     nt = resolve_threads(n_threads)
     if reduction == "mean":
         denom = math.prod(shape)
     elif reduction == "batchmean":
-        denom = x.shape[0] if x.ndim else 1
+        denom = x_shape[0] if x_shape else 1
     else:
         denom = 1
     gscale = (1.0 / denom) if denom else np.nan
     grad = grad_array(grad_out, x) if return_grad else None
-    xw = x if x.dtype == dtype else x.astype(dtype)
-    tw = t if t.dtype == dtype else t.astype(dtype)
-    ins = (xw if xw.shape == shape else np.broadcast_to(xw, shape),
-           tw if tw.shape == shape else np.broadcast_to(tw, shape))
+    xw = x if x.dtype is dtype or x.dtype == dtype else x.astype(dtype)
+    tw = t if t.dtype is dtype or t.dtype == dtype else t.astype(dtype)
+    ins = (xw if x_shape == shape else np.broadcast_to(xw, shape),
+           tw if t_shape == shape else np.broadcast_to(tw, shape))
     lt = bool(log_target)
     if grad is None and reduction != "none":
         out = gbuf = None
@@ -348,8 +349,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     shape = x.shape
     res_dtype = dtype
     if weight is None and pos_weight is None:
-        ins = (x if x.dtype == dtype else x.astype(dtype),
-               t if t.dtype == dtype else t.astype(dtype), None, None)
+        ins = (x if x.dtype is dtype or x.dtype == dtype else x.astype(dtype),
+               t if t.dtype is dtype or t.dtype == dtype else t.astype(dtype), None, None)
     else:
         weights = [None if arr is None else as_array(arr, name)
                    for arr, name in ((weight, "weight"), (pos_weight, "pos_weight"))]
@@ -360,8 +361,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         for a in weights:
             if a is not None:
                 dtype = np.promote_types(dtype, weight_dtype(a, res_dtype))
-        ins = [x if x.dtype == dtype else x.astype(dtype),
-               t if t.dtype == dtype else t.astype(dtype)]
+        ins = [x if x.dtype is dtype or x.dtype == dtype else x.astype(dtype),
+               t if t.dtype is dtype or t.dtype == dtype else t.astype(dtype)]
         for a, name in zip(weights, ("weight", "pos_weight")):
             ins.append(None if a is None else
                        broadcast_to_shape(a.astype(dtype, copy=False), shape, name))

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _dask, _dispatch
 from ._dispatch import resolve_threads
-from ._checks import as_array, check_out
+from ._checks import as_array, check_out, class_axis
 from ._layout import kernel_out
 from .reference.score import ROW_FIELDS, RowScores
 
@@ -96,7 +96,7 @@ def _prepare(input, target, ignore_index, temperature):
     result = _F64 if x.dtype == _F64 else _F32
     tmode, t = _temperature(temperature, x.dtype)
     ignore = _ignore(ignore_index)
-    batch_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+    batch_shape = class_axis(x.shape)[1]
     labels = _labels(target, batch_shape, x.shape)
     return x, bf16, labels, ignore, tmode, t, result, batch_shape
 

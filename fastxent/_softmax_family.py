@@ -126,15 +126,18 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
         a = np.broadcast_to(a.astype(dtype, copy=False), shape)
         b = np.broadcast_to(b.astype(dtype, copy=False), shape)
     else:
-        dtype = _LSE_DTYPE[a.dtype]
-        if a.dtype != dtype:
+        a_dtype = a.dtype
+        dtype = _LSE_DTYPE[a_dtype]
+        if a_dtype is not dtype and a_dtype != dtype:
             a = a.astype(dtype)
-    if a.ndim == 0:  # SciPy works on atleast_1d(a)
+    shape = a.shape
+    if not shape:  # SciPy works on atleast_1d(a)
         a = a.reshape(1)
         b = b.reshape(1) if b is not None else None
-    axes = normalize_axes(axis, a.ndim)
+        shape = (1,)
+    axes = normalize_axes(axis, len(shape))
     if out is not None:
-        check_out(out, (kept_shape if keepdims else reduced_shape)(a.shape, axes), dtype)
+        check_out(out, (kept_shape if keepdims else reduced_shape)(shape, axes), dtype)
         res = kernel_out(out, [a, b])
     else:
         res = empty_reduced(a, axes, keepdims, dtype)
@@ -146,7 +149,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
             sgn[...] = -1.0  # SciPy: sign(-inf)
     else:
         kern = kernel("logsumexp", dtype)
-        for (av, bv, rv, sv), lo, hi in reduce(a.shape, axes, (a, b), (), (res, sgn)):
+        for (av, bv, rv, sv), lo, hi in reduce(shape, axes, (a, b), (), (res, sgn)):
             kern(av, rv, sv, bv, return_sign, nt, lo, hi)
 
     if out is not None and res is not out:
@@ -163,11 +166,12 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
 def _softmax_common(x, axis, out, n_threads, logarithm, name):
     nt = resolve_threads(n_threads)
     x = as_array(x, "x")
-    dtype = _SOFTMAX_DTYPE.get(x.dtype)
+    x_dtype = x.dtype
+    dtype = _SOFTMAX_DTYPE.get(x_dtype)
     if dtype is None:
         raise TypeError(f"{name} of a boolean array is not defined (x - max(x) has no boolean "
                         "meaning; SciPy raises TypeError too); convert x to a float dtype")
-    if x.dtype != dtype:
+    if x_dtype is not dtype and x_dtype != dtype:
         x = x.astype(dtype)
     scalar = x.ndim == 0
     if scalar:
