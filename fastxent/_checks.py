@@ -280,11 +280,11 @@ def class_axis(shape):
     return shape[1], shape[:1] + shape[2:]
 
 
-def class_labels(target, x_shape, ignore_index):
+def class_labels(target, C, batch_shape, x_shape, ignore_index):
     """Class-index targets as int64 (no copy for int64), checked: of the
-    shape of the input's rows (input of `x_shape`, see class_axis), each
-    in [0, C) or equal to ignore_index.  Returns (labels, number ignored)."""
-    C, batch_shape = class_axis(x_shape)
+    shape `batch_shape` of the rows of the input (of `x_shape`, with `C`
+    classes: see class_axis), each in [0, C) or equal to ignore_index.
+    Returns (labels, number ignored)."""
     if target.shape != batch_shape:
         raise ValueError(f"target has shape {target.shape}; class-index targets for input of "
                          f"shape {x_shape} must have shape {batch_shape}")

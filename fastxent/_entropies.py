@@ -33,7 +33,7 @@ def _rows(kind, x, y, axis, dtype, div, nt):
         kern = kernel("row_entropies", dtype)
         for (xv, yv, ov), lo, hi in reduce(shape, axes, (x, y), (), (out,)):
             kern(kind, xv, yv, ov, div, nt, lo, hi)
-    return out if out.ndim else out[()]
+    return out if len(shape) > 1 else out[()]
 
 
 # the dtype of the softmax of logits of each dtype (NumPy's exp's); bool

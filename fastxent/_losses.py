@@ -142,14 +142,14 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
     nt = resolve_threads(n_threads)
     x = float_input(input, "input")
-    if x.ndim == 0:
+    x_shape = x.shape
+    if not x_shape:
         raise ValueError("input must have at least one dimension (the classes)")
-    t = target if type(target) is np.ndarray else np.asarray(target)
+    t = target if type(target) is _ndarray else np.asarray(target)
     kind = t.dtype.kind
     if kind == "c" or kind not in "biuf":
         raise TypeError(f"target must hold class indices (integers) or probabilities "
                         f"(floats), got dtype {t.dtype}")
-    x_shape = x.shape
     C, rows_shape = class_axis(x_shape)
     probs = kind == "f"
     # PyTorch computes in the promotion of the input and a probability
@@ -183,7 +183,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if kind == "b":
             raise TypeError("target must hold class indices (integers) or probabilities "
                             "(floats), got dtype bool")
-        labels, n_ignored = class_labels(t, x_shape, ignore_index)
+        labels, n_ignored = class_labels(t, C, rows_shape, x_shape, ignore_index)
         n_rows = labels.size
         if reduction == "mean":
             denom = (float(n_rows - n_ignored) if w is None else
@@ -193,7 +193,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     # zeros: rows with no classes (C == 0) have no kernel call and lose 0
     rows = np.zeros(rows_shape, work) if reduction == "none" else None
     total = 0.0
-    if x.size:
+    if n_rows and C:
         # the partial sums of blocks of rows; one block's sum the kernel
         # returns
         partial = None
