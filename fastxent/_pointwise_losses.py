@@ -21,6 +21,10 @@ from ._layout import array_sum, elementwise, finish, kernel_out
 
 __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
 
+# the number of work units (and partial sums) of an (R, L) problem: the same
+# C function in every kernel module, looked up once
+_UNITS = _dispatch.kernels().pointwise_units
+
 
 def _sum_of_terms(terms):
     """The sum of `terms` as far as its order does not matter: NaN with a
@@ -50,8 +54,7 @@ def _kl_div_calls(kern, shape, ins, outs, lt, gscale, nt):
     writing `outs` (the terms and the gradient, or None): the sum of their
     partial sums."""
     total = 0   # as Python's sum(): 0 + -0.0 is 0.0
-    for (xv, tv, ov, gv), lo, hi, partial in elementwise(shape, ins, outs,
-                                                         _dispatch.active.pointwise_units):
+    for (xv, tv, ov, gv), lo, hi, partial in elementwise(shape, ins, outs, _UNITS):
         one = kern(xv, tv, lt, ov, gv, gscale, partial, nt, lo, hi)
         total += one if partial is None else array_sum(partial)
     return total
@@ -63,7 +66,7 @@ def _bce_calls(kern, shape, ins, outs, gscale, nt):
     _kl_div_calls): the sum of their partial sums."""
     total = 0   # as Python's sum(): 0 + -0.0 is 0.0
     for (xv, yv, wv, pv, ov, gv), lo, hi, partial in elementwise(
-            shape, ins, outs, _dispatch.active.pointwise_units):
+            shape, ins, outs, _UNITS):
         one = kern(xv, yv, wv, pv, ov, gv, gscale, partial, nt, lo, hi)
         total += one if partial is None else array_sum(partial)
     return total
