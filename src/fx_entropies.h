@@ -487,4 +487,139 @@ static double FX_NAME(entropy_row)(const FX_T *p, Py_ssize_t sp, const FX_T *q, 
     return div == 1.0 ? r : r / div;
 }
 
+/* ---- scipy.stats.entropy of neighbouring columns ----
+ * nc <= FX_BLOCK_W columns side by side (column i: p[i], p[sp + i], ...,
+ * n classes; q likewise, or NULL), as an axis whose neighbours lie next to
+ * each other in memory (entropy(p, axis=0) of a C-ordered p).  A row walk
+ * would take one element of each cache line per column; here each pass
+ * reads whole lines for all of its columns and the arithmetic runs across
+ * the columns.  The arithmetic is the row body's (entropy_row_body), lane
+ * by lane, with chunks of FX_COL_CHUNK classes, whose FX_BLOCK_W columns
+ * stay in cache between the two passes: the chunk's sums (and checks),
+ * the running result rescaled to the new sums, then the chunk's terms
+ * against their reciprocals.  A column that needs SciPy's special cases (a
+ * negative, infinite or NaN entry, a zero, tiny or overflowing sum, a
+ * ratio outside the normal range) is redone by entropy_row_slow, as a row
+ * is.  out[i]: the entropy of column i divided by div. */
+#ifndef FX_COL_CHUNK
+#define FX_COL_CHUNK 256
+#endif
+
+FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
+                                          Py_ssize_t sq, Py_ssize_t n, Py_ssize_t nc, double div,
+                                          double *out, const int has_q)
+{
+    double Sp[FX_BLOCK_W], Sq[FX_BLOCK_W], acc[FX_BLOCK_W];
+    FX_W ip[FX_BLOCK_W], iq[FX_BLOCK_W], Sw[FX_BLOCK_W], Qw[FX_BLOCK_W];
+    FX_W fp[FX_BLOCK_W], fq[FX_BLOCK_W], bad[FX_BLOCK_W], chunk_bad[FX_BLOCK_W];
+    FX_W live[FX_BLOCK_W];
+    Py_ssize_t i;
+    for (i = 0; i < nc; i++) {
+        Sp[i] = Sq[i] = acc[i] = 0.0;
+        bad[i] = 0;
+    }
+    for (Py_ssize_t c0 = 0; c0 < n; c0 += FX_COL_CHUNK) {
+        Py_ssize_t end = c0 + FX_COL_CHUNK < n ? c0 + FX_COL_CHUNK : n;
+        /* the chunk's sums, folded in the working type over FX_FOLD classes
+         * (FX_COL_CHUNK is at most FX_FOLD), and its negative, NaN or inf
+         * entries */
+        for (i = 0; i < nc; i++) fp[i] = fq[i] = chunk_bad[i] = 0;
+        for (Py_ssize_t c = c0; c < end; c++) {
+            /* (no arithmetic on a NULL q) */
+            const FX_T *pc = p + c * sp, *qc = has_q ? q + c * sq : pc;
+            FX_PRAGMA(omp simd)
+            for (i = 0; i < nc; i++) {
+                FX_W v = FX_LOAD(pc[i]);
+                fp[i] += v;
+                chunk_bad[i] += ((v >= 0) & (v < (FX_W)INFINITY)) ? (FX_W)0 : (FX_W)1;
+                if (has_q) {
+                    FX_W u = FX_LOAD(qc[i]);
+                    fq[i] += u;
+                    chunk_bad[i] += ((u >= 0) & (u < (FX_W)INFINITY)) ? (FX_W)0 : (FX_W)1;
+                }
+            }
+        }
+        /* per column, the row body's steps between its two passes */
+        for (i = 0; i < nc; i++) {
+            double Sp1 = Sp[i] + (double)fp[i], Sq1 = Sq[i] + (has_q ? (double)fq[i] : 0.0);
+            int b = chunk_bad[i] != 0;
+            b |= !(Sp1 <= 1e30 && Sq1 <= 1e30);
+            b |= (Sp1 > 0 && Sp1 < 1e-30) || (has_q && Sq1 > 0 && Sq1 < 1e-30);
+            if (!b && Sp[i] > 0) {
+                double a = Sp[i] / Sp1;
+                if (has_q) {
+                    if (!(Sq[i] > 0)) b = 1;
+                    else acc[i] = a * (acc[i] + log(a / (Sq[i] / Sq1)));
+                } else {
+                    acc[i] = a * (acc[i] - log(a));
+                }
+            }
+            /* a column of zeros so far: no terms (the last chunk: slow) */
+            int on = Sp1 > 0 && (!has_q || Sq1 > 0);
+            if (!on && end == n) b = 1;
+            bad[i] += b ? (FX_W)1 : (FX_W)0;
+            /* the scales of the terms; a column without them gets values
+             * the working type holds (its terms are never added) */
+            int use = on && !b;
+            live[i] = use ? (FX_W)1 : (FX_W)0;
+            ip[i] = (FX_W)(use ? 1.0 / Sp1 : 1.0);
+            iq[i] = (FX_W)(use && has_q ? 1.0 / Sq1 : 1.0);
+            Sw[i] = (FX_W)(use ? Sp1 : 1.0);
+            Qw[i] = (FX_W)(use && has_q ? Sq1 : 1.0);
+            Sp[i] = Sp1;
+            Sq[i] = Sq1;
+        }
+        /* the chunk's terms, while it is in cache */
+        for (i = 0; i < nc; i++) fp[i] = chunk_bad[i] = 0;
+        for (Py_ssize_t c = c0; c < end; c++) {
+            const FX_T *pc = p + c * sp, *qc = has_q ? q + c * sq : pc;
+            FX_PRAGMA(omp simd)
+            for (i = 0; i < nc; i++) {
+                FX_W pv = FX_LOAD(pc[i]);
+                /* an element holding all the mass is exactly 1 (entropy 0) */
+                FX_W r = pv == Sw[i] ? (FX_W)1 : pv * ip[i];
+                if (has_q) {
+                    FX_W qv = FX_LOAD(qc[i]);
+                    FX_W u = qv == Qw[i] ? (FX_W)1 : qv * iq[i];
+                    FX_W ratio = r / u;
+                    FX_W t = r * FX_LOG(ratio);
+                    int both = (r > 0) & (u > 0);
+                    chunk_bad[i] += (both & !((ratio >= (FX_W)FX_TINY)
+                                              & (ratio < (FX_W)INFINITY))) ? (FX_W)1 : (FX_W)0;
+                    fp[i] += both ? t : (r == 0 ? (FX_W)0 : (FX_W)INFINITY);
+                } else {
+                    fp[i] += r > 0 ? -r * FX_LOG(r) : (FX_W)0;
+                }
+            }
+        }
+        for (i = 0; i < nc; i++) {
+            acc[i] += live[i] != 0 ? (double)fp[i] : 0.0;
+            bad[i] += live[i] != 0 ? chunk_bad[i] : (FX_W)0;
+        }
+    }
+    for (i = 0; i < nc; i++) {
+        double r = bad[i] == 0 ? acc[i] : FX_NAME(entropy_row_slow)(p + i, sp, has_q ? q + i : NULL,
+                                                                    sq, n);
+        out[i] = div == 1.0 ? r : r / div;
+    }
+}
+
+/* has_q a constant in each loop, so that every loop vectorizes */
+static void FX_NAME(col_entropy_block)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
+                                       Py_ssize_t sq, Py_ssize_t n, Py_ssize_t nc, double div,
+                                       double *out)
+{
+    if (q != NULL) FX_NAME(col_entropy_body)(p, sp, q, sq, n, nc, div, out, 1);
+    else FX_NAME(col_entropy_body)(p, sp, NULL, 0, n, nc, div, out, 0);
+}
+
+/* col_entropy_block over any number nc of neighbouring columns */
+static void FX_NAME(col_entropy)(const FX_T *p, Py_ssize_t sp, const FX_T *q, Py_ssize_t sq,
+                                 Py_ssize_t n, Py_ssize_t nc, double div, double *out)
+{
+    for (Py_ssize_t b = 0; b < nc; b += FX_BLOCK_W)
+        FX_NAME(col_entropy_block)(p + b, sp, q != NULL ? q + b : NULL, sq, n,
+                                   nc - b < FX_BLOCK_W ? nc - b : FX_BLOCK_W, div, out + b);
+}
+
 #undef FX_AT

@@ -26,6 +26,10 @@ once to the dtype):
   ``fastxent.entropy(p, axis=-1)``; numpy: normalize, ``-sum(xlogy(p, p))``;
   scipy: ``scipy.stats.entropy``; torch: ``Categorical(probs=p,
   validate_args=False).entropy()``.
+- ``EntropyColumns``: the same entropy along axis 0 of a C-ordered
+  (classes, columns) array, whose columns lie side by side in memory (the
+  class axis strided). fastxent: ``fastxent.entropy(p, axis=0)``; numpy and
+  scipy as for ``Entropy``, along axis 0.
 - ``SoftmaxKLDiv``: per-row ``KL(softmax(x) || softmax(y))``. fastxent:
   ``fastxent.softmax_kl_div(x, y)``; numpy: from the two stable log_softmax;
   scipy: ``rel_entr(softmax(x), softmax(y)).sum(-1)``; torch:
@@ -250,6 +254,41 @@ class Entropy(_Divergence):
         self.func(*self.args)
 
     def peakmem_entropy(self, impl, shape, dtype):
+        self.func(*self.args)
+
+
+def _numpy_entropy_columns(p):
+    p = p / p.sum(axis=0, keepdims=True)
+    return -_xlogx(p).sum(axis=0)
+
+
+class EntropyColumns(_Divergence):
+    """Entropy along axis 0 of a C-ordered (classes, columns) array: the
+    columns lie side by side in memory (a strided class axis)."""
+    params = [["fastxent", "numpy", "scipy"], ["1000x20000", "20000x1000", "50000x100"],
+              DTYPES]
+
+    def _inputs(self, rows, cols, dtype):
+        p = _in_float64(_numpy_softmax, _logits(cols, rows, dtype))
+        return (np.ascontiguousarray(p.T),)
+
+    def _function(self, impl):
+        if impl == "fastxent":
+            return _fastxent("entropy", axis=0)
+        if impl == "numpy":
+            return _numpy_entropy_columns
+        if impl == "scipy":
+            try:
+                import scipy.stats
+            except ImportError:
+                raise NotImplementedError("scipy is not installed") from None
+            return lambda p: scipy.stats.entropy(p, axis=0)
+        raise NotImplementedError(impl)
+
+    def time_entropy_columns(self, impl, shape, dtype):
+        self.func(*self.args)
+
+    def peakmem_entropy_columns(self, impl, shape, dtype):
         self.func(*self.args)
 
 
