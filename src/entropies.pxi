@@ -34,18 +34,22 @@ cdef inline void _entropies_row(int kind, Py_ssize_t r, Py_ssize_t I, Py_ssize_t
 
 
 
-cdef inline void _entropy_cols(Py_ssize_t it, Py_ssize_t nblk, Py_ssize_t I, Py_ssize_t C,
-                               const real *xp, Py_ssize_t so, Py_ssize_t sc,
+cdef inline void _entropy_cols(int kind, Py_ssize_t it, Py_ssize_t nblk, Py_ssize_t I,
+                               Py_ssize_t C, const real *xp, Py_ssize_t so, Py_ssize_t sc,
                                const real *yp, Py_ssize_t yo, Py_ssize_t yc, double div,
                                real *op, Py_ssize_t oo, Py_ssize_t oi) noexcept nogil:
-    """Block `it` (of O * nblk) of COL_W neighbouring rows of scipy's
-    entropy, rows along inner at unit stride, written to their places in op."""
+    """Block `it` (of O * nblk) of COL_W neighbouring rows of kind 0
+    (softmax_entropy) or 3 (scipy's entropy), rows along inner at unit
+    stride, written to their places in op."""
     cdef Py_ssize_t o = it // nblk
     cdef Py_ssize_t i0 = (it - o * nblk) * COL_W
     cdef Py_ssize_t w = I - i0 if I - i0 < COL_W else COL_W, j
     cdef double res[COL_W]
-    _col_entropy(xp + o * so + i0, sc, yp + o * yo + i0 if yp != NULL else NULL, yc, C, w,
-                 div, res)
+    if kind == 0:
+        _col_softmax_entropy(xp + o * so + i0, sc, C, w, res)
+    else:
+        _col_entropy(xp + o * so + i0, sc, yp + o * yo + i0 if yp != NULL else NULL, yc, C, w,
+                     div, res)
     for j in range(w):
         _put(&op[o * oo + (i0 + j) * oi], res[j])
 
@@ -89,7 +93,8 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
         yo = yc = yi = 0
     cdef Py_ssize_t nblk, it, r0, w, nb, b0 = 0, b1
     cdef double *scratch
-    if kind == 3 and C > 0 and sc != 1 and si == 1 and I > 1 and (yp == NULL or yi == 1):
+    if (kind == 3 and C > 0 and sc != 1 and si == 1 and I > 1 and (yp == NULL or yi == 1)
+            or kind == 0 and sc != 1 and si == 1 and I > 1):
         # columns: COL_W neighbouring rows (along inner) side by side
         nblk = (I + COL_W - 1) // COL_W
         nb = _batch(C * COL_W, nt, 1)
@@ -98,10 +103,12 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
             with nogil:
                 if nt == 1:
                     for it in range(b0, b1):
-                        _entropy_cols(it, nblk, I, C, xp, so, sc, yp, yo, yc, div, op, oo, oi)
+                        _entropy_cols(kind, it, nblk, I, C, xp, so, sc, yp, yo, yc, div, op,
+                                      oo, oi)
                 else:
                     for it in prange(b0, b1, num_threads=nt, schedule='guided'):
-                        _entropy_cols(it, nblk, I, C, xp, so, sc, yp, yo, yc, div, op, oo, oi)
+                        _entropy_cols(kind, it, nblk, I, C, xp, so, sc, yp, yo, yc, div, op,
+                                      oo, oi)
             b0 = b1
         return 0
     if kind < 3 and _use_small(O * I, C, sc, I) and (kind == 0 or yc == 1):

@@ -622,4 +622,68 @@ static void FX_NAME(col_entropy)(const FX_T *p, Py_ssize_t sp, const FX_T *q, Py
                                    nc - b < FX_BLOCK_W ? nc - b : FX_BLOCK_W, div, out + b);
 }
 
+/* ---- softmax_entropy of neighbouring columns ----
+ * nc <= FX_BLOCK_W columns side by side (column i: x[i], x[s + i], ..., n
+ * logits), as col_lse takes them: their maxima in one pass, then in a
+ * second the sums of softmax_entropy_row against them (the exps apart from
+ * the terms equal to the maximum, their count, T = sum e (m - x)), folded
+ * over FX_FOLD classes in the working type as a row's; the same finish.
+ * A NaN propagates through the sums; +inf or only -inf: NaN. */
+static void FX_NAME(col_softmax_entropy_block)(const FX_T *x, Py_ssize_t s, Py_ssize_t n,
+                                               Py_ssize_t nc, double *out)
+{
+    FX_W mx[FX_BLOCK_W], mw[FX_BLOCK_W], fa[FX_BLOCK_W], fk[FX_BLOCK_W], ft[FX_BLOCK_W];
+    double sum[FX_BLOCK_W], k[FX_BLOCK_W], T[FX_BLOCK_W];
+    Py_ssize_t i;
+    for (i = 0; i < nc; i++) {
+        mx[i] = -INFINITY;
+        sum[i] = k[i] = T[i] = 0.0;
+    }
+    for (Py_ssize_t c = 0; c < n; c++) {
+        const FX_T *xc = x + c * s;
+        FX_PRAGMA(omp simd)
+        for (i = 0; i < nc; i++) {
+            FX_W v = FX_LOAD(xc[i]);
+            mx[i] = v > mx[i] ? v : mx[i];
+        }
+    }
+    /* a column of -inf only is taken against 0 (its result is NaN) */
+    for (i = 0; i < nc; i++) mw[i] = mx[i] == -INFINITY ? (FX_W)0 : mx[i];
+    for (Py_ssize_t c0 = 0; c0 < n; c0 += FX_FOLD) {
+        Py_ssize_t end = c0 + FX_FOLD < n ? c0 + FX_FOLD : n;
+        for (i = 0; i < nc; i++) fa[i] = fk[i] = ft[i] = 0;
+        for (Py_ssize_t c = c0; c < end; c++) {
+            const FX_T *xc = x + c * s;
+            FX_PRAGMA(omp simd)
+            for (i = 0; i < nc; i++) {
+                FX_W v = FX_LOAD(xc[i]);
+                int eq = v == mw[i];
+                FX_W e = FX_EXP(v - mw[i]);
+                fa[i] += eq ? (FX_W)0 : e;
+                fk[i] += eq ? (FX_W)1 : (FX_W)0;
+                /* e = 0 (a -inf logit) contributes 0, also where m - v
+                 * overflows */
+                ft[i] += e == 0 ? (FX_W)0 : e * (mw[i] - v);
+            }
+        }
+        for (i = 0; i < nc; i++) {
+            sum[i] += (double)fa[i];
+            k[i] += (double)fk[i];
+            T[i] += (double)ft[i];
+        }
+    }
+    for (i = 0; i < nc; i++)
+        out[i] = !isfinite(mx[i]) ? NAN
+               : (k[i] == 1 ? 0.0 : log(k[i])) + log1p(sum[i] / k[i]) + T[i] / (k[i] + sum[i]);
+}
+
+/* col_softmax_entropy_block over any number nc of neighbouring columns */
+static void FX_NAME(col_softmax_entropy)(const FX_T *x, Py_ssize_t s, Py_ssize_t n,
+                                         Py_ssize_t nc, double *out)
+{
+    for (Py_ssize_t b = 0; b < nc; b += FX_BLOCK_W)
+        FX_NAME(col_softmax_entropy_block)(x + b, s, n, nc - b < FX_BLOCK_W ? nc - b : FX_BLOCK_W,
+                                           out + b);
+}
+
 #undef FX_AT

@@ -646,3 +646,34 @@ def test_short_row_kl_is_accurate_for_close_rows():
             tol = 4 * np.spacing(exact) + 2 * np.finfo(float).eps * float(p @ shifted)
             for got in (got_block[i], fx.softmax_kl_div(x[i], y[i])):
                 assert abs(float(got) - exact) <= tol, (C, i, got, exact)
+
+
+@pytest.mark.parametrize("C, W", [(1, 5), (3, 70), (40, 150), (700, 64)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16], ids=["f64", "f32", "f16"])
+def test_softmax_entropy_of_neighbouring_columns(C, W, dtype):
+    """softmax_entropy along axis 0 of a C-ordered array (64 columns side by
+    side): the values of the same data as rows, within rounding, in blocks
+    of columns where some column holds a NaN, +inf, only -inf, -inf
+    entries, a dominant logit, a tie at the maximum or a spread beyond the
+    exp's range, and against the reference."""
+    rng = np.random.default_rng(C * 1000 + W)
+    x = 4 * rng.standard_normal((C, W))
+    if C >= 3:
+        x[C // 2, 1] = np.nan
+        x[C - 1, 2] = np.inf
+        x[:, 3] = -np.inf
+        x[: C // 2 + 1, 4] = -np.inf
+        x[0, 5] = 60.0
+        x[:, 6] *= 300.0
+        x[:, 7] = 0.0
+        x[:2, 8] = 20.0   # a tie at the maximum: k = 2
+    x = x.astype(dtype)
+    got = fx.softmax_entropy(x, axis=0)
+    rows = fx.softmax_entropy(np.ascontiguousarray(x.T), axis=1)
+    rtol = {np.float64: 1e-13, np.float32: 1e-5, np.float16: 2e-3}[dtype]
+    assert got.dtype == rows.dtype
+    assert_close(got, rows, rtol=rtol, atol=rtol, err_msg=f"{C}x{W}")
+    ref = rl.softmax_entropy(x.astype(np.float64), axis=0)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    ok = ~np.isnan(ref)
+    np.testing.assert_allclose(got[ok].astype(np.float64), ref[ok], rtol=rtol, atol=rtol)
