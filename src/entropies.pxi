@@ -38,15 +38,17 @@ cdef inline void _entropy_cols(int kind, Py_ssize_t it, Py_ssize_t nblk, Py_ssiz
                                Py_ssize_t C, const real *xp, Py_ssize_t so, Py_ssize_t sc,
                                const real *yp, Py_ssize_t yo, Py_ssize_t yc, double div,
                                real *op, Py_ssize_t oo, Py_ssize_t oi) noexcept nogil:
-    """Block `it` (of O * nblk) of COL_W neighbouring rows of kind 0
-    (softmax_entropy) or 3 (scipy's entropy), rows along inner at unit
-    stride, written to their places in op."""
+    """Block `it` (of O * nblk) of COL_W neighbouring rows of any kind (see
+    row_entropies), rows along inner at unit stride, written to their
+    places in op."""
     cdef Py_ssize_t o = it // nblk
     cdef Py_ssize_t i0 = (it - o * nblk) * COL_W
     cdef Py_ssize_t w = I - i0 if I - i0 < COL_W else COL_W, j
     cdef double res[COL_W]
     if kind == 0:
         _col_softmax_entropy(xp + o * so + i0, sc, C, w, res)
+    elif kind < 3:
+        _col_softmax_pair(xp + o * so + i0, sc, yp + o * yo + i0, yc, C, w, kind == 2, res)
     else:
         _col_entropy(xp + o * so + i0, sc, yp + o * yo + i0 if yp != NULL else NULL, yc, C, w,
                      div, res)
@@ -93,8 +95,7 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
         yo = yc = yi = 0
     cdef Py_ssize_t nblk, it, r0, w, nb, b0 = 0, b1
     cdef double *scratch
-    if (kind == 3 and C > 0 and sc != 1 and si == 1 and I > 1 and (yp == NULL or yi == 1)
-            or kind == 0 and sc != 1 and si == 1 and I > 1):
+    if sc != 1 and si == 1 and I > 1 and C > 0 and (yp == NULL or yi == 1):
         # columns: COL_W neighbouring rows (along inner) side by side
         nblk = (I + COL_W - 1) // COL_W
         nb = _batch(C * COL_W, nt, 1)

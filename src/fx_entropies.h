@@ -686,4 +686,108 @@ static void FX_NAME(col_softmax_entropy)(const FX_T *x, Py_ssize_t s, Py_ssize_t
                                            out + b);
 }
 
+/* ---- softmax_cross_entropy and softmax_kl_div of neighbouring columns ----
+ * nc <= FX_BLOCK_W columns side by side (column i: x[i], x[sx + i], ..., and
+ * y likewise), as col_softmax_entropy: both columns' maxima in one pass,
+ * then softmax_pair_row's sums against them (pair_block_sums, lane by lane,
+ * folded over FX_FOLD classes), and its finish. */
+static void FX_NAME(col_softmax_pair_block)(const FX_T *x, Py_ssize_t sx, const FX_T *y,
+                                            Py_ssize_t sy, Py_ssize_t n, Py_ssize_t nc, int kl,
+                                            double *out)
+{
+    const FX_W q = (FX_W)0.001953125;   /* 2^-9, as pair_block_sums */
+    FX_W mx[FX_BLOCK_W], my[FX_BLOCK_W];
+    FX_W ax[FX_BLOCK_W], cx[FX_BLOCK_W], ay[FX_BLOCK_W], cy[FX_BLOCK_W];
+    FX_W u[FX_BLOCK_W], v[FX_BLOCK_W], z[FX_BLOCK_W];
+    double st[8][FX_BLOCK_W];
+    int qzero[FX_BLOCK_W];
+    Py_ssize_t i;
+    for (i = 0; i < nc; i++) {
+        mx[i] = my[i] = -INFINITY;
+        qzero[i] = 0;
+        for (int j = 0; j < 8; j++) st[j][i] = 0.0;
+    }
+    for (Py_ssize_t c = 0; c < n; c++) {
+        const FX_T *xc = x + c * sx, *yc = y + c * sy;
+        FX_PRAGMA(omp simd)
+        for (i = 0; i < nc; i++) {
+            FX_W a = FX_LOAD(xc[i]), b = FX_LOAD(yc[i]);
+            mx[i] = a > mx[i] ? a : mx[i];
+            my[i] = b > my[i] ? b : my[i];
+        }
+    }
+    for (i = 0; i < nc; i++) {
+        st[0][i] = (double)mx[i];
+        st[3][i] = (double)my[i];
+        /* an input of -inf only is taken against 0, as a row's */
+        if (mx[i] == -INFINITY) mx[i] = 0;
+        if (my[i] == -INFINITY) my[i] = 0;
+    }
+    for (Py_ssize_t c0 = 0; c0 < n; c0 += FX_FOLD) {
+        Py_ssize_t end = c0 + FX_FOLD < n ? c0 + FX_FOLD : n;
+        for (i = 0; i < nc; i++) ax[i] = cx[i] = ay[i] = cy[i] = u[i] = v[i] = z[i] = 0;
+        for (Py_ssize_t c = c0; c < end; c++) {
+            const FX_T *xc = x + c * sx, *yc = y + c * sy;
+            FX_PRAGMA(omp simd)
+            for (i = 0; i < nc; i++) {
+                FX_W xv = FX_LOAD(xc[i]), yv = FX_LOAD(yc[i]);
+                int ex_ = xv == mx[i], ey_ = yv == my[i];
+                FX_W e = FX_EXP(xv - mx[i]);
+                FX_W f = FX_EXP(yv - my[i]);
+                ax[i] += ex_ ? (FX_W)0 : e;
+                cx[i] += ex_ ? (FX_W)1 : (FX_W)0;
+                ay[i] += ey_ ? (FX_W)0 : f;
+                cy[i] += ey_ ? (FX_W)1 : (FX_W)0;
+                int skip = (xv == -INFINITY) | (yv == -INFINITY);
+                FX_W dy = my[i] * q - yv * q;
+                u[i] += skip ? (FX_W)0 : e * dy;
+                v[i] += skip ? (FX_W)0 : e * ((xv * q - mx[i] * q) + dy);
+                z[i] += ((xv > -INFINITY) & (yv == -INFINITY)) ? (FX_W)1 : (FX_W)0;
+            }
+        }
+        for (i = 0; i < nc; i++) {
+            double S0 = st[1][i] + st[2][i];
+            st[2][i] += (double)ax[i];
+            st[1][i] += (double)cx[i];
+            st[5][i] += (double)ay[i];
+            st[4][i] += (double)cy[i];
+            double S1 = st[1][i] + st[2][i];
+            if (S1 > 0) {
+                double keep = S0 / S1;
+                st[6][i] = st[6][i] * keep + ((double)u[i] / S1) * 256.0;
+                st[7][i] = st[7][i] * keep + ((double)v[i] / S1) * 256.0;
+            } else if (u[i] != u[i] || v[i] != v[i]) {
+                st[6][i] = st[7][i] = NAN;
+            }
+            qzero[i] |= z[i] > 0;
+        }
+    }
+    for (i = 0; i < nc; i++) {
+        /* softmax_pair_row's finish */
+        double r;
+        if (!isfinite(st[0][i]) || !isfinite(st[3][i]) || isnan(st[1][i] + st[2][i])) {
+            out[i] = NAN;
+            continue;
+        }
+        if (kl) {
+            double Sx = st[1][i] + st[2][i], Sy = st[4][i] + st[5][i];
+            double d = (st[4][i] - st[1][i]) + (st[5][i] - st[2][i]);
+            r = (d >= 0 ? log1p(d / Sx) : -log1p(-d / Sy)) + 2.0 * st[7][i];
+        } else {
+            r = (st[4][i] == 1 ? 0.0 : log(st[4][i])) + log1p(st[5][i] / st[4][i])
+                + 2.0 * st[6][i];
+        }
+        out[i] = (qzero[i] && r == r) ? INFINITY : r;
+    }
+}
+
+/* col_softmax_pair_block over any number nc of neighbouring columns */
+static void FX_NAME(col_softmax_pair)(const FX_T *x, Py_ssize_t sx, const FX_T *y, Py_ssize_t sy,
+                                      Py_ssize_t n, Py_ssize_t nc, int kl, double *out)
+{
+    for (Py_ssize_t b = 0; b < nc; b += FX_BLOCK_W)
+        FX_NAME(col_softmax_pair_block)(x + b, sx, y + b, sy, n,
+                                        nc - b < FX_BLOCK_W ? nc - b : FX_BLOCK_W, kl, out + b);
+}
+
 #undef FX_AT

@@ -677,3 +677,42 @@ def test_softmax_entropy_of_neighbouring_columns(C, W, dtype):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
     ok = ~np.isnan(ref)
     np.testing.assert_allclose(got[ok].astype(np.float64), ref[ok], rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("C, W", [(1, 5), (3, 70), (40, 150), (700, 64)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16], ids=["f64", "f32", "f16"])
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "softmax_kl_div"])
+def test_softmax_pairs_of_neighbouring_columns(name, C, W, dtype):
+    """softmax_cross_entropy and softmax_kl_div along axis 0 of C-ordered
+    arrays (64 columns side by side): the values of the same data as rows,
+    within rounding, in blocks where some column holds a NaN, +inf, only
+    -inf, a -inf in y under a finite x (+inf), ties at the maxima, far
+    apart or identical logits; and against the reference."""
+    rng = np.random.default_rng(C * 1000 + W + 7)
+    x = 4 * rng.standard_normal((C, W))
+    y = 4 * rng.standard_normal((C, W))
+    if C >= 3:
+        x[C // 2, 1] = np.nan
+        y[C - 1, 2] = np.inf
+        x[:, 3] = -np.inf
+        y[C // 2, 4] = -np.inf
+        x[:2, 5] = 20.0
+        y[:2, 5] = 20.0
+        x[:, 6] *= 300.0
+        y[:, 6] = -y[:, 6] * 300.0
+        y[:, 7] = x[:, 7]
+        x[: C // 2 + 1, 8] = -np.inf
+        y[: C // 2 + 1, 8] = -np.inf
+    x, y = x.astype(dtype), y.astype(dtype)
+    f = getattr(fx, name)
+    got = f(x, y, axis=0)
+    rows = f(np.ascontiguousarray(x.T), np.ascontiguousarray(y.T), axis=1)
+    rtol = {np.float64: 1e-12, np.float32: 1e-5, np.float16: 2e-3}[dtype]
+    assert got.dtype == rows.dtype
+    assert_close(got, rows, rtol=rtol, atol=rtol, err_msg=f"{name} {C}x{W}")
+    ref = getattr(rl, name)(x.astype(np.float64), y.astype(np.float64), axis=0)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    ok = ~np.isnan(ref)
+    np.testing.assert_allclose(got[ok].astype(np.float64), ref[ok], rtol=rtol, atol=rtol)
+    if C >= 3 and name == "softmax_kl_div":
+        assert got[7] == 0.0   # identical columns
