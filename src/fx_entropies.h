@@ -624,33 +624,49 @@ static void FX_NAME(col_entropy)(const FX_T *p, Py_ssize_t sp, const FX_T *q, Py
 
 /* ---- softmax_entropy of neighbouring columns ----
  * nc <= FX_BLOCK_W columns side by side (column i: x[i], x[s + i], ..., n
- * logits), as col_lse takes them: their maxima in one pass, then in a
- * second the sums of softmax_entropy_row against them (the exps apart from
- * the terms equal to the maximum, their count, T = sum e (m - x)), folded
- * over FX_FOLD classes in the working type as a row's; the same finish.
- * A NaN propagates through the sums; +inf or only -inf: NaN. */
+ * logits), in chunks of FX_COL_CHUNK classes that stay in cache between
+ * two passes, as softmax_entropy_row takes its blocks (ent_block): the
+ * chunk's maxima, the sums so far rescaled where a maximum rises, then the
+ * chunk's sums against the maxima (the exps apart from the terms equal to
+ * the maximum, their count, T = sum e (m - x), folded in the working type);
+ * the same finish.  A NaN propagates through the sums; +inf or only -inf:
+ * NaN. */
 static void FX_NAME(col_softmax_entropy_block)(const FX_T *x, Py_ssize_t s, Py_ssize_t n,
                                                Py_ssize_t nc, double *out)
 {
-    FX_W mx[FX_BLOCK_W], mw[FX_BLOCK_W], fa[FX_BLOCK_W], fk[FX_BLOCK_W], ft[FX_BLOCK_W];
-    double sum[FX_BLOCK_W], k[FX_BLOCK_W], T[FX_BLOCK_W];
+    FX_W bm[FX_BLOCK_W], mw[FX_BLOCK_W], fa[FX_BLOCK_W], fk[FX_BLOCK_W], ft[FX_BLOCK_W];
+    double m[FX_BLOCK_W], sum[FX_BLOCK_W], k[FX_BLOCK_W], T[FX_BLOCK_W];
     Py_ssize_t i;
     for (i = 0; i < nc; i++) {
-        mx[i] = -INFINITY;
+        m[i] = -INFINITY;
         sum[i] = k[i] = T[i] = 0.0;
     }
-    for (Py_ssize_t c = 0; c < n; c++) {
-        const FX_T *xc = x + c * s;
-        FX_PRAGMA(omp simd)
-        for (i = 0; i < nc; i++) {
-            FX_W v = FX_LOAD(xc[i]);
-            mx[i] = v > mx[i] ? v : mx[i];
+    for (Py_ssize_t c0 = 0; c0 < n; c0 += FX_COL_CHUNK) {
+        Py_ssize_t end = c0 + FX_COL_CHUNK < n ? c0 + FX_COL_CHUNK : n;
+        for (i = 0; i < nc; i++) bm[i] = -INFINITY;
+        for (Py_ssize_t c = c0; c < end; c++) {
+            const FX_T *xc = x + c * s;
+            FX_PRAGMA(omp simd)
+            for (i = 0; i < nc; i++) {
+                FX_W v = FX_LOAD(xc[i]);
+                bm[i] = v > bm[i] ? v : bm[i];
+            }
         }
-    }
-    /* a column of -inf only is taken against 0 (its result is NaN) */
-    for (i = 0; i < nc; i++) mw[i] = mx[i] == -INFINITY ? (FX_W)0 : mx[i];
-    for (Py_ssize_t c0 = 0; c0 < n; c0 += FX_FOLD) {
-        Py_ssize_t end = c0 + FX_FOLD < n ? c0 + FX_FOLD : n;
+        for (i = 0; i < nc; i++) {
+            if ((double)bm[i] > m[i]) {
+                if (k[i] > 0) {   /* rescale what was summed: m - x grows by bm - m */
+                    double a = exp(m[i] - (double)bm[i]), S = k[i] + sum[i];
+                    /* a = 0: the old terms vanish (and bm - m may overflow) */
+                    T[i] = a == 0 ? 0.0 : a * (T[i] + S * ((double)bm[i] - m[i]));
+                    sum[i] = a * S;
+                    k[i] = 0;
+                }
+                m[i] = (double)bm[i];
+            }
+            /* -inf only so far is taken against 0; +inf: the column is NaN
+             * (its sums are not read) */
+            mw[i] = isfinite(m[i]) ? (FX_W)m[i] : (FX_W)0;
+        }
         for (i = 0; i < nc; i++) fa[i] = fk[i] = ft[i] = 0;
         for (Py_ssize_t c = c0; c < end; c++) {
             const FX_T *xc = x + c * s;
@@ -673,7 +689,7 @@ static void FX_NAME(col_softmax_entropy_block)(const FX_T *x, Py_ssize_t s, Py_s
         }
     }
     for (i = 0; i < nc; i++)
-        out[i] = !isfinite(mx[i]) ? NAN
+        out[i] = !isfinite(m[i]) ? NAN
                : (k[i] == 1 ? 0.0 : log(k[i])) + log1p(sum[i] / k[i]) + T[i] / (k[i] + sum[i]);
 }
 
@@ -688,78 +704,107 @@ static void FX_NAME(col_softmax_entropy)(const FX_T *x, Py_ssize_t s, Py_ssize_t
 
 /* ---- softmax_cross_entropy and softmax_kl_div of neighbouring columns ----
  * nc <= FX_BLOCK_W columns side by side (column i: x[i], x[sx + i], ..., and
- * y likewise), as col_softmax_entropy: both columns' maxima in one pass,
- * then softmax_pair_row's sums against them (pair_block_sums, lane by lane,
- * folded over FX_FOLD classes), and its finish. */
+ * y likewise), in chunks of FX_COL_CHUNK classes that stay in cache
+ * between two passes, as softmax_pair_row takes its blocks (pair_block):
+ * the chunk's maxima of x and y, the state so far rescaled where they rise,
+ * then pair_block_sums' sums lane by lane (folded over FX_FOLD classes);
+ * softmax_pair_row's finish. */
 static void FX_NAME(col_softmax_pair_block)(const FX_T *x, Py_ssize_t sx, const FX_T *y,
                                             Py_ssize_t sy, Py_ssize_t n, Py_ssize_t nc, int kl,
                                             double *out)
 {
     const FX_W q = (FX_W)0.001953125;   /* 2^-9, as pair_block_sums */
-    FX_W mx[FX_BLOCK_W], my[FX_BLOCK_W];
+    FX_W bx[FX_BLOCK_W], by[FX_BLOCK_W], mx[FX_BLOCK_W], my[FX_BLOCK_W];
     FX_W ax[FX_BLOCK_W], cx[FX_BLOCK_W], ay[FX_BLOCK_W], cy[FX_BLOCK_W];
     FX_W u[FX_BLOCK_W], v[FX_BLOCK_W], z[FX_BLOCK_W];
+    /* softmax_pair_row's state: mx, kx, sx, my, ky, sy, U / (2 Sx), V / (2 Sx) */
     double st[8][FX_BLOCK_W];
     int qzero[FX_BLOCK_W];
     Py_ssize_t i;
     for (i = 0; i < nc; i++) {
-        mx[i] = my[i] = -INFINITY;
-        qzero[i] = 0;
         for (int j = 0; j < 8; j++) st[j][i] = 0.0;
+        st[0][i] = st[3][i] = -INFINITY;
+        qzero[i] = 0;
     }
-    for (Py_ssize_t c = 0; c < n; c++) {
-        const FX_T *xc = x + c * sx, *yc = y + c * sy;
-        FX_PRAGMA(omp simd)
-        for (i = 0; i < nc; i++) {
-            FX_W a = FX_LOAD(xc[i]), b = FX_LOAD(yc[i]);
-            mx[i] = a > mx[i] ? a : mx[i];
-            my[i] = b > my[i] ? b : my[i];
-        }
-    }
-    for (i = 0; i < nc; i++) {
-        st[0][i] = (double)mx[i];
-        st[3][i] = (double)my[i];
-        /* an input of -inf only is taken against 0, as a row's */
-        if (mx[i] == -INFINITY) mx[i] = 0;
-        if (my[i] == -INFINITY) my[i] = 0;
-    }
-    for (Py_ssize_t c0 = 0; c0 < n; c0 += FX_FOLD) {
-        Py_ssize_t end = c0 + FX_FOLD < n ? c0 + FX_FOLD : n;
-        for (i = 0; i < nc; i++) ax[i] = cx[i] = ay[i] = cy[i] = u[i] = v[i] = z[i] = 0;
+    for (Py_ssize_t c0 = 0; c0 < n; c0 += FX_COL_CHUNK) {
+        Py_ssize_t end = c0 + FX_COL_CHUNK < n ? c0 + FX_COL_CHUNK : n;
+        for (i = 0; i < nc; i++) bx[i] = by[i] = -INFINITY;
         for (Py_ssize_t c = c0; c < end; c++) {
             const FX_T *xc = x + c * sx, *yc = y + c * sy;
             FX_PRAGMA(omp simd)
             for (i = 0; i < nc; i++) {
-                FX_W xv = FX_LOAD(xc[i]), yv = FX_LOAD(yc[i]);
-                int ex_ = xv == mx[i], ey_ = yv == my[i];
-                FX_W e = FX_EXP(xv - mx[i]);
-                FX_W f = FX_EXP(yv - my[i]);
-                ax[i] += ex_ ? (FX_W)0 : e;
-                cx[i] += ex_ ? (FX_W)1 : (FX_W)0;
-                ay[i] += ey_ ? (FX_W)0 : f;
-                cy[i] += ey_ ? (FX_W)1 : (FX_W)0;
-                int skip = (xv == -INFINITY) | (yv == -INFINITY);
-                FX_W dy = my[i] * q - yv * q;
-                u[i] += skip ? (FX_W)0 : e * dy;
-                v[i] += skip ? (FX_W)0 : e * ((xv * q - mx[i] * q) + dy);
-                z[i] += ((xv > -INFINITY) & (yv == -INFINITY)) ? (FX_W)1 : (FX_W)0;
+                FX_W a = FX_LOAD(xc[i]), b = FX_LOAD(yc[i]);
+                bx[i] = a > bx[i] ? a : bx[i];
+                by[i] = b > by[i] ? b : by[i];
             }
         }
+        /* pair_block's rescaling, per column */
         for (i = 0; i < nc; i++) {
-            double S0 = st[1][i] + st[2][i];
-            st[2][i] += (double)ax[i];
-            st[1][i] += (double)cx[i];
-            st[5][i] += (double)ay[i];
-            st[4][i] += (double)cy[i];
-            double S1 = st[1][i] + st[2][i];
-            if (S1 > 0) {
-                double keep = S0 / S1;
-                st[6][i] = st[6][i] * keep + ((double)u[i] / S1) * 256.0;
-                st[7][i] = st[7][i] * keep + ((double)v[i] / S1) * 256.0;
-            } else if (u[i] != u[i] || v[i] != v[i]) {
-                st[6][i] = st[7][i] = NAN;
+            double Sx = st[1][i] + st[2][i];
+            if ((double)by[i] > st[3][i]) {
+                if (Sx > 0 && st[4][i] > 0) {   /* my - y_c grows by by - my */
+                    double hd = 0.5 * (double)by[i] - 0.5 * st[3][i];
+                    st[6][i] += hd;
+                    st[7][i] += hd;
+                }
+                if (st[4][i] > 0) {
+                    double a = exp(st[3][i] - (double)by[i]);
+                    st[5][i] = a * (st[4][i] + st[5][i]);
+                    st[4][i] = 0;
+                }
+                st[3][i] = (double)by[i];
             }
-            qzero[i] |= z[i] > 0;
+            if ((double)bx[i] > st[0][i]) {
+                if (Sx > 0) {   /* x_c - mx falls by bx - mx */
+                    st[7][i] -= 0.5 * (double)bx[i] - 0.5 * st[0][i];
+                    st[2][i] = exp(st[0][i] - (double)bx[i]) * Sx;
+                    st[1][i] = 0;
+                }
+                st[0][i] = (double)bx[i];
+            }
+            /* -inf only so far is taken against 0; +inf: the column is NaN
+             * (its sums are not read) */
+            mx[i] = isfinite(st[0][i]) ? (FX_W)st[0][i] : (FX_W)0;
+            my[i] = isfinite(st[3][i]) ? (FX_W)st[3][i] : (FX_W)0;
+        }
+        for (Py_ssize_t f0 = c0; f0 < end; f0 += FX_FOLD) {
+            Py_ssize_t fend = f0 + FX_FOLD < end ? f0 + FX_FOLD : end;
+            for (i = 0; i < nc; i++) ax[i] = cx[i] = ay[i] = cy[i] = u[i] = v[i] = z[i] = 0;
+            for (Py_ssize_t c = f0; c < fend; c++) {
+                const FX_T *xc = x + c * sx, *yc = y + c * sy;
+                FX_PRAGMA(omp simd)
+                for (i = 0; i < nc; i++) {
+                    FX_W xv = FX_LOAD(xc[i]), yv = FX_LOAD(yc[i]);
+                    int ex_ = xv == mx[i], ey_ = yv == my[i];
+                    FX_W e = FX_EXP(xv - mx[i]);
+                    FX_W f = FX_EXP(yv - my[i]);
+                    ax[i] += ex_ ? (FX_W)0 : e;
+                    cx[i] += ex_ ? (FX_W)1 : (FX_W)0;
+                    ay[i] += ey_ ? (FX_W)0 : f;
+                    cy[i] += ey_ ? (FX_W)1 : (FX_W)0;
+                    int skip = (xv == -INFINITY) | (yv == -INFINITY);
+                    FX_W dy = my[i] * q - yv * q;
+                    u[i] += skip ? (FX_W)0 : e * dy;
+                    v[i] += skip ? (FX_W)0 : e * ((xv * q - mx[i] * q) + dy);
+                    z[i] += ((xv > -INFINITY) & (yv == -INFINITY)) ? (FX_W)1 : (FX_W)0;
+                }
+            }
+            for (i = 0; i < nc; i++) {
+                double S0 = st[1][i] + st[2][i];
+                st[2][i] += (double)ax[i];
+                st[1][i] += (double)cx[i];
+                st[5][i] += (double)ay[i];
+                st[4][i] += (double)cy[i];
+                double S1 = st[1][i] + st[2][i];
+                if (S1 > 0) {
+                    double keep = S0 / S1;
+                    st[6][i] = st[6][i] * keep + ((double)u[i] / S1) * 256.0;
+                    st[7][i] = st[7][i] * keep + ((double)v[i] / S1) * 256.0;
+                } else if (u[i] != u[i] || v[i] != v[i]) {
+                    st[6][i] = st[7][i] = NAN;
+                }
+                qzero[i] |= z[i] > 0;
+            }
         }
     }
     for (i = 0; i < nc; i++) {
