@@ -488,13 +488,13 @@ static double FX_NAME(entropy_row)(const FX_T *p, Py_ssize_t sp, const FX_T *q, 
 }
 
 /* ---- scipy.stats.entropy of neighbouring columns ----
- * nc <= FX_BLOCK_W columns side by side (column i: p[i], p[sp + i], ...,
+ * nc <= FX_COL_W columns side by side (column i: p[i], p[sp + i], ...,
  * n classes; q likewise, or NULL), as an axis whose neighbours lie next to
  * each other in memory (entropy(p, axis=0) of a C-ordered p).  A row walk
  * would take one element of each cache line per column; here each pass
  * reads whole lines for all of its columns and the arithmetic runs across
  * the columns.  The arithmetic is the row body's (entropy_row_body), lane
- * by lane, with chunks of FX_COL_CHUNK classes, whose FX_BLOCK_W columns
+ * by lane, with chunks of FX_COL_CHUNK classes, whose FX_COL_W columns
  * stay in cache between the two passes: the chunk's sums (and checks),
  * the running result rescaled to the new sums, then the chunk's terms
  * against their reciprocals.  A column that needs SciPy's special cases (a
@@ -509,10 +509,10 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
                                           Py_ssize_t sq, Py_ssize_t n, Py_ssize_t nc, double div,
                                           double *out, const int has_q)
 {
-    double Sp[FX_BLOCK_W], Sq[FX_BLOCK_W], acc[FX_BLOCK_W];
-    FX_W ip[FX_BLOCK_W], iq[FX_BLOCK_W], Sw[FX_BLOCK_W], Qw[FX_BLOCK_W];
-    FX_W fp[FX_BLOCK_W], fq[FX_BLOCK_W], bad[FX_BLOCK_W], chunk_bad[FX_BLOCK_W];
-    FX_W live[FX_BLOCK_W];
+    double Sp[FX_COL_W], Sq[FX_COL_W], acc[FX_COL_W];
+    FX_W ip[FX_COL_W], iq[FX_COL_W], Sw[FX_COL_W], Qw[FX_COL_W];
+    FX_W fp[FX_COL_W], fq[FX_COL_W], bad[FX_COL_W], chunk_bad[FX_COL_W];
+    FX_W live[FX_COL_W];
     Py_ssize_t i;
     for (i = 0; i < nc; i++) {
         Sp[i] = Sq[i] = acc[i] = 0.0;
@@ -605,25 +605,15 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
 }
 
 /* has_q a constant in each loop, so that every loop vectorizes */
-static void FX_NAME(col_entropy_block)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
-                                       Py_ssize_t sq, Py_ssize_t n, Py_ssize_t nc, double div,
-                                       double *out)
+static void FX_NAME(col_entropy)(const FX_T *p, Py_ssize_t sp, const FX_T *q, Py_ssize_t sq,
+                                 Py_ssize_t n, Py_ssize_t nc, double div, double *out)
 {
     if (q != NULL) FX_NAME(col_entropy_body)(p, sp, q, sq, n, nc, div, out, 1);
     else FX_NAME(col_entropy_body)(p, sp, NULL, 0, n, nc, div, out, 0);
 }
 
-/* col_entropy_block over any number nc of neighbouring columns */
-static void FX_NAME(col_entropy)(const FX_T *p, Py_ssize_t sp, const FX_T *q, Py_ssize_t sq,
-                                 Py_ssize_t n, Py_ssize_t nc, double div, double *out)
-{
-    for (Py_ssize_t b = 0; b < nc; b += FX_BLOCK_W)
-        FX_NAME(col_entropy_block)(p + b, sp, q != NULL ? q + b : NULL, sq, n,
-                                   nc - b < FX_BLOCK_W ? nc - b : FX_BLOCK_W, div, out + b);
-}
-
 /* ---- softmax_entropy of neighbouring columns ----
- * nc <= FX_BLOCK_W columns side by side (column i: x[i], x[s + i], ..., n
+ * nc <= FX_COL_W columns side by side (column i: x[i], x[s + i], ..., n
  * logits), in chunks of FX_COL_CHUNK classes that stay in cache between
  * two passes, as softmax_entropy_row takes its blocks (ent_block): the
  * chunk's maxima, the sums so far rescaled where a maximum rises, then the
@@ -631,11 +621,11 @@ static void FX_NAME(col_entropy)(const FX_T *p, Py_ssize_t sp, const FX_T *q, Py
  * the maximum, their count, T = sum e (m - x), folded in the working type);
  * the same finish.  A NaN propagates through the sums; +inf or only -inf:
  * NaN. */
-static void FX_NAME(col_softmax_entropy_block)(const FX_T *x, Py_ssize_t s, Py_ssize_t n,
-                                               Py_ssize_t nc, double *out)
+static void FX_NAME(col_softmax_entropy)(const FX_T *x, Py_ssize_t s, Py_ssize_t n,
+                                         Py_ssize_t nc, double *out)
 {
-    FX_W bm[FX_BLOCK_W], mw[FX_BLOCK_W], fa[FX_BLOCK_W], fk[FX_BLOCK_W], ft[FX_BLOCK_W];
-    double m[FX_BLOCK_W], sum[FX_BLOCK_W], k[FX_BLOCK_W], T[FX_BLOCK_W];
+    FX_W bm[FX_COL_W], mw[FX_COL_W], fa[FX_COL_W], fk[FX_COL_W], ft[FX_COL_W];
+    double m[FX_COL_W], sum[FX_COL_W], k[FX_COL_W], T[FX_COL_W];
     Py_ssize_t i;
     for (i = 0; i < nc; i++) {
         m[i] = -INFINITY;
@@ -693,33 +683,24 @@ static void FX_NAME(col_softmax_entropy_block)(const FX_T *x, Py_ssize_t s, Py_s
                : (k[i] == 1 ? 0.0 : log(k[i])) + log1p(sum[i] / k[i]) + T[i] / (k[i] + sum[i]);
 }
 
-/* col_softmax_entropy_block over any number nc of neighbouring columns */
-static void FX_NAME(col_softmax_entropy)(const FX_T *x, Py_ssize_t s, Py_ssize_t n,
-                                         Py_ssize_t nc, double *out)
-{
-    for (Py_ssize_t b = 0; b < nc; b += FX_BLOCK_W)
-        FX_NAME(col_softmax_entropy_block)(x + b, s, n, nc - b < FX_BLOCK_W ? nc - b : FX_BLOCK_W,
-                                           out + b);
-}
-
 /* ---- softmax_cross_entropy and softmax_kl_div of neighbouring columns ----
- * nc <= FX_BLOCK_W columns side by side (column i: x[i], x[sx + i], ..., and
+ * nc <= FX_COL_W columns side by side (column i: x[i], x[sx + i], ..., and
  * y likewise), in chunks of FX_COL_CHUNK classes that stay in cache
  * between two passes, as softmax_pair_row takes its blocks (pair_block):
  * the chunk's maxima of x and y, the state so far rescaled where they rise,
  * then pair_block_sums' sums lane by lane (folded over FX_FOLD classes);
  * softmax_pair_row's finish. */
-static void FX_NAME(col_softmax_pair_block)(const FX_T *x, Py_ssize_t sx, const FX_T *y,
-                                            Py_ssize_t sy, Py_ssize_t n, Py_ssize_t nc, int kl,
-                                            double *out)
+static void FX_NAME(col_softmax_pair)(const FX_T *x, Py_ssize_t sx, const FX_T *y,
+                                      Py_ssize_t sy, Py_ssize_t n, Py_ssize_t nc, int kl,
+                                      double *out)
 {
     const FX_W q = (FX_W)0.001953125;   /* 2^-9, as pair_block_sums */
-    FX_W bx[FX_BLOCK_W], by[FX_BLOCK_W], mx[FX_BLOCK_W], my[FX_BLOCK_W];
-    FX_W ax[FX_BLOCK_W], cx[FX_BLOCK_W], ay[FX_BLOCK_W], cy[FX_BLOCK_W];
-    FX_W u[FX_BLOCK_W], v[FX_BLOCK_W], z[FX_BLOCK_W];
+    FX_W bx[FX_COL_W], by[FX_COL_W], mx[FX_COL_W], my[FX_COL_W];
+    FX_W ax[FX_COL_W], cx[FX_COL_W], ay[FX_COL_W], cy[FX_COL_W];
+    FX_W u[FX_COL_W], v[FX_COL_W], z[FX_COL_W];
     /* softmax_pair_row's state: mx, kx, sx, my, ky, sy, U / (2 Sx), V / (2 Sx) */
-    double st[8][FX_BLOCK_W];
-    int qzero[FX_BLOCK_W];
+    double st[8][FX_COL_W];
+    int qzero[FX_COL_W];
     Py_ssize_t i;
     for (i = 0; i < nc; i++) {
         for (int j = 0; j < 8; j++) st[j][i] = 0.0;
@@ -824,15 +805,6 @@ static void FX_NAME(col_softmax_pair_block)(const FX_T *x, Py_ssize_t sx, const 
         }
         out[i] = (qzero[i] && r == r) ? INFINITY : r;
     }
-}
-
-/* col_softmax_pair_block over any number nc of neighbouring columns */
-static void FX_NAME(col_softmax_pair)(const FX_T *x, Py_ssize_t sx, const FX_T *y, Py_ssize_t sy,
-                                      Py_ssize_t n, Py_ssize_t nc, int kl, double *out)
-{
-    for (Py_ssize_t b = 0; b < nc; b += FX_BLOCK_W)
-        FX_NAME(col_softmax_pair_block)(x + b, sx, y + b, sy, n,
-                                        nc - b < FX_BLOCK_W ? nc - b : FX_BLOCK_W, kl, out + b);
 }
 
 #undef FX_AT

@@ -53,6 +53,9 @@
 /* short rows: at most FX_SMALL_C elements, processed FX_BLOCK_W at a time */
 #define FX_SMALL_C 16
 #define FX_BLOCK_W 64
+/* rows processed side by side by the column kernels (neighbouring rows
+ * along inner, the class axis strided); the drivers' COL_W */
+#define FX_COL_W 64
 /* scratch of the short-row kernels, in working-type elements: a transposed
  * block of FX_SMALL_C x FX_BLOCK_W and per-row arrays -- 3 for small_lse,
  * small_softmax and small_xent, 8 (and a second block) for small_entropies.

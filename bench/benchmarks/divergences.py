@@ -128,6 +128,15 @@ def _fastxent(name, **kw):
     return lambda *args: f(*args, **kw)
 
 
+def _scipy_entropy(axis):
+    """``scipy.stats.entropy`` along `axis`, or NotImplementedError without SciPy."""
+    try:
+        import scipy.stats
+    except ImportError:
+        raise NotImplementedError("scipy is not installed") from None
+    return lambda p: scipy.stats.entropy(p, axis=axis)
+
+
 def _need(module, name):
     if module is None:
         raise NotImplementedError(f"{name} is not installed")
@@ -239,11 +248,7 @@ class Entropy(_Divergence):
         if impl == "numpy":
             return _numpy_entropy
         if impl == "scipy":
-            try:
-                import scipy.stats
-            except ImportError:
-                raise NotImplementedError("scipy is not installed") from None
-            return lambda p: scipy.stats.entropy(p, axis=-1)
+            return _scipy_entropy(axis=-1)
         if impl == "torch":
             _need(torch, "torch")
             Categorical = torch.distributions.Categorical
@@ -278,11 +283,7 @@ class EntropyColumns(_Divergence):
         if impl == "numpy":
             return _numpy_entropy_columns
         if impl == "scipy":
-            try:
-                import scipy.stats
-            except ImportError:
-                raise NotImplementedError("scipy is not installed") from None
-            return lambda p: scipy.stats.entropy(p, axis=0)
+            return _scipy_entropy(axis=0)
         raise NotImplementedError(impl)
 
     def time_entropy_columns(self, impl, shape, dtype):
