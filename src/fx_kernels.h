@@ -159,6 +159,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_TINY FLT_MIN
 #define FX_T float
 #define FX_W float
+#define FX_WI int32_t
+#define FX_WFMA FX_FMAF
 #define FX_LOAD(v) (v)
 #define FX_STORE(w) (w)
 #define FX_EXP fx_expf_le0
@@ -178,6 +180,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_TINY DBL_MIN
 #define FX_T double
 #define FX_W double
+#define FX_WI int64_t
+#define FX_WFMA FX_FMA
 #define FX_LOAD(v) (v)
 #define FX_STORE(w) (w)
 #define FX_EXP fx_exp_le0
@@ -195,6 +199,8 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_TINY FLT_MIN
 #define FX_T uint16_t
 #define FX_W float
+#define FX_WI int32_t
+#define FX_WFMA FX_FMAF
 #define FX_LOAD(v) fx_half_to_float(v)
 #define FX_STORE(w) fx_float_to_half(w)
 #define FX_EXP fx_expf_le0

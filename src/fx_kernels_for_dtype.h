@@ -10,6 +10,11 @@
  *   FX_T               storage type (uint16_t for float16, float, double)
  *   FX_W               working type (float for float16/float32, double for
  *                      float64)
+ *   FX_WI              signed integer as wide as FX_W (int32_t, int64_t): the
+ *                      type of counts in vectorized loops over FX_W, where a
+ *                      comparison's mask adds as one instruction
+ *   FX_WFMA(a, b, c)   a * b + c in FX_W: one rounding on CPUs with FMA (the
+ *                      build contracts nothing by itself, see fx_math.h)
  *   FX_LOAD(v)         storage -> working;  FX_STORE(w) working -> storage
  *   FX_EXP             vectorizable exp of FX_W for arguments <= 0 (x - max)
  *   FX_EXP_NORMAL      the cheaper exp for arguments in
@@ -42,6 +47,8 @@ enum { FX_NAME(stores_exp) = FX_STORES_EXP };
 #undef FX_NAME
 #undef FX_T
 #undef FX_W
+#undef FX_WI
+#undef FX_WFMA
 #undef FX_LOAD
 #undef FX_STORE
 #undef FX_EXP

@@ -152,7 +152,7 @@ static inline Py_ssize_t fx_score_bin(double c, Py_ssize_t n)
 /* omp simd with several reductions (see FX_SIMD_REDUCE) */
 #if !defined(_MSC_VER) && (defined(_OPENMP) || defined(__clang__) || defined(__GNUC__))
 #define FX_SCORE_SIMD_SCAN(m, lo, a, b) \
-    FX_PRAGMA(omp simd reduction(max:m) reduction(min:lo) reduction(+:a, b))
+    FX_PRAGMA(omp simd reduction(max:m) reduction(min:lo) reduction(+:a) reduction(+:b))
 #else
 #define FX_SCORE_SIMD_SCAN(m, lo, a, b)
 #endif
@@ -210,20 +210,22 @@ FX_INLINE void FX_NAME(score_sums)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX
         FX_SIMD_REDUCE(+:acc,cnt,sd,sq)
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W v = FX_SCORE_Z(x[j * s]);
-            int eq = v == m;
-            FX_W t = v - m, e;
+            FX_W t = v - m, e, one = v == m ? (FX_W)1 : (FX_W)0;
             if (normal) {
+                /* e1 is exactly 1 at the max (t = 0): subtracting the max's
+                 * count drops its term, and e1 t is 0 there, so no select
+                 * feeds a sum and each sum's chain stays one add long */
                 FX_W e1 = FX_EXP_NORMAL(t);
-                e = eq ? (FX_W)0 : e1;
-                sd += e * t;
+                e = e1 - one;
+                sd = FX_WFMA(e1, t, sd);
             } else {
-                e = FX_EXP(eq ? (FX_W)-INFINITY : t);
+                e = FX_EXP(one != (FX_W)0 ? (FX_W)-INFINITY : t);
                 /* 0 at -inf logits, whose e is 0 (0 * -inf would be NaN) */
                 sd += e == (FX_W)0 ? (FX_W)0 : e * t;
             }
             acc += e;
-            cnt += eq ? (FX_W)1 : (FX_W)0;
-            sq += e * e;
+            cnt += one;
+            sq = FX_WFMA(e, e, sq);
         }
         tot += (double)acc;
         totk += (double)cnt;
@@ -352,16 +354,28 @@ FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
         Py_ssize_t len = n - j0 < FX_FLUSH ? n - j0 : FX_FLUSH;
         const FX_T *xb = x + j0 * s;
-        FX_W m = -INFINITY, lo = INFINITY, cgt = 0, cnan = 0;
-        FX_SCORE_SIMD_SCAN(m, lo, cgt, cnan)
+        FX_W m = -INFINITY, lo = INFINITY, chk = 0;
+        FX_WI cgt = 0;
+        FX_SCORE_SIMD_SCAN(m, lo, cgt, chk)
         for (Py_ssize_t j = 0; j < len; j++) {
             FX_W v = FX_SCORE_Z(xb[j * s]);
             m = v > m ? v : m;
             lo = v < lo ? v : lo;
-            cgt += v > zy ? (FX_W)1 : (FX_W)0;
-            cnan += v != v ? (FX_W)1 : (FX_W)0;
+            cgt += v > zy;
+            /* not finite as soon as a NaN or an infinity is added (or,
+             * rarely, a sum of huge logits overflows): one instruction
+             * where counting NaNs took three */
+            chk += v;
         }
-        gt += (Py_ssize_t)cgt;   /* exact: a block is far below 2^24 */
+        gt += (Py_ssize_t)cgt;
+        FX_W cnan = 0;
+        if (!(chk - chk == (FX_W)0)) {   /* rare: count the NaNs */
+            FX_SIMD_REDUCE(+:cnan)
+            for (Py_ssize_t j = 0; j < len; j++) {
+                FX_W v = FX_SCORE_Z(xb[j * s]);
+                cnan += v != v ? (FX_W)1 : (FX_W)0;
+            }
+        }
         if (cnan > 0 && first_nan < 0)
             first_nan = j0 + FX_NAME(score_first)(xb, len, s, m, bf16, tmode, tw, 1);
         if (m > best || (j0 == 0 && m == best)) {

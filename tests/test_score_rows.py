@@ -99,6 +99,42 @@ def test_matches_reference(path, dtype, temperature):
 
 
 @pytest.mark.parametrize("dtype", _dtypes())
+def test_special_values_in_later_blocks(path, dtype):
+    """Long rows are read in blocks of 2048 classes, each scanned for its
+    max, min, NaN and infinities before its sums: -inf, NaN and +inf in the
+    blocks after the first, alone and together, the first NaN and the first
+    max far from the start, a max that rises in a later block."""
+    rng = np.random.default_rng(11)
+    c = 7000   # four blocks, the last one partial
+    x = 3.0 * rng.standard_normal((12, c))
+    t = rng.integers(0, c, 12)
+    x[0, 2100:2200] = -np.inf                   # masked classes in block 1 only
+    x[1, 5000] = np.nan                         # NaN in block 2
+    x[2, 6999] = np.inf                         # +inf in the last element
+    x[3, 3000] = -np.inf
+    x[3, 4500] = np.nan                         # -inf then NaN
+    x[3, 6500] = np.nan
+    x[4, 2500] = np.inf
+    x[4, 6100] = np.nan                         # +inf, then the first NaN later
+    x[5, :] = -np.inf
+    x[5, 4096:4100] = 0.5                       # only -inf but in block 2
+    x[6, 6000] = 30.0                           # the max rises in the last block
+    x[7, 2048:4096] = -np.inf                   # a whole block of -inf
+    x[8, 4000] = 60.0
+    x[8, 4001] = 60.0                           # tied maxima, both in block 1
+    t[8] = 4001
+    x[9, ::2] = -np.inf                         # every other class masked
+    x[10, 1000] = -120.0                        # exps below the normal range
+    x[10, 3000] = -800.0                        # ... of float32 and of float64
+    x = _as(x, dtype)
+    got = fastxent.score_rows(x, t, n_threads=1)
+    assert_scores_close(got, reference(x, t), f"{path} {dtype}")
+    assert got.prediction[[1, 2, 3, 4, 6, 8]].tolist() == [5000, 6999, 4500, 6100, 6000, 4000]
+    st = _score_state(x, t, max_rank=3, n_bins=4)
+    assert st["undefined"] == 4                 # rows 1-4
+
+
+@pytest.mark.parametrize("dtype", _dtypes())
 @pytest.mark.parametrize("temperature", [1.0, 0.5, 0.7])
 def test_short_rows_and_their_fallbacks(path, dtype, temperature):
     """Rows of up to 16 classes are scored side by side, rows of up to 32
