@@ -143,6 +143,7 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
     a.bf16 = bf16
     a.max_rank = max_rank
     a.n_bins = n_bins
+    a.edges = NULL
     fx_get_buffer(x, &xb, False)
     try:
         fx_get_buffer(labels, &lb, False)
@@ -179,12 +180,16 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             if outs is not None:
                 _score_run(fn, &a, R, B, FX_SCORE_ROWS, nt, NULL, 0, NULL, 0, bads)
                 return -1, None, None
-            fbase = <double *>calloc(nblk * nf + FX_ALIGN_SLACK, sizeof(double))
+            # the per-block sums, then the bin edges b / n_bins
+            fbase = <double *>calloc(nblk * nf + n_bins + 1 + FX_ALIGN_SLACK, sizeof(double))
             cbase = <int64_t *>calloc(nt * nc + FX_ALIGN_SLACK, sizeof(int64_t))
             if fbase == NULL or cbase == NULL:
                 raise MemoryError()
             fsums = fx_align64(fbase)
             counts = <int64_t *>fx_align64(<double *>cbase)
+            for k in range(n_bins + 1):
+                fsums[nblk * nf + k] = <double>k / <double>n_bins
+            a.edges = fsums + nblk * nf
             _score_run(fn, &a, R, B, FX_SCORE_STATE, nt, fsums, nf, counts, nc, bads)
             # the totals written through the new arrays' buffers (no typed
             # memoryview: its set-up would be most of a small call's time)
