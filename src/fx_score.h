@@ -145,6 +145,11 @@ static inline Py_ssize_t fx_score_bin(double c, Py_ssize_t n, const double *edge
     Py_ssize_t b = (Py_ssize_t)(c * (double)n);
     if (b > n - 1) b = n - 1;
     if (b < 0) b = 0;
+    /* c n is within an ulp of the exact product, so b is at most one off:
+     * one step each way without branches (whose direction would be the
+     * data's), then loops that never run but make that need no proof */
+    b -= (b > 0) & (c < edges[b]);
+    b += (b < n - 1) & (c >= edges[b + 1]);
     while (b > 0 && c < edges[b]) b--;
     while (b < n - 1 && c >= edges[b + 1]) b++;
     return b;
@@ -172,15 +177,17 @@ static inline void fx_score_values(double m, double k, double s, double d, doubl
      * the usual row has one max (k = 1) */
     double l1 = fx_log1p_ge0(k == 1.0 ? s : s / k);
     double logS = k == 1.0 ? l1 : fx_log_ge1(k) + l1;
-    *conf = 1.0 / S;
-    *ent = logS - d / S;
+    /* one division: the others were most of a short row's result time */
+    double inv = 1.0 / S;
+    *conf = inv;
+    *ent = logS - d * inv;
     *nll = (m - zy) + logS;
     /* 1 - p_y (times S) and sum_{c != y} e_c^2 */
     int top = zy == m;
     double omp = top ? (k - 1.0) + s : S - ey;
     double oq = top ? (k - 1.0) + q : (k + q) - ey * ey;
-    omp /= S;
-    *brier = omp * omp + oq / (S * S);
+    omp *= inv;
+    *brier = omp * omp + oq * (inv * inv);
 }
 
 /* rows of at most this many classes go through score_row_short first */
@@ -399,42 +406,20 @@ FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     FX_NAME(score_finish)(&st, gt, pred, first_nan, bad, zy, n, r);
 }
 
-/*
- * W <= FX_BLOCK_W rows of C <= FX_SCORE_LANES_C classes (row i at xr[i],
- * class stride s; zy[i] its label's z, NaN when ignored), scored side by
- * side: the rows are copied into T as columns of FX_BLOCK_W lanes, and every
- * pass runs across the lanes, which the compiler vectorizes whatever C is
- * (the per-row passes of score_row cost a row's fixed overhead each, which
- * on rows this short is most of the work).  Per lane, in class order: the
- * max, first argmax, min, count above z_y and NaN count; then the sums of
- * score_sums.  done[i] = 0 (row i not written) for the rows that need the
- * general body: a NaN or +inf, only -inf, or a z - M below the normal range
- * of FX_EXP_NORMAL.  Any stride: every layout of a row gives the same bits.
- */
-FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py_ssize_t C,
-                                         Py_ssize_t s, const FX_W *zy, const int bf16,
-                                         const int tmode, FX_W tw, fx_score_row *rows,
-                                         unsigned char *done)
+/* score_lanes_body's per-lane passes over W rows (lanes up to L hold
+ * zeros): the rows into columns T, then per lane, in class order, the max,
+ * first argmax, min, count above zl and NaN count, ok, and the sums of
+ * score_sums (see score_lanes_body) */
+FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, Py_ssize_t L,
+                                           Py_ssize_t C, Py_ssize_t s, const int bf16,
+                                           const int tmode, FX_W tw, const FX_W *zl, FX_W *m,
+                                           FX_W *lo, FX_W *gt, FX_W *nan, FX_W *pr, FX_W *ok,
+                                           FX_W *acc, FX_W *cnt, FX_W *sd, FX_W *sq)
 {
     FX_W T[FX_SCORE_LANES_C * FX_BLOCK_W];
-    FX_W m[FX_BLOCK_W], lo[FX_BLOCK_W], gt[FX_BLOCK_W], nan[FX_BLOCK_W], pr[FX_BLOCK_W];
-    FX_W zl[FX_BLOCK_W], ok[FX_BLOCK_W];
-    FX_W acc[FX_BLOCK_W], cnt[FX_BLOCK_W], sd[FX_BLOCK_W], sq[FX_BLOCK_W];
-    for (Py_ssize_t i = 0; i < W; i++) {
+    for (Py_ssize_t i = 0; i < L; i++)
         for (Py_ssize_t c = 0; c < C; c++)
-            T[c * FX_BLOCK_W + i] = FX_SCORE_Z(xr[i][c * s]);
-        zl[i] = zy[i];
-    }
-    /* the lanes run to a whole number of vectors (8 lanes of float, of two
-     * AVX2 double vectors), not to FX_BLOCK_W: a group of a few rows (a
-     * small call) costs a few rows; the lanes without a row hold zeros,
-     * computed and dropped */
-    const Py_ssize_t L = (W + 7) & ~(Py_ssize_t)7;
-    for (Py_ssize_t i = W; i < L; i++) {
-        for (Py_ssize_t c = 0; c < C; c++)
-            T[c * FX_BLOCK_W + i] = 0;
-        zl[i] = 0;
-    }
+            T[c * FX_BLOCK_W + i] = i < W ? FX_SCORE_Z(xr[i][c * s]) : (FX_W)0;
     for (Py_ssize_t i = 0; i < L; i++) {
         m[i] = (FX_W)-INFINITY;
         lo[i] = (FX_W)INFINITY;
@@ -469,6 +454,46 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
             cnt[i] += eq ? (FX_W)1 : (FX_W)0;
             sq[i] += e * e;
         }
+}
+
+/*
+ * W <= FX_BLOCK_W rows of C <= FX_SCORE_LANES_C classes (row i at xr[i],
+ * class stride s; zy[i] its label's z, NaN when ignored), scored side by
+ * side: the rows are copied into T as columns of FX_BLOCK_W lanes, and every
+ * pass runs across the lanes, which the compiler vectorizes whatever C is
+ * (the per-row passes of score_row cost a row's fixed overhead each, which
+ * on rows this short is most of the work).  Per lane, in class order: the
+ * max, first argmax, min, count above z_y and NaN count; then the sums of
+ * score_sums.  done[i] = 0 (row i not written) for the rows that need the
+ * general body: a NaN or +inf, only -inf, or a z - M below the normal range
+ * of FX_EXP_NORMAL.  Any stride: every layout of a row gives the same bits.
+ */
+FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py_ssize_t C,
+                                         Py_ssize_t s, const FX_W *zy, const int bf16,
+                                         const int tmode, FX_W tw, fx_score_row *rows,
+                                         unsigned char *done)
+{
+    FX_W m[FX_BLOCK_W], lo[FX_BLOCK_W], gt[FX_BLOCK_W], nan[FX_BLOCK_W], pr[FX_BLOCK_W];
+    FX_W zl[FX_BLOCK_W], ok[FX_BLOCK_W];
+    FX_W acc[FX_BLOCK_W], cnt[FX_BLOCK_W], sd[FX_BLOCK_W], sq[FX_BLOCK_W];
+    /* the lanes run to a whole number of vectors (8 lanes of float, of two
+     * AVX2 double vectors), not to FX_BLOCK_W: a group of a few rows (a
+     * small call) costs a few rows; the lanes without a row hold zeros,
+     * computed and dropped */
+    const Py_ssize_t L = (W + 7) & ~(Py_ssize_t)7;
+    for (Py_ssize_t i = 0; i < L; i++)
+        zl[i] = i < W ? zy[i] : (FX_W)0;
+#if defined(FX_SHORT_X8)
+    if (s == 1) {
+        /* contiguous float32 rows: the same passes 8 lanes at a time in
+         * registers, bit for bit (fx_short_rows_avx2.h) */
+        for (Py_ssize_t i = 0; i < L; i += 8)
+            fx_score8(xr + i, W - i < 8 ? W - i : 8, C, tmode, tw, zl + i, m + i, lo + i,
+                      gt + i, nan + i, pr + i, ok + i, acc + i, cnt + i, sd + i, sq + i);
+    } else
+#endif
+    FX_NAME(score_lanes_passes)(xr, W, L, C, s, bf16, tmode, tw, zl, m, lo, gt, nan, pr, ok,
+                                acc, cnt, sd, sq);
     /* the results, across the lanes too: fx_score_values, with fx_math.h's
      * exp (vectorizable) for exp(z_y - M), whose argument is in its normal
      * range on these rows; lanes that are not ok compute garbage that
@@ -596,6 +621,7 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
     /* the block's float sums in locals, written once at the end: the slots
      * of neighbouring blocks may share a cache line */
     double nll_sum = 0.0, ent_sum = 0.0, brier_sum = 0.0;
+    int64_t counted = 0;
     Py_ssize_t rem = r0;
     for (Py_ssize_t d = last; d >= 0; d--) {
         idx[d] = rem % a->shape[d];
@@ -664,7 +690,7 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
             nll_sum += FX_SCORE_R(row.nll);
             ent_sum += FX_SCORE_R(row.ent);
             brier_sum += FX_SCORE_R(row.brier);
-            counts[0] += 1;
+            counted += 1;
             if (row.rank < max_rank) counts[2 + row.rank] += 1;   /* C when undefined */
             if (row.undefined) {
                 counts[1] += 1;
@@ -680,6 +706,7 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
         fsums[0] += nll_sum;
         fsums[1] += ent_sum;
         fsums[2] += brier_sum;
+        counts[0] += counted;
     }
     return -1;
 }

@@ -16,6 +16,7 @@
  *   transpose back.
  * - Other outputs back into rows by the same register transposes, with
  *   whole-vector stores where they only run over what is rewritten later.
+ * - The per-lane passes of fx_score.h's short rows (fx_score8).
  *
  * Only builds with AVX2 and FMA define FX_HAVE_F32X8; the others keep the
  * portable loops.  Within a build both give the same bits (the tests
@@ -234,6 +235,76 @@ FX_INLINE void fx_exp8_flat(const float *x, Py_ssize_t C, const float *mx, const
                                                 _mm256_permutevar8x32_ps(m, row)));
         _mm256_storeu_ps(out + 8 * v, _mm256_div_ps(e, _mm256_permutevar8x32_ps(d, row)));
     }
+}
+
+/*
+ * fx_score.h's score_lanes_body for 8 rows xr[i], i < n, of C <= 16
+ * contiguous float32 classes, bit for bit (same operations per lane, in
+ * class order; the exp of fx_math.h): z = x (tmode 0), x * tw (1) or
+ * x / tw (2), lanes from n on z = 0.  Per lane: the max m, first argmax pr,
+ * min lo, count gt of z > zy, NaN count nan and ok (no NaN, a finite max,
+ * every z - m in the normal range of exp); then, with t = z - m (0 where not
+ * ok), the sums over the classes below the max of e = exp(t) (acc), e t
+ * (sd), e^2 (sq), and the count of those at the max (cnt).  The rows come
+ * in by masked loads and register transposes, the sums stay in registers.
+ */
+FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int tmode,
+                         float tw, const float *zy, float *m, float *lo, float *gt, float *nan,
+                         float *pr, float *ok, float *acc, float *cnt, float *sd, float *sq)
+{
+    __m256 T[16];
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    for (Py_ssize_t c0 = 0; c0 < C; c0 += 8) {
+        Py_ssize_t nc = C - c0 < 8 ? C - c0 : 8;
+        __m256i cols = fx_mask8(nc);
+        __m256 r[8];
+        for (int i = 0; i < 8; i++)
+            r[i] = i >= n ? zero : nc == 8 ? _mm256_loadu_ps(xr[i] + c0)
+                                          : _mm256_maskload_ps(xr[i] + c0, cols);
+        fx_tr8x8(r);
+        for (Py_ssize_t c = 0; c < nc; c++)
+            T[c0 + c] = tmode == 0 ? r[c]
+                      : tmode == 1 ? _mm256_mul_ps(r[c], _mm256_set1_ps(tw))
+                      : _mm256_div_ps(r[c], _mm256_set1_ps(tw));
+    }
+    __m256 vm = _mm256_set1_ps(-INFINITY), vlo = _mm256_set1_ps(INFINITY);
+    __m256 vgt = zero, vnan = zero, vpr = zero, z = _mm256_loadu_ps(zy);
+    for (Py_ssize_t c = 0; c < C; c++) {
+        __m256 v = T[c];
+        __m256 g = _mm256_cmp_ps(v, vm, _CMP_GT_OQ);   /* strictly: the first argmax */
+        vpr = _mm256_blendv_ps(vpr, _mm256_set1_ps((float)c), g);
+        vm = _mm256_blendv_ps(vm, v, g);
+        vlo = _mm256_min_ps(v, vlo);                    /* v < lo ? v : lo */
+        vgt = _mm256_add_ps(vgt, _mm256_and_ps(_mm256_cmp_ps(v, z, _CMP_GT_OQ), one));
+        vnan = _mm256_add_ps(vnan, _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), one));
+    }
+    __m256 good = _mm256_and_ps(
+        _mm256_and_ps(_mm256_cmp_ps(vnan, zero, _CMP_EQ_OQ),
+                      _mm256_cmp_ps(vm, _mm256_set1_ps(INFINITY), _CMP_NEQ_OQ)),
+        _mm256_and_ps(_mm256_cmp_ps(vm, _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ),
+                      _mm256_cmp_ps(_mm256_sub_ps(vlo, vm), _mm256_set1_ps(FX_EXPF_NORMAL_LO),
+                                    _CMP_GE_OQ)));
+    __m256 vacc = zero, vcnt = zero, vsd = zero, vsq = zero;
+    for (Py_ssize_t c = 0; c < C; c++) {
+        __m256 v = T[c];
+        __m256 eq = _mm256_cmp_ps(v, vm, _CMP_EQ_OQ);
+        __m256 t = _mm256_and_ps(good, _mm256_sub_ps(v, vm));
+        __m256 e = _mm256_andnot_ps(eq, fx_v8_expf_normal(t));
+        vsd = _mm256_add_ps(vsd, _mm256_mul_ps(e, t));
+        vacc = _mm256_add_ps(vacc, e);
+        vcnt = _mm256_add_ps(vcnt, _mm256_and_ps(eq, one));
+        vsq = _mm256_add_ps(vsq, _mm256_mul_ps(e, e));
+    }
+    _mm256_storeu_ps(m, vm);
+    _mm256_storeu_ps(lo, vlo);
+    _mm256_storeu_ps(gt, vgt);
+    _mm256_storeu_ps(nan, vnan);
+    _mm256_storeu_ps(pr, vpr);
+    _mm256_storeu_ps(ok, _mm256_and_ps(good, one));
+    _mm256_storeu_ps(acc, vacc);
+    _mm256_storeu_ps(cnt, vcnt);
+    _mm256_storeu_ps(sd, vsd);
+    _mm256_storeu_ps(sq, vsq);
 }
 
 #endif /* __AVX2__ && __FMA__ */
