@@ -107,6 +107,17 @@ static inline void fx_score_merge(fx_score_state *a, double m, double k, double 
     }
 }
 
+/* what one read of a row (or of a segment of it) leaves: its merged sums,
+ * its largest z (NaN ignored), the count of z above z_y, the first argmax,
+ * the first NaN (-1: none) and whether a NaN or +inf was seen (then the
+ * sums stop) */
+typedef struct {
+    fx_score_state st;
+    double best;
+    Py_ssize_t gt, pred, first_nan;
+    int bad;
+} fx_score_scan;
+
 /* bfloat16 bits to float: the upper half of a float32 */
 static inline float fx_bf16_to_float(uint16_t h)
 {
@@ -350,10 +361,11 @@ FX_INLINE int FX_NAME(score_row_short)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     return 1;
 }
 
-/* one row (zy: the label's z, NaN for an ignored row) */
-FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
+/* one read of a row, or of a segment of it (zy: the label's z, NaN for an
+ * ignored row) */
+FX_INLINE void FX_NAME(score_row_scan)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
                                        const int bf16, const int tmode, FX_W tw,
-                                       fx_score_row *r)
+                                       fx_score_scan *out)
 {
     fx_score_state st = {-INFINITY, 0.0, 0.0, 0.0, 0.0};
     Py_ssize_t gt = 0, pred = 0, first_nan = -1;
@@ -403,7 +415,22 @@ FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
         }
         fx_score_merge(&st, (double)m, sums[1], sums[0], sums[2], sums[3]);
     }
-    FX_NAME(score_finish)(&st, gt, pred, first_nan, bad, zy, n, r);
+    out->st = st;
+    out->best = (double)best;
+    out->gt = gt;
+    out->pred = pred;
+    out->first_nan = first_nan;
+    out->bad = bad;
+}
+
+/* one row */
+FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
+                                       const int bf16, const int tmode, FX_W tw,
+                                       fx_score_row *r)
+{
+    fx_score_scan sc;
+    FX_NAME(score_row_scan)(x, n, s, zy, bf16, tmode, tw, &sc);
+    FX_NAME(score_finish)(&sc.st, sc.gt, sc.pred, sc.first_nan, sc.bad, zy, n, r);
 }
 
 /* score_lanes_body's per-lane passes over W rows (lanes up to L hold
@@ -561,6 +588,42 @@ static FX_NOINLINE void FX_NAME(score_row)(const FX_T *x, Py_ssize_t n, Py_ssize
     }
     if (sizeof(FX_T) == 2 && bf16) { FX_SCORE_CASES(1) } else { FX_SCORE_CASES(0) }
 #undef FX_SCORE_CASES
+}
+
+/*
+ * The partial state of a segment of a row -- the classes of one block of a
+ * class axis split over blocks (the Dask reductions, which merge the
+ * segments' states and finish them as score_finish does): f = (largest z,
+ * k, s, d, q) as fx_score_state, i = (count above zy, first argmax, first
+ * NaN or -1, bad); indices within the segment.  The sums of a segment with
+ * a NaN or +inf are not formed (its row has no distribution).
+ */
+static FX_NOINLINE void FX_NAME(score_row_state)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                                FX_W zy, int bf16, int tmode, FX_W tw,
+                                                double *f, int64_t *i)
+{
+    fx_score_scan sc;
+#define FX_SCORE_CASES(BF)                                                              \
+    if (s == 1) {                                                                       \
+        if (tmode == 0) FX_NAME(score_row_scan)(x, n, 1, zy, BF, 0, tw, &sc);           \
+        else if (tmode == 1) FX_NAME(score_row_scan)(x, n, 1, zy, BF, 1, tw, &sc);      \
+        else FX_NAME(score_row_scan)(x, n, 1, zy, BF, 2, tw, &sc);                      \
+    } else {                                                                            \
+        if (tmode == 0) FX_NAME(score_row_scan)(x, n, s, zy, BF, 0, tw, &sc);           \
+        else if (tmode == 1) FX_NAME(score_row_scan)(x, n, s, zy, BF, 1, tw, &sc);      \
+        else FX_NAME(score_row_scan)(x, n, s, zy, BF, 2, tw, &sc);                      \
+    }
+    if (sizeof(FX_T) == 2 && bf16) { FX_SCORE_CASES(1) } else { FX_SCORE_CASES(0) }
+#undef FX_SCORE_CASES
+    f[0] = sc.best;
+    f[1] = sc.st.k;
+    f[2] = sc.st.s;
+    f[3] = sc.st.d;
+    f[4] = sc.st.q;
+    i[0] = sc.gt;
+    i[1] = sc.pred;
+    i[2] = sc.first_nan;
+    i[3] = sc.bad;
 }
 
 /* z of one element (outside the loops: the flags need not be constants) */

@@ -219,3 +219,81 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             PyBuffer_Release(&lb)
     finally:
         PyBuffer_Release(&xb)
+
+
+def score_states(x, zy, fstates, istates, bint bf16, int tmode, double t, int n_threads=1):
+    """The partial state of each row of a block of classes, for a class axis
+    split over blocks (see score_row_state in fx_score.h): for row r of the
+    2-d logits x (R, C) and its label's z zy[r] (NaN: ignored, or the label
+    outside the block), fstates[5 r : 5 r + 5] = (largest z, k, s, d, q) and
+    istates[4 r : 4 r + 4] = (count above zy, first argmax, first NaN or -1,
+    bad), indices within the block.
+
+    x: (R, C), C > 0, float64, float32 or 2-byte storage (float16 as its
+    bits, or bfloat16 with bf16), any strides, aligned (IN); zy: R float64
+    (IN); fstates: 5 R float64, istates: 4 R int64, C-contiguous (OUT).
+    tmode, t: z = x (0), x * t (1) or x / t (2).
+    """
+    cdef Py_buffer xb, zb, fb, ib
+    cdef Py_ssize_t R, C, rs, sc, r, nb, b0 = 0, b1
+    cdef int nt
+    cdef const double *zp
+    cdef double *fp
+    cdef int64_t *ip
+    fx_get_buffer(x, &xb, False)
+    try:
+        if xb.ndim != 2 or xb.shape[1] == 0 or xb.itemsize not in (2, 4, 8):
+            raise ValueError("score_states: 2-d logits with at least one class are expected")
+        R, C = xb.shape[0], xb.shape[1]
+        if xb.strides[0] % xb.itemsize or xb.strides[1] % xb.itemsize:
+            raise ValueError("score_states: strides must be whole elements")
+        rs, sc = xb.strides[0] // xb.itemsize, xb.strides[1] // xb.itemsize
+        fx_get_buffer(zy, &zb, False)
+        fx_get_buffer(fstates, &fb, True)
+        fx_get_buffer(istates, &ib, True)
+        try:
+            if (zb.len != 8 * R or zb.itemsize != 8 or zb.format[0] != b'd'
+                    or fb.len != 40 * R or fb.itemsize != 8 or fb.format[0] != b'd'
+                    or ib.len != 32 * R or ib.itemsize != 8 or ib.format[0] not in b'lq'
+                    or not (_contiguous(&zb) and _contiguous(&fb) and _contiguous(&ib))):
+                raise ValueError("score_states: zy, fstates and istates must be contiguous "
+                                 "float64 (R), float64 (5 R) and int64 (4 R) arrays")
+            zp = <const double *>zb.buf
+            fp = <double *>fb.buf
+            ip = <int64_t *>ib.buf
+            nt = _threads(n_threads, R * C)
+            nb = _batch(C, nt, 1)
+            while b0 < R:
+                b1 = _next_batch(b0, R, nb)
+                with nogil:
+                    if xb.itemsize == 8:
+                        for r in prange(b0, b1, num_threads=nt, schedule='guided'):
+                            _score_row_state(<const double *>xb.buf + r * rs, C, sc, zp[r], bf16,
+                                             tmode, t, fp + 5 * r, ip + 4 * r)
+                    elif xb.itemsize == 4:
+                        for r in prange(b0, b1, num_threads=nt, schedule='guided'):
+                            _score_row_state(<const float *>xb.buf + r * rs, C, sc,
+                                             <float>zp[r], bf16, tmode, <float>t, fp + 5 * r,
+                                             ip + 4 * r)
+                    else:
+                        for r in prange(b0, b1, num_threads=nt, schedule='guided'):
+                            _score_row_state(<const uint16_t *>xb.buf + r * rs, C, sc,
+                                             <float>zp[r], bf16, tmode, <float>t, fp + 5 * r,
+                                             ip + 4 * r)
+                b0 = b1
+        finally:
+            PyBuffer_Release(&ib)
+            PyBuffer_Release(&fb)
+            PyBuffer_Release(&zb)
+    finally:
+        PyBuffer_Release(&xb)
+
+
+cdef inline bint _contiguous(const Py_buffer *b) noexcept:
+    """A 1-d (or 0-length) buffer without gaps, or any C-contiguous one."""
+    cdef Py_ssize_t k, step = b.itemsize
+    for k in range(b.ndim - 1, -1, -1):
+        if b.shape[k] > 1 and b.strides[k] != step:
+            return False
+        step *= b.shape[k]
+    return True

@@ -60,6 +60,48 @@ def logsumexp(x, out, sgn=None, b=None, bint want_sign=False, int n_threads=1, i
         _logsumexp_views(<uint16_t *>NULL, &xv, &ov, &gv, &bv, want_sign, n_threads)
 
 
+def lse_states(x, states, int n_threads=1):
+    """The log-sum-exp state of each row of a 2-d x, as the row kernels keep
+    it: states[3 r : 3 r + 3] = (m, k, s) of row x[r, :] -- its max (NaN
+    ignored), the count of elements equal to it and the sum of exp(x - m)
+    over the others, in float64.  The partial state of a row split over
+    blocks (the Dask reductions): a state whose m or s is not finite (a NaN,
+    an infinity, only -inf) is to be formed otherwise.
+
+    x: float64, float32 or float16, any strides, C > 0 (IN); states: a
+    float64 array of 3 R elements (OUT).
+    """
+    cdef fx_view xv, sv
+    _input_view(x, &xv, 1, 1)
+    if xv.n[2] != 1 or xv.n[1] == 0:
+        raise ValueError("lse_states: a 2-d input with at least one column is expected")
+    _doubles(states, &sv, 3 * xv.n[0])
+    if xv.itemsize == 8:
+        _lse_states(<const double *>xv.p, &xv, <double *>sv.p, sv.s[1], n_threads)
+    elif xv.itemsize == 4:
+        _lse_states(<const float *>xv.p, &xv, <double *>sv.p, sv.s[1], n_threads)
+    else:
+        _lse_states(<const uint16_t *>xv.p, &xv, <double *>sv.p, sv.s[1], n_threads)
+
+
+cdef int _lse_states(const real *xp, const fx_view *x, double *sp, Py_ssize_t ss,
+                     int n_threads) except -1:
+    cdef Py_ssize_t R = x.n[0], C = x.n[1], so = x.s[0], sc = x.s[1], r, nb, b0 = 0, b1
+    cdef fx_lse_state st
+    cdef int nt = _threads(n_threads, R * C)
+    nb = _batch(C, nt, 1)
+    while b0 < R:
+        b1 = _next_batch(b0, R, nb)
+        with nogil:
+            for r in prange(b0, b1, num_threads=nt, schedule='guided'):
+                st = _row_state(xp + r * so, C, sc)
+                sp[3 * r * ss] = st.m
+                sp[(3 * r + 1) * ss] = st.k
+                sp[(3 * r + 2) * ss] = st.s
+        b0 = b1
+    return 0
+
+
 cdef int _logsumexp_views(real *kind, const fx_view *x, const fx_view *o, const fx_view *g,
                           const fx_view *b, bint want_sign, int n_threads) except -1:
     """_logsumexp on the views, for the storage type of `kind` (a NULL of it)."""

@@ -662,3 +662,70 @@ def test_large_blocks_are_reduced_in_slices(monkeypatch):
             check(fastxent.cross_entropy(d, target, reduction="none", label_smoothing=smoothing),
                   fastxent.cross_entropy(x, target, reduction="none",
                                          label_smoothing=smoothing))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_lse_block_state_from_the_kernel(dtype):
+    # an unweighted log-sum-exp state is the row kernel's (m, k, s), rows
+    # with special values formed by NumPy: the fields of the NumPy state
+    from fastxent._dask import row_state
+    rng = np.random.default_rng(12)
+    x = np.concatenate([rng.standard_normal((9, 6)) * 4, SPECIAL_ROWS]).astype(dtype)
+    x[2, :3] = x[2, 4]   # ties at the maximum
+    rtol = {np.float64: 1e-14, np.float32: 1e-6, np.float16: 1e-6}[dtype]
+    for block, axes in ((x, (1,)), (np.ascontiguousarray(x.T), (0,)), (x[:, None, :], (2,)),
+                        (x.reshape(15, 2, 3), (1, 2))):
+        got = row_state._kernel_lse_state(block, axes, 1)
+        assert got is not None, axes
+        with np.errstate(all="ignore"):
+            want = row_state._block_state(row_state.LSE, axes, block)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        for name in ("m", "k", "z", "pos", "neg"):
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+        np.testing.assert_allclose(got["r"], want["r"], rtol=rtol, atol=1e-300)
+        # the public path agrees with the in-memory call
+        check(fastxent.logsumexp(da.from_array(block, chunks=2), axis=axes),
+              fastxent.logsumexp(block, axis=axes))
+    # a layout whose rows need a copy is left to NumPy
+    assert row_state._kernel_lse_state(x.reshape(15, 2, 3), (0, 2), 1) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, "bfloat16"])
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 0.7])
+def test_score_block_state_from_the_kernel(dtype, temperature):
+    # the partial state of a block of classes from the compiled row scan is
+    # the NumPy one: the same maxima, counts, indices and flags, sums to the
+    # rounding of the kernel's working type
+    from fastxent._dask import score as dscore
+    if dtype == "bfloat16":
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        dtype = ml_dtypes.bfloat16
+    rng = np.random.default_rng(13)
+    x = np.concatenate([rng.standard_normal((9, 6)) * 4, SPECIAL_ROWS,
+                        np.full((1, 6), -np.inf), [[np.nan, 1.0, np.inf, 2.0, np.nan, 0.0]]])
+    x[2, :3] = x[2, 4]   # ties at the maximum
+    x = x.astype(dtype)
+    labels = rng.integers(0, 6, x.shape[0])
+    labels[::5] = -100
+    result = np.float64 if x.dtype == np.float64 else np.float32
+    z = dscore._z(x, 1, temperature, np.dtype(result))
+    zy = np.where(labels == -100, np.nan, np.take_along_axis(z, np.maximum(labels, 0)[:, None],
+                                                             axis=1)[:, 0])
+    for block, c0 in ((x, 0), (x[:, 2:5], 2), (np.asfortranarray(x)[:, 1:], 1), (x[:, ::2], 0)):
+        got = dscore._kernel_state(block, zy, c0, temperature)
+        assert got is not None
+        with np.errstate(all="ignore"):
+            want = dscore._state_rows(dscore._z(block, 1, temperature, np.dtype(result)), zy, c0)
+        bad = want["bad"] > 0
+        for name in ("m", "gt", "first_nan", "bad", "n"):
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+        # the prediction and the sums matter only where the row is defined
+        ok = ~bad
+        np.testing.assert_array_equal(got["pred"][ok], want["pred"][ok])
+        np.testing.assert_array_equal(got["k"][ok], want["k"][ok])
+        # float32 working sums: terms below float32's range are 0 (as in
+        # the in-memory kernel), next to a maximum's term of 1
+        rtol, atol = (1e-13, 1e-300) if result == np.float64 else (2e-6, 1e-37)
+        for name in ("s", "d", "q"):
+            np.testing.assert_allclose(got[name][ok], want[name][ok], rtol=rtol, atol=atol,
+                                       err_msg=name)

@@ -76,11 +76,11 @@ def map_reduction(fn, arrays, axes, dtype, **kwargs):
                         meta=np.empty((0,) * nd, dtype), **kwargs)
 
 
-def tree_state(kind, axes, x, y=None, b=None):
+def tree_state(kind, axes, x, y=None, b=None, n_threads=1):
     """The merged partial state (`kind`, a row_state dtype) of `x` (and
     `y` or the weights `b`, of x's shape and chunks) along `axes`: one state
     per block, merged along `axes` by a tree reduction; keepdims, one chunk
-    along `axes`."""
+    along `axes`.  `n_threads`: the threads of each block's kernel call."""
     nd = x.ndim
     ind = tuple(range(nd))
     args = [x, ind]
@@ -91,7 +91,8 @@ def tree_state(kind, axes, x, y=None, b=None):
             names.append(name)
 
     def block(*blocks):
-        return row_state.block_state(kind, axes, **dict(zip(names, blocks)))
+        return row_state.block_state(kind, axes, n_threads=n_threads,
+                                     **dict(zip(names, blocks)))
 
     states = da.blockwise(block, ind, *args, dtype=kind, adjust_chunks={d: 1 for d in axes},
                           meta=np.empty((0,) * nd, kind))

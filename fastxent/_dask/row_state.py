@@ -29,6 +29,8 @@ is of the whole array.
 """
 import numpy as np
 
+from .. import _dispatch
+
 __all__ = ["LSE", "ENTROPY", "XENT", "KL", "work_dtype", "block_state", "sub_blocks", "merge",
            "log_sum",
            "lse_and_sign"]
@@ -92,13 +94,52 @@ def _moment(e, d, x_neg_inf, y_neg_inf, axes):
 SUB_ELEMENTS = 1 << 19
 
 
-def block_state(kind, axes, x, y=None, b=None):
+def block_state(kind, axes, x, y=None, b=None, n_threads=1):
     """The partial state (dtype `kind`) of the block `x` (and `y`, or the
-    weights `b` of a log-sum-exp) along `axes`, keepdims.  A large block is
-    taken in slices along a kept axis (see sub_blocks)."""
+    weights `b` of a log-sum-exp) along `axes`, keepdims.  An unweighted
+    log-sum-exp state comes from the row kernel (see _kernel_lse_state);
+    otherwise a large block is taken in slices along a kept axis (see
+    sub_blocks)."""
     x = np.asarray(x)
+    if kind == LSE and b is None:
+        out = _kernel_lse_state(x, axes, n_threads)
+        if out is not None:
+            return out
     ops = [x] + [None if v is None else np.broadcast_to(v, x.shape) for v in (y, b)]
     return sub_blocks(lambda x, y, b: _block_state(kind, axes, x, y, b), ops, axes)
+
+
+_KERNEL_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _kernel_lse_state(x, axes, n_threads):
+    """The LSE state of `x` along `axes` (keepdims) from the kernels' row
+    state -- one read of the block, no temporary -- or None where the block
+    is not a kernel operand (another dtype, a layout whose rows do not form
+    a 2-d view).  Rows whose kernel state is not finite (a NaN, an
+    infinity, only -inf: the special values, which the kernels leave to a
+    slower path) are formed by NumPy, as every row was before."""
+    nd = x.ndim
+    axes = tuple(sorted(a % nd for a in axes)) if nd else ()
+    if (not axes or x.size == 0 or x.dtype not in _KERNEL_DTYPES or not x.dtype.isnative
+            or not x.flags.aligned):
+        return None
+    C = 1
+    for d in axes:
+        C *= x.shape[d]
+    rows = np.moveaxis(x, axes, range(nd - len(axes), nd)).reshape(-1, C)
+    if not np.may_share_memory(rows, x):   # the reshape copied: not worth it
+        return None
+    raw = np.empty(3 * rows.shape[0])
+    _dispatch.kernel("lse_states", x.dtype)(rows, raw, n_threads)
+    raw = raw.reshape(-1, 3)
+    shape = tuple(1 if d in axes else n for d, n in enumerate(x.shape))
+    out = np.zeros(rows.shape[0], LSE)
+    out["m"], out["k"], out["r"] = raw[:, 0], raw[:, 1], raw[:, 2]
+    special = ~(np.isfinite(raw[:, 0]) & np.isfinite(raw[:, 2]))
+    if special.any():
+        out[special] = _block_state(LSE, (1,), rows[special])[:, 0]
+    return out.reshape(shape)
 
 
 def sub_blocks(fn, arrays, axes, along=None):

@@ -29,6 +29,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from .. import _dispatch
 from .. import _score_rows as _np_score
 from ..reference.score import ROW_FIELDS, RowScores
 from .blocks import no_out, threads
@@ -37,6 +38,7 @@ __all__ = ["score_rows", "scorer_update"]
 
 _F = np.dtype(np.float64)
 _I = np.dtype(np.int64)
+_F16 = np.dtype(np.float16)
 # the per-row scores of a block, one record per row
 ROWS = np.dtype([("nll", _F), ("rank", _I), ("prediction", _I), ("confidence", _F),
                  ("entropy", _F), ("brier", _F)])
@@ -116,10 +118,44 @@ def _zy_block(xb, tb, cls, *, ca, C, ignore_index, temperature, result):
 _SUB_ROWS = 256
 
 
+def _kernel_state(xb, zy, c0, temperature):
+    """The partial state of the rows of a 2-d block of classes from the
+    compiled row scan (score_row_state in src/fx_score.h: one read of the
+    block, no temporary), or None for a block that is not a kernel operand."""
+    if xb.ndim != 2 or xb.shape[1] == 0 or not xb.flags.aligned:
+        return None
+    try:
+        x, bf16 = _np_score._logits(xb)
+    except TypeError:
+        return None
+    if not x.dtype.isnative:
+        return None
+    tmode, t = _np_score._temperature(temperature, x.dtype)
+    R = x.shape[0]
+    f = np.empty(5 * R)
+    i = np.empty(4 * R, _I)
+    # the kernel reads 2-byte storage (float16, bfloat16) as its bits
+    kern = _dispatch.kernel("score_states", _F16 if x.itemsize == 2 else x.dtype)
+    kern(x, np.ascontiguousarray(zy, _F), f, i, bf16, tmode, t, 1)
+    f, i = f.reshape(R, 5), i.reshape(R, 4)
+    st = np.empty(R, STATE)
+    st["m"], st["k"], st["s"], st["d"], st["q"] = f.T
+    st["gt"] = i[:, 0]
+    st["pred"] = i[:, 1] + c0
+    st["first_nan"] = np.where(i[:, 2] >= 0, i[:, 2] + c0, -1)
+    st["bad"] = i[:, 3]
+    st["n"] = x.shape[1]
+    return st
+
+
 def _state_block(xb, zy, cls, *, ca, temperature, result):
     """The partial state of a block of classes (keepdims on the class
     axis); `zy` the rows' label z."""
     c0 = int(cls[0]) if cls.size else 0
+    if ca == 1:
+        st = _kernel_state(xb, zy, c0, temperature)
+        if st is not None:
+            return np.expand_dims(st, ca)
     if xb.ndim == 1:
         st = _state_rows(_z(xb, ca, temperature, result), zy, c0)
     else:
@@ -201,14 +237,15 @@ def _finish(st, zy, tb, *, ignore_index, result):
     with np.errstate(all="ignore"):
         S = K + S_
         log_s = np.where(K == 1, 0.0, np.log(K)) + np.log1p(S_ / K)
-        conf = 1.0 / S
-        ent = log_s - D / S
+        inv = 1.0 / S
+        conf = inv
+        ent = log_s - D * inv
         nll = (M - zy) + log_s
         ey = np.exp(zy - M)
         at_max = zy == M
-        omp = np.where(at_max, (K - 1) + S_, S - ey) / S
+        omp = np.where(at_max, (K - 1) + S_, S - ey) * inv
         oq = np.where(at_max, (K - 1) + Q, (K + Q) - ey * ey)
-        brier = omp * omp + oq / (S * S)
+        brier = omp * omp + oq * (inv * inv)
     nan = np.nan
     out = np.empty(M.shape, ROWS)
     out["nll"] = np.where(ignored, 0.0, np.where(undefined, nan, nll)).astype(result)

@@ -75,7 +75,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
         res = both.map_blocks(_field, "res", dtype=dtype, meta=meta)
         sgn = both.map_blocks(_field, "sgn", dtype=dtype, meta=meta)
     else:
-        state = tree_state(row_state.LSE, axes, a, b=b)
+        state = tree_state(row_state.LSE, axes, a, b=b, n_threads=nt)
         meta = np.empty((0,) * a.ndim, dtype)
         res = state.map_blocks(_lse, dtype, return_sign, dtype=dtype, meta=meta)
         sgn = state.map_blocks(_sign, dtype, dtype=dtype, meta=meta)
@@ -134,7 +134,7 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
                              "identity")
     if reduced_axes_whole(x, axes):
         return x.map_blocks(fn, axis=axes, n_threads=nt, dtype=dtype, meta=meta)
-    state = tree_state(row_state.LSE, axes, x)
+    state = tree_state(row_state.LSE, axes, x, n_threads=nt)
     return da.map_blocks(_softmax_block, x, state, logarithm=logarithm, dtype=dtype, meta=meta)
 
 
