@@ -23,9 +23,10 @@ to the common maximum: ``t`` (:math:`\sum e^{x - m}(m - x)`, the entropy),
 Special values follow the NumPy kernels: a NaN makes ``m`` NaN and the row
 NaN; a +inf maximum counts the +inf elements in ``k``; a block of only
 -inf has ``m = -inf``, ``r = 0`` and weighs 0 in a merge with finite blocks.
-Each block is read by NumPy reductions into block-sized temporaries (the
-exponentials in float32 for float32 data, summed in float64); no temporary
-is of the whole array.
+An unweighted log-sum-exp state comes from the row kernel, one read of
+the block (see _kernel_lse_state); the others are read by NumPy reductions
+into temporaries of a slice of the block (the exponentials in float32 for
+float32 data, summed in float64); no temporary is of the whole array.
 """
 import numpy as np
 

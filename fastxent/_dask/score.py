@@ -7,7 +7,8 @@ results of those rows.
 
 A class axis split into chunks is read twice.  A first pass takes the
 label's ``z_y = x_y / T`` from the one block that holds it (the others add
-an exact 0).  A second pass gives each block's partial state, with ``m`` its
+an exact 0).  A second pass gives each block's partial state (from the
+compiled row scan for 2-d blocks, else by NumPy), with ``m`` its
 largest z, ``k`` the count of elements equal to it and, over the others,
 
 .. math:: s = \sum e_c, \quad d = \sum e_c (z_c - m), \quad q = \sum e_c^2,
