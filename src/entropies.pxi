@@ -56,6 +56,57 @@ cdef inline void _entropy_cols(int kind, Py_ssize_t it, Py_ssize_t nblk, Py_ssiz
         _put(&op[o * oo + (i0 + j) * oi], res[j])
 
 
+def entropy_states(int kind, x, y, states, int n_threads=1):
+    """The state of each row of a 2-d x (and y) as the row kernels keep it,
+    for a row split over blocks (the Dask reductions): kind 0,
+    softmax_entropy: states[4 r : 4 r + 4] = (m, k, sum, T); kinds 1 and 2,
+    the pair of rows: states[9 r : 9 r + 9] = softmax_pair_state's.  See
+    fx_entropies.h.
+
+    x, y: (R, C), C > 0, one float dtype, any strides (IN; y None for kind
+    0); states: float64, 4 R or 9 R elements (OUT).
+    """
+    cdef fx_view xv, yv, sv
+    cdef Py_ssize_t width = 4 if kind == 0 else 9
+    _input_view(x, &xv, 1, 1)
+    _like(y, &yv, &xv, 1, 1, False, False)
+    if xv.n[2] != 1 or xv.n[1] == 0 or (y is None) != (kind == 0):
+        raise ValueError("entropy_states: 2-d inputs with at least one column are expected, "
+                         "y for kinds 1 and 2 only")
+    _doubles(states, &sv, width * xv.n[0])
+    if sv.s[1] != 1 and xv.n[0] > 1:
+        raise ValueError("entropy_states: states must be contiguous")
+    if xv.itemsize == 8:
+        _entropy_states(<const double *>xv.p, <const double *>yv.p, &xv, &yv, kind,
+                        <double *>sv.p, n_threads)
+    elif xv.itemsize == 4:
+        _entropy_states(<const float *>xv.p, <const float *>yv.p, &xv, &yv, kind,
+                        <double *>sv.p, n_threads)
+    else:
+        _entropy_states(<const uint16_t *>xv.p, <const uint16_t *>yv.p, &xv, &yv, kind,
+                        <double *>sv.p, n_threads)
+
+
+cdef int _entropy_states(const real *xp, const real *yp, const fx_view *x, const fx_view *y,
+                         int kind, double *sp, int n_threads) except -1:
+    """entropy_states on the views; each row's state written in place (sp
+    contiguous)."""
+    cdef Py_ssize_t R = x.n[0], C = x.n[1], so = x.s[0], sc = x.s[1]
+    cdef Py_ssize_t yo = y.s[0], yc = y.s[1], r, nb, b0 = 0, b1
+    cdef int nt = _threads(n_threads, R * C)
+    nb = _batch(C, nt, 1)
+    while b0 < R:
+        b1 = _next_batch(b0, R, nb)
+        with nogil:
+            for r in prange(b0, b1, num_threads=nt, schedule='guided'):
+                if kind == 0:
+                    _softmax_entropy_state(xp + r * so, C, sc, sp + 4 * r)
+                else:
+                    _softmax_pair_state(xp + r * so, sc, yp + r * yo, yc, C, sp + 9 * r)
+        b0 = b1
+    return 0
+
+
 def row_entropies(int kind, x, y, out, double div=1.0, int n_threads=1, int lo=1, int hi=1):
     """One value per (outer, inner) row of x (and y), written to out (OUT).
 

@@ -79,7 +79,12 @@ FX_INLINE void FX_NAME(ent_block_sums)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     }
 }
 
-static double FX_NAME(softmax_entropy_row)(const FX_T *x, Py_ssize_t n, Py_ssize_t s)
+/* the state of a row, or of a segment of it: st = (m, k, sum, T) -- the max
+ * (NaN ignored), the count of elements equal to it, the sum of the other
+ * exps and T; NaN sums for a NaN, and m = +inf for a +inf (the Dask
+ * reductions merge the segments of a split row) */
+static void FX_NAME(softmax_entropy_state)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                           double *st)
 {
     double m = -INFINITY, k = 0, sum = 0, T = 0;
     for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
@@ -87,6 +92,17 @@ static double FX_NAME(softmax_entropy_row)(const FX_T *x, Py_ssize_t n, Py_ssize
         if (s == 1) FX_NAME(ent_block)(x + j, len, 1, &m, &k, &sum, &T);
         else FX_NAME(ent_block)(x + j * s, len, s, &m, &k, &sum, &T);
     }
+    st[0] = m;
+    st[1] = k;
+    st[2] = sum;
+    st[3] = T;
+}
+
+static double FX_NAME(softmax_entropy_row)(const FX_T *x, Py_ssize_t n, Py_ssize_t s)
+{
+    double st[4];
+    FX_NAME(softmax_entropy_state)(x, n, s, st);
+    double m = st[0], k = st[1], sum = st[2], T = st[3];
     /* +inf, or only -inf (or NaN): no softmax */
     if (!isfinite(m)) return NAN;
     /* k == 1 (one maximal logit) is the common case: skip a log call */
@@ -188,16 +204,29 @@ FX_INLINE void FX_NAME(pair_block_sums)(const FX_T *x, Py_ssize_t sx, const FX_T
 }
 
 /* kl = 0: H(p, q); kl = 1: KL(p || q) */
-static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T *y,
-                                        Py_ssize_t sy, Py_ssize_t n, int kl)
+/* the state of a pair of rows, or of segments of them: st[0..7] as
+ * pair_block keeps it, st[8] = 1 where a class of probability 0 under q
+ * has one under p (the row is +inf) */
+static void FX_NAME(softmax_pair_state)(const FX_T *x, Py_ssize_t sx, const FX_T *y,
+                                        Py_ssize_t sy, Py_ssize_t n, double *st)
 {
-    double st[8] = {-INFINITY, 0, 0, -INFINITY, 0, 0, 0, 0};
     int qzero = 0;
+    st[0] = st[3] = -INFINITY;
+    st[1] = st[2] = st[4] = st[5] = st[6] = st[7] = 0;
     for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
         Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
         if (sx == 1 && sy == 1) FX_NAME(pair_block)(x + j, 1, y + j, 1, len, st, &qzero);
         else FX_NAME(pair_block)(x + j * sx, sx, y + j * sy, sy, len, st, &qzero);
     }
+    st[8] = qzero;
+}
+
+static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T *y,
+                                        Py_ssize_t sy, Py_ssize_t n, int kl)
+{
+    double st[9];
+    FX_NAME(softmax_pair_state)(x, sx, y, sy, n, st);
+    int qzero = st[8] != 0;
     if (!isfinite(st[0]) || !isfinite(st[3])) return NAN;
     /* a NaN x reaches only Sx (its U and V terms may have been skipped for
      * y = -inf), which H(p, q) does not read otherwise */

@@ -675,7 +675,7 @@ def test_lse_block_state_from_the_kernel(dtype):
     rtol = {np.float64: 1e-14, np.float32: 1e-6, np.float16: 1e-6}[dtype]
     for block, axes in ((x, (1,)), (np.ascontiguousarray(x.T), (0,)), (x[:, None, :], (2,)),
                         (x.reshape(15, 2, 3), (1, 2))):
-        got = row_state._kernel_lse_state(block, axes, 1)
+        got = row_state._kernel_state(row_state.LSE, axes, block, None, 1)
         assert got is not None, axes
         with np.errstate(all="ignore"):
             want = row_state._block_state(row_state.LSE, axes, block)
@@ -687,7 +687,7 @@ def test_lse_block_state_from_the_kernel(dtype):
         check(fastxent.logsumexp(da.from_array(block, chunks=2), axis=axes),
               fastxent.logsumexp(block, axis=axes))
     # a layout whose rows need a copy is left to NumPy
-    assert row_state._kernel_lse_state(x.reshape(15, 2, 3), (0, 2), 1) is None
+    assert row_state._kernel_state(row_state.LSE, (0, 2), x.reshape(15, 2, 3), None, 1) is None
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, "bfloat16"])
@@ -729,3 +729,35 @@ def test_score_block_state_from_the_kernel(dtype, temperature):
         for name in ("s", "d", "q"):
             np.testing.assert_allclose(got[name][ok], want[name][ok], rtol=rtol, atol=atol,
                                        err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_entropy_block_states_from_the_kernels(dtype):
+    # the partial states of softmax_entropy, softmax_cross_entropy and
+    # softmax_kl_div from the row kernels are the NumPy ones; rows with
+    # special values (and a class of probability 0 under q only, +inf) too
+    from fastxent._dask import row_state
+    rng = np.random.default_rng(14)
+    x = np.concatenate([rng.standard_normal((9, 6)) * 4, SPECIAL_ROWS]).astype(dtype)
+    y = np.concatenate([rng.standard_normal((9, 6)) * 4, SPECIAL_ROWS[::-1]]).astype(dtype)
+    x[2, :3] = x[2, 4]            # ties at the maximum
+    y[3, 1] = -np.inf             # q = 0 where p > 0: +inf moments
+    x[4, 2] = y[4, 2] = -np.inf   # p = q = 0: adds nothing
+    rtol = 1e-13 if dtype == np.float64 else 2e-6
+    cases = [(row_state.ENTROPY, None, "t"), (row_state.XENT, y, "u"), (row_state.KL, y, "v")]
+    for kind, other, moment in cases:
+        for block, oblock, axes in ((x, other, (1,)),
+                                    (np.ascontiguousarray(x.T),
+                                     None if other is None else np.ascontiguousarray(other.T),
+                                     (0,))):
+            got = row_state._kernel_state(kind, axes, block, oblock, 1)
+            assert got is not None
+            with np.errstate(all="ignore"):
+                want = row_state._block_state(kind, axes, block, oblock)
+            assert got.shape == want.shape
+            for name in kind.names:
+                if name in ("r", "ry", moment):
+                    np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=1e-30,
+                                               err_msg=name)
+                else:
+                    np.testing.assert_array_equal(got[name], want[name], err_msg=name)

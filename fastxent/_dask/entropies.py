@@ -69,7 +69,7 @@ def _softmax_rows(kind, fn, arrays, names, axis, n_threads):
         res = map_reduction(lambda *blocks: fn(*blocks, axis=axis, n_threads=nt), arrays, axes,
                             dtype)
     else:
-        state = tree_state(kind, axes, *arrays)
+        state = tree_state(kind, axes, *arrays, n_threads=nt)
         res = state.map_blocks(_finish, kind, dtype, dtype=dtype,
                                meta=np.empty((0,) * len(shape), dtype))
     return drop_axes(res, axes, False)

@@ -23,9 +23,10 @@ to the common maximum: ``t`` (:math:`\sum e^{x - m}(m - x)`, the entropy),
 Special values follow the NumPy kernels: a NaN makes ``m`` NaN and the row
 NaN; a +inf maximum counts the +inf elements in ``k``; a block of only
 -inf has ``m = -inf``, ``r = 0`` and weighs 0 in a merge with finite blocks.
-An unweighted log-sum-exp state comes from the row kernel, one read of
-the block (see _kernel_lse_state); the others are read by NumPy reductions
-into temporaries of a slice of the block (the exponentials in float32 for
+The states of an unweighted log-sum-exp and of the entropies come from
+the row kernels, one read of the block (see _kernel_state); those of a
+weighted log-sum-exp are read by NumPy reductions into temporaries of a
+slice of the block (the exponentials in float32 for
 float32 data, summed in float64); no temporary is of the whole array.
 """
 import numpy as np
@@ -97,13 +98,13 @@ SUB_ELEMENTS = 1 << 19
 
 def block_state(kind, axes, x, y=None, b=None, n_threads=1):
     """The partial state (dtype `kind`) of the block `x` (and `y`, or the
-    weights `b` of a log-sum-exp) along `axes`, keepdims.  An unweighted
-    log-sum-exp state comes from the row kernel (see _kernel_lse_state);
-    otherwise a large block is taken in slices along a kept axis (see
+    weights `b` of a log-sum-exp) along `axes`, keepdims.  Without weights
+    the state comes from the row kernels (see _kernel_state); otherwise a
+    large block is taken in slices along a kept axis (see
     sub_blocks)."""
     x = np.asarray(x)
-    if kind == LSE and b is None:
-        out = _kernel_lse_state(x, axes, n_threads)
+    if b is None:
+        out = _kernel_state(kind, axes, x, y, n_threads)
         if out is not None:
             return out
     ops = [x] + [None if v is None else np.broadcast_to(v, x.shape) for v in (y, b)]
@@ -113,13 +114,9 @@ def block_state(kind, axes, x, y=None, b=None, n_threads=1):
 _KERNEL_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _kernel_lse_state(x, axes, n_threads):
-    """The LSE state of `x` along `axes` (keepdims) from the kernels' row
-    state -- one read of the block, no temporary -- or None where the block
-    is not a kernel operand (another dtype, a layout whose rows do not form
-    a 2-d view).  Rows whose kernel state is not finite (a NaN, an
-    infinity, only -inf: the special values, which the kernels leave to a
-    slower path) are formed by NumPy, as every row was before."""
+def _rows(x, axes):
+    """`x` as a 2-d view (rows, reduced elements), or None where `x` is not
+    a kernel operand (another dtype, a layout whose rows need a copy)."""
     nd = x.ndim
     axes = tuple(sorted(a % nd for a in axes)) if nd else ()
     if (not axes or x.size == 0 or x.dtype not in _KERNEL_DTYPES or not x.dtype.isnative
@@ -131,16 +128,54 @@ def _kernel_lse_state(x, axes, n_threads):
     rows = np.moveaxis(x, axes, range(nd - len(axes), nd)).reshape(-1, C)
     if not np.may_share_memory(rows, x):   # the reshape copied: not worth it
         return None
-    raw = np.empty(3 * rows.shape[0])
-    _dispatch.kernel("lse_states", x.dtype)(rows, raw, n_threads)
-    raw = raw.reshape(-1, 3)
-    shape = tuple(1 if d in axes else n for d, n in enumerate(x.shape))
-    out = np.zeros(rows.shape[0], LSE)
-    out["m"], out["k"], out["r"] = raw[:, 0], raw[:, 1], raw[:, 2]
-    special = ~(np.isfinite(raw[:, 0]) & np.isfinite(raw[:, 2]))
+    return rows
+
+
+def _kernel_state(kind, axes, x, y, n_threads):
+    """The state of `x` (and `y`) along `axes` (keepdims) from the kernels'
+    row states -- one read of the block, no temporary -- or None where the
+    block is not a kernel operand.  Rows whose kernel state is not finite
+    (a NaN, an infinity, only -inf: the special values, which the kernels
+    leave to slower paths) are formed by NumPy, as every row was before."""
+    axes = tuple(a % x.ndim for a in axes) if x.ndim else ()
+    rows = _rows(x, axes)
+    if rows is None:
+        return None
+    yrows = None
+    if y is not None:
+        y = np.asarray(y)
+        yrows = _rows(y, axes) if y.dtype == x.dtype and y.shape == x.shape else None
+        if yrows is None:
+            return None
+    R = rows.shape[0]
+    out = np.zeros(R, kind)
+    if kind == LSE:
+        raw = np.empty((R, 3))
+        _dispatch.kernel("lse_states", x.dtype)(rows, raw.reshape(-1), n_threads)
+        out["m"], out["k"], out["r"] = raw.T
+        special = ~np.isfinite(raw[:, [0, 2]]).all(axis=1)
+    elif kind == ENTROPY:
+        raw = np.empty((R, 4))
+        _dispatch.kernel("entropy_states", x.dtype)(0, rows, None, raw.reshape(-1), n_threads)
+        out["m"], out["k"], out["r"], out["t"] = raw.T
+        special = ~np.isfinite(raw).all(axis=1)
+    else:
+        raw = np.empty((R, 9))
+        _dispatch.kernel("entropy_states", x.dtype)(1 if kind == XENT else 2, rows, yrows,
+                                                    raw.reshape(-1), n_threads)
+        out["m"], out["k"], out["r"], out["my"], out["ky"], out["ry"] = raw[:, :6].T
+        # the kernel keeps the moments divided by 2 Sx; a class of
+        # probability 0 under q but not under p makes them +inf
+        moment = raw[:, 6] if kind == XENT else raw[:, 7]
+        with np.errstate(over="ignore"):
+            moment = 2.0 * (raw[:, 1] + raw[:, 2]) * moment
+        moment[raw[:, 8] != 0] = np.inf
+        out["u" if kind == XENT else "v"] = moment
+        special = ~np.isfinite(raw[:, :8]).all(axis=1)
     if special.any():
-        out[special] = _block_state(LSE, (1,), rows[special])[:, 0]
-    return out.reshape(shape)
+        out[special] = _block_state(kind, (1,), rows[special],
+                                    None if yrows is None else yrows[special])[:, 0]
+    return out.reshape(tuple(1 if d in axes else n for d, n in enumerate(x.shape)))
 
 
 def sub_blocks(fn, arrays, axes, along=None):
