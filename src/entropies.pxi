@@ -12,7 +12,7 @@
 
 cimport cython
 from cython.parallel cimport prange, threadid
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, malloc, free
 
 from fx_kernels cimport *
 
@@ -185,6 +185,10 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
         finally:
             free(scratch)
         return 0
+    if kind == 0 and _use_split(O * I, C, nt):
+        # fewer rows than threads, and long ones: FX_CHUNK-element chunks
+        # shared, their states merged in order as a single-thread row does
+        return _split_softmax_entropy(xp, O, C, I, so, sc, si, op, oo, oi, nt)
     nb = _batch(C, nt, 1)
     while b0 < O * I:
         b1 = _next_batch(b0, O * I, nb)
@@ -197,4 +201,37 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
                 for r in prange(b0, b1, num_threads=nt, schedule='guided'):
                     _entropies_row(kind, r, I, C, xp, so, sc, si, yp, yo, yc, yi, div, op, oo, oi)
         b0 = b1
+    return 0
+
+
+cdef int _split_softmax_entropy(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
+                                Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si, real *op,
+                                Py_ssize_t oo, Py_ssize_t oi, int nt) except -1:
+    """softmax_entropy of rows cut into FX_CHUNK-element chunks, the chunks
+    shared among nt threads (see softmax_entropy_row)."""
+    cdef Py_ssize_t R = O * I, nch = (C + FX_CHUNK - 1) // FX_CHUNK, it, r, c, o, nb
+    cdef Py_ssize_t b0 = 0, b1
+    cdef double *states = <double *>malloc(R * nch * 4 * sizeof(double))
+    if states == NULL:
+        raise MemoryError()
+    nb = _batch(FX_CHUNK, nt, 1)
+    try:
+        while b0 < R * nch:
+            b1 = _next_batch(b0, R * nch, nb)
+            with nogil:
+                for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                    r = it // nch
+                    c = (it - r * nch) * FX_CHUNK
+                    o = r // I
+                    _softmax_entropy_state(xp + o * so + (r - o * I) * si + c * sc,
+                                           C - c if C - c < FX_CHUNK else FX_CHUNK, sc,
+                                           states + 4 * it)
+            b0 = b1
+        for r in range(R):
+            for c in range(1, nch):
+                fx_softmax_entropy_merge(states + 4 * r * nch, states + 4 * (r * nch + c))
+            o = r // I
+            _put(&op[o * oo + (r - o * I) * oi], fx_softmax_entropy_finish(states + 4 * r * nch))
+    finally:
+        free(states)
     return 0

@@ -79,6 +79,41 @@ FX_INLINE void FX_NAME(ent_block_sums)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     }
 }
 
+/* the same for every storage type: defined once */
+#ifndef FX_ENTROPY_STATES
+#define FX_ENTROPY_STATES
+/* b (the state of the segment after a's) added into a: the side of the
+ * smaller max rescaled as ent_block rescales the sums so far (its max
+ * terms join the others; a = 0 drops it, also where the gap overflows) */
+static inline void fx_softmax_entropy_merge(double *a, const double *b)
+{
+    double lo[4], hi[4];
+    const double *h = b[0] > a[0] ? b : a, *l = b[0] > a[0] ? a : b;
+    for (int j = 0; j < 4; j++) { hi[j] = h[j]; lo[j] = l[j]; }
+    if (lo[0] < hi[0]) {
+        double r = exp(lo[0] - hi[0]), S = lo[1] + lo[2];
+        lo[3] = r == 0 ? 0.0 : r * (lo[3] + S * (hi[0] - lo[0]));
+        lo[2] = r * S;
+        lo[1] = 0;
+    }
+    a[0] = hi[0];
+    a[1] = hi[1] + lo[1];
+    a[2] = hi[2] + lo[2];
+    a[3] = hi[3] + lo[3];
+}
+
+/* H(p) from a row's merged state */
+static inline double fx_softmax_entropy_finish(const double *st)
+{
+    double m = st[0], k = st[1], sum = st[2], T = st[3];
+    /* +inf, or only -inf (or NaN): no softmax */
+    if (!isfinite(m)) return NAN;
+    /* k == 1 (one maximal logit) is the common case: skip a log call */
+    return (k == 1 ? 0.0 : log(k)) + log1p(sum / k) + T / (k + sum);
+}
+
+#endif
+
 /* the state of a row, or of a segment of it: st = (m, k, sum, T) -- the max
  * (NaN ignored), the count of elements equal to it, the sum of the other
  * exps and T; NaN sums for a NaN, and m = +inf for a +inf (the Dask
@@ -98,15 +133,18 @@ static void FX_NAME(softmax_entropy_state)(const FX_T *x, Py_ssize_t n, Py_ssize
     st[3] = T;
 }
 
+/* a row in chunks of FX_CHUNK elements, their states merged in order: the
+ * unit a long row is split into across threads (row_entropies), so that
+ * splitting does not change the result */
 static double FX_NAME(softmax_entropy_row)(const FX_T *x, Py_ssize_t n, Py_ssize_t s)
 {
-    double st[4];
-    FX_NAME(softmax_entropy_state)(x, n, s, st);
-    double m = st[0], k = st[1], sum = st[2], T = st[3];
-    /* +inf, or only -inf (or NaN): no softmax */
-    if (!isfinite(m)) return NAN;
-    /* k == 1 (one maximal logit) is the common case: skip a log call */
-    return (k == 1 ? 0.0 : log(k)) + log1p(sum / k) + T / (k + sum);
+    double st[4], part[4];
+    FX_NAME(softmax_entropy_state)(x, n < FX_CHUNK ? n : FX_CHUNK, s, st);
+    for (Py_ssize_t c = FX_CHUNK; c < n; c += FX_CHUNK) {
+        FX_NAME(softmax_entropy_state)(x + c * s, n - c < FX_CHUNK ? n - c : FX_CHUNK, s, part);
+        fx_softmax_entropy_merge(st, part);
+    }
+    return fx_softmax_entropy_finish(st);
 }
 
 /* ---- cross-entropy and KL divergence of softmax(x) from softmax(y) ---- */

@@ -716,3 +716,35 @@ def test_softmax_pairs_of_neighbouring_columns(name, C, W, dtype):
     np.testing.assert_allclose(got[ok].astype(np.float64), ref[ok], rtol=rtol, atol=rtol)
     if C >= 3 and name == "softmax_kl_div":
         assert got[7] == 0.0   # identical columns
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_softmax_entropy_of_long_rows_split_over_threads(dtype):
+    # fewer rows than threads: the rows are cut into chunks of 16384
+    # classes, shared among the threads, their states merged in order -- the
+    # same bits on any thread count, and the reference's values, whatever
+    # chunk holds the maximum, a run of -inf, a NaN or a +inf
+    rng = np.random.default_rng(21)
+    # long enough that one row gets two threads (32768 elements each)
+    C = 6 * 16384 + 1000
+    x = rng.standard_normal((8, C)) * 3
+    x[1, 40000] = 25.0                   # the maximum rises in the third chunk
+    x[2, 16384:32768] = -np.inf          # a whole chunk of -inf
+    x[3, 100] = x[3, 20000] = 30.0       # tied maxima in two chunks
+    x[4, :16384] = -np.inf               # the first chunk only -inf
+    x[5, 33000] = np.nan                 # NaN
+    x[6, 99000] = np.inf                 # +inf in the last chunk
+    x[7, :] = -np.inf                    # only -inf
+    x[7, 16390] = -5.0
+    x = x.astype(dtype)
+    with np.errstate(all="ignore"):
+        want = rl.softmax_entropy(x, axis=-1)
+    for rows in (slice(0, 1), slice(1, 2), slice(2, 4), slice(0, 8)):
+        one = fx.softmax_entropy(x[rows], n_threads=1)
+        for nt in (2, 3):
+            assert_bitwise_equal(fx.softmax_entropy(x[rows], n_threads=nt), one)
+    got = np.array([fx.softmax_entropy(x[i:i + 1], n_threads=2)[0] for i in range(8)])
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(got.astype(np.float64), np.asarray(want, np.float64),
+                               rtol=rtol, atol=rtol, equal_nan=True)
+    assert np.isnan(got[[5, 6]]).all() and not np.isnan(got[[0, 1, 2, 3, 4, 7]]).any()
