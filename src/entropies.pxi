@@ -185,10 +185,11 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
         finally:
             free(scratch)
         return 0
-    if kind == 0 and _use_split(O * I, C, nt):
+    if kind < 3 and _use_split(O * I, C, nt):
         # fewer rows than threads, and long ones: FX_CHUNK-element chunks
         # shared, their states merged in order as a single-thread row does
-        return _split_softmax_entropy(xp, O, C, I, so, sc, si, op, oo, oi, nt)
+        return _split_softmax_entropies(kind, xp, yp, O, C, I, so, sc, si, yo, yc, yi, op,
+                                        oo, oi, nt)
     nb = _batch(C, nt, 1)
     while b0 < O * I:
         b1 = _next_batch(b0, O * I, nb)
@@ -204,14 +205,17 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
     return 0
 
 
-cdef int _split_softmax_entropy(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
-                                Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si, real *op,
-                                Py_ssize_t oo, Py_ssize_t oi, int nt) except -1:
-    """softmax_entropy of rows cut into FX_CHUNK-element chunks, the chunks
-    shared among nt threads (see softmax_entropy_row)."""
-    cdef Py_ssize_t R = O * I, nch = (C + FX_CHUNK - 1) // FX_CHUNK, it, r, c, o, nb
-    cdef Py_ssize_t b0 = 0, b1
-    cdef double *states = <double *>malloc(R * nch * 4 * sizeof(double))
+cdef int _split_softmax_entropies(int kind, const real *xp, const real *yp, Py_ssize_t O,
+                                  Py_ssize_t C, Py_ssize_t I, Py_ssize_t so, Py_ssize_t sc,
+                                  Py_ssize_t si, Py_ssize_t yo, Py_ssize_t yc, Py_ssize_t yi,
+                                  real *op, Py_ssize_t oo, Py_ssize_t oi, int nt) except -1:
+    """softmax_entropy (kind 0), softmax_cross_entropy (1) or softmax_kl_div
+    (2) of rows cut into FX_CHUNK-element chunks, the chunks shared among
+    nt threads (see softmax_entropy_row, softmax_pair_row)."""
+    cdef Py_ssize_t R = O * I, nch = (C + FX_CHUNK - 1) // FX_CHUNK, it, r, c, o, i, nb, ln
+    cdef Py_ssize_t w = 4 if kind == 0 else 9, b0 = 0, b1
+    cdef double v
+    cdef double *states = <double *>malloc(R * nch * w * sizeof(double))
     if states == NULL:
         raise MemoryError()
     nb = _batch(FX_CHUNK, nt, 1)
@@ -223,15 +227,28 @@ cdef int _split_softmax_entropy(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_s
                     r = it // nch
                     c = (it - r * nch) * FX_CHUNK
                     o = r // I
-                    _softmax_entropy_state(xp + o * so + (r - o * I) * si + c * sc,
-                                           C - c if C - c < FX_CHUNK else FX_CHUNK, sc,
-                                           states + 4 * it)
+                    i = r - o * I
+                    ln = C - c if C - c < FX_CHUNK else FX_CHUNK
+                    if kind == 0:
+                        _softmax_entropy_state(xp + o * so + i * si + c * sc, ln, sc,
+                                               states + w * it)
+                    else:
+                        _softmax_pair_state(xp + o * so + i * si + c * sc, sc,
+                                            yp + o * yo + i * yi + c * yc, yc, ln,
+                                            states + w * it)
             b0 = b1
         for r in range(R):
             for c in range(1, nch):
-                fx_softmax_entropy_merge(states + 4 * r * nch, states + 4 * (r * nch + c))
+                if kind == 0:
+                    fx_softmax_entropy_merge(states + w * r * nch, states + w * (r * nch + c))
+                else:
+                    fx_softmax_pair_merge(states + w * r * nch, states + w * (r * nch + c))
+            if kind == 0:
+                v = fx_softmax_entropy_finish(states + w * r * nch)
+            else:
+                v = fx_softmax_pair_finish(states + w * r * nch, kind == 2)
             o = r // I
-            _put(&op[o * oo + (r - o * I) * oi], fx_softmax_entropy_finish(states + 4 * r * nch))
+            _put(&op[o * oo + (r - o * I) * oi], v)
     finally:
         free(states)
     return 0

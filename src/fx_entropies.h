@@ -112,6 +112,79 @@ static inline double fx_softmax_entropy_finish(const double *st)
     return (k == 1 ? 0.0 : log(k)) + log1p(sum / k) + T / (k + sum);
 }
 
+/* a pair state (see pair_block) moved to the maxima MX >= st[0], MY >=
+ * st[3], as pair_block moves the sums so far when a block raises them */
+static inline void fx_softmax_pair_rescale(double *p, double MX, double MY)
+{
+    double Sx = p[1] + p[2];
+    if (MY > p[3]) {
+        if (Sx > 0 && p[4] > 0) {   /* my - y_c grows by MY - my */
+            double hd = 0.5 * MY - 0.5 * p[3];
+            p[6] += hd;
+            p[7] += hd;
+        }
+        if (p[4] > 0) {
+            p[5] = exp(p[3] - MY) * (p[4] + p[5]);
+            p[4] = 0;
+        }
+        p[3] = MY;
+    }
+    if (MX > p[0]) {
+        if (Sx > 0) {   /* x_c - mx falls by MX - mx */
+            p[7] -= 0.5 * MX - 0.5 * p[0];
+            p[2] = exp(p[0] - MX) * Sx;
+            p[1] = 0;
+        }
+        p[0] = MX;
+    }
+}
+
+/* b (the state of the segments after a's) added into a: both moved to the
+ * common maxima, the moments (kept divided by 2 Sx) weighted by each
+ * side's share of Sx */
+static inline void fx_softmax_pair_merge(double *a, const double *b)
+{
+    double c[9];
+    for (int j = 0; j < 9; j++) c[j] = b[j];
+    double MX = c[0] > a[0] ? c[0] : a[0], MY = c[3] > a[3] ? c[3] : a[3];
+    fx_softmax_pair_rescale(a, MX, MY);
+    fx_softmax_pair_rescale(c, MX, MY);
+    double SA = a[1] + a[2], SB = c[1] + c[2], S = SA + SB;
+    if (S > 0) {
+        a[6] = a[6] * (SA / S) + c[6] * (SB / S);
+        a[7] = a[7] * (SA / S) + c[7] * (SB / S);
+    } else {   /* no probability yet: zeros, or NaN */
+        a[6] += c[6];
+        a[7] += c[7];
+    }
+    a[1] += c[1];
+    a[2] += c[2];
+    a[4] += c[4];
+    a[5] += c[5];
+    a[8] = (a[8] != 0 || c[8] != 0) ? 1.0 : 0.0;
+}
+
+/* H(p, q) (kl = 0) or KL(p || q) (kl = 1) from a pair's merged state */
+static inline double fx_softmax_pair_finish(const double *st, int kl)
+{
+    int qzero = st[8] != 0;
+    if (!isfinite(st[0]) || !isfinite(st[3])) return NAN;
+    /* a NaN x reaches only Sx (its U and V terms may have been skipped for
+     * y = -inf), which H(p, q) does not read otherwise */
+    if (isnan(st[1] + st[2])) return NAN;
+    double r;
+    if (kl) {
+        /* log(Sy / Sx) as log1p of a small ratio for close rows, where
+         * log Sy - log Sx would cancel */
+        double Sx = st[1] + st[2], Sy = st[4] + st[5];
+        double d = (st[4] - st[1]) + (st[5] - st[2]);
+        r = (d >= 0 ? log1p(d / Sx) : -log1p(-d / Sy)) + 2.0 * st[7];
+    } else {
+        r = (st[4] == 1 ? 0.0 : log(st[4])) + log1p(st[5] / st[4]) + 2.0 * st[6];
+    }
+    return (qzero && r == r) ? INFINITY : r;
+}
+
 #endif
 
 /* the state of a row, or of a segment of it: st = (m, k, sum, T) -- the max
@@ -259,27 +332,19 @@ static void FX_NAME(softmax_pair_state)(const FX_T *x, Py_ssize_t sx, const FX_T
     st[8] = qzero;
 }
 
+/* a row pair in chunks of FX_CHUNK elements, their states merged in order
+ * (see softmax_entropy_row) */
 static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T *y,
                                         Py_ssize_t sy, Py_ssize_t n, int kl)
 {
-    double st[9];
-    FX_NAME(softmax_pair_state)(x, sx, y, sy, n, st);
-    int qzero = st[8] != 0;
-    if (!isfinite(st[0]) || !isfinite(st[3])) return NAN;
-    /* a NaN x reaches only Sx (its U and V terms may have been skipped for
-     * y = -inf), which H(p, q) does not read otherwise */
-    if (isnan(st[1] + st[2])) return NAN;
-    double r;
-    if (kl) {
-        /* log(Sy / Sx) as log1p of a small ratio for close rows, where
-         * log Sy - log Sx would cancel */
-        double Sx = st[1] + st[2], Sy = st[4] + st[5];
-        double d = (st[4] - st[1]) + (st[5] - st[2]);
-        r = (d >= 0 ? log1p(d / Sx) : -log1p(-d / Sy)) + 2.0 * st[7];
-    } else {
-        r = (st[4] == 1 ? 0.0 : log(st[4])) + log1p(st[5] / st[4]) + 2.0 * st[6];
+    double st[9], part[9];
+    FX_NAME(softmax_pair_state)(x, sx, y, sy, n < FX_CHUNK ? n : FX_CHUNK, st);
+    for (Py_ssize_t c = FX_CHUNK; c < n; c += FX_CHUNK) {
+        FX_NAME(softmax_pair_state)(x + c * sx, sx, y + c * sy, sy,
+                                    n - c < FX_CHUNK ? n - c : FX_CHUNK, part);
+        fx_softmax_pair_merge(st, part);
     }
-    return (qzero && r == r) ? INFINITY : r;
+    return fx_softmax_pair_finish(st, kl);
 }
 
 /* ---- short rows (C <= FX_SMALL_C): FX_BLOCK_W rows side by side ----

@@ -748,3 +748,40 @@ def test_softmax_entropy_of_long_rows_split_over_threads(dtype):
     np.testing.assert_allclose(got.astype(np.float64), np.asarray(want, np.float64),
                                rtol=rtol, atol=rtol, equal_nan=True)
     assert np.isnan(got[[5, 6]]).all() and not np.isnan(got[[0, 1, 2, 3, 4, 7]]).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "softmax_kl_div"])
+def test_softmax_pairs_of_long_rows_split_over_threads(dtype, name):
+    # as for softmax_entropy: the pair states of chunks of 16384 classes,
+    # merged in order, whatever chunk raises either maximum, holds -inf on
+    # either side (q = 0 under p > 0 makes the row +inf), a NaN or +inf
+    rng = np.random.default_rng(22)
+    C = 6 * 16384 + 1000
+    x = rng.standard_normal((10, C)) * 3
+    y = rng.standard_normal((10, C)) * 3
+    x[1, 40000] = 25.0                   # p's maximum rises in a later chunk
+    y[1, 70000] = 28.0                   # q's in another one
+    x[2, 16384:32768] = -np.inf          # p = 0 over a chunk
+    y[2, 16384:32768] = -np.inf          # and q = 0 there too: adds nothing
+    y[3, 50000] = -np.inf                # q = 0 under p > 0: +inf
+    y[4, :16384] = -np.inf               # q's first chunk only -inf ...
+    x[4, :16384] = -np.inf               # ... and p's
+    x[5, 33000] = np.nan                 # NaN
+    y[6, 99000] = np.inf                 # +inf in the last chunk
+    y[7] = x[7]                          # identical rows: KL 0, H(p, q) = H(p)
+    x[8, 100] = x[8, 20000] = 30.0       # tied maxima in two chunks
+    y[9] = x[9] + 1e-9 * rng.standard_normal(C)   # nearly identical rows
+    x, y = x.astype(dtype), y.astype(dtype)
+    fn, ref = getattr(fx, name), getattr(rl, name)
+    with np.errstate(all="ignore"):
+        want = np.asarray(ref(x, y, axis=-1), np.float64)
+    for rows in (slice(0, 1), slice(1, 2), slice(2, 4), slice(0, 10)):
+        one = fn(x[rows], y[rows], n_threads=1)
+        for nt in (2, 3):
+            assert_bitwise_equal(fn(x[rows], y[rows], n_threads=nt), one)
+    got = np.array([fn(x[i:i + 1], y[i:i + 1], n_threads=2)[0] for i in range(10)], np.float64)
+    rtol = 1e-10 if dtype == np.float64 else 2e-5
+    # KL of nearly identical rows: accurate in absolute terms
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol, equal_nan=True)
+    assert np.isnan(got[[5, 6]]).all() and got[3] == np.inf
