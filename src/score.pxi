@@ -245,8 +245,10 @@ def score_states(x, zy, fstates, istates, bint bf16, int tmode, double t, int n_
         if xb.ndim != 2 or xb.shape[1] == 0 or xb.itemsize not in (2, 4, 8):
             raise ValueError("score_states: 2-d logits with at least one class are expected")
         R, C = xb.shape[0], xb.shape[1]
-        if xb.strides[0] % xb.itemsize or xb.strides[1] % xb.itemsize:
-            raise ValueError("score_states: strides must be whole elements")
+        if (xb.strides[0] % xb.itemsize or xb.strides[1] % xb.itemsize
+                or <size_t>xb.buf % <size_t>xb.itemsize):
+            raise ValueError("score_states: the logits must be aligned, with strides of "
+                             "whole elements")
         rs, sc = xb.strides[0] // xb.itemsize, xb.strides[1] // xb.itemsize
         fx_get_buffer(zy, &zb, False)
         fx_get_buffer(fstates, &fb, True)
@@ -255,9 +257,10 @@ def score_states(x, zy, fstates, istates, bint bf16, int tmode, double t, int n_
             if (zb.len != 8 * R or zb.itemsize != 8 or zb.format[0] != b'd'
                     or fb.len != 40 * R or fb.itemsize != 8 or fb.format[0] != b'd'
                     or ib.len != 32 * R or ib.itemsize != 8 or ib.format[0] not in b'lq'
-                    or not (_contiguous(&zb) and _contiguous(&fb) and _contiguous(&ib))):
-                raise ValueError("score_states: zy, fstates and istates must be contiguous "
-                                 "float64 (R), float64 (5 R) and int64 (4 R) arrays")
+                    or not (_contiguous(&zb) and _contiguous(&fb) and _contiguous(&ib))
+                    or <size_t>zb.buf % 8 or <size_t>fb.buf % 8 or <size_t>ib.buf % 8):
+                raise ValueError("score_states: zy, fstates and istates must be contiguous, "
+                                 "aligned float64 (R), float64 (5 R) and int64 (4 R) arrays")
             zp = <const double *>zb.buf
             fp = <double *>fb.buf
             ip = <int64_t *>ib.buf

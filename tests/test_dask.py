@@ -761,3 +761,32 @@ def test_entropy_block_states_from_the_kernels(dtype):
                                                err_msg=name)
                 else:
                     np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_score_block_state_of_misaligned_operands():
+    # a block or its labels' z unpickled on a distributed worker may sit at
+    # an odd address: the state is that of aligned copies, and the kernel
+    # entry refuses misaligned operands instead of reading them
+    from fastxent import _dispatch
+    from fastxent._dask import score as dscore
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((7, 9))
+    zy = x[np.arange(7), rng.integers(0, 9, 7)]
+
+    def odd(a):
+        raw = np.zeros(a.nbytes + 1, np.uint8)[1:]
+        b = raw.view(a.dtype).reshape(a.shape)
+        b[...] = a
+        assert not b.flags.aligned
+        return b
+
+    want = dscore._kernel_state(x, zy, 0, 1.0)
+    got = dscore._kernel_state(x, odd(zy), 0, 1.0)
+    for name in want.dtype.names:
+        np.testing.assert_array_equal(got[name], want[name])
+    assert dscore._kernel_state(odd(x), zy, 0, 1.0) is None   # left to NumPy
+    kern = _dispatch.kernel("score_states", np.dtype(np.float64))
+    f, i = np.empty(5 * 7), np.empty(4 * 7, np.int64)
+    for args in ((odd(x), zy), (x, odd(zy))):
+        with pytest.raises(ValueError, match="aligned"):
+            kern(*args, f, i, False, 0, 1.0, 1)

@@ -11,8 +11,9 @@
 #
 # The build starts from a copy of the tree's files (tracked and untracked,
 # not ignored), so nothing built before is reused, and goes into a venv of
-# its own (numpy and the test extras; no torch, whose tests skip), as a
-# regular (non-editable) install.
+# its own (numpy, the test extras and Dask, whose distributed workers
+# unpickle blocks at any address; no torch, whose tests skip), as a regular
+# (non-editable) install.
 #
 # Environment: PYTHON (default python3) makes the venv; CC (default cc)
 # names the compiler whose sanitizer runtimes are preloaded;
@@ -50,7 +51,7 @@ py="$work/venv/bin/python"
 "$py" -m pip install -q "setuptools>=77" wheel "Cython>=3.1" "numpy>=2.0"
 say "venv ready; building with FASTXENT_SANITIZE=$sanitize"
 if ! FASTXENT_SANITIZE=$sanitize FASTXENT_REQUIRE_OPENMP=${FASTXENT_REQUIRE_OPENMP:-1} \
-        "$py" -m pip install -v --no-build-isolation "$work/src[test]" >"$work/build.log" 2>&1; then
+        "$py" -m pip install -v --no-build-isolation "$work/src[test,dask]" >"$work/build.log" 2>&1; then
     tail -n 40 "$work/build.log"
     echo "sanitize: the build failed (log above)"
     exit 1

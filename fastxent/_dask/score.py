@@ -137,7 +137,9 @@ def _kernel_state(xb, zy, c0, temperature):
     i = np.empty(4 * R, _I)
     # the kernel reads 2-byte storage (float16, bfloat16) as its bits
     kern = _dispatch.kernel("score_states", _F16 if x.itemsize == 2 else x.dtype)
-    kern(x, np.ascontiguousarray(zy, _F), f, i, bf16, tmode, t, 1)
+    # the labels' z as the kernel reads them: contiguous, aligned float64
+    # (a block unpickled on a distributed worker may be neither)
+    kern(x, np.require(zy, _F, ["C", "A"]), f, i, bf16, tmode, t, 1)
     f, i = f.reshape(R, 5), i.reshape(R, 4)
     st = np.empty(R, STATE)
     st["m"], st["k"], st["s"], st["d"], st["q"] = f.T
