@@ -280,43 +280,21 @@ def class_axis(shape):
     return shape[1], shape[:1] + shape[2:]
 
 
-def class_labels(target, C, batch_shape, x_shape, ignore_index):
-    """Class-index targets as int64 (no copy for int64), checked: of the
-    shape `batch_shape` of the rows of the input (of `x_shape`, with `C`
-    classes: see class_axis), each in [0, C) or equal to ignore_index.
-    Returns (labels, number ignored)."""
+def class_labels(target, C, batch_shape, x_shape):
+    """Class-index targets as int64 (no copy for int64) of the shape
+    `batch_shape` of the rows of the input (of `x_shape`, with `C` classes:
+    see class_axis).  Their range (each in [0, C) or ignore_index) is the
+    kernel's to check, which reads them anyway (src/losses.pxi)."""
     if target.shape != batch_shape:
         raise ValueError(f"target has shape {target.shape}; class-index targets for input of "
                          f"shape {x_shape} must have shape {batch_shape}")
     dtype = target.dtype
     if dtype is _I64 or dtype == _I64:   # the usual labels: no conversion
-        t = target
-    else:
-        # any byte order: a byte-swapped uint64 beyond int64 must not wrap to
-        # a negative label (2**64 - 1 would become -1, an ignore_index)
-        if dtype.kind == "u" and dtype.itemsize == 8 and target.size and target.max() > _I64_MAX:
-            big = target[target > _I64_MAX].flat[0]
-            raise IndexError(f"Target {int(big)} is out of bounds: class indices must be in "
-                             f"[0, {C})")
-        t = target.astype(_I64)
-    n = t.size
-    if n == 0:
-        return t, 0
-    if n == 1:
-        lo = hi = t.item()
-    elif n <= 8:
-        # a few labels: Python's min and max cost less than two reductions
-        values = t.ravel().tolist()
-        lo, hi = min(values), max(values)
-    else:
-        # two reductions decide the usual case without a temporary
-        lo, hi = int(t.min()), int(t.max())
-    if 0 <= lo and hi < C and not lo <= ignore_index <= hi:
-        return t, 0
-    ignored = t == ignore_index
-    bad = ~ignored & ((t < 0) | (t >= C))
-    if bad.any():
-        first = t[bad].flat[0]
-        raise IndexError(f"Target {int(first)} is out of bounds: class indices must be in "
-                         f"[0, {C}) or equal ignore_index={ignore_index}")
-    return t, int(np.count_nonzero(ignored))
+        return target
+    # any byte order: a byte-swapped uint64 beyond int64 must not wrap to a
+    # negative label (2**64 - 1 would become -1, an ignore_index)
+    if dtype.kind == "u" and dtype.itemsize == 8 and target.size and target.max() > _I64_MAX:
+        big = target[target > _I64_MAX].flat[0]
+        raise IndexError(f"Target {int(big)} is out of bounds: class indices must be in "
+                         f"[0, {C})")
+    return target.astype(_I64)

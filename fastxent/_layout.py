@@ -412,27 +412,37 @@ def _class_view(a):
 _CLASS_AXES = (None, (0,)) + ((1,),) * 63   # up to NumPy 2's 64 dims
 
 
-def class_views(ins, outs, rows):
+def class_views(arrays, n_in, n_out):
     """The kernel calls for PyTorch's class axis 1: an iterable with one
-    ``(views, lo, hi)`` per call (one call; see reduce), the views of `ins`,
-    `outs` and `rows` in that order, None entries kept as None.
+    ``(views, lo, hi)`` per call (one call; see reduce), the views of
+    `arrays` in their order, None entries kept as None.
 
-    ins  -- inputs of the shape (N, C, d1, ...) or (C,), the first not None;
-            viewed as (N, C, d1 * ...), from a C-ordered copy where d1, ...
-            do not merge
-    outs -- outputs of that shape; an output whose dims do not merge as the
-            first input's is written through a buffer, copied to it after
-            the call (run the kernel in the loop that exhausts the iterable)
-    rows -- arrays of the shape without the class axis (labels, per-row
-            losses), viewed as (N, d1 * ...)
+    arrays -- one tuple: first `n_in` inputs, then `n_out` outputs, then
+              the arrays of the rows (one tuple, as a small call makes it)
+    inputs  -- of the shape (N, C, d1, ...) or (C,), the first not None;
+               viewed as (N, C, d1 * ...), from a C-ordered copy where d1,
+               ... do not merge
+    outputs -- of that shape; an output whose dims do not merge as the
+               first input's is written through a buffer, copied to it
+               after the call (run the kernel in the loop that exhausts
+               the iterable)
+    rows    -- arrays of the shape without the class axis (labels, per-row
+               losses), viewed as (N, d1 * ...)
 
     Every view is a kernel view (see kernel_view).  C-ordered arrays take
     the fast path of `reduce` (a reduction over the class axis: the arrays
     themselves, lo = hi = the class axis); other layouts (N, C, d1 * ...)
     views of 3 dims and (N, d1 * ...) views of 2 (lo = hi = 1).
     """
-    x = ins[0]
-    return reduce(x.shape, _CLASS_AXES[x.ndim], ins, outs, rows, _class_planned)
+    x = arrays[0]
+    nd = x.ndim
+    if nd <= 2 and c_aligned(arrays):
+        # (N, C) and (C,): the class axis is the last, so C-ordered arrays
+        # take reduce's fast path; written out here, as reduce's checks of
+        # the axes cost a small call as much as the rest of the layer
+        return ((arrays, nd - 1, nd - 1),)
+    return reduce(x.shape, _CLASS_AXES[nd], arrays[:n_in], arrays[n_in:n_in + n_out],
+                  arrays[n_in + n_out:], _class_planned)
 
 
 def _class_planned(shape, axes, ins, outs, rows):

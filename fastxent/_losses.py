@@ -13,7 +13,7 @@ import numpy as np
 from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
 from . import _dask, _dispatch
-from ._dispatch import kernel, resolve_threads
+from ._dispatch import resolve_threads
 from ._checks import (KERNEL_DTYPES, check_reduction, class_axis, class_labels, class_weight,
                       float_input, grad_array, promote_dtypes, weight_dtype)
 from ._layout import array_sum, class_views, finish, kernel_out, kernel_view
@@ -21,17 +21,10 @@ from ._layout import array_sum, class_views, finish, kernel_out, kernel_view
 __all__ = ["cross_entropy", "nll_loss"]
 
 
-def _target_weight_sum(labels, n_ignored, ignore_index, w):
-    """The 'mean' denominator: the summed weight of the targets that count."""
-    if w is None:
-        return float(labels.size - n_ignored)
-    if n_ignored == 0:  # per-class counts: O(C) memory, a fixed summation order
-        counts = np.bincount(labels.ravel(), minlength=w.shape[0])
-        # a class no target names adds nothing, even an infinite weight
-        used = counts != 0
-        return float(counts[used] @ w.astype(np.float64)[used])
-    keep = labels != ignore_index
-    return float(np.sum(w.astype(np.float64)[labels[keep]]))
+def _bad_label(value, C, ignore_index):
+    """The IndexError of a class index outside [0, C) that is not ignore_index."""
+    return IndexError(f"Target {value} is out of bounds: class indices must be in "
+                      f"[0, {C}) or equal ignore_index={ignore_index}")
 
 
 # rows per partial sum of the kernel's reductions, of each kernel module
@@ -183,11 +176,16 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if kind == "b":
             raise TypeError("target must hold class indices (integers) or probabilities "
                             "(floats), got dtype bool")
-        labels, n_ignored = class_labels(t, C, rows_shape, x_shape, ignore_index)
+        # int64, of the rows' shape; the kernel checks the range (see below)
+        labels = class_labels(t, C, rows_shape, x_shape)
         n_rows = labels.size
-        if reduction == "mean":
-            denom = (float(n_rows - n_ignored) if w is None else
-                     _target_weight_sum(labels, n_ignored, ignore_index, w))
+        # the kernel's denominator of 'mean': the summed weight of the
+        # counted targets; without a kernel call, 0 (NaN, as in PyTorch)
+        denom = 0.0
+        if n_rows and not C:   # no class: every target must be ignored
+            bad = np.flatnonzero(labels.ravel() != ignore_index)
+            if bad.size:
+                raise _bad_label(int(labels.flat[bad[0]]), C, ignore_index)
 
     grad = grad_array(grad_out, x_in) if return_grad else None
     # zeros: rows with no classes (C == 0) have no kernel call and lose 0
@@ -199,10 +197,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         partial = None
         if rows is None and n_rows > _ROWS_PER_PARTIAL:
             partial = np.zeros(-(-n_rows // _ROWS_PER_PARTIAL))
-        if reduction == "mean":
+        # with labels the kernel forms the 'mean' factor from its denominator
+        gscale = 1.0
+        if probs and reduction == "mean":
             gscale = 1.0 / denom if denom != 0 else np.inf
-        else:
-            gscale = 1.0
         # the array the kernel writes: the caller's grad_out, or a buffer
         # when that overlaps an operand other than being the input itself,
         # or (the logits' view, not the gradient's, decides the kernel path)
@@ -213,11 +211,18 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                 gwork = np.empty(x.shape, work)
             elif grad_out is not None:
                 gwork = kernel_out(grad, [x, t if probs else labels, w], in_place=x)
-        kern = kernel("cross_entropy", work)
+        kern = _dispatch.active.cross_entropy   # one entry for every dtype
         wv = None if w is None else kernel_view(w)
-        for (xv, qv, gv, lab, lv), lo, hi in class_views((x, t if probs else None), (gwork,),
-                                                         (None if probs else labels, rows)):
-            total = kern(xv, lab, ignore_index, qv, wv, eps, gv, gscale, lv, partial, nt, lo, hi)
+        operands = ((x, t, gwork, None, rows) if probs else (x, None, gwork, labels, rows))
+        for (xv, qv, gv, lab, lv), lo, hi in class_views(operands, 2, 1):
+            # labels are checked (each in [0, C) or ignore_index) before
+            # anything is written; the first bad one stops the call
+            total, kdenom, bad = kern(xv, lab, ignore_index, qv, wv, eps, gv, gscale, lv,
+                                      partial, nt, lo, hi, reduction == "mean")
+            if bad >= 0:
+                raise _bad_label(int(labels.flat[bad]), C, ignore_index)
+            if not probs:
+                denom = kdenom
         if gwork is not grad:
             with np.errstate(over="ignore"):   # float16 overflows to inf quietly
                 np.copyto(grad, gwork, casting="same_kind")
@@ -228,8 +233,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             with np.errstate(over="ignore"):   # float16 overflows to inf quietly
                 rows = rows.astype(res_dtype)
         loss = rows if rows.ndim else rows[()]
+    elif res_dtype.itemsize > 2:   # finish() without its call: a small call's tenth
+        loss = res_dtype.type(total if reduction == "sum" else
+                              (total / denom if denom else math.nan))
     else:
-        loss = finish(total, reduction, denom if reduction == "mean" else None, res_dtype)
+        loss = finish(total, reduction, denom, res_dtype)
     return (loss, grad) if return_grad else loss
 
 

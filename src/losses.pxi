@@ -4,13 +4,16 @@
 #
 # Reductions never depend on the thread count: per-row losses are summed in
 # fixed blocks of ROWS_PER_PARTIAL rows, in row order, into `partial`, which
-# the caller adds up in order.  Python validates labels and weights first;
+# the caller adds up in order.  Python validates weights and shapes; the
+# labels' range is checked here, in one pass before anything is written
+# (_check_labels), and a bad label is returned, not raised, for Python to name;
 # nothing here raises but KeyboardInterrupt between batches (_next_batch).
 
 cimport cython
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport int64_t
+from libc.math cimport INFINITY
 
 from fx_kernels cimport *
 
@@ -56,20 +59,30 @@ cdef inline void _xent_rows(Py_ssize_t it, Py_ssize_t R, Py_ssize_t C, Py_ssize_
         pp[it] = acc
 
 def cross_entropy(x, labels, int64_t ignore_index, probs, weight, double eps, grad,
-                  double gscale, loss_rows, partial, int n_threads=1, int lo=1, int hi=1):
-    """Cross-entropy of every (outer, inner) row of x.
+                  double gscale, loss_rows, partial, int n_threads=1, int lo=1, int hi=1,
+                  bint mean=False):
+    """Cross-entropy of every (outer, inner) row of x: returns (the sum of
+    the only partial sum or 0.0, the target-weight denominator, the flat
+    index of the first bad label or -1).
 
     x: logits whose class axes are lo..hi, read as (outer, C, inner) (see
     _view; IN).  The target is either labels, int64 class indices, one per
-    row, each in [0, C) or equal to ignore_index (an ignored row), or probs,
-    like x (IN; the other one None).  weight: (C,) or None (IN).  grad:
-    like x or None (OUT: the gradient times gscale).  loss_rows: per-row
-    losses (OUT), or None and then partial: the sums of blocks of
-    rows_per_partial() rows (OUT), or None for rows of one block, whose sum
-    is returned (see _partials).
+    row (IN), or probs, like x (IN; the other one None).  Labels are
+    checked here, before anything is written: each must be in [0, C) or
+    equal ignore_index (an ignored row); the first that is neither is
+    returned as its flat index (C order of the rows) and nothing else is
+    done.  With labels the denominator of 'mean' is returned too: the summed
+    weight of the counted rows (their number without weights), added in row
+    order; and with `mean` the gradient's factor is 1 / that denominator
+    (inf for 0, as PyTorch's 1 / 0) instead of gscale.  weight: (C,) or None
+    (IN).  grad: like x or None (OUT: the gradient times gscale).
+    loss_rows: per-row losses (OUT), or None and then partial: the sums of
+    blocks of rows_per_partial() rows (OUT), or None for rows of one block,
+    whose sum is returned (see _partials).
     """
     cdef fx_view xv, lv, qv, wv, gv, rv, pv
-    cdef double one = 0.0
+    cdef double one = 0.0, denom = 0.0
+    cdef Py_ssize_t bad
     _input_view(x, &xv, lo, hi)
     _like(probs, &qv, &xv, lo, hi, False, False)
     _like(grad, &gv, &xv, lo, hi, False, True)
@@ -92,22 +105,59 @@ def cross_entropy(x, labels, int64_t ignore_index, probs, weight, double eps, gr
         _partials(partial, &pv, (xv.n[0] * xv.n[2] + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL,
                   &one)
     if xv.itemsize == 8:
-        _cross_entropy(<double *>NULL, &xv, &lv, ignore_index, &qv, &wv, eps, &gv, gscale,
-                       &rv, &pv, n_threads)
+        bad = _cross_entropy(<double *>NULL, &xv, &lv, ignore_index, &qv, &wv, eps, &gv, gscale,
+                             mean, &rv, &pv, n_threads, &denom)
     elif xv.itemsize == 4:
-        _cross_entropy(<float *>NULL, &xv, &lv, ignore_index, &qv, &wv, eps, &gv, gscale,
-                       &rv, &pv, n_threads)
+        bad = _cross_entropy(<float *>NULL, &xv, &lv, ignore_index, &qv, &wv, eps, &gv, gscale,
+                             mean, &rv, &pv, n_threads, &denom)
     else:
-        _cross_entropy(<uint16_t *>NULL, &xv, &lv, ignore_index, &qv, &wv, eps, &gv, gscale,
-                       &rv, &pv, n_threads)
-    return one
+        bad = _cross_entropy(<uint16_t *>NULL, &xv, &lv, ignore_index, &qv, &wv, eps, &gv,
+                             gscale, mean, &rv, &pv, n_threads, &denom)
+    return one, denom, bad
 
 
-cdef int _cross_entropy(real *tag, const fx_view *x, const fx_view *lab, int64_t ignore_index,
-                        const fx_view *probs, const fx_view *weight, double eps,
-                        const fx_view *grad, double gscale, const fx_view *rows,
-                        const fx_view *partial, int n_threads) except -1:
-    """cross_entropy on the views, for the storage type of `tag` (a NULL of it)."""
+cdef inline double _as_double(const real *p) noexcept nogil:
+    """*p as a double (float16 from its bits)."""
+    if real is uint16_t:
+        return fx_half_to_float(p[0])
+    else:
+        return p[0]
+
+
+cdef Py_ssize_t _check_labels(const int64_t *tp, Py_ssize_t O, Py_ssize_t I, Py_ssize_t tso,
+                              Py_ssize_t tsi, Py_ssize_t C, int64_t ignore_index,
+                              const real *wp, Py_ssize_t ws, double *denom) noexcept nogil:
+    """The flat index (o * I + i) of the first label neither in [0, C) nor
+    ignore_index, or -1; denom: the summed weight of the other labels'
+    classes (their number without weights), in row order, so that it does
+    not depend on the thread count.  One O(rows) pass over the labels,
+    before the logits are read: a bad label stops the call before anything
+    is written."""
+    cdef Py_ssize_t o, i, n = 0
+    cdef int64_t y
+    cdef double s = 0.0
+    for o in range(O):
+        for i in range(I):
+            y = tp[o * tso + i * tsi]
+            if y == ignore_index:
+                continue
+            if y < 0 or y >= C:
+                return o * I + i
+            if wp != NULL:
+                s = s + _as_double(wp + y * ws)
+            else:
+                n += 1
+    denom[0] = s if wp != NULL else <double>n
+    return -1
+
+
+cdef Py_ssize_t _cross_entropy(real *tag, const fx_view *x, const fx_view *lab,
+                               int64_t ignore_index, const fx_view *probs,
+                               const fx_view *weight, double eps, const fx_view *grad,
+                               double gscale, bint mean, const fx_view *rows,
+                               const fx_view *partial, int n_threads, double *denom) except -2:
+    """cross_entropy on the views, for the storage type of `tag` (a NULL of
+    it): the first bad label's flat index, or -1 (see cross_entropy)."""
     cdef Py_ssize_t O = x.n[0], C = x.n[1], I = x.n[2]
     cdef Py_ssize_t so = x.s[0], sc = x.s[1], si = x.s[2]
     cdef Py_ssize_t tso = lab.s[0], tsi = lab.s[2]
@@ -126,21 +176,37 @@ cdef int _cross_entropy(real *tag, const fx_view *x, const fx_view *lab, int64_t
     cdef Py_ssize_t nbat, b0 = 0, b1
     cdef double *bscratch
     cdef int nt = _threads(n_threads, R * C)
+    cdef Py_ssize_t bad
+    if tp != NULL:
+        bad = _check_labels(tp, O, I, tso, tsi, C, ignore_index, wp, ws, denom)
+        if bad >= 0:
+            return bad
+        if mean:
+            gscale = 1.0 / denom[0] if denom[0] != 0.0 else INFINITY
     # the logits alone choose the path: a loss must not depend on the
     # gradient's layout
     if tp != NULL and sc == 1 and I == 1 and _use_small(R, C, sc, I):
         _cross_entropy_short_rows(xp, R, C, so, tp, tso, ignore_index, wp, ws, eps,
                                   gp, gso, gsc, gscale, lp, lso, pp, nt)
-        return 0
+        return -1
     if tp != NULL and sc != 1 and si == 1 and I > 1:
         _cross_entropy_columns(xp, O, C, I, so, sc, tp, tso, tsi, ignore_index, wp, ws, eps,
                                gp, gso, gsc, gsi, gscale, lp, lso, lsi, pp, nt)
-        return 0
-    bscratch = <double *>malloc(nt * 3 * nb * sizeof(double))
+        return -1
+    # 3 doubles per block of the row and thread; a small call's on the
+    # stack (an allocation costs about a tenth of a one-row call)
+    cdef double local[3 * 4]
+    bscratch = &local[0] if nt * nb <= 4 else <double *>malloc(nt * 3 * nb * sizeof(double))
     if bscratch == NULL:
         raise MemoryError()
     nbat = _batch(ROWS_PER_PARTIAL * C, nt, 1)
     try:
+        if nt == 1 and R * C <= KEEP_GIL_WORK:
+            for it in range(nblk):
+                _xent_rows(it, R, C, I, xp, so, sc, si, tp, tso, tsi, ignore_index,
+                           qp, qso, qsc, qsi, wp, ws, eps, gp, gso, gsc, gsi, gscale,
+                           lp, lso, lsi, pp, bscratch)
+            b0 = nblk
         while b0 < nblk:
             b1 = _next_batch(b0, nblk, nbat)
             with nogil:
@@ -157,8 +223,9 @@ cdef int _cross_entropy(real *tag, const fx_view *x, const fx_view *lab, int64_t
                                    lp, lso, lsi, pp, bscratch + threadid() * 3 * nb)
             b0 = b1
     finally:
-        free(bscratch)
-    return 0
+        if bscratch != &local[0]:
+            free(bscratch)
+    return -1
 
 
 cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, Py_ssize_t so,

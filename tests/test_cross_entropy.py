@@ -802,6 +802,66 @@ def test_probabilities_float32_row_loss_beyond_float32_under_mean(C):
             assert f(x, q, reduction="sum") == np.inf
 
 
+@pytest.mark.parametrize("shape", [(40, 5), (300, 700), (6, 5, 70), (5,)],
+                         ids=["short rows", "long rows", "columns", "unbatched"])
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+@pytest.mark.parametrize("value", [-1, "C", 2**40])
+def test_bad_label_is_found_before_anything_is_written(shape, where, value):
+    # the kernel checks every label in one pass before it reads the logits:
+    # the error names the first bad label, and a caller's grad_out keeps its
+    # contents, on each of the kernel's paths and on several threads
+    rng = np.random.default_rng(len(shape))
+    x = rng.standard_normal(shape)
+    C = shape[1] if len(shape) > 1 else shape[0]
+    rows = (shape[0],) + shape[2:] if len(shape) > 1 else ()
+    t = rng.integers(0, C, rows)
+    t.flat[rng.integers(0, t.size, max(1, t.size // 4))] = -100   # ignored rows pass
+    bad = C if value == "C" else value
+    k = {"first": 0, "middle": t.size // 2, "last": t.size - 1}[where]
+    t.flat[k] = bad
+    if k != t.size - 1:   # a later bad label is not the one named
+        t.flat[-1] = C + 7
+    for reduction in ("mean", "sum", "none"):
+        g = np.full_like(x, 7.0)
+        with pytest.raises(IndexError, match=rf"Target {bad} is out of bounds"):
+            fx.cross_entropy(x, t, reduction=reduction, weight=rng.random(C), return_grad=True,
+                             grad_out=g, n_threads=2)
+        assert (g == 7.0).all()
+    t.flat[k] = t.flat[-1] = -100
+    fx.cross_entropy(x, t)   # the same call without the bad labels
+
+
+@pytest.mark.parametrize("shape", [(64, 5), (40, 300), (6, 5, 70)])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_weighted_mean_denominator_counts_only_named_classes(shape, n_threads):
+    # the kernel sums w[y] over the counted rows in row order: ignored rows
+    # and classes no target names add nothing, not even an infinite weight
+    rng = np.random.default_rng(shape[0])
+    C = shape[1]
+    x = rng.standard_normal(shape)
+    t = rng.integers(0, C - 1, (shape[0],) + shape[2:])
+    t.flat[::5] = -100
+    w = rng.random(C) + 0.5
+    w[C - 1] = np.inf   # never a target
+    loss, grad = fx.cross_entropy(x, t, weight=w, return_grad=True, n_threads=n_threads)
+    kept = t != -100
+    denom = w[t[kept]].sum()
+    rows = fx.cross_entropy(x, t, weight=w, reduction="none")
+    np.testing.assert_allclose(loss, rows.sum() / denom, rtol=1e-13)
+    _, grad_sum = fx.cross_entropy(x, t, weight=w, reduction="sum", return_grad=True)
+    np.testing.assert_allclose(grad, grad_sum / denom, rtol=1e-13, atol=1e-300)
+    # all ignored: NaN mean, gradient 0 of ignored rows
+    loss, grad = fx.cross_entropy(x, np.full_like(t, -100), weight=w, return_grad=True)
+    assert np.isnan(loss) and (grad == 0).all()
+
+
+def test_no_classes_every_target_ignored_or_an_error():
+    x = np.zeros((3, 0))
+    assert np.isnan(fx.cross_entropy(x, np.full(3, -100)))
+    with pytest.raises(IndexError, match="Target 0 is out of bounds"):
+        fx.cross_entropy(x, np.array([-100, 0, 1]))
+
+
 @pytest.mark.parametrize("C", [0, 3])
 @pytest.mark.parametrize("f", [fx.cross_entropy, fx.nll_loss], ids=["cross_entropy", "nll_loss"])
 def test_byte_swapped_uint64_label_beyond_int64(f, C):

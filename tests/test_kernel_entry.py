@@ -156,6 +156,7 @@ def test_partial_sums_none_only_for_one(module):
     t = np.zeros(17, np.int64)
     with pytest.raises(ValueError, match="partial sums"):
         module.cross_entropy(x, t, -100, None, None, 0.0, None, 1.0, None, None, 1, 1, 1)
-    one = module.cross_entropy(x[:16], t[:16], -100, None, None, 0.0, None, 1.0, None, None,
-                               1, 1, 1)
+    one, denom, bad = module.cross_entropy(x[:16], t[:16], -100, None, None, 0.0, None, 1.0,
+                                           None, None, 1, 1, 1)
     assert one == pytest.approx(16 * np.log(3.0), rel=1e-15)
+    assert (denom, bad) == (16.0, -1)
