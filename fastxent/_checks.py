@@ -66,9 +66,12 @@ def exp_result_dtype(dtype):
 def as_array(x, name):
     """`x` as an ndarray (no copy for an ndarray), refusing non-numeric and
     complex data with a TypeError that names the argument."""
-    if type(x) is _NDARRAY and x.dtype in READY_DTYPES and aligned(x):
-        return x
-    if type(x) is not _NDARRAY:
+    if type(x) is _NDARRAY:
+        d = x.dtype
+        # float64 and float32 by identity first: a dtype's hash costs more
+        if (d is F64 or d is F32 or d in READY_DTYPES) and aligned(x):
+            return x
+    else:
         # subclasses (np.matrix, memmap) as plain views; masks are dropped, as
         # SciPy does
         try:
@@ -100,8 +103,10 @@ def as_array(x, name):
 def float_input(x, name):
     """`x` as a float16, float32 or float64 array (as_array, then integers
     and bools refused, as PyTorch refuses them)."""
-    if type(x) is _NDARRAY and x.dtype in KERNEL_DTYPES and aligned(x):
-        return x   # as_array's first test, on the kernel dtypes
+    if type(x) is _NDARRAY:
+        d = x.dtype
+        if (d is F64 or d is F32 or d in KERNEL_DTYPES) and aligned(x):
+            return x   # as_array's first test, on the kernel dtypes
     x = as_array(x, name)
     if x.dtype not in KERNEL_DTYPES:
         raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {x.dtype} "

@@ -11,9 +11,9 @@ import math
 import numpy as np
 from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
-from . import _dask
-from ._dispatch import kernel, resolve_threads
-from ._checks import (F64, READY_DTYPES, as_array, broadcast_shape, check_base,
+from . import _dask, _dispatch
+from ._dispatch import resolve_threads
+from ._checks import (F32, F64, READY_DTYPES, as_array, broadcast_shape, check_base,
                       exp_result_dtype, promote_dtypes, single_axis)
 from ._layout import reduce, reduced_shape
 
@@ -30,8 +30,8 @@ def _rows(kind, x, y, axis, dtype, div, nt):
     axes = (axis,)
     out = np.empty(shape[:axis] if axis == len(shape) - 1 else reduced_shape(shape, axes), dtype)
     if out.size:
-        kern = kernel("row_entropies", dtype)
-        for (xv, yv, ov), lo, hi in reduce(shape, axes, (x, y), (), (out,)):
+        kern = _dispatch.active.row_entropies   # one entry for every dtype
+        for (xv, yv, ov), lo, hi in reduce(shape, axes, (x, y, out), 2, 0):
             kern(kind, xv, yv, ov, div, nt, lo, hi)
     return out if len(shape) > 1 else out[()]
 
@@ -44,7 +44,10 @@ _LOGIT_DTYPE = {d: exp_result_dtype(d) for d in READY_DTYPES if d.kind != "b"}
 def _logits(value, name):
     """`value` as an array of logits, and the dtype of its softmax."""
     x = as_array(value, name)
-    dtype = _LOGIT_DTYPE.get(x.dtype)
+    dtype = x.dtype
+    if dtype is F64 or dtype is F32:   # their own softmax dtype, without a hash
+        return x, dtype
+    dtype = _LOGIT_DTYPE.get(dtype)
     if dtype is None:
         raise TypeError(f"{name} must hold real logits, got dtype bool")
     return x, dtype

@@ -256,14 +256,15 @@ def _split_largest(shape, axes, arrays):
     return max(kept, key=lambda d: abs(arrays[0].strides[d]))
 
 
-def reduce(shape, axes, ins, full_outs, row_outs, planner=None):
+def reduce(shape, axes, arrays, n_in, n_full, planner=None):
     """The kernel calls of a reduction of `shape` over `axes`: an iterable
-    with one ``(views, lo, hi)`` per kernel call -- the views of `ins`,
-    `full_outs` and `row_outs`, in that order, None entries kept as None,
-    whose axes lo..hi are the reduced ones.  The drivers read each view as
-    (outer, C, inner) dims: the axes before lo, lo..hi and after hi, each
-    group merged into one strided dim (see _view in src/fx_kernels.pxd.tp,
-    which checks that they merge).
+    with one ``(views, lo, hi)`` per kernel call -- the views of `arrays`,
+    in their order, None entries kept as None, whose axes lo..hi are the
+    reduced ones.  `arrays` is one tuple (as a small call makes it): the
+    `n_in` inputs `ins`, the `n_full` outputs `full_outs`, then
+    `row_outs`.  The drivers read each view as (outer, C, inner) dims: the
+    axes before lo, lo..hi and after hi, each group merged into one strided
+    dim (see _view in src/fx_kernels.pxd.tp, which checks that they merge).
 
     ins, full_outs: arrays of `shape`; row_outs: arrays of the reduced
     shape, with or without the reduced axes as length-1 dims.  Every array
@@ -285,7 +286,7 @@ def reduce(shape, axes, ins, full_outs, row_outs, planner=None):
     outputs that did not fit after its last call: run the kernel call in the
     loop that exhausts it::
 
-        for (xv, ov), lo, hi in reduce(shape, axes, [x], [out], []):
+        for (xv, ov), lo, hi in reduce(shape, axes, (x, out), 1, 1):
             kernel(xv, ov, lo, hi)
     """
     if planner is None:
@@ -295,18 +296,23 @@ def reduce(shape, axes, ins, full_outs, row_outs, planner=None):
         # a length-1 reduced axis before kept ones: the planner drops it and
         # walks the kept axes as it would any other layout
         if hi + 1 != len(shape) and shape[lo] == 1:
-            return planner(shape, axes, ins, full_outs, row_outs)
+            return _plan(planner, shape, axes, arrays, n_in, n_full)
     else:
         n = len(axes)
         if not n or axes[-1] - axes[0] + 1 != n:
-            return planner(shape, axes, ins, full_outs, row_outs)
+            return _plan(planner, shape, axes, arrays, n_in, n_full)
         lo, hi = axes[0], axes[-1]
         if hi + 1 != len(shape) and math.prod(shape[lo:hi + 1]) == 1:
-            return planner(shape, axes, ins, full_outs, row_outs)
-    views = (*ins, *full_outs, *row_outs)
-    if not c_aligned(views):
-        return planner(shape, axes, ins, full_outs, row_outs)
-    return ((views, lo, hi),)
+            return _plan(planner, shape, axes, arrays, n_in, n_full)
+    if not c_aligned(arrays):
+        return _plan(planner, shape, axes, arrays, n_in, n_full)
+    return ((arrays, lo, hi),)
+
+
+def _plan(planner, shape, axes, arrays, n_in, n_full):
+    """planner's calls, given the inputs, full outputs and row outputs apart."""
+    return planner(shape, axes, arrays[:n_in], arrays[n_in:n_in + n_full],
+                   arrays[n_in + n_full:])
 
 
 def _by_stride(shape, axes, ins, full_outs, row_outs):
@@ -373,8 +379,8 @@ def _planned(shape, axes, ins, full_outs, row_outs):
         sub_axes = tuple(a - (a > d) for a in axes)
         for j in range(shape[d]):
             take = (slice(None),) * d + (j,)
-            yield from reduce(sub, sub_axes, [a[take] for a in ins], [a[take] for a in full_outs],
-                              [k[take] for k in kept_outs])
+            yield from reduce(sub, sub_axes, tuple(a[take] for a in ins + full_outs + kept_outs),
+                              len(ins), len(full_outs))
         return
     # reduced axes that do not merge: reduce over a contiguous copy
     k = len(axes)
@@ -383,7 +389,7 @@ def _planned(shape, axes, ins, full_outs, row_outs):
     outs_c = [np.empty_like(a) for a in ins_c[:1] for _ in full_outs]
     kept_c = [np.moveaxis(kk, axes, moved) for kk in kept_outs]
     shape_c = ins_c[0].shape
-    yield from reduce(shape_c, moved, ins_c, outs_c, kept_c)
+    yield from reduce(shape_c, moved, (*ins_c, *outs_c, *kept_c), len(ins_c), len(outs_c))
     for dst, src in zip(full_outs, outs_c):
         np.copyto(dst, np.moveaxis(src, moved, axes))
 
@@ -441,8 +447,7 @@ def class_views(arrays, n_in, n_out):
         # take reduce's fast path; written out here, as reduce's checks of
         # the axes cost a small call as much as the rest of the layer
         return ((arrays, nd - 1, nd - 1),)
-    return reduce(x.shape, _CLASS_AXES[nd], arrays[:n_in], arrays[n_in:n_in + n_out],
-                  arrays[n_in + n_out:], _class_planned)
+    return reduce(x.shape, _CLASS_AXES[nd], arrays, n_in, n_out, _class_planned)
 
 
 def _class_planned(shape, axes, ins, outs, rows):
@@ -503,10 +508,11 @@ def elementwise_views(shape, arrays):
             for a, rs, ls in zip(arrays, rst, lst)]
 
 
-def elementwise(shape, ins, outs, units_of):
+def elementwise(shape, arrays, n_in, units_of):
     """The kernel calls of an element-wise loss: an iterable of ``(views,
-    lo, hi, partial)`` per call, `views` the views of `ins` then `outs`
-    (None entries kept as None), read by the drivers as (rows, L): the axes
+    lo, hi, partial)`` per call, `views` the views of `arrays` (one tuple:
+    the `n_in` inputs `ins`, then the outputs `outs`; None entries kept as
+    None), read by the drivers as (rows, L): the axes
     before lo are the rows, lo..hi the row (see _view in
     src/fx_kernels.pxd.tp); `partial` the new array of `units_of(rows, L)`
     partial sums the kernel writes, or None where that is one sum, which
@@ -524,13 +530,12 @@ def elementwise(shape, ins, outs, units_of):
     iterable), so that a loss never depends on where its outputs live.
     Inputs whose dims do not merge into two are walked in calls over the
     first axis."""
-    views = (*ins, *outs)
-    if c_aligned(views):
+    if c_aligned(arrays):
         # all C-ordered, so none broadcast (a zero stride on a dim longer
         # than 1 is not C-contiguous): one flat stream each
-        return ((views, 0, len(shape) - 1, _partials(units_of(1, views[0].size))),)
-    ins = [None if a is None else kernel_view(a) for a in ins]
-    outs = [None if o is None else kernel_view(o) for o in outs]
+        return ((arrays, 0, len(shape) - 1, _partials(units_of(1, arrays[0].size))),)
+    ins = [None if a is None else kernel_view(a) for a in arrays[:n_in]]
+    outs = [None if o is None else kernel_view(o) for o in arrays[n_in:]]
     return _elementwise(shape, ins, outs, units_of)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
 from . import _dask, _dispatch
-from ._dispatch import kernel, resolve_threads
+from ._dispatch import resolve_threads
 from ._checks import (as_array, broadcast_shape, broadcast_to_shape, check_reduction,
                       float_input, grad_array, promote, weight_dtype)
 from ._layout import array_sum, elementwise, finish, kernel_out
@@ -54,7 +54,7 @@ def _kl_div_calls(kern, shape, ins, outs, lt, gscale, nt):
     writing `outs` (the terms and the gradient, or None): the sum of their
     partial sums."""
     total = 0   # as Python's sum(): 0 + -0.0 is 0.0
-    for (xv, tv, ov, gv), lo, hi, partial in elementwise(shape, ins, outs, _UNITS):
+    for (xv, tv, ov, gv), lo, hi, partial in elementwise(shape, ins + outs, 2, _UNITS):
         one = kern(xv, tv, lt, ov, gv, gscale, partial, nt, lo, hi)
         total += one if partial is None else array_sum(partial)
     return total
@@ -65,8 +65,7 @@ def _bce_calls(kern, shape, ins, outs, gscale, nt):
     `ins` (input, target, weight, pos_weight), writing `outs` (as
     _kl_div_calls): the sum of their partial sums."""
     total = 0   # as Python's sum(): 0 + -0.0 is 0.0
-    for (xv, yv, wv, pv, ov, gv), lo, hi, partial in elementwise(
-            shape, ins, outs, _UNITS):
+    for (xv, yv, wv, pv, ov, gv), lo, hi, partial in elementwise(shape, ins + outs, 4, _UNITS):
         one = kern(xv, yv, wv, pv, ov, gv, gscale, partial, nt, lo, hi)
         total += one if partial is None else array_sum(partial)
     return total
@@ -238,7 +237,7 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
         out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
     total = 0
     if ins[0].size:
-        kern = kernel("kl_div", dtype)
+        kern = _dispatch.active.kl_div   # one entry for every dtype
         total = _kl_div_calls(kern, shape, ins, (out, gbuf), lt, gscale, nt)
         if out is None and not math.isfinite(total):
             total = _exact_total(total, dtype, ins, gbuf, lambda: _terms(
@@ -369,6 +368,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         for a, name in zip(weights, ("weight", "pos_weight")):
             ins.append(None if a is None else
                        broadcast_to_shape(a.astype(dtype, copy=False), shape, name))
+        ins = tuple(ins)
     n = x.size
     gscale = 1.0 if reduction != "mean" else ((1.0 / n) if n else np.nan)
     grad = grad_array(grad_out, x) if return_grad else None
@@ -378,7 +378,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         out, gbuf = _outputs(shape, dtype, ins, reduction, grad, grad_out is not None)
     total = 0
     if n:
-        kern = kernel("bce_with_logits", dtype)
+        kern = _dispatch.active.bce_with_logits   # one entry for every dtype
         total = _bce_calls(kern, shape, ins, (out, gbuf), gscale, nt)
         if out is None and not math.isfinite(total):
             total = _exact_total(total, dtype, ins, gbuf, lambda: _terms(

@@ -8,8 +8,8 @@ src/fx_softmax_family.h) chosen by _dispatch.
 import numpy as np
 from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
-from . import _dask
-from ._dispatch import kernel, resolve_threads
+from . import _dask, _dispatch
+from ._dispatch import resolve_threads
 from ._checks import (F64, READY_DTYPES, as_array, broadcast_shape, check_out, exp_result_dtype,
                       normalize_axes)
 from ._layout import (empty_like_layout, empty_reduced, kept_shape, kernel_out, reduce,
@@ -148,8 +148,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
         if sgn is not None:
             sgn[...] = -1.0  # SciPy: sign(-inf)
     else:
-        kern = kernel("logsumexp", dtype)
-        for (av, bv, rv, sv), lo, hi in reduce(shape, axes, (a, b), (), (res, sgn)):
+        kern = _dispatch.active.logsumexp   # one entry for every dtype
+        for (av, bv, rv, sv), lo, hi in reduce(shape, axes, (a, b, res, sgn), 2, 0):
             kern(av, rv, sv, bv, return_sign, nt, lo, hi)
 
     if out is not None and res is not out:
@@ -194,8 +194,8 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
     else:
         res = target = empty_like_layout(x, shape, dtype)
     if x.size:
-        kern = kernel("softmax", dtype)
-        for (xv, rv), lo, hi in reduce(shape, axes, (x,), (res,), ()):
+        kern = _dispatch.active.softmax   # one entry for every dtype
+        for (xv, rv), lo, hi in reduce(shape, axes, (x, res), 1, 1):
             kern(xv, rv, logarithm, nt, lo, hi)
         if res is not target:
             np.copyto(target, res)

@@ -191,6 +191,10 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
         return _split_softmax_entropies(kind, xp, yp, O, C, I, so, sc, si, yo, yc, yi, op,
                                         oo, oi, nt)
     nb = _batch(C, nt, 1)
+    if nt == 1 and O * I * C <= KEEP_GIL_WORK:
+        for r in range(O * I):
+            _entropies_row(kind, r, I, C, xp, so, sc, si, yp, yo, yc, yi, div, op, oo, oi)
+        return 0
     while b0 < O * I:
         b1 = _next_batch(b0, O * I, nb)
         with nogil:

@@ -139,6 +139,11 @@ cdef int _kl_div(real *tag, const fx_view *xv, const fx_view *tv, bint log_targe
     cdef Py_ssize_t units = pv.n[1], u, b0 = 0, b1
     cdef int nt = _threads(n_threads, R * L)
     cdef Py_ssize_t nb = _batch(HEAVY * FX_CHUNK, nt, 1)
+    if nt == 1 and R * L <= KEEP_GIL_WORK:
+        for u in range(units):
+            partial[u] = _kl_div_unit(u, nseg, G, R, L, xp, xr, xs, tp, tr, ts, log_target,
+                                      op, orr, os, gp, gr, gs, gscale)
+        b0 = units
     while b0 < units:
         b1 = _next_batch(b0, units, nb)
         with nogil:
@@ -195,6 +200,11 @@ cdef int _bce(real *tag, const fx_view *xv, const fx_view *v, double gscale,
     cdef Py_ssize_t units = pv.n[1], u, b0 = 0, b1
     cdef int nt = _threads(n_threads, R * L)
     cdef Py_ssize_t nb = _batch(HEAVY * FX_CHUNK, nt, 1)
+    if nt == 1 and R * L <= KEEP_GIL_WORK:
+        for u in range(units):
+            partial[u] = _bce_unit(u, nseg, G, R, L, xp, xr, xs, yp, yr, ys, wp, wr, ws,
+                                   pp, pr, ps, op, orr, os, gp, gr, gs, gscale)
+        b0 = units
     while b0 < units:
         b1 = _next_batch(b0, units, nb)
         with nogil:
