@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _dask, _dispatch
 from ._dispatch import resolve_threads
+from ._arrays import aligned
 from ._checks import as_array, check_out, class_axis
 from ._layout import kernel_out
 from .reference.score import ROW_FIELDS, RowScores
@@ -31,6 +32,9 @@ def _logits(input):
     """The logits as the kernel reads them: (array, is bfloat16).  float16
     and bfloat16 (ml_dtypes, recognised by name) are passed as their bits."""
     x = input if isinstance(input, np.ndarray) else np.asarray(input)
+    d = x.dtype
+    if (d is _F64 or d is _F32) and aligned(x):   # the usual logits, by identity
+        return x, False
     # dtype.name is computed in Python by NumPy (microseconds): asked only of
     # dtypes that are not NumPy's numbers (ml_dtypes' are kind 'V')
     if x.dtype.kind == "V" and x.dtype.itemsize == 2 and x.dtype.name == "bfloat16":
@@ -91,14 +95,32 @@ def _prepare(input, target, ignore_index, temperature):
     """The checked operands: (x, bf16, labels, ignore, tmode, t, result dtype,
     batch shape)."""
     x, bf16 = _logits(input)
-    if x.ndim == 0:
+    shape = x.shape
+    if not shape:
         raise ValueError("input must have at least one dimension (the classes)")
-    result = _F64 if x.dtype == _F64 else _F32
-    tmode, t = _temperature(temperature, x.dtype)
-    ignore = _ignore(ignore_index)
-    batch_shape = class_axis(x.shape)[1]
-    labels = _labels(target, batch_shape, x.shape)
+    dtype = x.dtype
+    result = _F64 if dtype is _F64 or dtype == _F64 else _F32
+    # the defaults without a call each (a small call's tenth)
+    if type(temperature) is float and temperature == 1.0:
+        tmode, t = 0, 1.0
+    else:
+        tmode, t = _temperature(temperature, dtype)
+    ignore = ignore_index if type(ignore_index) is int else _ignore(ignore_index)
+    batch_shape = shape[:1] if len(shape) == 2 else class_axis(shape)[1]
+    if type(target) is np.ndarray and target.dtype is _I64 and target.shape == batch_shape:
+        labels = target   # the usual labels, without a call
+    else:
+        labels = _labels(target, batch_shape, shape)
     return x, bf16, labels, ignore, tmode, t, result, batch_shape
+
+
+def _row_scores(arrays):
+    """RowScores of the six `arrays`, without the namedtuple's Python-level
+    constructor (a small call's tenth)."""
+    return _TUPLE_NEW(RowScores, arrays)
+
+
+_TUPLE_NEW = tuple.__new__
 
 
 def _raise_bad(bad, labels, C, ignore_index):
@@ -237,19 +259,36 @@ def score_rows(input, target, *, ignore_index=-100, temperature=1.0, out=None,
     x, bf16, labels, ignore, tmode, t, result, batch_shape = _prepare(
         input, target, ignore_index, temperature)
     if out is None:
-        caller = work = [np.empty(batch_shape, _I64 if name in _INT_FIELDS else result)
-                         for name in ROW_FIELDS]
+        # the kernel makes the six arrays (of the labels' shape, C order)
+        bad, caller, _ = _dispatch.active.score(x, labels, ignore, tmode, t, bf16, True, 0, 0,
+                                                nt)
     else:
         caller, work = _outputs(out, batch_shape, result, [x, labels])
-    bad, _, _ = _dispatch.active.score(x, labels, ignore, tmode, t, bf16, work, 0, 0, nt)
+        bad, _, _ = _dispatch.active.score(x, labels, ignore, tmode, t, bf16, work, 0, 0, nt)
     if bad >= 0:
         _raise_bad(bad, labels, x.shape[1] if x.ndim > 1 else x.shape[0], ignore_index)
-    for c, w in zip(caller, work):
-        if c is not w:
-            np.copyto(c, w)
+    if out is not None:
+        for c, w in zip(caller, work):
+            if c is not w:
+                np.copyto(c, w)
     if not batch_shape:
-        return RowScores(*(a[()] for a in caller))
-    return RowScores(*caller)
+        return _row_scores([a[()] for a in caller])
+    return _row_scores(caller)
+
+
+def _score_into(input, target, add_f, add_c, ignore_index, temperature, max_rank, n_bins,
+                n_threads):
+    """Add the sums of :func:`_score_state` of the rows of `input` into
+    `add_f` (float64) and `add_c` (int64), an evaluation's running state in
+    the kernel's layout (see Scorer.reset); the settings are checked ones.
+    A bad label raises before anything is added."""
+    nt = resolve_threads(n_threads)
+    x, bf16, labels, ignore, tmode, t, result, batch_shape = _prepare(
+        input, target, ignore_index, temperature)
+    bad, _, _ = _dispatch.active.score(x, labels, ignore, tmode, t, bf16, None, max_rank,
+                                       n_bins, nt, add_f, add_c)
+    if bad >= 0:
+        _raise_bad(bad, labels, x.shape[1] if x.ndim > 1 else x.shape[0], ignore_index)
 
 
 def _score_state(input, target, *, ignore_index=-100, temperature=1.0, max_rank=5, n_bins=15,

@@ -10,7 +10,7 @@ import operator
 import numpy as np
 
 from . import _dask
-from ._score_rows import _score_state
+from ._score_rows import _score_into, _score_state
 
 __all__ = ["Scorer", "score"]
 
@@ -22,7 +22,23 @@ _LN2 = math.log(2.0)
 _LOG_DBL_MAX = math.log(np.finfo(np.float64).max)
 
 
+# the default topk, checked already (a Scorer's construction is a small
+# call's cost)
+_DEFAULT_TOPK = (1, 5)
+# the result keys of each topk
+_ACCURACY_KEYS: dict[tuple[int, ...], tuple[tuple[int, str], ...]] = {}
+
+
+def _accuracy_keys(topk):
+    keys = _ACCURACY_KEYS.get(topk)
+    if keys is None:
+        keys = _ACCURACY_KEYS[topk] = tuple((k, f"accuracy@{k}") for k in topk)
+    return keys
+
+
 def _check_topk(topk):
+    if topk is _DEFAULT_TOPK:
+        return topk
     if type(topk) is tuple and all(type(k) is int and k > 0 for k in topk) and topk:
         return tuple(sorted(set(topk)))   # the usual call, without ABC checks
     if isinstance(topk, (numbers.Integral, np.integer)) and not isinstance(topk, (bool, np.bool_)):
@@ -90,7 +106,7 @@ def _ints(counts):
     return [int(v) for v in counts]
 
 
-def metric_names(topk=(1, 5)):
+def metric_names(topk=_DEFAULT_TOPK):
     """The keys of :meth:`Scorer.result` for `topk`, in their order."""
     return (["count", "undefined", "nll", "perplexity", "bits_per_token"]
             + [f"accuracy@{k}" for k in _check_topk(topk)]
@@ -100,12 +116,14 @@ def metric_names(topk=(1, 5)):
 class Scorer:
     r"""Summary metrics of logits against class labels, accumulated over chunks.
 
-    Each :meth:`update` reduces a chunk of rows to sums (counts as Python
-    ints, float64 sums; ``O(max(topk) + n_bins)`` numbers whatever the number
-    of rows), :meth:`merge` adds another scorer's sums (of other rows, e.g.
-    from another process), :meth:`result` turns the sums into metrics.  The
-    result does not depend on how the rows were split into chunks, up to
-    the float64 rounding of the sums.
+    Each :meth:`update` adds a chunk of rows to running sums (int64 counts,
+    float64 sums; ``O(max(topk) + n_bins)`` numbers whatever the number of
+    rows), which the kernel updates in place; :meth:`merge` adds another
+    scorer's sums (of other rows, e.g. from another process), :meth:`result`
+    turns the sums into metrics.  The result does not depend on how the rows
+    were split into chunks, up to the float64 rounding of the sums.  The
+    counts overflow after 2**63 rows, centuries of scoring at a billion rows
+    a second.
 
     Parameters
     ----------
@@ -150,7 +168,7 @@ class Scorer:
     logits.
     """
 
-    def __init__(self, *, topk=(1, 5), n_bins=15, ignore_index=-100, temperature=1.0,
+    def __init__(self, *, topk=_DEFAULT_TOPK, n_bins=15, ignore_index=-100, temperature=1.0,
                  n_threads=None):
         self.topk = _check_topk(topk)
         self.n_bins = _check_n_bins(n_bins)
@@ -168,28 +186,47 @@ class Scorer:
 
     def reset(self):
         """Forget every row seen."""
-        self.count = 0
-        self.undefined = 0
-        self.nll_sum = 0.0
-        self.entropy_sum = 0.0
-        self.brier_sum = 0.0
-        self.rank_counts = [0] * self._max_rank
-        self.bin_count = [0] * (self.n_bins + 1)
-        self.bin_correct = [0] * (self.n_bins + 1)
-        self.bin_confidence_sum = np.zeros(self.n_bins + 1)
+        nb = self.n_bins + 1
+        # the sums in the kernel's layout (see _score_state), which update()
+        # adds to in place: float64 nll, entropy and Brier sums, then the
+        # bins' confidence sums; int64 count, undefined, the rank counts,
+        # the bins' counts and their correct counts.  int64 counts overflow
+        # after 9.2e18 rows, centuries of scoring at a billion rows a second.
+        self._f = np.zeros(3 + nb)
+        self._c = np.zeros(2 + self._max_rank + 2 * nb, np.int64)
         return self
 
+    # the sums as attributes (read-only views of the state)
+    count = property(lambda self: int(self._c[0]), doc="Rows counted.")
+    undefined = property(lambda self: int(self._c[1]),
+                         doc="Counted rows without a distribution.")
+    nll_sum = property(lambda self: float(self._f[0]), doc="Sum of the counted rows' nll.")
+    entropy_sum = property(lambda self: float(self._f[1]),
+                           doc="Sum of the counted rows' entropies.")
+    brier_sum = property(lambda self: float(self._f[2]),
+                         doc="Sum of the counted rows' Brier scores.")
+    rank_counts = property(lambda self: self._c[2:2 + self._max_rank].tolist(),
+                           doc="Rows of each rank below max(topk), a list.")
+    bin_count = property(lambda self: self._c[2 + self._max_rank:][:self.n_bins + 1].tolist(),
+                         doc="Rows in each calibration bin, a list.")
+    bin_correct = property(lambda self: self._c[3 + self._max_rank + self.n_bins:].tolist(),
+                           doc="Correctly predicted rows of each bin, a list.")
+    bin_confidence_sum = property(lambda self: self._f[3:].copy(),
+                                  doc="Sum of the confidences of each bin's rows, an array.")
+
     def _add_state(self, s):
-        self.count += int(s["count"])
-        self.undefined += int(s["undefined"])
-        self.nll_sum += float(s["nll_sum"])
-        self.entropy_sum += float(s["entropy_sum"])
-        self.brier_sum += float(s["brier_sum"])
-        # Python ints: counts that never overflow, whatever the number of rows
-        self.rank_counts = list(map(operator.add, self.rank_counts, _ints(s["rank_counts"])))
-        self.bin_count = list(map(operator.add, self.bin_count, _ints(s["bin_count"])))
-        self.bin_correct = list(map(operator.add, self.bin_correct, _ints(s["bin_correct"])))
-        np.add(self.bin_confidence_sum, s["bin_confidence_sum"], out=self.bin_confidence_sum)
+        """Add a state of _score_state (or of another scorer, as a dict)."""
+        k, nb = self._max_rank, self.n_bins + 1
+        c, f = self._c, self._f
+        c[0] += int(s["count"])
+        c[1] += int(s["undefined"])
+        f[0] += float(s["nll_sum"])
+        f[1] += float(s["entropy_sum"])
+        f[2] += float(s["brier_sum"])
+        c[2:2 + k] += np.asarray(_ints(s["rank_counts"]), np.int64)
+        c[2 + k:2 + k + nb] += np.asarray(_ints(s["bin_count"]), np.int64)
+        c[2 + k + nb:] += np.asarray(_ints(s["bin_correct"]), np.int64)
+        f[3:] += np.asarray(s["bin_confidence_sum"], np.float64)
 
     def update(self, input, target):
         """Add the rows of `input` (logits, classes on axis 1: ``(N, C)``,
@@ -212,8 +249,10 @@ class Scorer:
         ignore, temp, rank, bins, nt = (self.ignore_index, self.temperature, self.topk[-1],
                                         self.n_bins, self.n_threads)
         if x.nbytes <= CHUNK_BYTES or x.ndim == 1:
-            states = [_score_state(x, t, ignore_index=ignore, temperature=temp, max_rank=rank,
-                                   n_bins=bins, n_threads=nt)]
+            # one chunk: the kernel adds its sums into the state itself (after
+            # checking every label)
+            _score_into(x, t, self._f, self._c, ignore, temp, rank, bins, nt)
+            return self
         else:
             # every chunk is reduced (and checked) before any is added, so a bad
             # label in the last chunk leaves the scorer as it was
@@ -237,11 +276,9 @@ class Scorer:
                     zip(names, self._settings(), other._settings()) if a != b]
             raise ValueError("other: a Scorer of other settings cannot be merged: "
                              + ", ".join(diff))
-        self._add_state({
-            "count": other.count, "undefined": other.undefined, "nll_sum": other.nll_sum,
-            "entropy_sum": other.entropy_sum, "brier_sum": other.brier_sum,
-            "rank_counts": other.rank_counts, "bin_count": other.bin_count,
-            "bin_correct": other.bin_correct, "bin_confidence_sum": other.bin_confidence_sum})
+        f, c = other._f.copy(), other._c.copy()   # other may be self
+        self._f += f
+        self._c += c
         return self
 
     def reliability(self):
@@ -260,33 +297,35 @@ class Scorer:
         ``nll``, ``perplexity``, ``bits_per_token``, ``accuracy@k`` for each
         k of ``topk``, ``ece``, ``mce``, ``brier``, ``entropy`` (see the class
         docstring for their definitions and special cases)."""
-        n = self.count
-        out = {"count": n, "undefined": self.undefined}
+        # the state as Python numbers, once: n_bins + 1 numbers, for which
+        # NumPy's per-call cost would be most of result()'s time
+        c, f = self._c.tolist(), self._f.tolist()
+        k, nb = self._max_rank, self.n_bins + 1
+        n, undefined = c[0], c[1]
+        out = {"count": n, "undefined": undefined}
         nan = math.nan
-        if n == 0 or self.undefined:
+        if n == 0 or undefined:
             mean = {"nll": nan, "entropy": nan, "brier": nan}
             accuracy = {k: nan for k in self.topk}
             ece = mce = nan
         else:
-            mean = {"nll": self.nll_sum / n, "entropy": self.entropy_sum / n,
-                    "brier": self.brier_sum / n}
-            accuracy = {k: sum(self.rank_counts[:k]) / n for k in self.topk}
-            # the bins in Python floats: n_bins + 1 numbers, for which NumPy's
-            # per-call cost would be most of result()'s time; the weighted sum
-            # is exactly rounded (math.fsum)
-            binned = sum(self.bin_count)
+            mean = {"nll": f[0] / n, "entropy": f[1] / n, "brier": f[2] / n}
+            rank_counts = c[2:2 + k]
+            accuracy = {k: sum(rank_counts[:k]) / n for k in self.topk}
+            # the weighted sum is exactly rounded (math.fsum)
+            bin_count = c[2 + k:2 + k + nb]
+            binned = sum(bin_count)
             gaps = [(abs(correct / count - conf / count), count) for count, correct, conf
-                    in zip(self.bin_count, self.bin_correct, self.bin_confidence_sum.tolist())
-                    if count > 0]
+                    in zip(bin_count, c[2 + k + nb:], f[3:]) if count > 0]
             ece = math.fsum(gap * (count / binned) for gap, count in gaps)
             mce = max(gap for gap, _ in gaps)
         out["nll"] = mean["nll"]
         # exp(nll) overflows to inf (quietly) above log(DBL_MAX)
         out["perplexity"] = (math.inf if mean["nll"] > _LOG_DBL_MAX
-                             else float(np.exp(mean["nll"])))
+                             else math.exp(mean["nll"]))
         out["bits_per_token"] = mean["nll"] / _LN2
-        for k in self.topk:
-            out[f"accuracy@{k}"] = accuracy[k]
+        for k, key in _accuracy_keys(self.topk):
+            out[key] = accuracy[k]
         out["ece"] = ece
         out["mce"] = mce
         out["brier"] = mean["brier"]
@@ -298,7 +337,7 @@ class Scorer:
                 f"temperature={self.temperature}, n_threads={self.n_threads}; count={self.count})")
 
 
-def score(input, target, *, topk=(1, 5), n_bins=15, ignore_index=-100, temperature=1.0,
+def score(input, target, *, topk=_DEFAULT_TOPK, n_bins=15, ignore_index=-100, temperature=1.0,
           n_threads=None):
     """Summary metrics of logits `input` against class labels `target`.
 

@@ -19,15 +19,24 @@ class Scorer:
     ignore_index: int
     temperature: float
     n_threads: int | None
-    count: int
-    undefined: int
-    nll_sum: float
-    entropy_sum: float
-    brier_sum: float
-    rank_counts: list[int]
-    bin_count: list[int]
-    bin_correct: list[int]
-    bin_confidence_sum: NDArray[np.float64]
+    @property
+    def count(self) -> int: ...
+    @property
+    def undefined(self) -> int: ...
+    @property
+    def nll_sum(self) -> float: ...
+    @property
+    def entropy_sum(self) -> float: ...
+    @property
+    def brier_sum(self) -> float: ...
+    @property
+    def rank_counts(self) -> list[int]: ...
+    @property
+    def bin_count(self) -> list[int]: ...
+    @property
+    def bin_correct(self) -> list[int]: ...
+    @property
+    def bin_confidence_sum(self) -> NDArray[np.float64]: ...
     def __init__(
         self,
         *,

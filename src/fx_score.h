@@ -503,30 +503,36 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
     FX_W m[FX_BLOCK_W], lo[FX_BLOCK_W], gt[FX_BLOCK_W], nan[FX_BLOCK_W], pr[FX_BLOCK_W];
     FX_W zl[FX_BLOCK_W], ok[FX_BLOCK_W];
     FX_W acc[FX_BLOCK_W], cnt[FX_BLOCK_W], sd[FX_BLOCK_W], sq[FX_BLOCK_W];
-    /* the lanes run to a whole number of vectors (8 lanes of float, of two
-     * AVX2 double vectors), not to FX_BLOCK_W: a group of a few rows (a
-     * small call) costs a few rows; the lanes without a row hold zeros,
-     * computed and dropped */
-    const Py_ssize_t L = (W + 7) & ~(Py_ssize_t)7;
-    for (Py_ssize_t i = 0; i < L; i++)
-        zl[i] = i < W ? zy[i] : (FX_W)0;
+    /* the portable passes run over the W rows alone, not FX_BLOCK_W lanes: a
+     * group of a few rows (a small call) costs a few rows.  Every lane is
+     * computed by the same operations, vectorized or not, so a row's bits
+     * do not depend on how many rows share its group. */
+    Py_ssize_t L = W;
 #if defined(FX_SHORT_X8)
     if (s == 1) {
         /* contiguous float32 rows: the same passes 8 lanes at a time in
-         * registers, bit for bit (fx_short_rows_avx2.h) */
+         * registers, bit for bit (fx_short_rows_avx2.h); lanes without a
+         * row hold zeros, computed and dropped */
+        L = (W + 7) & ~(Py_ssize_t)7;
+        for (Py_ssize_t i = 0; i < L; i++)
+            zl[i] = i < W ? zy[i] : (FX_W)0;
         for (Py_ssize_t i = 0; i < L; i += 8)
             fx_score8(xr + i, W - i < 8 ? W - i : 8, C, tmode, tw, zl + i, m + i, lo + i,
                       gt + i, nan + i, pr + i, ok + i, acc + i, cnt + i, sd + i, sq + i);
     } else
 #endif
-    FX_NAME(score_lanes_passes)(xr, W, L, C, s, bf16, tmode, tw, zl, m, lo, gt, nan, pr, ok,
-                                acc, cnt, sd, sq);
+    {
+        for (Py_ssize_t i = 0; i < W; i++)
+            zl[i] = zy[i];
+        FX_NAME(score_lanes_passes)(xr, W, W, C, s, bf16, tmode, tw, zl, m, lo, gt, nan, pr,
+                                    ok, acc, cnt, sd, sq);
+    }
     /* the results, across the lanes too: fx_score_values, with fx_math.h's
      * exp (vectorizable) for exp(z_y - M), whose argument is in its normal
      * range on these rows; lanes that are not ok compute garbage that
      * nobody reads */
     double nll[FX_BLOCK_W], conf[FX_BLOCK_W], ent[FX_BLOCK_W], brier[FX_BLOCK_W];
-    for (Py_ssize_t i = 0; i < L; i++) {
+    for (Py_ssize_t i = 0; i < L; i++) {   /* L: whole vectors, the lanes set above */
         double mv = (double)m[i], zyd = (double)zl[i];
         double ey = fx_exp_normal(zyd == mv || ok[i] == 0 || zyd != zyd ? 0.0 : zyd - mv);
         fx_score_values(mv, (double)cnt[i], (double)acc[i], (double)sd[i], (double)sq[i], zyd,

@@ -99,9 +99,10 @@ cdef Py_ssize_t _score_run(_score_block_fn fn, const fx_score_args *a, Py_ssize_
 
 
 def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssize_t max_rank,
-          Py_ssize_t n_bins, int n_threads=1):
+          Py_ssize_t n_bins, int n_threads=1, add_f=None, add_c=None):
     """The per-row scores (outs: a sequence of 6 arrays of the target's
-    shape, or None for the sums) of logits x against labels.
+    shape; True: 6 new C-ordered arrays of the labels' shape, returned in
+    place of the float sums; None: the sums) of logits x against labels.
 
     x: (C,) or (N, C, d...), float64, float32 or 2-byte storage (float16 as
     its bits, or bfloat16 with bf16), native and aligned (IN).  labels: the
@@ -113,6 +114,10 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
 
     Returns (first bad label's flat index or -1, float sums, int counts):
     the sums (None with outs) are those of fx_score.h's FX_SCORE_STATE.
+    With add_f and add_c (float64 and int64 arrays of those sums' lengths,
+    C-contiguous; IN/OUT) the sums are added into them instead (None, None
+    returned): an evaluation's running state, updated without an array
+    made per call.  Nothing is added when a label is bad.
     """
     cdef fx_score_args a
     cdef Py_buffer xb, lb
@@ -144,6 +149,31 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
     a.max_rank = max_rank
     a.n_bins = n_bins
     a.edges = NULL
+    if (add_f is None) != (add_c is None) or add_f is not None and (
+            not cnp.PyArray_Check(add_f) or not cnp.PyArray_Check(add_c)
+            or cnp.PyArray_TYPE(<cnp.ndarray>add_f) != cnp.NPY_FLOAT64
+            or cnp.PyArray_TYPE(<cnp.ndarray>add_c) != cnp.NPY_INT64
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>add_f)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>add_c)
+            or cnp.PyArray_SIZE(<cnp.ndarray>add_f) != n_f
+            or cnp.PyArray_SIZE(<cnp.ndarray>add_c) != n_c
+            or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>add_f)
+            or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>add_c)):
+        raise ValueError(f"score: add_f and add_c must be writeable C-contiguous float64 and "
+                         f"int64 arrays of {n_f} and {n_c} sums")
+    cdef list made = None
+    cdef cnp.ndarray lab_arr
+    cdef int ftype
+    if outs is True:
+        # made here: six NumPy allocations from C cost a small call half
+        # of what they cost from Python
+        lab_arr = <cnp.ndarray?>labels
+        ftype = cnp.NPY_FLOAT64 if (<cnp.ndarray?>x).itemsize == 8 else cnp.NPY_FLOAT32
+        made = [cnp.PyArray_EMPTY(lab_arr.ndim, lab_arr.shape,
+                                  cnp.NPY_INT64 if o == FX_SCORE_RANK or o == FX_SCORE_PRED
+                                  else ftype, 0)
+                for o in range(FX_SCORE_NOUT)]
+        outs = made
     fx_get_buffer(x, &xb, False)
     try:
         fx_get_buffer(labels, &lb, False)
@@ -169,6 +199,8 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             nblk = (R + B - 1) // B
             if R == 0:
                 if outs is not None:
+                    return -1, made, None
+                if add_f is not None:
                     return -1, None, None
                 return -1, np.zeros(n_f, np.float64), np.zeros(n_c, np.int64)
             # the labels, before anything else is read or written
@@ -179,7 +211,7 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             nt = _threads(n_threads, R * (a.C + SCORE_ROW_WORK))
             if outs is not None:
                 _score_run(fn, &a, R, B, FX_SCORE_ROWS, nt, NULL, 0, NULL, 0, bads)
-                return -1, None, None
+                return -1, made, None
             # the per-block sums, then the bin edges b / n_bins
             fbase = <double *>calloc(nblk * nf + n_bins + 1 + FX_ALIGN_SLACK, sizeof(double))
             cbase = <int64_t *>calloc(nt * nc + FX_ALIGN_SLACK, sizeof(int64_t))
@@ -191,10 +223,13 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
                 fsums[nblk * nf + k] = <double>k / <double>n_bins
             a.edges = fsums + nblk * nf
             _score_run(fn, &a, R, B, FX_SCORE_STATE, nt, fsums, nf, counts, nc, bads)
-            # the totals written through the new arrays' buffers (no typed
+            # the totals written through the arrays' buffers (no typed
             # memoryview: its set-up would be most of a small call's time)
-            ftot = np.zeros(n_f, np.float64)
-            ctot = np.zeros(n_c, np.int64)
+            if add_f is not None:
+                ftot, ctot = add_f, add_c
+            else:
+                ftot = np.zeros(n_f, np.float64)
+                ctot = np.zeros(n_c, np.int64)
             fx_get_buffer(ftot, &fb, True)
             try:
                 # in block order: the same sums on any thread count
@@ -210,6 +245,8 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
                         (<int64_t *>cb.buf)[o] += counts[k * nc + o]
             finally:
                 PyBuffer_Release(&cb)
+            if add_f is not None:
+                return -1, None, None
             return -1, ftot, ctot
         finally:
             free(fbase)

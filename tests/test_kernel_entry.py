@@ -160,3 +160,27 @@ def test_partial_sums_none_only_for_one(module):
                                            None, None, 1, 1, 1)
     assert one == pytest.approx(16 * np.log(3.0), rel=1e-15)
     assert (denom, bad) == (16.0, -1)
+
+
+def test_score_adds_into_checked_state_arrays(module):
+    """The scorer's kernel adds an evaluation's sums into the caller's state
+    arrays (a Scorer's update) only when they have the sums' layout, and
+    adds nothing when a label is bad."""
+    x = np.linspace(-2.0, 2.0, 12).reshape(3, 4)
+    t = np.array([0, 3, 1])
+    n_f, n_c = 4 + 2, 2 * 2 + 4 + 1   # n_bins = 2, max_rank = 1
+    f, c = np.zeros(n_f), np.zeros(n_c, np.int64)
+    for bad_f, bad_c in [(np.zeros(n_f, np.float32), c), (f, np.zeros(n_c)),
+                         (np.zeros(n_f + 1), c), (f, np.zeros(n_c - 1, np.int64)), (f, None),
+                         (None, c), (np.zeros(2 * n_f)[::2], c), ([0.0] * n_f, c)]:
+        with pytest.raises(ValueError, match="add_f and add_c"):
+            module.score(x, t, -100, 0, 1.0, False, None, 1, 2, 1, bad_f, bad_c)
+    with pytest.raises(ValueError, match="add_f and add_c"):
+        module.score(x, t, -100, 0, 1.0, False, None, 1, 2, 1, f, np.broadcast_to(c, c.shape))
+    assert not f.any() and not c.any()
+    assert module.score(x, t, -100, 0, 1.0, False, None, 1, 2, 1, f, c) == (-1, None, None)
+    module.score(x, t, -100, 0, 1.0, False, None, 1, 2, 1, f, c)
+    bad, f1, c1 = module.score(x, t, -100, 0, 1.0, False, None, 1, 2, 1)
+    assert bad == -1 and c.tolist() == (2 * c1).tolist() and f.tolist() == (2 * f1).tolist()
+    assert module.score(x, np.array([0, 9, 1]), -100, 0, 1.0, False, None, 1, 2, 1, f, c)[0] == 1
+    assert c.tolist() == (2 * c1).tolist() and f.tolist() == (2 * f1).tolist()

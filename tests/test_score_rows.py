@@ -488,3 +488,32 @@ def test_float32_temperature_scales_in_float32():
     torch = pytest.importorskip("torch")
     z = torch.from_numpy(x[:1]) / 2.0
     assert int((z[0] > z[0, 0]).sum()) == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("shape, labels_of", [
+    ((6, 7), lambda t: t), ((6, 7), lambda t: t[::-1]), ((3, 7, 4), lambda t: t.T.copy().T),
+    ((7,), lambda t: t)], ids=["rows", "reversed labels", "F-ordered labels", "unbatched"])
+def test_new_outputs_are_c_ordered_arrays_of_the_labels_shape(dtype, shape, labels_of):
+    # the kernel makes the six outputs itself: owned, writeable, C-ordered
+    # arrays of the labels' shape, int64 rank and prediction, the float ones
+    # float64 for float64 logits and float32 otherwise; the same values as
+    # into the caller's arrays
+    rng = np.random.default_rng(len(shape))
+    x = rng.standard_normal(shape).astype(dtype)
+    rows = (shape[0],) + shape[2:] if len(shape) > 1 else ()
+    t = labels_of(rng.integers(0, 7, rows))
+    got = fastxent.score_rows(x, t)
+    result = np.float64 if dtype == np.float64 else np.float32
+    out = {name: np.empty(rows, np.int64 if name in ("rank", "prediction") else result)
+           for name in ROW_FIELDS}
+    fastxent.score_rows(x, t, out=out)
+    for name, a in zip(ROW_FIELDS, got):
+        want_dtype = np.int64 if name in ("rank", "prediction") else result
+        if not rows:
+            assert type(a) is want_dtype, name
+            a = np.asarray(a)
+        else:
+            assert a.dtype == want_dtype and a.shape == rows, name
+            assert a.flags.c_contiguous and a.flags.owndata and a.flags.writeable, name
+        np.testing.assert_array_equal(a, out[name], err_msg=name)

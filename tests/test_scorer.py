@@ -305,3 +305,43 @@ def test_a_scorer_pickles_for_merging_across_processes():
     a = fastxent.Scorer(topk=(1, 2)).update(x[:100], t[:100])
     b = pickle.loads(pickle.dumps(fastxent.Scorer(topk=(1, 2)).update(x[100:], t[100:])))
     assert_same(a.merge(b).result(), fastxent.score(x, t, topk=(1, 2)))
+
+
+def test_state_attributes_are_python_numbers_and_a_copy():
+    # the running state lives in two arrays the kernel adds into; its
+    # attributes read it as Python numbers (lists of ints) and a copied array
+    from fastxent._score_rows import _score_state
+
+    x, t = _data(rows=50)
+    s = fastxent.Scorer(topk=(1, 3), n_bins=4).update(x, t)
+    st = _score_state(x, t, max_rank=3, n_bins=4)
+    assert type(s.count) is int and type(s.undefined) is int and type(s.nll_sum) is float
+    assert all(type(v) is int for v in s.rank_counts + s.bin_count + s.bin_correct)
+    assert (s.count, s.undefined) == (st["count"], st["undefined"])
+    assert (s.nll_sum, s.entropy_sum, s.brier_sum) == (st["nll_sum"], st["entropy_sum"],
+                                                      st["brier_sum"])
+    assert s.rank_counts == st["rank_counts"].tolist()
+    assert s.bin_count == st["bin_count"].tolist() and s.bin_correct == st["bin_correct"].tolist()
+    np.testing.assert_array_equal(s.bin_confidence_sum, st["bin_confidence_sum"])
+    s.bin_confidence_sum[:] = -1.0
+    np.testing.assert_array_equal(s.bin_confidence_sum, st["bin_confidence_sum"])
+    # merging a scorer with itself doubles every sum
+    s.merge(s)
+    assert s.count == 2 * st["count"] and s.rank_counts == (2 * st["rank_counts"]).tolist()
+    assert s.nll_sum == 2 * st["nll_sum"]
+    assert s.reset().count == 0 and s.rank_counts == [0, 0, 0] and s.bin_count == [0] * 5
+
+
+def test_a_bad_label_in_a_single_chunk_changes_nothing():
+    # one chunk: the kernel checks every label before it adds anything
+    x, t = _data(rows=100, ignored=False)
+    s = fastxent.Scorer().update(x[:10], t[:10])
+    before = (s.count, s.rank_counts, s.bin_count, s.bin_correct, s.nll_sum,
+              s.bin_confidence_sum.tolist())
+    for k in (0, 50, 99):
+        bad = t.copy()
+        bad[k] = -5
+        with pytest.raises(IndexError, match="target -5"):
+            s.update(x, bad)
+        assert (s.count, s.rank_counts, s.bin_count, s.bin_correct, s.nll_sum,
+                s.bin_confidence_sum.tolist()) == before
