@@ -289,7 +289,8 @@ def class_labels(target, C, batch_shape, x_shape):
     """Class-index targets as int64 (no copy for int64) of the shape
     `batch_shape` of the rows of the input (of `x_shape`, with `C` classes:
     see class_axis).  Their range (each in [0, C) or ignore_index) is the
-    kernel's to check, which reads them anyway (src/losses.pxi)."""
+    kernel's to check, which reads them anyway (src/losses.pxi); the caller
+    checks it where there is no kernel call (C == 0)."""
     if target.shape != batch_shape:
         raise ValueError(f"target has shape {target.shape}; class-index targets for input of "
                          f"shape {x_shape} must have shape {batch_shape}")

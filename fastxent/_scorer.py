@@ -196,6 +196,34 @@ class Scorer:
         self._c = np.zeros(2 + self._max_rank + 2 * nb, np.int64)
         return self
 
+    def __copy__(self):
+        # the running sums are arrays: a copy gets its own
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new._f, new._c = self._f.copy(), self._c.copy()
+        return new
+
+    def __setstate__(self, state):
+        # unpickled arrays may be read-only or misaligned views of a buffer
+        # (pickle protocol 5); the kernel adds into the sums: own copies.
+        # A scorer pickled by fastxent 0.1.0 before the sums became arrays
+        # holds them as attributes: converted.
+        state = dict(state)
+        if "_c" not in state:
+            k, nb = state["topk"][-1], state["n_bins"] + 1
+            c = np.zeros(2 + k + 2 * nb, np.int64)
+            c[0], c[1] = state.pop("count"), state.pop("undefined")
+            c[2:2 + k] = state.pop("rank_counts")
+            c[2 + k:2 + k + nb] = state.pop("bin_count")
+            c[2 + k + nb:] = state.pop("bin_correct")
+            f = np.zeros(3 + nb)
+            f[:3] = [state.pop("nll_sum"), state.pop("entropy_sum"), state.pop("brier_sum")]
+            f[3:] = state.pop("bin_confidence_sum")
+            state["_f"], state["_c"] = f, c
+        state["_f"] = np.array(state["_f"], np.float64)
+        state["_c"] = np.array(state["_c"], np.int64)
+        self.__dict__.update(state)
+
     # the sums as attributes (read-only views of the state)
     count = property(lambda self: int(self._c[0]), doc="Rows counted.")
     undefined = property(lambda self: int(self._c[1]),

@@ -21,6 +21,24 @@
  * one exp per element for loss and gradient together.
  */
 
+#ifndef FX_XENT_COMMON
+#define FX_XENT_COMMON
+/* blocks (FX_FLUSH) and chunks (FX_CHUNK) of a row of n classes, and the
+ * doubles of row_xent's scratch: (m_b, A_b, distance sum) per block, and
+ * (m, k, s) per chunk of a row longer than one chunk */
+#define FX_XENT_NB(n) (((n) + FX_FLUSH - 1) / FX_FLUSH)
+#define FX_XENT_NCH(n) (((n) + FX_CHUNK - 1) / FX_CHUNK)
+#define FX_XENT_SCRATCH(n) (3 * FX_XENT_NB(n) + (FX_XENT_NCH(n) > 1 ? 3 * FX_XENT_NCH(n) : 0))
+/* what a row's gradient needs from its loss (xent_finish) */
+typedef struct {
+    double m;      /* the row max */
+    double lse;    /* its log-sum-exp; NaN for a row without a distribution */
+    double off;    /* lse - m, kept apart */
+    double bw;     /* (1 - e) w_y of a class index, 0 for probabilities */
+    double asum;   /* the sum of the coefficients a_c */
+} fx_xent_row;
+#endif
+
 #define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
 /* the scale of the summed a (m - x): 1/2 for a float working type */
 #define FX_XENT_HALF (sizeof(FX_W) == sizeof(float) ? 0.5 : 1.0)
@@ -324,31 +342,53 @@ static double FX_NAME(xent_max_coef)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, 
 /*
  * Loss of one row.  Class-index target: y in [0, n), or y < 0 for an ignored
  * row (loss 0, gradient 0), q = NULL.  Probability target: q the target row
- * (stride qs), y < 0.  bscratch: 3 * ceil(n / FX_FLUSH) doubles; g may be
- * NULL (no gradient).
+ * (stride qs), y < 0.  bscratch: FX_XENT_SCRATCH(n) doubles; g may be NULL
+ * (no gradient).
+ *
+ * The row runs in three steps, so that the FX_CHUNK-element chunks of a
+ * long row can be shared among threads (src/losses.pxi) with the bits of
+ * this single-thread row: xent_chunks (each chunk's blocks from a fresh
+ * state: the block sums to bscratch, the chunk's (m, k, s) to cst, the exps
+ * into g), xent_finish (the chunk states merged in order, the loss, what
+ * the gradient needs) and xent_grad_chunks (each chunk's gradient).
  */
-static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ssize_t y,
-                                const FX_T *q, Py_ssize_t qs,
-                                const FX_T *w, Py_ssize_t ws, double eps,
-                                FX_T *g, Py_ssize_t gs, double gscale, double *bscratch)
+static void FX_NAME(xent_chunks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, const FX_T *q,
+                                 Py_ssize_t qs, const FX_T *w, Py_ssize_t ws, double eps,
+                                 FX_T *g, Py_ssize_t gs, Py_ssize_t c0, Py_ssize_t c1,
+                                 double *bscratch, double *cst)
 {
-    if (y < 0 && !q) {
-        /* an ignored row: no loss, gradient 0 (PyTorch's autograd gives NaN
-         * where the row's log_softmax is NaN: 0 * NaN) */
-        if (g) FX_NAME(fill)(g, n, gs, 0);
-        return 0.0;
-    }
     /* a_c = w_c (qa q_c + qb) */
-    /* read before the pass: g may be x itself (the caller's choice) */
-    double xy = q ? 0.0 : (double)FX_AT(x, y, s);
     FX_W qa = (FX_W)(1.0 - eps), qb = (FX_W)(eps / (double)n);
     int coef = q != NULL || eps > 0;
-    Py_ssize_t nb = (n + FX_FLUSH - 1) / FX_FLUSH;
+    Py_ssize_t nb = FX_XENT_NB(n);
+    double *bm = bscratch, *ba = bscratch + nb, *bd = bscratch + 2 * nb;
+    for (Py_ssize_t c = c0; c < c1; c++) {
+        Py_ssize_t j = c * FX_CHUNK, len = n - j < FX_CHUNK ? n - j : FX_CHUNK, b = j / FX_FLUSH;
+        fx_lse_state st = FX_STATE_INIT;
+        /* float16 keeps no exps in the gradient (see xent_grad_exp) */
+        FX_NAME(xent_blocks)(x + j * s, len, s, w ? w + j * ws : NULL, ws,
+                             q ? q + j * qs : NULL, qs, qa, qb, coef,
+                             (FX_STORES_EXP && g) ? g + j * gs : NULL, gs, &st,
+                             bm + b, ba + b, bd + b);
+        cst[3 * c] = st.m;
+        cst[3 * c + 1] = st.k;
+        cst[3 * c + 2] = st.s;
+    }
+}
+
+/* the loss of a row whose chunks are done (xy: x at the label, read before
+ * the chunks, as g may be x); r: what its gradient needs */
+static double FX_NAME(xent_finish)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ssize_t y,
+                                   double xy, const FX_T *q, Py_ssize_t qs, const FX_T *w,
+                                   Py_ssize_t ws, double eps, const FX_T *g, double *bscratch,
+                                   const double *cst, fx_xent_row *r)
+{
+    int coef = q != NULL || eps > 0;
+    Py_ssize_t nb = FX_XENT_NB(n), nch = FX_XENT_NCH(n);
     double *bm = bscratch, *ba = bscratch + nb, *bd = bscratch + 2 * nb;
     fx_lse_state st = FX_STATE_INIT;
-    /* float16 keeps no exps in the gradient (see xent_grad_exp) */
-    FX_NAME(xent_blocks)(x, n, s, w, ws, q, qs, qa, qb, coef, FX_STORES_EXP ? g : NULL, gs,
-                         &st, bm, ba, bd);
+    for (Py_ssize_t c = 0; c < nch; c++)
+        fx_state_merge(&st, cst[3 * c], cst[3 * c + 1], cst[3 * c + 2]);
     double sg;
     double lse = fx_lse_finish(st.m, st.k, st.s, 0, &sg);
     /* not finite only for a row with a NaN, a +inf or only -inf, where
@@ -415,35 +455,82 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
         }
         loss += sa;
     }
-    if (g) {
-        if (!isfinite(lse)) {
-            FX_NAME(fill)(g, n, gs, NAN);   /* softmax of the row is NaN */
-        } else if (!FX_STORES_EXP) {
-            FX_NAME(xent_grad_exp)(x, n, s, st.m, off, (asum + bw) * gscale, w, ws, q, qs, qa, qb,
-                                   coef, gscale, q ? -1 : y, bw * gscale, g, gs);
-        } else {
-            double W = (asum + bw) * gscale;
-            for (Py_ssize_t b = 0; b < nb; b++) {
-                Py_ssize_t j = b * FX_FLUSH, len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
-                /* (m_b - m) - off, not m_b - lse: lse rounded next to a
-                 * large m loses off */
-                double f = W * exp((bm[b] - st.m) - off);
-                if (isinf(W))
-                    FX_NAME(xent_grad_inf)(g + j * gs, len, gs, exp((bm[b] - st.m) - off), W,
-                                           w ? w + j * ws : NULL, ws, q ? q + j * qs : NULL, qs,
-                                           1.0 - eps, eps / (double)n, gscale, coef,
-                                           (const void *)g == (const void *)x ? NULL : x + j * s,
-                                           s, st.m, off);
-                else if (!coef)
-                    FX_NAME(scale)(g + j * gs, len, gs, (FX_W)f);
-                else
-                    FX_NAME(xent_grad_block)(g + j * gs, len, gs, f, w ? w + j * ws : NULL, ws,
-                                             q ? q + j * qs : NULL, qs, 1.0 - eps,
-                                             eps / (double)n, gscale);
-            }
-            if (!q) g[y * gs] = FX_STORE(FX_LOAD(g[y * gs]) - (FX_W)(bw * gscale));
+    r->m = st.m;
+    r->lse = lse;
+    r->off = off;
+    r->bw = bw;
+    r->asum = asum;
+    return loss;
+}
+
+/* the gradient of chunks [c0, c1) of a row (see row_xent), r from
+ * xent_finish */
+static void FX_NAME(xent_grad_chunks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ssize_t y,
+                                      const FX_T *q, Py_ssize_t qs, const FX_T *w, Py_ssize_t ws,
+                                      double eps, FX_T *g, Py_ssize_t gs, double gscale,
+                                      const double *bscratch, const fx_xent_row *r,
+                                      Py_ssize_t c0, Py_ssize_t c1)
+{
+    FX_W qa = (FX_W)(1.0 - eps), qb = (FX_W)(eps / (double)n);
+    int coef = q != NULL || eps > 0;
+    const double *bm = bscratch;
+    const double lse = r->lse, off = r->off, bw = r->bw, asum = r->asum, m = r->m;
+    Py_ssize_t j0 = c0 * FX_CHUNK, j1 = c1 * FX_CHUNK < n ? c1 * FX_CHUNK : n;
+    if (!isfinite(lse)) {
+        FX_NAME(fill)(g + j0 * gs, j1 - j0, gs, NAN);   /* softmax of the row is NaN */
+    } else if (!FX_STORES_EXP) {
+        FX_NAME(xent_grad_exp)(x + j0 * s, j1 - j0, s, m, off, (asum + bw) * gscale,
+                               w ? w + j0 * ws : NULL, ws, q ? q + j0 * qs : NULL, qs, qa, qb,
+                               coef, gscale, q ? -1 : y - j0, bw * gscale, g + j0 * gs, gs);
+    } else {
+        double W = (asum + bw) * gscale;
+        for (Py_ssize_t b = j0 / FX_FLUSH, j = j0; j < j1; b++, j += FX_FLUSH) {
+            Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+            /* (m_b - m) - off, not m_b - lse: lse rounded next to a
+             * large m loses off */
+            double f = W * exp((bm[b] - m) - off);
+            if (isinf(W))
+                FX_NAME(xent_grad_inf)(g + j * gs, len, gs, exp((bm[b] - m) - off), W,
+                                       w ? w + j * ws : NULL, ws, q ? q + j * qs : NULL, qs,
+                                       1.0 - eps, eps / (double)n, gscale, coef,
+                                       (const void *)g == (const void *)x ? NULL : x + j * s,
+                                       s, m, off);
+            else if (!coef)
+                FX_NAME(scale)(g + j * gs, len, gs, (FX_W)f);
+            else
+                FX_NAME(xent_grad_block)(g + j * gs, len, gs, f, w ? w + j * ws : NULL, ws,
+                                         q ? q + j * qs : NULL, qs, 1.0 - eps,
+                                         eps / (double)n, gscale);
         }
+        if (!q && y >= j0 && y < j1)
+            g[y * gs] = FX_STORE(FX_LOAD(g[y * gs]) - (FX_W)(bw * gscale));
     }
+}
+
+static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ssize_t y,
+                                const FX_T *q, Py_ssize_t qs,
+                                const FX_T *w, Py_ssize_t ws, double eps,
+                                FX_T *g, Py_ssize_t gs, double gscale, double *bscratch)
+{
+    if (y < 0 && !q) {
+        /* an ignored row: no loss, gradient 0 (PyTorch's autograd gives NaN
+         * where the row's log_softmax is NaN: 0 * NaN) */
+        if (g) FX_NAME(fill)(g, n, gs, 0);
+        return 0.0;
+    }
+    /* read before the pass: g may be x itself (the caller's choice) */
+    double xy = q ? 0.0 : (double)FX_AT(x, y, s);
+    Py_ssize_t nch = FX_XENT_NCH(n);
+    /* a row of one chunk keeps its state here (bscratch has room for the
+     * states of longer rows only) */
+    double one[3];
+    double *cst = nch > 1 ? bscratch + 3 * FX_XENT_NB(n) : one;
+    fx_xent_row r;
+    FX_NAME(xent_chunks)(x, n, s, q, qs, w, ws, eps, g, gs, 0, nch, bscratch, cst);
+    double loss = FX_NAME(xent_finish)(x, n, s, y, xy, q, qs, w, ws, eps, g, bscratch, cst, &r);
+    if (g)
+        FX_NAME(xent_grad_chunks)(x, n, s, y, q, qs, w, ws, eps, g, gs, gscale, bscratch, &r, 0,
+                                  nch);
     return loss;
 }
 

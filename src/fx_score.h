@@ -433,8 +433,8 @@ FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     FX_NAME(score_finish)(&sc.st, sc.gt, sc.pred, sc.first_nan, sc.bad, zy, n, r);
 }
 
-/* score_lanes_body's per-lane passes over W rows (lanes up to L hold
- * zeros): the rows into columns T, then per lane, in class order, the max,
+/* score_lanes_body's per-lane passes over W rows (lanes W..L, if any,
+ * hold zeros): the rows into columns T, then per lane, in class order, the max,
  * first argmax, min, count above zl and NaN count, ok, and the sums of
  * score_sums (see score_lanes_body) */
 FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, Py_ssize_t L,
@@ -532,7 +532,7 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
      * range on these rows; lanes that are not ok compute garbage that
      * nobody reads */
     double nll[FX_BLOCK_W], conf[FX_BLOCK_W], ent[FX_BLOCK_W], brier[FX_BLOCK_W];
-    for (Py_ssize_t i = 0; i < L; i++) {   /* L: whole vectors, the lanes set above */
+    for (Py_ssize_t i = 0; i < L; i++) {   /* L: the lanes set above */
         double mv = (double)m[i], zyd = (double)zl[i];
         double ey = fx_exp_normal(zyd == mv || ok[i] == 0 || zyd != zyd ? 0.0 : zyd - mv);
         fx_score_values(mv, (double)cnt[i], (double)acc[i], (double)sd[i], (double)sq[i], zyd,

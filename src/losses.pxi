@@ -7,13 +7,14 @@
 # the caller adds up in order.  Python validates weights and shapes; the
 # labels' range is checked here, in one pass before anything is written
 # (_check_labels), and a bad label is returned, not raised, for Python to name;
-# nothing here raises but KeyboardInterrupt between batches (_next_batch).
+# nothing here raises but MemoryError and KeyboardInterrupt between batches
+# (_next_batch).
 
 cimport cython
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport int64_t
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, fabs
 
 from fx_kernels cimport *
 
@@ -129,13 +130,16 @@ cdef Py_ssize_t _check_labels(const int64_t *tp, Py_ssize_t O, Py_ssize_t I, Py_
                               const real *wp, Py_ssize_t ws, double *denom) noexcept nogil:
     """The flat index (o * I + i) of the first label neither in [0, C) nor
     ignore_index, or -1; denom: the summed weight of the other labels'
-    classes (their number without weights), in row order, so that it does
-    not depend on the thread count.  One O(rows) pass over the labels,
-    before the logits are read: a bad label stops the call before anything
-    is written."""
+    classes (their number without weights).  One O(rows) pass over the
+    labels, before the logits are read: a bad label stops the call before
+    anything is written.  The weights are summed in row order with
+    Neumaier's compensation (an error of about one rounding whatever the
+    number of rows, where a plain sum of two million rows loses 1e-11) and
+    scaled by 2^-8, so that no partial sum overflows where the total does
+    not; the same on any thread count."""
     cdef Py_ssize_t o, i, n = 0
     cdef int64_t y
-    cdef double s = 0.0
+    cdef double s = 0.0, comp = 0.0, v, t
     for o in range(O):
         for i in range(I):
             y = tp[o * tso + i * tsi]
@@ -144,10 +148,21 @@ cdef Py_ssize_t _check_labels(const int64_t *tp, Py_ssize_t O, Py_ssize_t I, Py_
             if y < 0 or y >= C:
                 return o * I + i
             if wp != NULL:
-                s = s + _as_double(wp + y * ws)
+                v = _as_double(wp + y * ws) * (1.0 / 256.0)
+                t = s + v
+                if fabs(s) >= fabs(v):
+                    comp = comp + ((s - t) + v)
+                else:
+                    comp = comp + ((v - t) + s)
+                s = t
             else:
                 n += 1
-    denom[0] = s if wp != NULL else <double>n
+    if wp == NULL:
+        denom[0] = <double>n
+    else:
+        # a sum that is not finite (an infinite or NaN weight) left NaN in
+        # the compensation: the sum alone
+        denom[0] = ((s + comp) if s - s == 0.0 else s) * 256.0
     return -1
 
 
@@ -171,20 +186,30 @@ cdef Py_ssize_t _cross_entropy(real *tag, const fx_view *x, const fx_view *lab,
     cdef real *gp = <real *>grad.p
     cdef real *lp = <real *>rows.p
     cdef double *pp = <double *>partial.p if rows.p == NULL else NULL
-    cdef Py_ssize_t R = O * I, nb = (C + FX_FLUSH - 1) // FX_FLUSH
+    # row_xent's scratch of a row (its blocks' sums, its chunks' states)
+    cdef Py_ssize_t R = O * I, nb = FX_XENT_SCRATCH(C)
     cdef Py_ssize_t nblk = (R + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL, it
     cdef Py_ssize_t nbat, b0 = 0, b1
     cdef double *bscratch
     cdef int nt = _threads(n_threads, R * C)
     cdef Py_ssize_t bad
     if tp != NULL:
-        bad = _check_labels(tp, O, I, tso, tsi, C, ignore_index, wp, ws, denom)
+        if R <= KEEP_GIL_WORK:
+            bad = _check_labels(tp, O, I, tso, tsi, C, ignore_index, wp, ws, denom)
+        else:
+            with nogil:
+                bad = _check_labels(tp, O, I, tso, tsi, C, ignore_index, wp, ws, denom)
         if bad >= 0:
             return bad
         if mean:
             gscale = 1.0 / denom[0] if denom[0] != 0.0 else INFINITY
     # the logits alone choose the path: a loss must not depend on the
     # gradient's layout
+    if _use_split(R, C, nt):
+        # fewer rows than threads, and long ones: their chunks shared
+        _split_xent(xp, O, C, I, so, sc, si, tp, tso, tsi, ignore_index, qp, qso, qsc, qsi,
+                    wp, ws, eps, gp, gso, gsc, gsi, gscale, lp, lso, lsi, pp, nt)
+        return -1
     if tp != NULL and sc == 1 and I == 1 and _use_small(R, C, sc, I):
         _cross_entropy_short_rows(xp, R, C, so, tp, tso, ignore_index, wp, ws, eps,
                                   gp, gso, gsc, gscale, lp, lso, pp, nt)
@@ -193,10 +218,10 @@ cdef Py_ssize_t _cross_entropy(real *tag, const fx_view *x, const fx_view *lab,
         _cross_entropy_columns(xp, O, C, I, so, sc, tp, tso, tsi, ignore_index, wp, ws, eps,
                                gp, gso, gsc, gsi, gscale, lp, lso, lsi, pp, nt)
         return -1
-    # 3 doubles per block of the row and thread; a small call's on the
-    # stack (an allocation costs about a tenth of a one-row call)
-    cdef double local[3 * 4]
-    bscratch = &local[0] if nt * nb <= 4 else <double *>malloc(nt * 3 * nb * sizeof(double))
+    # nb doubles per thread; a small call's on the stack (an allocation
+    # costs about a tenth of a one-row call)
+    cdef double local[12]
+    bscratch = &local[0] if nt * nb <= 12 else <double *>malloc(nt * nb * sizeof(double))
     if bscratch == NULL:
         raise MemoryError()
     nbat = _batch(ROWS_PER_PARTIAL * C, nt, 1)
@@ -220,12 +245,113 @@ cdef Py_ssize_t _cross_entropy(real *tag, const fx_view *x, const fx_view *lab,
                     for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                         _xent_rows(it, R, C, I, xp, so, sc, si, tp, tso, tsi, ignore_index,
                                    qp, qso, qsc, qsi, wp, ws, eps, gp, gso, gsc, gsi, gscale,
-                                   lp, lso, lsi, pp, bscratch + threadid() * 3 * nb)
+                                   lp, lso, lsi, pp, bscratch + threadid() * nb)
             b0 = b1
     finally:
         if bscratch != &local[0]:
             free(bscratch)
     return -1
+
+
+cdef int _split_xent(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, Py_ssize_t so,
+                     Py_ssize_t sc, Py_ssize_t si, const int64_t *tp, Py_ssize_t tso,
+                     Py_ssize_t tsi, int64_t ignore_index, const real *qp, Py_ssize_t qso,
+                     Py_ssize_t qsc, Py_ssize_t qsi, const real *wp, Py_ssize_t ws, double eps,
+                     real *gp, Py_ssize_t gso, Py_ssize_t gsc, Py_ssize_t gsi, double gscale,
+                     real *lp, Py_ssize_t lso, Py_ssize_t lsi, double *pp, int nt) except -1:
+    """Rows cut into FX_CHUNK-element chunks shared among nt threads: the
+    chunks' sums in parallel, each row's loss from them in order, the
+    chunks' gradients in parallel -- row_xent's steps (fx_cross_entropy.h),
+    so the bits are those of a row on one thread.  Losses go to lp, or their
+    sums in the 16-row groups of the rows path to pp."""
+    cdef Py_ssize_t R = O * I, nch = FX_XENT_NCH(C), per = FX_XENT_SCRATCH(C)
+    cdef Py_ssize_t nbk = FX_XENT_NB(C), it, r, c, o, i, nb, b0, b1, grp
+    cdef double acc
+    cdef double *scratch = <double *>malloc(R * (per + 2) * sizeof(double))
+    cdef fx_xent_row *info = <fx_xent_row *>malloc(R * sizeof(fx_xent_row))
+    cdef Py_ssize_t *ys = <Py_ssize_t *>malloc(R * sizeof(Py_ssize_t))
+    cdef double *xy
+    cdef double *loss
+    if scratch == NULL or info == NULL or ys == NULL:
+        free(scratch)
+        free(info)
+        free(ys)
+        raise MemoryError()
+    xy = scratch + R * per
+    loss = xy + R
+    try:
+        # each row's label and logit there, before anything is written (the
+        # gradient may be the logits)
+        for r in range(R):
+            o = r // I
+            i = r - o * I
+            ys[r] = -1
+            xy[r] = 0.0
+            if tp != NULL:
+                ys[r] = -1 if tp[o * tso + i * tsi] == ignore_index else tp[o * tso + i * tsi]
+                if ys[r] >= 0:
+                    xy[r] = _as_double(xp + o * so + i * si + ys[r] * sc)
+        nb = _batch(FX_CHUNK, nt, 1)
+        b0 = 0
+        while b0 < R * nch:
+            b1 = _next_batch(b0, R * nch, nb)
+            with nogil:
+                for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                    r = it // nch
+                    c = it - r * nch
+                    o = r // I
+                    i = r - o * I
+                    if tp == NULL or ys[r] >= 0:
+                        _xent_chunks(xp + o * so + i * si, C, sc,
+                                     qp + o * qso + i * qsi if qp != NULL else NULL, qsc,
+                                     wp, ws, eps, gp + o * gso + i * gsi if gp != NULL else NULL,
+                                     gsc, c, c + 1, scratch + r * per,
+                                     scratch + r * per + 3 * nbk)
+            b0 = b1
+        for r in range(R):
+            o = r // I
+            i = r - o * I
+            loss[r] = 0.0
+            if tp == NULL or ys[r] >= 0:
+                loss[r] = _xent_finish(xp + o * so + i * si, C, sc, ys[r], xy[r],
+                                       qp + o * qso + i * qsi if qp != NULL else NULL, qsc,
+                                       wp, ws, eps, gp + o * gso + i * gsi if gp != NULL else NULL,
+                                       scratch + r * per, scratch + r * per + 3 * nbk, &info[r])
+        if gp != NULL:
+            b0 = 0
+            while b0 < R * nch:
+                b1 = _next_batch(b0, R * nch, nb)
+                with nogil:
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                        r = it // nch
+                        c = it - r * nch
+                        o = r // I
+                        i = r - o * I
+                        if tp != NULL and ys[r] < 0:
+                            # an ignored row: gradient 0 (row_xent's)
+                            _fill(gp + o * gso + i * gsi + c * FX_CHUNK * gsc,
+                                  min(FX_CHUNK, C - c * FX_CHUNK), gsc, 0.0)
+                        else:
+                            _xent_grad_chunks(xp + o * so + i * si, C, sc, ys[r],
+                                              qp + o * qso + i * qsi if qp != NULL else NULL,
+                                              qsc, wp, ws, eps, gp + o * gso + i * gsi, gsc,
+                                              gscale, scratch + r * per, &info[r], c, c + 1)
+                b0 = b1
+        for r in range(R):
+            o = r // I
+            if lp != NULL:
+                _put(&lp[o * lso + (r - o * I) * lsi], loss[r])
+        if lp == NULL:
+            for grp in range((R + ROWS_PER_PARTIAL - 1) // ROWS_PER_PARTIAL):
+                acc = 0.0
+                for r in range(grp * ROWS_PER_PARTIAL, min((grp + 1) * ROWS_PER_PARTIAL, R)):
+                    acc = acc + loss[r]
+                pp[grp] = acc
+    finally:
+        free(scratch)
+        free(info)
+        free(ys)
+    return 0
 
 
 cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, Py_ssize_t so,
@@ -281,11 +407,11 @@ cdef void _cross_entropy_columns(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_
     """PyTorch's (N, C, d1, ...) layout: COL_W neighbouring positions at a
     time (see col_xent).  A reduced loss keeps each position's loss in an
     O(rows) buffer and sums it in the 16-row groups of the rows path."""
-    cdef Py_ssize_t R = O * I, nblk = (I + COL_W - 1) // COL_W, nb = (C + FX_FLUSH - 1) // FX_FLUSH
+    cdef Py_ssize_t R = O * I, nblk = (I + COL_W - 1) // COL_W, nb = FX_XENT_SCRATCH(C)
     cdef Py_ssize_t it, o, i0, w, j, grp, r
     cdef Py_ssize_t nbat = _batch(COL_W * C, nt, 1), b0 = 0, b1
-    # per thread: COL_W maxima, 5 * COL_W doubles, row_xent's 3 * nb, COL_W losses, COL_W kinds
-    cdef Py_ssize_t per = 7 * COL_W + 3 * nb + COL_W // 8
+    # per thread: COL_W maxima, 5 * COL_W doubles, row_xent's nb, COL_W losses, COL_W kinds
+    cdef Py_ssize_t per = 7 * COL_W + nb + COL_W // 8
     cdef double *scratch = <double *>calloc(nt * per, sizeof(double))
     cdef double *rows = NULL
     cdef double *mine
@@ -310,13 +436,13 @@ cdef void _cross_entropy_columns(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_
                               ignore_index, wp, ws, eps,
                               gp + o * gso + i0 * gsi if gp != NULL else NULL, gsc, gsi,
                               gscale, mine, mine + COL_W,
-                              <unsigned char *>(mine + 7 * COL_W + 3 * nb),
-                              mine + 6 * COL_W, mine + 6 * COL_W + 3 * nb)
+                              <unsigned char *>(mine + 7 * COL_W + nb),
+                              mine + 6 * COL_W, mine + 6 * COL_W + nb)
                     for j in range(w):
                         if lp != NULL:
-                            _put(&lp[o * lso + (i0 + j) * lsi], mine[6 * COL_W + 3 * nb + j])
+                            _put(&lp[o * lso + (i0 + j) * lsi], mine[6 * COL_W + nb + j])
                         else:
-                            rows[o * I + i0 + j] = mine[6 * COL_W + 3 * nb + j]
+                            rows[o * I + i0 + j] = mine[6 * COL_W + nb + j]
             b0 = b1
         if lp == NULL:
             # a plain sum of R doubles: one batch

@@ -158,9 +158,13 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             or cnp.PyArray_SIZE(<cnp.ndarray>add_f) != n_f
             or cnp.PyArray_SIZE(<cnp.ndarray>add_c) != n_c
             or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>add_f)
-            or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>add_c)):
-        raise ValueError(f"score: add_f and add_c must be writeable C-contiguous float64 and "
-                         f"int64 arrays of {n_f} and {n_c} sums")
+            or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>add_c)
+            or not cnp.PyArray_ISALIGNED(<cnp.ndarray>add_f)
+            or not cnp.PyArray_ISALIGNED(<cnp.ndarray>add_c)
+            or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>add_f)
+            or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>add_c)):
+        raise ValueError(f"score: add_f and add_c must be writeable, aligned, C-contiguous "
+                         f"native float64 and int64 arrays of {n_f} and {n_c} sums")
     cdef list made = None
     cdef cnp.ndarray lab_arr
     cdef int ftype

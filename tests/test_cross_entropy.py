@@ -806,7 +806,8 @@ def test_probabilities_float32_row_loss_beyond_float32_under_mean(C):
                          ids=["short rows", "long rows", "columns", "unbatched"])
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 @pytest.mark.parametrize("value", [-1, "C", 2**40])
-def test_bad_label_is_found_before_anything_is_written(shape, where, value):
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_bad_label_is_found_before_anything_is_written(shape, where, value, n_threads):
     # the kernel checks every label in one pass before it reads the logits:
     # the error names the first bad label, and a caller's grad_out keeps its
     # contents, on each of the kernel's paths and on several threads
@@ -825,10 +826,15 @@ def test_bad_label_is_found_before_anything_is_written(shape, where, value):
         g = np.full_like(x, 7.0)
         with pytest.raises(IndexError, match=rf"Target {bad} is out of bounds"):
             fx.cross_entropy(x, t, reduction=reduction, weight=rng.random(C), return_grad=True,
-                             grad_out=g, n_threads=2)
+                             grad_out=g, n_threads=n_threads)
         assert (g == 7.0).all()
+    # the same call without the bad labels
+    from fastxent import reference
+
     t.flat[k] = t.flat[-1] = -100
-    fx.cross_entropy(x, t)   # the same call without the bad labels
+    w = rng.random(C)
+    np.testing.assert_allclose(fx.cross_entropy(x, t, weight=w, n_threads=n_threads),
+                               reference.cross_entropy(x, t, weight=w), rtol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(64, 5), (40, 300), (6, 5, 70)])
@@ -850,9 +856,29 @@ def test_weighted_mean_denominator_counts_only_named_classes(shape, n_threads):
     np.testing.assert_allclose(loss, rows.sum() / denom, rtol=1e-13)
     _, grad_sum = fx.cross_entropy(x, t, weight=w, reduction="sum", return_grad=True)
     np.testing.assert_allclose(grad, grad_sum / denom, rtol=1e-13, atol=1e-300)
+    # the same bits on one thread
+    one, grad_one = fx.cross_entropy(x, t, weight=w, return_grad=True, n_threads=1)
+    assert one == loss and np.array_equal(grad_one, grad)
     # all ignored: NaN mean, gradient 0 of ignored rows
     loss, grad = fx.cross_entropy(x, np.full_like(t, -100), weight=w, return_grad=True)
     assert np.isnan(loss) and (grad == 0).all()
+
+
+def test_weighted_mean_denominator_of_many_rows_keeps_its_digits():
+    # the summed target weight of two million rows, in blocks: a row-order
+    # sum loses about 1e-11 here; zero logits lose log 2 exactly per row, so
+    # the mean is log 2 whatever the weights
+    t = np.zeros(2_000_000, np.int64)
+    t[1::2] = 1
+    x = np.zeros((t.size, 2))
+    w = np.array([0.1, 0.7])
+    got = fx.cross_entropy(x, t, weight=w)
+    assert got == pytest.approx(np.log(2.0), rel=1e-14, abs=0)
+    # weights near the largest double: the sum of the counted targets' weights
+    # overflows only where the true sum does
+    t = np.array([0, 1, 0])
+    w = np.array([1e308, -1e308])
+    assert np.isfinite(fx.cross_entropy(np.zeros((3, 2)), t, weight=w))
 
 
 def test_no_classes_every_target_ignored_or_an_error():
@@ -927,3 +953,77 @@ def test_labels_gradient_where_softmax_underflows_under_an_infinite_weight(
         # NaN and inf at the same places, the finite row to a few ulp
         _assert_close(loss, want_loss, np.float64, f.__module__)
         _assert_close(grad, want_grad, np.float64, f.__module__)
+
+
+# long rows: fewer rows than threads cut into chunks of 16384 classes, the
+# chunks shared among the threads (src/losses.pxi, _split_xent)
+_SPLIT_C = 2 * 16384 + 2345
+
+
+def _long_rows(dtype, rows, rng):
+    x = (rng.standard_normal((rows, _SPLIT_C)) * 2).astype(dtype)
+    # the maximum rises in later chunks, a run of -inf spans a chunk edge
+    x[0, 16384:32768] += 4
+    x[0, 32768:] += 8
+    x[0, 16000:17000] = -np.inf
+    if rows > 1:
+        x[1, 30000] = np.nan   # a row without a distribution: NaN loss and gradient
+    if rows > 2:
+        x[2, :] = -np.inf      # only -inf: NaN too
+        x[2, 5] = np.inf if dtype == np.float64 else -np.inf
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("kw", [{}, {"weight": True}, {"label_smoothing": 0.1},
+                                {"weight": True, "label_smoothing": 0.3}],
+                         ids=["plain", "weights", "smoothing", "both"])
+@pytest.mark.parametrize("target", ["labels", "probabilities"])
+def test_long_rows_share_their_chunks_among_threads(dtype, rows, kw, target):
+    # the bits of loss and gradient do not depend on the thread count (the
+    # single-thread row runs the same chunks in the same order), in place or
+    # not, and they match the reference
+    from fastxent import reference
+
+    rng = np.random.default_rng(rows)
+    x = _long_rows(dtype, rows, rng)
+    kw = dict(kw)
+    if kw.pop("weight", False):
+        kw["weight"] = (rng.random(_SPLIT_C) + 0.5).astype(dtype)
+    if target == "labels":
+        t = rng.integers(0, _SPLIT_C, rows)
+        t[0] = 16500   # -inf at the first row's target: +inf
+        if rows > 1:
+            t[-1] = -100   # ignored: loss 0, gradient 0
+    else:
+        t = rng.dirichlet(np.ones(_SPLIT_C), rows).astype(dtype)
+    got = {}
+    for nt in (1, 2, 3):
+        for reduction in ("none", "sum"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                loss, grad = fx.cross_entropy(x, t, reduction=reduction, return_grad=True,
+                                              n_threads=nt, **kw)
+            got[nt, reduction] = (np.asarray(loss), grad)
+    for nt, reduction in itertools.product((2, 3), ("none", "sum")):
+        for a, b in zip(got[1, reduction], got[nt, reduction]):
+            assert np.array_equal(a, b, equal_nan=True), (nt, reduction)
+    inplace = x.copy()
+    loss, grad = fx.cross_entropy(inplace, t, reduction="none", return_grad=True,
+                                  grad_out=inplace, n_threads=2, **kw)
+    assert np.array_equal(loss, got[1, "none"][0], equal_nan=True)
+    assert np.array_equal(grad, got[1, "none"][1], equal_nan=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want, want_grad = reference.cross_entropy(x, t, reduction="none", return_grad=True, **kw)
+    loss, grad = got[1, "none"]
+    tol = dict(rtol=1e-12, atol=1e-300) if dtype == np.float64 else dict(rtol=2e-5, atol=1e-7)
+    np.testing.assert_allclose(loss.astype(np.float64), np.asarray(want, np.float64), **tol)
+    gtol = dict(rtol=1e-9, atol=1e-15) if dtype == np.float64 else dict(rtol=1e-2, atol=2e-6)
+    np.testing.assert_allclose(grad.astype(np.float64), np.asarray(want_grad, np.float64), **gtol)
+    if target == "labels":
+        assert loss[0] == np.inf
+        if rows > 1:
+            assert np.isnan(loss[1]) and np.isnan(grad[1]).all()
+            assert loss[-1] == 0 and (grad[-1] == 0).all()

@@ -175,8 +175,11 @@ def test_score_adds_into_checked_state_arrays(module):
                          (None, c), (np.zeros(2 * n_f)[::2], c), ([0.0] * n_f, c)]:
         with pytest.raises(ValueError, match="add_f and add_c"):
             module.score(x, t, -100, 0, 1.0, False, None, 1, 2, 1, bad_f, bad_c)
-    with pytest.raises(ValueError, match="add_f and add_c"):
-        module.score(x, t, -100, 0, 1.0, False, None, 1, 2, 1, f, np.broadcast_to(c, c.shape))
+    misaligned = np.frombuffer(bytearray(8 * n_f + 1), np.uint8)[1:].view(np.float64)
+    for bad_f, bad_c in [(f, np.broadcast_to(c, c.shape)), (misaligned, c),
+                         (np.zeros(n_f, ">f8"), c), (f, np.zeros(n_c, ">i8"))]:
+        with pytest.raises(ValueError, match="add_f and add_c"):
+            module.score(x, t, -100, 0, 1.0, False, None, 1, 2, 1, bad_f, bad_c)
     assert not f.any() and not c.any()
     assert module.score(x, t, -100, 0, 1.0, False, None, 1, 2, 1, f, c) == (-1, None, None)
     module.score(x, t, -100, 0, 1.0, False, None, 1, 2, 1, f, c)

@@ -345,3 +345,45 @@ def test_a_bad_label_in_a_single_chunk_changes_nothing():
             s.update(x, bad)
         assert (s.count, s.rank_counts, s.bin_count, s.bin_correct, s.nll_sum,
                 s.bin_confidence_sum.tolist()) == before
+
+
+def test_a_copy_has_its_own_sums():
+    import copy
+
+    x, t = _data(rows=40)
+    s = fastxent.Scorer().update(x, t)
+    for c in (copy.copy(s), copy.deepcopy(s)):
+        s2 = fastxent.Scorer().update(x, t)
+        c.update(x, t)
+        assert c.count == 2 * s.count and s.count == s2.count
+        assert_same(s.result(), s2.result())
+
+
+def test_an_unpickled_scorer_owns_aligned_writeable_sums():
+    import pickle
+
+    x, t = _data(rows=40)
+    s = fastxent.Scorer().update(x, t)
+    buffers = []
+    data = pickle.dumps(s, protocol=5, buffer_callback=buffers.append)
+    # out-of-band buffers at an odd address, read-only: the state is copied
+    raw = [bytes(1) + bytes(b.raw()) for b in buffers]
+    views = [memoryview(r)[1:] for r in raw]
+    back = pickle.loads(data, buffers=views)
+    back.update(x, t)
+    assert back.count == 2 * s.count and back._f.flags.aligned and back._c.flags.writeable
+
+
+def test_a_scorer_pickled_with_its_sums_as_attributes_loads():
+    # the state of a scorer of fastxent 0.1.0 before its sums were arrays
+    x, t = _data(rows=40)
+    s = fastxent.Scorer(topk=(1, 3), n_bins=4).update(x, t)
+    old = {"topk": s.topk, "n_bins": s.n_bins, "ignore_index": s.ignore_index,
+           "temperature": s.temperature, "n_threads": s.n_threads, "count": s.count,
+           "undefined": s.undefined, "nll_sum": s.nll_sum, "entropy_sum": s.entropy_sum,
+           "brier_sum": s.brier_sum, "rank_counts": s.rank_counts, "bin_count": s.bin_count,
+           "bin_correct": s.bin_correct, "bin_confidence_sum": s.bin_confidence_sum}
+    back = fastxent.Scorer.__new__(fastxent.Scorer)
+    back.__setstate__(old)
+    assert back.result() == s.result()
+    assert back.update(x, t).count == 2 * s.count
