@@ -185,6 +185,9 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
         finally:
             free(scratch)
         return 0
+    if kind == 3 and C > 0 and _use_split(O * I, C, nt):
+        # scipy.stats.entropy of a few long rows: their chunks shared
+        return _split_entropy(xp, yp, O, C, I, so, sc, si, yo, yc, yi, div, op, oo, oi, nt)
     if kind < 3 and _use_split(O * I, C, nt):
         # fewer rows than threads, and long ones: FX_CHUNK-element chunks
         # shared, their states merged in order as a single-thread row does
@@ -206,6 +209,93 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
                 for r in prange(b0, b1, num_threads=nt, schedule='guided'):
                     _entropies_row(kind, r, I, C, xp, so, sc, si, yp, yo, yc, yi, div, op, oo, oi)
         b0 = b1
+    return 0
+
+
+cdef int _split_entropy(const real *xp, const real *yp, Py_ssize_t O, Py_ssize_t C,
+                        Py_ssize_t I, Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si, Py_ssize_t yo,
+                        Py_ssize_t yc, Py_ssize_t yi, double div, real *op, Py_ssize_t oo,
+                        Py_ssize_t oi, int nt) except -1:
+    """scipy.stats.entropy (yp NULL) or the relative entropy of rows cut into
+    FX_CHUNK-element chunks shared among nt threads: the chunks' sums in
+    parallel, the running sums of each row in order, the chunks' terms in
+    parallel, each row's result folded in order -- entropy_row's
+    arithmetic, so the bits of a row on one thread (fx_entropies.h).  A
+    row that needs SciPy's special cases is redone by entropy_row_slow, as
+    on one thread."""
+    cdef Py_ssize_t R = O * I, nch = (C + FX_CHUNK - 1) // FX_CHUNK, it, r, c, o, i, nb, b0, b1
+    cdef int has_q = yp != NULL
+    cdef double v = 0.0
+    # per row: the chunk sums (2 nch), the running sums (2 nch), the terms
+    # (nch); per chunk a flag: 0 sends the row to the slow path
+    cdef double *work = <double *>malloc(R * 5 * nch * sizeof(double))
+    cdef unsigned char *ok = <unsigned char *>malloc(2 * R * nch)
+    cdef unsigned char *slow = <unsigned char *>calloc(R, 1)
+    cdef unsigned char *take
+    if work == NULL or ok == NULL or slow == NULL:
+        free(work)
+        free(ok)
+        free(slow)
+        raise MemoryError()
+    take = ok + R * nch
+    nb = _batch(FX_CHUNK, nt, 1)
+    try:
+        b0 = 0
+        while b0 < R * nch:
+            b1 = _next_batch(b0, R * nch, nb)
+            with nogil:
+                for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                    r = it // nch
+                    c = it - r * nch
+                    o = r // I
+                    i = r - o * I
+                    ok[it] = _entropy_split_sums(xp + o * so + i * si, sc,
+                                                 yp + o * yo + i * yi if has_q else NULL, yc,
+                                                 C, c, work + 5 * nch * r) != 0
+            b0 = b1
+        for r in range(R):
+            for c in range(nch):
+                if not ok[r * nch + c]:
+                    slow[r] = 1
+            if not slow[r] and not fx_entropy_fold(work + 5 * nch * r, nch, has_q,
+                                                   work + 5 * nch * r + 2 * nch,
+                                                   take + r * nch, NULL, &v):
+                slow[r] = 1
+        b0 = 0
+        while b0 < R * nch:
+            b1 = _next_batch(b0, R * nch, nb)
+            with nogil:
+                for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                    r = it // nch
+                    c = it - r * nch
+                    o = r // I
+                    i = r - o * I
+                    ok[it] = 1
+                    if not slow[r] and take[it]:
+                        ok[it] = _entropy_split_terms(xp + o * so + i * si, sc,
+                                                      yp + o * yo + i * yi if has_q else NULL,
+                                                      yc, C, c, work + 5 * nch * r + 2 * nch,
+                                                      work + 5 * nch * r + 4 * nch) != 0
+            b0 = b1
+        for r in range(R):
+            o = r // I
+            i = r - o * I
+            for c in range(nch):
+                if not ok[r * nch + c]:
+                    slow[r] = 1
+            if slow[r] or not fx_entropy_fold(work + 5 * nch * r, nch, has_q,
+                                              work + 5 * nch * r + 2 * nch, NULL,
+                                              work + 5 * nch * r + 4 * nch, &v):
+                # the row as entropy_row gives it, slow path and all
+                v = _entropy_row(xp + o * so + i * si, sc,
+                                 yp + o * yo + i * yi if has_q else NULL, yc, C, div)
+            elif div != 1.0:
+                v = v / div
+            _put(&op[o * oo + i * oi], v)
+    finally:
+        free(work)
+        free(ok)
+        free(slow)
     return 0
 
 

@@ -619,6 +619,94 @@ static double FX_NAME(entropy_row)(const FX_T *p, Py_ssize_t sp, const FX_T *q, 
     return div == 1.0 ? r : r / div;
 }
 
+/* ---- scipy.stats.entropy of a few long rows, their chunks shared among
+ * threads (src/entropies.pxi): entropy_row_body's steps apart, with its
+ * bits.  entropy_split_sums: chunk c's sums; fx_entropy_fold: from the chunk
+ * sums in order, the running sums after each chunk and the chunks whose
+ * terms count (t NULL), then the result folded from the terms in order;
+ * entropy_split_terms: chunk c's terms against its running sums.  Each
+ * step makes the body's calls with the body's constant strides, and the
+ * fold the body's arithmetic in the body's order; 0 from any step sends the
+ * row to entropy_row_slow, as the body does. */
+#ifndef FX_ENTROPY_FOLD
+#define FX_ENTROPY_FOLD
+static inline int fx_entropy_fold(const double *cs, Py_ssize_t nch, int has_q, double *S,
+                                  unsigned char *take, const double *t, double *result)
+{
+    double Sp = 0, Sq = 0, acc = 0;
+    for (Py_ssize_t c = 0; c < nch; c++) {
+        double cp = cs[2 * c], cq = has_q ? cs[2 * c + 1] : 0;
+        double Sp1 = Sp + cp, Sq1 = Sq + cq;
+        if (!(Sp1 <= 1e30 && Sq1 <= 1e30)) return 0;
+        if ((Sp1 > 0 && Sp1 < 1e-30) || (has_q && Sq1 > 0 && Sq1 < 1e-30)) return 0;
+        if (Sp > 0) {
+            double a = Sp / Sp1;
+            if (has_q) {
+                if (!(Sq > 0)) return 0;
+                acc = a * (acc + log(a / (Sq / Sq1)));
+            } else {
+                acc = a * (acc - log(a));
+            }
+        }
+        if (!(Sp1 > 0) || (has_q && !(Sq1 > 0))) {
+            if (c + 1 < nch) {   /* zeros so far */
+                Sp = Sp1;
+                Sq = Sq1;
+                if (take) take[c] = 0;
+                continue;
+            }
+            return 0;
+        }
+        if (take) {
+            take[c] = 1;
+            S[2 * c] = Sp1;
+            S[2 * c + 1] = Sq1;
+        }
+        if (t) acc += t[c];
+        Sp = Sp1;
+        Sq = Sq1;
+    }
+    *result = acc;
+    return 1;
+}
+#endif
+
+static int FX_NAME(entropy_split_sums)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
+                                       Py_ssize_t sq, Py_ssize_t n, Py_ssize_t c, double *cs)
+{
+    Py_ssize_t j = c * FX_CHUNK, len = n - j < FX_CHUNK ? n - j : FX_CHUNK;
+    cs[2 * c + 1] = 0;
+    if (q == NULL) {
+        return sp == 1 ? FX_NAME(entropy_chunk_sums)(p + j, 1, len, &cs[2 * c])
+                       : FX_NAME(entropy_chunk_sums)(p + j * sp, sp, len, &cs[2 * c]);
+    }
+    if (sp == 1 && sq == 1)
+        return FX_NAME(entropy_chunk_sums)(p + j, 1, len, &cs[2 * c])
+               && FX_NAME(entropy_chunk_sums)(q + j, 1, len, &cs[2 * c + 1]);
+    return FX_NAME(entropy_chunk_sums)(p + j * sp, sp, len, &cs[2 * c])
+           && FX_NAME(entropy_chunk_sums)(q + j * sq, sq, len, &cs[2 * c + 1]);
+}
+
+static int FX_NAME(entropy_split_terms)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
+                                        Py_ssize_t sq, Py_ssize_t n, Py_ssize_t c,
+                                        const double *S, double *t)
+{
+    Py_ssize_t j = c * FX_CHUNK, len = n - j < FX_CHUNK ? n - j : FX_CHUNK;
+    double Sp1 = S[2 * c], Sq1 = S[2 * c + 1];
+    if (q == NULL) {
+        if (sp == 1)
+            return FX_NAME(entropy_chunk_terms)(p + j, 1, NULL, 0, len, (FX_W)(1.0 / Sp1),
+                                                (FX_W)1.0, (FX_W)Sp1, (FX_W)1.0, 0, &t[c]);
+        return FX_NAME(entropy_chunk_terms)(p + j * sp, sp, NULL, 0, len, (FX_W)(1.0 / Sp1),
+                                            (FX_W)1.0, (FX_W)Sp1, (FX_W)1.0, 0, &t[c]);
+    }
+    if (sp == 1 && sq == 1)
+        return FX_NAME(entropy_chunk_terms)(p + j, 1, q + j, 1, len, (FX_W)(1.0 / Sp1),
+                                            (FX_W)(1.0 / Sq1), (FX_W)Sp1, (FX_W)Sq1, 1, &t[c]);
+    return FX_NAME(entropy_chunk_terms)(p + j * sp, sp, q + j * sq, sq, len, (FX_W)(1.0 / Sp1),
+                                        (FX_W)(1.0 / Sq1), (FX_W)Sp1, (FX_W)Sq1, 1, &t[c]);
+}
+
 /* ---- scipy.stats.entropy of neighbouring columns ----
  * nc <= FX_COL_W columns side by side (column i: p[i], p[sp + i], ...,
  * n classes; q likewise, or NULL), as an axis whose neighbours lie next to

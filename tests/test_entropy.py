@@ -540,3 +540,52 @@ def test_neighbouring_columns(stats, C, W, dtype):
                 rows = fx.entropy(np.ascontiguousarray(pk.T), None if q is None else
                                   np.ascontiguousarray(q.T), base=base, axis=1)
                 assert_close(got, rows, rtol=rtol, err_msg=label + " rows")
+
+
+# a few long rows: their chunks of 16384 elements shared among the threads
+# (src/entropies.pxi, _split_entropy), with the bits of one thread
+_SPLIT_C = 3 * 16384 + 777
+
+
+def _long_case(case, p, q):
+    """Rows that take each of the row body's routes."""
+    if case == "zeros first":          # the running sums start at zero
+        p[:, :20000] = 0
+    elif case == "all in the last":    # all the mass in the last, short chunk
+        p[0] = 0
+        p[0, -1] = 3
+    elif case == "q zero under p":     # p > 0 where q = 0: +inf
+        q[0, 100] = 0
+    elif case == "nan":                # SciPy's special cases: the slow path
+        p[0, 40000] = np.nan
+    elif case == "negative":
+        p[0, 5] = -1
+    elif case == "all zero":
+        p[0] = 0
+    elif case == "tiny sum":           # a scale 1 / S beyond float32: the slow path
+        p[0] *= 1e-35
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("case", ["plain", "zeros first", "all in the last", "q zero under p",
+                                  "nan", "negative", "all zero", "tiny sum"])
+@pytest.mark.parametrize("rows", [1, 3])
+def test_long_rows_share_their_chunks_among_threads(stats, dtype, case, rows):
+    rng = np.random.default_rng(rows)
+    p = rng.random((rows, _SPLIT_C)).astype(dtype)
+    q = rng.random((rows, _SPLIT_C)).astype(dtype)
+    if case == "tiny sum" and dtype == np.float16:
+        pytest.skip("float16 holds no such sum")
+    _long_case(case, p, q)
+    for qk, base in [(None, None), (q, None), (None, 2.0), (q, 10.0)]:
+        one = fx.entropy(p, qk, base=base, axis=1, n_threads=1)
+        for nt in (2, 3):
+            assert_bitwise_equal(fx.entropy(p, qk, base=base, axis=1, n_threads=nt), one,
+                                 f"{case} n_threads={nt} q={qk is not None} base={base}")
+        with np.errstate(all="ignore"):
+            want = stats.entropy(p.astype(np.float64), None if qk is None else
+                                 qk.astype(np.float64), base=base, axis=1)
+        # the result in the input's dtype: float16 rounds to its 11 bits
+        rtol = {np.float64: 1e-12, np.float32: 1e-5, np.float16: 1e-3}[dtype]
+        np.testing.assert_allclose(one.astype(np.float64), want, rtol=rtol, atol=1e-12,
+                                   err_msg=case)
