@@ -358,8 +358,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
         if value > np.iinfo(np.int64).max:
             raise IndexError(f"Target {value} is out of bounds: class indices must be in "
                              f"[0, {C})")
-        raise IndexError(f"Target {value} is out of bounds: class indices must be in "
-                         f"[0, {C}) or equal ignore_index={ignore_index}")
+        raise _bad_label(value, C, ignore_index)
     if gwork is not grad:
         np.copyto(grad, gwork)
     if reduction == "none":
