@@ -94,11 +94,16 @@ def _ignore(ignore_index):
 def _prepare(input, target, ignore_index, temperature):
     """The checked operands: (x, bf16, labels, ignore, tmode, t, result dtype,
     batch shape)."""
-    x, bf16 = _logits(input)
+    x = input if type(input) is np.ndarray else np.asarray(input)
+    dtype = x.dtype
+    if (dtype is _F64 or dtype is _F32) and aligned(x):   # _logits' usual case, without a call
+        bf16 = False
+    else:
+        x, bf16 = _logits(x)
+        dtype = x.dtype
     shape = x.shape
     if not shape:
         raise ValueError("input must have at least one dimension (the classes)")
-    dtype = x.dtype
     result = _F64 if dtype is _F64 or dtype == _F64 else _F32
     # the defaults without a call each (a small call's tenth)
     if type(temperature) is float and temperature == 1.0:
@@ -114,12 +119,8 @@ def _prepare(input, target, ignore_index, temperature):
     return x, bf16, labels, ignore, tmode, t, result, batch_shape
 
 
-def _row_scores(arrays):
-    """RowScores of the six `arrays`, without the namedtuple's Python-level
-    constructor (a small call's tenth)."""
-    return _TUPLE_NEW(RowScores, arrays)
-
-
+# RowScores of six arrays without the namedtuple's Python-level constructor
+# (a small call's tenth)
 _TUPLE_NEW = tuple.__new__
 
 
@@ -272,8 +273,8 @@ def score_rows(input, target, *, ignore_index=-100, temperature=1.0, out=None,
             if c is not w:
                 np.copyto(c, w)
     if not batch_shape:
-        return _row_scores([a[()] for a in caller])
-    return _row_scores(caller)
+        caller = [a[()] for a in caller]
+    return _TUPLE_NEW(RowScores, caller)   # without the namedtuple's Python constructor
 
 
 def _score_into(input, target, add_f, add_c, ignore_index, temperature, max_rank, n_bins,
@@ -289,6 +290,22 @@ def _score_into(input, target, add_f, add_c, ignore_index, temperature, max_rank
                                        n_bins, nt, add_f, add_c)
     if bad >= 0:
         _raise_bad(bad, labels, x.shape[1] if x.ndim > 1 else x.shape[0], ignore_index)
+
+
+def _score_metrics(input, target, ignore_index, temperature, spec, n_bins, n_threads):
+    """The metrics of :func:`fastxent.score` of the rows of `input` in one
+    kernel call (the sums stay in C); the settings are checked ones and
+    `spec` is (topk, the result's keys, a dict of them) as the kernel takes
+    it (see fastxent._scorer._spec)."""
+    nt = resolve_threads(n_threads)
+    x, bf16, labels, ignore, tmode, t, result, batch_shape = _prepare(
+        input, target, ignore_index, temperature)
+    # positional: keywords cost a small call's tenth
+    bad, metrics, _ = _dispatch.active.score(x, labels, ignore, tmode, t, bf16, None,
+                                             spec[0][-1], n_bins, nt, None, None, spec)
+    if bad >= 0:
+        _raise_bad(bad, labels, x.shape[1] if x.ndim > 1 else x.shape[0], ignore_index)
+    return metrics
 
 
 def _score_state(input, target, *, ignore_index=-100, temperature=1.0, max_rank=5, n_bins=15,

@@ -9,8 +9,8 @@ import operator
 
 import numpy as np
 
-from . import _dask
-from ._score_rows import _score_into, _score_state
+from . import _dask, _dispatch
+from ._score_rows import _score_into, _score_metrics, _score_state
 
 __all__ = ["Scorer", "score"]
 
@@ -18,22 +18,25 @@ __all__ = ["Scorer", "score"]
 # logits, so that the temporaries of the reduction stay a bounded multiple of it.
 CHUNK_BYTES = 32 << 20
 
-_LN2 = math.log(2.0)
-_LOG_DBL_MAX = math.log(np.finfo(np.float64).max)
-
 
 # the default topk, checked already (a Scorer's construction is a small
 # call's cost)
 _DEFAULT_TOPK = (1, 5)
-# the result keys of each topk
-_ACCURACY_KEYS: dict[tuple[int, ...], tuple[tuple[int, str], ...]] = {}
+# the result keys of each (checked) topk: (topk, names in their order, a
+# dict of them), as the kernel forms the metrics
+_SPECS: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[str, ...], dict]] = {}
 
 
-def _accuracy_keys(topk):
-    keys = _ACCURACY_KEYS.get(topk)
-    if keys is None:
-        keys = _ACCURACY_KEYS[topk] = tuple((k, f"accuracy@{k}") for k in topk)
-    return keys
+def _spec(topk):
+    spec = _SPECS.get(topk)
+    if spec is None:
+        names = (("count", "undefined", "nll", "perplexity", "bits_per_token")
+                 + tuple(f"accuracy@{k}" for k in topk) + ("ece", "mce", "brier", "entropy"))
+        spec = _SPECS[topk] = (topk, names, dict.fromkeys(names))
+    return spec
+
+
+_DEFAULT_SPEC = _spec(_DEFAULT_TOPK)
 
 
 def _check_topk(topk):
@@ -108,9 +111,18 @@ def _ints(counts):
 
 def metric_names(topk=_DEFAULT_TOPK):
     """The keys of :meth:`Scorer.result` for `topk`, in their order."""
-    return (["count", "undefined", "nll", "perplexity", "bits_per_token"]
-            + [f"accuracy@{k}" for k in _check_topk(topk)]
-            + ["ece", "mce", "brier", "entropy"])
+    return list(_spec(_check_topk(topk))[1])
+
+
+def _rows(x, target):
+    """The (N, C, ...) logits `x` and labels of an update in chunks, the
+    labels' shape checked (as the kernel's layer checks a single chunk)."""
+    t = target if isinstance(target, np.ndarray) else np.asarray(target)
+    expected = (x.shape[0],) + x.shape[2:]
+    if t.shape != expected:
+        raise ValueError(f"target has shape {t.shape}; class-index targets for input of "
+                         f"shape {x.shape} must have shape {expected}")
+    return x, t
 
 
 class Scorer:
@@ -266,22 +278,16 @@ class Scorer:
         """
         if type(input) is not np.ndarray and _dask.any_dask(input, target):
             return _dask.scorer_update(self, input, target)
-        x = input if isinstance(input, np.ndarray) else np.asarray(input)
-        if x.ndim == 0:
-            raise ValueError("input: expected 1 or more dimensions, got a 0-d array")
-        t = target if isinstance(target, np.ndarray) else np.asarray(target)
-        expected = () if x.ndim == 1 else (x.shape[0],) + x.shape[2:]
-        if t.shape != expected:
-            raise ValueError(f"target: expected class indices of shape {expected} for input of "
-                             f"shape {x.shape}, got shape {t.shape}")
+        x = input if type(input) is np.ndarray else np.asarray(input)
         ignore, temp, rank, bins, nt = (self.ignore_index, self.temperature, self.topk[-1],
                                         self.n_bins, self.n_threads)
-        if x.nbytes <= CHUNK_BYTES or x.ndim == 1:
+        if x.ndim <= 1 or x.nbytes <= CHUNK_BYTES:
             # one chunk: the kernel adds its sums into the state itself (after
-            # checking every label)
-            _score_into(x, t, self._f, self._c, ignore, temp, rank, bins, nt)
+            # checking the shapes and every label)
+            _score_into(x, target, self._f, self._c, ignore, temp, rank, bins, nt)
             return self
         else:
+            x, t = _rows(x, target)
             # every chunk is reduced (and checked) before any is added, so a bad
             # label in the last chunk leaves the scorer as it was
             row_bytes = x.nbytes // x.shape[0]
@@ -325,40 +331,9 @@ class Scorer:
         ``nll``, ``perplexity``, ``bits_per_token``, ``accuracy@k`` for each
         k of ``topk``, ``ece``, ``mce``, ``brier``, ``entropy`` (see the class
         docstring for their definitions and special cases)."""
-        # the state as Python numbers, once: n_bins + 1 numbers, for which
-        # NumPy's per-call cost would be most of result()'s time
-        c, f = self._c.tolist(), self._f.tolist()
-        k, nb = self._max_rank, self.n_bins + 1
-        n, undefined = c[0], c[1]
-        out = {"count": n, "undefined": undefined}
-        nan = math.nan
-        if n == 0 or undefined:
-            mean = {"nll": nan, "entropy": nan, "brier": nan}
-            accuracy = {k: nan for k in self.topk}
-            ece = mce = nan
-        else:
-            mean = {"nll": f[0] / n, "entropy": f[1] / n, "brier": f[2] / n}
-            rank_counts = c[2:2 + k]
-            accuracy = {k: sum(rank_counts[:k]) / n for k in self.topk}
-            # the weighted sum is exactly rounded (math.fsum)
-            bin_count = c[2 + k:2 + k + nb]
-            binned = sum(bin_count)
-            gaps = [(abs(correct / count - conf / count), count) for count, correct, conf
-                    in zip(bin_count, c[2 + k + nb:], f[3:]) if count > 0]
-            ece = math.fsum(gap * (count / binned) for gap, count in gaps)
-            mce = max(gap for gap, _ in gaps)
-        out["nll"] = mean["nll"]
-        # exp(nll) overflows to inf (quietly) above log(DBL_MAX)
-        out["perplexity"] = (math.inf if mean["nll"] > _LOG_DBL_MAX
-                             else math.exp(mean["nll"]))
-        out["bits_per_token"] = mean["nll"] / _LN2
-        for k, key in _accuracy_keys(self.topk):
-            out[key] = accuracy[k]
-        out["ece"] = ece
-        out["mce"] = mce
-        out["brier"] = mean["brier"]
-        out["entropy"] = mean["entropy"]
-        return out
+        # formed in C from the sums (math.fsum's exactly rounded ece)
+        return _dispatch.active.score_metrics(self._f, self._c, self._max_rank, self.n_bins,
+                                              *_spec(self.topk))
 
     def __repr__(self):
         return (f"Scorer(topk={self.topk}, n_bins={self.n_bins}, ignore_index={self.ignore_index}, "
@@ -389,5 +364,24 @@ def score(input, target, *, topk=_DEFAULT_TOPK, n_bins=15, ignore_index=-100, te
         ``bits_per_token``, ``accuracy@k`` for each k, ``ece``, ``mce``,
         ``brier``, ``entropy``.
     """
-    return Scorer(topk=topk, n_bins=n_bins, ignore_index=ignore_index, temperature=temperature,
-                  n_threads=n_threads).update(input, target).result()
+    if type(input) is not np.ndarray and _dask.any_dask(input, target):
+        return Scorer(topk=topk, n_bins=n_bins, ignore_index=ignore_index,
+                      temperature=temperature, n_threads=n_threads).update(input, target).result()
+    # the usual settings without a call each (a small call's quarter)
+    spec = _DEFAULT_SPEC if topk is _DEFAULT_TOPK else _spec(_check_topk(topk))
+    if type(n_bins) is not int or n_bins < 1:
+        n_bins = _check_n_bins(n_bins)
+    if type(ignore_index) is not int:
+        ignore_index = _check_ignore_index(ignore_index)
+    if type(temperature) is not float or not 0.0 < temperature < math.inf:
+        temperature = _check_temperature(temperature)
+    if n_threads is not None:
+        n_threads = _check_n_threads(n_threads)
+    x = input if type(input) is np.ndarray else np.asarray(input)
+    if x.ndim > 1 and x.nbytes > CHUNK_BYTES:
+        # in chunks, as a Scorer reads them
+        return Scorer(topk=spec[0], n_bins=n_bins, ignore_index=ignore_index,
+                      temperature=temperature, n_threads=n_threads).update(x, target).result()
+    # one chunk: the sums stay in the kernel, which returns their metrics
+    # (a Scorer's bits)
+    return _score_metrics(x, target, ignore_index, temperature, spec, n_bins, n_threads)

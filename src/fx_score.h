@@ -207,6 +207,126 @@ static inline void fx_score_values(double m, double k, double s, double d, doubl
  * by side as lanes (score_lanes) */
 #define FX_SCORE_LANES_C 16
 
+/* ---- the metrics of an evaluation's sums (Scorer.result, score) ----
+ *
+ * The sums: f = nll, entropy and Brier sums, then the n_bins + 1 bins'
+ * confidence sums; c = count, undefined, the max_rank rank counts, the bins'
+ * counts, the bins' correct counts (the layout of FX_SCORE_STATE's totals).
+ */
+
+/* the exactly rounded sum of t[0..n) (Shewchuk's partials with the final
+ * half-way correction: the algorithm and the bits of Python's math.fsum)
+ * in p, scratch of n doubles (the partials never outnumber the terms seen).
+ * Non-finite terms give their plain sum. */
+static inline double fx_fsum(const double *t, Py_ssize_t n, double *p)
+{
+    Py_ssize_t np_ = 0, i, j;
+    double special = 0.0, x, y, hi, lo = 0.0, yr;
+    for (j = 0; j < n; j++) {
+        x = t[j];
+        if (!isfinite(x)) {
+            special += x;
+            continue;
+        }
+        i = 0;
+        for (Py_ssize_t k = 0; k < np_; k++) {
+            y = p[k];
+            if (fabs(x) < fabs(y)) {
+                double tmp = x;
+                x = y;
+                y = tmp;
+            }
+            hi = x + y;
+            yr = hi - x;
+            lo = y - yr;
+            if (lo != 0.0)
+                p[i++] = lo;
+            x = hi;
+        }
+        np_ = i;
+        if (x != 0.0)
+            p[np_++] = x;
+    }
+    if (special != 0.0 || isnan(special))
+        return special;
+    hi = 0.0;
+    if (np_ > 0) {
+        hi = p[--np_];
+        /* add the partials from the top down, stopping where the sum
+         * becomes inexact */
+        while (np_ > 0) {
+            x = hi;
+            y = p[--np_];
+            hi = x + y;
+            yr = hi - x;
+            lo = y - yr;
+            if (lo != 0.0)
+                break;
+        }
+        /* a half-way case is rounded by the sign of the next partial */
+        if (np_ > 0 && ((lo < 0.0 && p[np_ - 1] < 0.0) || (lo > 0.0 && p[np_ - 1] > 0.0))) {
+            y = lo * 2.0;
+            x = hi + y;
+            yr = x - hi;
+            if (y == yr)
+                hi = x;
+        }
+    }
+    return hi;
+}
+
+/* The metrics of the sums into out: nll, perplexity, bits_per_token,
+ * accuracy@ks[i] for each of the nk ks (each <= max_rank), ece, mce, brier,
+ * entropy -- the formulas of Scorer's docstring, NaN but for the counts
+ * when no row counts or an undefined row does.  scratch: 2 (n_bins + 1)
+ * doubles.  Integer ratios are exact below 2^53 rows. */
+static inline void fx_score_metrics(const double *f, const int64_t *c, Py_ssize_t max_rank,
+                                    Py_ssize_t n_bins, const Py_ssize_t *ks, Py_ssize_t nk,
+                                    double *out, double *scratch)
+{
+    const int64_t n = c[0], undefined = c[1];
+    const int64_t *ranks = c + 2, *bin_count = c + 2 + max_rank;
+    const int64_t *bin_correct = bin_count + n_bins + 1;
+    const double *bin_conf = f + 3;
+    Py_ssize_t i, b, ng = 0;
+    if (n == 0 || undefined) {
+        for (i = 0; i < 7 + nk; i++)
+            out[i] = NAN;
+        return;
+    }
+    const double dn = (double)n;
+    double nll = f[0] / dn;
+    out[0] = nll;
+    out[1] = exp(nll);   /* inf above log(DBL_MAX) */
+    out[2] = nll / 0.693147180559945309417232121458176568;   /* ln 2 */
+    for (i = 0; i < nk; i++) {
+        int64_t hits = 0;
+        for (Py_ssize_t r = 0; r < ks[i]; r++)
+            hits += ranks[r];
+        out[3 + i] = (double)hits / dn;
+    }
+    /* the bins' gaps |acc_b - conf_b| weighted by their share of the binned
+     * rows, summed exactly rounded; mce the largest gap, the first of equal
+     * ones (Python's max) */
+    int64_t binned = 0;
+    for (b = 0; b <= n_bins; b++)
+        binned += bin_count[b];
+    double mce = NAN, *terms = scratch, *partials = scratch + n_bins + 1;
+    for (b = 0; b <= n_bins; b++) {
+        if (bin_count[b] <= 0)
+            continue;
+        double cnt = (double)bin_count[b];
+        double gap = fabs((double)bin_correct[b] / cnt - bin_conf[b] / cnt);
+        terms[ng++] = gap * (cnt / (double)binned);
+        if (ng == 1 || gap > mce)
+            mce = gap;
+    }
+    out[3 + nk] = ng ? fx_fsum(terms, ng, partials) : NAN;
+    out[4 + nk] = mce;
+    out[5 + nk] = f[2] / dn;
+    out[6 + nk] = f[1] / dn;
+}
+
 #endif /* FX_SCORE_COMMON */
 
 /* a logit of storage r as z in the working type; bf16 and tmode are
@@ -524,8 +644,14 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
     {
         for (Py_ssize_t i = 0; i < W; i++)
             zl[i] = zy[i];
-        FX_NAME(score_lanes_passes)(xr, W, W, C, s, bf16, tmode, tw, zl, m, lo, gt, nan, pr,
-                                    ok, acc, cnt, sd, sq);
+        /* one row (a small call) with the lane count a constant: loops
+         * without a vector set-up each, the same operations */
+        if (W == 1)
+            FX_NAME(score_lanes_passes)(xr, 1, 1, C, s, bf16, tmode, tw, zl, m, lo, gt, nan, pr,
+                                        ok, acc, cnt, sd, sq);
+        else
+            FX_NAME(score_lanes_passes)(xr, W, W, C, s, bf16, tmode, tw, zl, m, lo, gt, nan, pr,
+                                        ok, acc, cnt, sd, sq);
     }
     /* the results, across the lanes too: fx_score_values, with fx_math.h's
      * exp (vectorizable) for exp(z_y - M), whose argument is in its normal

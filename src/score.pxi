@@ -15,7 +15,7 @@
 from cython.parallel cimport prange, threadid
 from fx_kernels cimport *
 from cpython.buffer cimport PyBuffer_Release
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memset
 from libc.stdint cimport int64_t
 
@@ -27,6 +27,9 @@ DEF SCORE_MAX_BLOCKS = 256
 DEF SCORE_MIN_BLOCK = 16
 # the cost of a row besides its classes: a label, a few outputs
 DEF SCORE_ROW_WORK = 16
+# doubles (and int64) of the per-block sums kept on the stack (a few blocks
+# and bins: small calls)
+DEF SCORE_STACK_SUMS = 256
 
 
 cdef void _score_dims(fx_score_args *a, const Py_buffer *xb, const Py_buffer *lb,
@@ -98,8 +101,118 @@ cdef Py_ssize_t _score_run(_score_block_fn fn, const fx_score_args *a, Py_ssize_
     return -1
 
 
+cdef int _check_sums(f, c, Py_ssize_t n_f, Py_ssize_t n_c, str names) except -1:
+    """An evaluation's running sums (`names` in the message): native,
+    aligned, writeable, C-contiguous float64 and int64 arrays of n_f and n_c
+    sums (the kernel adds into them)."""
+    if (not cnp.PyArray_Check(f) or not cnp.PyArray_Check(c)
+            or cnp.PyArray_TYPE(<cnp.ndarray>f) != cnp.NPY_FLOAT64
+            or cnp.PyArray_TYPE(<cnp.ndarray>c) != cnp.NPY_INT64
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>f)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>c)
+            or cnp.PyArray_SIZE(<cnp.ndarray>f) != n_f
+            or cnp.PyArray_SIZE(<cnp.ndarray>c) != n_c
+            or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>f)
+            or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>c)
+            or not cnp.PyArray_ISALIGNED(<cnp.ndarray>f)
+            or not cnp.PyArray_ISALIGNED(<cnp.ndarray>c)
+            or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>f)
+            or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>c)):
+        raise ValueError(f"{names} must be writeable, aligned, C-contiguous "
+                         f"native float64 and int64 arrays of {n_f} and {n_c} sums")
+    return 0
+
+
+# topk of at most this many ks, n_bins of at most this many bins: the
+# metrics' scratch on the stack
+DEF METRICS_STACK_K = 16
+DEF METRICS_STACK_BINS = 63
+
+
+cdef dict _metrics(const double *f, const int64_t *c, Py_ssize_t max_rank, Py_ssize_t n_bins,
+                   tuple topk, tuple names, dict keys):
+    """The metrics of the sums f, c (fx_score_metrics) as a dict: keys
+    `names` (count, undefined, then the 7 + len(topk) metrics in order);
+    topk: increasing ints in [1, max_rank]; `keys`: a dict of those keys
+    in that order, copied (a dict made at its size, never resized)."""
+    cdef Py_ssize_t nk = len(topk), i, k
+    cdef Py_ssize_t kstack[METRICS_STACK_K]
+    cdef double ostack[METRICS_STACK_K + 7]
+    cdef double sstack[2 * (METRICS_STACK_BINS + 1)]
+    cdef Py_ssize_t *ks = kstack
+    cdef double *out = ostack
+    cdef double *scratch = sstack
+    cdef void *kheap = NULL
+    cdef void *sheap = NULL
+    cdef dict d
+    if len(names) != 9 + nk or len(keys) != 9 + nk:
+        raise ValueError(f"score: {9 + nk} metric names expected, got {len(names)}")
+    try:
+        if nk > METRICS_STACK_K:
+            kheap = malloc(nk * (sizeof(Py_ssize_t) + sizeof(double)) + 7 * sizeof(double))
+            if kheap == NULL:
+                raise MemoryError()
+            ks = <Py_ssize_t *>kheap
+            out = <double *>(ks + nk)
+        if n_bins > METRICS_STACK_BINS:
+            sheap = malloc(2 * (n_bins + 1) * sizeof(double))
+            if sheap == NULL:
+                raise MemoryError()
+            scratch = <double *>sheap
+        for i in range(nk):
+            k = topk[i]
+            if not 1 <= k <= max_rank:   # ranks beyond the sums' are not counted
+                raise ValueError(f"score: topk must lie in [1, {max_rank}], got {k}")
+            ks[i] = k
+        fx_score_metrics(f, c, max_rank, n_bins, ks, nk, out, scratch)
+        d = keys.copy()
+        d[names[0]] = c[0]
+        d[names[1]] = c[1]
+        for i in range(7 + nk):
+            d[names[2 + i]] = out[i]
+        return d
+    finally:
+        free(kheap)
+        free(sheap)
+
+
+def score_metrics(f, c, Py_ssize_t max_rank, Py_ssize_t n_bins, tuple topk, tuple names,
+                  dict keys):
+    """The metrics (a dict, keys `names` in the order of the dict `keys`)
+    of an evaluation's sums f, c (the totals of score's FX_SCORE_STATE, as a
+    Scorer keeps them)."""
+    cdef Py_buffer fb, cb
+    if max_rank < 0 or n_bins < 1:
+        raise ValueError(f"score_metrics: max_rank >= 0 and n_bins >= 1 expected")
+    _check_sums(f, c, 4 + n_bins, 2 * n_bins + 4 + max_rank, "score_metrics: the sums f and c")
+    fx_get_buffer(f, &fb, False)
+    try:
+        fx_get_buffer(c, &cb, False)
+        try:
+            return _metrics(<const double *>fb.buf, <const int64_t *>cb.buf, max_rank, n_bins,
+                            topk, names, keys)
+        finally:
+            PyBuffer_Release(&cb)
+    finally:
+        PyBuffer_Release(&fb)
+
+
+cdef void _add_totals(const double *fsums, Py_ssize_t nblk, Py_ssize_t nf,
+                      const int64_t *counts, Py_ssize_t nt, Py_ssize_t nc,
+                      double *ftot, Py_ssize_t n_f, int64_t *ctot, Py_ssize_t n_c) noexcept:
+    """The blocks' float sums and the threads' counts added into the totals."""
+    cdef Py_ssize_t k, o
+    # in block order: the same sums on any thread count
+    for k in range(nblk):
+        for o in range(n_f):
+            ftot[o] += fsums[k * nf + o]
+    for k in range(nt):
+        for o in range(n_c):
+            ctot[o] += counts[k * nc + o]
+
+
 def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssize_t max_rank,
-          Py_ssize_t n_bins, int n_threads=1, add_f=None, add_c=None):
+          Py_ssize_t n_bins, int n_threads=1, add_f=None, add_c=None, metrics=None):
     """The per-row scores (outs: a sequence of 6 arrays of the target's
     shape; True: 6 new C-ordered arrays of the labels' shape, returned in
     place of the float sums; None: the sums) of logits x against labels.
@@ -117,7 +230,9 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
     With add_f and add_c (float64 and int64 arrays of those sums' lengths,
     C-contiguous; IN/OUT) the sums are added into them instead (None, None
     returned): an evaluation's running state, updated without an array
-    made per call.  Nothing is added when a label is bad.
+    made per call.  Nothing is added when a label is bad.  With metrics,
+    (topk, names, keys) as score_metrics takes them, the sums stay in C and
+    their metrics are returned in place of the float sums (a dict).
     """
     cdef fx_score_args a
     cdef Py_buffer xb, lb
@@ -135,6 +250,11 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
     cdef int64_t *counts = NULL
     cdef Py_ssize_t n_f = 4 + n_bins, n_c = 2 * n_bins + 4 + max_rank
     cdef Py_buffer fb, cb
+    cdef double *ftot_c
+    cdef Py_ssize_t nfs, ncs
+    cdef double fstack[SCORE_STACK_SUMS]
+    cdef int64_t cstack[SCORE_STACK_SUMS]
+    cdef int64_t *ctot_c
     a.has_ignore = 0
     a.ignore_index = 0
     if ignore_index is not None:
@@ -149,22 +269,16 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
     a.max_rank = max_rank
     a.n_bins = n_bins
     a.edges = NULL
-    if (add_f is None) != (add_c is None) or add_f is not None and (
-            not cnp.PyArray_Check(add_f) or not cnp.PyArray_Check(add_c)
-            or cnp.PyArray_TYPE(<cnp.ndarray>add_f) != cnp.NPY_FLOAT64
-            or cnp.PyArray_TYPE(<cnp.ndarray>add_c) != cnp.NPY_INT64
-            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>add_f)
-            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>add_c)
-            or cnp.PyArray_SIZE(<cnp.ndarray>add_f) != n_f
-            or cnp.PyArray_SIZE(<cnp.ndarray>add_c) != n_c
-            or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>add_f)
-            or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>add_c)
-            or not cnp.PyArray_ISALIGNED(<cnp.ndarray>add_f)
-            or not cnp.PyArray_ISALIGNED(<cnp.ndarray>add_c)
-            or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>add_f)
-            or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>add_c)):
-        raise ValueError(f"score: add_f and add_c must be writeable, aligned, C-contiguous "
-                         f"native float64 and int64 arrays of {n_f} and {n_c} sums")
+    if (add_f is None) != (add_c is None):
+        raise ValueError("score: add_f and add_c go together")
+    if add_f is not None:
+        _check_sums(add_f, add_c, n_f, n_c, "score: add_f and add_c")
+    cdef tuple m_topk = None, m_names = None
+    cdef dict m_keys = None
+    if metrics is not None:
+        if outs is not None or add_f is not None:
+            raise ValueError("score: metrics are the sums' alone (no outs, add_f or add_c)")
+        m_topk, m_names, m_keys = metrics
     cdef list made = None
     cdef cnp.ndarray lab_arr
     cdef int ftype
@@ -206,6 +320,13 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
                     return -1, made, None
                 if add_f is not None:
                     return -1, None, None
+                if metrics is not None:
+                    cbase = <int64_t *>calloc(n_c, sizeof(int64_t))
+                    fbase = <double *>calloc(n_f, sizeof(double))
+                    if fbase == NULL or cbase == NULL:
+                        raise MemoryError()
+                    return -1, _metrics(fbase, cbase, max_rank, n_bins, m_topk, m_names,
+                                        m_keys), None
                 return -1, np.zeros(n_f, np.float64), np.zeros(n_c, np.int64)
             # the labels, before anything else is read or written
             nt = _threads(n_threads, R)
@@ -216,17 +337,34 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             if outs is not None:
                 _score_run(fn, &a, R, B, FX_SCORE_ROWS, nt, NULL, 0, NULL, 0, bads)
                 return -1, made, None
-            # the per-block sums, then the bin edges b / n_bins
-            fbase = <double *>calloc(nblk * nf + n_bins + 1 + FX_ALIGN_SLACK, sizeof(double))
-            cbase = <int64_t *>calloc(nt * nc + FX_ALIGN_SLACK, sizeof(int64_t))
-            if fbase == NULL or cbase == NULL:
-                raise MemoryError()
-            fsums = fx_align64(fbase)
-            counts = <int64_t *>fx_align64(<double *>cbase)
+            # the per-block sums, the bin edges b / n_bins, then the totals
+            # (when they stay here: metrics)
+            nfs = nblk * nf + n_bins + 1 + n_f + FX_ALIGN_SLACK
+            ncs = nt * nc + n_c + FX_ALIGN_SLACK
+            if nfs <= SCORE_STACK_SUMS and ncs <= SCORE_STACK_SUMS:
+                # a small call's sums on the stack (two callocs are a tenth
+                # of its time)
+                memset(fstack, 0, nfs * sizeof(double))
+                memset(cstack, 0, ncs * sizeof(int64_t))
+                fsums = fx_align64(fstack)
+                counts = <int64_t *>fx_align64(<double *>cstack)
+            else:
+                fbase = <double *>calloc(nfs, sizeof(double))
+                cbase = <int64_t *>calloc(ncs, sizeof(int64_t))
+                if fbase == NULL or cbase == NULL:
+                    raise MemoryError()
+                fsums = fx_align64(fbase)
+                counts = <int64_t *>fx_align64(<double *>cbase)
             for k in range(n_bins + 1):
                 fsums[nblk * nf + k] = <double>k / <double>n_bins
             a.edges = fsums + nblk * nf
             _score_run(fn, &a, R, B, FX_SCORE_STATE, nt, fsums, nf, counts, nc, bads)
+            if metrics is not None:
+                ftot_c = fsums + nblk * nf + n_bins + 1
+                ctot_c = counts + nt * nc
+                _add_totals(fsums, nblk, nf, counts, nt, nc, ftot_c, n_f, ctot_c, n_c)
+                return -1, _metrics(ftot_c, ctot_c, max_rank, n_bins, m_topk, m_names,
+                                    m_keys), None
             # the totals written through the arrays' buffers (no typed
             # memoryview: its set-up would be most of a small call's time)
             if add_f is not None:
@@ -236,19 +374,14 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
                 ctot = np.zeros(n_c, np.int64)
             fx_get_buffer(ftot, &fb, True)
             try:
-                # in block order: the same sums on any thread count
-                for k in range(nblk):
-                    for o in range(n_f):
-                        (<double *>fb.buf)[o] += fsums[k * nf + o]
+                fx_get_buffer(ctot, &cb, True)
+                try:
+                    _add_totals(fsums, nblk, nf, counts, nt, nc, <double *>fb.buf, n_f,
+                                <int64_t *>cb.buf, n_c)
+                finally:
+                    PyBuffer_Release(&cb)
             finally:
                 PyBuffer_Release(&fb)
-            fx_get_buffer(ctot, &cb, True)
-            try:
-                for k in range(nt):
-                    for o in range(n_c):
-                        (<int64_t *>cb.buf)[o] += counts[k * nc + o]
-            finally:
-                PyBuffer_Release(&cb)
             if add_f is not None:
                 return -1, None, None
             return -1, ftot, ctot

@@ -170,6 +170,14 @@ def test_short_rows_and_their_fallbacks(path, dtype, temperature):
             other = fastxent.score_rows(xv, t, temperature=temperature, n_threads=1)
             for name, a, b in zip(ROW_FIELDS, got, other):
                 np.testing.assert_array_equal(a, b, err_msg=f"{dtype} C={c} {name}: layout")
+        # a row alone (a group of one: a small call) has the bits it has
+        # among 63 others
+        for i in (0, 1, 11, 12, 13, 63, 64, 140, 141, 143, 149):
+            alone = fastxent.score_rows(x[i:i + 1], t[i:i + 1], temperature=temperature,
+                                        n_threads=1)
+            for name, a, b in zip(ROW_FIELDS, got, alone):
+                np.testing.assert_array_equal(a[i:i + 1], b,
+                                              err_msg=f"{dtype} C={c} row {i} {name}: alone")
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -251,7 +251,7 @@ def test_bad_labels_change_nothing(monkeypatch):
     with pytest.raises(IndexError, match="target"):
         s.update(x, bad)
     assert_same(s.result(), before)
-    with pytest.raises(ValueError, match="target: expected class indices of shape"):
+    with pytest.raises(ValueError, match="target has shape .* must have shape"):
         s.update(x, t[:-1])
     with pytest.raises(ValueError, match="target"):
         s.update(x, t[:, None])
@@ -387,3 +387,104 @@ def test_a_scorer_pickled_with_its_sums_as_attributes_loads():
     back.__setstate__(old)
     assert back.result() == s.result()
     assert back.update(x, t).count == 2 * s.count
+
+
+def _metrics_in_python(s):
+    """Scorer `s`'s metrics from its sums by the formulas of its docstring,
+    in Python floats: the ece an exactly rounded sum (math.fsum), mce the
+    first largest gap; every ratio of integers exact (counts below 2**53)."""
+    n, undefined = s.count, s.undefined
+    out = {"count": n, "undefined": undefined}
+    nan = math.nan
+    if n == 0 or undefined:
+        for name in _scorer.metric_names(s.topk)[2:]:
+            out[name] = nan
+        return out
+    nll = s.nll_sum / n
+    out.update(nll=nll, perplexity=math.exp(nll), bits_per_token=nll / math.log(2.0))
+    for k in s.topk:
+        out[f"accuracy@{k}"] = sum(s.rank_counts[:k]) / n
+    binned = sum(s.bin_count)
+    gaps = [(abs(correct / count - conf / count), count) for count, correct, conf
+            in zip(s.bin_count, s.bin_correct, s.bin_confidence_sum.tolist()) if count > 0]
+    out["ece"] = math.fsum(gap * (count / binned) for gap, count in gaps)
+    out["mce"] = max(gap for gap, _ in gaps)
+    out.update(brier=s.brier_sum / n, entropy=s.entropy_sum / n)
+    return out
+
+
+def _assert_bits(got, want):
+    assert list(got) == list(want)
+    for k in want:
+        assert type(got[k]) is type(want[k]), k
+        assert got[k] == want[k] or (math.isnan(got[k]) and math.isnan(want[k])), \
+            (k, got[k], want[k])
+
+
+@pytest.mark.parametrize("path", fastxent.get_config()["cpu_paths"])
+def test_result_is_the_formulas_of_the_sums_bit_for_bit(path):
+    """result() and score() form the metrics in C: the bits of the formulas
+    in Python floats (math.fsum for the ece) on sums of real chunks and on
+    made-up sums whose bins' terms span many magnitudes (where a plain sum
+    of the terms rounds differently, so an inexact sum would fail)."""
+    rng = np.random.default_rng(11)
+    with fastxent.cpu_path(path):
+        for trial in range(60):
+            rows, classes = int(rng.integers(1, 300)), int(rng.integers(1, 40))
+            x, t = _data(rows=rows, classes=classes, seed=trial, ignored=trial % 2 == 0)
+            if trial % 10 == 3:
+                x[0, 0] = np.nan   # an undefined row
+            topk = tuple(int(k) for k in rng.choice(np.arange(1, 9), int(rng.integers(1, 4)),
+                                                     replace=False))
+            n_bins = int(rng.choice([1, 2, 7, 15, 63, 64, 200]))
+            s = fastxent.Scorer(topk=topk, n_bins=n_bins).update(x, t)
+            _assert_bits(s.result(), _metrics_in_python(s))
+            _assert_bits(fastxent.score(x, t, topk=topk, n_bins=n_bins), s.result())
+        # made-up sums: bins of counts from 1 to 2**50 (exact ratios), so the
+        # weighted gaps differ by up to 15 orders of magnitude
+        inexact = 0
+        for trial in range(300):
+            n_bins = int(rng.choice([3, 15, 100]))
+            s = fastxent.Scorer(topk=(1, 2), n_bins=n_bins)
+            nb = n_bins + 1
+            count = (2 ** rng.uniform(0, 50, nb)).astype(np.int64) * (rng.random(nb) < 0.8)
+            correct = (count * rng.random(nb)).astype(np.int64)
+            conf = count * rng.random(nb)
+            c = np.concatenate([[count.sum(), 0], [count.sum() // 3, count.sum() // 5],
+                                count, correct])
+            f = np.concatenate([rng.random(3) * count.sum(), conf])
+            s._c[:], s._f[:] = c, f
+            want = _metrics_in_python(s)
+            _assert_bits(s.result(), want)
+            gaps = [abs(a / n - b / n) * (n / count.sum())
+                    for n, a, b in zip(count.tolist(), correct.tolist(), conf.tolist()) if n]
+            inexact += sum(gaps) != want["ece"]
+        assert inexact > 10   # the sums where a plain sum is not exactly rounded
+
+
+def test_metrics_need_state_arrays_of_the_settings():
+    s = fastxent.Scorer(topk=(1, 3), n_bins=4)
+    kernel = fastxent._dispatch.active
+    spec = _scorer._spec((1, 3))
+    for f, c in ((s._f[:-1], s._c), (s._f, s._c.astype(np.int32)), (s._f.astype(">f8"), s._c),
+                 (list(s._f), s._c)):
+        with pytest.raises(ValueError, match="sums"):
+            kernel.score_metrics(f, c, 3, 4, *spec)
+    # a k beyond the sums' ranks is refused, not read past them
+    with pytest.raises(ValueError, match="topk"):
+        kernel.score_metrics(s._f, s._c, 3, 4, *_scorer._spec((1, 4)))
+
+
+def test_chunked_input_checks_the_whole_target_shape(monkeypatch):
+    # rows a whole number of chunks and a target longer than them: refused
+    # (a chunk at a time would never see the extra labels)
+    x, t = _data(rows=100, ignored=False)
+    monkeypatch.setattr(_scorer, "CHUNK_BYTES", 10 * x.shape[1] * x.itemsize)
+    longer = np.concatenate([t, t[:10]])
+    for call in (lambda: fastxent.score(x, longer), lambda: fastxent.Scorer().update(x, longer)):
+        with pytest.raises(ValueError, match=r"target has shape \(110,\).* must have shape \(100,\)"):
+            call()
+    monkeypatch.undo()
+    # the same message without chunks
+    with pytest.raises(ValueError, match=r"target has shape \(110,\).* must have shape \(100,\)"):
+        fastxent.score(x, longer)
