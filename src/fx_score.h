@@ -766,14 +766,27 @@ static inline FX_W FX_NAME(score_z)(FX_T raw, int bf16, int tmode, FX_W tw)
 }
 
 /* v rounded to the result type (double for double storage, float
- * otherwise), as score_put stores it.  Through a volatile: GCC 12 at -O2
- * was seen to drop a plain (double)(float) round trip here, so the sums
- * were not those of the rows */
+ * otherwise), as score_put stores it.  Never a plain (double)(float) round
+ * trip: GCC 12 at -O2 was seen to drop it here, so the sums were not those
+ * of the rows */
 static inline double FX_NAME(score_round)(double v)
 {
     if (sizeof(FX_T) == 8) return v;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__))
+    /* an empty asm that takes and gives the float in a register: the
+     * compiler must form it (a volatile's store and load, the portable
+     * way, cost a short row several cycles) */
+    float f = (float)v;
+#if defined(__aarch64__)
+    __asm__("" : "+w"(f));
+#else
+    __asm__("" : "+x"(f));
+#endif
+    return (double)f;
+#else
     volatile float f = (float)v;
     return (double)f;
+#endif
 }
 #define FX_SCORE_R(v) FX_NAME(score_round)(v)
 
@@ -813,6 +826,17 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
     FX_W zys[FX_BLOCK_W];
     Py_ssize_t oos[FX_BLOCK_W][FX_SCORE_NOUT];
     fx_score_row rows[FX_BLOCK_W];
+    if (mode == FX_SCORE_CHECK && nd == 1 && lkind == 8) {
+        /* the usual labels (one row dim of int64): a plain loop, without
+         * the walk over the row dims, which was most of the check's time */
+        const Py_ssize_t ls = a->ls[0];
+        for (Py_ssize_t r = r0; r < r1; r++) {
+            int64_t y;
+            memcpy(&y, a->lab + r * ls, 8);
+            if ((uint64_t)y >= (uint64_t)C && !(has_ignore && y == ignore_index)) return r;
+        }
+        return -1;
+    }
     /* the block's float sums in locals, written once at the end: the slots
      * of neighbouring blocks may share a cache line */
     double nll_sum = 0.0, ent_sum = 0.0, brier_sum = 0.0;
@@ -886,7 +910,11 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
             ent_sum += FX_SCORE_R(row.ent);
             brier_sum += FX_SCORE_R(row.brier);
             counted += 1;
-            if (row.rank < max_rank) counts[2 + row.rank] += 1;   /* C when undefined */
+            /* without a branch (ranks at or above max_rank, and C for an
+             * undefined row, add 0 to the first rank's count): a rank is
+             * the data's, so a branch on it is mispredicted half the time */
+            const int64_t in_top = row.rank < max_rank;
+            counts[2 + (in_top ? row.rank : 0)] += in_top;
             if (row.undefined) {
                 counts[1] += 1;
                 continue;   /* in no bin */

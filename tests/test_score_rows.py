@@ -439,6 +439,36 @@ def test_bad_label_writes_nothing():
     assert all((a == 7).all() for a in outs.values())
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_the_first_bad_label_is_named(path, n_threads):
+    """The error names the first bad label (in row order) whatever the
+    labels' layout, with ignore_index's rows skipped: rows of one dim of
+    int64 labels have a check loop of their own, strided and other dtypes
+    and dims the general walk."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3000, 7))
+    for ignore in (-100, -1, 7):
+        for where, value in ((0, 7), (5, -1), (1234, 2**40), (2999, -100), (2999, -2)):
+            t = rng.integers(0, 7, 3000)
+            t[::11] = ignore
+            t[where] = value
+            t[where + 1:] = np.where(rng.random(2999 - where) < 0.5, 9, t[where + 1:])
+            bad = value != ignore
+            if not bad:   # the first bad label is then a later one, or none
+                continue
+            layouts = [t, np.repeat(t, 2)[::2], t.reshape(30, 100)]
+            if abs(value) < 2**31:
+                layouts.append(t.astype(np.int32))
+            for labels in layouts:
+                xs = x if labels.ndim == 1 else x.reshape(30, 100, 7).transpose(0, 2, 1)
+                with fastxent.cpu_path(path), pytest.raises(
+                        IndexError, match=rf"^target {value} is out of bounds"):
+                    fastxent.score_rows(xs, labels, ignore_index=ignore, n_threads=n_threads)
+                with fastxent.cpu_path(path), pytest.raises(
+                        IndexError, match=rf"^target {value} is out of bounds"):
+                    fastxent.score(xs, labels, ignore_index=ignore, n_threads=n_threads)
+
+
 # ---------------------------------------------------------------------------
 # errors
 
