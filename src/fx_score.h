@@ -217,7 +217,9 @@ static inline void fx_score_values(double m, double k, double s, double d, doubl
 /* the exactly rounded sum of t[0..n) (Shewchuk's partials with the final
  * half-way correction: the algorithm and the bits of Python's math.fsum)
  * in p, scratch of n doubles (the partials never outnumber the terms seen).
- * Non-finite terms give their plain sum. */
+ * Non-finite terms give their plain sum (NaN for inf - inf, where math.fsum
+ * raises; so does an overflow of the partials); the terms of the ece are
+ * finite and in [0, 1]. */
 static inline double fx_fsum(const double *t, Py_ssize_t n, double *p)
 {
     Py_ssize_t np_ = 0, i, j;
@@ -279,7 +281,8 @@ static inline double fx_fsum(const double *t, Py_ssize_t n, double *p)
  * accuracy@ks[i] for each of the nk ks (each <= max_rank), ece, mce, brier,
  * entropy -- the formulas of Scorer's docstring, NaN but for the counts
  * when no row counts or an undefined row does.  scratch: 2 (n_bins + 1)
- * doubles.  Integer ratios are exact below 2^53 rows. */
+ * doubles.  Ratios of counts are correctly rounded (as Python's int / int)
+ * below 2^53 rows, where a count converts to double exactly. */
 static inline void fx_score_metrics(const double *f, const int64_t *c, Py_ssize_t max_rank,
                                     Py_ssize_t n_bins, const Py_ssize_t *ks, Py_ssize_t nk,
                                     double *out, double *scratch)

@@ -123,6 +123,21 @@ cdef int _check_sums(f, c, Py_ssize_t n_f, Py_ssize_t n_c, str names) except -1:
     return 0
 
 
+# max(topk) and n_bins of at most this many: every size formed from them
+# (per-block and per-thread slots of at most 2^16 threads) fits a
+# Py_ssize_t, and the allocation of too many fails as MemoryError
+DEF SCORE_MAX_SIZE = 1 << 40
+
+
+cdef int _check_sizes(Py_ssize_t max_rank, Py_ssize_t n_bins, Py_ssize_t min_bins) except -1:
+    """max(topk) and n_bins (at least min_bins: 0 for per-row scores)."""
+    if max_rank < 0 or max_rank > SCORE_MAX_SIZE:
+        raise ValueError(f"topk: at most {SCORE_MAX_SIZE} ranks can be counted, got {max_rank}")
+    if n_bins < min_bins or n_bins > SCORE_MAX_SIZE:
+        raise ValueError(f"n_bins: expected {min_bins} to {SCORE_MAX_SIZE} bins, got {n_bins}")
+    return 0
+
+
 # topk of at most this many ks, n_bins of at most this many bins: the
 # metrics' scratch on the stack
 DEF METRICS_STACK_K = 16
@@ -146,7 +161,8 @@ cdef dict _metrics(const double *f, const int64_t *c, Py_ssize_t max_rank, Py_ss
     cdef void *sheap = NULL
     cdef dict d
     if len(names) != 9 + nk or len(keys) != 9 + nk:
-        raise ValueError(f"score: {9 + nk} metric names expected, got {len(names)}")
+        raise ValueError(f"score: {9 + nk} metric names and keys expected, got {len(names)} "
+                         f"and {len(keys)}")
     try:
         if nk > METRICS_STACK_K:
             kheap = malloc(nk * (sizeof(Py_ssize_t) + sizeof(double)) + 7 * sizeof(double))
@@ -182,8 +198,7 @@ def score_metrics(f, c, Py_ssize_t max_rank, Py_ssize_t n_bins, tuple topk, tupl
     of an evaluation's sums f, c (the totals of score's FX_SCORE_STATE, as a
     Scorer keeps them)."""
     cdef Py_buffer fb, cb
-    if max_rank < 0 or n_bins < 1:
-        raise ValueError(f"score_metrics: max_rank >= 0 and n_bins >= 1 expected")
+    _check_sizes(max_rank, n_bins, 1)
     _check_sums(f, c, 4 + n_bins, 2 * n_bins + 4 + max_rank, "score_metrics: the sums f and c")
     fx_get_buffer(f, &fb, False)
     try:
@@ -234,6 +249,8 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
     (topk, names, keys) as score_metrics takes them, the sums stay in C and
     their metrics are returned in place of the float sums (a dict).
     """
+    # before any size is formed from them (a product could overflow)
+    _check_sizes(max_rank, n_bins, 0 if outs is not None else 1)
     cdef fx_score_args a
     cdef Py_buffer xb, lb
     cdef Py_buffer obs[6]
@@ -321,6 +338,12 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
                 if add_f is not None:
                     return -1, None, None
                 if metrics is not None:
+                    # no row: zero sums, NaN metrics
+                    if n_f <= SCORE_STACK_SUMS and n_c <= SCORE_STACK_SUMS:
+                        memset(fstack, 0, n_f * sizeof(double))
+                        memset(cstack, 0, n_c * sizeof(int64_t))
+                        return -1, _metrics(fstack, cstack, max_rank, n_bins, m_topk, m_names,
+                                            m_keys), None
                     cbase = <int64_t *>calloc(n_c, sizeof(int64_t))
                     fbase = <double *>calloc(n_f, sizeof(double))
                     if fbase == NULL or cbase == NULL:

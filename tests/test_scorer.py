@@ -440,7 +440,8 @@ def test_result_is_the_formulas_of_the_sums_bit_for_bit(path):
             s = fastxent.Scorer(topk=topk, n_bins=n_bins).update(x, t)
             _assert_bits(s.result(), _metrics_in_python(s))
             _assert_bits(fastxent.score(x, t, topk=topk, n_bins=n_bins), s.result())
-        # made-up sums: bins of counts from 1 to 2**50 (exact ratios), so the
+        # made-up sums: bins of counts from 1 to 2**50 (below 2**53: every
+        # ratio of counts correctly rounded in C as in Python), so the
         # weighted gaps differ by up to 15 orders of magnitude
         inexact = 0
         for trial in range(300):
@@ -460,6 +461,22 @@ def test_result_is_the_formulas_of_the_sums_bit_for_bit(path):
                     for n, a, b in zip(count.tolist(), correct.tolist(), conf.tolist()) if n]
             inexact += sum(gaps) != want["ece"]
         assert inexact > 10   # the sums where a plain sum is not exactly rounded
+
+
+def test_many_ks_and_huge_settings():
+    # more ks than the metrics' stack holds (16): the heap path, the same bits
+    x, t = _data(rows=300, classes=40)
+    topk = tuple(range(1, 41, 2))
+    s = fastxent.Scorer(topk=topk).update(x, t)
+    _assert_bits(s.result(), _metrics_in_python(s))
+    _assert_bits(fastxent.score(x, t, topk=topk), s.result())
+    # sizes whose per-block slots would overflow: an error, not a crash
+    for kwargs, match in (({"n_bins": 2**62}, "n_bins"), ({"n_bins": 2**63 - 1}, "n_bins"),
+                          ({"topk": (1, 2**62)}, "topk"), ({"topk": 2**61 + 2**60}, "topk")):
+        with pytest.raises(ValueError, match=match):
+            fastxent.score(x, t, **kwargs)
+        with pytest.raises((ValueError, MemoryError)):
+            fastxent.Scorer(**kwargs).update(x, t)
 
 
 def test_metrics_need_state_arrays_of_the_settings():
