@@ -114,15 +114,15 @@ def metric_names(topk=_DEFAULT_TOPK):
     return list(_spec(_check_topk(topk))[1])
 
 
-def _rows(x, target):
-    """The (N, C, ...) logits `x` and labels of an update in chunks, the
-    labels' shape checked (as the kernel's layer checks a single chunk)."""
+def _chunked_labels(x, target):
+    """The labels of an update of (N, C, ...) logits `x` in chunks, their
+    shape checked (as the kernel's layer checks a single chunk)."""
     t = target if isinstance(target, np.ndarray) else np.asarray(target)
     expected = (x.shape[0],) + x.shape[2:]
     if t.shape != expected:
         raise ValueError(f"target has shape {t.shape}; class-index targets for input of "
                          f"shape {x.shape} must have shape {expected}")
-    return x, t
+    return t
 
 
 class Scorer:
@@ -287,7 +287,7 @@ class Scorer:
             _score_into(x, target, self._f, self._c, ignore, temp, rank, bins, nt)
             return self
         else:
-            x, t = _rows(x, target)
+            t = _chunked_labels(x, target)
             # every chunk is reduced (and checked) before any is added, so a bad
             # label in the last chunk leaves the scorer as it was
             row_bytes = x.nbytes // x.shape[0]

@@ -332,25 +332,8 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             if B < SCORE_MIN_BLOCK:
                 B = SCORE_MIN_BLOCK
             nblk = (R + B - 1) // B
-            if R == 0:
-                if outs is not None:
-                    return -1, made, None
-                if add_f is not None:
-                    return -1, None, None
-                if metrics is not None:
-                    # no row: zero sums, NaN metrics
-                    if n_f <= SCORE_STACK_SUMS and n_c <= SCORE_STACK_SUMS:
-                        memset(fstack, 0, n_f * sizeof(double))
-                        memset(cstack, 0, n_c * sizeof(int64_t))
-                        return -1, _metrics(fstack, cstack, max_rank, n_bins, m_topk, m_names,
-                                            m_keys), None
-                    cbase = <int64_t *>calloc(n_c, sizeof(int64_t))
-                    fbase = <double *>calloc(n_f, sizeof(double))
-                    if fbase == NULL or cbase == NULL:
-                        raise MemoryError()
-                    return -1, _metrics(fbase, cbase, max_rank, n_bins, m_topk, m_names,
-                                        m_keys), None
-                return -1, np.zeros(n_f, np.float64), np.zeros(n_c, np.int64)
+            # no row (R == 0) needs no case of its own: no block runs, the
+            # outputs are empty and the sums zero
             # the labels, before anything else is read or written
             nt = _threads(n_threads, R)
             bad = _score_run(fn, &a, R, B, FX_SCORE_CHECK, nt, NULL, 0, NULL, 0, bads)
