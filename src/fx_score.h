@@ -76,6 +76,34 @@ typedef struct {
     int undefined;
 } fx_score_row;
 
+/* the results of a group of up to FX_BLOCK_W short rows scored side by
+ * side (score_lanes), as arrays, so that the loops over them vectorize;
+ * done[i] = 0: row i needs the general body, nothing else of it is set */
+typedef struct {
+    double nll[FX_BLOCK_W], conf[FX_BLOCK_W], ent[FX_BLOCK_W], brier[FX_BLOCK_W];
+    int64_t rank[FX_BLOCK_W], pred[FX_BLOCK_W];
+    unsigned char done[FX_BLOCK_W];
+} fx_score_lanes_res;
+
+/* score_block's sums of the rows scored as lanes, in a block of at least
+ * FX_SCORE_ACC_ROWS rows: per lane (nll, entropy, Brier), and the bins'
+ * sums kept FX_SCORE_SPLIT ways (lane i adds to way i % FX_SCORE_SPLIT),
+ * so that no add waits for the one before it through memory (the rows of
+ * a confident model fall in one bin); folded in a fixed order at the end
+ * of the block.  Used when n_bins + 1 <= FX_SCORE_ACC_BINS; ranks counted
+ * by a compare per rank when max_rank <= FX_SCORE_ACC_RANKS. */
+#define FX_SCORE_ACC_ROWS 256
+#define FX_SCORE_SPLIT 4
+#define FX_SCORE_ACC_BINS 64
+#define FX_SCORE_ACC_RANKS 16
+typedef struct {
+    double nll[FX_BLOCK_W], ent[FX_BLOCK_W], brier[FX_BLOCK_W];
+    int64_t counted;
+    int64_t ranks[FX_SCORE_ACC_RANKS];
+    double bconf[FX_SCORE_SPLIT * FX_SCORE_ACC_BINS];
+    int64_t bcnt[FX_SCORE_SPLIT * FX_SCORE_ACC_BINS], bcor[FX_SCORE_SPLIT * FX_SCORE_ACC_BINS];
+} fx_score_acc;
+
 /* the merged sums of the blocks of a row: max m, count k of the elements
  * equal to it, and over the others s = sum e, d = sum e (z - m) (<= 0),
  * q = sum e^2, e = exp(z - m) */
@@ -614,14 +642,13 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
  * (the per-row passes of score_row cost a row's fixed overhead each, which
  * on rows this short is most of the work).  Per lane, in class order: the
  * max, first argmax, min, count above z_y and NaN count; then the sums of
- * score_sums.  done[i] = 0 (row i not written) for the rows that need the
- * general body: a NaN or +inf, only -inf, or a z - M below the normal range
+ * score_sums.  The results go to res; res->done[i] = 0 for the rows that
+ * need the general body: a NaN or +inf, only -inf, or a z - M below the normal range
  * of FX_EXP_NORMAL.  Any stride: every layout of a row gives the same bits.
  */
 FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py_ssize_t C,
                                          Py_ssize_t s, const FX_W *zy, const int bf16,
-                                         const int tmode, FX_W tw, fx_score_row *rows,
-                                         unsigned char *done)
+                                         const int tmode, FX_W tw, fx_score_lanes_res *res)
 {
     FX_W m[FX_BLOCK_W], lo[FX_BLOCK_W], gt[FX_BLOCK_W], nan[FX_BLOCK_W], pr[FX_BLOCK_W];
     FX_W zl[FX_BLOCK_W], ok[FX_BLOCK_W];
@@ -660,38 +687,33 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
      * exp (vectorizable) for exp(z_y - M), whose argument is in its normal
      * range on these rows; lanes that are not ok compute garbage that
      * nobody reads */
-    double nll[FX_BLOCK_W], conf[FX_BLOCK_W], ent[FX_BLOCK_W], brier[FX_BLOCK_W];
     for (Py_ssize_t i = 0; i < L; i++) {   /* L: the lanes set above */
         double mv = (double)m[i], zyd = (double)zl[i];
         double ey = fx_exp_normal(zyd == mv || ok[i] == 0 || zyd != zyd ? 0.0 : zyd - mv);
         fx_score_values(mv, (double)cnt[i], (double)acc[i], (double)sd[i], (double)sq[i], zyd,
-                        ey, &nll[i], &conf[i], &ent[i], &brier[i]);
+                        ey, &res->nll[i], &res->conf[i], &res->ent[i], &res->brier[i]);
     }
-    for (Py_ssize_t i = 0; i < W; i++) {
-        done[i] = ok[i] != 0;
-        rows[i].pred = (int64_t)pr[i];
-        rows[i].rank = (int64_t)gt[i];
-        rows[i].undefined = 0;
-        rows[i].nll = nll[i];
-        rows[i].conf = conf[i];
-        rows[i].ent = ent[i];
-        rows[i].brier = brier[i];
+    for (Py_ssize_t i = 0; i < L; i++) {
+        res->pred[i] = (int64_t)pr[i];
+        res->rank[i] = (int64_t)gt[i];
     }
+    for (Py_ssize_t i = 0; i < W; i++)
+        res->done[i] = ok[i] != 0;
 }
 
 /* score_lanes_body for every flag; the rows it leaves go through score_row */
 static FX_NOINLINE void FX_NAME(score_lanes)(const FX_T *const *xr, Py_ssize_t W, Py_ssize_t C,
                                             Py_ssize_t s, const FX_W *zy, int bf16, int tmode,
-                                            FX_W tw, fx_score_row *rows, unsigned char *done)
+                                            FX_W tw, fx_score_lanes_res *res)
 {
     if (sizeof(FX_T) == 2 && bf16) {
-        if (tmode == 0) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 1, 0, tw, rows, done);
-        else if (tmode == 1) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 1, 1, tw, rows, done);
-        else FX_NAME(score_lanes_body)(xr, W, C, s, zy, 1, 2, tw, rows, done);
+        if (tmode == 0) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 1, 0, tw, res);
+        else if (tmode == 1) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 1, 1, tw, res);
+        else FX_NAME(score_lanes_body)(xr, W, C, s, zy, 1, 2, tw, res);
     } else {
-        if (tmode == 0) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 0, 0, tw, rows, done);
-        else if (tmode == 1) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 0, 1, tw, rows, done);
-        else FX_NAME(score_lanes_body)(xr, W, C, s, zy, 0, 2, tw, rows, done);
+        if (tmode == 0) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 0, 0, tw, res);
+        else if (tmode == 1) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 0, 1, tw, res);
+        else FX_NAME(score_lanes_body)(xr, W, C, s, zy, 0, 2, tw, res);
     }
 }
 
@@ -799,16 +821,132 @@ static inline void FX_NAME(score_put)(char *p, double v)
     else { float f = (float)v; memcpy(p, &f, 4); }
 }
 
+/* one row's terms added to the sums of score_block's FX_SCORE_STATE */
+FX_INLINE void FX_NAME(score_add_row)(const fx_score_row *row, int64_t y, const fx_score_args *a,
+                                      double *fsums, int64_t *counts, double *sums)
+{
+    const Py_ssize_t max_rank = a->max_rank, nb = a->n_bins;
+    double conf = FX_SCORE_R(row->conf);
+    sums[0] += FX_SCORE_R(row->nll);
+    sums[1] += FX_SCORE_R(row->ent);
+    sums[2] += FX_SCORE_R(row->brier);
+    counts[0] += 1;
+    /* without a branch (ranks at or above max_rank, and C for an undefined
+     * row, add 0 to the first rank's count): a rank is the data's, so a
+     * branch on it is mispredicted half the time */
+    const int64_t in_top = row->rank < max_rank;
+    counts[2 + (in_top ? row->rank : 0)] += in_top;
+    if (row->undefined) {
+        counts[1] += 1;
+        return;   /* in no bin */
+    }
+    Py_ssize_t b = fx_score_bin(conf, nb, a->edges);
+    fsums[3 + b] += conf;
+    counts[2 + max_rank + b] += 1;
+    counts[2 + max_rank + nb + 1 + b] += row->pred == y;
+}
+
+/*
+ * The rows of a group that the lanes scored (res->done) and that count
+ * (not ign) added to acc (see fx_score_acc), in loops over the lanes that
+ * vectorize: the values rounded to the result type, the per-lane sums, the
+ * bins (the search of fx_score_bin without its loops, checked after), the
+ * ranks.  Ranks when max_rank > FX_SCORE_ACC_RANKS go to counts directly.
+ */
+FX_INLINE void FX_NAME(score_lanes_add)(const fx_score_lanes_res *res, Py_ssize_t W,
+                                        const unsigned char *ign, const int64_t *ys,
+                                        const fx_score_args *a, fx_score_acc *acc,
+                                        int64_t *counts)
+{
+    const Py_ssize_t max_rank = a->max_rank, nb = a->n_bins;
+    const double *edges = a->edges, nbd = (double)nb;
+    int64_t use[FX_BLOCK_W];
+    Py_ssize_t bin[FX_BLOCK_W];
+    /* the values rounded to the result type (float below 8-byte storage)
+     * through arrays of it, a loop that vectorizes */
+    double rn[FX_BLOCK_W], re[FX_BLOCK_W], rb[FX_BLOCK_W], rc[FX_BLOCK_W];
+    int64_t counted = 0;
+    for (Py_ssize_t w = 0; w < W; w++) {
+        use[w] = res->done[w] && !ign[w];
+        counted += use[w];
+    }
+    if (sizeof(FX_T) == 8) {
+        memcpy(rn, res->nll, W * sizeof(double));
+        memcpy(re, res->ent, W * sizeof(double));
+        memcpy(rb, res->brier, W * sizeof(double));
+        memcpy(rc, res->conf, W * sizeof(double));
+    } else {
+        float fn[FX_BLOCK_W], fe[FX_BLOCK_W], fb[FX_BLOCK_W], fc[FX_BLOCK_W];
+        for (Py_ssize_t w = 0; w < W; w++) {
+            fn[w] = (float)res->nll[w];
+            fe[w] = (float)res->ent[w];
+            fb[w] = (float)res->brier[w];
+            fc[w] = (float)res->conf[w];
+        }
+        for (Py_ssize_t w = 0; w < W; w++) {
+            rn[w] = (double)fn[w];
+            re[w] = (double)fe[w];
+            rb[w] = (double)fb[w];
+            rc[w] = (double)fc[w];
+        }
+    }
+    for (Py_ssize_t w = 0; w < W; w++) {
+        acc->nll[w] += use[w] ? rn[w] : 0.0;
+        acc->ent[w] += use[w] ? re[w] : 0.0;
+        acc->brier[w] += use[w] ? rb[w] : 0.0;
+    }
+    /* the lanes' confidences are in (0, 1]; a lane that does not count is
+     * binned as 0 and adds nothing */
+    double cc[FX_BLOCK_W];
+    for (Py_ssize_t w = 0; w < W; w++) cc[w] = use[w] ? rc[w] : 0.0;
+    for (Py_ssize_t w = 0; w < W; w++) {
+        double c = cc[w];
+        Py_ssize_t b = (Py_ssize_t)(c * nbd);
+        b = b > nb - 1 ? nb - 1 : b;
+        b -= (b > 0) & (c < edges[b]);
+        b += (b < nb - 1) & (c >= edges[b + 1]);
+        bin[w] = c >= 1.0 ? nb : b;
+    }
+    for (Py_ssize_t w = 0; w < W; w++) {
+        double c = cc[w];
+        Py_ssize_t b = bin[w];
+        /* c n is within an ulp of the exact product, so the steps above
+         * find the bin; this never changes one, but needs no proof */
+        if (b < nb && !(edges[b] <= c && c < edges[b + 1]))
+            bin[w] = fx_score_bin(c, nb, edges);
+    }
+    for (Py_ssize_t w = 0; w < W; w++) {
+        const Py_ssize_t k = (w % FX_SCORE_SPLIT) * FX_SCORE_ACC_BINS + bin[w];
+        acc->bconf[k] += cc[w];
+        acc->bcnt[k] += use[w];
+        acc->bcor[k] += use[w] & (res->pred[w] == ys[w]);
+    }
+    if (max_rank <= FX_SCORE_ACC_RANKS) {
+        for (Py_ssize_t r = 0; r < max_rank; r++) {
+            int64_t n = 0;
+            for (Py_ssize_t w = 0; w < W; w++) n += use[w] & (res->rank[w] == r);
+            acc->ranks[r] += n;
+        }
+    } else {
+        for (Py_ssize_t w = 0; w < W; w++) {
+            const int64_t in_top = use[w] & (res->rank[w] < max_rank);
+            counts[2 + (in_top ? res->rank[w] : 0)] += in_top;
+        }
+    }
+    acc->counted += counted;
+}
+
 /*
  * Rows [r0, r1) in C order of the row dims.  FX_SCORE_CHECK: only the
  * labels.  FX_SCORE_ROWS: the outputs.  FX_SCORE_STATE: the sums of the
- * rows that count, in row order: fsums (3 + n_bins + 1 doubles: nll,
- * entropy, Brier, then the confidence of each bin) and counts (int64:
- * count, undefined, rank_counts[max_rank], bin_count[n_bins + 1],
- * bin_correct[n_bins + 1]), both added to.  The per-row values are rounded
- * to the result type first, so the sums are those of score_rows' rows.
- * Returns the first row (flat index) with a bad label, or -1; in the check
- * mode only.
+ * rows that count: fsums (3 + n_bins + 1 doubles: nll, entropy, Brier,
+ * then the confidence of each bin) and counts (int64: count, undefined,
+ * rank_counts[max_rank], bin_count[n_bins + 1], bin_correct[n_bins + 1]),
+ * both added to.  The per-row values are rounded to the result type first,
+ * so the sums are those of score_rows' rows; in an order fixed by the
+ * block's rows (row order, or per lane and folded, see fx_score_acc), never
+ * by the threads.  Returns the first row (flat index) with a bad label, or
+ * -1; in the check mode only.
  */
 static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py_ssize_t r1,
                                        int mode, double *fsums, int64_t *counts)
@@ -825,10 +963,10 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
     /* a group's rows: their logits, labels, label z, outputs' offsets, results */
     const FX_T *xr[FX_BLOCK_W];
     int64_t ys[FX_BLOCK_W];
-    unsigned char ign[FX_BLOCK_W], done[FX_BLOCK_W];
+    unsigned char ign[FX_BLOCK_W];
     FX_W zys[FX_BLOCK_W];
     Py_ssize_t oos[FX_BLOCK_W][FX_SCORE_NOUT];
-    fx_score_row rows[FX_BLOCK_W];
+    fx_score_lanes_res res;
     if (mode == FX_SCORE_CHECK && nd == 1 && lkind == 8) {
         /* the usual labels (one row dim of int64): a plain loop, without
          * the walk over the row dims, which was most of the check's time */
@@ -840,10 +978,27 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
         }
         return -1;
     }
-    /* the block's float sums in locals, written once at the end: the slots
-     * of neighbouring blocks may share a cache line */
-    double nll_sum = 0.0, ent_sum = 0.0, brier_sum = 0.0;
-    int64_t counted = 0;
+    /* the block's float sums (nll, entropy, Brier) in locals, written once
+     * at the end: the slots of neighbouring blocks may share a cache line */
+    double sums[3] = {0.0, 0.0, 0.0};
+    /* the lanes' own sums (short rows, blocks long enough to repay their
+     * set-up) */
+    const int lanes_acc = mode == FX_SCORE_STATE && group > 1 && r1 - r0 >= FX_SCORE_ACC_ROWS
+                          && nb + 1 <= FX_SCORE_ACC_BINS;
+    fx_score_acc acc;
+    if (lanes_acc) {
+        memset(acc.nll, 0, sizeof(acc.nll));
+        memset(acc.ent, 0, sizeof(acc.ent));
+        memset(acc.brier, 0, sizeof(acc.brier));
+        acc.counted = 0;
+        memset(acc.ranks, 0, sizeof(acc.ranks));
+        for (Py_ssize_t j = 0; j < FX_SCORE_SPLIT; j++)
+            for (Py_ssize_t b = 0; b <= nb; b++) {
+                acc.bconf[j * FX_SCORE_ACC_BINS + b] = 0.0;
+                acc.bcnt[j * FX_SCORE_ACC_BINS + b] = 0;
+                acc.bcor[j * FX_SCORE_ACC_BINS + b] = 0;
+            }
+    }
     Py_ssize_t rem = r0;
     for (Py_ssize_t d = last; d >= 0; d--) {
         idx[d] = rem % a->shape[d];
@@ -853,18 +1008,27 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
         const Py_ssize_t W = r1 - g0 < group ? r1 - g0 : group;
         for (Py_ssize_t w = 0; w < W; w++) {
             Py_ssize_t xo = 0, lo = 0;
-            for (int o = 0; o < FX_SCORE_NOUT; o++) oos[w][o] = 0;
-            for (Py_ssize_t d = 0; d < nd; d++) {
-                xo += idx[d] * a->xs[d];
-                lo += idx[d] * a->ls[d];
+            if (nd == 1) {
+                /* one row dim (the usual case): no walk */
+                const Py_ssize_t r = g0 + w;
+                xo = r * a->xs[0];
+                lo = r * a->ls[0];
                 if (mode == FX_SCORE_ROWS)
-                    for (int o = 0; o < FX_SCORE_NOUT; o++) oos[w][o] += idx[d] * a->os[o][d];
-            }
-            /* the next row: carry into the outer dims */
-            idx[last]++;
-            for (Py_ssize_t d = last; d > 0 && idx[d] == a->shape[d]; d--) {
-                idx[d] = 0;
-                idx[d - 1]++;
+                    for (int o = 0; o < FX_SCORE_NOUT; o++) oos[w][o] = r * a->os[o][0];
+            } else {
+                for (int o = 0; o < FX_SCORE_NOUT; o++) oos[w][o] = 0;
+                for (Py_ssize_t d = 0; d < nd; d++) {
+                    xo += idx[d] * a->xs[d];
+                    lo += idx[d] * a->ls[d];
+                    if (mode == FX_SCORE_ROWS)
+                        for (int o = 0; o < FX_SCORE_NOUT; o++) oos[w][o] += idx[d] * a->os[o][d];
+                }
+                /* the next row: carry into the outer dims */
+                idx[last]++;
+                for (Py_ssize_t d = last; d > 0 && idx[d] == a->shape[d]; d--) {
+                    idx[d] = 0;
+                    idx[d - 1]++;
+                }
             }
             int big;
             int64_t y = fx_score_label(a->lab + lo, lkind, &big);
@@ -877,63 +1041,88 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
             ys[w] = y;
             ign[w] = (unsigned char)ignored;
             zys[w] = ignored ? (FX_W)NAN : FX_NAME(score_z)(xr[w][y * s], bf16, tmode, tw);
-            done[w] = 0;
+            res.done[w] = 0;
         }
         if (mode == FX_SCORE_CHECK) continue;
-        if (group > 1) FX_NAME(score_lanes)(xr, W, C, s, zys, bf16, tmode, tw, rows, done);
+        if (group > 1) FX_NAME(score_lanes)(xr, W, C, s, zys, bf16, tmode, tw, &res);
+        if (lanes_acc) {
+            /* the rows the lanes left, then the lanes' rows */
+            for (Py_ssize_t w = 0; w < W; w++) {
+                if (res.done[w] || ign[w]) continue;
+                fx_score_row row;
+                FX_NAME(score_row)(xr[w], C, s, zys[w], bf16, tmode, tw, &row);
+                FX_NAME(score_add_row)(&row, ys[w], a, fsums, counts, sums);
+            }
+            FX_NAME(score_lanes_add)(&res, W, ign, ys, a, &acc, counts);
+            continue;
+        }
         for (Py_ssize_t w = 0; w < W; w++) {
             /* an ignored row counts in nothing: not computed for the sums */
             if (ign[w] && mode == FX_SCORE_STATE) continue;
             fx_score_row row;
-            if (done[w]) row = rows[w];
-            else FX_NAME(score_row)(xr[w], C, s, zys[w], bf16, tmode, tw, &row);
+            if (res.done[w]) {
+                row.nll = res.nll[w];
+                row.conf = res.conf[w];
+                row.ent = res.ent[w];
+                row.brier = res.brier[w];
+                row.rank = res.rank[w];
+                row.pred = res.pred[w];
+                row.undefined = 0;
+            } else {
+                FX_NAME(score_row)(xr[w], C, s, zys[w], bf16, tmode, tw, &row);
+            }
+            if (mode == FX_SCORE_STATE) {
+                FX_NAME(score_add_row)(&row, ys[w], a, fsums, counts, sums);
+                continue;
+            }
             if (ign[w]) {
                 row.nll = 0.0;
                 row.brier = 0.0;
                 row.rank = -1;
             }
-            if (mode == FX_SCORE_ROWS) {
-                char *const *out = a->out;
-                const Py_ssize_t *oo = oos[w];
-                if (out[FX_SCORE_NLL])
-                    FX_NAME(score_put)(out[FX_SCORE_NLL] + oo[FX_SCORE_NLL], row.nll);
-                if (out[FX_SCORE_RANK]) memcpy(out[FX_SCORE_RANK] + oo[FX_SCORE_RANK], &row.rank, 8);
-                if (out[FX_SCORE_PRED]) memcpy(out[FX_SCORE_PRED] + oo[FX_SCORE_PRED], &row.pred, 8);
-                if (out[FX_SCORE_CONF])
-                    FX_NAME(score_put)(out[FX_SCORE_CONF] + oo[FX_SCORE_CONF], row.conf);
-                if (out[FX_SCORE_ENT])
-                    FX_NAME(score_put)(out[FX_SCORE_ENT] + oo[FX_SCORE_ENT], row.ent);
-                if (out[FX_SCORE_BRIER])
-                    FX_NAME(score_put)(out[FX_SCORE_BRIER] + oo[FX_SCORE_BRIER], row.brier);
-                continue;
-            }
-            /* FX_SCORE_STATE */
-            double conf = FX_SCORE_R(row.conf);
-            nll_sum += FX_SCORE_R(row.nll);
-            ent_sum += FX_SCORE_R(row.ent);
-            brier_sum += FX_SCORE_R(row.brier);
-            counted += 1;
-            /* without a branch (ranks at or above max_rank, and C for an
-             * undefined row, add 0 to the first rank's count): a rank is
-             * the data's, so a branch on it is mispredicted half the time */
-            const int64_t in_top = row.rank < max_rank;
-            counts[2 + (in_top ? row.rank : 0)] += in_top;
-            if (row.undefined) {
-                counts[1] += 1;
-                continue;   /* in no bin */
-            }
-            Py_ssize_t b = fx_score_bin(conf, nb, a->edges);
-            fsums[3 + b] += conf;
-            counts[2 + max_rank + b] += 1;
-            counts[2 + max_rank + nb + 1 + b] += row.pred == ys[w];
+            char *const *out = a->out;
+            const Py_ssize_t *oo = oos[w];
+            if (out[FX_SCORE_NLL])
+                FX_NAME(score_put)(out[FX_SCORE_NLL] + oo[FX_SCORE_NLL], row.nll);
+            if (out[FX_SCORE_RANK]) memcpy(out[FX_SCORE_RANK] + oo[FX_SCORE_RANK], &row.rank, 8);
+            if (out[FX_SCORE_PRED]) memcpy(out[FX_SCORE_PRED] + oo[FX_SCORE_PRED], &row.pred, 8);
+            if (out[FX_SCORE_CONF])
+                FX_NAME(score_put)(out[FX_SCORE_CONF] + oo[FX_SCORE_CONF], row.conf);
+            if (out[FX_SCORE_ENT])
+                FX_NAME(score_put)(out[FX_SCORE_ENT] + oo[FX_SCORE_ENT], row.ent);
+            if (out[FX_SCORE_BRIER])
+                FX_NAME(score_put)(out[FX_SCORE_BRIER] + oo[FX_SCORE_BRIER], row.brier);
         }
     }
-    if (mode == FX_SCORE_STATE) {
-        fsums[0] += nll_sum;
-        fsums[1] += ent_sum;
-        fsums[2] += brier_sum;
-        counts[0] += counted;
+    if (mode != FX_SCORE_STATE) return -1;
+    if (lanes_acc) {
+        /* the lanes folded in lane order, the split bins in way order */
+        double f[3] = {0.0, 0.0, 0.0};
+        for (Py_ssize_t w = 0; w < FX_BLOCK_W; w++) {
+            f[0] += acc.nll[w];
+            f[1] += acc.ent[w];
+            f[2] += acc.brier[w];
+        }
+        for (int k = 0; k < 3; k++) sums[k] += f[k];
+        for (Py_ssize_t b = 0; b <= nb; b++) {
+            double c = 0.0;
+            int64_t n = 0, k = 0;
+            for (Py_ssize_t j = 0; j < FX_SCORE_SPLIT; j++) {
+                c += acc.bconf[j * FX_SCORE_ACC_BINS + b];
+                n += acc.bcnt[j * FX_SCORE_ACC_BINS + b];
+                k += acc.bcor[j * FX_SCORE_ACC_BINS + b];
+            }
+            fsums[3 + b] += c;
+            counts[2 + max_rank + b] += n;
+            counts[2 + max_rank + nb + 1 + b] += k;
+        }
+        for (Py_ssize_t r = 0; r < max_rank && r < FX_SCORE_ACC_RANKS; r++)
+            counts[2 + r] += acc.ranks[r];
+        counts[0] += acc.counted;
     }
+    fsums[0] += sums[0];
+    fsums[1] += sums[1];
+    fsums[2] += sums[2];
     return -1;
 }
 

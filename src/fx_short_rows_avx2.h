@@ -262,7 +262,10 @@ FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int
             r[i] = i >= n ? zero : nc == 8 ? _mm256_loadu_ps(xr[i] + c0)
                                           : _mm256_maskload_ps(xr[i] + c0, cols);
         fx_tr8x8(r);
-        for (Py_ssize_t c = 0; c < nc; c++)
+        /* all 8 columns (those past C are zeros, never read): a loop of nc
+         * copies became a rep movs, whose start-up was a tenth of a short
+         * row's time */
+        for (int c = 0; c < 8; c++)
             T[c0 + c] = tmode == 0 ? r[c]
                       : tmode == 1 ? _mm256_mul_ps(r[c], _mm256_set1_ps(tw))
                       : _mm256_div_ps(r[c], _mm256_set1_ps(tw));

@@ -352,6 +352,72 @@ def test_state_matches_reference(path, dtype):
     _assert_state(got, want, rtol, "special rows")
 
 
+# rows enough for blocks of FX_SCORE_ACC_ROWS (256) rows: 256 blocks of them,
+# where the rows scored side by side keep sums of their own (fx_score_acc)
+LONG_ROWS = 66000
+
+
+def _long_evaluation(rng, c, dtype):
+    """LONG_ROWS rows of c classes: random ones, every special row of
+    _special_rows repeated through the blocks, and rows whose confidence is
+    exactly 1/k (k tied maxima, the others far below but their exps
+    normal), which sit on bin edges."""
+    x, t = _special_rows(rng, LONG_ROWS, c)
+    for start in range(1000, LONG_ROWS - 11, 6007):
+        x[start:start + 11] = x[:11]
+        t[start:start + 11] = t[:11]
+    far = -700.0 if dtype == np.float64 else -80.0
+    for i, k in enumerate(range(1, c + 1)):
+        rows = slice(20000 + 37 * i, 20000 + 37 * i + 30)
+        x[rows] = far
+        x[rows, :k] = 0.0
+    return _as(x, dtype), t
+
+
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("c", [4, 10, 16])
+def test_long_evaluation_state_is_the_sum_of_its_rows(path, dtype, c):
+    # the lanes' own sums (per lane, the bins split four ways, folded at the
+    # end of a block) hold the same rows as score_rows gives; only the order
+    # of the float sums differs, and it is the same on every thread count
+    rng = np.random.default_rng(40 + c)
+    x, t = _long_evaluation(rng, c, dtype)
+    for kw in ({}, {"max_rank": 16, "n_bins": 63}, {"max_rank": 17, "n_bins": 64},
+               {"max_rank": 1, "n_bins": 1}, {"max_rank": 2, "n_bins": 10, "temperature": 0.5}):
+        got = _score_state(x, t, n_threads=1, **kw)
+        want = _state_from_reference(x, t, rows=fastxent.score_rows, **kw)
+        assert got["undefined"] == want["undefined"] > 0
+        for k in ("nll_sum", "entropy_sum", "brier_sum"):
+            assert np.isnan(got[k]) and np.isnan(want[k])
+        got_bins = {k: got[k] for k in ("bin_count", "bin_correct", "bin_confidence_sum")}
+        want_bins = {k: want[k] for k in got_bins}
+        _assert_state(dict(got, **got_bins), dict(want, **want_bins), 1e-12, f"{dtype} {kw}")
+        # without the undefined rows the float sums are numbers to compare
+        ok = ~np.isnan(np.asarray(fastxent.score_rows(x, t).confidence, np.float64))
+        got_ok = _score_state(x[ok], t[ok], n_threads=1, **kw)
+        want_ok = _state_from_reference(x[ok], t[ok], rows=fastxent.score_rows, **kw)
+        _assert_state(got_ok, want_ok, 1e-12, f"{dtype} {kw}, defined rows")
+        two = _score_state(x[ok], t[ok], n_threads=2, **kw)
+        for k in got_ok:
+            np.testing.assert_array_equal(two[k], got_ok[k], err_msg=f"{dtype} {kw} {k}: threads")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_long_evaluation_sums_rows_rounded_to_their_type(path, dtype):
+    # LONG_ROWS copies of one row: the sum of as many copies of a float32 is
+    # exact in float64, so the means are the row's float32 values exactly,
+    # which they are not if the float64 values were summed unrounded
+    x = np.tile(_as([[0.3, -1.7, 2.2, 0.1, 0.9, -0.4, 1.3]], dtype), (LONG_ROWS, 1))
+    t = np.full(LONG_ROWS, 1)
+    r = fastxent.score_rows(x[:1], t[:1])
+    m = fastxent.score(x, t)
+    assert r.prediction[0] == 2 and m["accuracy@1"] == 0.0
+    assert m["nll"] == float(r.nll[0])
+    assert m["entropy"] == float(r.entropy[0])
+    assert m["brier"] == float(r.brier[0])
+    assert m["ece"] == float(r.confidence[0])   # every row wrong, in one bin
+
+
 @pytest.mark.skipif(torch is None, reason="needs PyTorch")
 def test_bins_are_torchmetrics_bins():
     # confidences on and near the boundaries: 1/k from k tied classes, and
