@@ -56,6 +56,18 @@ cdef inline void _entropy_cols(int kind, Py_ssize_t it, Py_ssize_t nblk, Py_ssiz
         _put(&op[o * oo + (i0 + j) * oi], res[j])
 
 
+cdef inline void _entropy_small_block(Py_ssize_t it, Py_ssize_t O, Py_ssize_t C, const real *xp,
+                                      Py_ssize_t so, const real *yp, Py_ssize_t yo, double div,
+                                      real *op, Py_ssize_t oo, double *res) noexcept nogil:
+    """Block `it` of FX_BLOCK_W short rows of scipy.stats.entropy (see
+    small_entropy), through res (FX_BLOCK_W doubles) to their places in op."""
+    cdef Py_ssize_t r0 = it * FX_BLOCK_W, j
+    cdef Py_ssize_t w = O - r0 if O - r0 < FX_BLOCK_W else FX_BLOCK_W
+    _small_entropy(xp + r0 * so, yp + r0 * yo if yp != NULL else NULL, w, C, so, yo, div, res)
+    for j in range(w):
+        _put(&op[(r0 + j) * oo], res[j])
+
+
 def entropy_states(int kind, x, y, states, int n_threads=1):
     """The state of each row of a 2-d x (and y) as the row kernels keep it,
     for a row split over blocks (the Dask reductions): kind 0,
@@ -181,6 +193,25 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
                                          C, so, yo, kind,
                                          fx_align64(scratch) + threadid() * FX_SMALL_ENT_SCRATCH,
                                          op + r0 * oo, oo)
+                b0 = b1
+        finally:
+            free(scratch)
+        return 0
+    if kind == 3 and C > 0 and _use_small(O * I, C, sc, I) and (yp == NULL or yc == 1):
+        # scipy.stats.entropy of many short rows: FX_BLOCK_W rows side by
+        # side (see small_entropy)
+        nblk = (O + FX_BLOCK_W - 1) // FX_BLOCK_W
+        scratch = <double *>malloc((nt * FX_BLOCK_W + FX_ALIGN_SLACK) * sizeof(double))
+        if scratch == NULL:
+            raise MemoryError()
+        nb = _batch(FX_BLOCK_W * C, nt, 1)
+        try:
+            while b0 < nblk:
+                b1 = _next_batch(b0, nblk, nb)
+                with nogil:
+                    for it in prange(b0, b1, num_threads=nt, schedule='guided'):
+                        _entropy_small_block(it, O, C, xp, so, yp, yo, div, op, oo,
+                                             fx_align64(scratch) + threadid() * FX_BLOCK_W)
                 b0 = b1
         finally:
             free(scratch)

@@ -832,6 +832,30 @@ static void FX_NAME(col_entropy)(const FX_T *p, Py_ssize_t sp, const FX_T *q, Py
     else FX_NAME(col_entropy_body)(p, sp, NULL, 0, n, nc, div, out, 0);
 }
 
+/* ---- scipy.stats.entropy of short rows ----
+ * nrows <= FX_BLOCK_W rows of C <= FX_SMALL_C classes (row i at p + i ps,
+ * unit class stride; q likewise, or NULL) copied as the columns of a block
+ * on the stack, in their storage type, and taken as neighbouring columns
+ * (col_entropy_body: the row body's arithmetic lane by lane; a row that
+ * needs SciPy's special cases goes through entropy_row_slow, as a row
+ * does).  Row by row, the vectorized passes of entropy_row_body cost more
+ * than their work on rows this short: a reduction across the vector's
+ * lanes, loop tails, two divisions per row.  out[i]: the entropy of row i
+ * divided by div. */
+static void FX_NAME(small_entropy)(const FX_T *p, const FX_T *q, Py_ssize_t nrows, Py_ssize_t C,
+                                   Py_ssize_t ps, Py_ssize_t qs, double div, double *out)
+{
+    FX_T P[FX_SMALL_C * FX_BLOCK_W], Q[FX_SMALL_C * FX_BLOCK_W];
+    for (Py_ssize_t i = 0; i < nrows; i++)
+        for (Py_ssize_t c = 0; c < C; c++)
+            P[c * FX_BLOCK_W + i] = p[i * ps + c];
+    if (q != NULL)
+        for (Py_ssize_t i = 0; i < nrows; i++)
+            for (Py_ssize_t c = 0; c < C; c++)
+                Q[c * FX_BLOCK_W + i] = q[i * qs + c];
+    FX_NAME(col_entropy)(P, FX_BLOCK_W, q != NULL ? Q : NULL, FX_BLOCK_W, C, nrows, div, out);
+}
+
 /* ---- softmax_entropy of neighbouring columns ----
  * nc <= FX_COL_W columns side by side (column i: x[i], x[s + i], ..., n
  * logits), in chunks of FX_COL_CHUNK classes that stay in cache between

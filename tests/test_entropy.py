@@ -542,6 +542,42 @@ def test_neighbouring_columns(stats, C, W, dtype):
                 assert_close(got, rows, rtol=rtol, err_msg=label + " rows")
 
 
+@pytest.mark.parametrize("C", [3, 4, 10, 16])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16], ids=["f64", "f32", "f16"])
+def test_many_short_rows(stats, C, dtype):
+    """Rows of up to 16 classes, 64 at a time side by side (small_entropy):
+    SciPy's values, row by row, with every special route of the row body in
+    some rows; the bits of the same data as neighbouring columns (the same
+    arithmetic lane by lane) on one and two threads; and within rounding of
+    each row computed alone (the row body)."""
+    rng = np.random.default_rng(C + 77)
+    pk, qk = _column_zoo(rng, C, 150, dtype)
+    rows_p, rows_q = np.ascontiguousarray(pk.T), np.ascontiguousarray(qk.T)
+    rtol = {np.float64: 1e-13, np.float32: 2e-5, np.float16: 2e-2}[dtype]
+    keep = np.arange(150) != 7   # the sum that overflows (see test_neighbouring_columns)
+    with np.errstate(all="ignore"):
+        for q, qT in ((None, None), (rows_q, qk)):
+            for base in (None, 2.0):
+                label = f"C={C} {np.dtype(dtype)} qk={q is not None} base={base}"
+                got = fx.entropy(rows_p, q, base=base, axis=1, n_threads=1)
+                assert got.dtype == dtype, label
+                want = scipy_entropy(stats, rows_p.astype(np.float64),
+                                     None if q is None else q.astype(np.float64), base=base,
+                                     axis=1)
+                # r = p (1 / S) is within an ulp of SciPy's p / S: a near-zero
+                # relative entropy (terms of both signs) differs by ulps of 1
+                assert_close(got[keep], want.astype(dtype)[keep], rtol=rtol, atol=rtol / 100,
+                             err_msg=label)
+                np.testing.assert_array_equal(
+                    got, fx.entropy(pk, qT, base=base, axis=0), err_msg=label + " columns")
+                np.testing.assert_array_equal(
+                    got, fx.entropy(rows_p, q, base=base, axis=1, n_threads=2),
+                    err_msg=label + " two threads")
+                alone = np.array([fx.entropy(rows_p[i], None if q is None else q[i], base=base)
+                                  for i in range(150)])
+                assert_close(got, alone, rtol=rtol, err_msg=label + " row by row")
+
+
 # a few long rows: their chunks of 16384 elements shared among the threads
 # (src/entropies.pxi, _split_entropy), with the bits of one thread
 _SPLIT_C = 3 * 16384 + 777
