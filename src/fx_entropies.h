@@ -759,7 +759,29 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
                 }
             }
         }
-        /* per column, the row body's steps between its two passes */
+        /* per column, the row body's steps between its two passes; the
+         * first chunk has nothing to rescale, and without the logs of the
+         * rescaling its loop vectorizes (short rows are one chunk: this
+         * loop's scalar steps were most of their time) */
+        if (c0 == 0) {
+            for (i = 0; i < nc; i++) {
+                double Sp1 = (double)fp[i], Sq1 = has_q ? (double)fq[i] : 0.0;
+                int b = chunk_bad[i] != 0;
+                b |= !(Sp1 <= 1e30 && Sq1 <= 1e30);
+                b |= (Sp1 > 0 && Sp1 < 1e-30) || (has_q && Sq1 > 0 && Sq1 < 1e-30);
+                int on = Sp1 > 0 && (!has_q || Sq1 > 0);
+                b |= !on && end == n;
+                bad[i] = b ? (FX_W)1 : (FX_W)0;
+                int use = on && !b;
+                live[i] = use ? (FX_W)1 : (FX_W)0;
+                ip[i] = (FX_W)(1.0 / (use ? Sp1 : 1.0));
+                iq[i] = (FX_W)(1.0 / (use && has_q ? Sq1 : 1.0));
+                Sw[i] = (FX_W)(use ? Sp1 : 1.0);
+                Qw[i] = (FX_W)(use && has_q ? Sq1 : 1.0);
+                Sp[i] = Sp1;
+                Sq[i] = Sq1;
+            }
+        } else
         for (i = 0; i < nc; i++) {
             double Sp1 = Sp[i] + (double)fp[i], Sq1 = Sq[i] + (has_q ? (double)fq[i] : 0.0);
             int b = chunk_bad[i] != 0;
@@ -846,13 +868,20 @@ static void FX_NAME(small_entropy)(const FX_T *p, const FX_T *q, Py_ssize_t nrow
                                    Py_ssize_t ps, Py_ssize_t qs, double div, double *out)
 {
     FX_T P[FX_SMALL_C * FX_BLOCK_W], Q[FX_SMALL_C * FX_BLOCK_W];
-    for (Py_ssize_t i = 0; i < nrows; i++)
-        for (Py_ssize_t c = 0; c < C; c++)
-            P[c * FX_BLOCK_W + i] = p[i * ps + c];
-    if (q != NULL)
+    if (sizeof(FX_T) == sizeof(FX_W)) {
+        /* storage is the working type: the short-row transposes (register
+         * transposes in the AVX2 build), which copy values unchanged */
+        FX_NAME(tr_in)(p, C, ps, nrows, (FX_W *)(void *)P);
+        if (q != NULL) FX_NAME(tr_in)(q, C, qs, nrows, (FX_W *)(void *)Q);
+    } else {
         for (Py_ssize_t i = 0; i < nrows; i++)
             for (Py_ssize_t c = 0; c < C; c++)
-                Q[c * FX_BLOCK_W + i] = q[i * qs + c];
+                P[c * FX_BLOCK_W + i] = p[i * ps + c];
+        if (q != NULL)
+            for (Py_ssize_t i = 0; i < nrows; i++)
+                for (Py_ssize_t c = 0; c < C; c++)
+                    Q[c * FX_BLOCK_W + i] = q[i * qs + c];
+    }
     FX_NAME(col_entropy)(P, FX_BLOCK_W, q != NULL ? Q : NULL, FX_BLOCK_W, C, nrows, div, out);
 }
 
