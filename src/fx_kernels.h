@@ -156,6 +156,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_LOG fx_logf
 #define FX_LOG_CORE(v) fx_logf_normal((v), 0.0f)
 #define FX_LOG1P01 fx_log1pf_ge0
+#define FX_LOG1P_UNIT fx_log1pf_01
 #define FX_TINY FLT_MIN
 #define FX_T float
 #define FX_W float
@@ -177,6 +178,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_LOG fx_log
 #define FX_LOG_CORE(v) fx_log_core((v), 0.0)
 #define FX_LOG1P01 fx_log1p_ge0
+#define FX_LOG1P_UNIT fx_log1p_01
 #define FX_TINY DBL_MIN
 #define FX_T double
 #define FX_W double
@@ -196,6 +198,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_LOG fx_logf
 #define FX_LOG_CORE(v) fx_logf_normal((v), 0.0f)
 #define FX_LOG1P01 fx_log1pf_ge0
+#define FX_LOG1P_UNIT fx_log1pf_01
 #define FX_TINY FLT_MIN
 #define FX_T uint16_t
 #define FX_W float

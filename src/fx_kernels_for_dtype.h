@@ -24,6 +24,7 @@
  *   FX_LOG             vectorizable log of FX_W, special values included
  *   FX_LOG_CORE(v)     log of a positive normal finite v (no special values)
  *   FX_LOG1P01         log1p of FX_W for arguments >= 0
+ *   FX_LOG1P_UNIT      log1p of FX_W for arguments in [0, 1] (softplus)
  *   FX_TINY            the smallest positive normal FX_W
  *   FX_STORES_EXP      1 when the output may hold the unnormalized exp(x -
  *                      max) between two passes (softmax, the cross-entropy
@@ -58,6 +59,7 @@ enum { FX_NAME(stores_exp) = FX_STORES_EXP };
 #undef FX_LOG
 #undef FX_LOG_CORE
 #undef FX_LOG1P01
+#undef FX_LOG1P_UNIT
 #undef FX_TINY
 #undef FX_STORES_EXP
 #undef FX_SHORT_X8

@@ -181,8 +181,21 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                                    const int has_out, const int has_g)
 {
     double tot = 0.0;
+    FX_W eb[FX_FOLD], lb[FX_FOLD];
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
+        /* the block's exp(-|x|) first, into a buffer in L1: exp, log1p and
+         * the loss in one loop make a chain of dependent operations too
+         * long for the core to overlap neighbouring elements (float32: the
+         * two loops are 1.5x faster); in double, whose polynomials are
+         * longer, log1p gets a loop of its own too (12% faster; 4% slower
+         * in float32) */
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W v = FX_AT(x, j, xs);
+            eb[j - j0] = FX_EXP(v < 0 ? v : -v);    /* NaN stays NaN */
+        }
+        if (sizeof(FX_W) == sizeof(double))
+            for (Py_ssize_t j = 0; j < end - j0; j++) lb[j] = FX_LOG1P_UNIT(eb[j]);
         FX_W acc = 0, under = 0;
         FX_SIMD_REDUCE(+:acc,under)
         for (Py_ssize_t j = j0; j < end; j++) {
@@ -192,21 +205,24 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
             FX_W pv = has_pw ? FX_AT(pw, j, pws) : (FX_W)1;
             FX_W pt = pv * t;
             FX_W av = v < 0 ? -v : v;
-            FX_W e = FX_EXP(-av);                    /* NaN stays NaN */
-            FX_W l = FX_LOG1P01(e);
+            FX_W e = eb[j - j0];                     /* exp(-av) */
+            FX_W l = sizeof(FX_W) == sizeof(double) ? lb[j - j0]
+                   : FX_LOG1P_UNIT(e);               /* e in [0, 1] */
             FX_W sp_pos = (v > 0 ? v : (FX_W)0) + l;   /* softplus(x) */
             FX_W sp_neg = (v < 0 ? -v : (FX_W)0) + l;  /* softplus(-x) */
             FX_W a = wt * ((FX_W)1 - t);
             FX_W b = wt * pt;
             FX_W ta = a * sp_pos, tb = b * sp_neg;
-            /* a coefficient that underflowed float32 (w pw y = 4e-51) is
-             * not the zero coefficient of the limit: its block again in
-             * double, where an infinite softplus gives +inf */
-            under += ((a == 0) & (sp_pos == INFINITY) & (wt != 0) & (t != 1))
-                   | ((b == 0) & (sp_neg == INFINITY) & (wt != 0) & (pv != 0) & (t != 0))
-                   ? (FX_W)1 : (FX_W)0;
-            ta = ((a == 0) & (sp_pos == INFINITY)) ? (FX_W)0 : ta;
-            tb = ((b == 0) & (sp_neg == INFINITY)) ? (FX_W)0 : tb;
+            if (sizeof(FX_W) == sizeof(float)) {
+                /* a softplus is infinite only at an infinite x, where a
+                 * zero coefficient may be the limit's zero (0, no term) or
+                 * one that underflowed float32 (w pw y = 4e-51; the term is
+                 * +inf): such a block again in double, below */
+                under += av == INFINITY ? (FX_W)1 : (FX_W)0;
+            } else {
+                ta = ((a == 0) & (sp_pos == INFINITY)) ? (FX_W)0 : ta;
+                tb = ((b == 0) & (sp_neg == INFINITY)) ? (FX_W)0 : tb;
+            }
             FX_W term = ta + tb;
             acc += term * (FX_W)FX_SUM_SCALE;
             if (has_out) out[j * os] = FX_STORE(term);
@@ -223,10 +239,10 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
         if (sizeof(FX_W) == sizeof(float) && (!(acc - acc == 0) || under != 0)) {
             /* an inf or NaN float32 term (float16 and float32 data): a
              * product may have overflowed on the way to a finite term
-             * (w pw y > 3.4e38 times softplus(-x) < 1), a softplus(-x) that
-             * float32 cannot hold (2e-55 at x = 125.75) met an infinite
-             * coefficient, or a coefficient underflowed to zero: the block
-             * again in double, as the reference */
+             * (w pw y > 3.4e38 times softplus(-x) < 1), or a softplus(-x)
+             * that float32 cannot hold (2e-55 at x = 125.75) met an
+             * infinite coefficient; or an infinite x: the block again in
+             * double, as the reference */
             acc = 0;
             for (Py_ssize_t j = j0; j < end; j++) {
                 double v = FX_AT(x, j, xs), t = FX_AT(y, j, ys);

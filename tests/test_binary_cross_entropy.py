@@ -413,6 +413,55 @@ def test_large_logits_accuracy_narrow(dtype, cases):
     assert (err_ulp <= 1).all(), f"x {x.tolist()} y {y.tolist()}: {err_ulp.tolist()} ulp"
 
 
+def _softplus_grid(dtype):
+    """Logits across [-40, 40], dense around |x| = log 2 (where exp(-|x|)
+    crosses 1/2 and log1p changes its reduction) and around 0."""
+    ln2 = np.log(2.0)
+    near = np.empty(0, dtype)
+    for c in (ln2, -ln2, 0.0):
+        v = dtype(c)
+        for _ in range(40):
+            near = np.append(near, v)
+            v = np.nextafter(v, dtype(np.inf))
+        v = dtype(c)
+        for _ in range(40):
+            v = np.nextafter(v, dtype(-np.inf))
+            near = np.append(near, v)
+    grid = np.concatenate([np.linspace(-40, 40, 2001).astype(dtype), near,
+                           np.geomspace(1e-8, 0.7, 200).astype(dtype)])
+    return np.concatenate([grid, -grid[-200:]])
+
+
+@pytest.mark.parametrize("dtype, max_ulp", [(np.float64, 3), (np.float32, 2)],
+                         ids=["float64", "float32"])
+def test_softplus_accuracy_dense(dtype, max_ulp):
+    """softplus(x) (y = 0) and softplus(-x) (y = 1) over a dense grid of
+    logits against 50-digit values, also with infinite logits among them
+    (whose blocks are formed in double in float32)."""
+    x = _softplus_grid(dtype)
+    want0 = np.array([exact_loss(v, 0.0) for v in x])
+    want1 = np.array([exact_loss(v, 1.0) for v in x])
+    for with_inf in (False, True):
+        xx = x.copy()
+        if with_inf:
+            xx[::97] = np.inf
+            xx[50::97] = -np.inf
+        finite = np.isfinite(xx)
+        for y, want in ((0.0, want0), (1.0, want1)):
+            got = fx.binary_cross_entropy_with_logits(xx, np.full_like(xx, y), reduction="none")
+            assert got.dtype == dtype
+            g = got[finite].astype(np.float64)
+            w = want[finite]
+            err_ulp = np.abs(g - w) / np.spacing(w.astype(dtype)).astype(np.float64)
+            worst = int(np.argmax(err_ulp))
+            assert err_ulp.max() <= max_ulp, (
+                f"y={y} inf={with_inf}: {err_ulp.max():.2f} ulp at x = {xx[finite][worst]!r}")
+            # the limits: softplus(-inf) = 0, softplus(inf) = inf
+            lim = np.where(xx[~finite] > 0, INF, 0.0) if y == 0 else np.where(
+                xx[~finite] > 0, 0.0, INF)
+            assert_bitwise_equal(got[~finite], lim.astype(dtype))
+
+
 def test_gradient_at_large_logits_matches_torch(torch):
     x = np.array([-40.0, 40.0, -700.0, 700.0, -1e300, 1e300, 0.0, 1e-20, -36.0, 20.0])
     y = np.array([0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.5, 1.0, 0.25, 0.75])
