@@ -505,6 +505,13 @@ static double FX_NAME(entropy_row_slow)(const FX_T *p, Py_ssize_t sp, const FX_T
     return tot;
 }
 
+/* r = p / S as p times the reciprocal 1 / S; an element holding all the
+ * mass is exactly 1 (entropy 0) */
+FX_INLINE FX_W FX_NAME(entropy_r)(FX_W pv, FX_W ip, FX_W Sw)
+{
+    return pv == Sw ? (FX_W)1 : pv * ip;
+}
+
 /* the terms of one chunk against the reciprocals ip, iq of the running
  * sums (r = p ip: a division per element would halve the speed; r differs
  * from SciPy's p / S by at most an ulp); returns 0 if a term needs the slow
@@ -514,26 +521,57 @@ FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const F
                                            FX_W Sw, FX_W Qw, const int has_q, double *acc_out)
 {
     double tot = 0;
-    FX_W bad = 0;
+    /* each block's r (and u) and logarithms first, in a loop of their own,
+     * then the terms from those buffers: one loop for both chains the
+     * logarithm, the term and the sum, too long for the core to overlap
+     * enough elements (see docs/design.rst, "Short dependency chains").
+     * The second loop reads r back rather than recomputing it: recomputed,
+     * GCC splits the product at r's select into two masked loads */
+    FX_W bad = 0, lb[FX_FOLD], rb[FX_FOLD], ub[FX_FOLD];
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
-        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
+        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n, len = end - j0;
         FX_W acc = 0;
-        FX_SIMD_REDUCE(+:acc,bad)
-        for (Py_ssize_t j = j0; j < end; j++) {
-            FX_W pv = FX_AT(p, j, sp);
-            /* an element holding all the mass is exactly 1 (entropy 0) */
-            FX_W r = pv == Sw ? (FX_W)1 : pv * ip;
-            if (has_q) {
-                FX_W qv = FX_AT(q, j, sq);
-                FX_W u = qv == Qw ? (FX_W)1 : qv * iq;
+        if (has_q) {
+            FX_SIMD_REDUCE(+:bad)
+            for (Py_ssize_t j = j0; j < end; j++) {
+                FX_W r = FX_NAME(entropy_r)(FX_AT(p, j, sp), ip, Sw);
+                FX_W u = FX_NAME(entropy_r)(FX_AT(q, j, sq), iq, Qw);
                 FX_W ratio = r / u;
-                FX_W t = r * FX_LOG(ratio);
                 int both = (r > 0) & (u > 0);
                 bad += (both & !((ratio >= (FX_W)FX_TINY) & (ratio < (FX_W)INFINITY)))
                        ? (FX_W)1 : (FX_W)0;
+                rb[j - j0] = r;
+                ub[j - j0] = u;
+                /* a ratio that is not normal sends the row to the slow
+                 * path (bad), and the term drops the others' logarithms */
+                lb[j - j0] = FX_LOG_CORE(ratio);
+            }
+            FX_SIMD_REDUCE(+:acc)
+            for (Py_ssize_t i = 0; i < len; i++) {
+                FX_W r = rb[i], t = r * lb[i];
+                int both = (r > 0) & (ub[i] > 0);
                 acc += both ? t : (r == 0 ? (FX_W)0 : (FX_W)INFINITY);
-            } else {
-                acc += r > 0 ? -r * FX_LOG(r) : (FX_W)0;
+            }
+        } else {
+            /* r is in [0, 1] (the sums checked the data): the logarithm of
+             * a normal r, without the special-value selects; a subnormal r
+             * (rare) has its block's logarithms redone in full */
+            FX_W sub = 0;
+            FX_SIMD_REDUCE(+:sub)
+            for (Py_ssize_t j = j0; j < end; j++) {
+                FX_W r = FX_NAME(entropy_r)(FX_AT(p, j, sp), ip, Sw);
+                sub += (r < (FX_W)FX_TINY) & (r != 0) ? (FX_W)1 : (FX_W)0;
+                rb[j - j0] = r;
+                lb[j - j0] = FX_LOG_CORE(r);
+            }
+            if (sub != 0) {
+                FX_SIMD
+                for (Py_ssize_t i = 0; i < len; i++) lb[i] = FX_LOG(rb[i]);
+            }
+            FX_SIMD_REDUCE(+:acc)
+            for (Py_ssize_t i = 0; i < len; i++) {
+                FX_W r = rb[i], t = -r * lb[i];
+                acc += r > 0 ? t : (FX_W)0;
             }
         }
         tot += (double)acc;

@@ -35,9 +35,11 @@
 #define FX_PRAGMA(x) _Pragma(#x)
 #if !defined(_MSC_VER) && (defined(_OPENMP) || defined(__clang__) || defined(__GNUC__))
 #define FX_SIMD_REDUCE(...) FX_PRAGMA(omp simd reduction(__VA_ARGS__))
+#define FX_SIMD FX_PRAGMA(omp simd)
 #define FX_SIMD_MINMAX(hi, lo) FX_PRAGMA(omp simd reduction(max:hi) reduction(min:lo))
 #else
 #define FX_SIMD_REDUCE(...)
+#define FX_SIMD
 #define FX_SIMD_MINMAX(hi, lo)
 #endif
 

@@ -253,20 +253,29 @@ FX_INLINE double fx_log(double x)
     return x == x ? r : x;
 }
 
-/* the float reduction and polynomial, for positive normal finite x */
+/* the float reduction and polynomial, for positive normal finite x:
+ * x = 2^k (1 + f), f in [sqrt(1/2) - 1, sqrt(2) - 1), and
+ * log(1 + f) = f - f^2/2 + f^3 P(f) with Cephes' degree-8 P, evaluated in
+ * Estrin's form.  No division: fdlibm's s = f / (2 + f) put a divide on
+ * every element's dependency chain; without it a loop of logarithms alone
+ * runs about 20% faster (0.37 against 0.46 ns per element on one core of
+ * this machine), with the same worst case over every normal float
+ * (0.995 ulp, against long double) */
 FX_INLINE float fx_logf_normal(float x, float kbias)
 {
     uint32_t ix = fx_f32_bits(x) + (0x3f800000u - 0x3f3504f3u);
     float k = (float)((int32_t)(ix >> 23) - 127) - kbias;
     float f = fx_f32_from((ix & 0x007fffffu) + 0x3f3504f3u) - 1.0f;
-    float s = f / (2.0f + f);
-    float z = s * s;
-    float w = z * z;
-    float t1 = w * FX_FMAF(w, 0.24279078841f, 0.40000972152f);
-    float t2 = z * FX_FMAF(w, 0.28498786688f, 0.66666662693f);
-    float R = t2 + t1;
-    float hfsq = 0.5f * f * f;
-    return FX_FMAF(k, 6.9313812256e-01f, -((hfsq - FX_FMAF(s, hfsq + R, k * 9.0580006145e-06f)) - f));
+    float f2 = f * f, f4 = f2 * f2;
+    float a = FX_FMAF(7.0376836292e-2f, f, -1.1514610310e-1f);
+    float b = FX_FMAF(1.1676998740e-1f, f, -1.2420140846e-1f);
+    float c = FX_FMAF(1.4249322787e-1f, f, -1.6668057665e-1f);
+    float d = FX_FMAF(2.0000714765e-1f, f, -2.4999993993e-1f);
+    float e = FX_FMAF(3.3333331174e-1f, f, -0.5f);
+    float q = FX_FMAF(FX_FMAF(FX_FMAF(a, f2, b), f4, FX_FMAF(c, f2, d)), f2, e);
+    float r = FX_FMAF(f2, q, f);
+    /* log 2 = 0.693138122558 (few bits: k log2_hi exact) + 9.0580006145e-6 */
+    return FX_FMAF(k, 6.9313812256e-01f, FX_FMAF(k, 9.0580006145e-06f, r));
 }
 
 FX_INLINE float fx_logf(float x)

@@ -471,6 +471,39 @@ def test_all_mass_in_one_element_is_exactly_zero(dtype):
     assert fx.entropy(np.array([0.3], dtype)) == 0
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_subnormal_normalized_entries(dtype):
+    """Entries whose normalized value p / S is subnormal, among normal ones
+    in the same block of 256 (the kernels take the logarithm of normal
+    values without its special cases and redo a block that holds a
+    subnormal one): each term -r log r is normal, and the entropy, made of
+    them alone next to one element of r = 1, is within a few ulp of the
+    exact value (float32: r = 1e-39 holds 17 bits); also as the first and last element of a row, and in the
+    second block of a row."""
+    tiny = {np.float64: 1e-310, np.float32: 1e-39}[dtype]
+    n = 600
+    rows = []
+    for where in ([3], [0, 299], [257, 511, 599], list(range(5, 260, 7))):
+        pk = np.zeros(n, dtype)
+        pk[1 if 1 not in where else 2] = 1.0
+        pk[where] = np.arange(1, len(where) + 1, dtype=dtype) * dtype(tiny)
+        rows.append(pk)
+    pk = np.stack(rows)
+    got = fx.entropy(pk, axis=1)
+    for row, g in zip(pk, got):
+        mpmath = pytest.importorskip("mpmath")
+        mpmath.mp.dps = 50
+        vals = [mpmath.mpf(float(v)) for v in row]
+        # the sum as the working precision holds it, as SciPy divides by it:
+        # exactly 1, the tiny entries vanish in it
+        total = mpmath.mpf(float(row.sum(dtype=np.float64).astype(dtype)))
+        assert total == 1
+        want = float(-sum((v / total) * mpmath.log(v / total) for v in vals if v > 0))
+        assert want > 0
+        ulps = abs(float(g) - want) / np.spacing(dtype(want))
+        assert ulps <= 4, (row.nonzero(), float(g), want)
+
+
 @pytest.mark.parametrize("strides", [(8, 8, 16), (8, 16, 8)])
 def test_empty_reduced_axis_in_a_non_c_layout(strides):
     # the kept result's buffer is laid out as the input's first slice along
