@@ -67,6 +67,8 @@ FX_INLINE void FX_NAME(xent_block_loop)(const FX_T *x, Py_ssize_t n, Py_ssize_t 
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
         FX_W acc = 0, cnt = 0, sa = 0, sd = 0;
+        FX_PREFETCH_NEXT(x, s, n, j0);
+        if (has_q) FX_PREFETCH_NEXT(q, qs, n, j0);
         FX_SIMD_REDUCE(+:acc,cnt,sa,sd)
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W v = FX_AT(x, j, s);

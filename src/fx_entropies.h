@@ -62,6 +62,7 @@ FX_INLINE void FX_NAME(ent_block_sums)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
         FX_W acc = 0, cnt = 0, t = 0;
+        FX_PREFETCH_NEXT(x, s, n, j0);
         FX_SIMD_REDUCE(+:acc,cnt,t)
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W v = FX_AT(x, j, s);
@@ -275,15 +276,27 @@ FX_INLINE void FX_NAME(pair_block_sums)(const FX_T *x, Py_ssize_t sx, const FX_T
                                         const int normal, double *st, int *qzero)
 {
     const FX_W q = (FX_W)0.001953125;   /* 2^-9 */
+    /* each block's exps first, in a loop of their own: with the seven sums
+     * in the same loop, the chains are too long and the registers too few
+     * for the core to overlap elements (docs/design.rst, "Short dependency
+     * chains") */
+    FX_W eb[FX_FOLD], fb[FX_FOLD];
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
         FX_W ax = 0, cx = 0, ay = 0, cy = 0, u = 0, v = 0, z = 0;
+        FX_PREFETCH_NEXT(x, sx, n, j0);
+        FX_PREFETCH_NEXT(y, sy, n, j0);
+        FX_SIMD
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W xv = FX_AT(x, j, sx), yv = FX_AT(y, j, sy);
+            eb[j - j0] = normal ? FX_EXP_NORMAL(xv - mx) : FX_EXP(xv - mx);
+            fb[j - j0] = normal ? FX_EXP_NORMAL(yv - my) : FX_EXP(yv - my);
+        }
         FX_SIMD_REDUCE(+:ax,cx,ay,cy,u,v,z)
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W xv = FX_AT(x, j, sx), yv = FX_AT(y, j, sy);
             int ex_ = xv == mx, ey_ = yv == my;
-            FX_W e = normal ? FX_EXP_NORMAL(xv - mx) : FX_EXP(xv - mx);
-            FX_W f = normal ? FX_EXP_NORMAL(yv - my) : FX_EXP(yv - my);
+            FX_W e = eb[j - j0], f = fb[j - j0];
             ax += ex_ ? (FX_W)0 : e;
             cx += ex_ ? (FX_W)1 : (FX_W)0;
             ay += ey_ ? (FX_W)0 : f;

@@ -43,6 +43,25 @@
 #define FX_SIMD_MINMAX(hi, lo)
 #endif
 
+/* While a block is summed from L1, the same part of the next block (n
+ * elements on: the next block of a contiguous row) is requested from
+ * memory, so that the next block's first pass (its max) does not wait for
+ * DRAM with no arithmetic to overlap.  A prefetch never faults, so one past
+ * the end of the data is harmless. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FX_PREFETCH_NEXT(p, s, n, j0) do {                                          \
+        if ((s) == 1) {                                                           \
+            /* an address, not a pointer past the array (undefined) */        \
+            const char *fx_pf_ = (const char *)((uintptr_t)(p)                   \
+                + (uintptr_t)((n) + (j0)) * sizeof(*(p)));                        \
+            for (int fx_o_ = 0; fx_o_ < (int)(FX_FOLD * sizeof(*(p))); fx_o_ += 64) \
+                __builtin_prefetch(fx_pf_ + fx_o_, 0, 3);                         \
+        }                                                                         \
+    } while (0)
+#else
+#define FX_PREFETCH_NEXT(p, s, n, j0) ((void)0)
+#endif
+
 /* elements per chunk of a long row: the unit of work when one row is split
  * across threads, and of the ordered summation that keeps results
  * independent of the thread count */
