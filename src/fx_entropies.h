@@ -544,6 +544,10 @@ FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const F
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n, len = end - j0;
         FX_W acc = 0;
+        /* the next chunk's first pass (its sums) then finds its data on
+         * the way (docs/design.rst, "Prefetching the next block") */
+        FX_PREFETCH_NEXT(p, sp, n, j0);
+        if (has_q) FX_PREFETCH_NEXT(q, sq, n, j0);
         if (has_q) {
             FX_SIMD_REDUCE(+:bad)
             for (Py_ssize_t j = j0; j < end; j++) {
