@@ -210,8 +210,8 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
         }
         if (sizeof(FX_W) == sizeof(double))
             for (Py_ssize_t j = 0; j < end - j0; j++) lb[j] = FX_LOG1P_UNIT(eb[j]);
-        FX_W acc = 0, under = 0;
-        FX_SIMD_REDUCE(+:acc,under)
+        FX_W acc = 0, redo = 0;
+        FX_SIMD_REDUCE(+:acc,redo)
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W v = FX_AT(x, j, xs);
             FX_W t = FX_AT(y, j, ys);
@@ -232,7 +232,7 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                  * zero coefficient may be the limit's zero (0, no term) or
                  * one that underflowed float32 (w pw y = 4e-51; the term is
                  * +inf): such a block again in double, below */
-                under += av == INFINITY ? (FX_W)1 : (FX_W)0;
+                redo += av == INFINITY ? (FX_W)1 : (FX_W)0;
             } else {
                 ta = ((a == 0) & (sp_pos == INFINITY)) ? (FX_W)0 : ta;
                 tb = ((b == 0) & (sp_neg == INFINITY)) ? (FX_W)0 : tb;
@@ -250,7 +250,7 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                 g[j * gs] = FX_STORE(wt * (((FX_W)1 - t) * sig - pt * sig_neg) * gscale);
             }
         }
-        if (sizeof(FX_W) == sizeof(float) && (!(acc - acc == 0) || under != 0)) {
+        if (sizeof(FX_W) == sizeof(float) && (!(acc - acc == 0) || redo != 0)) {
             /* an inf or NaN float32 term (float16 and float32 data): a
              * product may have overflowed on the way to a finite term
              * (w pw y > 3.4e38 times softplus(-x) < 1), or a softplus(-x)
