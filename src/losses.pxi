@@ -137,9 +137,23 @@ cdef Py_ssize_t _check_labels(const int64_t *tp, Py_ssize_t O, Py_ssize_t I, Py_
     number of rows, where a plain sum of two million rows loses 1e-11) and
     scaled by 2^-8, so that no partial sum overflows where the total does
     not; the same on any thread count."""
-    cdef Py_ssize_t o, i, n = 0
+    cdef Py_ssize_t o, i, n = 0, k
     cdef int64_t y
     cdef double s = 0.0, comp = 0.0, v, t
+    cdef bint ok = True
+    if wp == NULL:
+        # the usual case, in a loop that vectorizes; the exact loop below
+        # only finds the first bad label
+        if I == 1:
+            ok = fx_labels_in_range(tp, O, tso, C, ignore_index, &n)
+        else:
+            for o in range(O):
+                ok = ok and fx_labels_in_range(tp + o * tso, I, tsi, C, ignore_index, &k)
+                n += k
+        if ok:
+            denom[0] = <double>n
+            return -1
+        n = 0
     for o in range(O):
         for i in range(I):
             y = tp[o * tso + i * tsi]
@@ -354,19 +368,26 @@ cdef int _split_xent(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, P
     return 0
 
 
+# blocks of FX_BLOCK_W rows handed to one small_xent call: its set-up
+# (per-class and per-row arrays) costs about as much as a block's rows
+DEF SHORT_GROUP = 16
+
+
 cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, Py_ssize_t so,
                                     const int64_t *tp, Py_ssize_t tso, int64_t ignore_index,
                                     const real *wp, Py_ssize_t ws, double eps,
                                     real *gp, Py_ssize_t gso, Py_ssize_t gsc, double gscale,
                                     real *lp, Py_ssize_t lso, double *pp, int nt):
     """Rows of at most FX_SMALL_C classes, FX_BLOCK_W at a time (see
-    small_xent); per-row losses are summed in the same 16-row groups as the
-    rows path, so reductions keep their fixed order."""
-    cdef Py_ssize_t nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W, it, r0, n, j, grp
-    cdef Py_ssize_t nb = _batch(HEAVY * FX_BLOCK_W * C, nt, 1), b0 = 0, b1
+    small_xent), SHORT_GROUP blocks per call; per-row losses are summed in
+    the same 16-row groups as the rows path, so reductions keep their fixed
+    order."""
+    cdef Py_ssize_t rows = SHORT_GROUP * FX_BLOCK_W
+    cdef Py_ssize_t nblk = (R + rows - 1) // rows, it, r0, n, j, grp
+    cdef Py_ssize_t nb = _batch(HEAVY * rows * C, nt, 1), b0 = 0, b1
     # per thread, from a cache line: the block's transposed logits, 3 (of 8)
     # doubles for row_xent, the losses
-    cdef Py_ssize_t per = FX_SMALL_SCRATCH + 8 + FX_BLOCK_W
+    cdef Py_ssize_t per = FX_SMALL_SCRATCH + 8 + rows
     cdef double *scratch = <double *>calloc(nt * per + FX_ALIGN_SLACK, sizeof(double))
     cdef double *mine
     cdef double acc
@@ -377,8 +398,8 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
             b1 = _next_batch(b0, nblk, nb)
             with nogil:
                 for it in prange(b0, b1, num_threads=nt, schedule='guided'):
-                    r0 = it * FX_BLOCK_W
-                    n = R - r0 if R - r0 < FX_BLOCK_W else FX_BLOCK_W
+                    r0 = it * rows
+                    n = R - r0 if R - r0 < rows else rows
                     mine = fx_align64(scratch) + threadid() * per
                     _small_xent(xp + r0 * so, n, C, so, tp + r0 * tso, tso, ignore_index, wp, ws,
                                 eps, gp + r0 * gso if gp != NULL else NULL, gso, gsc, gscale,
