@@ -360,6 +360,18 @@ static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T
     return fx_softmax_pair_finish(st, kl);
 }
 
+/* log(k + s) for a short row's count k >= 1 at its max and sum s of the
+ * other exps.  A float working type's s (under 16, 24 bits) makes k + s
+ * exact in double unless s < 2^-28 at k = 1, where log1p(s) = s to well
+ * within the float result's rounding: one log, where log k + log1p(s / k),
+ * which keeps the digits of a double s, costs two more divisions */
+FX_INLINE double FX_NAME(small_log_sum)(double k, double s)
+{
+    if (sizeof(FX_W) == 4)
+        return k == 1 && s < 0x1p-28 ? s : fx_log_ge1(k + s);
+    return (k == 1 ? 0.0 : fx_log_ge1(k)) + fx_log1p_ge0(s / k);
+}
+
 /* ---- short rows (C <= FX_SMALL_C): FX_BLOCK_W rows side by side ----
  * As small_lse: a block of rows is transposed into T (rows become SIMD
  * lanes) and reduced across rows in the working type; the entropies are
@@ -379,6 +391,16 @@ static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nr
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
         const FX_T *xb = x + r0 * rs;
         const FX_T *yb = kind ? y + r0 * yrs : NULL;
+#if defined(FX_SHORT_X8)
+        /* the transposes with each lane's max and min, then the sums in
+         * registers (fx_ent_sums8), the same bits as the loops below */
+        FX_W *lx = u, *ly = v;   /* the mins, until the sums replace them */
+        FX_NAME(tr_in_minmax)(xb, C, rs, W, T, mx, lx);
+        if (kind) FX_NAME(tr_in_minmax)(yb, C, yrs, W, U, my, ly);
+        for (Py_ssize_t g = 0; g < W; g += 8)
+            fx_ent_sums8(T + g, kind ? U + g : NULL, C, FX_BLOCK_W, mx + g, lx + g, my + g,
+                         ly + g, sx + g, kx + g, sy + g, ky + g, u + g, v + g);
+#else
         FX_NAME(tr_in)(xb, C, rs, W, T);
         if (kind) FX_NAME(tr_in)(yb, C, yrs, W, U);
         for (int i = 0; i < FX_BLOCK_W; i++) {
@@ -422,16 +444,17 @@ static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nr
                 }
             }
         }
+#endif
         /* finished in double: log Sy - log Sx cancels for close rows */
         for (int i = 0; i < FX_BLOCK_W; i++) {
             double k1 = (double)kx[i], S1 = k1 + (double)sx[i];
-            double lx = (k1 == 1 ? 0.0 : fx_log_ge1(k1)) + fx_log1p_ge0((double)sx[i] / k1);
+            double lx = FX_NAME(small_log_sum)(k1, (double)sx[i]);
             double r;
             double k2 = (double)ky[i], S2 = k2 + (double)sy[i];
             if (kind == 0) {
                 r = lx + (double)u[i] / S1;
             } else if (kind == 1) {
-                double ly = (k2 == 1 ? 0.0 : fx_log_ge1(k2)) + fx_log1p_ge0((double)sy[i] / k2);
+                double ly = FX_NAME(small_log_sum)(k2, (double)sy[i]);
                 r = ly + (double)u[i] / S1;
             } else {
                 /* log(S2 / S1) as log1p of a small ratio: accurate for

@@ -16,7 +16,8 @@
  *   transpose back.
  * - Other outputs back into rows by the same register transposes, with
  *   whole-vector stores where they only run over what is rewritten later.
- * - The per-lane passes of fx_score.h's short rows (fx_score8).
+ * - The per-lane passes of fx_score.h's short rows (fx_score8) and the
+ *   sums of fx_entropies.h's (fx_ent_sums8).
  *
  * Only builds with AVX2 and FMA define FX_HAVE_F32X8; the others keep the
  * portable loops.  Within a build both give the same bits (the tests
@@ -198,6 +199,78 @@ FX_INLINE void fx_sums8(const float *T, Py_ssize_t C, Py_ssize_t ts, const float
     }
     _mm256_storeu_ps(s, sum);
     _mm256_storeu_ps(k, _mm256_cvtepi32_ps(cnt));
+}
+
+/* small_entropies' sums of 8 lanes of the columns T[c * ts + (0..7)],
+ * c < C, bit for bit its loops (same operations per lane, in class order)
+ * with the accumulators in registers.  Lanes of x (max mx, min lo from
+ * fx_rows8_in): with e = exp(x - mx), sx = the sum of e below the max, kx =
+ * the count at the max, u = the sum of e (mx - x), 0 where e is 0.  With
+ * U (pair, of y: max my, min ly) also sy, ky of y and, with f = exp(y - my)
+ * and dy = my - y, u = the sum of e dy and v = the sum of e ((x - mx) + dy)
+ * (NaN for -inf logits, whose rows the caller redoes). */
+FX_INLINE void fx_ent_sums8(const float *T, const float *U, Py_ssize_t C, Py_ssize_t ts,
+                            const float *mx, const float *lo, const float *my,
+                            const float *ly, float *sx, float *kx, float *sy, float *ky,
+                            float *u, float *v)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    const __m256 nlo = _mm256_set1_ps(FX_EXPF_NORMAL_LO);
+    __m256 m = _mm256_loadu_ps(mx);
+    __m256 vsx = zero, vkx = zero, vu = zero;
+    int normal = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(_mm256_loadu_ps(lo), m), nlo,
+                                                  _CMP_GE_OQ)) == 0xff;
+    if (!U) {
+        /* e is 0 only off the normal range */
+        if (normal) {
+            for (Py_ssize_t c = 0; c < C; c++) {
+                __m256 a = _mm256_loadu_ps(T + c * ts);
+                __m256 eq = _mm256_cmp_ps(a, m, _CMP_EQ_OQ);
+                __m256 e = fx_v8_expf_normal(_mm256_sub_ps(a, m));
+                vsx = _mm256_add_ps(vsx, _mm256_andnot_ps(eq, e));
+                vkx = _mm256_add_ps(vkx, _mm256_and_ps(eq, one));
+                vu = _mm256_add_ps(vu, _mm256_mul_ps(e, _mm256_sub_ps(m, a)));
+            }
+        } else {
+            for (Py_ssize_t c = 0; c < C; c++) {
+                __m256 a = _mm256_loadu_ps(T + c * ts);
+                __m256 eq = _mm256_cmp_ps(a, m, _CMP_EQ_OQ);
+                __m256 e = fx_v8_expf_le0(_mm256_sub_ps(a, m));
+                __m256 nz = _mm256_cmp_ps(e, zero, _CMP_NEQ_UQ);
+                vsx = _mm256_add_ps(vsx, _mm256_andnot_ps(eq, e));
+                vkx = _mm256_add_ps(vkx, _mm256_and_ps(eq, one));
+                vu = _mm256_add_ps(vu, _mm256_and_ps(nz, _mm256_mul_ps(e, _mm256_sub_ps(m, a))));
+            }
+        }
+        _mm256_storeu_ps(sx, vsx);
+        _mm256_storeu_ps(kx, vkx);
+        _mm256_storeu_ps(u, vu);
+        return;
+    }
+    __m256 n = _mm256_loadu_ps(my);
+    __m256 vsy = zero, vky = zero, vv = zero;
+    normal &= _mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(_mm256_loadu_ps(ly), n), nlo,
+                                               _CMP_GE_OQ)) == 0xff;
+    for (Py_ssize_t c = 0; c < C; c++) {
+        __m256 a = _mm256_loadu_ps(T + c * ts), b = _mm256_loadu_ps(U + c * ts);
+        __m256 ex = _mm256_cmp_ps(a, m, _CMP_EQ_OQ), ey = _mm256_cmp_ps(b, n, _CMP_EQ_OQ);
+        __m256 da = _mm256_sub_ps(a, m), db = _mm256_sub_ps(b, n);
+        __m256 e = normal ? fx_v8_expf_normal(da) : fx_v8_expf_le0(da);
+        __m256 f = normal ? fx_v8_expf_normal(db) : fx_v8_expf_le0(db);
+        vsx = _mm256_add_ps(vsx, _mm256_andnot_ps(ex, e));
+        vkx = _mm256_add_ps(vkx, _mm256_and_ps(ex, one));
+        vsy = _mm256_add_ps(vsy, _mm256_andnot_ps(ey, f));
+        vky = _mm256_add_ps(vky, _mm256_and_ps(ey, one));
+        __m256 dy = _mm256_sub_ps(n, b);
+        vu = _mm256_add_ps(vu, _mm256_mul_ps(e, dy));
+        vv = _mm256_add_ps(vv, _mm256_mul_ps(e, _mm256_add_ps(da, dy)));
+    }
+    _mm256_storeu_ps(sx, vsx);
+    _mm256_storeu_ps(kx, vkx);
+    _mm256_storeu_ps(sy, vsy);
+    _mm256_storeu_ps(ky, vky);
+    _mm256_storeu_ps(u, vu);
+    _mm256_storeu_ps(v, vv);
 }
 
 /* the row of each element of the v-th vector of 8 contiguous rows of C:

@@ -621,6 +621,33 @@ def test_short_row_blocks_match_single_rows(dtype, C):
             assert abs(float(block[21])) <= 8 * np.finfo(dtype).eps
 
 
+@pytest.mark.parametrize("C", [1, 3, 8, 10, 13, 16])
+def test_short_rows_float32_route_matches_float16_route_bitwise(C):
+    """float16 storage computes in float32 through the portable loops; AVX2
+    builds take float32 storage through register code (fx_ent_sums8) meant
+    to give the same bits.  A float16 call and the float32 call on the same
+    values, rounded to float16, agree bit for bit (in any build): this
+    catches a wrong lane, a special row or a partial group of 8 rows taken
+    wrongly, though not a difference in the last bits of a float32 sum,
+    which the rounding to float16 hides."""
+    rng = np.random.default_rng(100 + C)
+    for n in (8, 61, 64, 200):
+        x = (rng.standard_normal((n, C)) * 4).astype(np.float16)
+        y = (rng.standard_normal((n, C)) * 4).astype(np.float16)
+        if n > 8:
+            x[3, 0] = -INF                 # e = 0 in the sums
+            x[5] = -30000.0                # exp(x - max) off the normal range
+            x[5, 0] = 0.0
+            x[7, :2] = x[7].max()          # a tie at the max
+            y[9, 0] = -INF
+        for name in NAMES:
+            args = (x,) if name == "softmax_entropy" else (x, y)
+            with np.errstate(all="ignore"):
+                half = getattr(fx, name)(*args)
+                single = getattr(fx, name)(*(a.astype(np.float32) for a in args))
+            assert_bitwise_equal(half, single.astype(np.float16), f"{name} {n} x {C}")
+
+
 def test_short_row_kl_is_accurate_for_close_rows():
     """KL of nearly equal float64 rows, by the block kernel and the row
     kernel, against mpmath: within the rounding of the shifted logits
