@@ -889,7 +889,10 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
             Sp[i] = Sp1;
             Sq[i] = Sq1;
         }
-        /* the chunk's terms, while it is in cache */
+        /* the chunk's terms, while it is in cache.  The logarithm without
+         * its special-value selects (FX_LOG_CORE, the same bits as FX_LOG
+         * for a positive normal argument): a ratio or, without q, an r that
+         * is not normal makes the column bad (entropy_row_slow takes it) */
         for (i = 0; i < nc; i++) fp[i] = chunk_bad[i] = 0;
         for (Py_ssize_t c = c0; c < end; c++) {
             const FX_T *pc = p + c * sp, *qc = has_q ? q + c * sq : pc;
@@ -902,14 +905,25 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
                     FX_W qv = FX_LOAD(qc[i]);
                     FX_W u = qv == Qw[i] ? (FX_W)1 : qv * iq[i];
                     FX_W ratio = r / u;
-                    FX_W t = r * FX_LOG(ratio);
+                    FX_W t = r * FX_LOG_CORE(ratio);
                     int both = (r > 0) & (u > 0);
                     chunk_bad[i] += (both & !((ratio >= (FX_W)FX_TINY)
                                               & (ratio < (FX_W)INFINITY))) ? (FX_W)1 : (FX_W)0;
                     fp[i] += both ? t : (r == 0 ? (FX_W)0 : (FX_W)INFINITY);
                 } else {
-                    fp[i] += r > 0 ? -r * FX_LOG(r) : (FX_W)0;
+                    fp[i] += r > 0 ? -r * FX_LOG_CORE(r) : (FX_W)0;
                 }
+            }
+        }
+        /* (a loop of its own: with this count in the loop above, GCC left
+         * that loop scalar) */
+        for (Py_ssize_t c = c0; !has_q && c < end; c++) {
+            const FX_T *pc = p + c * sp;
+            FX_PRAGMA(omp simd)
+            for (i = 0; i < nc; i++) {
+                FX_W pv = FX_LOAD(pc[i]);
+                FX_W r = pv == Sw[i] ? (FX_W)1 : pv * ip[i];
+                chunk_bad[i] += (r > 0) & (r < (FX_W)FX_TINY) ? (FX_W)1 : (FX_W)0;
             }
         }
         for (i = 0; i < nc; i++) {
