@@ -52,10 +52,10 @@
 #define FX_PREFETCH_NEXT(p, s, n, j0) do {                                          \
         if ((s) == 1) {                                                           \
             /* an address, not a pointer past the array (undefined) */        \
-            const char *fx_pf_ = (const char *)((uintptr_t)(p)                   \
-                + (uintptr_t)((n) + (j0)) * sizeof(*(p)));                        \
+            uintptr_t fx_pf_ = (uintptr_t)(p)                                     \
+                + (uintptr_t)((n) + (j0)) * sizeof(*(p));                         \
             for (int fx_o_ = 0; fx_o_ < (int)(FX_FOLD * sizeof(*(p))); fx_o_ += 64) \
-                __builtin_prefetch(fx_pf_ + fx_o_, 0, 3);                         \
+                __builtin_prefetch((const void *)(fx_pf_ + (uintptr_t)fx_o_), 0, 3); \
         }                                                                         \
     } while (0)
 #else

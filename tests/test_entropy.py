@@ -478,7 +478,7 @@ def test_subnormal_normalized_entries(dtype):
     values without its special cases and redo a block that holds a
     subnormal one): each term -r log r is normal, and the entropy, made of
     them alone next to one element of r = 1, is within a few ulp of the
-    exact value (float32: r = 1e-39 holds 17 bits); also as the first and last element of a row, and in the
+    exact value (float32: r = 1e-39 holds about 20 bits); also as the first and last element of a row, and in the
     second block of a row."""
     tiny = {np.float64: 1e-310, np.float32: 1e-39}[dtype]
     n = 600
