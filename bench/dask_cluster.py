@@ -3,26 +3,34 @@
 worker processes, against the same call in this process and against the
 same quantity composed from Dask's own operations.
 
-The array (default 16384 x 32768 float32, 2 GiB) is written once to a
-``.npy`` file in a temporary folder (removed at the end).  A LocalCluster of
-`--workers` single-threaded worker processes reads it in 16 chunks -- along
-the rows, and separately along the classes -- each task memory-mapping the
-file and copying its block (page-cached after the first pass: every figure
-is the minimum of `--repeat` runs after a warm-up).  Timed, in seconds:
+The array (default 16384 x 32768 float32, 2 GiB) is written once, in a
+temporary folder (removed at the end), in two layouts: one C-ordered
+``.npy`` file, and the same values as `--chunks` ``.npy`` shards of
+consecutive classes (a vocabulary written in parts: each block of classes
+stored contiguously, as a chunked store such as zarr keeps each chunk).  A
+LocalCluster of `--workers` single-threaded worker processes reads it in
+`--chunks` chunks: along the rows from the single file, with the loader of
+``fastxent score --scheduler`` (each task maps the bytes of its rows and
+hands the kernel a view: no copy); along the classes, one shard per chunk,
+each task mapping its shard.  The files are in the page cache after a
+warm-up; every figure is the minimum of `--repeat` runs.  Timed, in seconds:
 
-- ``in-process``: fastxent on the memory-mapped file in this process, on
+- ``in-process``: fastxent on the file memory-mapped once in this process
+  (its pages mapped by the earlier runs: the array as if in memory), on
   `--workers` threads (``logsumexp(axis=1)``; ``score``);
+- ``from file``: the same, with ``np.load(..., mmap_mode="r")`` inside the
+  timed call, so its pages are mapped during the call, as each cluster task
+  must map its own;
 - ``cluster``: the same fastxent call on the Dask array, on the cluster;
 - ``dask ops``: ``m + log(sum(exp(x - m)))`` with ``m = max(x)`` from
   ``dask.array`` operations (``logsumexp`` only: Dask has no scorer), on the
-  cluster.
+  cluster, from the same chunks.
 
-The workers' memory: each worker's peak anonymous resident memory during
-one call (``RssAnon`` of ``/proc/self/status`` sampled every 2 ms; Linux
-only) above its value before the call, against the size of one chunk: the
-arrays the tasks hold.  The file's pages that the memory maps bring into a
-worker are page cache, shared and reclaimable, and not counted (a block of
-columns maps most of the file: the kernel maps pages around each fault).
+The workers' memory during one call, sampled every 2 ms from
+``/proc/self/status`` (Linux only) above its value before the call: the peak
+anonymous memory (``RssAnon``: the arrays the tasks allocate), and the peak
+of file pages mapped (``RssFile``: page cache, shared and reclaimable, the
+chunks themselves), against the size of one chunk.
 
 Usage::
 
@@ -38,26 +46,30 @@ import time
 import numpy as np
 
 
-def _read_block(path, r0, r1, c0, c1):
-    """Rows r0:r1, classes c0:c1 of the .npy at `path` (on a worker)."""
-    x = np.load(path, mmap_mode="r")
-    return np.array(x[r0:r1, c0:c1])
+def _map_shard(path):
+    """A shard of classes, as a read-only view of its memory map (on a worker)."""
+    return np.asarray(np.load(path, mmap_mode="r"))
 
 
-def _lazy(path, shape, dtype, row_chunk, class_chunk):
+def _class_shards(folder, x, class_chunk):
+    """Write the columns of `x` as shards of `class_chunk` classes; return
+    the lazy array that reads them, one task a shard."""
     import dask
     import dask.array as da
 
-    rows = []
-    for r0 in range(0, shape[0], row_chunk):
-        r1 = min(r0 + row_chunk, shape[0])
-        row = []
-        for c0 in range(0, shape[1], class_chunk):
-            c1 = min(c0 + class_chunk, shape[1])
-            task = dask.delayed(_read_block, pure=True)(path, r0, r1, c0, c1)
-            row.append(da.from_delayed(task, (r1 - r0, c1 - c0), dtype=dtype))
-        rows.append(row)
-    return da.block(rows)
+    blocks = []
+    for c0 in range(0, x.shape[1], class_chunk):
+        c1 = min(c0 + class_chunk, x.shape[1])
+        path = os.path.join(folder, f"classes-{c0:09d}.npy")
+        shard = np.lib.format.open_memmap(path, mode="w+", dtype=x.dtype,
+                                          shape=(x.shape[0], c1 - c0))
+        for r0 in range(0, x.shape[0], 1024):
+            shard[r0:r0 + 1024] = x[r0:r0 + 1024, c0:c1]
+        shard.flush()
+        del shard
+        task = dask.delayed(_map_shard, pure=True)(path)
+        blocks.append(da.from_delayed(task, (x.shape[0], c1 - c0), dtype=x.dtype))
+    return da.concatenate(blocks, axis=1)
 
 
 def _memory_kib(key):
@@ -69,28 +81,32 @@ def _memory_kib(key):
 
 
 def _start_sampler(dask_worker):
-    """Sample the worker's anonymous resident memory every 2 ms."""
+    """Sample the worker's anonymous and file-mapped memory every 2 ms."""
     import threading
 
-    state = {"base": _memory_kib("RssAnon"), "peak": 0, "stop": threading.Event()}
+    keys = ("RssAnon", "RssFile")
+    state = {"base": {k: _memory_kib(k) for k in keys}, "peak": dict.fromkeys(keys, 0),
+             "stop": threading.Event()}
 
     def loop():
         while not state["stop"].is_set():
-            state["peak"] = max(state["peak"], _memory_kib("RssAnon"))
+            for k in keys:
+                state["peak"][k] = max(state["peak"][k], _memory_kib(k))
             time.sleep(0.002)
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     dask_worker.fastxent_sampler = (state, thread)
-    return state["base"] >= 0
+    return all(v >= 0 for v in state["base"].values())
 
 
 def _stop_sampler(dask_worker):
-    """The peak anonymous memory above the start, in MiB."""
+    """The peaks above the start, in MiB: (anonymous, file-mapped)."""
     state, thread = dask_worker.fastxent_sampler
     state["stop"].set()
     thread.join()
-    return (state["peak"] - state["base"]) / 1024
+    return tuple(max(0, state["peak"][k] - state["base"][k]) / 1024
+                 for k in ("RssAnon", "RssFile"))
 
 
 def best(fn, repeat):
@@ -117,6 +133,7 @@ def main(argv=None):
     import distributed
 
     import fastxent
+    from fastxent._dask.files import lazy_logits
 
     folder = tempfile.mkdtemp(prefix="fastxent-bench-")
     try:
@@ -135,8 +152,10 @@ def main(argv=None):
         row_chunk = -(-args.rows // args.chunks)
         class_chunk = -(-args.classes // args.chunks)
         layouts = {
-            f"rows ({row_chunk}, {args.classes})": (row_chunk, args.classes),
-            f"classes ({args.rows}, {class_chunk})": (args.rows, class_chunk),
+            f"rows ({row_chunk}, {args.classes})":
+                (lazy_logits(path, row_chunk * args.classes * 4), row_chunk * args.classes),
+            f"classes ({args.rows}, {class_chunk})":
+                (_class_shards(folder, x, class_chunk), args.rows * class_chunk),
         }
         print(f"{args.rows} x {args.classes} float32 ({gib:.2f} GiB) on disk, {args.chunks} "
               f"chunks, LocalCluster of {args.workers} single-threaded worker processes; "
@@ -147,17 +166,22 @@ def main(argv=None):
             "score": best(lambda: fastxent.score(x, labels, n_threads=args.workers),
                           args.repeat),
         }
+        from_file = {
+            "logsumexp": best(lambda: fastxent.logsumexp(np.load(path, mmap_mode="r"), axis=1,
+                                                         n_threads=args.workers), args.repeat),
+            "score": best(lambda: fastxent.score(np.load(path, mmap_mode="r"), labels,
+                                                 n_threads=args.workers), args.repeat),
+        }
         with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                       processes=True, dashboard_address=None,
                                       memory_limit=0) as cluster, \
                 distributed.Client(cluster) as client, \
                 dask.config.set(scheduler=client):
-            print(f"{'layout':28} {'function':10} {'in-process':>10} {'cluster':>8} "
-                  f"{'ratio':>6} {'dask ops':>9} {'dask/fastxent':>13} "
-                  f"{'worker anon MiB':>15} {'chunk MiB':>9}")
-            for name, chunks in layouts.items():
-                lazy = _lazy(path, shape, np.float32, *chunks)
-                chunk_mib = chunks[0] * chunks[1] * 4 / 2**20
+            print(f"{'layout':24} {'function':10} {'in-process':>10} {'from file':>9} "
+                  f"{'cluster':>8} {'ratio':>6} {'dask ops':>9} {'dask/fastxent':>13} "
+                  f"{'anon MiB':>8} {'file MiB':>8} {'chunk MiB':>9}")
+            for name, (lazy, chunk_items) in layouts.items():
+                chunk_mib = chunk_items * 4 / 2**20
 
                 def composed():
                     m = lazy.max(axis=1, keepdims=True)
@@ -172,15 +196,19 @@ def main(argv=None):
                     ok = client.run(_start_sampler)
                     call()
                     peaks = client.run(_stop_sampler)
-                    peak_text = f"{max(peaks.values()):.0f}" if all(ok.values()) else "n/a"
+                    if all(ok.values()):
+                        anon = f"{max(p[0] for p in peaks.values()):.0f}"
+                        mapped = f"{max(p[1] for p in peaks.values()):.0f}"
+                    else:
+                        anon = mapped = "n/a"
                     if fname == "logsumexp":
                         t_dask = best(composed, args.repeat)
                         dask_text = f"{t_dask:9.3f} {t_dask / t:13.1f}"
                     else:
                         dask_text = f"{'':9} {'':13}"
-                    print(f"{name:28} {fname:10} {here[fname]:10.3f} {t:8.3f} "
-                          f"{t / here[fname]:6.2f} {dask_text} {peak_text:>15} "
-                          f"{chunk_mib:9.0f}")
+                    print(f"{name:24} {fname:10} {here[fname]:10.3f} {from_file[fname]:9.3f} "
+                          f"{t:8.3f} {t / here[fname]:6.2f} {dask_text} {anon:>8} "
+                          f"{mapped:>8} {chunk_mib:9.0f}", flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

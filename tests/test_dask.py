@@ -571,6 +571,39 @@ def _cli(args, cwd, **env):
                           env=dict(os.environ, **env))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64, "bfloat16"])
+def test_stored_logits_read_as_views_of_their_bytes(tmp_path, dtype):
+    """The loader of ``fastxent score --scheduler`` (one task per chunk of
+    rows, each a view of a memory map of its rows' bytes): every layout it
+    reads gives the stored values, chunk boundaries and row offsets that are
+    not multiples of the page size included, and a C-ordered file's chunks
+    are read-only views, not copies."""
+    from fastxent._dask import files
+    rng = np.random.default_rng(8)
+    if dtype == "bfloat16":
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        dtype = ml_dtypes.bfloat16
+    x = rng.standard_normal((301, 37)).astype(dtype)
+    np.save(tmp_path / "c.npy", x)
+    np.save(tmp_path / "f.npy", np.asfortranarray(x))
+    np.savez(tmp_path / "z.npz", other=np.arange(5), logits=x)
+    (tmp_path / "shards").mkdir()
+    np.save(tmp_path / "shards" / "0.npy", x[:100])
+    np.save(tmp_path / "shards" / "1.npy", x[100:])
+    np.save(tmp_path / "shards" / "2.npy", x[:0])
+    for name in ("c.npy", "f.npy", "z.npz", "shards"):
+        for chunk_bytes in (1, 37 * 5 * x.itemsize + 3, 1 << 20):
+            lazy = files.lazy_logits(str(tmp_path / name), chunk_bytes)
+            got = lazy.compute(scheduler="sync")
+            assert got.dtype == x.dtype and got.shape == x.shape, name
+            np.testing.assert_array_equal(got.view(np.uint8), x.view(np.uint8), err_msg=name)
+    src = np.load(tmp_path / "c.npy", mmap_mode="r")
+    chunk = files._read_rows(str(tmp_path / "c.npy"), src.offset, x.shape, False,
+                             src.dtype.str, 15, 20)
+    assert not chunk.flags.writeable and not chunk.flags.owndata
+    np.testing.assert_array_equal(chunk.view(np.uint8), x[15:20].view(np.uint8))
+
+
 def test_cli_scores_files_on_a_scheduler(client, tmp_path):
     import json
     rng = np.random.default_rng(6)

@@ -2,12 +2,13 @@
 (``fastxent score ... --scheduler ADDRESS``).
 
 A ``.npy`` file, an uncompressed ``.npz`` member or a folder of ``.npy``
-shards becomes one task per chunk of rows, each of which memory-maps the file
-on its worker and copies its rows: the files must be readable at the same
-absolute path on every worker (a shared or local file system), and the client sends
-no data, only file names and row ranges.  A zarr store (a folder holding
-``zarr.json`` or ``.zarray``) is read with ``dask.array.from_zarr``.  The
-labels (8 bytes a row) are read by the client, checked, and sent along.
+shards becomes one task per chunk of rows, each of which memory-maps the
+bytes of its rows on its worker and hands the kernels a view of them (no
+copy): the files must be readable at the same absolute path on every worker
+(a shared or local file system), and the client sends no data, only file
+names and row ranges.  A zarr store (a folder holding ``zarr.json`` or
+``.zarray``) is read with ``dask.array.from_zarr``.  The labels (8 bytes a
+row) are read by the client, checked, and sent along.
 """
 import mmap
 import os
@@ -43,15 +44,32 @@ def _scorable_dtype(dtype):
 
 
 def _read_rows(path, offset, shape, fortran, dtype, start, stop):
-    """Rows ``start:stop`` of the array stored at byte `offset` of `path`,
-    copied out of a memory map (run on a worker)."""
+    """Rows ``start:stop`` of the array stored at byte `offset` of `path`
+    (run on a worker): a read-only view of a memory map of the bytes that
+    hold them, so the kernels read the page cache directly and the worker
+    allocates nothing for the chunk (the map lives as long as the chunk; a
+    chunk sent to another worker is pickled as a copy).  Rows of a
+    Fortran-ordered array are spread over the whole file, and are copied
+    into a C-ordered chunk instead."""
     dtype = np.dtype(dtype)
+    n, c = shape
+    row_bytes = c * dtype.itemsize
+    if fortran or stop <= start or row_bytes == 0:
+        lo, hi = offset, offset + n * row_bytes
+    else:
+        lo, hi = offset + start * row_bytes, offset + stop * row_bytes
+    if hi == lo:
+        return _files._as_scorable(np.empty((stop - start, c), dtype))
+    base = lo - lo % mmap.ALLOCATIONGRANULARITY
     with open(path, "rb") as f:
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            whole = np.ndarray(shape, dtype, buffer=m, offset=offset,
-                               order="F" if fortran else "C")
+        m = mmap.mmap(f.fileno(), hi - base, access=mmap.ACCESS_READ, offset=base)
+    if fortran:
+        with m:
+            whole = np.ndarray(shape, dtype, buffer=m, offset=lo - base, order="F")
             rows = np.array(whole[start:stop], order="C")
             del whole
+    else:
+        rows = np.ndarray((stop - start, c), dtype, buffer=m, offset=lo - base)
     return _files._as_scorable(rows)
 
 
