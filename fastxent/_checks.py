@@ -114,6 +114,23 @@ def float_input(x, name):
     return x
 
 
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+
+
+def check_ignore_index(ignore_index):
+    """`ignore_index` of the PyTorch losses as a Python int, as PyTorch takes
+    it (an int64): TypeError for a bool or a number that is not an integer
+    (1.5, -100.0), ValueError for one outside the int64 range."""
+    if (isinstance(ignore_index, (bool, np.bool_))
+            or not isinstance(ignore_index, (numbers.Integral, np.integer))):
+        raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
+    value = int(ignore_index)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"ignore_index must be in the int64 range [-2**63, 2**63 - 1], "
+                         f"got {value}")
+    return value
+
+
 def check_reduction(reduction, allowed=("none", "mean", "sum")):
     """Refuse a `reduction` that is not one of `allowed`."""
     if not isinstance(reduction, str) or reduction not in allowed:

@@ -14,8 +14,9 @@ from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
 from . import _dask, _dispatch
 from ._dispatch import resolve_threads
-from ._checks import (KERNEL_DTYPES, check_reduction, class_axis, class_labels, class_weight,
-                      float_input, grad_array, promote_dtypes, weight_dtype)
+from ._checks import (INT64_MAX, INT64_MIN, KERNEL_DTYPES, check_ignore_index, check_reduction,
+                      class_axis, class_labels, class_weight, float_input, grad_array,
+                      promote_dtypes, weight_dtype)
 from ._layout import array_sum, class_views, finish, kernel_out, kernel_view
 
 __all__ = ["cross_entropy", "nll_loss"]
@@ -88,9 +89,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         message names it.
     ValueError
         For a bad `reduction`, `label_smoothing` outside [0, 1], a weight of
-        the wrong length, mismatched shapes, or a bad `grad_out`.
+        the wrong length, mismatched shapes, a bad `grad_out`, or an
+        `ignore_index` outside the int64 range (as PyTorch).
     TypeError
-        For non-float input or a target that is neither integer nor float.
+        For non-float input, a target that is neither integer nor float, or
+        an `ignore_index` that is not an integer (``-100.0``, ``True``: as
+        PyTorch).
 
     See Also
     --------
@@ -130,6 +134,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         return _dask.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing,
                                    return_grad=return_grad, grad_out=grad_out, n_threads=n_threads)
     check_reduction(reduction)
+    if type(ignore_index) is not int or not INT64_MIN <= ignore_index <= INT64_MAX:
+        ignore_index = check_ignore_index(ignore_index)
     eps = float(label_smoothing)
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
@@ -279,9 +285,11 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     IndexError
         For a target outside ``[0, C)`` that is not `ignore_index`.
     ValueError
-        For a bad `reduction`, weight or shapes.
+        For a bad `reduction`, weight or shapes, or an `ignore_index`
+        outside the int64 range (as PyTorch).
     TypeError
-        For non-float input or non-integer targets.
+        For non-float input, non-integer targets, or an `ignore_index` that
+        is not an integer (``-100.0``, ``True``: as PyTorch).
 
     See Also
     --------
@@ -312,6 +320,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
         return _dask.nll_loss(input, target, weight, ignore_index, reduction,
                               return_grad=return_grad, grad_out=grad_out, n_threads=n_threads)
     check_reduction(reduction)
+    if type(ignore_index) is not int or not INT64_MIN <= ignore_index <= INT64_MAX:
+        ignore_index = check_ignore_index(ignore_index)
     nt = resolve_threads(n_threads)
     x = float_input(input, "input")
     if x.ndim == 0:
@@ -328,14 +338,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     w = None if weight is None else class_weight(weight, C, None)
     if w is not None and w.dtype.kind != "f":   # float weights are read as they are
         w = w.astype(np.float64)
-    # an ignore_index that no integer equals (a fraction, beyond int64) is None
     ignore = ignore_index
-    if type(ignore) is not int:
-        if hasattr(ignore, "__index__"):
-            ignore = ignore.__index__()
-        else:
-            ignore = float(ignore)
-            ignore = int(ignore) if ignore.is_integer() else None
     # a new gradient of the input's memory order is a zeroed (calloc'd)
     # array: the kernel writes only the targets, and pages of no target are
     # never touched here

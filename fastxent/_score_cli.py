@@ -459,8 +459,10 @@ def main(argv=None, stdout=None, stderr=None):
     except (ValueError, TypeError, IndexError, OSError) as e:
         stderr.write(f"{PROG}: error: {e}\n")
         return 1
-    except MemoryError:
-        stderr.write(f"{PROG}: error: out of memory (try a smaller --chunk-mb)\n")
+    except MemoryError as e:
+        # the scorer's own say which setting asked for too much
+        stderr.write(f"{PROG}: error: {e}\n" if str(e).startswith("n_bins")
+                     else f"{PROG}: error: out of memory (try a smaller --chunk-mb)\n")
         return 1
     except KeyboardInterrupt:
         stderr.write(f"\n{PROG}: interrupted\n")

@@ -39,10 +39,15 @@ def _spec(topk):
 _DEFAULT_SPEC = _spec(_DEFAULT_TOPK)
 
 
+# max(topk) and n_bins of at most this many (the kernels' bound: every size
+# formed from them fits a Py_ssize_t)
+_MAX_SIZE = 1 << 40
+
+
 def _check_topk(topk):
     if topk is _DEFAULT_TOPK:
         return topk
-    if type(topk) is tuple and all(type(k) is int and k > 0 for k in topk) and topk:
+    if type(topk) is tuple and all(type(k) is int and 0 < k <= _MAX_SIZE for k in topk) and topk:
         return tuple(sorted(set(topk)))   # the usual call, without ABC checks
     if isinstance(topk, (numbers.Integral, np.integer)) and not isinstance(topk, (bool, np.bool_)):
         topk = (topk,)
@@ -58,16 +63,20 @@ def _check_topk(topk):
             raise TypeError(f"topk: expected positive integers, got {k!r}")
         if k < 1:
             raise ValueError(f"topk: expected positive integers, got {int(k)}")
+        if k > _MAX_SIZE:
+            raise ValueError(f"topk: at most {_MAX_SIZE} ranks can be counted, got {int(k)}")
     return tuple(sorted({int(k) for k in ks}))
 
 
 def _check_n_bins(n_bins):
-    if type(n_bins) is int and n_bins >= 1:
+    if type(n_bins) is int and 1 <= n_bins <= _MAX_SIZE:
         return n_bins
     if isinstance(n_bins, (bool, np.bool_)) or not isinstance(n_bins, (numbers.Integral, np.integer)):
         raise TypeError(f"n_bins: expected a positive integer, got {n_bins!r}")
     if n_bins < 1:
         raise ValueError(f"n_bins: expected a positive integer, got {int(n_bins)}")
+    if n_bins > _MAX_SIZE:
+        raise ValueError(f"n_bins: expected 1 to {_MAX_SIZE} bins, got {int(n_bins)}")
     return int(n_bins)
 
 
@@ -204,8 +213,14 @@ class Scorer:
         # bins' confidence sums; int64 count, undefined, the rank counts,
         # the bins' counts and their correct counts.  int64 counts overflow
         # after 9.2e18 rows, centuries of scoring at a billion rows a second.
-        self._f = np.zeros(3 + nb)
-        self._c = np.zeros(2 + self._max_rank + 2 * nb, np.int64)
+        try:
+            self._f = np.zeros(3 + nb)
+            self._c = np.zeros(2 + self._max_rank + 2 * nb, np.int64)
+        except MemoryError:
+            raise MemoryError(
+                f"n_bins, topk: out of memory for the sums of {self.n_bins} calibration bins "
+                f"and {self._max_rank} rank counts ({8 * (5 + self._max_rank + 3 * nb) / 2**30:.3g}"
+                f" GiB); lower n_bins or max(topk)") from None
         return self
 
     def __copy__(self):
@@ -369,7 +384,7 @@ def score(input, target, *, topk=_DEFAULT_TOPK, n_bins=15, ignore_index=-100, te
                       temperature=temperature, n_threads=n_threads).update(input, target).result()
     # the usual settings without a call each (a small call's quarter)
     spec = _DEFAULT_SPEC if topk is _DEFAULT_TOPK else _spec(_check_topk(topk))
-    if type(n_bins) is not int or n_bins < 1:
+    if type(n_bins) is not int or not 1 <= n_bins <= _MAX_SIZE:
         n_bins = _check_n_bins(n_bins)
     if type(ignore_index) is not int:
         ignore_index = _check_ignore_index(ignore_index)

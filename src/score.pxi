@@ -138,6 +138,13 @@ cdef int _check_sizes(Py_ssize_t max_rank, Py_ssize_t n_bins, Py_ssize_t min_bin
     return 0
 
 
+cdef str _sums_memory_message(Py_ssize_t max_rank, Py_ssize_t n_bins, size_t nbytes):
+    """The MemoryError's message when the sums of an evaluation (O(blocks +
+    threads) copies of the bins and the rank counts) cannot be allocated."""
+    return (f"n_bins, topk: out of memory for the sums of {n_bins} calibration bins and "
+            f"{max_rank} rank counts ({nbytes / 2**30:.3g} GiB); lower n_bins or max(topk)")
+
+
 # topk of at most this many ks, n_bins of at most this many bins: the
 # metrics' scratch on the stack
 DEF METRICS_STACK_K = 16
@@ -167,13 +174,14 @@ cdef dict _metrics(const double *f, const int64_t *c, Py_ssize_t max_rank, Py_ss
         if nk > METRICS_STACK_K:
             kheap = malloc(nk * (sizeof(Py_ssize_t) + sizeof(double)) + 7 * sizeof(double))
             if kheap == NULL:
-                raise MemoryError()
+                raise MemoryError(f"topk: out of memory for the metrics of {nk} values of k")
             ks = <Py_ssize_t *>kheap
             out = <double *>(ks + nk)
         if n_bins > METRICS_STACK_BINS:
             sheap = malloc(2 * (n_bins + 1) * sizeof(double))
             if sheap == NULL:
-                raise MemoryError()
+                raise MemoryError(_sums_memory_message(max_rank, n_bins,
+                                                       2 * (n_bins + 1) * sizeof(double)))
             scratch = <double *>sheap
         for i in range(nk):
             k = topk[i]
@@ -358,7 +366,8 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
                 fbase = <double *>calloc(nfs, sizeof(double))
                 cbase = <int64_t *>calloc(ncs, sizeof(int64_t))
                 if fbase == NULL or cbase == NULL:
-                    raise MemoryError()
+                    raise MemoryError(_sums_memory_message(max_rank, n_bins,
+                                                           (nfs + ncs) * sizeof(double)))
                 fsums = fx_align64(fbase)
                 counts = <int64_t *>fx_align64(<double *>cbase)
             for k in range(n_bins + 1):

@@ -151,6 +151,8 @@ def test_progress_bar_only_on_a_terminal(files):
     (None, ["{d}/x.npy", "{d}/t.npy", "--topk", "0"], 2, "--topk"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--topk", "a,b"], 2, "--topk"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--bins", "-3"], 2, "--bins"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--bins", str(2**70)], 1, "n_bins: expected 1 to"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--topk", f"1,{2**70}"], 1, "topk: at most"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--temperature", "nan"], 2, "--temperature"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--temperature", "0"], 2, "--temperature"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--threads", "0"], 2, "--threads"),

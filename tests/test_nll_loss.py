@@ -246,9 +246,10 @@ def test_ignore_index_counts_in_nothing():
     loss, g = fx.nll_loss(x, np.full(8, -100), return_grad=True)
     assert np.isnan(loss) and (g == 0).all()
     assert fx.nll_loss(x, np.full(8, -100), reduction="sum") == 0
-    # an ignore_index that no label can equal
+    # an ignore_index that no label equals; any integer type
     x[2] = 0.5
-    assert fx.nll_loss(x, t, ignore_index=2 ** 70) == fx.nll_loss(x, t, ignore_index=-5)
+    assert fx.nll_loss(x, t, ignore_index=2 ** 63 - 1) == fx.nll_loss(x, t, ignore_index=-5)
+    assert fx.nll_loss(x, t, ignore_index=-2 ** 63) == fx.nll_loss(x, t, ignore_index=-5)
     assert fx.nll_loss(x, t, ignore_index=np.int8(3)) == fx.nll_loss(x, t, ignore_index=3)
 
 

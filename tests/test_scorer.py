@@ -479,6 +479,36 @@ def test_many_ks_and_huge_settings():
             fastxent.Scorer(**kwargs).update(x, t)
 
 
+def test_settings_beyond_the_kernels_bound_or_memory_name_the_argument():
+    """n_bins and max(topk) above 2**40 (the kernels' bound) are a ValueError
+    naming the argument, not an OverflowError from the conversion to C; sums
+    too large to allocate are a MemoryError naming n_bins and topk and the
+    size asked, in score, in a Scorer and in the command-line scorer."""
+    x, t = _data(rows=20, classes=5)
+    for kwargs, match in (({"n_bins": 2**40 + 1}, "n_bins: expected 1 to"),
+                          ({"n_bins": 2**70}, "n_bins: expected 1 to"),
+                          ({"n_bins": np.uint64(2**63)}, "n_bins: expected 1 to"),
+                          ({"topk": (1, 2**70)}, "topk: at most"),
+                          ({"topk": 2**40 + 1}, "topk: at most")):
+        with pytest.raises(ValueError, match=match):
+            fastxent.score(x, t, **kwargs)
+        with pytest.raises(ValueError, match=match):
+            fastxent.Scorer(**kwargs)
+    try:
+        with open("/proc/sys/vm/overcommit_memory") as f:
+            overcommit_always = f.read().strip() == "1"
+    except OSError:
+        overcommit_always = False
+    if overcommit_always:
+        pytest.skip("with vm.overcommit_memory = 1 a 16 TiB allocation may succeed")
+    # 2**40 bins: terabytes of sums, more than any machine's memory and swap
+    for kwargs in ({"n_bins": 2**40}, {"topk": (1, 2**40)}):
+        with pytest.raises(MemoryError, match="n_bins, topk: out of memory .* GiB"):
+            fastxent.score(x, t, **kwargs)
+        with pytest.raises(MemoryError, match="n_bins, topk: out of memory .* GiB"):
+            fastxent.Scorer(**kwargs)
+
+
 def test_metrics_need_state_arrays_of_the_settings():
     s = fastxent.Scorer(topk=(1, 3), n_bins=4)
     kernel = fastxent._dispatch.active

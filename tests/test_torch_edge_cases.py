@@ -122,3 +122,31 @@ def test_kl_div_infinite_target_as_torch(log_target):
                                            reduction=reduction, log_target=log_target)
         assert_same_values(got, want, reduction)
         assert_same_values(grad, want_g, reduction)
+
+
+@pytest.mark.parametrize("fn", ["nll_loss", "cross_entropy"])
+def test_ignore_index_of_the_wrong_type_or_beyond_int64_raises_as_torch(fn):
+    """PyTorch takes ignore_index as an int64: a float (even -100.0) or a
+    bool is a TypeError, an integer outside int64 a ValueError; the compiled
+    function, the reference and the Dask path raise the same, naming it, and
+    the int64 extremes and NumPy integers are taken."""
+    x = np.zeros((4, 3))
+    t = np.array([0, 1, 2, 1])
+    ours = (getattr(fastxent, fn), getattr(refl, fn))
+    for value, error in ((1.5, TypeError), (-100.0, TypeError), (True, TypeError),
+                         (np.float64(2.0), TypeError), (2**63, ValueError),
+                         (-2**63 - 1, ValueError), (2**70, ValueError)):
+        with pytest.raises(error):
+            getattr(F, fn)(torch.from_numpy(x), torch.from_numpy(t), ignore_index=value)
+        for f in ours:
+            with pytest.raises(error, match="ignore_index"):
+                f(x, t, ignore_index=value)
+    for value in (2**63 - 1, -2**63, np.int8(1), np.uint64(1)):
+        want = getattr(F, fn)(torch.from_numpy(x), torch.from_numpy(t),
+                              ignore_index=int(value)).numpy()
+        for f in ours:
+            assert_same_values(f(x, t, ignore_index=value), want, f"{fn} {value!r}")
+    da = pytest.importorskip("dask.array")
+    for value, error in ((-100.0, TypeError), (2**63, ValueError)):
+        with pytest.raises(error, match="ignore_index"):
+            getattr(fastxent, fn)(da.from_array(x, chunks=2), t, ignore_index=value)

@@ -19,6 +19,9 @@ __all__ = ["cross_entropy", "nll_loss"]
 def _check_ignore_index(ignore_index):
     if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"ignore_index: expected an integer, got {ignore_index!r}")
+    if not -2**63 <= int(ignore_index) < 2**63:   # PyTorch takes an int64
+        raise ValueError(f"ignore_index: expected an integer in the int64 range, got "
+                         f"{int(ignore_index)}")
     return int(ignore_index)
 
 
