@@ -26,6 +26,12 @@ warm-up; every figure is the minimum of `--repeat` runs.  Timed, in seconds:
   ``dask.array`` operations (``logsumexp`` only: Dask has no scorer), on the
   cluster, from the same chunks.
 
+With ``--scattered``, also class chunks read from the single C-ordered
+file (each task a view of its block of columns: 16384 pieces of 8 KiB
+spread over the whole file, by default) and, for comparison, copied out of
+it.  Before the timings, the fixed cost of a ``distributed`` compute: a
+graph of `--chunks` tasks of one element each, summed.
+
 The workers' memory during one call, sampled every 2 ms from
 ``/proc/self/status`` (Linux only) above its value before the call: the peak
 anonymous memory (``RssAnon``: the arrays the tasks allocate), and the peak
@@ -36,6 +42,7 @@ Usage::
 
     python bench/dask_cluster.py                       # 2 GiB, 2 workers
     python bench/dask_cluster.py --rows 4096 --classes 8192 --repeat 2   # quick
+    python bench/dask_cluster.py --scattered           # + blocks of columns of one file
 """
 import argparse
 import os
@@ -49,6 +56,26 @@ import numpy as np
 def _map_shard(path):
     """A shard of classes, as a read-only view of its memory map (on a worker)."""
     return np.asarray(np.load(path, mmap_mode="r"))
+
+
+def _column_block(path, c0, c1, copy):
+    """Classes c0:c1 of every row of the .npy at `path` (on a worker): a
+    view of the file's memory map, or a copy of it."""
+    block = np.load(path, mmap_mode="r")[:, c0:c1]
+    return np.array(block) if copy else np.asarray(block)
+
+
+def _class_blocks(path, shape, class_chunk, copy):
+    """The lazy array of blocks of columns of the single file."""
+    import dask
+    import dask.array as da
+
+    blocks = []
+    for c0 in range(0, shape[1], class_chunk):
+        c1 = min(c0 + class_chunk, shape[1])
+        task = dask.delayed(_column_block, pure=True)(path, c0, c1, copy)
+        blocks.append(da.from_delayed(task, (shape[0], c1 - c0), dtype=np.float32))
+    return da.concatenate(blocks, axis=1)
 
 
 def _class_shards(folder, x, class_chunk):
@@ -126,6 +153,8 @@ def main(argv=None):
     parser.add_argument("--chunks", type=int, default=16, help="chunks per layout (default 16)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--scattered", action="store_true",
+                        help="also class chunks read out of the single C-ordered file")
     args = parser.parse_args(argv)
 
     import dask
@@ -157,6 +186,10 @@ def main(argv=None):
             f"classes ({args.rows}, {class_chunk})":
                 (_class_shards(folder, x, class_chunk), args.rows * class_chunk),
         }
+        if args.scattered:
+            for copy in (False, True):
+                layouts[f"columns of 1 file{', copied' if copy else ''}"] = (
+                    _class_blocks(path, shape, class_chunk, copy), args.rows * class_chunk)
         print(f"{args.rows} x {args.classes} float32 ({gib:.2f} GiB) on disk, {args.chunks} "
               f"chunks, LocalCluster of {args.workers} single-threaded worker processes; "
               f"seconds, min of {args.repeat} after a warm-up")
@@ -177,7 +210,10 @@ def main(argv=None):
                                       memory_limit=0) as cluster, \
                 distributed.Client(cluster) as client, \
                 dask.config.set(scheduler=client):
-            print(f"{'layout':24} {'function':10} {'in-process':>10} {'from file':>9} "
+            tiny = da.ones((args.chunks,), chunks=1)
+            print(f"fixed cost of a compute ({args.chunks} one-element tasks, summed): "
+                  f"{best(lambda: tiny.sum().compute(), args.repeat) * 1e3:.0f} ms")
+            print(f"{'layout':26} {'function':10} {'in-process':>10} {'from file':>9} "
                   f"{'cluster':>8} {'ratio':>6} {'dask ops':>9} {'dask/fastxent':>13} "
                   f"{'anon MiB':>8} {'file MiB':>8} {'chunk MiB':>9}")
             for name, (lazy, chunk_items) in layouts.items():
@@ -206,7 +242,7 @@ def main(argv=None):
                         dask_text = f"{t_dask:9.3f} {t_dask / t:13.1f}"
                     else:
                         dask_text = f"{'':9} {'':13}"
-                    print(f"{name:24} {fname:10} {here[fname]:10.3f} {from_file[fname]:9.3f} "
+                    print(f"{name:26} {fname:10} {here[fname]:10.3f} {from_file[fname]:9.3f} "
                           f"{t:8.3f} {t / here[fname]:6.2f} {dask_text} {anon:>8} "
                           f"{mapped:>8} {chunk_mib:9.0f}", flush=True)
     finally:

@@ -9,6 +9,7 @@ from precomputed tables.  Plain float64 and float32 ndarrays, the common
 case, pass each check in a few attribute lookups.
 """
 import numbers
+import operator
 
 import numpy as np
 
@@ -121,10 +122,13 @@ def check_ignore_index(ignore_index):
     """`ignore_index` of the PyTorch losses as a Python int, as PyTorch takes
     it (an int64): TypeError for a bool or a number that is not an integer
     (1.5, -100.0), ValueError for one outside the int64 range."""
-    if (isinstance(ignore_index, (bool, np.bool_))
-            or not isinstance(ignore_index, (numbers.Integral, np.integer))):
-        raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
-    value = int(ignore_index)
+    # an integer of any type, a 0-d integer array too (PyTorch takes one)
+    try:
+        if isinstance(ignore_index, (bool, np.bool_)):
+            raise TypeError
+        value = operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}") from None
     if not INT64_MIN <= value <= INT64_MAX:
         raise ValueError(f"ignore_index must be in the int64 range [-2**63, 2**63 - 1], "
                          f"got {value}")

@@ -461,7 +461,7 @@ def main(argv=None, stdout=None, stderr=None):
         return 1
     except MemoryError as e:
         # the scorer's own say which setting asked for too much
-        stderr.write(f"{PROG}: error: {e}\n" if str(e).startswith("n_bins")
+        stderr.write(f"{PROG}: error: {e}\n" if str(e).startswith(("n_bins", "topk"))
                      else f"{PROG}: error: out of memory (try a smaller --chunk-mb)\n")
         return 1
     except KeyboardInterrupt:

@@ -310,6 +310,30 @@ def test_bad_label_raises_at_compute():
         fastxent.nll_loss(d, np.array([0, 4, 1])).compute()
 
 
+@pytest.mark.parametrize("label_dtype", [np.uint64, np.uint8, np.int32, np.int64])
+def test_labels_of_any_integer_dtype_across_class_blocks(label_dtype):
+    """Labels of every integer dtype, uint64 included (whose difference with
+    an int64 class offset NumPy forms in float64), with the class axis in
+    blocks: the in-memory results, and a uint64 label beyond int64 named."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((12, 7))
+    t = rng.integers(0, 7, 12).astype(label_dtype)
+    for chunks in ((5, 7), (5, 3), (12, 2)):
+        d = da.from_array(x, chunks=chunks)
+        for smoothing in (0.0, 0.1):
+            check(fastxent.cross_entropy(d, t, label_smoothing=smoothing),
+                  fastxent.cross_entropy(x, t, label_smoothing=smoothing))
+        check(fastxent.nll_loss(d, t), fastxent.nll_loss(x, t))
+        _check_metrics(fastxent.score(d, t, topk=(1, 3)), fastxent.score(x, t, topk=(1, 3)))
+    if label_dtype is np.uint64:
+        t[4] = 2**63 + 5
+        d = da.from_array(x, chunks=(5, 3))
+        with pytest.raises(IndexError, match=str(2**63 + 5)):
+            fastxent.cross_entropy(d, t).compute()
+        with pytest.raises(IndexError, match=str(2**63 + 5)):
+            fastxent.score(d, t)
+
+
 @SMALL
 @given(data=st.data(), reduction=st.sampled_from(["none", "mean", "sum", "batchmean"]))
 def test_elementwise_losses(data, reduction):
@@ -576,8 +600,12 @@ def test_stored_logits_read_as_views_of_their_bytes(tmp_path, dtype):
     """The loader of ``fastxent score --scheduler`` (one task per chunk of
     rows, each a view of a memory map of its rows' bytes): every layout it
     reads gives the stored values, chunk boundaries and row offsets that are
-    not multiples of the page size included, and a C-ordered file's chunks
-    are read-only views, not copies."""
+    not multiples of the page size included; a C-ordered file's chunk is a
+    read-only view of a map of its own rows, not of the whole file; an
+    ``.npz`` member not aligned to its item size and a Fortran-ordered
+    file's rows are copies."""
+    import mmap
+    import os
     from fastxent._dask import files
     rng = np.random.default_rng(8)
     if dtype == "bfloat16":
@@ -591,17 +619,55 @@ def test_stored_logits_read_as_views_of_their_bytes(tmp_path, dtype):
     np.save(tmp_path / "shards" / "0.npy", x[:100])
     np.save(tmp_path / "shards" / "1.npy", x[100:])
     np.save(tmp_path / "shards" / "2.npy", x[:0])
+    # a few dozen chunks at most: before Python 3.13 each chunk in memory
+    # holds a file descriptor (macOS allows 256 by default)
     for name in ("c.npy", "f.npy", "z.npz", "shards"):
-        for chunk_bytes in (1, 37 * 5 * x.itemsize + 3, 1 << 20):
+        for chunk_bytes in (37 * 8 * x.itemsize + 3, 37 * 50 * x.itemsize, 1 << 20):
             lazy = files.lazy_logits(str(tmp_path / name), chunk_bytes)
             got = lazy.compute(scheduler="sync")
             assert got.dtype == x.dtype and got.shape == x.shape, name
             np.testing.assert_array_equal(got.view(np.uint8), x.view(np.uint8), err_msg=name)
-    src = np.load(tmp_path / "c.npy", mmap_mode="r")
-    chunk = files._read_rows(str(tmp_path / "c.npy"), src.offset, x.shape, False,
-                             src.dtype.str, 15, 20)
-    assert not chunk.flags.writeable and not chunk.flags.owndata
+
+    def mapped(a):
+        while a is not None and not isinstance(a, mmap.mmap):
+            a = a.base
+        return a
+
+    path = str(tmp_path / "c.npy")
+    src = np.load(path, mmap_mode="r")
+    chunk = files._read_rows(path, src.offset, x.shape, False, src.dtype.str, 15, 20)
     np.testing.assert_array_equal(chunk.view(np.uint8), x[15:20].view(np.uint8))
+    assert not chunk.flags.writeable and not chunk.flags.owndata
+    m = mapped(chunk)
+    assert m is not None and len(m) < os.path.getsize(path) // 4
+    assert files._read_rows(path, src.offset, x.shape, False, src.dtype.str, 7, 7).shape == (0, 37)
+    # the member's data start: aligned or not to the item size, by its name's length
+    for member in ("logits", "input", "arr_0"):
+        np.savez(tmp_path / "m.npz", **{member: x})
+        with np.load(tmp_path / "m.npz") as z:
+            want = z[member]
+        offset, stored = _stored_part(tmp_path / "m.npz")
+        chunk = files._read_rows(str(tmp_path / "m.npz"), offset, x.shape, False, stored.str,
+                                 3, 9)
+        np.testing.assert_array_equal(chunk.view(np.uint8), want[3:9].view(np.uint8))
+        assert chunk.flags.aligned
+        assert (mapped(chunk) is None) == (offset % x.itemsize != 0), member
+    chunk = files._read_rows(str(tmp_path / "f.npy"), np.load(tmp_path / "f.npy",
+                             mmap_mode="r").offset, x.shape, True, src.dtype.str, 3, 9)
+    assert mapped(chunk) is None and chunk.flags.c_contiguous
+    np.testing.assert_array_equal(chunk.view(np.uint8), x[3:9].view(np.uint8))
+
+
+def _stored_part(path):
+    """(byte offset of the data, stored dtype) of the logits in `path`, as
+    the files module reads them."""
+    from fastxent import _score_files
+    src = _score_files.open_logits(str(path))
+    try:
+        part = getattr(src, "parts", [src])[0]
+        return part.offset, part.dtype
+    finally:
+        src.close()
 
 
 def test_cli_scores_files_on_a_scheduler(client, tmp_path):

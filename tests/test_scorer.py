@@ -500,8 +500,8 @@ def test_settings_beyond_the_kernels_bound_or_memory_name_the_argument():
     except OSError:
         overcommit_always = False
     if overcommit_always:
-        pytest.skip("with vm.overcommit_memory = 1 a 16 TiB allocation may succeed")
-    # 2**40 bins: terabytes of sums, more than any machine's memory and swap
+        pytest.skip("with vm.overcommit_memory = 1 an allocation of terabytes may succeed")
+    # 2**40 bins or ranks: 8-24 TiB of sums, more than any machine's memory and swap
     for kwargs in ({"n_bins": 2**40}, {"topk": (1, 2**40)}):
         with pytest.raises(MemoryError, match="n_bins, topk: out of memory .* GiB"):
             fastxent.score(x, t, **kwargs)

@@ -4,14 +4,17 @@
 A ``.npy`` file, an uncompressed ``.npz`` member or a folder of ``.npy``
 shards becomes one task per chunk of rows, each of which memory-maps the
 bytes of its rows on its worker and hands the kernels a view of them (no
-copy): the files must be readable at the same absolute path on every worker
-(a shared or local file system), and the client sends no data, only file
-names and row ranges.  A zarr store (a folder holding ``zarr.json`` or
+copy; see _read_rows for the exceptions): the files must be readable at the
+same absolute path on every worker (a shared or local file system) and must
+not be rewritten while they are read (a mapped chunk of a file truncated
+under it stops its worker with SIGBUS), and the client sends no data, only
+file names and row ranges.  A zarr store (a folder holding ``zarr.json`` or
 ``.zarray``) is read with ``dask.array.from_zarr``.  The labels (8 bytes a
 row) are read by the client, checked, and sent along.
 """
 import mmap
 import os
+import sys
 
 import numpy as np
 
@@ -43,33 +46,45 @@ def _scorable_dtype(dtype):
     return _files._as_scorable(np.empty(0, dtype)).dtype
 
 
+# Before Python 3.13 a memory map holds a duplicate of its file's
+# descriptor for as long as it lives: one descriptor per chunk in memory
+_MMAP_OPTIONS = {"trackfd": False} if sys.version_info >= (3, 13) else {}
+
+
 def _read_rows(path, offset, shape, fortran, dtype, start, stop):
     """Rows ``start:stop`` of the array stored at byte `offset` of `path`
     (run on a worker): a read-only view of a memory map of the bytes that
     hold them, so the kernels read the page cache directly and the worker
     allocates nothing for the chunk (the map lives as long as the chunk; a
-    chunk sent to another worker is pickled as a copy).  Rows of a
-    Fortran-ordered array are spread over the whole file, and are copied
-    into a C-ordered chunk instead."""
+    chunk sent to another worker is pickled as a copy).  Copied instead:
+    the rows of a Fortran-ordered array (spread over the whole file) and
+    data not aligned to its item size (an ``.npz`` member can be; the
+    kernels would copy it)."""
     dtype = np.dtype(dtype)
     n, c = shape
     row_bytes = c * dtype.itemsize
-    if fortran or stop <= start or row_bytes == 0:
+    if stop <= start or row_bytes == 0:
+        return _files._as_scorable(np.empty((max(stop - start, 0), c), dtype))
+    copy = fortran or offset % dtype.itemsize != 0
+    if fortran:
         lo, hi = offset, offset + n * row_bytes
     else:
         lo, hi = offset + start * row_bytes, offset + stop * row_bytes
-    if hi == lo:
-        return _files._as_scorable(np.empty((stop - start, c), dtype))
     base = lo - lo % mmap.ALLOCATIONGRANULARITY
     with open(path, "rb") as f:
-        m = mmap.mmap(f.fileno(), hi - base, access=mmap.ACCESS_READ, offset=base)
-    if fortran:
-        with m:
+        m = mmap.mmap(f.fileno(), hi - base, access=mmap.ACCESS_READ, offset=base,
+                      **_MMAP_OPTIONS)
+    if not copy:
+        rows = np.ndarray((stop - start, c), dtype, buffer=m, offset=lo - base)
+        return _files._as_scorable(rows)
+    with m:
+        if fortran:
             whole = np.ndarray(shape, dtype, buffer=m, offset=lo - base, order="F")
             rows = np.array(whole[start:stop], order="C")
-            del whole
-    else:
-        rows = np.ndarray((stop - start, c), dtype, buffer=m, offset=lo - base)
+        else:
+            whole = np.ndarray((stop - start, c), dtype, buffer=m, offset=lo - base)
+            rows = np.array(whole)
+        del whole
     return _files._as_scorable(rows)
 
 

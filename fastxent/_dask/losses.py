@@ -109,7 +109,9 @@ def _ce_block_part(x, t, cls, w, *, ca, C, eps, ignore_index, probs):
     y = np.expand_dims(t, ca)
     ignored = y == ignore_index
     inside = (y >= cls[0]) & (y <= cls[-1]) & ~ignored
-    idx = np.where(inside, y - cls[0], 0)
+    # in int64 whatever the labels' type (uint64 - int64 would be float64)
+    c0 = int(cls[0])
+    idx = np.where(inside, y, c0).astype(np.int64) - c0
     xy = np.take_along_axis(x, idx, axis=ca).astype(_F)
     wy = 1.0 if w is None else np.asarray(w, _F)[idx]
     coef = np.where(inside, (1.0 - eps) * wy, 0.0)

@@ -105,7 +105,9 @@ def _zy_block(xb, tb, cls, *, ca, C, ignore_index, temperature, result):
         _labels_ok(tb, C, ignore_index)
     x = np.moveaxis(xb, ca, -1) if xb.ndim > 1 else xb
     inside = (tb >= cls[0]) & (tb <= cls[-1]) & (tb != ignore_index)
-    idx = np.where(inside, tb - cls[0], 0)
+    # in int64 whatever the labels' type (uint64 - int64 would be float64)
+    c0 = int(cls[0])
+    idx = np.where(inside, tb, c0).astype(np.int64) - c0
     # z of the gathered logits only (one per row), as _z forms every z
     zy = (_z(np.take_along_axis(x, idx[..., None], axis=-1), -1, temperature, result)[..., 0]
           if x.shape[-1] else 0.0)

@@ -7,6 +7,7 @@ logarithm, ignored targets).
 """
 
 import numbers
+import operator
 
 import numpy as np
 
@@ -17,12 +18,16 @@ __all__ = ["cross_entropy", "nll_loss"]
 
 
 def _check_ignore_index(ignore_index):
-    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
-        raise TypeError(f"ignore_index: expected an integer, got {ignore_index!r}")
-    if not -2**63 <= int(ignore_index) < 2**63:   # PyTorch takes an int64
-        raise ValueError(f"ignore_index: expected an integer in the int64 range, got "
-                         f"{int(ignore_index)}")
-    return int(ignore_index)
+    # PyTorch takes an int64: any integer, a 0-d integer array too
+    try:
+        if isinstance(ignore_index, (bool, np.bool_)):
+            raise TypeError
+        value = operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(f"ignore_index: expected an integer, got {ignore_index!r}") from None
+    if not -2**63 <= value < 2**63:
+        raise ValueError(f"ignore_index: expected an integer in the int64 range, got {value}")
+    return value
 
 
 def _check_label_smoothing(label_smoothing):
