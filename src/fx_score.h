@@ -379,6 +379,9 @@ FX_INLINE void FX_NAME(score_sums)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
         FX_W acc = 0, cnt = 0, sd = 0, sq = 0;
+        /* the next block's first pass then finds it on its way (as
+         * block_sums of the softmax family) */
+        FX_PREFETCH_NEXT(x, s, n, j0);
         FX_SIMD_REDUCE(+:acc,cnt,sd,sq)
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W v = FX_SCORE_Z(x[j * s]);
