@@ -342,7 +342,6 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     w = None if weight is None else class_weight(weight, C, None)
     if w is not None and w.dtype.kind != "f":   # float weights are read as they are
         w = w.astype(np.float64)
-    ignore = ignore_index
     # a new gradient of the input's memory order is a zeroed (calloc'd)
     # array: the kernel writes only the targets, and pages of no target are
     # never touched here
@@ -358,7 +357,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     gwork = grad if grad is None or grad_out is None else kernel_out(grad, [x, t, w],
                                                                       in_place=x)
     rows = np.empty(t.shape, x.dtype) if reduction == "none" else None
-    total, denom, bad = _dispatch.active.nll_loss(x, t, ignore, w, rows, gwork, zeroed,
+    total, denom, bad = _dispatch.active.nll_loss(x, t, ignore_index, w, rows, gwork, zeroed,
                                                   reduction == "mean", grad_out is not None, nt)
     if bad >= 0:
         value = int(t[np.unravel_index(bad, t.shape)])

@@ -60,7 +60,6 @@ typedef struct {
     int lkind;                       /* label bytes, negative if unsigned */
     int wkind;                       /* weight bytes (2, 4, 8 float); 0: none */
     Py_ssize_t ws;
-    int has_ignore;                  /* 0: no label equals the ignore index */
     int64_t ignore_index;
     double gscale;                   /* the gradient's factor: 1 / denominator or 1 */
 } fx_nll_args;
@@ -93,7 +92,7 @@ static inline double fx_nll_weight(const fx_nll_args *a, Py_ssize_t y)
         memcpy(&lv, lp + j * ll, sizeof(LT));                                          \
         /* a uint64 label above INT64_MAX is out of range (BIG) */                     \
         int64_t y = (int64_t)lv;                                                       \
-        int ignored = has_ignore && !(BIG) && y == ignore_index;                       \
+        int ignored = !(BIG) && y == ignore_index;                                     \
         if (!ignored && ((BIG) || y < 0 || y >= C)) {                                  \
             if (bad < 0) bad = j;                                                      \
             continue;                                                                  \
@@ -151,7 +150,7 @@ static Py_ssize_t FX_NAME(nll_run)(const fx_nll_args *a, Py_ssize_t n, Py_ssize_
     const char *lp = a->lab + lo, *xp = a->x + xo;
     char *op = a->out != NULL ? a->out + oo : NULL;
     char *gp = a->g != NULL ? a->g + go : NULL;
-    const int has_ignore = a->has_ignore, wkind = a->wkind;
+    const int wkind = a->wkind;
     const int64_t ignore_index = a->ignore_index;
     const double gscale = a->gscale;
     Py_ssize_t bad = -1;

@@ -73,14 +73,14 @@ cdef Py_ssize_t _nll_pass(_nll_block_fn fn, const fx_nll_args *a, Py_ssize_t R, 
     return bad
 
 
-def nll_loss(x, labels, ignore_index, weight, out, grad, bint grad_zeroed, bint mean,
+def nll_loss(x, labels, int64_t ignore_index, weight, out, grad, bint grad_zeroed, bint mean,
              bint check_first, int n_threads=1):
     """nll_loss of every target: returns (summed loss, summed target weight,
     first bad label's flat index or -1).
 
     x: (C,) or (N, C, d...) float16/32/64, native and aligned (IN).  labels:
     the target's shape, any native integer dtype and strides (IN).
-    ignore_index: an int, or None when no label can equal it.  weight: (C,)
+    ignore_index: an int64 (the caller checked it).  weight: (C,)
     float16/32/64 or None (IN).  out: the target's shape, x's dtype, or None
     (OUT: the per-row losses).  grad: like x or None (OUT: the gradient,
     divided by the summed target weight when `mean`); grad_zeroed: it holds
@@ -96,14 +96,7 @@ def nll_loss(x, labels, ignore_index, weight, out, grad, bint grad_zeroed, bint 
     cdef Py_ssize_t bads[NLL_MAX_BLOCKS]
     cdef double total = 0.0, denom = 0.0
     cdef int nt
-    a.has_ignore = 0
-    a.ignore_index = 0
-    if ignore_index is not None:
-        try:
-            a.ignore_index = ignore_index
-            a.has_ignore = 1
-        except OverflowError:   # no label of any integer dtype equals it
-            pass
+    a.ignore_index = ignore_index
     fx_get_buffer(x, &xb, False)
     try:
         fx_get_buffer(labels, &lb, False)
