@@ -13,7 +13,7 @@ import dask.array as da
 from . import row_state
 
 __all__ = ["probe", "probe_array", "threads", "reduced_axes_whole", "map_reduction", "tree_state",
-           "drop_axes", "no_out"]
+           "drop_axes", "no_out", "block_label_index"]
 
 
 def threads(n_threads):
@@ -110,3 +110,12 @@ def drop_axes(res, axes, keepdims):
     if keepdims or not axes:
         return res
     return res[tuple(0 if d in axes else slice(None) for d in range(res.ndim))]
+
+
+def block_label_index(y, inside, c0):
+    """The index of labels `y` within a block of classes that starts at
+    class `c0`, where `inside` (0 elsewhere): int64 whatever the labels'
+    integer type (NumPy forms uint64 - int64 in float64, which no gather
+    takes)."""
+    c0 = int(c0)
+    return np.where(inside, y, c0).astype(np.int64) - c0

@@ -28,7 +28,7 @@ from .. import _pointwise_losses as _np_pointwise
 from .._checks import check_reduction
 from .._layout import finish
 from . import row_state
-from .blocks import no_out, threads
+from .blocks import block_label_index, no_out, threads
 
 __all__ = ["cross_entropy", "nll_loss", "kl_div", "binary_cross_entropy_with_logits"]
 
@@ -109,9 +109,7 @@ def _ce_block_part(x, t, cls, w, *, ca, C, eps, ignore_index, probs):
     y = np.expand_dims(t, ca)
     ignored = y == ignore_index
     inside = (y >= cls[0]) & (y <= cls[-1]) & ~ignored
-    # in int64 whatever the labels' type (uint64 - int64 would be float64)
-    c0 = int(cls[0])
-    idx = np.where(inside, y, c0).astype(np.int64) - c0
+    idx = block_label_index(y, inside, cls[0])
     xy = np.take_along_axis(x, idx, axis=ca).astype(_F)
     wy = 1.0 if w is None else np.asarray(w, _F)[idx]
     coef = np.where(inside, (1.0 - eps) * wy, 0.0)

@@ -33,7 +33,7 @@ import numpy as np
 from .. import _dispatch
 from .. import _score_rows as _np_score
 from ..reference.score import ROW_FIELDS, RowScores
-from .blocks import no_out, threads
+from .blocks import block_label_index, no_out, threads
 
 __all__ = ["score_rows", "scorer_update"]
 
@@ -105,9 +105,7 @@ def _zy_block(xb, tb, cls, *, ca, C, ignore_index, temperature, result):
         _labels_ok(tb, C, ignore_index)
     x = np.moveaxis(xb, ca, -1) if xb.ndim > 1 else xb
     inside = (tb >= cls[0]) & (tb <= cls[-1]) & (tb != ignore_index)
-    # in int64 whatever the labels' type (uint64 - int64 would be float64)
-    c0 = int(cls[0])
-    idx = np.where(inside, tb, c0).astype(np.int64) - c0
+    idx = block_label_index(tb, inside, cls[0])
     # z of the gathered logits only (one per row), as _z forms every z
     zy = (_z(np.take_along_axis(x, idx[..., None], axis=-1), -1, temperature, result)[..., 0]
           if x.shape[-1] else 0.0)
