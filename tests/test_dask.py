@@ -448,6 +448,39 @@ def test_blocks_of_only_neg_inf_merged_first_add_nothing():
     check(fastxent.softmax_entropy(d, axis=1), fastxent.softmax_entropy(x, axis=1))
 
 
+def test_merge_of_listed_blocks_equals_merge_of_concatenated_states():
+    """dask.array.reduction(concatenate=False) hands a merge a (nested) list
+    of blocks; the same states concatenated merge to the same bits, along
+    one axis or two."""
+    from fastxent._dask import row_state, score as dscore
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 4, 24))
+    x[0, 1, 5] = -INF
+    blocks = [row_state.block_state(row_state.LSE, (2,), x[..., c:c + 6]) for c in range(0, 24, 6)]
+    for keepdims in (True, False):
+        a = row_state.merge(blocks, (2,), keepdims)
+        b = row_state.merge(np.concatenate(blocks, axis=2), (2,), keepdims)
+        assert a.shape == b.shape == ((3, 4, 1) if keepdims else (3, 4))
+        for name in row_state.LSE.names:
+            np.testing.assert_array_equal(a[name], b[name])
+    # two merged axes: blocks nested by axis 1, then axis 2
+    nested = [[row_state.block_state(row_state.ENTROPY, (1, 2), x[:, r:r + 2, c:c + 12])
+               for c in (0, 12)] for r in (0, 2)]
+    whole = np.concatenate([np.concatenate(row, axis=2) for row in nested], axis=1)
+    a, b = row_state.merge(nested, (1, 2)), row_state.merge(whole, (1, 2))
+    assert a.shape == b.shape == (3, 1, 1)
+    for name in row_state.ENTROPY.names:
+        np.testing.assert_array_equal(a[name], b[name])
+    zy = x[0, :, 3].copy()
+    states = [dscore._state_block(x[0][:, c:c + 8], zy, np.arange(c, c + 8), ca=1,
+                                  temperature=1.0, result=np.float64) for c in (0, 8, 16)]
+    a = dscore._merge(states, (1,), keepdims=False)
+    b = dscore._merge(np.concatenate(states, axis=1), (1,), keepdims=False)
+    for name in dscore.STATE.names:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
 @SMALL
 @given(case=sprinkled(), signed=st.booleans(), seed=st.integers(0, 2**32 - 1))
 def test_logsumexp_weights_at_special_values(case, signed, seed):
@@ -558,6 +591,28 @@ def test_scorer_update_with_dask_and_numpy_chunks():
     assert s.result()["count"] == before["count"]
 
 
+def test_score_across_class_blocks_in_memory_or_computed():
+    """Blocks already in memory are read by score's two phases in one
+    compute; blocks made by tasks get the label's z computed first, so that
+    no graph holds them between the phases.  Both give the same metrics."""
+    from dask.callbacks import Callback
+    from fastxent._dask.blocks import held
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((60, 12)).astype(np.float32)
+    y = rng.integers(0, 12, 60)
+    d = da.from_array(x, chunks=(20, 5))
+    made = d.map_blocks(np.copy, dtype=d.dtype)
+    assert held(d) and not held(made) and not held(d[:, ::-1])
+    want = fastxent.score(x, y, topk=(1, 3))
+    for arr, n_computes in ((d, 1), (made, 2)):
+        starts = []
+        with Callback(start=lambda dsk: starts.append(1)), dask.config.set(scheduler="sync"):
+            got = fastxent.score(arr, y, topk=(1, 3))
+        assert len(starts) == n_computes
+        _check_metrics(got, want)
+
+
 def test_score_rows_is_lazy_and_checks_arguments_at_once():
     d = da.from_array(np.zeros((4, 6)), chunks=(2, 3))
     rows = fastxent.score_rows(d, np.array([0, 1, 7, 2]))
@@ -583,6 +638,13 @@ def test_score_on_a_distributed_cluster(client):
         _check_metrics(fastxent.score(d, y), fastxent.score(x, y))
         nll = fastxent.score_rows(d, y).nll.compute(scheduler=client)
         np.testing.assert_allclose(nll, fastxent.score_rows(x, y).nll, rtol=1e-13)
+    # persisted on the workers: futures in the graph, read in one compute
+    from fastxent._dask.blocks import held
+
+    p = client.persist(da.from_array(x, chunks=(100, 15)).map_blocks(np.copy))
+    assert held(p)
+    with dask.config.set(scheduler=client):
+        _check_metrics(fastxent.score(p, y), fastxent.score(x, y))
 
 
 # ---------------------------------------------------------------------------

@@ -6,14 +6,17 @@ function on a tiny array of the same dtypes and number of dimensions
 (:func:`probe`): the errors, the result dtype and the axis rules are then
 exactly those of the NumPy path, without computing anything of the data.
 """
+import sys
+
 import numpy as np
 
+import dask
 import dask.array as da
 
 from . import row_state
 
 __all__ = ["probe", "probe_array", "threads", "reduced_axes_whole", "map_reduction", "tree_state",
-           "drop_axes", "no_out", "block_label_index"]
+           "drop_axes", "no_out", "block_label_index", "held"]
 
 
 def threads(n_threads):
@@ -97,7 +100,7 @@ def tree_state(kind, axes, x, y=None, b=None, n_threads=1):
     states = da.blockwise(block, ind, *args, dtype=kind, adjust_chunks={d: 1 for d in axes},
                           meta=np.empty((0,) * nd, kind))
     return da.reduction(states, _identity, row_state.merge, axis=axes, keepdims=True,
-                        dtype=kind, combine=row_state.merge, concatenate=True,
+                        dtype=kind, combine=row_state.merge, concatenate=False,
                         meta=np.empty((0,) * nd, kind))
 
 
@@ -119,3 +122,14 @@ def block_label_index(y, inside, c0):
     takes)."""
     c0 = int(c0)
     return np.where(inside, y, c0).astype(np.int64) - c0
+
+
+def held(x):
+    """Whether every block of the Dask array `x` is already in memory: NumPy
+    arrays in its graph, or the futures of an array persisted on a
+    ``distributed`` cluster.  A graph that keeps such blocks between two
+    reads of them holds nothing they do not already take."""
+    graph = x.__dask_graph__()
+    future = getattr(sys.modules.get("distributed"), "Future", None)
+    kinds = (np.ndarray,) if future is None else (np.ndarray, future)
+    return all(isinstance(graph.get(k), kinds) for k in dask.core.flatten(x.__dask_keys__()))

@@ -126,7 +126,8 @@ def _ce_block_part(x, t, cls, w, *, ca, C, eps, ignore_index, probs):
 
 
 def _ce_merge(states, axis, keepdims=True):
-    axes = axis if isinstance(axis, tuple) else (axis,)
+    states, shape = row_state.blocks_first(states, axis)
+    axes = (0,)
     M, K, R, _ = row_state._merge_row(states["m"], states["k"], states["r"], axes)
     A, m = states["A"], states["m"]
     with np.errstate(invalid="ignore", over="ignore"):
@@ -138,7 +139,7 @@ def _ce_merge(states, axis, keepdims=True):
     out["A"] = np.sum(A, axis=axes, keepdims=True)
     out["B"] = np.sum(B, axis=axes, keepdims=True)
     out["ignored"] = np.max(states["ignored"], axis=axes, keepdims=True)
-    return out
+    return row_state.merged_shape(out, shape, keepdims)
 
 
 def _ce_rows(state, ca):
@@ -228,7 +229,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                               meta=np.empty((0,) * nd, CE), ca=ca, C=C, eps=eps,
                               ignore_index=ignore_index, probs=probs)
         state = da.reduction(states, _identity, _ce_merge, axis=(ca,), keepdims=True, dtype=CE,
-                             combine=_ce_merge, concatenate=True, meta=np.empty((0,) * nd, CE))
+                             combine=_ce_merge, concatenate=False, meta=np.empty((0,) * nd, CE))
         rows = state.map_blocks(_ce_rows, ca, dtype=_F, drop_axis=ca,
                                 meta=np.empty((0,) * len(out_ind), _F))
     if reduction != "mean":

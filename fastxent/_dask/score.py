@@ -33,7 +33,8 @@ import numpy as np
 from .. import _dispatch
 from .. import _score_rows as _np_score
 from ..reference.score import ROW_FIELDS, RowScores
-from .blocks import block_label_index, no_out, threads
+from . import row_state
+from .blocks import block_label_index, held, no_out, threads
 
 __all__ = ["score_rows", "scorer_update"]
 
@@ -198,7 +199,8 @@ def _state_rows(z, zy, c0):
 
 def _merge(states, axis, keepdims=True):
     """Merge states along `axis` (see the module docstring)."""
-    ax = axis[0] if isinstance(axis, tuple) else axis
+    states, shape = row_state.blocks_first(states, axis)
+    ax = 0
     m = states["m"]
     M = np.max(m, axis=ax, keepdims=True)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -224,7 +226,7 @@ def _merge(states, axis, keepdims=True):
     first = np.min(np.where(fn >= 0, fn, big), axis=ax, keepdims=True)
     out["first_nan"] = np.where(first == big, -1, first)
     out["pred"] = np.min(np.where(top, states["pred"], big), axis=ax, keepdims=True)
-    return out if keepdims else np.squeeze(out, ax)
+    return row_state.merged_shape(out, shape, keepdims)
 
 
 def _identity(x, axis, keepdims):
@@ -300,7 +302,7 @@ def _rows(x, t, ca, result, ignore_index, temperature, nt, zy=None):
     states = da.blockwise(_state_block, ind, x, ind, zy, t_ind, cls, (ca,), dtype=STATE,
                           adjust_chunks={ca: 1}, meta=np.empty((0,) * x.ndim, STATE), **opts)
     state = da.reduction(states, _identity, _merge, axis=(ca,), keepdims=False, dtype=STATE,
-                         combine=_merge, concatenate=True, meta=np.empty((0,) * len(t_ind), STATE))
+                         combine=_merge, concatenate=False, meta=np.empty((0,) * len(t_ind), STATE))
     return da.blockwise(_finish, t_ind, state, t_ind, zy, t_ind, t, t_ind, dtype=ROWS,
                         meta=meta, ignore_index=ignore_index, result=result)
 
@@ -363,10 +365,14 @@ def scorer_update(scorer, input, target):
         xb = np.take(x.to_delayed(), 0, axis=ca)
         xs, ts = list(xb.ravel()), list(t.to_delayed().ravel())
     else:
-        # the label's z computed first: each phase then reads a block and
-        # lets it go, rather than one graph holding every block between them
-        zy = np.asarray(_label_z(x, t, ca, result, scorer.ignore_index,
-                                 scorer.temperature).compute())
+        zy = None
+        if not held(x):
+            # the label's z computed first: each phase then reads a block and
+            # lets it go, rather than one graph holding every block between
+            # them; blocks already in memory (persisted) are read by both
+            # phases in one graph, which saves a compute's fixed cost
+            zy = np.asarray(_label_z(x, t, ca, result, scorer.ignore_index,
+                                     scorer.temperature).compute())
         rows = _rows(x, t, ca, result, scorer.ignore_index, scorer.temperature, nt, zy=zy)
         parts = [dask.delayed(_state_of_rows)(r, tb, max_rank=opts["max_rank"],
                                               n_bins=opts["n_bins"],
