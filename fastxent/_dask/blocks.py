@@ -130,6 +130,10 @@ def held(x):
     ``distributed`` cluster.  A graph that keeps such blocks between two
     reads of them holds nothing they do not already take."""
     graph = x.__dask_graph__()
+    # such an array is one layer of data; any other is told apart here
+    # without materializing its tasks
+    if len(getattr(graph, "layers", ())) > 1:
+        return False
     future = getattr(sys.modules.get("distributed"), "Future", None)
     kinds = (np.ndarray,) if future is None else (np.ndarray, future)
     return all(isinstance(graph.get(k), kinds) for k in dask.core.flatten(x.__dask_keys__()))
