@@ -28,7 +28,7 @@ from .. import _pointwise_losses as _np_pointwise
 from .._checks import check_reduction
 from .._layout import finish
 from . import row_state
-from .blocks import block_label_index, no_out, threads
+from .blocks import block_label_index, chunked_like, no_out, threads
 
 __all__ = ["cross_entropy", "nll_loss", "kl_div", "binary_cross_entropy_with_logits"]
 
@@ -209,6 +209,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     nd = x.ndim
     ind = tuple(range(nd))
     t_ind = ind if probs else tuple(d for d in ind if d != ca)
+    t = chunked_like(target, t, x, t_ind)
     if probs:
         x, t = da.core.unify_chunks(x, ind, t, ind)[1]
     else:
@@ -280,6 +281,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     nd = x.ndim
     ind = tuple(range(nd))
     t_ind = tuple(d for d in ind if d != ca)
+    t = chunked_like(target, t, x, t_ind)
     x, t = da.core.unify_chunks(x, ind, t, t_ind)[1]
     w64 = None if w is None else w.astype(_F)
     cls = da.arange(C, chunks=(x.chunks[ca],))

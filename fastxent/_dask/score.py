@@ -34,7 +34,7 @@ from .. import _dispatch
 from .. import _score_rows as _np_score
 from ..reference.score import ROW_FIELDS, RowScores
 from . import row_state
-from .blocks import block_label_index, held, no_out, threads
+from .blocks import block_label_index, chunked_like, held, no_out, threads
 
 __all__ = ["score_rows", "scorer_update"]
 
@@ -68,6 +68,7 @@ def _operands(input, target, ignore_index, temperature):
                          f"shape {x.shape} must have shape {batch}")
     ind = tuple(range(x.ndim))
     t_ind = tuple(d for d in ind if d != ca)
+    t = chunked_like(target, t, x, t_ind)
     x, t = da.core.unify_chunks(x, ind, t, t_ind)[1]
     return x, t, ca, np.asarray(probe.nll).dtype
 
