@@ -613,6 +613,23 @@ def test_score_across_class_blocks_in_memory_or_computed():
         _check_metrics(got, want)
 
 
+def test_numpy_labels_are_cut_into_the_row_chunks_without_tasks():
+    """NumPy labels go with the tasks of their rows: no rechunk layer."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((40, 6))
+    y = rng.integers(0, 6, 40)
+    d = da.from_array(x, chunks=(7, 6))
+    results = [(fastxent.cross_entropy(d, y, reduction="none"),
+                fastxent.cross_entropy(x, y, reduction="none")),
+               (fastxent.nll_loss(d, y, reduction="sum"), fastxent.nll_loss(x, y, reduction="sum")),
+               (fastxent.score_rows(d, y).nll, fastxent.score_rows(x, y).nll),
+               (fastxent.cross_entropy(d, x / 10), fastxent.cross_entropy(x, x / 10))]
+    for lazy, want in results:
+        layers = list(lazy.__dask_graph__().layers)
+        assert not [name for name in layers if "rechunk" in name], layers
+        np.testing.assert_allclose(lazy.compute(scheduler="sync"), want, rtol=1e-13)
+
+
 def test_score_rows_is_lazy_and_checks_arguments_at_once():
     d = da.from_array(np.zeros((4, 6)), chunks=(2, 3))
     rows = fastxent.score_rows(d, np.array([0, 1, 7, 2]))
