@@ -630,6 +630,26 @@ def test_numpy_labels_are_cut_into_the_row_chunks_without_tasks():
         np.testing.assert_allclose(lazy.compute(scheduler="sync"), want, rtol=1e-13)
 
 
+@pytest.mark.parametrize("chunks", [((0, 10, 0, 30), (2, 0, 4)), ((20, 20), (0, 3, 3)),
+                                    ((40,), (6, 0))])
+def test_class_chunks_of_width_zero(chunks):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((40, 6))
+    y = rng.integers(0, 6, 40)
+    y[3] = -100
+    d = da.from_array(x, chunks=chunks)
+    p = fastxent.softmax(x[::-1], axis=1)
+    check(fastxent.cross_entropy(d, y, reduction="none"),
+          fastxent.cross_entropy(x, y, reduction="none"))
+    check(fastxent.cross_entropy(d, p), fastxent.cross_entropy(x, p))
+    check(fastxent.nll_loss(d, y, reduction="sum"), fastxent.nll_loss(x, y, reduction="sum"))
+    _check_rows(fastxent.score_rows(d, y), fastxent.score_rows(x, y), False)
+    with dask.config.set(scheduler="sync"):
+        _check_metrics(fastxent.score(d, y), fastxent.score(x, y))
+    with pytest.raises(IndexError, match="[Tt]arget 6 is out of bounds"):
+        fastxent.cross_entropy(d, np.full(40, 6)).compute(scheduler="sync")
+
+
 def test_score_rows_is_lazy_and_checks_arguments_at_once():
     d = da.from_array(np.zeros((4, 6)), chunks=(2, 3))
     rows = fastxent.score_rows(d, np.array([0, 1, 7, 2]))

@@ -16,7 +16,8 @@ import dask.array as da
 from . import row_state
 
 __all__ = ["probe", "probe_array", "threads", "reduced_axes_whole", "map_reduction", "tree_state",
-           "drop_axes", "no_out", "block_label_index", "held", "chunked_like"]
+           "drop_axes", "no_out", "block_label_index", "held", "chunked_like",
+           "without_empty_chunks"]
 
 
 def threads(n_threads):
@@ -150,3 +151,14 @@ def chunked_like(target, t, x, t_ind):
     if dask.is_dask_collection(target):
         return t
     return da.from_array(np.asarray(target), chunks=tuple(x.chunks[d] for d in t_ind))
+
+
+def without_empty_chunks(x, axis):
+    """`x` with no chunk of width 0 along `axis` (unless the axis is empty):
+    the blocks of a split class axis find the labels in their classes by
+    the first one, and the first of them checks the labels."""
+    widths = x.chunks[axis]
+    if 0 not in widths or len(widths) == 1:
+        return x
+    kept = tuple(c for c in widths if c) or (0,)
+    return x.rechunk({axis: kept})

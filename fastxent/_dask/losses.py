@@ -28,7 +28,7 @@ from .. import _pointwise_losses as _np_pointwise
 from .._checks import check_reduction
 from .._layout import finish
 from . import row_state
-from .blocks import block_label_index, chunked_like, no_out, threads
+from .blocks import block_label_index, chunked_like, no_out, threads, without_empty_chunks
 
 __all__ = ["cross_entropy", "nll_loss", "kl_div", "binary_cross_entropy_with_logits"]
 
@@ -191,6 +191,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
     ca = 1 if x.ndim > 1 else 0
+    x = without_empty_chunks(x, ca)
     C = x.shape[ca]
     probs = t.dtype.kind == "f"
     # the NumPy path checks the arguments and gives the dtypes, on one row
@@ -270,6 +271,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
     ca = 1 if x.ndim > 1 else 0
+    x = without_empty_chunks(x, ca)
     C = x.shape[ca]
     small_x = np.zeros(tuple(C if d == ca else 1 for d in range(x.ndim)), x.dtype)
     small_t = np.zeros(np.delete(small_x.shape, ca).astype(int), t.dtype)

@@ -34,7 +34,8 @@ from .. import _dispatch
 from .. import _score_rows as _np_score
 from ..reference.score import ROW_FIELDS, RowScores
 from . import row_state
-from .blocks import block_label_index, chunked_like, held, no_out, threads
+from .blocks import (block_label_index, chunked_like, held, no_out, threads,
+                     without_empty_chunks)
 
 __all__ = ["score_rows", "scorer_update"]
 
@@ -58,6 +59,7 @@ def _operands(input, target, ignore_index, temperature):
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
     ca = 1 if x.ndim > 1 else 0
+    x = without_empty_chunks(x, ca)
     batch = x.shape[:ca] + x.shape[ca + 1:]
     small_x = np.zeros(tuple(x.shape[ca] if d == ca else 1 for d in range(x.ndim)), x.dtype)
     small_t = np.zeros((1,) * len(batch), t.dtype)
