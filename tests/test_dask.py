@@ -448,11 +448,15 @@ def test_blocks_of_only_neg_inf_merged_first_add_nothing():
     check(fastxent.softmax_entropy(d, axis=1), fastxent.softmax_entropy(x, axis=1))
 
 
-def test_merge_of_listed_blocks_equals_merge_of_concatenated_states():
+@pytest.mark.parametrize("merge_rows", [None, 1, 5])
+def test_merge_of_listed_blocks_equals_merge_of_concatenated_states(merge_rows, monkeypatch):
     """dask.array.reduction(concatenate=False) hands a merge a (nested) list
     of blocks; the same states concatenated merge to the same bits, along
-    one axis or two."""
+    one axis or two, whatever the rows merged at once."""
     from fastxent._dask import row_state, score as dscore
+
+    if merge_rows:
+        monkeypatch.setattr(row_state, "MERGE_ROWS", merge_rows)
 
     rng = np.random.default_rng(9)
     x = rng.standard_normal((3, 4, 24))
@@ -461,9 +465,13 @@ def test_merge_of_listed_blocks_equals_merge_of_concatenated_states():
     for keepdims in (True, False):
         a = row_state.merge(blocks, (2,), keepdims)
         b = row_state.merge(np.concatenate(blocks, axis=2), (2,), keepdims)
-        assert a.shape == b.shape == ((3, 4, 1) if keepdims else (3, 4))
+        with monkeypatch.context() as m:
+            m.setattr(row_state, "MERGE_ROWS", 10**9)   # all rows at once
+            c = row_state.merge(blocks, (2,), keepdims)
+        assert a.shape == b.shape == c.shape == ((3, 4, 1) if keepdims else (3, 4))
         for name in row_state.LSE.names:
             np.testing.assert_array_equal(a[name], b[name])
+            np.testing.assert_array_equal(a[name], c[name])
     # two merged axes: blocks nested by axis 1, then axis 2
     nested = [[row_state.block_state(row_state.ENTROPY, (1, 2), x[:, r:r + 2, c:c + 12])
                for c in (0, 12)] for r in (0, 2)]

@@ -126,7 +126,11 @@ def _ce_block_part(x, t, cls, w, *, ca, C, eps, ignore_index, probs):
 
 
 def _ce_merge(states, axis, keepdims=True):
-    states, shape = row_state.blocks_first(states, axis)
+    return row_state.merge_in_slices(_ce_merge_fields, states, axis, keepdims)
+
+
+def _ce_merge_fields(states):
+    """_ce_merge's core (see row_state.merge_in_slices)."""
     axes = (0,)
     M, K, R, _ = row_state._merge_row(states["m"], states["k"], states["r"], axes)
     A, m = states["A"], states["m"]
@@ -139,7 +143,7 @@ def _ce_merge(states, axis, keepdims=True):
     out["A"] = np.sum(A, axis=axes, keepdims=True)
     out["B"] = np.sum(B, axis=axes, keepdims=True)
     out["ignored"] = np.max(states["ignored"], axis=axes, keepdims=True)
-    return row_state.merged_shape(out, shape, keepdims)
+    return out
 
 
 def _ce_rows(state, ca):

@@ -34,7 +34,7 @@ import numpy as np
 from .. import _dispatch
 
 __all__ = ["LSE", "ENTROPY", "XENT", "KL", "work_dtype", "block_state", "sub_blocks", "merge",
-           "blocks_first", "merged_shape", "log_sum", "lse_and_sign"]
+           "merge_in_slices", "log_sum", "lse_and_sign"]
 
 _F = np.float64
 # flags of a log-sum-exp with weights -- z: the block has an element of
@@ -262,59 +262,81 @@ def _shifted(w, m, moment, shift, size, axes):
     return np.sum(terms, axis=axes, keepdims=True)
 
 
-def blocks_first(states, axis):
-    """The fields of `states` (a dict of float64 or int64 arrays, each
-    contiguous) with the merged `axis` (an int or a tuple) moved in front
-    and flattened into one axis, and the merge's result shape (keepdims).
-    `states` is an array, or the (nested) list of blocks that
-    ``dask.array.reduction(..., concatenate=False)`` passes, in block order.
+# rows of the states merged at once: a merge's few dozen temporaries of
+# MERGE_ROWS x blocks values stay in the cache and come from the heap.  Merged
+# whole (16384 rows), they were fresh pages from the operating system each
+# time in a process whose allocator serves such sizes by mmap -- the usual
+# state of a worker: a merge of 4 of the scorer's states of 16384 rows took
+# 11 ms, 22 ms on an idle distributed worker, 3.5 ms in a process whose
+# allocator happened to keep its memory
+MERGE_ROWS = 2048
 
-    A merge then reduces over axis 0 of contiguous arrays: n - 1 elementwise
-    operations over whole rows.  Along a short trailing axis of a record's
-    field (strided by the record's size, which the concatenated states of
-    ``concatenate=True`` give) NumPy reduces with a loop per row and reads
-    each field through the whole array: merging 4 states of 16384 rows took
-    5-6.5 ms for logsumexp's states and 10 ms for the scorer's that way,
-    2.3 and 3.5 ms this way, in one process (on the workers of a 2-core
-    cluster, busy with the other tasks, a merge task still takes 10-30 ms).
-    The copies are of the states, O(rows)."""
-    if isinstance(states, list):
-        leaves = []
-        stack = [states]
-        while stack:   # depth first, in block order
-            top = stack.pop()
-            if isinstance(top, list):
-                stack.extend(reversed(top))
-            else:
-                leaves.append(top)
-        parts = [blocks_first(b, axis) for b in leaves]
-        fields = {name: np.concatenate([p[0][name] for p in parts]) for name in parts[0][0]}
-        return fields, parts[0][1]
-    nd = states.ndim
+
+def _leaves(states):
+    """The arrays of a (nested) list of blocks, depth first: the order of
+    their concatenation."""
+    leaves, stack = [], [states]
+    while stack:
+        top = stack.pop()
+        if isinstance(top, list):
+            stack.extend(reversed(top))
+        else:
+            leaves.append(top)
+    return leaves
+
+
+def merge_in_slices(core, states, axis, keepdims):
+    """Merge the partial states `states` along `axis` (an int or a tuple):
+    the combine and aggregate step of ``dask.array.reduction``, which passes
+    an array (``concatenate=True``) or the (nested) list of blocks
+    (``concatenate=False``, in block order).  `core` merges a dict of the
+    fields as (blocks, rows) arrays, contiguous, into a record array of
+    shape (1, rows); it is given MERGE_ROWS rows at a time.
+
+    With the blocks first and each field contiguous, a merge reduces over
+    axis 0: n - 1 elementwise operations over the rows.  Along a short
+    trailing axis of the concatenated records' fields (strided by the
+    record's size) NumPy reduces with a loop per row and sweeps the whole
+    array for each field: merging 4 states of 16384 rows took 5-6.5 ms for
+    logsumexp's states and 10 ms for the scorer's that way.  The copies are
+    of the states, O(rows)."""
+    leaves = _leaves(states) if isinstance(states, list) else [states]
+    first = leaves[0]
+    nd = first.ndim
     axes = tuple(sorted(a % nd for a in (axis if isinstance(axis, tuple) else (axis,))))
     kept = tuple(d for d in range(nd) if d not in axes)
-    n = 1
-    for d in axes:
-        n *= states.shape[d]
-    lead = states.transpose(axes + kept).reshape((n,) + tuple(states.shape[d] for d in kept))
-    fields = {name: np.ascontiguousarray(lead[name]) for name in states.dtype.names}
-    shape = tuple(1 if d in axes else states.shape[d] for d in range(nd))
-    return fields, shape
-
-
-def merged_shape(out, shape, keepdims):
-    """A merge's result `out` (of blocks_first's layout, one block left) in
-    the `shape` of blocks_first (keepdims) or without the merged axes."""
-    return out.reshape(shape if keepdims else out.shape[1:])
+    leads = []
+    for a in leaves:
+        n = 1
+        for d in axes:
+            n *= a.shape[d]
+        leads.append(a.transpose(axes + kept).reshape(n, -1))
+    rows = leads[0].shape[1]
+    out = np.empty(rows, first.dtype)
+    for r0 in range(0, rows, MERGE_ROWS):
+        r1 = min(r0 + MERGE_ROWS, rows)
+        fields = {name: np.concatenate([a[name][:, r0:r1] for a in leads])
+                  for name in first.dtype.names}
+        out[r0:r1] = core(fields)
+    if keepdims:
+        return out.reshape(tuple(1 if d in axes else first.shape[d] for d in range(nd)))
+    return out.reshape(tuple(first.shape[d] for d in kept))
 
 
 def merge(states, axis, keepdims=True):
     """Merge the partial states `states` (an array, or a nested list of
-    blocks: see blocks_first) along `axis` (an int or a tuple) into one (the
-    combine and aggregate step of dask.array.reduction)."""
-    states, shape = blocks_first(states, axis)
+    blocks) along `axis` (see merge_in_slices)."""
+    return merge_in_slices(_merge_fields, states, axis, keepdims)
+
+
+_KINDS = {kind.names: kind for kind in (LSE, ENTROPY, XENT, KL)}
+
+
+def _merge_fields(states):
+    """merge's core: the fields of a kind's states as (blocks, rows) arrays
+    into one state of each row, shape (1, rows)."""
     axes = (0,)
-    kind = np.dtype([(name, v.dtype) for name, v in states.items()])
+    kind = _KINDS[tuple(states)]
     M, K, R, w = _merge_row(states["m"], states["k"], states["r"], axes)
     out = np.empty(M.shape, kind)
     out["m"], out["k"], out["r"] = M, K, R
@@ -334,7 +356,7 @@ def merge(states, axis, keepdims=True):
             else:
                 shift = _gap(My, s["my"]) - _gap(M, s["m"])
                 out["v"] = _shifted(w, s["m"], s["v"], shift, s["k"] + s["r"], axes)
-    return merged_shape(out, shape, keepdims)
+    return out
 
 
 def log_sum(k, r):

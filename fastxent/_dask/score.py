@@ -202,7 +202,11 @@ def _state_rows(z, zy, c0):
 
 def _merge(states, axis, keepdims=True):
     """Merge states along `axis` (see the module docstring)."""
-    states, shape = row_state.blocks_first(states, axis)
+    return row_state.merge_in_slices(_merge_fields, states, axis, keepdims)
+
+
+def _merge_fields(states):
+    """_merge's core (see row_state.merge_in_slices)."""
     ax = 0
     m = states["m"]
     M = np.max(m, axis=ax, keepdims=True)
@@ -229,7 +233,7 @@ def _merge(states, axis, keepdims=True):
     first = np.min(np.where(fn >= 0, fn, big), axis=ax, keepdims=True)
     out["first_nan"] = np.where(first == big, -1, first)
     out["pred"] = np.min(np.where(top, states["pred"], big), axis=ax, keepdims=True)
-    return row_state.merged_shape(out, shape, keepdims)
+    return out
 
 
 def _identity(x, axis, keepdims):
