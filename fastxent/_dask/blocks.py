@@ -16,7 +16,7 @@ import dask.array as da
 from . import row_state
 
 __all__ = ["probe", "probe_array", "threads", "reduced_axes_whole", "map_reduction", "tree_state",
-           "drop_axes", "no_out", "block_label_index", "held", "chunked_like",
+           "drop_axes", "no_out", "block_label_index", "held", "target_operand", "chunked_like",
            "without_empty_chunks"]
 
 
@@ -140,17 +140,25 @@ def held(x):
     return all(isinstance(graph.get(k), kinds) for k in dask.core.flatten(x.__dask_keys__()))
 
 
-def chunked_like(target, t, x, t_ind):
-    """The Dask labels or targets `t` (``da.asarray(target)``) chunked as
-    the axes `t_ind` of `x`: a NumPy `target` is cut so at once, each piece
-    going with the tasks that read it, rather than left in one chunk that
-    rechunk tasks split on a worker and send to the others (``score`` of
-    16 row chunks held on a 2-worker cluster: 0.36 s with the labels as
-    NumPy, 0.27 s as a persisted Dask array).  A Dask `target` stays as it
-    is, for unify_chunks to match."""
-    if dask.is_dask_collection(target):
-        return t
-    return da.from_array(np.asarray(target), chunks=tuple(x.chunks[d] for d in t_ind))
+def target_operand(target):
+    """Labels or targets as the Dask functions take them before chunking: a
+    Dask array as it is, anything else as a NumPy array, which chunked_like
+    cuts into chunks (``da.asarray`` first would hash its data once more:
+    0.5 s per 256 MiB)."""
+    return da.asarray(target) if dask.is_dask_collection(target) else np.asarray(target)
+
+
+def chunked_like(t, x, t_ind):
+    """The labels or targets `t` (from target_operand) as a Dask array
+    chunked as the axes `t_ind` of `x`: a NumPy `t` is cut so at once, each
+    piece going with the tasks that read it, rather than left in one chunk
+    that rechunk tasks split on a worker and send to the others (``score``
+    of 16 row chunks held on a 2-worker cluster: 0.36 s with the labels as
+    NumPy, 0.27 s as a persisted Dask array).  A Dask `t` stays as it is,
+    for unify_chunks to match."""
+    if isinstance(t, np.ndarray):
+        return da.from_array(t, chunks=tuple(x.chunks[d] for d in t_ind))
+    return t
 
 
 def without_empty_chunks(x, axis):

@@ -28,7 +28,8 @@ from .. import _pointwise_losses as _np_pointwise
 from .._checks import check_reduction
 from .._layout import finish
 from . import row_state
-from .blocks import block_label_index, chunked_like, no_out, threads, without_empty_chunks
+from .blocks import (block_label_index, chunked_like, no_out, target_operand, threads,
+                     without_empty_chunks)
 
 __all__ = ["cross_entropy", "nll_loss", "kl_div", "binary_cross_entropy_with_logits"]
 
@@ -189,7 +190,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     check_reduction(reduction)
     nt = threads(n_threads)
     x = da.asarray(input)
-    t = da.asarray(target)
+    t = target_operand(target)
     eps = float(label_smoothing)
     w = None if weight is None else np.asarray(weight)
     if x.ndim == 0:
@@ -214,7 +215,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     nd = x.ndim
     ind = tuple(range(nd))
     t_ind = ind if probs else tuple(d for d in ind if d != ca)
-    t = chunked_like(target, t, x, t_ind)
+    t = chunked_like(t, x, t_ind)
     if probs:
         x, t = da.core.unify_chunks(x, ind, t, ind)[1]
     else:
@@ -270,7 +271,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     _no_grad("nll_loss", return_grad, grad_out)
     check_reduction(reduction)
     x = da.asarray(input)
-    t = da.asarray(target)
+    t = target_operand(target)
     w = None if weight is None else np.asarray(weight)
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
@@ -287,7 +288,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     nd = x.ndim
     ind = tuple(range(nd))
     t_ind = tuple(d for d in ind if d != ca)
-    t = chunked_like(target, t, x, t_ind)
+    t = chunked_like(t, x, t_ind)
     x, t = da.core.unify_chunks(x, ind, t, t_ind)[1]
     w64 = None if w is None else w.astype(_F)
     cls = da.arange(C, chunks=(x.chunks[ca],))

@@ -34,8 +34,8 @@ from .. import _dispatch
 from .. import _score_rows as _np_score
 from ..reference.score import ROW_FIELDS, RowScores
 from . import row_state
-from .blocks import (block_label_index, chunked_like, held, no_out, threads,
-                     without_empty_chunks)
+from .blocks import (block_label_index, chunked_like, held, no_out, target_operand,
+                     threads, without_empty_chunks)
 
 __all__ = ["score_rows", "scorer_update"]
 
@@ -55,7 +55,7 @@ def _operands(input, target, ignore_index, temperature):
     class axis, and the result dtype; the arguments checked by the NumPy
     path on an array of one row."""
     x = da.asarray(input)
-    t = da.asarray(target)
+    t = target_operand(target)
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
     ca = 1 if x.ndim > 1 else 0
@@ -70,7 +70,7 @@ def _operands(input, target, ignore_index, temperature):
                          f"shape {x.shape} must have shape {batch}")
     ind = tuple(range(x.ndim))
     t_ind = tuple(d for d in ind if d != ca)
-    t = chunked_like(target, t, x, t_ind)
+    t = chunked_like(t, x, t_ind)
     x, t = da.core.unify_chunks(x, ind, t, t_ind)[1]
     return x, t, ca, np.asarray(probe.nll).dtype
 
