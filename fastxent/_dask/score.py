@@ -309,7 +309,8 @@ def _rows(x, t, ca, result, ignore_index, temperature, nt, zy=None):
     states = da.blockwise(_state_block, ind, x, ind, zy, t_ind, cls, (ca,), dtype=STATE,
                           adjust_chunks={ca: 1}, meta=np.empty((0,) * x.ndim, STATE), **opts)
     state = da.reduction(states, _identity, _merge, axis=(ca,), keepdims=False, dtype=STATE,
-                         combine=_merge, concatenate=False, meta=np.empty((0,) * len(t_ind), STATE))
+                         combine=_merge, concatenate=False,
+                         meta=np.empty((0,) * len(t_ind), STATE))
     return da.blockwise(_finish, t_ind, state, t_ind, zy, t_ind, t, t_ind, dtype=ROWS,
                         meta=meta, ignore_index=ignore_index, result=result)
 
