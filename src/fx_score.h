@@ -196,6 +196,40 @@ static inline Py_ssize_t fx_score_bin(double c, Py_ssize_t n, const double *edge
     return b;
 }
 
+/*
+ * The calibration bins of the confidences cc[0..W) (each in [0, 1]; n <
+ * 2^31 bins) into bin, fx_score_bin's for each.  The first guess floor(c n)
+ * is right but within an ulp of an edge: it is kept where the two edges
+ * around it confirm it (edges[b] <= c < edges[b + 1]), which AVX2 checks
+ * four lanes at a time by gathering those edges; the few lanes it does not
+ * confirm (and c == 1, bin n) go through fx_score_bin.  The scalar search
+ * with its selects was a tenth of score's time on rows of 10 classes.
+ */
+static inline void fx_score_bins(const double *cc, Py_ssize_t W, Py_ssize_t n,
+                                 const double *edges, Py_ssize_t *bin)
+{
+    Py_ssize_t w = 0;
+#if defined(FX_HAVE_F32X8)
+    const __m256d vn = _mm256_set1_pd((double)n);
+    const __m128i top = _mm_set1_epi32((int)(n - 1));
+    for (; w + 4 <= W; w += 4) {
+        __m256d c = _mm256_loadu_pd(cc + w);
+        /* c n >= 0, truncated; at most n - 1 (c n may round up to n) */
+        __m128i b = _mm_min_epi32(_mm256_cvttpd_epi32(_mm256_mul_pd(c, vn)), top);
+        __m256d lo = _mm256_i32gather_pd(edges, b, 8);
+        __m256d hi = _mm256_i32gather_pd(edges + 1, b, 8);
+        int off = _mm256_movemask_pd(_mm256_or_pd(_mm256_cmp_pd(c, lo, _CMP_LT_OQ),
+                                                  _mm256_cmp_pd(c, hi, _CMP_GE_OQ)));
+        int32_t bb[4];
+        _mm_storeu_si128((__m128i *)bb, b);
+        for (int j = 0; j < 4; j++)
+            bin[w + j] = (off >> j) & 1 ? fx_score_bin(cc[w + j], n, edges) : (Py_ssize_t)bb[j];
+    }
+#endif
+    for (; w < W; w++)
+        bin[w] = fx_score_bin(cc[w], n, edges);
+}
+
 /* omp simd with several reductions (see FX_SIMD_REDUCE) */
 #if !defined(_MSC_VER) && (defined(_OPENMP) || defined(__clang__) || defined(__GNUC__))
 #define FX_SCORE_SIMD_SCAN(m, lo, a, b) \
@@ -206,18 +240,24 @@ static inline Py_ssize_t fx_score_bin(double c, Py_ssize_t n, const double *edge
 
 /* a row's nll, confidence, entropy and Brier term from its merged sums
  * (max m, count k of the terms equal to it, s, d, q as fx_score_state), its
- * label's z and ey = exp(zy - m) (unused when zy == m).  Branch-free, so
- * that a loop over rows side by side vectorizes. */
+ * label's z and ey = exp(zy - m) (unused when zy == m).  fsum: s is the
+ * float sum of a short row's exps (under 16, k <= 16), not a double one.
+ * Branch-free, so that a loop over rows side by side vectorizes. */
 static inline void fx_score_values(double m, double k, double s, double d, double q, double zy,
-                                   double ey, double *nll, double *conf, double *ent,
+                                   double ey, int fsum, double *nll, double *conf, double *ent,
                                    double *brier)
 {
     double S = k + s;
     /* k >= 1 and s >= 0: fx_math.h's branch-free log and log1p (under 1 ulp
      * and a few ulp), which cost a fraction of libm's log1p on short rows;
-     * the usual row has one max (k = 1) */
-    double l1 = fx_log1p_ge0(k == 1.0 ? s : s / k);
-    double logS = k == 1.0 ? l1 : fx_log_ge1(k) + l1;
+     * the usual row has one max (k = 1).  A float s makes 1 + s exact in
+     * double unless s < 2^-28, where log1p(s) = s within a relative 2^-29,
+     * far below the float results' rounding (k + s, k > 1, within a
+     * double's rounding): one log, where log k + log1p(s / k), which keeps
+     * the digits of a double s, costs another log and two divisions */
+    double l1 = fsum ? 0.0 : fx_log1p_ge0(k == 1.0 ? s : s / k);
+    double logS = fsum ? (k == 1.0 && s < 0x1p-28 ? s : fx_log_ge1(S))
+                : k == 1.0 ? l1 : fx_log_ge1(k) + l1;
     /* one division: the others were most of a short row's result time */
     double inv = 1.0 / S;
     *conf = inv;
@@ -459,7 +499,7 @@ FX_INLINE void FX_NAME(score_finish)(const fx_score_state *stp, Py_ssize_t gt, P
     }
     double zyd = (double)zy;
     r->rank = gt;
-    fx_score_values(st.m, st.k, st.s, st.d, st.q, zyd, zyd == st.m ? 1.0 : exp(zyd - st.m),
+    fx_score_values(st.m, st.k, st.s, st.d, st.q, zyd, zyd == st.m ? 1.0 : exp(zyd - st.m), 0,
                     &r->nll, &r->conf, &r->ent, &r->brier);
 }
 
@@ -696,7 +736,8 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
         double mv = (double)m[i], zyd = (double)zl[i];
         double ey = fx_exp_normal(zyd == mv || ok[i] == 0 || zyd != zyd ? 0.0 : zyd - mv);
         fx_score_values(mv, (double)cnt[i], (double)acc[i], (double)sd[i], (double)sq[i], zyd,
-                        ey, &res->nll[i], &res->conf[i], &res->ent[i], &res->brier[i]);
+                        ey, sizeof(FX_W) == 4, &res->nll[i], &res->conf[i], &res->ent[i],
+                        &res->brier[i]);
     }
     for (Py_ssize_t i = 0; i < L; i++) {
         res->pred[i] = (int64_t)pr[i];
@@ -864,7 +905,6 @@ FX_INLINE void FX_NAME(score_lanes_add)(const fx_score_lanes_res *res, Py_ssize_
                                         int64_t *counts)
 {
     const Py_ssize_t max_rank = a->max_rank, nb = a->n_bins;
-    const double *edges = a->edges, nbd = (double)nb;
     int64_t use[FX_BLOCK_W];
     Py_ssize_t bin[FX_BLOCK_W];
     /* the values rounded to the result type (float below 8-byte storage)
@@ -904,22 +944,7 @@ FX_INLINE void FX_NAME(score_lanes_add)(const fx_score_lanes_res *res, Py_ssize_
      * binned as 0 and adds nothing */
     double cc[FX_BLOCK_W];
     for (Py_ssize_t w = 0; w < W; w++) cc[w] = use[w] ? rc[w] : 0.0;
-    for (Py_ssize_t w = 0; w < W; w++) {
-        double c = cc[w];
-        Py_ssize_t b = (Py_ssize_t)(c * nbd);
-        b = b > nb - 1 ? nb - 1 : b;
-        b = b > 0 && c < edges[b] ? b - 1 : b;
-        b = b < nb - 1 && c >= edges[b + 1] ? b + 1 : b;
-        bin[w] = c >= 1.0 ? nb : b;
-    }
-    for (Py_ssize_t w = 0; w < W; w++) {
-        double c = cc[w];
-        Py_ssize_t b = bin[w];
-        /* c n is within an ulp of the exact product, so the steps above
-         * find the bin; this never changes one, but needs no proof */
-        if (b < nb && !(edges[b] <= c && c < edges[b + 1]))
-            bin[w] = fx_score_bin(c, nb, edges);
-    }
+    fx_score_bins(cc, W, nb, a->edges, bin);
     for (Py_ssize_t w = 0; w < W; w++) {
         const Py_ssize_t k = (w % FX_SCORE_SPLIT) * FX_SCORE_ACC_BINS + bin[w];
         acc->bconf[k] += cc[w];
@@ -951,7 +976,7 @@ FX_INLINE void FX_NAME(score_lanes_add)(const fx_score_lanes_res *res, Py_ssize_
  * so the sums are those of score_rows' rows; in an order fixed by the
  * block's rows (row order, or per lane and folded, see fx_score_acc), never
  * by the threads.  Returns the first row (flat index) with a bad label, or
- * -1; in the check mode only.
+ * -1; in the check and state modes (the state's sums are then partial).
  */
 static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py_ssize_t r1,
                                        int mode, double *fsums, int64_t *counts)
@@ -1038,10 +1063,10 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
             int big;
             int64_t y = fx_score_label(a->lab + lo, lkind, &big);
             int ignored = has_ignore && !big && y == ignore_index;
-            if (mode == FX_SCORE_CHECK) {
-                if (!ignored && (big || y < 0 || y >= C)) return g0 + w;
-                continue;
-            }
+            /* the sums check their labels as they go (the driver drops
+             * them on a bad one); the outputs' were checked first */
+            if (mode != FX_SCORE_ROWS && !ignored && (big || y < 0 || y >= C)) return g0 + w;
+            if (mode == FX_SCORE_CHECK) continue;
             xr[w] = (const FX_T *)(a->x + xo);
             ys[w] = y;
             ign[w] = (unsigned char)ignored;

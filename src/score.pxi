@@ -4,13 +4,15 @@
 # As nll_loss, the operands are read through their buffers' byte strides
 # (any layout, any native integer label dtype, no copy).  The rows -- the
 # target's elements in C order -- are cut into at most SCORE_MAX_BLOCKS
-# fixed blocks that depend on the row count only.  Every label is checked
-# in a first pass that reads nothing else, so a bad label leaves every
-# output untouched.  For the sums, each block adds its rows in row order into
-# its own slot of float sums (a fixed number of blocks: the scratch does not
-# grow with the rows), the slots are added in block order, and the integer
-# counts go to per-thread slots (their sum has no order): the result does
-# not depend on the thread count.
+# fixed blocks that depend on the row count only.  For the per-row outputs
+# every label is checked in a first pass that reads nothing else, so a bad
+# label leaves every output untouched; the sums check each label before its
+# row is read and are dropped on a bad one (they are scratch until the end).
+# For the sums, each block adds its rows in row order into its own slot of
+# float sums (a fixed number of blocks: the scratch does not grow with the
+# rows), the slots are added in block order, and the integer counts go to
+# per-thread slots (their sum has no order): the result does not depend on
+# the thread count.
 
 from cython.parallel cimport prange, threadid
 from fx_kernels cimport *
@@ -342,15 +344,16 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             nblk = (R + B - 1) // B
             # no row (R == 0) needs no case of its own: no block runs, the
             # outputs are empty and the sums zero
-            # the labels, before anything else is read or written
-            nt = _threads(n_threads, R)
-            bad = _score_run(fn, &a, R, B, FX_SCORE_CHECK, nt, NULL, 0, NULL, 0, bads)
-            if bad >= 0:
-                return bad, None, None
-            nt = _threads(n_threads, R * (a.C + SCORE_ROW_WORK))
             if outs is not None:
+                # the labels, before any output is written
+                nt = _threads(n_threads, R)
+                bad = _score_run(fn, &a, R, B, FX_SCORE_CHECK, nt, NULL, 0, NULL, 0, bads)
+                if bad >= 0:
+                    return bad, None, None
+                nt = _threads(n_threads, R * (a.C + SCORE_ROW_WORK))
                 _score_run(fn, &a, R, B, FX_SCORE_ROWS, nt, NULL, 0, NULL, 0, bads)
                 return -1, made, None
+            nt = _threads(n_threads, R * (a.C + SCORE_ROW_WORK))
             # the per-block sums, the bin edges b / n_bins, then the totals
             # (when they stay here: metrics)
             nfs = nblk * nf + n_bins + 1 + n_f + FX_ALIGN_SLACK
@@ -373,7 +376,12 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
             for k in range(n_bins + 1):
                 fsums[nblk * nf + k] = <double>k / <double>n_bins
             a.edges = fsums + nblk * nf
-            _score_run(fn, &a, R, B, FX_SCORE_STATE, nt, fsums, nf, counts, nc, bads)
+            # each label is checked where its row is read: the sums stay in
+            # this scratch until every block has run, so a bad label adds
+            # nothing to the totals
+            bad = _score_run(fn, &a, R, B, FX_SCORE_STATE, nt, fsums, nf, counts, nc, bads)
+            if bad >= 0:
+                return bad, None, None
             if metrics is not None:
                 ftot_c = fsums + nblk * nf + n_bins + 1
                 ctot_c = counts + nt * nc
