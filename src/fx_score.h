@@ -739,9 +739,11 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
                         ey, sizeof(FX_W) == 4, &res->nll[i], &res->conf[i], &res->ent[i],
                         &res->brier[i]);
     }
+    /* both under C <= 16: through int32, which converts across lanes
+     * (float to int64 has no vector instruction below AVX-512) */
     for (Py_ssize_t i = 0; i < L; i++) {
-        res->pred[i] = (int64_t)pr[i];
-        res->rank[i] = (int64_t)gt[i];
+        res->pred[i] = (int32_t)pr[i];
+        res->rank[i] = (int32_t)gt[i];
     }
     for (Py_ssize_t i = 0; i < W; i++)
         res->done[i] = ok[i] != 0;
@@ -1034,9 +1036,32 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
         idx[d] = rem % a->shape[d];
         rem /= a->shape[d];
     }
+    /* the usual sums' rows (one row dim, int64 labels) take a loop without
+     * the general one's cases */
+    const int plain = nd == 1 && lkind == 8 && mode == FX_SCORE_STATE && group > 1;
     for (Py_ssize_t g0 = r0; g0 < r1; g0 += group) {
         const Py_ssize_t W = r1 - g0 < group ? r1 - g0 : group;
-        for (Py_ssize_t w = 0; w < W; w++) {
+        if (plain) {
+            const Py_ssize_t xs0 = a->xs[0], ls0 = a->ls[0];
+            const char *xg = a->x + g0 * xs0, *lg = a->lab + g0 * ls0;
+            for (Py_ssize_t w = 0; w < W; w++) {
+                int64_t y;
+                memcpy(&y, lg + w * ls0, 8);
+                const int ignored = has_ignore && y == ignore_index;
+                if (!ignored && (uint64_t)y >= (uint64_t)C) return g0 + w;
+                xr[w] = (const FX_T *)(xg + w * xs0);
+                ys[w] = y;
+                ign[w] = (unsigned char)ignored;
+                res.done[w] = 0;
+#if defined(__GNUC__) || defined(__clang__)
+                __builtin_prefetch(xg + w * xs0 + (ignored ? 0 : y) * xc, 0, 3);
+#endif
+            }
+            for (Py_ssize_t w = 0; w < W; w++)
+                zys[w] = ign[w] ? (FX_W)NAN
+                                : FX_NAME(score_z)(xr[w][ys[w] * s], bf16, tmode, tw);
+        }
+        for (Py_ssize_t w = 0; w < W && !plain; w++) {
             Py_ssize_t xo = 0, lo = 0;
             if (nd == 1) {
                 /* one row dim (the usual case): no walk */

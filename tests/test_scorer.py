@@ -347,6 +347,30 @@ def test_a_bad_label_in_a_single_chunk_changes_nothing():
                 s.bin_confidence_sum.tolist()) == before
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ldtype", [np.int64, np.int32, np.uint16])
+def test_the_first_bad_label_is_named_whatever_the_blocks(dtype, ldtype):
+    # the sums check each label where its row is read, block by block on
+    # every thread: the error still names the first bad row's label
+    x, t = _data(rows=5000, dtype=dtype, ignored=False)
+    t = t.astype(ldtype)
+    s = fastxent.Scorer().update(x[:10], t[:10])
+    before = (s.count, s.rank_counts, s.bin_count, s.nll_sum)
+    ignore = -100 if np.issubdtype(ldtype, np.signedinteger) else 60000
+    for first, later in [(40, 4900), (1000, 1010), (4999, None)]:
+        bad = t.copy()
+        bad[first] = 100
+        if later is not None:
+            bad[later] = 200
+            bad[first + 1:later:7] = ignore   # ignored rows between count in nothing
+        for n_threads in (1, 2):
+            with pytest.raises(IndexError, match="target 100 "):
+                fastxent.score(x, bad, ignore_index=ignore, n_threads=n_threads)
+            with pytest.raises(IndexError, match="target 100 "):
+                s.update(x, bad)
+        assert (s.count, s.rank_counts, s.bin_count, s.nll_sum) == before
+
+
 def test_a_copy_has_its_own_sums():
     import copy
 
