@@ -469,7 +469,11 @@ static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nr
                 /* log(S2 / S1) as log1p of a small ratio: accurate for
                  * close rows, where log S2 - log S1 would cancel */
                 double d = (k2 - k1) + ((double)sy[i] - (double)sx[i]);
-                double lr = d >= 0 ? fx_log1p_ge0(d / S1) : -fx_log1p_ge0(-d / S2);
+                /* one log1p of the selected ratio (selecting between two
+                 * log1p's computed both, across lanes) */
+                int up = d >= 0;
+                double l = fx_log1p_ge0((up ? d : -d) / (up ? S1 : S2));
+                double lr = up ? l : -l;
                 u[i] = (FX_W)(lr + (double)v[i] / S1);
             }
         }
