@@ -822,7 +822,7 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
     double Sp[FX_COL_W], Sq[FX_COL_W], acc[FX_COL_W];
     FX_W ip[FX_COL_W], iq[FX_COL_W], Sw[FX_COL_W], Qw[FX_COL_W];
     FX_W fp[FX_COL_W], fq[FX_COL_W], bad[FX_COL_W], chunk_bad[FX_COL_W];
-    FX_W live[FX_COL_W];
+    FX_W live[FX_COL_W], rlo[FX_COL_W];
     Py_ssize_t i;
     for (i = 0; i < nc; i++) {
         Sp[i] = Sq[i] = acc[i] = 0.0;
@@ -905,7 +905,10 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
          * its special-value selects (FX_LOG_CORE, the same bits as FX_LOG
          * for a positive normal argument): a ratio or, without q, an r that
          * is not normal makes the column bad (entropy_row_slow takes it) */
-        for (i = 0; i < nc; i++) fp[i] = chunk_bad[i] = 0;
+        for (i = 0; i < nc; i++) {
+            fp[i] = chunk_bad[i] = 0;
+            rlo[i] = 1;
+        }
         for (Py_ssize_t c = c0; c < end; c++) {
             const FX_T *pc = p + c * sp, *qc = has_q ? q + c * sq : pc;
             FX_PRAGMA(omp simd)
@@ -924,20 +927,16 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
                     fp[i] += both ? t : (r == 0 ? (FX_W)0 : (FX_W)INFINITY);
                 } else {
                     fp[i] += r > 0 ? -r * FX_LOG_CORE(r) : (FX_W)0;
+                    /* the smallest positive r, for the check below (a
+                     * count of the r below FX_TINY here left GCC's loop
+                     * scalar, and a pass of its own read the chunk again) */
+                    FX_W rr = r > 0 ? r : (FX_W)1;
+                    rlo[i] = rr < rlo[i] ? rr : rlo[i];
                 }
             }
         }
-        /* (a loop of its own: with this count in the loop above, GCC left
-         * that loop scalar) */
-        for (Py_ssize_t c = c0; !has_q && c < end; c++) {
-            const FX_T *pc = p + c * sp;
-            FX_PRAGMA(omp simd)
-            for (i = 0; i < nc; i++) {
-                FX_W pv = FX_LOAD(pc[i]);
-                FX_W r = pv == Sw[i] ? (FX_W)1 : pv * ip[i];
-                chunk_bad[i] += (r > 0) & (r < (FX_W)FX_TINY) ? (FX_W)1 : (FX_W)0;
-            }
-        }
+        for (i = 0; !has_q && i < nc; i++)
+            chunk_bad[i] += rlo[i] < (FX_W)FX_TINY ? (FX_W)1 : (FX_W)0;
         for (i = 0; i < nc; i++) {
             acc[i] += live[i] != 0 ? (double)fp[i] : 0.0;
             bad[i] += live[i] != 0 ? chunk_bad[i] : (FX_W)0;
