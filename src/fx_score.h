@@ -28,8 +28,10 @@
  * rank -1.
  *
  * Every operand is walked through byte strides over the row dims, as
- * fx_nll_loss.h does (any layout, labels of any integer type); labels are
- * checked in a pass of their own before any logit is read.  bfloat16 data
+ * fx_nll_loss.h does (any layout, labels of any integer type); for the
+ * per-row outputs the labels are checked in a pass of their own before any
+ * logit is read, and the sums check each label before its row is read (the
+ * driver drops them on a bad one).  bfloat16 data
  * (2-byte storage with a->bf16 set) are widened from their bits; float16
  * through FX_LOAD.
  */
@@ -63,6 +65,8 @@ typedef struct {
     int bf16;                   /* 2-byte storage holds bfloat16 */
     int has_ignore;
     int64_t ignore_index;
+    int ignore_big;             /* ignore_index: the bits of a uint64 above
+                                 * INT64_MAX, which only such a label equals */
     int tmode;                  /* 0: T = 1; 1: z = x * t (1/T exact); 2: z = x / t */
     double t;
     Py_ssize_t max_rank, n_bins;
@@ -898,8 +902,7 @@ FX_INLINE void FX_NAME(score_add_row)(const fx_score_row *row, int64_t y, const 
  * The rows of a group that the lanes scored (res->done) and that count
  * (not ign) added to acc (see fx_score_acc), in loops over the lanes that
  * vectorize: the values rounded to the result type, the per-lane sums, the
- * bins (the search of fx_score_bin without its loops, checked after), the
- * ranks.  Ranks when max_rank > FX_SCORE_ACC_RANKS go to counts directly.
+ * bins (fx_score_bins, four lanes at a time), the ranks.  Ranks when max_rank > FX_SCORE_ACC_RANKS go to counts directly.
  */
 FX_INLINE void FX_NAME(score_lanes_add)(const fx_score_lanes_res *res, Py_ssize_t W,
                                         const unsigned char *ign, const int64_t *ys,
@@ -987,6 +990,9 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
     const Py_ssize_t nd = a->nd, last = nd - 1, C = a->C, xc = a->xc;
     const Py_ssize_t s = xc / (Py_ssize_t)sizeof(FX_T);
     const int bf16 = a->bf16, tmode = a->tmode, lkind = a->lkind, has_ignore = a->has_ignore;
+    const int ignore_big = a->ignore_big;
+    /* int64 labels (kind 8) never equal an ignore_index above INT64_MAX */
+    const int ignore_small = has_ignore && !ignore_big;
     const int64_t ignore_index = a->ignore_index;
     const FX_W tw = (FX_W)a->t;
     const Py_ssize_t max_rank = a->max_rank, nb = a->n_bins;
@@ -1006,7 +1012,7 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
         for (Py_ssize_t r = r0; r < r1; r++) {
             int64_t y;
             memcpy(&y, a->lab + r * ls, 8);
-            if ((uint64_t)y >= (uint64_t)C && !(has_ignore && y == ignore_index)) return r;
+            if ((uint64_t)y >= (uint64_t)C && !(ignore_small && y == ignore_index)) return r;
         }
         return -1;
     }
@@ -1047,7 +1053,7 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
             for (Py_ssize_t w = 0; w < W; w++) {
                 int64_t y;
                 memcpy(&y, lg + w * ls0, 8);
-                const int ignored = has_ignore && y == ignore_index;
+                const int ignored = ignore_small && y == ignore_index;
                 if (!ignored && (uint64_t)y >= (uint64_t)C) return g0 + w;
                 xr[w] = (const FX_T *)(xg + w * xs0);
                 ys[w] = y;
@@ -1087,7 +1093,7 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
             }
             int big;
             int64_t y = fx_score_label(a->lab + lo, lkind, &big);
-            int ignored = has_ignore && !big && y == ignore_index;
+            int ignored = has_ignore && big == ignore_big && y == ignore_index;
             /* the sums check their labels as they go (the driver drops
              * them on a bad one); the outputs' were checked first */
             if (mode != FX_SCORE_ROWS && !ignored && (big || y < 0 || y >= C)) return g0 + w;

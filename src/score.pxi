@@ -284,12 +284,20 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
     cdef int64_t *ctot_c
     a.has_ignore = 0
     a.ignore_index = 0
+    a.ignore_big = 0
     if ignore_index is not None:
-        try:
-            a.ignore_index = ignore_index
+        if 2**63 <= ignore_index < 2**64:
+            # only a uint64 label equals it: its bits, matched against
+            # such labels alone (an int64 label of the same bits differs)
+            a.ignore_index = <int64_t>(ignore_index - 2**64)
+            a.ignore_big = 1
             a.has_ignore = 1
-        except OverflowError:   # no label of any integer dtype equals it
-            pass
+        else:
+            try:
+                a.ignore_index = ignore_index
+                a.has_ignore = 1
+            except OverflowError:   # no label of any integer dtype equals it
+                pass
     a.tmode = tmode
     a.t = t
     a.bf16 = bf16

@@ -567,6 +567,31 @@ def test_errors(func):
                       else func(x, t, ignore_index=2**70)["count"]).size
 
 
+@pytest.mark.parametrize("big", [2**63, 2**64 - 1])
+def test_an_ignore_index_above_int64_ignores_the_uint64_labels_equal_to_it(big):
+    # only a uint64 label can equal it; an int64 label of the same bits
+    # (a negative one) is not ignored but out of bounds
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 5)).astype(np.float32)
+    t = rng.integers(0, 5, 300).astype(np.uint64)
+    t[::7] = big
+    keep = t != big
+    r = fastxent.score_rows(x, t, ignore_index=big)
+    want = fastxent.score_rows(x[keep], t[keep].astype(np.int64))
+    np.testing.assert_array_equal(r.nll[keep], want.nll)
+    assert (r.rank[~keep] == -1).all() and (r.nll[~keep] == 0).all()
+    got = fastxent.score(x, t, ignore_index=big)
+    assert got == fastxent.score(x[keep], t[keep].astype(np.int64))
+    s = fastxent.Scorer(ignore_index=big).update(x, t)
+    assert s.count == keep.sum()
+    with pytest.raises(IndexError, match=f"target {big} is out of bounds"):
+        fastxent.score(x, t, ignore_index=big - 1 if big > 2**63 else big + 1)
+    signed = t.astype(np.int64)   # the same bits: negative labels
+    for func in (fastxent.score_rows, fastxent.score):
+        with pytest.raises(IndexError, match="out of bounds"):
+            func(x, signed, ignore_index=big)
+
+
 def test_state_argument_errors():
     x = np.zeros((4, 3))
     t = np.array([0, 1, 2, 0])
