@@ -360,18 +360,6 @@ static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T
     return fx_softmax_pair_finish(st, kl);
 }
 
-/* log(k + s) for a short row's count k >= 1 at its max and sum s of the
- * other exps.  A float working type's s (under 16, 24 bits) makes k + s
- * exact in double unless s < 2^-28 at k = 1, where log1p(s) = s to well
- * within the float result's rounding: one log, where log k + log1p(s / k),
- * which keeps the digits of a double s, costs two more divisions */
-FX_INLINE double FX_NAME(small_log_sum)(double k, double s)
-{
-    if (sizeof(FX_W) == 4)
-        return k == 1 && s < 0x1p-28 ? s : fx_log_ge1(k + s);
-    return (k == 1 ? 0.0 : fx_log_ge1(k)) + fx_log1p_ge0(s / k);
-}
-
 /* ---- short rows (C <= FX_SMALL_C): FX_BLOCK_W rows side by side ----
  * As small_lse: a block of rows is transposed into T (rows become SIMD
  * lanes) and reduced across rows in the working type; the entropies are
@@ -453,13 +441,14 @@ static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nr
         if (kind == 0) {
             for (int i = 0; i < FX_BLOCK_W; i++) {
                 double k1 = (double)kx[i], S1 = k1 + (double)sx[i];
-                double lx = FX_NAME(small_log_sum)(k1, (double)sx[i]);
+                double lx = fx_log_count_sum(k1, (double)sx[i], sizeof(FX_W) == 4);
                 u[i] = (FX_W)(lx + (double)u[i] / S1);
             }
         } else if (kind == 1) {
             for (int i = 0; i < FX_BLOCK_W; i++) {
                 double S1 = (double)kx[i] + (double)sx[i];
-                double ly = FX_NAME(small_log_sum)((double)ky[i], (double)sy[i]);
+                double ly = fx_log_count_sum((double)ky[i], (double)sy[i],
+                                             sizeof(FX_W) == 4);
                 u[i] = (FX_W)(ly + (double)u[i] / S1);
             }
         } else {

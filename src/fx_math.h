@@ -312,6 +312,21 @@ FX_INLINE double fx_log1p_ge0(double u)
     return d == 0.0 ? u : r;
 }
 
+/* log(k + s) for a short row's count k >= 1 of the terms at its max and
+ * sum s >= 0 of its other exps.  fsum: s is a float sum (under 16, 24
+ * bits), which makes 1 + s exact in double unless s < 2^-28, where
+ * log1p(s) = s within a relative 2^-29, far below a float result's
+ * rounding (k + s, k > 1, within a double's rounding): one log.  Otherwise
+ * log k + log1p(s / k), which keeps the digits of a double s, at another
+ * log and two divisions.  Branch-free (fsum a constant where it is
+ * inlined), so that a loop over rows side by side vectorizes. */
+FX_INLINE double fx_log_count_sum(double k, double s, const int fsum)
+{
+    if (fsum)
+        return k == 1 && s < 0x1p-28 ? s : fx_log_ge1(k + s);
+    return (k == 1 ? 0.0 : fx_log_ge1(k)) + fx_log1p_ge0(s / k);
+}
+
 /*
  * log1p(u) for u in [0, 1] (or NaN), the range of log1p(exp(-|x|)) in
  * softplus, without fx_log1pf_ge0's divisions or exponent extraction: for

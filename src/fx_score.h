@@ -252,16 +252,9 @@ static inline void fx_score_values(double m, double k, double s, double d, doubl
                                    double *brier)
 {
     double S = k + s;
-    /* k >= 1 and s >= 0: fx_math.h's branch-free log and log1p (under 1 ulp
-     * and a few ulp), which cost a fraction of libm's log1p on short rows;
-     * the usual row has one max (k = 1).  A float s makes 1 + s exact in
-     * double unless s < 2^-28, where log1p(s) = s within a relative 2^-29,
-     * far below the float results' rounding (k + s, k > 1, within a
-     * double's rounding): one log, where log k + log1p(s / k), which keeps
-     * the digits of a double s, costs another log and two divisions */
-    double l1 = fsum ? 0.0 : fx_log1p_ge0(k == 1.0 ? s : s / k);
-    double logS = fsum ? (k == 1.0 && s < 0x1p-28 ? s : fx_log_ge1(S))
-                : k == 1.0 ? l1 : fx_log_ge1(k) + l1;
+    /* fx_math.h's branch-free logs (under 1 ulp and a few ulp), which cost
+     * a fraction of libm's log1p on short rows */
+    double logS = fx_log_count_sum(k, s, fsum);
     /* one division: the others were most of a short row's result time */
     double inv = 1.0 / S;
     *conf = inv;
@@ -902,7 +895,8 @@ FX_INLINE void FX_NAME(score_add_row)(const fx_score_row *row, int64_t y, const 
  * The rows of a group that the lanes scored (res->done) and that count
  * (not ign) added to acc (see fx_score_acc), in loops over the lanes that
  * vectorize: the values rounded to the result type, the per-lane sums, the
- * bins (fx_score_bins, four lanes at a time), the ranks.  Ranks when max_rank > FX_SCORE_ACC_RANKS go to counts directly.
+ * bins (fx_score_bins, four lanes at a time), the ranks.  Ranks when
+ * max_rank > FX_SCORE_ACC_RANKS go to counts directly.
  */
 FX_INLINE void FX_NAME(score_lanes_add)(const fx_score_lanes_res *res, Py_ssize_t W,
                                         const unsigned char *ign, const int64_t *ys,

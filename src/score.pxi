@@ -286,18 +286,17 @@ def score(x, labels, ignore_index, int tmode, double t, bint bf16, outs, Py_ssiz
     a.ignore_index = 0
     a.ignore_big = 0
     if ignore_index is not None:
-        if 2**63 <= ignore_index < 2**64:
-            # only a uint64 label equals it: its bits, matched against
-            # such labels alone (an int64 label of the same bits differs)
-            a.ignore_index = <int64_t>(ignore_index - 2**64)
-            a.ignore_big = 1
+        try:
+            a.ignore_index = ignore_index
             a.has_ignore = 1
-        else:
-            try:
-                a.ignore_index = ignore_index
+        except OverflowError:
+            if 2**63 <= ignore_index < 2**64:
+                # only a uint64 label equals it: its bits, matched against
+                # such labels alone (an int64 label of the same bits differs)
+                a.ignore_index = <int64_t>(ignore_index - 2**64)
+                a.ignore_big = 1
                 a.has_ignore = 1
-            except OverflowError:   # no label of any integer dtype equals it
-                pass
+            # beyond: no label of any integer dtype equals it
     a.tmode = tmode
     a.t = t
     a.bf16 = bf16
