@@ -258,8 +258,9 @@ cdef int _split_entropy(const real *xp, const real *yp, Py_ssize_t O, Py_ssize_t
     cdef int has_q = yp != NULL
     cdef double v = 0.0
     # per row: the chunk sums (2 nch), the running sums (2 nch), the terms
-    # (nch); per chunk a flag: 0 sends the row to the slow path
-    cdef double *work = <double *>malloc(R * 5 * nch * sizeof(double))
+    # (nch), the chunks' smallest positive and largest p (2 nch); per chunk
+    # a flag: 0 sends the row to the slow path
+    cdef double *work = <double *>malloc(R * 7 * nch * sizeof(double))
     cdef unsigned char *ok = <unsigned char *>malloc(2 * R * nch)
     cdef unsigned char *slow = <unsigned char *>calloc(R, 1)
     cdef unsigned char *take
@@ -282,14 +283,15 @@ cdef int _split_entropy(const real *xp, const real *yp, Py_ssize_t O, Py_ssize_t
                     i = r - o * I
                     ok[it] = _entropy_split_sums(xp + o * so + i * si, sc,
                                                  yp + o * yo + i * yi if has_q else NULL, yc,
-                                                 C, c, work + 5 * nch * r) != 0
+                                                 C, c, work + 7 * nch * r,
+                                                 work + 7 * nch * r + 5 * nch) != 0
             b0 = b1
         for r in range(R):
             for c in range(nch):
                 if not ok[r * nch + c]:
                     slow[r] = 1
-            if not slow[r] and not fx_entropy_fold(work + 5 * nch * r, nch, has_q,
-                                                   work + 5 * nch * r + 2 * nch,
+            if not slow[r] and not fx_entropy_fold(work + 7 * nch * r, nch, has_q,
+                                                   work + 7 * nch * r + 2 * nch,
                                                    take + r * nch, NULL, &v):
                 slow[r] = 1
         b0 = 0
@@ -305,8 +307,9 @@ cdef int _split_entropy(const real *xp, const real *yp, Py_ssize_t O, Py_ssize_t
                     if not slow[r] and take[it]:
                         ok[it] = _entropy_split_terms(xp + o * so + i * si, sc,
                                                       yp + o * yo + i * yi if has_q else NULL,
-                                                      yc, C, c, work + 5 * nch * r + 2 * nch,
-                                                      work + 5 * nch * r + 4 * nch) != 0
+                                                      yc, C, c, work + 7 * nch * r + 2 * nch,
+                                                      work + 7 * nch * r + 5 * nch,
+                                                      work + 7 * nch * r + 4 * nch) != 0
             b0 = b1
         for r in range(R):
             o = r // I
@@ -314,9 +317,9 @@ cdef int _split_entropy(const real *xp, const real *yp, Py_ssize_t O, Py_ssize_t
             for c in range(nch):
                 if not ok[r * nch + c]:
                     slow[r] = 1
-            if slow[r] or not fx_entropy_fold(work + 5 * nch * r, nch, has_q,
-                                              work + 5 * nch * r + 2 * nch, NULL,
-                                              work + 5 * nch * r + 4 * nch, &v):
+            if slow[r] or not fx_entropy_fold(work + 7 * nch * r, nch, has_q,
+                                              work + 7 * nch * r + 2 * nch, NULL,
+                                              work + 7 * nch * r + 4 * nch, &v):
                 # the row as entropy_row gives it, slow path and all
                 v = _entropy_row(xp + o * so + i * si, sc,
                                  yp + o * yo + i * yi if has_q else NULL, yc, C, div)

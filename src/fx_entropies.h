@@ -549,13 +549,28 @@ FX_INLINE FX_W FX_NAME(entropy_r)(FX_W pv, FX_W ip, FX_W Sw)
     return pv == Sw ? (FX_W)1 : pv * ip;
 }
 
+/* min(r, 1) for r >= 0, taken on r's bits: as a float select, GCC takes the
+ * logarithm of the unclamped r and masks each step of it with the select
+ * (log 1 = 0), eight more instructions in a loop of forty */
+FX_INLINE FX_W FX_NAME(entropy_clamp1)(FX_W r)
+{
+    const FX_W one = 1;
+    FX_WI b, b1;
+    memcpy(&b, &r, sizeof b);
+    memcpy(&b1, &one, sizeof b1);
+    b = b < b1 ? b : b1;
+    memcpy(&r, &b, sizeof r);
+    return r;
+}
+
 /* the terms of one chunk against the reciprocals ip, iq of the running
  * sums (r = p ip: a division per element would halve the speed; r differs
  * from SciPy's p / S by at most an ulp); returns 0 if a term needs the slow
  * path (a ratio r / u outside the normal range) */
 FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
                                            Py_ssize_t sq, Py_ssize_t n, FX_W ip, FX_W iq,
-                                           FX_W Sw, FX_W Qw, const int has_q, double *acc_out)
+                                           FX_W Sw, FX_W Qw, const FX_W *mm, const int has_q,
+                                           double *acc_out)
 {
     double tot = 0;
     /* each block's r (and u) and logarithms first, in a loop of their own,
@@ -565,6 +580,19 @@ FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const F
      * The second loop reads r back rather than recomputing it: recomputed,
      * GCC splits the product at r's select into two masked loads */
     FX_W bad = 0, lb[FX_FOLD], rb[FX_FOLD], ub[FX_FOLD];
+    /* r = min(p ip, 1) is exactly 1 for an element holding all the mass
+     * (p == S: entropy 0) when S ip rounds to 1 or above.  Where it rounds
+     * below and the chunk holds such an element, ip moves up by an ulp; so
+     * every r is the p ip of the select pv == Sw ? 1 : pv ip (entropy_r) */
+    int sub_r = 0;
+    if (!has_q) {
+        if (mm[1] == Sw && Sw * ip < (FX_W)1)
+            ip = sizeof(FX_W) == sizeof(float) ? (FX_W)nextafterf((float)ip, INFINITY)
+                                               : (FX_W)nextafter((double)ip, INFINITY);
+        /* p ip rounds monotonically: the smallest positive p has the
+         * smallest r */
+        sub_r = !(mm[0] * ip >= (FX_W)FX_TINY);
+    }
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n, len = end - j0;
         FX_W acc = 0;
@@ -594,26 +622,29 @@ FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const F
                 acc += both ? t : (r == 0 ? (FX_W)0 : (FX_W)INFINITY);
             }
         } else {
-            /* r is in [0, 1] (the sums checked the data): the logarithm of
-             * a normal r, without the special-value selects; a subnormal r
-             * (rare) has its block's logarithms redone in full */
-            FX_W sub = 0;
-            FX_SIMD_REDUCE(+:sub)
-            for (Py_ssize_t j = j0; j < end; j++) {
-                FX_W r = FX_NAME(entropy_r)(FX_AT(p, j, sp), ip, Sw);
-                sub += (r < (FX_W)FX_TINY) & (r != 0) ? (FX_W)1 : (FX_W)0;
-                rb[j - j0] = r;
-                lb[j - j0] = FX_LOG_CORE(r);
+            /* r = min(p ip, 1) is in [0, 1] (the sums checked the data):
+             * the logarithm of a normal r without the special-value selects,
+             * and the term's sum in the same loop.  A zero r needs no select
+             * either: the core's logarithm of 0 is finite (-127 log 2), its
+             * term 0.  A chunk where r may be subnormal (rare: its smallest
+             * positive p times ip is below the normal range) takes the full
+             * logarithm. */
+            if (sub_r == 0) {
+                FX_SIMD_REDUCE(+:acc)
+                for (Py_ssize_t j = j0; j < end; j++) {
+                    FX_W r = FX_NAME(entropy_clamp1)(FX_AT(p, j, sp) * ip);
+                    acc += r * FX_LOG_CORE(r);
+                }
+            } else {
+                FX_SIMD_REDUCE(+:acc)
+                for (Py_ssize_t j = j0; j < end; j++) {
+                    FX_W r = FX_AT(p, j, sp) * ip;
+                    r = r < (FX_W)1 ? r : (FX_W)1;
+                    FX_W t = r * FX_LOG(r);
+                    acc += r > 0 ? t : (FX_W)0;
+                }
             }
-            if (sub != 0) {
-                FX_SIMD
-                for (Py_ssize_t i = 0; i < len; i++) lb[i] = FX_LOG(rb[i]);
-            }
-            FX_SIMD_REDUCE(+:acc)
-            for (Py_ssize_t i = 0; i < len; i++) {
-                FX_W r = rb[i], t = -r * lb[i];
-                acc += r > 0 ? t : (FX_W)0;
-            }
+            acc = -acc;
         }
         tot += (double)acc;
     }
@@ -621,24 +652,44 @@ FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const F
     return bad == 0;
 }
 
-FX_INLINE int FX_NAME(entropy_chunk_sums)(const FX_T *x, Py_ssize_t s, Py_ssize_t n, double *out)
+/* the sum of a chunk, its smallest positive element (inf if none) and its
+ * largest (mm[0], mm[1]); 0 if an element is negative.  An infinite or NaN element needs no test of
+ * its own: it makes the sum infinite or NaN, which the callers send to the
+ * slow path with the sums that overflow.  The smallest positive element is
+ * that of the bits less one, as unsigned integers, where 0 wraps to the
+ * largest value (and a negative element is larger than any positive): a
+ * select of v != 0 made GCC blend the sum as well, three times slower */
+FX_INLINE int FX_NAME(entropy_chunk_sums)(const FX_T *x, Py_ssize_t s, Py_ssize_t n, double *out,
+                                          FX_W *mm)
 {
     double tot = 0;
-    FX_W bad = 0;
+    FX_W lo = 0, hi = 0;
+    FX_WU blo = (FX_WU)-1;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
         FX_W acc = 0;
-        FX_SIMD_REDUCE(+:acc,bad)
+        FX_SIMD_PRAGMA(reduction(+:acc) reduction(min:lo,blo) reduction(max:hi))
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W v = FX_AT(x, j, s);
+            FX_WU b;
+            memcpy(&b, &v, sizeof b);
+            b -= 1;
             acc += v;
-            /* negative, NaN or inf */
-            bad += ((v >= 0) & (v < (FX_W)INFINITY)) ? (FX_W)0 : (FX_W)1;
+            lo = v < lo ? v : lo;
+            blo = b < blo ? b : blo;
+            hi = v > hi ? v : hi;
         }
         tot += (double)acc;
     }
     *out = tot;
-    return bad == 0;
+    if (blo == (FX_WU)-1) {
+        mm[0] = (FX_W)INFINITY;
+    } else {
+        blo += 1;
+        memcpy(&mm[0], &blo, sizeof blo);
+    }
+    mm[1] = hi;
+    return lo >= 0;
 }
 
 FX_INLINE double FX_NAME(entropy_row_body)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
@@ -649,8 +700,9 @@ FX_INLINE double FX_NAME(entropy_row_body)(const FX_T *p, Py_ssize_t sp, const F
         Py_ssize_t len = n - c < FX_CHUNK ? n - c : FX_CHUNK;
         const FX_T *pc = p + c * sp, *qc = has_q ? q + c * sq : NULL;
         double cp, cq = 0, t;
-        if (!FX_NAME(entropy_chunk_sums)(pc, sp, len, &cp)) goto slow;
-        if (has_q && !FX_NAME(entropy_chunk_sums)(qc, sq, len, &cq)) goto slow;
+        FX_W pmm[2], qmm[2];
+        if (!FX_NAME(entropy_chunk_sums)(pc, sp, len, &cp, pmm)) goto slow;
+        if (has_q && !FX_NAME(entropy_chunk_sums)(qc, sq, len, &cq, qmm)) goto slow;
         double Sp1 = Sp + cp, Sq1 = Sq + cq;
         /* an overflowing sum, or a scale 1 / S out of the working type's
          * normal range: the plain loop in double */
@@ -671,7 +723,7 @@ FX_INLINE double FX_NAME(entropy_row_body)(const FX_T *p, Py_ssize_t sp, const F
         }
         if (!FX_NAME(entropy_chunk_terms)(pc, sp, qc, sq, len, (FX_W)(1.0 / Sp1),
                                           (FX_W)(has_q ? 1.0 / Sq1 : 1.0), (FX_W)Sp1,
-                                          (FX_W)(has_q ? Sq1 : 1.0), has_q, &t))
+                                          (FX_W)(has_q ? Sq1 : 1.0), pmm, has_q, &t))
             goto slow;
         acc += t;
         Sp = Sp1;
@@ -750,40 +802,50 @@ static inline int fx_entropy_fold(const double *cs, Py_ssize_t nch, int has_q, d
 }
 #endif
 
+/* chunk c's sums into cs[2 c], cs[2 c + 1] (p's, q's); without q, p's
+ * smallest positive and largest element into mm[2 c], mm[2 c + 1], which
+ * its terms need */
 static int FX_NAME(entropy_split_sums)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
-                                       Py_ssize_t sq, Py_ssize_t n, Py_ssize_t c, double *cs)
+                                       Py_ssize_t sq, Py_ssize_t n, Py_ssize_t c, double *cs,
+                                       double *mm)
 {
     Py_ssize_t j = c * FX_CHUNK, len = n - j < FX_CHUNK ? n - j : FX_CHUNK;
+    FX_W pmm[2], qmm[2];
+    int ok;
     cs[2 * c + 1] = 0;
     if (q == NULL) {
-        return sp == 1 ? FX_NAME(entropy_chunk_sums)(p + j, 1, len, &cs[2 * c])
-                       : FX_NAME(entropy_chunk_sums)(p + j * sp, sp, len, &cs[2 * c]);
+        ok = sp == 1 ? FX_NAME(entropy_chunk_sums)(p + j, 1, len, &cs[2 * c], pmm)
+                     : FX_NAME(entropy_chunk_sums)(p + j * sp, sp, len, &cs[2 * c], pmm);
+        mm[2 * c] = (double)pmm[0];
+        mm[2 * c + 1] = (double)pmm[1];
+        return ok;
     }
     if (sp == 1 && sq == 1)
-        return FX_NAME(entropy_chunk_sums)(p + j, 1, len, &cs[2 * c])
-               && FX_NAME(entropy_chunk_sums)(q + j, 1, len, &cs[2 * c + 1]);
-    return FX_NAME(entropy_chunk_sums)(p + j * sp, sp, len, &cs[2 * c])
-           && FX_NAME(entropy_chunk_sums)(q + j * sq, sq, len, &cs[2 * c + 1]);
+        return FX_NAME(entropy_chunk_sums)(p + j, 1, len, &cs[2 * c], pmm)
+               && FX_NAME(entropy_chunk_sums)(q + j, 1, len, &cs[2 * c + 1], qmm);
+    return FX_NAME(entropy_chunk_sums)(p + j * sp, sp, len, &cs[2 * c], pmm)
+           && FX_NAME(entropy_chunk_sums)(q + j * sq, sq, len, &cs[2 * c + 1], qmm);
 }
 
 static int FX_NAME(entropy_split_terms)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
                                         Py_ssize_t sq, Py_ssize_t n, Py_ssize_t c,
-                                        const double *S, double *t)
+                                        const double *S, const double *mm, double *t)
 {
     Py_ssize_t j = c * FX_CHUNK, len = n - j < FX_CHUNK ? n - j : FX_CHUNK;
     double Sp1 = S[2 * c], Sq1 = S[2 * c + 1];
+    const FX_W pmm[2] = {(FX_W)mm[2 * c], (FX_W)mm[2 * c + 1]};
     if (q == NULL) {
         if (sp == 1)
             return FX_NAME(entropy_chunk_terms)(p + j, 1, NULL, 0, len, (FX_W)(1.0 / Sp1),
-                                                (FX_W)1.0, (FX_W)Sp1, (FX_W)1.0, 0, &t[c]);
+                                                (FX_W)1.0, (FX_W)Sp1, (FX_W)1.0, pmm, 0, &t[c]);
         return FX_NAME(entropy_chunk_terms)(p + j * sp, sp, NULL, 0, len, (FX_W)(1.0 / Sp1),
-                                            (FX_W)1.0, (FX_W)Sp1, (FX_W)1.0, 0, &t[c]);
+                                            (FX_W)1.0, (FX_W)Sp1, (FX_W)1.0, pmm, 0, &t[c]);
     }
     if (sp == 1 && sq == 1)
         return FX_NAME(entropy_chunk_terms)(p + j, 1, q + j, 1, len, (FX_W)(1.0 / Sp1),
-                                            (FX_W)(1.0 / Sq1), (FX_W)Sp1, (FX_W)Sq1, 1, &t[c]);
+                                            (FX_W)(1.0 / Sq1), (FX_W)Sp1, (FX_W)Sq1, pmm, 1, &t[c]);
     return FX_NAME(entropy_chunk_terms)(p + j * sp, sp, q + j * sq, sq, len, (FX_W)(1.0 / Sp1),
-                                        (FX_W)(1.0 / Sq1), (FX_W)Sp1, (FX_W)Sq1, 1, &t[c]);
+                                        (FX_W)(1.0 / Sq1), (FX_W)Sp1, (FX_W)Sq1, pmm, 1, &t[c]);
 }
 
 /* ---- scipy.stats.entropy of neighbouring columns ----

@@ -37,10 +37,12 @@
 #define FX_SIMD_REDUCE(...) FX_PRAGMA(omp simd reduction(__VA_ARGS__))
 #define FX_SIMD FX_PRAGMA(omp simd)
 #define FX_SIMD_MINMAX(hi, lo) FX_PRAGMA(omp simd reduction(max:hi) reduction(min:lo))
+#define FX_SIMD_PRAGMA(clauses) FX_PRAGMA(omp simd clauses)
 #else
 #define FX_SIMD_REDUCE(...)
 #define FX_SIMD
 #define FX_SIMD_MINMAX(hi, lo)
+#define FX_SIMD_PRAGMA(clauses)
 #endif
 
 /* While a block is summed from L1, the same part of the next block (n
@@ -214,6 +216,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_T float
 #define FX_W float
 #define FX_WI int32_t
+#define FX_WU uint32_t
 #define FX_WFMA FX_FMAF
 #define FX_LOAD(v) (v)
 #define FX_STORE(w) (w)
@@ -236,6 +239,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_T double
 #define FX_W double
 #define FX_WI int64_t
+#define FX_WU uint64_t
 #define FX_WFMA FX_FMA
 #define FX_LOAD(v) (v)
 #define FX_STORE(w) (w)
@@ -256,6 +260,7 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_T uint16_t
 #define FX_W float
 #define FX_WI int32_t
+#define FX_WU uint32_t
 #define FX_WFMA FX_FMAF
 #define FX_LOAD(v) fx_half_to_float(v)
 #define FX_STORE(w) fx_float_to_half(w)

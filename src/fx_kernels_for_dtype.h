@@ -13,6 +13,7 @@
  *   FX_WI              signed integer as wide as FX_W (int32_t, int64_t): the
  *                      type of counts in vectorized loops over FX_W, where a
  *                      comparison's mask adds as one instruction
+ *   FX_WU              the unsigned integer as wide as FX_W (a value's bits)
  *   FX_WFMA(a, b, c)   a * b + c in FX_W: one rounding on CPUs with FMA (the
  *                      build contracts nothing by itself, see fx_math.h)
  *   FX_LOAD(v)         storage -> working;  FX_STORE(w) working -> storage
@@ -49,6 +50,7 @@ enum { FX_NAME(stores_exp) = FX_STORES_EXP };
 #undef FX_T
 #undef FX_W
 #undef FX_WI
+#undef FX_WU
 #undef FX_WFMA
 #undef FX_LOAD
 #undef FX_STORE
