@@ -71,8 +71,9 @@ FX_INLINE void FX_NAME(ent_block_sums)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
             acc += eq ? (FX_W)0 : e;
             cnt += eq ? (FX_W)1 : (FX_W)0;
             /* e = 0 (a -inf logit: probability 0) contributes 0, also
-             * where m - v overflows; e > 0 keeps m - v small */
-            t += e == 0 ? (FX_W)0 : e * (mw - v);
+             * where m - v overflows; e > 0 keeps m - v small.  In a normal
+             * block every e is positive: no test */
+            t += (normal || e != 0) ? e * (mw - v) : (FX_W)0;
         }
         *sum += (double)acc;
         *k += (double)cnt;
@@ -303,12 +304,18 @@ FX_INLINE void FX_NAME(pair_block_sums)(const FX_T *x, Py_ssize_t sx, const FX_T
             cy += ey_ ? (FX_W)1 : (FX_W)0;
             /* p_c = 0 (x = -inf) contributes 0; p_c > 0 = q_c (y = -inf under
              * a finite x) makes the row +inf: counted apart so that the
-             * sums stay finite */
-            int skip = (xv == -INFINITY) | (yv == -INFINITY);
+             * sums stay finite.  A normal block (every x - mx and y - my
+             * above FX_EXP_NORMAL_MIN) holds no -inf: neither test */
             FX_W dy = my * q - yv * q;
-            u += skip ? (FX_W)0 : e * dy;
-            v += skip ? (FX_W)0 : e * ((xv * q - mx * q) + dy);
-            z += ((xv > -INFINITY) & (yv == -INFINITY)) ? (FX_W)1 : (FX_W)0;
+            if (normal) {
+                u += e * dy;
+                v += e * ((xv * q - mx * q) + dy);
+            } else {
+                int skip = (xv == -INFINITY) | (yv == -INFINITY);
+                u += skip ? (FX_W)0 : e * dy;
+                v += skip ? (FX_W)0 : e * ((xv * q - mx * q) + dy);
+                z += ((xv > -INFINITY) & (yv == -INFINITY)) ? (FX_W)1 : (FX_W)0;
+            }
         }
         double S0 = st[1] + st[2];
         st[2] += (double)ax;
