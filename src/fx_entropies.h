@@ -873,6 +873,31 @@ static int FX_NAME(entropy_split_terms)(const FX_T *p, Py_ssize_t sp, const FX_T
 #define FX_COL_CHUNK 256
 #endif
 
+/* without q, each column's reciprocal moved up by an ulp where the
+ * chunk's largest p is the sum and S ip rounds below 1 (so that r = min(p
+ * ip, 1) is exactly 1 for it, as in entropy_chunk_terms), and a column
+ * whose smallest positive p gives a subnormal r counted bad (the slow path
+ * takes it) */
+FX_INLINE void FX_NAME(col_entropy_scales)(FX_W *ip, const FX_W *Sw, const FX_W *phi,
+                                           const FX_WU *pblo, FX_W *chunk_bad, Py_ssize_t nc)
+{
+    FX_PRAGMA(omp simd)
+    for (Py_ssize_t i = 0; i < nc; i++) {
+        FX_W v = ip[i];
+        FX_WU b;
+        memcpy(&b, &v, sizeof b);
+        b += (phi[i] == Sw[i]) & (Sw[i] * v < (FX_W)1);
+        memcpy(&v, &b, sizeof b);
+        ip[i] = v;
+        FX_WU lb = pblo[i] + 1;
+        FX_W pmin;
+        memcpy(&pmin, &lb, sizeof lb);
+        /* no positive p (the bits wrapped to 0): nothing to check */
+        chunk_bad[i] = (pblo[i] != (FX_WU)-1) & !(pmin * v >= (FX_W)FX_TINY)
+                       ? (FX_W)1 : (FX_W)0;
+    }
+}
+
 FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
                                           Py_ssize_t sq, Py_ssize_t n, Py_ssize_t nc, double div,
                                           double *out, const int has_q)
@@ -880,7 +905,8 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
     double Sp[FX_COL_W], Sq[FX_COL_W], acc[FX_COL_W];
     FX_W ip[FX_COL_W], iq[FX_COL_W], Sw[FX_COL_W], Qw[FX_COL_W];
     FX_W fp[FX_COL_W], fq[FX_COL_W], bad[FX_COL_W], chunk_bad[FX_COL_W];
-    FX_W live[FX_COL_W], rlo[FX_COL_W];
+    FX_W live[FX_COL_W], plo[FX_COL_W], phi[FX_COL_W];
+    FX_WU pblo[FX_COL_W];
     Py_ssize_t i;
     for (i = 0; i < nc; i++) {
         Sp[i] = Sq[i] = acc[i] = 0.0;
@@ -890,8 +916,13 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
         Py_ssize_t end = c0 + FX_COL_CHUNK < n ? c0 + FX_COL_CHUNK : n;
         /* the chunk's sums, folded in the working type over FX_FOLD classes
          * (FX_COL_CHUNK is at most FX_FOLD), and its negative, NaN or inf
-         * entries */
-        for (i = 0; i < nc; i++) fp[i] = fq[i] = chunk_bad[i] = 0;
+         * entries; without q, as the row body's entropy_chunk_sums: the
+         * smallest p (negative: bad; an inf or NaN shows in the sum), the
+         * smallest positive (through its bits) and the largest */
+        for (i = 0; i < nc; i++) {
+            fp[i] = fq[i] = chunk_bad[i] = plo[i] = phi[i] = 0;
+            pblo[i] = (FX_WU)-1;
+        }
         for (Py_ssize_t c = c0; c < end; c++) {
             /* (no arithmetic on a NULL q) */
             const FX_T *pc = p + c * sp, *qc = has_q ? q + c * sq : pc;
@@ -899,11 +930,18 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
             for (i = 0; i < nc; i++) {
                 FX_W v = FX_LOAD(pc[i]);
                 fp[i] += v;
-                chunk_bad[i] += ((v >= 0) & (v < (FX_W)INFINITY)) ? (FX_W)0 : (FX_W)1;
                 if (has_q) {
+                    chunk_bad[i] += ((v >= 0) & (v < (FX_W)INFINITY)) ? (FX_W)0 : (FX_W)1;
                     FX_W u = FX_LOAD(qc[i]);
                     fq[i] += u;
                     chunk_bad[i] += ((u >= 0) & (u < (FX_W)INFINITY)) ? (FX_W)0 : (FX_W)1;
+                } else {
+                    FX_WU b;
+                    memcpy(&b, &v, sizeof b);
+                    b -= 1;
+                    plo[i] = v < plo[i] ? v : plo[i];
+                    pblo[i] = b < pblo[i] ? b : pblo[i];
+                    phi[i] = v > phi[i] ? v : phi[i];
                 }
             }
         }
@@ -914,7 +952,7 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
         if (c0 == 0) {
             for (i = 0; i < nc; i++) {
                 double Sp1 = (double)fp[i], Sq1 = has_q ? (double)fq[i] : 0.0;
-                int b = chunk_bad[i] != 0;
+                int b = has_q ? chunk_bad[i] != 0 : plo[i] < 0;
                 b |= !(Sp1 <= 1e30 && Sq1 <= 1e30);
                 b |= (Sp1 > 0 && Sp1 < 1e-30) || (has_q && Sq1 > 0 && Sq1 < 1e-30);
                 int on = Sp1 > 0 && (!has_q || Sq1 > 0);
@@ -932,7 +970,7 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
         } else
         for (i = 0; i < nc; i++) {
             double Sp1 = Sp[i] + (double)fp[i], Sq1 = Sq[i] + (has_q ? (double)fq[i] : 0.0);
-            int b = chunk_bad[i] != 0;
+            int b = has_q ? chunk_bad[i] != 0 : plo[i] < 0;
             b |= !(Sp1 <= 1e30 && Sq1 <= 1e30);
             b |= (Sp1 > 0 && Sp1 < 1e-30) || (has_q && Sq1 > 0 && Sq1 < 1e-30);
             if (!b && Sp[i] > 0) {
@@ -963,18 +1001,16 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
          * its special-value selects (FX_LOG_CORE, the same bits as FX_LOG
          * for a positive normal argument): a ratio or, without q, an r that
          * is not normal makes the column bad (entropy_row_slow takes it) */
-        for (i = 0; i < nc; i++) {
-            fp[i] = chunk_bad[i] = 0;
-            rlo[i] = 1;
-        }
+        for (i = 0; i < nc; i++) fp[i] = chunk_bad[i] = 0;
+        if (!has_q) FX_NAME(col_entropy_scales)(ip, Sw, phi, pblo, chunk_bad, nc);
         for (Py_ssize_t c = c0; c < end; c++) {
             const FX_T *pc = p + c * sp, *qc = has_q ? q + c * sq : pc;
             FX_PRAGMA(omp simd)
             for (i = 0; i < nc; i++) {
                 FX_W pv = FX_LOAD(pc[i]);
-                /* an element holding all the mass is exactly 1 (entropy 0) */
-                FX_W r = pv == Sw[i] ? (FX_W)1 : pv * ip[i];
                 if (has_q) {
+                    /* an element holding all the mass is exactly 1 */
+                    FX_W r = pv == Sw[i] ? (FX_W)1 : pv * ip[i];
                     FX_W qv = FX_LOAD(qc[i]);
                     FX_W u = qv == Qw[i] ? (FX_W)1 : qv * iq[i];
                     FX_W ratio = r / u;
@@ -984,17 +1020,12 @@ FX_INLINE void FX_NAME(col_entropy_body)(const FX_T *p, Py_ssize_t sp, const FX_
                                               & (ratio < (FX_W)INFINITY))) ? (FX_W)1 : (FX_W)0;
                     fp[i] += both ? t : (r == 0 ? (FX_W)0 : (FX_W)INFINITY);
                 } else {
-                    fp[i] += r > 0 ? -r * FX_LOG_CORE(r) : (FX_W)0;
-                    /* the smallest positive r, for the check below (a
-                     * count of the r below FX_TINY here left GCC's loop
-                     * scalar, and a pass of its own read the chunk again) */
-                    FX_W rr = r > 0 ? r : (FX_W)1;
-                    rlo[i] = rr < rlo[i] ? rr : rlo[i];
+                    /* as entropy_chunk_terms: no select (r = 0 gives 0) */
+                    FX_W r = FX_NAME(entropy_clamp1)(pv * ip[i]);
+                    fp[i] -= r * FX_LOG_CORE(r);
                 }
             }
         }
-        for (i = 0; !has_q && i < nc; i++)
-            chunk_bad[i] += rlo[i] < (FX_W)FX_TINY ? (FX_W)1 : (FX_W)0;
         for (i = 0; i < nc; i++) {
             acc[i] += live[i] != 0 ? (double)fp[i] : 0.0;
             bad[i] += live[i] != 0 ? chunk_bad[i] : (FX_W)0;
