@@ -259,6 +259,18 @@ static void FX_NAME(xent_grad_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, do
 {
     int has_w = w != NULL, has_q = q != NULL;
     FX_W Wf = (FX_W)W, mf = (FX_W)m, of = (FX_W)off, gsf = (FX_W)gscale;
+    if (!coef && s == 1 && gs == 1) {
+        /* labels without weights or smoothing, contiguous rows: a loop GCC
+         * vectorizes (the general one below, with its optional loads, it
+         * leaves scalar: a float16 gradient ran 7x slower than float32's).
+         * a = 0 subtracts nothing, so v is W e, less bwg at the label */
+        FX_SIMD
+        for (Py_ssize_t j = 0; j < n; j++)
+            g[j] = FX_STORE(Wf * FX_EXP((FX_LOAD(x[j]) - mf) - of));
+        if (y >= 0 && y < n)
+            g[y] = FX_STORE(Wf * FX_EXP((FX_LOAD(x[y]) - mf) - of) - (FX_W)bwg);
+        return;
+    }
     for (Py_ssize_t j = 0; j < n; j++) {
         FX_W a = coef ? FX_XENT_COEF(j) : (FX_W)0;
         FX_W v = Wf * FX_EXP((FX_AT(x, j, s) - mf) - of) - a * gsf - (j == y ? (FX_W)bwg : (FX_W)0);
