@@ -211,7 +211,8 @@ def write_report(out, ns, command, header, speed, memory, elapsed):
         p(f"failed: {line}")
     if any(r["mismatch"] for r in speed):
         p("(!) result differs from a float64 NumPy reference by more than "
-          f"{_tolerance('float32')} (float32) / {_tolerance('float64')} (float64), scaled by max |reference|")
+          f"{_tolerance('float16')} (float16) / {_tolerance('float32')} (float32) / "
+          f"{_tolerance('float64')} (float64), scaled by max |reference|")
     if memory:
         p()
         p("Peak memory of one call beyond its input (fresh process, "

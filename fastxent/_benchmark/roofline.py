@@ -40,9 +40,10 @@ def roofline_seconds(op, case, threads):
       element, one array read and one written.
     """
     limits = _LIMITS[min(max(int(threads), 1), 2)]
-    itemsize = 4 if case.dtype == "float32" else 8
+    itemsize = {"float16": 2, "float32": 4}.get(case.dtype, 8)
     n = case.size
-    per_exp = 1 / limits["exp"][case.dtype]
+    # float16 is computed in float32: float32's exps, float16's bytes
+    per_exp = 1 / limits["exp"]["float32" if case.dtype == "float16" else case.dtype]
     read = n * itemsize / limits["read"]
     if op in ("logsumexp", "cross_entropy", "softmax_entropy", "entropy"):
         return max(n * per_exp, read)
