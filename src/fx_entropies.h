@@ -572,20 +572,23 @@ FX_INLINE FX_W FX_NAME(entropy_clamp1)(FX_W r)
 
 /* the terms of one chunk against the reciprocals ip, iq of the running
  * sums (r = p ip: a division per element would halve the speed; r differs
- * from SciPy's p / S by at most an ulp); returns 0 if a term needs the slow
- * path (a ratio r / u outside the normal range) */
+ * from SciPy's p / S by at most an ulp, or two where ip moves up below);
+ * mm: the chunk's smallest positive and largest p (entropy_chunk_sums),
+ * used without q; returns 0 if a term needs the slow path (a ratio r / u
+ * outside the normal range) */
 FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
                                            Py_ssize_t sq, Py_ssize_t n, FX_W ip, FX_W iq,
                                            FX_W Sw, FX_W Qw, const FX_W *mm, const int has_q,
                                            double *acc_out)
 {
     double tot = 0;
-    /* each block's r (and u) and logarithms first, in a loop of their own,
-     * then the terms from those buffers: one loop for both chains the
-     * logarithm, the term and the sum, too long for the core to overlap
-     * enough elements (see docs/design.rst, "Short dependency chains").
-     * The second loop reads r back rather than recomputing it: recomputed,
-     * GCC splits the product at r's select into two masked loads */
+    /* with q, each block's r, u and logarithms first, in a loop of their
+     * own, then the terms from those buffers: one loop for both chains the
+     * logarithm, the selects of the term and the sum, too long for the core
+     * to overlap enough elements (see docs/design.rst, "Short dependency
+     * chains"); the second loop reads r back rather than recomputing it:
+     * recomputed, GCC splits the product at r's select into two masked
+     * loads.  Without q the term has no select, and one loop is faster */
     FX_W bad = 0, lb[FX_FOLD], rb[FX_FOLD], ub[FX_FOLD];
     /* r = min(p ip, 1) is exactly 1 for an element holding all the mass
      * (p == S: entropy 0) when S ip rounds to 1 or above.  Where it rounds
