@@ -199,6 +199,20 @@ static void FX_NAME(xent_blocks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                  FX_W qa, FX_W qb, int coef, FX_T *g, Py_ssize_t gs,
                                  fx_lse_state *st, double *bm, double *ba, double *bd)
 {
+#ifdef FX_VIA_F32
+    if (g == NULL && w == NULL && q == NULL && s == 1) {
+        /* the loss alone from class labels, float16 through float32's
+         * blocks (fx_halves_to_floats), a block at a time as below */
+        float buf[FX_FLUSH];
+        for (Py_ssize_t b = 0, j = 0; j < n; b++, j += FX_FLUSH) {
+            Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+            fx_halves_to_floats(x + j, len, buf);
+            fx_f32_xent_blocks_unit(buf, len, 1, NULL, 0, NULL, 0, qa, qb, coef, NULL, st,
+                                    bm + b, ba + b, bd + b);
+        }
+        return;
+    }
+#endif
     if (g == NULL || gs == 1) {
         FX_NAME(xent_blocks_unit)(x, n, s, w, ws, q, qs, qa, qb, coef, g, st, bm, ba, bd);
         return;

@@ -199,6 +199,14 @@ static void FX_NAME(softmax_entropy_state)(const FX_T *x, Py_ssize_t n, Py_ssize
     double m = -INFINITY, k = 0, sum = 0, T = 0;
     for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
         Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+#ifdef FX_VIA_F32
+        if (s == 1) {   /* float16 through float32's block (fx_halves_to_floats) */
+            float buf[FX_FLUSH];
+            fx_halves_to_floats(x + j, len, buf);
+            fx_f32_ent_block(buf, len, 1, &m, &k, &sum, &T);
+            continue;
+        }
+#endif
         if (s == 1) FX_NAME(ent_block)(x + j, len, 1, &m, &k, &sum, &T);
         else FX_NAME(ent_block)(x + j * s, len, s, &m, &k, &sum, &T);
     }
@@ -346,6 +354,15 @@ static void FX_NAME(softmax_pair_state)(const FX_T *x, Py_ssize_t sx, const FX_T
     st[1] = st[2] = st[4] = st[5] = st[6] = st[7] = 0;
     for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
         Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+#ifdef FX_VIA_F32
+        if (sx == 1 && sy == 1) {   /* float16 through float32's block */
+            float bx[FX_FLUSH], by[FX_FLUSH];
+            fx_halves_to_floats(x + j, len, bx);
+            fx_halves_to_floats(y + j, len, by);
+            fx_f32_pair_block(bx, 1, by, 1, len, st, &qzero);
+            continue;
+        }
+#endif
         if (sx == 1 && sy == 1) FX_NAME(pair_block)(x + j, 1, y + j, 1, len, st, &qzero);
         else FX_NAME(pair_block)(x + j * sx, sx, y + j * sy, sy, len, st, &qzero);
     }

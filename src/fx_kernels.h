@@ -97,6 +97,35 @@ static inline double *fx_align64(double *p)
 /* doubles an allocation takes beyond its use, for fx_align64 */
 #define FX_ALIGN_SLACK 8
 
+/* float16 blocks through F16C (the AVX2 build): n values converted to float32
+ * (exactly) into a buffer, or from one (rounding to nearest even, as
+ * fx_float_to_half), one instruction per 8 values where fx_half_to_float and
+ * fx_float_to_half take 10-15 (GCC leaves the compiler's _Float16
+ * conversions scalar in a vectorized loop).  Where a float16 kernel is the
+ * float32 kernel on FX_LOAD'ed values, the float16 instantiation
+ * (FX_VIA_F32) converts each block and calls the float32 one: the same
+ * arithmetic on the same values. */
+#if defined(__F16C__) && defined(__AVX__)
+#include <immintrin.h>
+#define FX_F16_BLOCKS 1
+static inline void fx_halves_to_floats(const uint16_t *x, Py_ssize_t n, float *out)
+{
+    Py_ssize_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(out + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + j))));
+    for (; j < n; j++) out[j] = fx_half_to_float(x[j]);
+}
+
+static inline void fx_floats_to_halves(const float *v, Py_ssize_t n, uint16_t *out)
+{
+    Py_ssize_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm_storeu_si128((__m128i *)(out + j),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(v + j), _MM_FROUND_TO_NEAREST_INT));
+    for (; j < n; j++) out[j] = fx_float_to_half(v[j]);
+}
+#endif
+
 /*
  * The state of a partial logsumexp: its maximum m, the count k of the
  * elements equal to m and the sum s of exp(x - m) over the others.  NaN
@@ -252,6 +281,9 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 
 /* float16 is read as its bits and computed in float32 */
 #define FX_NAME(x) fx_f16_##x
+#ifdef FX_F16_BLOCKS
+#define FX_VIA_F32 1   /* see fx_halves_to_floats */
+#endif
 #define FX_LOG fx_logf
 #define FX_LOG_CORE(v) fx_logf_normal((v), 0.0f)
 #define FX_LOG1P01 fx_log1pf_ge0

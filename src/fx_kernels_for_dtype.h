@@ -31,6 +31,8 @@
  *                      max) between two passes (softmax, the cross-entropy
  *                      gradient); 0 for float16, whose range and precision
  *                      are too small for them: the kernels compute exp twice
+ *   FX_VIA_F32         optional: defined for float16 where F16C converts
+ *                      blocks, which some kernels then hand to float32's
  *   FX_SHORT_X8        optional: defined when the short-row kernels take the
  *                      AVX2 routes of fx_short_rows_avx2.h (float32 in a build
  *                      with FX_HAVE_F32X8)
@@ -65,3 +67,4 @@ enum { FX_NAME(stores_exp) = FX_STORES_EXP };
 #undef FX_TINY
 #undef FX_STORES_EXP
 #undef FX_SHORT_X8
+#undef FX_VIA_F32

@@ -125,6 +125,14 @@ static fx_lse_state FX_NAME(chunk_state)(const FX_T *x, Py_ssize_t n, Py_ssize_t
     fx_lse_state st = FX_STATE_INIT;
     for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
         Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+#ifdef FX_VIA_F32
+        if (s == 1) {
+            float buf[FX_FLUSH];
+            fx_halves_to_floats(x + j, len, buf);
+            fx_f32_block_state(buf, len, 1, &st);
+            continue;
+        }
+#endif
         if (s == 1) FX_NAME(block_state)(x + j, len, 1, &st);
         else FX_NAME(block_state)(x + j * s, len, s, &st);
     }
@@ -326,6 +334,18 @@ FX_INLINE void FX_NAME(exp_div_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 static void FX_NAME(exp_div)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                              FX_W m, FX_W d, FX_T *out, Py_ssize_t os)
 {
+#ifdef FX_VIA_F32
+    if (s == 1 && os == 1) {
+        float buf[FX_FLUSH];
+        for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
+            Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+            fx_halves_to_floats(x + j, len, buf);
+            fx_f32_exp_div_body(buf, len, 1, m, d, buf, 1);
+            fx_floats_to_halves(buf, len, out + j);
+        }
+        return;
+    }
+#endif
     if (s == 1 && os == 1) FX_NAME(exp_div_body)(x, n, 1, m, d, out, 1);
     else FX_NAME(exp_div_body)(x, n, s, m, d, out, os);
 }
@@ -362,6 +382,18 @@ FX_INLINE void FX_NAME(shift_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 static void FX_NAME(shift)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                            FX_W m, FX_W c, FX_T *out, Py_ssize_t os)
 {
+#ifdef FX_VIA_F32
+    if (s == 1 && os == 1) {
+        float buf[FX_FLUSH];
+        for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
+            Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+            fx_halves_to_floats(x + j, len, buf);
+            fx_f32_shift_body(buf, len, 1, m, c, buf, 1);
+            fx_floats_to_halves(buf, len, out + j);
+        }
+        return;
+    }
+#endif
     if (s == 1 && os == 1) FX_NAME(shift_body)(x, n, 1, m, c, out, 1);
     else FX_NAME(shift_body)(x, n, s, m, c, out, os);
 }
