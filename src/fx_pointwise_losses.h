@@ -161,6 +161,22 @@ static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, P
     /* a gradient written over x goes through the buffer too: a block's
      * double-precision redo reads x after its gradient */
     int alias = g != NULL && (const void *)g == (const void *)x;
+#ifdef FX_VIA_F32
+    if (out == NULL && g == NULL && xs == 1 && ts == 1) {
+        /* the loss alone, float16 through float32's loop on converted
+         * blocks (fx_halves_to_floats); FX_FLUSH is a multiple of FX_FOLD,
+         * so the folds are the same */
+        float bx[FX_FLUSH], bt[FX_FLUSH];
+        double tot = 0.0;
+        for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
+            Py_ssize_t len = n - j0 < FX_FLUSH ? n - j0 : FX_FLUSH;
+            fx_halves_to_floats(x + j0, len, bx);
+            fx_halves_to_floats(t + j0, len, bt);
+            tot += fx_f32_kl_div_unit(bx, 1, bt, 1, len, log_target, NULL, NULL, gsc);
+        }
+        return tot;
+    }
+#endif
     if ((out == NULL || os == 1) && (g == NULL || gs == 1) && !alias)
         return FX_NAME(kl_div_unit)(x, xs, t, ts, n, log_target, out, g, gsc);
     /* an output of another stride: the terms go through unit-stride
@@ -310,6 +326,20 @@ static double FX_NAME(bce_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *y, Py_s
     FX_W gsc = (FX_W)gscale;
     /* as kl_div_seg: a gradient written over x through the buffer */
     int alias = g != NULL && (const void *)g == (const void *)x;
+#ifdef FX_VIA_F32
+    if (out == NULL && g == NULL && xs == 1 && ys == 1 && w == NULL && pw == NULL) {
+        /* as kl_div_seg: float16 through float32's loop */
+        float bx[FX_FLUSH], by[FX_FLUSH];
+        double tot = 0.0;
+        for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
+            Py_ssize_t len = n - j0 < FX_FLUSH ? n - j0 : FX_FLUSH;
+            fx_halves_to_floats(x + j0, len, bx);
+            fx_halves_to_floats(y + j0, len, by);
+            tot += fx_f32_bce_unit(bx, 1, by, 1, NULL, 0, NULL, 0, len, NULL, NULL, gsc);
+        }
+        return tot;
+    }
+#endif
     if ((out == NULL || os == 1) && (g == NULL || gs == 1) && !alias)
         return FX_NAME(bce_unit)(x, xs, y, ys, w, ws, pw, pws, n, out, g, gsc);
     FX_T ob[FX_FOLD], gb[FX_FOLD];
