@@ -587,6 +587,31 @@ FX_INLINE FX_W FX_NAME(entropy_clamp1)(FX_W r)
     return r;
 }
 
+/* the smallest positive element from the smallest of the bits less one
+ * (entropy_chunk_sums), inf where no element was positive (the bits
+ * wrapped from 0) */
+FX_INLINE FX_W FX_NAME(entropy_pmin)(FX_WU blo)
+{
+    FX_WU b = blo + 1;
+    FX_W v;
+    memcpy(&v, &b, sizeof v);
+    return blo == (FX_WU)-1 ? (FX_W)INFINITY : v;
+}
+
+/* the reciprocal ip = 1 / S (positive, normal) an ulp up where the largest
+ * element pmax is the sum Sw and S ip rounds below 1, so that r = min(p
+ * ip, 1) is exactly 1 for an element holding all the mass (entropy 0); so
+ * every r is the p ip of the select pv == Sw ? 1 : pv ip (entropy_r).
+ * Branch-free, for the columns' loop too */
+FX_INLINE FX_W FX_NAME(entropy_ip)(FX_W ip, FX_W Sw, FX_W pmax)
+{
+    FX_WU b;
+    memcpy(&b, &ip, sizeof b);
+    b += (pmax == Sw) & (Sw * ip < (FX_W)1);
+    memcpy(&ip, &b, sizeof b);
+    return ip;
+}
+
 /* the terms of one chunk against the reciprocals ip, iq of the running
  * sums (r = p ip: a division per element would halve the speed; r differs
  * from SciPy's p / S by at most an ulp, or two where ip moves up below);
@@ -607,15 +632,9 @@ FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const F
      * recomputed, GCC splits the product at r's select into two masked
      * loads.  Without q the term has no select, and one loop is faster */
     FX_W bad = 0, lb[FX_FOLD], rb[FX_FOLD], ub[FX_FOLD];
-    /* r = min(p ip, 1) is exactly 1 for an element holding all the mass
-     * (p == S: entropy 0) when S ip rounds to 1 or above.  Where it rounds
-     * below and the chunk holds such an element, ip moves up by an ulp; so
-     * every r is the p ip of the select pv == Sw ? 1 : pv ip (entropy_r) */
     int sub_r = 0;
     if (!has_q) {
-        if (mm[1] == Sw && Sw * ip < (FX_W)1)
-            ip = sizeof(FX_W) == sizeof(float) ? (FX_W)nextafterf((float)ip, INFINITY)
-                                               : (FX_W)nextafter((double)ip, INFINITY);
+        ip = FX_NAME(entropy_ip)(ip, Sw, mm[1]);
         /* p ip rounds monotonically: the smallest positive p has the
          * smallest r */
         sub_r = !(mm[0] * ip >= (FX_W)FX_TINY);
@@ -665,8 +684,7 @@ FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const F
             } else {
                 FX_SIMD_REDUCE(+:acc)
                 for (Py_ssize_t j = j0; j < end; j++) {
-                    FX_W r = FX_AT(p, j, sp) * ip;
-                    r = r < (FX_W)1 ? r : (FX_W)1;
+                    FX_W r = FX_NAME(entropy_clamp1)(FX_AT(p, j, sp) * ip);
                     FX_W t = r * FX_LOG(r);
                     acc += r > 0 ? t : (FX_W)0;
                 }
@@ -709,12 +727,7 @@ FX_INLINE int FX_NAME(entropy_chunk_sums)(const FX_T *x, Py_ssize_t s, Py_ssize_
         tot += (double)acc;
     }
     *out = tot;
-    if (blo == (FX_WU)-1) {
-        mm[0] = (FX_W)INFINITY;
-    } else {
-        blo += 1;
-        memcpy(&mm[0], &blo, sizeof blo);
-    }
+    mm[0] = FX_NAME(entropy_pmin)(blo);
     mm[1] = hi;
     return lo >= 0;
 }
@@ -893,27 +906,18 @@ static int FX_NAME(entropy_split_terms)(const FX_T *p, Py_ssize_t sp, const FX_T
 #define FX_COL_CHUNK 256
 #endif
 
-/* without q, each column's reciprocal moved up by an ulp where the
- * chunk's largest p is the sum and S ip rounds below 1 (so that r = min(p
- * ip, 1) is exactly 1 for it, as in entropy_chunk_terms), and a column
- * whose smallest positive p gives a subnormal r counted bad (the slow path
- * takes it) */
+/* without q, each column's reciprocal as entropy_chunk_terms takes it
+ * (entropy_ip), and a column whose smallest positive p gives a subnormal r
+ * counted bad (the slow path takes it) */
 FX_INLINE void FX_NAME(col_entropy_scales)(FX_W *ip, const FX_W *Sw, const FX_W *phi,
                                            const FX_WU *pblo, FX_W *chunk_bad, Py_ssize_t nc)
 {
     FX_PRAGMA(omp simd)
     for (Py_ssize_t i = 0; i < nc; i++) {
-        FX_W v = ip[i];
-        FX_WU b;
-        memcpy(&b, &v, sizeof b);
-        b += (phi[i] == Sw[i]) & (Sw[i] * v < (FX_W)1);
-        memcpy(&v, &b, sizeof b);
+        FX_W v = FX_NAME(entropy_ip)(ip[i], Sw[i], phi[i]);
         ip[i] = v;
-        FX_WU lb = pblo[i] + 1;
-        FX_W pmin;
-        memcpy(&pmin, &lb, sizeof lb);
-        /* no positive p (the bits wrapped to 0): nothing to check */
-        chunk_bad[i] = (pblo[i] != (FX_WU)-1) & !(pmin * v >= (FX_W)FX_TINY)
+        /* no positive p: pmin is inf, nothing to check */
+        chunk_bad[i] = !(FX_NAME(entropy_pmin)(pblo[i]) * v >= (FX_W)FX_TINY)
                        ? (FX_W)1 : (FX_W)0;
     }
 }

@@ -331,18 +331,30 @@ FX_INLINE void FX_NAME(exp_div_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
         out[j * os] = FX_STORE(FX_EXP(FX_AT(x, j, s) - m) / d);
 }
 
+#ifdef FX_VIA_F32
+/* a contiguous float16 row through float32's element-wise body f(x, n, 1,
+ * a, b, out, 1) (exp_div_body, shift_body), a block at a time: converted
+ * in, computed in place, converted out (fx_halves_to_floats) */
+FX_INLINE void FX_NAME(via_f32_map)(void (*f)(const float *, Py_ssize_t, Py_ssize_t, float,
+                                               float, float *, Py_ssize_t),
+                                     const FX_T *x, Py_ssize_t n, FX_W a, FX_W b, FX_T *out)
+{
+    float buf[FX_FLUSH];
+    for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
+        Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+        fx_halves_to_floats(x + j, len, buf);
+        f(buf, len, 1, a, b, buf, 1);
+        fx_floats_to_halves(buf, len, out + j);
+    }
+}
+#endif
+
 static void FX_NAME(exp_div)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                              FX_W m, FX_W d, FX_T *out, Py_ssize_t os)
 {
 #ifdef FX_VIA_F32
     if (s == 1 && os == 1) {
-        float buf[FX_FLUSH];
-        for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
-            Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
-            fx_halves_to_floats(x + j, len, buf);
-            fx_f32_exp_div_body(buf, len, 1, m, d, buf, 1);
-            fx_floats_to_halves(buf, len, out + j);
-        }
+        FX_NAME(via_f32_map)(fx_f32_exp_div_body, x, n, m, d, out);
         return;
     }
 #endif
@@ -384,13 +396,7 @@ static void FX_NAME(shift)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 {
 #ifdef FX_VIA_F32
     if (s == 1 && os == 1) {
-        float buf[FX_FLUSH];
-        for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
-            Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
-            fx_halves_to_floats(x + j, len, buf);
-            fx_f32_shift_body(buf, len, 1, m, c, buf, 1);
-            fx_floats_to_halves(buf, len, out + j);
-        }
+        FX_NAME(via_f32_map)(fx_f32_shift_body, x, n, m, c, out);
         return;
     }
 #endif
