@@ -382,6 +382,118 @@ static void FX_NAME(row_softmax)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
     }
 }
 
+#ifdef FX_VIA_F32
+/* x[0..n) (stride s) into the floats buf, F16C's 8 at a time when s == 1;
+ * returns their max (NaN ignored), taken block by block while in L1 */
+FX_INLINE float FX_NAME(to_floats_max)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, float *buf)
+{
+    float m = -INFINITY;
+    for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
+        Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+        if (s == 1)
+            fx_halves_to_floats(x + j, len, buf + j);
+        else
+            for (Py_ssize_t t = 0; t < len; t++) buf[j + t] = FX_LOAD(x[(j + t) * s]);
+        float bm = fx_f32_max(buf + j, len, 1);
+        m = bm > m ? bm : m;
+    }
+    return m;
+}
+
+/*
+ * A float16 row through buf, n floats of the caller's per-thread scratch:
+ * converted into it (its max taken on the way), then float32's store_exp in
+ * place, then each block divided and converted out.  One exp per element
+ * where the state's pass and exp_div take two: float16 cannot hold the
+ * unnormalized exponentials (FX_STORES_EXP) but a float32 copy of the row
+ * can, and it stays in L2 between the passes.  The results are float32's
+ * softmax of the row rounded once to float16, whatever the strides (the
+ * split path's chunk_sumexp and exp_div give the same bits).
+ */
+static void FX_NAME(row_softmax_f32)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_T *out,
+                                     Py_ssize_t os, float *buf)
+{
+    float m = FX_NAME(to_floats_max)(x, n, s, buf);
+    if (!isfinite(m)) { FX_NAME(fill)(out, n, os, NAN); return; }
+    double k = 0.0;
+    double tot = fx_f32_store_exp(buf, n, 1, m, buf, 1, &k);
+    float d = (float)(tot + k);
+    FX_T hb[FX_FLUSH];
+    for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
+        Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+        fx_f32_divide(buf + j, len, 1, d);
+        if (os == 1) {
+            fx_floats_to_halves(buf + j, len, out + j);
+        } else {
+            fx_floats_to_halves(buf + j, len, hb);
+            for (Py_ssize_t t = 0; t < len; t++) out[(j + t) * os] = hb[t];
+        }
+    }
+}
+#endif
+
+/* store_exp's sum (and count k) of a chunk (n <= FX_CHUNK) against the
+ * row's max m, without its stores: for the split path of the dtypes whose
+ * softmax_scratch is 1, through buf (n floats) as row_softmax_f32 forms
+ * them, so that the divisor has the rows path's bits; elsewhere the
+ * working type's sums */
+static double FX_NAME(chunk_sumexp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W m,
+                                    double *k, float *buf)
+{
+#ifdef FX_VIA_F32
+    if (buf != NULL) {
+        (void)FX_NAME(to_floats_max)(x, n, s, buf);
+        return fx_f32_store_exp(buf, n, 1, m, buf, 1, k);
+    }
+#endif
+    (void)buf;
+    double tot = 0.0, totk = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
+        FX_W acc = 0, cnt = 0;
+        for (Py_ssize_t j = j0; j < end; j++) {
+            FX_W v = FX_AT(x, j, s);
+            int eq = v == m;
+            FX_W e = FX_EXP(v - m);
+            acc += eq ? (FX_W)0 : e;
+            cnt += eq ? (FX_W)1 : (FX_W)0;
+        }
+        tot += (double)acc;
+        totk += (double)cnt;
+    }
+    *k += totk;
+    return tot;
+}
+
+/* row_softmax with buf, nbuf floats of scratch (NULL: none), for the
+ * dtypes whose softmax_scratch is 1: a row that fits goes through
+ * row_softmax_f32, a longer one (nbuf >= FX_CHUNK) takes the split path's
+ * steps a chunk at a time (max, chunk_sumexp, exp_div: exp twice), with
+ * the same bits */
+static void FX_NAME(row_softmax_buf)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                     FX_T *out, Py_ssize_t os, float *buf, Py_ssize_t nbuf)
+{
+#ifdef FX_VIA_F32
+    if (buf != NULL && nbuf >= n) {
+        FX_NAME(row_softmax_f32)(x, n, s, out, os, buf);
+        return;
+    }
+    if (buf != NULL && nbuf >= FX_CHUNK) {
+        FX_W m = FX_NAME(max)(x, n, s);
+        if (!isfinite(m)) { FX_NAME(fill)(out, n, os, NAN); return; }
+        double tot = 0.0, k = 0.0;
+        for (Py_ssize_t c = 0; c < n; c += FX_CHUNK)
+            tot += FX_NAME(chunk_sumexp)(x + c * s, n - c < FX_CHUNK ? n - c : FX_CHUNK, s, m,
+                                         &k, buf);
+        FX_NAME(exp_div)(x, n, s, m, (FX_W)(tot + k), out, os);
+        return;
+    }
+#endif
+    (void)buf;
+    (void)nbuf;
+    FX_NAME(row_softmax)(x, n, s, out, os);
+}
+
 /* ---- log_softmax: out = (x - m) - c ---- */
 
 FX_INLINE void FX_NAME(shift_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,

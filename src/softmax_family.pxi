@@ -301,6 +301,8 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
     cdef double small_scratch[FX_SMALL_SCRATCH + FX_ALIGN_SLACK]
     cdef double *one
     cdef double *mine
+    cdef float *rowbuf
+    cdef Py_ssize_t nbuf
     cdef int nt = _threads(n_threads, R * C)
 
     if sc != 1 and si == 1 and I > 1:
@@ -365,9 +367,18 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         rmax = scratch + R * nch       # per row: max, shift, divisor or offset
         rm = rmax + R
         rd = rm + R
+        # float16 through float32 (softmax_scratch): the sums of the rows
+        # path (row_softmax_f32), each chunk through a float buffer
+        rowbuf = NULL
+        if not logarithm and _softmax_scratch(xp):
+            rowbuf = <float *>malloc(nt * FX_CHUNK * sizeof(float))
+            if rowbuf == NULL:
+                free(states)
+                free(scratch)
+                raise MemoryError()
         nb = _batch(FX_CHUNK, nt, 1)
         try:
-            if logarithm or not _stores_exp(xp):
+            if logarithm or (not _stores_exp(xp) and rowbuf == NULL):
                 while b0 < R * nch:
                     b1 = _next_batch(b0, R * nch, nb)
                     with nogil:
@@ -423,7 +434,12 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                             i = r - o * I
                             states[it].k = 0.0
                             states[it].s = 0.0
-                            if isfinite(rmax[r]):
+                            if isfinite(rmax[r]) and rowbuf != NULL:
+                                states[it].s = _chunk_sumexp(xp + o * so + i * si + c * sc,
+                                                             C - c if C - c < FX_CHUNK else FX_CHUNK,
+                                                             sc, rmax[r], &states[it].k,
+                                                             rowbuf + threadid() * FX_CHUNK)
+                            elif isfinite(rmax[r]):
                                 states[it].s = _store_exp(xp + o * so + i * si + c * sc,
                                                           C - c if C - c < FX_CHUNK else FX_CHUNK, sc,
                                                           rmax[r], op + o * oso + i * osi + c * osc, osc,
@@ -462,28 +478,45 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         finally:
             free(states)
             free(scratch)
+            free(rowbuf)
     else:
+        # a softmax whose dtype takes a float row of scratch per thread
+        # (float16 through float32, see row_softmax_buf): a row, up to 2^20
+        # floats (4 MiB a thread; longer rows compute exp twice)
+        rowbuf = NULL
+        nbuf = C if C < 1048576 else 1048576
+        if not logarithm and _softmax_scratch(xp):
+            rowbuf = <float *>malloc(nt * nbuf * sizeof(float))
+            if rowbuf == NULL:
+                raise MemoryError()
         nb = _batch(C, nt, 1)
-        while b0 < R:
-            b1 = _next_batch(b0, R, nb)
-            with nogil:
-                if nt == 1:
-                    for r in range(b0, b1):
-                        o = r // I
-                        i = r - o * I
-                        if logarithm:
-                            _row_log_softmax(xp + o * so + i * si, C, sc,
-                                             op + o * oso + i * osi, osc)
-                        else:
-                            _row_softmax(xp + o * so + i * si, C, sc, op + o * oso + i * osi, osc)
-                else:
-                    for r in prange(b0, b1, num_threads=nt, schedule='guided'):
-                        o = r // I
-                        i = r - o * I
-                        if logarithm:
-                            _row_log_softmax(xp + o * so + i * si, C, sc,
-                                             op + o * oso + i * osi, osc)
-                        else:
-                            _row_softmax(xp + o * so + i * si, C, sc, op + o * oso + i * osi, osc)
-            b0 = b1
+        try:
+            while b0 < R:
+                b1 = _next_batch(b0, R, nb)
+                with nogil:
+                    if nt == 1:
+                        for r in range(b0, b1):
+                            o = r // I
+                            i = r - o * I
+                            if logarithm:
+                                _row_log_softmax(xp + o * so + i * si, C, sc,
+                                                 op + o * oso + i * osi, osc)
+                            else:
+                                _row_softmax_buf(xp + o * so + i * si, C, sc,
+                                                 op + o * oso + i * osi, osc, rowbuf, nbuf)
+                    else:
+                        for r in prange(b0, b1, num_threads=nt, schedule='guided'):
+                            o = r // I
+                            i = r - o * I
+                            if logarithm:
+                                _row_log_softmax(xp + o * so + i * si, C, sc,
+                                                 op + o * oso + i * osi, osc)
+                            else:
+                                _row_softmax_buf(xp + o * so + i * si, C, sc,
+                                                 op + o * oso + i * osi, osc,
+                                                 NULL if rowbuf == NULL
+                                                 else rowbuf + threadid() * nbuf, nbuf)
+                b0 = b1
+        finally:
+            free(rowbuf)
     return 0

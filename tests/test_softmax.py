@@ -242,6 +242,47 @@ def test_float16_computed_in_float32(fx, name):
     np.testing.assert_allclose(got.astype(np.float64), want, rtol=1e-3, atol=2.0**-25)
 
 
+def _f16_rows(rng):
+    """float16 rows for the row kernels, the split path (one row) and a row
+    longer than a thread's float32 row buffer (2**20), with special values."""
+    rows = []
+    for shape in [(3, 100), (5, 2049), (4, 16385), (1, 40000), (2, 70001)]:
+        x = (rng.standard_normal(shape) * 4).astype(np.float16)
+        x[0, 7] = -np.inf
+        if shape[0] > 2:
+            x[1, :] = -np.inf
+            x[2, 11] = np.nan
+        rows.append(x)
+    rows.append(rng.standard_normal((1, 1_100_000)).astype(np.float16))
+    return rows
+
+
+def test_float16_softmax_bits_independent_of_output_layout_and_threads(fx, rng):
+    # float16 rows go through a float32 copy of the row where the build can
+    # (one exp per element); every route of a row must give the same bits
+    for x in _f16_rows(rng):
+        want = fx.softmax(x, axis=-1, n_threads=1)
+        for n_threads in (1, 2):
+            got = [fx.softmax(x, axis=-1, n_threads=n_threads)]
+            big = np.zeros((x.shape[0], 2 * x.shape[1]), np.float16)
+            got.append(fx.softmax(x, axis=-1, n_threads=n_threads, out=big[:, ::2]))
+            got.append(fx.softmax(x, axis=-1, n_threads=n_threads,
+                                  out=np.zeros(x.shape, np.float16, order="F")))
+            strided = np.zeros_like(big)
+            strided[:, ::2] = x
+            got.append(fx.softmax(strided[:, ::2], axis=-1, n_threads=n_threads))
+            for g in got:
+                assert np.array_equal(g.view(np.uint16), want.view(np.uint16)), x.shape
+        # float32's softmax of the same values, rounded once (within an ulp
+        # of it on the builds that compute exp twice)
+        f32 = fx.softmax(x.astype(np.float32), axis=-1).astype(np.float16)
+        np.testing.assert_array_equal(np.isnan(want), np.isnan(f32))
+        np.testing.assert_allclose(want.astype(np.float64), f32.astype(np.float64),
+                                   rtol=2.0**-10, atol=2.0**-24)
+        if fx.get_config()["cpu_path"] == "avx2":
+            assert np.array_equal(want.view(np.uint16), f32.view(np.uint16)), x.shape
+
+
 @pytest.mark.parametrize("x, kwargs", [
     (3.0, {}), (np.float32(3.0), {}), (np.float16(-2.0), {}), (np.array(3.0), {}), (7, {}),
     (np.array(3.0), {"axis": 0}), (np.array(3.0), {"axis": -1}), (np.array(3.0), {"axis": ()}),
