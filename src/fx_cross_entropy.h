@@ -278,11 +278,29 @@ static void FX_NAME(xent_grad_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, do
          * vectorizes (the general one below, with its optional loads, it
          * leaves scalar: a float16 gradient ran 7x slower than float32's).
          * a = 0 subtracts nothing, so v is W e, less bwg at the label */
+        int has_y = y >= 0 && y < n;
+        /* the label's term from x_y before the loop overwrites it (g may be x) */
+        FX_W gy = has_y ? Wf * FX_EXP((FX_LOAD(x[y]) - mf) - of) - (FX_W)bwg : (FX_W)0;
+#ifdef FX_VIA_F32
+        /* through float32 blocks (fx_halves_to_floats): the same float32
+         * operations without the element-wise conversions, each as costly
+         * as the exp */
+        float buf[FX_FLUSH];
+        for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
+            Py_ssize_t len = n - j0 < FX_FLUSH ? n - j0 : FX_FLUSH;
+            fx_halves_to_floats(x + j0, len, buf);
+            FX_SIMD
+            for (Py_ssize_t j = 0; j < len; j++)
+                buf[j] = Wf * FX_EXP((buf[j] - mf) - of);
+            fx_floats_to_halves(buf, len, g + j0);
+        }
+#else
         FX_SIMD
         for (Py_ssize_t j = 0; j < n; j++)
             g[j] = FX_STORE(Wf * FX_EXP((FX_LOAD(x[j]) - mf) - of));
-        if (y >= 0 && y < n)
-            g[y] = FX_STORE(Wf * FX_EXP((FX_LOAD(x[y]) - mf) - of) - (FX_W)bwg);
+#endif
+        if (has_y)
+            g[y] = FX_STORE(gy);
         return;
     }
     for (Py_ssize_t j = 0; j < n; j++) {

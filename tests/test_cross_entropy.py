@@ -1027,3 +1027,27 @@ def test_long_rows_share_their_chunks_among_threads(dtype, rows, kw, target):
         if rows > 1:
             assert np.isnan(loss[1]) and np.isnan(grad[1]).all()
             assert loss[-1] == 0 and (grad[-1] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("C", [10, 20, 100, 3000, 20000])
+@pytest.mark.parametrize("kw", [{}, {"weight": True}, {"label_smoothing": 0.1}])
+def test_gradient_written_over_the_input(dtype, C, kw):
+    # grad_out=input computes in place; the label's term must come from
+    # x_y before the row's gradient overwrites it (float16 rows without
+    # weights or smoothing once read it after)
+    rng = np.random.default_rng(C)
+    x = (rng.standard_normal((6, C)) * 3).astype(dtype)
+    t = rng.integers(0, C, 6)
+    t[2] = -100
+    kw = dict(kw)
+    if kw.pop("weight", False):
+        kw["weight"] = (rng.random(C) + 0.5).astype(dtype)
+    for n_threads in (1, 2):
+        loss, grad = fx.cross_entropy(x, t, return_grad=True, n_threads=n_threads, **kw)
+        xi = x.copy()
+        loss_i, grad_i = fx.cross_entropy(xi, t, return_grad=True, grad_out=xi,
+                                          n_threads=n_threads, **kw)
+        assert grad_i is xi
+        assert loss_i == loss
+        np.testing.assert_array_equal(grad_i, grad)
