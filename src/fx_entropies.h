@@ -732,16 +732,63 @@ FX_INLINE int FX_NAME(entropy_chunk_sums)(const FX_T *x, Py_ssize_t s, Py_ssize_
     return lo >= 0;
 }
 
+/* entropy_chunk_sums and entropy_chunk_terms (without q) of a contiguous
+ * chunk; with FX_VIA_F32 through cbuf (FX_CHUNK floats): the chunk
+ * converted once by F16C, then float32's functions on it, the same
+ * operations without the element-wise conversions (each as costly as the
+ * logarithm).  The row body and the split path both come here, so a row's
+ * bits do not depend on the thread count. */
+FX_INLINE int FX_NAME(entropy_sums_unit)(const FX_T *p, Py_ssize_t n, double *out, FX_W *mm,
+                                         float *cbuf)
+{
+#ifdef FX_VIA_F32
+    fx_halves_to_floats(p, n, cbuf);
+    return fx_f32_entropy_chunk_sums(cbuf, 1, n, out, mm);
+#else
+    (void)cbuf;
+    return FX_NAME(entropy_chunk_sums)(p, 1, n, out, mm);
+#endif
+}
+
+/* converted: cbuf already holds the chunk (entropy_sums_unit) */
+FX_INLINE int FX_NAME(entropy_terms_unit)(const FX_T *p, Py_ssize_t n, FX_W ip, FX_W Sw,
+                                          const FX_W *mm, float *cbuf, int converted,
+                                          double *acc_out)
+{
+#ifdef FX_VIA_F32
+    if (!converted) fx_halves_to_floats(p, n, cbuf);
+    return fx_f32_entropy_chunk_terms(cbuf, 1, NULL, 0, n, ip, 1.0f, Sw, 1.0f, mm, 0, acc_out);
+#else
+    (void)cbuf;
+    (void)converted;
+    return FX_NAME(entropy_chunk_terms)(p, 1, NULL, 0, n, ip, (FX_W)1.0, Sw, (FX_W)1.0, mm, 0,
+                                        acc_out);
+#endif
+}
+
+#ifdef FX_VIA_F32
+#define FX_ENT_CBUF_N FX_CHUNK
+#else
+#define FX_ENT_CBUF_N 1
+#endif
+
 FX_INLINE double FX_NAME(entropy_row_body)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
                                            Py_ssize_t sq, Py_ssize_t n, const int has_q)
 {
     double Sp = 0, Sq = 0, acc = 0;
+    /* the unit-stride entropy of float16 through float32 (entropy_sums_unit) */
+    const int unit = !has_q && sp == 1;
+    float cbuf[FX_ENT_CBUF_N];
     for (Py_ssize_t c = 0; c < n; c += FX_CHUNK) {
         Py_ssize_t len = n - c < FX_CHUNK ? n - c : FX_CHUNK;
         const FX_T *pc = p + c * sp, *qc = has_q ? q + c * sq : NULL;
         double cp, cq = 0, t;
         FX_W pmm[2], qmm[2];
-        if (!FX_NAME(entropy_chunk_sums)(pc, sp, len, &cp, pmm)) goto slow;
+        if (unit) {
+            if (!FX_NAME(entropy_sums_unit)(pc, len, &cp, pmm, cbuf)) goto slow;
+        } else if (!FX_NAME(entropy_chunk_sums)(pc, sp, len, &cp, pmm)) {
+            goto slow;
+        }
         if (has_q && !FX_NAME(entropy_chunk_sums)(qc, sq, len, &cq, qmm)) goto slow;
         double Sp1 = Sp + cp, Sq1 = Sq + cq;
         /* an overflowing sum, or a scale 1 / S out of the working type's
@@ -761,10 +808,15 @@ FX_INLINE double FX_NAME(entropy_row_body)(const FX_T *p, Py_ssize_t sp, const F
             if (c + len < n) { Sp = Sp1; Sq = Sq1; continue; }   /* zeros so far */
             goto slow;
         }
-        if (!FX_NAME(entropy_chunk_terms)(pc, sp, qc, sq, len, (FX_W)(1.0 / Sp1),
-                                          (FX_W)(has_q ? 1.0 / Sq1 : 1.0), (FX_W)Sp1,
-                                          (FX_W)(has_q ? Sq1 : 1.0), pmm, has_q, &t))
+        if (unit) {
+            if (!FX_NAME(entropy_terms_unit)(pc, len, (FX_W)(1.0 / Sp1), (FX_W)Sp1, pmm, cbuf,
+                                             1, &t))
+                goto slow;
+        } else if (!FX_NAME(entropy_chunk_terms)(pc, sp, qc, sq, len, (FX_W)(1.0 / Sp1),
+                                                 (FX_W)(has_q ? 1.0 / Sq1 : 1.0), (FX_W)Sp1,
+                                                 (FX_W)(has_q ? Sq1 : 1.0), pmm, has_q, &t)) {
             goto slow;
+        }
         acc += t;
         Sp = Sp1;
         Sq = Sq1;
@@ -854,7 +906,8 @@ static int FX_NAME(entropy_split_sums)(const FX_T *p, Py_ssize_t sp, const FX_T 
     int ok;
     cs[2 * c + 1] = 0;
     if (q == NULL) {
-        ok = sp == 1 ? FX_NAME(entropy_chunk_sums)(p + j, 1, len, &cs[2 * c], pmm)
+        float cbuf[FX_ENT_CBUF_N];
+        ok = sp == 1 ? FX_NAME(entropy_sums_unit)(p + j, len, &cs[2 * c], pmm, cbuf)
                      : FX_NAME(entropy_chunk_sums)(p + j * sp, sp, len, &cs[2 * c], pmm);
         mm[2 * c] = (double)pmm[0];
         mm[2 * c + 1] = (double)pmm[1];
@@ -875,9 +928,10 @@ static int FX_NAME(entropy_split_terms)(const FX_T *p, Py_ssize_t sp, const FX_T
     double Sp1 = S[2 * c], Sq1 = S[2 * c + 1];
     const FX_W pmm[2] = {(FX_W)mm[2 * c], (FX_W)mm[2 * c + 1]};
     if (q == NULL) {
+        float cbuf[FX_ENT_CBUF_N];
         if (sp == 1)
-            return FX_NAME(entropy_chunk_terms)(p + j, 1, NULL, 0, len, (FX_W)(1.0 / Sp1),
-                                                (FX_W)1.0, (FX_W)Sp1, (FX_W)1.0, pmm, 0, &t[c]);
+            return FX_NAME(entropy_terms_unit)(p + j, len, (FX_W)(1.0 / Sp1), (FX_W)Sp1, pmm,
+                                               cbuf, 0, &t[c]);
         return FX_NAME(entropy_chunk_terms)(p + j * sp, sp, NULL, 0, len, (FX_W)(1.0 / Sp1),
                                             (FX_W)1.0, (FX_W)Sp1, (FX_W)1.0, pmm, 0, &t[c]);
     }
@@ -1297,3 +1351,4 @@ static void FX_NAME(col_softmax_pair)(const FX_T *x, Py_ssize_t sx, const FX_T *
 }
 
 #undef FX_AT
+#undef FX_ENT_CBUF_N
