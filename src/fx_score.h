@@ -616,13 +616,65 @@ FX_INLINE void FX_NAME(score_row_scan)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     out->bad = bad;
 }
 
+#ifdef FX_VIA_F32
+/*
+ * score_row_scan of a float16 row (not bfloat16) through float32: each
+ * block of FX_FLUSH elements converted once (by F16C where contiguous, so
+ * that every layout gives the same bits) and
+ * scanned by float32's score_row_scan, the blocks' results merged as
+ * score_row_scan merges its blocks (the same merges in the same order; a
+ * block's sums come out of its scan as they went in).  The element-wise
+ * conversions cost as much as the exps.
+ */
+static FX_NOINLINE void FX_NAME(score_scan_f32)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                               FX_W zy, int tmode, FX_W tw, fx_score_scan *out)
+{
+    float fb[FX_FLUSH];
+    fx_score_state st = {-INFINITY, 0.0, 0.0, 0.0, 0.0};
+    Py_ssize_t gt = 0, pred = 0, first_nan = -1;
+    double best = -INFINITY;
+    int bad = 0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
+        Py_ssize_t len = n - j0 < FX_FLUSH ? n - j0 : FX_FLUSH;
+        fx_score_scan b;
+        if (s == 1)
+            fx_halves_to_floats(x + j0, len, fb);
+        else
+            for (Py_ssize_t j = 0; j < len; j++) fb[j] = FX_LOAD(x[(j0 + j) * s]);
+        if (tmode == 0) fx_f32_score_row_scan(fb, len, 1, zy, 0, 0, tw, &b);
+        else if (tmode == 1) fx_f32_score_row_scan(fb, len, 1, zy, 0, 1, tw, &b);
+        else fx_f32_score_row_scan(fb, len, 1, zy, 0, 2, tw, &b);
+        gt += b.gt;
+        if (b.first_nan >= 0 && first_nan < 0) first_nan = j0 + b.first_nan;
+        if (b.best > best || (j0 == 0 && b.best == best)) {
+            pred = j0 + b.pred;
+            best = b.best;
+        }
+        bad |= b.bad;
+        if (bad) continue;
+        fx_score_merge(&st, b.st.m, b.st.k, b.st.s, b.st.d, b.st.q);
+    }
+    out->st = st;
+    out->best = best;
+    out->gt = gt;
+    out->pred = pred;
+    out->first_nan = first_nan;
+    out->bad = bad;
+}
+#endif
+
 /* one row */
 FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
                                        const int bf16, const int tmode, FX_W tw,
                                        fx_score_row *r)
 {
     fx_score_scan sc;
-    FX_NAME(score_row_scan)(x, n, s, zy, bf16, tmode, tw, &sc);
+#ifdef FX_VIA_F32
+    if (!bf16)
+        FX_NAME(score_scan_f32)(x, n, s, zy, tmode, tw, &sc);
+    else
+#endif
+        FX_NAME(score_row_scan)(x, n, s, zy, bf16, tmode, tw, &sc);
     FX_NAME(score_finish)(&sc.st, sc.gt, sc.pred, sc.first_nan, sc.bad, zy, n, r);
 }
 
@@ -805,6 +857,12 @@ static FX_NOINLINE void FX_NAME(score_row_state)(const FX_T *x, Py_ssize_t n, Py
                                                 double *f, int64_t *i)
 {
     fx_score_scan sc;
+#ifdef FX_VIA_F32
+    if (!bf16) {
+        FX_NAME(score_scan_f32)(x, n, s, zy, tmode, tw, &sc);
+        goto done;
+    }
+#endif
 #define FX_SCORE_CASES(BF)                                                              \
     if (s == 1) {                                                                       \
         if (tmode == 0) FX_NAME(score_row_scan)(x, n, 1, zy, BF, 0, tw, &sc);           \
@@ -817,6 +875,9 @@ static FX_NOINLINE void FX_NAME(score_row_state)(const FX_T *x, Py_ssize_t n, Py
     }
     if (sizeof(FX_T) == 2 && bf16) { FX_SCORE_CASES(1) } else { FX_SCORE_CASES(0) }
 #undef FX_SCORE_CASES
+#ifdef FX_VIA_F32
+done:
+#endif
     f[0] = sc.best;
     f[1] = sc.st.k;
     f[2] = sc.st.s;
