@@ -733,44 +733,61 @@ FX_INLINE int FX_NAME(entropy_chunk_sums)(const FX_T *x, Py_ssize_t s, Py_ssize_
 }
 
 /* entropy_chunk_sums and entropy_chunk_terms (without q) of a contiguous
- * chunk; with FX_VIA_F32 through cbuf (FX_CHUNK floats): the chunk
- * converted once by F16C, then float32's functions on it, the same
- * operations without the element-wise conversions (each as costly as the
- * logarithm).  The row body and the split path both come here, so a row's
- * bits do not depend on the thread count. */
-FX_INLINE int FX_NAME(entropy_sums_unit)(const FX_T *p, Py_ssize_t n, double *out, FX_W *mm,
-                                         float *cbuf)
+ * chunk; with FX_VIA_F32 a block of FX_FLUSH at a time, converted by F16C
+ * into a float32 buffer on the stack (8 KiB: threads of some platforms
+ * have small stacks) and handed to float32's functions, the same operations
+ * without the element-wise conversions (each as costly as the logarithm):
+ * the blocks' sums added in order, their extremes combined, each block's
+ * terms against the chunk's extremes and reciprocal.  The row body and the
+ * split path both come here, so a row's bits do not depend on the thread
+ * count. */
+FX_INLINE int FX_NAME(entropy_sums_unit)(const FX_T *p, Py_ssize_t n, double *out, FX_W *mm)
 {
 #ifdef FX_VIA_F32
-    fx_halves_to_floats(p, n, cbuf);
-    return fx_f32_entropy_chunk_sums(cbuf, 1, n, out, mm);
+    float fb[FX_FLUSH];
+    double tot = 0.0;
+    float lo = INFINITY, hi = 0.0f;
+    int ok = 1;
+    for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
+        Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+        double t;
+        float bm[2];
+        fx_halves_to_floats(p + j, len, fb);
+        ok &= fx_f32_entropy_chunk_sums(fb, 1, len, &t, bm);
+        tot += t;
+        lo = bm[0] < lo ? bm[0] : lo;
+        hi = bm[1] > hi ? bm[1] : hi;
+    }
+    *out = tot;
+    mm[0] = lo;
+    mm[1] = hi;
+    return ok;
 #else
-    (void)cbuf;
     return FX_NAME(entropy_chunk_sums)(p, 1, n, out, mm);
 #endif
 }
 
-/* converted: cbuf already holds the chunk (entropy_sums_unit) */
 FX_INLINE int FX_NAME(entropy_terms_unit)(const FX_T *p, Py_ssize_t n, FX_W ip, FX_W Sw,
-                                          const FX_W *mm, float *cbuf, int converted,
-                                          double *acc_out)
+                                          const FX_W *mm, double *acc_out)
 {
 #ifdef FX_VIA_F32
-    if (!converted) fx_halves_to_floats(p, n, cbuf);
-    return fx_f32_entropy_chunk_terms(cbuf, 1, NULL, 0, n, ip, 1.0f, Sw, 1.0f, mm, 0, acc_out);
+    float fb[FX_FLUSH];
+    double tot = 0.0;
+    int ok = 1;
+    for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
+        Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+        double t;
+        fx_halves_to_floats(p + j, len, fb);
+        ok &= fx_f32_entropy_chunk_terms(fb, 1, NULL, 0, len, ip, 1.0f, Sw, 1.0f, mm, 0, &t);
+        tot += t;
+    }
+    *acc_out = tot;
+    return ok;
 #else
-    (void)cbuf;
-    (void)converted;
     return FX_NAME(entropy_chunk_terms)(p, 1, NULL, 0, n, ip, (FX_W)1.0, Sw, (FX_W)1.0, mm, 0,
                                         acc_out);
 #endif
 }
-
-#ifdef FX_VIA_F32
-#define FX_ENT_CBUF_N FX_CHUNK
-#else
-#define FX_ENT_CBUF_N 1
-#endif
 
 FX_INLINE double FX_NAME(entropy_row_body)(const FX_T *p, Py_ssize_t sp, const FX_T *q,
                                            Py_ssize_t sq, Py_ssize_t n, const int has_q)
@@ -778,14 +795,13 @@ FX_INLINE double FX_NAME(entropy_row_body)(const FX_T *p, Py_ssize_t sp, const F
     double Sp = 0, Sq = 0, acc = 0;
     /* the unit-stride entropy of float16 through float32 (entropy_sums_unit) */
     const int unit = !has_q && sp == 1;
-    float cbuf[FX_ENT_CBUF_N];
     for (Py_ssize_t c = 0; c < n; c += FX_CHUNK) {
         Py_ssize_t len = n - c < FX_CHUNK ? n - c : FX_CHUNK;
         const FX_T *pc = p + c * sp, *qc = has_q ? q + c * sq : NULL;
         double cp, cq = 0, t;
         FX_W pmm[2], qmm[2];
         if (unit) {
-            if (!FX_NAME(entropy_sums_unit)(pc, len, &cp, pmm, cbuf)) goto slow;
+            if (!FX_NAME(entropy_sums_unit)(pc, len, &cp, pmm)) goto slow;
         } else if (!FX_NAME(entropy_chunk_sums)(pc, sp, len, &cp, pmm)) {
             goto slow;
         }
@@ -809,8 +825,7 @@ FX_INLINE double FX_NAME(entropy_row_body)(const FX_T *p, Py_ssize_t sp, const F
             goto slow;
         }
         if (unit) {
-            if (!FX_NAME(entropy_terms_unit)(pc, len, (FX_W)(1.0 / Sp1), (FX_W)Sp1, pmm, cbuf,
-                                             1, &t))
+            if (!FX_NAME(entropy_terms_unit)(pc, len, (FX_W)(1.0 / Sp1), (FX_W)Sp1, pmm, &t))
                 goto slow;
         } else if (!FX_NAME(entropy_chunk_terms)(pc, sp, qc, sq, len, (FX_W)(1.0 / Sp1),
                                                  (FX_W)(has_q ? 1.0 / Sq1 : 1.0), (FX_W)Sp1,
@@ -906,8 +921,7 @@ static int FX_NAME(entropy_split_sums)(const FX_T *p, Py_ssize_t sp, const FX_T 
     int ok;
     cs[2 * c + 1] = 0;
     if (q == NULL) {
-        float cbuf[FX_ENT_CBUF_N];
-        ok = sp == 1 ? FX_NAME(entropy_sums_unit)(p + j, len, &cs[2 * c], pmm, cbuf)
+        ok = sp == 1 ? FX_NAME(entropy_sums_unit)(p + j, len, &cs[2 * c], pmm)
                      : FX_NAME(entropy_chunk_sums)(p + j * sp, sp, len, &cs[2 * c], pmm);
         mm[2 * c] = (double)pmm[0];
         mm[2 * c + 1] = (double)pmm[1];
@@ -928,10 +942,9 @@ static int FX_NAME(entropy_split_terms)(const FX_T *p, Py_ssize_t sp, const FX_T
     double Sp1 = S[2 * c], Sq1 = S[2 * c + 1];
     const FX_W pmm[2] = {(FX_W)mm[2 * c], (FX_W)mm[2 * c + 1]};
     if (q == NULL) {
-        float cbuf[FX_ENT_CBUF_N];
         if (sp == 1)
             return FX_NAME(entropy_terms_unit)(p + j, len, (FX_W)(1.0 / Sp1), (FX_W)Sp1, pmm,
-                                               cbuf, 0, &t[c]);
+                                               &t[c]);
         return FX_NAME(entropy_chunk_terms)(p + j * sp, sp, NULL, 0, len, (FX_W)(1.0 / Sp1),
                                             (FX_W)1.0, (FX_W)Sp1, (FX_W)1.0, pmm, 0, &t[c]);
     }
@@ -1351,4 +1364,3 @@ static void FX_NAME(col_softmax_pair)(const FX_T *x, Py_ssize_t sx, const FX_T *
 }
 
 #undef FX_AT
-#undef FX_ENT_CBUF_N

@@ -435,10 +435,10 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                             states[it].k = 0.0
                             states[it].s = 0.0
                             if isfinite(rmax[r]) and rowbuf != NULL:
-                                states[it].s = _chunk_sumexp(xp + o * so + i * si + c * sc,
-                                                             C - c if C - c < FX_CHUNK else FX_CHUNK,
-                                                             sc, rmax[r], &states[it].k,
-                                                             rowbuf + threadid() * FX_CHUNK)
+                                states[it].s = _chunk_sumexp(
+                                    xp + o * so + i * si + c * sc,
+                                    C - c if C - c < FX_CHUNK else FX_CHUNK, sc, rmax[r],
+                                    &states[it].k, rowbuf + threadid() * FX_CHUNK)
                             elif isfinite(rmax[r]):
                                 states[it].s = _store_exp(xp + o * so + i * si + c * sc,
                                                           C - c if C - c < FX_CHUNK else FX_CHUNK, sc,
