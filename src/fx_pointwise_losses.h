@@ -153,6 +153,41 @@ static FX_NOINLINE double FX_NAME(kl_div_unit)(const FX_T *x, Py_ssize_t xs, con
         : FX_NAME(kl_div_body)(x, xs, t, ts, n, 0, out, 1, g, 1, gsc, out != NULL, g != NULL);
 }
 
+#ifdef FX_VIA_F32
+/* the loss alone of two contiguous float16 operands through float32's unit
+ * loop on blocks converted by F16C (fx_halves_to_floats); FX_FLUSH is a
+ * multiple of FX_FOLD, so the folds are the row's.  f(bx, by, len, flag,
+ * gsc): float32's loss of a block (fx_kl_div_loss_f32, fx_bce_loss_f32) */
+FX_INLINE double FX_NAME(via_f32_pair_loss)(double (*f)(const float *, const float *,
+                                                        Py_ssize_t, int, float),
+                                            const FX_T *x, const FX_T *y, Py_ssize_t n,
+                                            int flag, FX_W gsc)
+{
+    float bx[FX_FLUSH], by[FX_FLUSH];
+    double tot = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
+        Py_ssize_t len = n - j0 < FX_FLUSH ? n - j0 : FX_FLUSH;
+        fx_halves_to_floats(x + j0, len, bx);
+        fx_halves_to_floats(y + j0, len, by);
+        tot += f(bx, by, len, flag, gsc);
+    }
+    return tot;
+}
+
+static double fx_kl_div_loss_f32(const float *x, const float *t, Py_ssize_t n, int log_target,
+                                 float gsc)
+{
+    return fx_f32_kl_div_unit(x, 1, t, 1, n, log_target, NULL, NULL, gsc);
+}
+
+static double fx_bce_loss_f32(const float *x, const float *y, Py_ssize_t n, int unused,
+                              float gsc)
+{
+    (void)unused;
+    return fx_f32_bce_unit(x, 1, y, 1, NULL, 0, NULL, 0, n, NULL, NULL, gsc);
+}
+#endif
+
 static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, Py_ssize_t ts,
                                   Py_ssize_t n, int log_target, FX_T *out, Py_ssize_t os,
                                   FX_T *g, Py_ssize_t gs, double gscale)
@@ -162,20 +197,9 @@ static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, P
      * double-precision redo reads x after its gradient */
     int alias = g != NULL && (const void *)g == (const void *)x;
 #ifdef FX_VIA_F32
-    if (out == NULL && g == NULL && xs == 1 && ts == 1) {
-        /* the loss alone, float16 through float32's loop on converted
-         * blocks (fx_halves_to_floats); FX_FLUSH is a multiple of FX_FOLD,
-         * so the folds are the same */
-        float bx[FX_FLUSH], bt[FX_FLUSH];
-        double tot = 0.0;
-        for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
-            Py_ssize_t len = n - j0 < FX_FLUSH ? n - j0 : FX_FLUSH;
-            fx_halves_to_floats(x + j0, len, bx);
-            fx_halves_to_floats(t + j0, len, bt);
-            tot += fx_f32_kl_div_unit(bx, 1, bt, 1, len, log_target, NULL, NULL, gsc);
-        }
-        return tot;
-    }
+    if (out == NULL && g == NULL && xs == 1 && ts == 1)
+        /* the loss alone, float16 through float32's loop */
+        return FX_NAME(via_f32_pair_loss)(fx_kl_div_loss_f32, x, t, n, log_target, gsc);
 #endif
     if ((out == NULL || os == 1) && (g == NULL || gs == 1) && !alias)
         return FX_NAME(kl_div_unit)(x, xs, t, ts, n, log_target, out, g, gsc);
@@ -327,18 +351,9 @@ static double FX_NAME(bce_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *y, Py_s
     /* as kl_div_seg: a gradient written over x through the buffer */
     int alias = g != NULL && (const void *)g == (const void *)x;
 #ifdef FX_VIA_F32
-    if (out == NULL && g == NULL && xs == 1 && ys == 1 && w == NULL && pw == NULL) {
+    if (out == NULL && g == NULL && xs == 1 && ys == 1 && w == NULL && pw == NULL)
         /* as kl_div_seg: float16 through float32's loop */
-        float bx[FX_FLUSH], by[FX_FLUSH];
-        double tot = 0.0;
-        for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
-            Py_ssize_t len = n - j0 < FX_FLUSH ? n - j0 : FX_FLUSH;
-            fx_halves_to_floats(x + j0, len, bx);
-            fx_halves_to_floats(y + j0, len, by);
-            tot += fx_f32_bce_unit(bx, 1, by, 1, NULL, 0, NULL, 0, len, NULL, NULL, gsc);
-        }
-        return tot;
-    }
+        return FX_NAME(via_f32_pair_loss)(fx_bce_loss_f32, x, y, n, 0, gsc);
 #endif
     if ((out == NULL || os == 1) && (g == NULL || gs == 1) && !alias)
         return FX_NAME(bce_unit)(x, xs, y, ys, w, ws, pw, pws, n, out, g, gsc);

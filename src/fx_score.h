@@ -554,114 +554,84 @@ FX_INLINE int FX_NAME(score_row_short)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     return 1;
 }
 
+/* one block of a row (len <= FX_FLUSH elements, from element j0 of the
+ * row or segment) read into the scan *sc: its max, min, count above zy and
+ * check, then its first maximum (or NaN) where it leads, and its sums
+ * merged into the running state (zy: the label's z, NaN for an ignored row) */
+FX_INLINE void FX_NAME(score_scan_block)(const FX_T *xb, Py_ssize_t len, Py_ssize_t s,
+                                         Py_ssize_t j0, FX_W zy, const int bf16,
+                                         const int tmode, FX_W tw, fx_score_scan *sc)
+{
+    FX_W m = -INFINITY, lo = INFINITY, chk = 0;
+    FX_WI cgt = 0;
+    FX_SCORE_SIMD_SCAN(m, lo, cgt, chk)
+    for (Py_ssize_t j = 0; j < len; j++) {
+        FX_W v = FX_SCORE_Z(xb[j * s]);
+        m = v > m ? v : m;
+        lo = v < lo ? v : lo;
+        cgt += v > zy;
+        /* not finite as soon as a NaN or an infinity is added (or,
+         * rarely, a sum of huge logits overflows): one instruction
+         * where counting NaNs took three */
+        chk += v;
+    }
+    sc->gt += (Py_ssize_t)cgt;
+    FX_W cnan = 0;
+    if (!(chk - chk == (FX_W)0)) {   /* rare: count the NaNs */
+        FX_SIMD_REDUCE(+:cnan)
+        for (Py_ssize_t j = 0; j < len; j++) {
+            FX_W v = FX_SCORE_Z(xb[j * s]);
+            cnan += v != v ? (FX_W)1 : (FX_W)0;
+        }
+    }
+    if (cnan > 0 && sc->first_nan < 0)
+        sc->first_nan = j0 + FX_NAME(score_first)(xb, len, s, m, bf16, tmode, tw, 1);
+    if ((double)m > sc->best || (j0 == 0 && (double)m == sc->best)) {
+        /* the first element equal to the new max: this block is in L1 */
+        sc->pred = j0 + FX_NAME(score_first)(xb, len, s, m, bf16, tmode, tw, 0);
+        sc->best = (double)m;
+    }
+    sc->bad |= cnan > 0 || m == (FX_W)INFINITY;
+    if (sc->bad) return;   /* only the prediction is still needed */
+    double sums[4] = {0.0, (double)len, 0.0, 0.0};
+    if (m != -INFINITY) {   /* a block of -inf only: k = len, nothing else */
+        /* false for -inf entries */
+        if (lo - m >= (FX_W)FX_EXP_NORMAL_MIN)
+            FX_NAME(score_sums)(xb, len, s, m, bf16, tmode, tw, 1, sums);
+        else
+            FX_NAME(score_sums)(xb, len, s, m, bf16, tmode, tw, 0, sums);
+    }
+    fx_score_merge(&sc->st, (double)m, sums[1], sums[0], sums[2], sums[3]);
+}
+
 /* one read of a row, or of a segment of it (zy: the label's z, NaN for an
- * ignored row) */
+ * ignored row), a block of FX_FLUSH at a time.  A float16 row (not
+ * bfloat16) with FX_VIA_F32 goes through float32's block: each block
+ * converted once into a buffer (by F16C where contiguous, element by
+ * element otherwise, so that every layout gives the same bits), the
+ * element-wise conversions costing as much as the exps */
 FX_INLINE void FX_NAME(score_row_scan)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
                                        const int bf16, const int tmode, FX_W tw,
                                        fx_score_scan *out)
 {
-    fx_score_state st = {-INFINITY, 0.0, 0.0, 0.0, 0.0};
-    Py_ssize_t gt = 0, pred = 0, first_nan = -1;
-    FX_W best = -INFINITY;
-    int bad = 0;   /* a NaN or +inf seen: no distribution */
+    fx_score_scan sc = {{-INFINITY, 0.0, 0.0, 0.0, 0.0}, -INFINITY, 0, 0, -1, 0};
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
         Py_ssize_t len = n - j0 < FX_FLUSH ? n - j0 : FX_FLUSH;
-        const FX_T *xb = x + j0 * s;
-        FX_W m = -INFINITY, lo = INFINITY, chk = 0;
-        FX_WI cgt = 0;
-        FX_SCORE_SIMD_SCAN(m, lo, cgt, chk)
-        for (Py_ssize_t j = 0; j < len; j++) {
-            FX_W v = FX_SCORE_Z(xb[j * s]);
-            m = v > m ? v : m;
-            lo = v < lo ? v : lo;
-            cgt += v > zy;
-            /* not finite as soon as a NaN or an infinity is added (or,
-             * rarely, a sum of huge logits overflows): one instruction
-             * where counting NaNs took three */
-            chk += v;
-        }
-        gt += (Py_ssize_t)cgt;
-        FX_W cnan = 0;
-        if (!(chk - chk == (FX_W)0)) {   /* rare: count the NaNs */
-            FX_SIMD_REDUCE(+:cnan)
-            for (Py_ssize_t j = 0; j < len; j++) {
-                FX_W v = FX_SCORE_Z(xb[j * s]);
-                cnan += v != v ? (FX_W)1 : (FX_W)0;
-            }
-        }
-        if (cnan > 0 && first_nan < 0)
-            first_nan = j0 + FX_NAME(score_first)(xb, len, s, m, bf16, tmode, tw, 1);
-        if (m > best || (j0 == 0 && m == best)) {
-            /* the first element equal to the new max: this block is in L1 */
-            pred = j0 + FX_NAME(score_first)(xb, len, s, m, bf16, tmode, tw, 0);
-            best = m;
-        }
-        bad |= cnan > 0 || m == (FX_W)INFINITY;
-        if (bad) continue;   /* only the prediction is still needed */
-        double sums[4] = {0.0, (double)len, 0.0, 0.0};
-        if (m != -INFINITY) {   /* a block of -inf only: k = len, nothing else */
-            /* false for -inf entries */
-            if (lo - m >= (FX_W)FX_EXP_NORMAL_MIN)
-                FX_NAME(score_sums)(xb, len, s, m, bf16, tmode, tw, 1, sums);
-            else
-                FX_NAME(score_sums)(xb, len, s, m, bf16, tmode, tw, 0, sums);
-        }
-        fx_score_merge(&st, (double)m, sums[1], sums[0], sums[2], sums[3]);
-    }
-    out->st = st;
-    out->best = (double)best;
-    out->gt = gt;
-    out->pred = pred;
-    out->first_nan = first_nan;
-    out->bad = bad;
-}
-
 #ifdef FX_VIA_F32
-/*
- * score_row_scan of a float16 row (not bfloat16) through float32: each
- * block of FX_FLUSH elements converted once (by F16C where contiguous, so
- * that every layout gives the same bits) and
- * scanned by float32's score_row_scan, the blocks' results merged as
- * score_row_scan merges its blocks (the same merges in the same order; a
- * block's sums come out of its scan as they went in).  The element-wise
- * conversions cost as much as the exps.
- */
-static FX_NOINLINE void FX_NAME(score_scan_f32)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
-                                               FX_W zy, int tmode, FX_W tw, fx_score_scan *out)
-{
-    float fb[FX_FLUSH];
-    fx_score_state st = {-INFINITY, 0.0, 0.0, 0.0, 0.0};
-    Py_ssize_t gt = 0, pred = 0, first_nan = -1;
-    double best = -INFINITY;
-    int bad = 0;
-    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FLUSH) {
-        Py_ssize_t len = n - j0 < FX_FLUSH ? n - j0 : FX_FLUSH;
-        fx_score_scan b;
-        if (s == 1)
-            fx_halves_to_floats(x + j0, len, fb);
-        else
-            for (Py_ssize_t j = 0; j < len; j++) fb[j] = FX_LOAD(x[(j0 + j) * s]);
-        if (tmode == 0) fx_f32_score_row_scan(fb, len, 1, zy, 0, 0, tw, &b);
-        else if (tmode == 1) fx_f32_score_row_scan(fb, len, 1, zy, 0, 1, tw, &b);
-        else fx_f32_score_row_scan(fb, len, 1, zy, 0, 2, tw, &b);
-        gt += b.gt;
-        if (b.first_nan >= 0 && first_nan < 0) first_nan = j0 + b.first_nan;
-        if (b.best > best || (j0 == 0 && b.best == best)) {
-            pred = j0 + b.pred;
-            best = b.best;
+        if (!bf16) {
+            float fb[FX_FLUSH];
+            if (s == 1)
+                fx_halves_to_floats(x + j0, len, fb);
+            else
+                for (Py_ssize_t j = 0; j < len; j++) fb[j] = FX_LOAD(x[(j0 + j) * s]);
+            fx_f32_score_scan_block(fb, len, 1, j0, zy, 0, tmode, tw, &sc);
+            continue;
         }
-        bad |= b.bad;
-        if (bad) continue;
-        fx_score_merge(&st, b.st.m, b.st.k, b.st.s, b.st.d, b.st.q);
-    }
-    out->st = st;
-    out->best = best;
-    out->gt = gt;
-    out->pred = pred;
-    out->first_nan = first_nan;
-    out->bad = bad;
-}
 #endif
+        FX_NAME(score_scan_block)(x + j0 * s, len, s, j0, zy, bf16, tmode, tw, &sc);
+    }
+    *out = sc;
+}
 
 /* one row */
 FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W zy,
@@ -669,12 +639,7 @@ FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
                                        fx_score_row *r)
 {
     fx_score_scan sc;
-#ifdef FX_VIA_F32
-    if (!bf16)
-        FX_NAME(score_scan_f32)(x, n, s, zy, tmode, tw, &sc);
-    else
-#endif
-        FX_NAME(score_row_scan)(x, n, s, zy, bf16, tmode, tw, &sc);
+    FX_NAME(score_row_scan)(x, n, s, zy, bf16, tmode, tw, &sc);
     FX_NAME(score_finish)(&sc.st, sc.gt, sc.pred, sc.first_nan, sc.bad, zy, n, r);
 }
 
@@ -857,12 +822,6 @@ static FX_NOINLINE void FX_NAME(score_row_state)(const FX_T *x, Py_ssize_t n, Py
                                                 double *f, int64_t *i)
 {
     fx_score_scan sc;
-#ifdef FX_VIA_F32
-    if (!bf16) {
-        FX_NAME(score_scan_f32)(x, n, s, zy, tmode, tw, &sc);
-        goto done;
-    }
-#endif
 #define FX_SCORE_CASES(BF)                                                              \
     if (s == 1) {                                                                       \
         if (tmode == 0) FX_NAME(score_row_scan)(x, n, 1, zy, BF, 0, tw, &sc);           \
@@ -875,9 +834,6 @@ static FX_NOINLINE void FX_NAME(score_row_state)(const FX_T *x, Py_ssize_t n, Py
     }
     if (sizeof(FX_T) == 2 && bf16) { FX_SCORE_CASES(1) } else { FX_SCORE_CASES(0) }
 #undef FX_SCORE_CASES
-#ifdef FX_VIA_F32
-done:
-#endif
     f[0] = sc.best;
     f[1] = sc.st.k;
     f[2] = sc.st.s;

@@ -227,11 +227,13 @@ static double FX_NAME(row_lse)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 
 /* ---- softmax: out = exp(x - m) / sum ---- */
 
-/* writes e = exp(x - m); returns the sum of e over the elements != m and
- * adds their count to *k.  Keeping the 1s of the max terms out of the sum
- * keeps the divisor k + s accurate when one element dominates. */
+/* writes e = exp(x - m) (with `store`, a constant); returns the sum of e
+ * over the elements != m and adds their count to *k.  Keeping the 1s of
+ * the max terms out of the sum keeps the divisor k + s accurate when one
+ * element dominates. */
 FX_INLINE double FX_NAME(store_exp_chunk)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
-                                          FX_W m, FX_T *out, Py_ssize_t os, double *k)
+                                          FX_W m, FX_T *out, Py_ssize_t os, double *k,
+                                          const int store)
 {
     double tot = 0.0, totk = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
@@ -242,7 +244,7 @@ FX_INLINE double FX_NAME(store_exp_chunk)(const FX_T *x, Py_ssize_t n, Py_ssize_
             FX_W v = FX_AT(x, j, s);
             int eq = v == m;
             FX_W e = FX_EXP(v - m);
-            out[j * os] = FX_STORE(e);
+            if (store) out[j * os] = FX_STORE(e);
             acc += eq ? (FX_W)0 : e;
             cnt += eq ? (FX_W)1 : (FX_W)0;
         }
@@ -258,8 +260,8 @@ FX_INLINE double FX_NAME(store_exp_chunk)(const FX_T *x, Py_ssize_t n, Py_ssize_
 static FX_NOINLINE double FX_NAME(store_exp_unit)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                                  FX_W m, FX_T *out, double *k)
 {
-    return s == 1 ? FX_NAME(store_exp_chunk)(x, n, 1, m, out, 1, k)
-                  : FX_NAME(store_exp_chunk)(x, n, s, m, out, 1, k);
+    return s == 1 ? FX_NAME(store_exp_chunk)(x, n, 1, m, out, 1, k, 1)
+                  : FX_NAME(store_exp_chunk)(x, n, s, m, out, 1, k, 1);
 }
 
 static double FX_NAME(store_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
@@ -383,17 +385,22 @@ static void FX_NAME(row_softmax)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 }
 
 #ifdef FX_VIA_F32
-/* x[0..n) (stride s) into the floats buf, F16C's 8 at a time when s == 1;
- * returns their max (NaN ignored), taken block by block while in L1 */
+/* x[0..n) (stride s) into the floats buf, F16C's 8 at a time when s == 1 */
+FX_INLINE void FX_NAME(to_floats)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, float *buf)
+{
+    if (s == 1)
+        fx_halves_to_floats(x, n, buf);
+    else
+        for (Py_ssize_t j = 0; j < n; j++) buf[j] = FX_LOAD(x[j * s]);
+}
+
+/* to_floats returning the max (NaN ignored), taken block by block while in L1 */
 FX_INLINE float FX_NAME(to_floats_max)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, float *buf)
 {
     float m = -INFINITY;
     for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
         Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
-        if (s == 1)
-            fx_halves_to_floats(x + j, len, buf + j);
-        else
-            for (Py_ssize_t t = 0; t < len; t++) buf[j + t] = FX_LOAD(x[(j + t) * s]);
+        FX_NAME(to_floats)(x + j * s, len, s, buf + j);
         float bm = fx_f32_max(buf + j, len, 1);
         m = bm > m ? bm : m;
     }
@@ -442,27 +449,12 @@ static double FX_NAME(chunk_sumexp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, F
 {
 #ifdef FX_VIA_F32
     if (buf != NULL) {
-        (void)FX_NAME(to_floats_max)(x, n, s, buf);
+        FX_NAME(to_floats)(x, n, s, buf);
         return fx_f32_store_exp(buf, n, 1, m, buf, 1, k);
     }
 #endif
     (void)buf;
-    double tot = 0.0, totk = 0.0;
-    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
-        Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
-        FX_W acc = 0, cnt = 0;
-        for (Py_ssize_t j = j0; j < end; j++) {
-            FX_W v = FX_AT(x, j, s);
-            int eq = v == m;
-            FX_W e = FX_EXP(v - m);
-            acc += eq ? (FX_W)0 : e;
-            cnt += eq ? (FX_W)1 : (FX_W)0;
-        }
-        tot += (double)acc;
-        totk += (double)cnt;
-    }
-    *k += totk;
-    return tot;
+    return FX_NAME(store_exp_chunk)(x, n, s, m, NULL, 0, k, 0);
 }
 
 /* row_softmax with buf, nbuf floats of scratch (NULL: none), for the
