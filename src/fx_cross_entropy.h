@@ -605,8 +605,11 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
     double wp[FX_BLOCK_W], bwg[FX_BLOCK_W], ag[FX_SMALL_C];
     int64_t yl[FX_BLOCK_W];
     unsigned char skip[FX_BLOCK_W];
-    for (Py_ssize_t c = 0; c < C && c < FX_SMALL_C; c++)
+    int agz = 1;   /* every ag[c] 0: no smoothing terms in the gradient */
+    for (Py_ssize_t c = 0; c < C && c < FX_SMALL_C; c++) {
         ag[c] = (eps > 0 ? qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0) : 0.0) * gscale;
+        agz &= ag[c] == 0 && !signbit(ag[c]);   /* x - (-0) is not x at -0 */
+    }
     for (int i = 0; i < FX_BLOCK_W; i++) { wp[i] = 0; bwg[i] = 0; yl[i] = -1; }
     for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
@@ -711,7 +714,24 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
                 skip[i] = 0;
             }
         }
-        if (g) {
+        if (g && agz) {
+            /* no smoothing: g = wp exp(x - max) but at the label, which is
+             * formed first and put back after the loop (the same bits as
+             * the loop below, whose ag[c] and other classes' terms are 0;
+             * lanes of skipped rows or past W are never written out) */
+            FX_W lv[FX_BLOCK_W];
+            Py_ssize_t li[FX_BLOCK_W];
+            for (int i = 0; i < FX_BLOCK_W; i++) {
+                li[i] = yl[i] >= 0 && yl[i] < C ? (Py_ssize_t)yl[i] * FX_BLOCK_W + i : i;
+                lv[i] = (FX_W)(wp[i] * (double)T[li[i]] - bwg[i]);
+            }
+            for (Py_ssize_t c = 0; c < C; c++)
+                for (int i = 0; i < FX_BLOCK_W; i++)
+                    T[c * FX_BLOCK_W + i] = (FX_W)(wp[i] * (double)T[c * FX_BLOCK_W + i]);
+            for (int i = 0; i < FX_BLOCK_W; i++)
+                if (yl[i] >= 0 && yl[i] < C) T[li[i]] = lv[i];
+            FX_NAME(tr_out)(T, C, W, g + r0 * grs, grs, gcs, skip);
+        } else if (g) {
             /* the gradients of the block's other rows, vectorized across
              * rows in T, then written out as rows */
             for (Py_ssize_t c = 0; c < C; c++)

@@ -11,11 +11,12 @@
  * - Per-lane max, count and sum over the columns, with the accumulators in
  *   registers (the 64-lane loops of block_stats keep them in memory) and
  *   expf written out in intrinsics, bit for bit fx_math.h's.
- * - log_softmax and softmax of contiguous rows straight from x: each
- *   element's row value is a lane permutation, so the rows need no
- *   transpose back.
- * - Other outputs back into rows by the same register transposes, with
- *   whole-vector stores where they only run over what is rewritten later.
+ * - log_softmax of contiguous rows straight from x: each element's row
+ *   value is a lane permutation, so the rows need no transpose back.
+ * - The exps of softmax and of the cross-entropy gradient kept where the
+ *   sums form them (one exp per element), and like every other output
+ *   back into rows by the same register transposes, with whole-vector
+ *   stores where they only run over what is rewritten later.
  * - The per-lane passes of fx_score.h's short rows (fx_score8) and the
  *   sums of fx_entropies.h's (fx_ent_sums8).
  *
@@ -171,10 +172,14 @@ FX_INLINE void fx_rows8_in(const float *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize
 /* per lane of the columns T[c * ts + (0..7)], c < C, with the max mx and
  * min lo of fx_rows8_in: the count k of elements equal to mx and the sum s
  * of exp(x - mx) over the others (s may be lo), bit for bit block_stats'
- * loops (same order of the sums) with the accumulators in registers */
-FX_INLINE void fx_sums8(const float *T, Py_ssize_t C, Py_ssize_t ts, const float *mx,
-                        const float *lo, float *s, float *k)
+ * loops (same order of the sums) with the accumulators in registers; with
+ * keep (a constant at each call) T is overwritten, as block_stats' keep_exp
+ * does, by exp(x - mx), 1 at the max: the exps of softmax and of the
+ * cross-entropy gradient formed once */
+FX_INLINE void fx_sums8(float *T, Py_ssize_t C, Py_ssize_t ts, const float *mx,
+                        const float *lo, float *s, float *k, const int keep)
 {
+    const __m256 one = _mm256_set1_ps(1.0f);
     __m256 m = _mm256_loadu_ps(mx);
     __m256 sum = _mm256_setzero_ps();
     __m256i cnt = _mm256_setzero_si256();
@@ -187,14 +192,18 @@ FX_INLINE void fx_sums8(const float *T, Py_ssize_t C, Py_ssize_t ts, const float
             __m256 e = fx_v8_expf_normal(_mm256_sub_ps(v, m));
             sum = _mm256_add_ps(sum, _mm256_andnot_ps(eq, e));
             cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(eq));
+            /* exp(0) is 1 here; the blend keeps the stored 1 independent of that */
+            if (keep) _mm256_storeu_ps(T + c * ts, _mm256_blendv_ps(e, one, eq));
         }
     } else {
         for (Py_ssize_t c = 0; c < C; c++) {
             __m256 v = _mm256_loadu_ps(T + c * ts);
             __m256 eq = _mm256_cmp_ps(v, m, _CMP_EQ_OQ);
             __m256 d = _mm256_blendv_ps(_mm256_sub_ps(v, m), _mm256_set1_ps(-INFINITY), eq);
-            sum = _mm256_add_ps(sum, fx_v8_expf_le0(d));
+            __m256 e = fx_v8_expf_le0(d);
+            sum = _mm256_add_ps(sum, e);
             cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(eq));
+            if (keep) _mm256_storeu_ps(T + c * ts, _mm256_blendv_ps(e, one, eq));
         }
     }
     _mm256_storeu_ps(s, sum);
@@ -293,20 +302,6 @@ FX_INLINE void fx_shift8_flat(const float *x, Py_ssize_t C, const float *mx, con
         __m256i row = fx_flat_rows(C, v);
         __m256 y = _mm256_sub_ps(_mm256_loadu_ps(x + 8 * v), _mm256_permutevar8x32_ps(m, row));
         _mm256_storeu_ps(out + 8 * v, _mm256_sub_ps(y, _mm256_permutevar8x32_ps(d, row)));
-    }
-}
-
-/* softmax of 8 contiguous rows likewise: out = exp(x - mx[row]) / div[row],
- * the exps bit for bit those block_stats keeps (1 at the max) */
-FX_INLINE void fx_exp8_flat(const float *x, Py_ssize_t C, const float *mx, const float *div,
-                            float *out)
-{
-    __m256 m = _mm256_loadu_ps(mx), d = _mm256_loadu_ps(div);
-    for (Py_ssize_t v = 0; v < C; v++) {
-        __m256i row = fx_flat_rows(C, v);
-        __m256 e = fx_v8_expf_le0(_mm256_sub_ps(_mm256_loadu_ps(x + 8 * v),
-                                                _mm256_permutevar8x32_ps(m, row)));
-        _mm256_storeu_ps(out + 8 * v, _mm256_div_ps(e, _mm256_permutevar8x32_ps(d, row)));
     }
 }
 

@@ -697,45 +697,35 @@ FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX
 }
 
 /* the W rows at x into T, and their max, count and sum as block_stats
- * (without keep_exp); lanes from W on are stale or 0 */
-FX_INLINE void FX_NAME(block_in)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W,
-                                 FX_W *T, FX_W *mx, FX_W *s, FX_W *k)
+ * (keep_exp a constant at each call); lanes from W on are stale or 0 */
+FX_INLINE void FX_NAME(block_in_stats)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
+                                       Py_ssize_t W, FX_W *T, FX_W *mx, FX_W *s, FX_W *k,
+                                       const int keep_exp)
 {
 #if defined(FX_SHORT_X8)
     /* s holds each lane's min until fx_sums8 replaces it by the sum */
     FX_NAME(tr_in_minmax)(x, C, rs, W, T, mx, s);
     for (Py_ssize_t g = 0; g < W; g += 8)
-        fx_sums8(T + g, C, FX_BLOCK_W, mx + g, s + g, s + g, k + g);
+        fx_sums8(T + g, C, FX_BLOCK_W, mx + g, s + g, s + g, k + g, keep_exp);
 #else
     FX_NAME(tr_in)(x, C, rs, W, T);
-    FX_NAME(block_stats)(T, C, mx, s, k, 0);
+    FX_NAME(block_stats)(T, C, mx, s, k, keep_exp);
 #endif
 }
 
-/* T (the rows as block_in leaves them) into exp(x - max), 1 at the max,
- * bit for bit as block_stats keeps them */
-FX_INLINE void FX_NAME(block_exp)(FX_W *T, Py_ssize_t C, const FX_W *mx)
+/* the W rows at x into T, with their max, count and sum */
+FX_INLINE void FX_NAME(block_in)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W,
+                                 FX_W *T, FX_W *mx, FX_W *s, FX_W *k)
 {
-    for (Py_ssize_t c = 0; c < C; c++)
-        for (int i = 0; i < FX_BLOCK_W; i++) {
-            FX_W v = T[c * FX_BLOCK_W + i];
-            T[c * FX_BLOCK_W + i] = v == mx[i] ? (FX_W)1 : FX_EXP(v - mx[i]);
-        }
+    FX_NAME(block_in_stats)(x, C, rs, W, T, mx, s, k, 0);
 }
 
-/* the W rows at x into T as exp(x - max), with the max, count and sum */
+/* the W rows at x into T as exp(x - max) (1 at the max), with the max,
+ * count and sum */
 FX_INLINE void FX_NAME(block_in_exp)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W,
                                      FX_W *T, FX_W *mx, FX_W *s, FX_W *k)
 {
-#if defined(FX_SHORT_X8)
-    /* the AVX2 transposes and sums, the exps formed again: cheaper than
-     * the portable loops that keep them */
-    FX_NAME(block_in)(x, C, rs, W, T, mx, s, k);
-    FX_NAME(block_exp)(T, C, mx);
-#else
-    FX_NAME(tr_in)(x, C, rs, W, T);
-    FX_NAME(block_stats)(T, C, mx, s, k, 1);
-#endif
+    FX_NAME(block_in_stats)(x, C, rs, W, T, mx, s, k, 1);
 }
 
 /* rows with skip[i] set are left alone (skip may be NULL) */
@@ -838,18 +828,11 @@ static void FX_NAME(small_softmax)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
         const FX_T *xb = x + r0 * rs;
         FX_T *ob = out + r0 * ors;
-        /* softmax needs exp(x - max) in T, except from the AVX2 routes,
-         * which form the exps where they are needed */
-        int keep_exp = !logarithm;
-#if defined(FX_SHORT_X8)
-        keep_exp = 0;
-#endif
-        if (keep_exp) {
-            FX_NAME(tr_in)(xb, C, rs, W, T);
-            FX_NAME(block_stats)(T, C, mx, s, k, 1);
-        } else {
+        /* softmax needs exp(x - max) in T */
+        if (logarithm)
             FX_NAME(block_in)(xb, C, rs, W, T, mx, s, k);
-        }
+        else
+            FX_NAME(block_in_exp)(xb, C, rs, W, T, mx, s, k);
         /* s becomes the offset (log_softmax) or the divisor (softmax) */
         if (logarithm)
             FX_NAME(block_log_offset)(k, s);
@@ -859,17 +842,13 @@ static void FX_NAME(small_softmax)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C
         for (int i = 0; i < FX_BLOCK_W; i++) bad |= !(mx[i] - mx[i] == 0) | !(s[i] - s[i] == 0);
         Py_ssize_t done = 0;   /* rows written */
 #if defined(FX_SHORT_X8)
-        /* contiguous rows: 8 at a time straight from x, without the
-         * transpose back */
-        if (!bad && rs == C && ors == C && osc == 1)
-            for (; done + 8 <= W; done += 8) {
-                if (logarithm)
-                    fx_shift8_flat(xb + done * C, C, mx + done, s + done, ob + done * C);
-                else
-                    fx_exp8_flat(xb + done * C, C, mx + done, s + done, ob + done * C);
-            }
+        /* log_softmax of contiguous rows: 8 at a time straight from x,
+         * without the transpose back (softmax's exps are in T already:
+         * forming them again from x cost more than the transposes) */
+        if (!bad && logarithm && rs == C && ors == C && osc == 1)
+            for (; done + 8 <= W; done += 8)
+                fx_shift8_flat(xb + done * C, C, mx + done, s + done, ob + done * C);
         if (done == W) continue;
-        if (!logarithm) FX_NAME(block_exp)(T, C, mx);   /* T held x */
 #endif
         if (logarithm)
             for (Py_ssize_t c = 0; c < C; c++)
