@@ -767,8 +767,14 @@ static void FX_NAME(col_xent)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssi
     double asum = 0.0;
     for (Py_ssize_t c = 0; eps > 0 && c < C; c++)
         asum += qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0);
+    /* the gradient keeps its exps in g where the dtype holds them and g is
+     * not x (special positions read x after this pass): one exp per element */
+    int keep = g != NULL && FX_STORES_EXP && (const void *)g != (const void *)x;
     FX_NAME(col_max)(x, C, sc, W, mx);
-    FX_NAME(col_sumexp_excl)(x, C, sc, W, mx, sum, k);
+    if (keep)
+        FX_NAME(col_sumexp_store)(x, C, sc, W, mx, sum, k, g, gsc, gsi);
+    else
+        FX_NAME(col_sumexp_excl)(x, C, sc, W, mx, sum, k);
     for (Py_ssize_t i = 0; i < W; i++) {
         int64_t y = lab[i * ls];
         off[i] = fx_log_ge1(k[i]) + fx_log1p_ge0(sum[i] / k[i]);   /* lse - max */
@@ -821,11 +827,18 @@ static void FX_NAME(col_xent)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssi
         double a = eps > 0 ? qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0) * gscale : 0.0;
         const FX_T *p = x + c * sc;
         FX_T *q = g + c * gsc;
-        for (Py_ssize_t i = 0; i < W; i++) {
-            double v = wp[i] * (double)FX_EXP(FX_LOAD(p[i]) - mx[i]) - a;
-            q[i * gsi] = kind[i] == SPECIAL ? q[i * gsi]
-                       : FX_STORE((FX_W)(kind[i] == LIVE ? v : 0.0));
-        }
+        if (keep)
+            for (Py_ssize_t i = 0; i < W; i++) {
+                double v = wp[i] * (double)FX_LOAD(q[i * gsi]) - a;
+                q[i * gsi] = kind[i] == SPECIAL ? q[i * gsi]
+                           : FX_STORE((FX_W)(kind[i] == LIVE ? v : 0.0));
+            }
+        else
+            for (Py_ssize_t i = 0; i < W; i++) {
+                double v = wp[i] * (double)FX_EXP(FX_LOAD(p[i]) - mx[i]) - a;
+                q[i * gsi] = kind[i] == SPECIAL ? q[i * gsi]
+                           : FX_STORE((FX_W)(kind[i] == LIVE ? v : 0.0));
+            }
     }
     for (Py_ssize_t i = 0; i < W; i++) {
         if (kind[i] != LIVE || bw[i] == 0.0) continue;
