@@ -37,7 +37,11 @@ def roofline_seconds(op, case, threads):
     - ``softmax_kl_div``: two logit arrays read, two exps per element (the
       softmax of each row);
     - ``softmax``, ``log_softmax``, ``cross_entropy_grad``: one exp per
-      element, one array read and one written.
+      element, one array read and one written;
+    - ``score_rows``: one exp per element, one array read, and its six
+      per-row results written (four floats of the working precision,
+      float32 for float16 rows, and two int64): the exp bound for long
+      rows, the traffic for rows of a few classes.
     """
     limits = _LIMITS[min(max(int(threads), 1), 2)]
     itemsize = {"float16": 2, "float32": 4}.get(case.dtype, 8)
@@ -47,6 +51,9 @@ def roofline_seconds(op, case, threads):
     read = n * itemsize / limits["read"]
     if op in ("logsumexp", "cross_entropy", "softmax_entropy", "entropy"):
         return max(n * per_exp, read)
+    if op == "score_rows":
+        per_row = 4 * (8 if case.dtype == "float64" else 4) + 2 * 8
+        return max(n * per_exp, read + case.rows * per_row / limits["read_write"])
     if op == "kl_div":
         return max(n * per_exp, 2 * read)
     if op in ("bce_with_logits", "softmax_kl_div"):
