@@ -625,8 +625,8 @@ static void FX_NAME(col_softmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_
     FX_W *d = (FX_W *)(scratch + 2 * W);
     /* the exps are formed again for the output: keeping them in out (read
      * back by the division) was slower, 18.6 -> 24.5 ms for softmax along
-     * axis 0 of a C-ordered 1000 x 20000 float32 (out's block and x's no
-     * longer both fit in L2) */
+     * axis 0 of a C-ordered 1000 x 20000 float32 (likely because out's
+     * block and x's no longer both fit in L2) */
     FX_NAME(col_max)(x, C, sc, W, mx);
     FX_NAME(col_sumexp_excl)(x, C, sc, W, mx, sum, k);
     for (Py_ssize_t i = 0; i < W; i++) {
