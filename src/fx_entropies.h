@@ -403,7 +403,7 @@ static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nr
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
         const FX_T *xb = x + r0 * rs;
         const FX_T *yb = kind ? y + r0 * yrs : NULL;
-#if defined(FX_SHORT_X8)
+#if defined(FX_SHORT_X8) || defined(FX_SHORT_VIA8)
         /* the transposes with each lane's max and min, then the sums in
          * registers (fx_ent_sums8), the same bits as the loops below */
         FX_W *lx = u, *ly = v;   /* the mins, until the sums replace them */

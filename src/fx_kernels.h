@@ -283,6 +283,9 @@ static inline double fx_log_softmax_offset(double m, double k, double s, double 
 #define FX_NAME(x) fx_f16_##x
 #ifdef FX_F16_BLOCKS
 #define FX_VIA_F32 1   /* see fx_halves_to_floats */
+#ifdef FX_HAVE_F32X8
+#define FX_SHORT_VIA8 1   /* short rows through float32's AVX2 route (tr_in_minmax) */
+#endif
 #endif
 #define FX_LOG fx_logf
 #define FX_LOG_CORE(v) fx_logf_normal((v), 0.0f)

@@ -36,6 +36,9 @@
  *   FX_SHORT_X8        optional: defined when the short-row kernels take the
  *                      AVX2 routes of fx_short_rows_avx2.h (float32 in a build
  *                      with FX_HAVE_F32X8)
+ *   FX_SHORT_VIA8      optional: float16 in such a build with F16C; its short
+ *                      rows are converted into float32 blocks that take
+ *                      float32's routes (tr_in_minmax, tr_out)
  */
 
 /* FX_STORES_EXP as a constant the drivers can read (fx_f16_stores_exp, ...) */
@@ -73,4 +76,5 @@ enum { FX_NAME(softmax_scratch) = 0 };
 #undef FX_TINY
 #undef FX_STORES_EXP
 #undef FX_SHORT_X8
+#undef FX_SHORT_VIA8
 #undef FX_VIA_F32

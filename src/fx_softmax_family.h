@@ -680,10 +680,24 @@ FX_INLINE void FX_NAME(tr_in_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
 }
 
 /* a compile-time C unrolls the inner loop (and keeps the AVX2 transposes in
- * registers), which is most of the cost */
+ * registers), which is most of the cost.  With FX_SHORT_VIA8 (float16 in the
+ * AVX2 build) the rows are converted by F16C into a float32 block and go
+ * through float32's route: the same values, so the same bits as the loops
+ * here, without their element-wise conversions */
 FX_INLINE void FX_NAME(tr_in_minmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t W,
                                      FX_W *T, FX_W *mx, FX_W *lo)
 {
+#if defined(FX_SHORT_VIA8)
+    if (C <= FX_SMALL_C && W <= FX_BLOCK_W) {
+        float xf[FX_SMALL_C * FX_BLOCK_W];
+        if (rs == C)
+            fx_halves_to_floats(x, W * C, xf);
+        else
+            for (Py_ssize_t i = 0; i < W; i++) fx_halves_to_floats(x + i * rs, C, xf + i * C);
+        fx_f32_tr_in_minmax(xf, C, C, W, T, mx, lo);
+        return;
+    }
+#endif
     switch (C) {
 #define FX_TR_CASE(n) case n: FX_NAME(tr_in_body)(x, n, rs, W, T, mx, lo); return;
     FX_TR_CASE(1) FX_TR_CASE(2) FX_TR_CASE(3) FX_TR_CASE(4) FX_TR_CASE(5) FX_TR_CASE(6)
@@ -728,7 +742,7 @@ FX_INLINE void FX_NAME(block_in_stats)(const FX_T *x, Py_ssize_t C, Py_ssize_t r
                                        Py_ssize_t W, FX_W *T, FX_W *mx, FX_W *s, FX_W *k,
                                        const int keep_exp)
 {
-#if defined(FX_SHORT_X8)
+#if defined(FX_SHORT_X8) || defined(FX_SHORT_VIA8)
     /* s holds each lane's min until fx_sums8 replaces it by the sum */
     FX_NAME(tr_in_minmax)(x, C, rs, W, T, mx, s);
     for (Py_ssize_t g = 0; g < W; g += 8)
@@ -778,6 +792,17 @@ static void FX_NAME(tr_out)(const FX_W *T, Py_ssize_t C, Py_ssize_t W,
                             FX_T *out, Py_ssize_t ors, Py_ssize_t osc,
                             const unsigned char *skip)
 {
+#if defined(FX_SHORT_VIA8)
+    /* float16 rows: float32's register transposes into a float32 block,
+     * then each row converted by F16C (rounding as FX_STORE does) */
+    if (osc == 1 && C <= FX_SMALL_C && W <= FX_BLOCK_W) {
+        float of[FX_SMALL_C * FX_BLOCK_W];
+        fx_f32_tr_out(T, C, W, of, C, 1, NULL);
+        for (Py_ssize_t i = 0; i < W; i++)
+            if (!(skip && skip[i])) fx_floats_to_halves(of + i * C, C, out + i * ors);
+        return;
+    }
+#endif
     if (osc != 1) { FX_NAME(tr_out_body)(T, C, W, out, ors, osc, skip); return; }
     switch (C) {
 #define FX_TR_CASE(n) case n: FX_NAME(tr_out_body)(T, n, W, out, ors, 1, skip); return;

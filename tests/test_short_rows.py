@@ -93,6 +93,23 @@ def test_bitwise_identical_across_thread_counts(fx, name):
         assert_bitwise_equal(_call(fx, name, x, n_threads=2), want, name)
 
 
+@pytest.mark.parametrize("name", FUNCS)
+def test_float16_rows_are_float32_results_rounded_once(fx, name):
+    # float16 rows are converted into float32 blocks and take float32's route
+    # (AVX2 builds) or the same operations in the portable loops; either way
+    # each value is float32's result rounded once to float16
+    rng = np.random.default_rng(12)
+    for c in range(1, 17):
+        for layout in ("C", "strided"):
+            x = (rng.standard_normal((203, c)) * 4).astype(np.float16)
+            _special_rows(x, rng)
+            if layout == "strided":
+                x = np.repeat(x, 2, axis=1)[:, ::2]
+            with np.errstate(all="ignore"):
+                want = _call(fx, name, x.astype(np.float32)).astype(np.float16)
+                assert_bitwise_equal(_call(fx, name, x), want, f"{layout} {c}")
+
+
 def test_logsumexp_near_zero_keeps_its_digits(fx):
     # one dominant logit at 0: the result is log1p(sum of tiny exps), which
     # a sum that includes the 1 would round away in float32
