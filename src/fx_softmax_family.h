@@ -688,15 +688,15 @@ FX_INLINE void FX_NAME(tr_in_minmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
                                      FX_W *T, FX_W *mx, FX_W *lo)
 {
 #if defined(FX_SHORT_VIA8)
-    if (C <= FX_SMALL_C && W <= FX_BLOCK_W) {
-        float xf[FX_SMALL_C * FX_BLOCK_W];
-        if (rs == C)
-            fx_halves_to_floats(x, W * C, xf);
-        else
-            for (Py_ssize_t i = 0; i < W; i++) fx_halves_to_floats(x + i * rs, C, xf + i * C);
-        fx_f32_tr_in_minmax(xf, C, C, W, T, mx, lo);
-        return;
-    }
+    /* a block of short rows, as at every caller (C <= FX_SMALL_C,
+     * W <= FX_BLOCK_W): no fallback, since block_in_stats needs mx and lo */
+    float xf[FX_SMALL_C * FX_BLOCK_W];
+    if (rs == C)
+        fx_halves_to_floats(x, W * C, xf);
+    else
+        for (Py_ssize_t i = 0; i < W; i++) fx_halves_to_floats(x + i * rs, C, xf + i * C);
+    fx_f32_tr_in_minmax(xf, C, C, W, T, mx, lo);
+    return;
 #endif
     switch (C) {
 #define FX_TR_CASE(n) case n: FX_NAME(tr_in_body)(x, n, rs, W, T, mx, lo); return;
@@ -795,7 +795,7 @@ static void FX_NAME(tr_out)(const FX_W *T, Py_ssize_t C, Py_ssize_t W,
 #if defined(FX_SHORT_VIA8)
     /* float16 rows: float32's register transposes into a float32 block,
      * then each row converted by F16C (rounding as FX_STORE does) */
-    if (osc == 1 && C <= FX_SMALL_C && W <= FX_BLOCK_W) {
+    if (osc == 1) {   /* C <= FX_SMALL_C, W <= FX_BLOCK_W, as at every caller */
         float of[FX_SMALL_C * FX_BLOCK_W];
         fx_f32_tr_out(T, C, W, of, C, 1, NULL);
         for (Py_ssize_t i = 0; i < W; i++)
