@@ -60,8 +60,12 @@
                 __builtin_prefetch((const void *)(fx_pf_ + (uintptr_t)fx_o_), 0, 3); \
         }                                                                         \
     } while (0)
+/* the line at address a (an integer: it may lie past an array's end, which
+ * a pointer may not) requested for reading */
+#define FX_PREFETCH(a) __builtin_prefetch((const void *)(uintptr_t)(a), 0, 3)
 #else
 #define FX_PREFETCH_NEXT(p, s, n, j0) ((void)0)
+#define FX_PREFETCH(a) ((void)0)
 #endif
 
 /* elements per chunk of a long row: the unit of work when one row is split

@@ -229,6 +229,16 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
     return 0
 
 
+cdef inline const real *_row_after(const real *xp, Py_ssize_t r, Py_ssize_t end, Py_ssize_t I,
+                                   Py_ssize_t so, Py_ssize_t si) noexcept nogil:
+    # row r + 1 of the (O, C, I) layout, the row a thread of a guided prange
+    # usually takes after r (a prefetch address only), or NULL past end
+    if r + 1 >= end:
+        return NULL
+    cdef Py_ssize_t o = (r + 1) // I
+    return xp + o * so + (r + 1 - o * I) * si
+
+
 cdef inline void _lse_row(const real *xp, const real *bp, Py_ssize_t r, Py_ssize_t I,
                           Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si,
                           Py_ssize_t bso, Py_ssize_t bsc, Py_ssize_t bsi, Py_ssize_t C,
@@ -503,7 +513,8 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                                                  op + o * oso + i * osi, osc)
                             else:
                                 _row_softmax_buf(xp + o * so + i * si, C, sc,
-                                                 op + o * oso + i * osi, osc, rowbuf, nbuf)
+                                                 op + o * oso + i * osi, osc, rowbuf, nbuf,
+                                                 _row_after(xp, r, b1, I, so, si))
                     else:
                         for r in prange(b0, b1, num_threads=nt, schedule='guided'):
                             o = r // I
@@ -515,7 +526,8 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                                 _row_softmax_buf(xp + o * so + i * si, C, sc,
                                                  op + o * oso + i * osi, osc,
                                                  NULL if rowbuf == NULL
-                                                 else rowbuf + threadid() * nbuf, nbuf)
+                                                 else rowbuf + threadid() * nbuf, nbuf,
+                                                 _row_after(xp, r, b1, I, so, si))
                 b0 = b1
         finally:
             free(rowbuf)
