@@ -385,6 +385,60 @@ static double FX_NAME(xent_max_coef)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, 
     return off * sa;
 }
 
+#ifdef FX_VIA_F32
+/* whether a float16 row's gradient is float32's rounded once (xent_grad_kept):
+ * class labels without weights or smoothing, a contiguous row */
+FX_INLINE int FX_NAME(xent_keeps)(const FX_T *g, int coef, const FX_T *w, Py_ssize_t s)
+{
+    return g != NULL && !coef && w == NULL && s == 1;
+}
+
+/*
+ * The gradient of blocks [j0, j1) of such a row (finite W = bw gscale here,
+ * the other cases take xent_grad_exp): float32's, e f_b with e = exp(x -
+ * m_b) as xent_block_loop stores it and f_b = W exp((m_b - m) - off), less
+ * bw gscale at the label, then rounded once to float16.  The exps come from
+ * buf, where xent_chunks kept the row's (one exp per element for the loss
+ * and the gradient; the row stays in L2 between the passes), or, without
+ * buf (the split path), are formed again a block at a time by the same
+ * float32 loop: the same bits either way.  Reads a block of x before
+ * writing its gradient (g may be x).
+ */
+static void FX_NAME(xent_grad_kept)(const FX_T *x, Py_ssize_t n, Py_ssize_t y, double m,
+                                    double off, double W, double bwg, FX_T *g, Py_ssize_t gs,
+                                    const double *bm, const float *buf, Py_ssize_t j0,
+                                    Py_ssize_t j1)
+{
+    float eb[FX_FLUSH];
+    FX_T hb[FX_FLUSH];
+    for (Py_ssize_t j = j0, b = j0 / FX_FLUSH; j < j1; j += FX_FLUSH, b++) {
+        Py_ssize_t len = j1 - j < FX_FLUSH ? j1 - j : FX_FLUSH;
+        const float *e = eb;
+        if (buf != NULL) {
+            e = buf + j;
+        } else {
+            fx_lse_state st = FX_STATE_INIT;
+            double dm, da, dd;
+            fx_halves_to_floats(x + j, len, eb);
+            fx_f32_xent_blocks_unit(eb, len, 1, NULL, 0, NULL, 0, 1.0f, 0.0f, 0, eb, &st, &dm,
+                                    &da, &dd);
+        }
+        /* (m_b - m) - off, not m_b - lse, as the other dtypes */
+        const float f = (float)(W * exp((bm[b] - m) - off));
+        FX_SIMD
+        for (Py_ssize_t i = 0; i < len; i++) eb[i] = e[i] * f;
+        if (y >= j && y < j + len) eb[y - j] = eb[y - j] - (float)bwg;
+        if (gs == 1) {
+            fx_floats_to_halves(eb, len, g + j);
+        } else {
+            fx_floats_to_halves(eb, len, hb);
+            for (Py_ssize_t i = 0; i < len; i++) g[(j + i) * gs] = hb[i];
+        }
+    }
+    (void)n;
+}
+#endif
+
 /*
  * Loss of one row.  Class-index target: y in [0, n), or y < 0 for an ignored
  * row (loss 0, gradient 0), q = NULL.  Probability target: q the target row
@@ -401,16 +455,29 @@ static double FX_NAME(xent_max_coef)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, 
 static void FX_NAME(xent_chunks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, const FX_T *q,
                                  Py_ssize_t qs, const FX_T *w, Py_ssize_t ws, double eps,
                                  FX_T *g, Py_ssize_t gs, Py_ssize_t c0, Py_ssize_t c1,
-                                 double *bscratch, double *cst)
+                                 double *bscratch, double *cst, float *buf)
 {
     /* a_c = w_c (qa q_c + qb) */
     FX_W qa = (FX_W)(1.0 - eps), qb = (FX_W)(eps / (double)n);
     int coef = q != NULL || eps > 0;
     Py_ssize_t nb = FX_XENT_NB(n);
     double *bm = bscratch, *ba = bscratch + nb, *bd = bscratch + 2 * nb;
+    (void)buf;
     for (Py_ssize_t c = c0; c < c1; c++) {
         Py_ssize_t j = c * FX_CHUNK, len = n - j < FX_CHUNK ? n - j : FX_CHUNK, b = j / FX_FLUSH;
         fx_lse_state st = FX_STATE_INIT;
+#ifdef FX_VIA_F32
+        if (buf != NULL && FX_NAME(xent_keeps)(g, coef, w, s)) {
+            /* the blocks as xent_blocks takes them, their exps kept in buf
+             * (float32's loop with a gradient: the same sums) */
+            for (Py_ssize_t jb = j, bb = b; jb < j + len; jb += FX_FLUSH, bb++) {
+                Py_ssize_t bl = j + len - jb < FX_FLUSH ? j + len - jb : FX_FLUSH;
+                fx_halves_to_floats(x + jb, bl, buf + jb);
+                fx_f32_xent_blocks_unit(buf + jb, bl, 1, NULL, 0, NULL, 0, qa, qb, 0, buf + jb,
+                                        &st, bm + bb, ba + bb, bd + bb);
+            }
+        } else
+#endif
         /* float16 keeps no exps in the gradient (see xent_grad_exp) */
         FX_NAME(xent_blocks)(x + j * s, len, s, w ? w + j * ws : NULL, ws,
                              q ? q + j * qs : NULL, qs, qa, qb, coef,
@@ -515,15 +582,21 @@ static void FX_NAME(xent_grad_chunks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                       const FX_T *q, Py_ssize_t qs, const FX_T *w, Py_ssize_t ws,
                                       double eps, FX_T *g, Py_ssize_t gs, double gscale,
                                       const double *bscratch, const fx_xent_row *r,
-                                      Py_ssize_t c0, Py_ssize_t c1)
+                                      Py_ssize_t c0, Py_ssize_t c1, const float *buf)
 {
     FX_W qa = (FX_W)(1.0 - eps), qb = (FX_W)(eps / (double)n);
     int coef = q != NULL || eps > 0;
     const double *bm = bscratch;
     const double lse = r->lse, off = r->off, bw = r->bw, asum = r->asum, m = r->m;
     Py_ssize_t j0 = c0 * FX_CHUNK, j1 = c1 * FX_CHUNK < n ? c1 * FX_CHUNK : n;
+    (void)buf;
     if (!isfinite(lse)) {
         FX_NAME(fill)(g + j0 * gs, j1 - j0, gs, NAN);   /* softmax of the row is NaN */
+#ifdef FX_VIA_F32
+    } else if (FX_NAME(xent_keeps)(g, coef, w, s) && isfinite((asum + bw) * gscale)) {
+        FX_NAME(xent_grad_kept)(x, n, y, m, off, (asum + bw) * gscale, bw * gscale, g, gs, bm,
+                                buf, j0, j1);
+#endif
     } else if (!FX_STORES_EXP) {
         FX_NAME(xent_grad_exp)(x + j0 * s, j1 - j0, s, m, off, (asum + bw) * gscale,
                                w ? w + j0 * ws : NULL, ws, q ? q + j0 * qs : NULL, qs, qa, qb,
@@ -556,7 +629,8 @@ static void FX_NAME(xent_grad_chunks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ssize_t y,
                                 const FX_T *q, Py_ssize_t qs,
                                 const FX_T *w, Py_ssize_t ws, double eps,
-                                FX_T *g, Py_ssize_t gs, double gscale, double *bscratch)
+                                FX_T *g, Py_ssize_t gs, double gscale, double *bscratch,
+                                float *buf)
 {
     if (y < 0 && !q) {
         /* an ignored row: no loss, gradient 0 (PyTorch's autograd gives NaN
@@ -572,11 +646,11 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
     double one[3];
     double *cst = nch > 1 ? bscratch + 3 * FX_XENT_NB(n) : one;
     fx_xent_row r;
-    FX_NAME(xent_chunks)(x, n, s, q, qs, w, ws, eps, g, gs, 0, nch, bscratch, cst);
+    FX_NAME(xent_chunks)(x, n, s, q, qs, w, ws, eps, g, gs, 0, nch, bscratch, cst, buf);
     double loss = FX_NAME(xent_finish)(x, n, s, y, xy, q, qs, w, ws, eps, g, bscratch, cst, &r);
     if (g)
         FX_NAME(xent_grad_chunks)(x, n, s, y, q, qs, w, ws, eps, g, gs, gscale, bscratch, &r, 0,
-                                  nch);
+                                  nch, buf);
     return loss;
 }
 
@@ -672,7 +746,7 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
             double m = (double)mx[i], o = off[i];
             if (!isfinite(m) || !isfinite(o)) {   /* PyTorch's NaN rows */
                 loss[r0 + i] = FX_NAME(row_xent)(xr, C, 1, (Py_ssize_t)y, NULL, 0, w, ws, eps,
-                                                 gr, gcs, gscale, bscratch);
+                                                 gr, gcs, gscale, bscratch, NULL);
                 continue;
             }
             double bw = (1.0 - eps) * (w ? (double)FX_LOAD(w[y * ws]) : 1.0);
@@ -702,7 +776,7 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
                 /* an infinite factor of p: row_xent rounds p first, so that
                  * one that underflows gives PyTorch's 0 * inf = NaN */
                 loss[r0 + i] = FX_NAME(row_xent)(xr, C, 1, (Py_ssize_t)y, NULL, 0, w, ws, eps,
-                                                 gr, gcs, gscale, bscratch);
+                                                 gr, gcs, gscale, bscratch, NULL);
                 continue;
             }
             loss[r0 + i] = l;
@@ -784,7 +858,7 @@ static void FX_NAME(col_xent)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssi
         loss[i] = 0.0;
         if (kind[i] == SPECIAL)
             loss[i] = FX_NAME(row_xent)(x + i, C, sc, (Py_ssize_t)y, NULL, 0, w, ws, eps,
-                                        g ? g + i * gsi : NULL, gsc, gscale, bscratch);
+                                        g ? g + i * gsi : NULL, gsc, gscale, bscratch, NULL);
         if (kind[i] != LIVE) continue;
         bw[i] = (1.0 - eps) * (w ? (double)FX_LOAD(w[y * ws]) : 1.0);
         if (g && isinf((asum + bw[i]) * gscale)) {
@@ -794,7 +868,7 @@ static void FX_NAME(col_xent)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssi
             kind[i] = SPECIAL;
             bw[i] = 0.0;
             loss[i] = FX_NAME(row_xent)(x + i, C, sc, (Py_ssize_t)y, NULL, 0, w, ws, eps,
-                                        g + i * gsi, gsc, gscale, bscratch);
+                                        g + i * gsi, gsc, gscale, bscratch, NULL);
             continue;
         }
         double d = ((double)mx[i] - (double)FX_LOAD(x[y * sc + i])) + off[i];

@@ -43,11 +43,12 @@
 
 /* FX_STORES_EXP as a constant the drivers can read (fx_f16_stores_exp, ...) */
 enum { FX_NAME(stores_exp) = FX_STORES_EXP };
-/* 1 when row_softmax_buf takes a scratch row of floats (fx_f16_softmax_scratch, ...) */
+/* 1 when row_softmax_buf and row_xent take a scratch row of floats
+ * (fx_f16_row_scratch, ...) */
 #ifdef FX_VIA_F32
-enum { FX_NAME(softmax_scratch) = 1 };
+enum { FX_NAME(row_scratch) = 1 };
 #else
-enum { FX_NAME(softmax_scratch) = 0 };
+enum { FX_NAME(row_scratch) = 0 };
 #endif
 
 #include "fx_softmax_family.h"

@@ -348,6 +348,8 @@ FX_INLINE void FX_NAME(via_f32_map)(void (*f)(const float *, Py_ssize_t, Py_ssiz
     float buf[FX_FLUSH];
     for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
         Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
+        for (Py_ssize_t o = 0; o < FX_FLUSH * 2; o += 64)
+            FX_PREFETCH((uintptr_t)(x + n + j) + (uintptr_t)o);
         fx_halves_to_floats(x + j, len, buf);
         f(buf, len, 1, a, b, buf, 1);
         fx_floats_to_halves(buf, len, out + j);
@@ -455,7 +457,7 @@ static void FX_NAME(row_softmax_f32)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, 
 
 /* store_exp's sum (and count k) of a chunk (n <= FX_CHUNK) against the
  * row's max m, without its stores: for the split path of the dtypes whose
- * softmax_scratch is 1, through buf (n floats) as row_softmax_f32 forms
+ * row_scratch is 1, through buf (n floats) as row_softmax_f32 forms
  * them, so that the divisor has the rows path's bits; elsewhere the
  * working type's sums */
 static double FX_NAME(chunk_sumexp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W m,
@@ -472,7 +474,7 @@ static double FX_NAME(chunk_sumexp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, F
 }
 
 /* row_softmax with buf, nbuf floats of scratch (NULL: none), for the
- * dtypes whose softmax_scratch is 1: a row that fits goes through
+ * dtypes whose row_scratch is 1: a row that fits goes through
  * row_softmax_f32, a longer one (nbuf >= FX_CHUNK) takes the split path's
  * steps a chunk at a time (max, chunk_sumexp, exp_div: exp twice), with
  * the same bits.  nx: the row (same strides) the caller will likely pass

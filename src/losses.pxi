@@ -34,9 +34,10 @@ cdef inline void _xent_rows(Py_ssize_t it, Py_ssize_t R, Py_ssize_t C, Py_ssize_
                             Py_ssize_t qsc, Py_ssize_t qsi, const real *wp, Py_ssize_t ws,
                             double eps, real *gp, Py_ssize_t gso, Py_ssize_t gsc, Py_ssize_t gsi,
                             double gscale, real *lp, Py_ssize_t lso, Py_ssize_t lsi,
-                            double *pp, double *bscratch) noexcept nogil:
+                            double *pp, double *bscratch, float *rowbuf) noexcept nogil:
     """The rows of block `it` (ROWS_PER_PARTIAL rows of the outer * inner):
-    their losses to lp, or their sum to pp[it]."""
+    their losses to lp, or their sum to pp[it].  rowbuf: C floats of the
+    thread's scratch for row_xent, or NULL."""
     cdef Py_ssize_t r, o, i
     cdef Py_ssize_t r1 = (it + 1) * ROWS_PER_PARTIAL
     cdef double acc = 0.0, v
@@ -51,7 +52,7 @@ cdef inline void _xent_rows(Py_ssize_t it, Py_ssize_t R, Py_ssize_t C, Py_ssize_
                       qp + o * qso + i * qsi if qp != NULL else NULL, qsc,
                       wp, ws, eps,
                       gp + o * gso + i * gsi if gp != NULL else NULL, gsc,
-                      gscale, bscratch)
+                      gscale, bscratch, rowbuf)
         if lp != NULL:
             _put(&lp[o * lso + i * lsi], v)
         else:
@@ -235,8 +236,20 @@ cdef Py_ssize_t _cross_entropy(real *tag, const fx_view *x, const fx_view *lab,
     # nb doubles per thread; a small call's on the stack (an allocation
     # costs about a tenth of a one-row call)
     cdef double local[12]
+    # a row of floats per thread where row_xent keeps a float16 gradient's
+    # exps (labels without weights or smoothing, contiguous rows of up to
+    # 2^20 classes; see xent_grad_kept): one exp per element
+    cdef float *rowbuf = NULL
+    cdef Py_ssize_t nrow = 0
+    if (gp != NULL and _row_scratch(xp) and tp != NULL and wp == NULL and eps == 0
+            and sc == 1 and C <= 1048576):
+        nrow = C
+        rowbuf = <float *>malloc(nt * nrow * sizeof(float))
+        if rowbuf == NULL:
+            raise MemoryError()
     bscratch = &local[0] if nt * nb <= 12 else <double *>malloc(nt * nb * sizeof(double))
     if bscratch == NULL:
+        free(rowbuf)
         raise MemoryError()
     nbat = _batch(ROWS_PER_PARTIAL * C, nt, 1)
     try:
@@ -244,7 +257,7 @@ cdef Py_ssize_t _cross_entropy(real *tag, const fx_view *x, const fx_view *lab,
             for it in range(nblk):
                 _xent_rows(it, R, C, I, xp, so, sc, si, tp, tso, tsi, ignore_index,
                            qp, qso, qsc, qsi, wp, ws, eps, gp, gso, gsc, gsi, gscale,
-                           lp, lso, lsi, pp, bscratch)
+                           lp, lso, lsi, pp, bscratch, rowbuf)
             b0 = nblk
         while b0 < nblk:
             b1 = _next_batch(b0, nblk, nbat)
@@ -254,16 +267,18 @@ cdef Py_ssize_t _cross_entropy(real *tag, const fx_view *x, const fx_view *lab,
                     for it in range(b0, b1):
                         _xent_rows(it, R, C, I, xp, so, sc, si, tp, tso, tsi, ignore_index,
                                    qp, qso, qsc, qsi, wp, ws, eps, gp, gso, gsc, gsi, gscale,
-                                   lp, lso, lsi, pp, bscratch)
+                                   lp, lso, lsi, pp, bscratch, rowbuf)
                 else:
                     for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                         _xent_rows(it, R, C, I, xp, so, sc, si, tp, tso, tsi, ignore_index,
                                    qp, qso, qsc, qsi, wp, ws, eps, gp, gso, gsc, gsi, gscale,
-                                   lp, lso, lsi, pp, bscratch + threadid() * nb)
+                                   lp, lso, lsi, pp, bscratch + threadid() * nb,
+                                   NULL if rowbuf == NULL else rowbuf + threadid() * nrow)
             b0 = b1
     finally:
         if bscratch != &local[0]:
             free(bscratch)
+        free(rowbuf)
     return -1
 
 
@@ -320,7 +335,7 @@ cdef int _split_xent(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, P
                                      qp + o * qso + i * qsi if qp != NULL else NULL, qsc,
                                      wp, ws, eps, gp + o * gso + i * gsi if gp != NULL else NULL,
                                      gsc, c, c + 1, scratch + r * per,
-                                     scratch + r * per + 3 * nbk)
+                                     scratch + r * per + 3 * nbk, NULL)
             b0 = b1
         for r in range(R):
             o = r // I
@@ -349,7 +364,8 @@ cdef int _split_xent(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, P
                             _xent_grad_chunks(xp + o * so + i * si, C, sc, ys[r],
                                               qp + o * qso + i * qsi if qp != NULL else NULL,
                                               qsc, wp, ws, eps, gp + o * gso + i * gsi, gsc,
-                                              gscale, scratch + r * per, &info[r], c, c + 1)
+                                              gscale, scratch + r * per, &info[r], c, c + 1,
+                                              NULL)
                 b0 = b1
         for r in range(R):
             o = r // I

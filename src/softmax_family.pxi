@@ -377,10 +377,10 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         rmax = scratch + R * nch       # per row: max, shift, divisor or offset
         rm = rmax + R
         rd = rm + R
-        # float16 through float32 (softmax_scratch): the sums of the rows
+        # float16 through float32 (row_scratch): the sums of the rows
         # path (row_softmax_f32), each chunk through a float buffer
         rowbuf = NULL
-        if not logarithm and _softmax_scratch(xp):
+        if not logarithm and _row_scratch(xp):
             rowbuf = <float *>malloc(nt * FX_CHUNK * sizeof(float))
             if rowbuf == NULL:
                 free(states)
@@ -495,7 +495,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         # floats (4 MiB a thread; longer rows compute exp twice)
         rowbuf = NULL
         nbuf = C if C < 1048576 else 1048576
-        if not logarithm and _softmax_scratch(xp):
+        if not logarithm and _row_scratch(xp):
             rowbuf = <float *>malloc(nt * nbuf * sizeof(float))
             if rowbuf == NULL:
                 raise MemoryError()

@@ -371,6 +371,54 @@ def test_float16_gradient_rounded_once():
     np.testing.assert_allclose(grad.astype(np.float32), want.astype(np.float32), rtol=2e-3)
 
 
+@pytest.mark.parametrize("C", [100, 2049, 40000], ids=lambda c: f"C{c}")
+def test_float16_gradient_of_long_rows(C):
+    # labels without weights or smoothing: the rows keep float32 exps for the
+    # gradient, and the split path (fewer rows than threads) forms them again;
+    # every thread count, gradient layout and aliasing gives the same bits,
+    # within half a float16 ulp or so of the exact gradient, and in the AVX2
+    # build float32's gradient of the same values rounded once
+    rng = np.random.default_rng(21)
+    for n in (1, 2, 9):
+        x = (rng.standard_normal((n, C)) * 4).astype(np.float16)
+        t = rng.integers(0, C, n)
+        if n == 9:
+            x[1, 3] = -np.inf
+            x[2] = -np.inf
+            x[3, 5] = np.nan
+            x[4, 0] = np.inf
+            t[5] = -100
+        want_loss, want = fx.cross_entropy(x, t, reduction="none", return_grad=True,
+                                           n_threads=1)
+        assert want.dtype == np.float16
+        np.testing.assert_array_equal(want_loss, fx.cross_entropy(x, t, reduction="none",
+                                                                  n_threads=1))
+        for nt in (1, 2):
+            loss, grad = fx.cross_entropy(x, t, reduction="none", return_grad=True, n_threads=nt)
+            np.testing.assert_array_equal(loss, want_loss)
+            np.testing.assert_array_equal(grad, want, err_msg=f"{n} rows, {nt} threads")
+            out = np.full((n, C + 3), 7, np.float16)
+            fx.cross_entropy(x, t, reduction="none", return_grad=True, grad_out=out[:, 2:-1],
+                             n_threads=nt)
+            np.testing.assert_array_equal(out[:, 2:-1], want, err_msg=f"strided {n}, {nt}")
+            assert (out[:, :2] == 7).all() and (out[:, -1] == 7).all()
+            y = x.copy()
+            fx.cross_entropy(y, t, reduction="none", return_grad=True, grad_out=y, n_threads=nt)
+            np.testing.assert_array_equal(y, want, err_msg=f"in place {n}, {nt}")
+        if fx.get_config()["cpu_path"] == "avx2":
+            with np.errstate(all="ignore"):
+                _, g32 = fx.cross_entropy(x.astype(np.float32), t, reduction="none",
+                                          return_grad=True)
+            np.testing.assert_array_equal(want, g32.astype(np.float16))
+        ok = [r for r in range(n) if np.isfinite(x[r].astype(np.float32)).all() and t[r] >= 0]
+        xd = x[ok].astype(np.float64)
+        p = np.exp(xd - xd.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        p[np.arange(len(ok)), t[ok]] -= 1
+        ulp = np.spacing(np.maximum(np.abs(p), 2.0 ** -14).astype(np.float16)).astype(float)
+        assert np.max(np.abs(want[ok] - p) / ulp) <= 0.51
+
+
 def test_huge_unsigned_label_is_named():
     x = np.zeros((2, 3))
     with pytest.raises(IndexError, match=str(2**63 + 5)):
