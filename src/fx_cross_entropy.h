@@ -200,9 +200,11 @@ static void FX_NAME(xent_blocks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                  fx_lse_state *st, double *bm, double *ba, double *bd)
 {
 #ifdef FX_VIA_F32
-    if (g == NULL && w == NULL && q == NULL && s == 1) {
+    if (g == NULL && q == NULL && s == 1 && (w == NULL || !coef)) {
         /* the loss alone from class labels, float16 through float32's
-         * blocks (fx_halves_to_floats), a block at a time as below */
+         * blocks (fx_halves_to_floats), a block at a time as below: the
+         * loop reads no weights (without smoothing a class weight enters
+         * only the label's term) */
         float buf[FX_FLUSH];
         for (Py_ssize_t b = 0, j = 0; j < n; b++, j += FX_FLUSH) {
             Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
@@ -274,7 +276,7 @@ static void FX_NAME(xent_grad_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, do
     int has_w = w != NULL, has_q = q != NULL;
     FX_W Wf = (FX_W)W, mf = (FX_W)m, of = (FX_W)off, gsf = (FX_W)gscale;
     if (!coef && s == 1 && gs == 1) {
-        /* labels without weights or smoothing, contiguous rows: a loop GCC
+        /* labels without smoothing, contiguous rows: a loop GCC
          * vectorizes (the general one below, with its optional loads, it
          * leaves scalar: a float16 gradient ran 7x slower than float32's).
          * a = 0 subtracts nothing, so v is W e, less bwg at the label */
@@ -387,10 +389,11 @@ static double FX_NAME(xent_max_coef)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, 
 
 #ifdef FX_VIA_F32
 /* whether a float16 row's gradient is float32's rounded once (xent_grad_kept):
- * class labels without weights or smoothing, a contiguous row */
-FX_INLINE int FX_NAME(xent_keeps)(const FX_T *g, int coef, const FX_T *w, Py_ssize_t s)
+ * class labels without smoothing (a class weight enters only W and the
+ * label's term), a contiguous row */
+FX_INLINE int FX_NAME(xent_keeps)(const FX_T *g, int coef, Py_ssize_t s)
 {
-    return g != NULL && !coef && w == NULL && s == 1;
+    return g != NULL && !coef && s == 1;
 }
 
 /*
@@ -467,7 +470,7 @@ static void FX_NAME(xent_chunks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, cons
         Py_ssize_t j = c * FX_CHUNK, len = n - j < FX_CHUNK ? n - j : FX_CHUNK, b = j / FX_FLUSH;
         fx_lse_state st = FX_STATE_INIT;
 #ifdef FX_VIA_F32
-        if (buf != NULL && FX_NAME(xent_keeps)(g, coef, w, s)) {
+        if (buf != NULL && FX_NAME(xent_keeps)(g, coef, s)) {
             /* the blocks as xent_blocks takes them, their exps kept in buf
              * (float32's loop with a gradient: the same sums) */
             for (Py_ssize_t jb = j, bb = b; jb < j + len; jb += FX_FLUSH, bb++) {
@@ -593,7 +596,7 @@ static void FX_NAME(xent_grad_chunks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
     if (!isfinite(lse)) {
         FX_NAME(fill)(g + j0 * gs, j1 - j0, gs, NAN);   /* softmax of the row is NaN */
 #ifdef FX_VIA_F32
-    } else if (FX_NAME(xent_keeps)(g, coef, w, s) && isfinite((asum + bw) * gscale)) {
+    } else if (FX_NAME(xent_keeps)(g, coef, s) && isfinite((asum + bw) * gscale)) {
         FX_NAME(xent_grad_kept)(x, n, y, m, off, (asum + bw) * gscale, bw * gscale, g, gs, bm,
                                 buf, j0, j1);
 #endif

@@ -237,11 +237,11 @@ cdef Py_ssize_t _cross_entropy(real *tag, const fx_view *x, const fx_view *lab,
     # costs about a tenth of a one-row call)
     cdef double local[12]
     # a row of floats per thread where row_xent keeps a float16 gradient's
-    # exps (labels without weights or smoothing, contiguous rows of up to
-    # 2^20 classes; see xent_grad_kept): one exp per element
+    # exps (labels without smoothing, contiguous rows of up to 2^20 classes;
+    # see xent_grad_kept): one exp per element
     cdef float *rowbuf = NULL
     cdef Py_ssize_t nrow = 0
-    if (gp != NULL and _row_scratch(xp) and tp != NULL and wp == NULL and eps == 0
+    if (gp != NULL and _row_scratch(xp) and tp != NULL and eps == 0
             and sc == 1 and C <= 1048576):
         nrow = C
         rowbuf = <float *>malloc(nt * nrow * sizeof(float))

@@ -371,9 +371,10 @@ def test_float16_gradient_rounded_once():
     np.testing.assert_allclose(grad.astype(np.float32), want.astype(np.float32), rtol=2e-3)
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("C", [100, 2049, 40000], ids=lambda c: f"C{c}")
-def test_float16_gradient_of_long_rows(C):
-    # labels without weights or smoothing: the rows keep float32 exps for the
+def test_float16_gradient_of_long_rows(C, weighted):
+    # labels without smoothing: the rows keep float32 exps for the
     # gradient, and the split path (fewer rows than threads) forms them again;
     # every thread count, gradient layout and aliasing gives the same bits,
     # within half a float16 ulp or so of the exact gradient, and in the AVX2
@@ -382,32 +383,32 @@ def test_float16_gradient_of_long_rows(C):
     for n in (1, 2, 9):
         x = (rng.standard_normal((n, C)) * 4).astype(np.float16)
         t = rng.integers(0, C, n)
+        w = (rng.random(C) + 0.5).astype(np.float16) if weighted else None
         if n == 9:
             x[1, 3] = -np.inf
             x[2] = -np.inf
             x[3, 5] = np.nan
             x[4, 0] = np.inf
             t[5] = -100
-        want_loss, want = fx.cross_entropy(x, t, reduction="none", return_grad=True,
-                                           n_threads=1)
+        kw = {"reduction": "none", "weight": w}
+        want_loss, want = fx.cross_entropy(x, t, return_grad=True, n_threads=1, **kw)
         assert want.dtype == np.float16
-        np.testing.assert_array_equal(want_loss, fx.cross_entropy(x, t, reduction="none",
-                                                                  n_threads=1))
+        np.testing.assert_array_equal(want_loss, fx.cross_entropy(x, t, n_threads=1, **kw))
         for nt in (1, 2):
-            loss, grad = fx.cross_entropy(x, t, reduction="none", return_grad=True, n_threads=nt)
+            loss, grad = fx.cross_entropy(x, t, return_grad=True, n_threads=nt, **kw)
             np.testing.assert_array_equal(loss, want_loss)
             np.testing.assert_array_equal(grad, want, err_msg=f"{n} rows, {nt} threads")
             out = np.full((n, C + 3), 7, np.float16)
-            fx.cross_entropy(x, t, reduction="none", return_grad=True, grad_out=out[:, 2:-1],
-                             n_threads=nt)
+            fx.cross_entropy(x, t, return_grad=True, grad_out=out[:, 2:-1], n_threads=nt, **kw)
             np.testing.assert_array_equal(out[:, 2:-1], want, err_msg=f"strided {n}, {nt}")
             assert (out[:, :2] == 7).all() and (out[:, -1] == 7).all()
             y = x.copy()
-            fx.cross_entropy(y, t, reduction="none", return_grad=True, grad_out=y, n_threads=nt)
+            fx.cross_entropy(y, t, return_grad=True, grad_out=y, n_threads=nt, **kw)
             np.testing.assert_array_equal(y, want, err_msg=f"in place {n}, {nt}")
         if fx.get_config()["cpu_path"] == "avx2":
             with np.errstate(all="ignore"):
                 _, g32 = fx.cross_entropy(x.astype(np.float32), t, reduction="none",
+                                          weight=None if w is None else w.astype(np.float32),
                                           return_grad=True)
             np.testing.assert_array_equal(want, g32.astype(np.float16))
         ok = [r for r in range(n) if np.isfinite(x[r].astype(np.float32)).all() and t[r] >= 0]
@@ -415,6 +416,8 @@ def test_float16_gradient_of_long_rows(C):
         p = np.exp(xd - xd.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
         p[np.arange(len(ok)), t[ok]] -= 1
+        if weighted:
+            p *= w[t[ok]].astype(np.float64)[:, None]
         ulp = np.spacing(np.maximum(np.abs(p), 2.0 ** -14).astype(np.float16)).astype(float)
         assert np.max(np.abs(want[ok] - p) / ulp) <= 0.51
 
