@@ -407,8 +407,8 @@ FX_INLINE int FX_NAME(xent_keeps)(const FX_T *g, int coef, Py_ssize_t s)
  * float32 loop: the same bits either way.  Reads a block of x before
  * writing its gradient (g may be x).
  */
-static void FX_NAME(xent_grad_kept)(const FX_T *x, Py_ssize_t n, Py_ssize_t y, double m,
-                                    double off, double W, double bwg, FX_T *g, Py_ssize_t gs,
+static void FX_NAME(xent_grad_kept)(const FX_T *x, Py_ssize_t y, double m, double off,
+                                    double W, double bwg, FX_T *g, Py_ssize_t gs,
                                     const double *bm, const float *buf, Py_ssize_t j0,
                                     Py_ssize_t j1)
 {
@@ -438,7 +438,6 @@ static void FX_NAME(xent_grad_kept)(const FX_T *x, Py_ssize_t n, Py_ssize_t y, d
             for (Py_ssize_t i = 0; i < len; i++) g[(j + i) * gs] = hb[i];
         }
     }
-    (void)n;
 }
 #endif
 
@@ -597,8 +596,8 @@ static void FX_NAME(xent_grad_chunks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
         FX_NAME(fill)(g + j0 * gs, j1 - j0, gs, NAN);   /* softmax of the row is NaN */
 #ifdef FX_VIA_F32
     } else if (FX_NAME(xent_keeps)(g, coef, s) && isfinite((asum + bw) * gscale)) {
-        FX_NAME(xent_grad_kept)(x, n, y, m, off, (asum + bw) * gscale, bw * gscale, g, gs, bm,
-                                buf, j0, j1);
+        FX_NAME(xent_grad_kept)(x, y, m, off, (asum + bw) * gscale, bw * gscale, g, gs, bm, buf,
+                                j0, j1);
 #endif
     } else if (!FX_STORES_EXP) {
         FX_NAME(xent_grad_exp)(x + j0 * s, j1 - j0, s, m, off, (asum + bw) * gscale,

@@ -230,9 +230,9 @@ static double FX_NAME(row_lse)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
 /* writes e = exp(x - m) (with `store`, a constant); returns the sum of e
  * over the elements != m and adds their count to *k.  Keeping the 1s of
  * the max terms out of the sum keeps the divisor k + s accurate when one
- * element dominates.  pf (0: none) is the address of a row of 2-byte elements requested
- * from memory alongside, element j's line with element j (see
- * row_softmax_f32); it is never read. */
+ * element dominates.  pf (0: none) is the address of a row of 2-byte
+ * elements requested from memory alongside, element j's line with element j
+ * (see row_softmax_f32); it is never read. */
 FX_INLINE double FX_NAME(store_exp_chunk)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                           FX_W m, FX_T *out, Py_ssize_t os, double *k,
                                           const int store, uintptr_t pf)
@@ -241,7 +241,8 @@ FX_INLINE double FX_NAME(store_exp_chunk)(const FX_T *x, Py_ssize_t n, Py_ssize_
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t end = j0 + FX_FOLD < n ? j0 + FX_FOLD : n;
         if (pf != 0)
-            for (int o = 0; o < FX_FOLD * 2; o += 64) FX_PREFETCH(pf + (uintptr_t)(j0 * 2 + o));
+            for (int o = 0; o < FX_FOLD * 2; o += 64)
+                FX_PREFETCH(pf + (uintptr_t)(j0 * 2 + o));
         FX_W acc = 0, cnt = 0;
         FX_SIMD_REDUCE(+:acc,cnt)
         for (Py_ssize_t j = j0; j < end; j++) {
@@ -348,8 +349,6 @@ FX_INLINE void FX_NAME(via_f32_map)(void (*f)(const float *, Py_ssize_t, Py_ssiz
     float buf[FX_FLUSH];
     for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {
         Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
-        for (Py_ssize_t o = 0; o < FX_FLUSH * 2; o += 64)
-            FX_PREFETCH((uintptr_t)(x + n + j) + (uintptr_t)o);
         fx_halves_to_floats(x + j, len, buf);
         f(buf, len, 1, a, b, buf, 1);
         fx_floats_to_halves(buf, len, out + j);
