@@ -197,20 +197,25 @@ static FX_NOINLINE void FX_NAME(xent_blocks_unit)(const FX_T *x, Py_ssize_t n, P
 static void FX_NAME(xent_blocks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
                                  const FX_T *w, Py_ssize_t ws, const FX_T *q, Py_ssize_t qs,
                                  FX_W qa, FX_W qb, int coef, FX_T *g, Py_ssize_t gs,
-                                 fx_lse_state *st, double *bm, double *ba, double *bd)
+                                 fx_lse_state *st, double *bm, double *ba, double *bd,
+                                 float *keep)
 {
+    (void)keep;
 #ifdef FX_VIA_F32
     if (g == NULL && q == NULL && s == 1 && (w == NULL || !coef)) {
-        /* the loss alone from class labels, float16 through float32's
-         * blocks (fx_halves_to_floats), a block at a time as below: the
-         * loop reads no weights (without smoothing a class weight enters
-         * only the label's term) */
+        /* the loss from class labels, float16 through float32's blocks
+         * (fx_halves_to_floats), a block at a time as below: the loop reads
+         * no weights (without smoothing a class weight enters only the
+         * label's term).  keep (n floats, NULL: none; only without
+         * smoothing): the blocks are converted there and float32's loop
+         * leaves their exps in place, for xent_grad_kept */
         float buf[FX_FLUSH];
         for (Py_ssize_t b = 0, j = 0; j < n; b++, j += FX_FLUSH) {
             Py_ssize_t len = n - j < FX_FLUSH ? n - j : FX_FLUSH;
-            fx_halves_to_floats(x + j, len, buf);
-            fx_f32_xent_blocks_unit(buf, len, 1, NULL, 0, NULL, 0, qa, qb, coef, NULL, st,
-                                    bm + b, ba + b, bd + b);
+            float *fb = keep != NULL ? keep + j : buf;
+            fx_halves_to_floats(x + j, len, fb);
+            fx_f32_xent_blocks_unit(fb, len, 1, NULL, 0, NULL, 0, qa, qb, coef,
+                                    keep != NULL ? fb : NULL, st, bm + b, ba + b, bd + b);
         }
         return;
     }
@@ -422,9 +427,8 @@ static void FX_NAME(xent_grad_kept)(const FX_T *x, Py_ssize_t y, double m, doubl
         } else {
             fx_lse_state st = FX_STATE_INIT;
             double dm, da, dd;
-            fx_halves_to_floats(x + j, len, eb);
-            fx_f32_xent_blocks_unit(eb, len, 1, NULL, 0, NULL, 0, 1.0f, 0.0f, 0, eb, &st, &dm,
-                                    &da, &dd);
+            FX_NAME(xent_blocks)(x + j, len, 1, NULL, 0, NULL, 0, 1.0f, 0.0f, 0, NULL, 0, &st,
+                                 &dm, &da, &dd, eb);
         }
         /* (m_b - m) - off, not m_b - lse, as the other dtypes */
         const float f = (float)(W * exp((bm[b] - m) - off));
@@ -468,23 +472,17 @@ static void FX_NAME(xent_chunks)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, cons
     for (Py_ssize_t c = c0; c < c1; c++) {
         Py_ssize_t j = c * FX_CHUNK, len = n - j < FX_CHUNK ? n - j : FX_CHUNK, b = j / FX_FLUSH;
         fx_lse_state st = FX_STATE_INIT;
+        /* float16 keeps no exps in the gradient but, where it can, in buf
+         * (float32's loop with a gradient: the same sums; see
+         * xent_grad_kept) */
+        float *keep = NULL;
 #ifdef FX_VIA_F32
-        if (buf != NULL && FX_NAME(xent_keeps)(g, coef, s)) {
-            /* the blocks as xent_blocks takes them, their exps kept in buf
-             * (float32's loop with a gradient: the same sums) */
-            for (Py_ssize_t jb = j, bb = b; jb < j + len; jb += FX_FLUSH, bb++) {
-                Py_ssize_t bl = j + len - jb < FX_FLUSH ? j + len - jb : FX_FLUSH;
-                fx_halves_to_floats(x + jb, bl, buf + jb);
-                fx_f32_xent_blocks_unit(buf + jb, bl, 1, NULL, 0, NULL, 0, qa, qb, 0, buf + jb,
-                                        &st, bm + bb, ba + bb, bd + bb);
-            }
-        } else
+        if (buf != NULL && FX_NAME(xent_keeps)(g, coef, s)) keep = buf + j;
 #endif
-        /* float16 keeps no exps in the gradient (see xent_grad_exp) */
         FX_NAME(xent_blocks)(x + j * s, len, s, w ? w + j * ws : NULL, ws,
                              q ? q + j * qs : NULL, qs, qa, qb, coef,
                              (FX_STORES_EXP && g) ? g + j * gs : NULL, gs, &st,
-                             bm + b, ba + b, bd + b);
+                             bm + b, ba + b, bd + b, keep);
         cst[3 * c] = st.m;
         cst[3 * c + 1] = st.k;
         cst[3 * c + 2] = st.s;

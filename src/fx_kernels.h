@@ -68,6 +68,9 @@
 #define FX_PREFETCH(a) ((void)0)
 #endif
 
+/* the longest row of floats a thread's scratch holds for float16's softmax
+ * and cross-entropy gradient (row_softmax_buf, row_xent): 4 MiB */
+#define FX_ROW_SCRATCH_MAX 1048576
 /* elements per chunk of a long row: the unit of work when one row is split
  * across threads, and of the ordered summation that keeps results
  * independent of the thread count */

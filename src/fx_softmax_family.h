@@ -269,15 +269,18 @@ static FX_NOINLINE double FX_NAME(store_exp_unit)(const FX_T *x, Py_ssize_t n, P
                   : FX_NAME(store_exp_chunk)(x, n, s, m, out, 1, k, 1, pf);
 }
 
-static double FX_NAME(store_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
-                                 FX_W m, FX_T *out, Py_ssize_t os, double *k)
+/* store_exp, requesting the row at pf from memory on the way (0: none; a
+ * unit-stride output only, see store_exp_chunk) */
+FX_INLINE double FX_NAME(store_exp_ahead)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, FX_W m,
+                                          FX_T *out, Py_ssize_t os, double *k, uintptr_t pf)
 {
     double tot = 0.0;
     FX_T ob[FX_FOLD];
     for (Py_ssize_t c = 0; c < n; c += FX_CHUNK) {
         Py_ssize_t len = n - c < FX_CHUNK ? n - c : FX_CHUNK;
         if (os == 1) {
-            tot += FX_NAME(store_exp_unit)(x + c * s, len, s, m, out + c, k, 0);
+            tot += FX_NAME(store_exp_unit)(x + c * s, len, s, m, out + c, k,
+                                           pf == 0 ? 0 : pf + (uintptr_t)(2 * c));
             continue;
         }
         /* another output stride: FX_FOLD elements at a time through a
@@ -292,6 +295,12 @@ static double FX_NAME(store_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
         tot += sub;
     }
     return tot;
+}
+
+static double FX_NAME(store_exp)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                 FX_W m, FX_T *out, Py_ssize_t os, double *k)
+{
+    return FX_NAME(store_exp_ahead)(x, n, s, m, out, os, k, 0);
 }
 
 FX_INLINE void FX_NAME(divide_body)(FX_T *out, Py_ssize_t n, Py_ssize_t os, FX_W d)
@@ -434,11 +443,9 @@ static void FX_NAME(row_softmax_f32)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, 
      * next row's first pass, which converts it, would otherwise wait for
      * DRAM with nothing to overlap (1024 x 50257 into out=, 2 threads: 26
      * -> 23-24 ms) */
-    const uintptr_t pf = s == 1 ? (uintptr_t)nx : 0;
-    double k = 0.0, tot = 0.0;
-    for (Py_ssize_t c = 0; c < n; c += FX_CHUNK)
-        tot += fx_f32_store_exp_unit(buf + c, n - c < FX_CHUNK ? n - c : FX_CHUNK, 1, m,
-                                     buf + c, &k, pf == 0 ? 0 : pf + (uintptr_t)(2 * c));
+    double k = 0.0;
+    double tot = fx_f32_store_exp_ahead(buf, n, 1, m, buf, 1, &k,
+                                        s == 1 ? (uintptr_t)nx : 0);
     float d = (float)(tot + k);
     FX_T hb[FX_FLUSH];
     for (Py_ssize_t j = 0; j < n; j += FX_FLUSH) {

@@ -242,7 +242,7 @@ cdef Py_ssize_t _cross_entropy(real *tag, const fx_view *x, const fx_view *lab,
     cdef float *rowbuf = NULL
     cdef Py_ssize_t nrow = 0
     if (gp != NULL and _row_scratch(xp) and tp != NULL and eps == 0
-            and sc == 1 and C <= 1048576):
+            and sc == 1 and C <= FX_ROW_SCRATCH_MAX):
         nrow = C
         rowbuf = <float *>malloc(nt * nrow * sizeof(float))
         if rowbuf == NULL:

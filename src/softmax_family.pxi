@@ -494,7 +494,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         # (float16 through float32, see row_softmax_buf): a row, up to 2^20
         # floats (4 MiB a thread; longer rows compute exp twice)
         rowbuf = NULL
-        nbuf = C if C < 1048576 else 1048576
+        nbuf = C if C < FX_ROW_SCRATCH_MAX else FX_ROW_SCRATCH_MAX
         if not logarithm and _row_scratch(xp):
             rowbuf = <float *>malloc(nt * nbuf * sizeof(float))
             if rowbuf == NULL:
