@@ -240,12 +240,13 @@ def test_subprocess_exit_codes_and_no_traceback(files):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child")
 def test_subprocess_ctrl_c_exits_130_promptly(tmp_path):
-    # a small file in chunks of 5 rows: a run of a few seconds, which the
-    # signal cuts short whatever the load of the machine
-    np.save(tmp_path / "x.npy", np.ones((20000, 100), np.float32))
-    np.save(tmp_path / "t.npy", np.zeros(20000, np.int64))
+    # a million rows read one at a time (a chunk of 10 bytes holds less than
+    # a row): some 7 microseconds a row make a run of seconds, far longer
+    # than the 10 ms poll below, so the signal always finds it scoring
+    np.save(tmp_path / "x.npy", np.ones((1000000, 4), np.float32))
+    np.save(tmp_path / "t.npy", np.zeros(1000000, np.int64))
     proc = subprocess.Popen(_command("x.npy", "t.npy", "--per-row", "rows.npz", "--chunk-mb",
-                                     "0.002"), cwd=tmp_path, stdout=subprocess.PIPE,
+                                     "0.00001"), cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         # wait until the per-row folder exists: scoring has started
