@@ -73,9 +73,10 @@ def cross_entropy(x, labels, int64_t ignore_index, probs, weight, double eps, gr
     checked here, before anything is written: each must be in [0, C) or
     equal ignore_index (an ignored row); the first that is neither is
     returned as its flat index (C order of the rows) and nothing else is
-    done.  With labels the denominator of 'mean' is returned too: the summed
-    weight of the counted rows (their number without weights), added in row
-    order; and with `mean` the gradient's factor is 1 / that denominator
+    done.  With labels the denominator of 'mean' is returned too: with
+    `mean`, the summed weight of the counted rows (their number without
+    weights), added in row order, else their number; and with `mean` the
+    gradient's factor is 1 / that denominator
     (inf for 0, as PyTorch's 1 / 0) instead of gscale.  weight: (C,) or None
     (IN).  grad: like x or None (OUT: the gradient times gscale).
     loss_rows: per-row losses (OUT), or None and then partial: the sums of
@@ -128,23 +129,26 @@ cdef inline double _as_double(const real *p) noexcept nogil:
 
 cdef Py_ssize_t _check_labels(const int64_t *tp, Py_ssize_t O, Py_ssize_t I, Py_ssize_t tso,
                               Py_ssize_t tsi, Py_ssize_t C, int64_t ignore_index,
-                              const real *wp, Py_ssize_t ws, double *denom) noexcept nogil:
+                              const real *wp, Py_ssize_t ws, bint wsum,
+                              double *denom) noexcept nogil:
     """The flat index (o * I + i) of the first label neither in [0, C) nor
-    ignore_index, or -1; denom: the summed weight of the other labels'
-    classes (their number without weights).  One O(rows) pass over the
-    labels, before the logits are read: a bad label stops the call before
-    anything is written.  The weights are summed in row order with
-    Neumaier's compensation (an error of about one rounding whatever the
-    number of rows, where a plain sum of two million rows loses 1e-11) and
-    scaled by 2^-8, so that no partial sum overflows where the total does
-    not; the same on any thread count."""
+    ignore_index, or -1; denom: with weights and `wsum` (the 'mean'
+    reduction), the summed weight of the other labels' classes, else their
+    number.  O(rows) passes over the labels, before the logits are read: a
+    bad label stops the call before anything is written.  The weights are
+    summed in row order with Neumaier's compensation (an error of about one
+    rounding whatever the number of rows, where a plain sum of two million
+    rows loses 1e-11) and scaled by 2^-8, so that no partial sum overflows
+    where the total does not; the same on any thread count."""
     cdef Py_ssize_t o, i, n = 0, k
     cdef int64_t y
     cdef double s = 0.0, comp = 0.0, v, t
     cdef bint ok = True
-    if wp == NULL:
-        # the usual case, in a loop that vectorizes; the exact loop below
-        # only finds the first bad label
+    if wp == NULL or not wsum:
+        # the range alone, in a loop that vectorizes: the usual case ends
+        # here, and the exact loop below only finds the first bad label.
+        # Only 'mean' needs the weights' sum, a serial chain of additions
+        # (a third of a weighted call's time at 1000000 x 10)
         if I == 1:
             ok = fx_labels_in_range(tp, O, tso, C, ignore_index, &n)
         else:
@@ -155,6 +159,7 @@ cdef Py_ssize_t _check_labels(const int64_t *tp, Py_ssize_t O, Py_ssize_t I, Py_
             denom[0] = <double>n
             return -1
         n = 0
+        wp = NULL
     for o in range(O):
         for i in range(I):
             y = tp[o * tso + i * tsi]
@@ -210,10 +215,10 @@ cdef Py_ssize_t _cross_entropy(real *tag, const fx_view *x, const fx_view *lab,
     cdef Py_ssize_t bad
     if tp != NULL:
         if R <= KEEP_GIL_WORK:
-            bad = _check_labels(tp, O, I, tso, tsi, C, ignore_index, wp, ws, denom)
+            bad = _check_labels(tp, O, I, tso, tsi, C, ignore_index, wp, ws, mean, denom)
         else:
             with nogil:
-                bad = _check_labels(tp, O, I, tso, tsi, C, ignore_index, wp, ws, denom)
+                bad = _check_labels(tp, O, I, tso, tsi, C, ignore_index, wp, ws, mean, denom)
         if bad >= 0:
             return bad
         if mean:
