@@ -695,9 +695,18 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
             FX_NAME(block_in)(xb, C, rs, W, T, mx, s, k);
         }
         /* lse - max; log k only where the max is tied (rare) */
-        int ones = 1;
-        for (int i = 0; i < FX_BLOCK_W; i++) ones &= k[i] == 1;
-        if (ones)
+        int ones = 1, exact = 1;
+        /* a float sum s >= 2^-29 (or 0) has 1 + s exact in double, where
+         * fx_log1p_ge0's factor u / ((1 + u) - 1) is exactly 1: its log
+         * alone gives the same bits, without the division */
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            ones &= k[i] == 1;
+            exact &= (s[i] >= (FX_W)0x1p-29) | (s[i] == 0);
+        }
+        exact &= sizeof(FX_W) == sizeof(float);
+        if (ones && exact)
+            for (int i = 0; i < FX_BLOCK_W; i++) off[i] = fx_log_ge1(1.0 + (double)s[i]);
+        else if (ones)
             for (int i = 0; i < FX_BLOCK_W; i++) off[i] = fx_log1p_ge0((double)s[i]);
         else
             for (int i = 0; i < FX_BLOCK_W; i++) {
@@ -711,6 +720,13 @@ static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, P
              * a block with an ignored or special row is redone by that loop */
             double xy[FX_BLOCK_W], bw[FX_BLOCK_W];
             redo = 0;
+#if defined(FX_SHORT_X8)
+            if (ls == 1) {
+                redo = fx_label_logits(xb, rs, lab + r0, W, ignore_index, xy, yl);
+                for (Py_ssize_t i = 0; i < W; i++)
+                    bw[i] = w ? (double)w[(yl[i] == ignore_index ? 0 : yl[i]) * ws] : 1.0;
+            } else
+#endif
             for (Py_ssize_t i = 0; i < W; i++) {
                 int64_t y = lab[(r0 + i) * ls];
                 Py_ssize_t yy = y == ignore_index ? 0 : (Py_ssize_t)y;

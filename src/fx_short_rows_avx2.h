@@ -282,6 +282,38 @@ FX_INLINE void fx_ent_sums8(const float *T, const float *U, Py_ssize_t C, Py_ssi
     _mm256_storeu_ps(v, vv);
 }
 
+/* the labels' logits of n rows of float32 logits (row stride rs, labels
+ * contiguous and in range, checked before): xy[i] = x[i rs + y_i] in double
+ * and yl[i] = lab[i], with y_i = 0 where lab[i] == ign.  Returns whether
+ * some lab[i] == ign.  Four rows per gather: a scalar loop spent about 3
+ * cycles a row on this (its loads, selects and stores), an eighth of a
+ * short row's cross-entropy. */
+FX_INLINE int fx_label_logits(const float *x, Py_ssize_t rs, const int64_t *lab, Py_ssize_t n,
+                              int64_t ign, double *xy, int64_t *yl)
+{
+    const __m256i vign = _mm256_set1_epi64x(ign), step = _mm256_set1_epi64x(4 * (int64_t)rs);
+    __m256i at = _mm256_setr_epi64x(0, rs, 2 * (int64_t)rs, 3 * (int64_t)rs);
+    __m256i any = _mm256_setzero_si256();
+    Py_ssize_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256i y = _mm256_loadu_si256((const __m256i *)(lab + i));
+        __m256i ig = _mm256_cmpeq_epi64(y, vign);
+        __m128 v = _mm256_i64gather_ps(x, _mm256_add_epi64(at, _mm256_andnot_si256(ig, y)), 4);
+        _mm256_storeu_pd(xy + i, _mm256_cvtps_pd(v));
+        _mm256_storeu_si256((__m256i *)(yl + i), y);
+        any = _mm256_or_si256(any, ig);
+        at = _mm256_add_epi64(at, step);
+    }
+    int some = !_mm256_testz_si256(any, any);
+    for (; i < n; i++) {
+        int64_t y = lab[i];
+        xy[i] = (double)x[i * rs + (y == ign ? 0 : y)];
+        yl[i] = y;
+        some |= y == ign;
+    }
+    return some;
+}
+
 /* the row of each element of the v-th vector of 8 contiguous rows of C:
  * (int)((8 v + lane + 0.5) / C), exact in float for 8 v + lane < 128 */
 FX_INLINE __m256i fx_flat_rows(Py_ssize_t C, Py_ssize_t v)
