@@ -447,6 +447,36 @@ def test_short_rows_match_torch(shape, dtype):
         _assert_close(grad, want_grad, dtype, what + " (grad)")
 
 
+@pytest.mark.parametrize("ignore_index", [-100, 0, 6])
+@pytest.mark.parametrize("C", [1, 3, 10])
+def test_short_rows_label_gather(ignore_index, C):
+    # rows of up to 16 classes gather their labels' logits four rows at a
+    # time from contiguous labels (blocks of 64 rows, a last block of 2
+    # rows here): an ignore_index that is a class, strided labels (the
+    # row-by-row loop) and the float32 values against PyTorch's
+    rng = np.random.default_rng(C + ignore_index % 7)
+    R = 64 * 5 + 2
+    x = (rng.standard_normal((R, C)) * 4).astype(np.float32)
+    both = rng.integers(0, C, 2 * R)
+    both[1:40:3] = ignore_index
+    t = both[::2]
+    w = (rng.random(C) + 0.1).astype(np.float32)
+    for weight in (None, w):
+        want, want_grad = _torch_ce(x, t, weight, ignore_index=ignore_index, reduction="none")
+        got, grad = fx.cross_entropy(x, t, weight=weight, ignore_index=ignore_index,
+                                     reduction="none", return_grad=True)
+        _assert_close(got, want, np.float32, f"weight={weight is not None}")
+        _assert_close(grad, want_grad, np.float32, f"weight={weight is not None} (grad)")
+        assert (got[t == ignore_index] == 0).all()
+        # the same bits from contiguous labels and on two threads
+        tc = np.ascontiguousarray(t)
+        for nt in (1, 2):
+            again, again_grad = fx.cross_entropy(x, tc, weight=weight, ignore_index=ignore_index,
+                                                 reduction="none", return_grad=True,
+                                                 n_threads=nt)
+            assert np.array_equal(again, got) and np.array_equal(again_grad, grad)
+
+
 def _check_special_threads_aliasing(x, t, kw):
     """fastxent against the reference, bitwise the same for 1-3 threads and
     with the gradient written over the input."""
