@@ -245,8 +245,17 @@ def test_subprocess_ctrl_c_exits_130_promptly(tmp_path):
     # than the 10 ms poll below, so the signal always finds it scoring
     np.save(tmp_path / "x.npy", np.ones((1000000, 4), np.float32))
     np.save(tmp_path / "t.npy", np.zeros(1000000, np.int64))
-    proc = subprocess.Popen(_command("x.npy", "t.npy", "--per-row", "rows.npz", "--chunk-mb",
-                                     "0.00001"), cwd=tmp_path, stdout=subprocess.PIPE,
+    # `python -m fastxent score ...` with SIGINT's usual handler installed
+    # first: a terminal's Ctrl-C reaches a foreground command whose SIGINT
+    # has its default action, but a shell starts background jobs (a CI
+    # runner's, say) with SIGINT ignored, which this child would inherit and
+    # keep, running to its end
+    child = ("import runpy, signal\n"
+             "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+             "runpy.run_module('fastxent', run_name='__main__', alter_sys=True)\n")
+    command = [sys.executable, "-c", child, "score", "x.npy", "t.npy", "--per-row", "rows.npz",
+               "--chunk-mb", "0.00001"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         # wait until the per-row folder exists: scoring has started
