@@ -9,7 +9,8 @@ LOGITS is a .npy file of (rows, classes) logits, an .npz holding them as
 ``logits`` (with ``labels`` beside them, then TARGETS may be left out), or
 a folder of .npy shards concatenated in name order.  Files are read in
 chunks of --chunk-mb MiB, so they may be larger than memory.  Exit status:
-0, 1 for bad input (one line on stderr), 2 for bad options, 130 on Ctrl-C.
+0, 1 for bad input (one line on stderr), 2 for bad options, 130 on Ctrl-C,
+143 on SIGTERM (a batch system's stop); neither leaves a file behind.
 """
 import argparse
 import json
@@ -17,8 +18,10 @@ import math
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -32,6 +35,32 @@ class _InputError(Exception):
     def __init__(self, message, status=1):
         super().__init__(message)
         self.status = status
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived: unwinds like KeyboardInterrupt, through every `finally`
+    that removes a temporary file, to exit status 143."""
+
+
+def _raise_terminated(signum, frame):
+    # a second SIGTERM (a batch system's reminder) must not cut the cleanup
+    # short; main puts the default back at the end
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise _Terminated()
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM raise _Terminated while the command runs (a batch system
+    stops a job with it; the default action would kill the process with its
+    temporary files in place).  Returns the function that restores the
+    previous handler.  Left alone off the main thread, where Python cannot
+    set handlers, and where SIGTERM is not at its default (ignored or
+    handled by the program that calls main)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        return lambda: None
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,7 +115,8 @@ def _chunk_mb(text):
 
 def _parser():
     p = _Parser(prog=PROG, description="Metrics of stored logits against class labels.",
-                epilog="Exit status: 0, 1 for bad input, 2 for bad options, 130 on Ctrl-C.")
+                epilog="Exit status: 0, 1 for bad input, 2 for bad options, 130 on Ctrl-C, "
+                       "143 on SIGTERM.")
     p.add_argument("logits", nargs="?", help=".npy, .npz or folder of .npy shards")
     p.add_argument("targets", nargs="?",
                    help="labels: .npy, .npz or folder of shards (default: 'labels' of LOGITS.npz)")
@@ -422,6 +452,7 @@ def main(argv=None, stdout=None, stderr=None):
     stderr = sys.stderr if stderr is None else stderr
     argv = sys.argv[1:] if argv is None else list(argv)
     demo_dir = None
+    restore_sigterm = _stop_on_sigterm()
     try:
         try:
             args = _parser().parse_args(argv)
@@ -467,6 +498,10 @@ def main(argv=None, stdout=None, stderr=None):
     except KeyboardInterrupt:
         stderr.write(f"\n{PROG}: interrupted\n")
         return 130
+    except _Terminated:
+        stderr.write(f"\n{PROG}: terminated\n")
+        return 143
     finally:
         if demo_dir is not None:
             shutil.rmtree(demo_dir, ignore_errors=True)
+        restore_sigterm()

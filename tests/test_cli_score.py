@@ -239,7 +239,7 @@ def test_subprocess_exit_codes_and_no_traceback(files):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child")
-def test_subprocess_ctrl_c_exits_130_promptly(tmp_path):
+def test_subprocess_ctrl_c_and_sigterm_exit_promptly(tmp_path):
     # a million rows read one at a time (a chunk of 10 bytes holds less than
     # a row): some 7 microseconds a row make a run of seconds, far longer
     # than the 10 ms poll below, so the signal always finds it scoring
@@ -250,31 +250,44 @@ def test_subprocess_ctrl_c_exits_130_promptly(tmp_path):
     # has its default action, but a shell starts background jobs (a CI
     # runner's, say) with SIGINT ignored, which this child would inherit and
     # keep, running to its end
+    # (SIGTERM set to its default too, whatever the parent's)
     child = ("import runpy, signal\n"
              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+             "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
              "runpy.run_module('fastxent', run_name='__main__', alter_sys=True)\n")
     command = [sys.executable, "-c", child, "score", "x.npy", "t.npy", "--per-row", "rows.npz",
                "--chunk-mb", "0.00001"]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        # wait until the per-row folder exists: scoring has started
-        deadline = time.monotonic() + 60
-        while not any(n.startswith(".rows.npz.") for n in os.listdir(tmp_path)):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-        took = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, (proc.returncode, out, err, os.listdir(tmp_path))
-    assert "Traceback" not in err and "interrupted" in err
-    assert took < 5
-    only_inputs(tmp_path, "x.npy", "t.npy")
+    for sig, status, said in [(signal.SIGINT, 130, "interrupted"),
+                              (signal.SIGTERM, 143, "terminated")]:
+        proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            # wait until the per-row folder exists: scoring has started
+            deadline = time.monotonic() + 60
+            while not any(n.startswith(".rows.npz.") for n in os.listdir(tmp_path)):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            sent = time.monotonic()
+            proc.send_signal(sig)
+            out, err = proc.communicate(timeout=30)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == status, (proc.returncode, out, err, os.listdir(tmp_path))
+        assert "Traceback" not in err and said in err
+        assert took < 5
+        only_inputs(tmp_path, "x.npy", "t.npy")
+
+
+def test_main_leaves_the_sigterm_handler_as_it_was(files, capsys):
+    # in-process calls (a notebook, a test) put SIGTERM's handler back
+    d, _, _ = files
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["score", str(d / "x.npy"), str(d / "t.npy"), "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 400
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_demo_needs_only_numpy(tmp_path):
