@@ -148,7 +148,7 @@ cdef Py_ssize_t _check_labels(const int64_t *tp, Py_ssize_t O, Py_ssize_t I, Py_
         # the range alone, in a loop that vectorizes: the usual case ends
         # here, and the exact loop below only finds the first bad label.
         # Only 'mean' needs the weights' sum, a serial chain of additions
-        # (a third of a weighted call's time at 1000000 x 10)
+        # (a quarter of a weighted call's time at 1000000 x 10)
         if I == 1:
             ok = fx_labels_in_range(tp, O, tso, C, ignore_index, &n)
         else:
