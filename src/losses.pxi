@@ -143,8 +143,8 @@ cdef Py_ssize_t _check_labels(const int64_t *tp, Py_ssize_t O, Py_ssize_t I, Py_
     cdef Py_ssize_t o, i, n = 0, k
     cdef int64_t y
     cdef double s = 0.0, comp = 0.0, v, t
-    cdef bint ok = True
-    if wp == NULL or not wsum:
+    cdef bint ok = True, summing = wp != NULL and wsum
+    if not summing:
         # the range alone, in a loop that vectorizes: the usual case ends
         # here, and the exact loop below only finds the first bad label.
         # Only 'mean' needs the weights' sum, a serial chain of additions
@@ -159,7 +159,6 @@ cdef Py_ssize_t _check_labels(const int64_t *tp, Py_ssize_t O, Py_ssize_t I, Py_
             denom[0] = <double>n
             return -1
         n = 0
-        wp = NULL
     for o in range(O):
         for i in range(I):
             y = tp[o * tso + i * tsi]
@@ -167,7 +166,7 @@ cdef Py_ssize_t _check_labels(const int64_t *tp, Py_ssize_t O, Py_ssize_t I, Py_
                 continue
             if y < 0 or y >= C:
                 return o * I + i
-            if wp != NULL:
+            if summing:
                 v = _as_double(wp + y * ws) * (1.0 / 256.0)
                 t = s + v
                 if fabs(s) >= fabs(v):
@@ -177,7 +176,7 @@ cdef Py_ssize_t _check_labels(const int64_t *tp, Py_ssize_t O, Py_ssize_t I, Py_
                 s = t
             else:
                 n += 1
-    if wp == NULL:
+    if not summing:
         denom[0] = <double>n
     else:
         # a sum that is not finite (an infinite or NaN weight) left NaN in
