@@ -155,6 +155,9 @@ def normalize_axes(axis, ndim, name="axis"):
     items = axis if isinstance(axis, tuple) else (axis,)
     out = []
     for ax in items:
+        if isinstance(ax, (bool, np.bool_)):
+            # an int to Python, not to NumPy and SciPy, which refuse it
+            raise TypeError(f"{name} must be an integer, got {ax!r}")
         try:
             ax = int(ax.__index__())
         except (AttributeError, TypeError):
@@ -175,7 +178,7 @@ def single_axis(axis, ndim, msg_prefix=None):
     starts the message of an AxisError (SciPy's entropy says 'source')."""
     if type(axis) is int and -ndim <= axis < ndim:
         return axis % ndim
-    if isinstance(axis, tuple) or axis is None:
+    if isinstance(axis, (tuple, bool, np.bool_)) or axis is None:
         raise TypeError(f"axis must be an integer, got {axis!r}")
     try:
         ax = int(axis.__index__())
@@ -185,6 +188,33 @@ def single_axis(axis, ndim, msg_prefix=None):
     if not -ndim <= ax < ndim:
         raise np.exceptions.AxisError(ax, ndim, msg_prefix)
     return ax % ndim
+
+
+def entropy_axes(axis, ndim):
+    """scipy.stats.entropy's `axis` of `ndim` dims: None, an int (checked
+    later, by single_axis) or, for a tuple, the axes to reduce together: None
+    for () and for every axis (SciPy reduces all of them for both), the int
+    for one, else their sorted tuple.  SciPy's errors: AxisError for an axis
+    out of range, ValueError for a repeated one."""
+    if not isinstance(axis, tuple):
+        return axis
+    out = []
+    for ax in axis:
+        if isinstance(ax, (bool, np.bool_)):
+            raise TypeError(f"axis must be an integer, got {ax!r}")
+        try:
+            ax = int(ax.__index__())
+        except (AttributeError, TypeError):
+            raise TypeError(f"'{type(ax).__name__}' object cannot be interpreted as an "
+                            "integer") from None
+        if not -ndim <= ax < ndim:
+            raise np.exceptions.AxisError(ax, ndim, "source")
+        out.append(ax % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError("repeated axis in `source` argument")
+    if len(out) in (0, ndim):
+        return None
+    return out[0] if len(out) == 1 else tuple(sorted(out))
 
 
 # scipy.special.logsumexp's and scipy.stats.entropy's message
@@ -228,11 +258,16 @@ def broadcast_to_shape(a, shape, name):
 
 def check_base(base):
     """Refuse a logarithm base that is not a positive real number (SciPy's
-    ValueError message; SciPy takes NaN and True, fastxent refuses them)."""
+    ValueError message; SciPy takes NaN and True, fastxent refuses them).
+    Returns it as a float; a 0-d real array is taken as its value, as
+    SciPy takes it."""
+    if (type(base) is np.ndarray and base.ndim == 0 and base.dtype.kind in "iuf"):
+        base = base.item()
     if isinstance(base, (bool, np.bool_)) or not isinstance(base, numbers.Real):
         raise TypeError(f"base must be a positive real number or None, got {base!r}")
     if not base > 0:
         raise ValueError("`base` must be a positive number or `None`.")
+    return float(base)
 
 
 def weight_dtype(a, dtype):

@@ -14,7 +14,7 @@ from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 from . import _dask, _dispatch
 from ._dispatch import resolve_threads
 from ._checks import (F32, F64, READY_DTYPES, as_array, broadcast_shape, check_base,
-                      exp_result_dtype, promote_dtypes, single_axis)
+                      entropy_axes, exp_result_dtype, promote_dtypes, single_axis)
 from ._layout import reduce, reduced_shape
 
 __all__ = ["entropy", "softmax_entropy", "softmax_cross_entropy", "softmax_kl_div"]
@@ -277,6 +277,14 @@ def softmax_kl_div(p_logits, q_logits, axis=-1, *, n_threads=None):
     return _rows(_SOFTMAX_KL, x, y, axis, dtype, 1.0, resolve_threads(n_threads))
 
 
+def _merge_axes(a, axes):
+    """`a` with `axes` (a sorted tuple, not all of them) moved last and merged
+    into one, in C order (a view where the layout allows it, else a copy)."""
+    k = len(axes)
+    moved = np.moveaxis(a, axes, range(a.ndim - k, a.ndim))
+    return moved.reshape(moved.shape[:a.ndim - k] + (-1,))
+
+
 # SciPy's dtypes: integers and bools become float64, floats promote;
 # float16 stays float16 (computed in float32; SciPy returns float32)
 _ENTROPY_DTYPE = {d: d if d.kind == "f" else F64 for d in READY_DTYPES}
@@ -293,9 +301,12 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     qk : array_like, optional
         Probabilities to compare with, broadcastable with `pk`.
     base : float, optional
-        Base of the logarithm; the natural logarithm by default.
-    axis : int or None, optional
-        Axis of the distributions (default 0, as SciPy); None flattens.
+        Base of the logarithm (a real number or a 0-d real array); the
+        natural logarithm by default.
+    axis : int, tuple of ints or None, optional
+        Axis of the distributions (default 0, as SciPy); None flattens; a
+        tuple reduces those axes together, and, as in SciPy, ``()`` reduces
+        every axis.
     n_threads : int, optional
         Number of threads (keyword only); results do not depend on it.
 
@@ -304,15 +315,18 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     S : ndarray or NumPy scalar
         :math:`H = -\sum_i p_i \log p_i` or :math:`D = \sum_i p_i \log(p_i / q_i)`
         after normalizing `pk` and `qk` to sum to 1 along `axis`; the shape
-        without `axis`.  Integers and bools give float64, float16 gives
-        float16 (SciPy: float32).
+        without `axis`.  `pk` and `qk` promote as NumPy promotes them
+        (``int8`` with ``float32`` is float32), then integers and bools give
+        float64 and float16 gives float16 (SciPy: float32).
 
     Raises
     ------
     ValueError
-        `base` not positive; shapes that do not broadcast.
+        `base` not positive or NaN; shapes that do not broadcast; an axis
+        repeated in `axis`.
     TypeError
-        Complex or non-numeric input.
+        Complex or non-numeric input; a bool `base` or `axis` (SciPy takes
+        them as numbers).
     numpy.exceptions.AxisError
         `axis` out of range.
 
@@ -354,24 +368,29 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
             and _dask.any_dask(pk, qk)):
         return _dask.entropy(pk, qk, base, axis, n_threads=n_threads)
     if base is not None:
-        check_base(base)
+        base = check_base(base)
     p = as_array(pk, "pk")
     if qk is None:
         dtype = _ENTROPY_DTYPE[p.dtype]
         arrays = [p if p.dtype == dtype else p.astype(dtype)]
     else:
         q = as_array(qk, "qk")
-        dtype = promote_dtypes(_ENTROPY_DTYPE[p.dtype], _ENTROPY_DTYPE[q.dtype])
+        # promoted first, as SciPy does: int8 with float32 is float32
+        dtype = _ENTROPY_DTYPE[promote_dtypes(p.dtype, q.dtype)]
         shape = broadcast_shape([p, q], ["pk", "qk"])
         arrays = [a if a.shape == shape else np.broadcast_to(a, shape)
                   for a in (p if p.dtype == dtype else p.astype(dtype),
                             q if q.dtype == dtype else q.astype(dtype))]
+    axis = entropy_axes(axis, arrays[0].ndim)
+    if isinstance(axis, tuple):
+        arrays = [_merge_axes(a, axis) for a in arrays]
+        axis = -1
     if axis is None:
         arrays = [a.reshape(-1) for a in arrays]
         axis = 0
     if arrays[0].ndim == 0:
         arrays = [a.reshape(1) for a in arrays]
     axis = single_axis(axis, arrays[0].ndim, "source")
-    div = 1.0 if base is None else math.log(float(base))
+    div = 1.0 if base is None else math.log(base)
     return _rows(_ENTROPY, arrays[0], arrays[1] if len(arrays) == 2 else None, axis, dtype, div,
                  resolve_threads(n_threads))

@@ -49,3 +49,12 @@ def entropy(
     *,
     n_threads: int | None = None,
 ) -> _FloatArray: ...
+@overload
+def entropy(
+    pk: ArrayLike,
+    qk: ArrayLike | None = None,
+    base: float | None = None,
+    *,
+    axis: tuple[int, ...],
+    n_threads: int | None = None,
+) -> _Float | _FloatArray: ...

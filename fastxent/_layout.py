@@ -584,10 +584,19 @@ def array_sum(p):
     return p.item() if p.shape[0] == 1 else float(np.sum(p))
 
 
+def mean_value(total, denom):
+    """`total` / `denom` as PyTorch divides them, also by a zero `denom` (no
+    rows, all ignored, or weights that sum to 0): NaN for 0 / 0 (or a NaN
+    total), +-inf for a nonzero total."""
+    if denom:
+        return total / denom
+    return math.nan if total == 0 or total != total else total * math.inf
+
+
 def finish(total, reduction, denom, dtype):
     """A reduced loss as a NumPy scalar of `dtype`: the sum, or for a mean
-    the sum divided by `denom` (NaN when it is 0, as PyTorch's 0 / 0)."""
-    value = total if reduction == "sum" else (total / denom if denom else np.nan)
+    the sum divided by `denom` as PyTorch divides (mean_value)."""
+    value = total if reduction == "sum" else mean_value(total, denom)
     if dtype.itemsize > 2:
         return dtype.type(value)
     with np.errstate(over="ignore"):  # float16 overflows to inf quietly

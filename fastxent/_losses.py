@@ -17,7 +17,7 @@ from ._dispatch import resolve_threads
 from ._checks import (KERNEL_DTYPES, check_ignore_index, check_reduction,
                       class_axis, class_labels, class_weight, float_input, grad_array,
                       promote_dtypes, weight_dtype)
-from ._layout import array_sum, class_views, finish, kernel_out, kernel_view
+from ._layout import array_sum, class_views, finish, kernel_out, kernel_view, mean_value
 
 __all__ = ["cross_entropy", "nll_loss"]
 
@@ -53,7 +53,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         Weight of each class, length C.
     ignore_index : int, optional
         Class-index targets equal to it contribute neither loss nor gradient
-        nor weight to the 'mean' denominator. Default -100.
+        nor weight to the 'mean' denominator. Default -100. With
+        probabilities it must be negative (PyTorch refuses it too).
     reduction : {'mean', 'sum', 'none'}, optional
         'mean' divides the summed loss by the summed weight ``w[target]`` of
         the non-ignored targets (class indices) or by the number of rows
@@ -89,8 +90,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         message names it.
     ValueError
         For a bad `reduction`, `label_smoothing` outside [0, 1], a weight of
-        the wrong length, mismatched shapes, a bad `grad_out`, or an
-        `ignore_index` outside the int64 range (as PyTorch).
+        the wrong length, mismatched shapes, a bad `grad_out`, an
+        `ignore_index` outside the int64 range (as PyTorch), or one that is
+        not negative with probabilities (PyTorch: RuntimeError).
     TypeError
         For non-float input, a target that is neither integer nor float, or
         an `ignore_index` that is not an integer (``-100.0``, ``True``: as
@@ -114,7 +116,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     terms, so it does not cancel for large logits, and ``lse - x_y`` is
     formed as ``(max - x_y) + (lse - max)`` so that a loss near zero keeps
     its digits. As in PyTorch: an all-ignored or empty batch under 'mean'
-    gives NaN (also when the summed target weight is 0); a -inf logit at the
+    gives NaN, and so does a zero summed target weight over a zero total
+    (over a nonzero one, +-inf: weights of both signs); a -inf logit at the
     target gives +inf; a row with +inf, NaN or only -inf gives NaN (its
     gradient too). Where PyTorch computes ``0 * inf = NaN`` for a quantity
     whose limit is defined, fastxent returns the limit: a zero weight,
@@ -153,6 +156,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                         f"(floats), got dtype {t.dtype}")
     C, rows_shape = class_axis(x_shape)
     probs = kind == "f"
+    if probs and ignore_index >= 0:
+        # PyTorch refuses it rather than let a probability row be ignored
+        raise ValueError(f"ignore_index is not supported for probability targets, got "
+                         f"ignore_index={ignore_index}")
     # PyTorch computes in the promotion of the input and a probability
     # target and returns the loss in it; the gradient keeps the input dtype
     work = x.dtype   # a kernel dtype (float_input)
@@ -236,6 +243,13 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                 np.copyto(grad, gwork, casting="same_kind")
         if partial is not None:
             total = array_sum(partial)
+    if reduction == "mean" and not probs and eps > 0 and denom == 0 and n_rows and C:
+        # target weights of both signs that sum to 0: PyTorch divides the
+        # label's term and the smoothing term by 0 apart, and adds them
+        hard = float(cross_entropy(input, target, weight, ignore_index, "sum",
+                                   n_threads=n_threads))
+        total = _smoothed_over_zero(hard, total - (1.0 - eps) * hard, eps)
+        denom = 1.0
     if reduction == "none":
         if rows.dtype != res_dtype:
             with np.errstate(over="ignore"):   # float16 overflows to inf quietly
@@ -243,10 +257,19 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         loss = rows if rows.ndim else rows[()]
     elif res_dtype.itemsize > 2:   # finish() without its call: a small call's tenth
         loss = res_dtype.type(total if reduction == "sum" else
-                              (total / denom if denom else math.nan))
+                              mean_value(total, denom))
     else:
         loss = finish(total, reduction, denom, res_dtype)
     return (loss, grad) if return_grad else loss
+
+
+def _smoothed_over_zero(hard, smooth, eps):
+    """PyTorch's smoothed 'mean' over a zero weight sum: ``(1 - eps) *
+    (hard / 0) + smooth / 0`` (`smooth` already times eps / C), each
+    quotient NaN for 0 and +-inf otherwise, so NaN unless both are infinite
+    of one sign (a zero label term: NaN, as every zero-weight batch)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float((1.0 - eps) * (np.float64(hard) / 0.0) + np.float64(smooth) / 0.0)
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
@@ -306,7 +329,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     their strides. float16 computes in float32 (weights rounded to float32),
     float32 and float64 in float64; sums are float64, in an order that does
     not depend on the thread count. An all-ignored or empty batch under
-    'mean' gives NaN, as in PyTorch. A log-probability of -inf at a target of
+    'mean' gives NaN, as in PyTorch, and a zero summed target weight +-inf
+    under a nonzero total. A log-probability of -inf at a target of
     weight 0 contributes 0 (PyTorch: ``0 * inf = NaN``).
 
     Examples
@@ -371,9 +395,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
         loss = rows if rows.ndim else rows[()]
     else:
         if reduction == "mean":
-            # total / 0 is NaN or +-inf, as in PyTorch
-            value = total / denom if denom else (
-                float("nan") if total == 0 or total != total else total * float("inf"))
+            value = mean_value(total, denom)
         else:
             value = total
         # the largest float16 or float32

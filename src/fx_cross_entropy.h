@@ -910,29 +910,34 @@ static void FX_NAME(col_xent)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssi
         }
     }
     if (!g) return;
-    /* g = (asum + bw) p - a - bw [c == y], p = exp(x - max) / (k + s) */
-    for (Py_ssize_t i = 0; i < W; i++)
+    /* g = (asum + bw) p - a - bw [c == y], p = exp(x - max) / (k + s), in
+     * double and rounded once: the label's term subtracted after p was
+     * stored would cancel the rounded p (float16: p = 1 - 4.5e-5 stored as
+     * 1 gave a gradient of 0 at the label, not -4.5e-5).  off holds the
+     * labels as doubles now (-1: no label term), bw the term */
+    for (Py_ssize_t i = 0; i < W; i++) {
         wp[i] = (asum + bw[i]) * gscale / (k[i] + sum[i]);
+        off[i] = kind[i] == LIVE ? (double)lab[i * ls] : -1.0;
+        bw[i] = kind[i] == LIVE ? bw[i] * gscale : 0.0;
+    }
+    double *yl = off;
     for (Py_ssize_t c = 0; c < C; c++) {
         double a = eps > 0 ? qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0) * gscale : 0.0;
+        const double cd = (double)c;
         const FX_T *p = x + c * sc;
         FX_T *q = g + c * gsc;
         if (keep)
             for (Py_ssize_t i = 0; i < W; i++) {
-                double v = wp[i] * (double)FX_LOAD(q[i * gsi]) - a;
+                double v = wp[i] * (double)FX_LOAD(q[i * gsi]) - a - (yl[i] == cd ? bw[i] : 0.0);
                 q[i * gsi] = kind[i] == SPECIAL ? q[i * gsi]
                            : FX_STORE((FX_W)(kind[i] == LIVE ? v : 0.0));
             }
         else
             for (Py_ssize_t i = 0; i < W; i++) {
-                double v = wp[i] * (double)FX_EXP(FX_LOAD(p[i]) - mx[i]) - a;
+                double v = wp[i] * (double)FX_EXP(FX_LOAD(p[i]) - mx[i]) - a
+                           - (yl[i] == cd ? bw[i] : 0.0);
                 q[i * gsi] = kind[i] == SPECIAL ? q[i * gsi]
                            : FX_STORE((FX_W)(kind[i] == LIVE ? v : 0.0));
             }
-    }
-    for (Py_ssize_t i = 0; i < W; i++) {
-        if (kind[i] != LIVE || bw[i] == 0.0) continue;
-        FX_T *q = g + lab[i * ls] * gsc + i * gsi;
-        *q = FX_STORE((FX_W)((double)FX_LOAD(*q) - bw[i] * gscale));
     }
 }

@@ -323,6 +323,42 @@ def test_nll_loss_all_ignored():
     np.testing.assert_array_equal(grad, 0)  # as torch
 
 
+@pytest.mark.parametrize("ignore_index", [0, 1, 7])
+def test_probabilities_refuse_a_nonnegative_ignore_index(ignore_index):
+    """PyTorch: 'ignore_index is not supported for floating point target'
+    (RuntimeError); fastxent's ValueError names the argument.  A negative
+    one (the default -100) is accepted and changes nothing."""
+    x, q = np.array([[1.0, 2.0]]), np.array([[0.5, 0.5]])
+    with pytest.raises(ValueError, match="ignore_index"):
+        fx.cross_entropy(x, q, ignore_index=ignore_index)
+    if torch is not None:
+        with pytest.raises(RuntimeError, match="ignore_index"):
+            F.cross_entropy(torch.tensor(x), torch.tensor(q), ignore_index=ignore_index)
+    assert fx.cross_entropy(x, q, ignore_index=-1) == fx.cross_entropy(x, q)
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("ls", [0.0, 0.2])
+def test_mean_over_a_zero_weight_sum(dtype, ls):
+    """'mean' divides as PyTorch: by target weights of both signs that sum
+    to 0, a nonzero total gives +-inf; a zero total (every weight 0) NaN."""
+    x = np.array([[-1.0, 1.0], [2.0, -3.0]], dtype)
+    t = np.array([0, 1])
+    for w in (np.array([1.0, -1.0], dtype), np.array([-1.0, 1.0], dtype),
+              np.array([0.0, 0.0], dtype)):
+        want = F.cross_entropy(torch.tensor(x.astype(np.float64)), torch.tensor(t),
+                               weight=torch.tensor(w.astype(np.float64)),
+                               label_smoothing=ls).item()
+        got = fx.cross_entropy(x, t, weight=w, label_smoothing=ls)
+        np.testing.assert_array_equal(got, want, err_msg=f"w={w}")
+        if ls == 0:
+            xl = np.log(fx.softmax(x.astype(np.float64), axis=1)).astype(dtype)
+            want = F.nll_loss(torch.tensor(xl.astype(np.float64)), torch.tensor(t),
+                              weight=torch.tensor(w.astype(np.float64))).item()
+            np.testing.assert_array_equal(fx.nll_loss(xl, t, weight=w), want)
+
+
 ROWS = np.array([[0.5, -np.inf, 1.0], [np.inf, 1.0, 0.0], [-np.inf] * 3, [np.nan, 1.0, 2.0],
                  [1e300, 1e300 - 1e285, -1e300], [1.0, 2.0, 3.0], [3.0, 3.0, -2.0]])
 
@@ -369,6 +405,40 @@ def test_float16_gradient_rounded_once():
                                              return_grad=True)
     assert grad.dtype == np.float16
     np.testing.assert_allclose(grad.astype(np.float32), want.astype(np.float32), rtol=2e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_spatial_gradient_at_the_label_rounded_once(dtype):
+    """(N, C, d) input (the column kernel): the label's -bw is subtracted
+    from p before p is rounded, as the row kernels do.  Subtracted from the
+    stored p, a float16 p = 1 - 4.5e-5 stored as 1 gave 0 at the label, and
+    float32's 0.9 - 0.9 of a smoothed single class -2.4e-8, not 0."""
+    x = np.zeros((1, 2, 2), dtype)
+    x[0, :, 0] = [0, 10]
+    t = np.array([[1, 0]])
+    _, g = fx.cross_entropy(x, t, reduction="sum", return_grad=True)
+    _, g2 = fx.cross_entropy(np.ascontiguousarray(np.moveaxis(x, 1, -1)).reshape(-1, 2),
+                             t.reshape(-1), reduction="sum", return_grad=True)
+    p = 1 / (1 + np.exp(-10.0))
+    np.testing.assert_allclose(g[0, :, 0].astype(np.float64), [1 - p, p - 1], rtol=2e-3)
+    np.testing.assert_allclose(g[0, :, 0], g2[0], rtol=2e-3)
+    x = np.zeros((3, 1, 4), dtype)
+    _, g = fx.cross_entropy(x, np.zeros((3, 4), np.int64), reduction="sum",
+                            label_smoothing=0.1, return_grad=True)
+    np.testing.assert_array_equal(g, 0)
+    rng = np.random.default_rng(5)
+    for ls in (0.0, 0.1):
+        x = (rng.standard_normal((17, 7, 3)) * 4).astype(dtype)
+        t = rng.integers(0, 7, (17, 3))
+        t[0, 0] = -100
+        w = (rng.random(7) + 0.5).astype(dtype)
+        _, got = fx.cross_entropy(x, t, weight=w, label_smoothing=ls, return_grad=True)
+        _, want = fx.reference.cross_entropy(x.astype(np.float64), t, weight=w.astype(np.float64),
+                                             label_smoothing=ls, return_grad=True)
+        # one rounding of the exact gradient to the dtype
+        tol = {np.float16: 2 ** -11, np.float32: 2 ** -24, np.float64: 1e-15}[dtype]
+        np.testing.assert_allclose(got.astype(np.float64), want,
+                                   atol=tol * np.abs(want).max(), rtol=2 * tol)
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])

@@ -386,6 +386,21 @@ def test_cross_entropy_zero_weights_and_smoothing_at_neg_inf(chunk):
                   fastxent.cross_entropy(x, q, **kw))
 
 
+@pytest.mark.parametrize("w", [[1.0, -1.0], [0.0, 0.0], [0.0, 1.0]], ids=str)
+@pytest.mark.parametrize("ls", [0.0, 0.2, 1.0])
+def test_cross_entropy_mean_over_a_zero_weight_sum(w, ls):
+    """'mean' over target weights that sum to 0 (+-inf or NaN, PyTorch's
+    division of the label and smoothing terms apart) as the NumPy path."""
+    x = np.array([[-1.0, 1.0], [2.0, -3.0], [0.5, 0.1]])
+    t = np.array([0, 1, -100])
+    w = np.array(w)
+    for dtype in (np.float64, np.float16):
+        xd = x.astype(dtype)
+        check(fastxent.cross_entropy(da.from_array(xd, chunks=(1, 1)), t,
+                                     weight=w.astype(dtype), label_smoothing=ls),
+              fastxent.cross_entropy(xd, t, weight=w.astype(dtype), label_smoothing=ls))
+
+
 def test_losses_are_lazy_and_take_n_threads():
     x = np.random.default_rng(4).standard_normal((4, 6))
     labels = np.array([0, 5, 2, 3])

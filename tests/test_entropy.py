@@ -1,8 +1,9 @@
 """fastxent.entropy against scipy.stats.entropy.
 
-Axes (0, 1, -1, None), bases, ``qk`` broadcast against ``pk``, integer and
-bool ``pk`` (a float64 result), float32 and float16 (kept as float16, where
-SciPy returns float32), the special values of ``scipy.special.entr`` and
+Axes (0, 1, -1, None, tuples), bases, ``qk`` broadcast against ``pk``,
+integer and bool ``pk`` (float64, or float32 beside a float32 ``qk``),
+float32 and float16 (kept as float16, where SciPy returns float32), mixed
+dtypes promoted as SciPy promotes them, the special values of ``scipy.special.entr`` and
 ``rel_entr``, empty and all-zero slices, errors of SciPy's types, long rows
 in float32 against float64, accuracy against mpmath, thread-count
 independence and memory layouts.
@@ -125,7 +126,7 @@ def test_default_arguments(stats):
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int8, np.uint8, np.uint16, bool],
                          ids=["int64", "int32", "int8", "uint8", "uint16", "bool"])
-def test_integer_and_bool_pk_give_float64(stats, dtype):
+def test_integer_and_bool_pk_promote_as_scipy(stats, dtype):
     rng = np.random.default_rng(2)
     pk = random_pk(rng, (5, 6), dtype)
     for qk, axis, base in itertools.product((None, "int", "float32"), (0, 1, None), (None, 2)):
@@ -137,11 +138,17 @@ def test_integer_and_bool_pk_give_float64(stats, dtype):
             q = None
         label = f"{np.dtype(dtype).name} qk {qk} axis={axis} base={base}"
         got = fx.entropy(pk, q, base=base, axis=axis)
-        assert np.asarray(got).dtype == np.float64, label
-        # SciPy promotes narrow integers with float32 to float32: compare in float64
+        # as SciPy, the dtypes promote first: narrow integers with float32
+        # give float32, wider ones float64
+        want_dtype = np.float32 if qk == "float32" and np.dtype(dtype).itemsize < 4 \
+            else np.float64
+        assert np.asarray(got).dtype == want_dtype, label
+        assert np.asarray(scipy_entropy(stats, pk, q, base=base, axis=axis)).dtype == want_dtype
         q64 = None if q is None else q.astype(np.float64)
         want = scipy_entropy(stats, pk.astype(np.float64), q64, base=base, axis=axis)
-        assert_close(got, want, rtol=1e-13, atol=1e-13 * entropy_scale(pk, q, axis, base),
+        rtol = 1e-13 if want_dtype == np.float64 else 2e-6
+        assert_close(got.astype(np.float64), want, rtol=rtol,
+                     atol=rtol * entropy_scale(pk, q, axis, base),
                      err_msg=label)
         if qk != "float32":
             assert_close(got, scipy_entropy(stats, pk, q, base=base, axis=axis), rtol=1e-13,
@@ -278,6 +285,63 @@ def test_empty(stats, shape, axis):
         want = scipy_entropy(stats, np.zeros(shape), qk, axis=axis)
         assert_close(got, want, rtol=0, err_msg=f"{shape} axis={axis}")
         np.testing.assert_array_equal(got, 0.0)
+
+
+@pytest.mark.parametrize("axis", [(0, 1), (1, 2), (0, 2), (-1, 0), (2,), (0, 1, 2), ()])
+def test_tuple_axes(stats, axis):
+    """A tuple reduces its axes together, as SciPy does (``()``: every axis);
+    with `qk` broadcast, in any layout, as the axes moved last and merged."""
+    rng = np.random.default_rng(11)
+    pk = rng.random((3, 4, 5))
+    for qk in (None, rng.random((3, 4, 5)), rng.random((4, 1))):
+        for p in (pk, np.asfortranarray(pk), pk[:, ::-1]):
+            got = fx.entropy(p, qk, axis=axis)
+            want = scipy_entropy(stats, p, qk, axis=axis)
+            assert np.shape(got) == np.shape(want)
+            assert_close(got, want, rtol=1e-13, err_msg=f"axis={axis}")
+    if len(axis) == 1:
+        assert_bitwise_equal(fx.entropy(pk, axis=axis), fx.entropy(pk, axis=axis[0]))
+
+
+@pytest.mark.parametrize("axis, exc", [((1, 1), ValueError), ((0, 3), np.exceptions.AxisError),
+                                       ((0, 1.0), TypeError)])
+def test_tuple_axes_errors(stats, axis, exc):
+    with pytest.raises(exc):
+        scipy_entropy(stats, np.ones((2, 3, 4)), axis=axis)
+    with pytest.raises(exc):
+        fx.entropy(np.ones((2, 3, 4)), axis=axis)
+
+
+@pytest.mark.parametrize("pdt, qdt", [("bool", "float32"), ("int8", "float32"),
+                                      ("uint8", "float32"), ("int16", "float32"),
+                                      ("float32", "int8"), ("int16", "float16"),
+                                      ("int32", "float32"), ("uint8", "float64")])
+def test_mixed_dtypes_promote_as_scipy(stats, pdt, qdt):
+    """pk and qk promote first, then integers become float64: int8 with
+    float32 is float32 (not float64), as in SciPy."""
+    pk = np.array([1, 1, 0, 1], pdt)
+    qk = np.array([1, 2, 3, 1], qdt)
+    got, want = fx.entropy(pk, qk), scipy_entropy(stats, pk, qk)
+    assert got.dtype == want.dtype
+    assert_close(got, want, rtol=RTOL.get(want.dtype.type, 1e-13))
+
+
+def test_base_as_a_0d_array(stats):
+    for base in (np.array(2.0), np.array(10), np.float32(2.0)):
+        assert_close(fx.entropy([1, 2, 3], base=base),
+                     scipy_entropy(stats, [1, 2, 3], base=base), rtol=1e-15)
+
+
+@pytest.mark.parametrize("kwargs, exc", [({"base": True}, TypeError),
+                                         ({"axis": True}, TypeError),
+                                         ({"axis": (np.True_,)}, TypeError),
+                                         ({"base": np.nan}, ValueError),
+                                         ({"base": np.array([2.0])}, TypeError)])
+def test_bool_and_nan_arguments_refused(kwargs, exc):
+    """Documented difference: SciPy takes True as 1 and returns NaN for a
+    NaN base; fastxent refuses them, naming the argument."""
+    with pytest.raises(exc, match="base|axis"):
+        fx.entropy(np.ones((2, 3)), **kwargs)
 
 
 def test_base_one_divides_by_zero(stats):

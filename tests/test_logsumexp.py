@@ -388,6 +388,10 @@ def test_axis_empty_tuple_is_elementwise(fx, scipy_special):
     got = fx.logsumexp(a, axis=())
     assert_result(got, scipy_special.logsumexp(a, axis=()), rtol=1e-15, atol=0)
     np.testing.assert_array_equal(got, a)
+    # documented difference: an empty input stays empty (SciPy: [[-inf]])
+    for shape in ((0,), (0, 3), (2, 0, 3)):
+        got = fx.logsumexp(np.zeros(shape), axis=())
+        assert got.shape == shape and got.dtype == np.float64
 
 
 def test_b_broadcasts_a_up(fx, ref):

@@ -20,7 +20,7 @@ import numpy as np
 import dask.array as da
 
 from .. import _entropies as _np
-from .._checks import single_axis
+from .._checks import entropy_axes, single_axis
 from . import row_state
 from .blocks import drop_axes, map_reduction, probe, reduced_axes_whole, threads, tree_state
 
@@ -119,6 +119,13 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     # broadcast before flattening, as the NumPy path
     shape = np.broadcast_shapes(*[a.shape for a in arrays])
     arrays = [da.broadcast_to(a, shape) for a in arrays]
+    axis = entropy_axes(axis, len(shape))
+    if isinstance(axis, tuple):
+        # the axes moved last and merged, as the NumPy path does
+        k = len(axis)
+        arrays = [da.moveaxis(a, axis, range(a.ndim - k, a.ndim)) for a in arrays]
+        arrays = [a.reshape(a.shape[:a.ndim - k] + (-1,)) for a in arrays]
+        axis = -1
     if axis is None:
         arrays = [a.ravel() for a in arrays]
         axis = 0

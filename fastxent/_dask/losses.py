@@ -246,6 +246,19 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     else:
         w64 = None if w is None else w.astype(_F)
         denom = _weight_sum(t, w64, ignore_index, C)
+        if eps > 0 and C:
+            # a zero weight sum divides the label's and the smoothing terms
+            # apart, as the NumPy path (_smoothed_over_zero): the label's sum
+            # is 0 there unless weights of both signs cancel, when it is
+            # computed (eps = 0) as that path does
+            if w is not None and bool(np.any(w < 0)):
+                hard = cross_entropy(x, t, w, ignore_index, "sum", n_threads=n_threads)
+            else:
+                hard = 0.0
+            total = rows.sum(dtype=_F)
+            return da.map_blocks(_smoothed_mean_finish, total, da.asarray(denom),
+                                 da.asarray(hard), eps, dtype, dtype=dtype,
+                                 meta=np.empty((), dtype))
     return _reduce_rows(rows, reduction, denom, dtype)
 
 
@@ -304,6 +317,17 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     denom = _weight_sum(t, w64, ignore_index, C) if reduction == "mean" else 1.0
     return da.map_blocks(_nll_finish, total, da.asarray(denom), reduction, dtype, dtype=dtype,
                          meta=np.empty((), dtype))
+
+
+def _smoothed_mean_finish(total, denom, hard, eps, dtype):
+    """A smoothed 'mean' of class-index targets as the NumPy path forms it,
+    `hard` the label terms' sum (needed only over a zero `denom`)."""
+    total, denom, hard = float(total), float(denom), float(hard)
+    if denom == 0:
+        return np.asarray(finish(
+            _np_losses._smoothed_over_zero(hard, total - (1.0 - eps) * hard, eps), "sum", 1.0,
+            dtype))
+    return np.asarray(finish(total, "mean", denom, dtype))
 
 
 def _nll_finish(total, denom, reduction, dtype):

@@ -19,9 +19,11 @@ __all__ = ["entropy", "softmax_entropy", "softmax_cross_entropy", "softmax_kl_di
 
 
 def _entropy_dtype(*arrays):
-    """SciPy's: integers and bools become float64, floats promote; float16
-    stays float16 here (SciPy returns float32)."""
-    return np.result_type(*[a.dtype if a.dtype.kind == "f" else np.float64 for a in arrays])
+    """SciPy's: the dtypes promote (int8 with float32 is float32), then
+    integers and bools become float64; float16 stays float16 here (SciPy
+    returns float32)."""
+    dtype = np.result_type(*[a.dtype for a in arrays])
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
 def _normalize(a, axis):
@@ -78,8 +80,8 @@ def entropy(pk, qk=None, base=None, axis=0):
     S : ndarray or NumPy scalar
         ``H = -sum(pk * log(pk))`` or ``D = sum(pk * log(pk / qk))`` after
         normalizing `pk` and `qk` to sum to 1 along `axis`; the shape without
-        `axis`.  Integers and bools give float64; float16 gives float16
-        (computed in float32; SciPy returns float32).
+        `axis`.  The dtypes promote, then integers and bools give float64;
+        float16 gives float16 (computed in float32; SciPy returns float32).
 
     Raises
     ------
