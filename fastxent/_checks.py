@@ -141,6 +141,25 @@ def check_reduction(reduction, allowed=("none", "mean", "sum")):
         raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
 
 
+def _axis_index(ax, ndim, name="axis", msg_prefix=None):
+    """The axis `ax` (an integer) of `ndim` dims as 0..ndim-1: TypeError for
+    a non-integer or a bool (an int to Python, not to NumPy and SciPy, which
+    refuse it), AxisError (a ValueError and IndexError, `msg_prefix`
+    starting its message) out of range."""
+    if type(ax) is int and -ndim <= ax < ndim:
+        return ax % ndim
+    if isinstance(ax, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {ax!r}")
+    try:
+        ax = int(ax.__index__())
+    except (AttributeError, TypeError):
+        raise TypeError(f"'{type(ax).__name__}' object cannot be interpreted as an "
+                        "integer") from None
+    if not -ndim <= ax < ndim:
+        raise np.exceptions.AxisError(ax, ndim, msg_prefix)
+    return ax % ndim
+
+
 def normalize_axes(axis, ndim, name="axis"):
     """Sorted tuple of the distinct axes named by `axis` (None: all).
 
@@ -153,19 +172,7 @@ def normalize_axes(axis, ndim, name="axis"):
     if axis is None:
         return tuple(range(ndim))
     items = axis if isinstance(axis, tuple) else (axis,)
-    out = []
-    for ax in items:
-        if isinstance(ax, (bool, np.bool_)):
-            # an int to Python, not to NumPy and SciPy, which refuse it
-            raise TypeError(f"{name} must be an integer, got {ax!r}")
-        try:
-            ax = int(ax.__index__())
-        except (AttributeError, TypeError):
-            raise TypeError(f"'{type(ax).__name__}' object cannot be interpreted as an "
-                            "integer") from None
-        if not -ndim <= ax < ndim:
-            raise np.exceptions.AxisError(ax, ndim)
-        out.append(ax % ndim)
+    out = [_axis_index(ax, ndim, name) for ax in items]
     if len(set(out)) != len(out):
         exc = ValueError(f"duplicate value in '{name}'")
         exc.add_note(f"{name}={axis!r}")
@@ -178,16 +185,9 @@ def single_axis(axis, ndim, msg_prefix=None):
     starts the message of an AxisError (SciPy's entropy says 'source')."""
     if type(axis) is int and -ndim <= axis < ndim:
         return axis % ndim
-    if isinstance(axis, (tuple, bool, np.bool_)) or axis is None:
+    if isinstance(axis, tuple) or axis is None:
         raise TypeError(f"axis must be an integer, got {axis!r}")
-    try:
-        ax = int(axis.__index__())
-    except (AttributeError, TypeError):
-        raise TypeError(f"'{type(axis).__name__}' object cannot be interpreted as an "
-                        "integer") from None
-    if not -ndim <= ax < ndim:
-        raise np.exceptions.AxisError(ax, ndim, msg_prefix)
-    return ax % ndim
+    return _axis_index(axis, ndim, "axis", msg_prefix)
 
 
 def entropy_axes(axis, ndim):
@@ -198,18 +198,7 @@ def entropy_axes(axis, ndim):
     out of range, ValueError for a repeated one."""
     if not isinstance(axis, tuple):
         return axis
-    out = []
-    for ax in axis:
-        if isinstance(ax, (bool, np.bool_)):
-            raise TypeError(f"axis must be an integer, got {ax!r}")
-        try:
-            ax = int(ax.__index__())
-        except (AttributeError, TypeError):
-            raise TypeError(f"'{type(ax).__name__}' object cannot be interpreted as an "
-                            "integer") from None
-        if not -ndim <= ax < ndim:
-            raise np.exceptions.AxisError(ax, ndim, "source")
-        out.append(ax % ndim)
+    out = [_axis_index(ax, ndim, "axis", "source") for ax in axis]
     if len(set(out)) != len(out):
         raise ValueError("repeated axis in `source` argument")
     if len(out) in (0, ndim):

@@ -211,74 +211,190 @@ def _temp_name(path, ext=""):
                         f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp{ext}")
 
 
+def _cannot_write(option, path, e):
+    """The one line of a failed write: the option and the user's path, not
+    the temporary name the error names."""
+    return _InputError(f"{option}: cannot write {path}: {e.strerror or e}")
+
+
+class _Staged:
+    """The run's output files, each written under a temporary name beside
+    its path and renamed into place by :meth:`commit` once every one of them
+    is complete; :meth:`abort` removes whatever was not renamed (an error,
+    Ctrl-C or SIGTERM anywhere before the end leaves no file behind, nor
+    replaces an existing one).  Items have ``commit()`` and ``abort()``."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, item):
+        self.items.append(item)
+        return item
+
+    def write(self, option, path, write):
+        """Call ``write(tmp)`` on a temporary name beside `path`, to be
+        renamed to `path` at the commit."""
+        self.add(_StagedFile(option, path)).start(write)
+
+    def commit(self):
+        while self.items:
+            self.items[0].commit()
+            self.items.pop(0)
+
+    def abort(self):
+        for item in self.items:
+            item.abort()
+        self.items = []
+
+
+class _StagedFile:
+    """One file written by a callable under a temporary name."""
+
+    def __init__(self, option, path):
+        self.option, self.path = option, os.path.abspath(path)
+        self.tmp = _temp_name(self.path, os.path.splitext(self.path)[1])
+
+    def start(self, write):
+        try:
+            write(self.tmp)
+        except OSError as e:
+            raise _cannot_write(self.option, self.path, e) from None
+
+    def commit(self):
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            raise _cannot_write(self.option, self.path, e) from None
+
+    def abort(self):
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+
 class _PerRowWriter:
-    """Per-row scores streamed to a temporary folder beside `path`, packed
-    into the .npz `path` by :meth:`finish` (a rename: `path` appears whole
-    or not at all); :meth:`abort` leaves nothing behind.  `register` is
-    called with the writer before anything is created on disk."""
+    """Per-row scores streamed to a temporary folder beside `path`
+    (:meth:`start`, :meth:`write`), packed by :meth:`finish` into a
+    temporary .npz that :meth:`commit` renames to `path` (which appears
+    whole or not at all); :meth:`abort` leaves nothing behind, also after a
+    failed write (a full disk).  Creating it creates nothing on disk."""
 
-    def __init__(self, path, n_rows, float_dtype, register):
-        from ._score_rows import ROW_FIELDS
-
+    def __init__(self, path):
         self.path = os.path.abspath(path)
-        folder = os.path.dirname(self.path)
-        if not os.path.isdir(folder):
-            raise _InputError(f"--per-row: no such folder: {folder}")
         self.tmpdir = _temp_name(self.path)
         self.tmpzip = _temp_name(self.path, ".npz")
         self.files = {}
-        register(self)
-        os.mkdir(self.tmpdir)
-        for name in ROW_FIELDS:
-            dtype = np.dtype(np.int64 if name in ("rank", "prediction") else float_dtype)
-            f = open(os.path.join(self.tmpdir, name + ".npy"), "wb")
-            self.files[name] = (f, dtype)
-            np.lib.format.write_array_header_1_0(
-                f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-                    "shape": (n_rows,)})
+
+    def _failed(self, e):
+        return _cannot_write("--per-row", self.path, e)
+
+    def start(self, n_rows, float_dtype):
+        from ._score_rows import ROW_FIELDS
+
+        try:
+            os.mkdir(self.tmpdir)
+            for name in ROW_FIELDS:
+                dtype = np.dtype(np.int64 if name in ("rank", "prediction") else float_dtype)
+                f = open(os.path.join(self.tmpdir, name + ".npy"), "wb")
+                self.files[name] = (f, dtype)
+                np.lib.format.write_array_header_1_0(
+                    f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                        "shape": (n_rows,)})
+        except OSError as e:
+            raise self._failed(e) from None
 
     def write(self, rows):
-        for name, a in rows._asdict().items():
-            f, dtype = self.files[name]
-            f.write(np.ascontiguousarray(a, dtype=dtype).data)
+        try:
+            for name, a in rows._asdict().items():
+                f, dtype = self.files[name]
+                f.write(np.ascontiguousarray(a, dtype=dtype).data)
+        except OSError as e:
+            raise self._failed(e) from None
 
     def finish(self):
         import zipfile
 
-        for f, _ in self.files.values():
-            f.close()
-        with open(self.tmpzip, "xb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED,
-                                                             allowZip64=True) as zf:
-            for name in self.files:
-                zf.write(os.path.join(self.tmpdir, name + ".npy"), name + ".npy")
-        os.replace(self.tmpzip, self.path)
+        try:
+            for f, _ in self.files.values():
+                f.close()
+            with open(self.tmpzip, "xb") as raw, zipfile.ZipFile(
+                    raw, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for name in self.files:
+                    zf.write(os.path.join(self.tmpdir, name + ".npy"), name + ".npy")
+        except OSError as e:
+            raise self._failed(e) from None
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def commit(self):
+        try:
+            os.replace(self.tmpzip, self.path)
+        except OSError as e:
+            raise self._failed(e) from None
 
     def abort(self):
-        """Remove the temporary files (harmless after :meth:`finish`)."""
+        """Remove the temporary files (harmless after :meth:`commit`)."""
         for f, _ in self.files.values():
-            f.close()
+            try:
+                f.close()   # its flush may fail again (a full disk); it closes anyway
+            except OSError:
+                pass
         shutil.rmtree(self.tmpdir, ignore_errors=True)
-        if os.path.exists(self.tmpzip):
+        try:
             os.unlink(self.tmpzip)
+        except OSError:
+            pass
 
 
-def _write_replacing(path, write):
-    """Call ``write(tmp)`` on a temporary name beside `path`, then rename."""
-    path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise _InputError(f"no such folder: {folder} (for {path})")
-    tmp = _temp_name(path, os.path.splitext(path)[1])
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+_INPUT_NAMES = {"logits": "LOGITS", "targets": "TARGETS"}
 
 
-def _plot(path, scorer, title):
+def _check_outputs(args):
+    """Refuse, before anything is read, the outputs that cannot be written
+    or would destroy an input: a missing folder, a folder as the file, '-'
+    outside --json, a path that is an input or another output, a --plot
+    format matplotlib does not write."""
+    outputs = [(o, p) for o, p in (("--json", args.json), ("--per-row", args.per_row),
+                                   ("--plot", args.plot)) if p is not None]
+    inputs = [(_INPUT_NAMES[k], os.path.realpath(getattr(args, k)))
+              for k in ("logits", "targets") if getattr(args, k) is not None]
+    seen = {}
+    for option, path in outputs:
+        if path == "-":
+            if option == "--json":
+                continue
+            raise _InputError(f"{option}: '-' (standard output) is only for --json; give a "
+                              "file name", 2)
+        full = os.path.abspath(path)
+        folder = os.path.dirname(full)
+        if not os.path.isdir(folder):
+            raise _InputError(f"{option}: no such folder: {folder}")
+        if os.path.isdir(full):
+            raise _InputError(f"{option}: {full} is a folder, not a file name")
+        real = os.path.realpath(full)
+        for name, where in inputs:
+            if real == where:
+                raise _InputError(f"{option}: {path} is the {name} being scored; give "
+                                  "another file name", 2)
+        if real in seen:
+            raise _InputError(f"{seen[real]} and {option} both name {path}; give each its own "
+                              "file", 2)
+        seen[real] = option
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401  (first: it alone says whether matplotlib is there)
+            from matplotlib.backend_bases import FigureCanvasBase
+        except ImportError:
+            raise _InputError("--plot needs matplotlib, which is not installed "
+                              "(pip install matplotlib)") from None
+        ext = os.path.splitext(args.plot)[1].lstrip(".").lower()
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if ext and ext not in formats:
+            raise _InputError(f"--plot: matplotlib cannot write .{ext} files (it writes "
+                              f"{', '.join('.' + f for f in sorted(formats))})", 2)
+
+
+def _plot(path, scorer, title, staged):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -302,9 +418,11 @@ def _plot(path, scorer, title):
     hx.set_ylabel("rows")
     hx.set_xlim(0, 1)
     fig.tight_layout()
-    ext = os.path.splitext(path)[1].lstrip(".") or "png"
-    _write_replacing(path, lambda tmp: fig.savefig(tmp, format=ext))
-    plt.close(fig)
+    ext = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    try:
+        staged.write("--plot", path, lambda tmp: fig.savefig(tmp, format=ext))
+    finally:
+        plt.close(fig)
 
 
 def _json_value(v):
@@ -330,19 +448,26 @@ def _table(result, info):
 def run(args, stdout, stderr):
     from ._scorer import Scorer
 
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise _InputError("--plot needs matplotlib, which is not installed "
-                              "(pip install matplotlib)") from None
-    if args.json and args.json != "-" and not os.path.isdir(
-            os.path.dirname(os.path.abspath(args.json))):
-        raise _InputError(f"--json: no such folder: {os.path.dirname(os.path.abspath(args.json))}")
-    scorer = Scorer(topk=args.topk, n_bins=args.bins, ignore_index=args.ignore_index,
-                    temperature=args.temperature, n_threads=args.threads)
-    info = _run_on_scheduler(args, scorer) if args.scheduler else _run_here(args, scorer, stderr)
-    _report(args, scorer, info, stdout)
+    _check_outputs(args)
+    try:
+        scorer = Scorer(topk=args.topk, n_bins=args.bins, ignore_index=args.ignore_index,
+                        temperature=args.temperature, n_threads=args.threads)
+    except (ValueError, TypeError, OverflowError) as e:
+        # a setting out of the scorer's range is a bad option (exit 2), named as one
+        text = str(e)
+        for name, option in (("n_bins", "--bins"), ("topk", "--topk"),
+                             ("ignore_index", "--ignore-index"), ("n_threads", "--threads")):
+            if text.startswith(name):
+                text = option + text[len(name):]
+        raise _InputError(text, 2) from None
+    staged = _Staged()
+    try:
+        info = (_run_on_scheduler(args, scorer) if args.scheduler
+                else _run_here(args, scorer, stderr, staged))
+        _report(args, scorer, info, stdout, staged)
+        staged.commit()
+    finally:
+        staged.abort()
     return 0
 
 
@@ -368,20 +493,22 @@ def _run_on_scheduler(args, scorer):
             "scheduler": args.scheduler}
 
 
-def _run_here(args, scorer, stderr):
-    """Score the files in this process, chunk by chunk."""
+def _run_here(args, scorer, stderr, staged):
+    """Score the files in this process, chunk by chunk; the per-row file, if
+    any, is staged for the commit of `staged`."""
     from ._score_files import open_labels, open_logits, score_sources
     from ._score_rows import score_rows
 
     logits = open_logits(args.logits)
     labels = writer = progress = None
-    writers = []   # whatever is registered here is removed unless complete
     try:
         labels = open_labels(args.targets, args.logits)
         n, classes = logits.shape
         float_dtype = np.float64 if logits.dtype == np.float64 else np.float32
         if args.per_row:
-            writer = _PerRowWriter(args.per_row, n, float_dtype, writers.append)
+            # staged before it creates anything: removed whenever an interrupt comes
+            writer = staged.add(_PerRowWriter(args.per_row))
+            writer.start(n, float_dtype)
         if not args.quiet and stderr.isatty():
             progress = _Progress(n, stderr)
 
@@ -400,22 +527,19 @@ def _run_here(args, scorer, stderr):
             progress.close()
         if writer is not None:
             writer.finish()
-        info = {"logits": os.path.abspath(args.logits),
-                "targets": os.path.abspath(args.targets) if args.targets else
-                os.path.abspath(args.logits) + " ['labels']",
+        info = {"logits": logits.origin or os.path.abspath(args.logits),
+                "targets": labels.origin or os.path.abspath(args.targets or args.logits),
                 "rows": n, "classes": classes, "dtype": _dtype_name(logits.dtype),
                 "seconds": seconds}
     finally:
-        for w in writers:
-            w.abort()
         if labels is not None:
             labels.close()
         logits.close()
     return info
 
 
-def _report(args, scorer, info, stdout):
-    """Print (and write) the metrics, the reliability diagram."""
+def _report(args, scorer, info, stdout, staged):
+    """Print the metrics; stage the JSON and the reliability diagram."""
     n, seconds = info["rows"], info["seconds"]
     result = scorer.result()
     if args.json:
@@ -432,14 +556,15 @@ def _report(args, scorer, info, stdout):
             def write_json(tmp):
                 with open(tmp, "w") as f:
                     f.write(text + "\n")
-            _write_replacing(args.json, write_json)
+            staged.write("--json", args.json, write_json)
     if args.json != "-":
         stdout.write(_table(result, info) + "\n")
         if not args.quiet:
             rate = n / seconds if seconds > 0 else math.inf
             stdout.write(f"\n{n} rows in {seconds:.2f} s ({rate:,.0f} rows/s)\n")
     if args.plot:
-        _plot(args.plot, scorer, f"reliability, {result['count']} rows (ECE {result['ece']:.4f})")
+        _plot(args.plot, scorer, f"reliability, {result['count']} rows (ECE {result['ece']:.4f})",
+              staged)
 
 
 def _dtype_name(dtype):

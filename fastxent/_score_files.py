@@ -19,6 +19,7 @@ import mmap
 import os
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -50,18 +51,31 @@ def _read_npy_header(f, where):
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
         elif (major, minor) == (2, 0):
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:  # 3.0: a utf-8 header, otherwise as 2.0
+        elif (major, minor) == (3, 0):  # a utf-8 header, otherwise as 2.0
             n, = struct.unpack("<I", f.read(4))
             d = ast.literal_eval(f.read(n).decode("utf-8"))
+            if not isinstance(d, dict) or sorted(d) != ["descr", "fortran_order", "shape"]:
+                raise ValueError("the header is not a dict of 'descr', 'fortran_order' and "
+                                 "'shape'")
             shape, fortran, dtype = d["shape"], d["fortran_order"], np.dtype(d["descr"])
-    except ValueError as e:
-        raise ValueError(f"{where}: not a .npy array ({e})") from None
+        else:
+            raise ValueError(f"unknown format version {major}.{minor}")
+        # NumPy's readers of versions 1 and 2 let a negative length through
+        if not (isinstance(shape, tuple) and all(type(k) is int and k >= 0 for k in shape)
+                and isinstance(fortran, bool)):
+            raise ValueError(f"bad shape {shape!r} or fortran_order {fortran!r}")
+    except (ValueError, TypeError, KeyError, SyntaxError, MemoryError, UnicodeDecodeError,
+            struct.error, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        # whatever a damaged header makes the parsers raise: one line
+        raise ValueError(f"{where}: not a readable .npy array ({e})") from None
     return tuple(shape), bool(fortran), dtype
 
 
 class _Source:
     """Rows of one stored array: ``shape``, ``dtype`` (as stored), and
     ``read(start, stop)`` for increasing row ranges."""
+
+    origin = None   # an .npz's path and member, for messages
 
     drop_pages = True
 
@@ -86,6 +100,9 @@ class _MappedArray(_Source):
     def __init__(self, path, offset, shape, fortran, dtype, name):
         self.path, self.offset, self.shape, self.dtype, self.name = path, offset, shape, dtype, name
         self.fortran = fortran
+        if dtype.hasobject:
+            # the bytes would be pointers: say what it is, not that it is short
+            raise TypeError(f"{name}: {path} holds Python objects (dtype {dtype}), not numbers")
         self.nbytes = math.prod(shape) * dtype.itemsize
         if os.path.getsize(path) < offset + self.nbytes:
             raise ValueError(f"{name}: {path} is truncated ({os.path.getsize(path)} bytes, the "
@@ -139,10 +156,17 @@ class _CompressedMember(_Source):
         self.path, self.member, self.name = path, member, name
         self._open()
 
+    def _corrupt(self, e):
+        return ValueError(f"{self.name}: {self.path} member {self.member} is damaged ({e})")
+
     def _open(self):
         self._zip = zipfile.ZipFile(self.path)
         self._f = self._zip.open(self.member)
-        self.shape, fortran, self.dtype = _read_npy_header(self._f, self.name)
+        self.shape, fortran, self.dtype = _read_npy_header(
+            self._f, f"{self.name}: {self.path}[{self.member}]")
+        if self.dtype.hasobject:
+            raise TypeError(f"{self.name}: {self.path}[{self.member}] holds Python objects "
+                            f"(dtype {self.dtype}), not numbers")
         if fortran and len(self.shape) > 1:
             raise ValueError(f"{self.name}: a compressed Fortran-ordered array cannot be read by "
                              "rows; save it in C order or uncompressed")
@@ -150,7 +174,13 @@ class _CompressedMember(_Source):
 
     def read(self, start, stop):
         if not self.shape:
-            return np.frombuffer(self._f.read(self.dtype.itemsize), self.dtype).reshape(())
+            try:
+                b = self._f.read(self.dtype.itemsize)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+                raise self._corrupt(e) from None
+            if len(b) < self.dtype.itemsize:
+                raise ValueError(f"{self.name}: {self.path} member {self.member} is truncated")
+            return np.frombuffer(b, self.dtype).reshape(())
         if start < self._row:
             self.close()
             self._open()
@@ -162,16 +192,30 @@ class _CompressedMember(_Source):
         view = memoryview(out.reshape(-1).view(np.uint8))
         got = 0
         while got < len(view):
-            n = self._f.readinto(view[got:])
+            try:
+                n = self._f.readinto(view[got:])
+            except (zipfile.BadZipFile, zlib.error, EOFError) as e:   # a bad CRC, bad data
+                raise self._corrupt(e) from None
             if not n:
                 raise ValueError(f"{self.name}: {self.path} member {self.member} is truncated")
             got += n
         self._row = stop
+        if stop == self.shape[0]:
+            # zipfile checks a member's CRC only when a read meets its end:
+            # without this read, damaged data that still inflate would be
+            # scored as they are
+            try:
+                self._f.read(1)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+                raise self._corrupt(e) from None
         return out
 
     def _skip(self, n):
         while n:
-            b = self._f.read(min(n, 1 << 20))
+            try:
+                b = self._f.read(min(n, 1 << 20))
+            except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+                raise self._corrupt(e) from None
             if not b:
                 raise ValueError(f"{self.name}: {self.path} member {self.member} is truncated")
             n -= len(b)
@@ -282,7 +326,9 @@ def _open_path(path, name, names_in_npz, positional):
         members = _npz_names(path)
         member = _pick(members, names_in_npz, path, name, positional)
         with zipfile.ZipFile(path) as zf:
-            return _npz_member(path, zf, member, name)
+            src = _npz_member(path, zf, member, name)
+        src.origin = f"{path} [{member}]"
+        return src
     if magic == b"\x93NUMPY":
         return _open_npy(path, name)
     raise ValueError(f"{name}: {path} is neither a .npy nor a .npz file")
@@ -323,11 +369,13 @@ def open_labels(path, logits_path=None):
         src = _open_path(logits_path, "labels", LABELS_NAMES, "arr_1")
     else:
         src = _open_path(path, "labels", LABELS_NAMES, "arr_0")
+    where = src.origin or (path if path is not None else logits_path)
     try:
         if len(src.shape) != 1:
-            raise ValueError(f"labels: expected a 1-d array, got shape {src.shape}")
+            raise ValueError(f"labels: expected a 1-d array, got shape {src.shape} in {where}")
         if src.dtype.kind not in "iu":
-            raise TypeError(f"labels: expected integer class labels, got dtype {src.dtype}")
+            raise TypeError(f"labels: expected integer class labels, got dtype {src.dtype} "
+                            f"in {where}")
     except Exception:
         src.close()
         raise

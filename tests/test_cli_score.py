@@ -151,8 +151,8 @@ def test_progress_bar_only_on_a_terminal(files):
     (None, ["{d}/x.npy", "{d}/t.npy", "--topk", "0"], 2, "--topk"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--topk", "a,b"], 2, "--topk"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--bins", "-3"], 2, "--bins"),
-    (None, ["{d}/x.npy", "{d}/t.npy", "--bins", str(2**70)], 1, "n_bins: expected 1 to"),
-    (None, ["{d}/x.npy", "{d}/t.npy", "--topk", f"1,{2**70}"], 1, "topk: at most"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--bins", str(2**70)], 2, "--bins: expected 1 to"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--topk", f"1,{2**70}"], 2, "--topk: at most"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--temperature", "nan"], 2, "--temperature"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--temperature", "0"], 2, "--temperature"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--threads", "0"], 2, "--threads"),
@@ -164,6 +164,18 @@ def test_progress_bar_only_on_a_terminal(files):
     (None, ["{d}/x.npy", "{d}/t.npy", "--rows", "10"], 2, "--rows: only with --demo"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--per-row", "{d}/no/such/dir/r.npz"], 1, "--per-row"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--json", "{d}/no/such/dir/m.json"], 1, "--json"),
+    # outputs that would replace an input or each other, or cannot be written
+    (None, ["{d}/x.npy", "{d}/t.npy", "--per-row", "{d}/x.npy"], 2,
+     "--per-row: .*x.npy is the LOGITS being scored"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--json", "{d}/t.npy"], 2,
+     "--json: .*t.npy is the TARGETS being scored"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--json", "{d}/o", "--per-row", "{d}/o"], 2,
+     "--json and --per-row both name"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--per-row", "-"], 2, "--per-row: '-' .* only for --json"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--plot", "-"], 2, "--plot: '-' .* only for --json"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--json", "{d}"], 1, "--json: .* is a folder"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--json", "{d}/m.json", "--per-row", "{d}/r.npz",
+            "--plot", "{d}/no/such/dir/p.png"], 1, "--plot: no such folder"),
 ])
 def test_bad_input_is_one_line(files, make, argv, status, message):
     d, _, _ = files
@@ -177,6 +189,85 @@ def test_bad_input_is_one_line(files, make, argv, status, message):
     assert "Traceback" not in err
     assert re.search(message, err), err
     assert sorted(os.listdir(d)) == before
+
+
+def test_plot_format_checked_before_anything_is_written(files):
+    pytest.importorskip("matplotlib")
+    d, _, _ = files
+    status, out, err = run([str(d / "x.npy"), str(d / "t.npy"), "--json", str(d / "m.json"),
+                            "--per-row", str(d / "r.npz"), "--plot", str(d / "p.xyz")])
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert "--plot: matplotlib cannot write .xyz files" in err
+    only_inputs(d, "x.npy", "t.npy")
+
+
+def test_scheduler_address_that_cannot_be_parsed_fails_at_once(files):
+    """Client's constructor failing on it left a half-made client whose
+    finalizer held the exit for a minute and printed a traceback."""
+    pytest.importorskip("distributed")
+    d, _, _ = files
+    started = time.monotonic()
+    status, out, err = run([str(d / "x.npy"), str(d / "t.npy"), "--scheduler", "garbage"])
+    assert status == 1 and out == "" and err.count("\n") == 1
+    assert "--scheduler: cannot connect to 'garbage'" in err
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize("stop", ["error", "ctrl-c"])
+def test_a_late_failure_leaves_no_output(files, monkeypatch, stop):
+    """Every output is written under a temporary name and renamed only when
+    all of them are complete: a plot that fails (or Ctrl-C while it is
+    drawn) leaves neither the JSON nor the per-row file, and replaces no
+    existing file; the message names the user's path, not the temporary."""
+    from fastxent import _score_cli
+
+    d, _, _ = files
+    (d / "m.json").write_text("old")
+
+    def write(tmp):
+        open(tmp, "w").close()
+        if stop == "ctrl-c":
+            raise KeyboardInterrupt
+        raise PermissionError(13, "Permission denied", tmp)
+
+    monkeypatch.setattr(_score_cli, "_plot",
+                        lambda path, scorer, title, staged: staged.write("--plot", path, write))
+    status, out, err = run([str(d / "x.npy"), str(d / "t.npy"), "--json", str(d / "m.json"),
+                            "--per-row", str(d / "r.npz"), "--plot", str(d / "p.png"),
+                            "--quiet"])
+    if stop == "ctrl-c":
+        assert status == 130 and "interrupted" in err
+    else:
+        assert status == 1
+        assert err == f"fastxent score: error: --plot: cannot write {d / 'p.png'}: " \
+                      "Permission denied\n"
+    assert "Traceback" not in err
+    only_inputs(d, "x.npy", "t.npy", "m.json")
+    assert (d / "m.json").read_text() == "old"
+
+
+def test_a_full_disk_leaves_no_temporary_files(files, monkeypatch):
+    """A write of the per-row file that fails (a full disk fails the
+    write, then the flush of the close again) ends with one line naming
+    --per-row and its path, and no temporary folder."""
+    from fastxent import _score_cli
+
+    d, _, _ = files
+
+    class Full(io.FileIO):
+        def write(self, b):
+            raise OSError(28, "No space left on device")
+
+    def full_open(path, mode="r", *args, **kwargs):
+        return io.BufferedWriter(Full(path, "w"), 8) if "w" in mode else open(path, mode)
+
+    monkeypatch.setattr(_score_cli, "open", full_open, raising=False)
+    status, out, err = run([str(d / "x.npy"), str(d / "t.npy"), "--per-row", str(d / "r.npz"),
+                            "--quiet"])
+    assert status == 1 and out == ""
+    assert err == f"fastxent score: error: --per-row: cannot write {d / 'r.npz'}: " \
+                  "No space left on device\n"
+    only_inputs(d, "x.npy", "t.npy")
 
 
 def test_ctrl_c_leaves_nothing(files, monkeypatch):

@@ -237,3 +237,83 @@ def test_files_are_closed(tmp_path, data):
             fastxent.score_file(tmp_path / "x.npy", tmp_path / "t.npy")
     if fds is not None:
         assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def _v3_npy(path, header):
+    """A .npy of format 3.0 whose header text is `header` (padded), then
+    the bytes of 10 x 3 float32 zeros."""
+    text = header.encode("utf-8")
+    text += b" " * (-(len(text) + 13) % 64) + b"\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x03\x00" + len(text).to_bytes(4, "little") + text)
+        f.write(np.zeros((10, 3), np.float32).tobytes())
+
+
+@pytest.mark.parametrize("header, reason", [
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (10, 3), }", None),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (10, 3)", "never closed"),
+    ("{'descr': '<f4', 'shape': (10, 3), }", "not a dict of"),
+    ("[1, 2, 3]", "not a dict of"),
+    ("{'descr': 'zzz', 'fortran_order': False, 'shape': (10, 3), }", "data type"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (-10, 3), }", "bad shape"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (10.0, 3), }", "bad shape"),
+])
+def test_damaged_headers_are_one_clear_error(tmp_path, header, reason):
+    """Whatever a damaged .npy header makes the parsers raise (SyntaxError,
+    KeyError, struct.error...) comes out as a ValueError naming the file."""
+    p = tmp_path / "x.npy"
+    _v3_npy(p, header)
+    np.save(tmp_path / "t.npy", np.zeros(10, np.int64))
+    if reason is None:
+        assert fastxent.score_file(str(p), str(tmp_path / "t.npy"))["count"] == 10
+        return
+    with pytest.raises(ValueError, match=f"logits: .*x.npy: not a readable .npy array .*{reason}"):
+        fastxent.score_file(str(p), str(tmp_path / "t.npy"))
+
+
+def test_damaged_versions_and_lengths(tmp_path):
+    np.save(tmp_path / "t.npy", np.zeros(10, np.int64))
+    t = str(tmp_path / "t.npy")
+    (tmp_path / "short.npy").write_bytes(b"\x93NUMPY\x03\x00\x10")
+    with pytest.raises(ValueError, match="short.npy: not a readable .npy array"):
+        fastxent.score_file(str(tmp_path / "short.npy"), t)
+    (tmp_path / "v9.npy").write_bytes(b"\x93NUMPY\x09\x00" + bytes(100))
+    with pytest.raises(ValueError, match="unknown format version 9.0"):
+        fastxent.score_file(str(tmp_path / "v9.npy"), t)
+    # NumPy's own version-1 reader takes a negative length
+    np.save(tmp_path / "x.npy", np.zeros((10, 3), np.float32))
+    raw = (tmp_path / "x.npy").read_bytes().replace(b"(10, 3)", b"(-10, 3)", 1)
+    (tmp_path / "neg.npy").write_bytes(raw)
+    with pytest.raises(ValueError, match=r"bad shape \(-10, 3\)"):
+        fastxent.score_file(str(tmp_path / "neg.npy"), t)
+    np.save(tmp_path / "tobj.npy", np.array([1, "a"] * 5, dtype=object), allow_pickle=True)
+    with pytest.raises(TypeError, match="labels: .*tobj.npy holds Python objects"):
+        fastxent.score_file(str(tmp_path / "x.npy"), str(tmp_path / "tobj.npy"))
+
+
+@pytest.mark.parametrize("member", ["logits", "labels"])
+def test_damaged_compressed_members(tmp_path, data, member):
+    """A deflated member whose data fail their CRC or do not inflate: a
+    ValueError naming the file and member (zipfile's BadZipFile and zlib's
+    error are neither)."""
+    x, t = data
+    p = tmp_path / "c.npz"
+    np.savez_compressed(p, logits=x, labels=t)
+    import zipfile
+
+    with zipfile.ZipFile(p) as zf:
+        info = zf.getinfo(member + ".npy")
+        size = info.compress_size
+    raw = bytearray(p.read_bytes())
+    # the data follow the local header, whose lengths may differ from the
+    # central directory's
+    local = raw[info.header_offset:info.header_offset + 30]
+    start = (info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+             + int.from_bytes(local[28:30], "little"))
+    for where, name in ((start + size // 2, "crc"), (start, "inflate")):
+        bad = raw.copy()
+        bad[where:where + 16] = bytes(16) if name == "crc" else b"\xff" * 16
+        q = tmp_path / f"{name}.npz"
+        q.write_bytes(bytes(bad))
+        with pytest.raises(ValueError, match=f"{member}: .*{name}.npz.*{member}.npy"):
+            fastxent.score_file(str(q))

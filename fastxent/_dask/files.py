@@ -154,6 +154,10 @@ def score_on_scheduler(address, logits, labels, scorer):
         raise ValueError(f"labels: {labels.shape[0]} labels for {n} rows of logits")
     _files.check_labels(_InMemory(labels), n_classes, scorer.ignore_index)
     try:
+        # an address Client cannot parse fails in its constructor, after which
+        # the half-made client blocks the exit for a minute (its __del__
+        # waits for a connection); parsed first, it fails here at once
+        distributed.comm.get_address_host(address)
         # the connect timeout is Dask's (distributed.comm.timeouts.connect)
         client = distributed.Client(address, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as e:
