@@ -278,6 +278,13 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                 tb = ((b == 0) & (sp_neg == INFINITY)) ? (FX_W)0 : tb;
             }
             FX_W term = ta + tb;
+            /* an infinite target under a finite x: the terms are infinite
+             * of opposite signs; their limit is that of w (sp(x) + y (pw
+             * sp(-x) - sp(x))), PyTorch's -inf (y = inf, x = 2).  float32's
+             * NaN sends the block to the double redo, which does the same */
+            if (sizeof(FX_W) == sizeof(double))
+                term = ((t == (FX_W)INFINITY) | (t == -(FX_W)INFINITY)) & (av != (FX_W)INFINITY)
+                       ? wt * (sp_pos + t * (pv * sp_neg - sp_pos)) : term;
             acc += term * (FX_W)FX_SUM_SCALE;
             if (has_out) out[j * os] = FX_STORE(term);
             if (has_g) {
@@ -307,7 +314,10 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                 double a = wt * (1.0 - t), b = wt * pt;
                 double ta = a == 0 && sp_pos == INFINITY ? 0.0 : a * sp_pos;
                 double tb = b == 0 && sp_neg == INFINITY ? 0.0 : b * sp_neg;
-                FX_W term = (FX_W)(ta + tb);
+                double pv = has_pw ? FX_AT(pw, j, pws) : 1.0;
+                /* as the double loop above: an infinite target's limit */
+                FX_W term = (FX_W)(isinf(t) && !isinf(v) ? wt * (sp_pos + t * (pv * sp_neg - sp_pos))
+                                                         : ta + tb);
                 acc += term * (FX_W)FX_SUM_SCALE;
                 if (has_out) out[j * os] = FX_STORE(term);
                 if (has_g) {

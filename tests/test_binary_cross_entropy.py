@@ -329,6 +329,35 @@ def test_infinite_logits_give_the_limit(torch):
     np.testing.assert_allclose(grad, torch_grad, rtol=1e-15, atol=0, equal_nan=True)
 
 
+# (logit, target, pos_weight, loss): an infinite target under a finite logit
+# gives the limit of softplus(x) + y (pw softplus(-x) - softplus(x))
+INFINITE_TARGETS = [(2.0, INF, 1.0, -INF), (-2.0, INF, 1.0, INF), (2.0, -INF, 1.0, INF),
+                    (0.0, INF, 1.0, NAN), (0.0, INF, 3.0, INF), (2.0, INF, 3.0, -INF),
+                    (-INF, 0.5, 1.0, INF), (-INF, -0.5, 1.0, -INF), (INF, INF, 1.0, NAN)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_infinite_targets_give_the_limit(torch, dtype):
+    """Where the two terms are infinite of opposite signs (a target outside
+    [0, 1] made infinite), the loss is their limit, as PyTorch's formula
+    gives it for pos_weight 1 (PyTorch is NaN where pos_weight enters, and
+    at an infinite logit under a target in (0, 1))."""
+    x, y, pw, want = (np.array(v, dtype) for v in zip(*INFINITE_TARGETS))
+    got = fx.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none")
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        rl.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none"), want)
+    assert np.isnan(fx.binary_cross_entropy_with_logits(x, y, pos_weight=pw))
+    one = pw == 1
+    if dtype == np.float64:
+        t, _ = torch_bce(torch, x[one][:3], y[one][:3], reduction="none")
+        np.testing.assert_array_equal(t, want[one][:3])
+    for i in range(len(x)):   # the sums too, and the row alone
+        np.testing.assert_array_equal(
+            fx.binary_cross_entropy_with_logits(x[i:i + 1], y[i:i + 1], pos_weight=pw[i:i + 1],
+                                                reduction="sum"), want[i])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["float32", "float16"])
 def test_infinite_logits_narrow_dtypes(dtype):
     x, y, w, pw, _ = limits()

@@ -234,7 +234,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     coefficient is 0 is 0 even where its softplus is infinite, so an
     infinite logit gives the limit of the loss: 0 for ``x = +inf, y = 1`` and
     ``x = -inf, y = 0``, +inf for ``x = -inf, y = 1`` -- PyTorch returns NaN
-    in all three (and where a weight of 0 meets an infinite logit).  The
+    in all three (and where a weight of 0 meets an infinite logit).  An
+    infinite target under a finite logit gives the limit ``weight *
+    (softplus(x) + y * (pos_weight * softplus(-x) - softplus(x)))``: -inf
+    for ``x = 2, y = inf`` (as PyTorch), +inf for ``x = 0, y = inf,
+    pos_weight = 3`` (PyTorch: NaN), NaN where the bracket is 0.  The
     terms of float16 and float32 data are the float64 terms rounded to
     float32 each (as fastxent forms them: in float32, again in float64 where
     a product overflowed on the way to a finite term, such as ``weight *
@@ -270,7 +274,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         neg_coef = w * (1 - tw)
         # pw y first (PyTorch's order): w pw may overflow where y = 0
         pos_coef = w * (pw * tw)
-        per_elem = _times_log(neg_coef, _softplus(xw)) + _times_log(pos_coef, _softplus(-xw))
+        sp, sn = _softplus(xw), _softplus(-xw)
+        per_elem = _times_log(neg_coef, sp) + _times_log(pos_coef, sn)
+        # an infinite target under a finite logit: the two terms are infinite
+        # of opposite signs; their limit, w (sp(x) + y (pw sp(-x) - sp(x)))
+        per_elem = np.where(np.isinf(tw) & np.isfinite(xw), w * (sp + tw * (pw * sn - sp)),
+                            per_elem)
         per_elem = _terms_of(np.broadcast_to(per_elem, x.shape), dtype)
         if reduction == "none":
             loss = per_elem
