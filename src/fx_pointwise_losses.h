@@ -278,13 +278,6 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                 tb = ((b == 0) & (sp_neg == INFINITY)) ? (FX_W)0 : tb;
             }
             FX_W term = ta + tb;
-            /* an infinite target under a finite x: the terms are infinite
-             * of opposite signs; their limit is that of w (sp(x) + y (pw
-             * sp(-x) - sp(x))), PyTorch's -inf (y = inf, x = 2).  float32's
-             * NaN sends the block to the double redo, which does the same */
-            if (sizeof(FX_W) == sizeof(double))
-                term = ((t == (FX_W)INFINITY) | (t == -(FX_W)INFINITY)) & (av != (FX_W)INFINITY)
-                       ? wt * (sp_pos + t * (pv * sp_neg - sp_pos)) : term;
             acc += term * (FX_W)FX_SUM_SCALE;
             if (has_out) out[j * os] = FX_STORE(term);
             if (has_g) {
@@ -295,6 +288,39 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                 FX_W sig = (v >= 0 ? (FX_W)1 : e) / d;
                 FX_W sig_neg = (v >= 0 ? e : (FX_W)1) / d;
                 g[j * gs] = FX_STORE(wt * (((FX_W)1 - t) * sig - pt * sig_neg) * gscale);
+            }
+        }
+        if (sizeof(FX_W) == sizeof(double) && !(acc - acc == 0)) {
+            /* an infinite target under a finite x makes its two terms
+             * infinite of opposite signs (NaN); their limit is that of
+             * w (sp(x) + y (pw sp(-x) - sp(x))), PyTorch's -inf at y = inf,
+             * x = 2.  Set here, out of the loop, where the block's sum is
+             * not finite: a sum that is not finite does not depend on the
+             * order of its terms, so the block's is formed again in any
+             * order */
+            int any = 0;
+            for (Py_ssize_t j = j0; j < end; j++) {
+                double v = FX_AT(x, j, xs), t = FX_AT(y, j, ys);
+                any |= isinf(t) && !isinf(v);
+            }
+            if (any) {
+                acc = 0;
+                for (Py_ssize_t j = j0; j < end; j++) {
+                    double v = FX_AT(x, j, xs), t = FX_AT(y, j, ys);
+                    double wt = has_w ? FX_AT(w, j, ws) : 1.0;
+                    double pv = has_pw ? FX_AT(pw, j, pws) : 1.0;
+                    double l = lb[j - j0];   /* log1p(exp(-|x|)) as the loop had it */
+                    double sp_pos = (v > 0 ? v : 0.0) + l, sp_neg = (v < 0 ? -v : 0.0) + l;
+                    double a = wt * (1.0 - t), b = wt * (pv * t);
+                    double ta = a == 0 && sp_pos == INFINITY ? 0.0 : a * sp_pos;
+                    double tb = b == 0 && sp_neg == INFINITY ? 0.0 : b * sp_neg;
+                    double term = ta + tb;
+                    if (isinf(t) && !isinf(v)) {
+                        term = wt * (sp_pos + t * (pv * sp_neg - sp_pos));
+                        if (has_out) out[j * os] = FX_STORE((FX_W)term);
+                    }
+                    acc += (FX_W)(term * FX_SUM_SCALE);
+                }
             }
         }
         if (sizeof(FX_W) == sizeof(float) && (!(acc - acc == 0) || redo != 0)) {
