@@ -910,34 +910,40 @@ static void FX_NAME(col_xent)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssi
         }
     }
     if (!g) return;
-    /* g = (asum + bw) p - a - bw [c == y], p = exp(x - max) / (k + s), in
-     * double and rounded once: the label's term subtracted after p was
-     * stored would cancel the rounded p (float16: p = 1 - 4.5e-5 stored as
-     * 1 gave a gradient of 0 at the label, not -4.5e-5).  off holds the
-     * labels as doubles now (-1: no label term), bw the term */
+    /* g = (asum + bw) p - a - bw [c == y], p = exp(x - max) / (k + s).  The
+     * label's element is formed first, in double with its -bw, and stored
+     * after the loop: subtracted from the stored p, it would cancel the
+     * rounded p (float16: p = 1 - 4.5e-5 stored as 1 gave 0 at the label,
+     * not -4.5e-5).  Read before the loop writes g (g may be x); off holds
+     * it (its loss is formed by now) */
+    double *gy = off;
     for (Py_ssize_t i = 0; i < W; i++) {
         wp[i] = (asum + bw[i]) * gscale / (k[i] + sum[i]);
-        off[i] = kind[i] == LIVE ? (double)lab[i * ls] : -1.0;
-        bw[i] = kind[i] == LIVE ? bw[i] * gscale : 0.0;
+        if (kind[i] != LIVE) continue;
+        Py_ssize_t y = (Py_ssize_t)lab[i * ls];
+        double a = eps > 0 ? qb * (w ? (double)FX_LOAD(w[y * ws]) : 1.0) * gscale : 0.0;
+        double e = keep ? (double)FX_LOAD(g[y * gsc + i * gsi])
+                        : (double)FX_EXP(FX_LOAD(x[y * sc + i]) - mx[i]);
+        gy[i] = wp[i] * e - a - bw[i] * gscale;
     }
-    double *yl = off;
     for (Py_ssize_t c = 0; c < C; c++) {
         double a = eps > 0 ? qb * (w ? (double)FX_LOAD(w[c * ws]) : 1.0) * gscale : 0.0;
-        const double cd = (double)c;
         const FX_T *p = x + c * sc;
         FX_T *q = g + c * gsc;
         if (keep)
             for (Py_ssize_t i = 0; i < W; i++) {
-                double v = wp[i] * (double)FX_LOAD(q[i * gsi]) - a - (yl[i] == cd ? bw[i] : 0.0);
+                double v = wp[i] * (double)FX_LOAD(q[i * gsi]) - a;
                 q[i * gsi] = kind[i] == SPECIAL ? q[i * gsi]
                            : FX_STORE((FX_W)(kind[i] == LIVE ? v : 0.0));
             }
         else
             for (Py_ssize_t i = 0; i < W; i++) {
-                double v = wp[i] * (double)FX_EXP(FX_LOAD(p[i]) - mx[i]) - a
-                           - (yl[i] == cd ? bw[i] : 0.0);
+                double v = wp[i] * (double)FX_EXP(FX_LOAD(p[i]) - mx[i]) - a;
                 q[i * gsi] = kind[i] == SPECIAL ? q[i * gsi]
                            : FX_STORE((FX_W)(kind[i] == LIVE ? v : 0.0));
             }
     }
+    for (Py_ssize_t i = 0; i < W; i++)
+        if (kind[i] == LIVE)
+            g[lab[i * ls] * gsc + i * gsi] = FX_STORE((FX_W)gy[i]);
 }
