@@ -373,7 +373,9 @@ def _check_outputs(args):
             raise _InputError(f"{option}: {full} is a folder, not a file name")
         real = os.path.realpath(full)
         for name, where in inputs:
-            if real == where:
+            # the same path, or another name of the same file (a hard link)
+            if real == where or (os.path.exists(real) and os.path.exists(where)
+                                 and os.path.samefile(real, where)):
                 raise _InputError(f"{option}: {path} is the {name} being scored; give "
                                   "another file name", 2)
         if real in seen:
