@@ -143,9 +143,10 @@ def check_reduction(reduction, allowed=("none", "mean", "sum")):
 
 def _axis_index(ax, ndim, name="axis", msg_prefix=None):
     """The axis `ax` (an integer) of `ndim` dims as 0..ndim-1: TypeError for
-    a non-integer or a bool (an int to Python, not to NumPy and SciPy, which
-    refuse it), AxisError (a ValueError and IndexError, `msg_prefix`
-    starting its message) out of range."""
+    a non-integer or a bool (an int to Python, not to NumPy and scipy.special,
+    which refuse it; scipy.stats.entropy takes True as 1), AxisError (a
+    ValueError and IndexError, `msg_prefix` starting its message) out of
+    range."""
     if type(ax) is int and -ndim <= ax < ndim:
         return ax % ndim
     if isinstance(ax, (bool, np.bool_)):

@@ -282,7 +282,8 @@ def _merge_axes(a, axes):
     into one, in C order (a view where the layout allows it, else a copy)."""
     k = len(axes)
     moved = np.moveaxis(a, axes, range(a.ndim - k, a.ndim))
-    return moved.reshape(moved.shape[:a.ndim - k] + (-1,))
+    # the merged length itself, not -1, which an empty array cannot resolve
+    return moved.reshape(moved.shape[:a.ndim - k] + (math.prod(moved.shape[a.ndim - k:]),))
 
 
 # SciPy's dtypes: integers and bools become float64, floats promote;
@@ -381,6 +382,8 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
         arrays = [a if a.shape == shape else np.broadcast_to(a, shape)
                   for a in (p if p.dtype == dtype else p.astype(dtype),
                             q if q.dtype == dtype else q.astype(dtype))]
+    if arrays[0].ndim == 0:   # a distribution of one element, its axis 0
+        arrays = [a.reshape(1) for a in arrays]
     axis = entropy_axes(axis, arrays[0].ndim)
     if isinstance(axis, tuple):
         arrays = [_merge_axes(a, axis) for a in arrays]
@@ -388,8 +391,6 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     if axis is None:
         arrays = [a.reshape(-1) for a in arrays]
         axis = 0
-    if arrays[0].ndim == 0:
-        arrays = [a.reshape(1) for a in arrays]
     axis = single_axis(axis, arrays[0].ndim, "source")
     div = 1.0 if base is None else math.log(base)
     return _rows(_ENTROPY, arrays[0], arrays[1] if len(arrays) == 2 else None, axis, dtype, div,

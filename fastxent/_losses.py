@@ -205,7 +205,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     grad = grad_array(grad_out, x_in) if return_grad else None
     # zeros: rows with no classes (C == 0) have no kernel call and lose 0
     rows = np.zeros(rows_shape, work) if reduction == "none" else None
-    total = 0.0
+    total = hard = 0.0
     if n_rows and C:
         # the partial sums of blocks of rows; one block's sum the kernel
         # returns
@@ -226,6 +226,13 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                 gwork = np.empty(x.shape, work)
             elif grad_out is not None:
                 gwork = kernel_out(grad, [x, t if probs else labels, w], in_place=x)
+        if (reduction == "mean" and not probs and eps > 0 and w is not None
+                and bool(np.any(w < 0))):
+            # weights of both signs may sum to 0 under a nonzero label term,
+            # which a smoothed 'mean' then divides apart (_smoothed_over_zero):
+            # that term's sum, now, before a gradient written over the input
+            hard = float(cross_entropy(input, target, weight, ignore_index, "sum",
+                                       n_threads=n_threads))
         kern = _dispatch.active.cross_entropy   # one entry for every dtype
         wv = None if w is None else kernel_view(w)
         operands = ((x, t, gwork, None, rows) if probs else (x, None, gwork, labels, rows))
@@ -244,10 +251,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if partial is not None:
             total = array_sum(partial)
     if reduction == "mean" and not probs and eps > 0 and denom == 0 and n_rows and C:
-        # target weights of both signs that sum to 0: PyTorch divides the
-        # label's term and the smoothing term by 0 apart, and adds them
-        hard = float(cross_entropy(input, target, weight, ignore_index, "sum",
-                                   n_threads=n_threads))
+        # a zero weight sum: PyTorch divides the label's term and the
+        # smoothing term by 0 apart, and adds them; the label's term is 0
+        # unless weights of both signs cancelled (hard, formed above)
         total = _smoothed_over_zero(hard, total - (1.0 - eps) * hard, eps)
         denom = 1.0
     if reduction == "none":

@@ -217,6 +217,22 @@ def _cannot_write(option, path, e):
     return _InputError(f"{option}: cannot write {path}: {e.strerror or e}")
 
 
+_HELD = (signal.SIGINT, signal.SIGTERM) if hasattr(signal, "pthread_sigmask") else ()
+
+
+def _hold_signals():
+    """Block SIGINT and SIGTERM in this thread (where the platform can);
+    returns what _release_signals needs."""
+    if not _HELD or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+
+
+def _release_signals(held):
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 class _Staged:
     """The run's output files, each written under a temporary name beside
     its path and renamed into place by :meth:`commit` once every one of them
@@ -237,9 +253,16 @@ class _Staged:
         self.add(_StagedFile(option, path)).start(write)
 
     def commit(self):
-        while self.items:
-            self.items[0].commit()
-            self.items.pop(0)
+        # Ctrl-C or SIGTERM between two renames would leave half of a new
+        # set beside half of an old one: held back until the renames are
+        # done (then delivered; the outputs are complete by then)
+        held = _hold_signals()
+        try:
+            while self.items:
+                self.items[0].commit()
+                self.items.pop(0)
+        finally:
+            _release_signals(held)
 
     def abort(self):
         for item in self.items:
@@ -358,6 +381,7 @@ def _check_outputs(args):
                                    ("--plot", args.plot)) if p is not None]
     inputs = [(_INPUT_NAMES[k], os.path.realpath(getattr(args, k)))
               for k in ("logits", "targets") if getattr(args, k) is not None]
+    folders = [(n, p) for n, p in inputs if os.path.isdir(p)]
     seen = {}
     for option, path in outputs:
         if path == "-":
@@ -378,6 +402,11 @@ def _check_outputs(args):
                                  and os.path.samefile(real, where)):
                 raise _InputError(f"{option}: {path} is the {name} being scored; give "
                                   "another file name", 2)
+        for name, where in folders:
+            # a .npy there would replace a shard, or be one the next time
+            if os.path.dirname(real) == where and real.endswith(".npy"):
+                raise _InputError(f"{option}: {path} would be a shard of the {name} folder; "
+                                  "give a name outside it", 2)
         if real in seen:
             raise _InputError(f"{seen[real]} and {option} both name {path}; give each its own "
                               "file", 2)
@@ -464,7 +493,7 @@ def run(args, stdout, stderr):
         raise _InputError(text, 2) from None
     staged = _Staged()
     try:
-        info = (_run_on_scheduler(args, scorer) if args.scheduler
+        info = (_run_on_scheduler(args, scorer) if args.scheduler is not None
                 else _run_here(args, scorer, stderr, staged))
         _report(args, scorer, info, stdout, staged)
         staged.commit()
@@ -487,9 +516,10 @@ def _run_on_scheduler(args, scorer):
     labels = files.read_labels(args.targets, args.logits)
     started = time.monotonic()
     files.score_on_scheduler(args.scheduler, logits, labels, scorer)
-    return {"logits": os.path.abspath(args.logits),
-            "targets": os.path.abspath(args.targets) if args.targets else
-            os.path.abspath(args.logits) + " ['labels']",
+    from ._score_files import origin
+
+    return {"logits": origin(args.logits, "logits"),
+            "targets": origin(args.targets, "labels", args.logits),
             "rows": logits.shape[0], "classes": logits.shape[1],
             "dtype": _dtype_name(logits.dtype), "seconds": time.monotonic() - started,
             "scheduler": args.scheduler}

@@ -161,7 +161,11 @@ class _CompressedMember(_Source):
 
     def _open(self):
         self._zip = zipfile.ZipFile(self.path)
-        self._f = self._zip.open(self.member)
+        try:
+            self._f = self._zip.open(self.member)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:   # a damaged local header
+            self._zip.close()
+            raise self._corrupt(e) from None
         self.shape, fortran, self.dtype = _read_npy_header(
             self._f, f"{self.name}: {self.path}[{self.member}]")
         if self.dtype.hasobject:
@@ -327,11 +331,27 @@ def _open_path(path, name, names_in_npz, positional):
         member = _pick(members, names_in_npz, path, name, positional)
         with zipfile.ZipFile(path) as zf:
             src = _npz_member(path, zf, member, name)
-        src.origin = f"{path} [{member}]"
+        src.origin = f"{os.path.abspath(path)} [{member}]"
         return src
     if magic == b"\x93NUMPY":
         return _open_npy(path, name)
     raise ValueError(f"{name}: {path} is neither a .npy nor a .npz file")
+
+
+def origin(path, name, logits_path=None):
+    """Where open_logits (`name` 'logits') or open_labels ('labels') reads:
+    the absolute path, and the member of an .npz; for messages and reports
+    of callers that read elsewhere (a Dask cluster's workers)."""
+    if path is None and name == "labels":
+        path = logits_path
+        wanted, positional = LABELS_NAMES, "arr_1"
+    else:
+        wanted = LOGITS_NAMES if name == "logits" else LABELS_NAMES
+        positional = "arr_0"
+    where = os.path.abspath(path)
+    if not os.path.isdir(path) and _is_zip(path):
+        return f"{where} [{_pick(_npz_names(path), wanted, path, name, positional)}]"
+    return where
 
 
 def open_logits(path):

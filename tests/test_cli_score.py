@@ -175,6 +175,9 @@ def test_progress_bar_only_on_a_terminal(files):
      ["{d}/x.npy", "{d}/t.npy", "--json", "{d}/s.npy"], 2, "s.npy is the TARGETS being scored"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--json", "{d}/o", "--per-row", "{d}/o"], 2,
      "--json and --per-row both name"),
+    (lambda d: (os.mkdir(d / "sh"), np.save(d / "sh" / "a.npy", np.zeros((400, 9), np.float32))),
+     ["{d}/sh", "{d}/t.npy", "--json", "{d}/sh/b.npy"], 2,
+     "--json: .*b.npy would be a shard of the LOGITS folder"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--per-row", "-"], 2, "--per-row: '-' .* only for --json"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--plot", "-"], 2, "--plot: '-' .* only for --json"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--json", "{d}"], 1, "--json: .* is a folder"),
@@ -248,6 +251,59 @@ def test_a_late_failure_leaves_no_output(files, monkeypatch, stop):
     assert "Traceback" not in err
     only_inputs(d, "x.npy", "t.npy", "m.json")
     assert (d / "m.json").read_text() == "old"
+
+
+def test_signals_wait_for_the_renames(files, monkeypatch):
+    """SIGINT arriving between two renames of the commit is held back until
+    the set is complete, then stops the command (exit 130) with every
+    output in place: never half of a new set beside half of an old one."""
+    from fastxent import _score_cli
+
+    if not hasattr(signal, "pthread_sigmask"):
+        pytest.skip("no pthread_sigmask here")
+    d, _, _ = files
+    real = os.replace
+    calls = []
+
+    def replace_then_interrupt(src, dst):
+        real(src, dst)
+        calls.append(dst)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)   # held: the second rename still runs
+
+    monkeypatch.setattr(_score_cli.os, "replace", replace_then_interrupt)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        status, out, err = run([str(d / "x.npy"), str(d / "t.npy"), "--json",
+                                str(d / "m.json"), "--per-row", str(d / "r.npz"), "--quiet"])
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert len(calls) == 2
+    assert status == 130 and "interrupted" in err
+    only_inputs(d, "x.npy", "t.npy", "m.json", "r.npz")
+
+
+def test_damaged_local_header_of_a_compressed_member(files):
+    d, x, t = files
+    p = d / "c.npz"
+    np.savez_compressed(p, logits=x, labels=t)
+    import zipfile
+
+    with zipfile.ZipFile(p) as zf:
+        offset = zf.getinfo("labels.npy").header_offset
+    raw = bytearray(p.read_bytes())
+    raw[offset] ^= 0xFF   # the local header's signature
+    p.write_bytes(bytes(raw))
+    status, out, err = run([str(p)])
+    assert status == 1 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert "labels.npy is damaged" in err
+
+
+def test_scheduler_given_an_empty_address_is_refused(files):
+    pytest.importorskip("distributed")
+    d, _, _ = files
+    status, out, err = run([str(d / "x.npy"), str(d / "t.npy"), "--scheduler", ""])
+    assert status == 1 and out == "" and "--scheduler: cannot connect to ''" in err
 
 
 def test_a_full_disk_leaves_no_temporary_files(files, monkeypatch):

@@ -352,6 +352,12 @@ def test_mean_over_a_zero_weight_sum(dtype, ls):
                                label_smoothing=ls).item()
         got = fx.cross_entropy(x, t, weight=w, label_smoothing=ls)
         np.testing.assert_array_equal(got, want, err_msg=f"w={w}")
+        # the same with the gradient written over the input (the label
+        # terms' sum is formed before the kernel overwrites the logits)
+        xx = x.copy()
+        got, _ = fx.cross_entropy(xx, t, weight=w, label_smoothing=ls, return_grad=True,
+                                  grad_out=xx)
+        np.testing.assert_array_equal(got, want, err_msg=f"w={w} grad_out=input")
         if ls == 0:
             xl = np.log(fx.softmax(x.astype(np.float64), axis=1)).astype(dtype)
             want = F.nll_loss(torch.tensor(xl.astype(np.float64)), torch.tensor(t),

@@ -303,6 +303,15 @@ def test_tuple_axes(stats, axis):
         assert_bitwise_equal(fx.entropy(pk, axis=axis), fx.entropy(pk, axis=axis[0]))
 
 
+@pytest.mark.parametrize("shape, axis", [((0, 3, 2), (1, 2)), ((3, 0, 2), (0, 2)),
+                                         ((2, 3, 0), (0, 1)), ((), (0,)), ((), ())])
+def test_tuple_axes_of_empty_and_0d_input(stats, shape, axis):
+    pk = np.ones(shape)
+    got, want = fx.entropy(pk, axis=axis), scipy_entropy(stats, pk, axis=axis)
+    assert np.shape(got) == np.shape(want)
+    assert_close(got, want, rtol=0)
+
+
 @pytest.mark.parametrize("axis, exc", [((1, 1), ValueError), ((0, 3), np.exceptions.AxisError),
                                        ((0, 1.0), TypeError)])
 def test_tuple_axes_errors(stats, axis, exc):

@@ -124,7 +124,8 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
         # the axes moved last and merged, as the NumPy path does
         k = len(axis)
         arrays = [da.moveaxis(a, axis, range(a.ndim - k, a.ndim)) for a in arrays]
-        arrays = [a.reshape(a.shape[:a.ndim - k] + (-1,)) for a in arrays]
+        arrays = [a.reshape(a.shape[:a.ndim - k] + (math.prod(a.shape[a.ndim - k:]),))
+                  for a in arrays]
         axis = -1
     if axis is None:
         arrays = [a.ravel() for a in arrays]
