@@ -16,7 +16,7 @@ from . import _dask, _dispatch
 from ._dispatch import resolve_threads
 from ._arrays import aligned
 from ._checks import as_array, check_out, class_axis
-from ._layout import kernel_out
+from ._layout import kernel_out, overlaps
 from .reference.score import ROW_FIELDS, RowScores
 
 __all__ = ["score_rows", "RowScores", "ROW_FIELDS"]
@@ -62,6 +62,10 @@ def _temperature(temperature, kernel_dtype):
     if T == 1.0:
         return 0, 1.0
     work = np.float64 if kernel_dtype == _F64 else np.float32
+    if work(T) == 0:
+        # the kernels divide in the logits' precision: z = x / 0 is no softmax
+        raise ValueError(f"temperature {temperature!r} rounds to 0 in float32, the precision "
+                         "of these logits")
     inv = 1.0 / T
     m, _ = math.frexp(T)
     # a power of two whose inverse is a normal number of the working type:
@@ -145,6 +149,12 @@ def _outputs(out, batch_shape, result, reads):
     for name in ROW_FIELDS:
         dtype = _I64 if name in _INT_FIELDS else result
         a = check_out(arrays[name], batch_shape, dtype, f"out[{name!r}]")
+        for other, b in zip(ROW_FIELDS, caller):
+            # one would silently hold the other's values (columns of one
+            # array do not overlap: they are fine)
+            if overlaps(a, b):
+                raise ValueError(f"out[{name!r}] and out[{other!r}] share memory: each "
+                                 "output needs its own")
         caller.append(a)
         w = kernel_out(a, reads + work)
         work.append(w)
@@ -206,7 +216,9 @@ def score_rows(input, target, *, ignore_index=-100, temperature=1.0, out=None,
         is written then).
     ValueError
         For a target whose shape does not fit the input, a 0-d input, a
-        temperature that is not a positive finite number, or a bad `out`.
+        temperature that is not a positive finite number (or rounds to 0
+        in float32 for logits other than float64), or a bad `out` (also
+        two outputs that share memory).
     TypeError
         For non-float logits, non-integer targets or a non-integer
         `ignore_index`.

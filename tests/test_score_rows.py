@@ -646,3 +646,33 @@ def test_new_outputs_are_c_ordered_arrays_of_the_labels_shape(dtype, shape, labe
             assert a.dtype == want_dtype and a.shape == rows, name
             assert a.flags.c_contiguous and a.flags.owndata and a.flags.writeable, name
         np.testing.assert_array_equal(a, out[name], err_msg=name)
+
+
+def test_outputs_sharing_memory_are_refused():
+    """Two outputs in one array would leave one holding the other's values;
+    columns of one 2-d array are separate outputs and fine."""
+    x = np.array([[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]])
+    y = np.array([0, 1])
+    want = fastxent.score_rows(x, y)
+    out = {k: np.zeros(2, np.int64 if k in ("rank", "prediction") else np.float64)
+           for k in want._fields}
+    out["brier"] = out["nll"]
+    with pytest.raises(ValueError, match="out\\['brier'\\] and out\\['nll'\\] share memory"):
+        fastxent.score_rows(x, y, out=out)
+    floats = np.zeros((2, 4))
+    ints = np.zeros((2, 2), np.int64)
+    out = {"nll": floats[:, 0], "confidence": floats[:, 1], "entropy": floats[:, 2],
+           "brier": floats[:, 3], "rank": ints[:, 0], "prediction": ints[:, 1]}
+    got = fastxent.score_rows(x, y, out=out)
+    for k in want._fields:
+        np.testing.assert_array_equal(getattr(got, k), getattr(want, k), err_msg=k)
+
+
+def test_a_temperature_that_rounds_to_zero_in_float32_is_refused():
+    x = np.zeros((1, 3), np.float32)
+    with pytest.raises(ValueError, match="rounds to 0 in float32"):
+        fastxent.score_rows(x, np.array([0]), temperature=1e-46)
+    with pytest.raises(ValueError, match="rounds to 0 in float32"):
+        fastxent.score(x, np.array([0]), temperature=1e-46)
+    # float64 logits divide in float64
+    assert fastxent.score(x.astype(np.float64), np.array([0]), temperature=1e-46)["count"] == 1
