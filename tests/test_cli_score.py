@@ -228,6 +228,7 @@ def test_a_late_failure_leaves_no_output(files, monkeypatch, stop):
     existing file; the message names the user's path, not the temporary."""
     from fastxent import _score_cli
 
+    pytest.importorskip("matplotlib")   # --plot is checked for it first
     d, _, _ = files
     (d / "m.json").write_text("old")
 
