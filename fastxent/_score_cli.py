@@ -217,20 +217,31 @@ def _cannot_write(option, path, e):
     return _InputError(f"{option}: cannot write {path}: {e.strerror or e}")
 
 
-_HELD = (signal.SIGINT, signal.SIGTERM) if hasattr(signal, "pthread_sigmask") else ()
-
-
 def _hold_signals():
-    """Block SIGINT and SIGTERM in this thread (where the platform can);
-    returns what _release_signals needs."""
-    if not _HELD or threading.current_thread() is not threading.main_thread():
+    """Record SIGINT and SIGTERM instead of acting on them (on the main
+    thread, where Python runs signal handlers); returns what
+    _release_signals needs.  Blocking them with pthread_sigmask would not
+    do: the kernel hands a process's signal to any thread that does not
+    block it (an OpenMP worker), and Python then runs the handler on the
+    main thread all the same."""
+    if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    pending = []
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, lambda n, frame: pending.append(n))
+    return previous, pending
 
 
 def _release_signals(held):
-    if held is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    """Put the handlers back, then deliver what arrived meanwhile to them."""
+    if held is None:
+        return
+    previous, pending = held
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+    for signum in dict.fromkeys(pending):
+        signal.raise_signal(signum)
 
 
 class _Staged:
@@ -254,8 +265,8 @@ class _Staged:
 
     def commit(self):
         # Ctrl-C or SIGTERM between two renames would leave half of a new
-        # set beside half of an old one: held back until the renames are
-        # done (then delivered; the outputs are complete by then)
+        # set beside half of an old one: recorded until the renames are
+        # done, then delivered (the outputs are complete by then)
         held = _hold_signals()
         try:
             while self.items:
