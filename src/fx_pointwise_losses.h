@@ -22,6 +22,22 @@
 #define FX_AT(p, j, s) FX_LOAD((p)[(Py_ssize_t)(j) * (s)])
 #ifndef FX_SUM_SCALE
 #define FX_SUM_SCALE 0.00390625   /* 2^-8 = 1 / FX_FOLD */
+
+/* one BCE term in double from x = v, y = t, weight wt, pos_weight pv and
+ * l = log1p(exp(-|v|)): w (1 - y) sp(x) + w pw y sp(-x), a zero coefficient
+ * contributing 0 against an infinite softplus; an infinite target under a
+ * finite x, whose two terms are infinite of opposite signs, gives their
+ * limit w (sp(x) + y (pw sp(-x) - sp(x))) (PyTorch's -inf at y = inf,
+ * x = 2).  The blocks that the vectorized loops leave go through it. */
+static inline double fx_bce_term(double v, double t, double wt, double pv, double l)
+{
+    double sp_pos = (v > 0 ? v : 0.0) + l, sp_neg = (v < 0 ? -v : 0.0) + l;
+    if (isinf(t) && !isinf(v)) return wt * (sp_pos + t * (pv * sp_neg - sp_pos));
+    double a = wt * (1.0 - t), b = wt * (pv * t);
+    double ta = a == 0 && sp_pos == INFINITY ? 0.0 : a * sp_pos;
+    double tb = b == 0 && sp_neg == INFINITY ? 0.0 : b * sp_neg;
+    return ta + tb;
+}
 #endif
 
 /* ---- kl_div: p (log p - x) with p = t, or exp(t) (t - x) if log_target ---- */
@@ -291,36 +307,18 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
             }
         }
         if (sizeof(FX_W) == sizeof(double) && !(acc - acc == 0)) {
-            /* an infinite target under a finite x makes its two terms
-             * infinite of opposite signs (NaN); their limit is that of
-             * w (sp(x) + y (pw sp(-x) - sp(x))), PyTorch's -inf at y = inf,
-             * x = 2.  Set here, out of the loop, where the block's sum is
-             * not finite: a sum that is not finite does not depend on the
-             * order of its terms, so the block's is formed again in any
-             * order */
-            int any = 0;
+            /* a term that is not finite, maybe the NaN of an infinite
+             * target under a finite x: that one gets its limit
+             * (fx_bce_term), set here, out of the loop.  A sum that is not
+             * finite does not depend on the order of its terms, so the
+             * block's is formed again in this one */
+            acc = 0;
             for (Py_ssize_t j = j0; j < end; j++) {
                 double v = FX_AT(x, j, xs), t = FX_AT(y, j, ys);
-                any |= isinf(t) && !isinf(v);
-            }
-            if (any) {
-                acc = 0;
-                for (Py_ssize_t j = j0; j < end; j++) {
-                    double v = FX_AT(x, j, xs), t = FX_AT(y, j, ys);
-                    double wt = has_w ? FX_AT(w, j, ws) : 1.0;
-                    double pv = has_pw ? FX_AT(pw, j, pws) : 1.0;
-                    double l = lb[j - j0];   /* log1p(exp(-|x|)) as the loop had it */
-                    double sp_pos = (v > 0 ? v : 0.0) + l, sp_neg = (v < 0 ? -v : 0.0) + l;
-                    double a = wt * (1.0 - t), b = wt * (pv * t);
-                    double ta = a == 0 && sp_pos == INFINITY ? 0.0 : a * sp_pos;
-                    double tb = b == 0 && sp_neg == INFINITY ? 0.0 : b * sp_neg;
-                    double term = ta + tb;
-                    if (isinf(t) && !isinf(v)) {
-                        term = wt * (sp_pos + t * (pv * sp_neg - sp_pos));
-                        if (has_out) out[j * os] = FX_STORE((FX_W)term);
-                    }
-                    acc += (FX_W)(term * FX_SUM_SCALE);
-                }
+                double term = fx_bce_term(v, t, has_w ? FX_AT(w, j, ws) : 1.0,
+                                          has_pw ? FX_AT(pw, j, pws) : 1.0, lb[j - j0]);
+                if (has_out && isinf(t) && !isinf(v)) out[j * os] = FX_STORE((FX_W)term);
+                acc += (FX_W)(term * FX_SUM_SCALE);
             }
         }
         if (sizeof(FX_W) == sizeof(float) && (!(acc - acc == 0) || redo != 0)) {
@@ -335,15 +333,9 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
                 double v = FX_AT(x, j, xs), t = FX_AT(y, j, ys);
                 double wt = has_w ? FX_AT(w, j, ws) : 1.0;
                 double pt = has_pw ? FX_AT(pw, j, pws) * t : t;
-                double e = exp(-fabs(v)), l = log1p(e);
-                double sp_pos = (v > 0 ? v : 0.0) + l, sp_neg = (v < 0 ? -v : 0.0) + l;
-                double a = wt * (1.0 - t), b = wt * pt;
-                double ta = a == 0 && sp_pos == INFINITY ? 0.0 : a * sp_pos;
-                double tb = b == 0 && sp_neg == INFINITY ? 0.0 : b * sp_neg;
-                double pv = has_pw ? FX_AT(pw, j, pws) : 1.0;
-                /* as the double loop above: an infinite target's limit */
-                FX_W term = (FX_W)(isinf(t) && !isinf(v) ? wt * (sp_pos + t * (pv * sp_neg - sp_pos))
-                                                         : ta + tb);
+                double e = exp(-fabs(v));
+                FX_W term = (FX_W)fx_bce_term(v, t, wt, has_pw ? FX_AT(pw, j, pws) : 1.0,
+                                              log1p(e));
                 acc += term * (FX_W)FX_SUM_SCALE;
                 if (has_out) out[j * os] = FX_STORE(term);
                 if (has_g) {
