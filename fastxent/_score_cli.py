@@ -261,7 +261,7 @@ class _Staged:
     def write(self, option, path, write):
         """Call ``write(tmp)`` on a temporary name beside `path`, to be
         renamed to `path` at the commit."""
-        self.add(_StagedFile(option, path)).start(write)
+        self.add(_StagedFile(option, path)).produce(write)
 
     def commit(self):
         # Ctrl-C or SIGTERM between two renames would leave half of a new
@@ -288,7 +288,8 @@ class _StagedFile:
         self.option, self.path = option, os.path.abspath(path)
         self.tmp = _temp_name(self.path, os.path.splitext(self.path)[1])
 
-    def start(self, write):
+    def produce(self, write):
+        """Call ``write(tmp)``; a failure names the option and the path."""
         try:
             write(self.tmp)
         except OSError as e:
@@ -307,21 +308,17 @@ class _StagedFile:
             pass
 
 
-class _PerRowWriter:
+class _PerRowWriter(_StagedFile):
     """Per-row scores streamed to a temporary folder beside `path`
-    (:meth:`start`, :meth:`write`), packed by :meth:`finish` into a
+    (:meth:`start`, :meth:`write`), packed by :meth:`finish` into the
     temporary .npz that :meth:`commit` renames to `path` (which appears
     whole or not at all); :meth:`abort` leaves nothing behind, also after a
     failed write (a full disk).  Creating it creates nothing on disk."""
 
     def __init__(self, path):
-        self.path = os.path.abspath(path)
+        super().__init__("--per-row", path)
         self.tmpdir = _temp_name(self.path)
-        self.tmpzip = _temp_name(self.path, ".npz")
         self.files = {}
-
-    def _failed(self, e):
-        return _cannot_write("--per-row", self.path, e)
 
     def start(self, n_rows, float_dtype):
         from ._score_rows import ROW_FIELDS
@@ -336,7 +333,7 @@ class _PerRowWriter:
                     f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
                         "shape": (n_rows,)})
         except OSError as e:
-            raise self._failed(e) from None
+            raise _cannot_write(self.option, self.path, e) from None
 
     def write(self, rows):
         try:
@@ -344,27 +341,21 @@ class _PerRowWriter:
                 f, dtype = self.files[name]
                 f.write(np.ascontiguousarray(a, dtype=dtype).data)
         except OSError as e:
-            raise self._failed(e) from None
+            raise _cannot_write(self.option, self.path, e) from None
 
     def finish(self):
         import zipfile
 
-        try:
+        def pack(tmp):
             for f, _ in self.files.values():
                 f.close()
-            with open(self.tmpzip, "xb") as raw, zipfile.ZipFile(
-                    raw, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            with open(tmp, "xb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED,
+                                                         allowZip64=True) as zf:
                 for name in self.files:
                     zf.write(os.path.join(self.tmpdir, name + ".npy"), name + ".npy")
-        except OSError as e:
-            raise self._failed(e) from None
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
-    def commit(self):
-        try:
-            os.replace(self.tmpzip, self.path)
-        except OSError as e:
-            raise self._failed(e) from None
+        self.produce(pack)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def abort(self):
         """Remove the temporary files (harmless after :meth:`commit`)."""
@@ -374,10 +365,7 @@ class _PerRowWriter:
             except OSError:
                 pass
         shutil.rmtree(self.tmpdir, ignore_errors=True)
-        try:
-            os.unlink(self.tmpzip)
-        except OSError:
-            pass
+        super().abort()
 
 
 _INPUT_NAMES = {"logits": "LOGITS", "targets": "TARGETS"}

@@ -42,6 +42,11 @@ def _is_bfloat16(dtype):
                                         and dtype.fields is None)
 
 
+# what zipfile raises for a damaged member (a bad CRC, data that do not
+# inflate, a bad local header) as it is read
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
+
+
 def _read_npy_header(f, where):
     """(shape, fortran_order, dtype) of the .npy whose header starts at the
     current position of `f`; leaves `f` at the first data byte."""
@@ -65,7 +70,7 @@ def _read_npy_header(f, where):
                 and isinstance(fortran, bool)):
             raise ValueError(f"bad shape {shape!r} or fortran_order {fortran!r}")
     except (ValueError, TypeError, KeyError, SyntaxError, MemoryError, UnicodeDecodeError,
-            struct.error, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            struct.error) + _DAMAGED as e:
         # whatever a damaged header makes the parsers raise: one line
         raise ValueError(f"{where}: not a readable .npy array ({e})") from None
     return tuple(shape), bool(fortran), dtype
@@ -156,16 +161,26 @@ class _CompressedMember(_Source):
         self.path, self.member, self.name = path, member, name
         self._open()
 
-    def _corrupt(self, e):
-        return ValueError(f"{self.name}: {self.path} member {self.member} is damaged ({e})")
+    def _guarded(self, read, *args):
+        """read(*args), whatever a damaged member makes zipfile raise (a
+        bad CRC, data that do not inflate, a bad local header) turned into
+        one ValueError naming the file and member."""
+        try:
+            return read(*args)
+        except _DAMAGED as e:
+            raise ValueError(f"{self.name}: {self.path} member {self.member} is damaged "
+                             f"({e})") from None
+
+    def _truncated(self):
+        return ValueError(f"{self.name}: {self.path} member {self.member} is truncated")
 
     def _open(self):
         self._zip = zipfile.ZipFile(self.path)
         try:
-            self._f = self._zip.open(self.member)
-        except (zipfile.BadZipFile, zlib.error, EOFError) as e:   # a damaged local header
+            self._f = self._guarded(self._zip.open, self.member)
+        except ValueError:
             self._zip.close()
-            raise self._corrupt(e) from None
+            raise
         self.shape, fortran, self.dtype = _read_npy_header(
             self._f, f"{self.name}: {self.path}[{self.member}]")
         if self.dtype.hasobject:
@@ -178,12 +193,9 @@ class _CompressedMember(_Source):
 
     def read(self, start, stop):
         if not self.shape:
-            try:
-                b = self._f.read(self.dtype.itemsize)
-            except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-                raise self._corrupt(e) from None
+            b = self._guarded(self._f.read, self.dtype.itemsize)
             if len(b) < self.dtype.itemsize:
-                raise ValueError(f"{self.name}: {self.path} member {self.member} is truncated")
+                raise self._truncated()
             return np.frombuffer(b, self.dtype).reshape(())
         if start < self._row:
             self.close()
@@ -196,32 +208,23 @@ class _CompressedMember(_Source):
         view = memoryview(out.reshape(-1).view(np.uint8))
         got = 0
         while got < len(view):
-            try:
-                n = self._f.readinto(view[got:])
-            except (zipfile.BadZipFile, zlib.error, EOFError) as e:   # a bad CRC, bad data
-                raise self._corrupt(e) from None
+            n = self._guarded(self._f.readinto, view[got:])
             if not n:
-                raise ValueError(f"{self.name}: {self.path} member {self.member} is truncated")
+                raise self._truncated()
             got += n
         self._row = stop
         if stop == self.shape[0]:
             # zipfile checks a member's CRC only when a read meets its end:
             # without this read, damaged data that still inflate would be
             # scored as they are
-            try:
-                self._f.read(1)
-            except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-                raise self._corrupt(e) from None
+            self._guarded(self._f.read, 1)
         return out
 
     def _skip(self, n):
         while n:
-            try:
-                b = self._f.read(min(n, 1 << 20))
-            except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-                raise self._corrupt(e) from None
+            b = self._guarded(self._f.read, min(n, 1 << 20))
             if not b:
-                raise ValueError(f"{self.name}: {self.path} member {self.member} is truncated")
+                raise self._truncated()
             n -= len(b)
 
     def close(self):
@@ -338,16 +341,22 @@ def _open_path(path, name, names_in_npz, positional):
     raise ValueError(f"{name}: {path} is neither a .npy nor a .npz file")
 
 
+def _place(path, name, logits_path=None):
+    """(file, names looked for in an .npz, positional name) of the array
+    open_logits (`name` 'logits') or open_labels ('labels') reads: labels
+    without a path of their own are the second array of the logits' .npz."""
+    if name == "logits":
+        return path, LOGITS_NAMES, "arr_0"
+    if path is None:
+        return logits_path, LABELS_NAMES, "arr_1"
+    return path, LABELS_NAMES, "arr_0"
+
+
 def origin(path, name, logits_path=None):
     """Where open_logits (`name` 'logits') or open_labels ('labels') reads:
     the absolute path, and the member of an .npz; for messages and reports
     of callers that read elsewhere (a Dask cluster's workers)."""
-    if path is None and name == "labels":
-        path = logits_path
-        wanted, positional = LABELS_NAMES, "arr_1"
-    else:
-        wanted = LOGITS_NAMES if name == "logits" else LABELS_NAMES
-        positional = "arr_0"
+    path, wanted, positional = _place(path, name, logits_path)
     where = os.path.abspath(path)
     if not os.path.isdir(path) and _is_zip(path):
         return f"{where} [{_pick(_npz_names(path), wanted, path, name, positional)}]"
@@ -359,7 +368,8 @@ def open_logits(path):
     array named ``logits`` (or ``input``, or ``arr_0``), or a folder whose
     ``.npy`` files, sorted by name, are concatenated along rows.  Must be
     2-d ``(rows, classes)`` of float16, float32, float64 or bfloat16."""
-    src = _open_path(path, "logits", LOGITS_NAMES, "arr_0")
+    file, wanted, positional = _place(path, "logits")
+    src = _open_path(file, "logits", wanted, positional)
     try:
         if len(src.shape) != 2:
             raise ValueError(f"logits: expected a 2-d array (rows, classes), got shape "
@@ -382,14 +392,13 @@ def open_labels(path, logits_path=None):
     ``labels``, ``target`` or ``arr_1``, or a folder of ``.npy`` shards),
     or, with `path` None, in the ``.npz`` of `logits_path`.  1-d, any
     integer dtype."""
-    if path is None:
-        if logits_path is None or os.path.isdir(logits_path) or not _is_zip(logits_path):
-            raise ValueError("targets: no labels given (pass a labels file, or an .npz holding "
-                             "both 'logits' and 'labels')")
-        src = _open_path(logits_path, "labels", LABELS_NAMES, "arr_1")
-    else:
-        src = _open_path(path, "labels", LABELS_NAMES, "arr_0")
-    where = src.origin or (path if path is not None else logits_path)
+    if path is None and (logits_path is None or os.path.isdir(logits_path)
+                         or not _is_zip(logits_path)):
+        raise ValueError("targets: no labels given (pass a labels file, or an .npz holding "
+                         "both 'logits' and 'labels')")
+    file, wanted, positional = _place(path, "labels", logits_path)
+    src = _open_path(file, "labels", wanted, positional)
+    where = src.origin or file
     try:
         if len(src.shape) != 1:
             raise ValueError(f"labels: expected a 1-d array, got shape {src.shape} in {where}")
