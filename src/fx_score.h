@@ -644,12 +644,14 @@ FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
 }
 
 /* score_lanes_body's per-lane passes over W rows (lanes W..L, if any,
- * hold zeros): the rows into columns T, then per lane, in class order, the max,
+ * hold zeros): the rows into columns T, the label's z zl (class yl, NaN
+ * for yl = -1) from them, then per lane, in class order, the max,
  * first argmax, min, count above zl and NaN count, ok, and the sums of
  * score_sums (see score_lanes_body) */
 FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, Py_ssize_t L,
                                            Py_ssize_t C, Py_ssize_t s, const int bf16,
-                                           const int tmode, FX_W tw, const FX_W *zl, FX_W *m,
+                                           const int tmode, FX_W tw, const int32_t *yl,
+                                           FX_W *zl, FX_W *m,
                                            FX_W *lo, FX_W *gt, FX_W *nan, FX_W *pr, FX_W *ok,
                                            FX_W *acc, FX_W *cnt, FX_W *sd, FX_W *sq)
 {
@@ -657,6 +659,8 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
     for (Py_ssize_t i = 0; i < L; i++)
         for (Py_ssize_t c = 0; c < C; c++)
             T[c * FX_BLOCK_W + i] = i < W ? FX_SCORE_Z(xr[i][c * s]) : (FX_W)0;
+    for (Py_ssize_t i = 0; i < L; i++)
+        zl[i] = yl[i] >= 0 ? T[yl[i] * FX_BLOCK_W + i] : (FX_W)NAN;
     for (Py_ssize_t i = 0; i < L; i++) {
         m[i] = (FX_W)-INFINITY;
         lo[i] = (FX_W)INFINITY;
@@ -695,7 +699,7 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
 
 /*
  * W <= FX_BLOCK_W rows of C <= FX_SCORE_LANES_C classes (row i at xr[i],
- * class stride s; zy[i] its label's z, NaN when ignored), scored side by
+ * class stride s; ys[i] its label, in [0, C) unless ign[i]), scored side by
  * side: the rows are copied into T as columns of FX_BLOCK_W lanes, and every
  * pass runs across the lanes, which the compiler vectorizes whatever C is
  * (the per-row passes of score_row cost a row's fixed overhead each, which
@@ -706,11 +710,15 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
  * of FX_EXP_NORMAL.  Any stride: every layout of a row gives the same bits.
  */
 FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py_ssize_t C,
-                                         Py_ssize_t s, const FX_W *zy, const int bf16,
+                                         Py_ssize_t s, const int64_t *ys,
+                                         const unsigned char *ign, const int bf16,
                                          const int tmode, FX_W tw, fx_score_lanes_res *res)
 {
     FX_W m[FX_BLOCK_W], lo[FX_BLOCK_W], gt[FX_BLOCK_W], nan[FX_BLOCK_W], pr[FX_BLOCK_W];
     FX_W zl[FX_BLOCK_W], ok[FX_BLOCK_W];
+    /* the lanes' labels, -1 for ignored rows and lanes without a row (their
+     * z is NaN, as the driver's was for an ignored row) */
+    int32_t yl[FX_BLOCK_W];
     FX_W acc[FX_BLOCK_W], cnt[FX_BLOCK_W], sd[FX_BLOCK_W], sq[FX_BLOCK_W];
     /* the portable passes run over the W rows alone, not FX_BLOCK_W lanes: a
      * group of a few rows (a small call) costs a few rows.  Every lane is
@@ -724,23 +732,23 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
          * row hold zeros, computed and dropped */
         L = (W + 7) & ~(Py_ssize_t)7;
         for (Py_ssize_t i = 0; i < L; i++)
-            zl[i] = i < W ? zy[i] : (FX_W)0;
+            yl[i] = i < W && !ign[i] ? (int32_t)ys[i] : -1;
         for (Py_ssize_t i = 0; i < L; i += 8)
-            fx_score8(xr + i, W - i < 8 ? W - i : 8, C, tmode, tw, zl + i, m + i, lo + i,
-                      gt + i, nan + i, pr + i, ok + i, acc + i, cnt + i, sd + i, sq + i);
+            fx_score8(xr + i, W - i < 8 ? W - i : 8, C, tmode, tw, yl + i, zl + i, m + i,
+                      lo + i, gt + i, nan + i, pr + i, ok + i, acc + i, cnt + i, sd + i, sq + i);
     } else
 #endif
     {
         for (Py_ssize_t i = 0; i < W; i++)
-            zl[i] = zy[i];
+            yl[i] = ign[i] ? -1 : (int32_t)ys[i];
         /* one row (a small call) with the lane count a constant: loops
          * without a vector set-up each, the same operations */
         if (W == 1)
-            FX_NAME(score_lanes_passes)(xr, 1, 1, C, s, bf16, tmode, tw, zl, m, lo, gt, nan, pr,
-                                        ok, acc, cnt, sd, sq);
+            FX_NAME(score_lanes_passes)(xr, 1, 1, C, s, bf16, tmode, tw, yl, zl, m, lo, gt, nan,
+                                        pr, ok, acc, cnt, sd, sq);
         else
-            FX_NAME(score_lanes_passes)(xr, W, W, C, s, bf16, tmode, tw, zl, m, lo, gt, nan, pr,
-                                        ok, acc, cnt, sd, sq);
+            FX_NAME(score_lanes_passes)(xr, W, W, C, s, bf16, tmode, tw, yl, zl, m, lo, gt, nan,
+                                        pr, ok, acc, cnt, sd, sq);
     }
     /* the results, across the lanes too: fx_score_values, with fx_math.h's
      * exp (vectorizable) for exp(z_y - M), whose argument is in its normal
@@ -765,17 +773,18 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
 
 /* score_lanes_body for every flag; the rows it leaves go through score_row */
 static FX_NOINLINE void FX_NAME(score_lanes)(const FX_T *const *xr, Py_ssize_t W, Py_ssize_t C,
-                                            Py_ssize_t s, const FX_W *zy, int bf16, int tmode,
+                                            Py_ssize_t s, const int64_t *ys,
+                                            const unsigned char *ign, int bf16, int tmode,
                                             FX_W tw, fx_score_lanes_res *res)
 {
     if (sizeof(FX_T) == 2 && bf16) {
-        if (tmode == 0) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 1, 0, tw, res);
-        else if (tmode == 1) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 1, 1, tw, res);
-        else FX_NAME(score_lanes_body)(xr, W, C, s, zy, 1, 2, tw, res);
+        if (tmode == 0) FX_NAME(score_lanes_body)(xr, W, C, s, ys, ign, 1, 0, tw, res);
+        else if (tmode == 1) FX_NAME(score_lanes_body)(xr, W, C, s, ys, ign, 1, 1, tw, res);
+        else FX_NAME(score_lanes_body)(xr, W, C, s, ys, ign, 1, 2, tw, res);
     } else {
-        if (tmode == 0) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 0, 0, tw, res);
-        else if (tmode == 1) FX_NAME(score_lanes_body)(xr, W, C, s, zy, 0, 1, tw, res);
-        else FX_NAME(score_lanes_body)(xr, W, C, s, zy, 0, 2, tw, res);
+        if (tmode == 0) FX_NAME(score_lanes_body)(xr, W, C, s, ys, ign, 0, 0, tw, res);
+        else if (tmode == 1) FX_NAME(score_lanes_body)(xr, W, C, s, ys, ign, 0, 1, tw, res);
+        else FX_NAME(score_lanes_body)(xr, W, C, s, ys, ign, 0, 2, tw, res);
     }
 }
 
@@ -1009,11 +1018,13 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
     const Py_ssize_t max_rank = a->max_rank, nb = a->n_bins;
     /* short rows go FX_BLOCK_W at a time through score_lanes, others one by one */
     const Py_ssize_t group = (mode != FX_SCORE_CHECK && C <= FX_SCORE_LANES_C) ? FX_BLOCK_W : 1;
-    /* a group's rows: their logits, labels, label z, outputs' offsets, results */
+    /* a group's rows: their logits, labels, outputs' offsets, results.  The
+     * label's z is formed where the row is read (the lanes take it from
+     * their transposed rows), or by FX_SCORE_ZY for a row scored alone */
     const FX_T *xr[FX_BLOCK_W];
     int64_t ys[FX_BLOCK_W];
     unsigned char ign[FX_BLOCK_W];
-    FX_W zys[FX_BLOCK_W];
+#define FX_SCORE_ZY(w) (ign[w] ? (FX_W)NAN : FX_NAME(score_z)(xr[w][ys[w] * s], bf16, tmode, tw))
     Py_ssize_t oos[FX_BLOCK_W][FX_SCORE_NOUT];
     fx_score_lanes_res res;
     if (mode == FX_SCORE_CHECK && nd == 1 && lkind == 8) {
@@ -1070,13 +1081,7 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
                 ys[w] = y;
                 ign[w] = (unsigned char)ignored;
                 res.done[w] = 0;
-#if defined(__GNUC__) || defined(__clang__)
-                __builtin_prefetch(xg + w * xs0 + (ignored ? 0 : y) * xc, 0, 3);
-#endif
             }
-            for (Py_ssize_t w = 0; w < W; w++)
-                zys[w] = ign[w] ? (FX_W)NAN
-                                : FX_NAME(score_z)(xr[w][ys[w] * s], bf16, tmode, tw);
         }
         for (Py_ssize_t w = 0; w < W && !plain; w++) {
             Py_ssize_t xo = 0, lo = 0;
@@ -1112,17 +1117,16 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
             xr[w] = (const FX_T *)(a->x + xo);
             ys[w] = y;
             ign[w] = (unsigned char)ignored;
-            zys[w] = ignored ? (FX_W)NAN : FX_NAME(score_z)(xr[w][y * s], bf16, tmode, tw);
             res.done[w] = 0;
         }
         if (mode == FX_SCORE_CHECK) continue;
-        if (group > 1) FX_NAME(score_lanes)(xr, W, C, s, zys, bf16, tmode, tw, &res);
+        if (group > 1) FX_NAME(score_lanes)(xr, W, C, s, ys, ign, bf16, tmode, tw, &res);
         if (lanes_acc) {
             /* the rows the lanes left, then the lanes' rows */
             for (Py_ssize_t w = 0; w < W; w++) {
                 if (res.done[w] || ign[w]) continue;
                 fx_score_row row;
-                FX_NAME(score_row)(xr[w], C, s, zys[w], bf16, tmode, tw, &row);
+                FX_NAME(score_row)(xr[w], C, s, FX_SCORE_ZY(w), bf16, tmode, tw, &row);
                 FX_NAME(score_add_row)(&row, ys[w], a, fsums, counts, sums);
             }
             FX_NAME(score_lanes_add)(&res, W, ign, ys, a, &acc, counts);
@@ -1141,7 +1145,7 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
                 row.pred = res.pred[w];
                 row.undefined = 0;
             } else {
-                FX_NAME(score_row)(xr[w], C, s, zys[w], bf16, tmode, tw, &row);
+                FX_NAME(score_row)(xr[w], C, s, FX_SCORE_ZY(w), bf16, tmode, tw, &row);
             }
             if (mode == FX_SCORE_STATE) {
                 FX_NAME(score_add_row)(&row, ys[w], a, fsums, counts, sums);
@@ -1198,6 +1202,7 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
     return -1;
 }
 
+#undef FX_SCORE_ZY
 #undef FX_SCORE_RAW
 #undef FX_SCORE_Z
 #undef FX_SCORE_R

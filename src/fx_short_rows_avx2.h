@@ -341,7 +341,10 @@ FX_INLINE void fx_shift8_flat(const float *x, Py_ssize_t C, const float *mx, con
  * fx_score.h's score_lanes_body for 8 rows xr[i], i < n, of C <= 16
  * contiguous float32 classes, bit for bit (same operations per lane, in
  * class order; the exp of fx_math.h): z = x (tmode 0), x * tw (1) or
- * x / tw (2), lanes from n on z = 0.  Per lane: the max m, first argmax pr,
+ * x / tw (2), lanes from n on z = 0.  Per lane: the label's z zy (class
+ * yl, NaN for yl = -1), taken from the transposed lanes rather than read
+ * from each row apart (a scattered first touch of the row, which stalled
+ * the driver); the max m, first argmax pr,
  * min lo, count gt of z > zy, NaN count nan and ok (no NaN, a finite max,
  * every z - m in the normal range of exp); then, with t = z - m (0 where not
  * ok), the sums over the classes below the max of e = exp(t) (acc), e t
@@ -349,7 +352,8 @@ FX_INLINE void fx_shift8_flat(const float *x, Py_ssize_t C, const float *mx, con
  * in by masked loads and register transposes, the sums stay in registers.
  */
 FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int tmode,
-                         float tw, const float *zy, float *m, float *lo, float *gt, float *nan,
+                         float tw, const int32_t *yl, float *zy, float *m, float *lo, float *gt,
+                         float *nan,
                          float *pr, float *ok, float *acc, float *cnt, float *sd, float *sq)
 {
     __m256 T[16];
@@ -370,8 +374,14 @@ FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int
                       : tmode == 1 ? _mm256_mul_ps(r[c], _mm256_set1_ps(tw))
                       : _mm256_div_ps(r[c], _mm256_set1_ps(tw));
     }
+    __m256 z = _mm256_set1_ps(NAN);
+    const __m256i vy = _mm256_loadu_si256((const __m256i *)yl);
+    for (Py_ssize_t c = 0; c < C; c++)
+        z = _mm256_blendv_ps(z, T[c], _mm256_castsi256_ps(
+                                 _mm256_cmpeq_epi32(vy, _mm256_set1_epi32((int)c))));
+    _mm256_storeu_ps(zy, z);
     __m256 vm = _mm256_set1_ps(-INFINITY), vlo = _mm256_set1_ps(INFINITY);
-    __m256 vgt = zero, vnan = zero, vpr = zero, z = _mm256_loadu_ps(zy);
+    __m256 vgt = zero, vnan = zero, vpr = zero;
     for (Py_ssize_t c = 0; c < C; c++) {
         __m256 v = T[c];
         __m256 g = _mm256_cmp_ps(v, vm, _CMP_GT_OQ);   /* strictly: the first argmax */
