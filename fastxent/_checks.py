@@ -308,6 +308,13 @@ def grad_array(grad_out, x):
     return check_out(grad_out, x.shape, x.dtype, "grad_out")
 
 
+def unwanted_grad_out():
+    """Refuse a `grad_out` given without ``return_grad=True`` (no gradient
+    is computed then: it would be left as it was, silently)."""
+    raise ValueError("grad_out is given but return_grad is False: pass return_grad=True "
+                     "to compute the gradient into it")
+
+
 def class_weight(weight, C, dtype):
     """The checked class weights (a 1-d array of length C), converted to
     `dtype` (unless None); None without weights."""

@@ -16,7 +16,7 @@ from . import _dask, _dispatch
 from ._dispatch import resolve_threads
 from ._checks import (KERNEL_DTYPES, check_ignore_index, check_reduction,
                       class_axis, class_labels, class_weight, float_input, grad_array,
-                      promote_dtypes, weight_dtype)
+                      promote_dtypes, unwanted_grad_out, weight_dtype)
 from ._layout import array_sum, class_views, finish, kernel_out, kernel_view, mean_value
 
 __all__ = ["cross_entropy", "nll_loss"]
@@ -66,7 +66,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         sum) with respect to `input`, computed in the same pass (keyword only).
     grad_out : ndarray, optional
         Array of the input's shape and dtype that receives the gradient
-        (keyword only). It may be `input` itself: written in place, without
+        (keyword only; with ``return_grad=True`` only, a ValueError without
+        it, which would leave the array as it was). It may be `input` itself: written in place, without
         a copy. One that overlaps `input` otherwise, or `target` or `weight`
         in any way, or is misaligned, gets the same values through a new
         array that is copied to it.
@@ -202,7 +203,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             if bad.size:
                 raise _bad_label(int(labels.flat[bad[0]]), C, ignore_index)
 
-    grad = grad_array(grad_out, x_in) if return_grad else None
+    grad = (grad_array(grad_out, x_in) if return_grad
+            else None if grad_out is None else unwanted_grad_out())
     # zeros: rows with no classes (C == 0) have no kernel call and lose 0
     rows = np.zeros(rows_shape, work) if reduction == "none" else None
     total = hard = 0.0
@@ -297,9 +299,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     return_grad : bool, optional
         Also return the gradient with respect to `input` (keyword only).
     grad_out : ndarray, optional
-        Array of the input's shape and dtype for the gradient (keyword only);
-        it may be `input` itself, or overlap any operand, as in
-        :func:`cross_entropy`.
+        Array of the input's shape and dtype for the gradient (keyword only,
+        with ``return_grad=True`` only); it may be `input` itself, or
+        overlap any operand, as in :func:`cross_entropy`.
     n_threads : int, optional
         Number of threads (keyword only); results do not depend on it.
 
@@ -380,7 +382,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     if zeroed:
         grad = np.zeros(x.shape, x.dtype, order="C" if x.flags.c_contiguous else "F")
     else:
-        grad = grad_array(grad_out, x) if return_grad else None
+        grad = (grad_array(grad_out, x) if return_grad
+                else None if grad_out is None else unwanted_grad_out())
     # the caller's array, or a buffer when it overlaps an operand other than
     # being the input itself (the kernel checks every label and reads every
     # target before it writes the caller's gradient)

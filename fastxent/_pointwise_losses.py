@@ -16,7 +16,7 @@ from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 from . import _dask, _dispatch
 from ._dispatch import resolve_threads
 from ._checks import (as_array, broadcast_shape, broadcast_to_shape, check_reduction,
-                      float_input, grad_array, promote, weight_dtype)
+                      float_input, grad_array, promote, unwanted_grad_out, weight_dtype)
 from ._layout import array_sum, elementwise, finish, kernel_out
 
 __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
@@ -148,7 +148,8 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
         sum) with respect to `input`, from the same pass (keyword only).
     grad_out : ndarray, optional
         Array of the input's shape and dtype that receives the gradient
-        (keyword only). It may be `input` itself: written in place, without
+        (keyword only; with ``return_grad=True`` only, a ValueError without
+        it, which would leave the array as it was). It may be `input` itself: written in place, without
         a copy. One that overlaps `input` otherwise, or `target` in any way,
         or is misaligned, gets the same values through a new array that is
         copied to it.
@@ -225,7 +226,8 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     else:
         denom = 1
     gscale = (1.0 / denom) if denom else np.nan
-    grad = grad_array(grad_out, x) if return_grad else None
+    grad = (grad_array(grad_out, x) if return_grad
+            else None if grad_out is None else unwanted_grad_out())
     xw = x if x.dtype is dtype or x.dtype == dtype else x.astype(dtype)
     tw = t if t.dtype is dtype or t.dtype == dtype else t.astype(dtype)
     ins = (xw if x_shape == shape else np.broadcast_to(xw, shape),
@@ -277,7 +279,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         sum) with respect to `input` (keyword only).
     grad_out : ndarray, optional
         Array of the input's shape and dtype that receives the gradient
-        (keyword only). It may be `input` itself: written in place, without
+        (keyword only; with ``return_grad=True`` only, a ValueError without
+        it, which would leave the array as it was). It may be `input` itself: written in place, without
         a copy. One that overlaps `input` otherwise, or `target`, `weight`
         or `pos_weight` in any way, or is misaligned, gets the same values
         through a new array that is copied to it.
@@ -371,7 +374,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         ins = tuple(ins)
     n = x.size
     gscale = 1.0 if reduction != "mean" else ((1.0 / n) if n else np.nan)
-    grad = grad_array(grad_out, x) if return_grad else None
+    grad = (grad_array(grad_out, x) if return_grad
+            else None if grad_out is None else unwanted_grad_out())
     if grad is None and reduction != "none":
         out = gbuf = None
     else:

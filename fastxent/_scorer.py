@@ -288,8 +288,10 @@ class Scorer:
         ``(N, C, d1, ...)``, or one ``(C,)`` row) against class labels
         `target` (``(N,)``, ``(N, d1, ...)``, or 0-d); returns self.
 
-        Arrays of more than ``CHUNK_BYTES`` bytes are reduced in chunks of
-        rows along axis 0.  Bad arguments raise before anything is added.
+        Arrays of more than 32 MiB of logits are reduced in chunks of rows
+        of about that size along axis 0, so that the reduction's temporaries
+        stay a bounded multiple of it.  Bad arguments raise before anything
+        is added.
         """
         if type(input) is not np.ndarray and _dask.any_dask(input, target):
             return _dask.scorer_update(self, input, target)

@@ -325,6 +325,24 @@ def test_output_fresh_and_reused_with_garbage(entry, path, dtype):
     assert np.isnan(guard[0]) and np.isnan(guard[-1]), "written outside the output"
 
 
+@pytest.mark.parametrize("entry", [e for e in WITH_OUTPUT if e.returns_pair],
+                         ids=[e.label for e in WITH_OUTPUT if e.returns_pair])
+def test_grad_out_without_return_grad_is_refused(entry, path):
+    # no gradient is computed without return_grad: a grad_out given alone
+    # would be left as it was, so it is an error naming both arguments
+    rows, cols = SHAPES[0]
+    operands, options = entry.example(rows, cols, np.float64, seed=5)
+    g = np.full(entry.output_shape(rows, cols), 7.0)
+    for flag in ({"return_grad": False}, {}):
+        opts = {k: v for k, v in options.items() if k != "return_grad"} | flag
+        with pytest.raises(ValueError, match="grad_out.*return_grad"):
+            entry.call(operands, opts, grad_out=g)
+        assert (g == 7.0).all()
+        # a result, unchanged, without it
+        assert_bitwise_equal(entry.call(operands, opts), _plain(entry, operands, options)[0],
+                             f"{entry.label} on {path} without the gradient")
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("entry", IN_PLACE, ids=[e.label for e in IN_PLACE])
 def test_output_is_the_input_itself(entry, path, dtype):

@@ -20,7 +20,10 @@ fastxent, under the same names and with the same arguments (without ``out``,
   straight from logits;
 * :mod:`fastxent.reference.score`: :func:`score_rows`, the per-row scores of
   an evaluation (computed in float64, rounded once to float64 for float64
-  logits and to float32 otherwise).
+  logits and to float32 otherwise), and :mod:`fastxent.reference.metrics`:
+  :func:`fastxent.reference.metrics.score`, the metrics of
+  :func:`fastxent.score` from those arrays (not importable as
+  ``fastxent.reference.score``, the name of the module).
 
 Conventions of the losses and the entropies:
 

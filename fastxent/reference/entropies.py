@@ -1,8 +1,8 @@
 """References of the entropies: the twins of fastxent/_entropies.py.
 
-:func:`entropy` has the semantics of ``scipy.stats.entropy`` (SciPy 1.17);
-:func:`softmax_entropy`, :func:`softmax_cross_entropy` and
-:func:`softmax_kl_div` are the entropy, cross-entropy and Kullback-Leibler
+:func:`~fastxent.reference.entropy` has the semantics of ``scipy.stats.entropy`` (SciPy 1.17);
+:func:`~fastxent.reference.softmax_entropy`, :func:`~fastxent.reference.softmax_cross_entropy` and
+:func:`~fastxent.reference.softmax_kl_div` are the entropy, cross-entropy and Kullback-Leibler
 divergence of softmax distributions, straight from logits.
 """
 

@@ -1,6 +1,6 @@
 """Reference of the summary metrics of an evaluation: the twin of
 fastxent/_scorer.py, computed in one go from the per-row scores of
-:func:`fastxent.reference.score.score_rows` (see :class:`fastxent.Scorer`
+:func:`fastxent.reference.score_rows` (see :class:`fastxent.Scorer`
 for the definitions)."""
 
 import math

@@ -1,7 +1,7 @@
 """Reference of the per-row scores of a model's outputs: the twin of
 fastxent/_score_rows.py.
 
-:func:`score_rows` gives, for each row of logits and its class label, every
+:func:`~fastxent.reference.score_rows` gives, for each row of logits and its class label, every
 per-row quantity an offline evaluation needs (see the docstring of
 :func:`fastxent.score_rows` for the definitions).  Everything is computed in
 float64 (float16 and bfloat16 are widened exactly) and rounded once to the
@@ -22,7 +22,8 @@ ROW_FIELDS = ("nll", "rank", "prediction", "confidence", "entropy", "brier")
 
 class RowScores(tuple):
     """The per-row scores: a named tuple of arrays (or NumPy scalars for an
-    unbatched input), in the order of ``ROW_FIELDS``."""
+    unbatched input), fields ``nll``, ``rank``, ``prediction``,
+    ``confidence``, ``entropy``, ``brier`` in that order."""
 
     __slots__ = ()
     _fields = ROW_FIELDS
