@@ -123,12 +123,19 @@ def resolve_threads(n_threads):
     forked child (checked all the same)."""
     if n_threads is None:
         return 1 if _forked else _kernels_baseline.max_threads()
+    n = checked_threads(n_threads)
+    return 1 if _forked else n
+
+
+def checked_threads(n_threads):
+    """A given `n_threads` checked (TypeError, ValueError) and capped at
+    2^16, as every call takes it."""
     if isinstance(n_threads, bool) or not hasattr(n_threads, "__index__"):
         raise TypeError(f"n_threads must be None or a positive integer, got {n_threads!r}")
     n = int(n_threads.__index__())
     if n < 1:
         raise ValueError(f"n_threads must be None or a positive integer, got {n}")
-    return 1 if _forked else min(n, 1 << 16)
+    return min(n, 1 << 16)
 
 
 def get_config():

@@ -933,7 +933,7 @@ def test_score_block_state_from_the_kernel(dtype, temperature):
     zy = np.where(labels == -100, np.nan, np.take_along_axis(z, np.maximum(labels, 0)[:, None],
                                                              axis=1)[:, 0])
     for block, c0 in ((x, 0), (x[:, 2:5], 2), (np.asfortranarray(x)[:, 1:], 1), (x[:, ::2], 0)):
-        got = dscore._kernel_state(block, zy, c0, temperature)
+        got = dscore._kernel_state(block, zy, c0, temperature, 1)
         assert got is not None
         with np.errstate(all="ignore"):
             want = dscore._state_rows(dscore._z(block, 1, temperature, np.dtype(result)), zy, c0)
@@ -1001,13 +1001,172 @@ def test_score_block_state_of_misaligned_operands():
         assert not b.flags.aligned
         return b
 
-    want = dscore._kernel_state(x, zy, 0, 1.0)
-    got = dscore._kernel_state(x, odd(zy), 0, 1.0)
+    want = dscore._kernel_state(x, zy, 0, 1.0, 1)
+    got = dscore._kernel_state(x, odd(zy), 0, 1.0, 1)
     for name in want.dtype.names:
         np.testing.assert_array_equal(got[name], want[name])
-    assert dscore._kernel_state(odd(x), zy, 0, 1.0) is None   # left to NumPy
+    assert dscore._kernel_state(odd(x), zy, 0, 1.0, 1) is None   # left to NumPy
     kern = _dispatch.kernel("score_states", np.dtype(np.float64))
     f, i = np.empty(5 * 7), np.empty(4 * 7, np.int64)
     for args in ((odd(x), zy), (x, odd(zy))):
         with pytest.raises(ValueError, match="aligned"):
             kern(*args, f, i, False, 0, 1.0, 1)
+
+
+# what Dask input must do as NumPy input does, defect by defect
+
+def test_logsumexp_weights_with_more_dims_than_a():
+    # the axes are those of the broadcast shape, as in SciPy
+    a = np.array([0.0, 1.0, 2.0])
+    b = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
+    for axis in (None, -1, 1, 0, (0, 1)):
+        want = fastxent.logsumexp(a, axis=axis, b=b)
+        check(fastxent.logsumexp(da.from_array(a, chunks=2), axis=axis, b=b), want)
+        check(fastxent.logsumexp(da.from_array(a, chunks=2), axis=axis,
+                                 b=da.from_array(b, chunks=(1, 2))), want)
+
+
+@pytest.mark.parametrize("chunks", [40000, 7000])
+def test_float16_means_of_sums_beyond_float16(chunks):
+    # a block's sum above 65504 is not rounded to float16 (it was inf)
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(40000) + 3).astype(np.float16)
+    t = (rng.random(40000) < 0.5).astype(np.float16)
+    w = rng.random(40000) + 0.5   # float64 weights that float16 cannot hold
+    dx, dt = da.from_array(x, chunks=chunks), da.from_array(t, chunks=chunks)
+    cases = [
+        (fastxent.binary_cross_entropy_with_logits, (x, t), (dx, dt), {}),
+        (fastxent.binary_cross_entropy_with_logits, (x, t.astype(np.int64)),
+         (dx, dt.astype(np.int64)), {}),
+        (fastxent.binary_cross_entropy_with_logits, (x, t), (dx, dt),
+         {"weight": w, "pos_weight": np.float16(2)}),
+        (fastxent.kl_div, (-np.abs(x), t + 1), (-abs(dx), dt + 1), {}),
+        (fastxent.kl_div, (-np.abs(x), t + 1), (-abs(dx), dt + 1), {"reduction": "batchmean"}),
+        (fastxent.kl_div, (-np.abs(x), t + 1), (-abs(dx), dt + 1), {"reduction": "sum"}),
+    ]
+    for fn, args, dargs, kw in cases:
+        want = fn(*args, **kw)
+        got = fn(*dargs, **kw)
+        assert got.dtype == want.dtype == np.float16
+        value = got.compute(scheduler="sync")
+        if np.isinf(want):   # a 'sum' beyond float16, in both
+            assert value == want
+            continue
+        # one rounding of float64 totals that agree to float32's precision
+        assert abs(float(value) - float(want)) <= float(np.spacing(want)), (fn, kw, value, want)
+
+
+def test_evaluation_with_numpy_logits_and_dask_labels_is_lazy():
+    x = np.random.default_rng(3).standard_normal((8, 5))
+    y = np.array([0, 1, 4, 2, -100, 3, 0, 1])
+    dy = da.from_array(y, chunks=3)
+    rows = fastxent.score_rows(x, dy)
+    want = fastxent.score_rows(x, y)
+    for lazy, expected in zip(rows, want):
+        check(lazy, expected)
+    assert fastxent.score(x, dy) == pytest.approx(fastxent.score(x, y), nan_ok=True)
+    assert (fastxent.Scorer().update(x, dy).result()
+            == pytest.approx(fastxent.Scorer().update(x, y).result(), nan_ok=True))
+
+
+def test_no_classes_with_every_row_ignored():
+    # the NumPy path scores rows without classes when none counts; the
+    # probe of the arguments must not invent a label
+    e = np.zeros((3, 0))
+    labels = np.full(3, -100)
+    for reduction in ("none", "sum", "mean"):
+        check(fastxent.cross_entropy(da.from_array(e), labels, reduction=reduction),
+              fastxent.cross_entropy(e, labels, reduction=reduction))
+        check(fastxent.nll_loss(da.from_array(e), labels, reduction=reduction),
+              fastxent.nll_loss(e, labels, reduction=reduction))
+    for lazy, expected in zip(fastxent.score_rows(da.from_array(e), labels),
+                              fastxent.score_rows(e, labels)):
+        check(lazy, expected)
+    # a label that counts is still an error, when computed
+    with pytest.raises(IndexError):
+        fastxent.cross_entropy(da.from_array(e), np.array([0, -100, -100])).compute()
+
+
+def test_row_scores_compute_and_persist_as_a_named_tuple():
+    x = np.random.default_rng(4).standard_normal((6, 4))
+    y = np.array([0, 1, 2, 3, 0, 1])
+    rows = fastxent.score_rows(da.from_array(x, chunks=(2, 4)), y)
+    want = fastxent.score_rows(x, y)
+    (got,) = dask.compute(rows, scheduler="sync")
+    assert type(got) is type(want)
+    for g, w in zip(got, want):
+        assert isinstance(g, np.ndarray)
+        np.testing.assert_array_equal(g, w)
+    (kept,) = dask.persist(rows, scheduler="sync")
+    assert type(kept) is type(want) and isinstance(kept.nll, da.Array)
+    assert want._replace(rank=None).rank is None and type(want)._make(want) == want
+    with pytest.raises(ValueError, match="unexpected field"):
+        want._replace(ranks=None)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (3, 0), (0,), (2, 0, 3)])
+@pytest.mark.parametrize("axis", [None, "all", 0, -1])
+def test_entropy_of_empty_arrays(shape, axis):
+    if axis == "all":
+        axis = tuple(range(len(shape)))
+    p = np.zeros(shape)
+    want = fastxent.entropy(p, axis=axis)
+    check(fastxent.entropy(da.from_array(p, chunks=2), axis=axis), want)
+    check(fastxent.entropy(da.from_array(p, chunks=2), da.from_array(p, chunks=2), axis=axis),
+          fastxent.entropy(p, p, axis=axis))
+
+
+def test_masked_arrays_are_read_as_their_data():
+    # as np.asarray reads a masked array in the NumPy path: the result does
+    # not depend on the chunks (a masked block's sum skipped the mask)
+    m = np.array([[0.5, 2.0, 0.1, 0.3], [1.0, 3.0, 0.2, 0.2]])
+    want_h = fastxent.entropy(m, axis=1)
+    want_s = fastxent.softmax(m, axis=1)
+    for chunks in ((1, 2), (2, 4)):
+        masked = da.ma.masked_greater(da.from_array(m, chunks=chunks), 1.0)
+        check(fastxent.entropy(masked, axis=1), want_h)
+        got = fastxent.softmax(masked, axis=1)
+        assert type(got.compute(scheduler="sync")) is np.ndarray
+        check(got, want_s)
+
+
+def test_n_threads_checked_at_the_call():
+    x = da.from_array(np.ones((4, 6)), chunks=(2, 3))   # the class axis split
+    labels = np.array([0, 1, 2, 3])
+    calls = [lambda n: fastxent.logsumexp(x, axis=1, n_threads=n),
+             lambda n: fastxent.softmax(x, axis=1, n_threads=n),
+             lambda n: fastxent.cross_entropy(x, labels, n_threads=n),
+             lambda n: fastxent.nll_loss(x, labels, n_threads=n),
+             lambda n: fastxent.kl_div(x, x, n_threads=n),
+             lambda n: fastxent.entropy(x, axis=1, n_threads=n),
+             lambda n: fastxent.softmax_entropy(x, n_threads=n),
+             lambda n: fastxent.score_rows(x, labels, n_threads=n)]
+    for call in calls:
+        for bad, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)):
+            with pytest.raises(error, match="n_threads"):
+                call(bad)
+        call(10**6)   # capped, as the NumPy path caps it
+    want = fastxent.score_rows(np.ones((4, 6)), labels)
+    for lazy, expected in zip(fastxent.score_rows(x, labels, n_threads=2), want):
+        check(lazy, expected)
+
+
+def test_unknown_chunk_sizes_name_the_argument():
+    x = da.from_array(np.ones((6, 4)), chunks=(3, 2))
+    xu = x[x[:, 0] > 0]
+    labels = np.zeros(6, np.int64)
+    for call, name in ((lambda: fastxent.softmax_entropy(xu), "logits"),
+                       (lambda: fastxent.softmax_kl_div(x, xu), "q_logits"),
+                       (lambda: fastxent.entropy(xu), "pk"),
+                       (lambda: fastxent.kl_div(xu, x), "input"),
+                       (lambda: fastxent.binary_cross_entropy_with_logits(x, xu), "target"),
+                       (lambda: fastxent.logsumexp(x, b=xu), "b"),
+                       (lambda: fastxent.cross_entropy(xu, labels), "input"),
+                       (lambda: fastxent.nll_loss(xu, labels), "input"),
+                       (lambda: fastxent.score_rows(xu, labels), "input")):
+        with pytest.raises(ValueError, match=f"^{name} has unknown chunk sizes.*"
+                                             "compute_chunk_sizes"):
+            call()
+    # row-wise functions of one array work on them, as before
+    np.testing.assert_array_equal(fastxent.logsumexp(xu, axis=1).compute(scheduler="sync"),
+                                  fastxent.logsumexp(np.ones((6, 4)), axis=1))

@@ -6,6 +6,7 @@ function on a tiny array of the same dtypes and number of dimensions
 (:func:`probe`): the errors, the result dtype and the axis rules are then
 exactly those of the NumPy path, without computing anything of the data.
 """
+import operator
 import sys
 
 import numpy as np
@@ -13,18 +14,42 @@ import numpy as np
 import dask
 import dask.array as da
 
+from .._dispatch import checked_threads
 from . import row_state
 
-__all__ = ["probe", "probe_array", "threads", "reduced_axes_whole", "map_reduction", "tree_state",
-           "drop_axes", "no_out", "block_label_index", "held", "target_operand", "chunked_like",
-           "without_empty_chunks"]
+__all__ = ["probe", "probe_array", "probe_labels", "threads", "operand", "known_shape",
+           "reduced_axes_whole", "map_reduction", "tree_state", "drop_axes", "no_out",
+           "block_label_index", "held", "target_operand", "chunked_like", "without_empty_chunks"]
 
 
 def threads(n_threads):
     """The threads of each block's kernel call: `n_threads` if given, else
     1, as Dask already runs one task per core (the threaded scheduler, or a
-    worker's threads): more threads per task would oversubscribe them."""
-    return 1 if n_threads is None else n_threads
+    worker's threads): more threads per task would oversubscribe them.
+    Checked at the call, with the NumPy path's errors and its cap; each
+    block's call still runs on one thread in a forked worker."""
+    return 1 if n_threads is None else checked_threads(n_threads)
+
+
+def operand(a):
+    """`a` as a Dask array of plain NumPy blocks: the data of a masked
+    array, as the NumPy path reads one (``np.asarray`` drops the mask), so
+    that no result depends on how the array is chunked."""
+    a = da.asarray(a)
+    if isinstance(getattr(a, "_meta", None), np.ma.MaskedArray):
+        a = da.ma.getdata(a)
+    return a
+
+
+def known_shape(**arrays):
+    """Refuse Dask arrays of unknown chunk sizes (NaN in the shape, as
+    after boolean indexing) where shapes are compared or broadcast: one
+    clear ValueError rather than an error from inside Dask."""
+    for name, a in arrays.items():
+        shape = getattr(a, "shape", ())
+        if any(n != n for n in shape):
+            raise ValueError(f"{name} has unknown chunk sizes (shape {shape}): call its "
+                             "compute_chunk_sizes() method first")
 
 
 def no_out(name, **outputs):
@@ -46,6 +71,23 @@ def probe(fn, arrays, **kwargs):
     arguments as the NumPy path does and returns its result (whose dtype
     the lazy result takes)."""
     return fn(*[probe_array(a) for a in arrays], **kwargs)
+
+
+def probe_labels(shape, dtype, C, ignore_index):
+    """Class labels of `shape` and `dtype` for a probe of `C` classes: 0,
+    or `ignore_index` where there is no class (C = 0) and the dtype holds
+    it, so that the probe checks the arguments as an input whose rows are
+    all ignored does; the data's labels are checked by the blocks."""
+    t = np.zeros(shape, dtype)
+    if C == 0 and t.dtype.kind in "iu":
+        try:
+            v = operator.index(ignore_index)
+        except TypeError:
+            return t
+        info = np.iinfo(t.dtype)
+        if info.min <= v <= info.max:
+            t[...] = v
+    return t
 
 
 def _dtype(a):
@@ -145,7 +187,7 @@ def target_operand(target):
     Dask array as it is, anything else as a NumPy array, which chunked_like
     cuts into chunks (``da.asarray`` first would hash its data once more:
     0.5 s per 256 MiB)."""
-    return da.asarray(target) if dask.is_dask_collection(target) else np.asarray(target)
+    return operand(target) if dask.is_dask_collection(target) else np.asarray(target)
 
 
 def chunked_like(t, x, t_ind):

@@ -22,7 +22,8 @@ import dask.array as da
 from .. import _entropies as _np
 from .._checks import entropy_axes, single_axis
 from . import row_state
-from .blocks import drop_axes, map_reduction, probe, reduced_axes_whole, threads, tree_state
+from .blocks import (drop_axes, known_shape, map_reduction, operand, probe, reduced_axes_whole,
+                     threads, tree_state)
 
 __all__ = ["entropy", "softmax_entropy", "softmax_cross_entropy", "softmax_kl_div"]
 
@@ -52,7 +53,8 @@ def _softmax_rows(kind, fn, arrays, names, axis, n_threads):
     """`fn` (the NumPy function) of the Dask `arrays` along `axis`, by
     blocks or by merged states of kind `kind`."""
     nt = threads(n_threads)
-    arrays = [da.asarray(a) for a in arrays]
+    arrays = [operand(a) for a in arrays]
+    known_shape(**dict(zip(names, arrays)))
     small = probe(fn, arrays, axis=axis)
     dtype = np.asarray(small).dtype
     shape = np.broadcast_shapes(*[a.shape for a in arrays])
@@ -113,11 +115,17 @@ def _entr_sum(pk, sp, qk, sq, axis):
 def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     """:func:`fastxent.entropy` of Dask arrays: a lazy Dask array."""
     nt = threads(n_threads)
-    arrays = [da.asarray(pk)] + ([] if qk is None else [da.asarray(qk)])
+    arrays = [operand(pk)] + ([] if qk is None else [operand(qk)])
+    known_shape(pk=arrays[0], qk=arrays[-1])
     small = probe(lambda p, q=None: _np.entropy(p, q, base=base, axis=axis), arrays)
     dtype = np.asarray(small).dtype
     # broadcast before flattening, as the NumPy path
     shape = np.broadcast_shapes(*[a.shape for a in arrays])
+    if math.prod(shape) == 0:
+        # nothing to read: the NumPy function's result on empty arrays of
+        # these shapes (Dask reshapes no empty array along a merged axis)
+        empty = [np.zeros(a.shape, a.dtype) for a in arrays]
+        return da.asarray(np.asarray(_np.entropy(*empty, base=base, axis=axis)))
     arrays = [da.broadcast_to(a, shape) for a in arrays]
     axis = entropy_axes(axis, len(shape))
     if isinstance(axis, tuple):

@@ -28,8 +28,8 @@ from .. import _pointwise_losses as _np_pointwise
 from .._checks import check_reduction
 from .._layout import finish
 from . import row_state
-from .blocks import (block_label_index, chunked_like, no_out, target_operand, threads,
-                     without_empty_chunks)
+from .blocks import (block_label_index, chunked_like, known_shape, no_out, operand, probe_labels,
+                     target_operand, threads, without_empty_chunks)
 
 __all__ = ["cross_entropy", "nll_loss", "kl_div", "binary_cross_entropy_with_logits"]
 
@@ -189,8 +189,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     _no_grad("cross_entropy", return_grad, grad_out)
     check_reduction(reduction)
     nt = threads(n_threads)
-    x = da.asarray(input)
+    x = operand(input)
     t = target_operand(target)
+    known_shape(input=x, target=t)
     eps = float(label_smoothing)
     w = None if weight is None else np.asarray(weight)
     if x.ndim == 0:
@@ -202,7 +203,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     # the NumPy path checks the arguments and gives the dtypes, on one row
     small_x = np.zeros(tuple(C if d == ca else 1 for d in range(x.ndim)), x.dtype)
     small_t = (np.zeros(small_x.shape, t.dtype) if probs else
-               np.zeros(np.delete(small_x.shape, ca).astype(int), t.dtype))
+               probe_labels(np.delete(small_x.shape, ca).astype(int), t.dtype, C, ignore_index))
     dtype = np.asarray(_np_losses.cross_entropy(small_x, small_t, w, ignore_index, "none",
                                                 label_smoothing)).dtype
     batch = x.shape[:ca] + x.shape[ca + 1:]
@@ -269,7 +270,7 @@ def _identity(x, axis, keepdims):
 def _nll_block(x, t, cls, w=None, *, ca, C, ignore_index):
     """The block's part of ``-w[y] x[y]`` per row: the target's term where
     it falls in the block's classes, an exact 0 elsewhere."""
-    if cls[0] == 0:
+    if cls.size == 0 or cls[0] == 0:   # the first block, or the only one (no class)
         _labels_ok(t, C, ignore_index)
     a, _ = _coefficients(t, cls, w, ca, C, 0.0, ignore_index, False)
     with np.errstate(invalid="ignore"):
@@ -283,8 +284,10 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     """:func:`fastxent.nll_loss` of Dask arrays: a lazy Dask array."""
     _no_grad("nll_loss", return_grad, grad_out)
     check_reduction(reduction)
-    x = da.asarray(input)
+    threads(n_threads)   # checked at the call; the blocks' gathers are NumPy operations
+    x = operand(input)
     t = target_operand(target)
+    known_shape(input=x, target=t)
     w = None if weight is None else np.asarray(weight)
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
@@ -292,7 +295,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     x = without_empty_chunks(x, ca)
     C = x.shape[ca]
     small_x = np.zeros(tuple(C if d == ca else 1 for d in range(x.ndim)), x.dtype)
-    small_t = np.zeros(np.delete(small_x.shape, ca).astype(int), t.dtype)
+    small_t = probe_labels(np.delete(small_x.shape, ca).astype(int), t.dtype, C, ignore_index)
     dtype = np.asarray(_np_losses.nll_loss(small_x, small_t, w, ignore_index, "none")).dtype
     batch = x.shape[:ca] + x.shape[ca + 1:]
     if t.shape != batch:
@@ -343,13 +346,48 @@ def _nll_finish(total, denom, reduction, dtype):
         return np.asarray(dtype.type(value))
 
 
-def _elementwise(fn, arrays, reduction, kwargs, n_threads, batch=None):
+# elements of a float16 block widened to float32 at a time for its sum
+_WIDEN = 1 << 16
+
+
+def _widened(b, name):
+    """A block of a float16 loss's operand `name` as float32, holding the
+    values the NumPy path computes with: float16 data exactly, integer
+    targets as float16 first; weights as they are, which that path keeps
+    (in float16 where they fit it exactly, else in float32)."""
+    b = np.asarray(b)
+    if b.dtype.kind != "f" and name not in ("weight", "pos_weight"):
+        b = b.astype(np.float16)
+    return b.astype(np.float32)
+
+
+def _block_total(call, blocks, names, dtype):
+    """The float64 'sum' of a block of `call`.  A float16 loss's sum is
+    formed over float32 copies of slices of the block (float16 losses are
+    computed in float32 terms): the NumPy path's float64 total of them,
+    which a block's sum rounded to float16 loses (it overflows at 65504)."""
+    if dtype.itemsize > 2:
+        return float(call(*blocks, reduction="sum"))
+    shape = np.broadcast_shapes(*[np.shape(b) for b in blocks])
+    full = [np.broadcast_to(b, shape) for b in blocks]
+    if not shape or math.prod(shape) <= _WIDEN:
+        return float(call(*[_widened(b, n) for b, n in zip(full, names)], reduction="sum"))
+    step = max(1, _WIDEN // max(1, math.prod(shape[1:])))
+    return math.fsum(float(call(*[_widened(b[i:i + step], n) for b, n in zip(full, names)],
+                                reduction="sum"))
+                     for i in range(0, shape[0], step))
+
+
+def _elementwise(fn, arrays, reduction, kwargs, n_threads, names, batch=None):
     """`fn` (a NumPy element-wise loss) of the Dask `arrays` (None, or
-    broadcastable to the first): 'none' block by block; else the blocks'
-    float64 sums, summed and finished as the NumPy path does."""
+    broadcastable to the first; `names` theirs): 'none' block by block;
+    else the blocks' float64 sums, summed and finished as the NumPy path
+    does."""
     nt = threads(n_threads)
     present = [i for i, a in enumerate(arrays) if a is not None]
-    lazy = [da.asarray(arrays[i]) for i in present]
+    lazy = [operand(arrays[i]) for i in present]
+    used = [names[i] for i in present]
+    known_shape(**dict(zip(used, lazy)))
     small = [None] * len(arrays)
     for i, a in zip(present, lazy):
         small[i] = np.ones((1,) * a.ndim, a.dtype)
@@ -372,7 +410,7 @@ def _elementwise(fn, arrays, reduction, kwargs, n_threads, batch=None):
         return da.blockwise(lambda *b: np.asarray(call(*b, reduction="none")), ind, *pairs,
                             dtype=dtype, meta=np.empty((0,) * nd, dtype))
     sums = da.blockwise(
-        lambda *b: np.asarray(float(call(*b, reduction="sum")), _F).reshape((1,) * nd), ind,
+        lambda *b: np.asarray(_block_total(call, b, used, dtype), _F).reshape((1,) * nd), ind,
         *pairs, dtype=_F, adjust_chunks={d: 1 for d in ind}, meta=np.empty((0,) * nd, _F))
     n = math.prod(shape)
     if reduction == "sum":
@@ -394,7 +432,7 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     # 'batchmean' divides by the input's first axis
     batch = np.shape(input)[0] if np.ndim(input) else 1
     return _elementwise(_np_pointwise.kl_div, [input, target], reduction,
-                        {"log_target": log_target}, n_threads, batch=batch)
+                        {"log_target": log_target}, n_threads, ("input", "target"), batch=batch)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
@@ -404,10 +442,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     lazy Dask array."""
     _no_grad("binary_cross_entropy_with_logits", return_grad, grad_out)
     check_reduction(reduction)
-    x, t = da.asarray(input), da.asarray(target)
+    x, t = operand(input), operand(target)
+    known_shape(input=x, target=t)
     if t.shape != x.shape:
         raise ValueError(f"target has shape {t.shape}; it must have the input's shape {x.shape}")
-    return _elementwise(_bce, [input, target, weight, pos_weight], reduction, {}, n_threads)
+    return _elementwise(_bce, [input, target, weight, pos_weight], reduction, {}, n_threads,
+                        ("input", "target", "weight", "pos_weight"))
 
 
 def _bce(x, t, w, pw, **kwargs):

@@ -106,7 +106,8 @@ def block_state(kind, axes, x, y=None, b=None, n_threads=1):
     sub_blocks)."""
     x = np.asarray(x)
     if b is None:
-        out = _kernel_state(kind, axes, x, y, n_threads)
+        # one thread in a forked worker, as every call (see resolve_threads)
+        out = _kernel_state(kind, axes, x, y, _dispatch.resolve_threads(n_threads))
         if out is not None:
             return out
     ops = [x] + [None if v is None else np.broadcast_to(v, x.shape) for v in (y, b)]

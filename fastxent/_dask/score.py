@@ -34,8 +34,8 @@ from .. import _dispatch
 from .. import _score_rows as _np_score
 from ..reference.score import ROW_FIELDS, RowScores
 from . import row_state
-from .blocks import (block_label_index, chunked_like, held, no_out, target_operand,
-                     threads, without_empty_chunks)
+from .blocks import (block_label_index, chunked_like, held, known_shape, no_out, operand,
+                     probe_labels, target_operand, threads, without_empty_chunks)
 
 __all__ = ["score_rows", "scorer_update"]
 
@@ -54,15 +54,16 @@ def _operands(input, target, ignore_index, temperature):
     """The Dask logits and labels (labels chunked as the logits' rows), the
     class axis, and the result dtype; the arguments checked by the NumPy
     path on an array of one row."""
-    x = da.asarray(input)
+    x = operand(input)
     t = target_operand(target)
+    known_shape(input=x, target=t)
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
     ca = 1 if x.ndim > 1 else 0
     x = without_empty_chunks(x, ca)
     batch = x.shape[:ca] + x.shape[ca + 1:]
     small_x = np.zeros(tuple(x.shape[ca] if d == ca else 1 for d in range(x.ndim)), x.dtype)
-    small_t = np.zeros((1,) * len(batch), t.dtype)
+    small_t = probe_labels((1,) * len(batch), t.dtype, x.shape[ca], ignore_index)
     probe = _np_score.score_rows(small_x, small_t, ignore_index=ignore_index,
                                  temperature=temperature)
     if t.shape != batch:
@@ -123,10 +124,11 @@ def _zy_block(xb, tb, cls, *, ca, C, ignore_index, temperature, result):
 _SUB_ROWS = 256
 
 
-def _kernel_state(xb, zy, c0, temperature):
+def _kernel_state(xb, zy, c0, temperature, nt):
     """The partial state of the rows of a 2-d block of classes from the
     compiled row scan (score_row_state in src/fx_score.h: one read of the
-    block, no temporary), or None for a block that is not a kernel operand."""
+    block, no temporary) on `nt` threads, or None for a block that is not a
+    kernel operand."""
     if xb.ndim != 2 or xb.shape[1] == 0 or not xb.flags.aligned:
         return None
     try:
@@ -143,7 +145,7 @@ def _kernel_state(xb, zy, c0, temperature):
     kern = _dispatch.kernel("score_states", _F16 if x.itemsize == 2 else x.dtype)
     # the labels' z as the kernel reads them: contiguous, aligned float64
     # (a block unpickled on a distributed worker may be neither)
-    kern(x, np.require(zy, _F, ["C", "A"]), f, i, bf16, tmode, t, 1)
+    kern(x, np.require(zy, _F, ["C", "A"]), f, i, bf16, tmode, t, _dispatch.resolve_threads(nt))
     f, i = f.reshape(R, 5), i.reshape(R, 4)
     st = np.empty(R, STATE)
     st["m"], st["k"], st["s"], st["d"], st["q"] = f.T
@@ -155,12 +157,12 @@ def _kernel_state(xb, zy, c0, temperature):
     return st
 
 
-def _state_block(xb, zy, cls, *, ca, temperature, result):
+def _state_block(xb, zy, cls, *, ca, temperature, result, nt=1):
     """The partial state of a block of classes (keepdims on the class
-    axis); `zy` the rows' label z."""
+    axis); `zy` the rows' label z; `nt` the kernel's threads."""
     c0 = int(cls[0]) if cls.size else 0
     if ca == 1:
-        st = _kernel_state(xb, zy, c0, temperature)
+        st = _kernel_state(xb, zy, c0, temperature, nt)
         if st is not None:
             return np.expand_dims(st, ca)
     if xb.ndim == 1:
@@ -307,7 +309,8 @@ def _rows(x, t, ca, result, ignore_index, temperature, nt, zy=None):
         zy = da.from_array(zy, chunks=t.chunks) if zy.ndim else da.from_array(zy)
     # every block of a row gets its z_y (no class axis: broadcast over them)
     states = da.blockwise(_state_block, ind, x, ind, zy, t_ind, cls, (ca,), dtype=STATE,
-                          adjust_chunks={ca: 1}, meta=np.empty((0,) * x.ndim, STATE), **opts)
+                          adjust_chunks={ca: 1}, meta=np.empty((0,) * x.ndim, STATE), nt=nt,
+                          **opts)
     state = da.reduction(states, _identity, _merge, axis=(ca,), keepdims=False, dtype=STATE,
                          combine=_merge, concatenate=False,
                          meta=np.empty((0,) * len(t_ind), STATE))

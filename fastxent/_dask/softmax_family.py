@@ -14,8 +14,8 @@ import dask.array as da
 from .. import _softmax_family as _np
 from .._checks import normalize_axes
 from . import row_state
-from .blocks import (drop_axes, map_reduction, no_out, probe, probe_array, reduced_axes_whole,
-                     threads, tree_state)
+from .blocks import (drop_axes, known_shape, map_reduction, no_out, operand, probe, probe_array,
+                     reduced_axes_whole, threads, tree_state)
 
 __all__ = ["logsumexp", "softmax", "log_softmax"]
 
@@ -31,15 +31,15 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     with `return_sign`), 0-d where the NumPy function returns a scalar."""
     no_out("logsumexp", out=out)
     nt = threads(n_threads)
-    a = da.asarray(a)
+    a = operand(a)
     if b is not None and not _number(b):
-        b = da.asarray(b)
+        b = operand(b)
+        known_shape(a=a, b=b)
     small = probe(_np.logsumexp, [a], axis=axis, keepdims=keepdims, return_sign=True,
                   b=probe_array(b) if b is not None and not _number(b) else b)
     dtype = np.asarray(small[0]).dtype
     if a.ndim == 0:   # the NumPy path works on atleast_1d(a)
         a = a.reshape(1)
-    axes = normalize_axes(axis, a.ndim)
     if b is not None:
         b = da.full((), b, dtype=dtype) if _number(b) else b
         if b.ndim == 0:
@@ -50,6 +50,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
         a, b = da.core.unify_chunks(a, range(a.ndim), b, range(b.ndim))[1]
     else:
         a = a.astype(dtype)
+    # the axes of the broadcast shape, as the NumPy path (`b` may add dims)
+    axes = normalize_axes(axis, a.ndim)
 
     if a.size == 0:
         shape = tuple(1 if d in axes else n for d, n in enumerate(a.shape))
@@ -120,7 +122,7 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
     no_out(name, out=out)
     nt = threads(n_threads)
     fn = _np.log_softmax if logarithm else _np.softmax
-    x = da.asarray(x)
+    x = operand(x)
     dtype = np.asarray(probe(fn, [x], axis=axis)).dtype
     meta = np.empty((0,) * x.ndim, dtype)
     x = x.astype(dtype)

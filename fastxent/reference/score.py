@@ -38,6 +38,20 @@ class RowScores(tuple):
     entropy = property(lambda self: self[4], doc="entropy of softmax(x), nats")
     brier = property(lambda self: self[5], doc="sum_c (p_c - [c == target])**2 (0: ignored)")
 
+    # the rest of the named-tuple API (collections.namedtuple's), which
+    # Dask also looks for before it computes the fields of one
+    _field_defaults: dict = {}
+
+    @classmethod
+    def _make(cls, iterable):
+        return cls(*iterable)
+
+    def _replace(self, **fields):
+        unknown = set(fields) - set(ROW_FIELDS)
+        if unknown:
+            raise ValueError(f"got unexpected field names: {sorted(unknown)!r}")
+        return type(self)(*[fields.get(k, v) for k, v in zip(ROW_FIELDS, self)])
+
     def _asdict(self):
         return dict(zip(ROW_FIELDS, self))
 

@@ -1,6 +1,7 @@
 # Types of score.py (checked against it by mypy.stubtest in
 # tests/test_typing.py): those of fastxent.score_rows without out and
 # n_threads.
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ ROW_FIELDS: tuple[str, str, str, str, str, str]
 
 class RowScores(tuple[Any, ...]):
     _fields: tuple[str, ...]
+    _field_defaults: dict[str, Any]
     def __new__(
         cls, nll: Any, rank: Any, prediction: Any, confidence: Any, entropy: Any, brier: Any
     ) -> RowScores: ...
@@ -27,6 +29,9 @@ class RowScores(tuple[Any, ...]):
     def entropy(self) -> NDArray[np.floating[Any]]: ...
     @property
     def brier(self) -> NDArray[np.floating[Any]]: ...
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> RowScores: ...
+    def _replace(self, **fields: Any) -> RowScores: ...
     def _asdict(self) -> dict[str, Any]: ...
 
 def score_rows(
