@@ -1170,3 +1170,19 @@ def test_unknown_chunk_sizes_name_the_argument():
     # row-wise functions of one array work on them, as before
     np.testing.assert_array_equal(fastxent.logsumexp(xu, axis=1).compute(scheduler="sync"),
                                   fastxent.logsumexp(np.ones((6, 4)), axis=1))
+
+
+class _OwnArray(da.Array):
+    """A Dask array subclass of another module, as libraries define them."""
+
+
+def test_dask_array_subclasses_stay_lazy():
+    x = np.random.default_rng(5).standard_normal((6, 4))
+    base = da.from_array(x, chunks=(3, 2))
+    own = _OwnArray(base.dask, base.name, base.chunks, meta=base._meta)
+    assert type(own).__module__ != "dask.array.core"
+    check(fastxent.logsumexp(own, axis=1), fastxent.logsumexp(x, axis=1))
+    check(fastxent.softmax_entropy(own), fastxent.softmax_entropy(x))
+    labels = np.array([0, 1, 2, 3, 0, 1])
+    check(fastxent.cross_entropy(own, labels, reduction="none"),
+          fastxent.cross_entropy(x, labels, reduction="none"))

@@ -10,6 +10,10 @@ Importing fastxent does not import Dask: the submodules that do are
 imported on the first call with a Dask array.
 """
 
+import sys
+
+from numpy import ndarray
+
 __all__ = ["is_dask_array", "logsumexp", "softmax", "log_softmax", "entropy",
            "softmax_entropy", "softmax_cross_entropy", "softmax_kl_div", "cross_entropy",
            "nll_loss", "kl_div", "binary_cross_entropy_with_logits", "score_rows",
@@ -17,19 +21,24 @@ __all__ = ["is_dask_array", "logsumexp", "softmax", "log_softmax", "entropy",
 
 
 def is_dask_array(x):
-    """True for a Dask array (or another object of a ``dask.`` module).
+    """True for a Dask array (or another object of a ``dask.`` module), or
+    an instance of a subclass of ``dask.array.Array`` defined elsewhere.
 
-    Looks only at the type's module name, so that it costs a few tens of
-    nanoseconds and never imports Dask.
+    Looks at the type's module name first, so that it costs a few tens of
+    nanoseconds and never imports Dask; a subclass is looked for only once
+    ``dask.array`` is imported (none can exist before).
     """
-    return type(x).__module__.startswith("dask.")
+    if type(x).__module__.startswith("dask."):
+        return True
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(x, dask_array.Array)
 
 
 def any_dask(*values):
     """True when one of `values` is a Dask array (None and NumPy arrays
     are skipped fast)."""
     for v in values:
-        if v is not None and type(v).__module__.startswith("dask."):
+        if v is not None and type(v) is not ndarray and is_dask_array(v):
             return True
     return False
 
