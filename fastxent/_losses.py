@@ -67,10 +67,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     grad_out : ndarray, optional
         Array of the input's shape and dtype that receives the gradient
         (keyword only; with ``return_grad=True`` only, a ValueError without
-        it, which would leave the array as it was). It may be `input` itself: written in place, without
-        a copy. One that overlaps `input` otherwise, or `target` or `weight`
-        in any way, or is misaligned, gets the same values through a new
-        array that is copied to it.
+        it, which would leave the array as it was). It may be `input`
+        itself: written in place, without a copy. One that overlaps `input`
+        otherwise, or `target` or `weight` in any way, or is misaligned,
+        gets the same values through a new array that is copied to it.
     n_threads : int, optional
         Number of threads (keyword only); results do not depend on it.
 

@@ -149,10 +149,10 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     grad_out : ndarray, optional
         Array of the input's shape and dtype that receives the gradient
         (keyword only; with ``return_grad=True`` only, a ValueError without
-        it, which would leave the array as it was). It may be `input` itself: written in place, without
-        a copy. One that overlaps `input` otherwise, or `target` in any way,
-        or is misaligned, gets the same values through a new array that is
-        copied to it.
+        it, which would leave the array as it was). It may be `input`
+        itself: written in place, without a copy. One that overlaps `input`
+        otherwise, or `target` in any way, or is misaligned, gets the same
+        values through a new array that is copied to it.
     n_threads : int, optional
         Number of threads (keyword only); results do not depend on it.
 
@@ -280,10 +280,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     grad_out : ndarray, optional
         Array of the input's shape and dtype that receives the gradient
         (keyword only; with ``return_grad=True`` only, a ValueError without
-        it, which would leave the array as it was). It may be `input` itself: written in place, without
-        a copy. One that overlaps `input` otherwise, or `target`, `weight`
-        or `pos_weight` in any way, or is misaligned, gets the same values
-        through a new array that is copied to it.
+        it, which would leave the array as it was). It may be `input`
+        itself: written in place, without a copy. One that overlaps `input`
+        otherwise, or `target`, `weight` or `pos_weight` in any way, or is
+        misaligned, gets the same values through a new array that is copied
+        to it.
     n_threads : int, optional
         Number of threads (keyword only); results do not depend on it.
 

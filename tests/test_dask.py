@@ -1186,3 +1186,52 @@ def test_dask_array_subclasses_stay_lazy():
     labels = np.array([0, 1, 2, 3, 0, 1])
     check(fastxent.cross_entropy(own, labels, reduction="none"),
           fastxent.cross_entropy(x, labels, reduction="none"))
+
+
+def _lazy_results(x, p, y):
+    """One lazy result of each function, the class axis split (`x`, `p`)
+    and in one chunk."""
+    whole, pw = x.rechunk((2, 6)), p.rechunk((2, 6))
+    return {
+        "logsumexp": fastxent.logsumexp(x, axis=1),
+        "logsumexp b sign": fastxent.logsumexp(whole, axis=1, b=pw, return_sign=True)[1],
+        "softmax": fastxent.softmax(x, axis=1),
+        "log_softmax whole": fastxent.log_softmax(whole, axis=1),
+        "softmax 0-d": fastxent.softmax(x[0, 0]),
+        "cross_entropy": fastxent.cross_entropy(x, y),
+        "cross_entropy whole": fastxent.cross_entropy(whole, y, weight=np.ones(6)),
+        "nll_loss": fastxent.nll_loss(x, y),
+        "bce": fastxent.binary_cross_entropy_with_logits(x, p),
+        "bce none": fastxent.binary_cross_entropy_with_logits(x, p, reduction="none"),
+        "kl_div": fastxent.kl_div(x, p, reduction="batchmean"),
+        "score_rows": fastxent.score_rows(x, y).nll,
+        "score_rows whole": fastxent.score_rows(whole, y).brier,
+        "entropy": fastxent.entropy(p, axis=1),
+        "entropy whole": fastxent.entropy(pw, pw, axis=1),
+        "entropy 0-d": fastxent.entropy(p[0]),
+        "softmax_entropy": fastxent.softmax_entropy(x),
+        "softmax_kl_div whole": fastxent.softmax_kl_div(whole, x),
+    }
+
+
+def test_lazy_results_pickle_and_have_deterministic_names():
+    # as Dask's own arrays: plain pickle takes the graph (its tasks call
+    # module-level functions), and the same call names the same graph
+    import pickle
+
+    rng = np.random.default_rng(9)
+    xn, pn = rng.standard_normal((4, 6)), rng.random((4, 6))
+    x, p = da.from_array(xn, chunks=(2, 3)), da.from_array(pn, chunks=(2, 3))
+    y = np.array([0, 5, 2, 1])
+    first, again = _lazy_results(x, p, y), _lazy_results(x, p, y)
+    for key, lazy in first.items():
+        assert again[key].name == lazy.name, key
+        back = pickle.loads(pickle.dumps(lazy))
+        np.testing.assert_array_equal(back.compute(scheduler="sync"),
+                                      lazy.compute(scheduler="sync"), err_msg=key)
+    # other options, other names
+    assert (fastxent.kl_div(x, p, log_target=True).name
+            != fastxent.kl_div(x, p, log_target=False).name)
+    assert (fastxent.cross_entropy(x.rechunk((2, 6)), y, label_smoothing=0.1).name
+            != fastxent.cross_entropy(x.rechunk((2, 6)), y).name)
+    assert fastxent.entropy(p, axis=1, base=2).name != fastxent.entropy(p, axis=1).name

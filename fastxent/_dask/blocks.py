@@ -1,11 +1,16 @@
 """Building blocks of the lazy reductions: checking arguments against the
 NumPy function, mapping it over blocks, and the tree of partial states.
 
+The functions a graph's tasks call are module-level functions (with their
+options bound by ``functools.partial``), never closures, so that a lazy
+result pickles as Dask's own arrays do.
+
 Every function of the package checks its arguments by calling the NumPy
 function on a tiny array of the same dtypes and number of dimensions
 (:func:`probe`): the errors, the result dtype and the axis rules are then
 exactly those of the NumPy path, without computing anything of the data.
 """
+import functools
 import operator
 import sys
 
@@ -17,7 +22,7 @@ import dask.array as da
 from .._dispatch import checked_threads
 from . import row_state
 
-__all__ = ["probe", "probe_array", "probe_labels", "threads", "operand", "known_shape",
+__all__ = ["array_of", "probe", "probe_array", "probe_labels", "threads", "operand", "known_shape",
            "reduced_axes_whole", "map_reduction", "tree_state", "drop_axes", "no_out",
            "block_label_index", "held", "target_operand", "chunked_like", "without_empty_chunks"]
 
@@ -100,12 +105,15 @@ def reduced_axes_whole(x, axes):
     return all(len(x.chunks[d]) == 1 for d in axes)
 
 
-def _keep(axes):
-    def expand(fn):
-        def block(*blocks, **kwargs):
-            return np.expand_dims(np.asarray(fn(*blocks, **kwargs)), axes)
-        return block
-    return expand
+def array_of(*blocks, fn):
+    """`fn` of the blocks as an ndarray (a NumPy function may return a
+    NumPy scalar)."""
+    return np.asarray(fn(*blocks))
+
+
+def _kept(*blocks, fn, axes, **kwargs):
+    """`fn` of the blocks, with `axes` kept as length-1 axes."""
+    return np.expand_dims(np.asarray(fn(*blocks, **kwargs)), axes)
 
 
 def map_reduction(fn, arrays, axes, dtype, **kwargs):
@@ -117,7 +125,7 @@ def map_reduction(fn, arrays, axes, dtype, **kwargs):
     pairs = []
     for a in arrays:
         pairs += [a, ind]
-    return da.blockwise(_keep(axes)(fn), ind, *pairs, dtype=dtype,
+    return da.blockwise(functools.partial(_kept, fn=fn, axes=axes), ind, *pairs, dtype=dtype,
                         adjust_chunks={d: 1 for d in axes},
                         meta=np.empty((0,) * nd, dtype), **kwargs)
 
@@ -136,15 +144,17 @@ def tree_state(kind, axes, x, y=None, b=None, n_threads=1):
             args += [v, ind]
             names.append(name)
 
-    def block(*blocks):
-        return row_state.block_state(kind, axes, n_threads=n_threads,
-                                     **dict(zip(names, blocks)))
-
+    block = functools.partial(_block_state, kind=kind, axes=axes, names=tuple(names),
+                              n_threads=n_threads)
     states = da.blockwise(block, ind, *args, dtype=kind, adjust_chunks={d: 1 for d in axes},
                           meta=np.empty((0,) * nd, kind))
     return da.reduction(states, _identity, row_state.merge, axis=axes, keepdims=True,
                         dtype=kind, combine=row_state.merge, concatenate=False,
                         meta=np.empty((0,) * nd, kind))
+
+
+def _block_state(*blocks, kind, axes, names, n_threads):
+    return row_state.block_state(kind, axes, n_threads=n_threads, **dict(zip(names, blocks)))
 
 
 def _identity(x, axis, keepdims):

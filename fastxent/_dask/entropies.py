@@ -13,6 +13,7 @@ One split into chunks: the softmax entropies merge the row states of
 first, a lazy reduction, then sums ``entr(pk / sum pk)`` or ``rel_entr(pk /
 sum pk, qk / sum qk)`` block by block, as SciPy does.
 """
+import functools
 import math
 
 import numpy as np
@@ -22,8 +23,8 @@ import dask.array as da
 from .. import _entropies as _np
 from .._checks import entropy_axes, single_axis
 from . import row_state
-from .blocks import (drop_axes, known_shape, map_reduction, operand, probe, reduced_axes_whole,
-                     threads, tree_state)
+from .blocks import (array_of, drop_axes, known_shape, map_reduction, operand, probe,
+                     reduced_axes_whole, threads, tree_state)
 
 __all__ = ["entropy", "softmax_entropy", "softmax_cross_entropy", "softmax_kl_div"]
 
@@ -68,8 +69,7 @@ def _softmax_rows(kind, fn, arrays, names, axis, n_threads):
                                            range(len(shape)))[1])
     axes = (axis,)
     if reduced_axes_whole(arrays[0], axes):
-        res = map_reduction(lambda *blocks: fn(*blocks, axis=axis, n_threads=nt), arrays, axes,
-                            dtype)
+        res = map_reduction(functools.partial(fn, axis=axis, n_threads=nt), arrays, axes, dtype)
     else:
         state = tree_state(kind, axes, *arrays, n_threads=nt)
         res = state.map_blocks(_finish, kind, dtype, dtype=dtype,
@@ -96,7 +96,7 @@ def softmax_kl_div(p_logits, q_logits, axis=-1, *, n_threads=None):
                          ("p_logits", "q_logits"), axis, n_threads)
 
 
-def _entr_sum(pk, sp, qk, sq, axis):
+def _entr_sum(pk, sp, qk=None, sq=None, *, axis):
     """The block's sum along `axis` of ``entr(pk / sp)`` (as ``-x log x``)
     or, with `qk`, of ``rel_entr(pk / sp, qk / sq)``, in float64; keepdims."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -139,9 +139,9 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
         arrays = [a.ravel() for a in arrays]
         axis = 0
     if arrays[0].ndim == 0:   # the NumPy function's own rules for a 0-d pk
-        return da.map_blocks(lambda *b: np.asarray(_np.entropy(*b, base=base, axis=axis,
-                                                                n_threads=nt)),
-                             *arrays, dtype=dtype, meta=np.empty((), dtype))
+        fn = functools.partial(_np.entropy, base=base, axis=axis, n_threads=nt)
+        return da.map_blocks(functools.partial(array_of, fn=fn), *arrays, dtype=dtype,
+                             meta=np.empty((), dtype))
     shape = arrays[0].shape
     axis = single_axis(axis, len(shape), "source")
     if len(arrays) == 2:
@@ -149,19 +149,17 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
                                            range(len(shape)))[1])
     axes = (axis,)
     if reduced_axes_whole(arrays[0], axes):
-        res = map_reduction(lambda *b: _np.entropy(*b, base=base, axis=axis, n_threads=nt),
+        res = map_reduction(functools.partial(_np.entropy, base=base, axis=axis, n_threads=nt),
                             arrays, axes, dtype)
         return drop_axes(res, axes, False)
     sums = [a.sum(axis=axis, keepdims=True, dtype=np.float64) for a in arrays]
     nd = len(shape)
     ind = tuple(range(nd))
-    if len(arrays) == 1:
-        args = [arrays[0], ind, sums[0], ind]
-        block = lambda p, sp: _entr_sum(p, sp, None, None, axis)  # noqa: E731
-    else:
-        args = [arrays[0], ind, sums[0], ind, arrays[1], ind, sums[1], ind]
-        block = lambda p, sp, q, sq: _entr_sum(p, sp, q, sq, axis)  # noqa: E731
-    parts = da.blockwise(block, ind, *args, dtype=np.float64, adjust_chunks={axis: 1},
+    args = [arrays[0], ind, sums[0], ind]
+    if len(arrays) == 2:
+        args += [arrays[1], ind, sums[1], ind]
+    parts = da.blockwise(functools.partial(_entr_sum, axis=axis), ind, *args, dtype=np.float64,
+                         adjust_chunks={axis: 1},
                          meta=np.empty((0,) * nd, np.float64))
     total = parts.sum(axis=axis)
     if base is not None:

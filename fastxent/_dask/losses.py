@@ -17,6 +17,7 @@ nll_loss gathers the target's log-probability: one block of the class axis
 holds it, the others add an exact 0.  The element-wise losses map the NumPy
 function over the blocks and sum the blocks' sums in float64.
 """
+import functools
 import math
 
 import numpy as np
@@ -28,8 +29,8 @@ from .. import _pointwise_losses as _np_pointwise
 from .._checks import check_reduction
 from .._layout import finish
 from . import row_state
-from .blocks import (block_label_index, chunked_like, known_shape, no_out, operand, probe_labels,
-                     target_operand, threads, without_empty_chunks)
+from .blocks import (array_of, block_label_index, chunked_like, known_shape, operand,
+                     probe_labels, target_operand, threads, without_empty_chunks)
 
 __all__ = ["cross_entropy", "nll_loss", "kl_div", "binary_cross_entropy_with_logits"]
 
@@ -167,20 +168,29 @@ def _reduce_rows(rows, reduction, denom, dtype):
     total = rows.sum(dtype=_F)
     if reduction == "sum":
         denom = 1.0
-    return da.map_blocks(lambda s, d: np.asarray(finish(float(s), reduction, float(d), dtype)),
+    return da.map_blocks(functools.partial(_finished, reduction=reduction, dtype=dtype),
                          total, da.asarray(denom), dtype=dtype, meta=np.empty((), dtype))
+
+
+def _finished(total, denom=1.0, *, reduction, dtype):
+    """A reduced loss from its float64 total, as the NumPy path finishes it."""
+    return np.asarray(finish(float(total), reduction, float(denom), dtype))
 
 
 def _weight_sum(t, w, ignore_index, C):
     """The 'mean' denominator of class-index targets: the summed weight of
     those that count (a class no target names adds nothing)."""
-    def block(y):
-        y = y[(y != ignore_index) & (y >= 0) & (y < C)]
-        return np.asarray(float(y.size if w is None else np.sum(w[y], dtype=_F)),
-                          _F).reshape((1,) * t.ndim)
+    block = functools.partial(_weight_block, w=w, ignore_index=ignore_index, C=C)
     parts = t.map_blocks(block, dtype=_F, chunks=tuple((1,) * len(c) for c in t.chunks),
                          meta=np.empty((0,) * t.ndim, _F))
     return parts.sum()
+
+
+def _weight_block(y, *, w, ignore_index, C):
+    nd = y.ndim
+    y = y[(y != ignore_index) & (y >= 0) & (y < C)]
+    return np.asarray(float(y.size if w is None else np.sum(w[y], dtype=_F)),
+                      _F).reshape((1,) * nd)
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -223,11 +233,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         x, t = da.core.unify_chunks(x, ind, t, t_ind)[1]
     out_ind = tuple(d for d in ind if d != ca)
     if len(x.chunks[ca]) == 1 or x.size == 0:
-        rows = da.blockwise(
-            lambda xb, tb: np.asarray(_np_losses.cross_entropy(
-                xb, tb, w, ignore_index, "none", label_smoothing, n_threads=nt)),
-            out_ind, x, ind, t, t_ind, dtype=dtype, concatenate=True,
-            meta=np.empty((0,) * len(out_ind), dtype))
+        fn = functools.partial(_np_losses.cross_entropy, weight=w, ignore_index=ignore_index,
+                               reduction="none", label_smoothing=label_smoothing,
+                               n_threads=nt)
+        rows = da.blockwise(functools.partial(array_of, fn=fn), out_ind, x, ind, t, t_ind,
+                            dtype=dtype, concatenate=True,
+                            meta=np.empty((0,) * len(out_ind), dtype))
     else:
         cls = da.arange(C, chunks=(x.chunks[ca],))
         args = [x, ind, t, t_ind, cls, (ca,)]
@@ -400,18 +411,16 @@ def _elementwise(fn, arrays, reduction, kwargs, n_threads, names, batch=None):
     for a in lazy:
         pairs += [a, ind]
 
-    def call(*blocks, reduction):
-        full = [None] * len(arrays)
-        for i, blk in zip(present, blocks):
-            full[i] = blk
-        return fn(*full, reduction=reduction, n_threads=nt, **kwargs)
-
+    call = functools.partial(_call, fn=fn, present=tuple(present), n=len(arrays), nt=nt,
+                             kwargs=kwargs)
     if reduction == "none":
-        return da.blockwise(lambda *b: np.asarray(call(*b, reduction="none")), ind, *pairs,
+        return da.blockwise(functools.partial(array_of, fn=functools.partial(
+                                call, reduction="none")), ind, *pairs,
                             dtype=dtype, meta=np.empty((0,) * nd, dtype))
-    sums = da.blockwise(
-        lambda *b: np.asarray(_block_total(call, b, used, dtype), _F).reshape((1,) * nd), ind,
-        *pairs, dtype=_F, adjust_chunks={d: 1 for d in ind}, meta=np.empty((0,) * nd, _F))
+    sums = da.blockwise(functools.partial(_block_sum, call=call, names=tuple(used), dtype=dtype,
+                                          nd=nd), ind, *pairs, dtype=_F,
+                        adjust_chunks={d: 1 for d in ind},
+                        meta=np.empty((0,) * nd, _F))
     n = math.prod(shape)
     if reduction == "sum":
         denom = 1
@@ -420,8 +429,22 @@ def _elementwise(fn, arrays, reduction, kwargs, n_threads, names, batch=None):
     else:
         denom = n
     reduction_of_total = "sum" if reduction == "sum" else "mean"
-    return da.map_blocks(lambda s: np.asarray(finish(float(s), reduction_of_total, denom, dtype)),
+    return da.map_blocks(functools.partial(_finished, denom=denom, reduction=reduction_of_total,
+                                           dtype=dtype),
                          sums.sum(), dtype=dtype, meta=np.empty((), dtype))
+
+
+def _call(*blocks, fn, present, n, nt, kwargs, reduction):
+    """`fn` of the operands' blocks (None for an absent operand: `present`
+    lists the positions of the `n` operands given)."""
+    full = [None] * n
+    for i, blk in zip(present, blocks):
+        full[i] = blk
+    return fn(*full, reduction=reduction, n_threads=nt, **kwargs)
+
+
+def _block_sum(*blocks, call, names, dtype, nd):
+    return np.asarray(_block_total(call, blocks, names, dtype), _F).reshape((1,) * nd)
 
 
 def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=False,

@@ -26,6 +26,8 @@ the in-memory ones to a few ulp, float32 ones to the rounding of the
 kernel's float32 sums within its blocks (a few units of float32); the
 integer scores (rank, prediction) and so the counts exactly.
 """
+import functools
+
 import dask
 import dask.array as da
 import numpy as np
@@ -295,9 +297,8 @@ def _rows(x, t, ca, result, ignore_index, temperature, nt, zy=None):
     t_ind = tuple(d for d in ind if d != ca)
     meta = np.empty((0,) * len(t_ind), ROWS)
     if len(x.chunks[ca]) == 1 or x.size == 0:
-        def block(xb, tb):
-            return _record(_np_score.score_rows(xb, tb, ignore_index=ignore_index,
-                                                temperature=temperature, n_threads=nt))
+        block = functools.partial(_rows_block, ignore_index=ignore_index,
+                                  temperature=temperature, nt=nt)
         return da.blockwise(block, t_ind, x, ind, t, t_ind, dtype=ROWS, concatenate=True,
                             meta=meta)
     C = x.shape[ca]
@@ -327,9 +328,18 @@ def score_rows(input, target, *, ignore_index=-100, temperature=1.0, out=None, n
     fields = []
     for name in ROW_FIELDS:
         dtype = ROWS[name] if name in ("rank", "prediction") else result
-        fields.append(rows.map_blocks(lambda r, name=name, dtype=dtype: r[name].astype(dtype),
+        fields.append(rows.map_blocks(functools.partial(_field, field=name, result=dtype),
                                       dtype=dtype, meta=np.empty((0,) * rows.ndim, dtype)))
     return RowScores(*fields)
+
+
+def _rows_block(xb, tb, *, ignore_index, temperature, nt):
+    return _record(_np_score.score_rows(xb, tb, ignore_index=ignore_index,
+                                        temperature=temperature, n_threads=nt))
+
+
+def _field(rows, *, field, result):
+    return rows[field].astype(result)
 
 
 def _state_of_rows(rec, tb, *, max_rank, n_bins, ignore_index):

@@ -7,6 +7,8 @@ each block with the row's maximum ``m`` and ``S = k + r``:
 ``exp(x - m) / S`` and ``(x - m) - (log k + log1p(r / k))``, the formulas
 of the NumPy kernels, written into one block-sized array.
 """
+import functools
+
 import numpy as np
 
 import dask.array as da
@@ -14,8 +16,8 @@ import dask.array as da
 from .. import _softmax_family as _np
 from .._checks import normalize_axes
 from . import row_state
-from .blocks import (drop_axes, known_shape, map_reduction, no_out, operand, probe, probe_array,
-                     reduced_axes_whole, threads, tree_state)
+from .blocks import (array_of, drop_axes, known_shape, map_reduction, no_out, operand, probe,
+                     probe_array, reduced_axes_whole, threads, tree_state)
 
 __all__ = ["logsumexp", "softmax", "log_softmax"]
 
@@ -60,19 +62,12 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     elif reduced_axes_whole(a, axes):
         arrays = [a] if b is None else [a, b]
         if not return_sign:
-            res = map_reduction(lambda ab, bb=None: _np.logsumexp(ab, axis=axes, b=bb,
-                                                                   n_threads=nt),
-                                arrays, axes, dtype)
+            res = map_reduction(functools.partial(_lse_block, axes=axes, nt=nt), arrays, axes,
+                                dtype)
             return drop_axes(res, axes, keepdims)
         pair = np.dtype([("res", dtype), ("sgn", dtype)])
-
-        def block(ab, bb=None):
-            res, sgn = _np.logsumexp(ab, axis=axes, b=bb, return_sign=True, n_threads=nt)
-            both = np.empty(np.shape(res), pair)
-            both["res"], both["sgn"] = res, sgn
-            return both
-
-        both = map_reduction(block, arrays, axes, pair)
+        both = map_reduction(functools.partial(_lse_sign_block, axes=axes, nt=nt, pair=pair),
+                             arrays, axes, pair)
         meta = np.empty((0,) * a.ndim, dtype)
         res = both.map_blocks(_field, "res", dtype=dtype, meta=meta)
         sgn = both.map_blocks(_field, "sgn", dtype=dtype, meta=meta)
@@ -85,6 +80,18 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     if return_sign:
         return res, drop_axes(sgn, axes, keepdims)
     return res
+
+
+def _lse_block(ab, bb=None, *, axes, nt):
+    return _np.logsumexp(ab, axis=axes, b=bb, n_threads=nt)
+
+
+def _lse_sign_block(ab, bb=None, *, axes, nt, pair):
+    """The block's log-sum-exp and sign as one record array of `pair`."""
+    res, sgn = _np.logsumexp(ab, axis=axes, b=bb, return_sign=True, n_threads=nt)
+    both = np.empty(np.shape(res), pair)
+    both["res"], both["sgn"] = res, sgn
+    return both
 
 
 def _field(both, name):
@@ -127,8 +134,8 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
     meta = np.empty((0,) * x.ndim, dtype)
     x = x.astype(dtype)
     if x.ndim == 0:
-        return x.map_blocks(lambda v: np.asarray(fn(v, axis=axis, n_threads=nt)), dtype=dtype,
-                            meta=meta)
+        fn0 = functools.partial(fn, axis=axis, n_threads=nt)
+        return x.map_blocks(functools.partial(array_of, fn=fn0), dtype=dtype, meta=meta)
     axes = normalize_axes(axis, x.ndim)
     for d in axes:
         if x.shape[d] == 0:

@@ -1,9 +1,10 @@
 """References of the entropies: the twins of fastxent/_entropies.py.
 
-:func:`~fastxent.reference.entropy` has the semantics of ``scipy.stats.entropy`` (SciPy 1.17);
-:func:`~fastxent.reference.softmax_entropy`, :func:`~fastxent.reference.softmax_cross_entropy` and
-:func:`~fastxent.reference.softmax_kl_div` are the entropy, cross-entropy and Kullback-Leibler
-divergence of softmax distributions, straight from logits.
+:func:`~fastxent.reference.entropy` has the semantics of
+``scipy.stats.entropy`` (SciPy 1.17); :func:`~fastxent.reference.softmax_entropy`,
+:func:`~fastxent.reference.softmax_cross_entropy` and
+:func:`~fastxent.reference.softmax_kl_div` are the entropy, cross-entropy and
+Kullback-Leibler divergence of softmax distributions, straight from logits.
 """
 
 import numpy as np

@@ -1,6 +1,7 @@
 """References of the losses of class targets: the twins of fastxent/_losses.py.
 
-:func:`~fastxent.reference.cross_entropy` and :func:`~fastxent.reference.nll_loss` have the semantics of
+:func:`~fastxent.reference.cross_entropy` and
+:func:`~fastxent.reference.nll_loss` have the semantics of
 ``torch.nn.functional`` (PyTorch 2.13), with the conventions of
 :mod:`fastxent.reference` (precision, 0-d results, zero times an infinite
 logarithm, ignored targets).

@@ -1,6 +1,7 @@
 """References of the element-wise losses: the twins of fastxent/_pointwise_losses.py.
 
-:func:`~fastxent.reference.kl_div` and :func:`~fastxent.reference.binary_cross_entropy_with_logits` have the
+:func:`~fastxent.reference.kl_div` and
+:func:`~fastxent.reference.binary_cross_entropy_with_logits` have the
 semantics of ``torch.nn.functional`` (PyTorch 2.13), with the conventions of
 :mod:`fastxent.reference`.
 """
