@@ -8,6 +8,7 @@ native, aligned dtype the kernels support, axes as sorted tuples, dtypes
 from precomputed tables.  Plain float64 and float32 ndarrays, the common
 case, pass each check in a few attribute lookups.
 """
+import math
 import numbers
 import operator
 
@@ -62,6 +63,15 @@ def exp_result_dtype(dtype):
     """The dtype NumPy's exp gives for `dtype`: int8 -> float16,
     int16 -> float32, wider integers -> float64, floats unchanged."""
     return _EXP_DTYPE[dtype]
+
+
+def plain_array(x, name):
+    """``np.asarray(x)``, with a ValueError naming `name` for a ragged
+    nesting (NumPy's own message names nothing)."""
+    try:
+        return np.asarray(x)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not an array: {exc}") from None
 
 
 def as_array(x, name):
@@ -196,7 +206,10 @@ def entropy_axes(axis, ndim):
     later, by single_axis) or, for a tuple, the axes to reduce together: None
     for () and for every axis (SciPy reduces all of them for both), the int
     for one, else their sorted tuple.  SciPy's errors: AxisError for an axis
-    out of range, ValueError for a repeated one."""
+    out of range, ValueError for a repeated one.  A list is taken as a
+    tuple, as SciPy takes it."""
+    if type(axis) is list:
+        axis = tuple(axis)
     if not isinstance(axis, tuple):
         return axis
     out = [_axis_index(ax, ndim, "axis", "source") for ax in axis]
@@ -257,7 +270,10 @@ def check_base(base):
         raise TypeError(f"base must be a positive real number or None, got {base!r}")
     if not base > 0:
         raise ValueError("`base` must be a positive number or `None`.")
-    return float(base)
+    try:
+        return float(base)
+    except OverflowError:   # an int beyond float64: its logarithm is finite
+        return base
 
 
 def weight_dtype(a, dtype):
@@ -272,8 +288,12 @@ def weight_dtype(a, dtype):
       precision) and PyTorch forms such a weight's products in float64.
       A weight that only loses digits in float32 is rounded (one rounding
       of the result's precision), which keeps the float32 kernels.
+
+    A broadcast view is judged by the values it holds, not by its shape.
     """
     dtype = np.dtype(dtype)
+    if a.ndim and 0 in a.strides:
+        a = a[tuple(slice(0, 1) if s == 0 else slice(None) for s in a.strides)]
     if dtype == np.float32 and a.dtype == np.float64:
         f = np.abs(a)
         finfo = np.finfo(np.float32)
@@ -306,6 +326,36 @@ def grad_array(grad_out, x):
     if grad_out is None:
         return np.empty_like(x)
     return check_out(grad_out, x.shape, x.dtype, "grad_out")
+
+
+def check_temperature(temperature):
+    """`temperature` as a positive finite float: TypeError for what is not
+    a real number (a bool, a string), ValueError for 0, a negative number,
+    NaN, inf and an int beyond float64."""
+    if type(temperature) is float and 0.0 < temperature < math.inf:
+        return temperature
+    if (isinstance(temperature, (bool, np.bool_))
+            or not isinstance(temperature, (numbers.Real, np.floating, np.integer))):
+        raise TypeError(f"temperature: expected a positive finite number, got {temperature!r}")
+    try:
+        t = float(temperature)
+    except OverflowError:   # an int beyond float64
+        t = math.inf
+    if not 0.0 < t < math.inf:
+        raise ValueError(f"temperature: must be a positive finite number, got {temperature!r}")
+    return t
+
+
+def check_label_smoothing(label_smoothing):
+    """`label_smoothing` as a float in [0, 1]: TypeError for what is not a
+    real number (strings, arrays, None, bools), as PyTorch raises; ValueError
+    outside [0, 1] (PyTorch takes a negative one as 0)."""
+    if (isinstance(label_smoothing, (bool, np.bool_))
+            or not isinstance(label_smoothing, numbers.Real)):
+        raise TypeError(f"label_smoothing must be a real number, got {label_smoothing!r}")
+    if not 0.0 <= label_smoothing <= 1.0:   # NaN too; exact for any int
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
+    return float(label_smoothing)
 
 
 def unwanted_grad_out():

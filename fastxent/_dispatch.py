@@ -130,9 +130,13 @@ def resolve_threads(n_threads):
 def checked_threads(n_threads):
     """A given `n_threads` checked (TypeError, ValueError) and capped at
     2^16, as every call takes it."""
-    if isinstance(n_threads, bool) or not hasattr(n_threads, "__index__"):
-        raise TypeError(f"n_threads must be None or a positive integer, got {n_threads!r}")
-    n = int(n_threads.__index__())
+    try:
+        if isinstance(n_threads, (bool, np.bool_)):
+            raise TypeError
+        n = int(n_threads.__index__())   # a 1-element array's raises TypeError too
+    except (TypeError, AttributeError):
+        raise TypeError(f"n_threads must be None or a positive integer, "
+                        f"got {n_threads!r}") from None
     if n < 1:
         raise ValueError(f"n_threads must be None or a positive integer, got {n}")
     return min(n, 1 << 16)

@@ -14,9 +14,9 @@ from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
 from . import _dask, _dispatch
 from ._dispatch import resolve_threads
-from ._checks import (KERNEL_DTYPES, check_ignore_index, check_reduction,
-                      class_axis, class_labels, class_weight, float_input, grad_array,
-                      promote_dtypes, unwanted_grad_out, weight_dtype)
+from ._checks import (KERNEL_DTYPES, check_ignore_index, check_label_smoothing,
+                      check_reduction, class_axis, class_labels, class_weight, float_input,
+                      grad_array, plain_array, promote_dtypes, unwanted_grad_out, weight_dtype)
 from ._layout import array_sum, class_views, finish, kernel_out, kernel_view, mean_value
 
 __all__ = ["cross_entropy", "nll_loss"]
@@ -142,15 +142,16 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if (type(ignore_index) is not int
             or not -0x8000000000000000 <= ignore_index <= 0x7FFFFFFFFFFFFFFF):
         ignore_index = check_ignore_index(ignore_index)
-    eps = float(label_smoothing)
-    if not 0.0 <= eps <= 1.0:
-        raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
+    if type(label_smoothing) is float and 0.0 <= label_smoothing <= 1.0:
+        eps = label_smoothing
+    else:
+        eps = check_label_smoothing(label_smoothing)
     nt = resolve_threads(n_threads)
     x = float_input(input, "input")
     x_shape = x.shape
     if not x_shape:
         raise ValueError("input must have at least one dimension (the classes)")
-    t = target if type(target) is _ndarray else np.asarray(target)
+    t = target if type(target) is _ndarray else plain_array(target, "target")
     kind = t.dtype.kind
     if kind == "c" or kind not in "biuf":
         raise TypeError(f"target must hold class indices (integers) or probabilities "
@@ -362,7 +363,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     x = float_input(input, "input")
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
-    t = np.asarray(target)
+    t = target if type(target) is _ndarray else plain_array(target, "target")
     if t.dtype.kind not in "iu":
         raise TypeError(f"target must hold class indices (integers), got dtype {t.dtype}")
     C, batch_shape = class_axis(x.shape)

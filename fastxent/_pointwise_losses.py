@@ -360,6 +360,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     else:
         weights = [None if arr is None else as_array(arr, name)
                    for arr, name in ((weight, "weight"), (pos_weight, "pos_weight"))]
+        for a, name in zip(weights, ("weight", "pos_weight")):
+            if a is not None:   # the shapes before weight_dtype reads the values
+                broadcast_to_shape(a, shape, name)
         # float16 data with weights that float16 cannot hold compute from
         # float32 copies (float16 computes in float32 anyway), float32 data
         # with weights outside float32's range from float64 copies (see

@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -482,13 +483,13 @@ def run(args, stdout, stderr):
     try:
         scorer = Scorer(topk=args.topk, n_bins=args.bins, ignore_index=args.ignore_index,
                         temperature=args.temperature, n_threads=args.threads)
-    except (ValueError, TypeError, OverflowError) as e:
-        # a setting out of the scorer's range is a bad option (exit 2), named as one
-        text = str(e)
+    except (ValueError, TypeError, OverflowError, MemoryError) as e:
+        # a setting out of the scorer's range, or whose state would not fit in
+        # memory, is a bad option (exit 2), named as one
+        text = str(e).replace("max(topk)", "the largest --topk")
         for name, option in (("n_bins", "--bins"), ("topk", "--topk"),
                              ("ignore_index", "--ignore-index"), ("n_threads", "--threads")):
-            if text.startswith(name):
-                text = option + text[len(name):]
+            text = re.sub(rf"(?<![-\w]){name}\b", option, text)
         raise _InputError(text, 2) from None
     staged = _Staged()
     try:
@@ -631,7 +632,11 @@ def main(argv=None, stdout=None, stderr=None):
                     tempfile.gettempdir(), f"fastxent-demo-{os.getpid()}-{secrets.token_hex(4)}")
                 os.mkdir(folder)
             else:
-                os.makedirs(folder, exist_ok=True)
+                try:
+                    os.makedirs(folder, exist_ok=True)
+                except OSError as e:   # a file of that name, a read-only parent
+                    raise _InputError(f"--demo-dir: cannot make the folder {folder} "
+                                      f"({e.strerror or e})", 2) from None
             args.logits, args.targets = write_demo(folder, args.rows, args.classes)
             if not args.quiet:
                 kept = "" if args.demo_dir else " (removed at the end; --demo-dir DIR keeps them)"

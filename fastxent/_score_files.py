@@ -102,16 +102,23 @@ class _Source:
 class _MappedArray(_Source):
     """An uncompressed array at byte `offset` of the file `path`, memory-mapped."""
 
-    def __init__(self, path, offset, shape, fortran, dtype, name):
+    def __init__(self, path, offset, shape, fortran, dtype, name, member=None):
         self.path, self.offset, self.shape, self.dtype, self.name = path, offset, shape, dtype, name
         self.fortran = fortran
         if dtype.hasobject:
             # the bytes would be pointers: say what it is, not that it is short
             raise TypeError(f"{name}: {path} holds Python objects (dtype {dtype}), not numbers")
         self.nbytes = math.prod(shape) * dtype.itemsize
-        if os.path.getsize(path) < offset + self.nbytes:
-            raise ValueError(f"{name}: {path} is truncated ({os.path.getsize(path)} bytes, the "
-                             f"header says {offset + self.nbytes})")
+        # a stored .npz member ends where its recorded size does (the next
+        # member's bytes follow it), a .npy file at its end
+        end = os.path.getsize(path)
+        where = path
+        if member is not None:
+            where = f"{path} member {member[0]}"
+            end = min(end, member[1])
+        if end < offset + self.nbytes:
+            raise ValueError(f"{name}: {where} is truncated ({end - offset} bytes of data, the "
+                             f"header says {self.nbytes})")
         self._released = 0
         self._map = None
         if self.nbytes:
@@ -178,6 +185,13 @@ class _CompressedMember(_Source):
         self._zip = zipfile.ZipFile(self.path)
         try:
             self._f = self._guarded(self._zip.open, self.member)
+        except (NotImplementedError, RuntimeError) as e:
+            # a compression method zipfile has no decoder for (zstd), or
+            # whose module this Python lacks (bz2, lzma)
+            self._zip.close()
+            raise ValueError(f"{self.name}: {self.path} member {self.member} cannot be "
+                             f"decompressed here ({e}); save it with np.savez or "
+                             "np.savez_compressed") from None
         except ValueError:
             self._zip.close()
             raise
@@ -293,10 +307,12 @@ def _npz_member(path, zf, member, name):
         if local[:4] != b"PK\x03\x04":
             raise ValueError(f"{name}: {path} is not a valid .npz (bad local header)")
         n_name, n_extra = struct.unpack("<HH", local[26:30])
-        f.seek(info.header_offset + 30 + n_name + n_extra)
+        start = info.header_offset + 30 + n_name + n_extra
+        f.seek(start)
         shape, fortran, dtype = _read_npy_header(f, f"{name}: {path}[{member}]")
         offset = f.tell()
-    return _MappedArray(path, offset, shape, fortran, dtype, name)
+    return _MappedArray(path, offset, shape, fortran, dtype, name,
+                        member=(member, start + info.file_size))
 
 
 def _npz_names(path):

@@ -15,7 +15,7 @@ import numpy as np
 from . import _dask, _dispatch
 from ._dispatch import resolve_threads
 from ._arrays import aligned
-from ._checks import as_array, check_out, class_axis
+from ._checks import as_array, check_out, check_temperature, class_axis, plain_array
 from ._layout import kernel_out, overlaps
 from .reference.score import ROW_FIELDS, RowScores
 
@@ -31,7 +31,7 @@ _INT_FIELDS = ("rank", "prediction")
 def _logits(input):
     """The logits as the kernel reads them: (array, is bfloat16).  float16
     and bfloat16 (ml_dtypes, recognised by name) are passed as their bits."""
-    x = input if isinstance(input, np.ndarray) else np.asarray(input)
+    x = input if isinstance(input, np.ndarray) else plain_array(input, "input")
     d = x.dtype
     if (d is _F64 or d is _F32) and aligned(x):   # the usual logits, by identity
         return x, False
@@ -55,10 +55,7 @@ def _temperature(temperature, kernel_dtype):
     in the working type, else x / T."""
     if type(temperature) is float and temperature == 1.0:   # the default, without ABC checks
         return 0, 1.0
-    if (isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, numbers.Real)
-            or not (0 < temperature < math.inf)):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    T = float(temperature)
+    T = check_temperature(temperature)
     if T == 1.0:
         return 0, 1.0
     work = np.float64 if kernel_dtype == _F64 else np.float32
@@ -76,7 +73,7 @@ def _temperature(temperature, kernel_dtype):
 
 
 def _labels(target, batch_shape, shape):
-    t = np.asarray(target)
+    t = target if type(target) is np.ndarray else plain_array(target, "target")
     if t.dtype.kind not in "iu":
         raise TypeError(f"target must hold class indices (integers), got dtype {t.dtype}")
     if t.shape != batch_shape:
@@ -98,7 +95,7 @@ def _ignore(ignore_index):
 def _prepare(input, target, ignore_index, temperature):
     """The checked operands: (x, bf16, labels, ignore, tmode, t, result dtype,
     batch shape)."""
-    x = input if type(input) is np.ndarray else np.asarray(input)
+    x = input if type(input) is np.ndarray else plain_array(input, "input")
     dtype = x.dtype
     if (dtype is _F64 or dtype is _F32) and aligned(x):   # _logits' usual case, without a call
         bf16 = False
@@ -220,8 +217,9 @@ def score_rows(input, target, *, ignore_index=-100, temperature=1.0, out=None,
         in float32 for logits other than float64), or a bad `out` (also
         two outputs that share memory).
     TypeError
-        For non-float logits, non-integer targets or a non-integer
-        `ignore_index`.
+        For non-float logits, non-integer targets, a non-integer
+        `ignore_index` or a temperature that is not a real number (a
+        bool, a string).
 
     See Also
     --------

@@ -10,6 +10,7 @@ import operator
 import numpy as np
 
 from . import _dask, _dispatch
+from ._checks import check_temperature as _check_temperature, plain_array
 from ._score_rows import _score_into, _score_metrics, _score_state
 
 __all__ = ["Scorer", "score"]
@@ -89,23 +90,17 @@ def _check_ignore_index(ignore_index):
     return int(ignore_index)
 
 
-def _check_temperature(temperature):
-    if type(temperature) is float and 0.0 < temperature < math.inf:
-        return temperature
-    if (isinstance(temperature, (bool, np.bool_))
-            or not isinstance(temperature, (numbers.Real, np.floating, np.integer))):
-        raise TypeError(f"temperature: expected a positive finite number, got {temperature!r}")
-    if not 0.0 < float(temperature) < math.inf:
-        raise ValueError(f"temperature: must be a positive finite number, got {temperature!r}")
-    return float(temperature)
-
 
 def _check_n_threads(n_threads):
     if n_threads is None:
         return None
-    if isinstance(n_threads, (bool, np.bool_)) or not hasattr(n_threads, "__index__"):
-        raise TypeError(f"n_threads: expected None or a positive integer, got {n_threads!r}")
-    n = operator.index(n_threads)
+    try:
+        if isinstance(n_threads, (bool, np.bool_)):
+            raise TypeError
+        n = operator.index(n_threads)   # a 1-element array's raises TypeError too
+    except TypeError:
+        raise TypeError(f"n_threads: expected None or a positive integer, "
+                        f"got {n_threads!r}") from None
     if n < 1:
         raise ValueError(f"n_threads: expected None or a positive integer, got {n}")
     return n
@@ -126,7 +121,7 @@ def metric_names(topk=_DEFAULT_TOPK):
 def _chunked_labels(x, target):
     """The labels of an update of (N, C, ...) logits `x` in chunks, their
     shape checked (as the kernel's layer checks a single chunk)."""
-    t = target if isinstance(target, np.ndarray) else np.asarray(target)
+    t = target if isinstance(target, np.ndarray) else plain_array(target, "target")
     expected = (x.shape[0],) + x.shape[2:]
     if t.shape != expected:
         raise ValueError(f"target has shape {t.shape}; class-index targets for input of "
@@ -296,7 +291,7 @@ class Scorer:
         if ((type(input) is not np.ndarray or type(target) is not np.ndarray)
                 and _dask.any_dask(input, target)):
             return _dask.scorer_update(self, input, target)
-        x = input if type(input) is np.ndarray else np.asarray(input)
+        x = input if type(input) is np.ndarray else plain_array(input, "input")
         ignore, temp, rank, bins, nt = (self.ignore_index, self.temperature, self.topk[-1],
                                         self.n_bins, self.n_threads)
         if x.ndim <= 1 or x.nbytes <= CHUNK_BYTES:
@@ -396,7 +391,7 @@ def score(input, target, *, topk=_DEFAULT_TOPK, n_bins=15, ignore_index=-100, te
         temperature = _check_temperature(temperature)
     if n_threads is not None:
         n_threads = _check_n_threads(n_threads)
-    x = input if type(input) is np.ndarray else np.asarray(input)
+    x = input if type(input) is np.ndarray else plain_array(input, "input")
     if x.ndim > 1 and x.nbytes > CHUNK_BYTES:
         # in chunks, as a Scorer reads them
         return Scorer(topk=spec[0], n_bins=n_bins, ignore_index=ignore_index,

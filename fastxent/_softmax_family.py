@@ -175,10 +175,15 @@ def _softmax_common(x, axis, out, n_threads, logarithm, name):
         x = x.astype(dtype)
     scalar = x.ndim == 0
     if scalar:
-        if axis not in (None, 0, -1, ()):
-            normalize_axes(axis, 0)  # raises AxisError
+        # as SciPy: the one axis of atleast_1d(x) for an integer 0 or -1
+        # (TypeError for a float, a bool or an array), none for ()
+        if type(axis) is tuple:
+            axes = normalize_axes(axis, 0)   # () only: (0,) is an AxisError
+        else:
+            axes = (0,)
+            if axis is not None:
+                normalize_axes(axis, 1)
         x = x.reshape(1)
-        axes = (0,) if axis != () else ()
     else:
         axes = normalize_axes(axis, x.ndim)
     shape = x.shape

@@ -153,6 +153,12 @@ def test_progress_bar_only_on_a_terminal(files):
     (None, ["{d}/x.npy", "{d}/t.npy", "--bins", "-3"], 2, "--bins"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--bins", str(2**70)], 2, "--bins: expected 1 to"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--topk", f"1,{2**70}"], 2, "--topk: at most"),
+    # in range, but a state larger than any memory: an option error too
+    (None, ["{d}/x.npy", "{d}/t.npy", "--bins", str(10**12)], 2,
+     "--bins, --topk: out of memory .*; lower --bins or the largest --topk"),
+    (None, ["{d}/x.npy", "{d}/t.npy", "--topk", str(2**40)], 2, "--bins, --topk: out of memory"),
+    (lambda d: (d / "f").write_bytes(b""), ["--demo", "--demo-dir", "{d}/f"], 2,
+     "--demo-dir: cannot make the folder .*f"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--temperature", "nan"], 2, "--temperature"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--temperature", "0"], 2, "--temperature"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--threads", "0"], 2, "--threads"),

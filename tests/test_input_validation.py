@@ -365,3 +365,111 @@ def test_ndarray_subclasses_and_ragged_lists(fx):
     # NumPy's own message, which SciPy passes on
     with pytest.raises(ValueError, match="inhomogeneous shape"):
         fx.logsumexp([[1.0, 2.0], [3.0]])
+
+
+# ---------------------------------------------------------------------------
+# arguments found wrongly handled by a fuzzing pass: each a clear exception
+# naming the argument, or the peer's result
+
+LOSS_X = np.zeros((4, 5))
+LOSS_Y = np.array([0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("value, error", [
+    ("a", TypeError), (None, TypeError), ([0.1], TypeError), (1j, TypeError),
+    ("0.1", TypeError), (b"0.1", TypeError), (np.array(0.1), TypeError), (True, TypeError),
+    (10**400, ValueError), (-0.1, ValueError), (float("nan"), ValueError),
+])
+def test_label_smoothing_types_and_range(fx, value, error):
+    # PyTorch and the reference: TypeError naming it for what is not a real
+    # number (a string was parsed, a 0-d array taken); ValueError out of [0, 1]
+    with pytest.raises(error, match="label_smoothing"):
+        fx.cross_entropy(LOSS_X, LOSS_Y, label_smoothing=value)
+    assert fx.cross_entropy(LOSS_X, LOSS_Y, label_smoothing=np.float32(0.5)) > 0
+    assert fx.cross_entropy(LOSS_X, LOSS_Y, label_smoothing=1) > 0
+
+
+def test_numbers_beyond_float64(fx):
+    # an int beyond float64 is out of range for a temperature and a
+    # smoothing (not an OverflowError from inside); a finite logarithm base
+    big = 10**400
+    for call in (lambda: fx.score(LOSS_X, LOSS_Y, temperature=big),
+                 lambda: fx.score_rows(LOSS_X, LOSS_Y, temperature=big),
+                 lambda: fx.Scorer(temperature=big)):
+        with pytest.raises(ValueError, match="temperature"):
+            call()
+    p = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(fx.entropy(p, base=big), fx.entropy(p) / (400 * np.log(10)),
+                               rtol=1e-14)
+
+
+@pytest.mark.parametrize("value", ["x", None, True, [1.0]])
+def test_temperature_of_the_wrong_type_is_a_type_error_everywhere(fx, value):
+    for call in (lambda: fx.score(LOSS_X, LOSS_Y, temperature=value),
+                 lambda: fx.score_rows(LOSS_X, LOSS_Y, temperature=value),
+                 lambda: fx.Scorer(temperature=value)):
+        with pytest.raises(TypeError, match="temperature"):
+            call()
+
+
+def test_bce_weight_shape_checked_before_its_values(fx):
+    # a zero-byte broadcast view of the wrong shape: a ValueError at once,
+    # not a temporary of its declared size (2**40 elements: 8 TiB)
+    x = np.zeros((4, 5), np.float32)
+    for name in ("weight", "pos_weight"):
+        for dtype in (np.float64, np.float16):
+            bad = np.broadcast_to(np.ones((), dtype), (2**40,))
+            with pytest.raises(ValueError, match=name):
+                fx.binary_cross_entropy_with_logits(x.astype(dtype), x.astype(dtype),
+                                                    **{name: bad})
+    # a broadcast view of the right shape is judged by the values it holds
+    w = np.broadcast_to(np.float64(0.1), (4, 5))
+    assert fx.binary_cross_entropy_with_logits(x, x, weight=w) == pytest.approx(
+        0.1 * np.log(2), rel=1e-6)
+
+
+@pytest.mark.parametrize("value", [np.array([2]), np.array(2.0), np.True_, "2"])
+def test_n_threads_of_the_wrong_kind_names_it(fx, value):
+    for call in (lambda: fx.logsumexp(X, n_threads=value),
+                 lambda: fx.cross_entropy(LOSS_X, LOSS_Y, n_threads=value),
+                 lambda: fx.score(LOSS_X, LOSS_Y, n_threads=value)):
+        with pytest.raises(TypeError, match="n_threads"):
+            call()
+
+
+def test_ragged_lists_name_the_argument(fx):
+    ragged = [[0.0, 1.0], [2.0]]
+    for call, arg in ((lambda: fx.cross_entropy(LOSS_X, [[0, 1], [2]]), "target"),
+                      (lambda: fx.nll_loss(LOSS_X, [[0, 1], [2]]), "target"),
+                      (lambda: fx.score(LOSS_X, [[0, 1], [2]]), "target"),
+                      (lambda: fx.score_rows(LOSS_X, [[0, 1], [2]]), "target"),
+                      (lambda: fx.score(ragged, LOSS_Y), "input"),
+                      (lambda: fx.score_rows(ragged, LOSS_Y), "input"),
+                      (lambda: fx.Scorer().update(ragged, LOSS_Y), "input")):
+        with pytest.raises(ValueError, match=f"^{arg} is not an array"):
+            call()
+
+
+@pytest.mark.parametrize("axis, error", [
+    (0.0, TypeError), (False, TypeError), (np.array([0]), TypeError), ((0,), AxisError),
+    (1, AxisError), (np.int64(0), None), (-1, None), ((), None), (None, None),
+])
+def test_axis_of_a_scalar_as_scipy(fx, scipy_special, axis, error):
+    # a 0-d x is SciPy's atleast_1d: the axis is checked all the same
+    for name in ("softmax", "log_softmax"):
+        if error is None:
+            assert getattr(fx, name)(1.0, axis=axis) == getattr(scipy_special, name)(1.0,
+                                                                                     axis=axis)
+            continue
+        with pytest.raises(error):
+            getattr(fx, name)(1.0, axis=axis)
+        with pytest.raises(error):
+            getattr(scipy_special, name)(1.0, axis=axis)
+
+
+def test_entropy_axis_list_as_scipy(fx):
+    p = np.random.default_rng(2).random((3, 4, 2))
+    np.testing.assert_array_equal(fx.entropy(p, axis=[0, 2]), fx.entropy(p, axis=(0, 2)))
+    stats = pytest.importorskip("scipy.stats")
+    np.testing.assert_allclose(fx.entropy(p, axis=[0, 2]), stats.entropy(p, axis=[0, 2]),
+                               rtol=1e-13)

@@ -317,3 +317,54 @@ def test_damaged_compressed_members(tmp_path, data, member):
         q.write_bytes(bytes(bad))
         with pytest.raises(ValueError, match=f"{member}: .*{name}.npz.*{member}.npy"):
             fastxent.score_file(str(q))
+
+
+def test_a_stored_member_ends_at_its_recorded_size(tmp_path):
+    """A stored .npz member whose header claims more rows than it holds is
+    truncated, not read on into the next member's bytes."""
+    import io
+    import zipfile
+
+    b = io.BytesIO()
+    np.lib.format.write_array(b, np.zeros((10, 7), np.float32))
+    lying = b.getvalue().replace(b"(10, 7)", b"(20, 7)")
+    assert lying != b.getvalue()
+    labels = io.BytesIO()
+    np.lib.format.write_array(labels, np.zeros(20, np.int64))
+    p = tmp_path / "lie.npz"
+    with zipfile.ZipFile(p, "w") as zf:   # stored: the data are mapped in place
+        zf.writestr("logits.npy", lying)
+        zf.writestr("labels.npy", labels.getvalue())
+    with pytest.raises(ValueError, match="logits: .*lie.npz member logits.npy is truncated"):
+        fastxent.score_file(str(p))
+    # the labels member, lying the same way, at the end of the file
+    p2 = tmp_path / "lie2.npz"
+    short = io.BytesIO()
+    np.lib.format.write_array(short, np.zeros(10, np.int64))
+    with zipfile.ZipFile(p2, "w") as zf:
+        zf.writestr("logits.npy", b.getvalue())
+        zf.writestr("labels.npy", short.getvalue().replace(b"(10,)", b"(90,)"))
+        zf.writestr("zzz.npy", bytes(4096))
+    with pytest.raises(ValueError, match="labels: .*lie2.npz member labels.npy is truncated"):
+        fastxent.score_file(str(p2))
+
+
+def test_a_compression_zipfile_cannot_read_is_one_clear_error(tmp_path, data):
+    import struct
+
+    x, t = data
+    p = tmp_path / "c.npz"
+    np.savez_compressed(p, logits=x, labels=t)
+    raw = bytearray(p.read_bytes())
+    # every header's method field: 93 (Zstandard), which zipfile names but
+    # cannot decompress here
+    for sig, at in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        j = raw.find(sig)
+        while j >= 0:
+            raw[j + at:j + at + 2] = struct.pack("<H", 93)
+            j = raw.find(sig, j + 4)
+    q = tmp_path / "zstd.npz"
+    q.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="logits: .*zstd.npz member logits.npy cannot be "
+                                         "decompressed here"):
+        fastxent.score_file(str(q))

@@ -559,8 +559,11 @@ def test_errors(func):
         func(x, t.astype(np.float64))       # non-integer target
     with pytest.raises(TypeError):
         func(x, t, ignore_index=1.5)
-    for temperature in (0.0, -1.0, np.nan, np.inf, True):
+    for temperature in (0.0, -1.0, np.nan, np.inf, 10**400):
         with pytest.raises(ValueError, match="temperature"):
+            func(x, t, temperature=temperature)
+    for temperature in (True, "1", None):   # not a number: as Scorer and score
+        with pytest.raises(TypeError, match="temperature"):
             func(x, t, temperature=temperature)
     # an ignore_index beyond int64 ignores nothing
     assert np.asarray(func(x, t, ignore_index=2**70)[0] if func is fastxent.score_rows

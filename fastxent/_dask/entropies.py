@@ -163,5 +163,5 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
                          meta=np.empty((0,) * nd, np.float64))
     total = parts.sum(axis=axis)
     if base is not None:
-        total = total / math.log(float(base))
+        total = total / math.log(base)   # an int beyond float64 too
     return total.astype(dtype)

@@ -73,8 +73,13 @@ def score_rows(input, target, *, ignore_index=-100, temperature=1.0):
     if x.dtype.name != "bfloat16":
         x = _float_array(x, "input")
     ignore_index = _check_ignore_index(ignore_index)
-    if (isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, numbers.Real)
-            or not (0 < temperature < np.inf)):
+    if isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature: expected a positive finite number, got {temperature!r}")
+    try:
+        finite = 0 < float(temperature) < np.inf
+    except OverflowError:   # an int beyond float64
+        finite = False
+    if not finite:
         raise ValueError(f"temperature: must be a positive finite number, got {temperature!r}")
     if x.ndim == 0:
         raise ValueError("input: expected 1 or more dimensions, got a 0-d array")
