@@ -348,10 +348,12 @@ def check_temperature(temperature):
 
 def check_label_smoothing(label_smoothing):
     """`label_smoothing` as a float in [0, 1]: TypeError for what is not a
-    real number (strings, arrays, None, bools), as PyTorch raises; ValueError
-    outside [0, 1] (PyTorch takes a negative one as 0)."""
-    if (isinstance(label_smoothing, (bool, np.bool_))
-            or not isinstance(label_smoothing, numbers.Real)):
+    real number (strings, arrays, None), as PyTorch raises (a bool is its 0
+    or 1, as there); ValueError outside [0, 1] (PyTorch takes a negative one
+    as 0, and raises OverflowError for an int beyond float64)."""
+    if isinstance(label_smoothing, np.bool_):
+        label_smoothing = bool(label_smoothing)
+    if not isinstance(label_smoothing, numbers.Real):
         raise TypeError(f"label_smoothing must be a real number, got {label_smoothing!r}")
     if not 0.0 <= label_smoothing <= 1.0:   # NaN too; exact for any int
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")

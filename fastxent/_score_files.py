@@ -45,6 +45,11 @@ def _is_bfloat16(dtype):
 # what zipfile raises for a damaged member (a bad CRC, data that do not
 # inflate, a bad local header) as it is read
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
+try:   # Python 3.14's zipfile decompresses Zstandard members
+    from compression.zstd import ZstdError
+    _DAMAGED += (ZstdError,)
+except ImportError:
+    pass
 
 
 def _read_npy_header(f, where):

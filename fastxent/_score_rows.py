@@ -263,7 +263,8 @@ def score_rows(input, target, *, ignore_index=-100, temperature=1.0, out=None,
     >>> np.round(r.nll, 4).tolist()
     [0.4076, 3.0949]
     """
-    if ((type(input) is not np.ndarray or type(target) is not np.ndarray)
+    # Dask logits or labels (a lazy result); a Python int label is neither
+    if ((type(input) is not np.ndarray or type(target) not in (np.ndarray, int))
             and _dask.any_dask(input, target)):
         return _dask.score_rows(input, target, ignore_index=ignore_index,
                                 temperature=temperature, out=out, n_threads=n_threads)

@@ -288,8 +288,9 @@ class Scorer:
         stay a bounded multiple of it.  Bad arguments raise before anything
         is added.
         """
-        if ((type(input) is not np.ndarray or type(target) is not np.ndarray)
-                and _dask.any_dask(input, target)):
+        # Dask logits (NumPy logits with Dask labels compute the labels: the
+        # sums are computed here anyway)
+        if type(input) is not np.ndarray and _dask.any_dask(input, target):
             return _dask.scorer_update(self, input, target)
         x = input if type(input) is np.ndarray else plain_array(input, "input")
         ignore, temp, rank, bins, nt = (self.ignore_index, self.temperature, self.topk[-1],
@@ -377,8 +378,7 @@ def score(input, target, *, topk=_DEFAULT_TOPK, n_bins=15, ignore_index=-100, te
         ``bits_per_token``, ``accuracy@k`` for each k, ``ece``, ``mce``,
         ``brier``, ``entropy``.
     """
-    if ((type(input) is not np.ndarray or type(target) is not np.ndarray)
-            and _dask.any_dask(input, target)):
+    if type(input) is not np.ndarray and _dask.any_dask(input, target):
         return Scorer(topk=topk, n_bins=n_bins, ignore_index=ignore_index,
                       temperature=temperature, n_threads=n_threads).update(input, target).result()
     # the usual settings without a call each (a small call's quarter)

@@ -1151,6 +1151,33 @@ def test_n_threads_checked_at_the_call():
         check(lazy, expected)
 
 
+def test_split_class_axis_score_kernel_takes_n_threads(monkeypatch):
+    # the blocks' kernel calls get the n_threads asked for (they were given 1)
+    from fastxent import _dispatch
+    from fastxent._dask import score as dscore
+
+    seen = []
+    real = _dispatch.kernel
+
+    def kernel(name, dtype):
+        k = real(name, dtype)
+        if name != "score_states":
+            return k
+
+        def recorded(*args):
+            seen.append(args[-1])
+            return k(*args)
+        return recorded
+
+    monkeypatch.setattr(dscore._dispatch, "kernel", kernel)
+    x = da.from_array(np.random.default_rng(1).standard_normal((4, 6)), chunks=(4, 3))
+    labels = np.array([0, 1, 2, 3])
+    for n, want in ((None, 1), (2, 2)):
+        seen.clear()
+        fastxent.score_rows(x, labels, n_threads=n).nll.compute(scheduler="sync")
+        assert seen and set(seen) == {want}
+
+
 def test_unknown_chunk_sizes_name_the_argument():
     x = da.from_array(np.ones((6, 4)), chunks=(3, 2))
     xu = x[x[:, 0] > 0]
@@ -1235,3 +1262,15 @@ def test_lazy_results_pickle_and_have_deterministic_names():
     assert (fastxent.cross_entropy(x.rechunk((2, 6)), y, label_smoothing=0.1).name
             != fastxent.cross_entropy(x.rechunk((2, 6)), y).name)
     assert fastxent.entropy(p, axis=1, base=2).name != fastxent.entropy(p, axis=1).name
+
+
+def test_lazy_row_scores_pickle():
+    import pickle
+
+    x = np.random.default_rng(6).standard_normal((6, 4))
+    y = np.array([0, 1, 2, 3, 0, 1])
+    rows = fastxent.score_rows(da.from_array(x, chunks=(3, 2)), y)
+    back = pickle.loads(pickle.dumps(rows))
+    assert type(back) is type(rows)
+    for a, b in zip(back, fastxent.score_rows(x, y)):
+        check(a, b)

@@ -377,16 +377,35 @@ LOSS_Y = np.array([0, 1, 2, 3])
 
 @pytest.mark.parametrize("value, error", [
     ("a", TypeError), (None, TypeError), ([0.1], TypeError), (1j, TypeError),
-    ("0.1", TypeError), (b"0.1", TypeError), (np.array(0.1), TypeError), (True, TypeError),
+    ("0.1", TypeError), (b"0.1", TypeError), (np.array(0.1), TypeError),
     (10**400, ValueError), (-0.1, ValueError), (float("nan"), ValueError),
 ])
 def test_label_smoothing_types_and_range(fx, value, error):
     # PyTorch and the reference: TypeError naming it for what is not a real
     # number (a string was parsed, a 0-d array taken); ValueError out of [0, 1]
+    # (an int beyond float64: PyTorch's OverflowError)
+    from fastxent import reference
+
+    for f in (fx.cross_entropy, reference.cross_entropy):
+        with pytest.raises(error, match="label_smoothing"):
+            f(LOSS_X, LOSS_Y, label_smoothing=value)
+    try:
+        import dask.array as da
+    except ImportError:
+        return
     with pytest.raises(error, match="label_smoothing"):
-        fx.cross_entropy(LOSS_X, LOSS_Y, label_smoothing=value)
-    assert fx.cross_entropy(LOSS_X, LOSS_Y, label_smoothing=np.float32(0.5)) > 0
-    assert fx.cross_entropy(LOSS_X, LOSS_Y, label_smoothing=1) > 0
+        fx.cross_entropy(da.from_array(LOSS_X), LOSS_Y, label_smoothing=value)
+
+
+@pytest.mark.parametrize("value, eps", [(True, 1.0), (False, 0.0), (np.True_, 1.0),
+                                        (np.float32(0.5), 0.5), (np.int64(1), 1.0), (1, 1.0)])
+def test_label_smoothing_numbers_as_pytorch(fx, value, eps):
+    # bools and NumPy numbers are the numbers they hold, as PyTorch takes them
+    want = fx.cross_entropy(LOSS_X, LOSS_Y, label_smoothing=eps)
+    assert fx.cross_entropy(LOSS_X, LOSS_Y, label_smoothing=value) == want
+    from fastxent import reference
+
+    assert reference.cross_entropy(LOSS_X, LOSS_Y, label_smoothing=value) == pytest.approx(want)
 
 
 def test_numbers_beyond_float64(fx):

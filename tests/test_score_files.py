@@ -365,6 +365,7 @@ def test_a_compression_zipfile_cannot_read_is_one_clear_error(tmp_path, data):
             j = raw.find(sig, j + 4)
     q = tmp_path / "zstd.npz"
     q.write_bytes(bytes(raw))
-    with pytest.raises(ValueError, match="logits: .*zstd.npz member logits.npy cannot be "
-                                         "decompressed here"):
+    # (Python 3.14 has a Zstandard decoder, to which these bytes are damaged)
+    with pytest.raises(ValueError, match="logits: .*zstd.npz member logits.npy (cannot be "
+                                         "decompressed here|is damaged)"):
         fastxent.score_file(str(q))

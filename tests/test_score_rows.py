@@ -679,3 +679,15 @@ def test_a_temperature_that_rounds_to_zero_in_float32_is_refused():
         fastxent.score(x, np.array([0]), temperature=1e-46)
     # float64 logits divide in float64
     assert fastxent.score(x.astype(np.float64), np.array([0]), temperature=1e-46)["count"] == 1
+
+
+def test_row_scores_pickle_and_copy():
+    import copy
+    import pickle
+
+    x = np.random.default_rng(8).standard_normal((5, 4))
+    r = fastxent.score_rows(x, np.array([0, 1, 2, 3, 0]))
+    for back in (pickle.loads(pickle.dumps(r)), copy.copy(r), copy.deepcopy(r)):
+        assert type(back) is type(r) and back._fields == r._fields
+        for a, b in zip(back, r):
+            np.testing.assert_array_equal(a, b)

@@ -26,7 +26,7 @@ import dask.array as da
 
 from .. import _losses as _np_losses
 from .. import _pointwise_losses as _np_pointwise
-from .._checks import check_reduction
+from .._checks import check_label_smoothing, check_reduction
 from .._layout import finish
 from . import row_state
 from .blocks import (array_of, block_label_index, chunked_like, known_shape, operand,
@@ -202,7 +202,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     x = operand(input)
     t = target_operand(target)
     known_shape(input=x, target=t)
-    eps = float(label_smoothing)
+    eps = label_smoothing = check_label_smoothing(label_smoothing)
     w = None if weight is None else np.asarray(weight)
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the classes)")
@@ -375,8 +375,10 @@ def _widened(b, name):
 def _block_total(call, blocks, names, dtype):
     """The float64 'sum' of a block of `call`.  A float16 loss's sum is
     formed over float32 copies of slices of the block (float16 losses are
-    computed in float32 terms): the NumPy path's float64 total of them,
-    which a block's sum rounded to float16 loses (it overflows at 65504)."""
+    computed in float32 terms), each slice's float64 total rounded to
+    float32 (a relative 2^-24 of it, far below float16's precision unless
+    the slices' sums cancel), where a block's sum rounded to float16 would
+    overflow at 65504."""
     if dtype.itemsize > 2:
         return float(call(*blocks, reduction="sum"))
     shape = np.broadcast_shapes(*[np.shape(b) for b in blocks])

@@ -37,6 +37,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     if b is not None and not _number(b):
         b = operand(b)
         known_shape(a=a, b=b)
+    elif b is not None:
+        known_shape(a=a)   # a number b is broadcast to a's shape
     small = probe(_np.logsumexp, [a], axis=axis, keepdims=keepdims, return_sign=True,
                   b=probe_array(b) if b is not None and not _number(b) else b)
     dtype = np.asarray(small[0]).dtype

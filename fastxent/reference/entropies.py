@@ -7,14 +7,17 @@
 Kullback-Leibler divergence of softmax distributions, straight from logits.
 """
 
+import math
+
 import numpy as np
 
 from ._common import _finish, _log_softmax_rows, _real_array, _work_in_float64
 
 try:  # NumPy >= 2.0
-    from numpy.lib.array_utils import normalize_axis_index
+    from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 except ImportError:  # pragma: no cover - NumPy 1.x
     from numpy.core.multiarray import normalize_axis_index
+    from numpy.core.numeric import normalize_axis_tuple
 
 __all__ = ["entropy", "softmax_entropy", "softmax_cross_entropy", "softmax_kl_div"]
 
@@ -130,6 +133,17 @@ def entropy(pk, qk=None, base=None, axis=0):
         raise ValueError(
             f"qk of shape {arrays[1].shape} does not broadcast with pk of shape {arrays[0].shape}"
         ) from exc
+    if isinstance(axis, (tuple, list)):
+        # the axes reduced together, as SciPy: moved last and merged (every
+        # axis, or none named, is all of them)
+        axes = normalize_axis_tuple(axis, arrays[0].ndim)
+        if len(axes) in (0, arrays[0].ndim):
+            axis = None
+        else:
+            last = range(arrays[0].ndim - len(axes), arrays[0].ndim)
+            arrays = [np.moveaxis(a, axes, last) for a in arrays]
+            arrays = [a.reshape(a.shape[:a.ndim - len(axes)] + (-1,)) for a in arrays]
+            axis = -1
     if axis is None:
         arrays = [a.ravel() for a in arrays]
         axis = 0
@@ -140,7 +154,7 @@ def entropy(pk, qk=None, base=None, axis=0):
     with np.errstate(all="ignore"):
         s = np.sum(terms, axis=axis)
         if base is not None:
-            s = s / np.log(float(base))
+            s = s / math.log(base)   # an int beyond float64 too
     return _finish(s, dtype)
 
 

@@ -32,8 +32,10 @@ def _check_ignore_index(ignore_index):
 
 
 def _check_label_smoothing(label_smoothing):
-    is_bool = isinstance(label_smoothing, (bool, np.bool_))
-    if is_bool or not isinstance(label_smoothing, numbers.Real):
+    # a bool is 0 or 1, as PyTorch takes it
+    if isinstance(label_smoothing, np.bool_):
+        label_smoothing = bool(label_smoothing)
+    if not isinstance(label_smoothing, numbers.Real):
         raise TypeError(f"label_smoothing: expected a real number, got {label_smoothing!r}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing: must be in [0, 1], got {label_smoothing!r}")

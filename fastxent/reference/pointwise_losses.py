@@ -267,10 +267,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     # beyond float32 (the terms are rounded to float32 after)
     work = np.dtype(np.float64)
     xw, tw = x.astype(work), t.astype(work)
+    # the shapes checked before the values are converted
     w = 1 if weight is None else _broadcastable_to(
-        _real_array(weight, "weight").astype(work), x.shape, "weight")
+        _real_array(weight, "weight"), x.shape, "weight").astype(work)
     pw = 1 if pos_weight is None else _broadcastable_to(
-        _real_array(pos_weight, "pos_weight").astype(work), x.shape, "pos_weight")
+        _real_array(pos_weight, "pos_weight"), x.shape, "pos_weight").astype(work)
     with np.errstate(all="ignore"):
         neg_coef = w * (1 - tw)
         # pw y first (PyTorch's order): w pw may overflow where y = 0

@@ -55,6 +55,9 @@ class RowScores(tuple):
     def _asdict(self):
         return dict(zip(ROW_FIELDS, self))
 
+    def __getnewargs__(self):   # pickle and copy call __new__ with the fields
+        return tuple(self)
+
     def __repr__(self):
         return "RowScores(" + ", ".join(f"{k}={v!r}" for k, v in zip(ROW_FIELDS, self)) + ")"
 
