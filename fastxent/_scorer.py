@@ -5,7 +5,6 @@ depend on the number of rows."""
 
 import math
 import numbers
-import operator
 
 import numpy as np
 
@@ -90,20 +89,9 @@ def _check_ignore_index(ignore_index):
     return int(ignore_index)
 
 
-
 def _check_n_threads(n_threads):
-    if n_threads is None:
-        return None
-    try:
-        if isinstance(n_threads, (bool, np.bool_)):
-            raise TypeError
-        n = operator.index(n_threads)   # a 1-element array's raises TypeError too
-    except TypeError:
-        raise TypeError(f"n_threads: expected None or a positive integer, "
-                        f"got {n_threads!r}") from None
-    if n < 1:
-        raise ValueError(f"n_threads: expected None or a positive integer, got {n}")
-    return n
+    # every call's check (and cap), at construction rather than at each update
+    return None if n_threads is None else _dispatch.checked_threads(n_threads)
 
 
 def _ints(counts):

@@ -116,7 +116,7 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     """:func:`fastxent.entropy` of Dask arrays: a lazy Dask array."""
     nt = threads(n_threads)
     arrays = [operand(pk)] + ([] if qk is None else [operand(qk)])
-    known_shape(pk=arrays[0], qk=arrays[-1])
+    known_shape(**dict(zip(("pk", "qk"), arrays)))
     small = probe(lambda p, q=None: _np.entropy(p, q, base=base, axis=axis), arrays)
     dtype = np.asarray(small).dtype
     # broadcast before flattening, as the NumPy path
