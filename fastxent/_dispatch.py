@@ -1,11 +1,13 @@
 """Choice of the compiled kernel module, thread counts and build facts.
 
 The kernels are compiled once per CPU target (``fastxent._kernels_baseline``
-everywhere, ``fastxent._kernels_avx2`` on x86-64).  At import the best target
-the CPU supports is chosen; ``FASTXENT_CPU=baseline`` (or ``avx2``) in the
-environment forces one, and :func:`cpu_path` switches temporarily.
+everywhere; ``fastxent._kernels_avx2`` and ``fastxent._kernels_avx512`` on
+x86-64).  At import the best target the CPU supports is chosen;
+``FASTXENT_CPU=baseline`` (or ``avx2``, ``avx512``) in the environment forces
+one, and :func:`cpu_path` switches temporarily.
 """
 import contextlib
+import importlib
 import os
 
 import numpy as np
@@ -20,16 +22,17 @@ except ImportError as exc:  # pragma: no cover - only without a build
     ) from exc
 
 _MODULES = {"baseline": _kernels_baseline}
-# the avx2 module's own initialization runs AVX2 code: import it only on a
-# CPU that has it (and not at all when the baseline is forced)
-if (_kernels_baseline.cpu_has_avx2_fma()
-        and os.environ.get("FASTXENT_CPU", "").strip().lower() != "baseline"):
-    try:
-        from . import _kernels_avx2
-    except ImportError:  # not built (non-x86 machine)
-        pass
-    else:
-        _MODULES["avx2"] = _kernels_avx2
+# an x86-64 module's own initialization runs its instructions: import it
+# only on a CPU that has them (and none when the baseline is forced)
+if os.environ.get("FASTXENT_CPU", "").strip().lower() != "baseline":
+    for _name, _has in (("avx2", _kernels_baseline.cpu_has_avx2_fma),
+                        ("avx512", _kernels_baseline.cpu_has_avx512)):
+        if not _has():
+            break
+        try:
+            _MODULES[_name] = importlib.import_module(f"fastxent._kernels_{_name}")
+        except ImportError:  # not built (non-x86 machine)
+            break
 
 # GNU libgomp cannot start a parallel region in a child forked after the
 # parent used its thread pool: the child waits forever for pool threads that
@@ -50,7 +53,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # best first
-_PREFERENCE = [p for p in ("avx2", "baseline") if p in _MODULES]
+_PREFERENCE = [p for p in ("avx512", "avx2", "baseline") if p in _MODULES]
 
 
 def _default_path():

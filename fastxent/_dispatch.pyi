@@ -13,8 +13,8 @@ class _Config(TypedDict):
     cpu_paths: list[str]
     max_threads: int
 
-# the compiled kernel module in use (fastxent._kernels_baseline or
-# fastxent._kernels_avx2): private, untyped
+# the compiled kernel module in use (fastxent._kernels_baseline,
+# fastxent._kernels_avx2 or fastxent._kernels_avx512): private, untyped
 active: ModuleType
 
 def kernels() -> ModuleType: ...

@@ -28,4 +28,19 @@ static inline int fx_cpu_has_avx2_fma(void)
 #endif
 }
 
+/* 1 when the CPU and the OS (its saving of the zmm and mask registers)
+ * support the avx512 module's flags: AVX2, FMA, F16C and AVX-512 F, VL, BW
+ * and DQ, which every AVX-512 CPU since Skylake-SP has */
+static inline int fx_cpu_has_avx512(void)
+{
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    return fx_cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f")
+        && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512dq");
+#else
+    return 0;
+#endif
+}
+
 #endif /* FX_PLATFORM_H */

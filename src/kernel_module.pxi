@@ -3,7 +3,8 @@
 # (fx_kernels.pxd holds the shared part), so their order here does not
 # matter; a new family is one more include.
 
-from fx_kernels cimport FX_OPENMP, fx_max_threads, fx_cpu_has_avx2_fma, fx_formats_init
+from fx_kernels cimport (FX_OPENMP, fx_max_threads, fx_cpu_has_avx2_fma, fx_cpu_has_avx512,
+                        fx_formats_init)
 cimport numpy as cnp
 
 # NumPy's C API (fx_get_buffer reads the operands' fields through it) and
@@ -32,3 +33,9 @@ def max_threads():
 def cpu_has_avx2_fma():
     """True when the CPU and the OS support AVX2 and FMA."""
     return bool(fx_cpu_has_avx2_fma())
+
+
+def cpu_has_avx512():
+    """True when the CPU and the OS support the avx512 module's instructions
+    (AVX2, FMA, F16C, AVX-512 F, VL, BW and DQ)."""
+    return bool(fx_cpu_has_avx512())

@@ -22,7 +22,7 @@ from arrays import misaligned
 F64 = np.dtype(np.float64)
 
 
-@pytest.fixture(params=["baseline", "avx2"])
+@pytest.fixture(params=["baseline", "avx2", "avx512"])
 def module(request):
     """Each kernel module this machine runs."""
     if request.param not in fastxent.get_config()["cpu_paths"]:

@@ -64,7 +64,7 @@ def out_calls(call, shape, dtype, what):
         assert_same_bits(out, out0, f"{what} {layout} output")
 
 
-@pytest.fixture(params=["baseline", "avx2"])
+@pytest.fixture(params=["baseline", "avx2", "avx512"])
 def path(request):
     if request.param not in fastxent.get_config()["cpu_paths"]:
         pytest.skip(f"no {request.param} path in this process (not on this CPU, or "

@@ -155,9 +155,10 @@ def test_get_config(fx):
     config = fx.get_config()
     assert set(config) >= {"openmp", "cpu_path", "cpu_paths", "max_threads"}
     assert isinstance(config["openmp"], bool)
-    assert config["cpu_path"] in ("avx2", "baseline")
+    assert config["cpu_path"] in ("avx512", "avx2", "baseline")
     assert isinstance(config["cpu_paths"], list) and "baseline" in config["cpu_paths"]
-    assert set(config["cpu_paths"]) <= {"avx2", "baseline"}
+    # each path needs the one before it: listed in that order, none skipped
+    assert config["cpu_paths"] == ["baseline", "avx2", "avx512"][:len(config["cpu_paths"])]
     assert config["cpu_path"] in config["cpu_paths"]
     assert isinstance(config["max_threads"], int) and config["max_threads"] >= 1
     if not config["openmp"]:
@@ -166,16 +167,25 @@ def test_get_config(fx):
 
 def test_best_path_is_default(fx):
     config = fx.get_config()
-    if "avx2" in config["cpu_paths"] and "FASTXENT_CPU" not in os.environ:
-        assert config["cpu_path"] == "avx2"
+    if "FASTXENT_CPU" not in os.environ:
+        assert config["cpu_path"] == config["cpu_paths"][-1]
 
 
-def test_avx2_path_offered_when_cpu_has_it(fx, tmp_path):
+def _cpu_flags():
+    """The flags of the first CPU in /proc/cpuinfo (Linux), as a set."""
     if sys.platform != "linux" or not os.path.exists("/proc/cpuinfo"):
         pytest.skip("reads /proc/cpuinfo")
     with open("/proc/cpuinfo") as f:
-        flags = f.read()
-    has = " avx2" in flags and " fma" in flags
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    pytest.skip("no flags line in /proc/cpuinfo")
+
+
+def test_x86_paths_offered_when_cpu_has_them(fx, tmp_path):
+    flags = _cpu_flags()
+    has = {"avx2", "fma", "f16c"} <= flags
+    has512 = has and {"avx512f", "avx512vl", "avx512bw", "avx512dq"} <= flags
     # in a process where no path is forced: this one may run with
     # FASTXENT_CPU=baseline, which offers the baseline alone
     env = {k: v for k, v in os.environ.items() if k != "FASTXENT_CPU"}
@@ -183,6 +193,7 @@ def test_avx2_path_offered_when_cpu_has_it(fx, tmp_path):
     paths = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                            check=True, cwd=tmp_path).stdout.split()
     assert ("avx2" in paths) == has
+    assert ("avx512" in paths) == has512
     if os.environ.get("FASTXENT_CPU", "").strip().lower() == "baseline":
         assert fx.get_config()["cpu_paths"] == ["baseline"]
     else:
@@ -209,7 +220,7 @@ def test_cpu_path_switches_and_restores(fx, cpu_paths):
     assert fx.get_config()["cpu_path"] == before
 
 
-@pytest.mark.parametrize("bad", ["avx512", "AVX3", "", "native"])
+@pytest.mark.parametrize("bad", ["avx512bw", "AVX3", "", "native", "AVX2"])
 def test_cpu_path_unknown_name_raises(fx, bad):
     before = fx.get_config()["cpu_path"]
     with pytest.raises(ValueError):
@@ -271,13 +282,33 @@ def test_cpu_paths_agree_with_weights(fx, cpu_paths):
                                 f"{path} axis={axis}")
 
 
-def test_forced_baseline_never_loads_the_avx2_module(tmp_path):
-    # the avx2 module's initialization runs AVX2 code: on a CPU without it,
-    # importing it would crash; forcing the baseline must not import it
-    code = ("import sys, fastxent; "
-            "print(fastxent.get_config()['cpu_path'], 'fastxent._kernels_avx2' in sys.modules)")
+def test_forced_baseline_never_loads_the_x86_modules(tmp_path):
+    # an x86 module's initialization runs its own instructions: on a CPU
+    # without them, importing it would crash; forcing the baseline must
+    # import neither
+    code = ("import sys, fastxent; print(fastxent.get_config()['cpu_path'], "
+            "'fastxent._kernels_avx2' in sys.modules, 'fastxent._kernels_avx512' in sys.modules)")
     env = dict(os.environ, FASTXENT_CPU="baseline")
     # `-c` looks in the current folder first: not the source tree's fastxent/
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, cwd=tmp_path).stdout.split()
-    assert out == ["baseline", "False"]
+    assert out == ["baseline", "False", "False"]
+
+
+@pytest.mark.parametrize("path", ["avx2", "avx512"])
+def test_forced_path_is_used_or_refused(tmp_path, path):
+    code = "import fastxent; print(fastxent.get_config()['cpu_path'])"
+    env = dict(os.environ, FASTXENT_CPU=path.upper())
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=tmp_path)
+    plain = dict(os.environ)
+    plain.pop("FASTXENT_CPU", None)
+    offered = subprocess.run([sys.executable, "-c", code.replace(
+        "['cpu_path']", "['cpu_paths']")], env=plain, capture_output=True, text=True,
+        check=True, cwd=tmp_path).stdout
+    if f"'{path}'" in offered:
+        assert run.returncode == 0 and run.stdout.split() == [path]
+    else:
+        # a path this CPU cannot run is refused at import, by name
+        assert run.returncode != 0
+        assert f"FASTXENT_CPU={path!r}" in run.stderr and "not usable" in run.stderr
