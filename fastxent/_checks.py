@@ -11,6 +11,7 @@ case, pass each check in a few attribute lookups.
 import math
 import numbers
 import operator
+import reprlib
 
 import numpy as np
 
@@ -358,6 +359,19 @@ def check_label_smoothing(label_smoothing):
     if not 0.0 <= label_smoothing <= 1.0:   # NaN too; exact for any int
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
     return float(label_smoothing)
+
+
+def check_flag(value, name):
+    """A bool argument given as something other than True or False: a NumPy
+    bool is taken, anything else is a TypeError that names the argument, as
+    PyTorch's bool arguments are (a truthy string or number would otherwise
+    switch the option on, an array raise NumPy's truth-value error).  The
+    callers test ``value is True or value is False`` first, which costs a
+    small call nothing."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__} "
+                    f"{reprlib.repr(value)}")
 
 
 def unwanted_grad_out():

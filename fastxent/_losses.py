@@ -14,7 +14,7 @@ from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
 from . import _dask, _dispatch
 from ._dispatch import resolve_threads
-from ._checks import (KERNEL_DTYPES, check_ignore_index, check_label_smoothing,
+from ._checks import (KERNEL_DTYPES, check_flag, check_ignore_index, check_label_smoothing,
                       check_reduction, class_axis, class_labels, class_weight, float_input,
                       grad_array, plain_array, promote_dtypes, unwanted_grad_out, weight_dtype)
 from ._layout import array_sum, class_views, finish, kernel_out, kernel_view, mean_value
@@ -95,9 +95,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         `ignore_index` outside the int64 range (as PyTorch), or one that is
         not negative with probabilities (PyTorch: RuntimeError).
     TypeError
-        For non-float input, a target that is neither integer nor float, or
-        an `ignore_index` that is not an integer (``-100.0``, ``True``: as
-        PyTorch).
+        For non-float input, a target that is neither integer nor float, an
+        `ignore_index` that is not an integer (``-100.0``, ``True``: as
+        PyTorch), or a `return_grad` that is not True, False or a NumPy
+        bool.
 
     See Also
     --------
@@ -133,6 +134,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     >>> float(fastxent.cross_entropy(logits, np.array([0, 2])))
     0.6699617926626334
     """
+    if return_grad is not False and return_grad is not True:
+        return_grad = check_flag(return_grad, "return_grad")
     if ((type(input) is not _ndarray or type(target) is not _ndarray)
             and _dask.any_dask(input, target)):
         return _dask.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing,
@@ -322,8 +325,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
         For a bad `reduction`, weight or shapes, or an `ignore_index`
         outside the int64 range (as PyTorch).
     TypeError
-        For non-float input, non-integer targets, or an `ignore_index` that
-        is not an integer (``-100.0``, ``True``: as PyTorch).
+        For non-float input, non-integer targets, an `ignore_index` that
+        is not an integer (``-100.0``, ``True``: as PyTorch), or a
+        `return_grad` that is not True, False or a NumPy bool.
 
     See Also
     --------
@@ -350,6 +354,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     >>> float(fastxent.nll_loss(logp, np.array([0, 2]), reduction="sum"))
     0.916290731874155
     """
+    if return_grad is not False and return_grad is not True:
+        return_grad = check_flag(return_grad, "return_grad")
     if ((type(input) is not _ndarray or type(target) is not _ndarray)
             and _dask.any_dask(input, target)):
         return _dask.nll_loss(input, target, weight, ignore_index, reduction,

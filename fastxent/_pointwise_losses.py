@@ -15,8 +15,9 @@ from numpy import ndarray as _ndarray  # a global: the Dask check costs less
 
 from . import _dask, _dispatch
 from ._dispatch import resolve_threads
-from ._checks import (as_array, broadcast_shape, broadcast_to_shape, check_reduction,
-                      float_input, grad_array, promote, unwanted_grad_out, weight_dtype)
+from ._checks import (as_array, broadcast_shape, broadcast_to_shape, check_flag,
+                      check_reduction, float_input, grad_array, promote, unwanted_grad_out,
+                      weight_dtype)
 from ._layout import array_sum, elementwise, finish, kernel_out
 
 __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
@@ -169,7 +170,8 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     ValueError
         A bad `reduction`, shapes that do not broadcast, a bad `grad_out`.
     TypeError
-        Non-float `input`; a non-numeric or complex `target`.
+        Non-float `input`; a non-numeric or complex `target`; a `log_target`
+        or `return_grad` that is not True, False or a NumPy bool.
 
     See Also
     --------
@@ -205,6 +207,10 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     >>> float(fastxent.kl_div(np.log(q), p, reduction="batchmean"))  # log 2
     0.6931471805599453
     """
+    if return_grad is not False and return_grad is not True:
+        return_grad = check_flag(return_grad, "return_grad")
+    if log_target is not False and log_target is not True:
+        log_target = check_flag(log_target, "log_target")
     if ((type(input) is not _ndarray or type(target) is not _ndarray)
             and _dask.any_dask(input, target)):
         return _dask.kl_div(input, target, reduction, log_target, return_grad=return_grad,
@@ -303,7 +309,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         broadcast to the input's shape, a bad `reduction` or `grad_out`.
     TypeError
         Non-float `input`; a non-numeric or complex `target`, `weight` or
-        `pos_weight`.
+        `pos_weight`; a `return_grad` that is not True, False or a NumPy
+        bool.
 
     See Also
     --------
@@ -340,6 +347,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     >>> float(fastxent.binary_cross_entropy_with_logits(np.array([0.0, np.inf]), [1, 1]))
     0.34657359027997264
     """
+    if return_grad is not False and return_grad is not True:
+        return_grad = check_flag(return_grad, "return_grad")
     if (type(input) is not _ndarray or type(target) is not _ndarray or weight is not None
             or pos_weight is not None) and _dask.any_dask(input, target, weight, pos_weight):
         return _dask.binary_cross_entropy_with_logits(

@@ -502,6 +502,15 @@ def run(args, stdout, stderr):
     return 0
 
 
+def _check_temperature(temperature, dtype):
+    """A --temperature that the logits' working precision (float32 below
+    float64) rounds to 0 is a bad option (exit 2), known once the logits'
+    dtype is: the kernels would divide by 0."""
+    if dtype != np.float64 and np.float32(temperature) == 0:
+        raise _InputError(f"argument --temperature: {temperature!r} rounds to 0 in float32, "
+                          f"the precision of these {_dtype_name(dtype)} logits", 2)
+
+
 def _run_on_scheduler(args, scorer):
     """Score the files on the Dask cluster at args.scheduler."""
     if args.per_row:
@@ -513,6 +522,7 @@ def _run_on_scheduler(args, scorer):
         raise _InputError("--scheduler needs Dask, which is not installed "
                           "(pip install 'dask[distributed]')") from None
     logits = files.lazy_logits(args.logits, max(1, int(args.chunk_mb * (1 << 20))))
+    _check_temperature(args.temperature, logits.dtype)
     labels = files.read_labels(args.targets, args.logits)
     started = time.monotonic()
     files.score_on_scheduler(args.scheduler, logits, labels, scorer)
@@ -532,6 +542,7 @@ def _run_here(args, scorer, stderr, staged):
     from ._score_rows import score_rows
 
     logits = open_logits(args.logits)
+    _check_temperature(args.temperature, logits.dtype)
     labels = writer = progress = None
     try:
         labels = open_labels(args.targets, args.logits)

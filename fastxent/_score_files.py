@@ -258,7 +258,11 @@ class _Shards(_Source):
         self.parts, self.name = parts, name
         first = parts[0]
         for p in parts:
-            if len(p.shape) == 0 or p.shape[1:] != first.shape[1:] or p.dtype != first.dtype:
+            if len(p.shape) == 0:
+                # a shard holds rows: a 0-d array has none, whatever the others hold
+                raise ValueError(f"{name}: shard {p.path} holds a 0-d array ({p.dtype}); "
+                                 "each shard of a folder holds rows of the same shape")
+            if p.shape[1:] != first.shape[1:] or p.dtype != first.dtype:
                 raise ValueError(
                     f"{name}: shards differ: {first.path} holds {first.dtype} {first.shape}, "
                     f"{p.path} holds {p.dtype} {p.shape} (rows may differ, nothing else)")

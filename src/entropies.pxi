@@ -180,7 +180,8 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
         nblk = (O + FX_BLOCK_W - 1) // FX_BLOCK_W
         scratch = <double *>calloc(nt * FX_SMALL_ENT_SCRATCH + FX_ALIGN_SLACK, sizeof(double))
         if scratch == NULL:
-            raise MemoryError()
+            raise no_memory(<double>(
+                (nt * FX_SMALL_ENT_SCRATCH + FX_ALIGN_SLACK) * sizeof(double)))
         nb = _batch(FX_BLOCK_W * C, nt, 1)
         try:
             while b0 < nblk:
@@ -203,7 +204,7 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
         nblk = (O + FX_BLOCK_W - 1) // FX_BLOCK_W
         scratch = <double *>malloc((nt * FX_BLOCK_W + FX_ALIGN_SLACK) * sizeof(double))
         if scratch == NULL:
-            raise MemoryError()
+            raise no_memory(<double>((nt * FX_BLOCK_W + FX_ALIGN_SLACK) * sizeof(double)))
         nb = _batch(FX_BLOCK_W * C, nt, 1)
         try:
             while b0 < nblk:
@@ -268,7 +269,7 @@ cdef int _split_entropy(const real *xp, const real *yp, Py_ssize_t O, Py_ssize_t
         free(work)
         free(ok)
         free(slow)
-        raise MemoryError()
+        raise no_memory(<double>(R * 7 * nch * sizeof(double) + 2 * R * nch + R))
     take = ok + R * nch
     nb = _batch(FX_CHUNK, nt, 1)
     try:
@@ -345,7 +346,7 @@ cdef int _split_softmax_entropies(int kind, const real *xp, const real *yp, Py_s
     cdef double v
     cdef double *states = <double *>malloc(R * nch * w * sizeof(double))
     if states == NULL:
-        raise MemoryError()
+        raise no_memory(<double>(R * nch * w * sizeof(double)))
     nb = _batch(FX_CHUNK, nt, 1)
     try:
         while b0 < R * nch:

@@ -12,6 +12,16 @@ cimport numpy as cnp
 cnp.import_array()
 fx_formats_init()
 
+
+cdef object no_memory(double nbytes):
+    """The MemoryError of a driver whose working memory (partial sums per
+    row and block of classes, or per thread) could not be allocated: its
+    size, as NumPy's own allocation errors give one."""
+    size = (f"{nbytes / 2.0**30:.3g} GiB" if nbytes >= 2.0**30
+            else f"{nbytes / 2.0**20:.3g} MiB")
+    return MemoryError(f"out of memory: cannot allocate {size} of working memory for this call")
+
+
 include "softmax_family.pxi"
 include "losses.pxi"
 include "pointwise_losses.pxi"

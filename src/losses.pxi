@@ -250,11 +250,11 @@ cdef Py_ssize_t _cross_entropy(real *tag, const fx_view *x, const fx_view *lab,
         nrow = C
         rowbuf = <float *>malloc(nt * nrow * sizeof(float))
         if rowbuf == NULL:
-            raise MemoryError()
+            raise no_memory(<double>(nt * nrow * sizeof(float)))
     bscratch = &local[0] if nt * nb <= 12 else <double *>malloc(nt * nb * sizeof(double))
     if bscratch == NULL:
         free(rowbuf)
-        raise MemoryError()
+        raise no_memory(<double>(nt * nb * sizeof(double)))
     nbat = _batch(ROWS_PER_PARTIAL * C, nt, 1)
     try:
         if nt == 1 and R * C <= KEEP_GIL_WORK:
@@ -309,7 +309,8 @@ cdef int _split_xent(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, P
         free(scratch)
         free(info)
         free(ys)
-        raise MemoryError()
+        raise no_memory(<double>(
+            R * (per + 2) * sizeof(double) + R * sizeof(fx_xent_row) + R * sizeof(Py_ssize_t)))
     xy = scratch + R * per
     loss = xy + R
     try:
@@ -412,7 +413,7 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
     cdef double *mine
     cdef double acc
     if scratch == NULL:
-        raise MemoryError()
+        raise no_memory(<double>((nt * per + FX_ALIGN_SLACK) * sizeof(double)))
     try:
         while b0 < nblk:
             b1 = _next_batch(b0, nblk, nb)
@@ -458,12 +459,12 @@ cdef void _cross_entropy_columns(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_
     cdef double *mine
     cdef double acc
     if scratch == NULL:
-        raise MemoryError()
+        raise no_memory(<double>(nt * per * sizeof(double)))
     if lp == NULL:
         rows = <double *>malloc(R * sizeof(double))
         if rows == NULL:
             free(scratch)
-            raise MemoryError()
+            raise no_memory(<double>(R * sizeof(double)))
     try:
         while b0 < O * nblk:
             b1 = _next_batch(b0, O * nblk, nbat)

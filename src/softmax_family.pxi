@@ -130,7 +130,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         nblk = (I + COL_W - 1) // COL_W
         scratch = <double *>malloc(nt * 6 * COL_W * sizeof(double))
         if scratch == NULL:
-            raise MemoryError()
+            raise no_memory(<double>(nt * 6 * COL_W * sizeof(double)))
         nb = _batch(C * COL_W, nt, 1)
         try:
             while b0 < O * nblk:
@@ -163,7 +163,8 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
             nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
             scratch = <double *>calloc(nt * FX_SMALL_SCRATCH + FX_ALIGN_SLACK, sizeof(double))
             if scratch == NULL:
-                raise MemoryError()
+                raise no_memory(<double>(
+                    (nt * FX_SMALL_SCRATCH + FX_ALIGN_SLACK) * sizeof(double)))
             nb = _batch(C * FX_BLOCK_W, nt, 1)
             try:
                 while b0 < nblk:
@@ -182,7 +183,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         nch = (C + FX_CHUNK - 1) // FX_CHUNK
         states = <fx_lse_state *>malloc(R * nch * sizeof(fx_lse_state))
         if states == NULL:
-            raise MemoryError()
+            raise no_memory(<double>(R * nch * sizeof(fx_lse_state)))
         nb = _batch(FX_CHUNK, nt, 1)
         try:
             while b0 < R * nch:
@@ -319,7 +320,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         nblk = (I + COL_W - 1) // COL_W
         scratch = <double *>malloc(nt * 4 * COL_W * sizeof(double))
         if scratch == NULL:
-            raise MemoryError()
+            raise no_memory(<double>(nt * 4 * COL_W * sizeof(double)))
         nb = _batch(C * COL_W, nt, 1)
         try:
             while b0 < O * nblk:
@@ -351,7 +352,8 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
             nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
             scratch = <double *>calloc(nt * FX_SMALL_SCRATCH + FX_ALIGN_SLACK, sizeof(double))
             if scratch == NULL:
-                raise MemoryError()
+                raise no_memory(<double>(
+                    (nt * FX_SMALL_SCRATCH + FX_ALIGN_SLACK) * sizeof(double)))
             nb = _batch(C * FX_BLOCK_W, nt, 1)
             try:
                 while b0 < nblk:
@@ -372,7 +374,8 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         if states == NULL or scratch == NULL:
             free(states)
             free(scratch)
-            raise MemoryError()
+            raise no_memory(<double>(
+                R * nch * sizeof(fx_lse_state) + (R * nch + 3 * R) * sizeof(double)))
         cmax = scratch                 # per chunk: max
         rmax = scratch + R * nch       # per row: max, shift, divisor or offset
         rm = rmax + R
@@ -385,7 +388,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
             if rowbuf == NULL:
                 free(states)
                 free(scratch)
-                raise MemoryError()
+                raise no_memory(<double>(nt * FX_CHUNK * sizeof(float)))
         nb = _batch(FX_CHUNK, nt, 1)
         try:
             if logarithm or (not _stores_exp(xp) and rowbuf == NULL):
@@ -498,7 +501,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         if not logarithm and _row_scratch(xp):
             rowbuf = <float *>malloc(nt * nbuf * sizeof(float))
             if rowbuf == NULL:
-                raise MemoryError()
+                raise no_memory(<double>(nt * nbuf * sizeof(float)))
         nb = _batch(C, nt, 1)
         try:
             while b0 < R:

@@ -175,6 +175,10 @@ def test_progress_bar_only_on_a_terminal(files):
      "--demo-dir: cannot make the folder .*f"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--temperature", "nan"], 2, "--temperature"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--temperature", "0"], 2, "--temperature"),
+    # positive, but 0 in the float32 that these logits are scored in: known
+    # once the logits are opened, and still an option error, before any output
+    (None, ["{d}/x.npy", "{d}/t.npy", "--temperature", "1e-50", "--per-row", "{d}/r.npz"], 2,
+     "--temperature: 1e-50 rounds to 0 in float32, the precision of these float32 logits"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--threads", "0"], 2, "--threads"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--chunk-mb", "0"], 2, "--chunk-mb"),
     (None, ["{d}/x.npy", "{d}/t.npy", "--ignore-index", "x"], 2, "--ignore-index"),

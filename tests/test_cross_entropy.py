@@ -5,6 +5,10 @@ reduction x target kind x K-dim layout x dtype), loss and gradient (the
 gradient against torch autograd), special values, errors, threads, layouts.
 """
 import itertools
+import os
+import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -1208,3 +1212,28 @@ def test_gradient_written_over_the_input(dtype, C, kw):
         assert grad_i is xi
         assert loss_i == loss
         np.testing.assert_array_equal(grad_i, grad)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS as Linux has it")
+@pytest.mark.skipif("ASAN_OPTIONS" in os.environ, reason="AddressSanitizer maps its own memory")
+@pytest.mark.skipif(not fx.get_config()["openmp"], reason="a serial build does not split the row")
+def test_working_memory_that_cannot_be_allocated_says_how_much(tmp_path):
+    """A broadcast row of 2^40 classes splits across threads with partial
+    sums per block of classes, about 13 GiB of them: in a process limited
+    to 6 GiB of address space the allocation fails, and the MemoryError
+    says what could not be allocated (it had no message)."""
+    code = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (6 << 30, resource.RLIM_INFINITY))\n"
+        "import numpy as np, fastxent\n"
+        "row = np.broadcast_to(np.float32(0), (2**40,))\n"
+        "try:\n"
+        "    fastxent.cross_entropy(row, np.array(3), n_threads=2)\n"
+        "except MemoryError as e:\n"
+        "    print('MemoryError:', e)\n")
+    # `-c` looks in the current folder first: not the source tree's fastxent/
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert re.fullmatch(r"MemoryError: out of memory: cannot allocate 1\d\.\d GiB of working "
+                        r"memory for this call\n", out.stdout), out.stdout

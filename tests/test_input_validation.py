@@ -492,3 +492,39 @@ def test_entropy_axis_list_as_scipy(fx):
     stats = pytest.importorskip("scipy.stats")
     np.testing.assert_allclose(fx.entropy(p, axis=[0, 2]), stats.entropy(p, axis=[0, 2]),
                                rtol=1e-13)
+
+
+# the flags of the losses: True, False or a NumPy bool, else a TypeError
+# naming the flag (a truthy string would otherwise switch the option on)
+LOSS_FLAGS = [("cross_entropy", "return_grad"), ("nll_loss", "return_grad"),
+              ("kl_div", "return_grad"), ("kl_div", "log_target"),
+              ("binary_cross_entropy_with_logits", "return_grad")]
+NOT_FLAGS = ["yes", "", 1, 0, 1.0, None, np.array([True, False]), np.array(True), [True]]
+
+
+def _loss_operands(fn):
+    x = np.log(np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]))
+    if fn in ("cross_entropy", "nll_loss"):
+        return x, np.array([2, 0])
+    return x, np.exp(x[::-1])
+
+
+@pytest.mark.parametrize("fn, flag", LOSS_FLAGS)
+def test_loss_flags_take_bools_and_refuse_the_rest(fx, ref, fn, flag):
+    x, t = _loss_operands(fn)
+    for f in (getattr(fx, fn), getattr(ref, fn)):
+        for value in NOT_FLAGS:
+            with pytest.raises(TypeError) as info:
+                f(x, t, **{flag: value})
+            assert names_argument(str(info.value), flag), (fn, flag, value, str(info.value))
+        for value in (True, False):
+            want = f(x, t, **{flag: value})
+            got = f(x, t, **{flag: np.bool_(value)})
+            for g, w in zip(*(r if isinstance(r, tuple) else (r,) for r in (got, want))):
+                np.testing.assert_array_equal(g, w)
+    # the flag is checked before any other argument and on the Dask path too
+    with pytest.raises(TypeError, match=flag):
+        getattr(fx, fn)(x, t, reduction="bad", **{flag: "yes"})
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(TypeError, match=flag):
+        getattr(fx, fn)(da.from_array(x), t, **{flag: "yes"})

@@ -99,6 +99,20 @@ def test_shards_must_agree(tmp_path, data):
         fastxent.score_file(tmp_path / "x", tmp_path / "t.npy")
 
 
+@pytest.mark.parametrize("first", [True, False])
+def test_zero_dim_shard_is_named_once(tmp_path, data, first):
+    """A 0-d shard holds no rows: refused by its own name, first or not (the
+    message compared the first shard with itself)."""
+    x, t = data
+    (tmp_path / "x").mkdir()
+    np.save(tmp_path / "x" / "a.npy", np.float32(1.0) if first else x[:10])
+    np.save(tmp_path / "x" / "b.npy", np.float32(2.0))
+    np.save(tmp_path / "t.npy", t)
+    bad = "a.npy" if first else "b.npy"
+    with pytest.raises(ValueError, match=rf"logits: shard \S*{bad} holds a 0-d array \(float32\)"):
+        fastxent.score_file(tmp_path / "x", tmp_path / "t.npy")
+
+
 def test_fortran_order_and_float64_and_float16(tmp_path, data):
     x, t = data
     np.save(tmp_path / "t.npy", t)

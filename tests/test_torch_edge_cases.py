@@ -151,3 +151,17 @@ def test_ignore_index_of_the_wrong_type_or_beyond_int64_raises_as_torch(fn):
     for value, error in ((-100.0, TypeError), (2**63, ValueError)):
         with pytest.raises(error, match="ignore_index"):
             getattr(fastxent, fn)(da.from_array(x, chunks=2), t, ignore_index=value)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0, None, np.array([True, False])])
+def test_kl_div_log_target_refuses_what_torch_refuses(value):
+    """PyTorch's log_target takes a bool alone: anything else is a TypeError
+    there and here (fastxent also takes a NumPy bool, which PyTorch
+    refuses: NumPy pipelines make them)."""
+    x = np.log(np.array([[0.2, 0.3, 0.5]]))
+    t = np.array([[0.1, 0.1, 0.8]])
+    with pytest.raises(TypeError, match="log_target"):
+        F.kl_div(torch.from_numpy(x), torch.from_numpy(t), reduction="sum", log_target=value)
+    for f in (fastxent.kl_div, refl.kl_div):
+        with pytest.raises(TypeError, match="log_target"):
+            f(x, t, reduction="sum", log_target=value)

@@ -29,6 +29,13 @@ def _real_array(value, name, *, allow_bool=True):
     return arr
 
 
+def _check_flag(value, name):
+    """True or False (a NumPy bool too); TypeError otherwise, as PyTorch."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+
+
 def _check_reduction(reduction, allowed=_REDUCTIONS):
     if not isinstance(reduction, str) or reduction not in allowed:
         raise ValueError(f"reduction: {reduction!r} is not one of {', '.join(map(repr, allowed))}")

@@ -12,8 +12,9 @@ import operator
 
 import numpy as np
 
-from ._common import (_check_reduction, _finish, _float_array, _log_softmax_rows, _mean,
-                      _real_array, _reduce_rows, _sum_terms, _times_log, _work_in_float64)
+from ._common import (_check_flag, _check_reduction, _finish, _float_array, _log_softmax_rows,
+                      _mean, _real_array, _reduce_rows, _sum_terms, _times_log,
+                      _work_in_float64)
 
 __all__ = ["cross_entropy", "nll_loss"]
 
@@ -197,6 +198,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     [[-0.5, 0.5], [0.0, 0.0]]
     """
     x = _float_array(input, "input")
+    return_grad = _check_flag(return_grad, "return_grad")
     _check_reduction(reduction)
     ignore_index = _check_ignore_index(ignore_index)
     eps = _check_label_smoothing(label_smoothing)
@@ -350,6 +352,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     True
     """
     x = _float_array(input, "input")
+    return_grad = _check_flag(return_grad, "return_grad")
     _check_reduction(reduction)
     ignore_index = _check_ignore_index(ignore_index)
     xm = _class_layout(x, "input")

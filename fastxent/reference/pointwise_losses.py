@@ -8,8 +8,8 @@ semantics of ``torch.nn.functional`` (PyTorch 2.13), with the conventions of
 
 import numpy as np
 
-from ._common import (_check_reduction, _finish, _float_array, _mean, _real_array, _sum_terms,
-                      _times_log, _work_in_float64)
+from ._common import (_check_flag, _check_reduction, _finish, _float_array, _mean, _real_array,
+                      _sum_terms, _times_log, _work_in_float64)
 
 __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
 
@@ -108,6 +108,8 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     0.6931471805599453
     """
     x = _float_array(input, "input")
+    return_grad = _check_flag(return_grad, "return_grad")
+    log_target = _check_flag(log_target, "log_target")
     _check_reduction(reduction, ("none", "mean", "batchmean", "sum"))
     t, t_float = _target_like(target, "target")
     dtype = np.result_type(x, t) if t_float else x.dtype
@@ -258,6 +260,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     0.34657359027997264
     """
     x = _float_array(input, "input")
+    return_grad = _check_flag(return_grad, "return_grad")
     _check_reduction(reduction)
     t, t_float = _target_like(target, "target")
     if t.shape != x.shape:
