@@ -59,9 +59,12 @@ _PREFERENCE = [p for p in ("avx512", "avx2", "baseline") if p in _MODULES]
 def _default_path():
     forced = os.environ.get("FASTXENT_CPU", "").strip().lower()
     if forced:
+        if forced not in ("baseline", "avx2", "avx512"):
+            raise ImportError(f"FASTXENT_CPU={forced!r} is not a CPU path: choose one of "
+                              f"'baseline', 'avx2', 'avx512' (here {list(_MODULES)})")
         if forced not in _MODULES:
             raise ImportError(f"FASTXENT_CPU={forced!r} is not usable on this machine; "
-                              f"choose one of {sorted(_MODULES)}")
+                              f"choose one of {list(_MODULES)}")
         return forced
     return _PREFERENCE[0]
 

@@ -506,7 +506,9 @@ def _check_temperature(temperature, dtype):
     """A --temperature that the logits' working precision (float32 below
     float64) rounds to 0 is a bad option (exit 2), known once the logits'
     dtype is: the kernels would divide by 0."""
-    if dtype != np.float64 and np.float32(temperature) == 0:
+    with np.errstate(over="ignore"):   # a large T is inf in float32: not 0, fine
+        zero = dtype != np.float64 and np.float32(temperature) == 0
+    if zero:
         raise _InputError(f"argument --temperature: {temperature!r} rounds to 0 in float32, "
                           f"the precision of these {_dtype_name(dtype)} logits", 2)
 
@@ -542,9 +544,9 @@ def _run_here(args, scorer, stderr, staged):
     from ._score_rows import score_rows
 
     logits = open_logits(args.logits)
-    _check_temperature(args.temperature, logits.dtype)
     labels = writer = progress = None
     try:
+        _check_temperature(args.temperature, logits.dtype)
         labels = open_labels(args.targets, args.logits)
         n, classes = logits.shape
         float_dtype = np.float64 if logits.dtype == np.float64 else np.float32

@@ -59,7 +59,10 @@ def _temperature(temperature, kernel_dtype):
     if T == 1.0:
         return 0, 1.0
     work = np.float64 if kernel_dtype == _F64 else np.float32
-    if work(T) == 0:
+    # T rounds to 0 in float32 at or below half its least subnormal (2^-150,
+    # a tie, rounds to even: 0); never in float64, where T is a float.  A
+    # comparison, not a cast, which warns of overflow for a T beyond float32
+    if work is np.float32 and T <= 2.0 ** -150:
         # the kernels divide in the logits' precision: z = x / 0 is no softmax
         raise ValueError(f"temperature {temperature!r} rounds to 0 in float32, the precision "
                          "of these logits")

@@ -18,7 +18,8 @@
  * Cython side declares them from one table (fx_kernels.pxd.tp).
  *
  * This header is compiled into every CPU-specific extension module; the
- * compiler flags of that module (baseline or AVX2+FMA) decide the SIMD code.
+ * compiler flags of that module (baseline, AVX2+FMA or AVX-512) decide the
+ * SIMD code.
  */
 #ifndef FX_KERNELS_H
 #define FX_KERNELS_H

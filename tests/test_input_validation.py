@@ -528,3 +528,23 @@ def test_loss_flags_take_bools_and_refuse_the_rest(fx, ref, fn, flag):
     da = pytest.importorskip("dask.array")
     with pytest.raises(TypeError, match=flag):
         getattr(fx, fn)(da.from_array(x), t, **{flag: "yes"})
+
+
+def test_temperature_beyond_float32_warns_nothing(fx):
+    """A temperature beyond float32's range divides float32 logits to 0 (a
+    uniform distribution) without NumPy's overflow warning of a cast; one at
+    or below 2^-150 rounds to 0 there and is refused, naming it."""
+    import warnings
+
+    x = np.array([[1.0, 2.0, 4.0], [0.5, -1.0, 3.0]], np.float32)
+    t = np.array([2, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = fx.score_rows(x, t, temperature=1e300)
+        np.testing.assert_allclose(got.nll, np.log(3.0), rtol=1e-6)
+        fx.score(x, t, temperature=1e300)
+        fx.score_rows(x.astype(np.float64), t, temperature=1e-300)
+    for T in (2.0 ** -150, 1e-50):
+        with pytest.raises(ValueError, match="temperature .* rounds to 0 in float32"):
+            fx.score_rows(x, t, temperature=T)
+    fx.score_rows(x, t, temperature=np.nextafter(2.0 ** -150, 1.0))

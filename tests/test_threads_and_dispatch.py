@@ -312,3 +312,13 @@ def test_forced_path_is_used_or_refused(tmp_path, path):
         # a path this CPU cannot run is refused at import, by name
         assert run.returncode != 0
         assert f"FASTXENT_CPU={path!r}" in run.stderr and "not usable" in run.stderr
+
+
+@pytest.mark.parametrize("name", ["avx-512", "native", "sse2"])
+def test_forced_name_that_is_no_path_says_so(tmp_path, name):
+    env = dict(os.environ, FASTXENT_CPU=name)
+    run = subprocess.run([sys.executable, "-c", "import fastxent"], env=env, capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert run.returncode != 0
+    assert f"FASTXENT_CPU={name!r} is not a CPU path" in run.stderr
+    assert "'baseline', 'avx2', 'avx512'" in run.stderr

@@ -2,6 +2,8 @@
 precision, the final rounding, and the log-softmax rows the losses and the
 entropies of logits both start from."""
 
+import reprlib
+
 import numpy as np
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -33,7 +35,8 @@ def _check_flag(value, name):
     """True or False (a NumPy bool too); TypeError otherwise, as PyTorch."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__} "
+                    f"{reprlib.repr(value)}")
 
 
 def _check_reduction(reduction, allowed=_REDUCTIONS):

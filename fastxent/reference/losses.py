@@ -197,8 +197,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     >>> grad.tolist()
     [[-0.5, 0.5], [0.0, 0.0]]
     """
-    x = _float_array(input, "input")
     return_grad = _check_flag(return_grad, "return_grad")
+    x = _float_array(input, "input")
     _check_reduction(reduction)
     ignore_index = _check_ignore_index(ignore_index)
     eps = _check_label_smoothing(label_smoothing)
@@ -351,8 +351,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     >>> bool(np.isclose(loss, 1.25 * np.log(2)))
     True
     """
-    x = _float_array(input, "input")
     return_grad = _check_flag(return_grad, "return_grad")
+    x = _float_array(input, "input")
     _check_reduction(reduction)
     ignore_index = _check_ignore_index(ignore_index)
     xm = _class_layout(x, "input")

@@ -107,9 +107,9 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
     >>> float(kl_div(np.log(q), p, reduction="batchmean"))  # log 2
     0.6931471805599453
     """
-    x = _float_array(input, "input")
     return_grad = _check_flag(return_grad, "return_grad")
     log_target = _check_flag(log_target, "log_target")
+    x = _float_array(input, "input")
     _check_reduction(reduction, ("none", "mean", "batchmean", "sum"))
     t, t_float = _target_like(target, "target")
     dtype = np.result_type(x, t) if t_float else x.dtype
@@ -259,8 +259,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     >>> float(binary_cross_entropy_with_logits(np.array([0.0, np.inf]), [1, 1]))  # log(2) / 2
     0.34657359027997264
     """
-    x = _float_array(input, "input")
     return_grad = _check_flag(return_grad, "return_grad")
+    x = _float_array(input, "input")
     _check_reduction(reduction)
     t, t_float = _target_like(target, "target")
     if t.shape != x.shape:
