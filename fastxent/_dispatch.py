@@ -21,12 +21,15 @@ except ImportError as exc:  # pragma: no cover - only without a build
         f"was installed, its OpenMP runtime may be missing. Original error: {exc}"
     ) from exc
 
+# every CPU path, each needing the one before it: the order of preference,
+# worst first
+_PATHS = ("baseline", "avx2", "avx512")
 _MODULES = {"baseline": _kernels_baseline}
 # an x86-64 module's own initialization runs its instructions: import it
 # only on a CPU that has them (and none when the baseline is forced)
 if os.environ.get("FASTXENT_CPU", "").strip().lower() != "baseline":
-    for _name, _has in (("avx2", _kernels_baseline.cpu_has_avx2_fma),
-                        ("avx512", _kernels_baseline.cpu_has_avx512)):
+    for _name, _has in zip(_PATHS[1:], (_kernels_baseline.cpu_has_avx2_fma,
+                                        _kernels_baseline.cpu_has_avx512)):
         if not _has():
             break
         try:
@@ -53,15 +56,15 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # best first
-_PREFERENCE = [p for p in ("avx512", "avx2", "baseline") if p in _MODULES]
+_PREFERENCE = [p for p in reversed(_PATHS) if p in _MODULES]
 
 
 def _default_path():
     forced = os.environ.get("FASTXENT_CPU", "").strip().lower()
     if forced:
-        if forced not in ("baseline", "avx2", "avx512"):
+        if forced not in _PATHS:
             raise ImportError(f"FASTXENT_CPU={forced!r} is not a CPU path: choose one of "
-                              f"'baseline', 'avx2', 'avx512' (here {list(_MODULES)})")
+                              f"{', '.join(map(repr, _PATHS))} (here {list(_MODULES)})")
         if forced not in _MODULES:
             raise ImportError(f"FASTXENT_CPU={forced!r} is not usable on this machine; "
                               f"choose one of {list(_MODULES)}")

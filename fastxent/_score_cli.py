@@ -506,9 +506,9 @@ def _check_temperature(temperature, dtype):
     """A --temperature that the logits' working precision (float32 below
     float64) rounds to 0 is a bad option (exit 2), known once the logits'
     dtype is: the kernels would divide by 0."""
-    with np.errstate(over="ignore"):   # a large T is inf in float32: not 0, fine
-        zero = dtype != np.float64 and np.float32(temperature) == 0
-    if zero:
+    from ._score_rows import _zero_in_float32
+
+    if dtype != np.float64 and _zero_in_float32(temperature):
         raise _InputError(f"argument --temperature: {temperature!r} rounds to 0 in float32, "
                           f"the precision of these {_dtype_name(dtype)} logits", 2)
 

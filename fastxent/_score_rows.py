@@ -50,6 +50,13 @@ def _logits(input):
     return x, False
 
 
+def _zero_in_float32(T):
+    """Whether a positive float T rounds to 0 in float32: at or below half
+    its least subnormal (2^-150, a tie, rounds to even: 0).  A comparison,
+    not a cast, which warns of overflow for a T beyond float32."""
+    return T <= 2.0 ** -150
+
+
 def _temperature(temperature, kernel_dtype):
     """(tmode, t) of the kernel: z = x (T == 1), x * (1/T) where 1/T is exact
     in the working type, else x / T."""
@@ -59,10 +66,8 @@ def _temperature(temperature, kernel_dtype):
     if T == 1.0:
         return 0, 1.0
     work = np.float64 if kernel_dtype == _F64 else np.float32
-    # T rounds to 0 in float32 at or below half its least subnormal (2^-150,
-    # a tie, rounds to even: 0); never in float64, where T is a float.  A
-    # comparison, not a cast, which warns of overflow for a T beyond float32
-    if work is np.float32 and T <= 2.0 ** -150:
+    # never 0 in float64, where T is a float
+    if work is np.float32 and _zero_in_float32(T):
         # the kernels divide in the logits' precision: z = x / 0 is no softmax
         raise ValueError(f"temperature {temperature!r} rounds to 0 in float32, the precision "
                          "of these logits")
