@@ -69,8 +69,10 @@ FX_INLINE FX_W FX_NAME(kl_term)(FX_W x, FX_W t, const int log_target, FX_W *p_ou
         term = d == 0 ? (FX_W)0 : p * d;
         /* exp(t) = 0 under a finite x whose float32 t - x may overflow
          * (t = -3e38, x = 3e38): 0, not 0 * inf; an infinite x keeps
-         * PyTorch's 0 * inf = NaN */
-        term = (p == 0) & (x - x == 0) ? (FX_W)0 : term;
+         * PyTorch's 0 * inf = NaN.  Tested as the NaN of a finite x and t,
+         * not as p == 0: GCC 12 merges that test with the exp's underflow
+         * select into one it cannot vectorize, and the loop stayed scalar */
+        term = (term != term) & (x - x == 0) & (t == t) ? (FX_W)0 : term;
         /* x = -inf under p > 0 is +inf even where exp(t) underflows */
         term = ((x == -INFINITY) & (t > -INFINITY)) ? (FX_W)INFINITY : term;
         term = t == -INFINITY ? (x == x ? (FX_W)0 : x) : term;
@@ -124,7 +126,10 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
                 FX_W p, tj = FX_AT(t, j, ts);
                 FX_W term = FX_NAME(kl_term)(FX_AT(x, j, xs), tj, log_target, &p);
                 acc += term * (FX_W)FX_SUM_SCALE;
-                sub += (p < (FX_W)FX_TINY) & (tj > -INFINITY) ? (FX_W)1 : (FX_W)0;
+                /* exp(t) may be below the normal range (a superset of
+                 * p < FX_TINY, which the redo tests; not p itself, for
+                 * the reason above) */
+                sub += (tj < (FX_W)FX_EXP_NORMAL_MIN) & (tj > -INFINITY) ? (FX_W)1 : (FX_W)0;
                 if (has_out) out[j * os] = FX_STORE(term);
                 if (has_g) g[j * gs] = FX_STORE(-p * gscale);
             }

@@ -347,6 +347,51 @@ def test_special_values_narrow_dtypes(log_target, dtype):
         assert_close(grad, want_grad, rtol=rtol, err_msg=f"{np.dtype(dtype).name} {kw} grad")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16],
+                         ids=["float64", "float32", "float16"])
+@pytest.mark.parametrize("log_target", [False, True], ids=["p", "log p"])
+def test_special_values_inside_long_rows(log_target, dtype):
+    """The special values at scattered places of long rows, where the
+    vectorized loops (not their tails) meet them, in every lane position:
+    each output combination against the reference."""
+    x0, t0, _, _ = special_case(log_target)
+    if log_target:   # the float32 terms that the kernels redo in double
+        x0 = np.concatenate([x0, [-3e38, -1e30, -1e30, -1e30]])
+        t0 = np.concatenate([t0, [-104.0, -100.0, -87.2, -86.9]])
+    rng = np.random.default_rng(5)
+    n = 1031
+    p = rng.dirichlet(np.ones(n))
+    x = np.log(rng.dirichlet(np.ones(n)))
+    t = np.log(p) if log_target else p
+    x, t = np.tile(x, (3, 1)), np.tile(t, (3, 1))
+    for r in range(3):   # each row puts the cases at other lane positions
+        at = 5 + r + 53 * np.arange(x0.size)
+        x[r, at], t[r, at] = x0, t0
+    with np.errstate(over="ignore"):
+        x, t = x.astype(dtype), t.astype(dtype)
+    kw = dict(log_target=log_target)
+    rtol = 4 * float(np.finfo(dtype).eps)
+    for reduction in ("none", "sum"):
+        atol = rtol * loss_scale(x, t, log_target, reduction)
+        want, want_grad = rl.kl_div(x, t, reduction=reduction, return_grad=True, **kw)
+        got, grad = fx.kl_div(x, t, reduction=reduction, return_grad=True, **kw)
+        assert_close(got, want, rtol=rtol, atol=atol, err_msg=f"{reduction} with grad")
+        assert_close(grad, want_grad, rtol=rtol, err_msg=f"{reduction} grad")
+        assert_close(fx.kl_div(x, t, reduction=reduction, **kw), want, rtol=rtol, atol=atol,
+                     err_msg=reduction)
+
+
+def test_every_float16_target():
+    """Each non-negative float16 (subnormals, zero and inf included) read
+    exactly: the gradient -p is the target itself, the terms the reference's
+    within a rounding."""
+    p = np.arange(0, 0x7c01, dtype=np.uint16).view(np.float16)
+    for x in (np.zeros_like(p), np.full_like(p, -1.5)):
+        loss, grad = fx.kl_div(x, p, reduction="none", return_grad=True)
+        np.testing.assert_array_equal(grad, -p)
+        assert_close(loss, rl.kl_div(x, p, reduction="none"), rtol=2.0 ** -10, atol=2.0 ** -24)
+
+
 def test_special_values_in_rows_and_broadcasting():
     """Special values in a row that is broadcast against several inputs,
     and the reductions of rows holding them."""
