@@ -153,25 +153,22 @@ FX_INLINE double FX_NAME(kl_div_body)(const FX_T *x, Py_ssize_t xs, const FX_T *
     return tot;
 }
 
-/* the common cases (contiguous operands; loss only, or with its gradient)
- * get their own vectorized loops.  Outputs are written with unit stride
- * here; kl_div_seg routes other strides through a buffer. */
-static FX_NOINLINE double FX_NAME(kl_div_unit)(const FX_T *x, Py_ssize_t xs, const FX_T *t,
-                                              Py_ssize_t ts, Py_ssize_t n, int log_target,
-                                              FX_T *out, FX_T *g, FX_W gsc)
+/* contiguous operands, every flag a constant in its own loop: a flag or a
+ * stride read at run time is control flow or a gather in the loop, which
+ * GCC leaves scalar (5-10x slower).  Outputs are written with unit stride
+ * here; kl_div_seg routes other strides through buffers. */
+static FX_NOINLINE double FX_NAME(kl_div_unit)(const FX_T *x, const FX_T *t, Py_ssize_t n,
+                                              int log_target, FX_T *out, FX_T *g, FX_W gsc)
 {
-    if (xs == 1 && ts == 1 && out == NULL && g == NULL)
-        return log_target ? FX_NAME(kl_div_body)(x, 1, t, 1, n, 1, NULL, 0, NULL, 0, gsc, 0, 0)
-                          : FX_NAME(kl_div_body)(x, 1, t, 1, n, 0, NULL, 0, NULL, 0, gsc, 0, 0);
-    if (xs == 1 && ts == 1 && out == NULL)
-        return log_target ? FX_NAME(kl_div_body)(x, 1, t, 1, n, 1, NULL, 0, g, 1, gsc, 0, 1)
-                          : FX_NAME(kl_div_body)(x, 1, t, 1, n, 0, NULL, 0, g, 1, gsc, 0, 1);
-    if (xs == 1 && ts == 1 && g == NULL)
-        return log_target ? FX_NAME(kl_div_body)(x, 1, t, 1, n, 1, out, 1, NULL, 0, gsc, 1, 0)
-                          : FX_NAME(kl_div_body)(x, 1, t, 1, n, 0, out, 1, NULL, 0, gsc, 1, 0);
-    return log_target
-        ? FX_NAME(kl_div_body)(x, xs, t, ts, n, 1, out, 1, g, 1, gsc, out != NULL, g != NULL)
-        : FX_NAME(kl_div_body)(x, xs, t, ts, n, 0, out, 1, g, 1, gsc, out != NULL, g != NULL);
+#define FX_KL_CASE(lt, ho, hg) \
+    case (lt) | (ho) << 1 | (hg) << 2: \
+        return FX_NAME(kl_div_body)(x, 1, t, 1, n, lt, out, 1, g, 1, gsc, ho, hg);
+    switch ((log_target != 0) | (out != NULL) << 1 | (g != NULL) << 2) {
+    FX_KL_CASE(0, 0, 0) FX_KL_CASE(1, 0, 0) FX_KL_CASE(0, 1, 0) FX_KL_CASE(1, 1, 0)
+    FX_KL_CASE(0, 0, 1) FX_KL_CASE(1, 0, 1) FX_KL_CASE(0, 1, 1)
+    default: FX_KL_CASE(1, 1, 1)
+    }
+#undef FX_KL_CASE
 }
 
 #ifdef FX_VIA_F32
@@ -198,14 +195,14 @@ FX_INLINE double FX_NAME(via_f32_pair_loss)(double (*f)(const float *, const flo
 static double fx_kl_div_loss_f32(const float *x, const float *t, Py_ssize_t n, int log_target,
                                  float gsc)
 {
-    return fx_f32_kl_div_unit(x, 1, t, 1, n, log_target, NULL, NULL, gsc);
+    return fx_f32_kl_div_unit(x, t, n, log_target, NULL, NULL, gsc);
 }
 
 static double fx_bce_loss_f32(const float *x, const float *y, Py_ssize_t n, int unused,
                               float gsc)
 {
     (void)unused;
-    return fx_f32_bce_unit(x, 1, y, 1, NULL, 0, NULL, 0, n, NULL, NULL, gsc);
+    return fx_f32_bce_unit(x, y, NULL, NULL, n, NULL, NULL, gsc);
 }
 #endif
 
@@ -217,13 +214,31 @@ static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, P
     /* a gradient written over x goes through the buffer too: a block's
      * double-precision redo reads x after its gradient */
     int alias = g != NULL && (const void *)g == (const void *)x;
+    if (xs != 1 || ts != 1) {
+        /* strided inputs gathered FX_FOLD at a time (the folds of a
+         * contiguous segment), so that the unit loops read unit strides;
+         * a block of x is read before its gradient is written */
+        FX_T bx[FX_FOLD], bt[FX_FOLD];
+        double tot = 0.0;
+        for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+            Py_ssize_t len = n - j0 < FX_FOLD ? n - j0 : FX_FOLD;
+            for (Py_ssize_t j = 0; j < len; j++) {
+                bx[j] = x[(j0 + j) * xs];
+                bt[j] = t[(j0 + j) * ts];
+            }
+            tot += FX_NAME(kl_div_seg)(bx, 1, bt, 1, len, log_target,
+                                       out ? out + j0 * os : NULL, os,
+                                       g ? g + j0 * gs : NULL, gs, gscale);
+        }
+        return tot;
+    }
 #ifdef FX_VIA_F32
-    if (out == NULL && g == NULL && xs == 1 && ts == 1)
+    if (out == NULL && g == NULL)
         /* the loss alone, float16 through float32's loop */
         return FX_NAME(via_f32_pair_loss)(fx_kl_div_loss_f32, x, t, n, log_target, gsc);
 #endif
     if ((out == NULL || os == 1) && (g == NULL || gs == 1) && !alias)
-        return FX_NAME(kl_div_unit)(x, xs, t, ts, n, log_target, out, g, gsc);
+        return FX_NAME(kl_div_unit)(x, t, n, log_target, out, g, gsc);
     /* an output of another stride: the terms go through unit-stride
      * buffers, FX_FOLD at a time, so that the sums run in the very loop
      * (and order) of contiguous outputs: a loss must not depend on the
@@ -234,8 +249,7 @@ static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, P
         Py_ssize_t len = n - j0 < FX_FOLD ? n - j0 : FX_FOLD;
         FX_T *o = out == NULL ? NULL : os == 1 ? out + j0 : ob;
         FX_T *gg = g == NULL ? NULL : gs == 1 && !alias ? g + j0 : gb;
-        tot += FX_NAME(kl_div_unit)(x + j0 * xs, xs, t + j0 * ts, ts, len, log_target, o, gg,
-                                    gsc);
+        tot += FX_NAME(kl_div_unit)(x + j0, t + j0, len, log_target, o, gg, gsc);
         if (o == ob) for (Py_ssize_t j = 0; j < len; j++) out[(j0 + j) * os] = ob[j];
         if (gg == gb) for (Py_ssize_t j = 0; j < len; j++) g[(j0 + j) * gs] = gb[j];
     }
@@ -354,24 +368,24 @@ FX_INLINE double FX_NAME(bce_body)(const FX_T *x, Py_ssize_t xs, const FX_T *y, 
     return tot;
 }
 
-static FX_NOINLINE double FX_NAME(bce_unit)(const FX_T *x, Py_ssize_t xs, const FX_T *y,
-                                           Py_ssize_t ys, const FX_T *w, Py_ssize_t ws,
-                                           const FX_T *pw, Py_ssize_t pws, Py_ssize_t n,
-                                           FX_T *out, FX_T *g, FX_W gsc)
+/* contiguous operands, every flag a constant, as kl_div_unit */
+static FX_NOINLINE double FX_NAME(bce_unit)(const FX_T *x, const FX_T *y, const FX_T *w,
+                                           const FX_T *pw, Py_ssize_t n, FX_T *out, FX_T *g,
+                                           FX_W gsc)
 {
-    if (xs == 1 && ys == 1 && w == NULL && pw == NULL) {
-        if (out == NULL && g == NULL)
-            return FX_NAME(bce_body)(x, 1, y, 1, NULL, 0, NULL, 0, n, NULL, 0, NULL, 0, gsc,
-                                     0, 0, 0, 0);
-        if (out == NULL)
-            return FX_NAME(bce_body)(x, 1, y, 1, NULL, 0, NULL, 0, n, NULL, 0, g, 1, gsc,
-                                     0, 0, 0, 1);
-        if (g == NULL)
-            return FX_NAME(bce_body)(x, 1, y, 1, NULL, 0, NULL, 0, n, out, 1, NULL, 0, gsc,
-                                     0, 0, 1, 0);
+#define FX_BCE_CASE(hw, hp, ho, hg) \
+    case (hw) | (hp) << 1 | (ho) << 2 | (hg) << 3: \
+        return FX_NAME(bce_body)(x, 1, y, 1, w, 1, pw, 1, n, out, 1, g, 1, gsc, \
+                                 hw, hp, ho, hg);
+    switch ((w != NULL) | (pw != NULL) << 1 | (out != NULL) << 2 | (g != NULL) << 3) {
+    FX_BCE_CASE(0, 0, 0, 0) FX_BCE_CASE(1, 0, 0, 0) FX_BCE_CASE(0, 1, 0, 0)
+    FX_BCE_CASE(1, 1, 0, 0) FX_BCE_CASE(0, 0, 1, 0) FX_BCE_CASE(1, 0, 1, 0)
+    FX_BCE_CASE(0, 1, 1, 0) FX_BCE_CASE(1, 1, 1, 0) FX_BCE_CASE(0, 0, 0, 1)
+    FX_BCE_CASE(1, 0, 0, 1) FX_BCE_CASE(0, 1, 0, 1) FX_BCE_CASE(1, 1, 0, 1)
+    FX_BCE_CASE(0, 0, 1, 1) FX_BCE_CASE(1, 0, 1, 1) FX_BCE_CASE(0, 1, 1, 1)
+    default: FX_BCE_CASE(1, 1, 1, 1)
     }
-    return FX_NAME(bce_body)(x, xs, y, ys, w, ws, pw, pws, n, out, 1, g, 1, gsc,
-                             w != NULL, pw != NULL, out != NULL, g != NULL);
+#undef FX_BCE_CASE
 }
 
 /* as kl_div_seg: outputs of other strides through unit-stride buffers */
@@ -383,24 +397,124 @@ static double FX_NAME(bce_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *y, Py_s
     FX_W gsc = (FX_W)gscale;
     /* as kl_div_seg: a gradient written over x through the buffer */
     int alias = g != NULL && (const void *)g == (const void *)x;
+    if (xs != 1 || ys != 1 || (w != NULL && ws != 1) || (pw != NULL && pws != 1)) {
+        /* as kl_div_seg: strided inputs gathered FX_FOLD at a time */
+        FX_T bx[FX_FOLD], by[FX_FOLD], bw[FX_FOLD], bp[FX_FOLD];
+        double tot = 0.0;
+        for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
+            Py_ssize_t len = n - j0 < FX_FOLD ? n - j0 : FX_FOLD;
+            for (Py_ssize_t j = 0; j < len; j++) {
+                bx[j] = x[(j0 + j) * xs];
+                by[j] = y[(j0 + j) * ys];
+            }
+            if (w) for (Py_ssize_t j = 0; j < len; j++) bw[j] = w[(j0 + j) * ws];
+            if (pw) for (Py_ssize_t j = 0; j < len; j++) bp[j] = pw[(j0 + j) * pws];
+            tot += FX_NAME(bce_seg)(bx, 1, by, 1, w ? bw : NULL, 1, pw ? bp : NULL, 1, len,
+                                    out ? out + j0 * os : NULL, os,
+                                    g ? g + j0 * gs : NULL, gs, gscale);
+        }
+        return tot;
+    }
 #ifdef FX_VIA_F32
-    if (out == NULL && g == NULL && xs == 1 && ys == 1 && w == NULL && pw == NULL)
+    if (out == NULL && g == NULL && w == NULL && pw == NULL)
         /* as kl_div_seg: float16 through float32's loop */
         return FX_NAME(via_f32_pair_loss)(fx_bce_loss_f32, x, y, n, 0, gsc);
 #endif
     if ((out == NULL || os == 1) && (g == NULL || gs == 1) && !alias)
-        return FX_NAME(bce_unit)(x, xs, y, ys, w, ws, pw, pws, n, out, g, gsc);
+        return FX_NAME(bce_unit)(x, y, w, pw, n, out, g, gsc);
     FX_T ob[FX_FOLD], gb[FX_FOLD];
     double tot = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
         Py_ssize_t len = n - j0 < FX_FOLD ? n - j0 : FX_FOLD;
         FX_T *o = out == NULL ? NULL : os == 1 ? out + j0 : ob;
         FX_T *gg = g == NULL ? NULL : gs == 1 && !alias ? g + j0 : gb;
-        tot += FX_NAME(bce_unit)(x + j0 * xs, xs, y + j0 * ys, ys,
-                                 w ? w + j0 * ws : NULL, ws, pw ? pw + j0 * pws : NULL, pws,
+        tot += FX_NAME(bce_unit)(x + j0, y + j0, w ? w + j0 : NULL, pw ? pw + j0 : NULL,
                                  len, o, gg, gsc);
         if (o == ob) for (Py_ssize_t j = 0; j < len; j++) out[(j0 + j) * os] = ob[j];
         if (gg == gb) for (Py_ssize_t j = 0; j < len; j++) g[(j0 + j) * gs] = gb[j];
+    }
+    return tot;
+}
+
+/* ---- rows shorter than half a fold: k = FX_FOLD / L whole rows at a time
+ * as one contiguous block, one call of the unit loop over k L elements.
+ * Called row by row, a row of 10 elements ran the loop's scalar remainder
+ * and its set-up (85 ns a row, 10x the vector loop's time).  An operand
+ * whose rows follow each other in memory (unit stride, row stride L) is
+ * read in place; the others are gathered into a block (an operand
+ * broadcast along the rows, such as per-class weights, once), outputs
+ * likewise scattered.  A block's terms are summed in its order, so the sum
+ * of R rows depends on R and L alone. */
+FX_INLINE const FX_T *FX_NAME(rows_in)(const FX_T *p, Py_ssize_t rs, Py_ssize_t s,
+                                       Py_ssize_t k, Py_ssize_t L, FX_T *b, int again)
+{
+    if (s == 1 && rs == L) return p;
+    if (again)
+        for (Py_ssize_t i = 0; i < k; i++)
+            for (Py_ssize_t j = 0; j < L; j++) b[i * L + j] = p[i * rs + j * s];
+    return b;
+}
+
+FX_INLINE void FX_NAME(rows_out)(const FX_T *b, Py_ssize_t k, Py_ssize_t L, FX_T *p,
+                                 Py_ssize_t rs, Py_ssize_t s)
+{
+    if (b != p)
+        for (Py_ssize_t i = 0; i < k; i++)
+            for (Py_ssize_t j = 0; j < L; j++) p[i * rs + j * s] = b[i * L + j];
+}
+
+/* where an output block is written: in place if its rows follow each
+ * other (a gradient over x then reaches the segment as x itself, which it
+ * handles), else the buffer */
+FX_INLINE FX_T *FX_NAME(rows_dst)(FX_T *p, Py_ssize_t rs, Py_ssize_t s, Py_ssize_t L, FX_T *b)
+{
+    return p == NULL ? NULL : s == 1 && rs == L ? p : b;
+}
+
+static double FX_NAME(kl_div_rows)(const FX_T *x, Py_ssize_t xr, Py_ssize_t xs, const FX_T *t,
+                                   Py_ssize_t tr, Py_ssize_t ts, Py_ssize_t R, Py_ssize_t L,
+                                   int log_target, FX_T *out, Py_ssize_t orr, Py_ssize_t os,
+                                   FX_T *g, Py_ssize_t gr, Py_ssize_t gs, double gscale)
+{
+    FX_T bx[FX_FOLD], bt[FX_FOLD], bo[FX_FOLD], bg[FX_FOLD];
+    Py_ssize_t K = FX_FOLD / L;
+    double tot = 0.0;
+    for (Py_ssize_t r0 = 0; r0 < R; r0 += K) {
+        Py_ssize_t k = R - r0 < K ? R - r0 : K;
+        const FX_T *px = FX_NAME(rows_in)(x + r0 * xr, xr, xs, k, L, bx, 1);
+        const FX_T *pt = FX_NAME(rows_in)(t + r0 * tr, tr, ts, k, L, bt, r0 == 0 || tr != 0);
+        FX_T *po = FX_NAME(rows_dst)(out ? out + r0 * orr : NULL, orr, os, L, bo);
+        FX_T *pg = FX_NAME(rows_dst)(g ? g + r0 * gr : NULL, gr, gs, L, bg);
+        tot += FX_NAME(kl_div_seg)(px, 1, pt, 1, k * L, log_target, po, 1, pg, 1, gscale);
+        if (out) FX_NAME(rows_out)(po, k, L, out + r0 * orr, orr, os);
+        if (g) FX_NAME(rows_out)(pg, k, L, g + r0 * gr, gr, gs);
+    }
+    return tot;
+}
+
+static double FX_NAME(bce_rows)(const FX_T *x, Py_ssize_t xr, Py_ssize_t xs, const FX_T *y,
+                                Py_ssize_t yr, Py_ssize_t ys, const FX_T *w, Py_ssize_t wr,
+                                Py_ssize_t ws, const FX_T *pw, Py_ssize_t pr, Py_ssize_t pws,
+                                Py_ssize_t R, Py_ssize_t L, FX_T *out, Py_ssize_t orr,
+                                Py_ssize_t os, FX_T *g, Py_ssize_t gr, Py_ssize_t gs,
+                                double gscale)
+{
+    FX_T bx[FX_FOLD], by[FX_FOLD], bw[FX_FOLD], bp[FX_FOLD], bo[FX_FOLD], bg[FX_FOLD];
+    Py_ssize_t K = FX_FOLD / L;
+    double tot = 0.0;
+    for (Py_ssize_t r0 = 0; r0 < R; r0 += K) {
+        Py_ssize_t k = R - r0 < K ? R - r0 : K;
+        const FX_T *px = FX_NAME(rows_in)(x + r0 * xr, xr, xs, k, L, bx, 1);
+        const FX_T *py = FX_NAME(rows_in)(y + r0 * yr, yr, ys, k, L, by, r0 == 0 || yr != 0);
+        const FX_T *pww = w ? FX_NAME(rows_in)(w + r0 * wr, wr, ws, k, L, bw,
+                                               r0 == 0 || wr != 0) : NULL;
+        const FX_T *ppw = pw ? FX_NAME(rows_in)(pw + r0 * pr, pr, pws, k, L, bp,
+                                                r0 == 0 || pr != 0) : NULL;
+        FX_T *po = FX_NAME(rows_dst)(out ? out + r0 * orr : NULL, orr, os, L, bo);
+        FX_T *pg = FX_NAME(rows_dst)(g ? g + r0 * gr : NULL, gr, gs, L, bg);
+        tot += FX_NAME(bce_seg)(px, 1, py, 1, pww, 1, ppw, 1, k * L, po, 1, pg, 1, gscale);
+        if (out) FX_NAME(rows_out)(po, k, L, out + r0 * orr, orr, os);
+        if (g) FX_NAME(rows_out)(pg, k, L, g + r0 * gr, gr, gs);
     }
     return tot;
 }

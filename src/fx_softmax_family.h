@@ -41,15 +41,25 @@ static FX_W FX_NAME(max)(const FX_T *x, Py_ssize_t n, Py_ssize_t s)
 }
 
 /* maximum over the elements whose weight is not zero (SciPy masks b == 0) */
-static FX_W FX_NAME(max_w)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
-                           const FX_T *b, Py_ssize_t bs)
+FX_INLINE FX_W FX_NAME(max_w_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                   const FX_T *b, Py_ssize_t bs)
 {
     FX_W m = -INFINITY;
+    FX_SIMD_PRAGMA(reduction(max:m))
     for (Py_ssize_t j = 0; j < n; j++) {
         FX_W v = FX_AT(b, j, bs) == 0 ? -INFINITY : FX_AT(x, j, s);
         m = v > m ? v : m;
     }
     return m;
+}
+
+/* contiguous operands get a loop with unit strides (a stride known only at
+ * run time makes the loads gathers) */
+static FX_W FX_NAME(max_w)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                           const FX_T *b, Py_ssize_t bs)
+{
+    return s == 1 && bs == 1 ? FX_NAME(max_w_body)(x, n, 1, b, 1)
+                             : FX_NAME(max_w_body)(x, n, s, b, bs);
 }
 
 /* ---- the (m, k, s) state of a row, read once ----
@@ -161,23 +171,24 @@ FX_INLINE void fx_neumaier(double *s, double *c, double v)
 }
 
 /* elements per plain partial sum of sumexp_excl_w */
-#define FX_WBLOCK 16
+#define FX_WBLOCK 64
 #endif
 
 /* weighted: sum of b exp(x - m) over the elements != m; *k += sum of their b.
- * Plain sums of FX_WBLOCK elements are added up compensated (Neumaier), so
- * the error stays that of a short row however long the row is (one running
- * double sum of 1e7 terms is off by thousands of ulp), for a few percent
- * of the time of compensating every term.  The compensation of a sum that
- * overflowed (or met inf or NaN terms) is dropped: the plain sum is the
- * answer there. */
-static double FX_NAME(sumexp_excl_w)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
-                                     const FX_T *b, Py_ssize_t bs, FX_W m, double *k)
+ * Plain sums of FX_WBLOCK elements (vectorized: their terms in the SIMD
+ * lanes' order) are added up compensated (Neumaier), so the error stays
+ * that of a short row however long the row is (one running double sum of
+ * 1e7 terms is off by thousands of ulp), for a few percent of the time of
+ * compensating every term.  The compensation of a sum that overflowed (or
+ * met inf or NaN terms) is dropped: the plain sum is the answer there. */
+FX_INLINE double FX_NAME(sumexp_excl_w_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                             const FX_T *b, Py_ssize_t bs, FX_W m, double *k)
 {
     double tot = 0.0, totc = 0.0, tk = 0.0, tkc = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_WBLOCK) {
         Py_ssize_t end = n - j0 < FX_WBLOCK ? n : j0 + FX_WBLOCK;
         double bt = 0.0, bk = 0.0;
+        FX_SIMD_REDUCE(+:bt,bk)
         for (Py_ssize_t j = j0; j < end; j++) {
             FX_W w = FX_AT(b, j, bs);
             FX_W v = w == 0 ? -INFINITY : FX_AT(x, j, s);
@@ -191,6 +202,13 @@ static double FX_NAME(sumexp_excl_w)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
     }
     *k += isfinite(tk) ? tk + tkc : tk;
     return isfinite(tot) ? tot + totc : tot;
+}
+
+static double FX_NAME(sumexp_excl_w)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
+                                     const FX_T *b, Py_ssize_t bs, FX_W m, double *k)
+{
+    return s == 1 && bs == 1 ? FX_NAME(sumexp_excl_w_body)(x, n, 1, b, 1, m, k)
+                             : FX_NAME(sumexp_excl_w_body)(x, n, s, b, bs, m, k);
 }
 
 /* the direct sum of b exp(x) in the working precision, overflow and all:

@@ -33,6 +33,12 @@ cdef inline double _kl_div_unit(Py_ssize_t u, Py_ssize_t nseg, Py_ssize_t G, Py_
         return _kl_div_seg(x + r * xr + j0 * xs, xs, t + r * tr + j0 * ts, ts, n, log_target,
                            op + r * orr + j0 * os if op != NULL else NULL, os,
                            gp + r * gr + j0 * gs if gp != NULL else NULL, gs, gscale)
+    r = u * G
+    if 2 * L <= FX_FOLD:
+        # short rows gathered a fold at a time (see kl_div_rows)
+        return _kl_div_rows(x + r * xr, xr, xs, t + r * tr, tr, ts, min(G, R - r), L,
+                            log_target, op + r * orr if op != NULL else NULL, orr, os,
+                            gp + r * gr if gp != NULL else NULL, gr, gs, gscale)
     for r in range(u * G, min(u * G + G, R)):
         acc = acc + _kl_div_seg(x + r * xr, xs, t + r * tr, ts, L, log_target,
                                 op + r * orr if op != NULL else NULL, os,
@@ -59,6 +65,13 @@ cdef inline double _bce_unit(Py_ssize_t u, Py_ssize_t nseg, Py_ssize_t G, Py_ssi
                         pp + r * pr + j0 * ps if pp != NULL else NULL, ps, n,
                         op + r * orr + j0 * os if op != NULL else NULL, os,
                         gp + r * gr + j0 * gs if gp != NULL else NULL, gs, gscale)
+    r = u * G
+    if 2 * L <= FX_FOLD:
+        return _bce_rows(x + r * xr, xr, xs, y + r * yr, yr, ys,
+                         wp + r * wr if wp != NULL else NULL, wr, ws,
+                         pp + r * pr if pp != NULL else NULL, pr, ps, min(G, R - r), L,
+                         op + r * orr if op != NULL else NULL, orr, os,
+                         gp + r * gr if gp != NULL else NULL, gr, gs, gscale)
     for r in range(u * G, min(u * G + G, R)):
         acc = acc + _bce_seg(x + r * xr, xs, y + r * yr, ys,
                              wp + r * wr if wp != NULL else NULL, ws,

@@ -390,6 +390,50 @@ def test_limits_broadcast_weights():
             assert_close(g, want_g, rtol=1e-14, err_msg=f"{sorted(kw)} {reduction} grad")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_short_rows_with_broadcast_operands(dtype):
+    """Rows of a few classes against per-class weights, a per-class target
+    and strided outputs (the rows are gathered a block at a time), with
+    infinite logits and zero weights among them: every output against the
+    reference."""
+    rng = np.random.default_rng(11)
+    for R, L in [(203, 10), (77, 3), (9, 100), (40, 129)]:
+        x, y = random_case(rng, (R, L), dtype)
+        x[rng.random((R, L)) < 0.03] = INF
+        x[rng.random((R, L)) < 0.03] = -INF
+        w = cast(_weights((R, L), rng)["per class"], dtype)
+        pw = cast(rng.random(L) * 3, dtype)
+        ycls = np.broadcast_to(y[0], y.shape)   # one target row, stride 0
+        for kw, yy in [(dict(pos_weight=pw), y), (dict(weight=w, pos_weight=pw), y),
+                       (dict(weight=w), ycls)]:
+            for reduction in REDUCTIONS:
+                label = f"{R}x{L} {sorted(kw)} {reduction} {np.dtype(dtype).name}"
+                want, want_g = rl.binary_cross_entropy_with_logits(
+                    x, yy, reduction=reduction, return_grad=True, **kw)
+                scale = bce_scale(x, kw.get("weight"), kw.get("pos_weight"), reduction)
+                gscale = grad_scale(x, kw.get("weight"), kw.get("pos_weight"), reduction)
+                got = fx.binary_cross_entropy_with_logits(x, yy, reduction=reduction, **kw)
+                assert_agree_scaled(got, want, scale, dtype, label)
+                got, g = fx.binary_cross_entropy_with_logits(x, yy, reduction=reduction,
+                                                             return_grad=True, **kw)
+                assert_agree_scaled(got, want, scale, dtype, label)
+                assert_agree_scaled(g, want_g, gscale, dtype, label + " grad")
+                # a gradient into a column-major grad_out
+                gout = np.empty((L, R), dtype).T
+                got, g = fx.binary_cross_entropy_with_logits(x, yy, reduction=reduction,
+                                                             return_grad=True, grad_out=gout,
+                                                             **kw)
+                assert g is gout
+                assert_agree_scaled(g, want_g, gscale, dtype, label + " strided grad")
+                xx = x.copy()   # the gradient over the input
+                got, g = fx.binary_cross_entropy_with_logits(xx, yy, reduction=reduction,
+                                                             return_grad=True, grad_out=xx,
+                                                             **kw)
+                assert g is xx
+                assert_agree_scaled(got, want, scale, dtype, label + " grad over x")
+                assert_agree_scaled(g, want_g, gscale, dtype, label + " grad over x")
+
+
 # ---------------------------------------------------------------------------
 # accuracy at large |x|: log1p(exp(-|x|)) keeps its digits
 
@@ -601,7 +645,7 @@ def test_bad_grad_out():
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_results_do_not_depend_on_threads(dtype):
     rng = np.random.default_rng(7)
-    for shape in [(2000, 40), (80000,), (40, 50, 40)]:
+    for shape in [(2000, 40), (5003, 7), (80000,), (40, 50, 40)]:
         x, y = random_case(rng, shape, dtype)
         m = rng.random(shape) < 0.01
         x[m] = -INF

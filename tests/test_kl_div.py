@@ -392,6 +392,42 @@ def test_every_float16_target():
         assert_close(loss, rl.kl_div(x, p, reduction="none"), rtol=2.0 ** -10, atol=2.0 ** -24)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16],
+                         ids=["float64", "float32", "float16"])
+@pytest.mark.parametrize("log_target", [False, True], ids=["p", "log p"])
+def test_short_rows_against_a_broadcast_target(log_target, dtype):
+    """Rows of a few classes against one target row (the rows are gathered
+    a block at a time), with -inf inputs and zero targets among them, and a
+    column-major gradient: every output against the reference."""
+    rng = np.random.default_rng(12)
+    for R, L in [(203, 10), (77, 3), (9, 100), (40, 129)]:
+        x = np.log(rng.dirichlet(np.ones(L), size=R))
+        x[rng.random((R, L)) < 0.03] = -INF
+        p = rng.dirichlet(np.ones(L))
+        p[0] = 0.0
+        with np.errstate(divide="ignore"):
+            t = np.log(p) if log_target else p
+        x, t = x.astype(dtype), t.astype(dtype)
+        kw = dict(log_target=log_target)
+        rtol = 4 * float(np.finfo(dtype).eps)
+        for reduction in REDUCTIONS:
+            label = f"{R}x{L} {reduction} {np.dtype(dtype).name}"
+            atol = rtol * loss_scale(x, t, log_target, reduction)
+            want, want_g = rl.kl_div(x, t, reduction=reduction, return_grad=True, **kw)
+            assert_close(fx.kl_div(x, t, reduction=reduction, **kw), want, rtol=rtol, atol=atol,
+                         err_msg=label)
+            gout = np.empty((L, R), dtype).T
+            got, g = fx.kl_div(x, t, reduction=reduction, return_grad=True, grad_out=gout, **kw)
+            assert g is gout
+            assert_close(got, want, rtol=rtol, atol=atol, err_msg=label + " with grad")
+            assert_close(g, want_g, rtol=rtol, err_msg=label + " grad")
+            xx = x.copy()   # the gradient over the input
+            got, g = fx.kl_div(xx, t, reduction=reduction, return_grad=True, grad_out=xx, **kw)
+            assert g is xx
+            assert_close(got, want, rtol=rtol, atol=atol, err_msg=label + " grad over x")
+            assert_close(g, want_g, rtol=rtol, err_msg=label + " grad over x")
+
+
 def test_special_values_in_rows_and_broadcasting():
     """Special values in a row that is broadcast against several inputs,
     and the reductions of rows holding them."""
