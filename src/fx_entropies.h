@@ -649,10 +649,16 @@ FX_INLINE int FX_NAME(entropy_chunk_terms)(const FX_T *p, Py_ssize_t sp, const F
         if (has_q) {
             FX_SIMD_REDUCE(+:bad)
             for (Py_ssize_t j = j0; j < end; j++) {
-                FX_W r = FX_NAME(entropy_r)(FX_AT(p, j, sp), ip, Sw);
-                FX_W u = FX_NAME(entropy_r)(FX_AT(q, j, sq), iq, Qw);
+                FX_W pv = FX_AT(p, j, sp), qv = FX_AT(q, j, sq);
+                FX_W r = FX_NAME(entropy_r)(pv, ip, Sw);
+                FX_W u = FX_NAME(entropy_r)(qv, iq, Qw);
                 FX_W ratio = r / u;
-                int both = (r > 0) & (u > 0);
+                /* both positive tested on p and q, not on r and u: GCC 12
+                 * merges r > 0 with entropy_r's select into a select of
+                 * booleans of two widths, which it cannot vectorize, and
+                 * the loop ran scalar (5x slower).  An r or u that
+                 * underflows to 0 gives a ratio of 0 or inf: bad */
+                int both = (pv > 0) & (qv > 0);
                 bad += (both & !((ratio >= (FX_W)FX_TINY) & (ratio < (FX_W)INFINITY)))
                        ? (FX_W)1 : (FX_W)0;
                 rb[j - j0] = r;

@@ -576,6 +576,26 @@ def test_subnormal_normalized_entries(dtype):
         ulps = abs(float(g) - want) / np.spacing(dtype(want))
         assert ulps <= 4, (row.nonzero(), float(g), want)
 
+def test_relative_entropy_where_normalized_entries_underflow(stats):
+    """Positive float32 entries whose p / S underflows to 0 (1e-39 against a
+    sum of 1.3e29), in rows long and short and in columns: the row is
+    computed in double, as SciPy computes it."""
+    for n in (600, 12):
+        pk = np.zeros(n, np.float32)
+        pk[[3, n // 2, n - 1]] = 1e-39
+        pk[[1, 5]] = [1e29, 3e28]
+        qk = np.linspace(1.0, 2.0, n, dtype=np.float32)
+        want = stats.entropy(pk.astype(np.float64), qk.astype(np.float64))
+        got = fx.entropy(pk, qk)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=4e-7)
+        rows = np.tile(pk, (3, 1))
+        np.testing.assert_allclose(fx.entropy(rows, np.tile(qk, (3, 1)), axis=1), want,
+                                   rtol=4e-7)
+        np.testing.assert_allclose(fx.entropy(rows.T, np.tile(qk, (3, 1)).T, axis=0), want,
+                                   rtol=4e-7)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("layout", ["short rows", "columns"])
 def test_subnormal_normalized_entries_of_short_rows_and_columns(dtype, layout):
