@@ -81,6 +81,17 @@
 #define FX_FLUSH 2048
 /* elements after which SIMD partial sums are folded into double */
 #define FX_FOLD 256
+/* The AVX-512 build vectorizes for 512-bit registers, and GCC 12 runs a
+ * loop shorter than one such vector (16 float32 columns, with double sums
+ * 16 of them too) in its scalar remainder: the column kernels of a few
+ * positions ((N, C, 8) float32) ran slower than the baseline build.  They
+ * get a twin compiled for 256-bit vectors, taken below FX_COL_NARROW(T)
+ * columns (the same operations per column, so the same bits); never
+ * inlined, as its loops would then be vectorized for the caller's width. */
+#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
+#define FX_NARROW_VECTORS __attribute__((target("prefer-vector-width=256")))
+#define FX_COL_NARROW(T) (sizeof(T) == 2 ? 32 : 64 / (Py_ssize_t)sizeof(T))
+#endif
 /* short rows: at most FX_SMALL_C elements, processed FX_BLOCK_W at a time */
 #define FX_SMALL_C 16
 #define FX_BLOCK_W 64

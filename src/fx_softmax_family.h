@@ -565,7 +565,7 @@ static void FX_NAME(row_log_softmax)(const FX_T *x, Py_ssize_t n, Py_ssize_t s,
  * Vectorized across the W rows; every row's sum runs in order over c in
  * double, so the result does not depend on how rows are blocked. */
 
-static void FX_NAME(col_max)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc,
+FX_INLINE void FX_NAME(col_max)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc,
                              Py_ssize_t W, FX_W *mx)
 {
     for (Py_ssize_t i = 0; i < W; i++) mx[i] = -INFINITY;
@@ -601,14 +601,14 @@ FX_INLINE void FX_NAME(col_sumexp_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t 
     }
 }
 
-static void FX_NAME(col_sumexp_excl)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc,
+FX_INLINE void FX_NAME(col_sumexp_excl)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc,
                                      Py_ssize_t W, const FX_W *mx, double *sum, double *k)
 {
     FX_NAME(col_sumexp_body)(x, C, sc, W, mx, sum, k, NULL, 0, 0);
 }
 
 /* col_sumexp_excl storing the exps in out (FX_STORES_EXP dtypes only) */
-static void FX_NAME(col_sumexp_store)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc,
+FX_INLINE void FX_NAME(col_sumexp_store)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc,
                                       Py_ssize_t W, const FX_W *mx, double *sum, double *k,
                                       FX_T *out, Py_ssize_t osc, Py_ssize_t osi)
 {
@@ -616,7 +616,7 @@ static void FX_NAME(col_sumexp_store)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc
     else FX_NAME(col_sumexp_body)(x, C, sc, W, mx, sum, k, out, osc, osi);
 }
 
-static void FX_NAME(col_exp_div)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
+FX_INLINE void FX_NAME(col_exp_div)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
                                  const FX_W *mx, const FX_W *d,
                                  FX_T *out, Py_ssize_t osc, Py_ssize_t osi)
 {
@@ -630,7 +630,7 @@ static void FX_NAME(col_exp_div)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_
     }
 }
 
-static void FX_NAME(col_shift)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
+FX_INLINE void FX_NAME(col_shift)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
                                const FX_W *mx, const FX_W *d,
                                FX_T *out, Py_ssize_t osc, Py_ssize_t osi)
 {
@@ -645,9 +645,9 @@ static void FX_NAME(col_shift)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ss
 }
 
 /* logsumexp of W columns; scratch holds 3*W doubles */
-static void FX_NAME(col_lse)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
-                             FX_W *mx, double *scratch, int want_sign,
-                             double *out, double *sgn)
+FX_INLINE void FX_NAME(col_lse_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
+                                     FX_W *mx, double *scratch, int want_sign,
+                                     double *out, double *sgn)
 {
     double *sum = scratch, *k = scratch + W;
     FX_NAME(col_max)(x, C, sc, W, mx);
@@ -659,10 +659,34 @@ static void FX_NAME(col_lse)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssiz
     }
 }
 
+#ifdef FX_NARROW_VECTORS
+static FX_NOINLINE FX_NARROW_VECTORS void FX_NAME(col_lse_narrow)(const FX_T *x, Py_ssize_t C,
+                                                      Py_ssize_t sc, Py_ssize_t W, FX_W *mx,
+                                                      double *scratch, int want_sign,
+                                                      double *out, double *sgn)
+{
+    FX_NAME(col_lse_body)(x, C, sc, W, mx, scratch, want_sign, out, sgn);
+}
+#endif
+
+static void FX_NAME(col_lse)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
+                             FX_W *mx, double *scratch, int want_sign,
+                             double *out, double *sgn)
+{
+#ifdef FX_NARROW_VECTORS
+    if (W < FX_COL_NARROW(FX_T)) {
+        FX_NAME(col_lse_narrow)(x, C, sc, W, mx, scratch, want_sign, out, sgn);
+        return;
+    }
+#endif
+    FX_NAME(col_lse_body)(x, C, sc, W, mx, scratch, want_sign, out, sgn);
+}
+
 /* softmax (log_softmax when logarithm is set) of W columns; scratch 3*W */
-static void FX_NAME(col_softmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
-                                 FX_W *mx, double *scratch, int logarithm,
-                                 FX_T *out, Py_ssize_t osc, Py_ssize_t osi)
+FX_INLINE void FX_NAME(col_softmax_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc,
+                                         Py_ssize_t W, FX_W *mx, double *scratch,
+                                         int logarithm, FX_T *out, Py_ssize_t osc,
+                                         Py_ssize_t osi)
 {
     double *sum = scratch, *k = scratch + W;
     FX_W *d = (FX_W *)(scratch + 2 * W);
@@ -684,6 +708,30 @@ static void FX_NAME(col_softmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_
     }
     if (logarithm) FX_NAME(col_shift)(x, C, sc, W, mx, d, out, osc, osi);
     else FX_NAME(col_exp_div)(x, C, sc, W, mx, d, out, osc, osi);
+}
+
+#ifdef FX_NARROW_VECTORS
+static FX_NOINLINE FX_NARROW_VECTORS void FX_NAME(col_softmax_narrow)(const FX_T *x, Py_ssize_t C,
+                                                          Py_ssize_t sc, Py_ssize_t W,
+                                                          FX_W *mx, double *scratch,
+                                                          int logarithm, FX_T *out,
+                                                          Py_ssize_t osc, Py_ssize_t osi)
+{
+    FX_NAME(col_softmax_body)(x, C, sc, W, mx, scratch, logarithm, out, osc, osi);
+}
+#endif
+
+static void FX_NAME(col_softmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
+                                 FX_W *mx, double *scratch, int logarithm,
+                                 FX_T *out, Py_ssize_t osc, Py_ssize_t osi)
+{
+#ifdef FX_NARROW_VECTORS
+    if (W < FX_COL_NARROW(FX_T)) {
+        FX_NAME(col_softmax_narrow)(x, C, sc, W, mx, scratch, logarithm, out, osc, osi);
+        return;
+    }
+#endif
+    FX_NAME(col_softmax_body)(x, C, sc, W, mx, scratch, logarithm, out, osc, osi);
 }
 
 #undef FX_AT
