@@ -355,9 +355,10 @@ def test_special_values_inside_long_rows(log_target, dtype):
     vectorized loops (not their tails) meet them, in every lane position:
     each output combination against the reference."""
     x0, t0, _, _ = special_case(log_target)
-    if log_target:   # the float32 terms that the kernels redo in double
-        x0 = np.concatenate([x0, [-3e38, -1e30, -1e30, -1e30]])
-        t0 = np.concatenate([t0, [-104.0, -100.0, -87.2, -86.9]])
+    if log_target:   # the float32 terms that the kernels redo in double, and a
+        # vanishing exp(t) under a difference t - x that overflows float32
+        x0 = np.concatenate([x0, [-3e38, -1e30, -1e30, -1e30, -1e30, 3e38]])
+        t0 = np.concatenate([t0, [-104.0, -100.0, -90.0, -87.2, -86.9, -3e38]])
     rng = np.random.default_rng(5)
     n = 1031
     p = rng.dirichlet(np.ones(n))
