@@ -948,29 +948,10 @@ FX_INLINE void FX_NAME(col_xent_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc
             g[lab[i * ls] * gsc + i * gsi] = FX_STORE((FX_W)gy[i]);
 }
 
-#define FX_COL_XENT_ARGS x, C, sc, W, lab, ls, ignore_index, w, ws, eps, g, gsc, gsi, gscale, \
-                         mx, scratch, kind, bscratch, loss
-#define FX_COL_XENT_PARAMS const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, \
-    const int64_t *lab, Py_ssize_t ls, int64_t ignore_index, const FX_T *w, Py_ssize_t ws, \
-    double eps, FX_T *g, Py_ssize_t gsc, Py_ssize_t gsi, double gscale, FX_W *mx, \
-    double *scratch, unsigned char *kind, double *bscratch, double *loss
-#ifdef FX_NARROW_VECTORS
-/* a few positions: see FX_NARROW_VECTORS */
-static FX_NOINLINE FX_NARROW_VECTORS void FX_NAME(col_xent_narrow)(FX_COL_XENT_PARAMS)
-{
-    FX_NAME(col_xent_body)(FX_COL_XENT_ARGS);
-}
-#endif
-
-static void FX_NAME(col_xent)(FX_COL_XENT_PARAMS)
-{
-#ifdef FX_NARROW_VECTORS
-    if (W < FX_COL_NARROW(FX_T)) {
-        FX_NAME(col_xent_narrow)(FX_COL_XENT_ARGS);
-        return;
-    }
-#endif
-    FX_NAME(col_xent_body)(FX_COL_XENT_ARGS);
-}
-#undef FX_COL_XENT_ARGS
-#undef FX_COL_XENT_PARAMS
+FX_COL_KERNEL(col_xent, (const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
+                         const int64_t *lab, Py_ssize_t ls, int64_t ignore_index,
+                         const FX_T *w, Py_ssize_t ws, double eps, FX_T *g, Py_ssize_t gsc,
+                         Py_ssize_t gsi, double gscale, FX_W *mx, double *scratch,
+                         unsigned char *kind, double *bscratch, double *loss),
+              (x, C, sc, W, lab, ls, ignore_index, w, ws, eps, g, gsc, gsi, gscale, mx,
+               scratch, kind, bscratch, loss))

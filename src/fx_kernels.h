@@ -92,6 +92,24 @@
 #define FX_NARROW_VECTORS __attribute__((target("prefer-vector-width=256")))
 #define FX_COL_NARROW(T) (sizeof(T) == 2 ? 32 : 64 / (Py_ssize_t)sizeof(T))
 #endif
+/* the column kernel `name` of W columns: name##_body, through its twin
+ * below FX_COL_NARROW(FX_T) columns where there is one (params and args
+ * parenthesized, as in the definition and a call) */
+#ifdef FX_NARROW_VECTORS
+#define FX_COL_KERNEL(name, params, args)                                       \
+    static FX_NOINLINE FX_NARROW_VECTORS void FX_NAME(name##_narrow) params     \
+    {                                                                           \
+        FX_NAME(name##_body) args;                                              \
+    }                                                                           \
+    static void FX_NAME(name) params                                            \
+    {                                                                           \
+        if (W < FX_COL_NARROW(FX_T)) FX_NAME(name##_narrow) args;               \
+        else FX_NAME(name##_body) args;                                         \
+    }
+#else
+#define FX_COL_KERNEL(name, params, args) \
+    static void FX_NAME(name) params { FX_NAME(name##_body) args; }
+#endif
 /* short rows: at most FX_SMALL_C elements, processed FX_BLOCK_W at a time */
 #define FX_SMALL_C 16
 #define FX_BLOCK_W 64

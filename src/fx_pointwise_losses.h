@@ -40,6 +40,40 @@ static inline double fx_bce_term(double v, double t, double wt, double pv, doubl
 }
 #endif
 
+/* ---- blocks of strided operands: k rows of L elements (row stride rs,
+ * element stride s) as one contiguous block of k L elements.  rows_in reads
+ * an operand in place where its rows follow each other (unit stride, row
+ * stride L), else gathers it into b (with `again` 0, b still holds it: an
+ * operand broadcast along the rows is gathered once); rows_dst is where an
+ * output block is written, rows_out copies a buffered one to its place.
+ * A strided segment is one row of up to FX_FOLD elements at a time (k = 1):
+ * the unit loops then read unit strides, as they need to vectorize. */
+FX_INLINE const FX_T *FX_NAME(rows_in)(const FX_T *p, Py_ssize_t rs, Py_ssize_t s,
+                                       Py_ssize_t k, Py_ssize_t L, FX_T *b, int again)
+{
+    if (s == 1 && rs == L) return p;
+    if (again)
+        for (Py_ssize_t i = 0; i < k; i++)
+            for (Py_ssize_t j = 0; j < L; j++) b[i * L + j] = p[i * rs + j * s];
+    return b;
+}
+
+FX_INLINE void FX_NAME(rows_out)(const FX_T *b, Py_ssize_t k, Py_ssize_t L, FX_T *p,
+                                 Py_ssize_t rs, Py_ssize_t s)
+{
+    if (b != p)
+        for (Py_ssize_t i = 0; i < k; i++)
+            for (Py_ssize_t j = 0; j < L; j++) p[i * rs + j * s] = b[i * L + j];
+}
+
+/* where an output block is written: in place if its rows follow each
+ * other (a gradient over x then reaches the segment as x itself, which it
+ * handles), else the buffer */
+FX_INLINE FX_T *FX_NAME(rows_dst)(FX_T *p, Py_ssize_t rs, Py_ssize_t s, Py_ssize_t L, FX_T *b)
+{
+    return p == NULL ? NULL : s == 1 && rs == L ? p : b;
+}
+
 /* ---- kl_div: p (log p - x) with p = t, or exp(t) (t - x) if log_target ---- */
 
 /* fast: p (log p - x) with the logarithm of a positive normal p (p = 0
@@ -222,11 +256,10 @@ static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, P
         double tot = 0.0;
         for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
             Py_ssize_t len = n - j0 < FX_FOLD ? n - j0 : FX_FOLD;
-            for (Py_ssize_t j = 0; j < len; j++) {
-                bx[j] = x[(j0 + j) * xs];
-                bt[j] = t[(j0 + j) * ts];
-            }
-            tot += FX_NAME(kl_div_seg)(bx, 1, bt, 1, len, log_target,
+            const FX_T *px = FX_NAME(rows_in)(x + j0 * xs, len, xs, 1, len, bx, 1);
+            const FX_T *pt = FX_NAME(rows_in)(t + j0 * ts, len, ts, 1, len, bt,
+                                              j0 == 0 || ts != 0);
+            tot += FX_NAME(kl_div_seg)(px, 1, pt, 1, len, log_target,
                                        out ? out + j0 * os : NULL, os,
                                        g ? g + j0 * gs : NULL, gs, gscale);
         }
@@ -250,8 +283,8 @@ static double FX_NAME(kl_div_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *t, P
         FX_T *o = out == NULL ? NULL : os == 1 ? out + j0 : ob;
         FX_T *gg = g == NULL ? NULL : gs == 1 && !alias ? g + j0 : gb;
         tot += FX_NAME(kl_div_unit)(x + j0, t + j0, len, log_target, o, gg, gsc);
-        if (o == ob) for (Py_ssize_t j = 0; j < len; j++) out[(j0 + j) * os] = ob[j];
-        if (gg == gb) for (Py_ssize_t j = 0; j < len; j++) g[(j0 + j) * gs] = gb[j];
+        if (o == ob) FX_NAME(rows_out)(ob, 1, len, out + j0 * os, len, os);
+        if (gg == gb) FX_NAME(rows_out)(gb, 1, len, g + j0 * gs, len, gs);
     }
     return tot;
 }
@@ -403,13 +436,14 @@ static double FX_NAME(bce_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *y, Py_s
         double tot = 0.0;
         for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_FOLD) {
             Py_ssize_t len = n - j0 < FX_FOLD ? n - j0 : FX_FOLD;
-            for (Py_ssize_t j = 0; j < len; j++) {
-                bx[j] = x[(j0 + j) * xs];
-                by[j] = y[(j0 + j) * ys];
-            }
-            if (w) for (Py_ssize_t j = 0; j < len; j++) bw[j] = w[(j0 + j) * ws];
-            if (pw) for (Py_ssize_t j = 0; j < len; j++) bp[j] = pw[(j0 + j) * pws];
-            tot += FX_NAME(bce_seg)(bx, 1, by, 1, w ? bw : NULL, 1, pw ? bp : NULL, 1, len,
+            const FX_T *px = FX_NAME(rows_in)(x + j0 * xs, len, xs, 1, len, bx, 1);
+            const FX_T *py = FX_NAME(rows_in)(y + j0 * ys, len, ys, 1, len, by,
+                                              j0 == 0 || ys != 0);
+            const FX_T *pww = w ? FX_NAME(rows_in)(w + j0 * ws, len, ws, 1, len, bw,
+                                                   j0 == 0 || ws != 0) : NULL;
+            const FX_T *ppw = pw ? FX_NAME(rows_in)(pw + j0 * pws, len, pws, 1, len, bp,
+                                                    j0 == 0 || pws != 0) : NULL;
+            tot += FX_NAME(bce_seg)(px, 1, py, 1, pww, 1, ppw, 1, len,
                                     out ? out + j0 * os : NULL, os,
                                     g ? g + j0 * gs : NULL, gs, gscale);
         }
@@ -430,8 +464,8 @@ static double FX_NAME(bce_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *y, Py_s
         FX_T *gg = g == NULL ? NULL : gs == 1 && !alias ? g + j0 : gb;
         tot += FX_NAME(bce_unit)(x + j0, y + j0, w ? w + j0 : NULL, pw ? pw + j0 : NULL,
                                  len, o, gg, gsc);
-        if (o == ob) for (Py_ssize_t j = 0; j < len; j++) out[(j0 + j) * os] = ob[j];
-        if (gg == gb) for (Py_ssize_t j = 0; j < len; j++) g[(j0 + j) * gs] = gb[j];
+        if (o == ob) FX_NAME(rows_out)(ob, 1, len, out + j0 * os, len, os);
+        if (gg == gb) FX_NAME(rows_out)(gb, 1, len, g + j0 * gs, len, gs);
     }
     return tot;
 }
@@ -440,37 +474,10 @@ static double FX_NAME(bce_seg)(const FX_T *x, Py_ssize_t xs, const FX_T *y, Py_s
  * as one contiguous block, one call of the unit loop over k L elements.
  * Called row by row, a row of 10 elements ran the loop's scalar remainder
  * and its set-up (85 ns a row, 10x the vector loop's time).  An operand
- * whose rows follow each other in memory (unit stride, row stride L) is
- * read in place; the others are gathered into a block (an operand
- * broadcast along the rows, such as per-class weights, once), outputs
- * likewise scattered.  A block's terms are summed in its order, so the sum
+ * whose rows follow each other in memory is read in place, the others
+ * gathered (see rows_in: an operand broadcast along the rows, such as
+ * per-class weights, once), outputs likewise scattered.  A block's terms are summed in its order, so the sum
  * of R rows depends on R and L alone. */
-FX_INLINE const FX_T *FX_NAME(rows_in)(const FX_T *p, Py_ssize_t rs, Py_ssize_t s,
-                                       Py_ssize_t k, Py_ssize_t L, FX_T *b, int again)
-{
-    if (s == 1 && rs == L) return p;
-    if (again)
-        for (Py_ssize_t i = 0; i < k; i++)
-            for (Py_ssize_t j = 0; j < L; j++) b[i * L + j] = p[i * rs + j * s];
-    return b;
-}
-
-FX_INLINE void FX_NAME(rows_out)(const FX_T *b, Py_ssize_t k, Py_ssize_t L, FX_T *p,
-                                 Py_ssize_t rs, Py_ssize_t s)
-{
-    if (b != p)
-        for (Py_ssize_t i = 0; i < k; i++)
-            for (Py_ssize_t j = 0; j < L; j++) p[i * rs + j * s] = b[i * L + j];
-}
-
-/* where an output block is written: in place if its rows follow each
- * other (a gradient over x then reaches the segment as x itself, which it
- * handles), else the buffer */
-FX_INLINE FX_T *FX_NAME(rows_dst)(FX_T *p, Py_ssize_t rs, Py_ssize_t s, Py_ssize_t L, FX_T *b)
-{
-    return p == NULL ? NULL : s == 1 && rs == L ? p : b;
-}
-
 static double FX_NAME(kl_div_rows)(const FX_T *x, Py_ssize_t xr, Py_ssize_t xs, const FX_T *t,
                                    Py_ssize_t tr, Py_ssize_t ts, Py_ssize_t R, Py_ssize_t L,
                                    int log_target, FX_T *out, Py_ssize_t orr, Py_ssize_t os,

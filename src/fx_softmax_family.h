@@ -659,28 +659,9 @@ FX_INLINE void FX_NAME(col_lse_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc,
     }
 }
 
-#ifdef FX_NARROW_VECTORS
-static FX_NOINLINE FX_NARROW_VECTORS void FX_NAME(col_lse_narrow)(const FX_T *x, Py_ssize_t C,
-                                                      Py_ssize_t sc, Py_ssize_t W, FX_W *mx,
-                                                      double *scratch, int want_sign,
-                                                      double *out, double *sgn)
-{
-    FX_NAME(col_lse_body)(x, C, sc, W, mx, scratch, want_sign, out, sgn);
-}
-#endif
-
-static void FX_NAME(col_lse)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
-                             FX_W *mx, double *scratch, int want_sign,
-                             double *out, double *sgn)
-{
-#ifdef FX_NARROW_VECTORS
-    if (W < FX_COL_NARROW(FX_T)) {
-        FX_NAME(col_lse_narrow)(x, C, sc, W, mx, scratch, want_sign, out, sgn);
-        return;
-    }
-#endif
-    FX_NAME(col_lse_body)(x, C, sc, W, mx, scratch, want_sign, out, sgn);
-}
+FX_COL_KERNEL(col_lse, (const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W, FX_W *mx,
+                        double *scratch, int want_sign, double *out, double *sgn),
+              (x, C, sc, W, mx, scratch, want_sign, out, sgn))
 
 /* softmax (log_softmax when logarithm is set) of W columns; scratch 3*W */
 FX_INLINE void FX_NAME(col_softmax_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc,
@@ -710,29 +691,10 @@ FX_INLINE void FX_NAME(col_softmax_body)(const FX_T *x, Py_ssize_t C, Py_ssize_t
     else FX_NAME(col_exp_div)(x, C, sc, W, mx, d, out, osc, osi);
 }
 
-#ifdef FX_NARROW_VECTORS
-static FX_NOINLINE FX_NARROW_VECTORS void FX_NAME(col_softmax_narrow)(const FX_T *x, Py_ssize_t C,
-                                                          Py_ssize_t sc, Py_ssize_t W,
-                                                          FX_W *mx, double *scratch,
-                                                          int logarithm, FX_T *out,
-                                                          Py_ssize_t osc, Py_ssize_t osi)
-{
-    FX_NAME(col_softmax_body)(x, C, sc, W, mx, scratch, logarithm, out, osc, osi);
-}
-#endif
-
-static void FX_NAME(col_softmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
-                                 FX_W *mx, double *scratch, int logarithm,
-                                 FX_T *out, Py_ssize_t osc, Py_ssize_t osi)
-{
-#ifdef FX_NARROW_VECTORS
-    if (W < FX_COL_NARROW(FX_T)) {
-        FX_NAME(col_softmax_narrow)(x, C, sc, W, mx, scratch, logarithm, out, osc, osi);
-        return;
-    }
-#endif
-    FX_NAME(col_softmax_body)(x, C, sc, W, mx, scratch, logarithm, out, osc, osi);
-}
+FX_COL_KERNEL(col_softmax, (const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize_t W,
+                            FX_W *mx, double *scratch, int logarithm, FX_T *out,
+                            Py_ssize_t osc, Py_ssize_t osi),
+              (x, C, sc, W, mx, scratch, logarithm, out, osc, osi))
 
 #undef FX_AT
 
