@@ -85,8 +85,11 @@ typedef struct {
  * done[i] = 0: row i needs the general body, nothing else of it is set */
 typedef struct {
     double nll[FX_BLOCK_W], conf[FX_BLOCK_W], ent[FX_BLOCK_W], brier[FX_BLOCK_W];
-    int64_t rank[FX_BLOCK_W], pred[FX_BLOCK_W];
+    /* under C <= FX_SCORE_LANES_C: int32, which the loops over the lanes
+     * compare 16 at a time (int64, 8) */
+    int32_t rank[FX_BLOCK_W], pred[FX_BLOCK_W];
     unsigned char done[FX_BLOCK_W];
+    Py_ssize_t ndone;   /* how many of the group's rows are done */
 } fx_score_lanes_res;
 
 /* score_block's sums of the rows scored as lanes, in a block of at least
@@ -205,15 +208,31 @@ static inline Py_ssize_t fx_score_bin(double c, Py_ssize_t n, const double *edge
  * 2^31 bins) into bin, fx_score_bin's for each.  The first guess floor(c n)
  * is right but within an ulp of an edge: it is kept where the two edges
  * around it confirm it (edges[b] <= c < edges[b + 1]), which AVX2 checks
- * four lanes at a time by gathering those edges; the few lanes it does not
- * confirm (and c == 1, bin n) go through fx_score_bin.  The scalar search
- * with its selects was a tenth of score's time on rows of 10 classes.
+ * four lanes at a time by gathering those edges (AVX-512 eight); the few
+ * lanes it does not confirm (and c == 1, bin n) go through fx_score_bin.
+ * The scalar search with its selects was a tenth of score's time on rows
+ * of 10 classes.
  */
 static inline void fx_score_bins(const double *cc, Py_ssize_t W, Py_ssize_t n,
-                                 const double *edges, Py_ssize_t *bin)
+                                 const double *edges, int32_t *bin)
 {
     Py_ssize_t w = 0;
-#if defined(FX_HAVE_F32X8)
+#if defined(FX_HAVE_F32X16)
+    const __m512d vn = _mm512_set1_pd((double)n);
+    const __m256i top = _mm256_set1_epi32((int)(n - 1));
+    for (; w + 8 <= W; w += 8) {
+        __m512d c = _mm512_loadu_pd(cc + w);
+        /* c n >= 0, truncated; at most n - 1 (c n may round up to n) */
+        __m256i b = _mm256_min_epi32(_mm512_cvttpd_epi32(_mm512_mul_pd(c, vn)), top);
+        __m512d lo = _mm512_i32gather_pd(b, edges, 8);
+        __m512d hi = _mm512_i32gather_pd(b, edges + 1, 8);
+        unsigned off = _mm512_cmp_pd_mask(c, lo, _CMP_LT_OQ)
+                     | _mm512_cmp_pd_mask(c, hi, _CMP_GE_OQ);
+        _mm256_storeu_si256((__m256i *)(bin + w), b);
+        for (int j = 0; off; j++, off >>= 1)
+            if (off & 1) bin[w + j] = (int32_t)fx_score_bin(cc[w + j], n, edges);
+    }
+#elif defined(FX_HAVE_F32X8)
     const __m256d vn = _mm256_set1_pd((double)n);
     const __m128i top = _mm_set1_epi32((int)(n - 1));
     for (; w + 4 <= W; w += 4) {
@@ -224,14 +243,13 @@ static inline void fx_score_bins(const double *cc, Py_ssize_t W, Py_ssize_t n,
         __m256d hi = _mm256_i32gather_pd(edges + 1, b, 8);
         int off = _mm256_movemask_pd(_mm256_or_pd(_mm256_cmp_pd(c, lo, _CMP_LT_OQ),
                                                   _mm256_cmp_pd(c, hi, _CMP_GE_OQ)));
-        int32_t bb[4];
-        _mm_storeu_si128((__m128i *)bb, b);
+        _mm_storeu_si128((__m128i *)(bin + w), b);
         for (int j = 0; j < 4; j++)
-            bin[w + j] = (off >> j) & 1 ? fx_score_bin(cc[w + j], n, edges) : (Py_ssize_t)bb[j];
+            if ((off >> j) & 1) bin[w + j] = (int32_t)fx_score_bin(cc[w + j], n, edges);
     }
 #endif
     for (; w < W; w++)
-        bin[w] = fx_score_bin(cc[w], n, edges);
+        bin[w] = (int32_t)fx_score_bin(cc[w], n, edges);
 }
 
 /* omp simd with several reductions (see FX_SIMD_REDUCE) */
@@ -646,14 +664,15 @@ FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
 /* score_lanes_body's per-lane passes over W rows (lanes W..L, if any,
  * hold zeros): the rows into columns T, the label's z zl (class yl, NaN
  * for yl = -1) from them, then per lane, in class order, the max,
- * first argmax, min, count above zl and NaN count, ok, and the sums of
- * score_sums (see score_lanes_body) */
+ * first argmax, min, count above zl and NaN count, ok, the sums of
+ * score_sums (see score_lanes_body) and ey, exp(z - M) of the label's class
+ * (0 for yl = -1) */
 FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, Py_ssize_t L,
                                            Py_ssize_t C, Py_ssize_t s, const int bf16,
                                            const int tmode, FX_W tw, const int32_t *yl,
                                            FX_W *zl, FX_W *m,
                                            FX_W *lo, FX_W *gt, FX_W *nan, FX_W *pr, FX_W *ok,
-                                           FX_W *acc, FX_W *cnt, FX_W *sd, FX_W *sq)
+                                           FX_W *acc, FX_W *cnt, FX_W *sd, FX_W *sq, FX_W *ey)
 {
     FX_W T[FX_SCORE_LANES_C * FX_BLOCK_W];
     for (Py_ssize_t i = 0; i < L; i++)
@@ -661,11 +680,15 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
             T[c * FX_BLOCK_W + i] = i < W ? FX_SCORE_Z(xr[i][c * s]) : (FX_W)0;
     for (Py_ssize_t i = 0; i < L; i++)
         zl[i] = yl[i] >= 0 ? T[yl[i] * FX_BLOCK_W + i] : (FX_W)NAN;
+    /* the label as a class of the working type: the selects below then
+     * compare values of one width, which GCC vectorizes */
+    FX_W yw[FX_BLOCK_W];
     for (Py_ssize_t i = 0; i < L; i++) {
         m[i] = (FX_W)-INFINITY;
         lo[i] = (FX_W)INFINITY;
         gt[i] = nan[i] = pr[i] = 0;
-        acc[i] = cnt[i] = sd[i] = sq[i] = 0;
+        acc[i] = cnt[i] = sd[i] = sq[i] = ey[i] = 0;
+        yw[i] = (FX_W)yl[i];
     }
     for (Py_ssize_t c = 0; c < C; c++)
         for (Py_ssize_t i = 0; i < L; i++) {
@@ -690,6 +713,7 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
             FX_W t = ok[i] != 0 ? v - m[i] : (FX_W)0;
             FX_W e1 = FX_EXP_NORMAL(t);
             FX_W e = eq ? (FX_W)0 : e1;
+            ey[i] = yw[i] == (FX_W)c ? e1 : ey[i];
             sd[i] += e * t;
             acc[i] += e;
             cnt[i] += eq ? (FX_W)1 : (FX_W)0;
@@ -719,7 +743,7 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
     /* the lanes' labels, -1 for ignored rows and lanes without a row (their
      * z is NaN, as the driver's was for an ignored row) */
     int32_t yl[FX_BLOCK_W];
-    FX_W acc[FX_BLOCK_W], cnt[FX_BLOCK_W], sd[FX_BLOCK_W], sq[FX_BLOCK_W];
+    FX_W acc[FX_BLOCK_W], cnt[FX_BLOCK_W], sd[FX_BLOCK_W], sq[FX_BLOCK_W], ey[FX_BLOCK_W];
     /* the portable passes run over the W rows alone, not FX_BLOCK_W lanes: a
      * group of a few rows (a small call) costs a few rows.  Every lane is
      * computed by the same operations, vectorized or not, so a row's bits
@@ -730,12 +754,23 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
         /* contiguous float32 rows: the same passes 8 lanes at a time in
          * registers, bit for bit (fx_short_rows_avx2.h); lanes without a
          * row hold zeros, computed and dropped */
-        L = (W + 7) & ~(Py_ssize_t)7;
+#if defined(FX_HAVE_F32X16)
+        /* 16 lanes at a time (fx_short_rows_avx512.h), the same bits */
+        const Py_ssize_t V = 16;
+#else
+        const Py_ssize_t V = 8;
+#endif
+        L = (W + V - 1) / V * V;
         for (Py_ssize_t i = 0; i < L; i++)
             yl[i] = i < W && !ign[i] ? (int32_t)ys[i] : -1;
-        for (Py_ssize_t i = 0; i < L; i += 8)
-            fx_score8(xr + i, W - i < 8 ? W - i : 8, C, tmode, tw, yl + i, zl + i, m + i,
-                      lo + i, gt + i, nan + i, pr + i, ok + i, acc + i, cnt + i, sd + i, sq + i);
+        for (Py_ssize_t i = 0; i < L; i += V)
+#if defined(FX_HAVE_F32X16)
+            fx_score16(xr + i, W - i < V ? W - i : V, C, tmode, tw, yl + i, zl + i, m + i,
+                       gt + i, pr + i, ok + i, acc + i, cnt + i, sd + i, sq + i, ey + i);
+#else
+            fx_score8(xr + i, W - i < V ? W - i : V, C, tmode, tw, yl + i, zl + i, m + i,
+                      gt + i, pr + i, ok + i, acc + i, cnt + i, sd + i, sq + i, ey + i);
+#endif
     } else
 #endif
     {
@@ -745,21 +780,20 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
          * without a vector set-up each, the same operations */
         if (W == 1)
             FX_NAME(score_lanes_passes)(xr, 1, 1, C, s, bf16, tmode, tw, yl, zl, m, lo, gt, nan,
-                                        pr, ok, acc, cnt, sd, sq);
+                                        pr, ok, acc, cnt, sd, sq, ey);
         else
             FX_NAME(score_lanes_passes)(xr, W, W, C, s, bf16, tmode, tw, yl, zl, m, lo, gt, nan,
-                                        pr, ok, acc, cnt, sd, sq);
+                                        pr, ok, acc, cnt, sd, sq, ey);
     }
-    /* the results, across the lanes too: fx_score_values, with fx_math.h's
-     * exp (vectorizable) for exp(z_y - M), whose argument is in its normal
-     * range on these rows; lanes that are not ok compute garbage that
-     * nobody reads */
+    /* the results, across the lanes too: fx_score_values, with the label's
+     * exp(z_y - M) the one the sums added (in the working type, as every
+     * term of s and q is: an exp in double of its own cost a sixth of this
+     * loop); lanes that are not ok compute garbage that nobody reads */
     for (Py_ssize_t i = 0; i < L; i++) {   /* L: the lanes set above */
         double mv = (double)m[i], zyd = (double)zl[i];
-        double ey = fx_exp_normal(zyd == mv || ok[i] == 0 || zyd != zyd ? 0.0 : zyd - mv);
         fx_score_values(mv, (double)cnt[i], (double)acc[i], (double)sd[i], (double)sq[i], zyd,
-                        ey, sizeof(FX_W) == 4, &res->nll[i], &res->conf[i], &res->ent[i],
-                        &res->brier[i]);
+                        (double)ey[i], sizeof(FX_W) == 4, &res->nll[i], &res->conf[i],
+                        &res->ent[i], &res->brier[i]);
     }
     /* both under C <= 16: through int32, which converts across lanes
      * (float to int64 has no vector instruction below AVX-512) */
@@ -767,8 +801,12 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
         res->pred[i] = (int32_t)pr[i];
         res->rank[i] = (int32_t)gt[i];
     }
-    for (Py_ssize_t i = 0; i < W; i++)
+    Py_ssize_t ndone = 0;
+    for (Py_ssize_t i = 0; i < W; i++) {
         res->done[i] = ok[i] != 0;
+        ndone += ok[i] != 0;
+    }
+    res->ndone = ndone;
 }
 
 /* score_lanes_body for every flag; the rows it leaves go through score_row */
@@ -930,14 +968,13 @@ FX_INLINE void FX_NAME(score_lanes_add)(const fx_score_lanes_res *res, Py_ssize_
                                         int64_t *counts)
 {
     const Py_ssize_t max_rank = a->max_rank, nb = a->n_bins;
-    int64_t use[FX_BLOCK_W];
-    Py_ssize_t bin[FX_BLOCK_W];
+    int32_t use[FX_BLOCK_W], bin[FX_BLOCK_W];
     /* the values rounded to the result type (float below 8-byte storage)
      * through arrays of it, a loop that vectorizes */
     double rn[FX_BLOCK_W], re[FX_BLOCK_W], rb[FX_BLOCK_W], rc[FX_BLOCK_W];
-    int64_t counted = 0;
+    int32_t counted = 0;
     for (Py_ssize_t w = 0; w < W; w++) {
-        use[w] = res->done[w] && !ign[w];
+        use[w] = res->done[w] & (ign[w] ^ 1);
         counted += use[w];
     }
     if (sizeof(FX_T) == 8) {
@@ -970,16 +1007,23 @@ FX_INLINE void FX_NAME(score_lanes_add)(const fx_score_lanes_res *res, Py_ssize_
     double cc[FX_BLOCK_W];
     for (Py_ssize_t w = 0; w < W; w++) cc[w] = use[w] ? rc[w] : 0.0;
     fx_score_bins(cc, W, nb, a->edges, bin);
+    /* the lanes' slots and whether they count as correct, across the lanes
+     * first: the loop of additions then has nothing else to do */
+    int32_t cor[FX_BLOCK_W], slot[FX_BLOCK_W];
     for (Py_ssize_t w = 0; w < W; w++) {
-        const Py_ssize_t k = (w % FX_SCORE_SPLIT) * FX_SCORE_ACC_BINS + bin[w];
+        cor[w] = use[w] & (res->pred[w] == (int32_t)ys[w]);
+        slot[w] = (int32_t)(w % FX_SCORE_SPLIT) * FX_SCORE_ACC_BINS + bin[w];
+    }
+    for (Py_ssize_t w = 0; w < W; w++) {
+        const int32_t k = slot[w];
         acc->bconf[k] += cc[w];
         acc->bcnt[k] += use[w];
-        acc->bcor[k] += use[w] & (res->pred[w] == ys[w]);
+        acc->bcor[k] += cor[w];
     }
     if (max_rank <= FX_SCORE_ACC_RANKS) {
         for (Py_ssize_t r = 0; r < max_rank; r++) {
-            int64_t n = 0;
-            for (Py_ssize_t w = 0; w < W; w++) n += use[w] & (res->rank[w] == r);
+            int32_t n = 0;
+            for (Py_ssize_t w = 0; w < W; w++) n += use[w] & (res->rank[w] == (int32_t)r);
             acc->ranks[r] += n;
         }
     } else {
@@ -989,6 +1033,37 @@ FX_INLINE void FX_NAME(score_lanes_add)(const fx_score_lanes_res *res, Py_ssize_
         }
     }
     acc->counted += counted;
+}
+
+/* a group's per-row results (one row dim, rows g0 + w, w < W) into the
+ * outputs that are not NULL, one output at a time: the values rounded to
+ * the result type as score_put rounds them, across the lanes, then copied
+ * whole where the output is contiguous */
+FX_INLINE void FX_NAME(score_lanes_out)(const fx_score_lanes_res *res, Py_ssize_t W,
+                                        const fx_score_args *a, Py_ssize_t g0)
+{
+    const double *vals[FX_SCORE_NOUT] = {res->nll, NULL, NULL, res->conf, res->ent,
+                                         res->brier};
+    for (int o = 0; o < FX_SCORE_NOUT; o++) {
+        if (!a->out[o]) continue;
+        const Py_ssize_t st = a->os[o][0];
+        char *p = a->out[o] + g0 * st;
+        if (o == FX_SCORE_RANK || o == FX_SCORE_PRED) {
+            const int32_t *v = o == FX_SCORE_RANK ? res->rank : res->pred;
+            int64_t t[FX_BLOCK_W];
+            for (Py_ssize_t w = 0; w < W; w++) t[w] = v[w];
+            if (st == 8) memcpy(p, t, W * 8);
+            else for (Py_ssize_t w = 0; w < W; w++) memcpy(p + w * st, &t[w], 8);
+        } else if (sizeof(FX_T) == 8) {
+            if (st == 8) memcpy(p, vals[o], W * 8);
+            else for (Py_ssize_t w = 0; w < W; w++) memcpy(p + w * st, &vals[o][w], 8);
+        } else {
+            float f[FX_BLOCK_W];
+            for (Py_ssize_t w = 0; w < W; w++) f[w] = (float)vals[o][w];
+            if (st == 4) memcpy(p, f, W * 4);
+            else for (Py_ssize_t w = 0; w < W; w++) memcpy(p + w * st, &f[w], 4);
+        }
+    }
 }
 
 /*
@@ -1024,6 +1099,17 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
     const FX_T *xr[FX_BLOCK_W];
     int64_t ys[FX_BLOCK_W];
     unsigned char ign[FX_BLOCK_W];
+    /* the row a group ahead asked for (its first and last element): short
+     * rows are scored faster than the hardware's prefetch brought them in
+     * (a third of score's time at 1e6 x 10 float32 went to their first
+     * loads).  At base + off bytes, formed as an integer: the address may
+     * be past the array, which a prefetch never faults on */
+#define FX_SCORE_PREFETCH(base, off)                                                \
+    do {                                                                            \
+        const uintptr_t q_ = (uintptr_t)(base) + (uintptr_t)(off);                  \
+        FX_PREFETCH(q_);                                                            \
+        FX_PREFETCH(q_ + (uintptr_t)((C - 1) * xc));                                \
+    } while (0)
 #define FX_SCORE_ZY(w) (ign[w] ? (FX_W)NAN : FX_NAME(score_z)(xr[w][ys[w] * s], bf16, tmode, tw))
     Py_ssize_t oos[FX_BLOCK_W][FX_SCORE_NOUT];
     fx_score_lanes_res res;
@@ -1064,23 +1150,35 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
         idx[d] = rem % a->shape[d];
         rem /= a->shape[d];
     }
-    /* the usual sums' rows (one row dim, int64 labels) take a loop without
-     * the general one's cases */
-    const int plain = nd == 1 && lkind == 8 && mode == FX_SCORE_STATE && group > 1;
+    /* the usual rows (one row dim, int64 labels) take a loop without the
+     * general one's cases */
+    const int plain = nd == 1 && lkind == 8 && mode != FX_SCORE_CHECK && group > 1;
+    /* the per-row outputs of one row dim: written from the lanes' results,
+     * one output at a time */
+    const int rows_lanes = mode == FX_SCORE_ROWS && nd == 1 && group > 1;
     for (Py_ssize_t g0 = r0; g0 < r1; g0 += group) {
         const Py_ssize_t W = r1 - g0 < group ? r1 - g0 : group;
         if (plain) {
             const Py_ssize_t xs0 = a->xs[0], ls0 = a->ls[0];
             const char *xg = a->x + g0 * xs0, *lg = a->lab + g0 * ls0;
+            /* the labels read and checked in a loop of their own, which
+             * vectorizes (the row with a bad one found after it); the lanes
+             * set every done[w] */
+            int bad = 0;
             for (Py_ssize_t w = 0; w < W; w++) {
                 int64_t y;
                 memcpy(&y, lg + w * ls0, 8);
-                const int ignored = ignore_small && y == ignore_index;
-                if (!ignored && (uint64_t)y >= (uint64_t)C) return g0 + w;
-                xr[w] = (const FX_T *)(xg + w * xs0);
+                const int ignored = ignore_small & (y == ignore_index);
+                bad |= (ignored ^ 1) & ((uint64_t)y >= (uint64_t)C);
                 ys[w] = y;
                 ign[w] = (unsigned char)ignored;
-                res.done[w] = 0;
+            }
+            if (bad)
+                for (Py_ssize_t w = 0; w < W; w++)
+                    if (!ign[w] && (uint64_t)ys[w] >= (uint64_t)C) return g0 + w;
+            for (Py_ssize_t w = 0; w < W; w++) {
+                xr[w] = (const FX_T *)(xg + w * xs0);
+                FX_SCORE_PREFETCH(xg, (w + FX_BLOCK_W) * xs0);
             }
         }
         for (Py_ssize_t w = 0; w < W && !plain; w++) {
@@ -1090,7 +1188,8 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
                 const Py_ssize_t r = g0 + w;
                 xo = r * a->xs[0];
                 lo = r * a->ls[0];
-                if (mode == FX_SCORE_ROWS)
+                if (group > 1) FX_SCORE_PREFETCH(a->x, (r + FX_BLOCK_W) * a->xs[0]);
+                if (mode == FX_SCORE_ROWS && !rows_lanes)
                     for (int o = 0; o < FX_SCORE_NOUT; o++) oos[w][o] = r * a->os[o][0];
             } else {
                 for (int o = 0; o < FX_SCORE_NOUT; o++) oos[w][o] = 0;
@@ -1123,13 +1222,38 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
         if (group > 1) FX_NAME(score_lanes)(xr, W, C, s, ys, ign, bf16, tmode, tw, &res);
         if (lanes_acc) {
             /* the rows the lanes left, then the lanes' rows */
-            for (Py_ssize_t w = 0; w < W; w++) {
+            for (Py_ssize_t w = 0; w < W && res.ndone < W; w++) {
                 if (res.done[w] || ign[w]) continue;
                 fx_score_row row;
                 FX_NAME(score_row)(xr[w], C, s, FX_SCORE_ZY(w), bf16, tmode, tw, &row);
                 FX_NAME(score_add_row)(&row, ys[w], a, fsums, counts, sums);
             }
             FX_NAME(score_lanes_add)(&res, W, ign, ys, a, &acc, counts);
+            continue;
+        }
+        if (rows_lanes) {
+            /* the rows the lanes left and the ignored rows' values into
+             * the lanes' results (rank and prediction at most C) */
+            int any_ign = 0;
+            for (Py_ssize_t w = 0; w < W; w++) any_ign |= ign[w];
+            for (Py_ssize_t w = 0; w < W && (res.ndone < W || any_ign); w++) {
+                if (!res.done[w]) {
+                    fx_score_row row;
+                    FX_NAME(score_row)(xr[w], C, s, FX_SCORE_ZY(w), bf16, tmode, tw, &row);
+                    res.nll[w] = row.nll;
+                    res.conf[w] = row.conf;
+                    res.ent[w] = row.ent;
+                    res.brier[w] = row.brier;
+                    res.rank[w] = (int32_t)row.rank;
+                    res.pred[w] = (int32_t)row.pred;
+                }
+                if (ign[w]) {
+                    res.nll[w] = 0.0;
+                    res.brier[w] = 0.0;
+                    res.rank[w] = -1;
+                }
+            }
+            FX_NAME(score_lanes_out)(&res, W, a, g0);
             continue;
         }
         for (Py_ssize_t w = 0; w < W; w++) {
@@ -1203,6 +1327,7 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
 }
 
 #undef FX_SCORE_ZY
+#undef FX_SCORE_PREFETCH
 #undef FX_SCORE_RAW
 #undef FX_SCORE_Z
 #undef FX_SCORE_R

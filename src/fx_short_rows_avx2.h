@@ -344,17 +344,17 @@ FX_INLINE void fx_shift8_flat(const float *x, Py_ssize_t C, const float *mx, con
  * x / tw (2), lanes from n on z = 0.  Per lane: the label's z zy (class
  * yl, NaN for yl = -1), taken from the transposed lanes rather than read
  * from each row apart (a scattered first touch of the row, which stalled
- * the driver); the max m, first argmax pr,
- * min lo, count gt of z > zy, NaN count nan and ok (no NaN, a finite max,
- * every z - m in the normal range of exp); then, with t = z - m (0 where not
- * ok), the sums over the classes below the max of e = exp(t) (acc), e t
- * (sd), e^2 (sq), and the count of those at the max (cnt).  The rows come
- * in by masked loads and register transposes, the sums stay in registers.
+ * the driver); the max m, first argmax pr, count gt of z > zy and ok (no
+ * NaN, a finite max, every z - m in the normal range of exp); then, with
+ * t = z - m (0 where not ok), the sums over the classes below the max of
+ * e = exp(t) (acc), e t (sd), e^2 (sq), the count of those at the max
+ * (cnt), and exp(t) of the label's class (ey; 0 for yl = -1), which the
+ * results take rather than an exp of their own.  The rows come in by
+ * masked loads and register transposes, the sums stay in registers.
  */
 FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int tmode,
-                         float tw, const int32_t *yl, float *zy, float *m, float *lo, float *gt,
-                         float *nan,
-                         float *pr, float *ok, float *acc, float *cnt, float *sd, float *sq)
+                         float tw, const int32_t *yl, float *zy, float *m, float *gt, float *pr,
+                         float *ok, float *acc, float *cnt, float *sd, float *sq, float *ey)
 {
     __m256 T[16];
     const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
@@ -374,14 +374,17 @@ FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int
                       : tmode == 1 ? _mm256_mul_ps(r[c], _mm256_set1_ps(tw))
                       : _mm256_div_ps(r[c], _mm256_set1_ps(tw));
     }
+    /* the label's class as a mask per class, used for its z and its exp */
+    __m256 isy[16];
     __m256 z = _mm256_set1_ps(NAN);
     const __m256i vy = _mm256_loadu_si256((const __m256i *)yl);
-    for (Py_ssize_t c = 0; c < C; c++)
-        z = _mm256_blendv_ps(z, T[c], _mm256_castsi256_ps(
-                                 _mm256_cmpeq_epi32(vy, _mm256_set1_epi32((int)c))));
+    for (Py_ssize_t c = 0; c < C; c++) {
+        isy[c] = _mm256_castsi256_ps(_mm256_cmpeq_epi32(vy, _mm256_set1_epi32((int)c)));
+        z = _mm256_blendv_ps(z, T[c], isy[c]);
+    }
     _mm256_storeu_ps(zy, z);
     __m256 vm = _mm256_set1_ps(-INFINITY), vlo = _mm256_set1_ps(INFINITY);
-    __m256 vgt = zero, vnan = zero, vpr = zero;
+    __m256 vgt = zero, vpr = zero;
     for (Py_ssize_t c = 0; c < C; c++) {
         __m256 v = T[c];
         __m256 g = _mm256_cmp_ps(v, vm, _CMP_GT_OQ);   /* strictly: the first argmax */
@@ -389,35 +392,39 @@ FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int
         vm = _mm256_blendv_ps(vm, v, g);
         vlo = _mm256_min_ps(v, vlo);                    /* v < lo ? v : lo */
         vgt = _mm256_add_ps(vgt, _mm256_and_ps(_mm256_cmp_ps(v, z, _CMP_GT_OQ), one));
-        vnan = _mm256_add_ps(vnan, _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), one));
     }
+    /* ok but for a NaN, which the max and min passed over: a lane holding
+     * one that is otherwise good gets a NaN exp, so its sum of exps is NaN
+     * (the only way it can be: its terms are exps of arguments in the
+     * normal range), tested after the sums rather than counted per class */
     __m256 good = _mm256_and_ps(
-        _mm256_and_ps(_mm256_cmp_ps(vnan, zero, _CMP_EQ_OQ),
-                      _mm256_cmp_ps(vm, _mm256_set1_ps(INFINITY), _CMP_NEQ_OQ)),
+        _mm256_cmp_ps(vm, _mm256_set1_ps(INFINITY), _CMP_NEQ_OQ),
         _mm256_and_ps(_mm256_cmp_ps(vm, _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ),
                       _mm256_cmp_ps(_mm256_sub_ps(vlo, vm), _mm256_set1_ps(FX_EXPF_NORMAL_LO),
                                     _CMP_GE_OQ)));
-    __m256 vacc = zero, vcnt = zero, vsd = zero, vsq = zero;
+    __m256 vacc = zero, vcnt = zero, vsd = zero, vsq = zero, vey = zero;
     for (Py_ssize_t c = 0; c < C; c++) {
         __m256 v = T[c];
         __m256 eq = _mm256_cmp_ps(v, vm, _CMP_EQ_OQ);
         __m256 t = _mm256_and_ps(good, _mm256_sub_ps(v, vm));
-        __m256 e = _mm256_andnot_ps(eq, fx_v8_expf_normal(t));
+        __m256 e1 = fx_v8_expf_normal(t);
+        __m256 e = _mm256_andnot_ps(eq, e1);
+        vey = _mm256_blendv_ps(vey, e1, isy[c]);
         vsd = _mm256_add_ps(vsd, _mm256_mul_ps(e, t));
         vacc = _mm256_add_ps(vacc, e);
         vcnt = _mm256_add_ps(vcnt, _mm256_and_ps(eq, one));
         vsq = _mm256_add_ps(vsq, _mm256_mul_ps(e, e));
     }
+    good = _mm256_and_ps(good, _mm256_cmp_ps(vacc, vacc, _CMP_ORD_Q));
     _mm256_storeu_ps(m, vm);
-    _mm256_storeu_ps(lo, vlo);
     _mm256_storeu_ps(gt, vgt);
-    _mm256_storeu_ps(nan, vnan);
     _mm256_storeu_ps(pr, vpr);
     _mm256_storeu_ps(ok, _mm256_and_ps(good, one));
     _mm256_storeu_ps(acc, vacc);
     _mm256_storeu_ps(cnt, vcnt);
     _mm256_storeu_ps(sd, vsd);
     _mm256_storeu_ps(sq, vsq);
+    _mm256_storeu_ps(ey, vey);
 }
 
 #endif /* __AVX2__ && __FMA__ */
