@@ -714,10 +714,12 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
             FX_W e1 = FX_EXP_NORMAL(t);
             FX_W e = eq ? (FX_W)0 : e1;
             ey[i] = yw[i] == (FX_W)c ? e1 : ey[i];
-            sd[i] += e * t;
+            /* the entropy and Brier terms as FMAs, as the rows' sums take
+             * them (one rounding each, one instruction each) */
+            sd[i] = FX_WFMA(e, t, sd[i]);
             acc[i] += e;
             cnt[i] += eq ? (FX_W)1 : (FX_W)0;
-            sq[i] += e * e;
+            sq[i] = FX_WFMA(e, e, sq[i]);
         }
 }
 
@@ -1108,8 +1110,12 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
     do {                                                                            \
         const uintptr_t q_ = (uintptr_t)(base) + (uintptr_t)(off);                  \
         FX_PREFETCH(q_);                                                            \
-        FX_PREFETCH(q_ + (uintptr_t)((C - 1) * xc));                                \
+        if (pf_end) FX_PREFETCH(q_ + (uintptr_t)((C - 1) * xc));                    \
     } while (0)
+    /* rows that follow one another, each within 64 bytes: the lines of a
+     * row's end are the next row's start, asked for with it */
+    const int pf_end = !(xc == (Py_ssize_t)sizeof(FX_T) && a->xs[0] == C * xc
+                         && C * xc <= 64);
 #define FX_SCORE_ZY(w) (ign[w] ? (FX_W)NAN : FX_NAME(score_z)(xr[w][ys[w] * s], bf16, tmode, tw))
     Py_ssize_t oos[FX_BLOCK_W][FX_SCORE_NOUT];
     fx_score_lanes_res res;

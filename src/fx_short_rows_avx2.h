@@ -410,10 +410,10 @@ FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int
         __m256 e1 = fx_v8_expf_normal(t);
         __m256 e = _mm256_andnot_ps(eq, e1);
         vey = _mm256_blendv_ps(vey, e1, isy[c]);
-        vsd = _mm256_add_ps(vsd, _mm256_mul_ps(e, t));
+        vsd = _mm256_fmadd_ps(e, t, vsd);
         vacc = _mm256_add_ps(vacc, e);
         vcnt = _mm256_add_ps(vcnt, _mm256_and_ps(eq, one));
-        vsq = _mm256_add_ps(vsq, _mm256_mul_ps(e, e));
+        vsq = _mm256_fmadd_ps(e, e, vsq);
     }
     good = _mm256_and_ps(good, _mm256_cmp_ps(vacc, vacc, _CMP_ORD_Q));
     _mm256_storeu_ps(m, vm);

@@ -144,10 +144,10 @@ FX_INLINE void fx_score16(const float *const *xr, Py_ssize_t n, Py_ssize_t C, in
         __m512 e1 = fx_v16_expf_normal(t);
         __m512 e = _mm512_maskz_mov_ps((__mmask16)~eq, e1);
         vey = _mm512_mask_mov_ps(vey, isy[c], e1);
-        vsd = _mm512_add_ps(vsd, _mm512_mul_ps(e, t));
+        vsd = _mm512_fmadd_ps(e, t, vsd);
         vacc = _mm512_add_ps(vacc, e);
         vcnt = _mm512_mask_add_ps(vcnt, eq, vcnt, one);
-        vsq = _mm512_add_ps(vsq, _mm512_mul_ps(e, e));
+        vsq = _mm512_fmadd_ps(e, e, vsq);
     }
     good &= _mm512_cmp_ps_mask(vacc, vacc, _CMP_ORD_Q);
     _mm512_storeu_ps(m, vm);
