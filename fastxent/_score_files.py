@@ -459,14 +459,19 @@ def check_labels(labels, n_classes, ignore_index, chunk_rows=1 << 20):
     ``[0, n_classes)``, saying how many and the first one."""
     bad, first = 0, None
     for start in range(0, labels.shape[0], chunk_rows):
-        t = labels.read(start, min(start + chunk_rows, labels.shape[0]))
-        wrong = (t != ignore_index) & ((t < 0) | (t >= n_classes))
-        k = int(np.count_nonzero(wrong))
-        if k and first is None:
-            i = int(np.argmax(wrong))
-            first = (start + i, int(t[i]))
-        bad += k
-        labels.release(min(start + chunk_rows, labels.shape[0]))
+        stop = min(start + chunk_rows, labels.shape[0])
+        t = labels.read(start, stop)
+        # the usual chunk, every label a class: its min and max say so
+        # without the temporaries of the test below (which took a fifth of
+        # a page-cached file's time on rows of 10 classes)
+        if t.size and not (t.min() >= 0 and t.max() < n_classes):
+            wrong = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+            k = int(np.count_nonzero(wrong))
+            if k and first is None:
+                i = int(np.argmax(wrong))
+                first = (start + i, int(t[i]))
+            bad += k
+        labels.release(stop)
     if bad:
         raise IndexError(f"labels: {bad} label{'s' * (bad > 1)} out of range for {n_classes} "
                          f"classes (valid: 0 to {n_classes - 1}, or ignore_index="
