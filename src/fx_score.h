@@ -751,11 +751,33 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
      * computed by the same operations, vectorized or not, so a row's bits
      * do not depend on how many rows share its group. */
     Py_ssize_t L = W;
-#if defined(FX_SHORT_X8)
+#if defined(FX_SHORT_X8) || defined(FX_SHORT_VIA8)
     if (s == 1) {
         /* contiguous float32 rows: the same passes 8 lanes at a time in
          * registers, bit for bit (fx_short_rows_avx2.h); lanes without a
          * row hold zeros, computed and dropped */
+#if defined(FX_SHORT_VIA8)
+        /* float16 and bfloat16 rows converted into float32 rows first (by
+         * F16C; bfloat16's bits shifted), then float32's passes: the same
+         * values and operations as the loops below, so the same bits, at
+         * about the cost of float32's (the loops below cost half as much
+         * again) */
+        float xf[FX_BLOCK_W * FX_SCORE_LANES_C];
+        const float *xq[FX_BLOCK_W];
+        const int dense = xr[W - 1] == xr[0] + (W - 1) * C;
+        for (Py_ssize_t i = 0; i < (dense ? 1 : W); i++) {
+            const Py_ssize_t n = dense ? W * C : C;
+            float *d = xf + i * C;
+            if (bf16)
+                for (Py_ssize_t j = 0; j < n; j++) d[j] = fx_bf16_to_float((uint16_t)xr[i][j]);
+            else
+                fx_halves_to_floats((const uint16_t *)xr[i], n, d);
+        }
+        for (Py_ssize_t i = 0; i < W; i++) xq[i] = xf + i * C;
+        const float *const *xv = xq;
+#else
+        const float *const *xv = (const float *const *)xr;
+#endif
 #if defined(FX_HAVE_F32X16)
         /* 16 lanes at a time (fx_short_rows_avx512.h), the same bits */
         const Py_ssize_t V = 16;
@@ -767,10 +789,10 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
             yl[i] = i < W && !ign[i] ? (int32_t)ys[i] : -1;
         for (Py_ssize_t i = 0; i < L; i += V)
 #if defined(FX_HAVE_F32X16)
-            fx_score16(xr + i, W - i < V ? W - i : V, C, tmode, tw, yl + i, zl + i, m + i,
+            fx_score16(xv + i, W - i < V ? W - i : V, C, tmode, tw, yl + i, zl + i, m + i,
                        gt + i, pr + i, ok + i, acc + i, cnt + i, sd + i, sq + i, ey + i);
 #else
-            fx_score8(xr + i, W - i < V ? W - i : V, C, tmode, tw, yl + i, zl + i, m + i,
+            fx_score8(xv + i, W - i < V ? W - i : V, C, tmode, tw, yl + i, zl + i, m + i,
                       gt + i, pr + i, ok + i, acc + i, cnt + i, sd + i, sq + i, ey + i);
 #endif
     } else

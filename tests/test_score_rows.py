@@ -180,6 +180,38 @@ def test_short_rows_and_their_fallbacks(path, dtype, temperature):
                                               err_msg=f"{dtype} C={c} row {i} {name}: alone")
 
 
+@pytest.mark.parametrize("dtype", [np.float16, "bfloat16"])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_half_precision_rows_score_as_their_float32_values(path, dtype, temperature):
+    """float16 and bfloat16 logits are computed in float32: short rows (up
+    to 32 classes) of finite logits score with the bits of the same values
+    given as float32, on every layout (contiguous rows of up to 16 classes
+    are converted into float32 rows and take float32's lanes, strided ones
+    the portable loops), and so do an evaluation's sums.  (Rows the general
+    path takes -- longer ones, or with -inf entries -- may differ by an
+    ulp, within float32's tolerance, as the tests above check.)"""
+    if dtype == "bfloat16" and ml_dtypes is None:
+        pytest.skip("ml_dtypes is not installed")
+    rng = np.random.default_rng(11)
+    for c in (2, 5, 10, 16, 17, 32):
+        x = 3.0 * rng.standard_normal((150, c))
+        t = rng.integers(0, c, 150)
+        x[20, 0] = 1e-7                  # a subnormal float16, a tiny bfloat16
+        x[21, :] = 1.5                   # all tied
+        x[22, :] = 0.0
+        x[22, 1] = 30.0                  # confident
+        t[::25] = -100                   # ignored rows
+        xh = _as(x, dtype)
+        x32 = xh.astype(np.float32)
+        want = fastxent.score_rows(x32, t, temperature=temperature, n_threads=1)
+        for xv in (xh, np.repeat(xh, 2, axis=1)[:, ::2], np.asfortranarray(xh)):
+            got = fastxent.score_rows(xv, t, temperature=temperature, n_threads=1)
+            for name, a, b in zip(ROW_FIELDS, got, want):
+                np.testing.assert_array_equal(a, b, err_msg=f"{dtype} C={c} {name}")
+        got_m = fastxent.score(xh, t, temperature=temperature)
+        assert got_m == fastxent.score(x32, t, temperature=temperature), f"{dtype} C={c}"
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_layouts(dtype):
     rng = np.random.default_rng(1)
