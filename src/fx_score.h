@@ -764,7 +764,11 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
          * again) */
         float xf[FX_BLOCK_W * FX_SCORE_LANES_C];
         const float *xq[FX_BLOCK_W];
-        const int dense = xr[W - 1] == xr[0] + (W - 1) * C;
+        /* the rows follow one another (every row, not just the last: rows
+         * walked over several dims need not be evenly spaced) */
+        int dense = 1;
+        for (Py_ssize_t i = 1; i < W; i++)
+            dense &= (uintptr_t)xr[i] == (uintptr_t)xr[0] + (uintptr_t)(i * C * 2);
         for (Py_ssize_t i = 0; i < (dense ? 1 : W); i++) {
             const Py_ssize_t n = dense ? W * C : C;
             float *d = xf + i * C;

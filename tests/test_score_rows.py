@@ -212,6 +212,36 @@ def test_half_precision_rows_score_as_their_float32_values(path, dtype, temperat
         assert got_m == fastxent.score(x32, t, temperature=temperature), f"{dtype} C={c}"
 
 
+@pytest.mark.parametrize("dtype", [np.float16, "bfloat16", np.float32])
+def test_rows_over_two_dims_not_in_memory_order(path, dtype):
+    # (2, m, C) C-ordered, moved to (m, C, 2): row (i, j) lies at
+    # i C + m j C elements, so a group of 2 m rows in row order (i, j)
+    # starts and ends where 2 m rows in memory order would, with the rows
+    # between them elsewhere (m = 8: one group of 16 rows)
+    if dtype == "bfloat16" and ml_dtypes is None:
+        pytest.skip("ml_dtypes is not installed")
+    rng = np.random.default_rng(12)
+    for c, m in ((5, 8), (10, 8), (16, 8), (10, 32)):
+        base = _as(rng.standard_normal((2, m, c)), dtype)
+        x = base.transpose(1, 2, 0)
+        t = rng.integers(0, c, (m, 2))
+        got = fastxent.score_rows(x, t, n_threads=1)
+        want = fastxent.score_rows(np.ascontiguousarray(x), t, n_threads=1)
+        for name, a, b in zip(ROW_FIELDS, got, want):
+            np.testing.assert_array_equal(a, b, err_msg=f"{dtype} C={c} {name}")
+        assert fastxent.score(x, t) == fastxent.score(np.ascontiguousarray(x), t)
+    # channels-last images with the spatial axes swapped: 16384 rows, in
+    # groups of 64
+    base = _as(rng.standard_normal((256, 8, 8, 10)), dtype)
+    x = base.transpose(0, 3, 2, 1)
+    t = rng.integers(0, 10, (256, 8, 8))
+    got = fastxent.score_rows(x, t, n_threads=1)
+    want = fastxent.score_rows(np.ascontiguousarray(x), t, n_threads=1)
+    for name, a, b in zip(ROW_FIELDS, got, want):
+        np.testing.assert_array_equal(a, b, err_msg=f"{dtype} channels-last {name}")
+    assert fastxent.score(x, t) == fastxent.score(np.ascontiguousarray(x), t)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_layouts(dtype):
     rng = np.random.default_rng(1)
