@@ -26,6 +26,13 @@
 
 #include <Python.h>
 #include <float.h>
+
+/* the short-row kernels' lanes sum the exps of more classes than this in
+ * runs of this many, each summed in the working type and added in double:
+ * one float32 chain of 64 terms was 8 eps off near log1p's zero, where a
+ * chain of 16 is 2-3 (logsumexp's rows of up to FX_SMALL_LSE_C classes) */
+#define FX_SUM_RUN 16
+
 #include "fx_math.h"
 #include "fx_short_rows_avx2.h"
 #include "fx_short_rows_avx512.h"
@@ -124,6 +131,14 @@
  * type): multiples of 8, so that every thread's part starts on a cache line. */
 #define FX_SMALL_SCRATCH ((FX_SMALL_C + 3) * FX_BLOCK_W)
 #define FX_SMALL_ENT_SCRATCH ((2 * FX_SMALL_C + 8) * FX_BLOCK_W)
+/* logsumexp, which writes one value per row, takes rows of up to
+ * FX_SMALL_LSE_C elements side by side (the kernels with a full-size output
+ * write their rows back through 8 x 8 transposes of at most 16 columns):
+ * one row at a time, a row of 17 to 64 elements cost about 100 ns of set-up
+ * (its blocks, their reductions across the SIMD lanes, a log), 2-9x the
+ * lanes' time.  Its scratch: a transposed block and 3 per-row arrays. */
+#define FX_SMALL_LSE_C 64
+#define FX_SMALL_LSE_SCRATCH ((FX_SMALL_LSE_C + 3) * FX_BLOCK_W)
 
 /* the first cache line at or after p, at most 7 doubles further: the
  * short-row kernels' scratch starts there (vector loads that split cache

@@ -169,19 +169,30 @@ FX_INLINE void fx_rows8_in(const float *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize
     _mm256_storeu_ps(lo, l);
 }
 
+/* a float32 sum of 8 lanes added into two double sums of 4, and zeroed */
+FX_INLINE void fx_fold8(__m256 *sum, __m256d *lo, __m256d *hi)
+{
+    *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(*sum)));
+    *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(*sum, 1)));
+    *sum = _mm256_setzero_ps();
+}
+
 /* per lane of the columns T[c * ts + (0..7)], c < C, with the max mx and
  * min lo of fx_rows8_in: the count k of elements equal to mx and the sum s
  * of exp(x - mx) over the others (s may be lo), bit for bit block_stats'
  * loops (same order of the sums) with the accumulators in registers; with
  * keep (a constant at each call) T is overwritten, as block_stats' keep_exp
  * does, by exp(x - mx), 1 at the max: the exps of softmax and of the
- * cross-entropy gradient formed once */
+ * cross-entropy gradient formed once.  Rows longer than FX_SUM_RUN (only
+ * logsumexp's) sum runs of FX_SUM_RUN classes in float and add the runs in
+ * double, rounded to float once at the end */
 FX_INLINE void fx_sums8(float *T, Py_ssize_t C, Py_ssize_t ts, const float *mx,
                         const float *lo, float *s, float *k, const int keep)
 {
     const __m256 one = _mm256_set1_ps(1.0f);
     __m256 m = _mm256_loadu_ps(mx);
     __m256 sum = _mm256_setzero_ps();
+    __m256d dlo = _mm256_setzero_pd(), dhi = _mm256_setzero_pd();
     __m256i cnt = _mm256_setzero_si256();
     __m256 normal = _mm256_cmp_ps(_mm256_sub_ps(_mm256_loadu_ps(lo), m),
                                   _mm256_set1_ps(FX_EXPF_NORMAL_LO), _CMP_GE_OQ);
@@ -194,6 +205,7 @@ FX_INLINE void fx_sums8(float *T, Py_ssize_t C, Py_ssize_t ts, const float *mx,
             cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(eq));
             /* exp(0) is 1 here; the blend keeps the stored 1 independent of that */
             if (keep) _mm256_storeu_ps(T + c * ts, _mm256_blendv_ps(e, one, eq));
+            if (C > FX_SUM_RUN && c % FX_SUM_RUN == FX_SUM_RUN - 1) fx_fold8(&sum, &dlo, &dhi);
         }
     } else {
         for (Py_ssize_t c = 0; c < C; c++) {
@@ -204,7 +216,12 @@ FX_INLINE void fx_sums8(float *T, Py_ssize_t C, Py_ssize_t ts, const float *mx,
             sum = _mm256_add_ps(sum, e);
             cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(eq));
             if (keep) _mm256_storeu_ps(T + c * ts, _mm256_blendv_ps(e, one, eq));
+            if (C > FX_SUM_RUN && c % FX_SUM_RUN == FX_SUM_RUN - 1) fx_fold8(&sum, &dlo, &dhi);
         }
+    }
+    if (C > FX_SUM_RUN) {
+        fx_fold8(&sum, &dlo, &dhi);
+        sum = _mm256_set_m128(_mm256_cvtpd_ps(dhi), _mm256_cvtpd_ps(dlo));
     }
     _mm256_storeu_ps(s, sum);
     _mm256_storeu_ps(k, _mm256_cvtepi32_ps(cnt));

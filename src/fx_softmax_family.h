@@ -699,7 +699,8 @@ FX_COL_KERNEL(col_softmax, (const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize
 #undef FX_AT
 
 /* ---- short rows: FX_BLOCK_W rows side by side ----
- * Rows of at most FX_SMALL_C elements are too short to vectorize along, and
+ * Rows of at most FX_SMALL_C elements (FX_SMALL_LSE_C for logsumexp) are
+ * too short to vectorize along, and
  * their per-row bookkeeping (max, sums, two logs) would cost more than the
  * exps.  A block of rows is transposed into scratch T[c * FX_BLOCK_W + i]
  * (rows become SIMD lanes), reduced with vector ops across rows and
@@ -741,9 +742,9 @@ FX_INLINE void FX_NAME(tr_in_minmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
                                      FX_W *T, FX_W *mx, FX_W *lo)
 {
 #if defined(FX_SHORT_VIA8)
-    /* a block of short rows, as at every caller (C <= FX_SMALL_C,
+    /* a block of short rows, as at every caller (C <= FX_SMALL_LSE_C,
      * W <= FX_BLOCK_W): no fallback, since block_in_stats needs mx and lo */
-    float xf[FX_SMALL_C * FX_BLOCK_W];
+    float xf[FX_SMALL_LSE_C * FX_BLOCK_W];
     if (rs == C)
         fx_halves_to_floats(x, W * C, xf);
     else
@@ -778,15 +779,29 @@ FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX
             FX_W v = T[c * FX_BLOCK_W + i];
             mx[i] = v > mx[i] ? v : mx[i];
         }
-    for (Py_ssize_t c = 0; c < C; c++)
-        for (int i = 0; i < FX_BLOCK_W; i++) {
-            FX_W v = T[c * FX_BLOCK_W + i];
-            int eq = v == mx[i];
-            FX_W e = FX_EXP(eq ? (FX_W)-INFINITY : v - mx[i]);
-            s[i] += e;
-            k[i] += eq ? (FX_W)1 : (FX_W)0;
-            if (keep_exp) T[c * FX_BLOCK_W + i] = eq ? (FX_W)1 : e;
-        }
+    /* rows longer than FX_SUM_RUN (logsumexp's): runs of FX_SUM_RUN
+     * classes summed in the working type, added in double, rounded once */
+    double sd[FX_BLOCK_W];
+    for (int i = 0; i < FX_BLOCK_W; i++) sd[i] = 0.0;
+    for (Py_ssize_t c0 = 0; c0 < C; c0 += FX_SUM_RUN) {
+        const Py_ssize_t c1 = C - c0 < FX_SUM_RUN ? C : c0 + FX_SUM_RUN;
+        for (Py_ssize_t c = c0; c < c1; c++)
+            for (int i = 0; i < FX_BLOCK_W; i++) {
+                FX_W v = T[c * FX_BLOCK_W + i];
+                int eq = v == mx[i];
+                FX_W e = FX_EXP(eq ? (FX_W)-INFINITY : v - mx[i]);
+                s[i] += e;
+                k[i] += eq ? (FX_W)1 : (FX_W)0;
+                if (keep_exp) T[c * FX_BLOCK_W + i] = eq ? (FX_W)1 : e;
+            }
+        if (C > FX_SUM_RUN)
+            for (int i = 0; i < FX_BLOCK_W; i++) {
+                sd[i] += (double)s[i];
+                s[i] = 0;
+            }
+    }
+    if (C > FX_SUM_RUN)
+        for (int i = 0; i < FX_BLOCK_W; i++) s[i] = (FX_W)sd[i];
 }
 
 /* the W rows at x into T, and their max, count and sum as block_stats
@@ -886,13 +901,14 @@ FX_INLINE void FX_NAME(block_log_offset)(const FX_W *k, FX_W *s)
     }
 }
 
-/* logsumexp of nrows short rows (row stride rs, unit element stride);
- * T: scratch of FX_SMALL_SCRATCH = (FX_SMALL_C + 3) * FX_BLOCK_W working-type elements */
+/* logsumexp of nrows short rows (C <= FX_SMALL_LSE_C; row stride rs, unit
+ * element stride); T: scratch of FX_SMALL_LSE_SCRATCH =
+ * (FX_SMALL_LSE_C + 3) * FX_BLOCK_W working-type elements */
 static void FX_NAME(small_lse)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
                                FX_W *T, int want_sign, FX_T *out, Py_ssize_t os,
                                FX_T *sgn, Py_ssize_t gs)
 {
-    FX_W *mx = T + FX_SMALL_C * FX_BLOCK_W, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W;
+    FX_W *mx = T + FX_SMALL_LSE_C * FX_BLOCK_W, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W;
     for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
         const FX_T *xb = x + r0 * rs;

@@ -110,11 +110,55 @@ def test_float16_rows_are_float32_results_rounded_once(fx, name):
                 assert_bitwise_equal(_call(fx, name, x), want, f"{layout} {c}")
 
 
+# logsumexp (one value per row) takes rows of up to 64 elements side by
+# side; both sides of that limit
+LSE_C = (17, 20, 31, 32, 33, 47, 63, 64, 65)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("special", [False, True], ids=["finite", "special"])
+def test_logsumexp_rows_of_up_to_64(fx, dtype, special):
+    rng = np.random.default_rng(17)
+    for c in LSE_C:
+        for n in (16, 67):
+            x = (rng.standard_normal((n, c)) * 3).astype(dtype)
+            if special:
+                with np.errstate(invalid="ignore"):
+                    _special_rows(x, rng)
+            with np.errstate(all="ignore"):
+                got = fx.logsumexp(x, axis=-1)
+                want = _row_by_row(fx, "logsumexp", x)
+                assert_agree(got, want, x, "logsumexp", f"{n} x {c}")
+                signed = fx.logsumexp(x, axis=-1, return_sign=True)
+                alone = [fx.logsumexp(x[i:i + 1], axis=-1, return_sign=True) for i in range(n)]
+                want_signed = tuple(np.concatenate(v) for v in zip(*alone))
+                assert_agree(signed, want_signed, x, "logsumexp", f"sign {n} x {c}")
+            # rows apart in memory, an out= array, float16 as float32's
+            # result rounded once: the same bits
+            wide = np.concatenate([x, x[:, :5]], axis=1)
+            with np.errstate(all="ignore"):
+                assert_bitwise_equal(fx.logsumexp(wide[:, :c], axis=-1), got, f"strided {c}")
+                out = np.empty_like(got)
+                assert_bitwise_equal(fx.logsumexp(x, axis=-1, out=out), got, f"out= {c}")
+                if dtype == np.float16:
+                    want16 = fx.logsumexp(x.astype(np.float32), axis=-1).astype(np.float16)
+                    assert_bitwise_equal(got, want16, f"float16 {c}")
+
+
+def test_logsumexp_rows_of_up_to_64_on_threads_and_against_scipy(fx, scipy_special):
+    x = np.random.default_rng(18).standard_normal((20_003, 40)).astype(np.float32)
+    _special_rows(x, np.random.default_rng(19))
+    with np.errstate(all="ignore"):
+        want = fx.logsumexp(x, axis=-1, n_threads=1)
+        assert_bitwise_equal(fx.logsumexp(x, axis=-1, n_threads=2), want, "threads")
+        assert_agree(want, scipy_special.logsumexp(x, axis=-1), x, "logsumexp", "scipy")
+
+
 def test_logsumexp_near_zero_keeps_its_digits(fx):
     # one dominant logit at 0: the result is log1p(sum of tiny exps), which
     # a sum that includes the 1 would round away in float32
     a = np.linspace(8, 80, 640)
-    for c in (2, 5, 10, 16):
+    for c in (2, 5, 10, 16, 17, 40, 64):
         x = np.zeros((a.size, c), np.float32)
         x[:, 1:] = -a[:, None].astype(np.float32)
         want = np.log1p((c - 1) * np.exp(x[:, 1].astype(np.float64)))
