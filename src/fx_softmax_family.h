@@ -902,13 +902,15 @@ FX_INLINE void FX_NAME(block_log_offset)(const FX_W *k, FX_W *s)
 }
 
 /* logsumexp of nrows short rows (C <= FX_SMALL_LSE_C; row stride rs, unit
- * element stride); T: scratch of FX_SMALL_LSE_SCRATCH =
- * (FX_SMALL_LSE_C + 3) * FX_BLOCK_W working-type elements */
+ * element stride); scratch: FX_SMALL_LSE_SCRATCH = (FX_SMALL_LSE_C + 3) *
+ * FX_BLOCK_W working-type elements, of which it uses the first
+ * (3 + C) * FX_BLOCK_W (the per-row arrays, then the block), the part a
+ * caller clears */
 static void FX_NAME(small_lse)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
-                               FX_W *T, int want_sign, FX_T *out, Py_ssize_t os,
+                               FX_W *scratch, int want_sign, FX_T *out, Py_ssize_t os,
                                FX_T *sgn, Py_ssize_t gs)
 {
-    FX_W *mx = T + FX_SMALL_LSE_C * FX_BLOCK_W, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W;
+    FX_W *mx = scratch, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W, *T = k + FX_BLOCK_W;
     for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
         const FX_T *xb = x + r0 * rs;

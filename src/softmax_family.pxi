@@ -149,8 +149,10 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
             free(scratch)
     elif bp == NULL and _use_small_lse(R, C, sc, I):
         if nt == 1:
-            # one call per batch of rows; no thread team, scratch on the stack
-            memset(small_scratch, 0, sizeof(small_scratch))
+            # one call per batch of rows; no thread team, scratch on the
+            # stack, cleared where small_lse uses it (all of it, 34 KB, was
+            # a quarter of a 16-row call's time)
+            memset(small_scratch, 0, ((3 + C) * FX_BLOCK_W + FX_ALIGN_SLACK) * sizeof(double))
             one = fx_align64(small_scratch)
             nb = _batch(C, 1, FX_BLOCK_W)
             while b0 < R:
