@@ -127,11 +127,8 @@ FX_INLINE void fx_score16(const float *const *xr, Py_ssize_t n, Py_ssize_t C, in
          * the other lanes add +0, which changes no count */
         vgt = _mm512_mask_add_ps(vgt, _mm512_cmp_ps_mask(v, z, _CMP_GT_OQ), vgt, one);
     }
-    /* fx_score8's ok but for the NaN count: a lane with a NaN (which the
-     * max and min passed over) that is otherwise good gets a NaN exp, so
-     * its sum of exps is NaN, the only way that sum can be (its terms are
-     * exps of arguments in the normal range); tested after the sums, it
-     * costs no count per class */
+    /* ok but for a NaN, tested after the sums through the NaN sum of exps
+     * it gives, as fx_score8 does */
     __mmask16 good = _mm512_cmp_ps_mask(vm, _mm512_set1_ps(INFINITY), _CMP_NEQ_OQ)
                    & _mm512_cmp_ps_mask(vm, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ)
                    & _mm512_cmp_ps_mask(_mm512_sub_ps(vlo, vm),

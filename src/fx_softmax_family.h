@@ -782,7 +782,8 @@ FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX
     /* rows longer than FX_SUM_RUN (logsumexp's): runs of FX_SUM_RUN
      * classes summed in the working type, added in double, rounded once */
     double sd[FX_BLOCK_W];
-    for (int i = 0; i < FX_BLOCK_W; i++) sd[i] = 0.0;
+    if (C > FX_SUM_RUN)
+        for (int i = 0; i < FX_BLOCK_W; i++) sd[i] = 0.0;
     for (Py_ssize_t c0 = 0; c0 < C; c0 += FX_SUM_RUN) {
         const Py_ssize_t c1 = C - c0 < FX_SUM_RUN ? C : c0 + FX_SUM_RUN;
         for (Py_ssize_t c = c0; c < c1; c++)
