@@ -93,22 +93,27 @@ typedef struct {
 } fx_score_lanes_res;
 
 /* score_block's sums of the rows scored as lanes, in a block of at least
- * FX_SCORE_ACC_ROWS rows: per lane (nll, entropy, Brier), and the bins'
- * sums kept FX_SCORE_SPLIT ways (lane i adds to way i % FX_SCORE_SPLIT),
- * so that no add waits for the one before it through memory (the rows of
- * a confident model fall in one bin); folded in a fixed order at the end
- * of the block.  Used when n_bins + 1 <= FX_SCORE_ACC_BINS; ranks counted
- * by a compare per rank when max_rank <= FX_SCORE_ACC_RANKS. */
+ * FX_SCORE_ACC_ROWS rows: per lane (nll, entropy, Brier), the bins'
+ * confidence sums, and one count per (bin, rank, correct) cell: a row adds
+ * 1 to its cell, and the bins' counts, their correct counts and the rank
+ * counts are the cells' sums, formed at the end of the block (one add per
+ * row, where a count each took three).  The cells and the confidence sums
+ * are kept FX_SCORE_SPLIT ways (lane i adds to way i % FX_SCORE_SPLIT), so
+ * that no add waits for the one before it through memory (the rows of a
+ * confident model fall in one cell); folded in a fixed order at the end of
+ * the block.  Used when n_bins + 1 <= FX_SCORE_ACC_BINS.  The cells have a
+ * rank axis of max_rank + 1 (ranks at or above max_rank share the last)
+ * when that fits in FX_SCORE_ACC_CELLS; otherwise ranks go to counts
+ * directly, and the cells are (bin, correct) only. */
 #define FX_SCORE_ACC_ROWS 256
 #define FX_SCORE_SPLIT 4
 #define FX_SCORE_ACC_BINS 64
-#define FX_SCORE_ACC_RANKS 16
+#define FX_SCORE_ACC_CELLS 512
 typedef struct {
     double nll[FX_BLOCK_W], ent[FX_BLOCK_W], brier[FX_BLOCK_W];
-    int64_t counted;
-    int64_t ranks[FX_SCORE_ACC_RANKS];
     double bconf[FX_SCORE_SPLIT * FX_SCORE_ACC_BINS];
-    int64_t bcnt[FX_SCORE_SPLIT * FX_SCORE_ACC_BINS], bcor[FX_SCORE_SPLIT * FX_SCORE_ACC_BINS];
+    int64_t cells[FX_SCORE_SPLIT * FX_SCORE_ACC_CELLS];
+    Py_ssize_t nr;   /* the cells' rank axis: max_rank + 1, or 1 */
 } fx_score_acc;
 
 /* the merged sums of the blocks of a row: max m, count k of the elements
@@ -205,45 +210,58 @@ static inline Py_ssize_t fx_score_bin(double c, Py_ssize_t n, const double *edge
 
 /*
  * The calibration bins of the confidences cc[0..W) (each in [0, 1]; n <
- * 2^31 bins) into bin, fx_score_bin's for each.  The first guess floor(c n)
- * is right but within an ulp of an edge: it is kept where the two edges
- * around it confirm it (edges[b] <= c < edges[b + 1]), which AVX2 checks
- * four lanes at a time by gathering those edges (AVX-512 eight); the few
- * lanes it does not confirm (and c == 1, bin n) go through fx_score_bin.
- * The scalar search with its selects was a tenth of score's time on rows
- * of 10 classes.
+ * 2^31 bins) into bin, fx_score_bin's for each.  The first guess b =
+ * floor(c n) is right unless c n lies within a rounding of an integer:
+ * edges[b] is b / n within half an ulp of 1, so c n - b (formed exactly
+ * enough by one FMA) at least delta = (n + 1) 2^-51 from 0 and from 1 puts
+ * c strictly inside [edges[b], edges[b + 1]).  AVX2 checks four lanes at a
+ * time, AVX-512 eight, with c == 0 (bin 0) and c == 1 (bin n) taken as
+ * they come; the few lanes left go through fx_score_bin.  (Gathering the
+ * two edges of each lane instead cost a tenth of score's time on rows of
+ * 10 classes, the scalar search a tenth more.)
  */
 static inline void fx_score_bins(const double *cc, Py_ssize_t W, Py_ssize_t n,
                                  const double *edges, int32_t *bin)
 {
     Py_ssize_t w = 0;
+#if defined(FX_HAVE_F32X8)
+    const double delta = (double)(n + 1) * 0x1p-51;
+#endif
 #if defined(FX_HAVE_F32X16)
-    const __m512d vn = _mm512_set1_pd((double)n);
-    const __m256i top = _mm256_set1_epi32((int)(n - 1));
+    const __m512d vn = _mm512_set1_pd((double)n), vlo = _mm512_set1_pd(delta);
+    const __m512d vhi = _mm512_set1_pd(1.0 - delta), vone = _mm512_set1_pd(1.0);
+    const __m256i top = _mm256_set1_epi32((int)(n - 1)), vnb = _mm256_set1_epi32((int)n);
     for (; w + 8 <= W; w += 8) {
         __m512d c = _mm512_loadu_pd(cc + w);
         /* c n >= 0, truncated; at most n - 1 (c n may round up to n) */
         __m256i b = _mm256_min_epi32(_mm512_cvttpd_epi32(_mm512_mul_pd(c, vn)), top);
-        __m512d lo = _mm512_i32gather_pd(b, edges, 8);
-        __m512d hi = _mm512_i32gather_pd(b, edges + 1, 8);
-        unsigned off = _mm512_cmp_pd_mask(c, lo, _CMP_LT_OQ)
-                     | _mm512_cmp_pd_mask(c, hi, _CMP_GE_OQ);
-        _mm256_storeu_si256((__m256i *)(bin + w), b);
-        for (int j = 0; off; j++, off >>= 1)
+        __m512d r = _mm512_fmsub_pd(c, vn, _mm512_cvtepi32_pd(b));
+        __mmask8 full = _mm512_cmp_pd_mask(c, vone, _CMP_GE_OQ);
+        unsigned ok = (_mm512_cmp_pd_mask(r, vlo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(r, vhi, _CMP_LE_OQ))
+                    | _mm512_cmp_pd_mask(c, _mm512_setzero_pd(), _CMP_EQ_OQ) | full;
+        _mm256_storeu_si256((__m256i *)(bin + w), _mm256_mask_mov_epi32(b, full, vnb));
+        for (unsigned off = ~ok & 0xffu, j = 0; off; j++, off >>= 1)
             if (off & 1) bin[w + j] = (int32_t)fx_score_bin(cc[w + j], n, edges);
     }
 #elif defined(FX_HAVE_F32X8)
-    const __m256d vn = _mm256_set1_pd((double)n);
-    const __m128i top = _mm_set1_epi32((int)(n - 1));
+    const __m256d vn = _mm256_set1_pd((double)n), vlo = _mm256_set1_pd(delta);
+    const __m256d vhi = _mm256_set1_pd(1.0 - delta), vone = _mm256_set1_pd(1.0);
+    const __m128i top = _mm_set1_epi32((int)(n - 1)), vnb = _mm_set1_epi32((int)n);
     for (; w + 4 <= W; w += 4) {
         __m256d c = _mm256_loadu_pd(cc + w);
         /* c n >= 0, truncated; at most n - 1 (c n may round up to n) */
         __m128i b = _mm_min_epi32(_mm256_cvttpd_epi32(_mm256_mul_pd(c, vn)), top);
-        __m256d lo = _mm256_i32gather_pd(edges, b, 8);
-        __m256d hi = _mm256_i32gather_pd(edges + 1, b, 8);
-        int off = _mm256_movemask_pd(_mm256_or_pd(_mm256_cmp_pd(c, lo, _CMP_LT_OQ),
-                                                  _mm256_cmp_pd(c, hi, _CMP_GE_OQ)));
-        _mm_storeu_si128((__m128i *)(bin + w), b);
+        __m256d r = _mm256_fmsub_pd(c, vn, _mm256_cvtepi32_pd(b));
+        __m256d full = _mm256_cmp_pd(c, vone, _CMP_GE_OQ);
+        __m256d ok = _mm256_or_pd(_mm256_and_pd(_mm256_cmp_pd(r, vlo, _CMP_GE_OQ),
+                                                _mm256_cmp_pd(r, vhi, _CMP_LE_OQ)),
+                                  _mm256_or_pd(_mm256_cmp_pd(c, _mm256_setzero_pd(), _CMP_EQ_OQ),
+                                               full));
+        /* the full lanes' 64-bit masks narrowed to 32 bits per lane */
+        __m128i fl = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
+            _mm256_castpd_si256(full), _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
+        _mm_storeu_si128((__m128i *)(bin + w), _mm_blendv_epi8(b, vnb, fl));
+        int off = ~_mm256_movemask_pd(ok) & 0xf;
         for (int j = 0; j < 4; j++)
             if ((off >> j) & 1) bin[w + j] = (int32_t)fx_score_bin(cc[w + j], n, edges);
     }
@@ -987,8 +1005,8 @@ FX_INLINE void FX_NAME(score_add_row)(const fx_score_row *row, int64_t y, const 
  * The rows of a group that the lanes scored (res->done) and that count
  * (not ign) added to acc (see fx_score_acc), in loops over the lanes that
  * vectorize: the values rounded to the result type, the per-lane sums, the
- * bins (fx_score_bins, four lanes at a time), the ranks.  Ranks when
- * max_rank > FX_SCORE_ACC_RANKS go to counts directly.
+ * bins (fx_score_bins), the cells; then one loop of two adds per row.
+ * Ranks go to counts directly when the cells have no rank axis.
  */
 FX_INLINE void FX_NAME(score_lanes_add)(const fx_score_lanes_res *res, Py_ssize_t W,
                                         const unsigned char *ign, const int64_t *ys,
@@ -996,15 +1014,12 @@ FX_INLINE void FX_NAME(score_lanes_add)(const fx_score_lanes_res *res, Py_ssize_
                                         int64_t *counts)
 {
     const Py_ssize_t max_rank = a->max_rank, nb = a->n_bins;
+    const int32_t nr = (int32_t)acc->nr;
     int32_t use[FX_BLOCK_W], bin[FX_BLOCK_W];
     /* the values rounded to the result type (float below 8-byte storage)
      * through arrays of it, a loop that vectorizes */
     double rn[FX_BLOCK_W], re[FX_BLOCK_W], rb[FX_BLOCK_W], rc[FX_BLOCK_W];
-    int32_t counted = 0;
-    for (Py_ssize_t w = 0; w < W; w++) {
-        use[w] = res->done[w] & (ign[w] ^ 1);
-        counted += use[w];
-    }
+    for (Py_ssize_t w = 0; w < W; w++) use[w] = res->done[w] & (ign[w] ^ 1);
     if (sizeof(FX_T) == 8) {
         memcpy(rn, res->nll, W * sizeof(double));
         memcpy(re, res->ent, W * sizeof(double));
@@ -1035,32 +1050,27 @@ FX_INLINE void FX_NAME(score_lanes_add)(const fx_score_lanes_res *res, Py_ssize_
     double cc[FX_BLOCK_W];
     for (Py_ssize_t w = 0; w < W; w++) cc[w] = use[w] ? rc[w] : 0.0;
     fx_score_bins(cc, W, nb, a->edges, bin);
-    /* the lanes' slots and whether they count as correct, across the lanes
-     * first: the loop of additions then has nothing else to do */
-    int32_t cor[FX_BLOCK_W], slot[FX_BLOCK_W];
+    /* the lanes' slots (way, bin) and cells (way, bin, rank, correct),
+     * across the lanes first: the loop of additions then has nothing else
+     * to do */
+    int32_t cell[FX_BLOCK_W], slot[FX_BLOCK_W];
     for (Py_ssize_t w = 0; w < W; w++) {
-        cor[w] = use[w] & (res->pred[w] == (int32_t)ys[w]);
-        slot[w] = (int32_t)(w % FX_SCORE_SPLIT) * FX_SCORE_ACC_BINS + bin[w];
+        const int32_t way = (int32_t)(w % FX_SCORE_SPLIT);
+        /* unsigned: a lane that does not count may hold any rank */
+        const int32_t r = (uint32_t)res->rank[w] < (uint32_t)(nr - 1) ? res->rank[w] : nr - 1;
+        const int32_t cor = res->pred[w] == (int32_t)ys[w];
+        slot[w] = way * FX_SCORE_ACC_BINS + bin[w];
+        cell[w] = way * FX_SCORE_ACC_CELLS + (bin[w] * nr + r) * 2 + cor;
     }
     for (Py_ssize_t w = 0; w < W; w++) {
-        const int32_t k = slot[w];
-        acc->bconf[k] += cc[w];
-        acc->bcnt[k] += use[w];
-        acc->bcor[k] += cor[w];
+        acc->bconf[slot[w]] += cc[w];
+        acc->cells[cell[w]] += use[w];
     }
-    if (max_rank <= FX_SCORE_ACC_RANKS) {
-        for (Py_ssize_t r = 0; r < max_rank; r++) {
-            int32_t n = 0;
-            for (Py_ssize_t w = 0; w < W; w++) n += use[w] & (res->rank[w] == (int32_t)r);
-            acc->ranks[r] += n;
-        }
-    } else {
+    if (nr == 1 && max_rank > 0)
         for (Py_ssize_t w = 0; w < W; w++) {
             const int64_t in_top = use[w] & (res->rank[w] < max_rank);
             counts[2 + (in_top ? res->rank[w] : 0)] += in_top;
         }
-    }
-    acc->counted += counted;
 }
 
 /* a group's per-row results (one row dim, rows g0 + w, w < W) into the
@@ -1168,14 +1178,13 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
         memset(acc.nll, 0, sizeof(acc.nll));
         memset(acc.ent, 0, sizeof(acc.ent));
         memset(acc.brier, 0, sizeof(acc.brier));
-        acc.counted = 0;
-        memset(acc.ranks, 0, sizeof(acc.ranks));
-        for (Py_ssize_t j = 0; j < FX_SCORE_SPLIT; j++)
-            for (Py_ssize_t b = 0; b <= nb; b++) {
-                acc.bconf[j * FX_SCORE_ACC_BINS + b] = 0.0;
-                acc.bcnt[j * FX_SCORE_ACC_BINS + b] = 0;
-                acc.bcor[j * FX_SCORE_ACC_BINS + b] = 0;
-            }
+        /* nb + 1 <= 64 bins: 2 (nb + 1) cells of each rank fit */
+        acc.nr = (nb + 1) * 2 * (max_rank + 1) <= FX_SCORE_ACC_CELLS ? max_rank + 1 : 1;
+        const Py_ssize_t ncell = (nb + 1) * 2 * acc.nr;
+        for (Py_ssize_t j = 0; j < FX_SCORE_SPLIT; j++) {
+            for (Py_ssize_t b = 0; b <= nb; b++) acc.bconf[j * FX_SCORE_ACC_BINS + b] = 0.0;
+            memset(acc.cells + j * FX_SCORE_ACC_CELLS, 0, ncell * sizeof(int64_t));
+        }
     }
     Py_ssize_t rem = r0;
     for (Py_ssize_t d = last; d >= 0; d--) {
@@ -1338,19 +1347,20 @@ static Py_ssize_t FX_NAME(score_block)(const fx_score_args *a, Py_ssize_t r0, Py
         for (int k = 0; k < 3; k++) sums[k] += f[k];
         for (Py_ssize_t b = 0; b <= nb; b++) {
             double c = 0.0;
-            int64_t n = 0, k = 0;
-            for (Py_ssize_t j = 0; j < FX_SCORE_SPLIT; j++) {
-                c += acc.bconf[j * FX_SCORE_ACC_BINS + b];
-                n += acc.bcnt[j * FX_SCORE_ACC_BINS + b];
-                k += acc.bcor[j * FX_SCORE_ACC_BINS + b];
-            }
+            for (Py_ssize_t j = 0; j < FX_SCORE_SPLIT; j++) c += acc.bconf[j * FX_SCORE_ACC_BINS + b];
             fsums[3 + b] += c;
-            counts[2 + max_rank + b] += n;
-            counts[2 + max_rank + nb + 1 + b] += k;
         }
-        for (Py_ssize_t r = 0; r < max_rank && r < FX_SCORE_ACC_RANKS; r++)
-            counts[2 + r] += acc.ranks[r];
-        counts[0] += acc.counted;
+        /* the cells' counts into the bins' counts and correct counts, the
+         * ranks' counts and the count of rows */
+        for (Py_ssize_t j = 0; j < FX_SCORE_SPLIT; j++)
+            for (Py_ssize_t b = 0; b <= nb; b++)
+                for (Py_ssize_t r = 0; r < acc.nr; r++) {
+                    const int64_t *k = acc.cells + j * FX_SCORE_ACC_CELLS + (b * acc.nr + r) * 2;
+                    counts[0] += k[0] + k[1];
+                    if (r < max_rank && acc.nr > 1) counts[2 + r] += k[0] + k[1];
+                    counts[2 + max_rank + b] += k[0] + k[1];
+                    counts[2 + max_rank + nb + 1 + b] += k[1];
+                }
     }
     fsums[0] += sums[0];
     fsums[1] += sums[1];
