@@ -663,15 +663,15 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
  * contiguous logits, FX_BLOCK_W rows side by side as in small_lse (the
  * gradient at row stride grs, class stride gcs).  Per-row
  * losses go to loss[0..nrows) (double); special rows (inf, NaN, all -inf)
- * are redone by row_xent.  T: (FX_SMALL_C + 3) * FX_BLOCK_W working-type
+ * are redone by row_xent.  scratch: as small_lse's, FX_SMALL_SCRATCH working-type
  * elements; bscratch: 3 doubles (row_xent's, one block). */
 static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
                                 const int64_t *lab, Py_ssize_t ls, int64_t ignore_index,
                                 const FX_T *w, Py_ssize_t ws, double eps,
                                 FX_T *g, Py_ssize_t grs, Py_ssize_t gcs, double gscale,
-                                FX_W *T, double *bscratch, double *loss)
+                                FX_W *scratch, double *bscratch, double *loss)
 {
-    FX_W *mx = T + FX_SMALL_C * FX_BLOCK_W, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W;
+    FX_W *mx = scratch, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W, *T = k + FX_BLOCK_W;
     double off[FX_BLOCK_W];
     double qb = eps / (double)C;
     /* gradient terms: per row wp (the factor of exp(x - max)), bw gscale

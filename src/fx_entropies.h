@@ -384,19 +384,19 @@ static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T
     return fx_softmax_pair_finish(st, kl);
 }
 
-/* ---- short rows (C <= FX_SMALL_C): FX_BLOCK_W rows side by side ----
+/* ---- short rows (C <= FX_SMALL_ENT_C): FX_BLOCK_W rows side by side ----
  * As small_lse: a block of rows is transposed into T (rows become SIMD
  * lanes) and reduced across rows in the working type; the entropies are
  * finished in double.  Rows whose result is not finite (NaN, +inf, only -inf, a q = 0
  * under p > 0) are redone by the row functions above, which hold the
- * special-value rules.  T holds FX_SMALL_ENT_SCRATCH = 2 FX_SMALL_C FX_BLOCK_W
+ * special-value rules.  T holds FX_SMALL_ENT_SCRATCH = 2 FX_SMALL_ENT_C FX_BLOCK_W
  * + 8 FX_BLOCK_W working values.  kind 0: H(p) of x; 1: H(p, q); 2: KL(p || q). */
 static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nrows,
                                      Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind,
                                      FX_W *T, FX_T *out, Py_ssize_t os)
 {
-    FX_W *U = T + FX_SMALL_C * FX_BLOCK_W;
-    FX_W *mx = U + FX_SMALL_C * FX_BLOCK_W, *sx = mx + FX_BLOCK_W, *kx = sx + FX_BLOCK_W;
+    FX_W *U = T + FX_SMALL_ENT_C * FX_BLOCK_W;
+    FX_W *mx = U + FX_SMALL_ENT_C * FX_BLOCK_W, *sx = mx + FX_BLOCK_W, *kx = sx + FX_BLOCK_W;
     FX_W *my = kx + FX_BLOCK_W, *sy = my + FX_BLOCK_W, *ky = sy + FX_BLOCK_W;
     FX_W *u = ky + FX_BLOCK_W, *v = u + FX_BLOCK_W;
     for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
@@ -1144,7 +1144,7 @@ static void FX_NAME(col_entropy)(const FX_T *p, Py_ssize_t sp, const FX_T *q, Py
 }
 
 /* ---- scipy.stats.entropy of short rows ----
- * nrows <= FX_BLOCK_W rows of C <= FX_SMALL_C classes (row i at p + i ps,
+ * nrows <= FX_BLOCK_W rows of C <= FX_SMALL_ENT_C classes (row i at p + i ps,
  * unit class stride; q likewise, or NULL) copied as the columns of a block
  * on the stack, in their storage type, and taken as neighbouring columns
  * (col_entropy_body: the row body's arithmetic lane by lane; a row that
@@ -1156,7 +1156,7 @@ static void FX_NAME(col_entropy)(const FX_T *p, Py_ssize_t sp, const FX_T *q, Py
 static void FX_NAME(small_entropy)(const FX_T *p, const FX_T *q, Py_ssize_t nrows, Py_ssize_t C,
                                    Py_ssize_t ps, Py_ssize_t qs, double div, double *out)
 {
-    FX_T P[FX_SMALL_C * FX_BLOCK_W], Q[FX_SMALL_C * FX_BLOCK_W];
+    FX_T P[FX_SMALL_ENT_C * FX_BLOCK_W], Q[FX_SMALL_ENT_C * FX_BLOCK_W];
     if (sizeof(FX_T) == sizeof(FX_W)) {
         /* storage is the working type: the short-row transposes (register
          * transposes in the AVX2 build), which copy values unchanged */

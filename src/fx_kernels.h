@@ -30,7 +30,7 @@
 /* the short-row kernels' lanes sum the exps of more classes than this in
  * runs of this many, each summed in the working type and added in double:
  * one float32 chain of 64 terms was 8 eps off near log1p's zero, where a
- * chain of 16 is 2-3 (logsumexp's rows of up to FX_SMALL_LSE_C classes) */
+ * chain of 16 is 2-3 (the short rows of up to FX_SMALL_C classes) */
 #define FX_SUM_RUN 16
 
 #include "fx_math.h"
@@ -118,27 +118,27 @@
 #define FX_COL_KERNEL(name, params, args) \
     static void FX_NAME(name) params { FX_NAME(name##_body) args; }
 #endif
-/* short rows: at most FX_SMALL_C elements, processed FX_BLOCK_W at a time */
-#define FX_SMALL_C 16
+/* short rows: at most FX_SMALL_C elements, processed FX_BLOCK_W at a time
+ * (logsumexp, log_softmax, softmax, cross_entropy with labels).  One row at
+ * a time, a row of 17 to 64 elements cost about 100 ns of set-up (its
+ * blocks, their reductions across the SIMD lanes, a log), 2-10x the lanes'
+ * time.  The entropies' short-row kernels, with two blocks and more sums
+ * per lane, take rows of up to FX_SMALL_ENT_C. */
+#define FX_SMALL_C 64
+#define FX_SMALL_ENT_C 16
 #define FX_BLOCK_W 64
 /* rows processed side by side by the column kernels (neighbouring rows
  * along inner, the class axis strided); the drivers' COL_W */
 #define FX_COL_W 64
-/* scratch of the short-row kernels, in working-type elements: a transposed
- * block of FX_SMALL_C x FX_BLOCK_W and per-row arrays -- 3 for small_lse,
- * small_softmax and small_xent, 8 (and a second block) for small_entropies.
- * The drivers give each thread that many doubles (room for any working
- * type): multiples of 8, so that every thread's part starts on a cache line. */
+/* scratch of the short-row kernels, in working-type elements: 3 per-row
+ * arrays and a transposed block of FX_SMALL_C x FX_BLOCK_W for small_lse,
+ * small_softmax and small_xent, of which a block of C classes uses the
+ * first (3 + C) FX_BLOCK_W; two blocks of FX_SMALL_ENT_C and 8 per-row
+ * arrays for small_entropies.  The drivers give each thread that many
+ * doubles (room for any working type): multiples of 8, so that every
+ * thread's part starts on a cache line. */
 #define FX_SMALL_SCRATCH ((FX_SMALL_C + 3) * FX_BLOCK_W)
-#define FX_SMALL_ENT_SCRATCH ((2 * FX_SMALL_C + 8) * FX_BLOCK_W)
-/* logsumexp, which writes one value per row, takes rows of up to
- * FX_SMALL_LSE_C elements side by side (the kernels with a full-size output
- * write their rows back through 8 x 8 transposes of at most 16 columns):
- * one row at a time, a row of 17 to 64 elements cost about 100 ns of set-up
- * (its blocks, their reductions across the SIMD lanes, a log), 2-9x the
- * lanes' time.  Its scratch: a transposed block and 3 per-row arrays. */
-#define FX_SMALL_LSE_C 64
-#define FX_SMALL_LSE_SCRATCH ((FX_SMALL_LSE_C + 3) * FX_BLOCK_W)
+#define FX_SMALL_ENT_SCRATCH ((2 * FX_SMALL_ENT_C + 8) * FX_BLOCK_W)
 
 /* the first cache line at or after p, at most 7 doubles further: the
  * short-row kernels' scratch starts there (vector loads that split cache

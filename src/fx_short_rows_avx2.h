@@ -1,5 +1,6 @@
 /*
- * fx_short_rows_avx2.h -- float32 short rows (C <= 16), 8 rows at a time in
+ * fx_short_rows_avx2.h -- float32 short rows (C <= 64; the scorer's and
+ * the entropies' C <= 16), 8 rows at a time in
  * AVX2 registers: the parts of fx_softmax_family.h's short-row kernels that the
  * compiler does not vectorize well by itself.
  *
@@ -63,39 +64,44 @@ FX_INLINE __m256i fx_mask8(Py_ssize_t n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lane);
 }
 
-/* columns T[c * ts + (0..7)], c < C <= 16, back into rows out[i * ors],
- * i < n <= 8, except the rows with skip[i] set (skip may be NULL).  A whole
- * vector is stored where what it runs over is rewritten later; other row
- * ends go element by element (masked stores are slow on some CPUs) */
+/* columns T[c * ts + (0..7)], c < C <= 64, back into rows out[i * ors],
+ * i < n <= 8, except the rows with skip[i] set (skip may be NULL), 8
+ * columns at a time through one 8 x 8 transpose each; with div (may be
+ * NULL), each lane's values divided by div[i] on the way (softmax's
+ * division, without a pass over T of its own).  A whole vector is
+ * stored where what it runs over is rewritten later: the last columns (a
+ * row's end, fewer than 8) go first, so that a store running into the next
+ * rows' starts (contiguous rows, all written) is overwritten by them; other
+ * row ends go element by element (masked stores are slow on some CPUs) */
 FX_INLINE void fx_rows8_out(const float *T, Py_ssize_t C, Py_ssize_t ts, float *out,
-                            Py_ssize_t ors, Py_ssize_t n, const unsigned char *skip)
+                            Py_ssize_t ors, Py_ssize_t n, const unsigned char *skip,
+                            const float *div)
 {
-    __m256 a[8], b[8];
-    for (int c = 0; c < 8; c++)
-        a[c] = c < C ? _mm256_loadu_ps(T + c * ts) : _mm256_setzero_ps();
-    fx_tr8x8(a);
-    if (C > 8) {
-        for (int c = 0; c < 8; c++)
-            b[c] = 8 + c < C ? _mm256_loadu_ps(T + (8 + c) * ts) : _mm256_setzero_ps();
-        fx_tr8x8(b);
-    }
-    Py_ssize_t c0 = C > 8 ? 8 : 0, nc = C - c0;
+    const __m256 d = div ? _mm256_loadu_ps(div) : _mm256_set1_ps(1.0f);
     int anyskip = 0;
     for (Py_ssize_t i = 0; skip && i < n; i++) anyskip |= skip[i];
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (anyskip && skip[i]) continue;
-        float *o = out + i * ors;
-        /* contiguous rows, all written: a store may run into the following
-         * rows (they are stored later) but not past the last */
-        int spill = ors == C && !anyskip && i * C + c0 + 8 <= n * C;
-        __m256 end = C > 8 ? b[i] : a[i];
-        if (C > 8) _mm256_storeu_ps(o, a[i]);
-        if (nc == 8 || spill) {
-            _mm256_storeu_ps(o + c0, end);
-        } else {
-            float tmp[8];
-            _mm256_storeu_ps(tmp, end);
-            for (Py_ssize_t c = 0; c < nc; c++) o[c0 + c] = tmp[c];
+    const Py_ssize_t last = (C - 1) / 8 * 8;
+    for (Py_ssize_t j = 0; j * 8 < C; j++) {
+        const Py_ssize_t c0 = j == 0 ? last : (j - 1) * 8, nc = C - c0 < 8 ? C - c0 : 8;
+        __m256 a[8];
+        for (int c = 0; c < 8; c++) {
+            a[c] = c < nc ? _mm256_loadu_ps(T + (c0 + c) * ts) : _mm256_setzero_ps();
+            if (div) a[c] = _mm256_div_ps(a[c], d);
+        }
+        fx_tr8x8(a);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (anyskip && skip[i]) continue;
+            float *o = out + i * ors + c0;
+            /* a store may run into the following rows (stored later) but
+             * not past the last */
+            int spill = ors == C && !anyskip && i * C + c0 + 8 <= n * C;
+            if (nc == 8 || spill) {
+                _mm256_storeu_ps(o, a[i]);
+            } else {
+                float tmp[8];
+                _mm256_storeu_ps(tmp, a[i]);
+                for (Py_ssize_t c = 0; c < nc; c++) o[c] = tmp[c];
+            }
         }
     }
 }
@@ -140,7 +146,7 @@ FX_INLINE __m256 fx_v8_expf_le0(__m256 x)
     return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(FX_EXPF_LO), _CMP_LT_OQ), y);
 }
 
-/* rows x[i * rs], i < n <= 8, of C <= 16 elements into the columns
+/* rows x[i * rs], i < n <= 8, of C <= 64 elements into the columns
  * T[c * ts + i] (lanes from n on hold 0), with the max and the min of
  * each lane in mx[i] and lo[i] */
 FX_INLINE void fx_rows8_in(const float *x, Py_ssize_t C, Py_ssize_t rs, Py_ssize_t n,
@@ -332,7 +338,10 @@ FX_INLINE int fx_label_logits(const float *x, Py_ssize_t rs, const int64_t *lab,
 }
 
 /* the row of each element of the v-th vector of 8 contiguous rows of C:
- * (int)((8 v + lane + 0.5) / C), exact in float for 8 v + lane < 128 */
+ * (int)((8 v + lane + 0.5) / C), exact in float for C <= 64: p = 8 v +
+ * lane + 0.5 < 512 lies at least 1/2 from a multiple of C, so p / C at
+ * least 1/128 from an integer, where p fl(1/C) and its rounding are within
+ * 2^-14 of p / C */
 FX_INLINE __m256i fx_flat_rows(Py_ssize_t C, Py_ssize_t v)
 {
     __m256 p = _mm256_add_ps(_mm256_setr_ps(0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f),
@@ -340,7 +349,7 @@ FX_INLINE __m256i fx_flat_rows(Py_ssize_t C, Py_ssize_t v)
     return _mm256_cvttps_epi32(_mm256_mul_ps(p, _mm256_set1_ps(1.0f / (float)C)));
 }
 
-/* log_softmax of 8 contiguous rows of C <= 16 elements (8 C floats from x
+/* log_softmax of 8 contiguous rows of C <= 64 elements (8 C floats from x
  * to out, which may be x): out = (x - mx[row]) - off[row], the row of each
  * element found by a lane permutation, so the rows need no transpose back */
 FX_INLINE void fx_shift8_flat(const float *x, Py_ssize_t C, const float *mx, const float *off,

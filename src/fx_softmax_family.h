@@ -699,7 +699,7 @@ FX_COL_KERNEL(col_softmax, (const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize
 #undef FX_AT
 
 /* ---- short rows: FX_BLOCK_W rows side by side ----
- * Rows of at most FX_SMALL_C elements (FX_SMALL_LSE_C for logsumexp) are
+ * Rows of at most FX_SMALL_C elements are
  * too short to vectorize along, and
  * their per-row bookkeeping (max, sums, two logs) would cost more than the
  * exps.  A block of rows is transposed into scratch T[c * FX_BLOCK_W + i]
@@ -742,9 +742,9 @@ FX_INLINE void FX_NAME(tr_in_minmax)(const FX_T *x, Py_ssize_t C, Py_ssize_t rs,
                                      FX_W *T, FX_W *mx, FX_W *lo)
 {
 #if defined(FX_SHORT_VIA8)
-    /* a block of short rows, as at every caller (C <= FX_SMALL_LSE_C,
+    /* a block of short rows, as at every caller (C <= FX_SMALL_C,
      * W <= FX_BLOCK_W): no fallback, since block_in_stats needs mx and lo */
-    float xf[FX_SMALL_LSE_C * FX_BLOCK_W];
+    float xf[FX_SMALL_C * FX_BLOCK_W];
     if (rs == C)
         fx_halves_to_floats(x, W * C, xf);
     else
@@ -846,7 +846,7 @@ FX_INLINE void FX_NAME(tr_out_body)(const FX_W *T, Py_ssize_t C, Py_ssize_t W,
     if (osc == 1) {
         for (Py_ssize_t g = 0; g < W; g += 8)
             fx_rows8_out(T + g, C, FX_BLOCK_W, out + g * ors, ors, W - g < 8 ? W - g : 8,
-                         skip ? skip + g : NULL);
+                         skip ? skip + g : NULL, NULL);
         return;
     }
 #endif
@@ -902,8 +902,8 @@ FX_INLINE void FX_NAME(block_log_offset)(const FX_W *k, FX_W *s)
     }
 }
 
-/* logsumexp of nrows short rows (C <= FX_SMALL_LSE_C; row stride rs, unit
- * element stride); scratch: FX_SMALL_LSE_SCRATCH = (FX_SMALL_LSE_C + 3) *
+/* logsumexp of nrows short rows (C <= FX_SMALL_C; row stride rs, unit
+ * element stride); scratch: FX_SMALL_SCRATCH = (FX_SMALL_C + 3) *
  * FX_BLOCK_W working-type elements, of which it uses the first
  * (3 + C) * FX_BLOCK_W (the per-row arrays, then the block), the part a
  * caller clears */
@@ -941,12 +941,13 @@ static void FX_NAME(small_lse)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py
     }
 }
 
-/* softmax (log_softmax with logarithm) of nrows short rows */
+/* softmax (log_softmax with logarithm) of nrows short rows (C <=
+ * FX_SMALL_C); scratch as small_lse's */
 static void FX_NAME(small_softmax)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
-                                   FX_W *T, int logarithm, FX_T *out, Py_ssize_t ors,
+                                   FX_W *scratch, int logarithm, FX_T *out, Py_ssize_t ors,
                                    Py_ssize_t osc)
 {
-    FX_W *mx = T + FX_SMALL_C * FX_BLOCK_W, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W;
+    FX_W *mx = scratch, *s = mx + FX_BLOCK_W, *k = s + FX_BLOCK_W, *T = k + FX_BLOCK_W;
     for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
         Py_ssize_t W = nrows - r0 < FX_BLOCK_W ? nrows - r0 : FX_BLOCK_W;
         const FX_T *xb = x + r0 * rs;
@@ -972,6 +973,13 @@ static void FX_NAME(small_softmax)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C
             for (; done + 8 <= W; done += 8)
                 fx_shift8_flat(xb + done * C, C, mx + done, s + done, ob + done * C);
         if (done == W) continue;
+        /* softmax of float32 rows: divided on the way out */
+        if (!bad && !logarithm && osc == 1) {
+            for (Py_ssize_t g = 0; g < W; g += 8)
+                fx_rows8_out(T + g, C, FX_BLOCK_W, ob + g * ors, ors, W - g < 8 ? W - g : 8,
+                             NULL, s + g);
+            continue;
+        }
 #endif
         if (logarithm)
             for (Py_ssize_t c = 0; c < C; c++)

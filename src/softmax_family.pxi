@@ -121,7 +121,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
     cdef double *scratch
     cdef fx_lse_state *states
     cdef fx_lse_state st
-    cdef double small_scratch[FX_SMALL_LSE_SCRATCH + FX_ALIGN_SLACK]
+    cdef double small_scratch[FX_SMALL_SCRATCH + FX_ALIGN_SLACK]
     cdef double *one
     cdef int nt = _threads(n_threads, R * C)
 
@@ -147,7 +147,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                 b0 = b1
         finally:
             free(scratch)
-    elif bp == NULL and _use_small_lse(R, C, sc, I):
+    elif bp == NULL and _use_small(R, C, sc, I):
         if nt == 1:
             # one call per batch of rows; no thread team, scratch on the
             # stack, cleared where small_lse uses it (all of it, 34 KB, was
@@ -163,10 +163,10 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                 b0 = b1
         else:
             nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
-            scratch = <double *>calloc(nt * FX_SMALL_LSE_SCRATCH + FX_ALIGN_SLACK, sizeof(double))
+            scratch = <double *>calloc(nt * FX_SMALL_SCRATCH + FX_ALIGN_SLACK, sizeof(double))
             if scratch == NULL:
                 raise no_memory(<double>(
-                    (nt * FX_SMALL_LSE_SCRATCH + FX_ALIGN_SLACK) * sizeof(double)))
+                    (nt * FX_SMALL_SCRATCH + FX_ALIGN_SLACK) * sizeof(double)))
             nb = _batch(C * FX_BLOCK_W, nt, 1)
             try:
                 while b0 < nblk:
@@ -176,7 +176,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                             i0 = it * FX_BLOCK_W
                             _small_lse(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W,
                                        C, so,
-                                       fx_align64(scratch) + threadid() * FX_SMALL_LSE_SCRATCH,
+                                       fx_align64(scratch) + threadid() * FX_SMALL_SCRATCH,
                                        want_sign, op + i0 * oso, oso,
                                        gp + i0 * gso if gp != NULL else NULL, gso)
                     b0 = b1
@@ -342,7 +342,8 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
             free(scratch)
     elif _use_small(R, C, sc, I):
         if nt == 1:
-            memset(small_scratch, 0, sizeof(small_scratch))
+            # cleared where small_softmax uses it, as for logsumexp
+            memset(small_scratch, 0, ((3 + C) * FX_BLOCK_W + FX_ALIGN_SLACK) * sizeof(double))
             one = fx_align64(small_scratch)
             nb = _batch(C, 1, FX_BLOCK_W)
             while b0 < R:
