@@ -663,8 +663,9 @@ static double FX_NAME(row_xent)(const FX_T *x, Py_ssize_t n, Py_ssize_t s, Py_ss
  * contiguous logits, FX_BLOCK_W rows side by side as in small_lse (the
  * gradient at row stride grs, class stride gcs).  Per-row
  * losses go to loss[0..nrows) (double); special rows (inf, NaN, all -inf)
- * are redone by row_xent.  scratch: as small_lse's, FX_SMALL_SCRATCH working-type
- * elements; bscratch: 3 doubles (row_xent's, one block). */
+ * are redone by row_xent.  scratch: as small_lse's, of which it uses the
+ * first (3 + C) * FX_BLOCK_W working-type elements; bscratch: 3 doubles
+ * (row_xent's, one block). */
 static void FX_NAME(small_xent)(const FX_T *x, Py_ssize_t nrows, Py_ssize_t C, Py_ssize_t rs,
                                 const int64_t *lab, Py_ssize_t ls, int64_t ignore_index,
                                 const FX_T *w, Py_ssize_t ws, double eps,

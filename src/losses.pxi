@@ -406,9 +406,12 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
     cdef Py_ssize_t rows = SHORT_GROUP * FX_BLOCK_W
     cdef Py_ssize_t nblk = (R + rows - 1) // rows, it, r0, n, j, grp
     cdef Py_ssize_t nb = _batch(HEAVY * rows * C, nt, 1), b0 = 0, b1
-    # per thread, from a cache line: the block's transposed logits, 3 (of 8)
+    # per thread, from a cache line: small_xent's per-row arrays and the
+    # block's transposed logits ((3 + C) x FX_BLOCK_W, the part of
+    # FX_SMALL_SCRATCH it uses: a small call clears no more), 3 (of 8)
     # doubles for row_xent, the losses
-    cdef Py_ssize_t per = FX_SMALL_SCRATCH + 8 + rows
+    cdef Py_ssize_t nsc = (3 + C) * FX_BLOCK_W
+    cdef Py_ssize_t per = nsc + 8 + rows
     cdef double *scratch = <double *>calloc(nt * per + FX_ALIGN_SLACK, sizeof(double))
     cdef double *mine
     cdef double acc
@@ -424,15 +427,15 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
                     mine = fx_align64(scratch) + threadid() * per
                     _small_xent(xp + r0 * so, n, C, so, tp + r0 * tso, tso, ignore_index, wp, ws,
                                 eps, gp + r0 * gso if gp != NULL else NULL, gso, gsc, gscale,
-                                mine, mine + FX_SMALL_SCRATCH, mine + FX_SMALL_SCRATCH + 8)
+                                mine, mine + nsc, mine + nsc + 8)
                     if lp != NULL:
                         for j in range(n):
-                            _put(&lp[(r0 + j) * lso], mine[FX_SMALL_SCRATCH + 8 + j])
+                            _put(&lp[(r0 + j) * lso], mine[nsc + 8 + j])
                     else:
                         for grp in range(0, n, ROWS_PER_PARTIAL):
                             acc = 0.0
                             for j in range(grp, min(grp + ROWS_PER_PARTIAL, n)):
-                                acc = acc + mine[FX_SMALL_SCRATCH + 8 + j]
+                                acc = acc + mine[nsc + 8 + j]
                             pp[(r0 + grp) // ROWS_PER_PARTIAL] = acc
             b0 = b1
     finally:
