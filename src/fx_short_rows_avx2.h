@@ -189,9 +189,9 @@ FX_INLINE void fx_fold8(__m256 *sum, __m256d *lo, __m256d *hi)
  * loops (same order of the sums) with the accumulators in registers; with
  * keep (a constant at each call) T is overwritten, as block_stats' keep_exp
  * does, by exp(x - mx), 1 at the max: the exps of softmax and of the
- * cross-entropy gradient formed once.  Rows longer than FX_SUM_RUN (only
- * logsumexp's) sum runs of FX_SUM_RUN classes in float and add the runs in
- * double, rounded to float once at the end */
+ * cross-entropy gradient formed once.  Rows longer than FX_SUM_RUN sum
+ * runs of FX_SUM_RUN classes in float and add the runs in double, rounded
+ * to float once at the end */
 FX_INLINE void fx_sums8(float *T, Py_ssize_t C, Py_ssize_t ts, const float *mx,
                         const float *lo, float *s, float *k, const int keep)
 {

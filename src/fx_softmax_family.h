@@ -779,7 +779,7 @@ FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX
             FX_W v = T[c * FX_BLOCK_W + i];
             mx[i] = v > mx[i] ? v : mx[i];
         }
-    /* rows longer than FX_SUM_RUN (logsumexp's): runs of FX_SUM_RUN
+    /* rows of more than FX_SUM_RUN classes: runs of FX_SUM_RUN
      * classes summed in the working type, added in double, rounded once */
     double sd[FX_BLOCK_W];
     if (C > FX_SUM_RUN)
