@@ -352,7 +352,7 @@ def _score_state(input, target, *, ignore_index=-100, temperature=1.0, max_rank=
     The per-row quantities are those of :func:`score_rows`, rounded to its
     result dtype before they are added.  The rows are cut into fixed blocks
     (at most 256, whatever the thread count), each summed in an order fixed
-    by its rows (row order; rows of up to 16 classes in blocks of 256 rows
+    by its rows (row order; rows of up to 64 classes in blocks of 256 rows
     or more, which are scored 64 at a time side by side, per lane and then
     across the lanes) and the blocks in order: the sums are the same bits on
     any thread count.

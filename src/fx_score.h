@@ -280,8 +280,9 @@ static inline void fx_score_bins(const double *cc, Py_ssize_t W, Py_ssize_t n,
 
 /* a row's nll, confidence, entropy and Brier term from its merged sums
  * (max m, count k of the terms equal to it, s, d, q as fx_score_state), its
- * label's z and ey = exp(zy - m) (unused when zy == m).  fsum: s is the
- * float sum of a short row's exps (under 16, k <= 16), not a double one.
+ * label's z and ey = exp(zy - m) (unused when zy == m).  fsum: s is a
+ * float, the sum of a short row's exps (at most 64, k <= 64), not a double
+ * one.
  * Branch-free, so that a loop over rows side by side vectorizes. */
 static inline void fx_score_values(double m, double k, double s, double d, double q, double zy,
                                    double ey, int fsum, double *nll, double *conf, double *ent,
@@ -307,8 +308,9 @@ static inline void fx_score_values(double m, double k, double s, double d, doubl
 /* rows of at most this many classes go through score_row_short first */
 #define FX_SCORE_SHORT 32
 /* rows of at most this many classes are scored FX_BLOCK_W at a time, side
- * by side as lanes (score_lanes) */
-#define FX_SCORE_LANES_C 16
+ * by side as lanes (score_lanes), as the softmax family's short rows are;
+ * one at a time, a row of 17 to 64 classes cost 3-7x its lanes' time */
+#define FX_SCORE_LANES_C 64
 
 /* ---- the metrics of an evaluation's sums (Scorer.result, score) ----
  *
@@ -723,7 +725,13 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
          * (only -inf, or no class) */
         ok[i] = (nan[i] == 0 && m[i] != (FX_W)INFINITY && m[i] != (FX_W)-INFINITY
                  && lo[i] - m[i] >= (FX_W)FX_EXP_NORMAL_MIN) ? (FX_W)1 : (FX_W)0;
-    for (Py_ssize_t c = 0; c < C; c++)
+    /* rows of more than FX_SUM_RUN classes: the sums in runs of
+     * FX_SUM_RUN classes in the working type, added in double, rounded once
+     * (as the softmax family's short rows sum theirs) */
+    double dacc[FX_BLOCK_W], dsd[FX_BLOCK_W], dsq[FX_BLOCK_W];
+    if (C > FX_SUM_RUN)
+        for (Py_ssize_t i = 0; i < L; i++) dacc[i] = dsd[i] = dsq[i] = 0.0;
+    for (Py_ssize_t c = 0; c < C; c++) {
         for (Py_ssize_t i = 0; i < L; i++) {
             FX_W v = T[c * FX_BLOCK_W + i];
             int eq = v == m[i];
@@ -738,6 +746,20 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
             acc[i] += e;
             cnt[i] += eq ? (FX_W)1 : (FX_W)0;
             sq[i] = FX_WFMA(e, e, sq[i]);
+        }
+        if (C > FX_SUM_RUN && (c % FX_SUM_RUN == FX_SUM_RUN - 1 || c == C - 1))
+            for (Py_ssize_t i = 0; i < L; i++) {
+                dacc[i] += (double)acc[i];
+                dsd[i] += (double)sd[i];
+                dsq[i] += (double)sq[i];
+                acc[i] = sd[i] = sq[i] = 0;
+            }
+    }
+    if (C > FX_SUM_RUN)
+        for (Py_ssize_t i = 0; i < L; i++) {
+            acc[i] = (FX_W)dacc[i];
+            sd[i] = (FX_W)dsd[i];
+            sq[i] = (FX_W)dsq[i];
         }
 }
 
@@ -841,7 +863,7 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
                         (double)ey[i], sizeof(FX_W) == 4, &res->nll[i], &res->conf[i],
                         &res->ent[i], &res->brier[i]);
     }
-    /* both under C <= 16: through int32, which converts across lanes
+    /* both under C <= 64: through int32, which converts across lanes
      * (float to int64 has no vector instruction below AVX-512) */
     for (Py_ssize_t i = 0; i < L; i++) {
         res->pred[i] = (int32_t)pr[i];

@@ -1,6 +1,6 @@
 /*
- * fx_short_rows_avx2.h -- float32 short rows (C <= 64; the scorer's and
- * the entropies' C <= 16), 8 rows at a time in
+ * fx_short_rows_avx2.h -- float32 short rows (C <= 64; the entropies'
+ * C <= 16), 8 rows at a time in
  * AVX2 registers: the parts of fx_softmax_family.h's short-row kernels that the
  * compiler does not vectorize well by itself.
  *
@@ -364,7 +364,7 @@ FX_INLINE void fx_shift8_flat(const float *x, Py_ssize_t C, const float *mx, con
 }
 
 /*
- * fx_score.h's score_lanes_body for 8 rows xr[i], i < n, of C <= 16
+ * fx_score.h's score_lanes_body for 8 rows xr[i], i < n, of C <= 64
  * contiguous float32 classes, bit for bit (same operations per lane, in
  * class order; the exp of fx_math.h): z = x (tmode 0), x * tw (1) or
  * x / tw (2), lanes from n on z = 0.  Per lane: the label's z zy (class
@@ -382,7 +382,7 @@ FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int
                          float tw, const int32_t *yl, float *zy, float *m, float *gt, float *pr,
                          float *ok, float *acc, float *cnt, float *sd, float *sq, float *ey)
 {
-    __m256 T[16];
+    __m256 T[64];   /* C <= 64 (FX_SCORE_LANES_C) */
     const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
     for (Py_ssize_t c0 = 0; c0 < C; c0 += 8) {
         Py_ssize_t nc = C - c0 < 8 ? C - c0 : 8;
@@ -401,7 +401,7 @@ FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int
                       : _mm256_div_ps(r[c], _mm256_set1_ps(tw));
     }
     /* the label's class as a mask per class, used for its z and its exp */
-    __m256 isy[16];
+    __m256 isy[64];
     __m256 z = _mm256_set1_ps(NAN);
     const __m256i vy = _mm256_loadu_si256((const __m256i *)yl);
     for (Py_ssize_t c = 0; c < C; c++) {
@@ -429,6 +429,9 @@ FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int
                       _mm256_cmp_ps(_mm256_sub_ps(vlo, vm), _mm256_set1_ps(FX_EXPF_NORMAL_LO),
                                     _CMP_GE_OQ)));
     __m256 vacc = zero, vcnt = zero, vsd = zero, vsq = zero, vey = zero;
+    /* rows of more than FX_SUM_RUN classes: runs added in double, as
+     * score_lanes_passes adds them */
+    __m256d alo = _mm256_setzero_pd(), ahi = alo, dlo = alo, dhi = alo, qlo = alo, qhi = alo;
     for (Py_ssize_t c = 0; c < C; c++) {
         __m256 v = T[c];
         __m256 eq = _mm256_cmp_ps(v, vm, _CMP_EQ_OQ);
@@ -440,6 +443,16 @@ FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int
         vacc = _mm256_add_ps(vacc, e);
         vcnt = _mm256_add_ps(vcnt, _mm256_and_ps(eq, one));
         vsq = _mm256_fmadd_ps(e, e, vsq);
+        if (C > FX_SUM_RUN && (c % FX_SUM_RUN == FX_SUM_RUN - 1 || c == C - 1)) {
+            fx_fold8(&vacc, &alo, &ahi);
+            fx_fold8(&vsd, &dlo, &dhi);
+            fx_fold8(&vsq, &qlo, &qhi);
+        }
+    }
+    if (C > FX_SUM_RUN) {
+        vacc = _mm256_set_m128(_mm256_cvtpd_ps(ahi), _mm256_cvtpd_ps(alo));
+        vsd = _mm256_set_m128(_mm256_cvtpd_ps(dhi), _mm256_cvtpd_ps(dlo));
+        vsq = _mm256_set_m128(_mm256_cvtpd_ps(qhi), _mm256_cvtpd_ps(qlo));
     }
     good = _mm256_and_ps(good, _mm256_cmp_ps(vacc, vacc, _CMP_ORD_Q));
     _mm256_storeu_ps(m, vm);

@@ -1,5 +1,5 @@
 /*
- * fx_short_rows_avx512.h -- float32 short rows (C <= 16), 16 rows at a time
+ * fx_short_rows_avx512.h -- float32 short rows (C <= 64), 16 rows at a time
  * in AVX-512 registers: the AVX-512 twins of fx_short_rows_avx2.h's
  * functions where the wider registers pay.
  *
@@ -73,8 +73,24 @@ FX_INLINE void fx_tr8x8x2(__m512 r[8])
     r[7] = _mm512_permutex2var_ps(s3, hi, s7);
 }
 
+/* a float32 sum of 16 lanes added into two double sums of 8, and zeroed
+ * (fx_fold8 on 16 lanes) */
+FX_INLINE void fx_fold16(__m512 *sum, __m512d *lo, __m512d *hi)
+{
+    *lo = _mm512_add_pd(*lo, _mm512_cvtps_pd(_mm512_castps512_ps256(*sum)));
+    *hi = _mm512_add_pd(*hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(*sum, 1)));
+    *sum = _mm512_setzero_ps();
+}
+
+/* the double sums of fx_fold16 rounded once, back into 16 float lanes */
+FX_INLINE __m512 fx_unfold16(__m512d lo, __m512d hi)
+{
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)),
+                              _mm512_cvtpd_ps(hi), 1);
+}
+
 /*
- * fx_score8 for 16 rows xr[i], i < n <= 16, of C <= 16 contiguous float32
+ * fx_score8 for 16 rows xr[i], i < n <= 16, of C <= 64 contiguous float32
  * classes (the same arguments, 16 lanes each): lanes from n on hold z = 0.
  * The rows come in 8 classes at a time, rows i and 8 + i in the halves of
  * a register, through one fx_tr8x8x2; masked loads never touch memory past
@@ -84,7 +100,7 @@ FX_INLINE void fx_score16(const float *const *xr, Py_ssize_t n, Py_ssize_t C, in
                           float tw, const int32_t *yl, float *zy, float *m, float *gt, float *pr,
                           float *ok, float *acc, float *cnt, float *sd, float *sq, float *ey)
 {
-    __m512 T[16];
+    __m512 T[64];   /* C <= 64 (FX_SCORE_LANES_C) */
     const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
     for (Py_ssize_t c0 = 0; c0 < C; c0 += 8) {
         Py_ssize_t nc = C - c0 < 8 ? C - c0 : 8;
@@ -105,9 +121,17 @@ FX_INLINE void fx_score16(const float *const *xr, Py_ssize_t n, Py_ssize_t C, in
     /* the label's class as a mask per class, used twice (its z, its exp);
      * the class numbers as constants in memory, broadcast by loads rather
      * than formed from an integer register each time */
-    static const int32_t iota[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    static const float fiota[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    __mmask16 isy[16];
+    static const int32_t iota[64] = {
+        0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+        32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+        48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+    static const float fiota[64] = {
+        0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+        32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+        48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+    __mmask16 isy[64];
     __m512 z = _mm512_set1_ps(NAN);
     const __m512i vy = _mm512_loadu_si512((const void *)yl);
     for (Py_ssize_t c = 0; c < C; c++) {
@@ -134,6 +158,9 @@ FX_INLINE void fx_score16(const float *const *xr, Py_ssize_t n, Py_ssize_t C, in
                    & _mm512_cmp_ps_mask(_mm512_sub_ps(vlo, vm),
                                         _mm512_set1_ps(FX_EXPF_NORMAL_LO), _CMP_GE_OQ);
     __m512 vacc = zero, vcnt = zero, vsd = zero, vsq = zero, vey = zero;
+    /* rows of more than FX_SUM_RUN classes: runs added in double, as
+     * score_lanes_passes adds them */
+    __m512d alo = _mm512_setzero_pd(), ahi = alo, dlo = alo, dhi = alo, qlo = alo, qhi = alo;
     for (Py_ssize_t c = 0; c < C; c++) {
         __m512 v = T[c];
         __mmask16 eq = _mm512_cmp_ps_mask(v, vm, _CMP_EQ_OQ);
@@ -145,6 +172,16 @@ FX_INLINE void fx_score16(const float *const *xr, Py_ssize_t n, Py_ssize_t C, in
         vacc = _mm512_add_ps(vacc, e);
         vcnt = _mm512_mask_add_ps(vcnt, eq, vcnt, one);
         vsq = _mm512_fmadd_ps(e, e, vsq);
+        if (C > FX_SUM_RUN && (c % FX_SUM_RUN == FX_SUM_RUN - 1 || c == C - 1)) {
+            fx_fold16(&vacc, &alo, &ahi);
+            fx_fold16(&vsd, &dlo, &dhi);
+            fx_fold16(&vsq, &qlo, &qhi);
+        }
+    }
+    if (C > FX_SUM_RUN) {
+        vacc = fx_unfold16(alo, ahi);
+        vsd = fx_unfold16(dlo, dhi);
+        vsq = fx_unfold16(qlo, qhi);
     }
     good &= _mm512_cmp_ps_mask(vacc, vacc, _CMP_ORD_Q);
     _mm512_storeu_ps(m, vm);

@@ -137,15 +137,16 @@ def test_special_values_in_later_blocks(path, dtype):
 @pytest.mark.parametrize("dtype", _dtypes())
 @pytest.mark.parametrize("temperature", [1.0, 0.5, 0.7])
 def test_short_rows_and_their_fallbacks(path, dtype, temperature):
-    """Rows of up to 16 classes are scored side by side, rows of up to 32
-    through a short path; both hand rows with a NaN, +inf, only -inf or an
-    exp below the normal range to the general one: both sides of each size
-    limit and of each fallback, against the reference, and the same bits
-    for every layout of the rows."""
+    """Rows of up to 64 classes are scored side by side (more than 16 with
+    their sums in runs of 16); they hand rows with a NaN, +inf, only -inf or
+    an exp below the normal range to the row path, which takes rows of up
+    to 32 through a short path: both sides of each size limit and of each
+    fallback, against the reference, and the same bits for every layout of
+    the rows."""
     rng = np.random.default_rng(7)
-    # 150 rows: up to 16 classes, rows are scored 64 at a time side by side
-    # (two whole groups and a partial one); up to 32, one at a time
-    for c in (1, 2, 9, 16, 17, 31, 32, 33, 64):
+    # 150 rows: up to 64 classes, rows are scored 64 at a time side by side
+    # (two whole groups and a partial one); more, one at a time
+    for c in (1, 2, 9, 16, 17, 31, 32, 33, 40, 64, 65):
         x, t = _special_rows(rng, 150, max(c, 3)) if c >= 3 else (
             3.0 * rng.standard_normal((150, c)), rng.integers(0, c, 150))
         x = x[:, :c]
@@ -184,16 +185,16 @@ def test_short_rows_and_their_fallbacks(path, dtype, temperature):
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_half_precision_rows_score_as_their_float32_values(path, dtype, temperature):
     """float16 and bfloat16 logits are computed in float32: short rows (up
-    to 32 classes) of finite logits score with the bits of the same values
-    given as float32, on every layout (contiguous rows of up to 16 classes
-    are converted into float32 rows and take float32's lanes, strided ones
-    the portable loops), and so do an evaluation's sums.  (Rows the general
-    path takes -- longer ones, or with -inf entries -- may differ by an
-    ulp, within float32's tolerance, as the tests above check.)"""
+    to 64 classes) of finite logits score with the bits of the same values
+    given as float32, on every layout (contiguous rows are converted into
+    float32 rows and take float32's lanes, strided ones the portable loops),
+    and so do an evaluation's sums.  (Rows the general path takes -- longer
+    ones, or with -inf entries -- may differ by an ulp, within float32's
+    tolerance, as the tests above check.)"""
     if dtype == "bfloat16" and ml_dtypes is None:
         pytest.skip("ml_dtypes is not installed")
     rng = np.random.default_rng(11)
-    for c in (2, 5, 10, 16, 17, 32):
+    for c in (2, 5, 10, 16, 17, 32, 40, 64):
         x = 3.0 * rng.standard_normal((150, c))
         t = rng.integers(0, c, 150)
         x[20, 0] = 1e-7                  # a subnormal float16, a tiny bfloat16
@@ -326,6 +327,35 @@ def test_confident_rows_keep_their_digits():
         assert r32.entropy[0] == pytest.approx(float(ent), rel=1e-5)
 
 
+def test_confident_short_rows_keep_their_digits():
+    # one dominant logit: nll = log1p((C - 1) e^-a), entropy and Brier about
+    # as small, in float32 rows of 2 to 64 classes (more than 16: the sums
+    # in runs of 16, added in double)
+    a = np.linspace(8, 80, 640)
+    for c in (2, 10, 16, 17, 40, 64):
+        x = np.zeros((a.size, c), np.float32)
+        x[:, 1:] = -a[:, None].astype(np.float32)
+        t = np.zeros(a.size, np.int64)
+        r = fastxent.score_rows(x, t)
+        e = (c - 1) * np.exp(x[:, 1].astype(np.float64))
+        np.testing.assert_allclose(r.nll, np.log1p(e), rtol=4 * np.finfo(np.float32).eps,
+                                   atol=0, err_msg=f"C={c} nll")
+        # in closed form (p_0 = 1 / S, S = 1 + e, the others u / S with u =
+        # e^-a): H = log S + (C - 1) u a / S, Brier = (e / S)^2 + (C - 1) (u / S)^2
+        u = np.exp(x[:, 1].astype(np.float64))
+        S = 1 + e
+        ent = np.log1p(e) - (c - 1) * u * x[:, 1].astype(np.float64) / S
+        brier = (e / S) ** 2 + (c - 1) * (u / S) ** 2
+        np.testing.assert_allclose(r.entropy, ent, rtol=8 * np.finfo(np.float32).eps, atol=0,
+                                   err_msg=f"C={c} entropy")
+        # Brier's terms u^2, summed in float32, leave its normal range first
+        # (subnormals hold fewer digits)
+        normal = u ** 2 >= np.finfo(np.float32).tiny
+        np.testing.assert_allclose(r.brier[normal], brier[normal],
+                                   rtol=8 * np.finfo(np.float32).eps, atol=0,
+                                   err_msg=f"C={c} brier")
+
+
 @pytest.mark.skipif(torch is None, reason="needs PyTorch")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_against_torch(dtype):
@@ -437,7 +467,7 @@ def _long_evaluation(rng, c, dtype):
 
 
 @pytest.mark.parametrize("dtype", _dtypes())
-@pytest.mark.parametrize("c", [4, 10, 16])
+@pytest.mark.parametrize("c", [4, 10, 16, 40])
 def test_long_evaluation_state_is_the_sum_of_its_rows(path, dtype, c):
     # the lanes' own sums (per lane, the bins split four ways, folded at the
     # end of a block) hold the same rows as score_rows gives; only the order
