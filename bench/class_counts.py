@@ -4,8 +4,7 @@ logits, default 20,000,000) cut into rows of 2 to 256 classes, each function
 of fastxent next to PyTorch's, in one run.
 
 Rows of up to 64 classes take fastxent's short-row kernels (64 rows side by
-side as SIMD lanes); longer rows take the row kernels, and the entropies
-take the lanes up to 16 classes.  A cliff in a column is where a
+side as SIMD lanes); longer rows take the row kernels.  A cliff in a column is where a
 function leaves the lanes.  Each figure is the median of ``--repeats`` calls,
 in milliseconds, on ``--threads`` threads (default 1: the kernels' own cost,
 without the scheduling of two); outputs go to arrays made once (``out=``,

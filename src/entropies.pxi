@@ -175,7 +175,7 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
                                       oo, oi)
             b0 = b1
         return 0
-    if kind < 3 and _use_small_ent(O * I, C, sc, I) and (kind == 0 or yc == 1):
+    if kind < 3 and _use_small(O * I, C, sc, I) and (kind == 0 or yc == 1):
         # many short rows: FX_BLOCK_W rows side by side (see small_entropies)
         nblk = (O + FX_BLOCK_W - 1) // FX_BLOCK_W
         scratch = <double *>calloc(nt * FX_SMALL_ENT_SCRATCH + FX_ALIGN_SLACK, sizeof(double))

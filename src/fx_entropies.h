@@ -384,19 +384,19 @@ static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T
     return fx_softmax_pair_finish(st, kl);
 }
 
-/* ---- short rows (C <= FX_SMALL_ENT_C): FX_BLOCK_W rows side by side ----
+/* ---- short rows (C <= FX_SMALL_C): FX_BLOCK_W rows side by side ----
  * As small_lse: a block of rows is transposed into T (rows become SIMD
  * lanes) and reduced across rows in the working type; the entropies are
  * finished in double.  Rows whose result is not finite (NaN, +inf, only -inf, a q = 0
  * under p > 0) are redone by the row functions above, which hold the
- * special-value rules.  T holds FX_SMALL_ENT_SCRATCH = 2 FX_SMALL_ENT_C FX_BLOCK_W
+ * special-value rules.  T holds FX_SMALL_ENT_SCRATCH = 2 FX_SMALL_C FX_BLOCK_W
  * + 8 FX_BLOCK_W working values.  kind 0: H(p) of x; 1: H(p, q); 2: KL(p || q). */
 static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nrows,
                                      Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind,
                                      FX_W *T, FX_T *out, Py_ssize_t os)
 {
-    FX_W *U = T + FX_SMALL_ENT_C * FX_BLOCK_W;
-    FX_W *mx = U + FX_SMALL_ENT_C * FX_BLOCK_W, *sx = mx + FX_BLOCK_W, *kx = sx + FX_BLOCK_W;
+    FX_W *U = T + FX_SMALL_C * FX_BLOCK_W;
+    FX_W *mx = U + FX_SMALL_C * FX_BLOCK_W, *sx = mx + FX_BLOCK_W, *kx = sx + FX_BLOCK_W;
     FX_W *my = kx + FX_BLOCK_W, *sy = my + FX_BLOCK_W, *ky = sy + FX_BLOCK_W;
     FX_W *u = ky + FX_BLOCK_W, *v = u + FX_BLOCK_W;
     for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {
@@ -430,6 +430,11 @@ static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nr
                     FX_W b = U[c * FX_BLOCK_W + i];
                     my[i] = b > my[i] ? b : my[i];
                 }
+        /* rows of more than FX_SUM_RUN classes: the sums in runs of
+         * FX_SUM_RUN classes, added in double, rounded once */
+        double dsx[FX_BLOCK_W], dsy[FX_BLOCK_W], du[FX_BLOCK_W], dv[FX_BLOCK_W];
+        if (C > FX_SUM_RUN)
+            for (int i = 0; i < FX_BLOCK_W; i++) dsx[i] = dsy[i] = du[i] = dv[i] = 0.0;
         for (Py_ssize_t c = 0; c < C; c++) {
             if (kind == 0) {
                 for (int i = 0; i < FX_BLOCK_W; i++) {
@@ -455,7 +460,22 @@ static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nr
                     v[i] += e * ((a - mx[i]) + dy);
                 }
             }
+            if (C > FX_SUM_RUN && (c % FX_SUM_RUN == FX_SUM_RUN - 1 || c == C - 1))
+                for (int i = 0; i < FX_BLOCK_W; i++) {
+                    dsx[i] += (double)sx[i];
+                    dsy[i] += (double)sy[i];
+                    du[i] += (double)u[i];
+                    dv[i] += (double)v[i];
+                    sx[i] = sy[i] = u[i] = v[i] = 0;
+                }
         }
+        if (C > FX_SUM_RUN)
+            for (int i = 0; i < FX_BLOCK_W; i++) {
+                sx[i] = (FX_W)dsx[i];
+                sy[i] = (FX_W)dsy[i];
+                u[i] = (FX_W)du[i];
+                v[i] = (FX_W)dv[i];
+            }
 #endif
         /* finished in double: log Sy - log Sx cancels for close rows.  One
          * loop per kind: in a single loop the vectorized body computed every

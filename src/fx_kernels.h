@@ -119,11 +119,12 @@
     static void FX_NAME(name) params { FX_NAME(name##_body) args; }
 #endif
 /* short rows: at most FX_SMALL_C elements, processed FX_BLOCK_W at a time
- * (logsumexp, log_softmax, softmax, cross_entropy with labels).  One row at
- * a time, a row of 17 to 64 elements cost about 100 ns of set-up (its
- * blocks, their reductions across the SIMD lanes, a log), 2-10x the lanes'
- * time.  The entropies' short-row kernels, with two blocks and more sums
- * per lane, take rows of up to FX_SMALL_ENT_C. */
+ * (logsumexp, log_softmax, softmax, cross_entropy with labels, the
+ * entropies of logits).  One row at a time, a row of 17 to 64 elements cost
+ * about 100 ns of set-up (its blocks, their reductions across the SIMD
+ * lanes, a log), 2-10x the lanes' time.  scipy.stats.entropy's short rows,
+ * whose probabilities are copied in their storage type onto the stack, take
+ * rows of up to FX_SMALL_ENT_C. */
 #define FX_SMALL_C 64
 #define FX_SMALL_ENT_C 16
 #define FX_BLOCK_W 64
@@ -133,12 +134,12 @@
 /* scratch of the short-row kernels, in working-type elements: 3 per-row
  * arrays and a transposed block of FX_SMALL_C x FX_BLOCK_W for small_lse,
  * small_softmax and small_xent, of which a block of C classes uses the
- * first (3 + C) FX_BLOCK_W; two blocks of FX_SMALL_ENT_C and 8 per-row
+ * first (3 + C) FX_BLOCK_W; two blocks of FX_SMALL_C and 8 per-row
  * arrays for small_entropies.  The drivers give each thread at least what
  * the kernel uses, in doubles (room for any working type): multiples of 8,
  * so that every thread's part starts on a cache line. */
 #define FX_SMALL_SCRATCH ((FX_SMALL_C + 3) * FX_BLOCK_W)
-#define FX_SMALL_ENT_SCRATCH ((2 * FX_SMALL_ENT_C + 8) * FX_BLOCK_W)
+#define FX_SMALL_ENT_SCRATCH ((2 * FX_SMALL_C + 8) * FX_BLOCK_W)
 
 /* the first cache line at or after p, at most 7 doubles further: the
  * short-row kernels' scratch starts there (vector loads that split cache

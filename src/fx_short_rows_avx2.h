@@ -1,6 +1,5 @@
 /*
- * fx_short_rows_avx2.h -- float32 short rows (C <= 64; the entropies'
- * C <= 16), 8 rows at a time in
+ * fx_short_rows_avx2.h -- float32 short rows (C <= 64), 8 rows at a time in
  * AVX2 registers: the parts of fx_softmax_family.h's short-row kernels that the
  * compiler does not vectorize well by itself.
  *
@@ -183,6 +182,21 @@ FX_INLINE void fx_fold8(__m256 *sum, __m256d *lo, __m256d *hi)
     *sum = _mm256_setzero_ps();
 }
 
+/* fx_fold8 at the end of each run of FX_SUM_RUN classes and of the row
+ * (class c of C), for rows of more than FX_SUM_RUN classes */
+FX_INLINE void fx_fold8_run(Py_ssize_t C, Py_ssize_t c, __m256 *sum, __m256d *lo, __m256d *hi)
+{
+    if (C > FX_SUM_RUN && (c % FX_SUM_RUN == FX_SUM_RUN - 1 || c == C - 1))
+        fx_fold8(sum, lo, hi);
+}
+
+/* the double sums of fx_fold8_run rounded once into 8 float lanes (sum
+ * itself for rows of at most FX_SUM_RUN classes) */
+FX_INLINE __m256 fx_unfold8(Py_ssize_t C, __m256 sum, __m256d lo, __m256d hi)
+{
+    return C > FX_SUM_RUN ? _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo)) : sum;
+}
+
 /* per lane of the columns T[c * ts + (0..7)], c < C, with the max mx and
  * min lo of fx_rows8_in: the count k of elements equal to mx and the sum s
  * of exp(x - mx) over the others (s may be lo), bit for bit block_stats'
@@ -240,7 +254,9 @@ FX_INLINE void fx_sums8(float *T, Py_ssize_t C, Py_ssize_t ts, const float *mx,
  * the count at the max, u = the sum of e (mx - x), 0 where e is 0.  With
  * U (pair, of y: max my, min ly) also sy, ky of y and, with f = exp(y - my)
  * and dy = my - y, u = the sum of e dy and v = the sum of e ((x - mx) + dy)
- * (NaN for -inf logits, whose rows the caller redoes). */
+ * (NaN for -inf logits, whose rows the caller redoes).  C <= 64: rows of
+ * more than FX_SUM_RUN classes sum runs of FX_SUM_RUN in float and add the
+ * runs in double, rounded to float once at the end. */
 FX_INLINE void fx_ent_sums8(const float *T, const float *U, Py_ssize_t C, Py_ssize_t ts,
                             const float *mx, const float *lo, const float *my,
                             const float *ly, float *sx, float *kx, float *sy, float *ky,
@@ -250,6 +266,10 @@ FX_INLINE void fx_ent_sums8(const float *T, const float *U, Py_ssize_t C, Py_ssi
     const __m256 nlo = _mm256_set1_ps(FX_EXPF_NORMAL_LO);
     __m256 m = _mm256_loadu_ps(mx);
     __m256 vsx = zero, vkx = zero, vu = zero;
+    /* rows of more than FX_SUM_RUN classes: the sums in runs, added in
+     * double (fx_fold8_run), as small_entropies' loops add them */
+    __m256d d0 = _mm256_setzero_pd(), d1 = d0, d2 = d0, d3 = d0, d4 = d0, d5 = d0;
+    __m256d d6 = d0, d7 = d0;
     int normal = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(_mm256_loadu_ps(lo), m), nlo,
                                                   _CMP_GE_OQ)) == 0xff;
     if (!U) {
@@ -262,6 +282,8 @@ FX_INLINE void fx_ent_sums8(const float *T, const float *U, Py_ssize_t C, Py_ssi
                 vsx = _mm256_add_ps(vsx, _mm256_andnot_ps(eq, e));
                 vkx = _mm256_add_ps(vkx, _mm256_and_ps(eq, one));
                 vu = _mm256_add_ps(vu, _mm256_mul_ps(e, _mm256_sub_ps(m, a)));
+                fx_fold8_run(C, c, &vsx, &d0, &d1);
+                fx_fold8_run(C, c, &vu, &d2, &d3);
             }
         } else {
             for (Py_ssize_t c = 0; c < C; c++) {
@@ -272,11 +294,13 @@ FX_INLINE void fx_ent_sums8(const float *T, const float *U, Py_ssize_t C, Py_ssi
                 vsx = _mm256_add_ps(vsx, _mm256_andnot_ps(eq, e));
                 vkx = _mm256_add_ps(vkx, _mm256_and_ps(eq, one));
                 vu = _mm256_add_ps(vu, _mm256_and_ps(nz, _mm256_mul_ps(e, _mm256_sub_ps(m, a))));
+                fx_fold8_run(C, c, &vsx, &d0, &d1);
+                fx_fold8_run(C, c, &vu, &d2, &d3);
             }
         }
-        _mm256_storeu_ps(sx, vsx);
+        _mm256_storeu_ps(sx, fx_unfold8(C, vsx, d0, d1));
         _mm256_storeu_ps(kx, vkx);
-        _mm256_storeu_ps(u, vu);
+        _mm256_storeu_ps(u, fx_unfold8(C, vu, d2, d3));
         return;
     }
     __m256 n = _mm256_loadu_ps(my);
@@ -296,13 +320,17 @@ FX_INLINE void fx_ent_sums8(const float *T, const float *U, Py_ssize_t C, Py_ssi
         __m256 dy = _mm256_sub_ps(n, b);
         vu = _mm256_add_ps(vu, _mm256_mul_ps(e, dy));
         vv = _mm256_add_ps(vv, _mm256_mul_ps(e, _mm256_add_ps(da, dy)));
+        fx_fold8_run(C, c, &vsx, &d0, &d1);
+        fx_fold8_run(C, c, &vu, &d2, &d3);
+        fx_fold8_run(C, c, &vsy, &d4, &d5);
+        fx_fold8_run(C, c, &vv, &d6, &d7);
     }
-    _mm256_storeu_ps(sx, vsx);
+    _mm256_storeu_ps(sx, fx_unfold8(C, vsx, d0, d1));
     _mm256_storeu_ps(kx, vkx);
-    _mm256_storeu_ps(sy, vsy);
+    _mm256_storeu_ps(sy, fx_unfold8(C, vsy, d4, d5));
     _mm256_storeu_ps(ky, vky);
-    _mm256_storeu_ps(u, vu);
-    _mm256_storeu_ps(v, vv);
+    _mm256_storeu_ps(u, fx_unfold8(C, vu, d2, d3));
+    _mm256_storeu_ps(v, fx_unfold8(C, vv, d6, d7));
 }
 
 /* the labels' logits of n rows of float32 logits (row stride rs, labels

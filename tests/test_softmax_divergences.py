@@ -589,11 +589,12 @@ if st is not None:
 
 
 # ---------------------------------------------------------------------------
-# many short rows (at most 16 classes): the kernel that takes a block of rows
-# side by side must agree with the one-row kernel and keep the special rows
+# many short rows (at most 64 classes; more than 16 with the sums in runs of
+# 16): the kernel that takes a block of rows side by side must agree with the
+# one-row kernel and keep the special rows
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16], ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("C", [1, 2, 3, 7, 10, 16, 17])
+@pytest.mark.parametrize("C", [1, 2, 3, 7, 10, 16, 17, 33, 64, 65])
 def test_short_row_blocks_match_single_rows(dtype, C):
     rng = np.random.default_rng(C)
     x = (rng.standard_normal((150, C)) * 4).astype(dtype)
@@ -621,7 +622,7 @@ def test_short_row_blocks_match_single_rows(dtype, C):
             assert abs(float(block[21])) <= 8 * np.finfo(dtype).eps
 
 
-@pytest.mark.parametrize("C", [1, 3, 8, 10, 13, 16])
+@pytest.mark.parametrize("C", [1, 3, 8, 10, 13, 16, 17, 40, 64])
 def test_short_rows_float32_route_matches_float16_route_bitwise(C):
     """float16 storage computes in float32 through the portable loops; AVX2
     builds take float32 storage through register code (fx_ent_sums8) meant
@@ -648,6 +649,21 @@ def test_short_rows_float32_route_matches_float16_route_bitwise(C):
             assert_bitwise_equal(half, single.astype(np.float16), f"{name} {n} x {C}")
 
 
+def test_short_row_entropy_near_zero_keeps_its_digits():
+    # one dominant logit: H = log S + (C - 1) u a / S with u = e^-a and S =
+    # 1 + (C - 1) u, all of it small; float32 rows of up to 64 classes (more
+    # than 16: their sums in runs of 16, added in double)
+    a = np.linspace(8, 80, 640)
+    for C in (2, 10, 16, 17, 40, 64):
+        x = np.zeros((a.size, C), np.float32)
+        x[:, 1:] = -a[:, None].astype(np.float32)
+        u = np.exp(x[:, 1].astype(np.float64))
+        S = 1 + (C - 1) * u
+        want = np.log1p((C - 1) * u) - (C - 1) * u * x[:, 1].astype(np.float64) / S
+        np.testing.assert_allclose(fx.softmax_entropy(x), want,
+                                   rtol=8 * np.finfo(np.float32).eps, atol=0, err_msg=f"C={C}")
+
+
 def test_short_row_kl_is_accurate_for_close_rows():
     """KL of nearly equal float64 rows, by the block kernel and the row
     kernel, against mpmath: within the rounding of the shifted logits
@@ -656,7 +672,7 @@ def test_short_row_kl_is_accurate_for_close_rows():
     mp = pytest.importorskip("mpmath")
     mp.mp.dps = 50
     rng = np.random.default_rng(11)
-    for C in (2, 5, 10):
+    for C in (2, 5, 10, 40):
         x = rng.standard_normal((64, C)) * 3
         y = x + rng.standard_normal((64, C)) * 0.2
         got_block = fx.softmax_kl_div(x, y)
