@@ -157,6 +157,9 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
     if yp == NULL:
         yo = yc = yi = 0
     cdef Py_ssize_t nblk, it, r0, w, nb, b0 = 0, b1
+    # small_entropies' scratch per thread: two blocks of C classes and 8
+    # per-row arrays, a multiple of 8 doubles (cache lines)
+    cdef Py_ssize_t per = (2 * C + 8) * FX_BLOCK_W
     cdef double *scratch
     if sc != 1 and si == 1 and I > 1 and C > 0 and (yp == NULL or yi == 1):
         # columns: COL_W neighbouring rows (along inner) side by side
@@ -178,10 +181,9 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
     if kind < 3 and _use_small(O * I, C, sc, I) and (kind == 0 or yc == 1):
         # many short rows: FX_BLOCK_W rows side by side (see small_entropies)
         nblk = (O + FX_BLOCK_W - 1) // FX_BLOCK_W
-        scratch = <double *>calloc(nt * FX_SMALL_ENT_SCRATCH + FX_ALIGN_SLACK, sizeof(double))
+        scratch = <double *>calloc(nt * per + FX_ALIGN_SLACK, sizeof(double))
         if scratch == NULL:
-            raise no_memory(<double>(
-                (nt * FX_SMALL_ENT_SCRATCH + FX_ALIGN_SLACK) * sizeof(double)))
+            raise no_memory(<double>((nt * per + FX_ALIGN_SLACK) * sizeof(double)))
         nb = _batch(FX_BLOCK_W * C, nt, 1)
         try:
             while b0 < nblk:
@@ -192,7 +194,7 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
                         w = O - r0 if O - r0 < FX_BLOCK_W else FX_BLOCK_W
                         _small_entropies(xp + r0 * so, yp + r0 * yo if yp != NULL else NULL, w,
                                          C, so, yo, kind,
-                                         fx_align64(scratch) + threadid() * FX_SMALL_ENT_SCRATCH,
+                                         fx_align64(scratch) + threadid() * per,
                                          op + r0 * oo, oo)
                 b0 = b1
         finally:

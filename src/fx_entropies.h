@@ -389,14 +389,14 @@ static double FX_NAME(softmax_pair_row)(const FX_T *x, Py_ssize_t sx, const FX_T
  * lanes) and reduced across rows in the working type; the entropies are
  * finished in double.  Rows whose result is not finite (NaN, +inf, only -inf, a q = 0
  * under p > 0) are redone by the row functions above, which hold the
- * special-value rules.  T holds FX_SMALL_ENT_SCRATCH = 2 FX_SMALL_C FX_BLOCK_W
- * + 8 FX_BLOCK_W working values.  kind 0: H(p) of x; 1: H(p, q); 2: KL(p || q). */
+ * special-value rules.  T holds (2 C + 8) FX_BLOCK_W working values: the
+ * two blocks, then the per-row arrays.  kind 0: H(p) of x; 1: H(p, q); 2: KL(p || q). */
 static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nrows,
                                      Py_ssize_t C, Py_ssize_t rs, Py_ssize_t yrs, int kind,
                                      FX_W *T, FX_T *out, Py_ssize_t os)
 {
-    FX_W *U = T + FX_SMALL_C * FX_BLOCK_W;
-    FX_W *mx = U + FX_SMALL_C * FX_BLOCK_W, *sx = mx + FX_BLOCK_W, *kx = sx + FX_BLOCK_W;
+    FX_W *U = T + C * FX_BLOCK_W;
+    FX_W *mx = U + C * FX_BLOCK_W, *sx = mx + FX_BLOCK_W, *kx = sx + FX_BLOCK_W;
     FX_W *my = kx + FX_BLOCK_W, *sy = my + FX_BLOCK_W, *ky = sy + FX_BLOCK_W;
     FX_W *u = ky + FX_BLOCK_W, *v = u + FX_BLOCK_W;
     for (Py_ssize_t r0 = 0; r0 < nrows; r0 += FX_BLOCK_W) {

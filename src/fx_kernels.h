@@ -134,12 +134,11 @@
 /* scratch of the short-row kernels, in working-type elements: 3 per-row
  * arrays and a transposed block of FX_SMALL_C x FX_BLOCK_W for small_lse,
  * small_softmax and small_xent, of which a block of C classes uses the
- * first (3 + C) FX_BLOCK_W; two blocks of FX_SMALL_C and 8 per-row
- * arrays for small_entropies.  The drivers give each thread at least what
- * the kernel uses, in doubles (room for any working type): multiples of 8,
- * so that every thread's part starts on a cache line. */
+ * first (3 + C) FX_BLOCK_W; two blocks of C classes and 8 per-row arrays,
+ * (2 C + 8) FX_BLOCK_W, for small_entropies.  The drivers give each thread
+ * at least what the kernel uses, in doubles (room for any working type):
+ * multiples of 8, so that every thread's part starts on a cache line. */
 #define FX_SMALL_SCRATCH ((FX_SMALL_C + 3) * FX_BLOCK_W)
-#define FX_SMALL_ENT_SCRATCH ((2 * FX_SMALL_C + 8) * FX_BLOCK_W)
 
 /* the first cache line at or after p, at most 7 doubles further: the
  * short-row kernels' scratch starts there (vector loads that split cache

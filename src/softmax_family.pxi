@@ -116,7 +116,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                     real *gp, Py_ssize_t gso, Py_ssize_t gsi,
                     const real *bp, Py_ssize_t bso, Py_ssize_t bsc, Py_ssize_t bsi,
                     bint want_sign, int n_threads) except -1:
-    cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, w, i0, nblk, nb, b0 = 0, b1
+    cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, w, i0, nblk, nb, b0 = 0, b1, per
     cdef double v, sg
     cdef double *scratch
     cdef fx_lse_state *states
@@ -163,10 +163,12 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                 b0 = b1
         else:
             nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
-            scratch = <double *>calloc(nt * FX_SMALL_SCRATCH + FX_ALIGN_SLACK, sizeof(double))
+            # per thread: the part of FX_SMALL_SCRATCH a block of C
+            # classes uses, (3 + C) x FX_BLOCK_W (a multiple of 8 doubles)
+            per = (3 + C) * FX_BLOCK_W
+            scratch = <double *>calloc(nt * per + FX_ALIGN_SLACK, sizeof(double))
             if scratch == NULL:
-                raise no_memory(<double>(
-                    (nt * FX_SMALL_SCRATCH + FX_ALIGN_SLACK) * sizeof(double)))
+                raise no_memory(<double>((nt * per + FX_ALIGN_SLACK) * sizeof(double)))
             nb = _batch(C * FX_BLOCK_W, nt, 1)
             try:
                 while b0 < nblk:
@@ -176,7 +178,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                             i0 = it * FX_BLOCK_W
                             _small_lse(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W,
                                        C, so,
-                                       fx_align64(scratch) + threadid() * FX_SMALL_SCRATCH,
+                                       fx_align64(scratch) + threadid() * per,
                                        want_sign, op + i0 * oso, oso,
                                        gp + i0 * gso if gp != NULL else NULL, gso)
                     b0 = b1
@@ -303,7 +305,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                   Py_ssize_t so, Py_ssize_t sc, Py_ssize_t si,
                   real *op, Py_ssize_t oso, Py_ssize_t osc, Py_ssize_t osi,
                   bint logarithm, int n_threads) except -1:
-    cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, ln, w, i0, nblk, nb, b0 = 0, b1
+    cdef Py_ssize_t R = O * I, r, o, i, it, nch, c, ln, w, i0, nblk, nb, b0 = 0, b1, per
     cdef double m, k, tot, m_eff
     cdef double *scratch
     cdef fx_lse_state *states
@@ -354,10 +356,12 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                 b0 = b1
         else:
             nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
-            scratch = <double *>calloc(nt * FX_SMALL_SCRATCH + FX_ALIGN_SLACK, sizeof(double))
+            # per thread: the part of FX_SMALL_SCRATCH a block of C
+            # classes uses, (3 + C) x FX_BLOCK_W (a multiple of 8 doubles)
+            per = (3 + C) * FX_BLOCK_W
+            scratch = <double *>calloc(nt * per + FX_ALIGN_SLACK, sizeof(double))
             if scratch == NULL:
-                raise no_memory(<double>(
-                    (nt * FX_SMALL_SCRATCH + FX_ALIGN_SLACK) * sizeof(double)))
+                raise no_memory(<double>((nt * per + FX_ALIGN_SLACK) * sizeof(double)))
             nb = _batch(C * FX_BLOCK_W, nt, 1)
             try:
                 while b0 < nblk:
@@ -366,7 +370,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
                         for it in prange(b0, b1, num_threads=nt, schedule='guided'):
                             i0 = it * FX_BLOCK_W
                             _small_softmax(xp + i0 * so, R - i0 if R - i0 < FX_BLOCK_W else FX_BLOCK_W,
-                                           C, so, fx_align64(scratch) + threadid() * FX_SMALL_SCRATCH,
+                                           C, so, fx_align64(scratch) + threadid() * per,
                                            logarithm, op + i0 * oso, oso, osc)
                     b0 = b1
             finally:
