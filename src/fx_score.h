@@ -681,9 +681,14 @@ FX_INLINE void FX_NAME(score_row_body)(const FX_T *x, Py_ssize_t n, Py_ssize_t s
     FX_NAME(score_finish)(&sc.st, sc.gt, sc.pred, sc.first_nan, sc.bad, zy, n, r);
 }
 
-/* score_lanes_body's per-lane passes over W rows (lanes W..L, if any,
- * hold zeros): the rows into columns T, the label's z zl (class yl, NaN
- * for yl = -1) from them, then per lane, in class order, the max,
+/* lanes of one call of score_lanes_passes: a block of 64 classes of this
+ * many lanes is 16 KiB of float64 on the stack (threads on some platforms,
+ * musl's among them, have stacks of 128 KiB) */
+#define FX_SCORE_PASS_W 32
+
+/* score_lanes_body's per-lane passes over W rows (lanes W..L, if any, hold
+ * zeros; L <= FX_SCORE_PASS_W): the rows into columns T, the label's z zl
+ * (class yl, NaN for yl = -1) from them, then per lane, in class order, the max,
  * first argmax, min, count above zl and NaN count, ok, the sums of
  * score_sums (see score_lanes_body) and ey, exp(z - M) of the label's class
  * (0 for yl = -1) */
@@ -694,15 +699,15 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
                                            FX_W *lo, FX_W *gt, FX_W *nan, FX_W *pr, FX_W *ok,
                                            FX_W *acc, FX_W *cnt, FX_W *sd, FX_W *sq, FX_W *ey)
 {
-    FX_W T[FX_SCORE_LANES_C * FX_BLOCK_W];
+    FX_W T[FX_SCORE_LANES_C * FX_SCORE_PASS_W];
     for (Py_ssize_t i = 0; i < L; i++)
         for (Py_ssize_t c = 0; c < C; c++)
-            T[c * FX_BLOCK_W + i] = i < W ? FX_SCORE_Z(xr[i][c * s]) : (FX_W)0;
+            T[c * FX_SCORE_PASS_W + i] = i < W ? FX_SCORE_Z(xr[i][c * s]) : (FX_W)0;
     for (Py_ssize_t i = 0; i < L; i++)
-        zl[i] = yl[i] >= 0 ? T[yl[i] * FX_BLOCK_W + i] : (FX_W)NAN;
+        zl[i] = yl[i] >= 0 ? T[yl[i] * FX_SCORE_PASS_W + i] : (FX_W)NAN;
     /* the label as a class of the working type: the selects below then
      * compare values of one width, which GCC vectorizes */
-    FX_W yw[FX_BLOCK_W];
+    FX_W yw[FX_SCORE_PASS_W];
     for (Py_ssize_t i = 0; i < L; i++) {
         m[i] = (FX_W)-INFINITY;
         lo[i] = (FX_W)INFINITY;
@@ -712,7 +717,7 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
     }
     for (Py_ssize_t c = 0; c < C; c++)
         for (Py_ssize_t i = 0; i < L; i++) {
-            FX_W v = T[c * FX_BLOCK_W + i];
+            FX_W v = T[c * FX_SCORE_PASS_W + i];
             int g = v > m[i];   /* strictly: the first argmax */
             pr[i] = g ? (FX_W)c : pr[i];
             m[i] = g ? v : m[i];
@@ -728,12 +733,12 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
     /* rows of more than FX_SUM_RUN classes: the sums in runs of
      * FX_SUM_RUN classes in the working type, added in double, rounded once
      * (as the softmax family's short rows sum theirs) */
-    double dacc[FX_BLOCK_W], dsd[FX_BLOCK_W], dsq[FX_BLOCK_W];
+    double dacc[FX_SCORE_PASS_W], dsd[FX_SCORE_PASS_W], dsq[FX_SCORE_PASS_W];
     if (C > FX_SUM_RUN)
         for (Py_ssize_t i = 0; i < L; i++) dacc[i] = dsd[i] = dsq[i] = 0.0;
     for (Py_ssize_t c = 0; c < C; c++) {
         for (Py_ssize_t i = 0; i < L; i++) {
-            FX_W v = T[c * FX_BLOCK_W + i];
+            FX_W v = T[c * FX_SCORE_PASS_W + i];
             int eq = v == m[i];
             /* a row that falls back keeps exp's argument in range */
             FX_W t = ok[i] != 0 ? v - m[i] : (FX_W)0;
@@ -766,7 +771,7 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
 /*
  * W <= FX_BLOCK_W rows of C <= FX_SCORE_LANES_C classes (row i at xr[i],
  * class stride s; ys[i] its label, in [0, C) unless ign[i]), scored side by
- * side: the rows are copied into T as columns of FX_BLOCK_W lanes, and every
+ * side: the rows are copied into T as columns of lanes, and every
  * pass runs across the lanes, which the compiler vectorizes whatever C is
  * (the per-row passes of score_row cost a row's fixed overhead each, which
  * on rows this short is most of the work).  Per lane, in class order: the
@@ -850,8 +855,12 @@ FX_INLINE void FX_NAME(score_lanes_body)(const FX_T *const *xr, Py_ssize_t W, Py
             FX_NAME(score_lanes_passes)(xr, 1, 1, C, s, bf16, tmode, tw, yl, zl, m, lo, gt, nan,
                                         pr, ok, acc, cnt, sd, sq, ey);
         else
-            FX_NAME(score_lanes_passes)(xr, W, W, C, s, bf16, tmode, tw, yl, zl, m, lo, gt, nan,
-                                        pr, ok, acc, cnt, sd, sq, ey);
+            for (Py_ssize_t i = 0; i < W; i += FX_SCORE_PASS_W) {
+                const Py_ssize_t n = W - i < FX_SCORE_PASS_W ? W - i : FX_SCORE_PASS_W;
+                FX_NAME(score_lanes_passes)(xr + i, n, n, C, s, bf16, tmode, tw, yl + i, zl + i,
+                                            m + i, lo + i, gt + i, nan + i, pr + i, ok + i,
+                                            acc + i, cnt + i, sd + i, sq + i, ey + i);
+            }
     }
     /* the results, across the lanes too: fx_score_values, with the label's
      * exp(z_y - M) the one the sums added (in the working type, as every

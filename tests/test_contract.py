@@ -39,8 +39,8 @@ WITH_OUTPUT = [e for e in ENTRIES if e.output]
 IN_PLACE = [e for e in WITH_OUTPUT if e.output_shape(2, 3) == (2, 3)]
 DTYPES = [np.float64, np.float32]
 DTYPE_IDS = ["float64", "float32"]
-# short rows (at most 16 classes, taken 64 rows at a time: one full group
-# and a partial one) and long rows
+# short rows (at most 64 classes, taken 64 rows at a time: one full group
+# and a partial one) and rows taken one at a time (fewer than 16)
 SHAPES = [(70, 6), (4, 37)]
 # threads: enough elements for two threads in every kernel, short rows
 THREAD_SHAPE = (8192, 12)

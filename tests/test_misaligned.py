@@ -102,7 +102,7 @@ FUNCS = {
                        lambda fx, o, out: (fx.softmax_kl_div(o["x"], o["y"], axis=1),), None),
 }
 
-# the small-call paths (2-d, a few classes), rows of up to 16 classes,
+# the small-call paths (2-d, a few classes), rows of up to 64 classes,
 # long rows, and PyTorch's class axis 1 of (N, C, d)
 SHAPES = {"1 x 10": (1, 10), "short rows": (40, 5), "long rows": (3, 3000),
           "class axis 1": (4, 5, 6)}

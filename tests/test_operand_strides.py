@@ -5,7 +5,7 @@ given C-ordered, F-ordered, sliced with a step, reversed (negative strides) and
 -- for inputs -- broadcast (stride 0, read-only), while every other operand
 stays C-ordered.  The result is checked against the NumPy reference computed
 on C-ordered copies, and against SciPy or PyTorch where the function has a
-peer (on the one-thread sizes).  The shapes take the short-row (C <= 16),
+peer (on the one-thread sizes).  The shapes take the short-row (C <= 64),
 long-row (several 2048-element blocks), column ((N, C, d) with class axis 1)
 and two-thread paths.
 """

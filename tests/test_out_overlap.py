@@ -80,7 +80,7 @@ FUNCS = {
                                "pos_weight": "per class"}),
 }
 
-# layouts of the class axis (axis 1): rows of up to 16 classes (transposed
+# layouts of the class axis (axis 1): rows of up to 64 classes (transposed
 # block kernels), long rows (chunked row kernels), PyTorch's (N, C, d)
 FAMILIES = {
     "1 x 10": (1, 10),
