@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 import fastxent as fx
+from fastxent._benchmark.report import _table
 
 SEED = 20260101
 FUNCTIONS = ("logsumexp", "log_softmax", "softmax", "cross_entropy", "cross_entropy_grad",
@@ -121,10 +122,7 @@ def main(argv=None):
         if not args.markdown:
             print("  ".join(f"{v:>18}" for v in cells), flush=True)
     if args.markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + " --- |" * len(head))
-        for cells in rows:
-            print("| " + " | ".join(cells) + " |")
+        print(_table(head, rows, markdown=True))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 import fastxent
+from fastxent._benchmark.report import _table
 
 SEED = 20261207
 SHAPES = ("1024x50257:float32", "1000000x10:float32", "20000x1000:float64")
@@ -146,10 +147,7 @@ def main(argv=None):
     print(f"fastxent {fastxent.__version__}, paths {paths}, {args.threads} thread(s), "
           f"minimum of {args.repeat}; the last columns: each path's time over {paths[-1]}'s")
     if args.markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + " --- |" * len(head))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
+        print(_table(head, rows, markdown=True))
 
 
 if __name__ == "__main__":

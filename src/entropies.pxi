@@ -157,9 +157,9 @@ cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
     if yp == NULL:
         yo = yc = yi = 0
     cdef Py_ssize_t nblk, it, r0, w, nb, b0 = 0, b1
-    # small_entropies' scratch per thread: two blocks of C classes and 8
-    # per-row arrays, a multiple of 8 doubles (cache lines)
-    cdef Py_ssize_t per = (2 * C + 8) * FX_BLOCK_W
+    # small_entropies' scratch per thread, a multiple of 8 doubles (cache
+    # lines)
+    cdef Py_ssize_t per = FX_SMALL_ENT_SCRATCH_OF(C)
     cdef double *scratch
     if sc != 1 and si == 1 and I > 1 and C > 0 and (yp == NULL or yi == 1):
         # columns: COL_W neighbouring rows (along inner) side by side

@@ -460,7 +460,7 @@ static void FX_NAME(small_entropies)(const FX_T *x, const FX_T *y, Py_ssize_t nr
                     v[i] += e * ((a - mx[i]) + dy);
                 }
             }
-            if (C > FX_SUM_RUN && (c % FX_SUM_RUN == FX_SUM_RUN - 1 || c == C - 1))
+            if (FX_SUM_RUN_END(C, c))
                 for (int i = 0; i < FX_BLOCK_W; i++) {
                     dsx[i] += (double)sx[i];
                     dsy[i] += (double)sy[i];

@@ -32,6 +32,11 @@
  * one float32 chain of 64 terms was 8 eps off near log1p's zero, where a
  * chain of 16 is 2-3 (the short rows of up to FX_SMALL_C classes) */
 #define FX_SUM_RUN 16
+/* whether class c of a row of C classes ends a run: the sums of a row of
+ * more than FX_SUM_RUN classes go into double there (at the end of each
+ * run and at the end of the row), in every route alike */
+#define FX_SUM_RUN_END(C, c) \
+    ((C) > FX_SUM_RUN && ((c) % FX_SUM_RUN == FX_SUM_RUN - 1 || (c) == (C) - 1))
 
 #include "fx_math.h"
 #include "fx_short_rows_avx2.h"
@@ -134,11 +139,14 @@
 /* scratch of the short-row kernels, in working-type elements: 3 per-row
  * arrays and a transposed block of FX_SMALL_C x FX_BLOCK_W for small_lse,
  * small_softmax and small_xent, of which a block of C classes uses the
- * first (3 + C) FX_BLOCK_W; two blocks of C classes and 8 per-row arrays,
- * (2 C + 8) FX_BLOCK_W, for small_entropies.  The drivers give each thread
+ * first (3 + C) FX_BLOCK_W (FX_SMALL_SCRATCH_OF); two blocks of C classes
+ * and 8 per-row arrays, (2 C + 8) FX_BLOCK_W (FX_SMALL_ENT_SCRATCH_OF), for
+ * small_entropies.  The drivers give each thread
  * at least what the kernel uses, in doubles (room for any working type):
  * multiples of 8, so that every thread's part starts on a cache line. */
-#define FX_SMALL_SCRATCH ((FX_SMALL_C + 3) * FX_BLOCK_W)
+#define FX_SMALL_SCRATCH_OF(C) ((3 + (C)) * FX_BLOCK_W)
+#define FX_SMALL_SCRATCH FX_SMALL_SCRATCH_OF(FX_SMALL_C)
+#define FX_SMALL_ENT_SCRATCH_OF(C) ((2 * (C) + 8) * FX_BLOCK_W)
 
 /* the first cache line at or after p, at most 7 doubles further: the
  * short-row kernels' scratch starts there (vector loads that split cache

@@ -752,7 +752,7 @@ FX_INLINE void FX_NAME(score_lanes_passes)(const FX_T *const *xr, Py_ssize_t W, 
             cnt[i] += eq ? (FX_W)1 : (FX_W)0;
             sq[i] = FX_WFMA(e, e, sq[i]);
         }
-        if (C > FX_SUM_RUN && (c % FX_SUM_RUN == FX_SUM_RUN - 1 || c == C - 1))
+        if (FX_SUM_RUN_END(C, c))
             for (Py_ssize_t i = 0; i < L; i++) {
                 dacc[i] += (double)acc[i];
                 dsd[i] += (double)sd[i];

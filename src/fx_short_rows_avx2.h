@@ -186,8 +186,7 @@ FX_INLINE void fx_fold8(__m256 *sum, __m256d *lo, __m256d *hi)
  * (class c of C), for rows of more than FX_SUM_RUN classes */
 FX_INLINE void fx_fold8_run(Py_ssize_t C, Py_ssize_t c, __m256 *sum, __m256d *lo, __m256d *hi)
 {
-    if (C > FX_SUM_RUN && (c % FX_SUM_RUN == FX_SUM_RUN - 1 || c == C - 1))
-        fx_fold8(sum, lo, hi);
+    if (FX_SUM_RUN_END(C, c)) fx_fold8(sum, lo, hi);
 }
 
 /* the double sums of fx_fold8_run rounded once into 8 float lanes (sum
@@ -225,7 +224,7 @@ FX_INLINE void fx_sums8(float *T, Py_ssize_t C, Py_ssize_t ts, const float *mx,
             cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(eq));
             /* exp(0) is 1 here; the blend keeps the stored 1 independent of that */
             if (keep) _mm256_storeu_ps(T + c * ts, _mm256_blendv_ps(e, one, eq));
-            if (C > FX_SUM_RUN && c % FX_SUM_RUN == FX_SUM_RUN - 1) fx_fold8(&sum, &dlo, &dhi);
+            fx_fold8_run(C, c, &sum, &dlo, &dhi);
         }
     } else {
         for (Py_ssize_t c = 0; c < C; c++) {
@@ -236,14 +235,10 @@ FX_INLINE void fx_sums8(float *T, Py_ssize_t C, Py_ssize_t ts, const float *mx,
             sum = _mm256_add_ps(sum, e);
             cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(eq));
             if (keep) _mm256_storeu_ps(T + c * ts, _mm256_blendv_ps(e, one, eq));
-            if (C > FX_SUM_RUN && c % FX_SUM_RUN == FX_SUM_RUN - 1) fx_fold8(&sum, &dlo, &dhi);
+            fx_fold8_run(C, c, &sum, &dlo, &dhi);
         }
     }
-    if (C > FX_SUM_RUN) {
-        fx_fold8(&sum, &dlo, &dhi);
-        sum = _mm256_set_m128(_mm256_cvtpd_ps(dhi), _mm256_cvtpd_ps(dlo));
-    }
-    _mm256_storeu_ps(s, sum);
+    _mm256_storeu_ps(s, fx_unfold8(C, sum, dlo, dhi));
     _mm256_storeu_ps(k, _mm256_cvtepi32_ps(cnt));
 }
 
@@ -471,17 +466,13 @@ FX_INLINE void fx_score8(const float *const *xr, Py_ssize_t n, Py_ssize_t C, int
         vacc = _mm256_add_ps(vacc, e);
         vcnt = _mm256_add_ps(vcnt, _mm256_and_ps(eq, one));
         vsq = _mm256_fmadd_ps(e, e, vsq);
-        if (C > FX_SUM_RUN && (c % FX_SUM_RUN == FX_SUM_RUN - 1 || c == C - 1)) {
-            fx_fold8(&vacc, &alo, &ahi);
-            fx_fold8(&vsd, &dlo, &dhi);
-            fx_fold8(&vsq, &qlo, &qhi);
-        }
+        fx_fold8_run(C, c, &vacc, &alo, &ahi);
+        fx_fold8_run(C, c, &vsd, &dlo, &dhi);
+        fx_fold8_run(C, c, &vsq, &qlo, &qhi);
     }
-    if (C > FX_SUM_RUN) {
-        vacc = _mm256_set_m128(_mm256_cvtpd_ps(ahi), _mm256_cvtpd_ps(alo));
-        vsd = _mm256_set_m128(_mm256_cvtpd_ps(dhi), _mm256_cvtpd_ps(dlo));
-        vsq = _mm256_set_m128(_mm256_cvtpd_ps(qhi), _mm256_cvtpd_ps(qlo));
-    }
+    vacc = fx_unfold8(C, vacc, alo, ahi);
+    vsd = fx_unfold8(C, vsd, dlo, dhi);
+    vsq = fx_unfold8(C, vsq, qlo, qhi);
     good = _mm256_and_ps(good, _mm256_cmp_ps(vacc, vacc, _CMP_ORD_Q));
     _mm256_storeu_ps(m, vm);
     _mm256_storeu_ps(gt, vgt);

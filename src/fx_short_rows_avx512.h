@@ -172,7 +172,7 @@ FX_INLINE void fx_score16(const float *const *xr, Py_ssize_t n, Py_ssize_t C, in
         vacc = _mm512_add_ps(vacc, e);
         vcnt = _mm512_mask_add_ps(vcnt, eq, vcnt, one);
         vsq = _mm512_fmadd_ps(e, e, vsq);
-        if (C > FX_SUM_RUN && (c % FX_SUM_RUN == FX_SUM_RUN - 1 || c == C - 1)) {
+        if (FX_SUM_RUN_END(C, c)) {
             fx_fold16(&vacc, &alo, &ahi);
             fx_fold16(&vsd, &dlo, &dhi);
             fx_fold16(&vsq, &qlo, &qhi);

@@ -699,8 +699,7 @@ FX_COL_KERNEL(col_softmax, (const FX_T *x, Py_ssize_t C, Py_ssize_t sc, Py_ssize
 #undef FX_AT
 
 /* ---- short rows: FX_BLOCK_W rows side by side ----
- * Rows of at most FX_SMALL_C elements are
- * too short to vectorize along, and
+ * Rows of at most FX_SMALL_C elements are too short to vectorize along, and
  * their per-row bookkeeping (max, sums, two logs) would cost more than the
  * exps.  A block of rows is transposed into scratch T[c * FX_BLOCK_W + i]
  * (rows become SIMD lanes), reduced with vector ops across rows and
@@ -784,18 +783,16 @@ FX_INLINE void FX_NAME(block_stats)(FX_W *T, Py_ssize_t C, FX_W *mx, FX_W *s, FX
     double sd[FX_BLOCK_W];
     if (C > FX_SUM_RUN)
         for (int i = 0; i < FX_BLOCK_W; i++) sd[i] = 0.0;
-    for (Py_ssize_t c0 = 0; c0 < C; c0 += FX_SUM_RUN) {
-        const Py_ssize_t c1 = C - c0 < FX_SUM_RUN ? C : c0 + FX_SUM_RUN;
-        for (Py_ssize_t c = c0; c < c1; c++)
-            for (int i = 0; i < FX_BLOCK_W; i++) {
-                FX_W v = T[c * FX_BLOCK_W + i];
-                int eq = v == mx[i];
-                FX_W e = FX_EXP(eq ? (FX_W)-INFINITY : v - mx[i]);
-                s[i] += e;
-                k[i] += eq ? (FX_W)1 : (FX_W)0;
-                if (keep_exp) T[c * FX_BLOCK_W + i] = eq ? (FX_W)1 : e;
-            }
-        if (C > FX_SUM_RUN)
+    for (Py_ssize_t c = 0; c < C; c++) {
+        for (int i = 0; i < FX_BLOCK_W; i++) {
+            FX_W v = T[c * FX_BLOCK_W + i];
+            int eq = v == mx[i];
+            FX_W e = FX_EXP(eq ? (FX_W)-INFINITY : v - mx[i]);
+            s[i] += e;
+            k[i] += eq ? (FX_W)1 : (FX_W)0;
+            if (keep_exp) T[c * FX_BLOCK_W + i] = eq ? (FX_W)1 : e;
+        }
+        if (FX_SUM_RUN_END(C, c))
             for (int i = 0; i < FX_BLOCK_W; i++) {
                 sd[i] += (double)s[i];
                 s[i] = 0;

@@ -407,10 +407,9 @@ cdef void _cross_entropy_short_rows(const real *xp, Py_ssize_t R, Py_ssize_t C, 
     cdef Py_ssize_t nblk = (R + rows - 1) // rows, it, r0, n, j, grp
     cdef Py_ssize_t nb = _batch(HEAVY * rows * C, nt, 1), b0 = 0, b1
     # per thread, from a cache line: small_xent's per-row arrays and the
-    # block's transposed logits ((3 + C) x FX_BLOCK_W, the part of
-    # FX_SMALL_SCRATCH it uses: a small call clears no more), 3 (of 8)
-    # doubles for row_xent, the losses
-    cdef Py_ssize_t nsc = (3 + C) * FX_BLOCK_W
+    # block's transposed logits (the part of FX_SMALL_SCRATCH it uses: a
+    # small call clears no more), 3 (of 8) doubles for row_xent, the losses
+    cdef Py_ssize_t nsc = FX_SMALL_SCRATCH_OF(C)
     cdef Py_ssize_t per = nsc + 8 + rows
     cdef double *scratch = <double *>calloc(nt * per + FX_ALIGN_SLACK, sizeof(double))
     cdef double *mine

@@ -152,7 +152,7 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
             # one call per batch of rows; no thread team, scratch on the
             # stack, cleared where small_lse uses it (all of it, 34 KB, was
             # a quarter of a 16-row call's time)
-            memset(small_scratch, 0, ((3 + C) * FX_BLOCK_W + FX_ALIGN_SLACK) * sizeof(double))
+            memset(small_scratch, 0, (FX_SMALL_SCRATCH_OF(C) + FX_ALIGN_SLACK) * sizeof(double))
             one = fx_align64(small_scratch)
             nb = _batch(C, 1, FX_BLOCK_W)
             while b0 < R:
@@ -164,8 +164,8 @@ cdef int _logsumexp(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         else:
             nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
             # per thread: the part of FX_SMALL_SCRATCH a block of C
-            # classes uses, (3 + C) x FX_BLOCK_W (a multiple of 8 doubles)
-            per = (3 + C) * FX_BLOCK_W
+            # classes uses (a multiple of 8 doubles)
+            per = FX_SMALL_SCRATCH_OF(C)
             scratch = <double *>calloc(nt * per + FX_ALIGN_SLACK, sizeof(double))
             if scratch == NULL:
                 raise no_memory(<double>((nt * per + FX_ALIGN_SLACK) * sizeof(double)))
@@ -345,7 +345,7 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
     elif _use_small(R, C, sc, I):
         if nt == 1:
             # cleared where small_softmax uses it, as for logsumexp
-            memset(small_scratch, 0, ((3 + C) * FX_BLOCK_W + FX_ALIGN_SLACK) * sizeof(double))
+            memset(small_scratch, 0, (FX_SMALL_SCRATCH_OF(C) + FX_ALIGN_SLACK) * sizeof(double))
             one = fx_align64(small_scratch)
             nb = _batch(C, 1, FX_BLOCK_W)
             while b0 < R:
@@ -357,8 +357,8 @@ cdef int _softmax(const real *xp, Py_ssize_t O, Py_ssize_t C, Py_ssize_t I,
         else:
             nblk = (R + FX_BLOCK_W - 1) // FX_BLOCK_W
             # per thread: the part of FX_SMALL_SCRATCH a block of C
-            # classes uses, (3 + C) x FX_BLOCK_W (a multiple of 8 doubles)
-            per = (3 + C) * FX_BLOCK_W
+            # classes uses (a multiple of 8 doubles)
+            per = FX_SMALL_SCRATCH_OF(C)
             scratch = <double *>calloc(nt * per + FX_ALIGN_SLACK, sizeof(double))
             if scratch == NULL:
                 raise no_memory(<double>((nt * per + FX_ALIGN_SLACK) * sizeof(double)))
