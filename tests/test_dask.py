@@ -496,12 +496,45 @@ def test_merge_of_listed_blocks_equals_merge_of_concatenated_states(merge_rows, 
     for name in row_state.ENTROPY.names:
         np.testing.assert_array_equal(a[name], b[name])
     zy = x[0, :, 3].copy()
-    states = [dscore._state_block(x[0][:, c:c + 8], zy, np.arange(c, c + 8), ca=1,
+    states = [dscore._state_block(x[0][:, c:c + 8], zy, (slice(c, c + 8),), ca=1,
                                   temperature=1.0, result=np.float64) for c in (0, 8, 16)]
     a = dscore._merge(states, (1,), keepdims=False)
     b = dscore._merge(np.concatenate(states, axis=1), (1,), keepdims=False)
     for name in dscore.STATE.names:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+@pytest.mark.parametrize("split_every", [None, 3])
+def test_more_class_chunks_than_one_merge_takes(split_every):
+    """A class axis in more chunks than one merge task takes (16, or Dask's
+    ``split_every`` setting where one is set) merges in a tree of several
+    levels, to the in-memory results; each block's classes are its own."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 40)) * 4
+    x[2, 17] = -np.inf
+    x[4, :5] = 9.0   # a tie for the first largest, in the first blocks
+    y = rng.integers(0, 40, 7)
+    y[3] = -100
+    y[5] = 39
+    w = rng.uniform(0.5, 2.0, 40)
+    d = da.from_array(x, chunks=(4, 2))   # 20 blocks of 2 classes
+    with dask.config.set({} if split_every is None else {"split_every": split_every}):
+        check(fastxent.logsumexp(d, axis=1), fastxent.logsumexp(x, axis=1))
+        check(fastxent.log_softmax(d, axis=1), fastxent.log_softmax(x, axis=1))
+        check(fastxent.softmax_entropy(d, axis=1), fastxent.softmax_entropy(x, axis=1))
+        check(fastxent.entropy(np.exp(d), axis=1), fastxent.entropy(np.exp(x), axis=1))
+        for kw in ({}, {"weight": w}, {"label_smoothing": 0.2}):
+            for reduction in ("none", "mean"):
+                check(fastxent.cross_entropy(d, y, reduction=reduction, **kw),
+                      fastxent.cross_entropy(x, y, reduction=reduction, **kw))
+        check(fastxent.nll_loss(d, y, weight=w), fastxent.nll_loss(x, y, weight=w))
+        rows, want = fastxent.score_rows(d, y), fastxent.score_rows(x, y)
+        for name in ("rank", "prediction"):
+            np.testing.assert_array_equal(getattr(rows, name).compute(scheduler="sync"),
+                                          getattr(want, name))
+        for name in ("nll", "confidence", "entropy", "brier"):
+            check(getattr(rows, name), getattr(want, name))
+        _check_metrics(fastxent.score(d, y, topk=(1, 3)), fastxent.score(x, y, topk=(1, 3)))
 
 
 @SMALL

@@ -18,13 +18,30 @@ import numpy as np
 
 import dask
 import dask.array as da
+from dask.layers import ArraySliceDep, ArrayValuesDep
 
 from .._dispatch import checked_threads
 from . import row_state
 
 __all__ = ["array_of", "probe", "probe_array", "probe_labels", "threads", "operand", "known_shape",
            "reduced_axes_whole", "map_reduction", "tree_state", "drop_axes", "no_out",
-           "block_label_index", "held", "target_operand", "chunked_like", "without_empty_chunks"]
+           "block_label_index", "held", "target_operand", "chunked_like", "without_empty_chunks",
+           "fan_in", "block_classes", "classes_of", "block_values"]
+
+# Blocks merged by one task of a tree reduction, unless Dask's
+# ``split_every`` setting says otherwise.  What the trees here merge is a
+# few numbers per row of a block (a partial state, a partial sum), far less
+# than the block, while each level of a tree adds a scheduler round trip and
+# a transfer between workers (several ms on a distributed cluster): Dask's
+# default of 4 per level makes 16 chunks two levels, and each extra level
+# was measured at 10-20 ms of a compute on a local cluster.
+FAN_IN = 16
+
+
+def fan_in():
+    """The ``split_every`` of the package's tree reductions: Dask's
+    ``split_every`` setting where one is set, else :data:`FAN_IN`."""
+    return dask.config.get("split_every", None) or FAN_IN
 
 
 def threads(n_threads):
@@ -150,7 +167,7 @@ def tree_state(kind, axes, x, y=None, b=None, n_threads=1):
                           meta=np.empty((0,) * nd, kind))
     return da.reduction(states, _identity, row_state.merge, axis=axes, keepdims=True,
                         dtype=kind, combine=row_state.merge, concatenate=False,
-                        meta=np.empty((0,) * nd, kind))
+                        split_every=fan_in(), meta=np.empty((0,) * nd, kind))
 
 
 def _block_state(*blocks, kind, axes, names, n_threads):
@@ -175,6 +192,36 @@ def block_label_index(y, inside, c0):
     takes)."""
     c0 = int(c0)
     return np.where(inside, y, c0).astype(np.int64) - c0
+
+
+def block_classes(chunks):
+    """The classes of each block of a class axis chunked as `chunks`, a
+    blockwise argument (with the class axis as its index) that the graph
+    writes into each block's task: no task of its own.  A ``da.arange``
+    there would be a task per block, and a root task of a graph waits on
+    the ``distributed`` scheduler for a free thread, a round trip each
+    (about 3 ms apiece on a local cluster); see :func:`classes_of`.  Dask's
+    alignment of chunks does not take it: the arrays beside it share their
+    chunks already, and blockwise is called with ``align_arrays=False``."""
+    return ArraySliceDep((tuple(chunks),))
+
+
+def classes_of(loc):
+    """A block's class indices (int64) from its :func:`block_classes`
+    argument."""
+    (where,) = loc
+    return np.arange(where.start, where.stop)
+
+
+def block_values(chunks, v):
+    """The pieces of `v` (one value per class: the class weights) for each
+    block of a class axis chunked as `chunks`, a blockwise argument like
+    :func:`block_classes`: each block's task holds its piece, and no task
+    of its own makes it (``da.from_array`` would add a root task per
+    piece)."""
+    starts = np.cumsum((0,) + tuple(chunks))
+    return ArrayValuesDep((tuple(chunks),), {(i,): v[starts[i]:starts[i + 1]]
+                                            for i in range(len(chunks))})
 
 
 def held(x):

@@ -23,7 +23,7 @@ import dask.array as da
 from .. import _entropies as _np
 from .._checks import entropy_axes, single_axis
 from . import row_state
-from .blocks import (array_of, drop_axes, known_shape, map_reduction, operand, probe,
+from .blocks import (array_of, drop_axes, fan_in, known_shape, map_reduction, operand, probe,
                      reduced_axes_whole, threads, tree_state)
 
 __all__ = ["entropy", "softmax_entropy", "softmax_cross_entropy", "softmax_kl_div"]
@@ -152,7 +152,8 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
         res = map_reduction(functools.partial(_np.entropy, base=base, axis=axis, n_threads=nt),
                             arrays, axes, dtype)
         return drop_axes(res, axes, False)
-    sums = [a.sum(axis=axis, keepdims=True, dtype=np.float64) for a in arrays]
+    sums = [a.sum(axis=axis, keepdims=True, dtype=np.float64, split_every=fan_in())
+            for a in arrays]
     nd = len(shape)
     ind = tuple(range(nd))
     args = [arrays[0], ind, sums[0], ind]
@@ -161,7 +162,7 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     parts = da.blockwise(functools.partial(_entr_sum, axis=axis), ind, *args, dtype=np.float64,
                          adjust_chunks={axis: 1},
                          meta=np.empty((0,) * nd, np.float64))
-    total = parts.sum(axis=axis)
+    total = parts.sum(axis=axis, split_every=fan_in())
     if base is not None:
         total = total / math.log(base)   # an int beyond float64 too
     return total.astype(dtype)

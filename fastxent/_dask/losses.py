@@ -29,8 +29,9 @@ from .. import _pointwise_losses as _np_pointwise
 from .._checks import check_label_smoothing, check_reduction
 from .._layout import finish
 from . import row_state
-from .blocks import (array_of, block_label_index, chunked_like, known_shape, operand,
-                     probe_labels, target_operand, threads, without_empty_chunks)
+from .blocks import (array_of, block_classes, block_label_index, block_values, chunked_like,
+                     classes_of, fan_in, known_shape, operand, probe_labels, target_operand,
+                     threads, without_empty_chunks)
 
 __all__ = ["cross_entropy", "nll_loss", "kl_div", "binary_cross_entropy_with_logits"]
 
@@ -88,6 +89,8 @@ def _ce_block(x, t, cls, w=None, *, ca, C, eps, ignore_index, probs):
     """The partial state (CE) of a block of logits along the class axis;
     class indices are gathered (one element per row), the smoothing share
     takes one more pass.  A large block is taken in slices of rows."""
+    cls = classes_of(cls)
+
     def part(xs, ts):
         return _ce_block_part(xs, ts, cls, w, ca=ca, C=C, eps=eps, ignore_index=ignore_index,
                               probs=probs)
@@ -165,7 +168,7 @@ def _reduce_rows(rows, reduction, denom, dtype):
     does (divided by `denom`, a lazy 0-d array or a number, for 'mean')."""
     if reduction == "none":
         return rows.astype(dtype)
-    total = rows.sum(dtype=_F)
+    total = rows.sum(dtype=_F, split_every=fan_in())
     if reduction == "sum":
         denom = 1.0
     return da.map_blocks(functools.partial(_finished, reduction=reduction, dtype=dtype),
@@ -183,7 +186,7 @@ def _weight_sum(t, w, ignore_index, C):
     block = functools.partial(_weight_block, w=w, ignore_index=ignore_index, C=C)
     parts = t.map_blocks(block, dtype=_F, chunks=tuple((1,) * len(c) for c in t.chunks),
                          meta=np.empty((0,) * t.ndim, _F))
-    return parts.sum()
+    return parts.sum(split_every=fan_in())
 
 
 def _weight_block(y, *, w, ignore_index, C):
@@ -240,15 +243,16 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                             dtype=dtype, concatenate=True,
                             meta=np.empty((0,) * len(out_ind), dtype))
     else:
-        cls = da.arange(C, chunks=(x.chunks[ca],))
+        cls = block_classes(x.chunks[ca])
         args = [x, ind, t, t_ind, cls, (ca,)]
         if w is not None:
-            args += [da.from_array(w, chunks=(x.chunks[ca],)), (ca,)]
+            args += [block_values(x.chunks[ca], w), (ca,)]
         states = da.blockwise(_ce_block, ind, *args, dtype=CE, adjust_chunks={ca: 1},
-                              meta=np.empty((0,) * nd, CE), ca=ca, C=C, eps=eps,
-                              ignore_index=ignore_index, probs=probs)
+                              align_arrays=False, meta=np.empty((0,) * nd, CE), ca=ca, C=C,
+                              eps=eps, ignore_index=ignore_index, probs=probs)
         state = da.reduction(states, _identity, _ce_merge, axis=(ca,), keepdims=True, dtype=CE,
-                             combine=_ce_merge, concatenate=False, meta=np.empty((0,) * nd, CE))
+                             combine=_ce_merge, concatenate=False, split_every=fan_in(),
+                             meta=np.empty((0,) * nd, CE))
         rows = state.map_blocks(_ce_rows, ca, dtype=_F, drop_axis=ca,
                                 meta=np.empty((0,) * len(out_ind), _F))
     if reduction != "mean":
@@ -267,7 +271,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                 hard = cross_entropy(x, t, w, ignore_index, "sum", n_threads=n_threads)
             else:
                 hard = 0.0
-            total = rows.sum(dtype=_F)
+            total = rows.sum(dtype=_F, split_every=fan_in())
             return da.map_blocks(_smoothed_mean_finish, total, da.asarray(denom),
                                  da.asarray(hard), eps, dtype, dtype=dtype,
                                  meta=np.empty((), dtype))
@@ -281,6 +285,7 @@ def _identity(x, axis, keepdims):
 def _nll_block(x, t, cls, w=None, *, ca, C, ignore_index):
     """The block's part of ``-w[y] x[y]`` per row: the target's term where
     it falls in the block's classes, an exact 0 elsewhere."""
+    cls = classes_of(cls)
     if cls.size == 0 or cls[0] == 0:   # the first block, or the only one (no class)
         _labels_ok(t, C, ignore_index)
     a, _ = _coefficients(t, cls, w, ca, C, 0.0, ignore_index, False)
@@ -318,16 +323,17 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     t = chunked_like(t, x, t_ind)
     x, t = da.core.unify_chunks(x, ind, t, t_ind)[1]
     w64 = None if w is None else w.astype(_F)
-    cls = da.arange(C, chunks=(x.chunks[ca],))
+    cls = block_classes(x.chunks[ca])
     args = [x, ind, t, t_ind, cls, (ca,)]
     if w is not None:
-        args += [da.from_array(w64, chunks=(x.chunks[ca],)), (ca,)]
+        args += [block_values(x.chunks[ca], w64), (ca,)]
     parts = da.blockwise(_nll_block, ind, *args, dtype=_F, adjust_chunks={ca: 1},
-                         meta=np.empty((0,) * nd, _F), ca=ca, C=C, ignore_index=ignore_index)
-    rows = parts.sum(axis=ca)
+                         align_arrays=False, meta=np.empty((0,) * nd, _F), ca=ca, C=C,
+                         ignore_index=ignore_index)
+    rows = parts.sum(axis=ca, split_every=fan_in())
     if reduction == "none":
         return rows.astype(dtype)
-    total = rows.sum()
+    total = rows.sum(split_every=fan_in())
     denom = _weight_sum(t, w64, ignore_index, C) if reduction == "mean" else 1.0
     return da.map_blocks(_nll_finish, total, da.asarray(denom), reduction, dtype, dtype=dtype,
                          meta=np.empty((), dtype))
@@ -433,7 +439,7 @@ def _elementwise(fn, arrays, reduction, kwargs, n_threads, names, batch=None):
     reduction_of_total = "sum" if reduction == "sum" else "mean"
     return da.map_blocks(functools.partial(_finished, denom=denom, reduction=reduction_of_total,
                                            dtype=dtype),
-                         sums.sum(), dtype=dtype, meta=np.empty((), dtype))
+                         sums.sum(split_every=fan_in()), dtype=dtype, meta=np.empty((), dtype))
 
 
 def _call(*blocks, fn, present, n, nt, kwargs, reduction):

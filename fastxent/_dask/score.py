@@ -27,6 +27,7 @@ kernel's float32 sums within its blocks (a few units of float32); the
 integer scores (rank, prediction) and so the counts exactly.
 """
 import functools
+import uuid
 
 import dask
 import dask.array as da
@@ -36,8 +37,9 @@ from .. import _dispatch
 from .. import _score_rows as _np_score
 from ..reference.score import ROW_FIELDS, RowScores
 from . import row_state
-from .blocks import (block_label_index, chunked_like, held, known_shape, no_out, operand,
-                     probe_labels, target_operand, threads, without_empty_chunks)
+from .blocks import (block_classes, block_label_index, chunked_like, classes_of, fan_in, held,
+                     known_shape, no_out, operand, probe_labels, target_operand, threads,
+                     without_empty_chunks)
 
 __all__ = ["score_rows", "scorer_update"]
 
@@ -108,6 +110,7 @@ def _labels_ok(y, C, ignore_index):
 def _zy_block(xb, tb, cls, *, ca, C, ignore_index, temperature, result):
     """The label's z where the block holds it, an exact 0 elsewhere (NaN for
     an ignored row); the labels are checked by the first block."""
+    cls = classes_of(cls)
     if cls[0] == 0:
         _labels_ok(tb, C, ignore_index)
     x = np.moveaxis(xb, ca, -1) if xb.ndim > 1 else xb
@@ -162,6 +165,7 @@ def _kernel_state(xb, zy, c0, temperature, nt):
 def _state_block(xb, zy, cls, *, ca, temperature, result, nt=1):
     """The partial state of a block of classes (keepdims on the class
     axis); `zy` the rows' label z; `nt` the kernel's threads."""
+    cls = classes_of(cls)
     c0 = int(cls[0]) if cls.size else 0
     if ca == 1:
         st = _kernel_state(xb, zy, c0, temperature, nt)
@@ -279,13 +283,13 @@ def _label_z(x, t, ca, result, ignore_index, temperature):
     ind = tuple(range(x.ndim))
     t_ind = tuple(d for d in ind if d != ca)
     C = x.shape[ca]
-    cls = da.arange(C, chunks=(x.chunks[ca],))
+    cls = block_classes(x.chunks[ca])
     parts = da.blockwise(_zy_block, ind, x, ind, t, t_ind, cls, (ca,), dtype=_F,
-                         adjust_chunks={ca: 1}, meta=np.empty((0,) * x.ndim, _F), C=C,
-                         ignore_index=ignore_index, ca=ca, temperature=temperature,
-                         result=result)
+                         adjust_chunks={ca: 1}, align_arrays=False,
+                         meta=np.empty((0,) * x.ndim, _F), C=C, ignore_index=ignore_index,
+                         ca=ca, temperature=temperature, result=result)
     # one block holds z_y, the others add an exact 0
-    return parts.sum(axis=ca)
+    return parts.sum(axis=ca, split_every=fan_in())
 
 
 def _rows(x, t, ca, result, ignore_index, temperature, nt, zy=None):
@@ -302,7 +306,7 @@ def _rows(x, t, ca, result, ignore_index, temperature, nt, zy=None):
         return da.blockwise(block, t_ind, x, ind, t, t_ind, dtype=ROWS, concatenate=True,
                             meta=meta)
     C = x.shape[ca]
-    cls = da.arange(C, chunks=(x.chunks[ca],))
+    cls = block_classes(x.chunks[ca])
     opts = dict(ca=ca, temperature=temperature, result=result)
     if zy is None:
         zy = _label_z(x, t, ca, result, ignore_index, temperature)
@@ -310,10 +314,10 @@ def _rows(x, t, ca, result, ignore_index, temperature, nt, zy=None):
         zy = da.from_array(zy, chunks=t.chunks) if zy.ndim else da.from_array(zy)
     # every block of a row gets its z_y (no class axis: broadcast over them)
     states = da.blockwise(_state_block, ind, x, ind, zy, t_ind, cls, (ca,), dtype=STATE,
-                          adjust_chunks={ca: 1}, meta=np.empty((0,) * x.ndim, STATE), nt=nt,
-                          **opts)
+                          adjust_chunks={ca: 1}, align_arrays=False,
+                          meta=np.empty((0,) * x.ndim, STATE), nt=nt, **opts)
     state = da.reduction(states, _identity, _merge, axis=(ca,), keepdims=False, dtype=STATE,
-                         combine=_merge, concatenate=False,
+                         combine=_merge, concatenate=False, split_every=fan_in(),
                          meta=np.empty((0,) * len(t_ind), STATE))
     return da.blockwise(_finish, t_ind, state, t_ind, zy, t_ind, t, t_ind, dtype=ROWS,
                         meta=meta, ignore_index=ignore_index, result=result)
@@ -395,11 +399,19 @@ def scorer_update(scorer, input, target):
             zy = np.asarray(_label_z(x, t, ca, result, scorer.ignore_index,
                                      scorer.temperature).compute())
         rows = _rows(x, t, ca, result, scorer.ignore_index, scorer.temperature, nt, zy=zy)
-        parts = [dask.delayed(_state_of_rows)(r, tb, max_rank=opts["max_rank"],
+        # a blockwise step, so that the graph's optimization fuses it with
+        # the rows' finish: one task per chunk of rows, not two in a row
+        # (each a scheduler round trip on a distributed cluster); named
+        # afresh, as a call's results are its own (a cluster still holding
+        # the same keys from the last call would hand those back)
+        t_ind = tuple(d for d in range(x.ndim) if d != ca)
+        sums = da.blockwise(functools.partial(_state_of_rows, max_rank=opts["max_rank"],
                                               n_bins=opts["n_bins"],
-                                              ignore_index=opts["ignore_index"])
-                 for r, tb in zip(rows.to_delayed().ravel(), t.to_delayed().ravel())]
-        return _add(scorer, dask.compute(*parts))
+                                              ignore_index=opts["ignore_index"]),
+                            t_ind, rows, t_ind, t, t_ind, dtype=object,
+                            name=f"state_of_rows-{uuid.uuid4().hex}",
+                            meta=np.empty((0,) * len(t_ind), object))
+        return _add(scorer, dask.compute(*sums.to_delayed().ravel()))
     parts = [dask.delayed(_np_score._score_state)(xb, tb, n_threads=nt, **opts)
              for xb, tb in zip(xs, ts)]
     return _add(scorer, dask.compute(*parts))
