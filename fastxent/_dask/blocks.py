@@ -41,7 +41,8 @@ FAN_IN = 16
 def fan_in():
     """The ``split_every`` of the package's tree reductions: Dask's
     ``split_every`` setting where one is set, else :data:`FAN_IN`."""
-    return dask.config.get("split_every", None) or FAN_IN
+    setting = dask.config.get("split_every", None)
+    return FAN_IN if setting is None else setting
 
 
 def threads(n_threads):
