@@ -82,11 +82,21 @@ FX_INLINE void fx_fold16(__m512 *sum, __m512d *lo, __m512d *hi)
     *sum = _mm512_setzero_ps();
 }
 
-/* the double sums of fx_fold16 rounded once, back into 16 float lanes */
-FX_INLINE __m512 fx_unfold16(__m512d lo, __m512d hi)
+/* fx_fold16 at the end of each run of FX_SUM_RUN classes and of the row
+ * (class c of C), for rows of more than FX_SUM_RUN classes (fx_fold8_run
+ * on 16 lanes) */
+FX_INLINE void fx_fold16_run(Py_ssize_t C, Py_ssize_t c, __m512 *sum, __m512d *lo, __m512d *hi)
 {
-    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)),
-                              _mm512_cvtpd_ps(hi), 1);
+    if (FX_SUM_RUN_END(C, c)) fx_fold16(sum, lo, hi);
+}
+
+/* the double sums of fx_fold16_run rounded once into 16 float lanes (sum
+ * itself for rows of at most FX_SUM_RUN classes; fx_unfold8 on 16 lanes) */
+FX_INLINE __m512 fx_unfold16(Py_ssize_t C, __m512 sum, __m512d lo, __m512d hi)
+{
+    return C > FX_SUM_RUN ? _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)),
+                                               _mm512_cvtpd_ps(hi), 1)
+                          : sum;
 }
 
 /*
@@ -172,17 +182,13 @@ FX_INLINE void fx_score16(const float *const *xr, Py_ssize_t n, Py_ssize_t C, in
         vacc = _mm512_add_ps(vacc, e);
         vcnt = _mm512_mask_add_ps(vcnt, eq, vcnt, one);
         vsq = _mm512_fmadd_ps(e, e, vsq);
-        if (FX_SUM_RUN_END(C, c)) {
-            fx_fold16(&vacc, &alo, &ahi);
-            fx_fold16(&vsd, &dlo, &dhi);
-            fx_fold16(&vsq, &qlo, &qhi);
-        }
+        fx_fold16_run(C, c, &vacc, &alo, &ahi);
+        fx_fold16_run(C, c, &vsd, &dlo, &dhi);
+        fx_fold16_run(C, c, &vsq, &qlo, &qhi);
     }
-    if (C > FX_SUM_RUN) {
-        vacc = fx_unfold16(alo, ahi);
-        vsd = fx_unfold16(dlo, dhi);
-        vsq = fx_unfold16(qlo, qhi);
-    }
+    vacc = fx_unfold16(C, vacc, alo, ahi);
+    vsd = fx_unfold16(C, vsd, dlo, dhi);
+    vsq = fx_unfold16(C, vsq, qlo, qhi);
     good &= _mm512_cmp_ps_mask(vacc, vacc, _CMP_ORD_Q);
     _mm512_storeu_ps(m, vm);
     _mm512_storeu_ps(gt, vgt);
