@@ -266,7 +266,13 @@ def softmax(x, axis=None, *, out=None, n_threads=None):
     array([[0.5, 0.5],
            [1. , 0. ]])
     """
-    if type(x) is not _ndarray and _dask.is_dask_array(x):
+    if type(x) is _ndarray:
+        if out is None and n_threads is None:
+            # a small C-ordered call straight to its driver (None: any other)
+            s = _dispatch.active.softmax_small(x, axis, False)
+            if s is not None:
+                return s
+    elif _dask.is_dask_array(x):
         return _dask.softmax(x, axis, out=out, n_threads=n_threads)
     return _softmax_common(x, axis, out, n_threads, False, "softmax")
 
@@ -329,6 +335,12 @@ def log_softmax(x, axis=None, *, out=None, n_threads=None):
     >>> fastxent.log_softmax(np.array([1000.0, 1.0]))
     array([   0., -999.])
     """
-    if type(x) is not _ndarray and _dask.is_dask_array(x):
+    if type(x) is _ndarray:
+        if out is None and n_threads is None:
+            # a small C-ordered call straight to its driver (None: any other)
+            s = _dispatch.active.softmax_small(x, axis, True)
+            if s is not None:
+                return s
+    elif _dask.is_dask_array(x):
         return _dask.log_softmax(x, axis, out=out, n_threads=n_threads)
     return _softmax_common(x, axis, out, n_threads, True, "log_softmax")

@@ -12,6 +12,7 @@
 
 cimport cython
 from cython.parallel cimport prange
+from libc.math cimport isfinite
 
 from fx_kernels cimport *
 
@@ -133,6 +134,42 @@ def kl_div(x, t, bint log_target, out, grad, double gscale, partial, int n_threa
         _kl_div(<uint16_t *>NULL, &xv, &v[0], log_target, &v[1], &v[2], gscale, &pv,
                 n_threads)
     return one
+
+
+def kl_div_small(x, t, bint log_target):
+    """The sum of kl_div's terms of x and t, as the public function's
+    reduced losses (no gradient) take it, for the common small call: x and
+    t ndarrays (not subclasses) of one float dtype and one shape, C-ordered,
+    aligned, in native byte order, of fewer than FX_CHUNK elements (one
+    work unit, on one thread) and at least one.  None for any other call,
+    and for a float64 sum that is not finite (which _exact_total sums again
+    in the layout layer's path).
+
+    The same driver call as the layout layer makes for such operands (one
+    flat row: elementwise() with c_aligned operands), without its checks
+    and planning.
+    """
+    cdef fx_view xv, tv, none, pv
+    cdef double one = 0.0
+    cdef int ty = _small_operand(x, FX_CHUNK - 1)
+    if (ty < 0 or _small_operand(t, FX_CHUNK - 1) != ty
+            or not cnp.PyArray_SAMESHAPE(<cnp.ndarray>x, <cnp.ndarray>t)):
+        return None
+    _flat_view(x, &xv)
+    _flat_view(t, &tv)
+    _none_view(&none)
+    pv.p = <char *>&one
+    pv.n[0] = pv.n[1] = pv.n[2] = 1
+    pv.s[0] = pv.s[1] = pv.s[2] = 1
+    if ty == cnp.NPY_FLOAT64:
+        _kl_div(<double *>NULL, &xv, &tv, log_target, &none, &none, 1.0, &pv, 1)
+        if not isfinite(one):
+            return None
+    elif ty == cnp.NPY_FLOAT32:
+        _kl_div(<float *>NULL, &xv, &tv, log_target, &none, &none, 1.0, &pv, 1)
+    else:
+        _kl_div(<uint16_t *>NULL, &xv, &tv, log_target, &none, &none, 1.0, &pv, 1)
+    return 0.0 + one   # as the layout layer's 0 + partial sums: never -0.0
 
 
 cdef int _kl_div(real *tag, const fx_view *xv, const fx_view *tv, bint log_target,

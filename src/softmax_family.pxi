@@ -33,6 +33,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memset
 from libc.math cimport INFINITY, NAN, isfinite
+from cpython.long cimport PyLong_CheckExact
 
 from fx_kernels cimport *
 
@@ -292,6 +293,50 @@ def softmax(x, out, bint logarithm=False, int n_threads=1, int lo=1, int hi=1):
         _softmax_views(<float *>NULL, &xv, &ov, logarithm, n_threads)
     else:
         _softmax_views(<uint16_t *>NULL, &xv, &ov, logarithm, n_threads)
+
+
+def softmax_small(x, axis, bint logarithm):
+    """softmax(x, axis) (log_softmax when logarithm) as the public function
+    returns it, for the common small call: x an ndarray (not a subclass) of
+    float64, float32 or float16, C-ordered, aligned, in native byte order,
+    of at most MIN_WORK_PER_THREAD elements (one thread, whatever the
+    default) and at least one, over its last axis (axis -1 or ndim - 1; or
+    None, the whole array as one row).  None for any other call, which goes
+    through the layout layer instead.
+
+    The same driver call, with the same lengths and strides, as the layout
+    layer makes for such an x (its dims merge into (rows, C), rows outer),
+    into a new C-ordered array as empty_like_layout makes it: the same bits,
+    without the checks and the planning that a 1 x 10 call spends most of
+    its time in (about 0.6 of 1.1 us).
+    """
+    cdef cnp.ndarray a
+    cdef int nd, t = _small_operand(x, MIN_WORK_PER_THREAD)
+    cdef Py_ssize_t size, C
+    if t < 0:
+        return None
+    a = <cnp.ndarray>x
+    nd = cnp.PyArray_NDIM(a)
+    size = cnp.PyArray_SIZE(a)
+    if nd == 0:
+        return None
+    if axis is None:
+        C = size
+    elif PyLong_CheckExact(axis) and (axis == -1 or axis == nd - 1):
+        C = cnp.PyArray_DIMS(a)[nd - 1]
+    else:
+        return None
+    out = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(a), t, 0)
+    if t == cnp.NPY_FLOAT64:
+        _softmax(<const double *>cnp.PyArray_DATA(a), size // C, C, 1, C, 1, 1,
+                 <double *>cnp.PyArray_DATA(<cnp.ndarray>out), C, 1, 1, logarithm, 1)
+    elif t == cnp.NPY_FLOAT32:
+        _softmax(<const float *>cnp.PyArray_DATA(a), size // C, C, 1, C, 1, 1,
+                 <float *>cnp.PyArray_DATA(<cnp.ndarray>out), C, 1, 1, logarithm, 1)
+    else:
+        _softmax(<const uint16_t *>cnp.PyArray_DATA(a), size // C, C, 1, C, 1, 1,
+                 <uint16_t *>cnp.PyArray_DATA(<cnp.ndarray>out), C, 1, 1, logarithm, 1)
+    return out
 
 
 cdef int _softmax_views(real *kind, const fx_view *x, const fx_view *o, bint logarithm,

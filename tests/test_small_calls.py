@@ -1,0 +1,239 @@
+"""The small-call entries: a small C-ordered call of softmax, log_softmax or
+kl_div goes from the public function straight to its driver
+(``softmax_small``, ``kl_div_small`` of the kernel modules), skipping the
+checks and the layout layer.  They must give exactly what the layout
+layer's path gives -- the same bits, dtype, shape and sign of zero, for
+special values too -- and decline (None) every call they do not cover, which
+then takes the usual path with its errors and semantics.
+
+The usual path is reached through the same public call with ``n_threads``
+given, which the small entries never take.
+"""
+import numpy as np
+import pytest
+
+import fastxent
+from fastxent import _dispatch
+
+from arrays import misaligned
+
+SMALL = 32768   # at most: one thread whatever the default (MIN_WORK_PER_THREAD)
+ONE_UNIT = 16383   # kl_div: fewer than FX_CHUNK elements, one partial sum
+
+
+@pytest.fixture(params=["baseline", "avx2", "avx512"])
+def module(request):
+    """Each kernel module this machine runs, made the active one."""
+    if request.param not in fastxent.get_config()["cpu_paths"]:
+        pytest.skip(f"the {request.param} kernels do not run on this machine")
+    with fastxent.cpu_path(request.param):
+        yield _dispatch.kernels()
+
+
+def _bits(a):
+    """The bytes of `a` with its dtype and shape: equal only for the same bits."""
+    a = np.asarray(a)
+    return a.dtype, a.shape, a.tobytes()
+
+
+def _logits(shape, dtype, seed=0):
+    """Random logits of `shape` with some special values where there is room."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    flat = x.reshape(-1)
+    if flat.size >= 40:
+        flat[3] = -np.inf            # a -inf entry in a finite row
+        flat[17] = np.nan            # a NaN row
+        flat[25] = np.inf            # a +inf row
+        flat[30:40] = -np.inf        # rows of only -inf where C <= 10
+    return x
+
+
+COVERED = [
+    ((1, 10), -1), ((1, 10), 1), ((1, 10), None), ((10,), -1), ((10,), 0), ((10,), None),
+    ((3, 7), -1), ((7, 1), -1), ((1, 1), 1), ((2, 3, 4), -1), ((2, 3, 4), 2),
+    ((2, 3, 4), None), ((4, 1, 5), -1), ((1000, 10), -1), ((16, 2048), -1),
+    ((1, SMALL), -1), ((2, SMALL // 2), None),
+]
+
+
+@pytest.mark.parametrize("logarithm", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("shape, axis", COVERED, ids=[f"{s}-{a}" for s, a in COVERED])
+def test_softmax_small_is_the_layout_path(module, shape, axis, dtype, logarithm):
+    f = fastxent.log_softmax if logarithm else fastxent.softmax
+    x = _logits(shape, dtype)
+    assert module.softmax_small(x, axis, logarithm) is not None   # the entry takes it
+    with np.errstate(all="ignore"):
+        fast = f(x, axis)
+        usual = f(x, axis, n_threads=1)
+        into = np.full(x.shape, 7, dtype)
+        f(x, axis, out=into)
+    assert type(fast) is np.ndarray and fast.flags.c_contiguous
+    assert _bits(fast) == _bits(usual) == _bits(into)
+
+
+def _declined():
+    x = _logits((6, 10), np.float64)
+    yield "subclass", x.view(_Sub), -1
+    yield "F-ordered", np.asfortranarray(x), -1
+    yield "strided", x[:, ::2], -1
+    yield "transposed", x.T, -1
+    yield "byte-swapped", x.astype(x.dtype.newbyteorder()), -1
+    yield "misaligned", misaligned(x), -1
+    yield "axis 0", x, 0
+    yield "NumPy integer axis", x, np.int64(-1)
+    yield "bool axis", x[0], True
+    yield "tuple axis", x, (1,)
+    yield "axis out of range", x, 2
+    yield "0-d", np.float64(3.0) * np.ones(()), None
+    yield "empty", np.empty((0, 10)), -1
+    yield "zero-length axis", np.empty((3, 0)), -1
+    yield "int64", np.arange(60).reshape(6, 10), -1
+    yield "bool", x > 0, -1
+    yield "too large", _logits((2, SMALL // 2 + 1), np.float64), -1
+    yield "too large along None", _logits((1, SMALL + 1), np.float32), None
+
+
+class _Sub(np.ndarray):
+    pass
+
+
+DECLINED = list(_declined())
+
+
+@pytest.mark.parametrize("logarithm", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("name, x, axis", DECLINED, ids=[d[0] for d in DECLINED])
+def test_softmax_small_declines_other_calls(module, name, x, axis, logarithm):
+    assert module.softmax_small(x, axis, logarithm) is None
+    f = fastxent.log_softmax if logarithm else fastxent.softmax
+    try:
+        with np.errstate(all="ignore"):
+            usual = f(x, axis, n_threads=1)
+    except Exception as e:   # the same error through the public default call
+        with pytest.raises(type(e)):
+            f(x, axis)
+        return
+    with np.errstate(all="ignore"):
+        got = f(x, axis)
+    assert type(got) is type(usual)
+    assert _bits(got) == _bits(usual)
+
+
+def test_softmax_small_calls_match_scipy(scipy_special):
+    rng = np.random.default_rng(3)
+    for shape, axis in [((1, 10), -1), ((4, 6), 1), ((9,), None), ((2, 3, 5), None)]:
+        x = rng.standard_normal(shape)
+        np.testing.assert_allclose(fastxent.softmax(x, axis), scipy_special.softmax(x, axis),
+                                   rtol=4e-16, atol=0)
+        np.testing.assert_allclose(fastxent.log_softmax(x, axis),
+                                   scipy_special.log_softmax(x, axis), rtol=4e-16, atol=1e-300)
+
+
+def _kl_operands(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    logq = rng.standard_normal(shape)
+    logq -= np.log(np.exp(logq).sum(-1, keepdims=True))
+    p = rng.dirichlet(np.ones(shape[-1]), shape[:-1]) if shape else np.array(1.0)
+    return logq.astype(dtype), p.astype(dtype)
+
+
+KL_SHAPES = [(1, 10), (10,), (3, 7), (2, 3, 4), (), (1, ONE_UNIT), (127, 129)]
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "batchmean", "sum"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("shape", KL_SHAPES, ids=str)
+def test_kl_div_small_is_the_layout_path(module, shape, dtype, reduction, log_target):
+    x, p = _kl_operands(shape, dtype)
+    with np.errstate(divide="ignore"):
+        t = np.asarray(np.log(p)) if log_target else p
+    assert module.kl_div_small(x, t, log_target) is not None
+    with np.errstate(all="ignore"):
+        fast = fastxent.kl_div(x, t, reduction, log_target)
+        usual = fastxent.kl_div(x, t, reduction, log_target, n_threads=1)
+    assert type(fast) is type(usual)
+    assert _bits(fast) == _bits(usual)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kl_div_small_special_values(module, dtype):
+    inf, nan = np.inf, np.nan
+    cases = [
+        ([[0.0, -inf, 1.0]], [[0.0, 0.0, 1.0]]),      # -inf input where p is 0
+        ([[0.0, -inf, 1.0]], [[0.5, 0.5, 0.0]]),      # -inf input where p > 0: +inf
+        ([[nan, 0.0]], [[0.5, 0.5]]),
+        ([[0.0, 0.0]], [[0.0, 0.0]]),                 # every term 0
+        ([[-0.0, 0.0]], [[0.0, 0.0]]),
+        ([[1.0, 2.0]], [[-0.0, 0.0]]),                # -0.0 terms: the loss is +0.0
+        ([[1.0, 2.0]], [[-1.0, 0.5]]),                # a negative target: NaN term
+        ([[0.0, 0.0]], [[inf, 1.0]]),
+    ]
+    for x, t in cases:
+        x, t = np.array(x, dtype), np.array(t, dtype)
+        for reduction in ("mean", "batchmean", "sum"):
+            with np.errstate(all="ignore"):
+                fast = fastxent.kl_div(x, t, reduction)
+                usual = fastxent.kl_div(x, t, reduction, n_threads=1)
+            assert _bits(fast) == _bits(usual), (x, t, reduction)
+
+
+def test_kl_div_small_overflowing_float64_sum_takes_the_exact_path(module):
+    # 256 terms of 1.7e308, then 256 of -1.7e308: the kernel's running sums
+    # overflow (inf - inf), the sum is 0; the usual path sums the terms
+    # again in an order that does not overflow (_exact_total)
+    x = np.repeat([[-1.7e308, 1.7e308]], 256, axis=1)
+    p = np.ones((1, 512))
+    assert module.kl_div_small(x, p, False) is None
+    with np.errstate(all="ignore"):
+        got = fastxent.kl_div(x, p, "sum")
+        usual = fastxent.kl_div(x, p, "sum", n_threads=1)
+    assert got == 0.0 and _bits(got) == _bits(usual)
+
+
+def _kl_declined():
+    x, p = _kl_operands((4, 10), np.float64)
+    yield "F-ordered", np.asfortranarray(x), p
+    yield "strided target", x, np.full((4, 20), 0.1)[:, ::2]
+    yield "broadcast target", x, p[:1]
+    yield "dtypes differ", x, p.astype(np.float32)
+    yield "int target", x, np.zeros((4, 10), np.int64)
+    yield "subclass", x.view(_Sub), p
+    yield "list target", x, p.tolist()
+    yield "misaligned", misaligned(x), p
+    yield "byte-swapped", x.astype(x.dtype.newbyteorder()), p
+    yield "two units", *_kl_operands((1, ONE_UNIT + 1), np.float64)
+    yield "empty", np.empty((0, 3)), np.empty((0, 3))
+
+
+KL_DECLINED = list(_kl_declined())
+
+
+@pytest.mark.parametrize("name, x, t", KL_DECLINED, ids=[d[0] for d in KL_DECLINED])
+def test_kl_div_small_declines_other_calls(module, name, x, t):
+    assert module.kl_div_small(x, t, False) is None
+    for reduction in ("mean", "batchmean", "sum"):
+        with np.errstate(all="ignore"):
+            usual = fastxent.kl_div(x, t, reduction, n_threads=1)
+            got = fastxent.kl_div(x, t, reduction)
+        assert _bits(got) == _bits(usual)
+
+
+def test_kl_div_small_keeps_the_argument_checks():
+    x, p = _kl_operands((2, 5), np.float64)
+    with pytest.raises(ValueError, match="reduction"):
+        fastxent.kl_div(x, p, "avg")
+    with pytest.raises(ValueError, match="reduction"):
+        fastxent.kl_div(x, p, 1)
+    with pytest.raises(TypeError, match="log_target"):
+        fastxent.kl_div(x, p, "sum", log_target=np.ones(2))
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")
+def test_kl_div_small_calls_match_torch(torch):
+    x, p = _kl_operands((3, 10), np.float64, seed=5)
+    for reduction in ("mean", "batchmean", "sum"):
+        want = torch.nn.functional.kl_div(torch.from_numpy(x), torch.from_numpy(p),
+                                          reduction=reduction).item()
+        assert float(fastxent.kl_div(x, p, reduction)) == pytest.approx(want, rel=4e-15)
