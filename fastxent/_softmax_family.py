@@ -109,7 +109,16 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     >>> fastxent.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
-    if (type(a) is not _ndarray or b is not None) and _dask.any_dask(a, b):
+    if type(a) is _ndarray:
+        if (b is None and keepdims is False and return_sign is False and out is None
+                and n_threads is None):
+            # a small C-ordered call straight to its driver (None: any other)
+            r = _dispatch.active.logsumexp_small(a, axis)
+            if r is not None:
+                return r
+        if b is not None and _dask.is_dask_array(b):
+            return _dask.logsumexp(a, axis, b, keepdims, return_sign, out=out, n_threads=n_threads)
+    elif _dask.any_dask(a, b):
         return _dask.logsumexp(a, axis, b, keepdims, return_sign, out=out, n_threads=n_threads)
     nt = resolve_threads(n_threads)
     a_in, b_in = a, b

@@ -61,6 +61,48 @@ def logsumexp(x, out, sgn=None, b=None, bint want_sign=False, int n_threads=1, i
         _logsumexp_views(<uint16_t *>NULL, &xv, &ov, &gv, &bv, want_sign, n_threads)
 
 
+def logsumexp_small(x, axis):
+    """logsumexp(x, axis) as the public function returns it (no b, sign,
+    keepdims or out), for the small calls softmax_small takes: x as there,
+    over its last axis or all of it.  A NumPy scalar where the result is
+    0-d (axis None, or 1-d x), as SciPy returns it; None for any other call.
+
+    The driver call the layout layer makes for such an x, into a new
+    C-ordered array of the kept dims (empty_reduced's)."""
+    cdef cnp.ndarray a
+    cdef int nd, t = _small_operand(x, MIN_WORK_PER_THREAD)
+    cdef Py_ssize_t size, C
+    if t < 0:
+        return None
+    a = <cnp.ndarray>x
+    nd = cnp.PyArray_NDIM(a)
+    size = cnp.PyArray_SIZE(a)
+    if nd == 0:
+        return None
+    if axis is None:
+        C = size
+        out = cnp.PyArray_EMPTY(0, NULL, t, 0)
+    elif PyLong_CheckExact(axis) and (axis == -1 or axis == nd - 1):
+        C = cnp.PyArray_DIMS(a)[nd - 1]
+        out = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(a), t, 0)
+    else:
+        return None
+    if t == cnp.NPY_FLOAT64:
+        _logsumexp(<const double *>cnp.PyArray_DATA(a), size // C, C, 1, C, 1, 1,
+                   <double *>cnp.PyArray_DATA(<cnp.ndarray>out), 1, 1, NULL, 1, 1,
+                   NULL, 0, 0, 0, False, 1)
+    elif t == cnp.NPY_FLOAT32:
+        _logsumexp(<const float *>cnp.PyArray_DATA(a), size // C, C, 1, C, 1, 1,
+                   <float *>cnp.PyArray_DATA(<cnp.ndarray>out), 1, 1, NULL, 1, 1,
+                   NULL, 0, 0, 0, False, 1)
+    else:
+        _logsumexp(<const uint16_t *>cnp.PyArray_DATA(a), size // C, C, 1, C, 1, 1,
+                   <uint16_t *>cnp.PyArray_DATA(<cnp.ndarray>out), 1, 1, NULL, 1, 1,
+                   NULL, 0, 0, 0, False, 1)
+    # a 0-d result as a NumPy scalar (PyArray_Return would steal the reference)
+    return out[()] if axis is None or nd == 1 else out
+
+
 def lse_states(x, states, int n_threads=1):
     """The log-sum-exp state of each row of a 2-d x, as the row kernels keep
     it: states[3 r : 3 r + 3] = (m, k, s) of row x[r, :] -- its max (NaN

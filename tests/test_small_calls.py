@@ -1,7 +1,7 @@
-"""The small-call entries: a small C-ordered call of softmax, log_softmax or
-kl_div goes from the public function straight to its driver
-(``softmax_small``, ``kl_div_small`` of the kernel modules), skipping the
-checks and the layout layer.  They must give exactly what the layout
+"""The small-call entries: a small C-ordered call of logsumexp, softmax,
+log_softmax or kl_div goes from the public function straight to its driver
+(``logsumexp_small``, ``softmax_small``, ``kl_div_small`` of the kernel
+modules), skipping the checks and the layout layer.  They must give exactly what the layout
 layer's path gives -- the same bits, dtype, shape and sign of zero, for
 special values too -- and decline (None) every call they do not cover, which
 then takes the usual path with its errors and semantics.
@@ -57,19 +57,35 @@ COVERED = [
 ]
 
 
-@pytest.mark.parametrize("logarithm", [False, True], ids=["softmax", "log_softmax"])
+# each function of the softmax family: the public function and its entry
+FAMILY = {
+    "logsumexp": (fastxent.logsumexp, lambda m, x, axis: m.logsumexp_small(x, axis)),
+    "softmax": (fastxent.softmax, lambda m, x, axis: m.softmax_small(x, axis, False)),
+    "log_softmax": (fastxent.log_softmax, lambda m, x, axis: m.softmax_small(x, axis, True)),
+}
+
+
+def _out_like(name, x, axis):
+    """An `out=` array of the call's result shape, filled with 7s."""
+    if name != "logsumexp":
+        return np.full(x.shape, 7, x.dtype)
+    return np.full(() if axis is None else x.shape[:-1], 7, x.dtype)
+
+
+@pytest.mark.parametrize("name", FAMILY)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
 @pytest.mark.parametrize("shape, axis", COVERED, ids=[f"{s}-{a}" for s, a in COVERED])
-def test_softmax_small_is_the_layout_path(module, shape, axis, dtype, logarithm):
-    f = fastxent.log_softmax if logarithm else fastxent.softmax
+def test_family_small_is_the_layout_path(module, shape, axis, dtype, name):
+    f, entry = FAMILY[name]
     x = _logits(shape, dtype)
-    assert module.softmax_small(x, axis, logarithm) is not None   # the entry takes it
+    assert entry(module, x, axis) is not None   # the entry takes it
     with np.errstate(all="ignore"):
         fast = f(x, axis)
         usual = f(x, axis, n_threads=1)
-        into = np.full(x.shape, 7, dtype)
+        into = _out_like(name, x, axis)
         f(x, axis, out=into)
-    assert type(fast) is np.ndarray and fast.flags.c_contiguous
+    assert type(fast) is type(usual)
+    assert type(fast) is not np.ndarray or fast.flags.c_contiguous
     assert _bits(fast) == _bits(usual) == _bits(into)
 
 
@@ -102,11 +118,11 @@ class _Sub(np.ndarray):
 DECLINED = list(_declined())
 
 
-@pytest.mark.parametrize("logarithm", [False, True], ids=["softmax", "log_softmax"])
-@pytest.mark.parametrize("name, x, axis", DECLINED, ids=[d[0] for d in DECLINED])
-def test_softmax_small_declines_other_calls(module, name, x, axis, logarithm):
-    assert module.softmax_small(x, axis, logarithm) is None
-    f = fastxent.log_softmax if logarithm else fastxent.softmax
+@pytest.mark.parametrize("name", FAMILY)
+@pytest.mark.parametrize("case, x, axis", DECLINED, ids=[d[0] for d in DECLINED])
+def test_family_small_declines_other_calls(module, case, x, axis, name):
+    f, entry = FAMILY[name]
+    assert entry(module, x, axis) is None
     try:
         with np.errstate(all="ignore"):
             usual = f(x, axis, n_threads=1)
@@ -120,12 +136,16 @@ def test_softmax_small_declines_other_calls(module, name, x, axis, logarithm):
     assert _bits(got) == _bits(usual)
 
 
-def test_softmax_small_calls_match_scipy(scipy_special):
+def test_family_small_calls_match_scipy(scipy_special):
     rng = np.random.default_rng(3)
     for shape, axis in [((1, 10), -1), ((4, 6), 1), ((9,), None), ((2, 3, 5), None)]:
         x = rng.standard_normal(shape)
         np.testing.assert_allclose(fastxent.softmax(x, axis), scipy_special.softmax(x, axis),
                                    rtol=4e-16, atol=0)
+        want = scipy_special.logsumexp(x, axis)
+        got = fastxent.logsumexp(x, axis)
+        assert type(got) is type(want)
+        np.testing.assert_allclose(got, want, rtol=4e-16, atol=0)
         np.testing.assert_allclose(fastxent.log_softmax(x, axis),
                                    scipy_special.log_softmax(x, axis), rtol=4e-16, atol=1e-300)
 

@@ -30,8 +30,11 @@ class Case:
         return self.rows * self.cols
 
 
-def cases(quick=False, large=False):
-    """The shapes of a run, in the order they are timed."""
+def cases(quick=False, large=False, calls=False):
+    """The shapes of a run, in the order they are timed; with `calls`, only
+    the call-overhead row."""
+    if calls:
+        return [Case(1, 10, "float64", overhead=True)]
     if quick:
         out = [Case(64, 50257, "float32"), Case(100_000, 10, "float32"), Case(10_000, 1000, "float64"),
                Case(64, 50257, "float16")]

@@ -54,6 +54,8 @@ def build_parser(parser=None):
     all_impls = IMPLS + EXTRA_IMPLS
     parser.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats (a self-check)")
     parser.add_argument("--large", action="store_true", help="add 4096 x 50257 float32 (256 x 50257 with --quick)")
+    parser.add_argument("--calls", action="store_true",
+                        help="only the call-overhead shape (1 x 10 float64, microseconds per call)")
     groups = "; ".join(f"{g} = {','.join(ops)}" for g, ops in OP_GROUPS.items() if g != "all")
     parser.add_argument("--ops", type=_csv(OPS, OP_GROUPS), default=list(DEFAULT_OPS),
                         help="comma-separated operations or groups: " + ",".join(OPS)

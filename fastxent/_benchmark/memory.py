@@ -134,7 +134,7 @@ def measure_memory(ns, log):
     memory = []
     if not ns.no_mem:
         for impl in ns.mem_impls:
-            for case in cases(ns.quick, ns.large):
+            for case in cases(ns.quick, ns.large, ns.calls):
                 if case.overhead:
                     continue
                 for op in ns.ops:

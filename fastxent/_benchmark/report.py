@@ -133,7 +133,9 @@ def reproduce_command(ns):
         cmd.append("--no-mem")
     else:
         cmd += ["--mem-impls", ",".join(ns.mem_impls)]
-    cmd += [flag for flag, on in (("--quick", ns.quick), ("--large", ns.large), ("--markdown", ns.markdown)) if on]
+    flags = (("--quick", ns.quick), ("--large", ns.large), ("--calls", ns.calls),
+             ("--markdown", ns.markdown))
+    cmd += [flag for flag, on in flags if on]
     return " ".join(env + [shlex.join(cmd)])
 
 

@@ -128,7 +128,7 @@ def time_cases(ns, log):
     shape's data made once; return the rows of the speed table."""
     speed = []
     try:
-        for case in cases(ns.quick, ns.large):
+        for case in cases(ns.quick, ns.large, ns.calls):
             x = make_data(case, ns.seed)
             calls = QUICK_OVERHEAD_CALLS if ns.quick else OVERHEAD_CALLS
             for i, op in enumerate(ns.ops):
