@@ -30,6 +30,8 @@ def _bad_label(value, C, ignore_index):
 
 # rows per partial sum of the kernel's reductions, of each kernel module
 _ROWS_PER_PARTIAL = _dispatch.kernels().rows_per_partial()
+# the reductions of cross_entropy's small calls (cross_entropy_small)
+_SMALL_MODES = {"sum": 0, "mean": 1, "none": 2}
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -140,6 +142,18 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             and _dask.any_dask(input, target)):
         return _dask.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing,
                                    return_grad=return_grad, grad_out=grad_out, n_threads=n_threads)
+    if (type(input) is _ndarray and type(target) is _ndarray and weight is None
+            and return_grad is False and grad_out is None and n_threads is None
+            and type(ignore_index) is int and type(label_smoothing) is float
+            and label_smoothing == 0.0 and type(reduction) is str and reduction in _SMALL_MODES
+            and -0x8000000000000000 <= ignore_index <= 0x7FFFFFFFFFFFFFFF):
+        # a small C-ordered call straight to its driver (None: any other)
+        r = _dispatch.active.cross_entropy_small(input, target, ignore_index,
+                                                 _SMALL_MODES[reduction])
+        if r is not None:
+            if type(r) is _ndarray:
+                return r
+            return finish(r[0], reduction, r[1], input.dtype)
     check_reduction(reduction)
     # literals, not _checks' names: a global lookup each costs a small call's 3%
     if (type(ignore_index) is not int

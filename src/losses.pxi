@@ -119,6 +119,69 @@ def cross_entropy(x, labels, int64_t ignore_index, probs, weight, double eps, gr
     return one, denom, bad
 
 
+def cross_entropy_small(x, labels, int64_t ignore_index, int mode):
+    """cross_entropy(x, labels, ignore_index=ignore_index) without weights,
+    smoothing or gradient, for the common small call: x an (N, C) array
+    that _small_operand takes (one thread), labels an ndarray (not a
+    subclass) of N native int64, C-ordered and aligned; mode 0 'sum', 1
+    'mean', 2 'none'.  Returns the per-row losses (a new array, 'none'), or
+    the loss's sum and 'mean' denominator (the counted rows) of its one
+    block of rows (a reduced loss of at most ROWS_PER_PARTIAL rows).  None
+    for any other call, and where a label is out of range (the layout
+    layer's path raises the error).
+
+    The driver call the layout layer makes for such operands (class_views
+    of C-ordered (N, C) logits: lo = hi = 1), without its checks and
+    planning."""
+    cdef fx_view xv, lv, none, rv, pv
+    cdef cnp.ndarray a, lab
+    cdef double one = 0.0, denom = 0.0
+    cdef Py_ssize_t bad, N, C
+    cdef int t = _small_operand(x, MIN_WORK_PER_THREAD)
+    if t < 0 or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2 or not cnp.PyArray_CheckExact(labels):
+        return None
+    a = <cnp.ndarray>x
+    lab = <cnp.ndarray>labels
+    N = cnp.PyArray_DIMS(a)[0]
+    C = cnp.PyArray_DIMS(a)[1]
+    if (cnp.PyArray_TYPE(lab) != cnp.NPY_INT64 or cnp.PyArray_NDIM(lab) != 1
+            or cnp.PyArray_DIMS(lab)[0] != N or not cnp.PyArray_ISCARRAY_RO(lab)
+            or (mode != 2 and N > ROWS_PER_PARTIAL)):
+        return None
+    _flat_view(x, &xv)              # then as (N, C, 1)
+    xv.n[0] = N
+    xv.n[1] = xv.s[0] = C
+    _flat_view(labels, &lv)         # one per row: (N, 1, 1)
+    lv.n[0] = N
+    lv.n[1] = lv.s[0] = 1
+    _none_view(&none)
+    _none_view(&rv)
+    _none_view(&pv)
+    rows = None
+    if mode == 2:
+        # zeros as the layout layer makes them
+        rows = cnp.PyArray_ZEROS(1, cnp.PyArray_DIMS(a), t, 0)
+        _flat_view(rows, &rv)
+        rv.n[0] = N
+        rv.n[1] = rv.s[0] = 1
+    else:
+        pv.p = <char *>&one
+        pv.n[0] = pv.n[1] = pv.n[2] = 1
+        pv.s[0] = pv.s[1] = pv.s[2] = 1
+    if t == cnp.NPY_FLOAT64:
+        bad = _cross_entropy(<double *>NULL, &xv, &lv, ignore_index, &none, &none, 0.0, &none,
+                             1.0, mode == 1, &rv, &pv, 1, &denom)
+    elif t == cnp.NPY_FLOAT32:
+        bad = _cross_entropy(<float *>NULL, &xv, &lv, ignore_index, &none, &none, 0.0, &none,
+                             1.0, mode == 1, &rv, &pv, 1, &denom)
+    else:
+        bad = _cross_entropy(<uint16_t *>NULL, &xv, &lv, ignore_index, &none, &none, 0.0, &none,
+                             1.0, mode == 1, &rv, &pv, 1, &denom)
+    if bad >= 0:
+        return None
+    return rows if mode == 2 else (one, denom)
+
+
 cdef inline double _as_double(const real *p) noexcept nogil:
     """*p as a double (float16 from its bits)."""
     if real is uint16_t:

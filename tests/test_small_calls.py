@@ -1,7 +1,8 @@
 """The small-call entries: a small C-ordered call of logsumexp, softmax,
-log_softmax or kl_div goes from the public function straight to its driver
-(``logsumexp_small``, ``softmax_small``, ``kl_div_small`` of the kernel
-modules), skipping the checks and the layout layer.  They must give exactly what the layout
+log_softmax, kl_div or cross_entropy goes from the public function straight
+to its driver (``logsumexp_small``, ``softmax_small``, ``kl_div_small``,
+``cross_entropy_small`` of the kernel modules), skipping the checks and the
+layout layer.  They must give exactly what the layout
 layer's path gives -- the same bits, dtype, shape and sign of zero, for
 special values too -- and decline (None) every call they do not cover, which
 then takes the usual path with its errors and semantics.
@@ -257,3 +258,107 @@ def test_kl_div_small_calls_match_torch(torch):
         want = torch.nn.functional.kl_div(torch.from_numpy(x), torch.from_numpy(p),
                                           reduction=reduction).item()
         assert float(fastxent.kl_div(x, p, reduction)) == pytest.approx(want, rel=4e-15)
+
+
+def _xent_operands(n, c, dtype, seed=0, ignore=()):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, c)) * 3).astype(dtype)
+    y = rng.integers(0, c, n)
+    for r in ignore:
+        y[r] = -100
+    return x, y
+
+
+XENT_SHAPES = [(1, 10), (3, 7), (16, 5), (1, 1), (2, 2048), (1, SMALL)]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("n, c", XENT_SHAPES, ids=str)
+def test_cross_entropy_small_is_the_layout_path(module, n, c, dtype, reduction):
+    x, y = _xent_operands(n, c, dtype, ignore=(0,) if n > 1 else ())
+    if x.size >= 8:
+        x.flat[2], x.flat[5] = -np.inf, np.inf   # a row with -inf, a row with +inf
+    mode = {"sum": 0, "mean": 1, "none": 2}[reduction]
+    assert module.cross_entropy_small(x, y, -100, mode) is not None
+    with np.errstate(all="ignore"):
+        fast = fastxent.cross_entropy(x, y, reduction=reduction)
+        usual = fastxent.cross_entropy(x, y, reduction=reduction, n_threads=1)
+    assert type(fast) is type(usual)
+    assert _bits(fast) == _bits(usual)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_small_ignored_rows(module, reduction):
+    x, y = _xent_operands(4, 6, np.float64)
+    for ignore_index, labels in [(-100, [-100] * 4), (3, [3, 1, 3, 0]), (7, [7, 7, 2, 5])]:
+        y = np.array(labels)
+        with np.errstate(all="ignore"):
+            fast = fastxent.cross_entropy(x, y, ignore_index=ignore_index, reduction=reduction)
+            usual = fastxent.cross_entropy(x, y, ignore_index=ignore_index, reduction=reduction,
+                                           n_threads=1)
+        assert _bits(fast) == _bits(usual)
+
+
+@pytest.mark.parametrize("label", [-1, 6, -100, 2**40])
+def test_cross_entropy_small_bad_label_raises_as_usual(module, label):
+    x, y = _xent_operands(3, 6, np.float64)
+    y[1] = label
+    if label == -100:   # the default ignore_index: not a bad label
+        assert module.cross_entropy_small(x, y, -100, 1) is not None
+        return
+    assert module.cross_entropy_small(x, y, -100, 1) is None
+    with pytest.raises(IndexError) as usual:
+        fastxent.cross_entropy(x, y, n_threads=1)
+    with pytest.raises(IndexError) as fast:
+        fastxent.cross_entropy(x, y)
+    assert str(fast.value) == str(usual.value)
+
+
+def _xent_declined():
+    x, y = _xent_operands(4, 10, np.float64)
+    yield "1-d input", x[0], y[:1].reshape(())
+    yield "3-d input", x.reshape(2, 2, 10), y.reshape(2, 2)
+    yield "F-ordered", np.asfortranarray(x), y
+    yield "int32 labels", x, y.astype(np.int32)
+    yield "strided labels", x, np.repeat(y, 2)[::2]
+    yield "byte-swapped labels", x, y.astype(y.dtype.newbyteorder())
+    yield "labels of another length", x, y[:3]
+    yield "probabilities", x, np.full((4, 10), 0.1)
+    yield "more rows than a block, reduced", *_xent_operands(17, 4, np.float32)
+    yield "too large", *_xent_operands(2, SMALL // 2 + 1, np.float32)
+
+
+XENT_DECLINED = list(_xent_declined())
+
+
+@pytest.mark.parametrize("case, x, y", XENT_DECLINED, ids=[d[0] for d in XENT_DECLINED])
+def test_cross_entropy_small_declines_other_calls(module, case, x, y):
+    assert module.cross_entropy_small(x, y, -100, 1) is None
+    for reduction in ("mean", "sum"):
+        try:
+            usual = fastxent.cross_entropy(x, y, reduction=reduction, n_threads=1)
+        except Exception as e:
+            with pytest.raises(type(e)):
+                fastxent.cross_entropy(x, y, reduction=reduction)
+            continue
+        assert _bits(fastxent.cross_entropy(x, y, reduction=reduction)) == _bits(usual)
+
+
+def test_cross_entropy_small_keeps_the_argument_checks():
+    x, y = _xent_operands(2, 5, np.float64)
+    with pytest.raises(ValueError, match="reduction"):
+        fastxent.cross_entropy(x, y, reduction="avg")
+    with pytest.raises(TypeError, match="ignore_index"):
+        fastxent.cross_entropy(x, y, ignore_index=1.5)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        fastxent.cross_entropy(x, y, label_smoothing=-0.5)
+
+
+def test_cross_entropy_small_calls_match_torch(torch):
+    x, y = _xent_operands(5, 10, np.float64, seed=7, ignore=(2,))
+    for reduction in ("mean", "sum", "none"):
+        want = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(y),
+                                                 reduction=reduction).numpy()
+        np.testing.assert_allclose(fastxent.cross_entropy(x, y, reduction=reduction), want,
+                                   rtol=4e-15)
