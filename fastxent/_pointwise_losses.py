@@ -25,8 +25,8 @@ __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
 # the number of work units (and partial sums) of an (R, L) problem: the same
 # C function in every kernel module, looked up once
 _UNITS = _dispatch.kernels().pointwise_units
-# kl_div's reductions to one value, which its small calls take
-_REDUCED = ("mean", "batchmean", "sum")
+# kl_div's reductions to one value, as its small calls take them
+_REDUCED = {"sum": 0, "mean": 1, "batchmean": 2}
 
 
 def _sum_of_terms(terms):
@@ -218,14 +218,13 @@ def kl_div(input, target, reduction="mean", log_target=False, *, return_grad=Fal
         return _dask.kl_div(input, target, reduction, log_target, return_grad=return_grad,
                             grad_out=grad_out, n_threads=n_threads)
     if (type(input) is _ndarray and type(target) is _ndarray and return_grad is False
-            and grad_out is None and n_threads is None and type(reduction) is str
-            and reduction in _REDUCED):
-        # a small C-ordered call straight to its driver (None: any other)
-        total = _dispatch.active.kl_div_small(input, target, log_target)
-        if total is not None:
-            denom = (1 if reduction == "sum" else input.size if reduction == "mean"
-                     else input.shape[0] if input.ndim else 1)
-            return finish(total, reduction, denom, input.dtype)
+            and grad_out is None and n_threads is None and type(reduction) is str):
+        mode = _REDUCED.get(reduction)
+        if mode is not None:
+            # a small C-ordered call straight to its driver (None: any other)
+            loss = _dispatch.active.kl_div_small(input, target, log_target, mode)
+            if loss is not None:
+                return loss
     check_reduction(reduction, ("none", "mean", "batchmean", "sum"))
     x = float_input(input, "input")
     t = as_array(target, "target")

@@ -13,6 +13,7 @@
 cimport cython
 from cython.parallel cimport prange
 from libc.math cimport isfinite
+from cpython.ref cimport PyObject
 
 from fx_kernels cimport *
 
@@ -136,25 +137,35 @@ def kl_div(x, t, bint log_target, out, grad, double gscale, partial, int n_threa
     return one
 
 
-def kl_div_small(x, t, bint log_target):
-    """The sum of kl_div's terms of x and t, as the public function's
-    reduced losses (no gradient) take it, for the common small call: x and
-    t ndarrays (not subclasses) of one float dtype and one shape, C-ordered,
-    aligned, in native byte order, of fewer than FX_CHUNK elements (one
-    work unit, on one thread) and at least one.  None for any other call,
-    and for a float64 sum that is not finite (which _exact_total sums again
-    in the layout layer's path).
+cdef extern from "numpy/arrayobject.h":
+    # NumPy's scalar of `descr` holding *data (base: for structured types only)
+    object _numpy_scalar "PyArray_Scalar" (void *data, cnp.dtype descr, PyObject *base)
+
+
+def kl_div_small(x, t, bint log_target, int mode):
+    """kl_div(x, t, reduction, log_target) as the public function returns
+    it (a NumPy scalar) for mode 0 'sum', 1 'mean' or 2 'batchmean', no
+    gradient, for the common small call: x and t ndarrays (not subclasses)
+    of one dtype, float64 or float32, and one shape, C-ordered, aligned, in
+    native byte order, of fewer than FX_CHUNK elements (one work unit, on
+    one thread) and at least one.  None for any other call, and for a
+    float64 sum that is not finite (which _exact_total sums again in the
+    layout layer's path).
 
     The same driver call as the layout layer makes for such operands (one
-    flat row: elementwise() with c_aligned operands), without its checks
-    and planning.
+    flat row: elementwise() with c_aligned operands), then finish()'s
+    division by a denominator that is not 0 here, without their checks and
+    planning.
     """
     cdef fx_view xv, tv, none, pv
-    cdef double one = 0.0
+    cdef double one = 0.0, value
+    cdef float value32
+    cdef cnp.ndarray a
     cdef int ty = _small_operand(x, FX_CHUNK - 1)
-    if (ty < 0 or _small_operand(t, FX_CHUNK - 1) != ty
+    if (ty < 0 or ty == cnp.NPY_FLOAT16 or _small_operand(t, FX_CHUNK - 1) != ty
             or not cnp.PyArray_SAMESHAPE(<cnp.ndarray>x, <cnp.ndarray>t)):
         return None
+    a = <cnp.ndarray>x
     _flat_view(x, &xv)
     _flat_view(t, &tv)
     _none_view(&none)
@@ -165,11 +176,17 @@ def kl_div_small(x, t, bint log_target):
         _kl_div(<double *>NULL, &xv, &tv, log_target, &none, &none, 1.0, &pv, 1)
         if not isfinite(one):
             return None
-    elif ty == cnp.NPY_FLOAT32:
-        _kl_div(<float *>NULL, &xv, &tv, log_target, &none, &none, 1.0, &pv, 1)
     else:
-        _kl_div(<uint16_t *>NULL, &xv, &tv, log_target, &none, &none, 1.0, &pv, 1)
-    return 0.0 + one   # as the layout layer's 0 + partial sums: never -0.0
+        _kl_div(<float *>NULL, &xv, &tv, log_target, &none, &none, 1.0, &pv, 1)
+    value = 0.0 + one   # as the layout layer's 0 + partial sums: never -0.0
+    if mode == 1:
+        value = value / <double>cnp.PyArray_SIZE(a)
+    elif mode == 2:
+        value = value / <double>(cnp.PyArray_DIMS(a)[0] if cnp.PyArray_NDIM(a) else 1)
+    if ty == cnp.NPY_FLOAT64:
+        return _numpy_scalar(&value, <cnp.dtype>cnp.PyArray_DESCR(a), NULL)
+    value32 = <float>value   # rounded once, as NumPy's float32(value)
+    return _numpy_scalar(&value32, <cnp.dtype>cnp.PyArray_DESCR(a), NULL)
 
 
 cdef int _kl_div(real *tag, const fx_view *xv, const fx_view *tv, bint log_target,
