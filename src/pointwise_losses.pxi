@@ -12,7 +12,7 @@
 
 cimport cython
 from cython.parallel cimport prange
-from libc.math cimport isfinite
+from libc.math cimport isfinite, isinf
 from cpython.ref cimport PyObject
 
 from fx_kernels cimport *
@@ -186,6 +186,8 @@ def kl_div_small(x, t, bint log_target, int mode):
     if ty == cnp.NPY_FLOAT64:
         return _numpy_scalar(&value, <cnp.dtype>cnp.PyArray_DESCR(a), NULL)
     value32 = <float>value   # rounded once, as NumPy's float32(value)
+    if isinf(value32) and not isinf(value):
+        return None   # NumPy's cast warns of the overflow: the usual path's finish()
     return _numpy_scalar(&value32, <cnp.dtype>cnp.PyArray_DESCR(a), NULL)
 
 

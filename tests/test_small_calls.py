@@ -215,6 +215,22 @@ def test_kl_div_small_overflowing_float64_sum_takes_the_exact_path(module):
     assert got == 0.0 and _bits(got) == _bits(usual)
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean", "batchmean"])
+def test_kl_div_small_float32_overflow_warns_as_usual(module, reduction):
+    # finite float32 terms whose float64 sum (divided) rounds to inf in
+    # float32: NumPy's cast warns of the overflow in the usual path
+    x = np.full((1, 2), -3e38, np.float32)
+    t = np.ones((1, 2), np.float32)
+    mode = {"sum": 0, "mean": 1, "batchmean": 2}[reduction]
+    if reduction == "mean":   # 6e38 / 2 fits float32
+        assert module.kl_div_small(x, t, False, mode) is not None
+        return
+    assert module.kl_div_small(x, t, False, mode) is None
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        got = fastxent.kl_div(x, t, reduction)
+    assert got == np.inf and got.dtype == np.float32
+
+
 def _kl_declined():
     x, p = _kl_operands((4, 10), np.float64)
     yield "F-ordered", np.asfortranarray(x), p
