@@ -86,3 +86,17 @@ def torch_on_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(params=["baseline", "avx2", "avx512"])
+def module(request):
+    """Each compiled kernel module this machine runs, made the active one
+    (the drivers below the Python layers: test_kernel_entry,
+    test_small_calls)."""
+    import fastxent
+    from fastxent import _dispatch
+
+    if request.param not in fastxent.get_config()["cpu_paths"]:
+        pytest.skip(f"the {request.param} kernels do not run on this machine")
+    with fastxent.cpu_path(request.param):
+        yield _dispatch.kernels()

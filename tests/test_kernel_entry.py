@@ -15,20 +15,11 @@ import numpy as np
 import pytest
 
 import fastxent
-from fastxent import _arrays, _dispatch
+from fastxent import _arrays
 
 from arrays import misaligned
 
 F64 = np.dtype(np.float64)
-
-
-@pytest.fixture(params=["baseline", "avx2", "avx512"])
-def module(request):
-    """Each kernel module this machine runs."""
-    if request.param not in fastxent.get_config()["cpu_paths"]:
-        pytest.skip(f"the {request.param} kernels do not run on this machine")
-    with fastxent.cpu_path(request.param):
-        yield _dispatch.kernels()
 
 
 def _lse(module, x, out, lo=1, hi=1):

@@ -14,21 +14,11 @@ import numpy as np
 import pytest
 
 import fastxent
-from fastxent import _dispatch
 
 from arrays import misaligned
 
 SMALL = 32768   # at most: one thread whatever the default (MIN_WORK_PER_THREAD)
 ONE_UNIT = 16383   # kl_div: fewer than FX_CHUNK elements, one partial sum
-
-
-@pytest.fixture(params=["baseline", "avx2", "avx512"])
-def module(request):
-    """Each kernel module this machine runs, made the active one."""
-    if request.param not in fastxent.get_config()["cpu_paths"]:
-        pytest.skip(f"the {request.param} kernels do not run on this machine")
-    with fastxent.cpu_path(request.param):
-        yield _dispatch.kernels()
 
 
 def _bits(a):
