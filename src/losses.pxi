@@ -155,8 +155,6 @@ def cross_entropy_small(x, labels, int64_t ignore_index, int mode):
     lv.n[0] = N
     lv.n[1] = lv.s[0] = 1
     _none_view(&none)
-    _none_view(&rv)
-    _none_view(&pv)
     rows = None
     if mode == 2:
         # zeros as the layout layer makes them
@@ -164,10 +162,10 @@ def cross_entropy_small(x, labels, int64_t ignore_index, int mode):
         _flat_view(rows, &rv)
         rv.n[0] = N
         rv.n[1] = rv.s[0] = 1
+        _none_view(&pv)
     else:
-        pv.p = <char *>&one
-        pv.n[0] = pv.n[1] = pv.n[2] = 1
-        pv.s[0] = pv.s[1] = pv.s[2] = 1
+        _none_view(&rv)
+        _partials(None, &pv, 1, &one)
     if t == cnp.NPY_FLOAT64:
         bad = _cross_entropy(<double *>NULL, &xv, &lv, ignore_index, &none, &none, 0.0, &none,
                              1.0, mode == 1, &rv, &pv, 1, &denom)

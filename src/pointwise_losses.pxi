@@ -169,9 +169,7 @@ def kl_div_small(x, t, bint log_target, int mode):
     _flat_view(x, &xv)
     _flat_view(t, &tv)
     _none_view(&none)
-    pv.p = <char *>&one
-    pv.n[0] = pv.n[1] = pv.n[2] = 1
-    pv.s[0] = pv.s[1] = pv.s[2] = 1
+    _partials(None, &pv, 1, &one)
     if ty == cnp.NPY_FLOAT64:
         _kl_div(<double *>NULL, &xv, &tv, log_target, &none, &none, 1.0, &pv, 1)
         if not isfinite(one):
