@@ -27,6 +27,8 @@ __all__ = ["kl_div", "binary_cross_entropy_with_logits"]
 _UNITS = _dispatch.kernels().pointwise_units
 # kl_div's reductions to one value, as its small calls take them
 _REDUCED = {"sum": 0, "mean": 1, "batchmean": 2}
+# and binary_cross_entropy_with_logits's
+_BCE_REDUCED = {"sum": 0, "mean": 1}
 
 
 def _sum_of_terms(terms):
@@ -364,6 +366,15 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         return _dask.binary_cross_entropy_with_logits(
             input, target, weight, reduction, pos_weight, return_grad=return_grad,
             grad_out=grad_out, n_threads=n_threads)
+    if (type(input) is _ndarray and type(target) is _ndarray and weight is None
+            and pos_weight is None and return_grad is False and grad_out is None
+            and n_threads is None and type(reduction) is str):
+        mode = _BCE_REDUCED.get(reduction)
+        if mode is not None:
+            # a small C-ordered call straight to its driver (None: any other)
+            loss = _dispatch.active.bce_with_logits_small(input, target, mode)
+            if loss is not None:
+                return loss
     check_reduction(reduction, ("none", "mean", "sum"))
     x = float_input(input, "input")
     t = as_array(target, "target")

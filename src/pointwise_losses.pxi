@@ -158,24 +158,66 @@ def kl_div_small(x, t, bint log_target, int mode):
     planning.
     """
     cdef fx_view xv, tv, none, pv
-    cdef double one = 0.0, value
-    cdef float value32
-    cdef cnp.ndarray a
-    cdef int ty = _small_operand(x, FX_CHUNK - 1)
-    if (ty < 0 or ty == cnp.NPY_FLOAT16 or _small_operand(t, FX_CHUNK - 1) != ty
-            or not cnp.PyArray_SAMESHAPE(<cnp.ndarray>x, <cnp.ndarray>t)):
+    cdef double one = 0.0
+    cdef int ty = _small_pair(x, t)
+    if ty < 0:
         return None
-    a = <cnp.ndarray>x
     _flat_view(x, &xv)
     _flat_view(t, &tv)
     _none_view(&none)
     _partials(None, &pv, 1, &one)
     if ty == cnp.NPY_FLOAT64:
         _kl_div(<double *>NULL, &xv, &tv, log_target, &none, &none, 1.0, &pv, 1)
-        if not isfinite(one):
-            return None
     else:
         _kl_div(<float *>NULL, &xv, &tv, log_target, &none, &none, 1.0, &pv, 1)
+    return _small_loss(one, <cnp.ndarray>x, ty, mode)
+
+
+def bce_with_logits_small(x, y, int mode):
+    """binary_cross_entropy_with_logits(x, y, reduction=...) as the public
+    function returns it (a NumPy scalar) for mode 0 'sum' or 1 'mean', no
+    weights and no gradient, for the small calls kl_div_small takes (the
+    same conditions on x and y); None for any other.  The same driver call
+    as the layout layer's path, then finish()'s division."""
+    cdef fx_view xv, pv
+    cdef fx_view v[5]
+    cdef double one = 0.0
+    cdef int ty = _small_pair(x, y), i
+    if ty < 0:
+        return None
+    _flat_view(x, &xv)
+    _flat_view(y, &v[0])
+    for i in range(1, 5):
+        _none_view(&v[i])
+    _partials(None, &pv, 1, &one)
+    if ty == cnp.NPY_FLOAT64:
+        _bce(<double *>NULL, &xv, v, 1.0, &pv, 1)
+    else:
+        _bce(<float *>NULL, &xv, v, 1.0, &pv, 1)
+    return _small_loss(one, <cnp.ndarray>x, ty, mode)
+
+
+cdef int _small_pair(x, t):
+    """The dtype number of a small call's two operands (see kl_div_small),
+    -1 for a call the small entries do not take.  float16 is declined: its
+    loss keeps NumPy's rounding (finish()) in the usual path."""
+    cdef int ty = _small_operand(x, FX_CHUNK - 1)
+    if (ty < 0 or ty == cnp.NPY_FLOAT16 or _small_operand(t, FX_CHUNK - 1) != ty
+            or not cnp.PyArray_SAMESHAPE(<cnp.ndarray>x, <cnp.ndarray>t)):
+        return -1
+    return ty
+
+
+cdef object _small_loss(double one, cnp.ndarray a, int ty, int mode):
+    """finish() of a small call's one partial sum `one` for operand `a` of
+    dtype number `ty`: mode 0 the sum, 1 over a's size, 2 over its first
+    dim; a NumPy scalar of a's dtype, or None where the usual path's
+    finish() differs: a float64 sum that is not finite (_exact_total sums
+    the terms again) and a float32 cast that overflows (NumPy warns)."""
+    cdef double value
+    cdef float value32
+    if ty == cnp.NPY_FLOAT64 and not isfinite(one):
+        return None
     value = 0.0 + one   # as the layout layer's 0 + partial sums: never -0.0
     if mode == 1:
         value = value / <double>cnp.PyArray_SIZE(a)
@@ -185,7 +227,7 @@ def kl_div_small(x, t, bint log_target, int mode):
         return _numpy_scalar(&value, <cnp.dtype>cnp.PyArray_DESCR(a), NULL)
     value32 = <float>value   # rounded once, as NumPy's float32(value)
     if isinf(value32) and not isinf(value):
-        return None   # NumPy's cast warns of the overflow: the usual path's finish()
+        return None
     return _numpy_scalar(&value32, <cnp.dtype>cnp.PyArray_DESCR(a), NULL)
 
 

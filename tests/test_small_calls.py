@@ -1,6 +1,7 @@
 """The small-call entries: a small C-ordered call of logsumexp, softmax,
-log_softmax, kl_div or cross_entropy goes from the public function straight
-to its driver (``logsumexp_small``, ``softmax_small``, ``kl_div_small``,
+log_softmax, kl_div, binary_cross_entropy_with_logits or cross_entropy goes
+from the public function straight to its driver (``logsumexp_small``,
+``softmax_small``, ``kl_div_small``, ``bce_with_logits_small``,
 ``cross_entropy_small`` of the kernel modules), skipping the checks and the
 layout layer.  They must give exactly what the layout
 layer's path gives -- the same bits, dtype, shape and sign of zero, for
@@ -264,6 +265,148 @@ def test_kl_div_small_calls_match_torch(torch):
         want = torch.nn.functional.kl_div(torch.from_numpy(x), torch.from_numpy(p),
                                           reduction=reduction).item()
         assert float(fastxent.kl_div(x, p, reduction)) == pytest.approx(want, rel=RTOL[np.float64])
+
+
+def _bce_operands(shape, dtype, seed=0):
+    """Logits and soft targets in [0, 1] of `shape`."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * 4
+    y = rng.uniform(size=shape)
+    return np.asarray(x).astype(dtype), np.asarray(y).astype(dtype)
+
+
+BCE_SHAPES = [(1, 10), (10,), (3, 7), (2, 3, 4), (), (1, ONE_UNIT), (127, 129)]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("shape", BCE_SHAPES, ids=str)
+def test_bce_small_is_the_layout_path(module, shape, dtype, reduction):
+    x, y = _bce_operands(shape, dtype)
+    mode = {"sum": 0, "mean": 1}[reduction]
+    # float16 takes the usual path: its rounding of the loss is NumPy's
+    assert (module.bce_with_logits_small(x, y, mode) is None) == (dtype == np.float16)
+    fast = fastxent.binary_cross_entropy_with_logits(x, y, reduction=reduction)
+    usual = fastxent.binary_cross_entropy_with_logits(x, y, reduction=reduction, n_threads=1)
+    assert type(fast) is type(usual)
+    assert _bits(fast) == _bits(usual)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bce_small_special_values(module, dtype):
+    inf, nan = np.inf, np.nan
+    cases = [
+        ([inf, -inf, 0.0], [1.0, 0.0, 0.5]),     # infinite logits on their side: 0
+        ([inf, 1.0], [0.0, 1.0]),                 # +inf against target 0: +inf
+        ([-inf, 1.0], [1.0, 0.0]),                # -inf against target 1: +inf
+        ([inf, -inf], [0.5, 0.5]),                # +inf against a soft target
+        ([nan, 0.0], [1.0, 0.0]),
+        ([0.0, 1.0], [nan, 1.0]),
+        ([1.0, 2.0], [inf, 0.0]),                 # an infinite target (its limit)
+        ([1.0, -2.0], [-inf, 0.0]),
+        ([-0.0, 0.0], [0.0, 1.0]),
+        ([1e300, -1e300], [0.0, 1.0]),            # huge logits: huge finite terms
+        ([200.0, -200.0], [1.0, 0.0]),            # softplus(-200): a tiny exp
+        ([3.0, 4.0], [-1.0, 2.0]),                # targets outside [0, 1]
+    ]
+    for x, y in cases:
+        with np.errstate(over="ignore"):   # 1e300 is inf in float32
+            x, y = np.array([x], dtype), np.array([y], dtype)
+        for reduction in ("mean", "sum"):
+            with np.errstate(all="ignore"):
+                fast = fastxent.binary_cross_entropy_with_logits(x, y, reduction=reduction)
+                usual = fastxent.binary_cross_entropy_with_logits(x, y, reduction=reduction,
+                                                                  n_threads=1)
+            assert _bits(fast) == _bits(usual), (x, y, reduction)
+
+
+def test_bce_small_overflowing_float64_sum_takes_the_exact_path(module):
+    # terms of 1.5e308 and their cancelling sum overflow the kernel's running
+    # sum: +inf there, finite where the usual path sums the terms again
+    x = np.repeat([[1.5e308, -1.5e308]], 256, axis=1)
+    y = np.repeat([[0.0, 1.0]], 256, axis=1)
+    assert module.bce_with_logits_small(x, y, 0) is None
+    with np.errstate(all="ignore"):
+        got = fastxent.binary_cross_entropy_with_logits(x, y, reduction="sum")
+        usual = fastxent.binary_cross_entropy_with_logits(x, y, reduction="sum", n_threads=1)
+    assert _bits(got) == _bits(usual)
+
+
+def test_bce_small_float32_overflow_warns_as_usual(module):
+    # two finite float32 terms of 3e38 whose sum rounds to inf in float32:
+    # NumPy's cast warns of the overflow in the usual path; their mean fits
+    x = np.full((1, 2), 3e38, np.float32)
+    y = np.zeros((1, 2), np.float32)
+    assert module.bce_with_logits_small(x, y, 1) is not None
+    assert module.bce_with_logits_small(x, y, 0) is None
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        got = fastxent.binary_cross_entropy_with_logits(x, y, reduction="sum")
+    assert got == np.inf and got.dtype == np.float32
+
+
+def _bce_declined():
+    x, y = _bce_operands((4, 10), np.float64)
+    yield "F-ordered", np.asfortranarray(x), y
+    yield "strided target", x, np.full((4, 20), 0.5)[:, ::2]
+    yield "dtypes differ", x, y.astype(np.float32)
+    yield "int target", x, np.ones((4, 10), np.int64)
+    yield "bool target", x, np.ones((4, 10), bool)
+    yield "subclass", x.view(_Sub), y
+    yield "misaligned", misaligned(x), y
+    yield "byte-swapped", x.astype(x.dtype.newbyteorder()), y
+    yield "float16", x.astype(np.float16), y.astype(np.float16)
+    yield "two units", *_bce_operands((1, ONE_UNIT + 1), np.float64)
+    yield "empty", np.empty((0, 3)), np.empty((0, 3))
+
+
+BCE_DECLINED = list(_bce_declined())
+
+
+@pytest.mark.parametrize("name, x, y", BCE_DECLINED, ids=[d[0] for d in BCE_DECLINED])
+def test_bce_small_declines_other_calls(module, name, x, y):
+    assert module.bce_with_logits_small(x, y, 1) is None
+    for reduction in ("mean", "sum"):
+        with np.errstate(all="ignore"):
+            usual = fastxent.binary_cross_entropy_with_logits(x, y, reduction=reduction,
+                                                              n_threads=1)
+            got = fastxent.binary_cross_entropy_with_logits(x, y, reduction=reduction)
+        assert _bits(got) == _bits(usual)
+
+
+def test_bce_small_keeps_the_argument_checks():
+    x, y = _bce_operands((2, 5), np.float64)
+    bce = fastxent.binary_cross_entropy_with_logits
+    with pytest.raises(ValueError, match="reduction"):
+        bce(x, y, reduction="batchmean")
+    with pytest.raises(ValueError, match="reduction"):
+        bce(x, y, reduction=1)
+    with pytest.raises(ValueError, match="target"):
+        bce(x, y[:, :4])
+    with pytest.raises(ValueError, match="grad_out"):
+        bce(x, y, grad_out=np.empty_like(x))
+    with pytest.raises(TypeError, match="return_grad"):
+        bce(x, y, return_grad=np.ones(2))
+
+
+def test_bce_small_options_take_the_usual_path():
+    x, y = _bce_operands((3, 4), np.float64)
+    bce = fastxent.binary_cross_entropy_with_logits
+    w, pw = np.full(4, 2.0), np.full(4, 3.0)
+    want = bce(x, y, reduction="sum", n_threads=1)
+    assert bce(x, y, w, reduction="sum") == pytest.approx(2 * want, rel=1e-15)
+    loss, grad = bce(x, y, reduction="sum", return_grad=True)
+    assert _bits(loss) == _bits(want) and grad.shape == x.shape
+    assert bce(x, y, pos_weight=pw, reduction="sum") > want
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")
+def test_bce_small_calls_match_torch(torch):
+    x, y = _bce_operands((3, 10), np.float64, seed=5)
+    for reduction in ("mean", "sum"):
+        want = torch.nn.functional.binary_cross_entropy_with_logits(
+            torch.from_numpy(x), torch.from_numpy(y), reduction=reduction).item()
+        got = fastxent.binary_cross_entropy_with_logits(x, y, reduction=reduction)
+        assert float(got) == pytest.approx(want, rel=RTOL[np.float64])
 
 
 def _xent_operands(n, c, dtype, seed=0, ignore=()):
