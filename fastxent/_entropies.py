@@ -140,7 +140,12 @@ def softmax_entropy(logits, axis=-1, *, n_threads=None):
     >>> fastxent.softmax_entropy(np.array([[0.0, 0.0, -np.inf], [1.0, -np.inf, -np.inf]])).tolist()
     [0.6931471805599453, 0.0]
     """
-    if type(logits) is not _ndarray and _dask.is_dask_array(logits):
+    if type(logits) is _ndarray and n_threads is None:
+        # a small C-ordered call straight to its driver (None: any other)
+        r = _dispatch.active.row_entropies_small(_SOFTMAX_ENTROPY, logits, None, axis)
+        if r is not None:
+            return r
+    elif type(logits) is not _ndarray and _dask.is_dask_array(logits):
         return _dask.softmax_entropy(logits, axis, n_threads=n_threads)
     x, _, axis, dtype = _logit_rows(_logits(logits, "logits"), None, ("logits",), axis)
     return _rows(_SOFTMAX_ENTROPY, x, None, axis, dtype, 1.0,
@@ -206,8 +211,13 @@ def softmax_cross_entropy(p_logits, q_logits, axis=-1, *, n_threads=None):
     >>> float(fastxent.softmax_cross_entropy([0.0, 0.0], [0.0, np.log(3.0)]))  # -(log 1/4 + log 3/4) / 2
     0.8369882167858358
     """
-    if ((type(p_logits) is not _ndarray or type(q_logits) is not _ndarray)
-            and _dask.any_dask(p_logits, q_logits)):
+    if type(p_logits) is _ndarray and type(q_logits) is _ndarray:
+        if n_threads is None:
+            # a small C-ordered call straight to its driver (None: any other)
+            r = _dispatch.active.row_entropies_small(_SOFTMAX_XENT, p_logits, q_logits, axis)
+            if r is not None:
+                return r
+    elif _dask.any_dask(p_logits, q_logits):
         return _dask.softmax_cross_entropy(p_logits, q_logits, axis, n_threads=n_threads)
     x, y, axis, dtype = _pair(p_logits, q_logits, axis)
     return _rows(_SOFTMAX_XENT, x, y, axis, dtype, 1.0, resolve_threads(n_threads))
@@ -270,8 +280,13 @@ def softmax_kl_div(p_logits, q_logits, axis=-1, *, n_threads=None):
     >>> float(fastxent.softmax_kl_div([0.0, -np.inf], [0.0, 0.0]))  # log 2
     0.6931471805599453
     """
-    if ((type(p_logits) is not _ndarray or type(q_logits) is not _ndarray)
-            and _dask.any_dask(p_logits, q_logits)):
+    if type(p_logits) is _ndarray and type(q_logits) is _ndarray:
+        if n_threads is None:
+            # a small C-ordered call straight to its driver (None: any other)
+            r = _dispatch.active.row_entropies_small(_SOFTMAX_KL, p_logits, q_logits, axis)
+            if r is not None:
+                return r
+    elif _dask.any_dask(p_logits, q_logits):
         return _dask.softmax_kl_div(p_logits, q_logits, axis, n_threads=n_threads)
     x, y, axis, dtype = _pair(p_logits, q_logits, axis)
     return _rows(_SOFTMAX_KL, x, y, axis, dtype, 1.0, resolve_threads(n_threads))
@@ -365,8 +380,13 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
     >>> float(fastxent.entropy([1, 1], [9, 1]))  # log(5/3)
     0.5108256237659907
     """
-    if ((type(pk) is not _ndarray or qk is not None and type(qk) is not _ndarray)
-            and _dask.any_dask(pk, qk)):
+    if type(pk) is _ndarray and (qk is None or type(qk) is _ndarray):
+        if base is None and n_threads is None:
+            # a small C-ordered call straight to its driver (None: any other)
+            r = _dispatch.active.row_entropies_small(_ENTROPY, pk, qk, axis)
+            if r is not None:
+                return r
+    elif _dask.any_dask(pk, qk):
         return _dask.entropy(pk, qk, base, axis, n_threads=n_threads)
     if base is not None:
         base = check_base(base)

@@ -12,6 +12,7 @@
 
 cimport cython
 from cython.parallel cimport prange, threadid
+from cpython.long cimport PyLong_CheckExact
 from libc.stdlib cimport calloc, malloc, free
 
 from fx_kernels cimport *
@@ -140,6 +141,69 @@ def row_entropies(int kind, x, y, out, double div=1.0, int n_threads=1, int lo=1
         _row_entropies(<float *>NULL, kind, &xv, &yv, &ov, div, n_threads)
     else:
         _row_entropies(<uint16_t *>NULL, kind, &xv, &yv, &ov, div, n_threads)
+
+
+def row_entropies_small(int kind, x, y, axis):
+    """row_entropies(kind, x, y) (div 1) as the public functions return it:
+    softmax_entropy(x, axis) (kind 0, y None), softmax_cross_entropy and
+    softmax_kl_div (1, 2) and scipy's entropy(x, y, axis=axis) (3, y None or
+    not, no base), for the common small call: x (and y) ndarrays (not
+    subclasses) of one float dtype and one shape, of at least one dim and
+    element, C-ordered, aligned, in native byte order, small enough for one
+    thread (as logsumexp_small), reduced over the last axis given as a
+    Python int (-1 or ndim - 1).  A NumPy scalar for 1-d x, else a new
+    C-ordered array of the leading dims; None for any other call.
+
+    The driver call the layout layer makes for such operands ((rows, C, 1)
+    views), into the array _rows would make, without its checks and
+    planning."""
+    cdef cnp.ndarray a
+    cdef fx_view xv, yv, ov
+    cdef int nd, t = _small_operand(x, MIN_WORK_PER_THREAD)
+    cdef Py_ssize_t C
+    if t < 0 or (y is not None if kind == 0 else y is None and kind != 3):
+        return None
+    a = <cnp.ndarray>x
+    nd = cnp.PyArray_NDIM(a)
+    if nd == 0 or not PyLong_CheckExact(axis) or not (axis == -1 or axis == nd - 1):
+        return None
+    if y is not None and (_small_operand(y, MIN_WORK_PER_THREAD) != t
+                          or not cnp.PyArray_SAMESHAPE(a, <cnp.ndarray>y)):
+        return None
+    C = cnp.PyArray_DIMS(a)[nd - 1]
+    out = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(a), t, 0)
+    _rows_view(x, &xv, C)
+    if y is None:
+        _none_view(&yv)
+    else:
+        _rows_view(y, &yv, C)
+    _rows_view(out, &ov, 1)
+    if t == cnp.NPY_FLOAT64:
+        _row_entropies(<double *>NULL, kind, &xv, &yv, &ov, 1.0, 1)
+    elif t == cnp.NPY_FLOAT32:
+        _row_entropies(<float *>NULL, kind, &xv, &yv, &ov, 1.0, 1)
+    else:
+        _row_entropies(<uint16_t *>NULL, kind, &xv, &yv, &ov, 1.0, 1)
+    # a 0-d result as a NumPy scalar, as _rows returns it
+    return out if nd > 1 else out[()]
+
+
+cdef inline int _rows_view(object a, fx_view *v, Py_ssize_t C) noexcept:
+    """`v`: a C-ordered array accepted by _small_operand (or the new result
+    array, C = 1) read as (rows, C, 1), as _view reads it for a reduction
+    over the last axis."""
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(arr)
+    v.p = <char *>cnp.PyArray_DATA(arr)
+    v.n[0] = size // C
+    v.n[1] = C
+    v.n[2] = 1
+    v.s[0] = C
+    v.s[1] = v.s[2] = 1
+    v.nd = cnp.PyArray_NDIM(arr)
+    v.itemsize = cnp.PyArray_ITEMSIZE(arr)
+    v.code = (<cnp.dtype>cnp.PyArray_DESCR(arr)).type
+    return 0
 
 
 cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,

@@ -511,3 +511,161 @@ def test_cross_entropy_small_calls_match_torch(torch):
                                                  reduction=reduction).numpy()
         np.testing.assert_allclose(fastxent.cross_entropy(x, y, reduction=reduction), want,
                                    rtol=RTOL[np.float64])
+
+
+# the entropies of rows: the public call and its entry's kind (y: a second
+# operand of the same shape, or None)
+ENTROPIES = {
+    "softmax_entropy": (lambda x, y, **kw: fastxent.softmax_entropy(x, **kw), 0, False),
+    "softmax_cross_entropy": (fastxent.softmax_cross_entropy, 1, True),
+    "softmax_kl_div": (fastxent.softmax_kl_div, 2, True),
+    "entropy": (lambda x, y, **kw: fastxent.entropy(x, **kw), 3, False),
+    "relative entropy": (fastxent.entropy, 3, True),
+}
+
+
+def _entropy_operands(name, shape, dtype, seed=0):
+    """Logits (a -inf entry where there is room) or, for scipy's entropy,
+    unnormalized probabilities with a zero."""
+    if name in ("entropy", "relative entropy"):
+        rng = np.random.default_rng(seed)
+        x, y = rng.uniform(size=shape), rng.uniform(size=shape)
+        x.reshape(-1)[::7] = 0.0
+        return x.astype(dtype), y.astype(dtype)
+    return _logits(shape, dtype, seed), _logits(shape, dtype, seed + 1)
+
+
+ENTROPY_SHAPES = [(1, 10), (10,), (3, 7), (2, 3, 4), (7, 1), (1000, 10), (16, 2048),
+                  (1, SMALL)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("shape", ENTROPY_SHAPES, ids=str)
+@pytest.mark.parametrize("name", list(ENTROPIES))
+def test_entropies_small_are_the_layout_path(module, name, shape, dtype):
+    f, kind, pair = ENTROPIES[name]
+    x, y = _entropy_operands(name, shape, dtype)
+    y = y if pair else None
+    axis = -1 if len(shape) > 1 or kind != 3 else 0   # entropy's default axis is 0
+    with np.errstate(all="ignore"):
+        entry = module.row_entropies_small(kind, x, y, axis)
+        fast = f(x, y, axis=axis)
+        usual = f(x, y, axis=axis, n_threads=1)
+    assert entry is not None
+    assert type(fast) is type(usual)
+    assert _bits(fast) == _bits(usual)
+    assert _bits(entry) == _bits(usual)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", list(ENTROPIES))
+def test_entropies_small_special_values(module, name, dtype):
+    f, kind, pair = ENTROPIES[name]
+    inf, nan = np.inf, np.nan
+    rows = [[0.0, 0.0, 0.0], [-inf, -inf, -inf], [inf, 0.0, 1.0], [nan, 0.0, 1.0],
+            [-inf, 0.0, 1.0], [1e308, -1e308, 0.0], [-0.0, 0.0, 0.0], [1.0, -1.0, 2.0],
+            [5.0, 5.0, 5.0], [0.0, 0.0, 1.0]]
+    with np.errstate(over="ignore"):   # 1e308 is inf in float32
+        x = np.array(rows, dtype)
+    for y in (x[::-1].copy(), np.roll(x, 1, axis=1)):
+        with np.errstate(all="ignore"):
+            fast = f(x, y if pair else None, axis=1)
+            usual = f(x, y if pair else None, axis=1, n_threads=1)
+        assert _bits(fast) == _bits(usual)
+
+
+def _entropies_declined():
+    x, y = _entropy_operands("softmax_kl_div", (4, 10), np.float64)
+    yield "F-ordered", np.asfortranarray(x), y, -1
+    yield "strided", np.repeat(x, 2, axis=1)[:, ::2], y, -1
+    yield "first axis", x, y, 0
+    yield "numpy int axis", x, y, np.int64(-1)
+    yield "axis None", x, y, None
+    # the second operand's own conditions: the one-operand calls take x
+    yield "broadcast y", x, y[:1], -1
+    yield "dtypes differ", x, y.astype(np.float32), -1
+    yield "F-ordered y", x, np.asfortranarray(y), -1
+    yield "int logits", np.ones((4, 10), np.int64), np.ones((4, 10), np.int64), -1
+    yield "subclass", x.view(_Sub), y, -1
+    yield "misaligned", misaligned(x), y, -1
+    yield "byte-swapped", x.astype(x.dtype.newbyteorder()), y, -1
+    yield "large", *_entropy_operands("softmax_kl_div", (2, SMALL), np.float64), -1
+    yield "empty rows", np.empty((0, 3)), np.empty((0, 3)), -1
+    yield "0-d", np.array(1.0), np.array(2.0), -1
+
+
+ENTROPIES_DECLINED = list(_entropies_declined())
+
+
+@pytest.mark.parametrize("name, x, y, axis", ENTROPIES_DECLINED,
+                         ids=[d[0] for d in ENTROPIES_DECLINED])
+def test_entropies_small_decline_other_calls(module, name, x, y, axis):
+    only_y = name in ("broadcast y", "dtypes differ", "F-ordered y")
+    for kind in (1, 2, 3):
+        assert module.row_entropies_small(kind, x, y, axis) is None
+    for fname, (f, kind, pair) in ENTROPIES.items():
+        entry = module.row_entropies_small(kind, x, y if pair else None, axis)
+        assert (entry is None) == (pair or not only_y)
+        def call(**kw):
+            with np.errstate(all="ignore"):
+                return f(x, y if pair else None, axis=axis, **kw)
+        try:
+            usual = call(n_threads=1)
+        except Exception as exc:   # the same error through the public call
+            with pytest.raises(type(exc)):
+                call()
+            continue
+        assert _bits(call()) == _bits(usual), fname
+
+
+def test_entropies_small_operand_counts():
+    x, y = _entropy_operands("softmax_kl_div", (2, 5), np.float64)
+    entry = fastxent._dispatch.active.row_entropies_small
+    assert entry(0, x, y, -1) is None      # softmax_entropy takes no second operand
+    assert entry(1, x, None, -1) is None   # the pairs need one
+    assert entry(2, x, None, -1) is None
+
+
+def test_entropies_small_keep_the_argument_checks():
+    x, y = _entropy_operands("softmax_kl_div", (2, 5), np.float64)
+    with pytest.raises(np.exceptions.AxisError):
+        fastxent.softmax_entropy(x, axis=2)
+    with pytest.raises(np.exceptions.AxisError):
+        fastxent.softmax_kl_div(x, y, axis=-3)
+    with pytest.raises(ValueError, match="broadcast"):
+        fastxent.softmax_cross_entropy(x, y[:, :4])
+    with pytest.raises(np.exceptions.AxisError):
+        fastxent.entropy(np.ones(3), axis=1)
+    with pytest.raises(ValueError):
+        fastxent.entropy(np.ones(3), base=-1.0)
+    # base takes the usual path: the entropy in bits
+    assert fastxent.entropy(np.ones(4), base=2) == pytest.approx(2.0, rel=1e-15)
+
+
+def test_entropies_small_calls_match_scipy():
+    entropy = pytest.importorskip("scipy.stats").entropy
+    rng = np.random.default_rng(3)
+    p, q = rng.uniform(size=10), rng.uniform(size=10)
+    assert float(fastxent.entropy(p)) == pytest.approx(entropy(p), rel=RTOL[np.float64])
+    assert float(fastxent.entropy(p, q)) == pytest.approx(entropy(p, q), rel=RTOL[np.float64])
+    P = rng.uniform(size=(3, 10))
+    rtol, atol = tolerance("entropy", np.float64, P, peer="scipy")
+    assert_close(fastxent.entropy(P, axis=-1), entropy(P, axis=-1), rtol=rtol, atol=atol)
+
+
+def test_softmax_entropies_small_calls_match_torch(torch):
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((3, 10)) * 4, rng.standard_normal((3, 10)) * 4
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    lp, lq = torch.log_softmax(tx, 1), torch.log_softmax(ty, 1)
+    want = {
+        "softmax_entropy": -(lp.exp() * lp).sum(1).numpy(),
+        "softmax_cross_entropy": -(lp.exp() * lq).sum(1).numpy(),
+        "softmax_kl_div": torch.nn.functional.kl_div(lq, lp, log_target=True,
+                                                     reduction="none").sum(1).numpy(),
+    }
+    for name, w in want.items():
+        got = fastxent.softmax_entropy(x) if name == "softmax_entropy" else \
+            getattr(fastxent, name)(x, y)
+        rtol, atol = tolerance(name, np.float64, x, peer="torch")
+        assert_close(got, w, rtol=rtol, atol=atol, err_msg=name)
