@@ -143,14 +143,18 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         return _dask.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing,
                                    return_grad=return_grad, grad_out=grad_out, n_threads=n_threads)
     if (type(input) is _ndarray and type(target) is _ndarray and weight is None
-            and return_grad is False and grad_out is None and n_threads is None
+            and (return_grad is True or grad_out is None) and n_threads is None
             and type(ignore_index) is int and type(label_smoothing) is float
             and label_smoothing == 0.0 and type(reduction) is str and reduction in _SMALL_MODES
             and -0x8000000000000000 <= ignore_index <= 0x7FFFFFFFFFFFFFFF):
         # a small C-ordered call straight to its driver (None: any other)
         r = _dispatch.active.cross_entropy_small(input, target, ignore_index,
-                                                 _SMALL_MODES[reduction])
+                                                 _SMALL_MODES[reduction], return_grad, grad_out)
         if r is not None:
+            if return_grad:
+                r, g = r
+                return (r if type(r) is _ndarray
+                        else finish(r[0], reduction, r[1], input.dtype)), g
             if type(r) is _ndarray:
                 return r
             return finish(r[0], reduction, r[1], input.dtype)

@@ -119,21 +119,25 @@ def cross_entropy(x, labels, int64_t ignore_index, probs, weight, double eps, gr
     return one, denom, bad
 
 
-def cross_entropy_small(x, labels, int64_t ignore_index, int mode):
-    """cross_entropy(x, labels, ignore_index=ignore_index) without weights,
-    smoothing or gradient, for the common small call: x an (N, C) array
-    that _small_operand takes (one thread), labels an ndarray (not a
-    subclass) of N native int64, C-ordered and aligned; mode 0 'sum', 1
-    'mean', 2 'none'.  Returns the per-row losses (a new array, 'none'), or
-    the loss's sum and 'mean' denominator (the counted rows) of its one
-    block of rows (a reduced loss of at most ROWS_PER_PARTIAL rows).  None
+def cross_entropy_small(x, labels, int64_t ignore_index, int mode, bint return_grad=False,
+                        grad_out=None):
+    """cross_entropy(x, labels, ignore_index=ignore_index) without weights
+    or smoothing, for the common small call: x an (N, C) array that
+    _small_operand takes (one thread), labels an ndarray (not a subclass)
+    of N native int64, C-ordered and aligned; mode 0 'sum', 1 'mean', 2
+    'none'.  Returns the per-row losses (a new array, 'none'), or the
+    loss's sum and 'mean' denominator (the counted rows) of its one block of
+    rows (a reduced loss of at most ROWS_PER_PARTIAL rows); with
+    `return_grad`, that and the gradient: written to `grad_out` (an ndarray,
+    not a subclass, of x's dtype and shape, C-ordered, aligned, writable,
+    sharing no byte with x or labels) or to a new C-ordered array.  None
     for any other call, and where a label is out of range (the layout
-    layer's path raises the error).
+    layer's path raises the error; nothing was written).
 
     The driver call the layout layer makes for such operands (class_views
     of C-ordered (N, C) logits: lo = hi = 1), without its checks and
     planning."""
-    cdef fx_view xv, lv, none, rv, pv
+    cdef fx_view xv, lv, none, rv, pv, gv
     cdef cnp.ndarray a, lab
     cdef double one = 0.0, denom = 0.0
     cdef Py_ssize_t bad, N, C
@@ -148,6 +152,17 @@ def cross_entropy_small(x, labels, int64_t ignore_index, int mode):
             or cnp.PyArray_DIMS(lab)[0] != N or not cnp.PyArray_ISCARRAY_RO(lab)
             or (mode != 2 and N > ROWS_PER_PARTIAL)):
         return None
+    grad = None
+    if return_grad:
+        if grad_out is None:
+            grad = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(a), t, 0)
+        elif (not cnp.PyArray_CheckExact(grad_out) or cnp.PyArray_TYPE(<cnp.ndarray>grad_out) != t
+              or not cnp.PyArray_SAMESHAPE(a, <cnp.ndarray>grad_out)
+              or not cnp.PyArray_ISCARRAY(<cnp.ndarray>grad_out)
+              or _overlap(<cnp.ndarray>grad_out, a) or _overlap(<cnp.ndarray>grad_out, lab)):
+            return None   # the usual path's checks, errors and buffers
+        else:
+            grad = grad_out
     _flat_view(x, &xv)              # then as (N, C, 1)
     xv.n[0] = N
     xv.n[1] = xv.s[0] = C
@@ -155,6 +170,12 @@ def cross_entropy_small(x, labels, int64_t ignore_index, int mode):
     lv.n[0] = N
     lv.n[1] = lv.s[0] = 1
     _none_view(&none)
+    if grad is None:
+        _none_view(&gv)
+    else:
+        _flat_view(grad, &gv)
+        gv.n[0] = N
+        gv.n[1] = gv.s[0] = C
     rows = None
     if mode == 2:
         # zeros as the layout layer makes them
@@ -167,17 +188,25 @@ def cross_entropy_small(x, labels, int64_t ignore_index, int mode):
         _none_view(&rv)
         _partials(None, &pv, 1, &one)
     if t == cnp.NPY_FLOAT64:
-        bad = _cross_entropy(<double *>NULL, &xv, &lv, ignore_index, &none, &none, 0.0, &none,
+        bad = _cross_entropy(<double *>NULL, &xv, &lv, ignore_index, &none, &none, 0.0, &gv,
                              1.0, mode == 1, &rv, &pv, 1, &denom)
     elif t == cnp.NPY_FLOAT32:
-        bad = _cross_entropy(<float *>NULL, &xv, &lv, ignore_index, &none, &none, 0.0, &none,
+        bad = _cross_entropy(<float *>NULL, &xv, &lv, ignore_index, &none, &none, 0.0, &gv,
                              1.0, mode == 1, &rv, &pv, 1, &denom)
     else:
-        bad = _cross_entropy(<uint16_t *>NULL, &xv, &lv, ignore_index, &none, &none, 0.0, &none,
+        bad = _cross_entropy(<uint16_t *>NULL, &xv, &lv, ignore_index, &none, &none, 0.0, &gv,
                              1.0, mode == 1, &rv, &pv, 1, &denom)
     if bad >= 0:
         return None
-    return rows if mode == 2 else (one, denom)
+    r = rows if mode == 2 else (one, denom)
+    return (r, grad) if return_grad else r
+
+
+cdef inline bint _overlap(cnp.ndarray a, cnp.ndarray b) noexcept:
+    """Whether the bytes of C-ordered arrays a and b (one run each) meet."""
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    return pa < pb + cnp.PyArray_NBYTES(b) and pb < pa + cnp.PyArray_NBYTES(a)
 
 
 cdef inline double _as_double(const real *p) noexcept nogil:

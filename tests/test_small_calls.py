@@ -513,6 +513,113 @@ def test_cross_entropy_small_calls_match_torch(torch):
                                    rtol=RTOL[np.float64])
 
 
+@pytest.mark.parametrize("into", ["new", "grad_out"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("n, c", XENT_SHAPES, ids=str)
+def test_cross_entropy_small_gradient_is_the_layout_path(module, n, c, dtype, reduction, into):
+    x, y = _xent_operands(n, c, dtype, ignore=(0,) if n > 1 else ())
+    if x.size >= 8:
+        x.flat[2], x.flat[5] = -np.inf, np.inf
+    mode = {"sum": 0, "mean": 1, "none": 2}[reduction]
+    g_fast, g_usual = np.full_like(x, 7), np.full_like(x, 7)
+    kw = {} if into == "new" else {"grad_out": g_fast}
+    assert module.cross_entropy_small(x, y, -100, mode, True, kw.get("grad_out")) is not None
+    g_fast[...] = 7
+    with np.errstate(all="ignore"):
+        fast = fastxent.cross_entropy(x, y, reduction=reduction, return_grad=True, **kw)
+        usual = fastxent.cross_entropy(x, y, reduction=reduction, return_grad=True,
+                                       n_threads=1, **({} if into == "new"
+                                                       else {"grad_out": g_usual}))
+    assert type(fast) is tuple and len(fast) == 2
+    assert type(fast[0]) is type(usual[0]) and _bits(fast[0]) == _bits(usual[0])
+    assert _bits(fast[1]) == _bits(usual[1])
+    assert fast[1].flags.c_contiguous
+    if into == "grad_out":
+        assert fast[1] is g_fast
+
+
+def test_cross_entropy_small_gradient_of_ignored_rows(module):
+    x, y = _xent_operands(4, 6, np.float64)
+    y[:] = [-100, 2, -100, 5]
+    for reduction in ("mean", "sum", "none"):
+        fast = fastxent.cross_entropy(x, y, reduction=reduction, return_grad=True)
+        usual = fastxent.cross_entropy(x, y, reduction=reduction, return_grad=True, n_threads=1)
+        assert _bits(fast[1]) == _bits(usual[1])
+        assert not fast[1][[0, 2]].any()   # an ignored row has no gradient
+    y[:] = -100   # every row ignored: 'mean' is 0 / 0
+    fast = fastxent.cross_entropy(x, y, return_grad=True)
+    usual = fastxent.cross_entropy(x, y, return_grad=True, n_threads=1)
+    assert _bits(fast[0]) == _bits(usual[0]) and _bits(fast[1]) == _bits(usual[1])
+
+
+def test_cross_entropy_small_gradient_bad_label_writes_nothing(module):
+    x, y = _xent_operands(3, 6, np.float64)
+    y[2] = 6
+    g = np.full_like(x, 7)
+    assert module.cross_entropy_small(x, y, -100, 1, True, g) is None
+    assert (g == 7).all()
+    with pytest.raises(IndexError, match="out of bounds"):
+        fastxent.cross_entropy(x, y, return_grad=True, grad_out=g)
+    assert (g == 7).all()
+
+
+def _xent_grad_declined():
+    x, y = _xent_operands(4, 10, np.float64)
+    yield "F-ordered", x, y, np.asfortranarray(np.empty_like(x))
+    yield "another dtype", x, y, np.empty(x.shape, np.float32)
+    yield "another shape", x, y, np.empty((4, 11))
+    yield "read-only", x, y, np.empty_like(x).copy()
+    yield "subclass", x, y, np.empty_like(x).view(_Sub)
+    yield "the input itself", x, y, x
+    yield "a view of the input", x, y, np.empty((8, 10))[:4]
+    yield "list", x, y, np.empty_like(x).tolist()
+
+
+XENT_GRAD_DECLINED = list(_xent_grad_declined())
+
+
+@pytest.mark.parametrize("case, x, y, g", XENT_GRAD_DECLINED,
+                         ids=[d[0] for d in XENT_GRAD_DECLINED])
+def test_cross_entropy_small_gradient_declines_other_outputs(module, case, x, y, g):
+    if case == "read-only":
+        g.flags.writeable = False
+    if case == "a view of the input":
+        base = g.base
+        x = base[4:]           # another part of the same buffer: no overlap
+        assert module.cross_entropy_small(x, y, -100, 1, True, g) is not None
+        x = base[2:6]          # overlapping rows: the usual path's buffer
+        g = base[:4]
+    x_before = x.copy()
+    assert module.cross_entropy_small(x, y, -100, 1, True, g) is None
+    try:
+        usual = fastxent.cross_entropy(x_before.copy(), y, return_grad=True, n_threads=1,
+                                       grad_out=g)
+    except Exception as e:
+        with pytest.raises(type(e)):
+            fastxent.cross_entropy(x, y, return_grad=True, grad_out=g)
+        return
+    fast = fastxent.cross_entropy(x_before.copy(), y, return_grad=True, grad_out=g)
+    assert _bits(fast[0]) == _bits(usual[0])
+
+
+def test_cross_entropy_small_gradient_in_place_as_usual():
+    x, y = _xent_operands(3, 5, np.float64)
+    a, b = x.copy(), x.copy()
+    loss_a, ga = fastxent.cross_entropy(a, y, return_grad=True, grad_out=a)
+    loss_b, gb = fastxent.cross_entropy(b, y, return_grad=True, grad_out=b, n_threads=1)
+    assert ga is a and _bits(loss_a) == _bits(loss_b) and _bits(ga) == _bits(gb)
+
+
+def test_cross_entropy_small_gradient_matches_torch(torch):
+    x, y = _xent_operands(5, 10, np.float64, seed=7, ignore=(2,))
+    for reduction in ("mean", "sum"):
+        tx = torch.from_numpy(x.copy()).requires_grad_(True)
+        torch.nn.functional.cross_entropy(tx, torch.from_numpy(y), reduction=reduction).backward()
+        _, g = fastxent.cross_entropy(x, y, reduction=reduction, return_grad=True)
+        np.testing.assert_allclose(g, tx.grad.numpy(), rtol=RTOL[np.float64], atol=1e-16)
+
+
 # the entropies of rows: the public call and its entry's kind (y: a second
 # operand of the same shape, or None)
 ENTROPIES = {
