@@ -131,8 +131,9 @@ def cross_entropy_small(x, labels, int64_t ignore_index, int mode, bint return_g
     `return_grad`, that and the gradient: written to `grad_out` (an ndarray,
     not a subclass, of x's dtype and shape, C-ordered, aligned, writable,
     sharing no byte with x or labels) or to a new C-ordered array.  None
-    for any other call, and where a label is out of range (the layout
-    layer's path raises the error; nothing was written).
+    for any other call (also where a new array would not keep x's dtype
+    metadata, as the usual path's do), and where a label is out of range
+    (the layout layer's path raises the error; nothing was written).
 
     The driver call the layout layer makes for such operands (class_views
     of C-ordered (N, C) logits: lo = hi = 1), without its checks and
@@ -152,6 +153,9 @@ def cross_entropy_small(x, labels, int64_t ignore_index, int mode, bint return_g
             or cnp.PyArray_DIMS(lab)[0] != N or not cnp.PyArray_ISCARRAY_RO(lab)
             or (mode != 2 and N > ROWS_PER_PARTIAL)):
         return None
+    if ((mode == 2 or return_grad and grad_out is None)
+            and (<cnp.dtype>cnp.PyArray_DESCR(a)).metadata is not None):
+        return None   # the usual path's new arrays keep x's dtype with its metadata
     grad = None
     if return_grad:
         if grad_out is None:

@@ -197,7 +197,7 @@ def bce_with_logits_small(x, y, int mode):
     return _small_loss(one, <cnp.ndarray>x, ty, mode)
 
 
-cdef int _small_pair(x, t):
+cdef int _small_pair(x, t) noexcept:
     """The dtype number of a small call's two operands (see kl_div_small),
     -1 for a call the small entries do not take.  float16 is declined: its
     loss keeps NumPy's rounding (finish()) in the usual path."""

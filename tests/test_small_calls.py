@@ -603,6 +603,21 @@ def test_cross_entropy_small_gradient_declines_other_outputs(module, case, x, y,
     assert _bits(fast[0]) == _bits(usual[0])
 
 
+def test_cross_entropy_small_new_arrays_keep_dtype_metadata(module):
+    # the usual path's new arrays (per-row losses, a new gradient) take x's
+    # dtype with its metadata: the entry declines those calls
+    x = np.zeros((2, 3), np.dtype("f8", metadata={"k": 1}))
+    y = np.array([0, 2])
+    assert module.cross_entropy_small(x, y, -100, 2) is None
+    assert module.cross_entropy_small(x, y, -100, 1, True, None) is None
+    assert module.cross_entropy_small(x, y, -100, 1) is not None   # a scalar loss
+    rows = fastxent.cross_entropy(x, y, reduction="none")
+    loss, grad = fastxent.cross_entropy(x, y, return_grad=True)
+    assert rows.dtype.metadata == {"k": 1} and grad.dtype.metadata == {"k": 1}
+    g = np.empty((2, 3))
+    assert module.cross_entropy_small(x, y, -100, 1, True, g) is not None   # the caller's
+
+
 def test_cross_entropy_small_gradient_in_place_as_usual():
     x, y = _xent_operands(3, 5, np.float64)
     a, b = x.copy(), x.copy()
