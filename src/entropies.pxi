@@ -188,24 +188,6 @@ def row_entropies_small(int kind, x, y, axis):
     return out if nd > 1 else out[()]
 
 
-cdef inline int _rows_view(object a, fx_view *v, Py_ssize_t C) noexcept:
-    """`v`: a C-ordered array accepted by _small_operand (or the new result
-    array, C = 1) read as (rows, C, 1), as _view reads it for a reduction
-    over the last axis."""
-    cdef cnp.ndarray arr = <cnp.ndarray>a
-    cdef Py_ssize_t size = cnp.PyArray_SIZE(arr)
-    v.p = <char *>cnp.PyArray_DATA(arr)
-    v.n[0] = size // C
-    v.n[1] = C
-    v.n[2] = 1
-    v.s[0] = C
-    v.s[1] = v.s[2] = 1
-    v.nd = cnp.PyArray_NDIM(arr)
-    v.itemsize = cnp.PyArray_ITEMSIZE(arr)
-    v.code = (<cnp.dtype>cnp.PyArray_DESCR(arr)).type
-    return 0
-
-
 cdef int _row_entropies(real *tag, int kind, const fx_view *x, const fx_view *y,
                         const fx_view *out, double div, int n_threads) except -1:
     """row_entropies on the views, for the storage type of `tag` (a NULL of it)."""

@@ -167,26 +167,18 @@ def cross_entropy_small(x, labels, int64_t ignore_index, int mode, bint return_g
             return None   # the usual path's checks, errors and buffers
         else:
             grad = grad_out
-    _flat_view(x, &xv)              # then as (N, C, 1)
-    xv.n[0] = N
-    xv.n[1] = xv.s[0] = C
-    _flat_view(labels, &lv)         # one per row: (N, 1, 1)
-    lv.n[0] = N
-    lv.n[1] = lv.s[0] = 1
+    _rows_view(x, &xv, C)           # (N, C, 1)
+    _rows_view(labels, &lv, 1)      # one per row: (N, 1, 1)
     _none_view(&none)
     if grad is None:
         _none_view(&gv)
     else:
-        _flat_view(grad, &gv)
-        gv.n[0] = N
-        gv.n[1] = gv.s[0] = C
+        _rows_view(grad, &gv, C)
     rows = None
     if mode == 2:
         # zeros as the layout layer makes them
         rows = cnp.PyArray_ZEROS(1, cnp.PyArray_DIMS(a), t, 0)
-        _flat_view(rows, &rv)
-        rv.n[0] = N
-        rv.n[1] = rv.s[0] = 1
+        _rows_view(rows, &rv, 1)
         _none_view(&pv)
     else:
         _none_view(&rv)
