@@ -219,20 +219,28 @@ def test_kl_div_small_float32_overflow_warns_as_usual(module, reduction):
     assert got == np.inf and got.dtype == np.float32
 
 
-def _kl_declined():
-    x, p = _kl_operands((4, 10), np.float64)
-    yield "F-ordered", np.asfortranarray(x), p
-    yield "strided target", x, np.full((4, 20), 0.1)[:, ::2]
-    yield "broadcast target", x, p[:1]
-    yield "dtypes differ", x, p.astype(np.float32)
-    yield "int target", x, np.zeros((4, 10), np.int64)
-    yield "subclass", x.view(_Sub), p
-    yield "list target", x, p.tolist()
-    yield "misaligned", misaligned(x), p
-    yield "byte-swapped", x.astype(x.dtype.newbyteorder()), p
-    yield "float16", x.astype(np.float16), p.astype(np.float16)
-    yield "two units", *_kl_operands((1, ONE_UNIT + 1), np.float64)
+def _pair_declined(operands, fill):
+    """The calls the entries of two same-shaped operands (kl_div_small,
+    bce_with_logits_small: _small_pair) decline, from `operands(shape,
+    dtype)`; `fill` a valid target value."""
+    x, t = operands((4, 10), np.float64)
+    yield "F-ordered", np.asfortranarray(x), t
+    yield "strided target", x, np.full((4, 20), fill)[:, ::2]
+    yield "dtypes differ", x, t.astype(np.float32)
+    yield "subclass", x.view(_Sub), t
+    yield "misaligned", misaligned(x), t
+    yield "byte-swapped", x.astype(x.dtype.newbyteorder()), t
+    yield "float16", x.astype(np.float16), t.astype(np.float16)
+    yield "two units", *operands((1, ONE_UNIT + 1), np.float64)
     yield "empty", np.empty((0, 3)), np.empty((0, 3))
+
+
+def _kl_declined():
+    yield from _pair_declined(_kl_operands, 0.1)
+    x, p = _kl_operands((4, 10), np.float64)
+    yield "broadcast target", x, p[:1]
+    yield "int target", x, np.zeros((4, 10), np.int64)
+    yield "list target", x, p.tolist()
 
 
 KL_DECLINED = list(_kl_declined())
@@ -345,18 +353,10 @@ def test_bce_small_float32_overflow_warns_as_usual(module):
 
 
 def _bce_declined():
+    yield from _pair_declined(_bce_operands, 0.5)
     x, y = _bce_operands((4, 10), np.float64)
-    yield "F-ordered", np.asfortranarray(x), y
-    yield "strided target", x, np.full((4, 20), 0.5)[:, ::2]
-    yield "dtypes differ", x, y.astype(np.float32)
     yield "int target", x, np.ones((4, 10), np.int64)
     yield "bool target", x, np.ones((4, 10), bool)
-    yield "subclass", x.view(_Sub), y
-    yield "misaligned", misaligned(x), y
-    yield "byte-swapped", x.astype(x.dtype.newbyteorder()), y
-    yield "float16", x.astype(np.float16), y.astype(np.float16)
-    yield "two units", *_bce_operands((1, ONE_UNIT + 1), np.float64)
-    yield "empty", np.empty((0, 3)), np.empty((0, 3))
 
 
 BCE_DECLINED = list(_bce_declined())
