@@ -75,7 +75,7 @@ def _default_path():
 # the kernels, by the name of their Python entry
 _KERNELS = ("logsumexp", "softmax", "cross_entropy", "kl_div", "bce_with_logits",
             "row_entropies", "lse_states", "score_states",
-            "entropy_states")
+            "entropy_states", "merge_states")
 # the compute dtypes of the kernels
 _DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 

@@ -41,6 +41,7 @@
 #include "fx_math.h"
 #include "fx_short_rows_avx2.h"
 #include "fx_short_rows_avx512.h"
+#include "fx_state_merge.h"
 
 /* "omp simd" lets the compiler reassociate just these reductions (the only
  * thing it needs to vectorize them); -fopenmp-simd enables it without the

@@ -28,6 +28,7 @@ include "pointwise_losses.pxi"
 include "entropies.pxi"
 include "nll_loss.pxi"
 include "score.pxi"
+include "state_merge.pxi"
 
 
 def openmp_enabled():

@@ -504,6 +504,101 @@ def test_merge_of_listed_blocks_equals_merge_of_concatenated_states(merge_rows, 
         np.testing.assert_array_equal(a[name], b[name])
 
 
+def _special_states(kind, B, R, rng):
+    """B blocks of R random states of record dtype `kind` (fields m first),
+    with the values a merge meets: ties for the largest m, -inf blocks (under
+    finite, -inf and +inf maxima), +inf and NaN maxima, zero and +inf sums."""
+    pool = np.array([-INF, INF, NAN, 0.0, -0.0, 1.5, -2.25, 700.0, -745.0, 3.0])
+    states = np.zeros((B, R), kind)
+    for name in kind.names:
+        if kind[name] == np.int64:
+            states[name] = rng.integers(-3, 50, (B, R))
+            continue
+        v = rng.standard_normal((B, R)) * 3
+        special = rng.random((B, R)) < 0.3
+        v[special] = rng.choice(pool, special.sum())
+        # the signs of the states the blocks make: counts and sums of exps
+        # at least 0, the first moment d (sum of e (z - m)) at most 0
+        states[name] = (np.abs(v) if name in ("k", "r", "s", "q") else -np.abs(v) if name == "d"
+                        else v)
+    states["m"][:, ::5] = 1.5   # ties for the largest
+    states["m"][:, 1::7] = -INF   # rows of -inf blocks only
+    return states
+
+
+@pytest.mark.parametrize("kind", ["lse", "score"])
+def test_kernel_merge_follows_the_numpy_merge(kind):
+    """The kernels' merge_states gives the NumPy merge's results: the same
+    bits for the counts, maxima and flags, the sums within 4 ulp (the exps
+    are libm's there, NumPy's here, each within an ulp, squared in q's
+    terms; the terms of each sum have one sign), NaN where NaN; whatever the
+    nesting of the blocks into leaves (the states of a tree's levels)."""
+    from fastxent._dask import row_state, score as dscore
+
+    rng = np.random.default_rng(31)
+    dtype, core, kk = ((row_state.LSE, row_state._merge_fields, 0) if kind == "lse"
+                       else (dscore.STATE, dscore._merge_fields, 1))
+    merge = fastxent._dispatch.kernel("merge_states", np.dtype(np.float64))
+    for B, R in ((1, 9), (2, 300), (5, 613), (16, 40)):
+        states = _special_states(dtype, B, R, rng)
+        expected = core({name: np.ascontiguousarray(states[name]) for name in dtype.names})[0]
+        for cut in sorted({0, B // 2, B - 1}):
+            leaves = [np.ascontiguousarray(states[:cut + 1])]
+            if cut + 1 < B:
+                leaves.append(np.ascontiguousarray(states[cut + 1:]))
+            got = np.empty(R, dtype)
+            merge(kk, leaves, got)
+            for name in dtype.names:
+                a, b = got[name], expected[name]
+                if dtype[name] == np.int64 or name == "m":
+                    np.testing.assert_array_equal(a, b, err_msg=name)
+                else:
+                    np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
+                    ok = ~np.isnan(a)
+                    np.testing.assert_array_max_ulp(a[ok], b[ok], maxulp=4)
+
+
+def test_merge_takes_states_at_any_address():
+    """States that come from another worker may sit at any byte of the
+    message that carried them; they merge as the same states aligned."""
+    from fastxent._dask import row_state, score as dscore
+
+    rng = np.random.default_rng(4)
+    for kind, merge in ((row_state.LSE, row_state.merge), (dscore.STATE, dscore._merge)):
+        states = _special_states(kind, 3, 50, rng)
+        moved = np.zeros(states.nbytes + 3, np.uint8)[3:].view(kind).reshape(states.shape)
+        moved[...] = states
+        a = merge([states[i:i + 1] for i in range(3)], 0, keepdims=False)
+        b = merge([moved[i:i + 1] for i in range(3)], 0, keepdims=False)
+        assert a.tobytes() == b.tobytes()
+
+
+def test_kernel_merge_refuses_bad_states():
+    from fastxent._dask import row_state, score as dscore
+
+    merge = fastxent._dispatch.kernel("merge_states", np.dtype(np.float64))
+    good = np.zeros((2, 4), row_state.LSE)
+    out = np.empty(4, row_state.LSE)
+    with pytest.raises(ValueError, match="kind 0 or 1"):
+        merge(2, [good], out)
+    with pytest.raises(ValueError, match="no states"):
+        merge(0, [], out)
+    with pytest.raises(ValueError, match="records of 80 bytes"):
+        merge(1, [good], np.empty(4, dscore.STATE))   # a scorer merge of log-sum-exp records
+    with pytest.raises(ValueError, match="aligned"):
+        raw = np.zeros(2 * 4 * 48 + 1, np.uint8)[1:]
+        merge(0, [raw.view(row_state.LSE).reshape(2, 4)], out)
+    with pytest.raises(ValueError, match=r"\(blocks, 4\)"):
+        merge(0, [np.zeros((2, 5), row_state.LSE)], out)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        merge(0, [np.zeros((4, 2), row_state.LSE).T], out)
+    with pytest.raises(ValueError, match="writable"):
+        out.flags.writeable = False
+        merge(0, [good], out)
+    with pytest.raises(TypeError, match="ndarrays"):
+        merge(0, [good.tolist()], np.empty(4, row_state.LSE))
+
+
 @pytest.mark.parametrize("split_every", [None, 3])
 def test_more_class_chunks_than_one_merge_takes(split_every):
     """A class axis in more chunks than one merge task takes (16, or Dask's

@@ -134,15 +134,36 @@ def _kept(*blocks, fn, axes, **kwargs):
     return np.expand_dims(np.asarray(fn(*blocks, **kwargs)), axes)
 
 
-def map_reduction(fn, arrays, axes, dtype, **kwargs):
+def _dropped(*blocks, fn, **kwargs):
+    """`fn` of the blocks, each given by blockwise as a nested list of one
+    block per contracted axis (every such axis is one chunk)."""
+    blocks = list(blocks)
+    for i, b in enumerate(blocks):
+        while isinstance(b, list):
+            (b,) = b
+        blocks[i] = b
+    return np.asarray(fn(*blocks, **kwargs))
+
+
+def map_reduction(fn, arrays, axes, dtype, keepdims=True, **kwargs):
     """`fn` over the blocks of `arrays` (one shape, `axes` whole in each
-    block), its results kept with `axes` as length-1 axes: a lazy array of
-    the reduced shape with keepdims."""
+    block): a lazy array of the reduced shape, with `axes` as length-1 axes
+    (`fn`'s results expanded) or, without `keepdims`, without them (`fn`'s
+    results as they are).  The axes are dropped by the blocks' own tasks:
+    a slice of the result afterwards (drop_axes) would be a task per block
+    of its own, each a scheduler round trip on a ``distributed`` cluster."""
     nd = arrays[0].ndim
     ind = tuple(range(nd))
     pairs = []
     for a in arrays:
         pairs += [a, ind]
+    if not keepdims:
+        out_ind = tuple(d for d in ind if d not in axes)
+        # a contracted index reaches the function as a list of its blocks
+        # (one here), never concatenated: concatenating copies even one block
+        return da.blockwise(functools.partial(_dropped, fn=fn), out_ind, *pairs, dtype=dtype,
+                            concatenate=False, meta=np.empty((0,) * len(out_ind), dtype),
+                            **kwargs)
     return da.blockwise(functools.partial(_kept, fn=fn, axes=axes), ind, *pairs, dtype=dtype,
                         adjust_chunks={d: 1 for d in axes},
                         meta=np.empty((0,) * nd, dtype), **kwargs)

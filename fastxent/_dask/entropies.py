@@ -69,11 +69,11 @@ def _softmax_rows(kind, fn, arrays, names, axis, n_threads):
                                            range(len(shape)))[1])
     axes = (axis,)
     if reduced_axes_whole(arrays[0], axes):
-        res = map_reduction(functools.partial(fn, axis=axis, n_threads=nt), arrays, axes, dtype)
-    else:
-        state = tree_state(kind, axes, *arrays, n_threads=nt)
-        res = state.map_blocks(_finish, kind, dtype, dtype=dtype,
-                               meta=np.empty((0,) * len(shape), dtype))
+        return map_reduction(functools.partial(fn, axis=axis, n_threads=nt), arrays, axes, dtype,
+                             keepdims=False)
+    state = tree_state(kind, axes, *arrays, n_threads=nt)
+    res = state.map_blocks(_finish, kind, dtype, dtype=dtype,
+                           meta=np.empty((0,) * len(shape), dtype))
     return drop_axes(res, axes, False)
 
 
@@ -149,9 +149,8 @@ def entropy(pk, qk=None, base=None, axis=0, *, n_threads=None):
                                            range(len(shape)))[1])
     axes = (axis,)
     if reduced_axes_whole(arrays[0], axes):
-        res = map_reduction(functools.partial(_np.entropy, base=base, axis=axis, n_threads=nt),
-                            arrays, axes, dtype)
-        return drop_axes(res, axes, False)
+        return map_reduction(functools.partial(_np.entropy, base=base, axis=axis, n_threads=nt),
+                             arrays, axes, dtype, keepdims=False)
     sums = [a.sum(axis=axis, keepdims=True, dtype=np.float64, split_every=fan_in())
             for a in arrays]
     nd = len(shape)

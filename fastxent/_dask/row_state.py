@@ -276,13 +276,19 @@ def _shifted(w, m, moment, shift, size, axes):
 MERGE_ROWS = 2048
 
 
-def merge_in_slices(core, states, axis, keepdims):
+def merge_in_slices(core, states, axis, keepdims, kernel_kind=None):
     """Merge the partial states `states` along `axis` (an int or a tuple):
     the combine and aggregate step of ``dask.array.reduction``, which passes
     an array (``concatenate=True``) or the (nested) list of blocks
     (``concatenate=False``, in block order).  `core` merges a dict of the
     fields as (blocks, rows) arrays, contiguous, into a record array of
-    shape (1, rows); it is given MERGE_ROWS rows at a time.
+    shape (1, rows); it is given MERGE_ROWS rows at a time.  With
+    `kernel_kind` (see the kernels' ``merge_states``) the kernel merges the
+    records instead, with the same formulas, reading each block's records
+    as they are: no temporary, one call (the NumPy merge's few hundred
+    calls and their temporaries took 15-40 ms of a 16-block merge on a
+    ``distributed`` worker, whose allocator returns freed memory to the
+    system at once, so that every temporary is fresh pages).
 
     With the blocks first and each field contiguous, a merge reduces over
     axis 0: n - 1 elementwise operations over the rows.  Along a short
@@ -306,20 +312,44 @@ def merge_in_slices(core, states, axis, keepdims):
         leads.append(a.transpose(axes + kept).reshape(n, -1))
     rows = leads[0].shape[1]
     out = np.empty(rows, first.dtype)
-    for r0 in range(0, rows, MERGE_ROWS):
-        r1 = min(r0 + MERGE_ROWS, rows)
-        fields = {name: np.concatenate([a[name][:, r0:r1] for a in leads])
-                  for name in first.dtype.names}
-        out[r0:r1] = core(fields)
+    if kernel_kind is not None:
+        if rows:
+            _dispatch.kernel("merge_states", np.dtype(_F))(
+                kernel_kind, [_aligned_records(a) for a in leads], out)
+    else:
+        for r0 in range(0, rows, MERGE_ROWS):
+            r1 = min(r0 + MERGE_ROWS, rows)
+            fields = {name: np.concatenate([a[name][:, r0:r1] for a in leads])
+                      for name in first.dtype.names}
+            out[r0:r1] = core(fields)
     if keepdims:
         return out.reshape(tuple(1 if d in axes else first.shape[d] for d in range(nd)))
     return out.reshape(tuple(first.shape[d] for d in kept))
 
 
+def _aligned_records(a):
+    """`a` C-contiguous at an address of whole 8-byte words, copied if need
+    be: a record dtype's own alignment is 1, and states that come from
+    another worker may sit anywhere in the message that carried them."""
+    a = np.ascontiguousarray(a)
+    if a.__array_interface__["data"][0] % 8:
+        a = a.copy()
+    return a
+
+
 def merge(states, axis, keepdims=True):
     """Merge the partial states `states` (an array, or a nested list of
-    blocks) along `axis` (see merge_in_slices)."""
-    return merge_in_slices(_merge_fields, states, axis, keepdims)
+    blocks) along `axis` (see merge_in_slices): by the kernel for the LSE
+    kind, by _merge_fields for the others."""
+    leaf = states
+    while isinstance(leaf, list):
+        leaf = leaf[0]
+    return merge_in_slices(_merge_fields, states, axis, keepdims,
+                           kernel_kind=_KERNEL_KIND.get(leaf.dtype))
+
+
+# the kinds the kernels' merge_states takes
+_KERNEL_KIND = {LSE: 0}
 
 
 _KINDS = {kind.names: kind for kind in (LSE, ENTROPY, XENT, KL)}

@@ -209,12 +209,14 @@ def _state_rows(z, zy, c0):
 
 
 def _merge(states, axis, keepdims=True):
-    """Merge states along `axis` (see the module docstring)."""
-    return row_state.merge_in_slices(_merge_fields, states, axis, keepdims)
+    """Merge states along `axis` (see the module docstring), by the kernels'
+    merge_states."""
+    return row_state.merge_in_slices(_merge_fields, states, axis, keepdims, kernel_kind=1)
 
 
 def _merge_fields(states):
-    """_merge's core (see row_state.merge_in_slices)."""
+    """The NumPy form of _merge's core, the formulas the kernel follows (see
+    row_state.merge_in_slices), against which tests check it."""
     ax = 0
     m = states["m"]
     M = np.max(m, axis=ax, keepdims=True)

@@ -64,15 +64,14 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     elif reduced_axes_whole(a, axes):
         arrays = [a] if b is None else [a, b]
         if not return_sign:
-            res = map_reduction(functools.partial(_lse_block, axes=axes, nt=nt), arrays, axes,
-                                dtype)
-            return drop_axes(res, axes, keepdims)
+            return map_reduction(functools.partial(_lse_block, axes=axes, nt=nt), arrays, axes,
+                                 dtype, keepdims=keepdims)
         pair = np.dtype([("res", dtype), ("sgn", dtype)])
         both = map_reduction(functools.partial(_lse_sign_block, axes=axes, nt=nt, pair=pair),
-                             arrays, axes, pair)
-        meta = np.empty((0,) * a.ndim, dtype)
-        res = both.map_blocks(_field, "res", dtype=dtype, meta=meta)
-        sgn = both.map_blocks(_field, "sgn", dtype=dtype, meta=meta)
+                             arrays, axes, pair, keepdims=keepdims)
+        meta = np.empty((0,) * both.ndim, dtype)
+        return (both.map_blocks(_field, "res", dtype=dtype, meta=meta),
+                both.map_blocks(_field, "sgn", dtype=dtype, meta=meta))
     else:
         state = tree_state(row_state.LSE, axes, a, b=b, n_threads=nt)
         meta = np.empty((0,) * a.ndim, dtype)

@@ -1,0 +1,155 @@
+/*
+ * fx_state_merge.h -- the merge of the partial states of rows split over
+ * blocks of their classes (the Dask reductions over a chunked class axis),
+ * as records of 8-byte fields, every block's records of all the rows in one
+ * run (included by fx_kernels.h; no storage type).
+ *
+ * Two kinds of record, each merged over the blocks b = 0..B-1 against the
+ * rows' common maximum M = max_b m_b (NaN if any m_b is NaN), with
+ * top_b = (m_b == M); every sum over the blocks is formed in block order
+ * from the first block's term, as NumPy sums the first axis of an array of
+ * (blocks, rows):
+ *
+ * - a log-sum-exp state (fastxent._dask.row_state.LSE): doubles m, k, r,
+ *   z, pos, neg.  w_b = 1 at the top, else exp(m_b - M) (0 where NaN);
+ *   K = sum top_b ? k_b : 0;  R = sum top_b ? r_b : (w_b > 0 ? (k_b + r_b) w_b : 0);
+ *   z, pos, neg: their largest.
+ * - a scorer state (fastxent._dask.score.STATE): doubles m, k, s, d, q,
+ *   then int64 gt, pred, first_nan, bad, n.  With r_b = 1 at the top, else
+ *   exp(m_b - M), and ks_b = k_b + s_b:
+ *   K = sum top_b ? k_b : 0;  S = sum top_b ? s_b : r_b ks_b;
+ *   D = sum top_b ? d_b : r_b (d_b + g_b), g_b = (top_b or r_b == 0) ? 0 : (m_b - M) ks_b;
+ *   Q = sum top_b ? q_b : r_b r_b (k_b + q_b);
+ *   gt, n: their sums; bad: the largest; pred: the smallest at the top
+ *   (INT64_MAX if none); first_nan: the smallest that is >= 0, else -1.
+ *
+ * These are the formulas of the NumPy merges beside them in fastxent._dask,
+ * operation for operation; the exps are libm's.  The rows go FX_MERGE_TILE
+ * at a time: the maxima of a tile over every block, then its sums, each
+ * block's records of the tile read as one run, still in cache the second
+ * time.  No allocation, no temporary: a merge in a Dask worker (whose
+ * allocator hands freed memory back to the system at once) pays no fresh
+ * pages.
+ */
+
+#ifndef FX_STATE_MERGE_H
+#define FX_STATE_MERGE_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define FX_MERGE_TILE 256
+#define FX_MERGE_LSE_WORDS 6
+#define FX_MERGE_SCORE_WORDS 10
+
+/* NumPy's maximum: NaN if either is NaN */
+static inline double fx_merge_max(double a, double b)
+{
+    if (a != a) return a;
+    if (b != b) return b;
+    return b > a ? b : a;
+}
+
+/* the common maxima M[0..n) of field 0 of the records of rows r0..r0+n of
+ * every block (blk[b]: block b's records, `words` doubles each) */
+static inline void fx_merge_maxima(const char *const *blk, Py_ssize_t B, Py_ssize_t words,
+                                   Py_ssize_t r0, Py_ssize_t n, double *M)
+{
+    const double *p = (const double *)blk[0] + r0 * words;
+    for (Py_ssize_t i = 0; i < n; i++) M[i] = p[i * words];
+    for (Py_ssize_t b = 1; b < B; b++) {
+        p = (const double *)blk[b] + r0 * words;
+        for (Py_ssize_t i = 0; i < n; i++) M[i] = fx_merge_max(M[i], p[i * words]);
+    }
+}
+
+/* R rows of log-sum-exp states over B blocks into out (R records) */
+static void fx_merge_lse_states(const char *const *blk, Py_ssize_t B, Py_ssize_t R, char *out)
+{
+    const Py_ssize_t W = FX_MERGE_LSE_WORDS;
+    double M[FX_MERGE_TILE];
+    double *o = (double *)out;
+    for (Py_ssize_t r0 = 0; r0 < R; r0 += FX_MERGE_TILE) {
+        const Py_ssize_t n = R - r0 < FX_MERGE_TILE ? R - r0 : FX_MERGE_TILE;
+        fx_merge_maxima(blk, B, W, r0, n, M);
+        for (Py_ssize_t b = 0; b < B; b++) {
+            const double *p = (const double *)blk[b] + r0 * W;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                const double *s = p + i * W;
+                double *t = o + (r0 + i) * W;
+                const double m = s[0], k = s[1], r = s[2];
+                const int top = m == M[i];
+                double w = top ? 1.0 : exp(m - M[i]);
+                if (w != w) w = 0.0;   /* -inf blocks under a -inf or +inf maximum */
+                const double kt = top ? k : 0.0;
+                const double rt = top ? r : (w > 0.0 ? (k + r) * w : 0.0);
+                if (b == 0) {
+                    t[0] = M[i];
+                    t[1] = kt;
+                    t[2] = rt;
+                    t[3] = s[3];
+                    t[4] = s[4];
+                    t[5] = s[5];
+                } else {
+                    t[1] += kt;
+                    t[2] += rt;
+                    t[3] = fx_merge_max(t[3], s[3]);
+                    t[4] = fx_merge_max(t[4], s[4]);
+                    t[5] = fx_merge_max(t[5], s[5]);
+                }
+            }
+        }
+    }
+}
+
+/* R rows of scorer states over B blocks into out (R records) */
+static void fx_merge_score_states(const char *const *blk, Py_ssize_t B, Py_ssize_t R, char *out)
+{
+    const Py_ssize_t W = FX_MERGE_SCORE_WORDS;
+    const int64_t big = INT64_MAX;
+    double M[FX_MERGE_TILE];
+    for (Py_ssize_t r0 = 0; r0 < R; r0 += FX_MERGE_TILE) {
+        const Py_ssize_t n = R - r0 < FX_MERGE_TILE ? R - r0 : FX_MERGE_TILE;
+        fx_merge_maxima(blk, B, W, r0, n, M);
+        for (Py_ssize_t b = 0; b < B; b++) {
+            const char *p = blk[b] + r0 * W * 8;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                double f[5], sf[5];
+                int64_t c[5], si[5];
+                char *t = out + (r0 + i) * W * 8;
+                memcpy(f, p + i * W * 8, 40);
+                memcpy(c, p + i * W * 8 + 40, 40);
+                const double m = f[0], k = f[1], s = f[2], d = f[3], q = f[4];
+                const int top = m == M[i];
+                const double r = top ? 1.0 : exp(m - M[i]);
+                const double ks = k + s;
+                const double gap = (top || r == 0.0) ? 0.0 : (m - M[i]) * ks;
+                const double kt = top ? k : 0.0;
+                const double st = top ? s : r * ks;
+                const double dt = top ? d : r * (d + gap);
+                const double qt = top ? q : r * r * (k + q);
+                const int64_t pt = top ? c[1] : big, ft = c[2] >= 0 ? c[2] : big;
+                if (b == 0) {
+                    sf[0] = M[i]; sf[1] = kt; sf[2] = st; sf[3] = dt; sf[4] = qt;
+                    si[0] = c[0]; si[1] = pt; si[2] = ft; si[3] = c[3]; si[4] = c[4];
+                } else {
+                    memcpy(sf, t, 40);
+                    memcpy(si, t + 40, 40);
+                    sf[1] += kt; sf[2] += st; sf[3] += dt; sf[4] += qt;
+                    /* counts as NumPy sums int64: wrapping, never trapping */
+                    si[0] = (int64_t)((uint64_t)si[0] + (uint64_t)c[0]);
+                    si[1] = pt < si[1] ? pt : si[1];
+                    si[2] = ft < si[2] ? ft : si[2];
+                    si[3] = c[3] > si[3] ? c[3] : si[3];
+                    si[4] = (int64_t)((uint64_t)si[4] + (uint64_t)c[4]);
+                }
+                if (b == B - 1 && si[2] == big) si[2] = -1;
+                memcpy(t, sf, 40);
+                memcpy(t + 40, si, 40);
+            }
+        }
+    }
+}
+
+#endif /* FX_STATE_MERGE_H */
