@@ -23,6 +23,15 @@
  *   gt, n: their sums; bad: the largest; pred: the smallest at the top
  *   (INT64_MAX if none); first_nan: the smallest that is >= 0, else -1.
  *
+ * - the states of the softmax entropies (fastxent._dask.row_state.ENTROPY,
+ *   XENT, KL): doubles m, k, r as a log-sum-exp's, then a moment t
+ *   (ENTROPY), or the second row's my, ky, ry (merged as m, k, r, against
+ *   their own maximum My) and a moment u (XENT) or v (KL).  With
+ *   gap(M, m) = (m == M) ? 0 : M - m, the moment's shift is gap(M, m_b)
+ *   (ENTROPY), gap(My, my_b) (XENT), gap(My, my_b) - gap(M, m_b) (KL), and
+ *   its sum adds w_b > 0 ? w_b (t_b + shift_b (k_b + r_b)) : 0, +inf where
+ *   t_b is +inf, 0 where m_b is -inf.
+ *
  * These are the formulas of the NumPy merges beside them in fastxent._dask,
  * operation for operation; the exps are libm's.  The rows go FX_MERGE_TILE
  * at a time: the maxima of a tile over every block, then its sums, each
@@ -40,8 +49,12 @@
 #include <string.h>
 
 #define FX_MERGE_TILE 256
+/* the kinds of record, as merge_states numbers them, and their fields */
+enum { FX_MERGE_LSE, FX_MERGE_SCORE, FX_MERGE_ENTROPY, FX_MERGE_XENT, FX_MERGE_KL };
 #define FX_MERGE_LSE_WORDS 6
 #define FX_MERGE_SCORE_WORDS 10
+#define FX_MERGE_ENTROPY_WORDS 4
+#define FX_MERGE_PAIR_WORDS 7
 
 /* NumPy's maximum: NaN if either is NaN */
 static inline double fx_merge_max(double a, double b)
@@ -51,17 +64,35 @@ static inline double fx_merge_max(double a, double b)
     return b > a ? b : a;
 }
 
-/* the common maxima M[0..n) of field 0 of the records of rows r0..r0+n of
+/* the common maxima M[0..n) of field f of the records of rows r0..r0+n of
  * every block (blk[b]: block b's records, `words` doubles each) */
 static inline void fx_merge_maxima(const char *const *blk, Py_ssize_t B, Py_ssize_t words,
-                                   Py_ssize_t r0, Py_ssize_t n, double *M)
+                                   Py_ssize_t f, Py_ssize_t r0, Py_ssize_t n, double *M)
 {
-    const double *p = (const double *)blk[0] + r0 * words;
+    const double *p = (const double *)blk[0] + r0 * words + f;
     for (Py_ssize_t i = 0; i < n; i++) M[i] = p[i * words];
     for (Py_ssize_t b = 1; b < B; b++) {
-        p = (const double *)blk[b] + r0 * words;
+        p = (const double *)blk[b] + r0 * words + f;
         for (Py_ssize_t i = 0; i < n; i++) M[i] = fx_merge_max(M[i], p[i * words]);
     }
+}
+
+/* a block's (m, k, r) against the maximum M: its weight w (1 at the top,
+ * exp(m - M) below, 0 where that is NaN) and its terms of K and R */
+static inline double fx_merge_mkr(double m, double k, double r, double M, double *kt, double *rt)
+{
+    const int top = m == M;
+    double w = top ? 1.0 : exp(m - M);
+    if (w != w) w = 0.0;   /* -inf blocks under a -inf or +inf maximum */
+    *kt = top ? k : 0.0;
+    *rt = top ? r : (w > 0.0 ? (k + r) * w : 0.0);
+    return w;
+}
+
+/* gap(M, m) of the header */
+static inline double fx_merge_gap(double M, double m)
+{
+    return m == M ? 0.0 : M - m;
 }
 
 /* R rows of log-sum-exp states over B blocks into out (R records) */
@@ -72,18 +103,14 @@ static void fx_merge_lse_states(const char *const *blk, Py_ssize_t B, Py_ssize_t
     double *o = (double *)out;
     for (Py_ssize_t r0 = 0; r0 < R; r0 += FX_MERGE_TILE) {
         const Py_ssize_t n = R - r0 < FX_MERGE_TILE ? R - r0 : FX_MERGE_TILE;
-        fx_merge_maxima(blk, B, W, r0, n, M);
+        fx_merge_maxima(blk, B, W, 0, r0, n, M);
         for (Py_ssize_t b = 0; b < B; b++) {
             const double *p = (const double *)blk[b] + r0 * W;
             for (Py_ssize_t i = 0; i < n; i++) {
                 const double *s = p + i * W;
                 double *t = o + (r0 + i) * W;
-                const double m = s[0], k = s[1], r = s[2];
-                const int top = m == M[i];
-                double w = top ? 1.0 : exp(m - M[i]);
-                if (w != w) w = 0.0;   /* -inf blocks under a -inf or +inf maximum */
-                const double kt = top ? k : 0.0;
-                const double rt = top ? r : (w > 0.0 ? (k + r) * w : 0.0);
+                double kt, rt;
+                fx_merge_mkr(s[0], s[1], s[2], M[i], &kt, &rt);
                 if (b == 0) {
                     t[0] = M[i];
                     t[1] = kt;
@@ -111,7 +138,7 @@ static void fx_merge_score_states(const char *const *blk, Py_ssize_t B, Py_ssize
     double M[FX_MERGE_TILE];
     for (Py_ssize_t r0 = 0; r0 < R; r0 += FX_MERGE_TILE) {
         const Py_ssize_t n = R - r0 < FX_MERGE_TILE ? R - r0 : FX_MERGE_TILE;
-        fx_merge_maxima(blk, B, W, r0, n, M);
+        fx_merge_maxima(blk, B, W, 0, r0, n, M);
         for (Py_ssize_t b = 0; b < B; b++) {
             const char *p = blk[b] + r0 * W * 8;
             for (Py_ssize_t i = 0; i < n; i++) {
@@ -147,6 +174,60 @@ static void fx_merge_score_states(const char *const *blk, Py_ssize_t B, Py_ssize
                 if (b == B - 1 && si[2] == big) si[2] = -1;
                 memcpy(t, sf, 40);
                 memcpy(t + 40, si, 40);
+            }
+        }
+    }
+}
+
+/* R rows of the softmax entropies' states (kind FX_MERGE_ENTROPY, _XENT or
+ * _KL) over B blocks into out (R records) */
+static void fx_merge_softmax_states(const char *const *blk, Py_ssize_t B, Py_ssize_t R,
+                                    int kind, char *out)
+{
+    const int pair = kind != FX_MERGE_ENTROPY;
+    const Py_ssize_t W = pair ? FX_MERGE_PAIR_WORDS : FX_MERGE_ENTROPY_WORDS, mom = W - 1;
+    double M[FX_MERGE_TILE], My[FX_MERGE_TILE];
+    double *o = (double *)out;
+    for (Py_ssize_t r0 = 0; r0 < R; r0 += FX_MERGE_TILE) {
+        const Py_ssize_t n = R - r0 < FX_MERGE_TILE ? R - r0 : FX_MERGE_TILE;
+        fx_merge_maxima(blk, B, W, 0, r0, n, M);
+        if (pair) fx_merge_maxima(blk, B, W, 3, r0, n, My);
+        for (Py_ssize_t b = 0; b < B; b++) {
+            const double *p = (const double *)blk[b] + r0 * W;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                const double *s = p + i * W;
+                double *t = o + (r0 + i) * W;
+                double kt, rt, kyt = 0.0, ryt = 0.0, shift;
+                const double w = fx_merge_mkr(s[0], s[1], s[2], M[i], &kt, &rt);
+                if (pair) {
+                    fx_merge_mkr(s[3], s[4], s[5], My[i], &kyt, &ryt);
+                    shift = fx_merge_gap(My[i], s[3]);
+                    if (kind == FX_MERGE_KL) shift = shift - fx_merge_gap(M[i], s[0]);
+                } else {
+                    shift = fx_merge_gap(M[i], s[0]);
+                }
+                double mt = w > 0.0 ? w * (s[mom] + shift * (s[1] + s[2])) : 0.0;
+                if (s[mom] == INFINITY) mt = INFINITY;
+                if (s[0] == -INFINITY) mt = 0.0;
+                if (b == 0) {
+                    t[0] = M[i];
+                    t[1] = kt;
+                    t[2] = rt;
+                    if (pair) {
+                        t[3] = My[i];
+                        t[4] = kyt;
+                        t[5] = ryt;
+                    }
+                    t[mom] = mt;
+                } else {
+                    t[1] += kt;
+                    t[2] += rt;
+                    if (pair) {
+                        t[4] += kyt;
+                        t[5] += ryt;
+                    }
+                    t[mom] += mt;
+                }
             }
         }
     }

@@ -7,17 +7,14 @@ from fx_kernels cimport *
 from libc.stdlib cimport malloc, free
 cimport numpy as cnp
 
-# the record kinds and their 8-byte fields
-DEF MERGE_LSE = 0
-DEF MERGE_SCORE = 1
-
 
 def merge_states(int kind, list leaves, out):
     """Merge the partial states of R rows over blocks into `out`: each of
     `leaves` holds the records of one or more blocks, (blocks, R) in C
-    order; `out` gets one record per row.  kind 0: log-sum-exp records
-    (6 float64 fields), kind 1: scorer records (5 float64 fields, then 5
-    int64), as fx_state_merge.h describes.
+    order; `out` gets one record per row.  The kinds of record, as
+    fx_state_merge.h describes them: 0, log-sum-exp (6 float64 fields);
+    1, scorer (5 float64 fields, then 5 int64); 2, softmax_entropy (4
+    float64); 3 and 4, softmax_cross_entropy and softmax_kl_div (7 float64).
 
     leaves: C-contiguous, aligned ndarrays of records of the kind's size,
     each (n, R) with n >= 1 (IN); out: a C-contiguous, aligned, writable
@@ -27,12 +24,16 @@ def merge_states(int kind, list leaves, out):
     cdef const char **blk
     cdef char *op
     cdef object a
-    if kind == MERGE_LSE:
+    if kind == FX_MERGE_LSE:
         words = FX_MERGE_LSE_WORDS
-    elif kind == MERGE_SCORE:
+    elif kind == FX_MERGE_SCORE:
         words = FX_MERGE_SCORE_WORDS
+    elif kind == FX_MERGE_ENTROPY:
+        words = FX_MERGE_ENTROPY_WORDS
+    elif kind == FX_MERGE_XENT or kind == FX_MERGE_KL:
+        words = FX_MERGE_PAIR_WORDS
     else:
-        raise ValueError(f"merge_states: kind 0 or 1 expected, got {kind}")
+        raise ValueError(f"merge_states: a kind from 0 to 4 is expected, got {kind}")
     size = 8 * words
     _merge_operand(out, size, True)
     R = cnp.PyArray_SIZE(<cnp.ndarray>out)
@@ -55,10 +56,12 @@ def merge_states(int kind, list leaves, out):
                 b += 1
         op = <char *>cnp.PyArray_DATA(<cnp.ndarray>out)
         with nogil:
-            if kind == MERGE_LSE:
+            if kind == FX_MERGE_LSE:
                 fx_merge_lse_states(blk, B, R, op)
-            else:
+            elif kind == FX_MERGE_SCORE:
                 fx_merge_score_states(blk, B, R, op)
+            else:
+                fx_merge_softmax_states(blk, B, R, kind, op)
     finally:
         free(blk)
 

@@ -518,26 +518,34 @@ def _special_states(kind, B, R, rng):
         special = rng.random((B, R)) < 0.3
         v[special] = rng.choice(pool, special.sum())
         # the signs of the states the blocks make: counts and sums of exps
-        # at least 0, the first moment d (sum of e (z - m)) at most 0
-        states[name] = (np.abs(v) if name in ("k", "r", "s", "q") else -np.abs(v) if name == "d"
-                        else v)
-    states["m"][:, ::5] = 1.5   # ties for the largest
-    states["m"][:, 1::7] = -INF   # rows of -inf blocks only
+        # at least 0, the scorer's first moment d (sum of e (z - m)) at most
+        # 0, the entropies' t and u at least 0
+        states[name] = (np.abs(v) if name in ("k", "r", "s", "q", "ky", "ry", "t", "u")
+                        else -np.abs(v) if name == "d" else v)
+    for m in ("m", "my"):
+        if m in kind.names:
+            states[m][:, ::5] = 1.5   # ties for the largest
+            states[m][:, 1::7] = -INF   # rows of -inf blocks only
     return states
 
 
-@pytest.mark.parametrize("kind", ["lse", "score"])
+@pytest.mark.parametrize("kind", ["lse", "score", "entropy", "xent", "kl"])
 def test_kernel_merge_follows_the_numpy_merge(kind):
     """The kernels' merge_states gives the NumPy merge's results: the same
-    bits for the counts, maxima and flags, the sums within 4 ulp (the exps
-    are libm's there, NumPy's here, each within an ulp, squared in q's
-    terms; the terms of each sum have one sign), NaN where NaN; whatever the
+    bits for the counts, maxima and flags, the sums of terms of one sign
+    within 4 ulp (the exps are libm's there, NumPy's here, each within an
+    ulp, squared in q's terms), the moments of the softmax entropies (whose
+    shifted terms may cancel) within 1e-12, NaN where NaN; whatever the
     nesting of the blocks into leaves (the states of a tree's levels)."""
     from fastxent._dask import row_state, score as dscore
 
     rng = np.random.default_rng(31)
-    dtype, core, kk = ((row_state.LSE, row_state._merge_fields, 0) if kind == "lse"
-                       else (dscore.STATE, dscore._merge_fields, 1))
+    dtype, core, kk = {
+        "lse": (row_state.LSE, row_state._merge_fields, 0),
+        "score": (dscore.STATE, dscore._merge_fields, 1),
+        "entropy": (row_state.ENTROPY, row_state._merge_fields, 2),
+        "xent": (row_state.XENT, row_state._merge_fields, 3),
+        "kl": (row_state.KL, row_state._merge_fields, 4)}[kind]
     merge = fastxent._dispatch.kernel("merge_states", np.dtype(np.float64))
     for B, R in ((1, 9), (2, 300), (5, 613), (16, 40)):
         states = _special_states(dtype, B, R, rng)
@@ -550,8 +558,10 @@ def test_kernel_merge_follows_the_numpy_merge(kind):
             merge(kk, leaves, got)
             for name in dtype.names:
                 a, b = got[name], expected[name]
-                if dtype[name] == np.int64 or name == "m":
+                if dtype[name] == np.int64 or name in ("m", "my"):
                     np.testing.assert_array_equal(a, b, err_msg=name)
+                elif name in ("t", "u", "v"):
+                    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
                 else:
                     np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
                     ok = ~np.isnan(a)
@@ -564,7 +574,8 @@ def test_merge_takes_states_at_any_address():
     from fastxent._dask import row_state, score as dscore
 
     rng = np.random.default_rng(4)
-    for kind, merge in ((row_state.LSE, row_state.merge), (dscore.STATE, dscore._merge)):
+    for kind, merge in ((row_state.LSE, row_state.merge), (dscore.STATE, dscore._merge),
+                        (row_state.KL, row_state.merge)):
         states = _special_states(kind, 3, 50, rng)
         moved = np.zeros(states.nbytes + 3, np.uint8)[3:].view(kind).reshape(states.shape)
         moved[...] = states
@@ -579,8 +590,8 @@ def test_kernel_merge_refuses_bad_states():
     merge = fastxent._dispatch.kernel("merge_states", np.dtype(np.float64))
     good = np.zeros((2, 4), row_state.LSE)
     out = np.empty(4, row_state.LSE)
-    with pytest.raises(ValueError, match="kind 0 or 1"):
-        merge(2, [good], out)
+    with pytest.raises(ValueError, match="kind from 0 to 4"):
+        merge(5, [good], out)
     with pytest.raises(ValueError, match="no states"):
         merge(0, [], out)
     with pytest.raises(ValueError, match="records of 80 bytes"):
