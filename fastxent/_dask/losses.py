@@ -24,6 +24,7 @@ import numpy as np
 
 import dask.array as da
 
+from .. import _dispatch
 from .. import _losses as _np_losses
 from .. import _pointwise_losses as _np_pointwise
 from .._checks import check_label_smoothing, check_reduction
@@ -85,24 +86,34 @@ def _gaps(a, m, x, ca):
     return np.sum(terms, axis=ca, keepdims=True)
 
 
-def _ce_block(x, t, cls, w=None, *, ca, C, eps, ignore_index, probs):
-    """The partial state (CE) of a block of logits along the class axis;
-    class indices are gathered (one element per row), the smoothing share
-    takes one more pass.  A large block is taken in slices of rows."""
+def _ce_block(x, t, cls, w=None, *, ca, C, eps, ignore_index, probs, nt=1):
+    """The partial state (CE) of a block of logits along the class axis: its
+    rows' (m, k, r) from the row kernels in one read (see
+    row_state._kernel_state; NumPy reductions where the block is not a
+    kernel operand); class indices are gathered (one element per row), the
+    smoothing share and probability targets take one more pass.  A large
+    block is taken in slices of rows, so that those passes' temporaries
+    stay a slice's size."""
     cls = classes_of(cls)
+    x = np.asarray(x)
+    st = row_state._kernel_state(row_state.LSE, (ca,), x, None,
+                                 _dispatch.resolve_threads(nt)) if x.size else None
 
-    def part(xs, ts):
-        return _ce_block_part(xs, ts, cls, w, ca=ca, C=C, eps=eps, ignore_index=ignore_index,
-                              probs=probs)
+    def part(xs, ts, ss):
+        return _ce_block_part(xs, ts, ss, cls, w, ca=ca, C=C, eps=eps,
+                              ignore_index=ignore_index, probs=probs)
     if x.ndim < 2:
-        return part(x, t)
-    return row_state.sub_blocks(part, [np.asarray(x), np.asarray(t)], (ca,), along=0)
+        return part(x, t, st)
+    return row_state.sub_blocks(part, [x, np.asarray(t), st], (ca,), along=0)
 
 
-def _ce_block_part(x, t, cls, w, *, ca, C, eps, ignore_index, probs):
+def _ce_block_part(x, t, st, cls, w, *, ca, C, eps, ignore_index, probs):
     if not probs and cls[0] == 0:
         _labels_ok(t, C, ignore_index)
-    m, k, r, _ = row_state._max_count_rest(x, (ca,))
+    if st is None:
+        m, k, r, _ = row_state._max_count_rest(x, (ca,))
+    else:
+        m, k, r = st["m"], st["k"], st["r"]
     out = np.empty(m.shape, CE)
     out["m"], out["k"], out["r"] = m, k, r
     if probs:
@@ -249,7 +260,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             args += [block_values(x.chunks[ca], w), (ca,)]
         states = da.blockwise(_ce_block, ind, *args, dtype=CE, adjust_chunks={ca: 1},
                               align_arrays=False, meta=np.empty((0,) * nd, CE), ca=ca, C=C,
-                              eps=eps, ignore_index=ignore_index, probs=probs)
+                              eps=eps, ignore_index=ignore_index, probs=probs, nt=nt)
         state = da.reduction(states, _identity, _ce_merge, axis=(ca,), keepdims=True, dtype=CE,
                              combine=_ce_merge, concatenate=False, split_every=fan_in(),
                              meta=np.empty((0,) * nd, CE))
