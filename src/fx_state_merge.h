@@ -7,8 +7,9 @@
  * Two kinds of record, each merged over the blocks b = 0..B-1 against the
  * rows' common maximum M = max_b m_b (NaN if any m_b is NaN), with
  * top_b = (m_b == M); every sum over the blocks is formed in block order
- * from the first block's term, as NumPy sums the first axis of an array of
- * (blocks, rows):
+ * from 0 (NumPy's sum over the first axis of (blocks, rows) does the same
+ * for several rows, and sums one row pairwise: the results agree within
+ * rounding):
  *
  * - a log-sum-exp state (fastxent._dask.row_state.LSE): doubles m, k, r,
  *   z, pos, neg.  w_b = 1 at the top, else exp(m_b - M) (0 where NaN);
@@ -56,12 +57,13 @@ enum { FX_MERGE_LSE, FX_MERGE_SCORE, FX_MERGE_ENTROPY, FX_MERGE_XENT, FX_MERGE_K
 #define FX_MERGE_ENTROPY_WORDS 4
 #define FX_MERGE_PAIR_WORDS 7
 
-/* NumPy's maximum: NaN if either is NaN */
+/* NumPy's maximum: NaN if either is NaN; the second of equal ones (0.0
+ * and -0.0) */
 static inline double fx_merge_max(double a, double b)
 {
     if (a != a) return a;
     if (b != b) return b;
-    return b > a ? b : a;
+    return b >= a ? b : a;
 }
 
 /* the common maxima M[0..n) of field f of the records of rows r0..r0+n of
@@ -113,8 +115,8 @@ static void fx_merge_lse_states(const char *const *blk, Py_ssize_t B, Py_ssize_t
                 fx_merge_mkr(s[0], s[1], s[2], M[i], &kt, &rt);
                 if (b == 0) {
                     t[0] = M[i];
-                    t[1] = kt;
-                    t[2] = rt;
+                    t[1] = 0.0 + kt;
+                    t[2] = 0.0 + rt;
                     t[3] = s[3];
                     t[4] = s[4];
                     t[5] = s[5];
@@ -158,7 +160,11 @@ static void fx_merge_score_states(const char *const *blk, Py_ssize_t B, Py_ssize
                 const double qt = top ? q : r * r * (k + q);
                 const int64_t pt = top ? c[1] : big, ft = c[2] >= 0 ? c[2] : big;
                 if (b == 0) {
-                    sf[0] = M[i]; sf[1] = kt; sf[2] = st; sf[3] = dt; sf[4] = qt;
+                    sf[0] = M[i];
+                    sf[1] = 0.0 + kt;
+                    sf[2] = 0.0 + st;
+                    sf[3] = 0.0 + dt;
+                    sf[4] = 0.0 + qt;
                     si[0] = c[0]; si[1] = pt; si[2] = ft; si[3] = c[3]; si[4] = c[4];
                 } else {
                     memcpy(sf, t, 40);
@@ -211,14 +217,14 @@ static void fx_merge_softmax_states(const char *const *blk, Py_ssize_t B, Py_ssi
                 if (s[0] == -INFINITY) mt = 0.0;
                 if (b == 0) {
                     t[0] = M[i];
-                    t[1] = kt;
-                    t[2] = rt;
+                    t[1] = 0.0 + kt;
+                    t[2] = 0.0 + rt;
                     if (pair) {
                         t[3] = My[i];
-                        t[4] = kyt;
-                        t[5] = ryt;
+                        t[4] = 0.0 + kyt;
+                        t[5] = 0.0 + ryt;
                     }
-                    t[mom] = mt;
+                    t[mom] = 0.0 + mt;
                 } else {
                     t[1] += kt;
                     t[2] += rt;

@@ -584,6 +584,42 @@ def test_merge_takes_states_at_any_address():
         assert a.tobytes() == b.tobytes()
 
 
+def test_states_the_kernel_does_not_know_merge_in_numpy():
+    """Records of another byte order (or any dtype other than the kinds'
+    own) are merged by the NumPy merge, to the same values."""
+    from fastxent._dask import row_state, score as dscore
+
+    rng = np.random.default_rng(6)
+    for kind, merge in ((row_state.LSE, row_state.merge), (dscore.STATE, dscore._merge)):
+        states = _special_states(kind, 4, 30, rng)
+        swapped = states.astype(kind.newbyteorder(">"))
+        a = merge([states[i:i + 1] for i in range(4)], 0, keepdims=False)
+        b = merge([swapped[i:i + 1] for i in range(4)], 0, keepdims=False)
+        for name in kind.names:
+            np.testing.assert_allclose(b[name], a[name], rtol=1e-13, equal_nan=True)
+
+
+@pytest.mark.parametrize("chunks", [(3, 4), (3, 2), (1, 1)])
+def test_full_reductions_compute_to_numpy_scalars(chunks):
+    """A reduction over every axis computes to the NumPy function's scalar
+    type whatever the chunks (not a 0-d array), as the NumPy path does."""
+    x = np.arange(12.0).reshape(3, 4) / 7
+    p = np.abs(x) + 0.1
+    d, q = da.from_array(x, chunks=chunks), da.from_array(p, chunks=chunks)
+    pairs = [(fastxent.logsumexp(d), fastxent.logsumexp(x)),
+             (fastxent.logsumexp(d[0]), fastxent.logsumexp(x[0])),
+             (fastxent.logsumexp(d[0], return_sign=True)[1],
+              fastxent.logsumexp(x[0], return_sign=True)[1]),
+             (fastxent.softmax_entropy(d[0]), fastxent.softmax_entropy(x[0])),
+             (fastxent.softmax_kl_div(d[0], d[1]), fastxent.softmax_kl_div(x[0], x[1])),
+             (fastxent.entropy(q[0]), fastxent.entropy(p[0])),
+             (fastxent.entropy(q, axis=None), fastxent.entropy(p, axis=None))]
+    for lazy, expected in pairs:
+        got = lazy.compute(scheduler="sync")
+        assert type(got) is type(expected), (type(got), type(expected))
+        np.testing.assert_allclose(got, expected, rtol=1e-13)
+
+
 def test_kernel_merge_refuses_bad_states():
     from fastxent._dask import row_state, score as dscore
 

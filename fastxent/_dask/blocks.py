@@ -142,7 +142,10 @@ def _dropped(*blocks, fn, **kwargs):
         while isinstance(b, list):
             (b,) = b
         blocks[i] = b
-    return np.asarray(fn(*blocks, **kwargs))
+    out = np.asarray(fn(*blocks, **kwargs))
+    # a full reduction's result as the NumPy function gives it (a NumPy
+    # scalar), whatever the chunks: the other paths hand back a scalar too
+    return out[()] if out.ndim == 0 else out
 
 
 def map_reduction(fn, arrays, axes, dtype, keepdims=True, **kwargs):

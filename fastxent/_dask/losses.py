@@ -295,15 +295,25 @@ def _identity(x, axis, keepdims):
 
 def _nll_block(x, t, cls, w=None, *, ca, C, ignore_index):
     """The block's part of ``-w[y] x[y]`` per row: the target's term where
-    it falls in the block's classes, an exact 0 elsewhere."""
+    it falls in the block's classes, an exact 0 elsewhere.  Gathered, one
+    element per row: the task holds nothing of the block's size (a
+    coefficient per class and row, in float64, was twice a float32 block)."""
     cls = classes_of(cls)
     if cls.size == 0 or cls[0] == 0:   # the first block, or the only one (no class)
         _labels_ok(t, C, ignore_index)
-    a, _ = _coefficients(t, cls, w, ca, C, 0.0, ignore_index, False)
+    y = np.expand_dims(np.asarray(t), ca)
+    if cls.size == 0:
+        return np.full(y.shape, -0.0)
+    inside = (y >= cls[0]) & (y <= cls[-1]) & (y != ignore_index)
+    idx = block_label_index(y, inside, cls[0])
+    xy = np.take_along_axis(np.asarray(x), idx, axis=ca).astype(_F)
+    a = np.where(inside, 1.0 if w is None else np.asarray(w, _F)[idx], 0.0)
     with np.errstate(invalid="ignore"):
-        terms = a * x
+        terms = a * xy
     terms[a == 0] = 0.0   # a -inf log-probability of weight 0 adds 0
-    return -np.sum(terms, axis=ca, keepdims=True)
+    # the sum over the block's classes that this term stands for added
+    # zeros to it: -0.0 becomes 0.0 there too
+    return -(terms + 0.0)
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,

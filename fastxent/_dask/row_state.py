@@ -345,11 +345,17 @@ def merge(states, axis, keepdims=True):
     """Merge the partial states `states` (an array, or a nested list of
     blocks) along `axis` (see merge_in_slices), by the kernels'
     merge_states."""
-    leaf = states
-    while isinstance(leaf, list):
-        leaf = leaf[0]
     return merge_in_slices(_merge_fields, states, axis, keepdims,
-                           kernel_kind=_KERNEL_KIND.get(leaf.dtype))
+                           kernel_kind=_KERNEL_KIND.get(leaf_dtype(states)))
+
+
+def leaf_dtype(states):
+    """The dtype of the first block of `states` (an array, or a nested list
+    of blocks): the kernel merges only records of the exact dtypes it
+    knows (native byte order, fields in order), the NumPy merge any other."""
+    while isinstance(states, list):
+        states = states[0]
+    return states.dtype
 
 
 # each kind's number in the kernels' merge_states
