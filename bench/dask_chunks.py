@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Dask arrays: the cost of splitting the class axis into chunks.
 
-Times logsumexp, log_softmax and cross_entropy (reduction 'sum') of one
-in-memory float32 array three ways: the NumPy call, a Dask array chunked by
-rows only (each block's rows whole: the compiled kernel per block), and a
-Dask array chunked along the class axis too (per-block partial states
-merged exactly).  Dask runs with the threaded scheduler on `--workers`
+Times logsumexp, log_softmax, cross_entropy (reduction 'sum') and nll_loss
+(reduction 'none') of one in-memory float32 array three ways: the NumPy
+call, a Dask array chunked by rows only (each block's rows whole: the
+compiled kernel per block), and a Dask array chunked along the class axis
+too (per-block partial states merged exactly).  Dask runs with the threaded scheduler on `--workers`
 threads, each task's kernel on one thread; the NumPy call gets the same
 number of threads.  Figures are the minimum over `--repeat` runs, in ms.
 
@@ -54,6 +54,8 @@ def main(argv=None):
         "log_softmax": lambda a, **kw: fastxent.log_softmax(a, axis=1, **kw),
         "cross_entropy": lambda a, **kw: fastxent.cross_entropy(a, labels, reduction="sum",
                                                                 **kw),
+        # the per-row losses: the gather of one element per row and block
+        "nll_loss": lambda a, **kw: fastxent.nll_loss(a, labels, reduction="none", **kw),
     }
     print(f"{args.rows} x {args.classes} float32, chunks ({args.row_chunk}, {args.classes}) and "
           f"({args.row_chunk}, {args.class_chunk}), {args.workers} threads, ms (min of "

@@ -33,6 +33,10 @@
  *   its sum adds w_b > 0 ? w_b (t_b + shift_b (k_b + r_b)) : 0, +inf where
  *   t_b is +inf, 0 where m_b is -inf.
  *
+ * - a cross-entropy state (fastxent._dask.losses.CE): doubles m, k, r as a
+ *   log-sum-exp's, then A, B, ignored.  A: the sum; B adds B_b where
+ *   A_b == 0 or m_b == M, else B_b + (M - m_b) A_b; ignored: the largest.
+ *
  * These are the formulas of the NumPy merges beside them in fastxent._dask,
  * operation for operation; the exps are libm's.  The rows go FX_MERGE_TILE
  * at a time: the maxima of a tile over every block, then its sums, each
@@ -51,7 +55,8 @@
 
 #define FX_MERGE_TILE 256
 /* the kinds of record, as merge_states numbers them, and their fields */
-enum { FX_MERGE_LSE, FX_MERGE_SCORE, FX_MERGE_ENTROPY, FX_MERGE_XENT, FX_MERGE_KL };
+enum { FX_MERGE_LSE, FX_MERGE_SCORE, FX_MERGE_ENTROPY, FX_MERGE_XENT, FX_MERGE_KL,
+       FX_MERGE_CE };
 #define FX_MERGE_LSE_WORDS 6
 #define FX_MERGE_SCORE_WORDS 10
 #define FX_MERGE_ENTROPY_WORDS 4
@@ -97,8 +102,11 @@ static inline double fx_merge_gap(double M, double m)
     return m == M ? 0.0 : M - m;
 }
 
-/* R rows of log-sum-exp states over B blocks into out (R records) */
-static void fx_merge_lse_states(const char *const *blk, Py_ssize_t B, Py_ssize_t R, char *out)
+/* R rows of log-sum-exp states (kind FX_MERGE_LSE) or cross-entropy
+ * states (FX_MERGE_CE: the same three fields first, six in all) over B
+ * blocks into out (R records) */
+static void fx_merge_lse_states(const char *const *blk, Py_ssize_t B, Py_ssize_t R, int kind,
+                                char *out)
 {
     const Py_ssize_t W = FX_MERGE_LSE_WORDS;
     double M[FX_MERGE_TILE];
@@ -113,7 +121,27 @@ static void fx_merge_lse_states(const char *const *blk, Py_ssize_t B, Py_ssize_t
                 double *t = o + (r0 + i) * W;
                 double kt, rt;
                 fx_merge_mkr(s[0], s[1], s[2], M[i], &kt, &rt);
-                if (b == 0) {
+                if (kind == FX_MERGE_CE) {
+                    /* B moved to the common maximum (no shift where the
+                     * maxima are equal, also both -inf: a partial merge
+                     * of blocks of only -inf) */
+                    const double A = s[3];
+                    const double Bt = (A == 0.0 || s[0] == M[i]) ? s[4] : s[4] + (M[i] - s[0]) * A;
+                    if (b == 0) {
+                        t[0] = M[i];
+                        t[1] = 0.0 + kt;
+                        t[2] = 0.0 + rt;
+                        t[3] = 0.0 + A;
+                        t[4] = 0.0 + Bt;
+                        t[5] = s[5];
+                    } else {
+                        t[1] += kt;
+                        t[2] += rt;
+                        t[3] += A;
+                        t[4] += Bt;
+                        t[5] = fx_merge_max(t[5], s[5]);
+                    }
+                } else if (b == 0) {
                     t[0] = M[i];
                     t[1] = 0.0 + kt;
                     t[2] = 0.0 + rt;

@@ -14,7 +14,8 @@ def merge_states(int kind, list leaves, out):
     order; `out` gets one record per row.  The kinds of record, as
     fx_state_merge.h describes them: 0, log-sum-exp (6 float64 fields);
     1, scorer (5 float64 fields, then 5 int64); 2, softmax_entropy (4
-    float64); 3 and 4, softmax_cross_entropy and softmax_kl_div (7 float64).
+    float64); 3 and 4, softmax_cross_entropy and softmax_kl_div (7 float64);
+    5, cross_entropy (6 float64).
 
     leaves: C-contiguous, aligned ndarrays of records of the kind's size,
     each (n, R) with n >= 1 (IN); out: a C-contiguous, aligned, writable
@@ -24,7 +25,7 @@ def merge_states(int kind, list leaves, out):
     cdef const char **blk
     cdef char *op
     cdef object a
-    if kind == FX_MERGE_LSE:
+    if kind == FX_MERGE_LSE or kind == FX_MERGE_CE:
         words = FX_MERGE_LSE_WORDS
     elif kind == FX_MERGE_SCORE:
         words = FX_MERGE_SCORE_WORDS
@@ -33,7 +34,7 @@ def merge_states(int kind, list leaves, out):
     elif kind == FX_MERGE_XENT or kind == FX_MERGE_KL:
         words = FX_MERGE_PAIR_WORDS
     else:
-        raise ValueError(f"merge_states: a kind from 0 to 4 is expected, got {kind}")
+        raise ValueError(f"merge_states: a kind from 0 to 5 is expected, got {kind}")
     size = 8 * words
     _merge_operand(out, size, True)
     R = cnp.PyArray_SIZE(<cnp.ndarray>out)
@@ -56,8 +57,8 @@ def merge_states(int kind, list leaves, out):
                 b += 1
         op = <char *>cnp.PyArray_DATA(<cnp.ndarray>out)
         with nogil:
-            if kind == FX_MERGE_LSE:
-                fx_merge_lse_states(blk, B, R, op)
+            if kind == FX_MERGE_LSE or kind == FX_MERGE_CE:
+                fx_merge_lse_states(blk, B, R, kind, op)
             elif kind == FX_MERGE_SCORE:
                 fx_merge_score_states(blk, B, R, op)
             else:

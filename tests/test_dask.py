@@ -529,7 +529,7 @@ def _special_states(kind, B, R, rng):
     return states
 
 
-@pytest.mark.parametrize("kind", ["lse", "score", "entropy", "xent", "kl"])
+@pytest.mark.parametrize("kind", ["lse", "score", "entropy", "xent", "kl", "ce"])
 def test_kernel_merge_follows_the_numpy_merge(kind):
     """The kernels' merge_states gives the NumPy merge's results: the same
     bits for the counts, maxima and flags, the sums of terms of one sign
@@ -537,7 +537,7 @@ def test_kernel_merge_follows_the_numpy_merge(kind):
     ulp, squared in q's terms), the moments of the softmax entropies (whose
     shifted terms may cancel) within 1e-12, NaN where NaN; whatever the
     nesting of the blocks into leaves (the states of a tree's levels)."""
-    from fastxent._dask import row_state, score as dscore
+    from fastxent._dask import losses as dlosses, row_state, score as dscore
 
     rng = np.random.default_rng(31)
     dtype, core, kk = {
@@ -545,7 +545,8 @@ def test_kernel_merge_follows_the_numpy_merge(kind):
         "score": (dscore.STATE, dscore._merge_fields, 1),
         "entropy": (row_state.ENTROPY, row_state._merge_fields, 2),
         "xent": (row_state.XENT, row_state._merge_fields, 3),
-        "kl": (row_state.KL, row_state._merge_fields, 4)}[kind]
+        "kl": (row_state.KL, row_state._merge_fields, 4),
+        "ce": (dlosses.CE, dlosses._ce_merge_fields, 5)}[kind]
     merge = fastxent._dispatch.kernel("merge_states", np.dtype(np.float64))
     for B, R in ((1, 9), (2, 300), (5, 613), (16, 40)):
         states = _special_states(dtype, B, R, rng)
@@ -587,10 +588,11 @@ def test_merge_takes_states_at_any_address():
 def test_states_the_kernel_does_not_know_merge_in_numpy():
     """Records of another byte order (or any dtype other than the kinds'
     own) are merged by the NumPy merge, to the same values."""
-    from fastxent._dask import row_state, score as dscore
+    from fastxent._dask import losses as dlosses, row_state, score as dscore
 
     rng = np.random.default_rng(6)
-    for kind, merge in ((row_state.LSE, row_state.merge), (dscore.STATE, dscore._merge)):
+    for kind, merge in ((row_state.LSE, row_state.merge), (dscore.STATE, dscore._merge),
+                        (dlosses.CE, dlosses._ce_merge)):
         states = _special_states(kind, 4, 30, rng)
         swapped = states.astype(kind.newbyteorder(">"))
         a = merge([states[i:i + 1] for i in range(4)], 0, keepdims=False)
@@ -626,8 +628,8 @@ def test_kernel_merge_refuses_bad_states():
     merge = fastxent._dispatch.kernel("merge_states", np.dtype(np.float64))
     good = np.zeros((2, 4), row_state.LSE)
     out = np.empty(4, row_state.LSE)
-    with pytest.raises(ValueError, match="kind from 0 to 4"):
-        merge(5, [good], out)
+    with pytest.raises(ValueError, match="kind from 0 to 5"):
+        merge(6, [good], out)
     with pytest.raises(ValueError, match="no states"):
         merge(0, [], out)
     with pytest.raises(ValueError, match="records of 80 bytes"):

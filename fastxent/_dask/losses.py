@@ -91,9 +91,9 @@ def _ce_block(x, t, cls, w=None, *, ca, C, eps, ignore_index, probs, nt=1):
     rows' (m, k, r) from the row kernels in one read (see
     row_state._kernel_state; NumPy reductions where the block is not a
     kernel operand); class indices are gathered (one element per row), the
-    smoothing share and probability targets take one more pass.  A large
-    block is taken in slices of rows, so that those passes' temporaries
-    stay a slice's size."""
+    smoothing share and probability targets take one more pass, over
+    slices of rows of a large block, so that its temporaries stay a
+    slice's size."""
     cls = classes_of(cls)
     x = np.asarray(x)
     st = row_state._kernel_state(row_state.LSE, (ca,), x, None,
@@ -102,7 +102,9 @@ def _ce_block(x, t, cls, w=None, *, ca, C, eps, ignore_index, probs, nt=1):
     def part(xs, ts, ss):
         return _ce_block_part(xs, ts, ss, cls, w, ca=ca, C=C, eps=eps,
                               ignore_index=ignore_index, probs=probs)
-    if x.ndim < 2:
+    # with the kernel's states, class indices without smoothing make no
+    # temporary of the block's size: the block at once
+    if x.ndim < 2 or (st is not None and not probs and not eps):
         return part(x, t, st)
     return row_state.sub_blocks(part, [x, np.asarray(t), st], (ca,), along=0)
 
@@ -142,11 +144,14 @@ def _ce_block_part(x, t, st, cls, w, *, ca, C, eps, ignore_index, probs):
 
 
 def _ce_merge(states, axis, keepdims=True):
-    return row_state.merge_in_slices(_ce_merge_fields, states, axis, keepdims)
+    """Merge states along `axis`, by the kernels' merge_states."""
+    kind = 5 if row_state.leaf_dtype(states) == CE else None
+    return row_state.merge_in_slices(_ce_merge_fields, states, axis, keepdims, kernel_kind=kind)
 
 
 def _ce_merge_fields(states):
-    """_ce_merge's core (see row_state.merge_in_slices)."""
+    """The NumPy form of _ce_merge's core, the formulas the kernel follows
+    (see row_state.merge_in_slices), against which tests check it."""
     axes = (0,)
     M, K, R, _ = row_state._merge_row(states["m"], states["k"], states["r"], axes)
     A, m = states["A"], states["m"]
@@ -156,8 +161,9 @@ def _ce_merge_fields(states):
         B = np.where((A == 0) | (m == M), states["B"], states["B"] + (M - m) * A)
     out = np.empty(M.shape, CE)
     out["m"], out["k"], out["r"] = M, K, R
-    out["A"] = np.sum(A, axis=axes, keepdims=True)
-    out["B"] = np.sum(B, axis=axes, keepdims=True)
+    with np.errstate(invalid="ignore", over="ignore"):   # inf - inf: NaN, quietly
+        out["A"] = np.sum(A, axis=axes, keepdims=True)
+        out["B"] = np.sum(B, axis=axes, keepdims=True)
     out["ignored"] = np.max(states["ignored"], axis=axes, keepdims=True)
     return out
 
