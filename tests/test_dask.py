@@ -616,10 +616,68 @@ def test_full_reductions_compute_to_numpy_scalars(chunks):
              (fastxent.softmax_kl_div(d[0], d[1]), fastxent.softmax_kl_div(x[0], x[1])),
              (fastxent.entropy(q[0]), fastxent.entropy(p[0])),
              (fastxent.entropy(q, axis=None), fastxent.entropy(p, axis=None))]
+    y = np.array([0, 3, 2])
+    pairs += [(fastxent.cross_entropy(d, y), fastxent.cross_entropy(x, y)),
+              (fastxent.cross_entropy(d[0], y[0], reduction="none"),
+               fastxent.cross_entropy(x[0], y[0], reduction="none")),
+              (fastxent.cross_entropy(d, q / 10, label_smoothing=0.1),
+               fastxent.cross_entropy(x, p / 10, label_smoothing=0.1)),
+              (fastxent.nll_loss(d, y, reduction="sum"), fastxent.nll_loss(x, y, reduction="sum")),
+              (fastxent.kl_div(d, q), fastxent.kl_div(x, p)),
+              (fastxent.binary_cross_entropy_with_logits(d, q / 9),
+               fastxent.binary_cross_entropy_with_logits(x, p / 9))]
     for lazy, expected in pairs:
         got = lazy.compute(scheduler="sync")
         assert type(got) is type(expected), (type(got), type(expected))
         np.testing.assert_allclose(got, expected, rtol=1e-13)
+
+
+def test_negative_class_weight_at_a_neg_inf_logit():
+    """A -inf logit under a negative class weight adds -inf to the loss, as
+    the NumPy path has it, over any chunking of the classes."""
+    x = np.array([[0.0, 1.0, -INF, 2.0], [0.5, -INF, 1.0, -INF]])
+    p = np.array([[0.3, 0.3, 0.4, 0.0], [0.2, 0.5, 0.3, 0.0]])
+    w = np.array([1.0, -1.0, -1.0, 2.0])
+    labels = np.array([2, 1])
+    with np.errstate(all="ignore"):
+        for chunks in ((2, 1), (1, 2), (2, 4)):
+            d = da.from_array(x, chunks=chunks)
+            for target, eps in ((p, 0.0), (p, 0.1), (labels, 0.0), (labels, 0.1)):
+                check(fastxent.cross_entropy(d, target, w, reduction="none", label_smoothing=eps),
+                      fastxent.cross_entropy(x, target, w, reduction="none", label_smoothing=eps))
+
+
+def test_special_rows_of_a_kernel_state_are_formed_a_slice_at_a_time(monkeypatch):
+    """Rows the kernels leave (NaN, +inf, only -inf: a masked part of a
+    vocabulary can be a whole block) are formed by NumPy a few at a time,
+    so that their copies and temporaries stay a slice's size."""
+    from fastxent._dask import losses as dlosses, row_state
+
+    monkeypatch.setattr(row_state, "SUB_ELEMENTS", 64)
+    seen = []
+    block_state = row_state._block_state
+
+    def spy(kind, axes, x, y=None, b=None):
+        seen.append(x.size)
+        return block_state(kind, axes, x, y, b)
+    monkeypatch.setattr(row_state, "_block_state", spy)
+    x = np.full((50, 16), -INF)
+    x[::7, 3] = NAN
+    x[::9, 5] = 1.0
+    labels = np.arange(50) % 16
+    for kind in (row_state.LSE, row_state.ENTROPY):
+        seen.clear()
+        st = row_state.block_state(kind, (1,), x)
+        assert seen and max(seen) <= 64
+        expected = row_state._block_state(kind, (1,), x)
+        for name in kind.names:
+            np.testing.assert_array_equal(st[name], expected[name])
+    seen.clear()
+    got = dlosses._ce_block(x, labels, (slice(0, 16),), ca=1, C=16, eps=0.0, ignore_index=-100,
+                            probs=False)
+    assert seen and max(seen) <= 64
+    np.testing.assert_array_equal(got["m"][:, 0], np.max(np.where(np.isnan(x), INF, x), axis=1)
+                                  * np.where(np.isnan(x).any(axis=1), NAN, 1.0))
 
 
 def test_kernel_merge_refuses_bad_states():

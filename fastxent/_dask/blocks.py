@@ -23,7 +23,7 @@ from dask.layers import ArraySliceDep, ArrayValuesDep
 from .._dispatch import checked_threads
 from . import row_state
 
-__all__ = ["array_of", "probe", "probe_array", "probe_labels", "threads", "operand", "known_shape",
+__all__ = ["array_of", "scalar_of", "probe", "probe_array", "probe_labels", "threads", "operand", "known_shape",
            "reduced_axes_whole", "map_reduction", "tree_state", "drop_axes", "no_out",
            "block_label_index", "held", "target_operand", "chunked_like", "without_empty_chunks",
            "fan_in", "block_classes", "classes_of", "block_values"]
@@ -125,8 +125,17 @@ def reduced_axes_whole(x, axes):
 
 def array_of(*blocks, fn):
     """`fn` of the blocks as an ndarray (a NumPy function may return a
-    NumPy scalar)."""
-    return np.asarray(fn(*blocks))
+    NumPy scalar), but a 0-d result as a NumPy scalar, as the NumPy function
+    returns it (see scalar_of)."""
+    return scalar_of(fn(*blocks))
+
+
+def scalar_of(v):
+    """`v` as an ndarray, or a NumPy scalar where it is 0-d: the result of a
+    full reduction computes to the NumPy function's scalar type, not to a
+    0-d array, whatever the chunks."""
+    v = np.asarray(v)
+    return v[()] if v.ndim == 0 else v
 
 
 def _kept(*blocks, fn, axes, **kwargs):
@@ -142,10 +151,7 @@ def _dropped(*blocks, fn, **kwargs):
         while isinstance(b, list):
             (b,) = b
         blocks[i] = b
-    out = np.asarray(fn(*blocks, **kwargs))
-    # a full reduction's result as the NumPy function gives it (a NumPy
-    # scalar), whatever the chunks: the other paths hand back a scalar too
-    return out[()] if out.ndim == 0 else out
+    return scalar_of(fn(*blocks, **kwargs))
 
 
 def map_reduction(fn, arrays, axes, dtype, keepdims=True, **kwargs):

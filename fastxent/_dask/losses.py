@@ -31,8 +31,8 @@ from .._checks import check_label_smoothing, check_reduction
 from .._layout import finish
 from . import row_state
 from .blocks import (array_of, block_classes, block_label_index, block_values, chunked_like,
-                     classes_of, fan_in, known_shape, operand, probe_labels, target_operand,
-                     threads, without_empty_chunks)
+                     classes_of, fan_in, known_shape, operand, probe_labels, scalar_of,
+                     target_operand, threads, without_empty_chunks)
 
 __all__ = ["cross_entropy", "nll_loss", "kl_div", "binary_cross_entropy_with_logits"]
 
@@ -77,11 +77,13 @@ def _coefficients(t, cls, w, ca, C, eps, ignore_index, probs):
 
 def _gaps(a, m, x, ca):
     """``sum(a * (m - x))`` along `ca` (keepdims): a class of coefficient 0
-    adds 0, even at a -inf logit; one of a positive coefficient at a -inf
-    logit adds +inf, also in a block of only -inf."""
+    adds 0, even at a -inf logit; one of a nonzero coefficient at a -inf
+    logit adds an infinity of the coefficient's sign (a negative class
+    weight: -inf, as the NumPy path), also in a block of only -inf."""
     with np.errstate(invalid="ignore", over="ignore"):
         terms = a * (m - x)
-    terms[np.broadcast_to(x == -np.inf, terms.shape)] = np.inf
+    at = np.broadcast_to(x == -np.inf, terms.shape)
+    terms[at] = np.where(np.broadcast_to(a, terms.shape) < 0, -np.inf, np.inf)[at]
     terms[np.broadcast_to(a == 0, terms.shape)] = 0.0
     return np.sum(terms, axis=ca, keepdims=True)
 
@@ -177,7 +179,7 @@ def _ce_rows(state, ca):
     loss = np.where(np.isfinite(m), loss, np.nan)
     loss = np.where(state["ignored"] > 0, 0.0, loss)
     with np.errstate(over="ignore"):
-        return np.squeeze(loss, ca)
+        return scalar_of(np.squeeze(loss, ca))
 
 
 def _reduce_rows(rows, reduction, denom, dtype):
@@ -194,7 +196,7 @@ def _reduce_rows(rows, reduction, denom, dtype):
 
 def _finished(total, denom=1.0, *, reduction, dtype):
     """A reduced loss from its float64 total, as the NumPy path finishes it."""
-    return np.asarray(finish(float(total), reduction, float(denom), dtype))
+    return scalar_of(finish(float(total), reduction, float(denom), dtype))
 
 
 def _weight_sum(t, w, ignore_index, C):
@@ -371,10 +373,10 @@ def _smoothed_mean_finish(total, denom, hard, eps, dtype):
     `hard` the label terms' sum (needed only over a zero `denom`)."""
     total, denom, hard = float(total), float(denom), float(hard)
     if denom == 0:
-        return np.asarray(finish(
+        return scalar_of(finish(
             _np_losses._smoothed_over_zero(hard, total - (1.0 - eps) * hard, eps), "sum", 1.0,
             dtype))
-    return np.asarray(finish(total, "mean", denom, dtype))
+    return scalar_of(finish(total, "mean", denom, dtype))
 
 
 def _nll_finish(total, denom, reduction, dtype):
@@ -387,7 +389,7 @@ def _nll_finish(total, denom, reduction, dtype):
     else:
         value = total
     with np.errstate(over="ignore"):
-        return np.asarray(dtype.type(value))
+        return scalar_of(dtype.type(value))
 
 
 # elements of a float16 block widened to float32 at a time for its sum

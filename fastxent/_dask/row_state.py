@@ -176,8 +176,15 @@ def _kernel_state(kind, axes, x, y, n_threads):
         out["u" if kind == XENT else "v"] = moment
         special = ~np.isfinite(raw[:, :8]).all(axis=1)
     if special.any():
-        out[special] = _block_state(kind, (1,), rows[special],
-                                    None if yrows is None else yrows[special])[:, 0]
+        # a few rows at a time, so that their copies and temporaries stay
+        # about SUB_ELEMENTS whatever the number of such rows (a block of
+        # only -inf, a masked part of a vocabulary, is all of them)
+        idx = np.flatnonzero(special)
+        step = max(1, SUB_ELEMENTS // max(1, rows.shape[1]))
+        for i0 in range(0, idx.size, step):
+            sel = idx[i0:i0 + step]
+            out[sel] = _block_state(kind, (1,), rows[sel],
+                                    None if yrows is None else yrows[sel])[:, 0]
     return out.reshape(tuple(1 if d in axes else n for d, n in enumerate(x.shape)))
 
 
