@@ -5,9 +5,10 @@ Times logsumexp, log_softmax, cross_entropy (reduction 'sum') and nll_loss
 (reduction 'none') of one in-memory float32 array three ways: the NumPy
 call, a Dask array chunked by rows only (each block's rows whole: the
 compiled kernel per block), and a Dask array chunked along the class axis
-too (per-block partial states merged exactly).  Dask runs with the threaded scheduler on `--workers`
-threads, each task's kernel on one thread; the NumPy call gets the same
-number of threads.  Figures are the minimum over `--repeat` runs, in ms.
+too (per-block partial states merged exactly).  Dask runs with the
+threaded scheduler on `--workers` threads, each task's kernel on one
+thread; the NumPy call gets the same number of threads.  Figures are the
+minimum over `--repeat` runs, in ms.
 
 Usage::
 

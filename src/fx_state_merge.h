@@ -96,6 +96,13 @@ static inline double fx_merge_mkr(double m, double k, double r, double M, double
     return w;
 }
 
+/* v added to the sum *acc, which the first block starts from 0 (0 + v:
+ * NumPy's sum of -0.0 is 0.0) */
+static inline void fx_merge_sum(double *acc, double v, int first)
+{
+    *acc = (first ? 0.0 : *acc) + v;
+}
+
 /* gap(M, m) of the header */
 static inline double fx_merge_gap(double M, double m)
 {
@@ -120,40 +127,22 @@ static void fx_merge_lse_states(const char *const *blk, Py_ssize_t B, Py_ssize_t
                 const double *s = p + i * W;
                 double *t = o + (r0 + i) * W;
                 double kt, rt;
+                const int first = b == 0;
                 fx_merge_mkr(s[0], s[1], s[2], M[i], &kt, &rt);
+                t[0] = M[i];
+                fx_merge_sum(&t[1], kt, first);
+                fx_merge_sum(&t[2], rt, first);
                 if (kind == FX_MERGE_CE) {
                     /* B moved to the common maximum (no shift where the
                      * maxima are equal, also both -inf: a partial merge
                      * of blocks of only -inf) */
                     const double A = s[3];
                     const double Bt = (A == 0.0 || s[0] == M[i]) ? s[4] : s[4] + (M[i] - s[0]) * A;
-                    if (b == 0) {
-                        t[0] = M[i];
-                        t[1] = 0.0 + kt;
-                        t[2] = 0.0 + rt;
-                        t[3] = 0.0 + A;
-                        t[4] = 0.0 + Bt;
-                        t[5] = s[5];
-                    } else {
-                        t[1] += kt;
-                        t[2] += rt;
-                        t[3] += A;
-                        t[4] += Bt;
-                        t[5] = fx_merge_max(t[5], s[5]);
-                    }
-                } else if (b == 0) {
-                    t[0] = M[i];
-                    t[1] = 0.0 + kt;
-                    t[2] = 0.0 + rt;
-                    t[3] = s[3];
-                    t[4] = s[4];
-                    t[5] = s[5];
+                    fx_merge_sum(&t[3], A, first);
+                    fx_merge_sum(&t[4], Bt, first);
+                    t[5] = first ? s[5] : fx_merge_max(t[5], s[5]);
                 } else {
-                    t[1] += kt;
-                    t[2] += rt;
-                    t[3] = fx_merge_max(t[3], s[3]);
-                    t[4] = fx_merge_max(t[4], s[4]);
-                    t[5] = fx_merge_max(t[5], s[5]);
+                    for (int f = 3; f < 6; f++) t[f] = first ? s[f] : fx_merge_max(t[f], s[f]);
                 }
             }
         }
@@ -187,17 +176,17 @@ static void fx_merge_score_states(const char *const *blk, Py_ssize_t B, Py_ssize
                 const double dt = top ? d : r * (d + gap);
                 const double qt = top ? q : r * r * (k + q);
                 const int64_t pt = top ? c[1] : big, ft = c[2] >= 0 ? c[2] : big;
-                if (b == 0) {
-                    sf[0] = M[i];
-                    sf[1] = 0.0 + kt;
-                    sf[2] = 0.0 + st;
-                    sf[3] = 0.0 + dt;
-                    sf[4] = 0.0 + qt;
+                const int first = b == 0;
+                if (!first) memcpy(sf, t, 40);
+                sf[0] = M[i];
+                fx_merge_sum(&sf[1], kt, first);
+                fx_merge_sum(&sf[2], st, first);
+                fx_merge_sum(&sf[3], dt, first);
+                fx_merge_sum(&sf[4], qt, first);
+                if (first) {
                     si[0] = c[0]; si[1] = pt; si[2] = ft; si[3] = c[3]; si[4] = c[4];
                 } else {
-                    memcpy(sf, t, 40);
                     memcpy(si, t + 40, 40);
-                    sf[1] += kt; sf[2] += st; sf[3] += dt; sf[4] += qt;
                     /* counts as NumPy sums int64: wrapping, never trapping */
                     si[0] = (int64_t)((uint64_t)si[0] + (uint64_t)c[0]);
                     si[1] = pt < si[1] ? pt : si[1];
@@ -243,25 +232,16 @@ static void fx_merge_softmax_states(const char *const *blk, Py_ssize_t B, Py_ssi
                 double mt = w > 0.0 ? w * (s[mom] + shift * (s[1] + s[2])) : 0.0;
                 if (s[mom] == INFINITY) mt = INFINITY;
                 if (s[0] == -INFINITY) mt = 0.0;
-                if (b == 0) {
-                    t[0] = M[i];
-                    t[1] = 0.0 + kt;
-                    t[2] = 0.0 + rt;
-                    if (pair) {
-                        t[3] = My[i];
-                        t[4] = 0.0 + kyt;
-                        t[5] = 0.0 + ryt;
-                    }
-                    t[mom] = 0.0 + mt;
-                } else {
-                    t[1] += kt;
-                    t[2] += rt;
-                    if (pair) {
-                        t[4] += kyt;
-                        t[5] += ryt;
-                    }
-                    t[mom] += mt;
+                const int first = b == 0;
+                t[0] = M[i];
+                fx_merge_sum(&t[1], kt, first);
+                fx_merge_sum(&t[2], rt, first);
+                if (pair) {
+                    t[3] = My[i];
+                    fx_merge_sum(&t[4], kyt, first);
+                    fx_merge_sum(&t[5], ryt, first);
                 }
+                fx_merge_sum(&t[mom], mt, first);
             }
         }
     }

@@ -23,8 +23,8 @@ from dask.layers import ArraySliceDep, ArrayValuesDep
 from .._dispatch import checked_threads
 from . import row_state
 
-__all__ = ["array_of", "scalar_of", "probe", "probe_array", "probe_labels", "threads", "operand", "known_shape",
-           "reduced_axes_whole", "map_reduction", "tree_state", "drop_axes", "no_out",
+__all__ = ["array_of", "scalar_of", "probe", "probe_array", "probe_labels", "threads", "operand",
+           "known_shape", "reduced_axes_whole", "map_reduction", "tree_state", "drop_axes", "no_out",
            "block_label_index", "held", "target_operand", "chunked_like", "without_empty_chunks",
            "fan_in", "block_classes", "classes_of", "block_values"]
 
@@ -143,15 +143,15 @@ def _kept(*blocks, fn, axes, **kwargs):
     return np.expand_dims(np.asarray(fn(*blocks, **kwargs)), axes)
 
 
-def _dropped(*blocks, fn, **kwargs):
-    """`fn` of the blocks, each given by blockwise as a nested list of one
+def _dropped(*blocks, fn):
+    """array_of the blocks, each given by blockwise as a nested list of one
     block per contracted axis (every such axis is one chunk)."""
     blocks = list(blocks)
     for i, b in enumerate(blocks):
         while isinstance(b, list):
             (b,) = b
         blocks[i] = b
-    return scalar_of(fn(*blocks, **kwargs))
+    return array_of(*blocks, fn=fn)
 
 
 def map_reduction(fn, arrays, axes, dtype, keepdims=True, **kwargs):

@@ -147,8 +147,7 @@ def _ce_block_part(x, t, st, cls, w, *, ca, C, eps, ignore_index, probs):
 
 def _ce_merge(states, axis, keepdims=True):
     """Merge states along `axis`, by the kernels' merge_states."""
-    kind = 5 if row_state.leaf_dtype(states) == CE else None
-    return row_state.merge_in_slices(_ce_merge_fields, states, axis, keepdims, kernel_kind=kind)
+    return row_state.merge_in_slices(_ce_merge_fields, states, axis, keepdims, {CE: 5})
 
 
 def _ce_merge_fields(states):

@@ -283,24 +283,23 @@ def _shifted(w, m, moment, shift, size, axes):
 MERGE_ROWS = 2048
 
 
-def merge_in_slices(core, states, axis, keepdims, kernel_kind=None):
+def merge_in_slices(core, states, axis, keepdims, kernels=None):
     """Merge the partial states `states` along `axis` (an int or a tuple):
     the combine and aggregate step of ``dask.array.reduction``, which passes
     an array (``concatenate=True``) or the (nested) list of blocks
-    (``concatenate=False``, in block order).  `core` merges a dict of the
-    fields as (blocks, rows) arrays, contiguous, into a record array of
-    shape (1, rows); it is given MERGE_ROWS rows at a time.  With
-    `kernel_kind` (see the kernels' ``merge_states``: the states of the
-    log-sum-exp, the softmax entropies and the scorer) the kernel merges
-    the records instead, with the same formulas, reading each block's
-    records as they are: no temporary, one call (cross_entropy's states
-    too).  The NumPy merge's few
-    hundred calls and their temporaries took 15-40 ms of a 16-block merge
-    of 16384 rows on a ``distributed`` worker, 2-3x their time in another
-    process: Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``,
-    so that the allocator returns freed memory to the system at once and
-    every temporary is fresh pages.  `core` is the reference the kernel
-    is tested against, and merges records of any other dtype.
+    (``concatenate=False``, in block order).  `kernels` maps the record
+    dtypes the kernels' ``merge_states`` knows to its kind numbers: states
+    of such a dtype (exactly: native byte order, fields in order) are merged
+    there, with the formulas of `core`, reading each block's records as
+    they are: no temporary, one call.  `core`, the reference the kernel is
+    tested against, merges any other: a dict of the fields as (blocks,
+    rows) arrays, contiguous, into a record array of shape (1, rows), given
+    MERGE_ROWS rows at a time.  The NumPy merge's few hundred calls and
+    their temporaries took 15-40 ms of a 16-block merge of 16384 rows on a
+    ``distributed`` worker, 2-3x their time in another process: Dask starts
+    its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, so that the
+    allocator returns freed memory to the system at once and every
+    temporary is fresh pages.
 
     With the blocks first and each field contiguous, a merge reduces over
     axis 0: n - 1 elementwise operations over the rows.  Along a short
@@ -324,10 +323,11 @@ def merge_in_slices(core, states, axis, keepdims, kernel_kind=None):
         leads.append(a.transpose(axes + kept).reshape(n, -1))
     rows = leads[0].shape[1]
     out = np.empty(rows, first.dtype)
-    if kernel_kind is not None:
+    kind = (kernels or {}).get(first.dtype)
+    if kind is not None:
         if rows:
             _dispatch.kernel("merge_states", np.dtype(_F))(
-                kernel_kind, [_aligned_records(a) for a in leads], out)
+                kind, [_aligned_records(a) for a in leads], out)
     else:
         for r0 in range(0, rows, MERGE_ROWS):
             r1 = min(r0 + MERGE_ROWS, rows)
@@ -353,21 +353,11 @@ def merge(states, axis, keepdims=True):
     """Merge the partial states `states` (an array, or a nested list of
     blocks) along `axis` (see merge_in_slices), by the kernels'
     merge_states."""
-    return merge_in_slices(_merge_fields, states, axis, keepdims,
-                           kernel_kind=_KERNEL_KIND.get(leaf_dtype(states)))
-
-
-def leaf_dtype(states):
-    """The dtype of the first block of `states` (an array, or a nested list
-    of blocks): the kernel merges only records of the exact dtypes it
-    knows (native byte order, fields in order), the NumPy merge any other."""
-    while isinstance(states, list):
-        states = states[0]
-    return states.dtype
+    return merge_in_slices(_merge_fields, states, axis, keepdims, KERNEL_KINDS)
 
 
 # each kind's number in the kernels' merge_states
-_KERNEL_KIND = {LSE: 0, ENTROPY: 2, XENT: 3, KL: 4}
+KERNEL_KINDS = {LSE: 0, ENTROPY: 2, XENT: 3, KL: 4}
 
 
 _KINDS = {kind.names: kind for kind in (LSE, ENTROPY, XENT, KL)}

@@ -211,8 +211,7 @@ def _state_rows(z, zy, c0):
 def _merge(states, axis, keepdims=True):
     """Merge states along `axis` (see the module docstring), by the kernels'
     merge_states."""
-    kind = 1 if row_state.leaf_dtype(states) == STATE else None
-    return row_state.merge_in_slices(_merge_fields, states, axis, keepdims, kernel_kind=kind)
+    return row_state.merge_in_slices(_merge_fields, states, axis, keepdims, {STATE: 1})
 
 
 def _merge_fields(states):
